@@ -1,0 +1,69 @@
+"""blurkit: train, compare, ship and apply image deblurring models.
+
+``import blurkit`` is light: NumPy only. OpenCV is imported with the blur generators and image I/O, and
+TensorFlow/Keras only when a model is built, trained or loaded.
+
+Examples:
+    >>> import blurkit
+    >>> "gaussian" in blurkit.BLURS.list()
+    True
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from blurkit.registry import (
+    BLURS,
+    METRICS,
+    MODELS,
+    Registry,
+    register_blur,
+    register_metric,
+    register_model,
+)
+
+__version__ = "0.1.0"
+
+# name -> module holding it; imported on first attribute access (PEP 562).
+_LAZY = {
+    "Deblurrer": "blurkit.deblurrer",
+    "read_image": "blurkit.data.io",
+    "write_image": "blurkit.data.io",
+    "list_images": "blurkit.data.io",
+    "Blur": "blurkit.blurs.base",
+    "psnr": "blurkit.metrics.functional",
+    "ssim": "blurkit.metrics.functional",
+    "mse": "blurkit.metrics.functional",
+}
+
+__all__ = [
+    "BLURS",
+    "MODELS",
+    "METRICS",
+    "Registry",
+    "register_blur",
+    "register_model",
+    "register_metric",
+    "__version__",
+    *_LAZY,
+]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from blurkit.blurs.base import Blur
+    from blurkit.data.io import list_images, read_image, write_image
+    from blurkit.deblurrer import Deblurrer
+    from blurkit.metrics.functional import mse, psnr, ssim
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'blurkit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,312 @@
+"""One registry class for blur generators, model builders and metrics.
+
+A :class:`Registry` maps short names (``"gaussian"``, ``"unet"``, ``"psnr"``) to components. Built-in
+components are registered by importing their modules, which happens lazily the first time a registry is
+used, so ``import blurkit`` stays light. Third-party components come from Python entry points, one group
+per registry (``blurkit.blurs``, ``blurkit.models``, ``blurkit.metrics``): the entry point's name is the
+component's name and its object is the component itself, so a plugin needs no import-time side effects::
+
+    [project.entry-points."blurkit.metrics"]
+    mae = "my_plugin:mae"
+
+Entry points are loaded lazily (on the first unknown name, or when listing). Built-ins win over plugins
+of the same name unless the plugin is registered explicitly with ``override=True``. A plugin that fails to
+import gives a :class:`PluginWarning` naming it and the error; it never breaks the other components.
+
+Examples:
+    >>> from blurkit.registry import Registry
+    >>> colors = Registry("colors")
+    >>> @colors.register("red")
+    ... def red():
+    ...     return (255, 0, 0)
+    >>> colors.get("red")()
+    (255, 0, 0)
+    >>> colors.list("r*")
+    ['red']
+    >>> colors.get("rde")
+    Traceback (most recent call last):
+    ...
+    blurkit.registry.UnknownComponentError: unknown colors 'rde'; did you mean 'red'? Available: red
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import importlib
+import inspect
+import threading
+import warnings
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any, Callable, Iterable
+
+__all__ = [
+    "Registry",
+    "Entry",
+    "UnknownComponentError",
+    "DuplicateComponentError",
+    "PluginWarning",
+    "BLURS",
+    "MODELS",
+    "METRICS",
+    "register_blur",
+    "register_model",
+    "register_metric",
+]
+
+BUILTIN = "built-in"
+
+
+class UnknownComponentError(KeyError):
+    """Raised for a name that no built-in or plugin provides."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable.
+        return str(self.args[0]) if self.args else ""
+
+
+class DuplicateComponentError(ValueError):
+    """Raised when a name is registered twice without ``override=True``."""
+
+
+class PluginWarning(UserWarning):
+    """A plugin entry point could not be loaded; the other components still work."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """Where a registered component comes from.
+
+    Attributes:
+        name: The registry name.
+        obj: The component (class or function).
+        source: ``"built-in"`` or ``"plugin <distribution> <version>"``.
+        module: The module that defines the object.
+        file: The source file, when known.
+        line: The line in that file, when known.
+    """
+
+    name: str
+    obj: Any
+    source: str
+    module: str
+    file: str | None
+    line: int | None
+
+
+def _describe(obj: Any) -> tuple[str, str | None, int | None]:
+    module = getattr(obj, "__module__", None) or "?"
+    try:
+        target = inspect.unwrap(obj)
+        file = inspect.getsourcefile(target)
+        line = inspect.getsourcelines(target)[1]
+    except (TypeError, OSError):
+        file, line = None, None
+    return module, file, line
+
+
+class Registry:
+    """A named collection of components with lazy built-ins and entry-point plugins.
+
+    Args:
+        kind: What the registry holds, used in messages (``"blurs"``).
+        group: The entry-point group scanned for plugins (``"blurkit.blurs"``), or None for none.
+        builtins: Modules whose import registers the built-in components; imported on first use.
+    """
+
+    def __init__(self, kind: str, group: str | None = None, builtins: Iterable[str] = ()) -> None:
+        self.kind = kind
+        self.group = group
+        self._builtins = tuple(builtins)
+        self._entries: dict[str, Entry] = {}
+        self._builtins_loaded = not self._builtins
+        self._plugins_loaded = group is None
+        self._lock = threading.RLock()
+
+    # -- registration -------------------------------------------------------------------------
+    def register(
+        self, name: str | None = None, obj: Any = None, *, override: bool = False, source: str | None = None
+    ) -> Any:
+        """Register ``obj`` under ``name``; without ``obj``, return a decorator.
+
+        Args:
+            name: Registry name; defaults to the object's ``__name__``.
+            obj: The component. Omit to use ``register`` as a decorator.
+            override: Replace an existing entry of the same name instead of raising.
+            source: Where the component comes from; defaults to ``"built-in"`` for blurkit's own modules
+                and ``"user"`` otherwise.
+
+        Returns:
+            The object itself (so decorated definitions are unchanged), or a decorator.
+
+        Raises:
+            DuplicateComponentError: ``name`` is taken and ``override`` is False.
+        """
+        if obj is None:
+            return lambda o: self.register(name, o, override=override, source=source)
+        key = name or getattr(obj, "__name__", None)
+        if not key or not isinstance(key, str):
+            raise ValueError(f"{self.kind}: a component needs a non-empty string name, got {key!r}")
+        module, file, line = _describe(obj)
+        if source is None:
+            source = BUILTIN if module.split(".")[0] == "blurkit" else "user"
+        with self._lock:
+            old = self._entries.get(key)
+            if old is not None and not override and old.obj is not obj:
+                raise DuplicateComponentError(
+                    f"{self.kind} {key!r} is already registered (from {old.source}, {old.module}); "
+                    "pass override=True to replace it"
+                )
+            self._entries[key] = Entry(key, obj, source, module, file, line)
+        return obj
+
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (mainly for tests)."""
+        with self._lock:
+            self._entries.pop(name, None)
+
+    # -- lazy loading ---------------------------------------------------------------------------
+    def _load_builtins(self) -> None:
+        if self._builtins_loaded:
+            return
+        with self._lock:
+            if self._builtins_loaded:
+                return
+            self._builtins_loaded = True
+            for mod in self._builtins:
+                importlib.import_module(mod)
+
+    def _load_plugins(self) -> None:
+        self._load_builtins()
+        if self._plugins_loaded:
+            return
+        with self._lock:
+            if self._plugins_loaded:
+                return
+            self._plugins_loaded = True
+            for ep in metadata.entry_points(group=self.group):
+                self._load_entry_point(ep)
+
+    def _load_entry_point(self, ep: metadata.EntryPoint) -> None:
+        dist = getattr(ep, "dist", None)
+        label = f"{dist.metadata['Name']} {dist.version}" if dist is not None else ep.value
+        if ep.name in self._entries:
+            # Built-ins (and anything registered explicitly) win over plugins of the same name.
+            if self._entries[ep.name].source == BUILTIN:
+                warnings.warn(
+                    f"plugin {label} provides {self.kind} {ep.name!r}, which is built in; the built-in wins "
+                    f"(register it with override=True to replace it)",
+                    PluginWarning,
+                    stacklevel=3,
+                )
+            return
+        try:
+            obj = ep.load()
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must never break blurkit
+            warnings.warn(
+                f"blurkit could not load plugin {self.kind} {ep.name!r} ({ep.value}) from {label}: "
+                f"{type(exc).__name__}: {exc}",
+                PluginWarning,
+                stacklevel=3,
+            )
+            return
+        self.register(ep.name, obj, source=f"plugin {label}")
+
+    def reload_plugins(self) -> None:
+        """Forget loaded plugins and scan the entry points again (after installing one at run time)."""
+        with self._lock:
+            for key in [k for k, e in self._entries.items() if e.source.startswith("plugin ")]:
+                del self._entries[key]
+            self._plugins_loaded = self.group is None
+
+    # -- lookup -------------------------------------------------------------------------------
+    def get(self, name: str) -> Any:
+        """Return the component registered as ``name``.
+
+        Raises:
+            UnknownComponentError: No built-in or plugin has that name; the message lists the available
+                names and the closest match.
+        """
+        return self.entry(name).obj
+
+    def entry(self, name: str) -> Entry:
+        """Return the :class:`Entry` (object and provenance) of ``name``."""
+        self._load_builtins()
+        if name not in self._entries:
+            self._load_plugins()
+        try:
+            return self._entries[name]
+        except KeyError:
+            names = sorted(self._entries)
+            close = difflib.get_close_matches(str(name), names, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise UnknownComponentError(
+                f"unknown {self.kind} {name!r}{hint} Available: {', '.join(names) or '(none)'}"
+            ) from None
+
+    def create(self, name: str, **kwargs: Any) -> Any:
+        """Call the component registered as ``name`` with ``kwargs`` (build a class or a model)."""
+        factory = self.get(name)
+        if not callable(factory):
+            raise TypeError(f"{self.kind} {name!r} is not callable: {factory!r}")
+        return factory(**kwargs)
+
+    def list(self, pattern: str = "*") -> list[str]:
+        """Names matching the fnmatch ``pattern``, sorted (plugins included)."""
+        self._load_plugins()
+        return sorted(n for n in self._entries if fnmatch.fnmatchcase(n, pattern))
+
+    def entries(self, pattern: str = "*") -> list[Entry]:
+        """Entries matching ``pattern``, sorted by name."""
+        return [self._entries[n] for n in self.list(pattern)]
+
+    def find(self, name: str) -> dict[str, Any]:
+        """Where ``name`` is defined: ``{"name", "source", "module", "file", "line"}``."""
+        e = self.entry(name)
+        return {"name": e.name, "source": e.source, "module": e.module, "file": e.file, "line": e.line}
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        try:
+            self.entry(name)
+        except UnknownComponentError:
+            return False
+        return True
+
+    def __iter__(self):
+        return iter(self.list())
+
+    def __len__(self) -> int:
+        return len(self.list())
+
+    def __repr__(self) -> str:
+        return f"Registry({self.kind!r}, group={self.group!r})"
+
+
+BLURS = Registry(
+    "blurs",
+    "blurkit.blurs",
+    builtins=["blurkit.blurs.gaussian", "blurkit.blurs.motion", "blurkit.blurs.average", "blurkit.blurs.defocus"],
+)
+MODELS = Registry(
+    "models",
+    "blurkit.models",
+    builtins=["blurkit.models.autoencoder", "blurkit.models.unet", "blurkit.models.nafnet"],
+)
+METRICS = Registry("metrics", "blurkit.metrics", builtins=["blurkit.metrics.functional"])
+
+
+def register_blur(name: str | None = None, obj: Any = None, *, override: bool = False) -> Callable | Any:
+    """Register a blur generator class (decorator). See :meth:`Registry.register`."""
+    return BLURS.register(name, obj, override=override)
+
+
+def register_model(name: str | None = None, obj: Any = None, *, override: bool = False) -> Callable | Any:
+    """Register a model builder function (decorator). See :meth:`Registry.register`."""
+    return MODELS.register(name, obj, override=override)
+
+
+def register_metric(name: str | None = None, obj: Any = None, *, override: bool = False) -> Callable | Any:
+    """Register a metric function ``(y_true, y_pred) -> float`` (decorator). See :meth:`Registry.register`."""
+    return METRICS.register(name, obj, override=override)
