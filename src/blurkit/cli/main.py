@@ -1,0 +1,65 @@
+"""The ``blurkit`` command line: thin commands over the library.
+
+Each command lives in its own module exposing ``add_parser(subparsers)``, which adds an argparse parser
+and sets ``func`` to a ``run(args) -> int`` function. Command modules import only the standard library at
+the top; the heavy imports (OpenCV, TensorFlow) happen inside ``run`` so ``blurkit --help`` is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# command name -> module; order is the order shown by --help
+COMMANDS = {
+    "list": "blurkit.cli.list_cmd",
+    "make-pairs": "blurkit.cli.make_pairs",
+    "train": "blurkit.cli.train",
+    "deblur": "blurkit.cli.deblur",
+    "evaluate": "blurkit.cli.evaluate",
+    "demo": "blurkit.cli.demo",
+}
+
+
+class CLIError(Exception):
+    """An error to report to the user in one line, without a traceback (exit status 2)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from blurkit import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="blurkit", description="Train, compare and apply image deblurring models."
+    )
+    parser.add_argument("--version", action="version", version=f"blurkit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in COMMANDS.values():
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:  # a command not written yet must not break the others
+            if exc.name != module:
+                raise
+            continue
+        mod.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 1
+    try:
+        return int(args.func(args) or 0)
+    except CLIError as exc:
+        print(f"blurkit {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
