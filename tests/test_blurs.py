@@ -1,0 +1,424 @@
+"""Blur generators: contract tests generated from the registry, golden values, errors, properties."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import cv2
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import ndimage
+
+from blurkit.blurs import (
+    AverageBlur,
+    Blur,
+    DefocusBlur,
+    GaussianBlur,
+    MotionBlur,
+    blur,
+    deserialize_blur,
+    serialize_blur,
+)
+from blurkit.blurs.functional import (
+    BORDERS,
+    box_kernel,
+    convolve,
+    disk_kernel,
+    gaussian_kernel,
+    motion_kernel,
+)
+from blurkit.registry import BLURS, UnknownComponentError
+from blurkit.testing.blurs import check_blur
+
+SCIPY_MODE = {
+    "reflect": "mirror",
+    "symmetric": "reflect",
+    "edge": "nearest",
+    "constant": "constant",
+    "wrap": "grid-wrap",
+}
+FAST = settings(max_examples=150, deadline=None, database=None)
+
+
+# -- contract, generated from the registry (plugins included) ----------------------------------------
+@pytest.mark.parametrize("name", BLURS.list())
+def test_contract(name):
+    check_blur(name)
+
+
+@pytest.mark.parametrize("border", list(BORDERS))
+@pytest.mark.parametrize("name", BLURS.list())
+def test_contract_with_noise_and_quantize(name, border):
+    check_blur(BLURS.create(name, border=border, noise=(0.0, 0.03), quantize=True, seed=7))
+
+
+def test_builtins_are_registered():
+    assert {"gaussian", "motion", "average", "defocus"} <= set(BLURS.list())
+    assert BLURS.get("gaussian") is GaussianBlur
+    assert BLURS.find("motion")["source"] == "built-in"
+
+
+# -- the harness catches broken blurs ---------------------------------------------------------------
+class _Broken(GaussianBlur):
+    name = "broken"
+
+    def __init__(self, flaw: str = "sum", sigma=1.0, **kwargs):
+        super().__init__(sigma=sigma, **kwargs)
+        self.flaw = flaw
+
+    def kernel(self, params):
+        k = super().kernel(params)
+        if self.flaw == "sum":
+            return k * 1.1
+        if self.flaw == "even":
+            return np.full((4, 4), 1 / 16)
+        if self.flaw == "random":
+            return k * 0 + np.random.default_rng().dirichlet(np.ones(k.size)).reshape(k.shape)
+        return k
+
+    def apply(self, image, params, kernel=None, rng=None):
+        out = super().apply(image, params, kernel, rng)
+        return out.astype(np.float32) if self.flaw == "dtype" else out
+
+    def get_config(self):
+        config = super().get_config()
+        if self.flaw == "config":
+            return config
+        return {**config, "flaw": self.flaw, **({"extra": 1} if self.flaw == "extra" else {})}
+
+
+@pytest.mark.parametrize(
+    "flaw, message",
+    [
+        ("sum", "must sum to 1"),
+        ("even", "odd height and width"),
+        ("random", "same"),
+        ("dtype", "keep shape and dtype"),
+        ("config", r"get_config\(\) must hold every init argument; missing \['flaw'\]"),
+        ("extra", r"from_config\(get_config\(\)\) raised TypeError"),
+    ],
+)
+def test_check_blur_reports_broken_blurs(flaw, message):
+    with pytest.raises(AssertionError, match=message):
+        check_blur(_Broken(flaw))
+
+
+def test_check_blur_rejects_non_blurs():
+    with pytest.raises(AssertionError, match="must subclass"):
+        check_blur(dict)
+    with pytest.raises(UnknownComponentError, match="did you mean 'gaussian'"):
+        check_blur("gausian")
+
+
+# -- golden values ------------------------------------------------------------------------------
+@pytest.mark.parametrize("sigma", [0.3, 0.5, 1.0, 1.7, 3.5])
+def test_gaussian_kernel_matches_opencv(sigma):
+    p = GaussianBlur(sigma=sigma).sample(0)
+    ksize = 2 * math.ceil(3 * sigma) + 1
+    assert p["ksize"] == ksize
+    g = cv2.getGaussianKernel(ksize, sigma)
+    np.testing.assert_allclose(GaussianBlur().kernel(p), g @ g.T, rtol=0, atol=1e-12)
+
+
+def test_anisotropic_gaussian_matches_opencv_and_rotates():
+    b = GaussianBlur(sigma=2.0, sigma_y=0.7, angle=0.0)
+    p = b.sample(0)
+    assert p["ksize"] == 13
+    k = b.kernel(p)
+    np.testing.assert_allclose(
+        k, cv2.getGaussianKernel(13, 0.7) @ cv2.getGaussianKernel(13, 2.0).T, atol=1e-12
+    )
+    np.testing.assert_allclose(b.kernel(dict(p, angle=90.0)), k.T, atol=1e-12)
+    np.testing.assert_allclose(b.kernel(dict(p, angle=180.0)), k, atol=1e-12)
+    # rotated: the variance along the direction `angle` (counter-clockwise as displayed) is sigma**2
+    for angle in (30.0, 45.0, 120.0):
+        kr = gaussian_kernel(2.0, 0.7, angle, ksize=31)
+        y, x = np.mgrid[15:-16:-1, -15:16]
+        t = math.radians(angle)
+        along = (kr * (x * math.cos(t) + y * math.sin(t)) ** 2).sum()
+        across = (kr * (-x * math.sin(t) + y * math.cos(t)) ** 2).sum()
+        assert along == pytest.approx(4.0, rel=0.02)
+        assert across == pytest.approx(0.49 + 1 / 12, rel=0.15)  # plus pixel discretisation
+
+
+def test_gaussian_blur_matches_opencv_gaussianblur(astronaut):
+    img = astronaut[:96, :128].astype(np.float32) / 255
+    b = GaussianBlur(sigma=1.5)
+    out = b(img, seed=0)["image"]
+    ref = cv2.GaussianBlur(img, (11, 11), 1.5, borderType=cv2.BORDER_REFLECT_101)
+    np.testing.assert_allclose(out, ref, atol=1e-5)
+
+
+def _kernels():
+    rng = np.random.default_rng(3)
+    asym = rng.random((5, 7))
+    return {
+        "asymmetric": asym / asym.sum(),
+        "gaussian": gaussian_kernel(1.3),
+        "rotated": gaussian_kernel(2.5, 0.8, 30),
+        "motion": motion_kernel(9.5, 30),
+        "box": box_kernel(5),
+        "disk": disk_kernel(3.2),
+    }
+
+
+@pytest.mark.parametrize("border", list(BORDERS))
+@pytest.mark.parametrize("kname", list(_kernels()))
+def test_convolve_matches_scipy(camera, astronaut, kname, border):
+    k = _kernels()[kname]
+    gray = camera[100:196, 150:278].astype(np.float32) / 255
+    ref = ndimage.convolve(gray.astype(np.float64), k, mode=SCIPY_MODE[border], cval=0.0)
+    np.testing.assert_allclose(convolve(gray, k, border), ref, rtol=0, atol=1e-4)
+    # correlation is convolution with the flipped kernel
+    ref = ndimage.correlate(gray.astype(np.float64), k, mode=SCIPY_MODE[border])
+    np.testing.assert_allclose(convolve(gray, k[::-1, ::-1], border), ref, rtol=0, atol=1e-4)
+    color = astronaut[:64, :80]
+    ref = ndimage.convolve(color.astype(np.float64), k[..., None], mode=SCIPY_MODE[border])
+    np.testing.assert_allclose(convolve(color.astype(np.float64), k, border), ref, atol=1e-6)
+    # through a Blur on uint8: same up to rounding
+    params = {"noise_sigma": 0.0, "quantize": False, "border": border}
+    out = AverageBlur().apply(color, params, kernel=k)
+    assert out.dtype == np.uint8
+    assert np.abs(out.astype(np.float64) - ref).max() <= 0.5 + 1e-3
+
+
+def test_average_matches_opencv_blur(astronaut):
+    img = astronaut[:64, :80].astype(np.float32)
+    np.testing.assert_allclose(AverageBlur(size=5).kernel({"size": 5}), np.full((5, 5), 1 / 25))
+    out = AverageBlur(size=5)(img, seed=0)["image"]
+    np.testing.assert_allclose(out, cv2.blur(img, (5, 5), borderType=cv2.BORDER_REFLECT_101), atol=1e-4)
+
+
+def test_motion_kernel_golden():
+    np.testing.assert_allclose(motion_kernel(3, 0), np.full((1, 3), 1 / 3))
+    np.testing.assert_allclose(motion_kernel(4, 0), [[0.125, 0.25, 0.25, 0.25, 0.125]])
+    np.testing.assert_allclose(motion_kernel(5, 90), motion_kernel(5, 0).T)
+    np.testing.assert_allclose(motion_kernel(7, 180), motion_kernel(7, 0), atol=1e-12)
+    np.testing.assert_allclose(motion_kernel(1, 0), [[1.0]])
+    for length, angle in [(9.5, 30), (15, 45), (4.2, 100), (12, 170)]:
+        k = motion_kernel(length, angle)
+        np.testing.assert_allclose(k, k[::-1, ::-1], atol=1e-15)  # point symmetric: no shift
+        t = math.radians(angle)
+        cy, cx = (k.shape[0] - 1) / 2, (k.shape[1] - 1) / 2
+        y, x = np.mgrid[: k.shape[0], : k.shape[1]]
+        along = (k * ((x - cx) * math.cos(t) - (y - cy) * math.sin(t)) ** 2).sum()
+        assert along == pytest.approx((length**2 + 1) / 12, rel=0.1)  # uniform segment + 1 px box
+
+
+def test_disk_kernel_golden():
+    np.testing.assert_allclose(disk_kernel(0.0), [[1.0]])
+    for radius in (1.0, 2.5, 5.0):
+        k = disk_kernel(radius)
+        r = math.ceil(radius + 0.5) - 1
+        assert k.shape == (2 * r + 1, 2 * r + 1)
+        np.testing.assert_allclose(k, k.T, atol=1e-15)
+        np.testing.assert_allclose(k, k[::-1], atol=1e-15)
+    k = disk_kernel(5.0)
+    assert k[5, 5] == pytest.approx(1 / (math.pi * 25), rel=0.01)  # interior = 1 / area
+
+
+# -- seeds, noise, quantization, configs --------------------------------------------------------
+def test_seeds(astronaut):
+    img = astronaut[:32, :32]
+    b = GaussianBlur(noise=0.02, seed=0)
+    one, two = b(img, seed=5), b(img, seed=5)
+    assert one["params"] == two["params"] and np.array_equal(one["image"], two["image"])
+    assert not np.array_equal(b(img, seed=6)["image"], one["image"])
+    first, second = b(img), b(img)  # the instance's own generator advances
+    assert first["params"] != second["params"]
+    again = GaussianBlur(noise=0.02, seed=0)
+    assert again(img)["params"] == first["params"]
+    batch = b(np.stack([img] * 3), seed=1)
+    assert len({p["sigma"] for p in batch["params"]}) == 3  # each image its own params
+
+
+def test_noise_scale_quantize_and_clipping():
+    gray = np.full((64, 64), 128, np.uint8)
+    out = GaussianBlur(sigma=1.0, noise=0.1)(gray, seed=0)["image"]
+    assert out.astype(float).std() == pytest.approx(25.5, rel=0.1)  # noise in [0, 1] units
+    x = np.full((32, 32), 0.98, np.float32)
+    out = GaussianBlur(sigma=1.0, noise=0.2)(x, seed=0)["image"]
+    assert out.max() <= 1.0 and out.min() >= 0.0  # float in [0, 1] stays in [0, 1]
+    out = GaussianBlur(sigma=1.0, noise=0.2)(x + 0.5, seed=0)["image"]
+    assert out.max() > 1.6  # any other float range is not clipped (noise still in [0, 1] units)
+    out = GaussianBlur(sigma=1.0, noise=0.05, quantize=True)(x, seed=0)["image"]
+    np.testing.assert_allclose(out * 255, np.rint(out * 255), atol=1e-4)
+    u16 = (np.random.default_rng(0).random((16, 16)) * 65535).astype(np.uint16)
+    out = GaussianBlur(sigma=1.0, quantize=True)(u16, seed=0)["image"]
+    assert out.dtype == np.uint16 and np.all(out % 257 == 0)
+
+
+def test_serialization_round_trip():
+    b = MotionBlur(length=(5, 9), angle=30, border="wrap", noise=[0, 0.01], quantize=True, seed=3)
+    saved = json.loads(json.dumps(serialize_blur(b)))
+    assert saved == {"name": "motion", "version": 1, "config": b.get_config()}
+    back = deserialize_blur(saved)
+    assert isinstance(back, MotionBlur) and back.get_config() == b.get_config()
+    assert isinstance(deserialize_blur("defocus"), DefocusBlur)
+    with pytest.raises(UnknownComponentError, match="unknown blurs 'motoin'; did you mean 'motion'"):
+        deserialize_blur({"name": "motoin", "config": {}})
+    with pytest.raises(ValueError, match="saved with version 2, but this blurkit has version 1"):
+        deserialize_blur({"name": "motion", "version": 2, "config": {}})
+    with pytest.raises(ValueError, match="a serialized blur is a dict"):
+        deserialize_blur({"config": {}})
+
+
+def test_older_versions_are_upgraded():
+    class Renamed(DefocusBlur):
+        name = "renamed-defocus"
+        version = 2
+
+        @classmethod
+        def upgrade_config(cls, config, version):
+            config = dict(config)
+            if version < 2:
+                config["radius"] = config.pop("r")
+            return config
+
+    BLURS.register("renamed-defocus", Renamed)
+    try:
+        back = deserialize_blur({"name": "renamed-defocus", "version": 1, "config": {"r": 2.0}})
+        assert back.radius == 2.0
+    finally:
+        BLURS.unregister("renamed-defocus")
+
+
+def test_convenience_function(camera):
+    out = blur(camera[:40, :40], "defocus", seed=0, radius=2.0)
+    assert out.shape == (40, 40) and out.dtype == np.uint8
+    assert np.array_equal(out, DefocusBlur(radius=2.0)(camera[:40, :40], seed=0)["image"])
+    assert issubclass(GaussianBlur, Blur)
+
+
+# -- validation errors --------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "cls, kwargs, error, message",
+    [
+        (GaussianBlur, {"sigma": -1}, ValueError, "sigma must be >= 0, got -1"),
+        (GaussianBlur, {"sigma": (3, 1)}, ValueError, r"sigma range \(3, 1\) is empty: low must be <= high"),
+        (GaussianBlur, {"sigma": ()}, ValueError, r"sigma range must be a \(low, high\) pair"),
+        (GaussianBlur, {"sigma": (1, 2, 3)}, ValueError, r"sigma range must be a \(low, high\) pair"),
+        (GaussianBlur, {"sigma": "big"}, TypeError, r"sigma must be a number or a \(low, high\) pair"),
+        (GaussianBlur, {"sigma": float("nan")}, ValueError, "sigma must be finite"),
+        (GaussianBlur, {"sigma_y": -0.5}, ValueError, "sigma_y must be >= 0, got -0.5"),
+        (GaussianBlur, {"ksize": 4}, ValueError, "ksize must be odd, got 4"),
+        (GaussianBlur, {"ksize": 2.5}, ValueError, "ksize must be an integer, got 2.5"),
+        (GaussianBlur, {"border": "mirror"}, ValueError, "border must be one of 'reflect', .*got 'mirror'"),
+        (GaussianBlur, {"noise": -0.1}, ValueError, "noise must be >= 0, got -0.1"),
+        (GaussianBlur, {"quantize": "yes"}, TypeError, "quantize must be True or False"),
+        (GaussianBlur, {"seed": -1}, ValueError, "seed must be None or a non-negative int"),
+        (AverageBlur, {"size": 4}, ValueError, "size must be odd, got 4"),
+        (AverageBlur, {"size": (4, 4)}, ValueError, r"size range \(4, 4\) holds no odd size"),
+        (AverageBlur, {"size": (9, 3)}, ValueError, r"size range \(9, 3\) is empty"),
+        (AverageBlur, {"size": 0}, ValueError, "size must be >= 1, got 0"),
+        (MotionBlur, {"length": 0.5}, ValueError, "length must be >= 1, got 0.5"),
+        (MotionBlur, {"angle": (90, 10)}, ValueError, r"angle range \(90, 10\) is empty"),
+        (DefocusBlur, {"radius": -2}, ValueError, "radius must be >= 0, got -2"),
+        (DefocusBlur, {"radius": (-1, 2)}, ValueError, r"radius must be >= 0, got \(-1, 2\)"),
+    ],
+)
+def test_validation_errors(cls, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        cls(**kwargs)
+
+
+def test_input_errors():
+    b = GaussianBlur()
+    with pytest.raises(TypeError, match="image dtype must be uint8, uint16 or float, got int32"):
+        b(np.zeros((8, 8), np.int32))
+    with pytest.raises(ValueError, match=r"image must be \(H, W\), \(H, W, C\) or \(N, H, W, C\)"):
+        b(np.zeros((1, 2, 8, 8, 3)))
+    with pytest.raises(ValueError, match="seed must be a non-negative int, got -1"):
+        b(np.zeros((8, 8)), seed=-1)
+    with pytest.raises(TypeError, match="seed must be a numpy Generator, an int or None"):
+        b(np.zeros((8, 8)), seed="a")
+    with pytest.raises(ValueError, match="must not be empty"):
+        b(np.zeros((0, 8)))
+    with pytest.raises(ValueError, match="kernel must be 2D with odd height and width"):
+        convolve(np.zeros((8, 8)), np.ones((4, 4)) / 16)
+    with pytest.raises(ValueError, match="border must be one of"):
+        convolve(np.zeros((8, 8)), np.ones((3, 3)) / 9, border="mirror")
+
+
+# -- properties ---------------------------------------------------------------------------------
+def _reference(image: np.ndarray, kernel: np.ndarray, border: str) -> np.ndarray:
+    """Plain NumPy convolution: np.pad with the border mode, then a sliding window."""
+    ph, pw = kernel.shape[0] // 2, kernel.shape[1] // 2
+    x = image.astype(np.float64)
+    pad = ((ph, ph), (pw, pw)) + ((0, 0),) * (x.ndim - 2)
+    x = np.pad(x, pad, mode=border)  # blurkit border names are np.pad modes
+    windows = np.lib.stride_tricks.sliding_window_view(x, kernel.shape, axis=(0, 1))
+    return np.einsum("hw...ij,ij->hw...", windows, kernel[::-1, ::-1])
+
+
+@st.composite
+def images(draw):
+    h, w = draw(st.integers(1, 40)), draw(st.integers(1, 40))
+    layout = draw(st.sampled_from(["hw", "hwc", "nhwc"]))
+    c = draw(st.sampled_from([1, 3, 4]))
+    shape = {"hw": (h, w), "hwc": (h, w, c), "nhwc": (2, h, w, c)}[layout]
+    dtype = draw(st.sampled_from([np.uint8, np.uint16, np.float32, np.float64]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    if np.dtype(dtype).kind == "u":
+        top = np.iinfo(dtype).max
+        return rng.integers(0, top, shape, endpoint=True).astype(dtype)
+    low = draw(st.sampled_from([0.0, -1.0, -100.0]))
+    span = draw(st.sampled_from([1.0, 0.5, 255.0, 1000.0]))
+    return (low + span * rng.random(shape)).astype(dtype)
+
+
+@st.composite
+def blurs(draw, **base):
+    family = draw(st.sampled_from(["gaussian", "motion", "average", "defocus"]))
+    border = draw(st.sampled_from(list(BORDERS)))
+    pos = st.floats(0.0, 6.0)
+    if family == "gaussian":
+        sigma_y = draw(st.none() | pos)
+        return GaussianBlur(draw(pos), sigma_y, draw(st.floats(-360, 360)), border=border, **base)
+    if family == "motion":
+        return MotionBlur(draw(st.floats(1.0, 30.0)), draw(st.floats(-360, 360)), border=border, **base)
+    if family == "average":
+        return AverageBlur(2 * draw(st.integers(0, 8)) + 1, border=border, **base)
+    return DefocusBlur(draw(st.floats(0.0, 8.0)), border=border, **base)
+
+
+@FAST
+@given(image=images(), b=blurs(), seed=st.integers(0, 2**31 - 1))
+def test_property_range_shape_dtype(image, b, seed):
+    r = b(image, seed=seed)
+    out = r["image"]
+    assert out.shape == image.shape and out.dtype == image.dtype
+    assert np.isfinite(out).all()
+    kernels = r["kernel"] if image.ndim == 4 else [r["kernel"]]
+    for k in kernels:
+        assert k.ndim == 2 and k.shape[0] % 2 == 1 and k.shape[1] % 2 == 1
+        assert k.min() >= 0 and abs(k.sum() - 1) <= 1e-6
+    lo, hi = float(image.min()), float(image.max())
+    if b.border == "constant":
+        lo, hi = min(lo, 0.0), max(hi, 0.0)
+    tol = 0 if image.dtype.kind == "u" else 1e-5 * max(1.0, abs(lo), abs(hi))
+    assert lo - tol <= out.min() and out.max() <= hi + tol
+
+
+@FAST
+@given(image=images(), b=blurs(noise=(0.0, 0.2), quantize=True), seed=st.integers(0, 2**31 - 1))
+def test_property_with_noise(image, b, seed):
+    out = b(image, seed=seed)["image"]
+    assert out.shape == image.shape and out.dtype == image.dtype
+    assert np.isfinite(out).all()
+    if image.dtype.kind == "f" and image.min() >= 0 and image.max() <= 1:
+        assert out.min() >= 0 and out.max() <= 1
+
+
+@FAST
+@given(image=images(), b=blurs(), seed=st.integers(0, 2**31 - 1))
+def test_property_convolve_matches_numpy(image, b, seed):
+    one = image[0] if image.ndim == 4 else image
+    k = b.kernel(b.sample(seed))
+    got = convolve(one.astype(np.float64), k, b.border)
+    np.testing.assert_allclose(
+        got, _reference(one, k, b.border), rtol=1e-9, atol=1e-9 * max(1, np.abs(one).max())
+    )
