@@ -1,0 +1,443 @@
+"""Image-quality metrics for NumPy arrays and TensorFlow tensors.
+
+A metric is a function ``(y_true, y_pred) -> float``. The built-ins (``mse``, ``psnr``, ``ssim``,
+``accuracy``, ``channel_accuracy``) are registered in :data:`blurkit.METRICS`; a plugin metric is any
+function with the same signature and conventions.
+
+Conventions (every number blurkit reports uses them):
+
+* **Scale.** Integer images are divided by their dtype's maximum (``uint8`` by 255, ``uint16`` by 65535);
+  float images are taken as already in ``[0, 1]`` (they are not clipped or rescaled). The data range is
+  therefore always 1, and a ``uint8`` image gives exactly the same value as ``image / 255``.
+* **Shapes.** ``(H, W)`` grayscale, ``(H, W, C)`` colour, ``(N, H, W, C)`` batch. A batch gives the mean
+  over images of the per-image value (so PSNR of a batch is the mean PSNR, not the PSNR of the mean
+  squared error). Both images must have the same shape, else ``ValueError`` naming both shapes.
+* **Colour.** PSNR is computed over all pixels and channels of the RGB image (no conversion to Y). SSIM is
+  computed per channel and averaged (scikit-image convention).
+* **SSIM.** Wang et al. (2004) with the scikit-image settings ``gaussian_weights=True, sigma=1.5,
+  use_sample_covariance=False, data_range=1``: an 11x11 Gaussian window (sigma 1.5 truncated at 3.5
+  sigma), ``K1=0.01``, ``K2=0.03``, population covariance, and the mean taken over the region where the
+  window fits inside the image (a 5-pixel border is cropped, as scikit-image does). Images must be at
+  least 11x11.
+
+The NumPy implementations return a Python ``float`` and use float64. Each built-in also accepts
+TensorFlow tensors (anything that is not a NumPy array, NumPy scalar, list or tuple): it then runs its
+tensor implementation, exposed as ``fn.keras_fn``, which returns a scalar float32 tensor and can be used
+inside ``model.compile(metrics=[...])`` and XLA-compiled steps. The tensor implementations expect float
+images in ``[0, 1]`` (integer tensors are scaled like NumPy ones) and treat a rank-3 tensor as one
+``(H, W, C)`` image. The tensor SSIM uses the same window and the same valid region as scikit-image, so
+it differs from the NumPy value only by float32 rounding (about 1e-6).
+
+Each built-in also carries ``best`` (its value for identical images), ``higher_is_better`` and
+``symmetric`` attributes, which :func:`blurkit.testing.check_metric` reads.
+
+Examples:
+    >>> import numpy as np
+    >>> from blurkit.metrics.functional import mse, psnr, ssim
+    >>> a = np.zeros((16, 16), np.uint8)
+    >>> b = np.full((16, 16), 51, np.uint8)  # 0.2 after scaling
+    >>> round(mse(a, b), 6)
+    0.04
+    >>> round(psnr(a, b), 4)
+    13.9794
+    >>> psnr(a, a)
+    inf
+    >>> ssim(b, b)
+    1.0
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from blurkit.registry import register_metric
+
+__all__ = [
+    "mse",
+    "psnr",
+    "ssim",
+    "accuracy",
+    "channel_accuracy",
+    "prepare",
+    "is_numpy",
+    "SIGMA",
+    "TRUNCATE",
+    "WIN_SIZE",
+    "K1",
+    "K2",
+]
+
+SIGMA = 1.5
+"""Standard deviation of the SSIM Gaussian window."""
+TRUNCATE = 3.5
+"""The SSIM window is truncated at ``TRUNCATE * SIGMA`` (scikit-image's value)."""
+RADIUS = int(TRUNCATE * SIGMA + 0.5)  # 5, as in scipy.ndimage.gaussian_filter
+WIN_SIZE = 2 * RADIUS + 1
+"""Side of the SSIM window: 11."""
+K1 = 0.01
+K2 = 0.03
+ACC_SLACK = 1e-6  # absorbs float rounding in |a - b| <= tol (far below 1/65535)
+
+
+# -- helpers ----------------------------------------------------------------------------------------
+def is_numpy(x: Any) -> bool:
+    """True for NumPy arrays and scalars, lists, tuples and Python numbers (the NumPy path)."""
+    return isinstance(x, (np.ndarray, np.generic, list, tuple, int, float))
+
+
+def _to_float(x: Any) -> np.ndarray:
+    a = np.asarray(x)
+    if a.dtype == bool:
+        return a.astype(np.float64)
+    if np.issubdtype(a.dtype, np.integer):
+        return a.astype(np.float64) / np.iinfo(a.dtype).max
+    if np.issubdtype(a.dtype, np.floating):
+        return a.astype(np.float64)
+    raise TypeError(f"expected a numeric image, got dtype {a.dtype}")
+
+
+def prepare(y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Validate two images and return them as float64 arrays in blurkit's scale.
+
+    Plugin metrics can start with this call to follow blurkit's conventions.
+
+    Args:
+        y_true: Reference image, ``(H, W)``, ``(H, W, C)`` or ``(N, H, W, C)``, any numeric dtype.
+        y_pred: Restored image of the same shape.
+
+    Returns:
+        ``(y_true, y_pred)`` as float64; integer images divided by their dtype's maximum.
+
+    Raises:
+        ValueError: The shapes differ or the rank is not 2, 3 or 4.
+
+    Examples:
+        >>> import numpy as np
+        >>> t, p = prepare(np.array([[0, 255]], np.uint8), np.array([[0.0, 0.5]]))
+        >>> t.tolist(), p.tolist()
+        ([[0.0, 1.0]], [[0.0, 0.5]])
+        >>> prepare(np.zeros((4, 4)), np.zeros((4, 5)))
+        Traceback (most recent call last):
+        ...
+        ValueError: y_true and y_pred must have the same shape, got (4, 4) and (4, 5)
+    """
+    t, p = _to_float(y_true), _to_float(y_pred)
+    if t.shape != p.shape:
+        raise ValueError(f"y_true and y_pred must have the same shape, got {t.shape} and {p.shape}")
+    if t.ndim not in (2, 3, 4):
+        raise ValueError(f"expected an image (H, W), (H, W, C) or a batch (N, H, W, C), got shape {t.shape}")
+    return t, p
+
+
+def _image_axes(a: np.ndarray) -> tuple[int, ...]:
+    """Axes of one image: everything but the batch axis of a rank-4 array."""
+    return tuple(range(1, a.ndim)) if a.ndim == 4 else tuple(range(a.ndim))
+
+
+def _meta(keras_fn: Callable, best: float, higher_is_better: bool, symmetric: bool = True) -> Callable:
+    def deco(fn: Callable) -> Callable:
+        fn.keras_fn = keras_fn
+        fn.best = best
+        fn.higher_is_better = higher_is_better
+        fn.symmetric = symmetric
+        return fn
+
+    return deco
+
+
+def _gauss_1d() -> np.ndarray:
+    """The normalised 11-tap Gaussian of scipy.ndimage.gaussian_filter(sigma=1.5, truncate=3.5)."""
+    x = np.arange(-RADIUS, RADIUS + 1, dtype=np.float64)
+    g = np.exp(-0.5 * x**2 / SIGMA**2)
+    return g / g.sum()
+
+
+# -- tensor implementations --------------------------------------------------------------------------
+def _tensor_pair(y_true: Any, y_pred: Any):
+    """Both inputs as float32 ``(N, H, W, C)`` tensors in [0, 1], shapes checked where known."""
+    import tensorflow as tf
+
+    def to_float(x):
+        x = tf.convert_to_tensor(x)
+        if x.dtype.is_integer:
+            return tf.cast(x, tf.float32) / float(x.dtype.max)
+        if x.dtype == tf.bool:
+            return tf.cast(x, tf.float32)
+        return tf.cast(x, tf.float32)
+
+    t, p = to_float(y_true), to_float(y_pred)
+    if not t.shape.is_compatible_with(p.shape):
+        raise ValueError(
+            f"y_true and y_pred must have the same shape, got {tuple(t.shape)} and {tuple(p.shape)}"
+        )
+    rank = p.shape.rank if p.shape.rank is not None else t.shape.rank
+    if rank == 2:
+        t, p = t[None, :, :, None], p[None, :, :, None]
+    elif rank == 3:
+        t, p = t[None], p[None]
+    elif rank != 4:
+        raise ValueError(
+            f"expected an image (H, W), (H, W, C) or a batch (N, H, W, C), got shape {tuple(p.shape)}"
+        )
+    return t, p
+
+
+def _mse_tf(y_true: Any, y_pred: Any):
+    import tensorflow as tf
+
+    t, p = _tensor_pair(y_true, y_pred)
+    return tf.reduce_mean(tf.square(t - p))
+
+
+def _psnr_tf(y_true: Any, y_pred: Any):
+    import tensorflow as tf
+
+    t, p = _tensor_pair(y_true, y_pred)
+    err = tf.reduce_mean(tf.square(t - p), axis=[1, 2, 3])
+    per_image = -10.0 * tf.math.log(err) / math.log(10.0)  # inf where err == 0
+    return tf.reduce_mean(per_image)
+
+
+def _ssim_tf(y_true: Any, y_pred: Any):
+    import tensorflow as tf
+
+    t, p = _tensor_pair(y_true, y_pred)
+    shape = tf.shape(t)
+    n, h, w, c = shape[0], shape[1], shape[2], shape[3]
+
+    def planes(x):  # (N, H, W, C) -> (N * C, H, W, 1): one plane per channel
+        return tf.reshape(tf.transpose(x, [0, 3, 1, 2]), [-1, h, w, 1])
+
+    x, y = planes(t), planes(p)
+    stack = tf.concat([x, y, x * x, y * y, x * y], axis=-1)
+    g = tf.constant(_gauss_1d(), tf.float32)
+    kv = tf.tile(tf.reshape(g, [WIN_SIZE, 1, 1, 1]), [1, 1, 5, 1])
+    kh = tf.tile(tf.reshape(g, [1, WIN_SIZE, 1, 1]), [1, 1, 5, 1])
+    # VALID separable filtering == scikit-image's reflect-padded filter followed by its 5-pixel crop.
+    f = tf.nn.depthwise_conv2d(stack, kv, [1, 1, 1, 1], "VALID")
+    f = tf.nn.depthwise_conv2d(f, kh, [1, 1, 1, 1], "VALID")
+    ux, uy, uxx, uyy, uxy = tf.unstack(f, axis=-1)
+    vx, vy, vxy = uxx - ux * ux, uyy - uy * uy, uxy - ux * uy
+    c1, c2 = K1**2, K2**2
+    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
+    per_plane = tf.reduce_mean(s, axis=[1, 2])
+    per_image = tf.reduce_mean(tf.reshape(per_plane, [n, c]), axis=1)
+    return tf.reduce_mean(per_image)
+
+
+def _accuracy_tf(y_true: Any, y_pred: Any, tol: float = 2 / 255):
+    import tensorflow as tf
+
+    t, p = _tensor_pair(y_true, y_pred)
+    return tf.reduce_mean(tf.cast(tf.abs(t - p) <= tol + ACC_SLACK, tf.float32))
+
+
+def _channel_accuracy_tf(y_true: Any, y_pred: Any):
+    import tensorflow as tf
+
+    t, p = _tensor_pair(y_true, y_pred)
+    return tf.reduce_mean(tf.cast(tf.equal(tf.argmax(t, axis=-1), tf.argmax(p, axis=-1)), tf.float32))
+
+
+# -- built-in metrics --------------------------------------------------------------------------------
+@register_metric("mse")
+@_meta(_mse_tf, best=0.0, higher_is_better=False)
+def mse(y_true: Any, y_pred: Any) -> float:
+    """Mean squared error over all pixels and channels (lower is better; 0 for identical images).
+
+    Integer images are scaled by their dtype's maximum, float images are taken as in [0, 1]; a batch
+    ``(N, H, W, C)`` gives the mean over images (equal to the mean over all values). Tensors go to the
+    tensor implementation ``mse.keras_fn``.
+
+    Args:
+        y_true: Reference image ``(H, W)``, ``(H, W, C)`` or batch ``(N, H, W, C)``.
+        y_pred: Restored image, same shape.
+
+    Returns:
+        The MSE as a Python float (a scalar tensor for tensor inputs).
+
+    Raises:
+        ValueError: The shapes differ.
+
+    Examples:
+        >>> import numpy as np
+        >>> mse(np.zeros((8, 8)), np.full((8, 8), 0.5))
+        0.25
+    """
+    if not (is_numpy(y_true) and is_numpy(y_pred)):
+        return _mse_tf(y_true, y_pred)
+    t, p = prepare(y_true, y_pred)
+    return float(np.mean((t - p) ** 2))
+
+
+@register_metric("psnr")
+@_meta(_psnr_tf, best=math.inf, higher_is_better=True)
+def psnr(y_true: Any, y_pred: Any) -> float:
+    """Peak signal-to-noise ratio in dB, ``10 log10(1 / MSE)`` with data range 1 (higher is better).
+
+    Computed over all pixels and channels of an RGB image (no Y conversion), the same as
+    ``skimage.metrics.peak_signal_noise_ratio(y_true, y_pred, data_range=1)`` on the scaled images.
+    A batch ``(N, H, W, C)`` gives the mean of the per-image PSNRs. Identical images give ``inf``.
+    Tensors go to ``psnr.keras_fn`` (per-image PSNR averaged over the batch).
+
+    Args:
+        y_true: Reference image ``(H, W)``, ``(H, W, C)`` or batch ``(N, H, W, C)``; integer images are
+            scaled by their dtype's maximum, float images taken as in [0, 1].
+        y_pred: Restored image, same shape.
+
+    Returns:
+        PSNR in dB as a Python float (``inf`` for identical images).
+
+    Raises:
+        ValueError: The shapes differ.
+
+    Examples:
+        >>> import numpy as np
+        >>> psnr(np.zeros((8, 8)), np.full((8, 8), 0.1))
+        20.0
+        >>> batch = np.stack([np.full((8, 8, 3), 0.1), np.full((8, 8, 3), 0.01)])
+        >>> psnr(np.zeros_like(batch), batch)  # mean of 20 dB and 40 dB
+        30.0
+    """
+    if not (is_numpy(y_true) and is_numpy(y_pred)):
+        return _psnr_tf(y_true, y_pred)
+    t, p = prepare(y_true, y_pred)
+    err = np.atleast_1d(np.mean((t - p) ** 2, axis=_image_axes(t)))
+    with np.errstate(divide="ignore"):
+        per_image = -10.0 * np.log10(err)
+    return float(np.mean(per_image))
+
+
+def _ssim_one(t: np.ndarray, p: np.ndarray) -> float:
+    from skimage.metrics import structural_similarity
+
+    if min(t.shape[0], t.shape[1]) < WIN_SIZE:
+        raise ValueError(f"ssim needs images of at least {WIN_SIZE}x{WIN_SIZE} pixels, got shape {t.shape}")
+    return float(
+        structural_similarity(
+            t,
+            p,
+            channel_axis=-1 if t.ndim == 3 else None,
+            data_range=1.0,
+            gaussian_weights=True,
+            sigma=SIGMA,
+            use_sample_covariance=False,
+        )
+    )
+
+
+@register_metric("ssim")
+@_meta(_ssim_tf, best=1.0, higher_is_better=True)
+def ssim(y_true: Any, y_pred: Any) -> float:
+    """Structural similarity (Wang et al. 2004), scikit-image convention (higher is better; 1 is best).
+
+    Exactly ``skimage.metrics.structural_similarity(y_true, y_pred, channel_axis=-1, data_range=1,
+    gaussian_weights=True, sigma=1.5, use_sample_covariance=False)`` on the scaled float64 images: an
+    11x11 Gaussian window (sigma 1.5, truncated at 3.5 sigma), K1=0.01, K2=0.03, population covariance,
+    a 5-pixel border cropped, computed per channel and averaged. A batch ``(N, H, W, C)`` gives the mean
+    of the per-image SSIMs. Tensors go to ``ssim.keras_fn``, which uses the same window and region (float32).
+
+    Args:
+        y_true: Reference image ``(H, W)``, ``(H, W, C)`` or batch ``(N, H, W, C)``, at least 11x11;
+            integer images are scaled by their dtype's maximum, float images taken as in [0, 1].
+        y_pred: Restored image, same shape.
+
+    Returns:
+        SSIM as a Python float (1.0 for identical images).
+
+    Raises:
+        ValueError: The shapes differ or the images are smaller than 11x11.
+
+    Examples:
+        >>> import numpy as np
+        >>> x = np.linspace(0, 1, 32 * 32).reshape(32, 32)
+        >>> ssim(x, x)
+        1.0
+        >>> round(ssim(x, 0.5 * x), 4)
+        0.6796
+    """
+    if not (is_numpy(y_true) and is_numpy(y_pred)):
+        return _ssim_tf(y_true, y_pred)
+    t, p = prepare(y_true, y_pred)
+    if t.ndim == 4:
+        return float(np.mean([_ssim_one(a, b) for a, b in zip(t, p, strict=True)]))
+    return _ssim_one(t, p)
+
+
+@register_metric("accuracy")
+@_meta(_accuracy_tf, best=1.0, higher_is_better=True)
+def accuracy(y_true: Any, y_pred: Any, tol: float = 2 / 255) -> float:
+    """Fraction of pixel values restored to within ``tol`` of the truth (higher is better; 1 is best).
+
+    This is the restoration-meaningful accuracy: each value (every pixel and channel) counts as correct
+    when ``|y_true - y_pred| <= tol`` on the [0, 1] scale; the default ``tol = 2/255`` accepts an error
+    of up to two 8-bit grey levels. It is *not* the accuracy Keras reports for ``metrics=["acc"]`` on an
+    image model (that one is :func:`channel_accuracy`). A batch gives the mean over images.
+
+    Args:
+        y_true: Reference image ``(H, W)``, ``(H, W, C)`` or batch ``(N, H, W, C)``; integer images are
+            scaled by their dtype's maximum, float images taken as in [0, 1].
+        y_pred: Restored image, same shape.
+        tol: Largest accepted absolute error on the [0, 1] scale (inclusive).
+
+    Returns:
+        The fraction in [0, 1] as a Python float.
+
+    Raises:
+        ValueError: The shapes differ.
+
+    Examples:
+        >>> import numpy as np
+        >>> t = np.array([[10, 10, 10, 10]], np.uint8)
+        >>> p = np.array([[10, 12, 13, 200]], np.uint8)
+        >>> accuracy(t, p)  # 0 and 2 grey levels off pass, 3 and 190 fail
+        0.5
+        >>> accuracy(t, p, tol=3 / 255)
+        0.75
+    """
+    if not (is_numpy(y_true) and is_numpy(y_pred)):
+        return _accuracy_tf(y_true, y_pred, tol=tol)
+    t, p = prepare(y_true, y_pred)
+    return float(np.mean(np.abs(t - p) <= tol + ACC_SLACK))
+
+
+@register_metric("channel_accuracy")
+@_meta(_channel_accuracy_tf, best=1.0, higher_is_better=True)
+def channel_accuracy(y_true: Any, y_pred: Any) -> float:
+    """Fraction of pixels whose brightest colour channel is the same (the tutorial's ``"acc"``).
+
+    This reproduces what Keras reports for ``model.compile(metrics=["acc"])`` on an RGB image model:
+    Keras treats the last axis as class scores and computes categorical accuracy, i.e. whether
+    ``argmax`` over the colour channels of the prediction equals that of the truth, averaged over
+    pixels. The "78.07 % accuracy" in the original tutorial is this number. It says little about
+    restoration quality (any prediction with the right dominant channel scores 1); prefer
+    :func:`psnr`, :func:`ssim` or :func:`accuracy`. For grayscale images it is always 1. Ties go to
+    the first channel (NumPy's ``argmax``).
+
+    Args:
+        y_true: Reference image ``(H, W, C)`` or batch ``(N, H, W, C)`` (``(H, W)`` is one channel).
+        y_pred: Restored image, same shape.
+
+    Returns:
+        The fraction of matching pixels in [0, 1] as a Python float.
+
+    Raises:
+        ValueError: The shapes differ.
+
+    Examples:
+        >>> import numpy as np
+        >>> t = np.array([[[0.9, 0.1, 0.0], [0.0, 0.2, 0.8]]])
+        >>> p = np.array([[[0.5, 0.4, 0.1], [0.6, 0.2, 0.5]]])
+        >>> channel_accuracy(t, p)
+        0.5
+    """
+    if not (is_numpy(y_true) and is_numpy(y_pred)):
+        return _channel_accuracy_tf(y_true, y_pred)
+    t, p = prepare(y_true, y_pred)
+    if t.ndim == 2:
+        return 1.0
+    return float(np.mean(np.argmax(t, axis=-1) == np.argmax(p, axis=-1)))

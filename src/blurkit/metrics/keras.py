@@ -1,0 +1,201 @@
+"""Keras metric objects for any registered metric (built-in or plugin).
+
+:func:`keras_metric` turns a metric name or function into a ``keras.metrics.Metric`` for
+``model.compile(metrics=[...])``. It uses the metric's tensor implementation (``fn.keras_fn``) when it
+has one; a plain NumPy function (what a plugin author writes) is wrapped with ``tf.numpy_function``.
+
+The Keras object reports the mean over *images* of the metric: each batch's value is weighted by its
+batch size (by the sum of the sample weights when they are given), so ``model.evaluate`` gives the same
+number as the NumPy metric on the whole data set, even with a smaller last batch. (Passing a built-in
+function directly, ``compile(metrics=[blurkit.metrics.psnr])``, also works, but Keras then averages
+over batches without weighting.)
+
+The class, ``MeanMetric``, is registered as ``"blurkit>MeanMetric"`` and its config holds only the
+metric's registry name and keyword arguments, so saved models reload with whatever implementation the
+name resolves to. It is defined on first use, so importing this module does not import Keras; call
+:func:`custom_objects` (or any function here) before ``keras.models.load_model`` in a fresh process.
+
+NumPy-wrapped metrics cannot run inside XLA: their objects have ``supports_jit = False``, and a model
+compiled with them needs ``jit_compile=False`` (Keras turns XLA on by default when a GPU is present).
+
+Examples:
+    >>> from blurkit.metrics import keras_metric
+    >>> m = keras_metric("psnr")  # doctest: +SKIP
+    >>> m.name, m.get_config()["metric"]  # doctest: +SKIP
+    ('psnr', 'psnr')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+
+from blurkit.registry import METRICS
+
+__all__ = ["keras_metric", "keras_metrics", "custom_objects", "metric_name"]
+
+_CLASSES: dict[str, type] = {}
+
+
+def metric_name(metric: str | Callable) -> str:
+    """The registry name of ``metric`` (a name, or a registered function); else the function's name.
+
+    Examples:
+        >>> from blurkit.metrics import psnr
+        >>> metric_name(psnr), metric_name("ssim")
+        ('psnr', 'ssim')
+    """
+    if isinstance(metric, str):
+        return metric
+    for entry in METRICS.entries():
+        if entry.obj is metric:
+            return entry.name
+    return getattr(metric, "__name__", type(metric).__name__)
+
+
+def _resolve(metric: str | Callable) -> tuple[str, Callable]:
+    if isinstance(metric, str):
+        return metric, METRICS.get(metric)
+    if not callable(metric):
+        raise TypeError(
+            f"a metric is a registry name or a function (y_true, y_pred) -> float, got {metric!r}"
+        )
+    return metric_name(metric), metric
+
+
+def _numpy_wrapper(fn: Callable, kwargs: dict) -> Callable:
+    def call(y_true, y_pred):
+        import tensorflow as tf
+
+        def run(t, p):
+            return np.asarray(fn(t, p, **kwargs), dtype=np.float32)
+
+        value = tf.numpy_function(run, [y_true, y_pred], tf.float32, stateful=False)
+        value.set_shape(())
+        return value
+
+    return call
+
+
+def _define() -> dict[str, type]:
+    if _CLASSES:
+        return _CLASSES
+    import keras
+    import tensorflow as tf
+
+    @keras.saving.register_keras_serializable(package="blurkit")
+    class MeanMetric(keras.metrics.Metric):
+        """Mean over images of a blurkit metric (see :func:`blurkit.metrics.keras_metric`).
+
+        Args:
+            metric: Registry name of the metric, or the function itself.
+            kwargs: Keyword arguments passed to the metric on every call (``{"tol": 0.01}``).
+            name: Name shown in logs; defaults to the metric's name.
+            dtype: Dtype of the state variables.
+        """
+
+        def __init__(
+            self,
+            metric: str | Callable = "psnr",
+            kwargs: dict | None = None,
+            name: str | None = None,
+            dtype: Any = None,
+        ) -> None:
+            key, fn = _resolve(metric)
+            super().__init__(name=name or key, dtype=dtype)
+            self.metric = key
+            self.metric_kwargs = dict(kwargs or {})
+            keras_fn = getattr(fn, "keras_fn", None)
+            if keras_fn is not None:
+                kw = self.metric_kwargs
+                self._fn = lambda t, p: keras_fn(t, p, **kw)
+                self.supports_jit = True
+            else:
+                self._fn = _numpy_wrapper(fn, self.metric_kwargs)
+                self.supports_jit = False
+            higher = getattr(fn, "higher_is_better", None)
+            if higher is not None:  # read by EarlyStopping / ModelCheckpoint(mode="auto")
+                self._direction = "up" if higher else "down"
+            self.total = self.add_variable(shape=(), initializer="zeros", name="total")
+            self.count = self.add_variable(shape=(), initializer="zeros", name="count")
+
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            value = tf.cast(self._fn(y_true, y_pred), self.dtype)
+            if sample_weight is not None:
+                sw = tf.cast(sample_weight, self.dtype)
+                if sw.shape.rank and sw.shape.rank > 1:  # per-pixel weights: one weight per image
+                    sw = tf.reduce_mean(sw, axis=list(range(1, sw.shape.rank)))
+                weight = tf.reduce_sum(sw)
+            elif y_pred.shape.rank == 4:
+                weight = tf.cast(tf.shape(y_pred)[0], self.dtype)
+            else:
+                weight = tf.constant(1.0, self.dtype)
+            self.total.assign_add(value * weight)
+            self.count.assign_add(weight)
+
+        def result(self):
+            return tf.math.divide_no_nan(self.total, self.count)
+
+        def reset_state(self):
+            self.total.assign(0.0)
+            self.count.assign(0.0)
+
+        def get_config(self) -> dict:
+            return {**super().get_config(), "metric": self.metric, "kwargs": dict(self.metric_kwargs)}
+
+    MeanMetric.__qualname__ = "MeanMetric"
+    _CLASSES["blurkit>MeanMetric"] = MeanMetric
+    return _CLASSES
+
+
+def custom_objects() -> dict[str, type]:
+    """Define (and register with Keras) the metric class; returns ``{"blurkit>MeanMetric": class}``.
+
+    Call it before ``keras.models.load_model`` in a process that has not built a blurkit metric yet,
+    or pass the result as ``custom_objects``.
+    """
+    return dict(_define())
+
+
+def keras_metric(metric: str | Callable, *, name: str | None = None, **kwargs: Any):
+    """A ``keras.metrics.Metric`` reporting the mean over images of ``metric``.
+
+    Args:
+        metric: A registry name (``"psnr"``, a plugin's name) or a function ``(y_true, y_pred) -> float``.
+            Its tensor implementation ``metric.keras_fn`` is used when present; otherwise the NumPy
+            function runs through ``tf.numpy_function`` (then ``jit_compile=False`` is needed).
+        name: Name in the training logs; defaults to the metric's registry name.
+        **kwargs: Passed to the metric on every call (``keras_metric("accuracy", tol=0.01)``).
+
+    Returns:
+        A ``MeanMetric`` instance, serializable as the metric name plus ``kwargs``.
+
+    Raises:
+        blurkit.registry.UnknownComponentError: ``metric`` is an unknown name.
+
+    Examples:
+        >>> import keras  # doctest: +SKIP
+        >>> model.compile(optimizer="adam", loss="mse", metrics=[keras_metric("psnr")])  # doctest: +SKIP
+    """
+    cls = _define()["blurkit>MeanMetric"]
+    return cls(metric, kwargs=kwargs, name=name)
+
+
+def keras_metrics(names: str | Callable | Iterable[str | Callable]) -> list:
+    """:func:`keras_metric` for each of ``names`` (one name or function is accepted too).
+
+    Examples:
+        >>> [m.name for m in keras_metrics(["psnr", "ssim"])]  # doctest: +SKIP
+        ['psnr', 'ssim']
+    """
+    if isinstance(names, str) or callable(names):
+        names = [names]
+    return [keras_metric(n) for n in names]
+
+
+def __getattr__(name: str):
+    if name == "MeanMetric":
+        return _define()["blurkit>MeanMetric"]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,294 @@
+"""Metrics: registry-generated contract tests, golden values vs scikit-image, Keras/tensor agreement."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from blurkit.metrics import (
+    METRICS,
+    accuracy,
+    channel_accuracy,
+    custom_objects,
+    get_loss,
+    keras_metric,
+    keras_metrics,
+    mse,
+    psnr,
+    ssim,
+)
+from blurkit.registry import UnknownComponentError
+from blurkit.testing.metrics import check_metric
+
+PHOTOS = ["astronaut", "camera", "coffee", "chelsea"]
+SKIMAGE_SSIM = dict(data_range=1, gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+
+
+@pytest.fixture(scope="module")
+def pairs() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(sharp, blurred) uint8 photos: skimage.data blurred with cv2.GaussianBlur (sigma 2)."""
+    import cv2
+    from skimage import data
+
+    out = {}
+    for name in PHOTOS:
+        img = getattr(data, name)()
+        out[name] = img, cv2.GaussianBlur(img, (0, 0), 2.0)
+    return out
+
+
+def _mae(y_true, y_pred) -> float:
+    """A plugin-style plain NumPy metric (no tensor implementation), following the conventions."""
+    from blurkit.metrics import prepare
+
+    t, p = prepare(y_true, y_pred)
+    axes = tuple(range(1, t.ndim)) if t.ndim == 4 else None
+    return float(np.mean(np.mean(np.abs(t - p), axis=axes)))
+
+
+_mae.best = 0.0
+_mae.higher_is_better = False
+
+
+@pytest.fixture
+def mae_plugin():
+    METRICS.register("mae", _mae, source="plugin test 0")
+    yield _mae
+    METRICS.unregister("mae")
+
+
+# -- contract, generated from the registry ----------------------------------------------------------
+@pytest.mark.parametrize("name", METRICS.list())
+def test_contract(name):
+    check_metric(name)
+
+
+def test_contract_plugin(mae_plugin):
+    check_metric("mae")
+
+
+def test_contract_catches_unscaled_metric():
+    def bad(y_true, y_pred):
+        return float(np.mean(np.abs(np.asarray(y_true, float) - np.asarray(y_pred, float))))
+
+    with pytest.raises(AssertionError, match="uint8 input must equal"):
+        check_metric(bad, keras=False)
+
+
+def test_import_is_light():
+    code = (
+        "import sys, blurkit, blurkit.metrics, blurkit.metrics.functional; "
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'heavy import'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# -- golden values vs scikit-image ------------------------------------------------------------------
+@pytest.mark.parametrize("photo", PHOTOS)
+def test_golden_vs_skimage(pairs, photo):
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    sharp, blurred = pairs[photo]
+    t, p = sharp / 255.0, blurred / 255.0
+    channel_axis = -1 if sharp.ndim == 3 else None
+    want_psnr = peak_signal_noise_ratio(t, p, data_range=1)
+    want_ssim = structural_similarity(t, p, channel_axis=channel_axis, **SKIMAGE_SSIM)
+    assert abs(psnr(sharp, blurred) - want_psnr) < 1e-3
+    assert abs(ssim(sharp, blurred) - want_ssim) < 1e-4
+    assert abs(mse(sharp, blurred) - np.mean((t - p) ** 2)) < 1e-12
+    assert 0.0 < accuracy(sharp, blurred) < 1.0
+
+
+def test_batch_is_mean_of_images(pairs):
+    sharp, blurred = pairs["astronaut"]
+    crops = [(slice(0, 64), slice(0, 64)), (slice(200, 264), slice(300, 364))]
+    t = np.stack([sharp[c] for c in crops])
+    p = np.stack([blurred[c] for c in crops])
+    for fn in (mse, psnr, ssim, accuracy, channel_accuracy):
+        assert fn(t, p) == pytest.approx(np.mean([fn(a, b) for a, b in zip(t, p, strict=True)]), rel=1e-12)
+
+
+def test_shape_mismatch_names_both_shapes():
+    with pytest.raises(ValueError, match=r"\(8, 8, 3\) and \(8, 8\)"):
+        psnr(np.zeros((8, 8, 3)), np.zeros((8, 8)))
+
+
+def test_accuracy_definitions():
+    t = np.array([[[200, 10, 0], [10, 10, 10], [0, 0, 255]]], np.uint8)
+    p = np.array([[[150, 11, 0], [12, 10, 7], [0, 0, 254]]], np.uint8)
+    # 7 of 9 values within 2 grey levels (off: 50 and 3).
+    assert accuracy(t, p) == pytest.approx(7 / 9)
+    assert accuracy(t, p, tol=0) == pytest.approx(4 / 9)
+    # argmax per pixel: red == red; grey (10, 10, 10) ties to channel 0 == red of (12, 10, 7); blue == blue.
+    assert channel_accuracy(t, p) == 1.0
+
+
+# -- tensors and Keras ------------------------------------------------------------------------------
+@pytest.mark.parametrize("photo", PHOTOS)
+def test_tensor_matches_numpy(pairs, photo):
+    import tensorflow as tf
+
+    sharp, blurred = pairs[photo]
+    t = tf.constant(sharp.astype(np.float32) / 255)
+    p = tf.constant(blurred.astype(np.float32) / 255)
+    # The tensor SSIM uses the same window and valid region as skimage: only float32 rounding differs.
+    assert abs(float(psnr(t, p)) - psnr(sharp, blurred)) < 1e-3
+    assert abs(float(ssim(t, p)) - ssim(sharp, blurred)) < 1e-4
+    assert abs(float(mse(t, p)) - mse(sharp, blurred)) < 1e-6
+    assert abs(float(accuracy(t, p)) - accuracy(sharp, blurred)) < 1e-6
+    if sharp.ndim == 3:
+        assert abs(float(channel_accuracy(t, p)) - channel_accuracy(sharp, blurred)) < 1e-6
+    # uint8 tensors are scaled like uint8 arrays.
+    assert abs(float(psnr(tf.constant(sharp), tf.constant(blurred))) - psnr(sharp, blurred)) < 1e-3
+
+
+def test_tensor_batch_is_per_image_mean(pairs):
+    import tensorflow as tf
+
+    sharp, blurred = pairs["astronaut"]
+    t = np.stack([sharp[:128, :128], sharp[300:428, 200:328]]) / 255.0
+    p = np.stack([blurred[:128, :128], np.clip(blurred[300:428, 200:328] / 255.0 + 0.1, 0, 1) * 255]) / 255.0
+    tt, pt = tf.constant(t, tf.float32), tf.constant(p, tf.float32)
+    assert float(psnr(tt, pt)) == pytest.approx(psnr(t, p), abs=1e-3)
+    assert float(ssim(tt, pt)) == pytest.approx(ssim(t, p), abs=1e-4)
+    assert psnr(t, p) != pytest.approx(-10 * np.log10(mse(t, p)), abs=1e-2)  # not PSNR of the batch MSE
+    assert float(psnr(tt, tt)) == np.inf
+
+
+def test_channel_accuracy_is_keras_categorical_accuracy(pairs):
+    import keras
+
+    sharp, blurred = pairs["coffee"]
+    t = sharp.astype(np.float32)[None] / 255
+    p = blurred.astype(np.float32)[None] / 255
+    want = float(np.mean(keras.ops.convert_to_numpy(keras.metrics.categorical_accuracy(t, p))))
+    assert channel_accuracy(t, p) == pytest.approx(want, abs=1e-6)
+    assert float(channel_accuracy.keras_fn(t, p)) == pytest.approx(want, abs=1e-6)
+
+
+def _tiny_model(size: int = 32):
+    import keras
+
+    inputs = keras.Input((size, size, 3))
+    conv = keras.layers.Conv2D(3, 1)
+    model = keras.Model(inputs, conv(inputs))
+    conv.set_weights([0.9 * np.eye(3, dtype=np.float32)[None, None], np.full((3,), 0.05, np.float32)])
+    return model
+
+
+@pytest.fixture(scope="module")
+def xy():
+    rng = np.random.default_rng(1)
+    t = rng.random((5, 32, 32, 3)).astype(np.float32)
+    return np.clip(t + rng.normal(0, 0.05, t.shape), 0, 1).astype(np.float32), t
+
+
+def test_builtin_functions_compile_directly(xy):
+    x, y = xy
+    model = _tiny_model()
+    model.compile(loss="mse", metrics=[psnr, ssim])
+    logs = model.evaluate(x, y, batch_size=5, verbose=0, return_dict=True)
+    pred = model.predict(x, verbose=0)
+    assert logs["psnr"] == pytest.approx(psnr(y, pred), abs=1e-3)
+    assert logs["ssim"] == pytest.approx(ssim(y, pred), abs=1e-4)
+
+
+def test_keras_metrics_under_xla(xy):
+    """All tensor implementations compile with XLA (Keras turns it on by default on GPUs)."""
+    x, y = xy
+    model = _tiny_model()
+    names = [n for n in METRICS.list() if hasattr(METRICS.get(n), "keras_fn")]
+    model.compile(loss="mse", metrics=keras_metrics(names), jit_compile=True)
+    logs = model.evaluate(x, y, batch_size=2, verbose=0, return_dict=True)
+    pred = model.predict(x, verbose=0).astype(np.float64)
+    for n in names:
+        assert logs[n] == pytest.approx(METRICS.get(n)(y, pred), rel=1e-4, abs=1e-4), n
+
+
+def test_plugin_numpy_metric_in_keras(xy, mae_plugin):
+    x, y = xy
+    model = _tiny_model()
+    by_name, by_fn = keras_metric("mae"), keras_metric(_mae, name="mae_fn")
+    assert by_name.supports_jit is False
+    model.compile(loss="mse", metrics=[by_name, by_fn], jit_compile=False)
+    logs = model.evaluate(x, y, batch_size=2, verbose=0, return_dict=True)
+    want = _mae(y, model.predict(x, verbose=0))
+    assert logs["mae"] == pytest.approx(want, rel=1e-5)
+    assert logs["mae_fn"] == pytest.approx(want, rel=1e-5)
+    assert by_fn.get_config()["metric"] == "mae"  # the registered name, found from the function
+
+
+def test_keras_metric_config_and_errors(mae_plugin):
+    import keras
+
+    m = keras_metric("accuracy", tol=0.01)
+    config = m.get_config()
+    assert (
+        config["metric"] == "accuracy" and config["kwargs"] == {"tol": 0.01} and config["name"] == "accuracy"
+    )
+    clone = type(m).from_config(config)
+    assert clone.get_config() == config
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(m))
+    assert restored.get_config() == config and restored.supports_jit
+    assert keras_metric("mae").get_config()["metric"] == "mae"
+    assert keras_metric("psnr")._direction == "up" and keras_metric("mse")._direction == "down"
+    with pytest.raises(UnknownComponentError, match="did you mean 'psnr'"):
+        keras_metric("psnrr")
+
+
+def test_losses():
+    import keras
+    import tensorflow as tf
+
+    rng = np.random.default_rng(2)
+    t = rng.random((2, 16, 16, 3)).astype(np.float32)
+    p = np.clip(t + rng.normal(0, 0.1, t.shape), 0, 1).astype(np.float32)
+    d = t.astype(np.float64) - p
+    assert float(get_loss("mse")(t, p)) == pytest.approx(np.mean(d**2), rel=1e-5)
+    assert float(get_loss("l1")(t, p)) == pytest.approx(np.mean(np.abs(d)), rel=1e-5)
+    want = np.mean(np.sqrt(d**2 + 1e-4))
+    assert float(get_loss("charbonnier", eps=1e-2)(t, p)) == pytest.approx(want, rel=1e-5)
+    assert float(get_loss("psnr_loss")(t, p)) == pytest.approx(-psnr(t, p), abs=1e-3)
+    assert np.isfinite(float(get_loss("psnr_loss")(t, t)))
+    # gradients flow through every loss
+    for name in ["mse", "l1", "charbonnier", "psnr_loss"]:
+        loss = get_loss(name)
+        assert loss.name == name
+        v = tf.Variable(p)
+        with tf.GradientTape() as tape:
+            value = loss(t, v)
+        assert np.isfinite(tape.gradient(value, v).numpy()).all(), name
+        again = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(loss))
+        assert type(again) is type(loss) and again.get_config() == loss.get_config()
+    assert get_loss("charbonnier", eps=0.5).get_config()["eps"] == 0.5
+    with pytest.raises(UnknownComponentError, match="Available: mse, l1, charbonnier, psnr_loss"):
+        get_loss("ssim")
+
+
+@pytest.mark.filterwarnings("ignore:Skipping variable loading for optimizer")
+def test_saved_model_round_trip(tmp_path, xy):
+    """A .keras file with blurkit metrics and loss reloads in a fresh process after custom_objects()."""
+    x, y = xy
+    model = _tiny_model()
+    model.compile(loss=get_loss("charbonnier"), metrics=keras_metrics(["psnr", "ssim"]))
+    objects = custom_objects()
+    assert {"blurkit>MeanMetric", "blurkit>Charbonnier", "blurkit>PSNRLoss"} <= set(objects)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    model.save(tmp_path / "tiny.keras")
+    before = model.evaluate(x, y, verbose=0, return_dict=True)
+    code = (
+        "import json, sys, warnings, numpy as np, keras, blurkit.metrics as m; warnings.simplefilter('ignore'); "
+        "m.custom_objects(); d = sys.argv[1]; model = keras.models.load_model(d + '/tiny.keras'); "
+        "print(json.dumps(model.evaluate(np.load(d + '/x.npy'), np.load(d + '/y.npy'), verbose=0, "
+        "return_dict=True)))"
+    )
+    run = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    after = json.loads(run.stdout.strip().splitlines()[-1])
+    assert set(after) == {"loss", "psnr", "ssim"}
+    assert after == pytest.approx(before, rel=1e-5)
