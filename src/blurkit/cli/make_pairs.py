@@ -1,0 +1,164 @@
+"""``blurkit make-pairs``: blur a folder of sharp photos into (blurred, sharp) training pairs.
+
+Values of ``--sigma`` and ``--option`` are parsed by :func:`blurkit.cli._common.parse_value`: ``2`` is a
+fixed number, ``0.5:3`` a ``(low, high)`` range sampled per image, other text JSON (``true``,
+``[1, 2]``) or, failing that, a plain string (``reflect``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from typing import Any
+
+_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_MAX_LISTED = 20
+
+
+def _parse_sigma(text: str) -> float | tuple[float, float]:
+    from blurkit.cli._common import parse_value
+    from blurkit.cli.main import CLIError
+
+    value = parse_value(text)
+    if isinstance(value, tuple):
+        return float(value[0]), float(value[1])
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    raise CLIError(f"--sigma: expected a number like 2 or a range like 0.5:3, got {text!r}")
+
+
+def _parse_size(text: str | None) -> int | tuple[int, int] | None:
+    from blurkit.cli.main import CLIError
+
+    if text is None:
+        return None
+    match = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+)\s*)?", text)
+    if not match or int(match.group(1)) <= 0 or (match.group(2) is not None and int(match.group(2)) <= 0):
+        raise CLIError(
+            f"--size: expected a positive integer like 128 or WIDTHxHEIGHT like 160x120, got {text!r}"
+        )
+    if match.group(2) is None:
+        return int(match.group(1))
+    return int(match.group(1)), int(match.group(2))
+
+
+def _blur_options(args: argparse.Namespace) -> dict[str, Any]:
+    from blurkit.cli._common import parse_value
+    from blurkit.cli.main import CLIError
+
+    options: dict[str, Any] = {}
+    for item in args.option or []:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not _KEY.match(key):
+            raise CLIError(f"--option: expected KEY=VALUE with KEY a name, got {item!r}")
+        if key == "seed":
+            raise CLIError("--option seed=...: use --seed (each image gets its own seed derived from it)")
+        if key in options:
+            raise CLIError(f"--option {key} given twice")
+        options[key] = parse_value(value)
+    if args.sigma is not None:
+        if "sigma" in options:
+            raise CLIError("give sigma either with --sigma or with --option sigma=..., not both")
+        options["sigma"] = _parse_sigma(args.sigma)
+    return options
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add the ``make-pairs`` command."""
+    parser = subparsers.add_parser(
+        "make-pairs",
+        help="blur a folder of sharp images into (blurred, sharp) training pairs",
+        description=(
+            "Blur every image under CLEAN_DIR (recursively) and write OUT_DIR/sharp/, OUT_DIR/blurred/ "
+            "(PNG, same relative names) and OUT_DIR/manifest.jsonl (blur, sampled parameters, kernel and "
+            "seed of each pair). Unreadable files are reported and skipped. The same --seed gives the "
+            "same files."
+        ),
+    )
+    parser.add_argument("clean_dir", metavar="CLEAN_DIR", help="folder of sharp images")
+    parser.add_argument("out_dir", metavar="OUT_DIR", help="output folder (created)")
+    parser.add_argument(
+        "--blur", default="gaussian", help="blur generator name (see `blurkit list`); default gaussian"
+    )
+    parser.add_argument(
+        "--sigma", default=None, metavar="S|LO:HI", help="blur sigma: 2 (fixed) or 0.5:3 (sampled per image)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
+    parser.add_argument(
+        "--size",
+        default=None,
+        metavar="N|WxH",
+        help="resize to NxN (or WxH) with INTER_AREA before blurring, e.g. 128; default: full resolution",
+    )
+    parser.add_argument(
+        "--option",
+        "-o",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="other blur option (repeatable); VALUE is JSON or a LO:HI range, e.g. -o length=5:15",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``make-pairs``; returns 0 if at least one pair was written, 1 if none."""
+    from pathlib import Path
+
+    from blurkit.cli.main import CLIError
+    from blurkit.data.pairs import build_blur, make_pairs
+    from blurkit.registry import UnknownComponentError
+
+    options = _blur_options(args)
+    size = _parse_size(args.size)
+    clean = Path(args.clean_dir)
+    if not clean.exists():
+        raise CLIError(f"input folder not found: {clean}")
+    if not clean.is_dir():
+        raise CLIError(f"input is not a folder: {clean}")
+    try:
+        build_blur(args.blur, options)  # fail early with a clear message
+    except UnknownComponentError as exc:
+        raise CLIError(str(exc)) from None
+    except (TypeError, ValueError) as exc:
+        raise CLIError(f"invalid options for blur {args.blur!r}: {exc}") from None
+
+    try:
+        summary = make_pairs(
+            clean,
+            args.out_dir,
+            blur=args.blur,
+            blur_options=options,
+            seed=args.seed,
+            size=size,
+            progress=not args.no_progress,
+        )
+    except (FileNotFoundError, NotADirectoryError, ValueError) as exc:
+        raise CLIError(str(exc)) from None
+
+    out = summary["out_dir"]
+    print(
+        f"wrote {summary['written']} of {summary['total']} pairs to {out} "
+        f"(sharp/, blurred/, manifest.jsonl) in {summary['seconds']:.1f} s"
+    )
+    skipped = summary["skipped"]
+    if skipped:
+        print(f"skipped {len(skipped)} unreadable file{'s' if len(skipped) != 1 else ''}:")
+        for item in skipped:
+            print(f"  {item['file']}: {item['reason']}")
+    ignored = summary["ignored"]
+    if ignored:
+        shown = ", ".join(ignored[:_MAX_LISTED]) + (
+            f", ... ({len(ignored) - _MAX_LISTED} more)" if len(ignored) > _MAX_LISTED else ""
+        )
+        print(
+            f"ignored {len(ignored)} file{'s' if len(ignored) != 1 else ''} without an image suffix: {shown}"
+        )
+    if summary["written"] == 0:
+        print("blurkit make-pairs: error: no pairs were written", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,779 @@
+"""Image files in and out: folder scanning, safe decoding, atomic writing and dtype conversions.
+
+Conventions used everywhere in blurkit:
+
+* Arrays are RGB(A) in channel-last order, ``(H, W, 3)`` or ``(H, W)`` for grayscale (OpenCV's BGR order
+  never leaves this module).
+* Integer images keep their bit depth: 8-bit files give ``uint8``, 16-bit PNG/TIFF give ``uint16``.
+  :func:`to_float` maps them to ``float32`` in ``[0, 1]`` (``uint8 / 255``, ``uint16 / 65535``) and
+  :func:`from_float` maps back (rounding and clipping).
+* Reading never trusts the file: the pixel count is checked from the header before anything is decoded
+  (decompression-bomb guard), EXIF orientation is applied, and every failure is an
+  :class:`ImageReadError` that names the file and says why.
+* Writing is atomic: the file is encoded in memory, written to a temporary file in the target folder,
+  flushed to disk and renamed over the target, so a reader (or a crash) never sees half a file.
+
+Examples:
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np
+    >>> from blurkit.data.io import list_images, read_image, write_image
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> image = np.zeros((4, 6, 3), np.uint8)
+    >>> write_image(folder / "sub" / "b.png", image)
+    >>> write_image(folder / "a.jpg", image)
+    >>> [p.relative_to(folder).as_posix() for p in list_images(folder)]
+    ['a.jpg', 'sub/b.png']
+    >>> read_image(folder / "sub" / "b.png").shape
+    (4, 6, 3)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import io
+import os
+import re
+import stat
+import tempfile
+import threading
+import warnings
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any, Literal
+
+import cv2
+import numpy as np
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "DEFAULT_MAX_PIXELS",
+    "ImageReadError",
+    "is_image_path",
+    "list_images",
+    "read_image",
+    "write_image",
+    "atomic_open",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "to_float",
+    "from_float",
+]
+
+PathLike = str | os.PathLike
+
+#: Suffixes (lower case) recognised as images by :func:`is_image_path` and :func:`list_images`.
+IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+#: Largest image :func:`read_image` decodes by default, in pixels (width x height). It is Pillow's
+#: decompression-bomb error threshold: about 179 million pixels, e.g. 13 000 x 13 000.
+DEFAULT_MAX_PIXELS: int = 178_956_970
+
+# Suffixes that can store 16 bits per sample (others are written as 8-bit).
+_SIXTEEN_BIT_SUFFIXES = (".png", ".tif", ".tiff")
+# Pillow modes that OpenCV decodes wrongly or into types we do not return: decode them with Pillow.
+_PIL_DECODED_MODES = {"CMYK", "YCbCr", "LAB", "HSV", "I", "F", "I;32", "I;32S", "I;32B", "I;16S", "I;16BS"}
+
+
+class ImageReadError(ValueError):
+    """A file could not be read as an image; the message names the file and the reason."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Paths and folders
+# --------------------------------------------------------------------------------------------------
+def is_image_path(path: PathLike) -> bool:
+    """Whether ``path`` ends with an image suffix from :data:`IMAGE_EXTENSIONS` (case-insensitive).
+
+    Only the last suffix counts, and the file itself is not opened.
+
+    Args:
+        path: A file name or path.
+
+    Returns:
+        True for ``photo.png`` or ``PHOTO.JPG``; False for ``photo.png.txt`` or ``png``.
+
+    Examples:
+        >>> from blurkit.data.io import is_image_path
+        >>> is_image_path("PHOTO.JPG"), is_image_path("photo.png.txt"), is_image_path("dir/.png")
+        (True, False, False)
+    """
+    return Path(os.fspath(path)).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _is_hidden(name: str) -> bool:
+    return name.startswith(".")
+
+
+def _scan_folder(root: Path, recursive: bool) -> tuple[list[Path], list[Path]]:
+    """Files under ``root``: (images, other files), both sorted by relative path.
+
+    Hidden files and folders (name starting with ``.``) are skipped. Symbolic links to folders are
+    followed, but each real folder is visited once, so link cycles cannot loop; real folders are
+    preferred over links to them.
+    """
+    images: list[Path] = []
+    others: list[Path] = []
+    visited = {os.path.realpath(root)}
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        keep: list[str] = []
+        if recursive:
+            candidates = [d for d in dirnames if not _is_hidden(d)]
+            # Real folders first, then links, so a link never hides the real folder's name.
+            for name in sorted(candidates, key=lambda d: (os.path.islink(os.path.join(dirpath, d)), d)):
+                real = os.path.realpath(os.path.join(dirpath, name))
+                if real not in visited:
+                    visited.add(real)
+                    keep.append(name)
+        dirnames[:] = sorted(keep)
+        for name in filenames:
+            if _is_hidden(name):
+                continue
+            full = os.path.join(dirpath, name)
+            if not os.path.isfile(full):  # broken link, socket, ...
+                continue
+            (images if is_image_path(name) else others).append(Path(full))
+
+    def key(p: Path) -> tuple[str, ...]:
+        return p.relative_to(root).parts
+
+    return sorted(images, key=key), sorted(others, key=key)
+
+
+def _has_magic(text: str) -> bool:
+    return any(c in text for c in "*?[")
+
+
+def list_images(source: PathLike | Iterable[PathLike], recursive: bool = True) -> list[Path]:
+    """Image files from a folder, a single file, a glob pattern, or a list of those.
+
+    Folders are scanned for files whose suffix is in :data:`IMAGE_EXTENSIONS` (case-insensitive). The
+    result is sorted by relative path so it is the same on every machine. Hidden files and folders are
+    skipped, folders named like images (``shots.png/``) are not files and are skipped, and symbolic links
+    to folders are followed with each real folder visited once (link cycles cannot loop). Duplicates in a
+    list of sources are returned once, in first-seen order.
+
+    Args:
+        source: A folder, an image file, a glob pattern (``"data/**/*.png"``; ``**`` matches
+            sub-folders), or a list/tuple of those.
+        recursive: Scan sub-folders of folders (glob patterns follow their own ``**``).
+
+    Returns:
+        The image paths.
+
+    Raises:
+        FileNotFoundError: A path does not exist, or a pattern matches nothing.
+        ValueError: A folder or pattern holds no image files, or a single file has no image suffix.
+
+    Examples:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from blurkit.data.io import list_images
+        >>> root = Path(tempfile.mkdtemp())
+        >>> for name in ["b.PNG", "a.jpg", "notes.txt", ".hidden.png", "x.png.txt"]:
+        ...     _ = (root / name).write_bytes(b"")
+        >>> [p.name for p in list_images(root)]
+        ['a.jpg', 'b.PNG']
+        >>> [p.name for p in list_images(str(root / "*.jpg"))]
+        ['a.jpg']
+        >>> list_images(root / "missing")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: no such file or folder: .../missing
+    """
+    if isinstance(source, (list, tuple)):
+        seen: set[Path] = set()
+        out: list[Path] = []
+        if not source:
+            raise ValueError("no image sources given (empty list)")
+        for item in source:
+            for path in list_images(item, recursive=recursive):
+                key = path.absolute()
+                if key not in seen:
+                    seen.add(key)
+                    out.append(path)
+        return out
+
+    text = os.fspath(source)  # type: ignore[arg-type]
+    path = Path(text)
+    if path.is_dir():
+        images, _ = _scan_folder(path, recursive)
+        if not images:
+            raise ValueError(
+                f"no images found in folder {path} (looked for {', '.join(IMAGE_EXTENSIONS)}"
+                f"{', recursively' if recursive else ''})"
+            )
+        return images
+    if path.is_file():
+        if not is_image_path(path):
+            raise ValueError(
+                f"not an image file name: {path} (expected one of {', '.join(IMAGE_EXTENSIONS)})"
+            )
+        return [path]
+    if _has_magic(text):
+        matches = sorted(glob.glob(text, recursive=True))
+        if not matches:
+            raise FileNotFoundError(f"no files match pattern {text}")
+        images = [Path(m) for m in matches if is_image_path(m) and os.path.isfile(m)]
+        if not images:
+            raise ValueError(f"no image files match pattern {text}")
+        return images
+    raise FileNotFoundError(f"no such file or folder: {path}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------------------------------
+_cv_log_lock = threading.Lock()
+_cv_log_depth = 0
+_cv_log_saved: int | None = None
+
+
+@contextlib.contextmanager
+def _quiet_opencv() -> Iterator[None]:
+    """Silence OpenCV's own log lines while decoding; we report failures ourselves."""
+    global _cv_log_depth, _cv_log_saved
+    logging_mod = getattr(getattr(cv2, "utils", None), "logging", None)
+    if logging_mod is None:  # pragma: no cover - very old OpenCV
+        yield
+        return
+    with _cv_log_lock:
+        if _cv_log_depth == 0:
+            _cv_log_saved = logging_mod.getLogLevel()
+            logging_mod.setLogLevel(logging_mod.LOG_LEVEL_SILENT)
+        _cv_log_depth += 1
+    try:
+        yield
+    finally:
+        with _cv_log_lock:
+            _cv_log_depth -= 1
+            if _cv_log_depth == 0 and _cv_log_saved is not None:
+                logging_mod.setLogLevel(_cv_log_saved)
+
+
+class _Header:
+    """What Pillow learned from the header (without decoding the pixels)."""
+
+    def __init__(self, image: Any) -> None:
+        self.pil = image
+        self.size: tuple[int, int] = image.size
+        self.mode: str = image.mode
+        self.format: str | None = image.format
+        self.orientation: int = _exif_orientation(image)
+
+
+def _exif_orientation(image: Any) -> int:
+    try:
+        if image.format == "PNG":
+            # PngImageFile.getexif() decodes the whole image when the eXIf chunk comes after the pixel
+            # data; only use EXIF found in the header.
+            raw = image.info.get("exif")
+            if not raw:
+                return 1
+            from PIL import Image
+
+            exif = Image.Exif()
+            exif.load(raw)
+        else:
+            exif = image.getexif()
+        value = int(exif.get(0x0112, 1) or 1)
+    except Exception:  # noqa: BLE001 - broken EXIF must not make a readable image unreadable
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+_BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
+
+
+def _read_header(data: bytes, name: str, max_pixels: int | None) -> _Header | None:
+    """Open the header with Pillow and enforce ``max_pixels``; None when Pillow cannot parse it."""
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError:  # pragma: no cover - Pillow comes with matplotlib
+        return None
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns about large images (we apply our own limit) and broken EXIF (ignored).
+            warnings.simplefilter("ignore")
+            image = Image.open(io.BytesIO(data))
+            header = _Header(image)
+    except Image.DecompressionBombError as exc:
+        # Pillow refuses above its own limit without telling us the size; its message has the count.
+        found = _BOMB_PIXELS.search(str(exc))
+        pixels = int(found.group(1)) if found else None
+        if max_pixels is not None and (pixels is None or pixels > max_pixels):
+            raise ImageReadError(_too_big_message(name, None, pixels, max_pixels)) from None
+        return None  # the caller allowed it: let OpenCV decode it
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
+        return None
+    width, height = header.size
+    if max_pixels is not None and width * height > max_pixels:
+        raise ImageReadError(_too_big_message(name, header.size, width * height, max_pixels))
+    return header
+
+
+def _too_big_message(name: str, size: tuple[int, int] | None, pixels: int | None, limit: int) -> str:
+    what = (
+        f"{size[0]}x{size[1]} = {pixels:,} pixels" if size else f"{pixels:,} pixels" if pixels else "too big"
+    )
+    return (
+        f"{name}: image is {what}, more than max_pixels={limit:,} (decompression-bomb guard); "
+        "pass a larger max_pixels (or max_pixels=None) to read_image if you trust this file"
+    )
+
+
+def _apply_orientation(image: np.ndarray, orientation: int) -> np.ndarray:
+    """Turn the stored pixels the way EXIF ``orientation`` (1-8) says they are displayed."""
+    if orientation == 2:
+        image = image[:, ::-1]
+    elif orientation == 3:
+        image = image[::-1, ::-1]
+    elif orientation == 4:
+        image = image[::-1]
+    elif orientation == 5:
+        image = image.swapaxes(0, 1)
+    elif orientation == 6:
+        image = np.rot90(image, -1)
+    elif orientation == 7:
+        image = np.rot90(image, 2).swapaxes(0, 1)
+    elif orientation == 8:
+        image = np.rot90(image, 1)
+    return np.ascontiguousarray(image)
+
+
+def _normalise_dtype(image: np.ndarray, name: str) -> np.ndarray:
+    """uint8/uint16 pass; floats are taken as [0, 1] and wider integers are clipped, both to uint16."""
+    if image.dtype in (np.uint8, np.uint16):
+        return image
+    if image.dtype == np.bool_:
+        return image.astype(np.uint8) * 255
+    if np.issubdtype(image.dtype, np.floating):
+        scaled = np.nan_to_num(image.astype(np.float64), nan=0.0) * 65535.0
+        return np.clip(np.rint(scaled), 0, 65535).astype(np.uint16)
+    if np.issubdtype(image.dtype, np.integer):
+        return np.clip(image, 0, 65535).astype(np.uint16)
+    raise ImageReadError(f"{name}: unsupported sample type {image.dtype}")
+
+
+def _decode_cv2(data: bytes) -> np.ndarray | None:
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    with _quiet_opencv():
+        try:
+            decoded = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
+        except cv2.error:
+            return None
+    if decoded is None:
+        return None
+    if decoded.ndim == 3:
+        if decoded.shape[2] == 1:
+            decoded = decoded[:, :, 0]
+        elif decoded.shape[2] == 3:
+            decoded = decoded[:, :, ::-1]
+        elif decoded.shape[2] == 4:
+            decoded = decoded[:, :, [2, 1, 0, 3]]
+    return decoded
+
+
+def _decode_pil(image: Any) -> np.ndarray:
+    """Decode with Pillow to RGB, RGBA, L or 16-bit grayscale (raises Pillow's errors)."""
+    mode = image.mode
+    has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in image.info
+    if mode.startswith("I;16") and mode not in ("I;16S", "I;16BS"):
+        array = np.asarray(image)
+        return array.astype(np.uint16)
+    if mode in ("I", "F", "I;32", "I;32S", "I;32B", "I;16S", "I;16BS"):
+        return np.asarray(image.convert("F") if mode == "F" else image)
+    if has_alpha:
+        return np.asarray(image.convert("RGBA"))
+    if mode in ("1", "L"):
+        return np.asarray(image.convert("L"))
+    return np.asarray(image.convert("RGB"))
+
+
+def _is_truncated_jpeg(data: bytes) -> bool:
+    """A JPEG whose last scan (SOS marker) is not followed by an end-of-image marker."""
+    if not data.startswith(b"\xff\xd8"):
+        return False
+    last_scan = data.rfind(b"\xff\xda")
+    return last_scan < 0 or data.rfind(b"\xff\xd9") < last_scan
+
+
+def read_image(
+    path: PathLike,
+    *,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    alpha: Literal["drop", "keep"] = "drop",
+) -> np.ndarray:
+    """Read an image file into an RGB(A) or grayscale array, safely.
+
+    The file is read as bytes (so non-ASCII and space-containing names work on every platform) and its
+    header is checked against ``max_pixels`` before any pixel is decoded. Decoding uses OpenCV (Pillow
+    for CMYK and other modes OpenCV gets wrong, and as a fallback). The EXIF orientation tag is
+    applied, so the array is upright as a photo viewer shows it.
+
+    Args:
+        path: The image file (any format OpenCV or Pillow reads; the suffix is not checked).
+        max_pixels: Refuse images with more than this many pixels (width x height), checked from the
+            header before decoding. ``None`` disables the check (OpenCV keeps its own limit, the
+            ``OPENCV_IO_MAX_IMAGE_PIXELS`` environment variable, 2**30 by default).
+        alpha: What to do with a transparency channel: ``"drop"`` (default) returns RGB (or grayscale
+            for grey + alpha), ``"keep"`` returns ``(H, W, 4)`` RGBA. Images without alpha are the same
+            either way. Palette images become RGB (RGBA with ``"keep"`` when they have transparency).
+
+    Returns:
+        ``(H, W, 3)`` RGB, ``(H, W)`` grayscale or ``(H, W, 4)`` RGBA; ``uint8`` for 8-bit files and
+        ``uint16`` for 16-bit ones. Float and 32-bit integer TIFFs become ``uint16`` (floats are taken
+        as ``[0, 1]``). CMYK becomes RGB.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        IsADirectoryError: ``path`` is a folder.
+        ImageReadError: The file is empty, not an image (or in an unsupported format), truncated or
+            corrupt, or larger than ``max_pixels``; the message names the file and the reason.
+
+    Examples:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> import numpy as np
+        >>> from blurkit.data.io import read_image, write_image
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> write_image(folder / "été 1.png", np.full((2, 3, 4), 200, np.uint8))
+        >>> read_image(folder / "été 1.png").shape, read_image(folder / "été 1.png", alpha="keep").shape
+        ((2, 3, 3), (2, 3, 4))
+        >>> _ = (folder / "notes.jpg").write_text("hello")
+        >>> read_image(folder / "notes.jpg")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        blurkit.data.io.ImageReadError: notes.jpg: not an image, or a format blurkit cannot read ...
+    """
+    if alpha not in ("drop", "keep"):
+        raise ValueError(f"alpha must be 'drop' or 'keep', got {alpha!r}")
+    if max_pixels is not None and max_pixels <= 0:
+        raise ValueError(f"max_pixels must be positive or None, got {max_pixels}")
+    path = Path(os.fspath(path))
+    name = path.name
+    info = path.stat()  # FileNotFoundError names the path
+    if stat.S_ISDIR(info.st_mode):
+        raise IsADirectoryError(f"{path} is a folder, not an image file")
+    data = path.read_bytes()
+    if not data:
+        raise ImageReadError(f"{name}: empty file (0 bytes)")
+
+    header = _read_header(data, name, max_pixels)
+    image: np.ndarray | None = None
+    if header is not None and header.mode in _PIL_DECODED_MODES:
+        try:
+            image = _decode_pil(header.pil)
+        except (OSError, ValueError, SyntaxError, EOFError) as exc:
+            raise ImageReadError(f"{name}: truncated or corrupt image ({exc})") from None
+    else:
+        if _is_truncated_jpeg(data):
+            raise ImageReadError(f"{name}: truncated or corrupt JPEG (no end-of-image marker)")
+        image = _decode_cv2(data)
+        if image is None and header is not None:
+            # OpenCV failed on something Pillow recognised: let Pillow try, it says what is wrong.
+            try:
+                image = _decode_pil(header.pil)
+            except (OSError, ValueError, SyntaxError, EOFError) as exc:
+                raise ImageReadError(
+                    f"{name}: truncated or corrupt {header.format or 'image'} ({exc})"
+                ) from None
+    if image is None:
+        raise ImageReadError(
+            f"{name}: not an image, or a format blurkit cannot read (supported: "
+            f"{', '.join(IMAGE_EXTENSIONS)}), or corrupt"
+        )
+    if max_pixels is not None and image.shape[0] * image.shape[1] > max_pixels:  # header-less fallback
+        raise ImageReadError(
+            _too_big_message(
+                name, (image.shape[1], image.shape[0]), image.shape[0] * image.shape[1], max_pixels
+            )
+        )
+
+    image = _normalise_dtype(image, name)
+    if image.ndim == 3 and image.shape[2] == 2:  # grey + alpha
+        image = np.dstack([image[:, :, 0]] * 3 + [image[:, :, 1]])
+    if image.ndim == 3 and image.shape[2] == 4 and alpha == "drop":
+        grey_source = header is not None and header.mode in ("LA", "La")
+        image = image[:, :, 0] if grey_source else image[:, :, :3]
+    if header is not None and header.orientation != 1:
+        image = _apply_orientation(image, header.orientation)
+    return np.ascontiguousarray(image)
+
+
+# --------------------------------------------------------------------------------------------------
+# Atomic writing
+# --------------------------------------------------------------------------------------------------
+def _umask() -> int:
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
+
+
+_FILE_MODE = 0o666 & ~_umask()
+
+
+def _fsync_folder(folder: Path) -> None:
+    if os.name != "posix":
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_open(
+    path: PathLike, mode: Literal["w", "wb"] = "wb", *, encoding: str = "utf-8"
+) -> Iterator[IO[Any]]:
+    """Open a temporary file that replaces ``path`` only when the ``with`` block succeeds.
+
+    The temporary file is created next to ``path`` (hidden: ``.NAME.XXXX.tmp``, so :func:`list_images`
+    ignores it), flushed and fsynced on success, then renamed over ``path`` with :func:`os.replace`
+    (atomic on POSIX and Windows). On any error it is deleted and ``path`` is left as it was. Parent
+    folders are created.
+
+    Args:
+        path: The file to write.
+        mode: ``"wb"`` for bytes or ``"w"`` for text.
+        encoding: Text encoding for ``mode="w"`` (newlines are written as given, not translated).
+
+    Yields:
+        The open temporary file.
+
+    Examples:
+        >>> import tempfile, os
+        >>> from pathlib import Path
+        >>> from blurkit.data.io import atomic_open
+        >>> target = Path(tempfile.mkdtemp()) / "log.jsonl"
+        >>> with atomic_open(target, "w") as fh:
+        ...     _ = fh.write("line 1\\n")
+        ...     _ = fh.write("line 2\\n")
+        >>> target.read_text(), os.listdir(target.parent)
+        ('line 1\\nline 2\\n', ['log.jsonl'])
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"mode must be 'w' or 'wb', got {mode!r}")
+    path = Path(os.fspath(path))
+    folder = path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = Path(tmp_name)
+    try:
+        if mode == "wb":
+            fh: IO[Any] = os.fdopen(fd, "wb")
+        else:
+            fh = os.fdopen(fd, "w", encoding=encoding, newline="")
+        with fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600 files; give the usual permissions
+        except OSError:  # pragma: no cover
+            pass
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _fsync_folder(folder)
+
+
+def atomic_write_bytes(path: PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_open`); parent folders are created.
+
+    Examples:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from blurkit.data.io import atomic_write_bytes
+        >>> target = Path(tempfile.mkdtemp()) / "a" / "b.bin"
+        >>> atomic_write_bytes(target, b"\\x00\\x01")
+        >>> target.read_bytes()
+        b'\\x00\\x01'
+    """
+    with atomic_open(path, "wb") as fh:
+        fh.write(data)
+
+
+def atomic_write_text(path: PathLike, text: str, *, encoding: str = "utf-8") -> None:
+    """Write ``text`` to ``path`` atomically (see :func:`atomic_open`); newlines are not translated.
+
+    Examples:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from blurkit.data.io import atomic_write_text
+        >>> target = Path(tempfile.mkdtemp()) / "card.json"
+        >>> atomic_write_text(target, '{"name": "unet"}\\n')
+        >>> target.read_text()
+        '{"name": "unet"}\\n'
+    """
+    with atomic_open(path, "w", encoding=encoding) as fh:
+        fh.write(text)
+
+
+# --------------------------------------------------------------------------------------------------
+# Writing images
+# --------------------------------------------------------------------------------------------------
+def _to_storable(image: np.ndarray, suffix: str, bits: int | None) -> np.ndarray:
+    """Convert to uint8/uint16 with 1, 3 or 4 channels that the format can store."""
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
+        raise ValueError(
+            f"expected an image of shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got {image.shape}"
+        )
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError(f"cannot write an empty image of shape {image.shape}")
+    if bits not in (None, 8, 16):
+        raise ValueError(f"bits must be 8, 16 or None, got {bits!r}")
+    can16 = suffix in _SIXTEEN_BIT_SUFFIXES
+    if bits == 16 and not can16:
+        raise ValueError(f"{suffix} files cannot store 16 bits; use .png or .tif")
+
+    if image.dtype == np.bool_:
+        image = image.astype(np.uint8) * 255
+    elif np.issubdtype(image.dtype, np.floating):
+        if np.isnan(image).any():
+            raise ValueError("cannot write an image containing NaN")
+        image = from_float(image, np.uint16 if bits == 16 else np.uint8)
+    elif image.dtype not in (np.uint8, np.uint16):
+        raise ValueError(
+            f"unsupported image dtype {image.dtype}: use uint8, uint16 or floats in [0, 1] "
+            "(convert with blurkit.data.io.from_float)"
+        )
+    if image.dtype == np.uint16 and (bits == 8 or not can16):
+        image = from_float(to_float(image), np.uint8)
+    elif image.dtype == np.uint8 and bits == 16:
+        image = image.astype(np.uint16) * 257
+    if image.ndim == 3 and image.shape[2] == 4 and suffix in (".jpg", ".jpeg"):
+        image = image[:, :, :3]  # JPEG has no alpha
+    return image
+
+
+def write_image(
+    path: PathLike,
+    image: np.ndarray,
+    *,
+    quality: int = 95,
+    bits: int | None = None,
+) -> None:
+    """Write an RGB(A) or grayscale array to an image file, atomically.
+
+    The format comes from the suffix (one of :data:`IMAGE_EXTENSIONS`, any case). The image is encoded in
+    memory and written with :func:`atomic_write_bytes`, so ``path`` is either the old file or the complete
+    new one, never half a file; parent folders are created.
+
+    Args:
+        path: Target file.
+        image: ``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA; ``uint8``, ``uint16``
+            or floats in ``[0, 1]`` (clipped, then rounded to 8 bits, or to 16 with ``bits=16``).
+        quality: JPEG / WebP quality, 1-100 (ignored by lossless formats).
+        bits: Force 8 or 16 bits per sample. By default ``uint16`` stays 16-bit in PNG/TIFF and becomes
+            8-bit (``round(x / 257)``) in JPEG/BMP/WebP, which cannot store more; floats become 8-bit.
+
+    Raises:
+        ValueError: Unknown suffix, bad shape or dtype, NaN values, or ``bits=16`` for an 8-bit format.
+        OSError: The file could not be written (the target is left untouched).
+
+    Examples:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> import numpy as np
+        >>> from blurkit.data.io import read_image, write_image
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> write_image(folder / "ramp.png", np.linspace(0, 1, 12).reshape(3, 4), bits=16)
+        >>> read_image(folder / "ramp.png").dtype
+        dtype('uint16')
+        >>> write_image(folder / "ramp.gif", np.zeros((3, 4)))
+        Traceback (most recent call last):
+        ...
+        ValueError: cannot write ramp.gif: unknown image suffix '.gif' (use one of .jpg, .jpeg, .png, .bmp, .tif, .tiff, .webp)
+    """
+    path = Path(os.fspath(path))
+    suffix = path.suffix.lower()
+    if suffix not in IMAGE_EXTENSIONS:
+        raise ValueError(
+            f"cannot write {path.name}: unknown image suffix {path.suffix!r} (use one of {', '.join(IMAGE_EXTENSIONS)})"
+        )
+    if not 1 <= int(quality) <= 100:
+        raise ValueError(f"quality must be in 1..100, got {quality}")
+    array = _to_storable(image, suffix, bits)
+    if array.ndim == 3:
+        array = array[:, :, [2, 1, 0]] if array.shape[2] == 3 else array[:, :, [2, 1, 0, 3]]
+    params: list[int] = []
+    if suffix in (".jpg", ".jpeg"):
+        params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
+    elif suffix == ".webp":
+        params = [cv2.IMWRITE_WEBP_QUALITY, int(quality)]
+    ok, encoded = cv2.imencode(suffix, np.ascontiguousarray(array), params)
+    if not ok:  # pragma: no cover - OpenCV raises rather than returning False in practice
+        raise ValueError(f"OpenCV could not encode {path.name} as {suffix}")
+    atomic_write_bytes(path, encoded.tobytes())
+
+
+# --------------------------------------------------------------------------------------------------
+# dtype conversions
+# --------------------------------------------------------------------------------------------------
+def to_float(image: np.ndarray) -> np.ndarray:
+    """An image as ``float32`` in ``[0, 1]``: ``uint8 / 255``, ``uint16 / 65535``, floats unchanged.
+
+    Floats are only cast to ``float32`` (their values are not checked or clipped); bools map to 0 and 1.
+
+    Examples:
+        >>> import numpy as np
+        >>> from blurkit.data.io import to_float
+        >>> to_float(np.array([0, 51, 255], np.uint8))
+        array([0. , 0.2, 1. ], dtype=float32)
+        >>> to_float(np.array([65535], np.uint16))
+        array([1.], dtype=float32)
+    """
+    image = np.asarray(image)
+    if image.dtype == np.uint8:
+        return image.astype(np.float32) / np.float32(255.0)
+    if image.dtype == np.uint16:
+        return image.astype(np.float32) / np.float32(65535.0)
+    if image.dtype == np.bool_ or np.issubdtype(image.dtype, np.floating):
+        return image.astype(np.float32)
+    raise ValueError(f"to_float: expected uint8, uint16 or float image, got {image.dtype}")
+
+
+def from_float(x: np.ndarray, like_dtype: Any = np.uint8) -> np.ndarray:
+    """Convert a ``[0, 1]`` float image to ``like_dtype`` (the inverse of :func:`to_float`).
+
+    Integer targets are scaled (``* 255`` for ``uint8``, ``* 65535`` for ``uint16``), rounded to nearest
+    and clipped, so out-of-range values saturate; NaN becomes 0. Float targets are a plain cast.
+
+    Args:
+        x: Float image (anything array-like).
+        like_dtype: Target dtype: ``np.uint8``, ``np.uint16``, a float dtype, or an array whose dtype
+            to use.
+
+    Examples:
+        >>> import numpy as np
+        >>> from blurkit.data.io import from_float
+        >>> from_float(np.array([-0.5, 0.2, 0.5, 1.5]), np.uint8)
+        array([  0,  51, 128, 255], dtype=uint8)
+    """
+    dtype = like_dtype.dtype if isinstance(like_dtype, np.ndarray) else np.dtype(like_dtype)
+    x = np.asarray(x)
+    if dtype == np.uint8 or dtype == np.uint16:
+        top = 255.0 if dtype == np.uint8 else 65535.0
+        scaled = np.nan_to_num(x.astype(np.float64), nan=0.0, posinf=1.0, neginf=0.0) * top
+        return np.clip(np.rint(scaled), 0, top).astype(dtype)
+    if np.issubdtype(dtype, np.floating):
+        return x.astype(dtype)
+    raise ValueError(f"from_float: target dtype must be uint8, uint16 or a float type, got {dtype}")

@@ -1,0 +1,493 @@
+"""Image I/O: listing, safe reading, atomic writing, dtype conversions (files made in tmp_path)."""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+from blurkit.data import io as bio
+from blurkit.data.io import (
+    DEFAULT_MAX_PIXELS,
+    IMAGE_EXTENSIONS,
+    ImageReadError,
+    atomic_write_bytes,
+    atomic_write_text,
+    from_float,
+    is_image_path,
+    list_images,
+    read_image,
+    to_float,
+    write_image,
+)
+
+
+@pytest.fixture(scope="module")
+def rgb() -> np.ndarray:
+    """A 64x80 crop of the astronaut: small, colourful and asymmetric (orientation shows)."""
+    from skimage import data
+
+    return np.ascontiguousarray(data.astronaut()[100:164, 180:260])
+
+
+@pytest.fixture(scope="module")
+def gray() -> np.ndarray:
+    from skimage import data
+
+    return np.ascontiguousarray(data.camera()[100:164, 180:260])
+
+
+def _mad(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a.astype(np.float64) - b.astype(np.float64)).mean())
+
+
+def _no_temp_files(folder: Path) -> bool:
+    return not [p for p in folder.rglob("*") if p.name.startswith(".") or p.suffix == ".tmp"]
+
+
+# ---------------------------------------------------------------------------------------------- paths
+def test_is_image_path():
+    assert is_image_path("a.png") and is_image_path("PHOTO.JPG") and is_image_path(Path("x/y.TiFf"))
+    assert is_image_path("z.webp") and is_image_path("z.jpeg") and is_image_path("z.bmp")
+    assert not is_image_path("photo.png.txt")
+    assert not is_image_path("png") and not is_image_path("a.gif") and not is_image_path("notes")
+    assert set(IMAGE_EXTENSIONS) == {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def _touch(path: Path, data: bytes = b"") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def test_list_images_folder(tmp_path):
+    for name in [
+        "b.png",
+        "A.JPG",
+        "sub/c.tif",
+        "sub/deep/d.webp",
+        "x.png.txt",
+        "notes.txt",
+        ".hidden.png",
+        ".git/e.png",
+        "z.jpeg",
+    ]:
+        _touch(tmp_path / name)
+    (tmp_path / "dir.png").mkdir()  # a folder named like an image
+    _touch(tmp_path / "dir.png" / "inside.bmp")
+    found = [p.relative_to(tmp_path).as_posix() for p in list_images(tmp_path)]
+    assert found == ["A.JPG", "b.png", "dir.png/inside.bmp", "sub/c.tif", "sub/deep/d.webp", "z.jpeg"]
+    assert found == [p.relative_to(tmp_path).as_posix() for p in list_images(str(tmp_path))]  # deterministic
+    top = [p.name for p in list_images(tmp_path, recursive=False)]
+    assert top == ["A.JPG", "b.png", "z.jpeg"]
+
+
+def test_list_images_file_glob_and_list(tmp_path):
+    a = _touch(tmp_path / "a.png")
+    b = _touch(tmp_path / "sub" / "b.jpg")
+    _touch(tmp_path / "sub" / "c.txt")
+    assert list_images(a) == [a]
+    assert list_images(str(tmp_path / "**" / "*.jpg")) == [b]
+    assert list_images(str(tmp_path / "sub" / "*")) == [b]  # the .txt is filtered out
+    assert list_images([a, tmp_path / "sub", a]) == [a, b]  # duplicates once, first-seen order
+    with pytest.raises(ValueError, match="c.txt"):
+        list_images(tmp_path / "sub" / "c.txt")
+    with pytest.raises(FileNotFoundError, match="nothing"):
+        list_images(str(tmp_path / "nothing*.png"))
+
+
+def test_list_images_missing_and_empty(tmp_path):
+    missing = tmp_path / "no such folder"
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        list_images(missing)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    _touch(empty / "readme.txt")
+    with pytest.raises(ValueError, match="empty"):
+        list_images(empty)
+
+
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="no symlinks")
+def test_list_images_symlink_loop_and_broken_link(tmp_path):
+    root = tmp_path / "root"
+    _touch(root / "a" / "x.png")
+    _touch(root / "y.png")
+    try:
+        os.symlink(root, root / "a" / "loop")  # a/loop -> root: a cycle
+        os.symlink(root / "a", root / "a" / "self")  # a/self -> a
+        os.symlink(root / "gone.png", root / "broken.png")  # dangling
+        os.symlink(root / "a", root / "link_to_a")  # a second route to a real folder
+    except OSError:
+        pytest.skip("cannot create symlinks here")
+    found = [p.relative_to(root).as_posix() for p in list_images(root)]
+    assert found == ["a/x.png", "y.png"]
+
+
+def test_list_images_non_ascii_and_uppercase(tmp_path, rgb):
+    names = ["été photo 写真.png", "PHOTO.JPG", "Снимок 1.TIFF"]
+    for name in names:
+        write_image(tmp_path / name, rgb)
+    assert sorted(p.name for p in list_images(tmp_path)) == sorted(names)
+    for name in names:
+        assert read_image(tmp_path / name).shape == rgb.shape
+
+
+# ---------------------------------------------------------------------------------------------- round trips
+@pytest.mark.parametrize(
+    ("suffix", "tolerance"),
+    [
+        (".png", 0),
+        (".bmp", 0),
+        (".tif", 0),
+        (".tiff", 0),
+        (".jpg", 4),
+        (".jpeg", 4),
+        (".webp", 4),
+        (".PNG", 0),
+    ],
+)
+def test_round_trip_rgb(tmp_path, rgb, suffix, tolerance):
+    path = tmp_path / f"img{suffix}"
+    write_image(path, rgb)
+    back = read_image(path)
+    assert back.shape == rgb.shape and back.dtype == np.uint8
+    assert _mad(back, rgb) <= tolerance
+    if tolerance == 0:
+        np.testing.assert_array_equal(back, rgb)
+    # channel order: compare with an independent decoder
+    with Image.open(path) as im:
+        assert _mad(back, np.asarray(im.convert("RGB"))) <= 2
+
+
+@pytest.mark.parametrize("suffix", [".png", ".bmp", ".tif", ".jpg", ".webp"])
+def test_round_trip_gray(tmp_path, gray, suffix):
+    path = tmp_path / f"g{suffix}"
+    write_image(path, gray)
+    back = read_image(path)
+    assert back.dtype == np.uint8
+    if suffix == ".webp":  # WebP has no grayscale: it comes back as equal RGB channels
+        assert back.shape in (gray.shape, (*gray.shape, 3))
+        back = back if back.ndim == 2 else back[..., 0]
+    assert back.shape == gray.shape
+    assert _mad(back, gray) <= (0 if suffix in (".png", ".bmp", ".tif") else 4)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_round_trip_16_bit(tmp_path, suffix, channels):
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 65536, size=(20, 30, 3) if channels == 3 else (20, 30), dtype=np.uint16)
+    path = tmp_path / f"deep{suffix}"
+    write_image(path, image)
+    back = read_image(path)
+    assert back.dtype == np.uint16
+    np.testing.assert_array_equal(back, image)
+
+
+def test_16_bit_written_by_pillow_keeps_16_bits(tmp_path):
+    image = (np.arange(20 * 30, dtype=np.uint16).reshape(20, 30) * 100).astype(np.uint16)
+    Image.fromarray(image).save(tmp_path / "p.png")
+    back = read_image(tmp_path / "p.png")
+    assert back.dtype == np.uint16
+    np.testing.assert_array_equal(back, image)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".webp", ".tif"])
+def test_rgba_drop_and_keep(tmp_path, rgb, suffix):
+    alpha = np.tile(np.linspace(0, 255, rgb.shape[1]).astype(np.uint8), (rgb.shape[0], 1))
+    rgba = np.dstack([rgb, alpha])
+    path = tmp_path / f"a{suffix}"
+    write_image(path, rgba, quality=100)
+    dropped = read_image(path)
+    kept = read_image(path, alpha="keep")
+    assert dropped.shape == rgb.shape and kept.shape == rgba.shape
+    tol = 0 if suffix != ".webp" else 4
+    assert _mad(dropped, rgb) <= tol and _mad(kept, rgba) <= tol
+    np.testing.assert_array_equal(kept[..., :3], dropped)
+    with pytest.raises(ValueError, match="alpha"):
+        read_image(path, alpha="blend")
+
+
+def test_rgb_without_alpha_ignores_keep(tmp_path, rgb):
+    write_image(tmp_path / "a.png", rgb)
+    assert read_image(tmp_path / "a.png", alpha="keep").shape == rgb.shape
+
+
+def test_palette_png(tmp_path, rgb):
+    pal = Image.fromarray(rgb).convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
+    pal.save(tmp_path / "p.png")
+    back = read_image(tmp_path / "p.png")
+    assert back.shape == rgb.shape and back.dtype == np.uint8
+    np.testing.assert_array_equal(back, np.asarray(pal.convert("RGB")))
+    pal.save(tmp_path / "pt.png", transparency=0)
+    kept = read_image(tmp_path / "pt.png", alpha="keep")
+    assert kept.shape == (*rgb.shape[:2], 4)
+    with Image.open(tmp_path / "pt.png") as im:
+        np.testing.assert_array_equal(kept, np.asarray(im.convert("RGBA")))
+    assert (kept[..., 3] == 0).any() and (kept[..., 3] == 255).any()
+    assert read_image(tmp_path / "pt.png").shape == rgb.shape
+
+
+def test_grey_alpha_and_bilevel(tmp_path, gray):
+    la = Image.fromarray(np.dstack([gray, np.full_like(gray, 128)]), mode="LA")
+    la.save(tmp_path / "la.png")
+    dropped = read_image(tmp_path / "la.png")
+    assert dropped.shape == gray.shape
+    np.testing.assert_array_equal(dropped, gray)
+    kept = read_image(tmp_path / "la.png", alpha="keep")
+    assert kept.shape == (*gray.shape, 4) and (kept[..., 3] == 128).all()
+    Image.fromarray(gray > 100).save(tmp_path / "bw.png")
+    bw = read_image(tmp_path / "bw.png")
+    assert bw.shape == gray.shape and set(np.unique(bw)) <= {0, 255}
+
+
+def test_cmyk_jpeg_and_tiff(tmp_path, rgb):
+    for suffix in (".jpg", ".tif"):
+        Image.fromarray(rgb).convert("CMYK").save(tmp_path / f"c{suffix}")
+        back = read_image(tmp_path / f"c{suffix}")
+        assert back.shape == rgb.shape and back.dtype == np.uint8
+        assert _mad(back, rgb) < 4, suffix
+
+
+def test_float_tiff_becomes_uint16(tmp_path, gray):
+    Image.fromarray(gray.astype(np.float32) / 255.0, mode="F").save(tmp_path / "f.tif")
+    back = read_image(tmp_path / "f.tif")
+    assert back.dtype == np.uint16 and back.shape == gray.shape
+    assert _mad(to_float(back), gray / 255.0) < 1e-4
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation(tmp_path, rgb, orientation):
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / "rot.jpg"
+    Image.fromarray(rgb).save(path, "JPEG", exif=exif, quality=100, subsampling=0)
+    with Image.open(path) as im:
+        expected = np.asarray(ImageOps.exif_transpose(im).convert("RGB"))
+    back = read_image(path)
+    assert back.shape == expected.shape
+    assert _mad(back, expected) < 2
+    if orientation in (5, 6, 7, 8):
+        assert back.shape[:2] == rgb.shape[1::-1]
+
+
+def test_non_ascii_and_spaces_in_folder(tmp_path, rgb):
+    path = tmp_path / "dossier été" / "日本 語" / "image finale.png"
+    write_image(path, rgb)
+    np.testing.assert_array_equal(read_image(path), rgb)
+    np.testing.assert_array_equal(read_image(str(path)), rgb)
+
+
+# ---------------------------------------------------------------------------------------------- bad files
+def test_zero_byte_file(tmp_path):
+    path = _touch(tmp_path / "empty.png")
+    with pytest.raises(ImageReadError, match=r"empty\.png.*empty file"):
+        read_image(path)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".webp", ".tif", ".bmp"])
+def test_truncated_files(tmp_path, rgb, suffix):
+    ok, encoded = cv2.imencode(suffix, rgb)
+    data = encoded.tobytes()
+    path = _touch(tmp_path / f"cut{suffix}", data[: len(data) * 2 // 3])
+    with pytest.raises(ImageReadError, match=rf"cut\{suffix}: .*(truncated|corrupt)"):
+        read_image(path)
+
+
+def test_jpeg_missing_end_marker(tmp_path, rgb):
+    ok, encoded = cv2.imencode(".jpg", rgb)
+    path = _touch(tmp_path / "noeoi.jpg", encoded.tobytes()[:-2])  # only the end-of-image marker cut
+    with pytest.raises(ImageReadError, match="truncated"):
+        read_image(path)
+
+
+def test_text_file_named_jpg(tmp_path):
+    path = tmp_path / "notes.jpg"
+    path.write_text("this is not a picture\n")
+    with pytest.raises(ImageReadError, match=r"notes\.jpg: not an image"):
+        read_image(path)
+    assert issubclass(ImageReadError, ValueError)
+
+
+def test_missing_file_and_folder(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        read_image(tmp_path / "nope.png")
+    (tmp_path / "d.png").mkdir()
+    with pytest.raises(IsADirectoryError, match="d.png"):
+        read_image(tmp_path / "d.png")
+
+
+def _png_bomb(width: int, height: int) -> bytes:
+    """A small valid PNG whose IHDR claims width x height (CRC fixed up)."""
+    ok, encoded = cv2.imencode(".png", np.zeros((8, 8), np.uint8))
+    data = bytearray(encoded.tobytes())
+    assert data[12:16] == b"IHDR"
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])) & 0xFFFFFFFF)
+    return bytes(data)
+
+
+def test_decompression_bomb_refused_before_decoding(tmp_path, monkeypatch):
+    path = _touch(tmp_path / "bomb.png", _png_bomb(60000, 60000))
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded a decompression bomb")
+
+    monkeypatch.setattr(bio.cv2, "imdecode", no_decoding)
+    with pytest.raises(ImageReadError, match=r"bomb\.png: .*3,600,000,000 pixels.*max_pixels=178,956,970"):
+        read_image(path)
+    # a bomb under Pillow's own limit, above ours
+    path2 = _touch(tmp_path / "bomb2.png", _png_bomb(12000, 10000))
+    with pytest.raises(ImageReadError, match=r"12000x10000 .*max_pixels=1,000,000.*max_pixels=None"):
+        read_image(path2, max_pixels=1_000_000)
+    assert DEFAULT_MAX_PIXELS == 178_956_970
+
+
+def test_max_pixels(tmp_path, rgb):
+    write_image(tmp_path / "a.png", rgb)
+    with pytest.raises(ImageReadError, match="max_pixels=100"):
+        read_image(tmp_path / "a.png", max_pixels=100)
+    assert read_image(tmp_path / "a.png", max_pixels=rgb.shape[0] * rgb.shape[1]).shape == rgb.shape
+    assert read_image(tmp_path / "a.png", max_pixels=None).shape == rgb.shape
+    with pytest.raises(ValueError, match="max_pixels"):
+        read_image(tmp_path / "a.png", max_pixels=0)
+
+
+def test_opencv_fallback_when_pillow_cannot_open(tmp_path, rgb, monkeypatch):
+    from PIL import UnidentifiedImageError
+
+    write_image(tmp_path / "a.png", rgb)
+
+    def cannot_open(*args, **kwargs):
+        raise UnidentifiedImageError("nope")
+
+    monkeypatch.setattr(Image, "open", cannot_open)
+    np.testing.assert_array_equal(read_image(tmp_path / "a.png"), rgb)
+    with pytest.raises(ImageReadError, match="max_pixels=10"):  # still checked, after decoding
+        read_image(tmp_path / "a.png", max_pixels=10)
+
+
+# ---------------------------------------------------------------------------------------------- writing
+def test_write_creates_folders_and_leaves_no_temp(tmp_path, rgb):
+    target = tmp_path / "a" / "b" / "c.png"
+    write_image(target, rgb)
+    write_image(target, rgb[::-1])  # overwrite
+    np.testing.assert_array_equal(read_image(target), rgb[::-1])
+    assert [p.name for p in target.parent.iterdir()] == ["c.png"]
+    assert _no_temp_files(tmp_path)
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (target.stat().st_mode & 0o777) == (0o666 & ~mask)
+
+
+def test_write_failure_keeps_old_file(tmp_path, rgb, monkeypatch):
+    target = tmp_path / "keep.png"
+    write_image(target, rgb)
+    before = target.read_bytes()
+
+    def crash(*args, **kwargs):
+        raise OSError("disk on fire")
+
+    monkeypatch.setattr(bio.os, "replace", crash)
+    with pytest.raises(OSError, match="disk on fire"):
+        write_image(target, np.zeros_like(rgb))
+    monkeypatch.undo()
+    assert target.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.png"]
+
+
+def test_write_failure_mid_write_leaves_nothing(tmp_path, monkeypatch):
+    def crash(fd):
+        raise OSError("fsync failed")
+
+    monkeypatch.setattr(bio.os, "fsync", crash)
+    with pytest.raises(OSError, match="fsync failed"):
+        atomic_write_bytes(tmp_path / "x.bin", b"0" * 100_000)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_rejects_bad_input(tmp_path, rgb):
+    with pytest.raises(ValueError, match=r"unknown image suffix '\.gif'"):
+        write_image(tmp_path / "a.gif", rgb)
+    with pytest.raises(ValueError, match="suffix"):
+        write_image(tmp_path / "noext", rgb)
+    with pytest.raises(ValueError, match="shape"):
+        write_image(tmp_path / "a.png", np.zeros((4, 4, 2), np.uint8))
+    with pytest.raises(ValueError, match="int64"):
+        write_image(tmp_path / "a.png", np.zeros((4, 4), np.int64))
+    with pytest.raises(ValueError, match="NaN"):
+        write_image(tmp_path / "a.png", np.full((4, 4), np.nan))
+    with pytest.raises(ValueError, match="16 bits"):
+        write_image(tmp_path / "a.jpg", np.zeros((4, 4)), bits=16)
+    with pytest.raises(ValueError, match="quality"):
+        write_image(tmp_path / "a.jpg", rgb, quality=0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_dtypes(tmp_path):
+    ramp = np.linspace(0, 1, 256 * 3).reshape(3, 256)
+    write_image(tmp_path / "f8.png", ramp)
+    np.testing.assert_array_equal(read_image(tmp_path / "f8.png"), from_float(ramp, np.uint8))
+    write_image(tmp_path / "f16.png", ramp, bits=16)
+    back16 = read_image(tmp_path / "f16.png")
+    assert back16.dtype == np.uint16
+    np.testing.assert_array_equal(back16, from_float(ramp, np.uint16))
+    write_image(tmp_path / "clip.png", np.array([[-1.0, 0.5, 2.0]]))
+    np.testing.assert_array_equal(read_image(tmp_path / "clip.png"), [[0, 128, 255]])
+    deep = np.array([[0, 257, 65535]], np.uint16)
+    write_image(tmp_path / "d.jpg", np.repeat(deep, 8, axis=0), quality=100)  # 8-bit format: scaled down
+    assert read_image(tmp_path / "d.jpg").dtype == np.uint8
+    write_image(tmp_path / "d8.png", deep, bits=8)
+    np.testing.assert_array_equal(read_image(tmp_path / "d8.png"), [[0, 1, 255]])
+    write_image(tmp_path / "one.png", np.zeros((4, 5, 1), np.uint8))
+    assert read_image(tmp_path / "one.png").shape == (4, 5)
+    write_image(tmp_path / "rgba.jpg", np.zeros((4, 5, 4), np.uint8))  # alpha dropped for JPEG
+    assert read_image(tmp_path / "rgba.jpg").shape == (4, 5, 3)
+
+
+def test_atomic_text_and_bytes(tmp_path):
+    atomic_write_text(tmp_path / "m" / "card.json", "{}\r\nünï\n")
+    assert (tmp_path / "m" / "card.json").read_bytes() == "{}\r\nünï\n".encode()
+    atomic_write_bytes(tmp_path / "m" / "card.json", b"new")
+    assert (tmp_path / "m" / "card.json").read_bytes() == b"new"
+    assert _no_temp_files(tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------- conversions
+def test_to_float_and_back():
+    u8 = np.arange(256, dtype=np.uint8)
+    f = to_float(u8)
+    assert f.dtype == np.float32 and f[0] == 0 and f[-1] == 1
+    np.testing.assert_array_equal(from_float(f, np.uint8), u8)
+    u16 = np.array([0, 1, 257, 65534, 65535], np.uint16)
+    np.testing.assert_array_equal(from_float(to_float(u16), u16), u16)  # like an array
+    x = np.array([0.25, 2.0], np.float64)
+    assert to_float(x).dtype == np.float32 and to_float(x)[1] == 2.0  # floats unchanged
+    np.testing.assert_array_equal(from_float(np.array([np.nan, -3, 0.5, 9]), np.uint8), [0, 0, 128, 255])
+    assert from_float(np.array([0.5]), np.float32).dtype == np.float32
+    with pytest.raises(ValueError):
+        to_float(np.array([1], np.int32))
+    with pytest.raises(ValueError):
+        from_float(np.array([0.5]), np.int32)
+
+
+def test_pillow_warning_not_leaked(tmp_path, recwarn):
+    # Pillow warns above half its limit; read_image applies its own limit instead.
+    path = _touch(tmp_path / "big.png", _png_bomb(10000, 10000))
+    with pytest.raises(ImageReadError):
+        read_image(path, max_pixels=50_000_000)
+    assert not [w for w in recwarn if issubclass(w.category, Image.DecompressionBombWarning)]
+
+
+def test_image_bytes_via_pillow_roundtrip(tmp_path, rgb):
+    """Files written by write_image open in Pillow with the same pixels (RGB order, not BGR)."""
+    write_image(tmp_path / "a.png", rgb)
+    with Image.open(io.BytesIO((tmp_path / "a.png").read_bytes())) as im:
+        np.testing.assert_array_equal(np.asarray(im), rgb)

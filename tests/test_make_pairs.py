@@ -1,0 +1,300 @@
+"""make_pairs and ``blurkit make-pairs``: pairs, manifest, skipping bad files, reproducibility."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from blurkit.cli.main import main
+from blurkit.data.io import read_image, write_image
+from blurkit.data.pairs import image_seed, make_pairs
+from blurkit.registry import BLURS
+
+
+class FakeBlur:
+    """A tiny Gaussian blur with the generator interface (stands in for the real ones)."""
+
+    name = "testblur"
+    version = 3
+
+    def __init__(self, sigma=1.0, seed=None, **extra):
+        self.sigma, self.seed, self.extra = sigma, seed, extra
+
+    def get_config(self):
+        return {"sigma": list(self.sigma) if isinstance(self.sigma, tuple) else self.sigma, **self.extra}
+
+    def __call__(self, image, seed=None):
+        rng = np.random.default_rng(seed)
+        sigma = float(rng.uniform(*self.sigma)) if isinstance(self.sigma, tuple) else float(self.sigma)
+        k1 = cv2.getGaussianKernel(2 * int(np.ceil(3 * sigma)) + 1, sigma)
+        kernel = k1 @ k1.T
+        blurred = cv2.filter2D(image, -1, kernel, borderType=cv2.BORDER_REFLECT_101)
+        return {"image": blurred, "kernel": kernel, "params": {"sigma": np.float64(sigma)}}
+
+
+@pytest.fixture
+def testblur():
+    BLURS.list()  # load the built-ins first so the fake is not overridden later
+    BLURS.register("testblur", FakeBlur, override=True)
+    yield FakeBlur
+    BLURS.unregister("testblur")
+
+
+@pytest.fixture(scope="module")
+def photos():
+    from skimage import data
+
+    return {
+        "rgb": np.ascontiguousarray(data.astronaut()[::4, ::4]),  # 128x128
+        "coffee": np.ascontiguousarray(data.coffee()[::4, ::4]),  # 100x150
+        "gray": np.ascontiguousarray(data.camera()[::4, ::4]),
+    }
+
+
+GOOD = ["a.png", "sub/b.jpg", "sub/deep/c.tif", "été 1.PNG", "deep16.png"]
+BAD = {"bad.jpg": "not an image", "empty.png": "empty file", "trunc.png": "truncated"}
+
+
+@pytest.fixture
+def clean(tmp_path, photos):
+    root = tmp_path / "clean"
+    write_image(root / "a.png", photos["rgb"])
+    write_image(root / "sub" / "b.jpg", photos["coffee"])
+    write_image(root / "sub" / "deep" / "c.tif", photos["gray"])
+    write_image(root / "été 1.PNG", photos["coffee"])
+    write_image(root / "deep16.png", photos["rgb"].astype(np.uint16) * 257)
+    (root / "bad.jpg").write_text("not a picture")
+    (root / "empty.png").write_bytes(b"")
+    data = cv2.imencode(".png", photos["rgb"])[1].tobytes()
+    (root / "trunc.png").write_bytes(data[: len(data) // 2])
+    (root / "notes.txt").write_text("ignored")
+    return root
+
+
+def _png(rel: str) -> str:
+    return str(Path(rel).with_suffix(".png").as_posix())
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
+
+
+def _manifest(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "manifest.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def test_cli_writes_pairs_and_reports_bad_files(clean, tmp_path, testblur, capsys):
+    out = tmp_path / "pairs"
+    rc = main(
+        [
+            "make-pairs",
+            str(clean),
+            str(out),
+            "--blur",
+            "testblur",
+            "--sigma",
+            "0.5:3",
+            "--seed",
+            "3",
+            "--no-progress",
+            "-o",
+            "mode=reflect",
+            "-o",
+            "strength=[1, 2]",
+        ]
+    )
+    stdout = capsys.readouterr().out
+    assert rc == 0
+    assert f"wrote {len(GOOD)} of {len(GOOD) + len(BAD)} pairs" in stdout
+    assert f"skipped {len(BAD)} unreadable files" in stdout
+    for name, reason in BAD.items():
+        assert f"  {name}: " in stdout and reason in stdout.split(f"  {name}: ")[1].splitlines()[0]
+    assert "ignored 1 file without an image suffix: notes.txt" in stdout
+
+    expected = sorted(_png(r) for r in GOOD)
+    sharp = sorted(p.relative_to(out / "sharp").as_posix() for p in (out / "sharp").rglob("*.png"))
+    blurred = sorted(p.relative_to(out / "blurred").as_posix() for p in (out / "blurred").rglob("*.png"))
+    assert sharp == blurred == expected
+    assert not [p for p in out.rglob("*") if p.name.startswith(".")]  # no temporary files left
+
+    records = _manifest(out)
+    assert sorted(r["file"] for r in records) == expected
+    for r in records:
+        assert set(r) == {"file", "source", "width", "height", "seed", "blur", "params", "kernel"}
+        kernel = np.array(r["kernel"])
+        assert kernel.ndim == 2 and abs(kernel.sum() - 1) < 1e-9
+        assert r["seed"] == image_seed(3, r["source"])
+        assert r["blur"] == {
+            "name": "testblur",
+            "version": 3,
+            "config": {"sigma": [0.5, 3.0], "mode": "reflect", "strength": [1, 2]},
+        }
+        assert 0.5 <= r["params"]["sigma"] <= 3.0
+        image = read_image(out / "sharp" / r["file"])
+        assert (r["height"], r["width"]) == image.shape[:2]
+        assert read_image(out / "blurred" / r["file"]).shape == image.shape
+
+    # sharp copies are the decoded sources, losslessly; 16 bits and grayscale are kept
+    for rel in GOOD:
+        np.testing.assert_array_equal(read_image(out / "sharp" / _png(rel)), read_image(clean / rel))
+    assert read_image(out / "sharp" / "deep16.png").dtype == np.uint16
+    assert read_image(out / "blurred" / "deep16.png").dtype == np.uint16
+    assert read_image(out / "sharp" / "sub/deep/c.png").ndim == 2
+
+
+def test_same_seed_same_files(clean, tmp_path, testblur):
+    args = ["--blur", "testblur", "--sigma", "0.5:3", "--no-progress"]
+    assert main(["make-pairs", str(clean), str(tmp_path / "one"), *args, "--seed", "7"]) == 0
+    assert main(["make-pairs", str(clean), str(tmp_path / "two"), *args, "--seed", "7"]) == 0
+    assert main(["make-pairs", str(clean), str(tmp_path / "three"), *args, "--seed", "8"]) == 0
+    one, two, three = (_files(tmp_path / n) for n in ("one", "two", "three"))
+    assert one == two
+    assert one["manifest.jsonl"] != three["manifest.jsonl"]
+    assert one["blurred/a.png"] != three["blurred/a.png"]
+    assert one["sharp/a.png"] == three["sharp/a.png"]
+
+
+def test_size_option(clean, tmp_path, testblur, capsys):
+    out = tmp_path / "small"
+    assert (
+        main(["make-pairs", str(clean), str(out), "--blur", "testblur", "--size", "64", "--no-progress"]) == 0
+    )
+    for path in list((out / "sharp").rglob("*.png")) + list((out / "blurred").rglob("*.png")):
+        assert read_image(path).shape[:2] == (64, 64)
+    assert all((r["width"], r["height"]) == (64, 64) for r in _manifest(out))
+    out2 = tmp_path / "wide"
+    assert (
+        main(["make-pairs", str(clean), str(out2), "--blur", "testblur", "--size", "48x32", "--no-progress"])
+        == 0
+    )
+    assert read_image(out2 / "sharp" / "a.png").shape == (32, 48, 3)
+    assert main(["make-pairs", str(clean), str(out2), "--blur", "testblur", "--size", "0"]) == 2
+    assert "--size" in capsys.readouterr().err
+
+
+def test_size_matches_tutorial_resize(tmp_path, photos, testblur):
+    write_image(tmp_path / "in" / "x.png", photos["coffee"])
+    make_pairs(tmp_path / "in", tmp_path / "out", blur="testblur", size=128, progress=False)
+    expected = cv2.resize(photos["coffee"], (128, 128), interpolation=cv2.INTER_AREA)
+    np.testing.assert_array_equal(read_image(tmp_path / "out" / "sharp" / "x.png"), expected)
+
+
+def test_missing_and_empty_folders(tmp_path, testblur, capsys):
+    missing = tmp_path / "no such photos"
+    assert main(["make-pairs", str(missing), str(tmp_path / "out"), "--blur", "testblur"]) == 2
+    err = capsys.readouterr().err
+    assert str(missing) in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "readme.txt").write_text("x")
+    assert main(["make-pairs", str(empty), str(tmp_path / "out"), "--blur", "testblur"]) == 2
+    err = capsys.readouterr().err
+    assert "no images found" in err and str(empty) in err
+    file_arg = empty / "readme.txt"
+    assert main(["make-pairs", str(file_arg), str(tmp_path / "out"), "--blur", "testblur"]) == 2
+    assert "not a folder" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_all_files_bad_exit_1(tmp_path, testblur, capsys):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "x.jpg").write_text("nope")
+    assert (
+        main(
+            ["make-pairs", str(tmp_path / "in"), str(tmp_path / "out"), "--blur", "testblur", "--no-progress"]
+        )
+        == 1
+    )
+    captured = capsys.readouterr()
+    assert "x.jpg: not an image" in captured.out and "no pairs were written" in captured.err
+
+
+def test_user_errors(clean, tmp_path, testblur, capsys):
+    out = str(tmp_path / "out")
+    assert main(["make-pairs", str(clean), out, "--blur", "testblurr"]) == 2
+    assert "did you mean 'testblur'" in capsys.readouterr().err
+    assert main(["make-pairs", str(clean), out, "--blur", "testblur", "--sigma", "wide"]) == 2
+    assert "--sigma" in capsys.readouterr().err
+    assert main(["make-pairs", str(clean), out, "--blur", "testblur", "-o", "novalue"]) == 2
+    assert "KEY=VALUE" in capsys.readouterr().err
+    assert main(["make-pairs", str(clean), out, "--blur", "testblur", "-o", "seed=3"]) == 2
+    assert "--seed" in capsys.readouterr().err
+    assert main(["make-pairs", str(clean), out, "--blur", "testblur", "--sigma", "1", "-o", "sigma=2"]) == 2
+    capsys.readouterr()
+    assert not Path(out).exists()
+
+
+def test_real_gaussian(tmp_path, photos):
+    pytest.importorskip("blurkit.blurs.gaussian")
+    write_image(tmp_path / "in" / "x.png", photos["rgb"])
+    write_image(tmp_path / "in" / "g.png", photos["gray"])
+    rc = main(
+        [
+            "make-pairs",
+            str(tmp_path / "in"),
+            str(tmp_path / "out"),
+            "--blur",
+            "gaussian",
+            "--sigma",
+            "2",
+            "--no-progress",
+        ]
+    )
+    assert rc == 0
+    records = _manifest(tmp_path / "out")
+    assert len(records) == 2
+    for r in records:
+        assert r["blur"]["name"] == "gaussian" and r["blur"]["version"] >= 1
+        assert r["blur"]["config"]["sigma"] == 2.0
+        assert abs(np.sum(r["kernel"]) - 1) < 1e-9
+    sharp = read_image(tmp_path / "out" / "sharp" / "x.png")
+    blurred = read_image(tmp_path / "out" / "blurred" / "x.png")
+    assert blurred.shape == sharp.shape and blurred.std() < sharp.std()
+
+
+def test_library_api(tmp_path, photos):
+    root = tmp_path / "in"
+    write_image(root / "a.jpg", photos["rgb"])
+    write_image(root / "a.png", photos["rgb"])  # same stem: both keep their suffix
+    write_image(root / "out" / "old.png", photos["rgb"])  # the output folder inside the input is skipped
+    summary = make_pairs(root, root / "out", blur=FakeBlur(sigma=1.0), seed=1, progress=False)
+    assert summary["written"] == 2 and summary["skipped"] == [] and summary["total"] == 2
+    assert summary["blur"] == {"name": "testblur", "version": 3, "config": {"sigma": 1.0}}
+    assert sorted(p.name for p in (root / "out" / "sharp").iterdir()) == ["a.jpg.png", "a.png.png"]
+    again = make_pairs(root, root / "out", blur=FakeBlur(sigma=1.0), seed=1, progress=False)
+    assert again["written"] == 2  # the previous outputs were not picked up as inputs
+    with pytest.raises(ValueError, match="size"):
+        make_pairs(root, tmp_path / "x", blur=FakeBlur(), size=(0, 3), progress=False)
+    with pytest.raises(ValueError, match="blur_options"):
+        make_pairs(root, tmp_path / "x", blur=FakeBlur(), blur_options={"sigma": 1}, progress=False)
+
+
+def test_interrupted_run_keeps_old_manifest(tmp_path, photos):
+    root = tmp_path / "in"
+    write_image(root / "a.png", photos["rgb"])
+    write_image(root / "b.png", photos["rgb"])
+    out = tmp_path / "out"
+    make_pairs(root, out, blur=FakeBlur(), progress=False)
+    before = (out / "manifest.jsonl").read_bytes()
+
+    class Exploding(FakeBlur):
+        def __call__(self, image, seed=None):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        make_pairs(root, out, blur=Exploding(sigma=5.0), progress=False)
+    assert (out / "manifest.jsonl").read_bytes() == before
+    assert sorted(os.listdir(out)) == ["blurred", "manifest.jsonl", "sharp"]
+
+
+def test_image_seed_is_stable():
+    assert image_seed(0, "a/b.png") == image_seed(0, "a/b.png")
+    assert len({image_seed(s, n) for s in range(3) for n in ("a.png", "b.png", "c/a.png")}) == 9
+    assert 0 <= image_seed(123, "x") < 2**32
