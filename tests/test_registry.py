@@ -1,0 +1,105 @@
+"""Registry behaviour: registration, lookup errors, duplicates, lazy built-ins, find."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from blurkit.registry import (
+    BLURS,
+    METRICS,
+    MODELS,
+    DuplicateComponentError,
+    Registry,
+    UnknownComponentError,
+)
+
+
+@pytest.fixture
+def reg() -> Registry:
+    return Registry("things")
+
+
+def test_register_decorator_get_create_list(reg):
+    @reg.register("alpha")
+    class Alpha:
+        def __init__(self, x=1):
+            self.x = x
+
+    @reg.register()
+    def beta():
+        return "b"
+
+    assert reg.get("alpha") is Alpha
+    assert reg.create("alpha", x=5).x == 5
+    assert reg.get("beta")() == "b"
+    assert reg.list() == ["alpha", "beta"]
+    assert reg.list("a*") == ["alpha"]
+    assert "alpha" in reg and "gamma" not in reg and 3 not in reg
+    assert len(reg) == 2
+
+
+def test_unknown_name_lists_available_and_closest(reg):
+    reg.register("gaussian", object())
+    reg.register("motion", object())
+    with pytest.raises(UnknownComponentError) as err:
+        reg.get("gausian")
+    msg = str(err.value)
+    assert "did you mean 'gaussian'" in msg
+    assert "Available: gaussian, motion" in msg
+    assert isinstance(err.value, KeyError)
+
+
+def test_duplicate_raises_unless_override(reg):
+    def one():
+        return 1
+
+    def two():
+        return 2
+
+    reg.register("f", one)
+    reg.register("f", one)  # the same object again is harmless
+    with pytest.raises(DuplicateComponentError, match="already registered.*override=True"):
+        reg.register("f", two)
+    reg.register("f", two, override=True)
+    assert reg.get("f")() == 2
+
+
+def test_find_reports_module_file_and_line(reg):
+    def comp():
+        return None
+
+    reg.register("comp", comp)
+    where = reg.find("comp")
+    assert where["name"] == "comp"
+    assert where["module"] == __name__
+    assert where["file"].endswith("test_registry.py")
+    assert isinstance(where["line"], int)
+    assert where["source"] == "user"
+
+
+def test_builtins_registered_lazily_and_sourced():
+    assert {"gaussian", "motion", "average", "defocus"} <= set(BLURS.list())
+    assert {"mse", "psnr", "ssim", "accuracy", "channel_accuracy"} <= set(METRICS.list())
+    assert {"autoencoder", "unet", "nafnet"} <= set(MODELS.list())
+    assert BLURS.find("gaussian")["source"] == "built-in"
+    assert BLURS.find("gaussian")["module"] == "blurkit.blurs.gaussian"
+
+
+def test_empty_name_rejected(reg):
+    with pytest.raises(ValueError, match="non-empty string name"):
+        reg.register("", object())
+
+
+def test_import_is_light_and_listing_needs_no_tensorflow():
+    code = (
+        "import sys, blurkit\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'import blurkit loaded TF'\n"
+        "assert 'cv2' not in sys.modules, 'import blurkit loaded OpenCV'\n"
+        "from blurkit.registry import BLURS, MODELS, METRICS\n"
+        "BLURS.list(); MODELS.list(); METRICS.list()\n"
+        "assert 'tensorflow' not in sys.modules, 'listing the registries loaded TF'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
