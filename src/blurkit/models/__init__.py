@@ -1,0 +1,57 @@
+"""Model builders (registered in :data:`blurkit.registry.MODELS`), custom layers and a FLOPs counter.
+
+Importing this package does not import TensorFlow: each builder imports Keras when it is called, and the
+custom layers (:mod:`blurkit.models.layers`) are loaded on first attribute access.
+
+Built-in models:
+    - ``"autoencoder"``: :func:`~blurkit.models.autoencoder.autoencoder`, the tutorial's fixed-size
+      convolutional autoencoder (34,951,683 parameters by default).
+    - ``"unet"``: :func:`~blurkit.models.unet.unet`, a residual U-Net with a global residual.
+    - ``"nafnet"``: :func:`~blurkit.models.nafnet.nafnet`, NAFNet (Chen et al. 2022), CPU-sized.
+
+Examples:
+    >>> from blurkit.models import unet, flops_per_pixel
+    >>> model = unet(width=4, depth=1, blocks=1)
+    >>> model.input_shape
+    (None, None, None, 3)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from blurkit.models.autoencoder import autoencoder
+from blurkit.models.flops import flops_by_layer, flops_per_pixel
+from blurkit.models.nafnet import nafnet
+from blurkit.models.unet import unet
+
+_LAYERS = ("PadToMultiple", "CropToReference", "SimpleGate", "ChannelScale", "PixelShuffle")
+
+__all__ = [
+    "autoencoder",
+    "unet",
+    "nafnet",
+    "flops_per_pixel",
+    "flops_by_layer",
+    "PadToMultiple",
+    "CropToReference",
+    "SimpleGate",
+    "ChannelScale",
+    "PixelShuffle",
+]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from blurkit.models.layers import ChannelScale, CropToReference, PadToMultiple, PixelShuffle, SimpleGate
+
+
+def __getattr__(name: str):
+    if name in _LAYERS:
+        value = getattr(importlib.import_module("blurkit.models.layers"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'blurkit.models' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
