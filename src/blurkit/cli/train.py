@@ -1,0 +1,87 @@
+"""``blurkit train``: train a deblurring model on a folder of sharp photos or on existing pairs."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "train",
+        help="train a deblurring model",
+        description="Train a model on sharp photos (blurred on the fly) or on blurred/sharp pairs, "
+        "save the best one (a .keras file) and the training curves (a PNG beside it).",
+    )
+    p.add_argument("data", nargs="?", help="folder (or file / glob) of sharp photos")
+    p.add_argument("--pairs", nargs=2, metavar=("BLURRED_DIR", "SHARP_DIR"), help="train on existing pairs")
+    p.add_argument("--validation", help="separate validation photos (default: a seeded split of DATA)")
+    p.add_argument("--val-split", type=float, default=0.1, help="fraction held out for validation (0.1)")
+    p.add_argument("--model", default="unet", help="model builder (see `blurkit list models`; default unet)")
+    p.add_argument("--model-option", action="append", metavar="KEY=VALUE", help="builder option, repeatable")
+    p.add_argument("--blur", default="gaussian", help="blur generator (default gaussian)")
+    p.add_argument("--sigma", help="gaussian sigma: a number (2) or a range (0.5:3)")
+    p.add_argument("--blur-option", action="append", metavar="KEY=VALUE", help="blur option, repeatable")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--steps-per-epoch", type=int, help="batches per epoch (default: each image once)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--patch-size", type=int, default=96)
+    p.add_argument("--patches-per-image", type=int, default=4)
+    p.add_argument("--lr", type=float, default=1e-3, help="initial learning rate (Adam)")
+    p.add_argument("--loss", default="mse", choices=["mse", "l1", "charbonnier", "psnr"])
+    p.add_argument("--early-stopping", type=int, metavar="PATIENCE", help="stop after PATIENCE flat epochs")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--channels", type=int, default=3, choices=[1, 3])
+    p.add_argument("--out", "-o", default="model.keras", help="model file to write (default model.keras)")
+    p.add_argument("--curves", help="training-curves PNG (default: OUT with .png)")
+    p.add_argument("--quiet", "-q", action="store_true")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from blurkit.cli._common import parse_options, parse_value
+    from blurkit.cli.main import CLIError
+
+    if bool(args.data) == bool(args.pairs):
+        raise CLIError("give either DATA (sharp photos) or --pairs BLURRED_DIR SHARP_DIR")
+    for path in [args.data] if args.data else args.pairs:
+        if not any(c in path for c in "*?[") and not Path(path).exists():
+            raise CLIError(f"no such file or folder: {path}")
+    out = Path(args.out)
+    if out.suffix != ".keras":
+        raise CLIError(f"--out must end in .keras, got {out}")
+    blur_options = parse_options(args.blur_option, "--blur-option")
+    if args.sigma:
+        blur_options["sigma"] = parse_value(args.sigma)
+
+    from blurkit.deblurrer import Deblurrer
+
+    try:
+        d = Deblurrer(
+            model=args.model, blur=args.blur, model_options=parse_options(args.model_option, "--model-option"),
+            blur_options=blur_options, channels=args.channels, loss=args.loss, learning_rate=args.lr,
+            patch_size=args.patch_size, batch_size=args.batch_size, patches_per_image=args.patches_per_image,
+            seed=args.seed,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CLIError(str(exc).strip("'\"")) from None
+    data = tuple(args.pairs) if args.pairs else args.data
+    if not args.quiet:
+        print(f"{d}\ntraining on {data} for {args.epochs} epochs -> {out}")
+    try:
+        d.fit(data, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, validation=args.validation,
+              validation_split=args.val_split, early_stopping=args.early_stopping, checkpoint=out,
+              verbose=0 if args.quiet else "auto")
+    except (FileNotFoundError, ValueError) as exc:
+        raise CLIError(str(exc)) from None
+    if not d.validation:  # no validation: the checkpoint followed the training loss; save the last state
+        d.save(out)
+    curves = Path(args.curves) if args.curves else out.with_suffix(".png")
+    d.plot_history(curves)
+    if not args.quiet:
+        best = d.validation.get("psnr")
+        print(f"saved {out} (validation PSNR {best:.2f} dB)" if best else f"saved {out}")
+        print(f"curves: {curves}")
+    return 0

@@ -1,0 +1,106 @@
+"""Figures written to PNG files (matplotlib, no display needed).
+
+Examples:
+    >>> import tempfile, os
+    >>> from blurkit.plots import plot_history
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     out = plot_history({"loss": [0.1, 0.05], "val_loss": [0.12, 0.07],
+    ...                         "psnr": [20.0, 24.0], "val_psnr": [19.0, 23.0]}, os.path.join(tmp, "c.png"))
+    ...     os.path.getsize(out) > 0
+    True
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["plot_history", "plot_comparison"]
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: str | os.PathLike) -> Path:
+    """Save a figure atomically (temporary file in the same folder, then rename)."""
+    import tempfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix or ".png", dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        _pyplot().close(fig)
+    return path
+
+
+def plot_history(history: dict[str, Sequence[float]], path: str | os.PathLike) -> Path:
+    """Training curves: loss and PSNR per epoch, training vs validation.
+
+    Args:
+        history: Keras-style history (``loss``, ``val_loss``, ``psnr``, ``val_psnr``, ...).
+        path: PNG file to write.
+    """
+    plt = _pyplot()
+    keys = [k for k in ("loss", "psnr", "ssim") if k in history]
+    if not keys:
+        raise ValueError(f"history has no loss/psnr/ssim curves (keys: {sorted(history)})")
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.4), squeeze=False)
+    for ax, k in zip(axes[0], keys):
+        ep = np.arange(1, len(history[k]) + 1)
+        ax.plot(ep, history[k], label="training")
+        if f"val_{k}" in history:
+            ax.plot(np.arange(1, len(history[f"val_{k}"]) + 1), history[f"val_{k}"], label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel({"psnr": "PSNR (dB)"}.get(k, k))
+        if k == "loss":
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    return _save(fig, path)
+
+
+def plot_comparison(
+    panels: Sequence[np.ndarray], titles: Sequence[str], path: str | os.PathLike, *, rows: int = 1
+) -> Path:
+    """Images side by side (e.g. blurred | restored | sharp), with titles (put the PSNR there).
+
+    Args:
+        panels: Images (uint8/uint16 or float [0, 1]); ``rows * columns`` of them, row by row.
+        titles: One title per panel.
+        path: PNG file to write.
+        rows: Number of rows of the grid.
+    """
+    if len(panels) != len(titles):
+        raise ValueError(f"{len(panels)} panels but {len(titles)} titles")
+    plt = _pyplot()
+    cols = int(np.ceil(len(panels) / rows))
+    h, w = np.asarray(panels[0]).shape[:2]
+    size = 3.6
+    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows * h / max(w, 1) + 0.4),
+                             squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, img, title in zip(axes.ravel(), panels, titles):
+        img = np.asarray(img)
+        if img.dtype.kind in "ui":
+            img = img.astype(np.float32) / np.iinfo(img.dtype).max
+        img = np.clip(img, 0, 1)
+        ax.imshow(img.squeeze(), cmap="gray" if img.ndim == 2 or img.shape[-1] == 1 else None, vmin=0, vmax=1)
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)
