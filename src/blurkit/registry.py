@@ -37,9 +37,10 @@ import importlib
 import inspect
 import threading
 import warnings
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any, Callable, Iterable
+from typing import Any
 
 __all__ = [
     "Registry",
@@ -150,6 +151,10 @@ class Registry:
         module, file, line = _describe(obj)
         if source is None:
             source = BUILTIN if module.split(".")[0] == "blurkit" else "user"
+        if source != BUILTIN:
+            # Load the built-ins first, so that taking a built-in's name needs override=True here
+            # (instead of succeeding now and making the built-in module fail to import later).
+            self._load_builtins()
         with self._lock:
             old = self._entries.get(key)
             if old is not None and not override and old.obj is not obj:

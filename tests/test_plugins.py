@@ -1,0 +1,292 @@
+"""Entry-point plugins, tested for real: a tiny distribution installed into a temporary directory.
+
+``tests/plugin_dist`` is the source of the ``bk-demo-plugin`` distribution: a ``vertical`` blur and a
+``mae`` metric, plus a ``gaussian`` blur (a built-in name: the built-in must win) and a ``broken`` metric
+whose module raises ImportError. A session fixture installs it with pip into a temporary directory; the
+tests run Python in subprocesses with ``PYTHONPATH`` set to that directory, so the real environment is
+never modified and every registry starts fresh.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+import zipfile
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+from blurkit.blurs import AverageBlur
+from blurkit.registry import BLURS, DuplicateComponentError
+
+ROOT = Path(__file__).resolve().parents[1]
+PLUGIN_SRC = Path(__file__).resolve().parent / "plugin_dist"
+DIST = "bk-demo-plugin"
+SOURCE = f"plugin {DIST} 0.1"
+ENTRY_POINTS = {
+    "blurkit.blurs": {"vertical": "bk_demo_plugin:VerticalBlur", "gaussian": "bk_demo_plugin:NotGaussian"},
+    "blurkit.metrics": {"mae": "bk_demo_plugin:mae", "broken": "bk_broken_plugin:metric"},
+}
+
+
+# -- installing the plugin ------------------------------------------------------------------------
+def _pip(*args: str) -> None:
+    cmd = [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--no-cache-dir",
+           "--disable-pip-version-check", "--quiet", *args]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, f"{' '.join(cmd)} failed:\n{done.stdout}\n{done.stderr}"
+
+
+def _setuptools_builds_wheels() -> bool:
+    """Whether ``pip install --no-build-isolation`` can build the plugin from source, offline.
+
+    setuptools >= 61 reads ``[project]``; before 70.1 it also needs the ``wheel`` package, which a fresh
+    ``python -m venv`` does not have (and from Python 3.12 on, a fresh venv has no setuptools at all).
+    """
+    try:
+        version = tuple(int(x) for x in re.findall(r"\d+", metadata.version("setuptools"))[:2])
+    except metadata.PackageNotFoundError:
+        return False
+    return version >= (70, 1) or (version >= (61, 0) and importlib.util.find_spec("wheel") is not None)
+
+
+def _build_wheel(src: Path, out: Path) -> Path:
+    """Build the plugin's wheel by hand (pure Python: modules plus ``*.dist-info``), as a backend would."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        from pip._vendor import tomli as tomllib
+
+    config = tomllib.loads((src / "pyproject.toml").read_text())
+    project = config["project"]
+    name, version = project["name"], project["version"]
+    stem = f"{re.sub(r'[-_.]+', '_', name).lower()}-{version}"
+    info = f"{stem}.dist-info"
+    files = {f"{m}.py": (src / f"{m}.py").read_bytes() for m in config["tool"]["setuptools"]["py-modules"]}
+    files[f"{info}/METADATA"] = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode()
+    files[f"{info}/WHEEL"] = (
+        b"Wheel-Version: 1.0\nGenerator: blurkit-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    )
+    files[f"{info}/entry_points.txt"] = "".join(
+        f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in eps.items()) + "\n"
+        for group, eps in project["entry-points"].items()
+    ).encode()
+    record = [
+        f"{path},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},{len(data)}"
+        for path, data in files.items()
+    ]
+    files[f"{info}/RECORD"] = "\n".join([*record, f"{info}/RECORD,,", ""]).encode()
+    wheel = out / f"{stem}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for path, data in files.items():
+            zf.writestr(path, data)
+    return wheel
+
+
+def _install(target: Path, work: Path, *, from_source: bool) -> None:
+    # Build from a copy: setuptools writes build/ and *.egg-info next to the sources.
+    src = work / "src"
+    shutil.copytree(PLUGIN_SRC, src, ignore=shutil.ignore_patterns("conftest.py", "__pycache__"))
+    if from_source:
+        _pip("--no-build-isolation", "--target", str(target), str(src))
+    else:
+        _pip("--target", str(target), str(_build_wheel(src, work)))
+
+
+@pytest.fixture(scope="session")
+def plugin_path(tmp_path_factory) -> Path:
+    """A directory holding the installed plugin (modules and ``bk_demo_plugin-0.1.dist-info``)."""
+    target = tmp_path_factory.mktemp("site")
+    _install(target, tmp_path_factory.mktemp("build"), from_source=_setuptools_builds_wheels())
+    return target
+
+
+def _run(plugin_path: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", KERAS_BACKEND="tensorflow")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(plugin_path), env.get("PYTHONPATH")) if p)
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def _python(plugin_path: Path, code: str, timeout: float = 120) -> str:
+    done = _run(plugin_path, "-c", textwrap.dedent(code), timeout=timeout)
+    assert done.returncode == 0, f"subprocess failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+# -- the installed distribution -----------------------------------------------------------------------
+def test_installed_distribution_has_entry_points(plugin_path):
+    (dist,) = metadata.distributions(path=[str(plugin_path)])
+    assert dist.metadata["Name"] == DIST and dist.version == "0.1"
+    found = {g: {ep.name: ep.value for ep in dist.entry_points if ep.group == g} for g in ENTRY_POINTS}
+    assert found == ENTRY_POINTS
+    assert DIST not in {d.metadata["Name"] for d in metadata.distributions()}  # real env untouched
+
+
+def test_hand_built_wheel_matches_the_source_build(plugin_path, tmp_path):
+    """The fallback used where setuptools cannot build offline (a fresh venv) installs the same thing."""
+    target = tmp_path / "site"
+    _install(target, tmp_path, from_source=False)
+    (dist,) = metadata.distributions(path=[str(target)])
+    assert (dist.metadata["Name"], dist.version) == (DIST, "0.1")
+    assert sorted(dist.entry_points) == sorted(
+        next(iter(metadata.distributions(path=[str(plugin_path)]))).entry_points
+    )
+    assert {p.name for p in target.glob("*.py")} == {"bk_demo_plugin.py", "bk_broken_plugin.py"}
+
+
+# -- discovery -----------------------------------------------------------------------------------------
+def test_cli_list_shows_plugins_and_builtins_win(plugin_path):
+    done = _run(plugin_path, "-m", "blurkit.cli.main", "list")
+    assert done.returncode == 0, done.stderr
+    rows: dict[str, dict[str, str]] = {}
+    for line in done.stdout.splitlines():
+        if not line.startswith(" "):
+            kind = rows.setdefault(line.rstrip(":"), {})
+        else:
+            name, rest = line.split(None, 1)
+            kind[name] = rest
+    assert rows["blurs"]["vertical"].startswith(f"{SOURCE}  Vertical box blur")
+    assert rows["metrics"]["mae"].startswith(f"{SOURCE}  Mean absolute error")
+    for name in ("gaussian", "motion", "average", "defocus"):
+        assert rows["blurs"][name].startswith("built-in "), (name, rows["blurs"][name])
+    for name in ("mse", "psnr", "ssim"):
+        assert rows["metrics"][name].startswith("built-in "), (name, rows["metrics"][name])
+    assert rows["models"] and "broken" not in rows["metrics"]
+    err = done.stderr
+    assert (
+        f"PluginWarning: plugin {DIST} 0.1 provides blurs 'gaussian', which is built in; the built-in wins"
+        in err
+    )
+    assert (
+        f"PluginWarning: blurkit could not load plugin metrics 'broken' (bk_broken_plugin:metric) from {DIST} 0.1: "
+        "ImportError: bk_broken_plugin needs the package 'not_installed_dependency'"
+    ) in err
+
+
+def test_plugins_are_usable_and_broken_one_is_harmless(plugin_path):
+    out = _python(
+        plugin_path,
+        f"""
+        import json, sys, warnings
+        import numpy as np
+        warnings.simplefilter("always")
+        with warnings.catch_warnings(record=True) as caught:
+            import blurkit
+            from blurkit.registry import BLURS, METRICS, PluginWarning
+            from blurkit.blurs import GaussianBlur, blur
+            from blurkit.testing import check_blur, check_metric
+
+            blur_cls = BLURS.get("vertical")
+            assert blur_cls.__module__ == "bk_demo_plugin"
+            assert sys.modules["bk_demo_plugin"].__file__.startswith({str(plugin_path)!r})
+            img = np.zeros((9, 9), np.float32)
+            img[4] = 1.0  # a horizontal line spreads vertically ...
+            out = BLURS.create("vertical", length=3)(img, seed=0)
+            np.testing.assert_allclose(out["image"][3:6], 1 / 3, rtol=1e-6)
+            assert out["image"][:3].max() == 0 and out["image"][6:].max() == 0
+            assert out["params"]["length"] == 3 and out["kernel"].shape == (3, 1)
+            line = np.zeros((9, 9), np.uint8)
+            line[:, 4] = 200  # ... a vertical one is left alone
+            assert np.array_equal(blur(line, "vertical", seed=1, length=(3, 7)), line)
+            check_blur("vertical")
+            assert BLURS.get("gaussian") is GaussianBlur
+            assert BLURS.find("vertical")["source"] == {SOURCE!r}
+
+            mae = METRICS.get("mae")
+            assert mae(np.zeros((4, 4), np.uint8), np.full((4, 4), 51, np.uint8)) == 0.2
+            assert METRICS.get("psnr")(np.zeros((8, 8)), np.full((8, 8), 0.1)) == 20.0
+            assert "broken" not in METRICS and "broken" not in METRICS.list()
+            check_metric("mae")  # includes keras_metric in model.compile / evaluate
+        print(json.dumps([str(w.message) for w in caught if issubclass(w.category, PluginWarning)]))
+        """,
+    )
+    warned = json.loads(out.strip().splitlines()[-1])
+    assert any("'gaussian'" in m and "built-in wins" in m for m in warned), warned
+    assert any("'broken'" in m and DIST in m and "ImportError" in m for m in warned), warned
+
+
+def test_plugins_load_lazily(plugin_path):
+    _python(
+        plugin_path,
+        """
+        import sys, warnings
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            import blurkit
+            from blurkit.registry import BLURS, METRICS, PluginWarning
+            assert "bk_demo_plugin" not in sys.modules
+            BLURS.get("gaussian"), METRICS.get("psnr"), BLURS.create("average", size=3)
+        # built-in lookups do not even scan the entry points (no 'built-in wins' warning yet)
+        assert not [w for w in caught if issubclass(w.category, PluginWarning)], caught
+        assert "bk_demo_plugin" not in sys.modules and not BLURS._plugins_loaded
+        assert BLURS.get("vertical").__module__ == "bk_demo_plugin"  # first miss loads the plugins
+        assert "bk_demo_plugin" in sys.modules
+        assert "bk_broken_plugin" not in sys.modules and not METRICS._plugins_loaded  # per registry
+        """,
+    )
+
+
+def test_explicit_override_beats_builtin_and_plugin(plugin_path):
+    _python(
+        plugin_path,
+        """
+        import warnings
+        from blurkit.registry import BLURS, DuplicateComponentError, PluginWarning
+        from bk_demo_plugin import NotGaussian
+        try:
+            BLURS.register("gaussian", NotGaussian)
+        except DuplicateComponentError as exc:
+            assert "override=True" in str(exc)
+        else:
+            raise AssertionError("replacing a built-in without override=True must fail")
+        BLURS.register("gaussian", NotGaussian, override=True)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            BLURS.list()
+        # no 'built-in wins' warning: the name is no longer a built-in, and explicit beats the plugin
+        assert not [w for w in caught if issubclass(w.category, PluginWarning)], caught
+        assert BLURS.get("gaussian") is NotGaussian
+        assert BLURS.find("gaussian")["source"] == "user"
+        assert BLURS.get("vertical").__module__ == "bk_demo_plugin"
+        """,
+    )
+
+
+def test_override_in_process_is_restored():
+    original = BLURS.entry("average")
+
+    class Boxier(AverageBlur):
+        """A user's replacement for the built-in ``average``."""
+
+    with pytest.raises(DuplicateComponentError, match="override=True"):
+        BLURS.register("average", Boxier)
+    try:
+        BLURS.register("average", Boxier, override=True)
+        assert BLURS.get("average") is Boxier and BLURS.find("average")["source"] == "user"
+    finally:
+        BLURS.register("average", original.obj, override=True, source=original.source)
+    assert BLURS.entry("average") == original
+
+
+def test_plugins_get_the_contract_tests(plugin_path):
+    """tests/test_blurs.py parametrizes over BLURS.list(): an installed plugin is contract-tested."""
+    done = _run(
+        plugin_path, "-m", "pytest", "tests/test_blurs.py", "-k", "test_contract and vertical",
+        "-p", "no:cacheprovider", "-q", "-rA", "--no-header",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    passed = set(re.findall(r"^PASSED (\S+)", done.stdout, re.M))
+    assert "tests/test_blurs.py::test_contract[vertical]" in passed, done.stdout
+    assert any(t.startswith("tests/test_blurs.py::test_contract_with_noise_and_quantize[") for t in passed)
+    assert all("vertical" in t for t in passed)
