@@ -1,0 +1,314 @@
+"""Quality benchmark: blurkit's models against the classical baselines, on full-resolution photos.
+
+Usage::
+
+    python benchmarks/quality.py                                   # ../shared/data/val, every shipped preset
+    python benchmarks/quality.py --tutorial /work/runs/tutorial-autoencoder.keras --model my.keras
+    python benchmarks/quality.py --data DIR --max-images 2 --max-side 256 --json /tmp/q.json   # quick trial
+
+Protocol (printed beside the table and stored in the JSON):
+
+* Sharp photos at full resolution (unless ``--max-side`` downscales them, for quick trials only), RGB,
+  8-bit files read as float in [0, 1].
+* Gaussian blur with sigma 1, 2 and 3, kernel size ``2 * ceil(3 * sigma) + 1``, reflect border
+  (``numpy.pad`` "reflect"), then 8-bit quantization (``quantize=True``). Each (photo, sigma) is blurred
+  once, with a fixed seed, and the same blurred image is given to every method.
+* PSNR over all pixels and the three RGB channels, data range 1. SSIM per scikit-image with
+  ``gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1``, per channel and averaged
+  (``blurkit.metrics.functional.psnr`` / ``ssim``). Both are means over the photos.
+* Rows: the blurred input; unsharp masking (scikit-image, blind; radius and amount tuned per sigma on these
+  same photos); Wiener (scikit-image, given the TRUE kernel; balance tuned per sigma on these same photos);
+  Richardson-Lucy (scikit-image, TRUE kernel, 30 iterations); both reflect-padded against border ringing
+  (``blurkit.classical``); the tutorial's autoencoder (``--tutorial``); every shipped preset and every
+  ``--model``. The models are blind: they get the blurred image only, and are applied with
+  ``Deblurrer.predict`` (tiled where the image is large or the model has a fixed input size). The tuning
+  favours the classical rows: they are tuned on the evaluation photos themselves.
+* Seconds per megapixel: wall-clock time of each restoration on this machine's CPU, median over all
+  (photo, sigma) runs of the method (models after one untimed warm-up call).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "val"
+DEFAULT_JSON = HERE / "results" / "quality.json"
+SIGMAS = (1.0, 2.0, 3.0)
+BLUR_SEED = 0
+RL_ITERATIONS = 30
+UNSHARP_RADII = (0.5, 1.0, 2.0, 3.0, 5.0)
+UNSHARP_AMOUNTS = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+UNSHARP_GRID = tuple((r, a) for r in UNSHARP_RADII for a in UNSHARP_AMOUNTS)
+
+PROTOCOL = [
+    "full-resolution photos (downscaled only with --max-side), RGB, 8-bit read as float [0, 1]",
+    "Gaussian blur sigma {sigmas}, kernel 2*ceil(3*sigma)+1, reflect border, 8-bit quantization; "
+    "each (photo, sigma) blurred once (seed 0) and given to every method",
+    "PSNR on RGB, data range 1; SSIM per scikit-image (gaussian_weights=True, sigma=1.5, "
+    "use_sample_covariance=False, data_range=1, per channel); means over photos",
+    "Wiener and Richardson-Lucy get the TRUE kernel (non-blind) and reflect padding; Wiener's balance and "
+    "unsharp's radius/amount are tuned per sigma ON THESE SAME PHOTOS (max mean PSNR); models are blind",
+    "s/MP: seconds per megapixel on this CPU, median over (photo, sigma) runs",
+]
+
+
+# ---------------------------------------------------------------------------------------------- data
+def load_photos(data: Path, max_images: int | None, max_side: int | None) -> list[tuple[str, np.ndarray]]:
+    """``(name, float32 RGB image)`` for each photo of ``data``, optionally downscaled (INTER_AREA)."""
+    import cv2
+
+    from blurkit.data.io import list_images, read_image, to_float
+    from blurkit.data.pipeline import to_channels
+
+    paths = list_images(data)
+    if max_images is not None:
+        paths = paths[: max(0, int(max_images))]
+    photos = []
+    for p in paths:
+        img = to_channels(to_float(read_image(p)), 3)
+        h, w = img.shape[:2]
+        if max_side and max(h, w) > max_side:
+            s = max_side / max(h, w)
+            img = cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+        name = p.relative_to(data).as_posix() if data.is_dir() else p.name
+        photos.append((name, np.ascontiguousarray(np.clip(img, 0, 1), dtype=np.float32)))
+    if not photos:
+        raise SystemExit(f"error: no photos in {data}")
+    return photos
+
+
+# -------------------------------------------------------------------------------------------- methods
+class Method:
+    """One row: ``restore(blurred, kernel, sigma) -> restored`` plus its per-sigma parameters."""
+
+    def __init__(self, name: str, restore, *, kind: str, params: dict | None = None, warmup: bool = False,
+                 info: dict | None = None) -> None:
+        self.name, self.restore, self.kind = name, restore, kind
+        self.params = params or {}
+        self.warmup = warmup
+        self.info = info or {}
+
+
+def model_method(name: str, path: str | Path | None, preset: str | None, kind: str) -> Method:
+    from blurkit import Deblurrer
+
+    d = Deblurrer.from_preset(preset) if preset else Deblurrer.load(path)
+    spec = d.model_spec or {}
+    info = {"file": str(path or getattr(d, "source", "")), "model": spec.get("name"),
+            "params": int(d.model.count_params()), "fixed_size": d.fixed_size, "tile_size": d.tile_size,
+            "training": {k: d.training.get(k) for k in ("recipe", "epochs", "data", "train_minutes")
+                         if k in d.training}}
+    return Method(name, lambda b, k, s: d.predict(b), kind=kind, warmup=True, info=info)
+
+
+def fmt_sigma(s: float) -> str:
+    return f"{s:g}"
+
+
+# ------------------------------------------------------------------------------------------ machine
+def machine() -> dict[str, Any]:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    return {"processor": platform.processor(), "cpu_model": model, "cpu_count": os.cpu_count(),
+            "usable_cpus": affinity, "platform": platform.platform(), "python": platform.python_version()}
+
+
+def versions() -> dict[str, str]:
+    from importlib import metadata
+
+    out = {}
+    for dist in ("blurkit", "numpy", "scipy", "scikit-image", "opencv-python-headless", "tensorflow",
+                 "tensorflow-cpu", "keras"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+# --------------------------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=str(DEFAULT_DATA), help="folder of sharp photos (default: %(default)s)")
+    p.add_argument("--tutorial", metavar="FILE", help="the tutorial autoencoder (.keras, benchmarks/train_tutorial.py)")
+    p.add_argument("--model", action="append", default=[], metavar="FILE", help="extra model file (repeatable)")
+    p.add_argument("--no-presets", action="store_true", help="leave out the shipped presets")
+    p.add_argument("--max-images", type=int, help="only the first N photos")
+    p.add_argument("--max-side", type=int, help="downscale photos to this longest side (quick trials only)")
+    p.add_argument("--sigmas", type=float, nargs="+", default=list(SIGMAS), help="blur sigmas (default 1 2 3)")
+    p.add_argument("--json", default=str(DEFAULT_JSON), help="results file (default: %(default)s)")
+    args = p.parse_args(argv)
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from blurkit.classical import DEFAULT_BALANCES, blur_gaussian, richardson_lucy, tune, unsharp, wiener
+    from blurkit.data.io import atomic_write_text
+    from blurkit.metrics.functional import psnr, ssim
+    from blurkit.presets import list_presets
+
+    data = Path(args.data)
+    if not data.exists():
+        sys.exit(f"error: no such folder {data} (pass --data DIR)")
+    for f in [args.tutorial, *args.model]:
+        if f and not Path(f).is_file():
+            sys.exit(f"error: no such model file {f}")
+    sigmas = [float(s) for s in args.sigmas]
+    if any(not (s > 0 and math.isfinite(s)) for s in sigmas):
+        sys.exit(f"error: sigmas must be positive, got {args.sigmas}")
+    photos = load_photos(data, args.max_images, args.max_side)
+    print(f"{len(photos)} photos from {data}: " + ", ".join(f"{n} {im.shape[1]}x{im.shape[0]}" for n, im in photos),
+          flush=True)
+
+    # every (photo, sigma) blurred exactly once; every method gets these arrays
+    cases = []  # (photo index, sigma, blurred, kernel)
+    for i, (_, sharp) in enumerate(photos):
+        for s in sigmas:
+            b, k = blur_gaussian(sharp, s, seed=BLUR_SEED)
+            cases.append((i, s, b, k))
+
+    def examples(s: float):
+        return [(b, photos[i][1], k) for i, ss, b, k in cases if ss == s]
+
+    # tuning (on the same photos; see the protocol)
+    t0 = time.time()
+    tuning: dict[str, dict] = {"wiener_balance": {}, "unsharp_radius_amount": {}}
+    balance, unsharp_params = {}, {}
+    for s in sigmas:
+        best, scores = tune(lambda b, k, c: wiener(b, k, balance=c), examples(s), DEFAULT_BALANCES)
+        balance[s] = best
+        tuning["wiener_balance"][fmt_sigma(s)] = {f"{c:g}": round(v, 3) for c, v in scores.items()}
+        best_u, scores_u = tune(lambda b, k, c: unsharp(b, *c), examples(s), UNSHARP_GRID)
+        unsharp_params[s] = best_u
+        tuning["unsharp_radius_amount"][fmt_sigma(s)] = {f"{r:g},{a:g}": round(v, 3)
+                                                          for (r, a), v in scores_u.items()}
+        edge = " (edge of the grid!)" if best in (DEFAULT_BALANCES[0], DEFAULT_BALANCES[-1]) else ""
+        edge_u = (" (edge of the grid!)" if best_u[0] in (UNSHARP_RADII[0], UNSHARP_RADII[-1])
+                  or best_u[1] in (UNSHARP_AMOUNTS[0], UNSHARP_AMOUNTS[-1]) else "")
+        print(f"sigma {s:g}: Wiener balance {best:g}{edge}; unsharp radius {best_u[0]:g}, "
+              f"amount {best_u[1]:g}{edge_u}", flush=True)
+    print(f"tuning took {time.time() - t0:.0f} s", flush=True)
+
+    methods = [
+        Method("blurred input", lambda b, k, s: b, kind="reference"),
+        Method("unsharp mask (tuned on these photos)", lambda b, k, s: unsharp(b, *unsharp_params[s]),
+               kind="classical, blind",
+               params={fmt_sigma(s): {"radius": r, "amount": a} for s, (r, a) in unsharp_params.items()}),
+        Method("Wiener, true kernel (balance tuned on these photos)",
+               lambda b, k, s: wiener(b, k, balance=balance[s]), kind="classical, non-blind",
+               params={fmt_sigma(s): {"balance": v, "pad": "reflect"} for s, v in balance.items()}),
+        Method(f"Richardson-Lucy, true kernel ({RL_ITERATIONS} it.)",
+               lambda b, k, s: richardson_lucy(b, k, iterations=RL_ITERATIONS), kind="classical, non-blind",
+               params={"iterations": RL_ITERATIONS, "pad": "reflect"}),
+    ]
+    if args.tutorial:
+        methods.append(model_method("tutorial autoencoder", args.tutorial, None, "model, blind"))
+    if not args.no_presets:
+        for name in list_presets():
+            methods.append(model_method(f"preset {name}", None, name, "model, blind"))
+    for f in args.model:
+        methods.append(model_method(f"model {Path(f).name}", f, None, "model, blind"))
+
+    results = []
+    for m in methods:
+        t_m = time.time()
+        if m.warmup:
+            m.restore(cases[0][2], cases[0][3], cases[0][1])
+        per_case, spm = [], []
+        for i, s, b, k in cases:
+            t = time.perf_counter()
+            r = m.restore(b, k, s)
+            elapsed = time.perf_counter() - t
+            sharp = photos[i][1]
+            r = np.asarray(r, np.float32)
+            per_case.append({"image": photos[i][0], "sigma": s, "psnr": psnr(sharp, r), "ssim": ssim(sharp, r),
+                             "seconds": round(elapsed, 4)})
+            spm.append(elapsed / (sharp.shape[0] * sharp.shape[1] / 1e6))
+        scores = {fmt_sigma(s): {k: float(np.mean([c[k] for c in per_case if c["sigma"] == s]))
+                                 for k in ("psnr", "ssim")} for s in sigmas}
+        results.append({"name": m.name, "kind": m.kind, "params": m.params, "info": m.info, "scores": scores,
+                        "seconds_per_megapixel": None if m.kind == "reference" else float(np.median(spm)),
+                        "per_image": per_case})
+        print(f"  {m.name}: done in {time.time() - t_m:.0f} s", flush=True)
+
+    table = format_table(results, sigmas)
+    mp = np.median([im.shape[0] * im.shape[1] / 1e6 for _, im in photos])
+    mach = machine()
+    print()
+    print("Protocol:")
+    for line in PROTOCOL:
+        print(f"- {line.format(sigmas=', '.join(fmt_sigma(s) for s in sigmas))}")
+    print(f"- {len(photos)} photos from {data} (median {mp:.2f} MP)"
+          + (f", downscaled to max side {args.max_side}" if args.max_side else ""))
+    print("- Wiener balance per sigma: " + ", ".join(f"{fmt_sigma(s)}: {balance[s]:g}" for s in sigmas)
+          + f" (grid {', '.join(f'{c:g}' for c in DEFAULT_BALANCES)})")
+    print("- unsharp (radius, amount) per sigma: "
+          + ", ".join(f"{fmt_sigma(s)}: ({r:g}, {a:g})" for s, (r, a) in unsharp_params.items()))
+    print(f"- machine: {mach['cpu_model'] or mach['processor'] or 'unknown CPU'}, {mach['cpu_count']} CPUs "
+          f"({mach['usable_cpus']} usable), shared with other work: timings are indicative")
+    print()
+    print(table)
+
+    out = {
+        "benchmark": "quality",
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]) if argv is None
+        else "python benchmarks/quality.py " + " ".join(argv),
+        "machine": mach,
+        "versions": versions(),
+        "protocol": {
+            "lines": [line.format(sigmas=", ".join(fmt_sigma(s) for s in sigmas)) for line in PROTOCOL],
+            "data": str(data), "images": [{"name": n, "width": im.shape[1], "height": im.shape[0]}
+                                          for n, im in photos],
+            "max_side": args.max_side, "sigmas": sigmas, "blur": {"name": "gaussian", "border": "reflect",
+                                                                  "quantize": True, "seed": BLUR_SEED},
+            "psnr": {"channels": "RGB", "data_range": 1},
+            "ssim": {"gaussian_weights": True, "sigma": 1.5, "use_sample_covariance": False, "data_range": 1,
+                     "channels": "per channel, averaged"},
+        },
+        "tuning": tuning,
+        "methods": results,
+        "table_markdown": table,
+    }
+    atomic_write_text(args.json, json.dumps(out, indent=1, allow_nan=False) + "\n")
+    print(f"\nwrote {args.json}")
+    return 0
+
+
+def format_table(results: list[dict], sigmas: list[float]) -> str:
+    """Markdown: one row per method; PSNR / SSIM per sigma; seconds per megapixel."""
+    head = ["method"]
+    for s in sigmas:
+        head += [f"σ={fmt_sigma(s)} PSNR", f"σ={fmt_sigma(s)} SSIM"]
+    head.append("s/MP")
+    lines = ["| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
+    for r in results:
+        cells = [r["name"]]
+        for s in sigmas:
+            sc = r["scores"][fmt_sigma(s)]
+            cells += [f"{sc['psnr']:.2f}", f"{sc['ssim']:.4f}"]
+        t = r["seconds_per_megapixel"]
+        cells.append("–" if t is None else f"{t:.2f}" if t < 100 else f"{t:.0f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

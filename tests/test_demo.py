@@ -1,0 +1,75 @@
+"""``blurkit demo``: runs on scikit-image's sample photos with a model file, a preset, or says why not."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from blurkit.cli.demo import SAMPLES
+from blurkit.cli.main import main
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    from blurkit import Deblurrer
+
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    Deblurrer(model="unet", model_options={"width": 8, "depth": 2, "blocks": 1}).save(path)
+    return path
+
+
+def _mean_row(out: str) -> list[float]:
+    row = next(line for line in out.splitlines() if line.startswith("| **mean**"))
+    return [float(c) for c in row.strip("|").split("|")[2:]]
+
+
+def test_demo_with_model_file(tiny_model, tmp_path, capsys):
+    out_dir = tmp_path / "figs"
+    assert main(["demo", "--model", str(tiny_model), "--max-side", "64", "--out", str(out_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "| photo | size | blurred PSNR |" in out
+    for name in SAMPLES:
+        assert f"| {name} | " in out
+        assert (out_dir / f"{name}.png").stat().st_size > 0
+    assert str(out_dir.resolve()) in out
+    blurred_psnr, _, wiener_psnr, _, model_psnr, *_ = _mean_row(out)
+    assert wiener_psnr > blurred_psnr  # the true kernel helps even at 64 px
+    assert model_psnr > 10
+
+
+def test_demo_without_shipped_preset_says_so(tmp_path, monkeypatch, capsys):
+    import blurkit.presets
+
+    monkeypatch.setattr(blurkit.presets, "_HERE", tmp_path)  # an installation with no preset files
+    assert main(["demo", "--out", str(tmp_path / "figs")]) == 2
+    err = capsys.readouterr().err
+    assert "no pretrained preset is shipped" in err and "--model FILE" in err
+    assert not (tmp_path / "figs").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--model", "m.keras", "--preset", "p"], "not both"),
+        (["--model", "missing.keras"], "model file not found"),
+        (["--model", "m.keras", "--sigma", "0"], "--sigma"),
+        (["--model", "m.keras", "--max-side", "8"], "--max-side"),
+    ],
+)
+def test_demo_argument_errors(argv, message, capsys):
+    assert main(["demo", *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_demo_with_default_preset(tmp_path, capsys):
+    from blurkit.presets import DEFAULT_PRESET, list_presets
+
+    if DEFAULT_PRESET not in list_presets():
+        pytest.skip(f"preset {DEFAULT_PRESET} is not shipped yet")
+    assert main(["demo", "--max-side", "96", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"preset {DEFAULT_PRESET}" in out
+    blurred_psnr, blurred_ssim, _, _, model_psnr, model_ssim, *_ = _mean_row(out)
+    assert model_psnr > blurred_psnr + 1.0 and model_ssim > blurred_ssim
+    assert len(list(tmp_path.glob("*.png"))) == len(SAMPLES)
