@@ -20,6 +20,7 @@ TINY = {
     "autoencoder": {"input_size": 16, "filters": (8, 16), "latent_dim": 16},
     "unet": {"width": 4, "depth": 2, "blocks": 1},
     "nafnet": {"width": 4, "enc_blocks": (1,), "middle_blocks": 1, "dec_blocks": (1,)},
+    "wiener_unet": {"width": 4, "depth": 1, "blocks": 1, "estimator_width": 4},
 }
 TINY_FCN = {
     "unet": {"width": 4, "depth": 2, "blocks": 1},

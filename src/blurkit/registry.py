@@ -297,7 +297,7 @@ BLURS = Registry(
 MODELS = Registry(
     "models",
     "blurkit.models",
-    builtins=["blurkit.models.autoencoder", "blurkit.models.unet", "blurkit.models.nafnet"],
+    builtins=["blurkit.models.autoencoder", "blurkit.models.unet", "blurkit.models.nafnet", "blurkit.models.wiener"],
 )
 METRICS = Registry("metrics", "blurkit.metrics", builtins=["blurkit.metrics.functional"])
 

@@ -34,6 +34,33 @@ def _residual_block(x, filters: int, kernel_size: int, name: str):
     return keras.layers.Add(name=f"{name}_add")([x, y])
 
 
+def unet_body(x, width: int, depth: int, blocks: int, kernel_size: int):
+    """The U-Net between its input and its output convolution (shared with ``wiener_unet``).
+
+    ``Conv2D(width)`` head, ``depth`` encoder levels of ``blocks`` residual blocks each followed by a 2x2
+    stride-2 convolution doubling the width, ``blocks`` residual blocks at the bottom, and ``depth`` decoder
+    levels (2x2 stride-2 transposed convolution, additive skip, ``blocks`` residual blocks). Sides of ``x``
+    must be multiples of ``2**depth``.
+    """
+    import keras
+
+    x = keras.layers.Conv2D(width, kernel_size, padding="same", name="head")(x)
+    skips = []
+    for level in range(depth):
+        for b in range(blocks):
+            x = _residual_block(x, width * 2**level, kernel_size, name=f"enc{level}_block{b}")
+        skips.append(x)
+        x = keras.layers.Conv2D(width * 2 ** (level + 1), 2, strides=2, name=f"down{level}")(x)
+    for b in range(blocks):
+        x = _residual_block(x, width * 2**depth, kernel_size, name=f"middle_block{b}")
+    for level in reversed(range(depth)):
+        x = keras.layers.Conv2DTranspose(width * 2**level, 2, strides=2, name=f"up{level}")(x)
+        x = keras.layers.Add(name=f"skip{level}")([x, skips[level]])
+        for b in range(blocks):
+            x = _residual_block(x, width * 2**level, kernel_size, name=f"dec{level}_block{b}")
+    return x
+
+
 @register_model("unet")
 def unet(channels: int = 3, width: int = 32, depth: int = 3, blocks: int = 2, kernel_size: int = 3):
     """Build a residual U-Net with a global residual connection.
@@ -85,20 +112,7 @@ def unet(channels: int = 3, width: int = 32, depth: int = 3, blocks: int = 2, ke
 
     inputs = keras.Input((None, None, channels), dtype="float32", name="blurred")
     padded = PadToMultiple(2**depth, mode="reflect", name="pad")(inputs)
-    x = keras.layers.Conv2D(width, kernel_size, padding="same", name="head")(padded)
-    skips = []
-    for level in range(depth):
-        for b in range(blocks):
-            x = _residual_block(x, width * 2**level, kernel_size, name=f"enc{level}_block{b}")
-        skips.append(x)
-        x = keras.layers.Conv2D(width * 2 ** (level + 1), 2, strides=2, name=f"down{level}")(x)
-    for b in range(blocks):
-        x = _residual_block(x, width * 2**depth, kernel_size, name=f"middle_block{b}")
-    for level in reversed(range(depth)):
-        x = keras.layers.Conv2DTranspose(width * 2**level, 2, strides=2, name=f"up{level}")(x)
-        x = keras.layers.Add(name=f"skip{level}")([x, skips[level]])
-        for b in range(blocks):
-            x = _residual_block(x, width * 2**level, kernel_size, name=f"dec{level}_block{b}")
+    x = unet_body(padded, width, depth, blocks, kernel_size)
     correction = keras.layers.Conv2D(
         channels,
         kernel_size,
