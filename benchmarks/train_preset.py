@@ -6,9 +6,19 @@ Usage (the exact command that produced the shipped files is in docs/model-card-g
         --preset gaussian-v1 --out src/blurkit/presets/gaussian-v1.keras
 
 Recipe: Gaussian blur with sigma sampled per patch from U(0.3, 3.5), reflect border, the blurred patch
-quantized to 8 bits (as a camera file would be); random patches with the 8 flips/rotations; Adam with a
-cosine learning-rate decay over the epochs; the checkpoint with the best validation loss (patches of the
-validation photos, fixed seed) is kept. Runs on the CPU (and on a GPU when TensorFlow sees one).
+quantized to 8 bits (as a camera file would be); random patches with the 8 flips/rotations.
+
+For ``wiener_unet`` models, two stages:
+
+1. the blur estimator (spectrum + conv features -> sigma, Wiener balance) is trained alone, supervised with
+   the sigma used to blur each patch (patch sides 64-256 so it works on any tile size) and a fixed balance
+   of 1e-4 (the balance that is best for scikit-image's Wiener on these photos); trained end to end from
+   the start, the estimator collapses to a "gentle" Wiener and leaves all the work to the U-Net;
+2. the estimator is frozen and the whole model is trained end to end (L1) with Adam and a cosine
+   learning-rate decay; the checkpoint with the best validation loss (patches of the validation photos,
+   fixed seed) is kept.
+
+Runs on the CPU (and on a GPU when TensorFlow sees one).
 """
 
 from __future__ import annotations
@@ -21,10 +31,10 @@ import time
 from pathlib import Path
 
 RECIPES = {
-    # the default preset: residual U-Net
+    # the default preset: sigma estimator + Wiener deconvolution + residual U-Net refinement
     "gaussian-v1": {
-        "model": "unet",
-        "model_options": {"width": 24, "depth": 3, "blocks": 1},
+        "model": "wiener_unet",
+        "model_options": {"width": 24, "depth": 3, "blocks": 1, "estimator_width": 16},
         "patch_size": 96,
         "batch_size": 8,
         "patches_per_image": 8,
@@ -35,8 +45,8 @@ RECIPES = {
     },
     # small fast preset
     "gaussian-small-v1": {
-        "model": "unet",
-        "model_options": {"width": 12, "depth": 3, "blocks": 1},
+        "model": "wiener_unet",
+        "model_options": {"width": 12, "depth": 3, "blocks": 1, "estimator_width": 8},
         "patch_size": 96,
         "batch_size": 8,
         "patches_per_image": 8,
@@ -47,6 +57,60 @@ RECIPES = {
     },
 }
 BLUR = {"sigma": (0.3, 3.5), "border": "reflect", "quantize": True}
+ESTIMATOR_STEPS = 3000
+ESTIMATOR_BALANCE_LOG10 = -4.0
+
+
+def train_estimator(model, photos: list, steps: int, seed: int, sigma_range=(0.3, 3.5)) -> list[float]:
+    """Stage 1: supervised training of a ``wiener_unet``'s blur estimator; returns the loss curve."""
+    import keras
+    import numpy as np
+
+    from blurkit.blurs import GaussianBlur
+    from blurkit.data.io import read_image, to_float
+
+    wiener = model.get_layer("wiener")
+    (slo, shi), (blo, bhi) = wiener.sigma_range, wiener.log_balance_range
+    est = keras.Model(model.input, model.get_layer("est_params").output)
+    t_bal = (ESTIMATOR_BALANCE_LOG10 - blo) / (bhi - blo)
+
+    def loss(y_true, y_pred):
+        sigma = slo + (shi - slo) * keras.ops.sigmoid(y_pred[:, 0])
+        return keras.ops.mean((sigma - y_true[:, 0]) ** 2) + keras.ops.mean(
+            (keras.ops.sigmoid(y_pred[:, 1]) - y_true[:, 1]) ** 2)
+
+    lr = keras.optimizers.schedules.CosineDecay(1e-3, decay_steps=max(1, steps), alpha=0.01)
+    est.compile(optimizer=keras.optimizers.Adam(lr), loss=loss, jit_compile=False)
+    rng = np.random.default_rng(seed)
+    blur = GaussianBlur(sigma=tuple(sigma_range), border="reflect", quantize=True)
+    cache: dict[int, np.ndarray] = {}
+    curve = []
+    for step in range(steps):
+        side = int(rng.choice([64, 96, 128, 192, 256]))
+        xs, ys = [], []
+        for _ in range(16):
+            i = int(rng.integers(len(photos)))
+            if i not in cache:
+                cache[i] = to_float(read_image(photos[i]))
+                if cache[i].ndim == 2:
+                    cache[i] = np.repeat(cache[i][..., None], 3, axis=-1)
+            img = cache[i]
+            h, w = img.shape[:2]
+            s = min(side, h, w)
+            y, x = int(rng.integers(h - s + 1)), int(rng.integers(w - s + 1))
+            params = blur.sample(rng)
+            out = blur.apply(img[y : y + s, x : x + s], params, rng=rng)
+            if s < side:
+                out = np.pad(out, ((0, side - s), (0, side - s), (0, 0)), mode="symmetric")
+            xs.append(out)
+            ys.append([params["sigma"], t_bal])
+        curve.append(float(est.train_on_batch(np.stack(xs).astype("float32"), np.asarray(ys, "float32"))))
+        if step % 100 == 0 or step == steps - 1:
+            print(f"estimator step {step}: loss {np.mean(curve[-100:]):.4f}", flush=True)
+    for layer in model.layers:
+        if layer.name.startswith("est_"):
+            layer.trainable = False
+    return curve
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="model file (default: src/blurkit/presets/PRESET.keras)")
     p.add_argument("--epochs", type=int, help="override the recipe's epochs (quick trials)")
     p.add_argument("--steps-per-epoch", type=int, help="override the recipe's steps per epoch")
+    p.add_argument("--estimator-steps", type=int, default=ESTIMATOR_STEPS, help="stage-1 steps (wiener_unet)")
     p.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
@@ -86,6 +151,11 @@ def main(argv: list[str] | None = None) -> int:
         return lr_min + 0.5 * (lr0 - lr_min) * (1 + math.cos(math.pi * epoch / epochs))
 
     t0 = time.time()
+    if r["model"] == "wiener_unet":
+        from blurkit.data.io import list_images
+
+        train_estimator(d.model, list_images(args.data), args.estimator_steps, args.seed)
+        d.compile()  # the estimator is frozen now
     d.fit(args.data, validation=args.val, epochs=epochs, steps_per_epoch=steps, reduce_lr=False,
           callbacks=[keras.callbacks.LearningRateScheduler(cosine)], checkpoint=out, verbose=2)
     minutes = (time.time() - t0) / 60
