@@ -74,7 +74,7 @@ def test_radial_spectrum_orders_blur_levels(photo):
     feats = [np.asarray(layer(blur_gaussian(photo, s, seed=0)[0][None].astype(np.float32)))[0]
              for s in (0.5, 1.0, 2.0, 3.0)]
     high = [f[4:10].mean() for f in feats]  # mid-to-high frequency rings
-    assert all(a > b for a, b in zip(high, high[1:])), high
+    assert all(a > b for a, b in zip(high, high[1:], strict=False)), high
     assert all(f[0] == 0 for f in feats)  # contrast-normalised by the first ring
     # contrast changes shift the whole spectrum, which the first ring removes (above the noise floor)
     dimmer = np.asarray(layer((photo * 0.5)[None]))[0]

@@ -47,8 +47,16 @@ __all__ = [
     "register_model",
     "register_metric",
     "__version__",
-    *_LAZY,
+    "Deblurrer",
+    "read_image",
+    "write_image",
+    "list_images",
+    "Blur",
+    "psnr",
+    "ssim",
+    "mse",
 ]
+assert set(_LAZY) <= set(__all__)
 
 if TYPE_CHECKING:  # pragma: no cover
     from blurkit.blurs.base import Blur
