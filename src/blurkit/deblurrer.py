@@ -159,6 +159,7 @@ class Deblurrer:
         self.tile_size = self.fixed_size or int(tile_size)
         if self.fixed_size:
             self.tile_overlap = min(self.tile_overlap, self.fixed_size // 4)
+        self.tile_align = _tile_align(self.model)
         self._infer_fn = None
 
     # ------------------------------------------------------------------------------------ training
@@ -281,6 +282,11 @@ class Deblurrer:
         """Restore one float32 (H, W, C) image whose C equals the model's channels."""
         h, w = x.shape[:2]
         if self.fixed_size is None and h * w <= self.tile_size**2:
+            if 2 * min(h, w) <= self.tile_align:
+                # too small for the model's own reflect padding (PadToMultiple): pad it here instead
+                from blurkit.tiling import pad_to_multiple
+
+                return self._infer(pad_to_multiple(x, self.tile_align)[None])[0, :h, :w]
             return self._infer(x[None])[0]
         return tiled_apply_model(self, x)
 
@@ -457,12 +463,15 @@ class Deblurrer:
         if not path.is_file():
             raise ModelFileError(f"{path}: no such model file")
         if not zipfile.is_zipfile(path):
+            with open(path, "rb") as fh:
+                if fh.read(4) == b"PK\x03\x04":  # starts like a zip, but its directory is missing
+                    raise ModelFileError(f"{path}: damaged or truncated model file (no zip directory)")
             raise ModelFileError(f"{path}: not a .keras model file (not a zip archive)")
         try:
             with zipfile.ZipFile(path) as zf:
                 names = zf.namelist()
                 for n in names:
-                    if n.startswith(("/", "\\")) or ".." in Path(n).parts or ":" in n:
+                    if n.startswith(("/", "\\")) or ".." in n.replace("\\", "/").split("/") or ":" in n:
                         raise ModelFileError(f"{path}: refusing unsafe entry name {n!r} in the archive")
                 if zf.testzip() is not None:
                     raise ModelFileError(f"{path}: damaged archive (CRC error)")
@@ -481,9 +490,18 @@ class Deblurrer:
             raise ModelFileError(f"{path}: unreadable blurkit metadata ({exc})") from None
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise ModelFileError(f"{path}: not a blurkit model file")
-        if int(meta.get("format_version", 0)) > FORMAT_VERSION:
-            raise ModelFileError(
-                f"{path}: saved by a newer blurkit (format {meta['format_version']}); upgrade blurkit")
+        version = meta.get("format_version")
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise ModelFileError(f"{path}: damaged blurkit metadata (format_version {version!r})")
+        if version > FORMAT_VERSION:
+            raise ModelFileError(f"{path}: saved by a newer blurkit (format {version}); upgrade blurkit")
+        spec = meta.get("model")
+        if spec is not None and not (isinstance(spec, dict) and isinstance(spec.get("name"), str)
+                                     and isinstance(spec.get("config", {}), dict)):
+            raise ModelFileError(f"{path}: damaged blurkit metadata (model {spec!r})")
+        for key in ("blur", "facade", "training", "history", "validation"):
+            if not isinstance(meta.get(key) or {}, dict):
+                raise ModelFileError(f"{path}: damaged blurkit metadata ({key} is not an object)")
         return meta
 
     @classmethod
@@ -508,7 +526,7 @@ class Deblurrer:
                 f"(available: {', '.join(MODELS.list())})")
         try:
             blur = deserialize_blur(meta["blur"])
-        except (UnknownComponentError, KeyError, TypeError, ValueError) as exc:
+        except (UnknownComponentError, KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ModelFileError(f"{path}: cannot rebuild its blur generator: {exc}") from None
         try:
             model = keras.saving.load_model(path, compile=compile, safe_mode=True)
@@ -539,6 +557,7 @@ class Deblurrer:
         self.tile_overlap = int(facade.get("tile_overlap", 64))
         if self.fixed_size:
             self.tile_overlap = min(self.tile_overlap, self.fixed_size // 4)
+        self.tile_align = _tile_align(model)
         self._infer_fn = None
 
     @classmethod
@@ -565,7 +584,23 @@ def tiled_apply_model(d: Deblurrer, x: np.ndarray) -> np.ndarray:
     from blurkit.tiling import tiled_apply
 
     return tiled_apply(d._infer, x, tile=d.tile_size, overlap=d.tile_overlap,
-                       batch=4 if d.fixed_size else 1, pad_to_tile=d.fixed_size is not None)
+                       batch=4 if d.fixed_size else 1, pad_to_tile=d.fixed_size is not None,
+                       align=d.tile_align)
+
+
+def _tile_align(model: Any) -> int:
+    """The model's downsampling factor: the largest ``PadToMultiple`` multiple in it (1 if none).
+
+    Strided models are shift-invariant only by multiples of it, so tiles must start on such multiples
+    for the tiled result to match the whole-image one.
+    """
+    align, stack = 1, list(getattr(model, "layers", []))
+    while stack:
+        layer = stack.pop()
+        if type(layer).__name__ == "PadToMultiple":
+            align = max(align, int(getattr(layer, "multiple", 1)))
+        stack.extend(getattr(layer, "layers", []))
+    return align
 
 
 def _to_unit(arr: np.ndarray) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
@@ -589,8 +624,8 @@ def _to_unit(arr: np.ndarray) -> tuple[np.ndarray, Callable[[np.ndarray], np.nda
     if not np.all(np.isfinite(arr)):
         raise ValueError("image contains NaN or infinite values")
     lo, hi = float(arr.min()), float(arr.max())
-    if lo < 0:
-        raise ValueError(f"float images must be non-negative, got minimum {lo}")
+    if lo < 0 or hi > 65535.0:
+        raise ValueError(f"float images must lie in [0, 1], [0, 255] or [0, 65535], got {lo}..{hi}")
     scale = 1.0 if hi <= 1.0 else 255.0 if hi <= 255.0 else 65535.0
     f = (arr / scale).astype(np.float32)
 

@@ -60,7 +60,7 @@ def plot_history(history: dict[str, Sequence[float]], path: str | os.PathLike) -
     if not keys:
         raise ValueError(f"history has no loss/psnr/ssim curves (keys: {sorted(history)})")
     fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.4), squeeze=False)
-    for ax, k in zip(axes[0], keys):
+    for ax, k in zip(axes[0], keys, strict=True):
         ep = np.arange(1, len(history[k]) + 1)
         ax.plot(ep, history[k], label="training")
         if f"val_{k}" in history:
@@ -95,7 +95,7 @@ def plot_comparison(
                              squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
-    for ax, img, title in zip(axes.ravel(), panels, titles):
+    for ax, img, title in zip(axes.ravel(), panels, titles, strict=False):  # grid may have spare cells
         img = np.asarray(img)
         if img.dtype.kind in "ui":
             img = img.astype(np.float32) / np.iinfo(img.dtype).max

@@ -37,6 +37,12 @@ def _plan(inputs: list[str], out: str, suffix: str):
     from blurkit.data.io import is_image_path, list_images
 
     outp = Path(out)
+    single = len(inputs) == 1 and Path(inputs[0]).is_file()
+    if not outp.is_dir():
+        if single and outp.suffix and not is_image_path(outp):
+            raise CLIError(f"--out {out}: not an image file name (use .png, .jpg, .tif, ...) or a folder")
+        if not single and is_image_path(outp):
+            raise CLIError(f"--out {out}: several images need an output folder, not an image file name")
     jobs = []
     for item in inputs:
         p = Path(item)
@@ -76,7 +82,12 @@ def run(args: argparse.Namespace) -> int:
 
     d = load_deblurrer(model, args.preset)
     if args.tile_size:
+        if d.fixed_size:
+            raise CLIError(f"--tile-size: this model only takes {d.fixed_size}x{d.fixed_size} inputs")
+        if args.tile_size < 16:
+            raise CLIError(f"--tile-size must be at least 16, got {args.tile_size}")
         d.tile_size = int(args.tile_size)
+        d.tile_overlap = min(d.tile_overlap, d.tile_size // 4)
     done, skipped, failed = 0, 0, []
     bar = tqdm(jobs, disable=args.quiet, unit="img", desc="deblur")
     for src, dst in bar:

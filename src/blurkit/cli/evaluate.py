@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
 
     if bool(args.data) == bool(args.pairs):
         raise CLIError("give either DATA (sharp photos) or --pairs BLURRED_DIR SHARP_DIR")
-    is_file = args.model.endswith(".keras")
+    is_file = args.model.endswith(".keras") or Path(args.model).is_file()
     d = load_deblurrer(args.model if is_file else None, None if is_file else args.model)
     data = tuple(args.pairs) if args.pairs else args.data
     try:

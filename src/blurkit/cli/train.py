@@ -76,7 +76,9 @@ def run(args: argparse.Namespace) -> int:
               verbose=0 if args.quiet else "auto")
     except (FileNotFoundError, ValueError) as exc:
         raise CLIError(str(exc)) from None
-    if not d.validation:  # no validation: the checkpoint followed the training loss; save the last state
+    if not d.validation or not out.is_file():
+        # no validation (the checkpoint followed the training loss), or no finite validation loss (no
+        # checkpoint was written): save the last state
         d.save(out)
     curves = Path(args.curves) if args.curves else out.with_suffix(".png")
     d.plot_history(curves)

@@ -108,7 +108,7 @@ def resolve_source(data: Any) -> Source:
             bl, sl = _as_image_list(b, "blurred"), _as_image_list(s, "sharp")
             if len(bl) != len(sl):
                 raise ValueError(f"blurred and sharp hold different numbers of images: {len(bl)} vs {len(sl)}")
-            for i, (x, y) in enumerate(zip(bl, sl)):
+            for i, (x, y) in enumerate(zip(bl, sl, strict=True)):
                 if x.shape[:2] != y.shape[:2]:
                     raise ValueError(f"pair {i}: blurred {x.shape} and sharp {y.shape} differ in size")
             return Source("pairs", list(range(len(sl))), sharp=sl, blurred=bl)
@@ -185,6 +185,30 @@ class _PatchMaker:
         self.source, self.blur = source, blur
         self.patch, self.patches, self.channels = patch_size, patches, channels
         self.augment, self.max_pixels = augment, max_pixels
+        self.unreadable: dict[int, str] = {}  # item index -> why it was skipped
+
+    def _load_readable(self, index: int) -> tuple[np.ndarray | None, np.ndarray]:
+        """:meth:`_load`, but an unreadable file is reported once and replaced by the next readable item.
+
+        Raising inside ``tf.numpy_function`` would abort training with a TensorFlow traceback (and can
+        leave TensorFlow's worker threads stuck at interpreter exit), so bad files are skipped instead,
+        as ``blurkit deblur`` does.
+        """
+        import warnings
+
+        from blurkit.data.io import ImageReadError
+
+        n = len(self.source)
+        for k in range(n):
+            j = (index + k) % n
+            if j in self.unreadable:
+                continue
+            try:
+                return self._load(j)
+            except (ImageReadError, OSError, ValueError) as exc:
+                self.unreadable[j] = str(exc)
+                warnings.warn(f"skipping unreadable training item: {exc}", stacklevel=2)
+        raise ValueError(f"none of the {n} training items can be read")
 
     def _load(self, index: int) -> tuple[np.ndarray | None, np.ndarray]:
         """Return ``(blurred or None, sharp)`` native-dtype images for item ``index``."""
@@ -192,9 +216,9 @@ class _PatchMaker:
 
         s = self.source
         kw = {} if self.max_pixels is None else {"max_pixels": self.max_pixels}
-        if s.sharp is not None:
-            return (s.blurred[index] if s.blurred is not None else None), s.sharp[index]
         item = s.items[index]
+        if s.sharp is not None:  # arrays: items are indices into them (a subset keeps the full lists)
+            return (s.blurred[item] if s.blurred is not None else None), s.sharp[item]
         if s.kind == "pairs":
             b, sh = read_image(item[0], **kw), read_image(item[1], **kw)
             if b.shape[:2] != sh.shape[:2]:
@@ -218,7 +242,7 @@ class _PatchMaker:
 
     def __call__(self, index: np.int64, seed: np.int64) -> tuple[np.ndarray, np.ndarray]:
         rng = np.random.default_rng(int(seed) & 0x7FFFFFFFFFFFFFFF)
-        blurred, sharp = self._load(int(index))
+        blurred, sharp = self._load_readable(int(index))
         sharp = self._pad(self._prepare(sharp))
         if blurred is not None:
             blurred = self._pad(self._prepare(blurred))
@@ -235,10 +259,17 @@ class _PatchMaker:
                 params = self.blur.sample(rng)
                 k = self.blur.kernel(params)
                 ry, rx = k.shape[0] // 2, k.shape[1] // 2
-                y0, x0 = max(0, y - ry), max(0, x - rx)
-                y1, x1 = min(h, y + p + ry), min(w, x + p + rx)
-                region = self.blur.apply(sharp[y0:y1, x0:x1], params, kernel=k, rng=rng)
-                b = region[y - y0 : y - y0 + p, x - x0 : x - x0 + p]
+                if params.get("border") == "wrap" and (y < ry or x < rx or y + p + ry > h or x + p + rx > w):
+                    # circular borders bring in the opposite side of the photo: wrap-pad, then blur the
+                    # patch plus its margin (only the margin sees the region's own border handling)
+                    pad = np.pad(sharp, ((ry, ry), (rx, rx), (0, 0)), mode="wrap")
+                    region = self.blur.apply(pad[y : y + p + 2 * ry, x : x + p + 2 * rx], params, kernel=k, rng=rng)
+                    b = region[ry : ry + p, rx : rx + p]
+                else:
+                    y0, x0 = max(0, y - ry), max(0, x - rx)
+                    y1, x1 = min(h, y + p + ry), min(w, x + p + rx)
+                    region = self.blur.apply(sharp[y0:y1, x0:x1], params, kernel=k, rng=rng)
+                    b = region[y - y0 : y - y0 + p, x - x0 : x - x0 + p]
             if self.augment:
                 b, s = _augment(b, s, int(rng.integers(_DIHEDRAL)))
             out_b[i], out_s[i] = b, s

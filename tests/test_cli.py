@@ -1,0 +1,178 @@
+"""The ``train``, ``deblur`` and ``evaluate`` commands, run through ``blurkit.cli.main.main``."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import cv2
+import pytest
+
+from blurkit.cli.main import main
+from blurkit.data.io import read_image, write_image
+
+TINY_TRAIN = ["--model-option", "width=4", "--model-option", "depth=1", "--model-option", "blocks=1",
+              "--epochs", "1", "--steps-per-epoch", "2", "--patch-size", "32", "--batch-size", "2"]
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    from skimage import data
+
+    root = tmp_path_factory.mktemp("photos")
+    for name, img in [("astronaut.png", data.astronaut()), ("cat.jpg", data.chelsea()),
+                      ("coffee.png", data.coffee()), ("sub/camera.png", data.camera())]:
+        write_image(root / name, cv2.resize(img, (64, 48), interpolation=cv2.INTER_AREA))
+    return root
+
+
+@pytest.fixture(scope="module")
+def model(photos, tmp_path_factory):
+    out = tmp_path_factory.mktemp("model") / "tiny.keras"
+    assert main(["train", str(photos), *TINY_TRAIN, "-o", str(out), "--quiet"]) == 0
+    return out
+
+
+def _error(capsys, argv, *names):
+    """Run a command that must fail: exit status 2 and one line on stderr naming each of ``names``."""
+    capsys.readouterr()
+    assert main(argv) == 2
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip() and "img/s]" not in ln]  # no progress bars
+    assert len(lines) == 1, lines
+    err = lines[0]
+    assert err.startswith(f"blurkit {argv[0]}: error: ")
+    for name in names:
+        assert str(name) in err
+    return err
+
+
+# ------------------------------------------------------------------------------------------ train
+def test_train_writes_model_and_curves(photos, tmp_path, capsys):
+    out = tmp_path / "models" / "m.keras"
+    assert main(["train", str(photos), *TINY_TRAIN, "--sigma", "0.5:3", "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"saved {out}" in printed and "curves:" in printed
+    assert out.is_file() and out.with_suffix(".png").stat().st_size > 1000
+    from blurkit import Deblurrer
+
+    meta = Deblurrer.read_metadata(out)
+    assert meta["model"]["config"] == {"width": 4, "depth": 1, "blocks": 1, "channels": 3}
+    assert meta["blur"]["config"]["sigma"] == [0.5, 3.0]
+    assert {"loss", "val_loss", "psnr", "val_psnr"} <= set(meta["history"])
+    assert meta["training"]["steps_per_epoch"] == 2 and meta["facade"]["patch_size"] == 32
+    assert sorted(os.listdir(out.parent)) == ["m.keras", "m.png"]
+
+
+def test_train_on_pairs_without_validation(photos, tmp_path):
+    from blurkit.data.pairs import make_pairs
+
+    make_pairs(photos, tmp_path / "pairs", blur_options={"sigma": 1.5}, progress=False)
+    out, curves = tmp_path / "p.keras", tmp_path / "curves" / "c.png"
+    argv = ["train", "--pairs", str(tmp_path / "pairs" / "blurred"), str(tmp_path / "pairs" / "sharp"),
+            *TINY_TRAIN, "--val-split", "0", "-o", str(out), "--curves", str(curves), "-q"]
+    assert main(argv) == 0
+    assert out.is_file() and curves.is_file()
+
+
+def test_train_errors(photos, tmp_path, capsys):
+    _error(capsys, ["train", str(tmp_path / "missing"), "-o", str(tmp_path / "m.keras")], tmp_path / "missing")
+    _error(capsys, ["train", str(photos), "-o", str(tmp_path / "m.h5")], tmp_path / "m.h5")
+    _error(capsys, ["train", "-o", str(tmp_path / "m.keras")])
+    _error(capsys, ["train", str(photos), "--model-option", "width", "-o", str(tmp_path / "m.keras")], "width")
+    _error(capsys, ["train", str(photos), "--model", "no-such-model", "-o", str(tmp_path / "m.keras")],
+           "no-such-model")
+    (tmp_path / "empty").mkdir()
+    _error(capsys, ["train", str(tmp_path / "empty"), *TINY_TRAIN, "-o", str(tmp_path / "m.keras")],
+           tmp_path / "empty")
+    assert not list(tmp_path.glob("*.keras"))
+
+
+# ----------------------------------------------------------------------------------------- deblur
+def test_deblur_folder_keeps_names_and_formats(model, photos, tmp_path, capsys):
+    src = tmp_path / "in"
+    for p in photos.rglob("*.*"):
+        (src / p.relative_to(photos)).parent.mkdir(parents=True, exist_ok=True)
+        (src / p.relative_to(photos)).write_bytes(p.read_bytes())
+    (src / "broken.png").write_bytes(b"\x89PNG this is not really a png")
+    out = tmp_path / "out"
+    assert main(["deblur", str(model), str(src), "-o", str(out), "-q"]) == 0
+    captured = capsys.readouterr()
+    assert "broken.png" in captured.err and captured.err.count("failed:") == 1
+    names = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert names == ["astronaut.png", "cat.jpg", "coffee.png", "sub/camera.png"]
+    assert (out / "cat.jpg").read_bytes()[:3] == b"\xff\xd8\xff"  # a real JPEG
+    assert (out / "astronaut.png").read_bytes()[:4] == b"\x89PNG"
+    for name in names:
+        a, b = read_image(src / name), read_image(out / name)
+        assert a.shape == b.shape and a.dtype == b.dtype
+    assert read_image(out / "sub/camera.png").ndim == 2  # grayscale stays grayscale
+
+    stamps = {n: (out / n).stat().st_mtime_ns for n in names}
+    assert main(["deblur", str(model), str(src), "-o", str(out), "--skip-existing"]) == 0
+    printed = capsys.readouterr()
+    assert "done 0, skipped 4" in printed.out and "broken.png" in printed.err
+    assert {n: (out / n).stat().st_mtime_ns for n in names} == stamps
+
+
+def test_deblur_one_file(model, photos, tmp_path):
+    out = tmp_path / "x.png"
+    assert main(["deblur", str(model), str(photos / "cat.jpg"), "-o", str(out), "-q"]) == 0
+    assert out.is_file() and read_image(out).shape == read_image(photos / "cat.jpg").shape
+    assert sorted(os.listdir(tmp_path)) == ["x.png"]
+    folder = tmp_path / "outdir"
+    assert main(["deblur", str(model), str(photos / "cat.jpg"), "--suffix", "_sharp", "-o", str(folder),
+                 "--tile-size", "32", "-q"]) == 0
+    assert sorted(os.listdir(folder)) == ["cat_sharp.jpg"]
+
+
+def test_deblur_all_failed_is_an_error_status(model, tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "bad.jpg").write_text("nope")
+    assert main(["deblur", str(model), str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-q"]) == 1
+
+
+def test_deblur_errors(model, photos, tmp_path, capsys):
+    missing = tmp_path / "missing.keras"
+    _error(capsys, ["deblur", str(missing), str(photos), "-o", str(tmp_path / "o")], missing)
+    fake = tmp_path / "fake.keras"
+    fake.write_text("just some text")
+    _error(capsys, ["deblur", str(fake), str(photos), "-o", str(tmp_path / "o")], fake)
+    _error(capsys, ["deblur", str(model), str(tmp_path / "nope"), "-o", str(tmp_path / "o")], tmp_path / "nope")
+    _error(capsys, ["deblur", str(model), str(photos / "cat.jpg"), "-o", str(tmp_path / "x.txt")], "x.txt")
+    _error(capsys, ["deblur", str(model), str(photos), "-o", str(tmp_path / "x.png")], "x.png")
+    _error(capsys, ["deblur", str(model), "-o", str(tmp_path / "o")])
+    assert sorted(os.listdir(tmp_path)) == ["fake.keras"]
+
+
+# --------------------------------------------------------------------------------------- evaluate
+def test_evaluate_writes_json_and_figure(model, photos, tmp_path, capsys):
+    js, fig = tmp_path / "s.json", tmp_path / "f.png"
+    assert main(["evaluate", str(model), str(photos), "--json", str(js), "--figure", str(fig)]) == 0
+    printed = capsys.readouterr().out
+    assert "| model |" in printed and "| blurred input |" in printed and "gain:" in printed
+    scores = json.loads(js.read_text())
+    metrics = {"psnr", "ssim", "mse", "accuracy", "channel_accuracy"}
+    assert set(scores["model"]) == metrics and set(scores["blurred"]) == metrics
+    assert scores["images"] == 4 and len(scores["per_image"]) == 4
+    assert fig.stat().st_size > 1000 and fig.read_bytes()[:4] == b"\x89PNG"
+    assert main(["evaluate", str(model), str(photos), "--json", str(js), "--max-images", "2"]) == 0
+    again = json.loads(js.read_text())
+    assert again["images"] == 2
+    assert again["per_image"] == scores["per_image"][:2]  # deterministic
+
+
+def test_evaluate_errors(model, photos, tmp_path, capsys):
+    missing = tmp_path / "missing.keras"
+    _error(capsys, ["evaluate", str(missing), str(photos)], missing)
+    fake = tmp_path / "fake.keras"
+    fake.write_text("hello")
+    _error(capsys, ["evaluate", str(fake), str(photos)], fake)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello")
+    err = _error(capsys, ["evaluate", str(notes), str(photos)], notes)
+    assert "not a .keras model file" in err
+    _error(capsys, ["evaluate", str(model), str(tmp_path / "nope")], tmp_path / "nope")
+    _error(capsys, ["evaluate", str(model)])
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "x.png").write_text("not an image")
+    _error(capsys, ["evaluate", str(model), str(tmp_path / "bad")], "x.png")

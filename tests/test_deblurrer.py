@@ -1,0 +1,445 @@
+"""The Deblurrer facade: fit on every data form, predict anything, evaluate, save/load, figures."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import zipfile
+
+import cv2
+import numpy as np
+import pytest
+
+from blurkit import Deblurrer
+from blurkit.data.io import read_image, write_image
+from blurkit.deblurrer import METADATA_NAME, ModelFileError
+
+TINY = {"width": 4, "depth": 1, "blocks": 1}
+FAST = {"patch_size": 32, "batch_size": 2, "patches_per_image": 2}
+CURVES = {"loss", "psnr", "ssim", "val_loss", "val_psnr", "val_ssim"}
+
+
+def _small(img: np.ndarray, size=(64, 48)) -> np.ndarray:
+    return cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+
+
+@pytest.fixture(scope="module")
+def photo_dir(tmp_path_factory):
+    from skimage import data
+
+    root = tmp_path_factory.mktemp("photos")
+    for name, img in [("astronaut.png", data.astronaut()), ("cat.jpg", data.chelsea()),
+                      ("coffee.png", data.coffee()), ("sub/camera.png", data.camera())]:
+        write_image(root / name, _small(img))
+    return root
+
+
+@pytest.fixture(scope="module")
+def pair_dirs(photo_dir, tmp_path_factory):
+    from blurkit.data.pairs import make_pairs
+
+    out = tmp_path_factory.mktemp("pairs")
+    summary = make_pairs(photo_dir, out, blur="gaussian", blur_options={"sigma": (0.5, 3.0)}, progress=False)
+    assert summary["written"] == 4
+    return out / "blurred", out / "sharp"
+
+
+@pytest.fixture(scope="module")
+def arrays():
+    """(blurred, sharp) uint8 arrays of four small photos."""
+    from skimage import data
+
+    from blurkit.blurs import GaussianBlur
+
+    sharp = np.stack([_small(data.astronaut()), _small(data.chelsea()), _small(data.coffee()),
+                      _small(data.rocket())])
+    blurred = GaussianBlur(sigma=2.0)(sharp, seed=0)["image"]
+    return blurred, sharp
+
+
+@pytest.fixture(scope="module")
+def trained(photo_dir):
+    """A tiny U-Net trained for a few steps (no longer the identity)."""
+    d = Deblurrer(model="unet", blur="gaussian", blur_options={"sigma": (0.5, 3.0)}, model_options=TINY, **FAST)
+    d.fit(photo_dir, epochs=1, steps_per_epoch=3, verbose=0)
+    return d
+
+
+def _check_history(d: Deblurrer, hist, epochs_before: int) -> None:
+    assert CURVES <= set(hist.history)
+    assert CURVES <= set(d.history)
+    for k in CURVES:
+        assert len(d.history[k]) == epochs_before + 1
+        assert all(math.isfinite(v) for v in d.history[k])
+    assert d.history["loss"][-1] > 0 and 0 < d.history["val_psnr"][-1] < 100
+    assert set(d.validation) >= {"loss", "psnr", "ssim"}
+    assert d.training["epochs"] == epochs_before + 1
+
+
+# ----------------------------------------------------------------------------------------- fit
+@pytest.mark.parametrize("form", ["folder", "array_pairs", "dir_pairs", "sharp_array", "image_list"])
+def test_fit_on_each_data_form(form, photo_dir, pair_dirs, arrays):
+    data = {
+        "folder": photo_dir,
+        "array_pairs": arrays,
+        "dir_pairs": pair_dirs,
+        "sharp_array": arrays[1],
+        "image_list": [arrays[1][0], _small(arrays[1][1], (50, 70)), arrays[1][2][..., 0]],
+    }[form]
+    d = Deblurrer(model="unet", model_options=TINY, **FAST)
+    hist = d.fit(data, epochs=1, steps_per_epoch=2, validation_split=0.25, verbose=0)
+    _check_history(d, hist, 0)
+    n = 3 if form == "image_list" else 4
+    assert d.training["train_items"] + d.training["validation_items"] == n
+    assert d.training["validation_items"] == 1
+
+
+def test_fit_accumulates_history_and_checkpoints(photo_dir, tmp_path):
+    d = Deblurrer(model="unet", model_options=TINY, **FAST)
+    ckpt = tmp_path / "best.keras"
+    d.fit(photo_dir, epochs=1, steps_per_epoch=1, checkpoint=ckpt, verbose=0)
+    hist = d.fit(photo_dir, epochs=1, steps_per_epoch=1, early_stopping=3, verbose=0)
+    _check_history(d, hist, 1)
+    assert hist.epoch == [1]
+    assert ckpt.is_file() and Deblurrer.read_metadata(ckpt)["history"]["loss"] == d.history["loss"][:1]
+
+
+def test_fit_without_validation(arrays):
+    d = Deblurrer(model="unet", model_options=TINY, **FAST)
+    hist = d.fit(arrays[1], epochs=1, steps_per_epoch=1, validation_split=0, verbose=0)
+    assert {"loss", "psnr", "ssim"} <= set(hist.history) and "val_loss" not in hist.history
+    assert d.training["validation_items"] == 0
+
+
+def test_fit_with_separate_validation(photo_dir, arrays):
+    d = Deblurrer(model="unet", model_options=TINY, **FAST)
+    hist = d.fit(arrays, epochs=1, steps_per_epoch=1, validation=photo_dir, verbose=0)
+    assert CURVES <= set(hist.history)
+    assert d.training["train_items"] == 4 and d.training["validation_items"] == 4
+
+
+def test_bad_constructor_arguments():
+    with pytest.raises(ValueError, match="channels"):
+        Deblurrer(channels=2)
+    with pytest.raises(ValueError, match="tile_overlap"):
+        Deblurrer(model_options=TINY, tile_size=64, tile_overlap=64)
+    with pytest.raises(ValueError, match="patch_size"):
+        Deblurrer(model_options=TINY, patch_size=0)
+
+
+# ------------------------------------------------------------------------------------- predict
+def test_predict_keeps_dtype_and_range(trained):
+    rng = np.random.default_rng(0)
+    u8 = rng.integers(0, 256, (67, 93, 3), dtype=np.uint8)
+    out8 = trained.predict(u8)
+    assert out8.shape == (67, 93, 3) and out8.dtype == np.uint8
+    ref = trained.predict(u8.astype(np.float32) / 255)  # float [0, 1] -> float [0, 1]
+    assert ref.dtype == np.float32 and 0 <= ref.min() and ref.max() <= 1
+    assert not np.allclose(ref, u8 / 255, atol=1e-3)  # the trained model does something
+    assert np.abs(out8.astype(int) - np.rint(ref * 255)).max() <= 1
+
+    out16 = trained.predict(u8.astype(np.uint16) * 257)
+    assert out16.dtype == np.uint16 and out16.max() > 255
+    np.testing.assert_allclose(out16 / 65535, ref, atol=2e-4)
+
+    f255 = trained.predict(u8.astype(np.float32))  # float [0, 255] -> float [0, 255]
+    assert f255.dtype == np.float32 and f255.max() > 1 and f255.max() <= 255
+    np.testing.assert_allclose(f255 / 255, ref, atol=1e-4)
+
+    f64 = trained.predict(u8 / 255.0)
+    assert f64.dtype == np.float64
+    np.testing.assert_allclose(f64, ref, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(67, 93), (1, 1), (3, 2), (5, 7, 3), (33, 17, 1)])
+def test_predict_any_size(trained, shape):
+    x = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
+    y = trained.predict(x)
+    assert y.shape == x.shape and y.dtype == np.uint8
+
+
+def test_predict_grayscale_with_a_colour_model(trained, camera):
+    grey = _small(camera, (93, 67))
+    out = trained.predict(grey)
+    assert trained.channels == 3 and out.shape == (67, 93) and out.dtype == np.uint8
+    rgb = trained.predict(np.repeat(grey[..., None], 3, axis=-1))
+    assert np.abs(out.astype(int) - rgb.astype(float).mean(axis=-1)).max() <= 1
+
+
+def test_predict_keeps_alpha(trained, astronaut):
+    rgb = _small(astronaut, (61, 45))
+    alpha = np.random.default_rng(2).integers(0, 256, rgb.shape[:2], dtype=np.uint8)
+    out = trained.predict(np.dstack([rgb, alpha]))
+    assert out.shape == (45, 61, 4)
+    np.testing.assert_array_equal(out[..., 3], alpha)
+    np.testing.assert_array_equal(out[..., :3], trained.predict(rgb))
+
+
+def test_predict_batches_lists_and_paths(trained, tmp_path, astronaut):
+    a, b = _small(astronaut, (40, 30)), _small(astronaut, (57, 31))
+    batch = trained.predict(np.stack([a, a[::-1]]))
+    assert batch.shape == (2, 30, 40, 3) and batch.dtype == np.uint8
+    np.testing.assert_array_equal(batch[0], trained.predict(a))
+    out = trained.predict([a, b, b[..., 0]])
+    assert isinstance(out, list) and [o.shape for o in out] == [(30, 40, 3), (31, 57, 3), (31, 57)]
+    write_image(tmp_path / "photo.png", b)
+    from_path = trained.predict(tmp_path / "photo.png")
+    assert isinstance(from_path, np.ndarray)
+    np.testing.assert_array_equal(from_path, trained.predict(b))
+    np.testing.assert_array_equal(trained.predict(str(tmp_path / "photo.png")), from_path)
+
+
+@pytest.mark.parametrize("bad, match", [
+    (np.full((8, 8, 3), np.nan, np.float32), "NaN"),
+    (np.full((8, 8, 3), np.inf), "NaN or infinite"),
+    (np.zeros(8), "expected an image"),
+    (np.zeros((1, 1, 8, 8, 3)), "expected an image"),
+    (np.zeros((8, 8, 5)), "expected an image"),
+    (np.zeros((8, 8, 3), bool), "dtype bool"),
+    (np.full((8, 8, 3), -3, np.int64), "outside"),
+    (np.full((8, 8, 3), -0.5), "float images"),
+    (np.full((8, 8, 3), 1e6), "float images"),
+    (np.zeros((0, 8, 3), np.uint8), "empty"),
+])
+def test_predict_bad_input(trained, bad, match):
+    with pytest.raises(ValueError, match=match):
+        trained.predict(bad)
+
+
+def test_predict_missing_or_unreadable_file(trained, tmp_path):
+    with pytest.raises(FileNotFoundError):
+        trained.predict(tmp_path / "missing.png")
+    (tmp_path / "bad.png").write_text("hello")
+    with pytest.raises(ValueError, match="bad.png"):
+        trained.predict(tmp_path / "bad.png")
+
+
+def test_one_channel_model_restores_colour_channel_by_channel():
+    d = Deblurrer(model="unet", model_options=TINY, channels=1)
+    assert d.channels == 1
+    x = np.random.default_rng(3).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(d.predict(x), x)  # untrained: the identity, channel by channel
+    assert d.predict(x[..., 0]).shape == (20, 30)
+
+
+# ------------------------------------------------------------------------------------ evaluate
+def test_evaluate_scores_model_and_blurred(trained, photo_dir):
+    scores = trained.evaluate(photo_dir)
+    metrics = {"psnr", "ssim", "mse", "accuracy", "channel_accuracy"}
+    assert set(scores["model"]) == metrics and set(scores["blurred"]) == metrics
+    assert scores["images"] == 4
+    assert scores["gain_db"] == pytest.approx(scores["model"]["psnr"] - scores["blurred"]["psnr"])
+    for side in ("model", "blurred"):
+        assert 5 < scores[side]["psnr"] < 60 and 0 < scores[side]["ssim"] <= 1
+        assert 0 <= scores[side]["accuracy"] <= 1 and 0 < scores[side]["mse"] < 1
+    assert scores["model"] != scores["blurred"]
+    assert trained.evaluate(photo_dir) == scores  # deterministic
+    detail = trained.evaluate(photo_dir, per_image=True, max_images=2)
+    assert detail["images"] == 2 and len(detail["per_image"]) == 2
+    assert detail["per_image"][0]["image"].endswith("astronaut.png")
+
+
+def test_evaluate_pairs_and_arrays(trained, pair_dirs, arrays):
+    on_pairs = trained.evaluate(pair_dirs)
+    assert on_pairs["images"] == 4 and on_pairs == trained.evaluate(pair_dirs)
+    b, s = trained.test_pair(pair_dirs, 0)
+    assert b.dtype == s.dtype == np.float32 and b.shape == s.shape and not np.array_equal(b, s)
+    on_arrays = trained.evaluate(arrays)
+    assert on_arrays["images"] == 4
+    # the same sharp photos blurred here with the facade's blur, seeded per image: repeatable
+    assert trained.evaluate(arrays[1]) == trained.evaluate(arrays[1])
+
+
+# ---------------------------------------------------------------------------------- save / load
+def test_save_load_round_trip(trained, tmp_path):
+    path = trained.save(tmp_path / "model.keras")
+    assert path == tmp_path / "model.keras" and sorted(os.listdir(tmp_path)) == ["model.keras"]
+    loaded = Deblurrer.load(path)
+    x = np.random.default_rng(4).integers(0, 256, (41, 57, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(loaded.predict(x), trained.predict(x))
+    big = np.random.default_rng(5).random((140, 150, 3), dtype=np.float32)
+    trained.tile_size, trained.tile_overlap = loaded.tile_size, loaded.tile_overlap = 64, 16
+    try:
+        np.testing.assert_array_equal(loaded.predict(big), trained.predict(big))  # tiled
+    finally:
+        trained.tile_size, trained.tile_overlap = 512, 64
+    meta = Deblurrer.read_metadata(path)
+    assert meta["model"] == {"name": "unet", "config": {**TINY, "channels": 3}}
+    assert meta["blur"]["name"] == "gaussian" and meta["blur"]["config"]["sigma"] == [0.5, 3.0]
+    assert meta["history"] == trained.history and CURVES <= set(meta["history"])
+    assert {"blurkit", "keras", "numpy"} <= set(meta["versions"])
+    assert loaded.history == trained.history and loaded.training == trained.training
+    assert loaded.model_spec == trained.model_spec
+    assert loaded.blur.get_config() == trained.blur.get_config()
+    assert (loaded.patch_size, loaded.batch_size, loaded.channels) == (32, 2, 3)
+    with pytest.raises(ValueError, match=r"\.keras"):
+        trained.save(tmp_path / "model.h5")
+
+
+def test_loaded_model_trains_further(trained, tmp_path, arrays):
+    loaded = Deblurrer.load(trained.save(tmp_path / "m.keras"))
+    hist = loaded.fit(arrays, epochs=1, steps_per_epoch=1, verbose=0)
+    assert hist.epoch == [1] and len(loaded.history["loss"]) == 2
+
+
+def test_save_is_atomic(trained, tmp_path, monkeypatch):
+    path = trained.save(tmp_path / "model.keras")
+    before = path.read_bytes()
+
+    def broken_save(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(trained.model, "save", broken_save)
+    with pytest.raises(OSError, match="disk full"):
+        trained.save(path)
+    assert path.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["model.keras"]  # no temporary file left behind
+    with pytest.raises(OSError):
+        trained.save(tmp_path / "new.keras")
+    assert sorted(os.listdir(tmp_path)) == ["model.keras"]
+    monkeypatch.undo()
+    Deblurrer.load(path)
+
+
+def _rewrite(src, dst, *, meta=None, raw=None, extra=None):
+    """Copy a saved model, replacing its blurkit.json and/or adding entries."""
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for info in zin.infolist():
+            if info.filename == METADATA_NAME:
+                if raw is None:
+                    m = json.loads(zin.read(info))
+                    meta(m)
+                    raw = json.dumps(m)
+                zout.writestr(METADATA_NAME, raw)
+            else:
+                zout.writestr(info, zin.read(info))
+        for name, data in (extra or {}).items():
+            zout.writestr(name, data)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def saved(trained, tmp_path_factory):
+    return trained.save(tmp_path_factory.mktemp("saved") / "good.keras")
+
+
+def _bad_files(saved, folder):
+    data = saved.read_bytes()
+    (folder / "text.keras").write_text("this is not a model")
+    (folder / "truncated.keras").write_bytes(data[: len(data) // 2])
+    (folder / "cut_end.keras").write_bytes(data[:-40])
+    (folder / "empty.keras").write_bytes(b"")
+    with zipfile.ZipFile(saved) as zin, zipfile.ZipFile(folder / "plain.keras", "w") as zout:
+        for info in zin.infolist():
+            if info.filename != METADATA_NAME:
+                zout.writestr(info, zin.read(info))
+    _rewrite(saved, folder / "traversal.keras", meta=lambda m: None, extra={"../../evil.txt": "x"})
+    _rewrite(saved, folder / "traversal2.keras", meta=lambda m: None, extra={"assets\\..\\..\\evil": "x"})
+    _rewrite(saved, folder / "nan.keras", raw='{"format": "blurkit-model", "format_version": 1, "x": NaN}')
+    _rewrite(saved, folder / "newer.keras", meta=lambda m: m.update(format_version=99))
+    _rewrite(saved, folder / "badversion.keras", meta=lambda m: m.update(format_version="one"))
+    _rewrite(saved, folder / "notours.keras", meta=lambda m: m.update(format="something-else"))
+    _rewrite(saved, folder / "badjson.keras", raw="{not json")
+    _rewrite(saved, folder / "badspec.keras", meta=lambda m: m.update(model="unet"))
+    _rewrite(saved, folder / "badfacade.keras", meta=lambda m: m.update(facade=[1, 2]))
+
+
+@pytest.mark.parametrize("name, match", [
+    ("text.keras", "not a .keras model file"),
+    ("truncated.keras", "truncated"),
+    ("cut_end.keras", "truncated"),
+    ("empty.keras", "not a .keras model file"),
+    ("plain.keras", "without blurkit metadata"),
+    ("traversal.keras", "unsafe entry name"),
+    ("traversal2.keras", "unsafe entry name"),
+    ("nan.keras", "NaN"),
+    ("newer.keras", "newer blurkit"),
+    ("badversion.keras", "format_version"),
+    ("notours.keras", "not a blurkit model"),
+    ("badjson.keras", "unreadable blurkit metadata"),
+    ("badspec.keras", "damaged blurkit metadata"),
+    ("badfacade.keras", "damaged blurkit metadata"),
+    ("missing.keras", "no such model file"),
+])
+def test_read_metadata_errors(saved, tmp_path, name, match):
+    _bad_files(saved, tmp_path)
+    for fn in (Deblurrer.read_metadata, Deblurrer.load):
+        with pytest.raises(ModelFileError, match=match) as info:
+            fn(tmp_path / name)
+        assert name in str(info.value)
+        assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda m: m["model"].update(name="no-such-builder"), "no-such-builder"),
+    (lambda m: m["blur"].update(name="no-such-blur"), "no-such-blur"),
+])
+def test_load_refuses_components_that_are_not_installed(saved, tmp_path, change, match):
+    path = _rewrite(saved, tmp_path / "needs_plugin.keras", meta=change)
+    with pytest.raises(ModelFileError, match=match) as info:
+        Deblurrer.load(path)
+    assert "needs_plugin.keras" in str(info.value)
+
+
+def test_lambda_layer_is_refused_on_load(tmp_path):
+    import keras
+
+    inputs = keras.Input((None, None, 3))
+    model = keras.Model(inputs, keras.layers.Lambda(lambda t: t * 0.5)(inputs))
+    d = Deblurrer(model=model)
+    assert d.model_spec is None
+    path = d.save(tmp_path / "lambda.keras")
+    assert Deblurrer.read_metadata(path)["model"] is None  # the metadata itself is fine
+    with pytest.raises(ModelFileError, match="lambda.keras.*(Lambda|safely)") as info:
+        Deblurrer.load(path)
+    assert "\n" not in str(info.value)
+
+
+def test_prebuilt_model_round_trip(tmp_path):
+    from blurkit.models import unet
+
+    d = Deblurrer(model=unet(channels=1, width=4, depth=1, blocks=1), channels=3)
+    assert d.channels == 1 and d.model_spec is None
+    loaded = Deblurrer.load(d.save(tmp_path / "m.keras"))
+    x = np.random.default_rng(6).integers(0, 256, (20, 25), dtype=np.uint8)
+    np.testing.assert_array_equal(loaded.predict(x), d.predict(x))
+
+
+# ------------------------------------------------------------------------------------- figures
+def test_figures(trained, tmp_path, photo_dir):
+    from blurkit.plots import plot_comparison, plot_history
+
+    curves = trained.plot_history(tmp_path / "curves.png")
+    assert curves.stat().st_size > 1000 and curves.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert read_image(curves).ndim == 3
+    b, s = trained.test_pair(photo_dir, 0)
+    r = trained.predict(b)
+    comp = plot_comparison([b, r, s], ["blurred", "restored", "sharp"], tmp_path / "sub" / "cmp.png")
+    assert comp.stat().st_size > 1000 and comp.read_bytes()[:4] == b"\x89PNG"
+    grey = plot_comparison([s[..., 0], (s * 255).astype(np.uint8)], ["a", "b"], tmp_path / "g.png")
+    assert grey.stat().st_size > 0
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["cmp.png", "curves.png", "g.png", "sub"]
+    with pytest.raises(ValueError, match="history"):
+        plot_history({"learning_rate": [0.1]}, tmp_path / "x.png")
+    with pytest.raises(ValueError, match="titles"):
+        plot_comparison([b], ["a", "b"], tmp_path / "y.png")
+
+
+# ------------------------------------------------------------------------------------ end to end
+def test_done_when(photo_dir, pair_dirs, arrays, tmp_path):
+    """The issue's acceptance snippet, at tiny sizes."""
+    d = Deblurrer(model="unet", blur="gaussian", blur_options={"sigma": (0.5, 3.0)}, model_options=TINY, **FAST)
+    d.fit(photo_dir, epochs=1, steps_per_epoch=2, verbose=0)
+    d.fit(arrays, epochs=1, steps_per_epoch=2, verbose=0)
+    d.fit(pair_dirs, epochs=1, steps_per_epoch=2, verbose=0)
+    assert len(d.history["loss"]) == 3 and CURVES <= set(d.history)
+    restored = d.predict(photo_dir / "cat.jpg")
+    assert restored.shape == read_image(photo_dir / "cat.jpg").shape and restored.dtype == np.uint8
+    scores = d.evaluate(photo_dir)
+    assert scores["images"] == 4 and set(scores) >= {"model", "blurred", "gain_db"}
+    p = d.save(tmp_path / "deblur.keras")
+    again = Deblurrer.load(p)
+    np.testing.assert_array_equal(again.predict(photo_dir / "cat.jpg"), restored)
+    assert again.evaluate(photo_dir) == scores
+    assert again.history == d.history

@@ -1,0 +1,226 @@
+"""The tf.data training pipeline: data forms, deterministic split and batches, patch blurring."""
+
+from __future__ import annotations
+
+import warnings
+
+import cv2
+import numpy as np
+import pytest
+
+from blurkit.blurs import GaussianBlur
+from blurkit.data.io import write_image
+from blurkit.data.pipeline import _PatchMaker, make_dataset, resolve_source, split, steps_for, to_channels
+
+
+@pytest.fixture(scope="module")
+def photo_dir(tmp_path_factory):
+    from skimage import data
+
+    root = tmp_path_factory.mktemp("photos")
+    for name, img in [("astronaut.png", data.astronaut()), ("cat.jpg", data.chelsea()),
+                      ("coffee.png", data.coffee()), ("sub/camera.png", data.camera()),
+                      ("rocket.png", data.rocket())]:
+        write_image(root / name, cv2.resize(img, (64, 48), interpolation=cv2.INTER_AREA))
+    return root
+
+
+@pytest.fixture(scope="module")
+def pair_dirs(photo_dir, tmp_path_factory):
+    from blurkit.data.pairs import make_pairs
+
+    out = tmp_path_factory.mktemp("pairs")
+    make_pairs(photo_dir, out, blur="gaussian", blur_options={"sigma": 1.5}, progress=False)
+    return out / "blurred", out / "sharp"
+
+
+class RecordingBlur(GaussianBlur):
+    """A Gaussian blur that remembers the parameters it sampled."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.log: list[dict] = []
+
+    def sample(self, rng=None):
+        params = super().sample(rng)
+        self.log.append(params)
+        return params
+
+
+# ------------------------------------------------------------------------------------------ split
+def test_split_is_deterministic_and_disjoint():
+    for n in (2, 3, 10, 57):
+        for seed in (0, 1, 12345):
+            train, val = split(n, 0.2, seed)
+            assert (train, val) == split(n, 0.2, seed)
+            assert not set(train) & set(val)
+            assert sorted(train + val) == list(range(n))
+            assert 1 <= len(val) <= n - 1
+    assert split(10, 0.2, 0) != split(10, 0.2, 1)
+    assert split(10, 0.2, 0) == ([0, 1, 2, 3, 5, 7, 8, 9], [4, 6])
+    assert split(1, 0.5, 0) == ([0], []) and split(5, 0.0, 0) == ([0, 1, 2, 3, 4], [])
+    with pytest.raises(ValueError, match="fraction"):
+        split(10, 1.0, 0)
+
+
+def test_split_keeps_pairs_together(pair_dirs):
+    src = resolve_source(pair_dirs)
+    assert src.kind == "pairs" and len(src) == 5
+    train, val = split(len(src), 0.4, seed=3)
+    tr, va = src.subset(train), src.subset(val)
+    for b, s in tr.items + va.items:
+        assert b.relative_to(pair_dirs[0]) == s.relative_to(pair_dirs[1])
+    assert not {s for _, s in tr.items} & {s for _, s in va.items}
+    assert len(tr) + len(va) == 5
+
+
+def test_array_subsets_use_their_own_images():
+    """Regression: a split of in-memory arrays trained on the first images instead of the subset's."""
+    images = np.stack([np.full((40, 40, 3), v, np.float32) for v in (0.1, 0.3, 0.5, 0.7, 0.9)])
+    src = resolve_source((images * 0.5, images))
+    train, val = split(len(src), 0.4, seed=0)
+    for part in (train, val):
+        ds = make_dataset(src.subset(part), batch_size=4, patch_size=16, patches_per_image=2,
+                          repeat=False, shuffle=False, augment=False)
+        seen_sharp, seen_blurred = set(), set()
+        for b, s in ds:
+            seen_sharp |= {round(float(v), 3) for v in np.unique(s.numpy())}
+            seen_blurred |= {round(float(v), 3) for v in np.unique(b.numpy())}
+        assert seen_sharp == {round(float(images[i, 0, 0, 0]), 3) for i in part}
+        assert seen_blurred == {round(float(images[i, 0, 0, 0]) * 0.5, 3) for i in part}
+
+
+# ---------------------------------------------------------------------------------- data forms
+def test_resolve_source_forms(photo_dir, pair_dirs):
+    folder = resolve_source(photo_dir)
+    assert folder.kind == "sharp" and len(folder) == 5 and folder.sharp is None
+    assert resolve_source(str(photo_dir / "cat.jpg")).items == [photo_dir / "cat.jpg"]
+    assert len(resolve_source(str(photo_dir / "*.png"))) == 3
+    pairs = resolve_source((str(pair_dirs[0]), str(pair_dirs[1])))
+    assert pairs.kind == "pairs" and len(pairs) == 5
+    arr = resolve_source(np.zeros((3, 20, 20, 3), np.uint8))
+    assert arr.kind == "sharp" and len(arr) == 3
+    one = resolve_source(np.zeros((20, 30, 3), np.uint8))
+    assert len(one) == 1
+    mixed = resolve_source([np.zeros((20, 30, 3), np.uint8), np.zeros((25, 20), np.uint8)])
+    assert len(mixed) == 2
+    ap = resolve_source((np.zeros((2, 20, 20, 3)), np.ones((2, 20, 20, 3))))
+    assert ap.kind == "pairs" and len(ap) == 2
+    with pytest.raises(ValueError, match="different numbers"):
+        resolve_source((np.zeros((2, 20, 20, 3)), np.ones((3, 20, 20, 3))))
+    with pytest.raises(ValueError, match="differ in size"):
+        resolve_source(([np.zeros((20, 20, 3))], [np.ones((21, 20, 3))]))
+    with pytest.raises(FileNotFoundError):
+        resolve_source(photo_dir / "missing")
+    with pytest.raises(TypeError, match="data must be"):
+        resolve_source(42)
+
+
+def test_batches_shape_dtype_range(photo_dir, pair_dirs):
+    blur = GaussianBlur(sigma=(0.5, 3.0))
+    for data in (photo_dir, pair_dirs, np.zeros((3, 20, 24), np.uint8)):  # images smaller than the patch
+        ds = make_dataset(resolve_source(data), blur, patch_size=32, batch_size=4, patches_per_image=2)
+        b, s = next(iter(ds))
+        assert b.shape == s.shape == (4, 32, 32, 3)
+        assert b.dtype.name == s.dtype.name == "float32"
+        assert 0 <= float(np.min(b)) and float(np.max(b)) <= 1 and float(np.max(s)) <= 1
+    grey = make_dataset(resolve_source(photo_dir), blur, patch_size=16, batch_size=2, channels=1)
+    assert next(iter(grey))[0].shape == (2, 16, 16, 1)
+    with pytest.raises(ValueError, match="blur generator"):
+        make_dataset(resolve_source(photo_dir), None)
+    assert steps_for(10, 4, 16) == 3 and steps_for(1, 1, 16) == 1
+
+
+def test_to_channels():
+    rgb = np.random.default_rng(0).random((4, 5, 3), dtype=np.float32)
+    assert to_channels(rgb[..., 0], 3).shape == (4, 5, 3)
+    np.testing.assert_allclose(to_channels(rgb, 1)[..., 0], rgb @ np.array([0.299, 0.587, 0.114]), atol=1e-6)
+    assert to_channels(np.dstack([rgb, rgb[..., :1]]), 3).shape == (4, 5, 3)
+
+
+# ------------------------------------------------------------------------------------ determinism
+def _first_batches(source, seed, n=2):
+    ds = make_dataset(source, GaussianBlur(sigma=(0.5, 3.0), noise=0.01), patch_size=32, batch_size=4,
+                      patches_per_image=2, seed=seed)
+    return [(b.numpy(), s.numpy()) for b, s in ds.take(n)]
+
+
+@pytest.mark.parametrize("form", ["folder", "pairs", "arrays"])
+def test_same_seed_same_batches(form, photo_dir, pair_dirs):
+    rng = np.random.default_rng(0)
+    data = {"folder": photo_dir, "pairs": pair_dirs,
+            "arrays": rng.integers(0, 256, (4, 50, 60, 3), dtype=np.uint8)}[form]
+    src = resolve_source(data)
+    a, b, c = _first_batches(src, 7), _first_batches(src, 7), _first_batches(src, 8)
+    for (ab, asharp), (bb, bsharp) in zip(a, b, strict=True):
+        np.testing.assert_array_equal(ab, bb)
+        np.testing.assert_array_equal(asharp, bsharp)
+    assert not np.array_equal(a[0][0], c[0][0])
+
+
+# ---------------------------------------------------------------------------- patch blurring
+def _locate(patch: np.ndarray, image: np.ndarray) -> tuple[int, int]:
+    p = patch.shape[0]
+    hits = [(y, x) for y in range(image.shape[0] - p + 1) for x in range(image.shape[1] - p + 1)
+            if np.array_equal(image[y : y + p, x : x + p], patch)]
+    assert len(hits) == 1
+    return hits[0]
+
+
+@pytest.mark.parametrize("border", ["reflect", "wrap"])
+def test_blurred_patch_equals_blurring_the_whole_photo_then_cropping(border):
+    """The pipeline blurs a patch with a margin; that must equal blurring the full photo and cropping."""
+    p = 32
+    image = np.random.default_rng(5).random((72, 90, 3), dtype=np.float32)  # noise: patches are unique
+    blur = RecordingBlur(sigma=(1.0, 3.0), border=border)
+    maker = _PatchMaker(resolve_source(image), blur, p, 8, 3, augment=False, max_pixels=None)
+    interior = near_border = 0
+    for seed in range(3):
+        blur.log.clear()
+        blurred, sharp = maker(np.int64(0), np.int64(seed))
+        assert len(blur.log) == 8
+        for i, params in enumerate(blur.log):
+            y, x = _locate(sharp[i], image)
+            r = blur.kernel(params).shape[0] // 2
+            if y >= r and x >= r and y + p + r <= image.shape[0] and x + p + r <= image.shape[1]:
+                interior += 1
+            else:
+                near_border += 1
+            whole = blur.apply(image, params)
+            np.testing.assert_allclose(blurred[i], whole[y : y + p, x : x + p], atol=1e-5,
+                                       err_msg=f"patch at {(y, x)}, radius {r}, border {border}")
+    assert interior and near_border  # both cases were checked
+
+
+def test_blurred_patch_of_a_photo_file(photo_dir):
+    """Same check on a real (uint8, decoded) photo and the gaussian blur's default reflect border."""
+    from blurkit.data.io import read_image, to_float
+
+    blur = RecordingBlur(sigma=(0.5, 3.0))
+    src = resolve_source(photo_dir / "astronaut.png")
+    image = to_float(read_image(photo_dir / "astronaut.png"))
+    blurred, sharp = _PatchMaker(src, blur, 24, 6, 3, augment=False, max_pixels=None)(np.int64(0), np.int64(1))
+    for i, params in enumerate(blur.log):
+        y, x = _locate(sharp[i], image)
+        np.testing.assert_allclose(blurred[i], blur.apply(image, params)[y : y + 24, x : x + 24], atol=1e-5)
+
+
+def test_pairs_stay_aligned_through_augmentation():
+    sharp = np.random.default_rng(0).random((3, 40, 40, 3), dtype=np.float32)
+    ds = make_dataset(resolve_source((sharp * 0.5, sharp)), patch_size=16, batch_size=6, patches_per_image=2)
+    for b, s in ds.take(3):
+        np.testing.assert_allclose(b.numpy(), s.numpy() * 0.5, atol=1e-6)
+
+
+def test_unreadable_training_file_is_skipped_with_a_warning(tmp_path):
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        write_image(tmp_path / f"{i}.png", rng.integers(0, 256, (40, 40, 3), dtype=np.uint8))
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    ds = make_dataset(resolve_source(tmp_path), GaussianBlur(), patch_size=16, batch_size=2,
+                      patches_per_image=1, shuffle=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        batches = [b.numpy() for b, _ in ds.take(4)]
+    assert len(batches) == 4 and all(np.isfinite(b).all() for b in batches)
+    assert any("bad.png" in str(w.message) for w in caught)

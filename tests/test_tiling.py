@@ -1,0 +1,177 @@
+"""Tiled inference: tile placement, blending windows, and agreement with whole-image inference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from blurkit.tiling import tile_starts, tiled_apply, window_1d
+
+FEW = settings(max_examples=30, deadline=None)
+
+
+# ------------------------------------------------------------------------------------ tile_starts
+def test_tile_starts_examples():
+    assert tile_starts(300, 128, 32) == [0, 86, 172]
+    assert tile_starts(100, 128, 32) == [0]
+    assert tile_starts(128, 128, 32) == [0]
+    with pytest.raises(ValueError, match="larger than overlap"):
+        tile_starts(300, 32, 32)
+
+
+@FEW
+@given(length=st.integers(1, 700), tile=st.integers(2, 160), data=st.data())
+def test_tile_starts_cover_with_requested_overlap(length, tile, data):
+    overlap = data.draw(st.integers(0, tile - 1))
+    starts = tile_starts(length, tile, overlap)
+    assert starts[0] == 0
+    if length <= tile:
+        assert starts == [0]
+        return
+    assert starts[-1] + tile == length  # the last tile ends at the image's edge: everything is covered
+    assert all(b > a for a, b in zip(starts, starts[1:], strict=False))
+    assert all(a + tile - b >= overlap for a, b in zip(starts, starts[1:], strict=False))
+
+
+@FEW
+@given(units=st.integers(1, 60), tile_units=st.integers(2, 20), align=st.sampled_from([2, 4, 8]), data=st.data())
+def test_tile_starts_aligned(units, tile_units, align, data):
+    length, tile = units * align, tile_units * align
+    overlap = data.draw(st.integers(0, tile - align))
+    starts = tile_starts(length, tile, overlap, align=align)
+    assert all(s % align == 0 for s in starts)
+    assert starts[0] == 0 and (length <= tile or starts[-1] + tile == length)
+    assert all(a + tile - b >= overlap for a, b in zip(starts, starts[1:], strict=False))
+
+
+# ---------------------------------------------------------------------------------------- windows
+@FEW
+@given(length=st.integers(1, 600), tile=st.integers(2, 160), data=st.data())
+def test_windows_sum_to_one(length, tile, data):
+    overlap = data.draw(st.integers(0, tile - 1))
+    starts = tile_starts(length, tile, overlap)
+    total = np.zeros(length)
+    for i, s in enumerate(starts):
+        w = window_1d(starts, i, tile, length)
+        assert w.shape == (min(tile, length),) and w.min() >= 0 and w.max() <= 1
+        total[s : s + len(w)] += w
+    assert total.min() > 0  # every pixel gets some weight (tiled_apply normalises by the total)
+    if not any(starts[i + 2] < starts[i] + tile for i in range(len(starts) - 2)):
+        # only two tiles ever overlap: the cross-fades are complementary
+        np.testing.assert_allclose(total, 1.0, atol=1e-6)
+
+
+def test_windows_drop_the_outer_quarter_of_each_overlap():
+    starts = tile_starts(300, 128, 64)
+    left, right = window_1d(starts, 0, 128, 300), window_1d(starts, 1, 128, 300)
+    ov = starts[0] + 128 - starts[1]
+    assert np.all(left[128 - ov // 4 :] == 0) and np.all(right[: ov // 4] == 0)
+    assert np.all(left[: starts[1]] == 1)
+
+
+# ----------------------------------------------------------------------------------- tiled_apply
+@FEW
+@given(h=st.integers(1, 300), w=st.integers(1, 300), c=st.sampled_from([1, 3]),
+       align=st.sampled_from([1, 4]), seed=st.integers(0, 2**16))
+def test_identity_model_returns_the_input(h, w, c, align, seed):
+    image = np.random.default_rng(seed).random((h, w, c), dtype=np.float32)
+    calls = []
+
+    def identity(batch):
+        calls.append(batch.shape)
+        return batch
+
+    out = tiled_apply(identity, image, tile=64, overlap=16, batch=3, align=align)
+    assert out.shape == image.shape and out.dtype == np.float32
+    np.testing.assert_allclose(out, image, rtol=0, atol=1e-6)
+    assert all(s[1] <= 64 and s[2] <= 64 for s in calls)  # memory bounded by the tile
+
+
+def test_pad_to_tile_gives_the_fixed_size_and_crops_back():
+    image = np.random.default_rng(0).random((50, 60, 3), dtype=np.float32)
+    shapes = []
+
+    def fixed(batch):
+        shapes.append(batch.shape)
+        return batch
+
+    out = tiled_apply(fixed, image, tile=128, overlap=32, pad_to_tile=True)
+    assert shapes == [(1, 128, 128, 3)]
+    np.testing.assert_allclose(out, image, atol=1e-6)
+
+
+def test_local_filter_matches_whole_image():
+    """A filter with a small support gives the same result tiled and untiled (blending is exact)."""
+    from scipy.ndimage import uniform_filter
+
+    image = np.random.default_rng(1).random((301, 263, 3), dtype=np.float32)
+
+    def box(batch):
+        return np.stack([uniform_filter(t, size=(5, 5, 1), mode="constant") for t in batch])
+
+    whole = box(image[None])[0]
+    for overlap in (32, 64):
+        np.testing.assert_allclose(tiled_apply(box, image, tile=128, overlap=overlap), whole, atol=1e-5)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="overlap"):
+        tiled_apply(lambda b: b, np.zeros((10, 10, 1), np.float32), tile=16, overlap=16)
+
+
+# ------------------------------------------------------------------------------ with real models
+def _nontrivial_unet(depth: int, tile: int = 128, overlap: int = 64):
+    """A tiny U-Net whose zero-initialised tail is replaced by small random weights (not the identity)."""
+    from blurkit import Deblurrer
+
+    d = Deblurrer(model="unet", model_options={"width": 4, "depth": depth, "blocks": 1},
+                  tile_size=tile, tile_overlap=overlap)
+    tail = d.model.get_layer("tail")
+    kernel, bias = tail.get_weights()
+    tail.set_weights([np.random.default_rng(1).normal(0, 0.02, kernel.shape).astype("float32"), bias])
+    return d
+
+
+@pytest.mark.parametrize("depth", [1, 2])
+def test_unet_tiled_matches_untiled(depth):
+    d = _nontrivial_unet(depth)
+    assert d.tile_align == 2**depth
+    rng = np.random.default_rng(2)
+    for shape in [(300, 260, 3), (301, 263, 3)]:
+        x = (rng.random(shape, dtype=np.float32) * 0.8 + 0.1).astype(np.float32)
+        d.tile_size = 4096
+        whole = d.predict(x)
+        assert np.abs(whole - x).mean() > 0.01, "the model must change the image for the test to mean anything"
+        for overlap in (32, 64):
+            d.tile_size, d.tile_overlap = 128, overlap
+            tiled = d.predict(x)
+            assert tiled.shape == x.shape
+            assert np.abs(tiled - whole).mean() < 1e-3, (shape, overlap)
+
+
+def test_unet_tiles_are_actually_used(monkeypatch):
+    d = _nontrivial_unet(1)
+    seen = []
+    infer = d._infer
+    monkeypatch.setattr(d, "_infer", lambda b: seen.append(b.shape) or infer(b))
+    d.predict(np.zeros((300, 260, 3), np.uint8))
+    assert len(seen) > 1 and all(s[1] <= 128 and s[2] <= 128 for s in seen)
+
+
+def test_autoencoder_runs_on_any_size_via_tiles():
+    from blurkit import Deblurrer
+
+    d = Deblurrer(model="autoencoder", model_options={"filters": (8, 16, 32), "latent_dim": 16})
+    assert d.fixed_size == 128 and d.tile_size == 128 and d.patch_size == 128
+    rng = np.random.default_rng(3)
+    for shape in [(200, 150, 3), (50, 60, 3), (50, 60)]:
+        x = rng.integers(0, 256, shape, dtype=np.uint8)
+        y = d.predict(x)
+        assert y.shape == x.shape and y.dtype == np.uint8
+    seen = []
+    infer = d._infer
+    d._infer = lambda b: seen.append(b.shape) or infer(b)
+    d.predict(np.zeros((200, 150, 3), np.float32))
+    assert {s[1:] for s in seen} == {(128, 128, 3)} and sum(s[0] for s in seen) == 4
