@@ -11,7 +11,7 @@ quantized to 8 bits (as a camera file would be); random patches with the 8 flips
 For ``wiener_unet`` models, two stages:
 
 1. the blur estimator (spectrum + conv features -> sigma, Wiener balance) is trained alone, supervised with
-   the sigma used to blur each patch (patch sides 64-256 so it works on any tile size) and a fixed balance
+   the sigma used to blur each patch (squared error of log sigma: relative errors matter) (patch sides 64-256 so it works on any tile size) and a fixed balance
    of 1e-4 (the balance that is best for scikit-image's Wiener on these photos); trained end to end from
    the start, the estimator collapses to a "gentle" Wiener and leaves all the work to the U-Net;
 2. the estimator is frozen and the whole model is trained end to end (L1) with Adam and a cosine
@@ -34,19 +34,21 @@ RECIPES = {
     # the default preset: sigma estimator + Wiener deconvolution + residual U-Net refinement
     "gaussian-v1": {
         "model": "wiener_unet",
-        "model_options": {"width": 24, "depth": 3, "blocks": 1, "estimator_width": 16},
+        "model_options": {"width": 24, "depth": 3, "blocks": 1, "estimator_width": 16,
+                          "scales": (1.0, 0.8, 1.25, 0.65, 1.55)},
         "patch_size": 96,
         "batch_size": 8,
         "patches_per_image": 8,
         "learning_rate": 1e-3,
         "loss": "l1",
-        "epochs": 60,
+        "epochs": 50,
         "steps_per_epoch": 100,
     },
     # small fast preset
     "gaussian-small-v1": {
         "model": "wiener_unet",
-        "model_options": {"width": 12, "depth": 3, "blocks": 1, "estimator_width": 8},
+        "model_options": {"width": 12, "depth": 3, "blocks": 1, "estimator_width": 8,
+                          "scales": (1.0, 0.8, 1.25, 0.65, 1.55)},
         "patch_size": 96,
         "batch_size": 8,
         "patches_per_image": 8,
@@ -74,9 +76,9 @@ def train_estimator(model, photos: list, steps: int, seed: int, sigma_range=(0.3
     est = keras.Model(model.input, model.get_layer("est_params").output)
     t_bal = (ESTIMATOR_BALANCE_LOG10 - blo) / (bhi - blo)
 
-    def loss(y_true, y_pred):
+    def loss(y_true, y_pred):  # relative error of sigma (log), + the balance target
         sigma = slo + (shi - slo) * keras.ops.sigmoid(y_pred[:, 0])
-        return keras.ops.mean((sigma - y_true[:, 0]) ** 2) + keras.ops.mean(
+        return keras.ops.mean((keras.ops.log(sigma) - keras.ops.log(y_true[:, 0])) ** 2) + keras.ops.mean(
             (keras.ops.sigmoid(y_pred[:, 1]) - y_true[:, 1]) ** 2)
 
     lr = keras.optimizers.schedules.CosineDecay(1e-3, decay_steps=max(1, steps), alpha=0.01)

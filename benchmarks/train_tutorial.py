@@ -100,7 +100,12 @@ def main(argv: list[str] | None = None) -> int:
                   patches_per_image=1, seed=args.seed)
     print(d, flush=True)
     t1 = time.time()
-    d.fit((blurred, sharp), epochs=args.epochs, validation_split=0.1, reduce_lr=True, verbose=2)
+    import keras
+
+    # the tutorial keeps its final weights; saving them after every epoch also keeps a usable file (and the
+    # number of epochs reached, in its metadata) if a long CPU run is stopped early
+    keep = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: d.save(out))
+    d.fit((blurred, sharp), epochs=args.epochs, validation_split=0.1, reduce_lr=True, verbose=2, callbacks=[keep])
     minutes = (time.time() - t1) / 60
     command = "python benchmarks/train_tutorial.py " + " ".join(sys.argv[1:] if argv is None else argv)
     d.training.update({

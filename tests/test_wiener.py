@@ -79,3 +79,33 @@ def test_radial_spectrum_orders_blur_levels(photo):
     # contrast changes shift the whole spectrum, which the first ring removes (above the noise floor)
     dimmer = np.asarray(layer((photo * 0.5)[None]))[0]
     assert np.allclose(dimmer[:4], np.asarray(layer(photo[None]))[0][:4], atol=0.05)
+
+
+def test_sigma_hypotheses_stack_deconvolutions(photo):
+    """``scales`` gives one deconvolution per sigma hypothesis; the first equals the single-scale layer."""
+    from blurkit.models.layers import GaussianWiener
+
+    blurred = blur_gaussian(photo, 2.0, seed=0)[0][None].astype(np.float32)
+    params = np.array([[_raw(2.0, 0.3, 3.5), _raw(-4.0, -6.0, -1.0)]], np.float32)
+    multi = np.asarray(GaussianWiener(scales=(1.0, 0.5, 1.5))([blurred, params]))
+    single = np.asarray(GaussianWiener()([blurred, params]))
+    assert multi.shape == (1, *photo.shape[:2], 9)
+    np.testing.assert_allclose(multi[..., :3], single, atol=1e-5)
+    under, right, over = (psnr(photo, np.clip(multi[0, ..., i : i + 3], 0, 1)) for i in (3, 0, 6))
+    assert right > under and right > over  # the true sigma is the best hypothesis
+    with pytest.raises(ValueError, match="scales"):
+        GaussianWiener(scales=())
+
+
+def test_wiener_unet_with_hypotheses_round_trips(tmp_path):
+    import keras
+
+    from blurkit.registry import MODELS
+
+    model = MODELS.create("wiener_unet", width=4, depth=1, estimator_width=4, scales=(1.0, 0.8, 1.25))
+    x = np.random.default_rng(1).random((1, 37, 29, 3), dtype=np.float32)
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+    assert loaded.get_layer("wiener").scales == (1.0, 0.8, 1.25)

@@ -30,7 +30,7 @@ import keras
 import numpy as np
 from keras import ops
 
-__all__ = ["PadToMultiple", "CropToReference", "SimpleGate", "ChannelScale", "PixelShuffle", "GaussianWiener", "RadialSpectrum"]
+__all__ = ["PadToMultiple", "CropToReference", "SimpleGate", "ChannelScale", "PixelShuffle", "GaussianWiener", "RadialSpectrum", "TakeChannels"]
 
 _PAD_MODES = ("reflect", "symmetric", "constant")
 
@@ -210,6 +210,9 @@ class GaussianWiener(keras.layers.Layer):
         sigma_range: Range of the sigma the layer can produce.
         log_balance_range: Range of log10 of the Wiener balance (noise-to-signal ratio).
         pad: Reflect padding before the FFT (reduces the circular-boundary ringing).
+        scales: Sigma hypotheses, as multiples of the estimated sigma: one deconvolution each, stacked
+            along the channels (``C * len(scales)`` output channels, the first scale's first). Several
+            hypotheses make a model robust to errors of the sigma estimate.
         **kwargs: Standard layer arguments.
 
     Examples:
@@ -225,9 +228,14 @@ class GaussianWiener(keras.layers.Layer):
         sigma_range: tuple[float, float] = (0.3, 3.5),
         log_balance_range: tuple[float, float] = (-6.0, -1.0),
         pad: int = 64,
+        scales: tuple[float, ...] = (1.0,),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        scales = tuple(float(v) for v in scales)
+        if not scales or min(scales) <= 0:
+            raise ValueError(f"scales must be positive sigma multipliers, got {scales!r}")
+        self.scales = scales
         lo, hi = (float(v) for v in sigma_range)
         if not 0 < lo < hi:
             raise ValueError(f"sigma_range must satisfy 0 < low < high, got {sigma_range!r}")
@@ -264,23 +272,26 @@ class GaussianWiener(keras.layers.Layer):
         sigma = lo + (hi - lo) * ops.sigmoid(params[:, 0])
         blo, bhi = self.log_balance_range
         balance = ops.power(10.0, blo + (bhi - blo) * ops.sigmoid(params[:, 1]))
-        ky = self._transfer(sigma, hp)  # (B, Hp)
-        kx = self._transfer(sigma, wp)  # (B, Wp)
-        k = ops.expand_dims(ky, -1) * ops.expand_dims(kx, 1)  # (B, Hp, Wp)
         # Laplacian regulariser, as scikit-image's wiener: |L|^2 with L the 5-point Laplacian's transfer
         ly = 2.0 - 2.0 * ops.cos(2.0 * np.pi * ops.arange(hp, dtype="float32") / ops.cast(hp, "float32"))
         lx = 2.0 - 2.0 * ops.cos(2.0 * np.pi * ops.arange(wp, dtype="float32") / ops.cast(wp, "float32"))
         lap = ops.expand_dims(ly, -1) + ops.expand_dims(lx, 0)  # (Hp, Wp)
-        g = k / (k * k + ops.reshape(balance, (-1, 1, 1)) * lap * lap)
-        g = ops.expand_dims(g, 1)  # (B, 1, Hp, Wp)
+        reg = ops.reshape(balance, (-1, 1, 1)) * lap * lap
         xc = ops.transpose(x, (0, 3, 1, 2))  # (B, C, Hp, Wp)
         re, im = ops.fft2((xc, ops.zeros_like(xc)))
-        re, _ = ops.ifft2((re * g, im * g))
-        out = ops.transpose(re, (0, 2, 3, 1))
+        outs = []
+        for scale in self.scales:  # one deconvolution per sigma hypothesis
+            s = ops.clip(sigma * scale, lo, hi)
+            k = ops.expand_dims(self._transfer(s, hp), -1) * ops.expand_dims(self._transfer(s, wp), 1)
+            g = ops.expand_dims(k / (k * k + reg), 1)  # (B, 1, Hp, Wp)
+            y, _ = ops.ifft2((re * g, im * g))
+            outs.append(y)
+        out = ops.transpose(ops.concatenate(outs, axis=1), (0, 2, 3, 1))
         return out[:, ph : ph + h, pw : pw + w, :]
 
     def compute_output_shape(self, input_shapes):
-        return tuple(input_shapes[0])
+        b, h, w, c = input_shapes[0]
+        return (b, h, w, None if c is None else c * len(self.scales))
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -288,6 +299,7 @@ class GaussianWiener(keras.layers.Layer):
             "sigma_range": list(self.sigma_range),
             "log_balance_range": list(self.log_balance_range),
             "pad": self.pad,
+            "scales": list(self.scales),
         }
 
 
@@ -349,3 +361,33 @@ class RadialSpectrum(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "bins": self.bins, "eps": self.eps}
+
+
+@keras.saving.register_keras_serializable(package="blurkit")
+class TakeChannels(keras.layers.Layer):
+    """The first ``count`` channels of a tensor (a safe-mode-friendly slice).
+
+    Args:
+        count: Number of leading channels to keep.
+        **kwargs: Standard layer arguments.
+
+    Examples:
+        >>> import numpy as np
+        >>> tuple(TakeChannels(3)(np.zeros((1, 4, 4, 9), "float32")).shape)
+        (1, 4, 4, 3)
+    """
+
+    def __init__(self, count: int = 3, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not isinstance(count, int) or count < 1:
+            raise ValueError(f"count must be a positive int, got {count!r}")
+        self.count = count
+
+    def call(self, inputs):
+        return inputs[..., : self.count]
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.count)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "count": self.count}

@@ -38,6 +38,8 @@ def wiener_unet(
     sigma_range: tuple[float, float] = (0.3, 3.5),
     log_balance_range: tuple[float, float] = (-6.0, -1.0),
     pad: int = 64,
+    scales: tuple[float, ...] = (1.0,),
+    spectrum_bins: int = 16,
 ):
     """Build the blind Gaussian deblurring model: sigma estimator + Wiener layer + residual U-Net.
 
@@ -52,6 +54,10 @@ def wiener_unet(
         sigma_range: Sigmas the estimator can predict (the training blur's range).
         log_balance_range: log10 range of the Wiener balance.
         pad: Reflect padding of the Wiener step.
+        scales: Sigma hypotheses as multiples of the estimate (the first is the residual base), e.g.
+            ``(1.0, 0.75, 1.33)``: the U-Net sees one deconvolution per hypothesis, which makes the model
+            robust to errors of the estimate.
+        spectrum_bins: Frequency rings of the estimator's spectrum descriptor.
 
     Returns:
         A functional ``keras.Model`` named ``"wiener_unet"``, input ``(None, None, None, channels)`` float32
@@ -74,7 +80,13 @@ def wiener_unet(
         raise ValueError(f"kernel_size must be odd, got {kernel_size}")
     import keras
 
-    from blurkit.models.layers import CropToReference, GaussianWiener, PadToMultiple, RadialSpectrum
+    from blurkit.models.layers import (
+        CropToReference,
+        GaussianWiener,
+        PadToMultiple,
+        RadialSpectrum,
+        TakeChannels,
+    )
 
     inputs = keras.Input((None, None, channels), dtype="float32", name="blurred")
     # 1. estimator: full-resolution features (the blur lives in the finest detail), then stride-2 stages
@@ -83,19 +95,21 @@ def wiener_unet(
         e = keras.layers.Conv2D(estimator_width * min(2 ** (i + 1), 4), 3, strides=2, padding="same",
                                 activation="relu", name=f"est_conv{i + 1}")(e)
     e = keras.layers.GlobalAveragePooling2D(name="est_pool")(e)
-    spectrum = RadialSpectrum(bins=16, name="est_spectrum")(inputs)
+    spectrum = RadialSpectrum(bins=int(spectrum_bins), name="est_spectrum")(inputs)
     e = keras.layers.Concatenate(name="est_features")([e, spectrum])
     e = keras.layers.Dense(4 * estimator_width, activation="relu", name="est_dense")(e)
     params = keras.layers.Dense(2, kernel_initializer="zeros", name="est_params")(e)
     # 2. Wiener deconvolution with the estimated Gaussian kernel
     wiener = GaussianWiener(sigma_range=tuple(sigma_range), log_balance_range=tuple(log_balance_range),
-                            pad=pad, name="wiener")([inputs, params])
+                            pad=pad, scales=tuple(scales), name="wiener")([inputs, params])
     # 3. residual U-Net refinement of the Wiener result
     both = keras.layers.Concatenate(name="stack")([wiener, inputs])
     padded = PadToMultiple(2**depth, mode="reflect", name="pad")(both)
     x = unet_body(padded, width, depth, blocks, kernel_size)
     correction = keras.layers.Conv2D(channels, kernel_size, padding="same", kernel_initializer="zeros",
                                      bias_initializer="zeros", name="tail")(x)
+    if len(scales) > 1:
+        wiener = TakeChannels(channels, name="wiener_base")(wiener)
     base = PadToMultiple(2**depth, mode="reflect", name="pad_wiener")(wiener)
     restored = keras.layers.Add(name="refine")([base, correction])
     outputs = CropToReference(name="crop")([restored, inputs])
