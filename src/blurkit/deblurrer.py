@@ -34,6 +34,11 @@ __all__ = ["Deblurrer", "ModelFileError", "METADATA_NAME", "FORMAT"]
 METADATA_NAME = "blurkit.json"
 FORMAT = "blurkit-model"
 FORMAT_VERSION = 1
+#: Largest JSON entry (blurkit metadata, Keras config) read from a model file, in bytes (uncompressed).
+MAX_JSON_BYTES = 16 * 2**20
+RESUME_NAME = "last.keras"
+_TEMP_SUFFIX = ".tmp.keras"
+_BEST_WEIGHTS_ENTRY = "blurkit_resume/best_weights.npz"
 EVAL_METRICS = ("psnr", "ssim", "mse", "accuracy", "channel_accuracy")
 
 
@@ -82,8 +87,10 @@ class Deblurrer:
         patch_size: Training patch side; fixed-input models (the autoencoder) always use their input size.
         batch_size: Training batch size.
         patches_per_image: Patches cut from a photo each time it is decoded.
-        tile_size: Images larger than ``tile_size**2`` pixels are restored in overlapping tiles of this
-            side (fixed-input models always tile at their input size).
+        tile_size: Images larger than ``tile_size**2`` pixels are restored in overlapping tiles of at most
+            this side, fitted to the image so the overlaps cost little (fixed-input models always tile at
+            their input size). Memory grows with the tile's area: about 0.4 GB of activations for a
+            1024x1024 tile of the default preset's model, 0.9 GB for 1536x1536.
         tile_overlap: Overlap between tiles.
         seed: Seeds the split, the pipeline and the evaluation blur.
     """
@@ -101,7 +108,7 @@ class Deblurrer:
         patch_size: int = 96,
         batch_size: int = 16,
         patches_per_image: int = 4,
-        tile_size: int = 512,
+        tile_size: int = 1536,
         tile_overlap: int = 64,
         seed: int = 0,
     ) -> None:
@@ -164,6 +171,14 @@ class Deblurrer:
 
     # ------------------------------------------------------------------------------------ training
     def _datasets(self, data: Any, validation: Any, validation_split: float, max_pixels: int | None):
+        """``(train_src, val_src, train_for, val)``: ``train_for(first, end, steps)`` is the training dataset.
+
+        It yields exactly ``steps`` batches for each epoch in ``[first, end)``, and an epoch's batches
+        depend only on ``(seed, epoch)`` (:func:`_epoch_seed`): a run resumed at epoch ``first`` sees the
+        same data as the uninterrupted run did.
+        """
+        import tensorflow as tf
+
         from blurkit.data.pipeline import make_dataset, resolve_source, split
 
         src = resolve_source(data)
@@ -173,13 +188,36 @@ class Deblurrer:
             tr, va = split(len(src), validation_split, self.seed)
             train_src, val_src = src.subset(tr), (src.subset(va) if va else None)
         common = dict(patch_size=self.patch_size, channels=self.channels, max_pixels=max_pixels)
-        train = make_dataset(train_src, self.blur, batch_size=self.batch_size,
-                             patches_per_image=self.patches_per_image, seed=self.seed, **common)
+        if len(train_src) == 0:
+            raise ValueError("no training images")
+
+        def seeded(seeds: list[int], build: Any, batches: int):
+            """``build(seed)`` for each seed, one after the other, independent of TF's global seed.
+
+            ``build`` is traced once, in its own graph; clearing that graph's seed makes the data
+            independent of ``keras.utils.set_random_seed`` (with a global seed of 0, tf.data could not
+            even take a tensor seed: its get_seed compares it as a Python bool).
+            """
+
+            def traced(seed):
+                tf.compat.v1.get_default_graph().seed = None
+                return build(seed)
+
+            ds = tf.data.Dataset.from_tensor_slices(tf.constant(seeds, tf.int64)).flat_map(traced)
+            return ds.apply(tf.data.experimental.assert_cardinality(batches))  # Keras then knows the length
+
+        def train_for(first: int, end: int, steps: int):
+            epoch_seeds = [_epoch_seed(self.seed, e) for e in range(first, end)]
+            return seeded(epoch_seeds, lambda s: make_dataset(
+                train_src, self.blur, batch_size=self.batch_size, patches_per_image=self.patches_per_image,
+                seed=s, **common).take(steps), len(epoch_seeds) * steps).prefetch(tf.data.AUTOTUNE)
+
         val = None
         if val_src is not None and len(val_src):
-            val = make_dataset(val_src, self.blur, batch_size=self.batch_size, patches_per_image=4,
-                               augment=False, shuffle=False, repeat=False, seed=self.seed + 7919, **common)
-        return train_src, val_src, train, val
+            val = seeded([self.seed + 7919], lambda s: make_dataset(
+                val_src, self.blur, batch_size=self.batch_size, patches_per_image=4, augment=False,
+                shuffle=False, repeat=False, seed=s, **common), -(-len(val_src) * 4 // self.batch_size))
+        return train_src, val_src, train_for, val
 
     def compile(self, learning_rate: float | None = None) -> None:
         """Compile the model with Adam, the configured loss, and PSNR/SSIM metrics."""
@@ -209,8 +247,18 @@ class Deblurrer:
         reduce_lr: bool = True,
         verbose: int | str = "auto",
         max_pixels: int | None = None,
+        resume: bool = False,
+        checkpoint_dir: str | os.PathLike | None = None,
     ):
         """Train on sharp photos, on existing pairs, or on arrays.
+
+        Training state is saved after every epoch when ``checkpoint`` or ``checkpoint_dir`` is given:
+        ``CHECKPOINT_DIR/last.keras`` holds the weights, the optimizer state (moments, step count,
+        learning rate), the epoch, the history and the state of the learning-rate and early-stopping
+        callbacks, written atomically. ``resume=True`` continues from it after a crash or a
+        ``kill -9``: the data of each epoch depends only on ``(seed, epoch)``, so the resumed run
+        sees the batches the uninterrupted run would have seen and ends with the same weights (up to
+        floating-point non-determinism of multi-threaded CPU kernels).
 
         Args:
             data: A folder / file / glob / list of sharp photos, an array of sharp images,
@@ -220,40 +268,56 @@ class Deblurrer:
             validation: Separate validation data (same forms as ``data``); default: a seeded split of
                 ``data`` that never shares an image (or pair) with the training side.
             validation_split: Fraction of ``data`` held out when ``validation`` is None (0 for none).
-            callbacks: Extra Keras callbacks, passed through.
+            callbacks: Extra Keras callbacks, passed through (their own state is not saved for resume).
             early_stopping: Stop after this many epochs without improvement (restores the best weights).
             checkpoint: Save the best model so far (a blurkit ``.keras`` file, atomically) at this path.
             reduce_lr: The tutorial's ReduceLROnPlateau (factor sqrt(0.1), patience 5, min_lr 0.5e-6).
             verbose: Keras' verbosity (progress bar).
-            max_pixels: Refuse images with more pixels than this.
+            max_pixels: Skip (with a warning) images with more pixels than this; default
+                :data:`blurkit.data.io.DEFAULT_MAX_PIXELS`.
+            resume: Continue the run whose state is in the checkpoint folder up to ``epochs`` epochs of
+                that run (a run that got there, or stopped early, is not trained further; with no saved
+                state, start afresh). The saved run must have used the same model, blur, data and
+                training settings, else ValueError. Without ``resume``, existing state is overwritten.
+            checkpoint_dir: Folder for the per-epoch training state; default ``NAME.resume/`` beside
+                ``checkpoint`` (``model.keras`` -> ``model.resume/last.keras``); none without either.
 
         Returns:
             The Keras ``History`` of this call; :attr:`history` accumulates over calls.
         """
+        import warnings
+
         import keras
 
         from blurkit.data.pipeline import steps_for
 
-        train_src, val_src, train, val = self._datasets(data, validation, validation_split, max_pixels)
+        state_dir = _state_dir(checkpoint, checkpoint_dir)
+        if resume and state_dir is None:
+            raise ValueError("resume=True needs checkpoint_dir= (or checkpoint=, beside which the training "
+                             "state is kept)")
+        train_src, val_src, train_for, val = self._datasets(data, validation, validation_split, max_pixels)
         if not getattr(self.model, "compiled", False) or self.model.optimizer is None:
             self.compile()
         monitor = "val_loss" if val is not None else "loss"
-        cbs: list[Any] = []
-        if reduce_lr:
-            cbs.append(keras.callbacks.ReduceLROnPlateau(
-                monitor=monitor, factor=math.sqrt(0.1), patience=5, min_lr=0.5e-6, verbose=0))
-        if early_stopping:
-            cbs.append(keras.callbacks.EarlyStopping(
-                monitor=monitor, patience=int(early_stopping), restore_best_weights=True))
-        cbs.extend(_callbacks(self, checkpoint, monitor))
-        cbs.extend(callbacks)
         steps = steps_per_epoch or steps_for(len(train_src), self.patches_per_image, self.batch_size)
-        start = len(self.history.get("loss", []))
+        run_start = len(self.history.get("loss", []))
+        settings = _settings(self, data, train_src, val_src, steps, monitor, reduce_lr, early_stopping)
+        restored = None
+        if state_dir is not None and (state_dir / RESUME_NAME).is_file():
+            if resume:
+                restored = self._restore_state(state_dir / RESUME_NAME, settings, run_start)
+            else:
+                warnings.warn(f"{state_dir / RESUME_NAME} holds the state of an earlier run; starting afresh "
+                              "and overwriting it (pass resume=True to continue that run)", stacklevel=2)
+        end = run_start + int(epochs)
+        first = run_start
+        if restored is not None:
+            first = end if restored.get("stopped") else max(run_start, int(restored["epoch"]))
         self.training = {
             "data": _describe_data(data),
             "train_items": len(train_src),
             "validation_items": len(val_src) if val_src is not None else 0,
-            "epochs": start + int(epochs),
+            "epochs": end,
             "steps_per_epoch": steps,
             "batch_size": self.batch_size,
             "patch_size": self.patch_size,
@@ -262,54 +326,147 @@ class Deblurrer:
             "learning_rate": self.learning_rate,
             "seed": self.seed,
         }
-        hist = self.model.fit(train, validation_data=val, epochs=start + int(epochs), initial_epoch=start,
-                              steps_per_epoch=steps, callbacks=cbs, verbose=verbose, shuffle=False)
+        if restored is not None:
+            self.training["resumed_at_epoch"] = first
+        if first >= end:  # nothing left to do: the saved run finished (or stopped early)
+            hist = keras.callbacks.History()
+            hist.history, hist.epoch = {}, []
+            self.training["epochs"] = len(self.history.get("loss", []))
+            return hist
+        tracked: dict[str, Any] = {}
+        if reduce_lr:
+            tracked["reduce_lr"] = keras.callbacks.ReduceLROnPlateau(
+                monitor=monitor, factor=math.sqrt(0.1), patience=5, min_lr=0.5e-6, verbose=0)
+        if early_stopping:
+            tracked["early_stopping"] = keras.callbacks.EarlyStopping(
+                monitor=monitor, patience=int(early_stopping), restore_best_weights=True)
+        cbs: list[Any] = list(tracked.values())
+        own = _callbacks(self, checkpoint, monitor, state_dir=state_dir, run_start=run_start, end=end,
+                         settings=settings, tracked=tracked, restored=restored)
+        cbs.extend(own[:1])
+        cbs.extend(callbacks)
+        cbs.extend(own[1:])  # the training state is saved last, after every other callback ran
+        hist = self.model.fit(train_for(first, end, steps), validation_data=val, epochs=end,
+                              initial_epoch=first, steps_per_epoch=steps, callbacks=cbs, verbose=verbose,
+                              shuffle=False)
         self.training["epochs"] = len(self.history.get("loss", []))
         return hist
 
+    def _restore_state(self, state_file: Path, settings: dict, run_start: int) -> dict:
+        """Load the training state saved by :func:`_callbacks` into this facade; returns its record."""
+        import io
+
+        meta = self.read_metadata(state_file)
+        state = meta.get("resume")
+        if not state or not isinstance(state.get("epoch"), int) or not isinstance(state.get("settings"), dict):
+            raise ModelFileError(f"{state_file}: not a blurkit training state (no resume record)")
+        if state["settings"] != settings:
+            changed = sorted(k for k in set(settings) | set(state["settings"])
+                             if settings.get(k) != state["settings"].get(k))
+            raise ValueError(f"cannot resume from {state_file}: it was saved by a run with different "
+                             f"{', '.join(changed)}; delete it (or use another checkpoint_dir) to start afresh")
+        if state.get("run_start") != run_start:
+            raise ValueError(f"cannot resume from {state_file}: that run started after epoch "
+                             f"{state.get('run_start')}, but this Deblurrer has {run_start} epochs of history")
+        optimizer = self.model.optimizer
+        if optimizer is not None and not optimizer.built:
+            optimizer.build(self.model.trainable_variables)
+        try:
+            self.model.load_weights(state_file)
+        except Exception as exc:  # noqa: BLE001 - Keras raises many types; report them clearly
+            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ValueError(f"cannot resume from {state_file}: its weights do not fit this model ({msg})") from None
+        self.history = {k: list(v) for k, v in (meta.get("history") or {}).items()}
+        self.validation = dict(meta.get("validation") or {})
+        state = dict(state)
+        state["best_weights"] = None
+        with zipfile.ZipFile(state_file) as zf:
+            if _BEST_WEIGHTS_ENTRY in zf.namelist():
+                with np.load(io.BytesIO(zf.read(_BEST_WEIGHTS_ENTRY)), allow_pickle=False) as npz:
+                    state["best_weights"] = [npz[f"w{i}"] for i in range(len(npz.files))]
+        return state
+
     # ---------------------------------------------------------------------------------- inference
     def _infer(self, batch: np.ndarray) -> np.ndarray:
+        """The model on a float32 batch, clipped to [0, 1] inside the traced function."""
         if self._infer_fn is None:
             import tensorflow as tf
 
             model = self.model
             spec = tf.TensorSpec([None, None, None, self.channels], tf.float32)
-            self._infer_fn = tf.function(lambda x: model(x, training=False), input_signature=[spec],
-                                         reduce_retracing=True)
-        return np.clip(self._infer_fn(np.ascontiguousarray(batch, dtype=np.float32)).numpy(), 0.0, 1.0)
+            self._infer_fn = tf.function(lambda x: tf.clip_by_value(model(x, training=False), 0.0, 1.0),
+                                         input_signature=[spec], reduce_retracing=True, autograph=False)
+        return self._infer_fn(np.ascontiguousarray(batch, dtype=np.float32)).numpy()
 
-    def _restore(self, x: np.ndarray) -> np.ndarray:
-        """Restore one float32 (H, W, C) image whose C equals the model's channels."""
+    def _restore_into(self, x: np.ndarray, out: np.ndarray, scale: float = 1.0, grey: bool = False) -> None:
+        """Restore ``x`` (H, W, C), any dtype with values in [0, ``scale``], into ``out`` (its dtype).
+
+        C is the model's channels, or 1 with ``grey`` (a colour model on a grey image: the channel is
+        repeated and the result averaged back). The conversion to float32 [0, 1] and back is done tile by
+        tile (whole images up to ``tile_size**2`` pixels are one tile), so memory is bounded by the tile
+        size whatever the image's size and dtype.
+        """
+        def prepare(crop: np.ndarray) -> np.ndarray:
+            return _unit_tile(crop, scale, 3 if grey else 1)
+
+        def finish(y: np.ndarray) -> np.ndarray:
+            return _from_unit_tile(y, scale, out.dtype, grey)
+
         h, w = x.shape[:2]
         if self.fixed_size is None and h * w <= self.tile_size**2:
             if 2 * min(h, w) <= self.tile_align:
                 # too small for the model's own reflect padding (PadToMultiple): pad it here instead
                 from blurkit.tiling import pad_to_multiple
 
-                return self._infer(pad_to_multiple(x, self.tile_align)[None])[0, :h, :w]
-            return self._infer(x[None])[0]
-        return tiled_apply_model(self, x)
+                out[...] = finish(self._infer(pad_to_multiple(prepare(x), self.tile_align)[None])[0, :h, :w])
+            else:
+                out[...] = finish(self._infer(prepare(x)[None])[0])
+            return
+        tiled_apply_model(self, x, prepare=prepare, finish=finish, out=out)
+
+    def _restore_channels(self, img: np.ndarray, out: np.ndarray, scale: float = 1.0) -> None:
+        """Restore an image with 1..4 channels (or none) into ``out`` using the model's channels."""
+        squeeze = img.ndim == 2
+        x, o = (img[..., None], out[..., None]) if squeeze else (img, out)
+        c = x.shape[-1]
+        if c in (2, 4):  # grey+alpha / RGBA: alpha is kept as it is
+            c -= 1
+        if not (self.channels == c or self.channels == 1 or (self.channels == 3 and c == 1)):
+            raise ValueError(f"cannot restore a {c}-channel image with a {self.channels}-channel model")
+        if c < x.shape[-1]:
+            o[..., -1] = x[..., -1]
+            x, o = x[..., :-1], o[..., :-1]
+        if self.channels == c:
+            self._restore_into(x, o, scale)
+        elif self.channels == 1:
+            for i in range(c):
+                self._restore_into(x[..., i : i + 1], o[..., i : i + 1], scale)
+        else:
+            self._restore_into(x, o, scale, grey=True)
+
+    def _restore(self, x: np.ndarray) -> np.ndarray:
+        """Restore one float32 (H, W, C) image whose C equals the model's channels."""
+        out = np.empty(x.shape, np.float32)
+        self._restore_into(x, out)
+        return out
 
     def _restore_any(self, img: np.ndarray) -> np.ndarray:
         """Restore a float32 image with any number of channels (1..4) using the model's channels."""
-        squeeze = img.ndim == 2
-        x = img[..., None] if squeeze else img
-        c = x.shape[-1]
-        alpha = None
-        if c in (2, 4):  # grey+alpha / RGBA: alpha is kept as it is
-            x, alpha = x[..., :-1], x[..., -1:]
-            c -= 1
-        if self.channels == c:
-            y = self._restore(x)
-        elif self.channels == 3 and c == 1:
-            y = self._restore(np.repeat(x, 3, axis=-1)).mean(axis=-1, keepdims=True)
-        elif self.channels == 1:
-            y = np.concatenate([self._restore(x[..., i : i + 1]) for i in range(c)], axis=-1)
-        else:
-            raise ValueError(f"cannot restore a {c}-channel image with a {self.channels}-channel model")
-        if alpha is not None:
-            y = np.concatenate([y, alpha], axis=-1)
-        return y[..., 0] if squeeze else y
+        out = np.empty(img.shape, np.float32)
+        self._restore_channels(img, out)
+        return out
+
+    def _predict_array(self, arr: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Restore one (H, W) / (H, W, C) array into ``out`` (a new array like it by default)."""
+        if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] not in (1, 2, 3, 4)):
+            raise ValueError(f"expected an image (H,W), (H,W,C) with C in 1..4, or a batch; got shape {arr.shape}")
+        if arr.size == 0:
+            raise ValueError(f"empty image of shape {arr.shape}")
+        scale = _unit_scale(arr)
+        if out is None:
+            out = np.empty(arr.shape, arr.dtype)
+        self._restore_channels(arr, out, scale)
+        return out
 
     def predict(self, x: Any, *, max_pixels: int | None = None) -> Any:
         """Deblur images of any size, dtype and range.
@@ -322,7 +479,8 @@ class Deblurrer:
 
         Returns:
             The restored image(s), in the input's form: same shape, dtype and value range; a path gives
-            the restored array (uint8 or uint16 as decoded).
+            the restored array (uint8 or uint16 as decoded). The image is converted to float32 and back
+            one tile at a time, so memory stays bounded by the tile size (plus the output itself).
         """
         from blurkit.data.io import read_image
 
@@ -333,13 +491,11 @@ class Deblurrer:
             return [self.predict(i, max_pixels=max_pixels) for i in x]
         arr = np.asarray(x)
         if arr.ndim == 4:
-            return np.stack([self.predict(i) for i in arr]) if len(arr) else arr.copy()
-        if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] not in (1, 2, 3, 4)):
-            raise ValueError(f"expected an image (H,W), (H,W,C) with C in 1..4, or a batch; got shape {arr.shape}")
-        if arr.size == 0:
-            raise ValueError(f"empty image of shape {arr.shape}")
-        f, restore = _to_unit(arr)
-        return restore(self._restore_any(f))
+            out = np.empty(arr.shape, arr.dtype)
+            for one, dst in zip(arr, out, strict=True):
+                self._predict_array(one, dst)
+            return out
+        return self._predict_array(arr)
 
     # --------------------------------------------------------------------------------- evaluation
     def test_pair(self, data: Any, index: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -430,26 +586,46 @@ class Deblurrer:
     def save(self, path: str | os.PathLike) -> Path:
         """Write one ``.keras`` file (weights, architecture, optimizer state and blurkit metadata).
 
-        The file is written to a temporary name in the same folder and renamed into place, so an
-        interrupted save never damages an existing file.
+        The file is written to a hidden temporary file in the same folder (``.NAME.XXXXXXXX.tmp.keras``),
+        fsynced and renamed into place, so an interrupted save (even ``kill -9`` or a power cut) never
+        damages an existing file: ``path`` is the old file or the complete new one. The file gets the
+        usual permissions (``0666`` minus the umask). Temporary files of this pattern left by killed saves
+        are removed by the next save to the same path once they are older than
+        :data:`blurkit.data.io.STALE_TEMP_SECONDS` (10 minutes; younger ones may belong to a save still
+        running in another process).
         """
+        return self._write(path)
+
+    def _write(self, path: str | os.PathLike, *, resume: dict | None = None,
+               entries: dict[str, bytes] | None = None) -> Path:
+        """:meth:`save`, optionally adding a ``resume`` metadata section and extra archive entries."""
+        from blurkit.data.io import _FILE_MODE, _fsync_folder, _remove_stale_temps
+
         path = Path(path)
         if path.suffix != ".keras":
             raise ValueError(f"model files end in .keras, got {path.name!r}")
         path.parent.mkdir(parents=True, exist_ok=True)
-        meta = json.dumps(self.metadata(), indent=1, allow_nan=False)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.keras", dir=path.parent)
+        meta = self.metadata()
+        if resume is not None:
+            meta["resume"] = _jsonable(resume)
+        text = json.dumps(meta, indent=1, allow_nan=False)
+        _remove_stale_temps(path.with_name(path.stem), _TEMP_SUFFIX)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=_TEMP_SUFFIX, dir=path.parent)
         os.close(fd)
         try:
             self.model.save(tmp)
             with zipfile.ZipFile(tmp, "a", compression=zipfile.ZIP_DEFLATED) as zf:
-                zf.writestr(METADATA_NAME, meta)
+                zf.writestr(METADATA_NAME, text)
+                for name, data in (entries or {}).items():
+                    zf.writestr(name, data)
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
+            os.chmod(tmp, _FILE_MODE)  # mkstemp creates 0600 files
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
+        _fsync_folder(path.parent)
         return path
 
     @staticmethod
@@ -477,17 +653,9 @@ class Deblurrer:
                     raise ModelFileError(f"{path}: damaged archive (CRC error)")
                 if METADATA_NAME not in names:
                     raise ModelFileError(f"{path}: a Keras file without blurkit metadata ({METADATA_NAME})")
-                raw = zf.read(METADATA_NAME)
+                meta = _read_json_entry(zf, METADATA_NAME, path, "blurkit metadata")
         except (zipfile.BadZipFile, EOFError, OSError) as exc:
             raise ModelFileError(f"{path}: damaged or truncated model file ({exc})") from None
-
-        def _no_constants(c: str) -> Any:
-            raise ValueError(f"non-standard JSON constant {c}")
-
-        try:
-            meta = json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise ModelFileError(f"{path}: unreadable blurkit metadata ({exc})") from None
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise ModelFileError(f"{path}: not a blurkit model file")
         version = meta.get("format_version")
@@ -499,7 +667,7 @@ class Deblurrer:
         if spec is not None and not (isinstance(spec, dict) and isinstance(spec.get("name"), str)
                                      and isinstance(spec.get("config", {}), dict)):
             raise ModelFileError(f"{path}: damaged blurkit metadata (model {spec!r})")
-        for key in ("blur", "facade", "training", "history", "validation"):
+        for key in ("blur", "facade", "training", "history", "validation", "resume"):
             if not isinstance(meta.get(key) or {}, dict):
                 raise ModelFileError(f"{path}: damaged blurkit metadata ({key} is not an object)")
         return meta
@@ -528,11 +696,11 @@ class Deblurrer:
             blur = deserialize_blur(meta["blur"])
         except (UnknownComponentError, KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ModelFileError(f"{path}: cannot rebuild its blur generator: {exc}") from None
+        _check_keras_config(path)
         try:
             model = keras.saving.load_model(path, compile=compile, safe_mode=True)
         except Exception as exc:  # noqa: BLE001 - Keras raises many types; report them all clearly
-            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelFileError(f"{path}: Keras could not load the model safely: {msg}") from None
+            raise ModelFileError(f"{path}: Keras could not load the model safely: {_keras_error(exc)}") from None
         facade = dict(meta.get("facade") or {})
         d = cls.__new__(cls)
         d._from_parts(model, blur, spec, facade)
@@ -580,12 +748,18 @@ class Deblurrer:
                 f"channels={self.channels}, params={self.model.count_params():,})")
 
 
-def tiled_apply_model(d: Deblurrer, x: np.ndarray) -> np.ndarray:
+def tiled_apply_model(d: Deblurrer, x: np.ndarray, **kwargs: Any) -> np.ndarray:
+    """:func:`~blurkit.tiling.tiled_apply` with the facade's model and tiling settings.
+
+    Fully convolutional models get tiles fitted to the image (fewest tiles of at most ``tile_size``,
+    shrunk to the least overlap); fixed-input models get tiles of exactly their size, four per call.
+    ``kwargs`` go to ``tiled_apply`` (``prepare``, ``finish``, ``out``).
+    """
     from blurkit.tiling import tiled_apply
 
     return tiled_apply(d._infer, x, tile=d.tile_size, overlap=d.tile_overlap,
                        batch=4 if d.fixed_size else 1, pad_to_tile=d.fixed_size is not None,
-                       align=d.tile_align)
+                       align=d.tile_align, fit=d.fixed_size is None, **kwargs)
 
 
 def _tile_align(model: Any) -> int:
@@ -603,8 +777,12 @@ def _tile_align(model: Any) -> int:
     return align
 
 
-def _to_unit(arr: np.ndarray) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
-    """Float32 [0, 1] view of ``arr`` and the function that maps a result back to ``arr``'s form."""
+def _unit_scale(arr: np.ndarray) -> float:
+    """Check an image's dtype and values; the scale that maps it to [0, 1] (no copy of the image is made).
+
+    uint8 is 255, uint16 65535; other integers 255 when their maximum is at most 255, else 65535; floats
+    1, 255 or 65535, the smallest that their maximum fits in.
+    """
     dtype = arr.dtype
     if dtype == np.bool_ or dtype.kind not in "uif":
         raise ValueError(f"unsupported image dtype {dtype}; use uint8, uint16 or float")
@@ -613,26 +791,38 @@ def _to_unit(arr: np.ndarray) -> tuple[np.ndarray, Callable[[np.ndarray], np.nda
             lo, hi = int(arr.min()), int(arr.max())
             if lo < 0 or hi > 65535:
                 raise ValueError(f"integer image of dtype {dtype} has values outside [0, 65535] ({lo}..{hi})")
-        scale = 255.0 if dtype == np.uint8 or (dtype != np.uint16 and int(arr.max()) <= 255) else 65535.0
-        f = arr.astype(np.float32) / scale
-        info_max = np.iinfo(dtype).max
-
-        def back_int(y: np.ndarray) -> np.ndarray:
-            return np.clip(np.rint(y * scale), 0, info_max).astype(dtype)
-
-        return f, back_int
-    if not np.all(np.isfinite(arr)):
+        return 255.0 if dtype == np.uint8 or (dtype != np.uint16 and int(arr.max()) <= 255) else 65535.0
+    lo, hi = arr.min(), arr.max()  # NaN propagates through min/max: no boolean copy of the image needed
+    if not (np.isfinite(lo) and np.isfinite(hi)):
         raise ValueError("image contains NaN or infinite values")
-    lo, hi = float(arr.min()), float(arr.max())
+    lo, hi = float(lo), float(hi)
     if lo < 0 or hi > 65535.0:
         raise ValueError(f"float images must lie in [0, 1], [0, 255] or [0, 65535], got {lo}..{hi}")
-    scale = 1.0 if hi <= 1.0 else 255.0 if hi <= 255.0 else 65535.0
-    f = (arr / scale).astype(np.float32)
+    return 1.0 if hi <= 1.0 else 255.0 if hi <= 255.0 else 65535.0
 
-    def back_float(y: np.ndarray) -> np.ndarray:
-        return (y * scale).astype(dtype)
 
-    return f, back_float
+def _unit_tile(crop: np.ndarray, scale: float, repeat: int = 1) -> np.ndarray:
+    """One tile of the image as the model's float32 [0, 1] input (one new array)."""
+    if crop.dtype.kind == "f":
+        y = crop.astype(np.float32) if scale == 1.0 else (crop / scale).astype(np.float32, copy=False)
+    else:
+        y = crop.astype(np.float32)
+        y /= np.float32(scale)
+    return np.repeat(y, repeat, axis=-1) if repeat > 1 else y
+
+
+def _from_unit_tile(y: np.ndarray, scale: float, dtype: np.dtype, mean: bool = False) -> np.ndarray:
+    """A float32 [0, 1] result (a tile or a band of rows) as values of ``dtype`` (in place when possible):
+    integers are rounded and clipped, floats scaled back; ``mean`` averages the channels (grey images)."""
+    if mean:
+        y = y.mean(axis=-1, keepdims=True)
+    if dtype.kind in "ui":
+        y = np.multiply(y, np.float32(scale), out=y if y.flags.writeable else None)
+        np.rint(y, out=y)
+        np.clip(y, 0, np.iinfo(dtype).max, out=y)
+    elif scale != 1.0:
+        y = np.multiply(y, np.float32(scale), out=y if y.flags.writeable else None)
+    return y
 
 
 def _describe_data(data: Any) -> Any:
@@ -643,9 +833,67 @@ def _describe_data(data: Any) -> Any:
     return type(data).__name__
 
 
-def _callbacks(deblurrer: Deblurrer, checkpoint: str | os.PathLike | None, monitor: str) -> list[Any]:
-    """Callbacks that record each epoch into ``deblurrer.history`` and save the best model so far."""
+def _state_dir(checkpoint: str | os.PathLike | None, checkpoint_dir: str | os.PathLike | None) -> Path | None:
+    """Where :meth:`Deblurrer.fit` keeps the per-epoch training state (None: nowhere)."""
+    if checkpoint_dir is not None:
+        return Path(checkpoint_dir)
+    if checkpoint is not None:
+        c = Path(checkpoint)
+        return c.with_name(c.stem + ".resume")
+    return None
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    """The pipeline seed of one training epoch: a stable hash of the run seed and the epoch, in [0, 2**62)."""
+    import hashlib
+
+    digest = hashlib.sha256(f"blurkit-epoch\x00{int(seed)}\x00{int(epoch)}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 2
+
+
+def _settings(d: Deblurrer, data: Any, train_src: Any, val_src: Any, steps: int, monitor: str,
+              reduce_lr: bool, early_stopping: int | None) -> dict:
+    """What a resumed run must share with the saved one (as JSON would give it back)."""
+    import hashlib
+
+    from blurkit.blurs import serialize_blur
+
+    def digest(src: Any) -> str | None:
+        if src is None:
+            return None
+        return hashlib.sha256(json.dumps([str(i) for i in src.items]).encode()).hexdigest()[:16]
+
+    out = {
+        "model": d.model_spec, "weights": [list(w.shape) for w in d.model.weights], "blur": serialize_blur(d.blur),
+        "data": _describe_data(data), "train_items": digest(train_src), "validation_items": digest(val_src),
+        "steps_per_epoch": steps, "batch_size": d.batch_size, "patch_size": d.patch_size,
+        "patches_per_image": d.patches_per_image, "channels": d.channels, "loss": d.loss,
+        "learning_rate": d.learning_rate, "seed": d.seed, "monitor": monitor, "reduce_lr": bool(reduce_lr),
+        "early_stopping": int(early_stopping or 0),
+    }
+    return json.loads(json.dumps(_jsonable(out)))
+
+
+_TRACKED_STATE = {"reduce_lr": ("best", "wait", "cooldown_counter"),
+                  "early_stopping": ("best", "wait", "best_epoch", "stopped_epoch")}
+
+
+def _callbacks(deblurrer: Deblurrer, checkpoint: str | os.PathLike | None, monitor: str, *,
+               state_dir: Path | None = None, run_start: int = 0, end: int = 0, settings: dict | None = None,
+               tracked: dict[str, Any] | None = None, restored: dict | None = None) -> list[Any]:
+    """Blurkit's own callbacks: ``[Recorder]``, plus the training-state saver when ``state_dir`` is set.
+
+    The recorder appends each epoch to ``deblurrer.history`` and saves the best model so far at
+    ``checkpoint``. The saver (put after every other callback) writes ``state_dir/last.keras`` at the
+    end of each epoch: model, optimizer state, history, and the state of the ``tracked`` Keras callbacks
+    (ReduceLROnPlateau, EarlyStopping with its best weights). With ``restored`` (from
+    :meth:`Deblurrer._restore_state`) it puts that callback state back when training begins.
+    """
+    import io
+
     import keras
+
+    tracked = tracked or {}
 
     class Recorder(keras.callbacks.Callback):
         """Appends every epoch's logs to the facade's history, so checkpoints carry the curves."""
@@ -665,4 +913,149 @@ def _callbacks(deblurrer: Deblurrer, checkpoint: str | os.PathLike | None, monit
                 self.best = float(value)
                 deblurrer.save(checkpoint)
 
-    return [Recorder()]
+    recorder = Recorder()
+    if state_dir is None:
+        return [recorder]
+
+    class TrainingState(keras.callbacks.Callback):
+        """Saves (and on resume restores) everything needed to continue the run after a crash."""
+
+        def on_train_begin(self, logs: dict | None = None) -> None:
+            if restored is None:
+                return
+            best = restored.get("recorder_best")
+            recorder.best = math.inf if best is None else float(best)
+            for name, cb in tracked.items():
+                saved = (restored.get("callbacks") or {}).get(name) or {}
+                for attr in _TRACKED_STATE[name]:
+                    if attr in saved:
+                        value = saved[attr]
+                        if attr == "best" and value is None and getattr(cb, "best", None) is not None:
+                            value = cb.best  # a non-finite best was stored as null: keep the reset value
+                        setattr(cb, attr, value)
+                if name == "early_stopping" and restored.get("best_weights") is not None:
+                    cb.best_weights = restored["best_weights"]
+
+        def _save(self, epoch: int, stopped: bool) -> None:
+            state = {"epoch": epoch, "run_start": run_start, "end": end, "stopped": stopped,
+                     "settings": settings, "recorder_best": recorder.best,
+                     "callbacks": {name: {a: getattr(cb, a, None) for a in _TRACKED_STATE[name]}
+                                   for name, cb in tracked.items()}}
+            entries = {}
+            es = tracked.get("early_stopping")
+            if es is not None and es.best_weights is not None:
+                buf = io.BytesIO()
+                np.savez(buf, **{f"w{i}": np.asarray(w) for i, w in enumerate(es.best_weights)})
+                entries[_BEST_WEIGHTS_ENTRY] = buf.getvalue()
+            deblurrer._write(state_dir / RESUME_NAME, resume=state, entries=entries)
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            self._save(epoch + 1, bool(self.model.stop_training))
+
+        def on_train_end(self, logs: dict | None = None) -> None:
+            es = tracked.get("early_stopping")
+            if es is not None and es.best_weights is not None:  # it has just put the best weights back
+                self._save(len(deblurrer.history.get("loss", [])), True)
+
+    return [recorder, TrainingState()]
+
+
+# ------------------------------------------------------------------------------- untrusted files
+def _keras_error(exc: BaseException) -> str:
+    """The telling part of a Keras loading error, on one line (Keras nests the cause in a long message)."""
+    text = str(exc).strip()
+    if "Exception encountered:" in text:
+        text = text.rsplit("Exception encountered:", 1)[1].strip()
+    line = text.splitlines()[0].strip() if text else type(exc).__name__
+    for cut in (" Make sure custom classes", " Full object config", " config="):
+        line = line.split(cut, 1)[0]
+    return line if len(line) <= 300 else line[:297] + "..."
+
+
+def _read_json_entry(zf: zipfile.ZipFile, name: str, path: Any, what: str) -> Any:
+    """Parse one JSON entry of a model archive strictly: size-capped, UTF-8, standard JSON only.
+
+    No NaN/Infinity constants, no duplicate keys, at most :data:`MAX_JSON_BYTES` bytes (checked while
+    reading, so a compressed "zip bomb" entry is never inflated in full) and no nesting deep enough to
+    exhaust the parser. Nothing is unpickled or evaluated.
+    """
+    info = zf.getinfo(name)
+    if info.file_size > MAX_JSON_BYTES:
+        raise ModelFileError(f"{path}: {what} is too large ({info.file_size:,} bytes; "
+                             f"at most {MAX_JSON_BYTES:,})")
+    with zf.open(info) as fh:
+        raw = fh.read(MAX_JSON_BYTES + 1)
+    if len(raw) > MAX_JSON_BYTES:
+        raise ModelFileError(f"{path}: {what} is too large (more than {MAX_JSON_BYTES:,} bytes)")
+
+    def no_constants(c: str) -> Any:
+        raise ValueError(f"non-standard JSON constant {c}")
+
+    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
+        out: dict = {}
+        for k, v in pairs:
+            if k in out:
+                raise ValueError(f"duplicate key {k!r}")
+            out[k] = v
+        return out
+
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=no_constants, object_pairs_hook=no_duplicates)
+    except UnicodeDecodeError as exc:
+        raise ModelFileError(f"{path}: unreadable {what} (not UTF-8: {exc.reason} at byte {exc.start})") from None
+    except RecursionError:
+        raise ModelFileError(f"{path}: unreadable {what} (nested too deeply)") from None
+    except ValueError as exc:
+        raise ModelFileError(f"{path}: unreadable {what} ({exc})") from None
+
+
+#: Keras classes that run code or read other files when a model is rebuilt: never loaded.
+_REFUSED_CLASSES = {"Lambda", "__lambda__", "TFSMLayer"}
+_KERAS_FUNCTION_MODULES = ("activations", "losses", "metrics", "initializers", "regularizers", "constraints")
+
+
+def _check_keras_config(path: Any) -> None:
+    """Refuse a ``.keras`` file whose ``config.json`` names code outside Keras, blurkit and registered objects.
+
+    Keras' own safe mode refuses Lambda layers, and Keras 3.9+ imports only Keras modules by name; this
+    check does not rely on either (blurkit accepts older Keras 3 releases): every object named in the
+    config must come from ``keras``/``blurkit`` or be registered with
+    ``keras.saving.register_keras_serializable`` (installed plugins), and Lambda / TFSMLayer layers are
+    refused outright.
+    """
+    import keras
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            if "config.json" not in zf.namelist():
+                raise ModelFileError(f"{path}: not a .keras model file (no config.json)")
+            config = _read_json_entry(zf, "config.json", path, "Keras config")
+    except (zipfile.BadZipFile, EOFError, OSError) as exc:
+        raise ModelFileError(f"{path}: damaged or truncated model file ({exc})") from None
+    registered = keras.saving.get_custom_objects()
+    stack = [config]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        stack.extend(node.values())
+        cls_name = node.get("class_name")
+        if cls_name in _REFUSED_CLASSES:
+            raise ModelFileError(f"{path}: refusing to load a {cls_name} layer (it runs code stored in "
+                                 "the file or loads other files); blurkit never loads those")
+        module = node.get("module")
+        if not isinstance(module, str) or not isinstance(cls_name, str):
+            continue
+        top = module.split(".", 1)[0]
+        if top in ("keras", "blurkit") or node.get("registered_name") in registered:
+            continue
+        if module == "builtins" and cls_name == "function" and isinstance(node.get("config"), str) and any(
+                hasattr(getattr(keras, m, None), node["config"]) for m in _KERAS_FUNCTION_MODULES):
+            continue  # a Keras built-in function saved by name ("relu")
+        what = node.get("config") if cls_name == "function" else cls_name
+        raise ModelFileError(
+            f"{path}: refusing to load: its config names {module}.{what}, which is not part of Keras or "
+            "blurkit nor a registered Keras object (blurkit never imports code named by a model file)")

@@ -3,7 +3,10 @@
 Without a model file the default preset is used, so ``blurkit deblur photo.jpg -o sharp.png`` works right
 after installing. Folders are processed recursively, keeping relative names and formats. Outputs are
 written atomically, so an interrupted run never leaves a half-written image, and ``--skip-existing``
-resumes it. Unreadable files are reported and skipped; the summary lists them.
+resumes it. Unreadable files (empty, truncated, not images, decompression bombs above ``--max-pixels``)
+and images that cannot be restored are reported and skipped, the rest of the batch goes on; the summary
+lists each failure with its reason. Transparency is kept (the alpha channel is passed through unchanged,
+except in JPEG outputs); EXIF orientation is applied, so outputs are upright.
 """
 
 from __future__ import annotations
@@ -24,6 +27,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--skip-existing", action="store_true", help="leave outputs that already exist")
     p.add_argument("--suffix", default="", help="add this to output file names (before the extension)")
     p.add_argument("--tile-size", type=int, help="restore images above TILE_SIZE^2 pixels in tiles")
+    p.add_argument("--max-pixels", type=int, metavar="N",
+                   help="refuse images of more than N pixels before decoding them (decompression-bomb guard; "
+                   "default 178956970, about 13000x13000)")
     p.add_argument("--quiet", "-q", action="store_true")
     p.set_defaults(func=run)
     return p
@@ -78,8 +84,11 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm.auto import tqdm
 
-    from blurkit.data.io import ImageReadError, read_image, write_image
+    from blurkit.data.io import DEFAULT_MAX_PIXELS, read_image, write_image
 
+    max_pixels = DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels
+    if max_pixels < 1:
+        raise CLIError(f"--max-pixels must be a positive number of pixels, got {args.max_pixels}")
     d = load_deblurrer(model, args.preset)
     if args.tile_size:
         if d.fixed_size:
@@ -95,11 +104,13 @@ def run(args: argparse.Namespace) -> int:
             skipped += 1
             continue
         try:
-            image = read_image(src)
+            image = read_image(src, max_pixels=max_pixels, alpha="keep")
             write_image(dst, d.predict(image))
             done += 1
-        except (ImageReadError, ValueError, OSError) as exc:
+        except (ValueError, OSError) as exc:  # ImageReadError is a ValueError; messages name the file
             failed.append((src, str(exc)))
+        except Exception as exc:  # noqa: BLE001 - one bad image must not stop the batch
+            failed.append((src, f"{type(exc).__name__}: {exc}"))
     if not args.quiet:
         print(f"done {done}, skipped {skipped} (already there), failed {len(failed)}")
     for src, why in failed:

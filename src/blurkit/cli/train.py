@@ -10,7 +10,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "train",
         help="train a deblurring model",
         description="Train a model on sharp photos (blurred on the fly) or on blurred/sharp pairs, "
-        "save the best one (a .keras file) and the training curves (a PNG beside it).",
+        "save the best one (a .keras file) and the training curves (a PNG beside it). The training state "
+        "is saved after every epoch (OUT's name with .resume, e.g. model.resume/last.keras) and removed "
+        "when the run completes: after a crash, run the same command with --resume to continue.",
     )
     p.add_argument("data", nargs="?", help="folder (or file / glob) of sharp photos")
     p.add_argument("--pairs", nargs=2, metavar=("BLURRED_DIR", "SHARP_DIR"), help="train on existing pairs")
@@ -33,6 +35,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--channels", type=int, default=3, choices=[1, 3])
     p.add_argument("--out", "-o", default="model.keras", help="model file to write (default model.keras)")
     p.add_argument("--curves", help="training-curves PNG (default: OUT with .png)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run whose per-epoch state is in --checkpoint-dir (e.g. after a crash); "
+                   "starts afresh when there is none")
+    p.add_argument("--checkpoint-dir", metavar="DIR",
+                   help="where the training state is saved after every epoch (default: OUT's name with "
+                   ".resume, e.g. model.resume/)")
     p.add_argument("--quiet", "-q", action="store_true")
     p.set_defaults(func=run)
     return p
@@ -68,12 +76,16 @@ def run(args: argparse.Namespace) -> int:
     except (KeyError, TypeError, ValueError) as exc:
         raise CLIError(str(exc).strip("'\"")) from None
     data = tuple(args.pairs) if args.pairs else args.data
+    state_dir = Path(args.checkpoint_dir) if args.checkpoint_dir else out.with_name(out.stem + ".resume")
     if not args.quiet:
-        print(f"{d}\ntraining on {data} for {args.epochs} epochs -> {out}")
+        print(f"{d}\ntraining on {data} for {args.epochs} epochs -> {out} (training state: {state_dir})")
+        if args.resume:
+            state = state_dir / "last.keras"
+            print(f"resuming from {state}" if state.is_file() else f"no saved state in {state_dir}: starting afresh")
     try:
         d.fit(data, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, validation=args.validation,
               validation_split=args.val_split, early_stopping=args.early_stopping, checkpoint=out,
-              verbose=0 if args.quiet else "auto")
+              verbose=0 if args.quiet else "auto", resume=args.resume, checkpoint_dir=state_dir)
     except (FileNotFoundError, ValueError) as exc:
         raise CLIError(str(exc)) from None
     if not d.validation or not out.is_file():
@@ -82,6 +94,12 @@ def run(args: argparse.Namespace) -> int:
         d.save(out)
     curves = Path(args.curves) if args.curves else out.with_suffix(".png")
     d.plot_history(curves)
+    # the run is complete and its model saved: its training state is no longer needed
+    (state_dir / "last.keras").unlink(missing_ok=True)
+    try:
+        state_dir.rmdir()
+    except OSError:  # not empty (other files there) or already gone
+        pass
     if not args.quiet:
         best = d.validation.get("psnr")
         print(f"saved {out} (validation PSNR {best:.2f} dB)" if best else f"saved {out}")

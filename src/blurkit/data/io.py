@@ -518,6 +518,37 @@ def _umask() -> int:
 
 _FILE_MODE = 0o666 & ~_umask()
 
+#: A hidden temporary file of a killed atomic write (``.NAME.XXXXXXXX.tmp``) older than this many seconds
+#: is deleted by the next atomic write of the same ``NAME``; a younger one may belong to a write still
+#: running in another process.
+STALE_TEMP_SECONDS = 600
+
+
+def _remove_stale_temps(path: Path, suffix: str, max_age: float = STALE_TEMP_SECONDS) -> int:
+    """Delete ``.NAME.XXXXXXXX<suffix>`` files beside ``path`` older than ``max_age`` seconds.
+
+    Those are what :func:`tempfile.mkstemp` (8 random characters) made for ``path`` in a process that was
+    killed before it could rename or delete them. Returns how many were deleted.
+    """
+    import time
+
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}{re.escape(suffix)}")
+    removed, now = 0, time.time()
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return 0
+    for name in names:
+        if pattern.fullmatch(name):
+            tmp = path.parent / name
+            try:
+                if now - tmp.lstat().st_mtime > max_age:
+                    tmp.unlink()
+                    removed += 1
+            except OSError:
+                pass
+    return removed
+
 
 def _fsync_folder(folder: Path) -> None:
     if os.name != "posix":
@@ -540,10 +571,12 @@ def atomic_open(
 ) -> Iterator[IO[Any]]:
     """Open a temporary file that replaces ``path`` only when the ``with`` block succeeds.
 
-    The temporary file is created next to ``path`` (hidden: ``.NAME.XXXX.tmp``, so :func:`list_images`
+    The temporary file is created next to ``path`` (hidden: ``.NAME.XXXXXXXX.tmp``, so :func:`list_images`
     ignores it), flushed and fsynced on success, then renamed over ``path`` with :func:`os.replace`
-    (atomic on POSIX and Windows). On any error it is deleted and ``path`` is left as it was. Parent
-    folders are created.
+    (atomic on POSIX and Windows). On any error it is deleted and ``path`` is left as it was. A process
+    killed mid-write (``kill -9``, power cut) leaves ``path`` intact and at most that hidden temporary
+    file, which the next write of ``path`` deletes once it is older than :data:`STALE_TEMP_SECONDS`.
+    Parent folders are created; the file gets the usual permissions (``0666`` minus the umask).
 
     Args:
         path: The file to write.
@@ -569,6 +602,7 @@ def atomic_open(
     path = Path(os.fspath(path))
     folder = path.parent
     folder.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temps(path, ".tmp")
     fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
     tmp = Path(tmp_name)
     try:
