@@ -127,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--estimator-steps", type=int, default=ESTIMATOR_STEPS, help="stage-1 steps (wiener_unet)")
     p.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--work-dir", default=str(here.parent / "runs"), help="per-epoch resume state (git-ignored)")
     args = p.parse_args(argv)
 
     import keras
@@ -159,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         train_estimator(d.model, list_images(args.data), args.estimator_steps, args.seed)
         d.compile()  # the estimator is frozen now
     d.fit(args.data, validation=args.val, epochs=epochs, steps_per_epoch=steps, reduce_lr=False,
-          callbacks=[keras.callbacks.LearningRateScheduler(cosine)], checkpoint=out, verbose=2)
+          callbacks=[keras.callbacks.LearningRateScheduler(cosine)], checkpoint=out,
+          checkpoint_dir=Path(args.work_dir) / f"{args.preset}.resume", verbose=2)
     minutes = (time.time() - t0) / 60
     best = Deblurrer.load(out)
     best.training.update({"recipe": args.preset, "train_minutes": round(minutes, 1),
