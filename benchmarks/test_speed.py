@@ -41,23 +41,15 @@ SMALL, BIG = list(INFER_SIZES)
 
 
 def tile_inflation(h: int, w: int, tile: int, overlap: int, fixed: bool = False, align: int = 1) -> float:
-    """Pixels the model computes per image pixel when the facade tiles an ``h x w`` image (as
-    :func:`blurkit.tiling.tiled_apply` does: tiles aligned to the model's downsampling factor)."""
-    from blurkit.tiling import tile_starts
+    """Pixels the model computes per image pixel when the facade restores an ``h x w`` image: 1 for one
+    whole-image call, else the tiles :func:`blurkit.tiling.plan_tiles` places (fitted to the image and
+    aligned to the model's downsampling factor; fixed-input models: tiles of exactly their size)."""
+    from blurkit.tiling import plan_tiles
 
     if not fixed and h * w <= tile * tile:
         return 1.0
-    hh, ww = (max(h, tile), max(w, tile)) if fixed else (h, w)
-    starts = tile_starts
-    if align > 1:
-        tile = max(align, tile - tile % align)
-        hh, ww = -(-hh // align) * align, -(-ww // align) * align
-
-        def starts(n, t, o):
-            return tile_starts(n, t, o, align=align)
-    overlap = min(overlap, tile - 1)
-    ny, nx = len(starts(hh, tile, overlap)), len(starts(ww, tile, overlap))
-    return ny * nx * min(tile, hh) * min(tile, ww) / (h * w)
+    return plan_tiles(h, w, tile=tile, overlap=overlap, align=align, pad_to_tile=fixed,
+                      fit=not fixed).pixel_inflation
 
 
 # ------------------------------------------------------------------------------------- 1. roofline

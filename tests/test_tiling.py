@@ -175,3 +175,65 @@ def test_autoencoder_runs_on_any_size_via_tiles():
     d._infer = lambda b: seen.append(b.shape) or infer(b)
     d.predict(np.zeros((200, 150, 3), np.float32))
     assert {s[1:] for s in seen} == {(128, 128, 3)} and sum(s[0] for s in seen) == 4
+
+
+# ----------------------------------------------------------------------- fitted tiles, streaming
+def test_fitted_tiles_cut_the_overlap_cost():
+    from blurkit.tiling import plan_tiles
+
+    fixed = plan_tiles(1536, 2048, tile=512, overlap=64, align=8, fit=False)
+    fitted = plan_tiles(1536, 2048, tile=512, overlap=64, align=8)
+    assert (len(fitted.ys), len(fitted.xs)) == (len(fixed.ys), len(fixed.xs))  # as many tiles, smaller
+    assert fixed.pixel_inflation == pytest.approx(5 * 4 * 512**2 / (2048 * 1536))
+    assert fitted.pixel_inflation < 1.28 and plan_tiles(1536, 2048, tile=1024, overlap=64,
+                                                        align=8).pixel_inflation < 1.12
+
+
+@FEW
+@given(h=st.integers(1, 700), w=st.integers(1, 700), tile=st.integers(16, 300), align=st.sampled_from([1, 2, 8]),
+       data=st.data())
+def test_fitted_tiles_cover_aligned_and_bounded(h, w, tile, align, data):
+    from blurkit.tiling import plan_tiles
+
+    overlap = data.draw(st.integers(0, tile - 1))
+    p = plan_tiles(h, w, tile=tile, overlap=overlap, align=align)
+    side_max = max(align, tile - tile % align)
+    for starts, side, length in ((p.ys, p.tile_h, p.height), (p.xs, p.tile_w, p.width)):
+        assert length % align == 0 and starts[0] == 0
+        if len(starts) == 1:
+            assert side == length <= side_max
+            continue
+        assert side <= side_max and side % align == 0 and all(s % align == 0 for s in starts)
+        assert starts[-1] + side == length  # covered to the edge
+        # the overlap, rounded up to a multiple of align but below the tile side
+        assert all(a + side - b >= min(p.overlap, side - align) for a, b in zip(starts, starts[1:], strict=False))
+    assert p.pixel_inflation <= plan_tiles(h, w, tile=tile, overlap=overlap, align=align,
+                                           fit=False).pixel_inflation + 1e-9
+
+
+def test_integer_image_converted_tile_by_tile_and_written_in_bands():
+    """uint8 in, uint8 out: ``prepare`` sees tiles, ``finish`` sees bands of rows, never the whole image."""
+    from scipy.ndimage import uniform_filter
+
+    rng = np.random.default_rng(4)
+    image = rng.integers(0, 256, (301, 263, 3), dtype=np.uint8)
+    cuts, bands = [], []
+
+    def prepare(crop):
+        cuts.append(crop.shape)
+        return crop.astype(np.float32) / 255
+
+    def finish(y):
+        bands.append(y.shape)
+        return np.clip(np.rint(y * 255), 0, 255)
+
+    def box(batch):
+        return np.stack([uniform_filter(t, size=(5, 5, 1), mode="constant") for t in batch])
+
+    out = np.empty_like(image)
+    got = tiled_apply(box, image, tile=128, overlap=32, prepare=prepare, finish=finish, out=out)
+    assert got is out and out.dtype == np.uint8
+    whole = np.clip(np.rint(box(image[None].astype(np.float32) / 255)[0] * 255), 0, 255)
+    assert np.abs(out.astype(int) - whole).max() <= 1
+    assert all(s[0] <= 128 and s[1] <= 128 for s in cuts)
+    assert len(bands) > 1 and all(b[0] <= 128 for b in bands) and sum(b[0] for b in bands) == 301

@@ -748,18 +748,25 @@ class Deblurrer:
                 f"channels={self.channels}, params={self.model.count_params():,})")
 
 
-def tiled_apply_model(d: Deblurrer, x: np.ndarray, **kwargs: Any) -> np.ndarray:
+def tiled_apply_model(
+    d: Deblurrer,
+    x: np.ndarray,
+    *,
+    prepare: Callable[[np.ndarray], np.ndarray] | None = None,
+    finish: Callable[[np.ndarray], np.ndarray] | None = None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
     """:func:`~blurkit.tiling.tiled_apply` with the facade's model and tiling settings.
 
     Fully convolutional models get tiles fitted to the image (fewest tiles of at most ``tile_size``,
     shrunk to the least overlap); fixed-input models get tiles of exactly their size, four per call.
-    ``kwargs`` go to ``tiled_apply`` (``prepare``, ``finish``, ``out``).
+    ``prepare``, ``finish`` and ``out`` are passed on (per-tile conversion, per-band output).
     """
     from blurkit.tiling import tiled_apply
 
     return tiled_apply(d._infer, x, tile=d.tile_size, overlap=d.tile_overlap,
                        batch=4 if d.fixed_size else 1, pad_to_tile=d.fixed_size is not None,
-                       align=d.tile_align, fit=d.fixed_size is None, **kwargs)
+                       align=d.tile_align, fit=d.fixed_size is None, prepare=prepare, finish=finish, out=out)
 
 
 def _tile_align(model: Any) -> int:

@@ -34,6 +34,7 @@ import math
 import numbers
 from typing import Any, ClassVar
 
+import cv2
 import numpy as np
 
 from blurkit.blurs.functional import check_border, convolve
@@ -147,18 +148,24 @@ def check_image(image: np.ndarray) -> np.ndarray:
 
 
 def _finish(out: np.ndarray, image: np.ndarray, quantize: bool) -> np.ndarray:
-    """Round/clip the float32 result ``out`` back to ``image``'s dtype and range."""
+    """Round/clip the float32 result ``out`` (which it may overwrite) back to ``image``'s dtype and range."""
     dtype = image.dtype
     if dtype in _SCALE:
-        out = np.clip(np.rint(out), 0, _SCALE[dtype])
+        if not (quantize and dtype == np.uint16) and out.ndim in (2, 3) and out.shape[-1] <= 4:
+            # one pass: OpenCV's conversion rounds half to even (as np.rint) and saturates to the range
+            res = cv2.add(out, 0.0, dtype=cv2.CV_8U if dtype == np.uint8 else cv2.CV_16U)
+            return res.reshape(out.shape)
+        out = np.clip(np.rint(out, out=out), 0, _SCALE[dtype], out=out)
         if quantize and dtype == np.uint16:
             out = np.rint(out / 257.0) * 257.0
         return out.astype(dtype)
     if image.size and image.min() >= 0 and image.max() <= 1:
-        out = np.clip(out, 0, 1)
+        out = np.clip(out, 0, 1, out=out)
     if quantize:
-        out = np.rint(out * 255.0) / 255.0
-    return out.astype(dtype)
+        out *= 255.0
+        np.rint(out, out=out)
+        out /= 255.0
+    return out.astype(dtype, copy=False)
 
 
 class Blur(abc.ABC):
@@ -264,7 +271,9 @@ class Blur(abc.ABC):
             kernel = self.kernel(params)
         border = check_border(params.get("border", self.border))
         sigma = float(params.get("noise_sigma", 0.0))
-        out = convolve(image.astype(np.float32), kernel, border)
+        # uint8 / uint16 go to OpenCV as they are (converted while filtering): no float copy of the input
+        src = image if image.dtype in (np.float32, np.uint8, np.uint16) else image.astype(np.float32)
+        out = convolve(src, kernel, border)
         if sigma > 0:
             scale = _SCALE.get(image.dtype, 1.0)
             noise = self._generator(rng).normal(0.0, sigma * scale, size=out.shape)

@@ -241,8 +241,11 @@ def _convolve2d(image: np.ndarray, kernel: np.ndarray, border: str) -> np.ndarra
     factors = _separate(flipped)
     if factors is not None:
         col, row = factors
-        out = cv2.sepFilter2D(src, -1, row, col, borderType=flag)
-    else:
+        # integers are converted to float32 while filtering (same result, no float copy of the input)
+        depth = -1 if src.dtype.kind == "f" else cv2.CV_32F
+        out = cv2.sepFilter2D(src, depth, row, col, borderType=flag)
+    else:  # filter2D's integer-to-float path is slow (3x): convert first
+        src = src if src.dtype.kind == "f" else src.astype(np.float32)
         out = cv2.filter2D(src, -1, flipped, borderType=flag)
     if border == "wrap":
         out = out[ph : ph + image.shape[0], pw : pw + image.shape[1]]
@@ -259,7 +262,8 @@ def convolve(image: np.ndarray, kernel: np.ndarray, border: str = "reflect") -> 
 
     Args:
         image: ``(H, W)``, ``(H, W, C)`` or ``(N, H, W, C)`` array. float32 and float64 are kept; other
-            dtypes are computed and returned as float32.
+            dtypes are computed and returned as float32 (uint8 and uint16 with a separable kernel without
+            a float copy: OpenCV converts them while filtering).
         kernel: 2D kernel with odd height and width.
         border: How pixels beyond the edge are filled: "reflect", "symmetric", "edge", "constant", "wrap".
 
@@ -279,7 +283,7 @@ def convolve(image: np.ndarray, kernel: np.ndarray, border: str = "reflect") -> 
     if kernel.ndim != 2 or kernel.shape[0] % 2 == 0 or kernel.shape[1] % 2 == 0:
         raise ValueError(f"kernel must be 2D with odd height and width, got shape {kernel.shape}")
     image = np.asarray(image)
-    if image.dtype not in (np.float32, np.float64):
+    if image.dtype not in (np.float32, np.float64, np.uint8, np.uint16):
         image = image.astype(np.float32)
     if image.ndim == 4:
         return np.stack([_convolve2d(im, kernel, border) for im in image]) if len(image) else image.copy()
