@@ -17,7 +17,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--pairs", nargs=2, metavar=("BLURRED_DIR", "SHARP_DIR"), help="evaluate on pairs")
     p.add_argument("--max-images", type=int)
     p.add_argument("--json", dest="json_out", help="write the scores (with per-image rows) to this JSON file")
-    p.add_argument("--figure", help="write a blurred | restored | sharp figure of the first image here")
+    p.add_argument("--figure", help="write a blurred | restored | sharp grid (one row per image) here")
+    p.add_argument("--figure-images", type=int, default=4, metavar="N", help="rows of the figure (default 4)")
     p.set_defaults(func=run)
     return p
 
@@ -61,9 +62,14 @@ def run(args: argparse.Namespace) -> int:
         from blurkit.metrics.functional import psnr
         from blurkit.plots import plot_comparison
 
-        b, s = d.test_pair(data, 0)
-        r = d.predict(b)
-        plot_comparison([b, r, s], [f"blurred {psnr(s, b):.2f} dB", f"restored {psnr(s, r):.2f} dB", "sharp"],
-                        Path(args.figure))
+        panels, titles = [], []
+        rows = min(max(1, args.figure_images), scores["images"])
+        for i in range(rows):  # the same blurred inputs as the scores above (seeded per image)
+            b, s = d.test_pair(data, i)
+            r = d.predict(b)
+            name = Path(scores["per_image"][i]["image"]).name
+            panels += [b, r, s]
+            titles += [f"{name}: blurred {psnr(s, b):.2f} dB", f"restored {psnr(s, r):.2f} dB", "sharp"]
+        plot_comparison(panels, titles, Path(args.figure), rows=rows)
         print(f"figure: {args.figure}")
     return 0

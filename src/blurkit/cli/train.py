@@ -31,6 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=1e-3, help="initial learning rate (Adam)")
     p.add_argument("--loss", default="mse", choices=["mse", "l1", "charbonnier", "psnr"])
     p.add_argument("--early-stopping", type=int, metavar="PATIENCE", help="stop after PATIENCE flat epochs")
+    p.add_argument("--time-limit", type=float, metavar="MINUTES",
+                   help="stop at the end of the first epoch that ends after MINUTES of training")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--channels", type=int, default=3, choices=[1, 3])
     p.add_argument("--out", "-o", default="model.keras", help="model file to write (default model.keras)")
@@ -85,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         d.fit(data, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, validation=args.validation,
               validation_split=args.val_split, early_stopping=args.early_stopping, checkpoint=out,
-              verbose=0 if args.quiet else "auto", resume=args.resume, checkpoint_dir=state_dir)
+              verbose=0 if args.quiet else "auto", resume=args.resume, checkpoint_dir=state_dir,
+              callbacks=[_time_limit(args.time_limit)] if args.time_limit else ())
     except (FileNotFoundError, ValueError) as exc:
         raise CLIError(str(exc)) from None
     if not d.validation or not out.is_file():
@@ -105,3 +108,25 @@ def run(args: argparse.Namespace) -> int:
         print(f"saved {out} (validation PSNR {best:.2f} dB)" if best else f"saved {out}")
         print(f"curves: {curves}")
     return 0
+
+
+def _time_limit(minutes: float):
+    """A Keras callback that stops training at the end of the first epoch past ``minutes``."""
+    import time
+
+    import keras
+
+    if minutes <= 0:
+        from blurkit.cli.main import CLIError
+
+        raise CLIError(f"--time-limit must be positive, got {minutes}")
+
+    class TimeLimit(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.start = time.monotonic()
+
+        def on_epoch_end(self, epoch, logs=None):
+            if time.monotonic() - self.start >= minutes * 60:
+                self.model.stop_training = True
+
+    return TimeLimit()
