@@ -11,15 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from blurkit.models._checks import int_arg as _positive_int
 from blurkit.registry import register_model
 
 __all__ = ["autoencoder"]
-
-
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return value
 
 
 @register_model("autoencoder")

@@ -18,15 +18,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from blurkit.models._checks import int_arg as _int_arg
 from blurkit.registry import register_model
 
 __all__ = ["nafnet"]
-
-
-def _int_arg(name: str, value: object, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return value
 
 
 def _int_list(name: str, value: object) -> list[int]:

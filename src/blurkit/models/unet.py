@@ -14,15 +14,10 @@ Keras is imported inside the builder, so importing this module (and listing the 
 
 from __future__ import annotations
 
+from blurkit.models._checks import int_arg as _int_arg
 from blurkit.registry import register_model
 
 __all__ = ["unet"]
-
-
-def _int_arg(name: str, value: object, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return value
 
 
 def _residual_block(x, filters: int, kernel_size: int, name: str):

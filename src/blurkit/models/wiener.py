@@ -21,7 +21,8 @@ Keras is imported inside the builder, so importing this module (and listing the 
 
 from __future__ import annotations
 
-from blurkit.models.unet import _int_arg, unet_body
+from blurkit.models._checks import int_arg as _int_arg
+from blurkit.models.unet import unet_body
 from blurkit.registry import register_model
 
 __all__ = ["wiener_unet"]
