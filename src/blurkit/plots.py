@@ -39,7 +39,10 @@ def _save(fig, path: str | os.PathLike) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix or ".png", dir=path.parent)
     os.close(fd)
     try:
+        from blurkit.data.io import _FILE_MODE
+
         fig.savefig(tmp, dpi=110, bbox_inches="tight")
+        os.chmod(tmp, _FILE_MODE)  # mkstemp creates 0600 files; give the usual permissions
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
