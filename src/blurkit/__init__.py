@@ -11,9 +11,9 @@ Examples:
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
+from blurkit._lazy import attach
 from blurkit.registry import (
     BLURS,
     METRICS,
@@ -65,13 +65,4 @@ if TYPE_CHECKING:  # pragma: no cover
     from blurkit.metrics.functional import mse, psnr, ssim
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'blurkit' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = attach(__name__, _LAZY, __all__, globals())

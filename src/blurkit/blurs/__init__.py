@@ -18,8 +18,9 @@ Examples:
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from blurkit._lazy import attach
 
 # name -> module; imported on first access (PEP 562). Eager imports here would make pytest's
 # importlib-mode doctest collection execute each submodule twice and register its class twice.
@@ -54,16 +55,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from blurkit.blurs.motion import MotionBlur
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'blurkit.blurs' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = attach(__name__, _LAZY, __all__, globals())
 
 
 def blur(image: np.ndarray, name: str = "gaussian", seed: int | None = None, **options) -> np.ndarray:

@@ -18,20 +18,25 @@ Examples:
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
+from blurkit._lazy import attach
 from blurkit.models.autoencoder import autoencoder
 from blurkit.models.flops import flops_by_layer, flops_per_pixel
 from blurkit.models.nafnet import nafnet
 from blurkit.models.unet import unet
+from blurkit.models.wiener import wiener_unet
 
-_LAYERS = ("PadToMultiple", "CropToReference", "SimpleGate", "ChannelScale", "PixelShuffle")
+_LAYERS = (
+    "PadToMultiple", "CropToReference", "SimpleGate", "ChannelScale", "PixelShuffle", "GaussianWiener",
+    "RadialSpectrum", "TakeChannels",
+)
 
 __all__ = [
     "autoencoder",
     "unet",
     "nafnet",
+    "wiener_unet",
     "flops_per_pixel",
     "flops_by_layer",
     "PadToMultiple",
@@ -39,19 +44,22 @@ __all__ = [
     "SimpleGate",
     "ChannelScale",
     "PixelShuffle",
+    "GaussianWiener",
+    "RadialSpectrum",
+    "TakeChannels",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from blurkit.models.layers import ChannelScale, CropToReference, PadToMultiple, PixelShuffle, SimpleGate
+    from blurkit.models.layers import (
+        ChannelScale,
+        CropToReference,
+        GaussianWiener,
+        PadToMultiple,
+        PixelShuffle,
+        RadialSpectrum,
+        SimpleGate,
+        TakeChannels,
+    )
 
 
-def __getattr__(name: str):
-    if name in _LAYERS:
-        value = getattr(importlib.import_module("blurkit.models.layers"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'blurkit.models' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = attach(__name__, dict.fromkeys(_LAYERS, "blurkit.models.layers"), __all__, globals())
