@@ -444,12 +444,6 @@ class Deblurrer:
         else:
             self._restore_into(x, o, scale, grey=True)
 
-    def _restore(self, x: np.ndarray) -> np.ndarray:
-        """Restore one float32 (H, W, C) image whose C equals the model's channels."""
-        out = np.empty(x.shape, np.float32)
-        self._restore_into(x, out)
-        return out
-
     def _restore_any(self, img: np.ndarray) -> np.ndarray:
         """Restore a float32 image with any number of channels (1..4) using the model's channels."""
         out = np.empty(img.shape, np.float32)
