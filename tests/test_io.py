@@ -491,3 +491,22 @@ def test_image_bytes_via_pillow_roundtrip(tmp_path, rgb):
     write_image(tmp_path / "a.png", rgb)
     with Image.open(io.BytesIO((tmp_path / "a.png").read_bytes())) as im:
         np.testing.assert_array_equal(np.asarray(im), rgb)
+
+
+def test_atomic_writes_list_a_folder_once(tmp_path, monkeypatch):
+    """Thousands of outputs in one folder: the stale-temporary-file check lists it once, not per write."""
+    import os as _os
+
+    from blurkit.data import io as bio
+
+    calls = []
+    real = _os.listdir
+    monkeypatch.setattr(bio.os, "listdir", lambda p=".": calls.append(str(p)) or real(p))
+    stale = tmp_path / ".img7.png.abcd1234.tmp"  # left by a killed write of an earlier process
+    stale.write_bytes(b"partial")
+    _os.utime(stale, (1, 1))
+    img = np.zeros((4, 5, 3), np.uint8)
+    for i in range(20):
+        bio.write_image(tmp_path / f"img{i}.png", img)
+    assert calls.count(str(tmp_path)) == 1
+    assert not stale.exists() and len(list(tmp_path.glob("img*.png"))) == 20

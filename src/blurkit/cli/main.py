@@ -15,6 +15,7 @@ import sys
 COMMANDS = {
     "list": "blurkit.cli.list_cmd",
     "make-pairs": "blurkit.cli.make_pairs",
+    "shard": "blurkit.cli.shard",
     "train": "blurkit.cli.train",
     "deblur": "blurkit.cli.deblur",
     "evaluate": "blurkit.cli.evaluate",

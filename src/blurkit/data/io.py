@@ -48,11 +48,15 @@ import numpy as np
 
 __all__ = [
     "IMAGE_EXTENSIONS",
+    "LIST_EXTENSIONS",
     "DEFAULT_MAX_PIXELS",
     "ImageReadError",
     "is_image_path",
     "list_images",
     "read_image",
+    "decode_image",
+    "is_list_path",
+    "read_list",
     "write_image",
     "atomic_open",
     "atomic_write_bytes",
@@ -102,6 +106,107 @@ def is_image_path(path: PathLike) -> bool:
     return Path(os.fspath(path)).suffix.lower() in IMAGE_EXTENSIONS
 
 
+#: Suffixes (lower case) of text files that list images, one path per line (see :func:`read_list`).
+LIST_EXTENSIONS: tuple[str, ...] = (".txt", ".lst")
+
+
+def is_list_path(path: PathLike) -> bool:
+    """Whether ``path`` names a text list of images (suffix ``.txt`` or ``.lst``, case-insensitive).
+
+    Examples:
+        >>> from blurkit.data.io import is_list_path
+        >>> is_list_path("train.txt"), is_list_path("val.LST"), is_list_path("a.png")
+        (True, True, False)
+    """
+    return Path(os.fspath(path)).suffix.lower() in LIST_EXTENSIONS
+
+
+def read_list(path: PathLike, recursive: bool = True) -> list[Path]:
+    """The images named by a text list file: one path per line.
+
+    Each line is an image file, a folder (scanned like :func:`list_images` does) or a glob pattern.
+    Relative paths are relative to the list file's folder, so a list can travel with its data. Blank
+    lines and lines starting with ``#`` are ignored, and surrounding spaces are stripped. An image listed
+    twice is returned once (first-seen order), so a train/validation split cannot put it on both sides.
+    Lines are read one at a time and each is checked with one ``stat``, about what scanning a folder
+    of the same size costs.
+
+    A listed file that does not exist is an error naming the list file and the line: a list is written
+    on purpose, so a missing entry is a mistake to fix, not a file to skip silently. (A listed file that
+    exists but cannot be decoded is skipped during training with a warning, like in a folder.)
+
+    Args:
+        path: The list file (UTF-8 text; a byte-order mark is allowed).
+        recursive: Scan sub-folders of listed folders.
+
+    Returns:
+        The image paths, in list order.
+
+    Raises:
+        FileNotFoundError: The list file, or a listed path, does not exist (the message says
+            ``LIST line N: ...``).
+        ValueError: A listed file has no image suffix, a listed folder or pattern holds no image, a line
+            names another list file, or the list names no image at all.
+
+    Examples:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from blurkit.data.io import read_list
+        >>> root = Path(tempfile.mkdtemp())
+        >>> for name in ["a.png", "sub/b.jpg", "sub/c.png"]:
+        ...     (root / name).parent.mkdir(exist_ok=True)
+        ...     _ = (root / name).write_bytes(b"")
+        >>> _ = (root / "train.txt").write_text("# training photos\\na.png\\n\\nsub/*.jpg\\na.png\\n")
+        >>> [p.relative_to(root).as_posix() for p in read_list(root / "train.txt")]
+        ['a.png', 'sub/b.jpg']
+        >>> _ = (root / "bad.txt").write_text("a.png\\nmissing.png\\n")
+        >>> read_list(root / "bad.txt")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: .../bad.txt line 2: no such file: missing.png (looked for .../missing.png)
+    """
+    path = Path(os.fspath(path))
+    base = path.parent
+    seen: set[str] = set()
+    out: list[Path] = []
+    with open(path, encoding="utf-8-sig") as fh:  # FileNotFoundError names the list
+        for number, line in enumerate(fh, 1):
+            entry = line.strip()
+            if not entry or entry.startswith("#"):
+                continue
+            where = f"{path} line {number}"
+            target = Path(entry).expanduser()
+            if not target.is_absolute():
+                target = base / target
+            if is_list_path(target):
+                raise ValueError(f"{where}: a list file cannot name another list ({entry})")
+            try:
+                mode = os.stat(target).st_mode
+            except FileNotFoundError:
+                mode = None
+            if mode is not None and stat.S_ISREG(mode):
+                if not is_image_path(target):
+                    raise ValueError(
+                        f"{where}: not an image file name: {entry} (expected one of {', '.join(IMAGE_EXTENSIONS)})"
+                    )
+                found = [target]
+            elif mode is None and not _has_magic(entry):
+                raise FileNotFoundError(f"{where}: no such file: {entry} (looked for {target})")
+            else:  # a folder or a glob pattern
+                try:
+                    found = list_images(target if mode is not None else str(target), recursive=recursive)
+                except (FileNotFoundError, ValueError) as exc:
+                    raise type(exc)(f"{where}: {exc}") from None
+            for p in found:
+                key = os.path.abspath(p)
+                if key not in seen:
+                    seen.add(key)
+                    out.append(p)
+    if not out:
+        raise ValueError(f"list file {path} names no images (one path per line; # starts a comment)")
+    return out
+
+
 def _is_hidden(name: str) -> bool:
     return name.startswith(".")
 
@@ -146,7 +251,7 @@ def _has_magic(text: str) -> bool:
 
 
 def list_images(source: PathLike | Iterable[PathLike], recursive: bool = True) -> list[Path]:
-    """Image files from a folder, a single file, a glob pattern, or a list of those.
+    """Image files from a folder, a single file, a glob pattern, a text list file, or a list of those.
 
     Folders are scanned for files whose suffix is in :data:`IMAGE_EXTENSIONS` (case-insensitive). The
     result is sorted by relative path so it is the same on every machine. Hidden files and folders are
@@ -156,7 +261,8 @@ def list_images(source: PathLike | Iterable[PathLike], recursive: bool = True) -
 
     Args:
         source: A folder, an image file, a glob pattern (``"data/**/*.png"``; ``**`` matches
-            sub-folders), or a list/tuple of those.
+            sub-folders), a text file listing images (``.txt`` or ``.lst``, one path per line, see
+            :func:`read_list`), or a list/tuple of those.
         recursive: Scan sub-folders of folders (glob patterns follow their own ``**``).
 
     Returns:
@@ -206,6 +312,8 @@ def list_images(source: PathLike | Iterable[PathLike], recursive: bool = True) -
             )
         return images
     if path.is_file():
+        if is_list_path(path):
+            return read_list(path, recursive=recursive)
         if not is_image_path(path):
             raise ValueError(
                 f"not an image file name: {path} (expected one of {', '.join(IMAGE_EXTENSIONS)})"
@@ -456,7 +564,51 @@ def read_image(
     info = path.stat()  # FileNotFoundError names the path
     if stat.S_ISDIR(info.st_mode):
         raise IsADirectoryError(f"{path} is a folder, not an image file")
-    data = path.read_bytes()
+    return decode_image(path.read_bytes(), name=name, max_pixels=max_pixels, alpha=alpha)
+
+
+def decode_image(
+    data: bytes,
+    *,
+    name: str = "<bytes>",
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    alpha: Literal["drop", "keep"] = "drop",
+) -> np.ndarray:
+    """Decode the bytes of an encoded image file, exactly as :func:`read_image` decodes a file.
+
+    This is :func:`read_image` without the file: the same header check against ``max_pixels``, EXIF
+    orientation, 16-bit and alpha handling. Training reads TFRecord shards of encoded files through it
+    (see :mod:`blurkit.data.shards`).
+
+    Args:
+        data: The encoded file (PNG, JPEG, TIFF, ... as stored on disk).
+        name: What error messages call the image (a file name).
+        max_pixels: As for :func:`read_image`.
+        alpha: As for :func:`read_image`.
+
+    Returns:
+        The same array :func:`read_image` returns for a file holding ``data``.
+
+    Raises:
+        ImageReadError: Empty, not an image, truncated or corrupt, or larger than ``max_pixels``.
+
+    Examples:
+        >>> import cv2
+        >>> import numpy as np
+        >>> from blurkit.data.io import decode_image
+        >>> ok, png = cv2.imencode(".png", np.zeros((2, 3), np.uint16))
+        >>> decode_image(png.tobytes()).dtype, decode_image(png.tobytes()).shape
+        (dtype('uint16'), (2, 3))
+        >>> decode_image(b"hello", name="notes.png")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        blurkit.data.io.ImageReadError: notes.png: not an image, or a format blurkit cannot read ...
+    """
+    if alpha not in ("drop", "keep"):
+        raise ValueError(f"alpha must be 'drop' or 'keep', got {alpha!r}")
+    if max_pixels is not None and max_pixels <= 0:
+        raise ValueError(f"max_pixels must be positive or None, got {max_pixels}")
+    data = bytes(data) if not isinstance(data, bytes) else data
     if not data:
         raise ImageReadError(f"{name}: empty file (0 bytes)")
 
@@ -524,29 +676,50 @@ _FILE_MODE = 0o666 & ~_umask()
 STALE_TEMP_SECONDS = 600
 
 
+_TEMP_SCANS: dict[tuple[str, str], tuple[float, dict[str, list[str]]]] = {}
+_TEMP_SCANS_LOCK = threading.Lock()
+
+
 def _remove_stale_temps(path: Path, suffix: str, max_age: float = STALE_TEMP_SECONDS) -> int:
     """Delete ``.NAME.XXXXXXXX<suffix>`` files beside ``path`` older than ``max_age`` seconds.
 
     Those are what :func:`tempfile.mkstemp` (8 random characters) made for ``path`` in a process that was
     killed before it could rename or delete them. Returns how many were deleted.
+
+    A folder is listed once per process (again after ``max_age`` seconds), not once per write: writing
+    tens of thousands of files into one folder would otherwise list it that many times. What a killed
+    write of *this* process could leave is not an issue (writes clean up after themselves unless the
+    process dies), and the next process lists the folder afresh.
     """
     import time
 
-    pattern = re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}{re.escape(suffix)}")
-    removed, now = 0, time.time()
-    try:
-        names = os.listdir(path.parent)
-    except OSError:
-        return 0
-    for name in names:
-        if pattern.fullmatch(name):
-            tmp = path.parent / name
+    now = time.time()
+    key = (str(path.parent), suffix)
+    with _TEMP_SCANS_LOCK:
+        scan = _TEMP_SCANS.get(key)
+        if scan is None or now - scan[0] > max_age:
+            pattern = re.compile(rf"\.(.+)\.[a-z0-9_]{{8}}{re.escape(suffix)}")
             try:
-                if now - tmp.lstat().st_mtime > max_age:
-                    tmp.unlink()
-                    removed += 1
+                names = os.listdir(path.parent)
             except OSError:
-                pass
+                return 0
+            found: dict[str, list[str]] = {}
+            for name in names:
+                m = pattern.fullmatch(name)
+                if m:
+                    found.setdefault(m.group(1), []).append(name)
+            scan = (now, found)
+            _TEMP_SCANS[key] = scan
+        candidates = scan[1].pop(path.name, [])
+    removed = 0
+    for name in candidates:
+        tmp = path.parent / name
+        try:
+            if now - tmp.lstat().st_mtime > max_age:
+                tmp.unlink()
+                removed += 1
+        except OSError:
+            pass
     return removed
 
 

@@ -2,15 +2,20 @@
 
 Three kinds of training data go through the same pipeline:
 
-* **sharp photos** (a folder, a file, a glob pattern or a list of paths, or an array of sharp images):
-  every visit of an image cuts random patches, applies a random flip/rotation, and blurs each patch with
-  the blur generator using freshly sampled parameters (seeded);
+* **sharp photos** (a folder, a file, a glob pattern, a text file listing paths, a list of those, or an
+  array of sharp images): every visit of an image cuts random patches, applies a random flip/rotation,
+  and blurs each patch with the blur generator using freshly sampled parameters (seeded);
+* **TFRecord shards** of sharp photos written by ``blurkit shard`` (:mod:`blurkit.data.shards`): the
+  shard folder, one shard file, a glob of them or a list of them; treated like sharp photos;
 * **pairs of folders** ``(blurred_dir, sharp_dir)`` matched by relative path (``blurkit make-pairs``
   output, or a camera's blurred/sharp captures): aligned random patches from both, same augmentation;
 * **pairs of arrays** ``(blurred, sharp)`` like the tutorial: same as pair folders, in memory.
 
-Nothing is loaded whole into memory for file sources: files are decoded in parallel
-(``num_parallel_calls=AUTOTUNE``), a few patches are cut per decoded image, and batches are prefetched.
+Nothing is loaded whole into memory for file sources: the pipeline streams item indices (or shard
+records), files are decoded in parallel (``num_parallel_calls=AUTOTUNE``), a few patches are cut per
+decoded image, and batches are prefetched. Shards are read with ``tf.data.TFRecordDataset``, interleaved
+over up to 8 shard files at a time; the shard order is shuffled every epoch and the records go through a
+bounded shuffle buffer (``shuffle_buffer`` encoded images).
 
 Blurring a patch gives exactly what blurring the whole photo and then cropping would give: the patch is
 cut with a margin of the kernel's radius around it (clipped to the photo), blurred with the generator's
@@ -18,19 +23,54 @@ border mode, and the margin is dropped. So the training data matches full-image 
 
 All randomness flows from one ``seed``: the file order per epoch, the patch positions, the augmentation
 and the blur parameters. Two runs with the same seed see the same batches.
+
+Several workers (``num_shards``, ``shard_index``) each read a disjoint part: item indices for files and
+arrays, whole shard files for TFRecords (single records when there are fewer shard files than workers),
+so every image is seen once per epoch across the workers. Validation splits (:func:`split_source`) are
+deterministic and never share an image between the sides.
+
+``cache="folder"`` keeps every decoded image in a local folder (one ``.npy`` per image, memory-mapped
+when read back so only the patch regions are read), for data on slow storage or expensive to decode.
+Patches, augmentation and blur are drawn afresh from the cached image on every visit.
+
+Examples:
+    >>> import numpy as np
+    >>> from blurkit.blurs import GaussianBlur
+    >>> from blurkit.data.pipeline import make_dataset, resolve_source, split_source
+    >>> photos = np.random.default_rng(0).integers(0, 256, (5, 40, 40, 3), dtype=np.uint8)
+    >>> train, val = split_source(resolve_source(photos), 0.2, seed=0)
+    >>> len(train), len(val)
+    (4, 1)
+    >>> ds = make_dataset(train, GaussianBlur(), patch_size=16, batch_size=4, patches_per_image=2)
+    >>> [tuple(x.shape) for x in next(iter(ds))]
+    [(4, 16, 16, 3), (4, 16, 16, 3)]
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["Source", "resolve_source", "split", "make_dataset", "match_pairs", "to_channels"]
+__all__ = [
+    "Source",
+    "resolve_source",
+    "split",
+    "split_source",
+    "make_dataset",
+    "items_for",
+    "steps_for",
+    "match_pairs",
+    "to_channels",
+]
 
 
 @dataclass
@@ -38,21 +78,69 @@ class Source:
     """Training data resolved to a list of items.
 
     Attributes:
-        kind: ``"sharp"`` (blur on the fly) or ``"pairs"`` (blurred and sharp given).
-        items: For files, paths (``"sharp"``) or ``(blurred, sharp)`` path pairs; for arrays, indices.
+        kind: ``"sharp"`` (blur on the fly), ``"pairs"`` (blurred and sharp given) or ``"records"``
+            (TFRecord shards of sharp photos, blurred on the fly).
+        items: For files, paths (``"sharp"``) or ``(blurred, sharp)`` path pairs; for arrays, indices;
+            for records, the shard files.
         sharp: In-memory sharp images (array sources), else None.
         blurred: In-memory blurred images (array pair sources), else None.
+        counts: Records, images in each shard file of ``items``; else None.
+        keep: Records, the images used when not all are (a per-record split or subset): their global
+            numbers, counting the records of ``items`` in order; None for all.
     """
 
     kind: str
     items: list
     sharp: Any = None
     blurred: Any = None
+    counts: list[int] | None = None
+    keep: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def subset(self, idx: Sequence[int]) -> Source:
+        """The items at positions ``idx`` (for records, images ``idx`` of this source)."""
+        if self.kind == "records":
+            chosen = self._records()[np.asarray(idx, dtype=np.int64)]
+            return Source(self.kind, list(self.items), counts=list(self.counts or []), keep=chosen)
         return Source(self.kind, [self.items[i] for i in idx], self.sharp, self.blurred)
 
+    def shards(self, idx: Sequence[int]) -> Source:
+        """Records: the shard files at positions ``idx``, with all their images."""
+        if self.kind != "records" or self.keep is not None:
+            raise ValueError("shards() takes whole shard files of an unfiltered records source")
+        counts = self.counts or []
+        return Source(self.kind, [self.items[i] for i in idx], counts=[counts[i] for i in idx])
+
+    def _records(self) -> np.ndarray:
+        if self.keep is not None:
+            return self.keep
+        return np.arange(sum(self.counts or []), dtype=np.int64)
+
+    def locate(self, i: int) -> tuple[int, int]:
+        """Records: ``(shard number in items, position in that shard)`` of image ``i`` of this source."""
+        g = int(self._records()[i])
+        starts = np.cumsum([0, *(self.counts or [])])
+        shard = int(np.searchsorted(starts, g, side="right")) - 1
+        return shard, g - int(starts[shard])
+
+    def name(self, i: int) -> str:
+        """What reports call item ``i``: its path, ``SHARD#POSITION`` for a record, ``#i`` for arrays."""
+        if self.sharp is not None:
+            return f"#{i}"
+        if self.kind == "records":
+            shard, pos = self.locate(i)
+            return f"{self.items[shard]}#{pos}"
+        return str(self.items[i])
+
+    def digest(self) -> str:
+        """A short hash of which items this source holds (for a resumed run to check its data)."""
+        h = hashlib.sha256(json.dumps([self.kind, [str(i) for i in self.items], self.counts]).encode())
+        if self.keep is not None:
+            h.update(np.ascontiguousarray(self.keep, dtype="<i8").tobytes())
+        return h.hexdigest()[:16]
+
     def __len__(self) -> int:
+        if self.kind == "records":
+            return len(self.keep) if self.keep is not None else sum(self.counts or [])
         return len(self.items)
 
 
@@ -93,12 +181,110 @@ def match_pairs(blurred_dir: str | Path, sharp_dir: str | Path) -> tuple[list[tu
     return pairs, problems
 
 
+def _shard_counts(files: list[Path]) -> list[int]:
+    """Records in each shard file: from the index of its folder when it lists the file unchanged,
+    else counted once by walking the file's record headers."""
+    from blurkit.data.shards import INDEX_NAME, count_records, read_index
+
+    indexes: dict[Path, dict[str, dict]] = {}
+    counts = []
+    for f in files:
+        folder = f.parent
+        if folder not in indexes:
+            indexes[folder] = {}
+            if (folder / INDEX_NAME).is_file():
+                try:
+                    indexes[folder] = {s["file"]: s for s in read_index(folder)["shards"]}
+                except (OSError, ValueError, KeyError, TypeError):
+                    pass  # a stale or foreign index: count the records instead
+        known = indexes[folder].get(f.name)
+        if known is not None and known.get("bytes") == f.stat().st_size:
+            counts.append(int(known["records"]))
+        else:
+            counts.append(count_records(f))
+    return counts
+
+
+def _records_source(data: Any) -> Source | None:
+    """A records :class:`Source` when ``data`` names TFRecord shards, else None.
+
+    Shards are: a folder with a shard index (``shards.json``), a ``.tfrecord`` file, a glob pattern
+    ending in ``.tfrecord``, or a list of those.
+    """
+    import glob
+
+    from blurkit.data.io import is_image_path
+    from blurkit.data.shards import INDEX_NAME, is_shard_path, read_index
+
+    if isinstance(data, (list, tuple)):
+        if not data or not all(isinstance(d, (str, os.PathLike)) for d in data):
+            return None
+        if all(is_image_path(d) for d in data):  # the common case, without a stat per path
+            return None
+        parts = [_records_source(d) for d in data]
+        if all(part is None for part in parts):
+            return None
+        if any(part is None for part in parts):
+            raise ValueError("a list of sources cannot mix TFRecord shards with image files or folders")
+        files: list[Path] = []
+        counts: list[int] = []
+        for part in parts:
+            for f, c in zip(part.items, part.counts, strict=True):  # type: ignore[union-attr,arg-type]
+                if f not in files:
+                    files.append(f)
+                    counts.append(c)
+        return Source("records", files, counts=counts)
+    if not isinstance(data, (str, os.PathLike)):
+        return None
+    text = os.fspath(data)
+    path = Path(text)
+    if path.is_dir():
+        if not (path / INDEX_NAME).is_file():
+            return None
+        index = read_index(path)
+        files = [path / s["file"] for s in index["shards"]]
+        counts = [int(s["records"]) for s in index["shards"]]
+    elif path.is_file():
+        if not is_shard_path(path):
+            return None
+        files = [path]
+        counts = _shard_counts(files)
+    elif any(c in text for c in "*?[") and is_shard_path(text):
+        files = [Path(m) for m in sorted(glob.glob(text, recursive=True)) if os.path.isfile(m)]
+        if not files:
+            raise FileNotFoundError(f"no files match pattern {text}")
+        counts = _shard_counts(files)
+    else:
+        return None
+    if sum(counts) == 0:
+        raise ValueError(f"no images in the TFRecord shards of {text}")
+    return Source("records", files, counts=counts)
+
+
 def resolve_source(data: Any) -> Source:
     """Turn what a user passes to ``fit``/``evaluate`` into a :class:`Source`.
 
     Args:
-        data: A folder / file / glob / list of paths of sharp photos; an array (or list of arrays) of
-            sharp images; a tuple ``(blurred_dir, sharp_dir)``; or a tuple ``(blurred, sharp)`` of arrays.
+        data: A folder / file / glob / text list (``.txt``, ``.lst``) / list of paths of sharp photos;
+            TFRecord shards (a folder written by ``blurkit shard``, ``.tfrecord`` files, a glob or a
+            list of them); an array (or list of arrays) of sharp images; a tuple
+            ``(blurred_dir, sharp_dir)``; or a tuple ``(blurred, sharp)`` of arrays.
+
+    Returns:
+        The :class:`Source`; ``len()`` of it is the number of images (of pairs for pair data), for
+        shards taken from the index (or counted once from the record headers when there is none).
+
+    Raises:
+        FileNotFoundError: A path does not exist, or a pattern matches nothing.
+        ValueError: No images, a text list with a bad line (the message names the list and the line),
+            a folder holding shards without an index, mixed shards and images.
+        TypeError: ``data`` is none of the above.
+
+    Examples:
+        >>> import numpy as np
+        >>> src = resolve_source(np.zeros((3, 20, 20, 3), np.uint8))
+        >>> src.kind, len(src)
+        ('sharp', 3)
     """
     from blurkit.data.io import list_images
 
@@ -121,8 +307,22 @@ def resolve_source(data: Any) -> Source:
             return Source("pairs", pairs)
     if _is_array(data):
         return Source("sharp", list(range(len(_as_image_list(data, "data")))), sharp=_as_image_list(data, "data"))
+    records = _records_source(data)
+    if records is not None:
+        return records
     if isinstance(data, (str, Path, list, tuple)):
-        return Source("sharp", list_images(data if not isinstance(data, tuple) else list(data)))
+        try:
+            return Source("sharp", list_images(data if not isinstance(data, tuple) else list(data)))
+        except ValueError:
+            from blurkit.data.shards import INDEX_NAME, SHARD_SUFFIX
+
+            folder = Path(data) if isinstance(data, (str, Path)) else None
+            if folder is not None and folder.is_dir() and any(folder.glob(f"*{SHARD_SUFFIX}")):
+                raise ValueError(
+                    f"{folder} holds {SHARD_SUFFIX} files but no {INDEX_NAME} (an interrupted `blurkit "
+                    f"shard`?): write the shards again, or pass the pattern '{folder / ('*' + SHARD_SUFFIX)}'"
+                ) from None
+            raise
     raise TypeError(
         "data must be a folder, file, glob or list of sharp photos, an array of sharp images, "
         f"(blurred_dir, sharp_dir) or (blurred_array, sharp_array); got {type(data).__name__}"
@@ -148,6 +348,48 @@ def split(n: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
     val = sorted(int(i) for i in perm[:k])
     train = sorted(int(i) for i in perm[k:])
     return train, val
+
+
+def split_source(source: Source, fraction: float, seed: int) -> tuple[Source, Source | None]:
+    """Deterministic, leak-free train/validation split of any source: ``(train, validation or None)``.
+
+    Files, pairs and arrays are split item by item with :func:`split` (``source.subset`` of its two
+    index lists), so pairs stay together. TFRecord shards are split by whole shard files when there are
+    enough of them for the fraction (``shards * fraction >= 1``): the held-out share is then rounded to
+    whole shards, and validation reads only its own shards. With fewer shard files (say 1 or 2 shards
+    and 10 %), whole files would hold out far too much, so the split is per image instead: :func:`split`
+    over the image numbers, and both sides read all shards and filter them (validation then costs a
+    pass over all shards). Either way the same ``(source, fraction, seed)`` gives the same split, and
+    no image is on both sides.
+
+    Args:
+        source: From :func:`resolve_source`.
+        fraction: Share of the items for validation, in ``[0, 1)``; 0 gives no validation side.
+        seed: Seed of the split.
+
+    Returns:
+        ``(train, validation)``; validation is None when it would be empty (``fraction == 0`` or a
+        single item).
+
+    Examples:
+        >>> import numpy as np
+        >>> train, val = split_source(resolve_source(np.zeros((10, 8, 8), np.uint8)), 0.2, seed=0)
+        >>> train.items, val.items
+        ([0, 1, 2, 3, 5, 7, 8, 9], [4, 6])
+    """
+    if source.kind == "records" and source.keep is None:
+        files = len(source.items)
+        if not 0 <= fraction < 1:
+            raise ValueError(f"validation fraction must be in [0, 1), got {fraction}")
+        if fraction == 0:
+            return source, None
+        if files >= 2 and files * fraction >= 1:
+            tr, va = split(files, fraction, seed)
+            return source.shards(tr), source.shards(va)
+    tr, va = split(len(source), fraction, seed)
+    if source.kind == "records" and not va:
+        return source, None
+    return source.subset(tr), (source.subset(va) if va else None)
 
 
 def to_channels(image: np.ndarray, channels: int) -> np.ndarray:
@@ -177,15 +419,108 @@ def _augment(a: np.ndarray, b: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarr
     return np.rot90(a, r), np.rot90(b, r)
 
 
+_SEED_MASK = 0x7FFFFFFFFFFFFFFF
+_CACHE_VERSION = 1
+_CYCLE = 8  # shard files read at a time (fixed, so the record order does not depend on the machine)
+
+
+def _cache_key(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps([_CACHE_VERSION, *parts]).encode()).hexdigest()
+
+
+def _file_key(path: Path | str) -> list[Any]:
+    """What identifies a file's content for the cache: real path, size and modification time."""
+    info = os.stat(path)
+    return [os.path.realpath(path), info.st_size, info.st_mtime_ns]
+
+
+def _save_array(path: Path, array: np.ndarray) -> None:
+    """``np.save`` to ``path`` atomically (a hidden temporary file renamed over it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
 class _PatchMaker:
-    """The numpy side of the pipeline: decode, cut, augment and blur (runs in tf.numpy_function)."""
+    """The numpy side of the pipeline: decode, cut, augment and blur (runs in tf.numpy_function).
+
+    With a ``cache`` folder, decoded images are kept there (see :func:`make_dataset`) and read back
+    memory-mapped; patches are then cut from the mapped file, so only their regions are read.
+    """
 
     def __init__(self, source: Source, blur, patch_size: int, patches: int, channels: int, augment: bool,
-                 max_pixels: int | None) -> None:
+                 max_pixels: int | None, cache: str | os.PathLike | None = None) -> None:
         self.source, self.blur = source, blur
         self.patch, self.patches, self.channels = patch_size, patches, channels
         self.augment, self.max_pixels = augment, max_pixels
-        self.unreadable: dict[int, str] = {}  # item index -> why it was skipped
+        self.cache = None if cache is None else Path(os.fspath(cache))
+        self.unreadable: dict[int, str] = {}  # item index (record number for shards) -> why it was skipped
+        self._shard_keys: dict[int, list[Any]] = {}
+        self._offsets: dict[int, list[int]] = {}
+        self._cache_failed = False
+
+    # ---------------------------------------------------------------------------------- loading
+    def _kw(self) -> dict[str, Any]:
+        return {} if self.max_pixels is None else {"max_pixels": self.max_pixels}
+
+    def _through_cache(self, key: str, decode: Callable[[], np.ndarray], name: str) -> np.ndarray:
+        """The cached image for ``key`` (memory-mapped), or ``decode()`` stored under ``key``."""
+        if self.cache is None:
+            return decode()
+        path = self.cache / key[:2] / f"{key}.npy"
+        try:
+            image = np.load(path, mmap_mode="r", allow_pickle=False)
+        except FileNotFoundError:
+            image = None
+        except (OSError, ValueError, EOFError):  # torn or foreign file: decode again and replace it
+            image = None
+        if image is not None:
+            from blurkit.data.io import DEFAULT_MAX_PIXELS, ImageReadError, _too_big_message
+
+            limit = DEFAULT_MAX_PIXELS if self.max_pixels is None else self.max_pixels
+            h, w = image.shape[:2]
+            if h * w > limit:
+                raise ImageReadError(_too_big_message(name, (w, h), h * w, limit))
+            return image
+        image = decode()
+        try:
+            _save_array(path, image)
+        except OSError as exc:
+            if not self._cache_failed:
+                import warnings
+
+                self._cache_failed = True
+                warnings.warn(f"cannot write the data cache in {self.cache} ({exc}); training goes on "
+                              "without caching", stacklevel=2)
+        return image
+
+    def _read(self, path: Path) -> np.ndarray:
+        from blurkit.data.io import read_image
+
+        if self.cache is None:
+            return read_image(path, **self._kw())
+        key = _cache_key("file", *_file_key(path))
+        return self._through_cache(key, lambda: read_image(path, **self._kw()), Path(path).name)
+
+    def _record(self, shard: int, pos: int, data: bytes, name: str) -> np.ndarray:
+        """Decode record ``pos`` of shard file ``shard`` (its bytes are ``data``), through the cache."""
+        from blurkit.data.io import decode_image
+
+        if self.cache is None:
+            return decode_image(data, name=name, **self._kw())
+        if shard not in self._shard_keys:
+            self._shard_keys[shard] = _file_key(self.source.items[shard])
+        key = _cache_key("record", *self._shard_keys[shard], pos)
+        return self._through_cache(key, lambda: decode_image(data, name=name, **self._kw()), name)
 
     def _load_readable(self, index: int) -> tuple[np.ndarray | None, np.ndarray]:
         """:meth:`_load`, but an unreadable file is reported once and replaced by the next readable item.
@@ -211,21 +546,33 @@ class _PatchMaker:
         raise ValueError(f"none of the {n} training items can be read")
 
     def _load(self, index: int) -> tuple[np.ndarray | None, np.ndarray]:
-        """Return ``(blurred or None, sharp)`` native-dtype images for item ``index``."""
-        from blurkit.data.io import read_image
+        """Return ``(blurred or None, sharp)`` native-dtype images for item ``index``.
 
+        They may be read-only memory-mapped arrays (from the cache). Records are read by random access
+        (the shard's record offsets are found once), for :meth:`blurkit.Deblurrer.evaluate`; training
+        streams them instead (:meth:`record`).
+        """
         s = self.source
-        kw = {} if self.max_pixels is None else {"max_pixels": self.max_pixels}
-        item = s.items[index]
         if s.sharp is not None:  # arrays: items are indices into them (a subset keeps the full lists)
+            item = s.items[index]
             return (s.blurred[item] if s.blurred is not None else None), s.sharp[item]
+        if s.kind == "records":
+            from blurkit.data.shards import read_example, record_offsets
+
+            shard, pos = s.locate(index)
+            if shard not in self._offsets:
+                self._offsets[shard] = record_offsets(s.items[shard])
+            data, name = read_example(s.items[shard], self._offsets[shard][pos])
+            return None, self._record(shard, pos, data, name)
+        item = s.items[index]
         if s.kind == "pairs":
-            b, sh = read_image(item[0], **kw), read_image(item[1], **kw)
+            b, sh = self._read(item[0]), self._read(item[1])
             if b.shape[:2] != sh.shape[:2]:
                 raise ValueError(f"{item[0]} {b.shape[:2]} and {item[1]} {sh.shape[:2]} differ in size")
             return b, sh
-        return None, read_image(item, **kw)
+        return None, self._read(item)
 
+    # ---------------------------------------------------------------------------------- cutting
     def _prepare(self, img: np.ndarray) -> np.ndarray:
         from blurkit.data.io import to_float
 
@@ -240,21 +587,28 @@ class _PatchMaker:
             img = np.pad(img, ((0, ph), (0, pw), (0, 0)), mode=mode)
         return img
 
-    def __call__(self, index: np.int64, seed: np.int64) -> tuple[np.ndarray, np.ndarray]:
-        rng = np.random.default_rng(int(seed) & 0x7FFFFFFFFFFFFFFF)
-        blurred, sharp = self._load_readable(int(index))
-        sharp = self._pad(self._prepare(sharp))
-        if blurred is not None:
-            blurred = self._pad(self._prepare(blurred))
+    def _cut(self, blurred: np.ndarray | None, sharp: np.ndarray,
+             rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Cut, blur and augment the patches of one image (native dtype, maybe memory-mapped).
+
+        Only the patch regions (plus the blur margin) are converted to float, so a memory-mapped cached
+        image is only read where patches fall; the values are those of converting the whole image.
+        """
+        n, p, prep = self.patches, self.patch, self._prepare
         h, w = sharp.shape[:2]
-        n, p = self.patches, self.patch
+        if h < p or w < p:  # small image: convert and pad it whole
+            sharp = self._pad(prep(np.asarray(sharp)))
+            if blurred is not None:
+                blurred = self._pad(prep(np.asarray(blurred)))
+            h, w = sharp.shape[:2]
+        whole: np.ndarray | None = None
         out_b = np.empty((n, p, p, self.channels), np.float32)
         out_s = np.empty((n, p, p, self.channels), np.float32)
         for i in range(n):
             y, x = int(rng.integers(0, h - p + 1)), int(rng.integers(0, w - p + 1))
-            s = sharp[y : y + p, x : x + p]
+            s = prep(sharp[y : y + p, x : x + p])
             if blurred is not None:
-                b = blurred[y : y + p, x : x + p]
+                b = prep(blurred[y : y + p, x : x + p])
             else:
                 params = self.blur.sample(rng)
                 k = self.blur.kernel(params)
@@ -262,18 +616,138 @@ class _PatchMaker:
                 if params.get("border") == "wrap" and (y < ry or x < rx or y + p + ry > h or x + p + rx > w):
                     # circular borders bring in the opposite side of the photo: wrap-pad, then blur the
                     # patch plus its margin (only the margin sees the region's own border handling)
-                    pad = np.pad(sharp, ((ry, ry), (rx, rx), (0, 0)), mode="wrap")
+                    if whole is None:
+                        whole = prep(np.asarray(sharp))
+                    pad = np.pad(whole, ((ry, ry), (rx, rx), (0, 0)), mode="wrap")
                     region = self.blur.apply(pad[y : y + p + 2 * ry, x : x + p + 2 * rx], params, kernel=k, rng=rng)
                     b = region[ry : ry + p, rx : rx + p]
                 else:
                     y0, x0 = max(0, y - ry), max(0, x - rx)
                     y1, x1 = min(h, y + p + ry), min(w, x + p + rx)
-                    region = self.blur.apply(sharp[y0:y1, x0:x1], params, kernel=k, rng=rng)
+                    region = self.blur.apply(prep(sharp[y0:y1, x0:x1]), params, kernel=k, rng=rng)
                     b = region[y - y0 : y - y0 + p, x - x0 : x - x0 + p]
             if self.augment:
                 b, s = _augment(b, s, int(rng.integers(_DIHEDRAL)))
             out_b[i], out_s[i] = b, s
         return out_b, out_s
+
+    def __call__(self, index: np.int64, seed: np.int64) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng(int(seed) & _SEED_MASK)
+        blurred, sharp = self._load_readable(int(index))
+        return self._cut(blurred, sharp, rng)
+
+    def record(self, number: np.int64, data: bytes, name: bytes,
+               seed: np.int64) -> tuple[np.ndarray, np.ndarray, np.bool_]:
+        """Patches of one streamed shard record: ``(blurred, sharp, ok)``.
+
+        ``number`` counts the records of all shard files of the source in order. A record that cannot
+        be decoded gives ``ok=False`` (and zero patches, dropped by the pipeline) with one warning.
+        """
+        import warnings
+
+        from blurkit.data.io import ImageReadError
+
+        rng = np.random.default_rng(int(seed) & _SEED_MASK)
+        g = int(number)
+        label = name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
+        starts = np.cumsum([0, *(self.source.counts or [])])
+        shard = int(np.searchsorted(starts, g, side="right")) - 1
+        try:
+            sharp = self._record(shard, g - int(starts[shard]), data, label or f"record {g}")
+        except (ImageReadError, OSError, ValueError) as exc:
+            if g not in self.unreadable:
+                self.unreadable[g] = str(exc)
+                warnings.warn(f"skipping unreadable training record {label!r} of "
+                              f"{self.source.items[shard]}: {exc}", stacklevel=2)
+            zero = np.zeros((self.patches, self.patch, self.patch, self.channels), np.float32)
+            return zero, zero, np.bool_(False)
+        b, s = self._cut(None, sharp, rng)
+        return b, s, np.bool_(True)
+
+
+def _record_plan(source: Source, num_shards: int, shard_index: int) -> tuple[np.ndarray, np.ndarray | None, int]:
+    """What one worker reads of a records source: ``(shard files, kept record numbers or None, images)``.
+
+    Workers take whole shard files (``files[shard_index::num_shards]``) when there are at least as many
+    files as workers, else every ``num_shards``-th image; a split's ``keep`` filter applies on top.
+    """
+    counts = np.asarray(source.counts or [], np.int64)
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    files = np.arange(len(counts), dtype=np.int64)
+    chosen = source.keep
+    if num_shards > 1:
+        if len(files) >= num_shards:
+            files = files[shard_index::num_shards]
+        else:
+            chosen = (chosen if chosen is not None else np.arange(starts[-1], dtype=np.int64))[shard_index::num_shards]
+    if chosen is None:
+        return files, None, int(counts[files].sum())
+    owner = np.searchsorted(starts, chosen, side="right") - 1
+    mine = np.isin(owner, files)
+    chosen = np.asarray(chosen, np.int64)[mine]
+    return np.intersect1d(files, owner[mine]), chosen, int(len(chosen))
+
+
+def items_for(source: Source, num_shards: int = 1, shard_index: int = 0) -> int:
+    """Images (or pairs) that worker ``shard_index`` of ``num_shards`` reads per epoch.
+
+    Over all workers these add up to ``len(source)``: items are dealt out one by one
+    (``shard_index::num_shards``), TFRecord shards file by file (image by image when there are fewer
+    files than workers). Use it with :func:`steps_for` for a worker's steps per epoch.
+
+    Examples:
+        >>> src = resolve_source(np.zeros((5, 8, 8), np.uint8))
+        >>> [items_for(src, 2, i) for i in range(2)]
+        [3, 2]
+    """
+    if num_shards < 1 or not 0 <= shard_index < num_shards:
+        raise ValueError(f"need 0 <= shard_index < num_shards, got shard_index={shard_index}, num_shards={num_shards}")
+    if source.kind == "records":
+        return _record_plan(source, num_shards, shard_index)[2]
+    return len(range(shard_index, len(source), num_shards))
+
+
+def _record_patches(source: Source, maker: _PatchMaker, *, seed: Any, shuffle: bool, repeat: bool,
+                    num_shards: int, shard_index: int, shuffle_buffer: int, shape: tuple[int, ...]):
+    """Dataset of ``(blurred, sharp)`` patch stacks, one per streamed shard record."""
+    import tensorflow as tf
+
+    files, chosen, _ = _record_plan(source, num_shards, shard_index)
+    counts = np.asarray(source.counts, np.int64)
+    starts = tf.constant(np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64))
+    paths = tf.constant([os.fspath(f) for f in source.items])
+    ids = tf.data.Dataset.from_tensor_slices(tf.constant(files, tf.int64))
+    if shuffle:
+        ids = ids.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ids = ids.repeat()
+
+    def read(f):
+        first = tf.gather(starts, f)
+        return tf.data.TFRecordDataset(tf.gather(paths, f)).enumerate().map(lambda pos, rec: (first + pos, rec))
+
+    recs = ids.interleave(read, cycle_length=max(1, min(len(files), _CYCLE)), block_length=1,
+                          num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if chosen is not None:
+        mask = np.zeros(int(counts.sum()), bool)
+        mask[chosen] = True
+        mask_t = tf.constant(mask)
+        recs = recs.filter(lambda g, rec: tf.gather(mask_t, g))
+    if shuffle:
+        recs = recs.shuffle(max(1, int(shuffle_buffer)), seed=seed + 2, reshuffle_each_iteration=True)
+    ds = tf.data.Dataset.zip((recs, tf.data.Dataset.random(seed=seed)))
+    spec = {"image/encoded": tf.io.FixedLenFeature([], tf.string),
+            "image/filename": tf.io.FixedLenFeature([], tf.string, default_value="")}
+
+    def cut(rec, s):
+        g, serialized = rec
+        ex = tf.io.parse_single_example(serialized, spec)
+        b, sh, ok = tf.numpy_function(maker.record, [g, ex["image/encoded"], ex["image/filename"], s],
+                                      [tf.float32, tf.float32, tf.bool], stateful=False)
+        return tf.ensure_shape(b, shape), tf.ensure_shape(sh, shape), tf.ensure_shape(ok, ())
+
+    ds = ds.map(cut, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.filter(lambda b, s, ok: ok).map(lambda b, s, ok: (b, s))
 
 
 def make_dataset(
@@ -289,47 +763,84 @@ def make_dataset(
     repeat: bool = True,
     seed: int = 0,
     max_pixels: int | None = None,
+    num_shards: int = 1,
+    shard_index: int = 0,
+    cache: str | os.PathLike | None = None,
+    shuffle_buffer: int = 256,
 ):
     """Build a ``tf.data.Dataset`` of ``(blurred, sharp)`` float32 batches in [0, 1].
 
     Args:
-        source: From :func:`resolve_source` (or one side of :func:`split`).
-        blur: A blur generator (needed when ``source.kind == "sharp"``).
+        source: From :func:`resolve_source` (or one side of :func:`split_source`).
+        blur: A blur generator (needed for sharp photos and TFRecord shards).
         patch_size: Side of the square patches; images smaller than that are reflect-padded up to it.
         batch_size: Patches per batch.
         patches_per_image: Patches cut from each decoded image on each visit.
         channels: 1 or 3; images are converted (grey repeated, colour to luma).
         augment: Random flips and 90-degree rotations (the 8 symmetries of the square).
-        shuffle: Shuffle the files every epoch and the patches within a buffer.
+        shuffle: Shuffle the items (for shards: the shard files, then the records in a buffer) every
+            epoch, and the patches within a buffer.
         repeat: Repeat forever (training); otherwise one pass (validation).
-        seed: Seeds everything; the same seed gives the same batches.
+        seed: Seeds everything; the same seed gives the same batches. May be a scalar tensor.
         max_pixels: Refuse images with more pixels than this (decompression-bomb guard).
+        num_shards: Number of workers reading the data (e.g. ``input_context.num_input_pipelines``).
+        shard_index: Which worker this dataset is for (``input_context.input_pipeline_id``). Workers
+            get disjoint parts that together cover every image once per epoch: item indices
+            ``shard_index::num_shards`` (sharded before shuffling), or for TFRecords whole shard files
+            ``shard_index::num_shards``, falling back to every ``num_shards``-th image when there are
+            fewer shard files than workers (each worker then reads all files and skips the others'
+            records). :func:`items_for` says how many items a worker gets.
+        cache: A folder for an on-disk cache of the decoded images (created; for data on slow storage
+            or expensive to decode). Each decoded image is stored as one ``.npy`` file, written
+            atomically, keyed by the source file's real path, size and modification time (for shards:
+            the shard file's and the record's position), so a changed file is decoded again, never
+            served stale. Cached images are read back memory-mapped: only the patch regions are read.
+            Patches, augmentation and blur still differ on every visit, since caching happens before
+            patch cutting. The cache never shrinks: delete the folder to reclaim the space (it needs
+            about ``height * width * channels`` bytes per 8-bit image). Array sources ignore it.
+            Workers may share a folder.
+        shuffle_buffer: TFRecords: records (encoded images) in the record shuffle buffer; memory is
+            about this many times the mean file size.
 
     Returns:
         A dataset yielding ``(blurred, sharp)`` tensors of shape ``(batch, patch, patch, channels)``.
+
+    Raises:
+        ValueError: No images, no blur for sharp photos, a bad ``num_shards``/``shard_index``, or a
+            worker that would get no image.
     """
     import tensorflow as tf
 
     if len(source) == 0:
         raise ValueError("no training images")
-    if source.kind == "sharp" and blur is None:
+    if source.kind in ("sharp", "records") and blur is None:
         raise ValueError("sharp-only data needs a blur generator to make the blurred inputs")
-    maker = _PatchMaker(source, blur, patch_size, patches_per_image, channels, augment, max_pixels)
-    n = len(source)
-    idx = tf.data.Dataset.range(n)
-    if shuffle:
-        idx = idx.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        idx = idx.repeat()
-    seeds = tf.data.Dataset.random(seed=seed)
-    ds = tf.data.Dataset.zip((idx, seeds))
+    local = items_for(source, num_shards, shard_index)
+    if local == 0:
+        raise ValueError(f"worker {shard_index} of {num_shards} gets none of the {len(source)} training items; "
+                         "use fewer workers or more data")
+    maker = _PatchMaker(source, blur, patch_size, patches_per_image, channels, augment, max_pixels,
+                        cache=cache if source.sharp is None else None)
+    shape = (patches_per_image, patch_size, patch_size, channels)
+    if source.kind == "records":
+        ds = _record_patches(source, maker, seed=seed, shuffle=shuffle, repeat=repeat, num_shards=num_shards,
+                             shard_index=shard_index, shuffle_buffer=shuffle_buffer, shape=shape)
+    else:
+        idx = tf.data.Dataset.range(len(source))
+        if num_shards > 1:
+            idx = idx.shard(num_shards, shard_index)
+        if shuffle:
+            idx = idx.shuffle(local, seed=seed, reshuffle_each_iteration=True)
+        if repeat:
+            idx = idx.repeat()
+        seeds = tf.data.Dataset.random(seed=seed)
+        ds = tf.data.Dataset.zip((idx, seeds))
 
-    def cut(i, s):
-        b, sh = tf.numpy_function(maker, [i, s], [tf.float32, tf.float32], stateful=False)
-        shape = (patches_per_image, patch_size, patch_size, channels)
-        return tf.ensure_shape(b, shape), tf.ensure_shape(sh, shape)
+        def cut(i, s):
+            b, sh = tf.numpy_function(maker, [i, s], [tf.float32, tf.float32], stateful=False)
+            return tf.ensure_shape(b, shape), tf.ensure_shape(sh, shape)
 
-    ds = ds.map(cut, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        ds = ds.map(cut, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.unbatch()
     if shuffle:
         ds = ds.shuffle(max(batch_size * 8, patches_per_image * 16), seed=seed + 1)
