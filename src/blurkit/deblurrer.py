@@ -168,9 +168,11 @@ class Deblurrer:
             self.tile_overlap = min(self.tile_overlap, self.fixed_size // 4)
         self.tile_align = _tile_align(self.model)
         self._infer_fn = None
+        self._strategy = None  # the tf.distribute strategy the model was moved to by fit, if any
 
     # ------------------------------------------------------------------------------------ training
-    def _datasets(self, data: Any, validation: Any, validation_split: float, max_pixels: int | None):
+    def _datasets(self, data: Any, validation: Any, validation_split: float, max_pixels: int | None,
+                  cache: str | os.PathLike | None = None):
         """``(train_src, val_src, train_for, val)``: ``train_for(first, end, steps)`` is the training dataset.
 
         It yields exactly ``steps`` batches for each epoch in ``[first, end)``, and an epoch's batches
@@ -179,14 +181,13 @@ class Deblurrer:
         """
         import tensorflow as tf
 
-        from blurkit.data.pipeline import make_dataset, resolve_source, split
+        from blurkit.data.pipeline import make_dataset, resolve_source, split_source
 
         src = resolve_source(data)
         if validation is not None:
             train_src, val_src = src, resolve_source(validation)
         else:
-            tr, va = split(len(src), validation_split, self.seed)
-            train_src, val_src = src.subset(tr), (src.subset(va) if va else None)
+            train_src, val_src = split_source(src, validation_split, self.seed)
         common = dict(patch_size=self.patch_size, channels=self.channels, max_pixels=max_pixels)
         if len(train_src) == 0:
             raise ValueError("no training images")
@@ -206,11 +207,27 @@ class Deblurrer:
             ds = tf.data.Dataset.from_tensor_slices(tf.constant(seeds, tf.int64)).flat_map(traced)
             return ds.apply(tf.data.experimental.assert_cardinality(batches))  # Keras then knows the length
 
-        def train_for(first: int, end: int, steps: int):
+        def train_for(first: int, end: int, steps: int, context: Any = None):
+            """Epochs ``[first, end)``; with a ``tf.distribute.InputContext``, this worker's share.
+
+            A worker reads its own files (``make_dataset(num_shards=, shard_index=)``), makes batches
+            of ``global batch / workers`` and splits each into per-replica batches (``rebatch``): on
+            one worker, step ``k`` covers exactly the images of the single-device step ``k``.
+            """
+            pipelines = context.num_input_pipelines if context is not None else 1
+            index = context.input_pipeline_id if context is not None else 0
+            shards = {"num_shards": pipelines, "shard_index": index}
+            batch = self.batch_size // pipelines
             epoch_seeds = [_epoch_seed(self.seed, e) for e in range(first, end)]
-            return seeded(epoch_seeds, lambda s: make_dataset(
-                train_src, self.blur, batch_size=self.batch_size, patches_per_image=self.patches_per_image,
-                seed=s, **common).take(steps), len(epoch_seeds) * steps).prefetch(tf.data.AUTOTUNE)
+            # each worker its own random stream (patch positions, blur parameters); worker 0 keeps the
+            # single-device one
+            ds = seeded(epoch_seeds, lambda s: make_dataset(
+                train_src, self.blur, batch_size=batch, patches_per_image=self.patches_per_image,
+                seed=s + index * 1_000_003, cache=cache, **shards, **common).take(steps),
+                len(epoch_seeds) * steps)
+            if context is not None and context.num_replicas_in_sync > pipelines:
+                ds = ds.rebatch(context.get_per_replica_batch_size(self.batch_size), drop_remainder=True)
+            return ds.prefetch(tf.data.AUTOTUNE)
 
         val = None
         if val_src is not None and len(val_src):
@@ -249,8 +266,10 @@ class Deblurrer:
         max_pixels: int | None = None,
         resume: bool = False,
         checkpoint_dir: str | os.PathLike | None = None,
+        strategy: Any = None,
+        cache: str | os.PathLike | None = None,
     ):
-        """Train on sharp photos, on existing pairs, or on arrays.
+        """Train on sharp photos, on existing pairs, or on arrays; on one device or with ``tf.distribute``.
 
         Training state is saved after every epoch when ``checkpoint`` or ``checkpoint_dir`` is given:
         ``CHECKPOINT_DIR/last.keras`` holds the weights, the optimizer state (moments, step count,
@@ -281,23 +300,48 @@ class Deblurrer:
                 training settings, else ValueError. Without ``resume``, existing state is overwritten.
             checkpoint_dir: Folder for the per-epoch training state; default ``NAME.resume/`` beside
                 ``checkpoint`` (``model.keras`` -> ``model.resume/last.keras``); none without either.
+            strategy: A ``tf.distribute.Strategy`` (``MirroredStrategy``, ``MultiWorkerMirroredStrategy``;
+                see :func:`blurkit.training.make_strategy`), created before this Deblurrer. The model
+                is moved into its scope (weights kept; optimizer state starts afresh unless
+                resumed). ``batch_size`` is the global batch (split over the replicas; it must be a
+                multiple of their number) and the learning rate is used as given: with the same global
+                batch a distributed run follows the single-device one. Only the chief writes
+                ``checkpoint`` and the training state; other workers write to a temporary folder
+                that is removed. See docs/distributed.md.
+            cache: Folder for an on-disk cache of the decoded training images (for slow storage);
+                see :func:`blurkit.data.pipeline.make_dataset`.
 
         Returns:
             The Keras ``History`` of this call; :attr:`history` accumulates over calls.
         """
+        import shutil
         import warnings
 
         import keras
+        import tensorflow as tf
 
         from blurkit.data.pipeline import steps_for
+        from blurkit.metrics.losses import get_loss
+        from blurkit.training import broadcast_weights, in_multi_worker_mode, is_chief, train, worker_temp_dir
 
         state_dir = _state_dir(checkpoint, checkpoint_dir)
         if resume and state_dir is None:
             raise ValueError("resume=True needs checkpoint_dir= (or checkpoint=, beside which the training "
                              "state is kept)")
-        train_src, val_src, train_for, val = self._datasets(data, validation, validation_split, max_pixels)
-        if not getattr(self.model, "compiled", False) or self.model.optimizer is None:
-            self.compile()
+        strategy = strategy or self._strategy or tf.distribute.get_strategy()
+        replicas = int(strategy.num_replicas_in_sync)
+        if self.batch_size % replicas:
+            raise ValueError(f"batch_size {self.batch_size} is the global batch and must be a multiple of the "
+                             f"{replicas} replicas of the strategy")
+        train_src, val_src, train_for, val = self._datasets(data, validation, validation_split, max_pixels,
+                                                            cache)
+        if strategy is not self._strategy and strategy is not tf.distribute.get_strategy():
+            self._move_to(strategy)
+        with strategy.scope():
+            if not getattr(self.model, "compiled", False) or self.model.optimizer is None:
+                self.compile()
+            if not self.model.optimizer.built:
+                self.model.optimizer.build(self.model.trainable_variables)
         monitor = "val_loss" if val is not None else "loss"
         steps = steps_per_epoch or steps_for(len(train_src), self.patches_per_image, self.batch_size)
         run_start = len(self.history.get("loss", []))
@@ -305,10 +349,13 @@ class Deblurrer:
         restored = None
         if state_dir is not None and (state_dir / RESUME_NAME).is_file():
             if resume:
-                restored = self._restore_state(state_dir / RESUME_NAME, settings, run_start)
+                with strategy.scope():
+                    restored = self._restore_state(state_dir / RESUME_NAME, settings, run_start)
             else:
                 warnings.warn(f"{state_dir / RESUME_NAME} holds the state of an earlier run; starting afresh "
                               "and overwriting it (pass resume=True to continue that run)", stacklevel=2)
+        if in_multi_worker_mode(strategy):  # every worker starts from the chief's weights
+            broadcast_weights(self.model, strategy)
         end = run_start + int(epochs)
         first = run_start
         if restored is not None:
@@ -326,6 +373,8 @@ class Deblurrer:
             "learning_rate": self.learning_rate,
             "seed": self.seed,
         }
+        if replicas > 1:
+            self.training["replicas"] = replicas
         if restored is not None:
             self.training["resumed_at_epoch"] = first
         if first >= end:  # nothing left to do: the saved run finished (or stopped early)
@@ -333,6 +382,11 @@ class Deblurrer:
             hist.history, hist.epoch = {}, []
             self.training["epochs"] = len(self.history.get("loss", []))
             return hist
+        scratch = None
+        if not is_chief(strategy):  # TensorFlow's practice: non-chief workers write to a temporary folder
+            scratch = Path(worker_temp_dir())
+            checkpoint = None if checkpoint is None else scratch / Path(checkpoint).name
+            state_dir = None if state_dir is None else scratch / "state"
         tracked: dict[str, Any] = {}
         if reduce_lr:
             tracked["reduce_lr"] = keras.callbacks.ReduceLROnPlateau(
@@ -346,11 +400,27 @@ class Deblurrer:
         cbs.extend(own[:1])
         cbs.extend(callbacks)
         cbs.extend(own[1:])  # the training state is saved last, after every other callback ran
-        hist = self.model.fit(train_for(first, end, steps), validation_data=val, epochs=end,
-                              initial_epoch=first, steps_per_epoch=steps, callbacks=cbs, verbose=verbose,
-                              shuffle=False)
+        try:
+            hist = train(self.model, get_loss(self.loss), lambda ctx: train_for(first, end, steps, ctx),
+                         strategy=strategy, global_batch=self.batch_size, steps=steps, initial_epoch=first,
+                         epochs=end, validation=val, callbacks=cbs, verbose=verbose)
+        finally:
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
         self.training["epochs"] = len(self.history.get("loss", []))
         return hist
+
+    def _move_to(self, strategy: Any) -> None:
+        """Rebuild the model inside ``strategy.scope()`` (mirrored variables), keeping its weights."""
+        import keras
+
+        weights = self.model.get_weights()
+        with strategy.scope():
+            clone = keras.models.clone_model(self.model)
+            clone.set_weights(weights)
+        self.model = clone
+        self._strategy = strategy
+        self._infer_fn = None
 
     def _restore_state(self, state_file: Path, settings: dict, run_start: int) -> dict:
         """Load the training state saved by :func:`_callbacks` into this facade; returns its record."""
@@ -538,7 +608,7 @@ class Deblurrer:
         for i in tqdm(range(n), disable=not progress, desc="evaluate", unit="img"):
             b, s = self.test_pair(src, i)
             r = self._restore_any(b)
-            name = str(src.items[i]) if src.sharp is None else f"#{i}"
+            name = src.name(i)
             rows.append({"image": name,
                          "model": {m: float(fn(s, r)) for m, fn in fns.items()},
                          "blurred": {m: float(fn(s, b)) for m, fn in fns.items()}})
@@ -721,6 +791,7 @@ class Deblurrer:
             self.tile_overlap = min(self.tile_overlap, self.fixed_size // 4)
         self.tile_align = _tile_align(model)
         self._infer_fn = None
+        self._strategy = None
 
     @classmethod
     def from_preset(cls, name: str = "gaussian-v1") -> Deblurrer:
@@ -862,6 +933,8 @@ def _settings(d: Deblurrer, data: Any, train_src: Any, val_src: Any, steps: int,
     def digest(src: Any) -> str | None:
         if src is None:
             return None
+        if src.kind == "records":  # an image-by-image split of shards keeps the shard list on both sides
+            return src.digest()
         return hashlib.sha256(json.dumps([str(i) for i in src.items]).encode()).hexdigest()[:16]
 
     out = {

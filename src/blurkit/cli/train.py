@@ -14,7 +14,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "is saved after every epoch (OUT's name with .resume, e.g. model.resume/last.keras) and removed "
         "when the run completes: after a crash, run the same command with --resume to continue.",
     )
-    p.add_argument("data", nargs="?", help="folder (or file / glob) of sharp photos")
+    p.add_argument("data", nargs="?", help="sharp photos: a folder, file, glob, .txt list of paths, or TFRecord "
+                   "shards (a folder written by `blurkit shard`)")
     p.add_argument("--pairs", nargs=2, metavar=("BLURRED_DIR", "SHARP_DIR"), help="train on existing pairs")
     p.add_argument("--validation", help="separate validation photos (default: a seeded split of DATA)")
     p.add_argument("--val-split", type=float, default=0.1, help="fraction held out for validation (0.1)")
@@ -43,6 +44,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-dir", metavar="DIR",
                    help="where the training state is saved after every epoch (default: OUT's name with "
                    ".resume, e.g. model.resume/)")
+    p.add_argument("--distribute", choices=["mirrored", "multiworker"],
+                   help="train with tf.distribute: 'mirrored' uses every local GPU (or CPU), 'multiworker' the "
+                   "cluster in TF_CONFIG (run the same command on every worker); --batch-size is the global "
+                   "batch; only the chief writes OUT (see docs/distributed.md)")
+    p.add_argument("--cache", metavar="DIR", help="cache the decoded training images in DIR (for slow storage)")
     p.add_argument("--quiet", "-q", action="store_true")
     p.set_defaults(func=run)
     return p
@@ -66,6 +72,16 @@ def run(args: argparse.Namespace) -> int:
     if args.sigma:
         blur_options["sigma"] = parse_value(args.sigma)
 
+    strategy, chief = None, True
+    if args.distribute:  # first, before any other TensorFlow work (a rule of collective ops)
+        from blurkit.training import is_chief, make_strategy
+
+        try:
+            strategy = make_strategy(args.distribute)
+        except ValueError as exc:
+            raise CLIError(f"--distribute {args.distribute}: {exc}") from None
+        chief = is_chief(strategy)
+
     from blurkit.deblurrer import Deblurrer
 
     try:
@@ -79,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(str(exc).strip("'\"")) from None
     data = tuple(args.pairs) if args.pairs else args.data
     state_dir = Path(args.checkpoint_dir) if args.checkpoint_dir else out.with_name(out.stem + ".resume")
-    if not args.quiet:
+    quiet = args.quiet or not chief
+    if not quiet:
         print(f"{d}\ntraining on {data} for {args.epochs} epochs -> {out} (training state: {state_dir})")
         if args.resume:
             state = state_dir / "last.keras"
@@ -87,10 +104,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         d.fit(data, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, validation=args.validation,
               validation_split=args.val_split, early_stopping=args.early_stopping, checkpoint=out,
-              verbose=0 if args.quiet else "auto", resume=args.resume, checkpoint_dir=state_dir,
-              callbacks=[_time_limit(args.time_limit)] if args.time_limit else ())
+              verbose=0 if quiet else "auto", resume=args.resume, checkpoint_dir=state_dir,
+              callbacks=[_time_limit(args.time_limit)] if args.time_limit else (), strategy=strategy,
+              cache=args.cache)
     except (FileNotFoundError, ValueError) as exc:
         raise CLIError(str(exc)) from None
+    if not chief:  # the chief writes the model, the curves, and removes the training state
+        return 0
     if not d.validation or not out.is_file():
         # no validation (the checkpoint followed the training loss), or no finite validation loss (no
         # checkpoint was written): save the last state
@@ -103,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
         state_dir.rmdir()
     except OSError:  # not empty (other files there) or already gone
         pass
-    if not args.quiet:
+    if not quiet:
         best = d.validation.get("psnr")
         print(f"saved {out} (validation PSNR {best:.2f} dB)" if best else f"saved {out}")
         print(f"curves: {curves}")

@@ -1,0 +1,241 @@
+"""The training loop behind :meth:`blurkit.Deblurrer.fit`: one loop for every ``tf.distribute`` strategy.
+
+Why not ``keras.Model.fit``: it works on one device and under ``MirroredStrategy``, but fails under
+``MultiWorkerMirroredStrategy`` in Keras 3 ("Attempt to convert a value (PerReplica...) to a Tensor",
+keras-team/keras issue 20585). A custom step works with every strategy, so blurkit runs all training,
+distributed or not, through this one loop (TensorFlow's documented custom-training pattern):
+
+* the model and its Keras optimizer are created inside ``strategy.scope()`` (variables are mirrored);
+* the data comes from ``strategy.distribute_datasets_from_function``: one input pipeline per worker,
+  sharded by file, batched per replica (global batch / replicas in sync);
+* a ``tf.function`` calls ``strategy.run`` on the replica step: a ``GradientTape`` over the model, the
+  per-image loss summed and divided by the **global** batch size (``tf.nn.compute_average_loss``), and
+  the Keras optimizer's ``apply_gradients``, which sums the gradients over all replicas (all-reduce);
+  the per-replica sums of loss, PSNR and SSIM are reduced with ``ReduceOp.SUM``, so every worker logs
+  the same numbers;
+* Keras callbacks run as in ``fit`` (``CallbackList``: ``on_train_begin``, ``on_epoch_begin``,
+  ``on_train_batch_begin/end``, ``on_epoch_end`` with ``val_`` logs, ``model.stop_training``), so
+  ``ReduceLROnPlateau``, ``EarlyStopping``, ``LearningRateScheduler``, blurkit's checkpoint and
+  training-state callbacks and the returned ``History`` behave as with ``Model.fit``;
+* validation runs on each worker over the whole validation set (small by design) with the same
+  weights, so every worker sees the same ``val_`` logs and takes the same early-stopping and
+  learning-rate decisions; a stop asked by any worker's callback (a time limit measured on that
+  worker's clock, say) is agreed by all with an all-reduce at the end of the epoch, so workers
+  never wait for each other in a collective that one of them left.
+
+With the default strategy (no distribution) the same code runs on one device: ``strategy.run`` calls
+the step directly and the all-reduce is the identity.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from typing import Any
+
+__all__ = ["is_chief", "make_strategy", "worker_temp_dir", "broadcast_weights", "train"]
+
+
+def make_strategy(name: str | None):
+    """A ``tf.distribute.Strategy`` by name: ``"mirrored"``, ``"multiworker"``, or None (default strategy).
+
+    ``"multiworker"`` reads the cluster from the ``TF_CONFIG`` environment variable. Create it at the
+    start of the program, before any other TensorFlow work (TensorFlow's rule for collective ops).
+
+    Examples:
+        >>> make_strategy(None).num_replicas_in_sync  # doctest: +SKIP
+        1
+    """
+    import tensorflow as tf
+
+    if name in (None, "", "none", "default"):
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        if not os.environ.get("TF_CONFIG"):
+            raise ValueError("multiworker training needs the cluster in the TF_CONFIG environment variable "
+                             "(see docs/distributed.md)")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(f"unknown strategy {name!r}: use 'mirrored' or 'multiworker'")
+
+
+def is_chief(strategy: Any = None) -> bool:
+    """Whether this process is the chief: it alone writes checkpoints, models and figures.
+
+    Per TensorFlow's convention: no cluster (single process), the task of type ``chief``, or worker 0
+    when the cluster has no chief.
+    """
+    resolver = getattr(getattr(strategy, "extended", None), "_cluster_resolver", None)
+    if resolver is None:
+        resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None:
+        return True
+    task_type, task_id = getattr(resolver, "task_type", None), getattr(resolver, "task_id", None)
+    if task_type is None or task_type == "chief":
+        return True
+    if task_type == "worker" and (task_id or 0) == 0:
+        spec = resolver.cluster_spec().as_dict() if hasattr(resolver, "cluster_spec") else {}
+        return "chief" not in spec
+    return False
+
+
+def worker_temp_dir(prefix: str = "blurkit-worker-") -> str:
+    """A private temporary folder where a non-chief worker writes its (discarded) checkpoints."""
+    return tempfile.mkdtemp(prefix=prefix)
+
+
+def in_multi_worker_mode(strategy: Any) -> bool:
+    """Whether ``strategy`` spans several worker processes."""
+    return bool(getattr(getattr(strategy, "extended", None), "_in_multi_worker_mode", lambda: False)())
+
+
+def broadcast_weights(model: Any, strategy: Any) -> None:
+    """Give every worker the chief's weights (replica 0's), with one SUM all-reduce.
+
+    ``MultiWorkerMirroredStrategy`` broadcasts a variable's *initial* value from worker 0 when it is
+    created, but weights assigned afterwards (a model moved into the scope with ``set_weights``, each
+    worker with its own random initialisation) differ between workers. Call on every worker.
+    """
+    import tensorflow as tf
+
+    variables = [v for v in model.weights if v.dtype in ("float16", "bfloat16", "float32", "float64")]
+    if not variables:
+        return
+
+    @tf.function
+    def chief_values():
+        def replica():
+            ctx = tf.distribute.get_replica_context()
+            keep = tf.cast(tf.equal(ctx.replica_id_in_sync_group, 0), tf.float32)
+            return ctx.all_reduce(tf.distribute.ReduceOp.SUM,
+                                  [tf.cast(tf.convert_to_tensor(v.value), tf.float32) * keep for v in variables])
+
+        return strategy.run(replica)
+
+    for v, value in zip(variables, chief_values(), strict=True):
+        v.assign(tf.cast(strategy.experimental_local_results(value)[0], v.dtype))
+
+
+def train(
+    model: Any,
+    loss: Any,
+    dataset_fn: Callable[[Any], Any],
+    *,
+    strategy: Any,
+    global_batch: int,
+    steps: int,
+    initial_epoch: int,
+    epochs: int,
+    validation: Any = None,
+    callbacks: Sequence[Any] = (),
+    verbose: int | str = "auto",
+):
+    """Train ``model`` (built and compiled inside ``strategy.scope()``) for epochs ``[initial_epoch, epochs)``.
+
+    Args:
+        model: A compiled Keras model whose variables and optimizer belong to ``strategy``.
+        loss: A blurkit loss object (:func:`blurkit.metrics.losses.get_loss`): ``loss.call(y, p)`` gives
+            one value per image.
+        dataset_fn: ``dataset_fn(input_context) -> tf.data.Dataset`` of per-replica ``(blurred, sharp)``
+            batches for this worker, covering every epoch in order (``steps`` steps each).
+        strategy: The ``tf.distribute.Strategy`` (the default strategy for one device).
+        global_batch: Images per step over all replicas (the loss is divided by it).
+        steps: Steps per epoch.
+        initial_epoch: First epoch index (resumed runs start later).
+        epochs: Index after the last epoch.
+        validation: A ``tf.data.Dataset`` of ``(blurred, sharp)`` batches, evaluated after every epoch
+            on this worker, or None.
+        callbacks: Keras callbacks.
+        verbose: 0 (silent), 1 (progress bar), 2 (one line per epoch) or ``"auto"`` (1); non-chief
+            workers are always silent.
+
+    Returns:
+        A ``keras.callbacks.History`` of the epochs run.
+    """
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from blurkit.registry import METRICS
+
+    psnr_fn, ssim_fn = METRICS.get("psnr").keras_fn, METRICS.get("ssim").keras_fn
+    optimizer = model.optimizer
+    jit = bool(getattr(model, "jit_compile", False))
+
+    def sums(x, y, pred, per_image):
+        n = tf.cast(tf.shape(x)[0], tf.float32)
+        pred = tf.cast(pred, tf.float32)
+        y = tf.cast(y, tf.float32)
+        return tf.stack([tf.reduce_sum(tf.cast(per_image, tf.float32)), psnr_fn(y, pred) * n,
+                         ssim_fn(y, pred) * n, n])
+
+    def replica_step(x, y):
+        with tf.GradientTape() as tape:
+            pred = model(x, training=True)
+            per_image = loss.call(y, pred)
+            value = tf.nn.compute_average_loss(per_image, global_batch_size=global_batch)
+            if model.losses:
+                value += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
+        grads = tape.gradient(value, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return sums(x, y, pred, per_image)
+
+    step_fn = tf.function(replica_step, jit_compile=jit, reduce_retracing=True)
+
+    @tf.function
+    def train_step(iterator):
+        x, y = next(iterator)
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(step_fn, args=(x, y)), axis=None)
+
+    @tf.function(reduce_retracing=True)
+    def eval_step(x, y):
+        pred = model(x, training=False)
+        return sums(x, y, pred, loss.call(y, pred))
+
+    @tf.function
+    def anyone(flag):  # True on every worker if it is True on one (a SUM all-reduce)
+        value = strategy.run(lambda f: tf.identity(f), args=(flag,))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None) > 0
+
+    def logs_of(total: np.ndarray, prefix: str = "") -> dict[str, float]:
+        n = max(float(total[3]), 1.0)
+        return {f"{prefix}loss": total[0] / n, f"{prefix}psnr": total[1] / n, f"{prefix}ssim": total[2] / n}
+
+    chief = is_chief(strategy)
+    multi_worker = in_multi_worker_mode(strategy)
+    verbose = 1 if verbose == "auto" else int(verbose)
+    if not chief:
+        verbose = 0
+    history = keras.callbacks.History()
+    cbs = keras.callbacks.CallbackList([*callbacks, history], add_history=False, add_progbar=verbose != 0,
+                                       model=model, verbose=verbose, epochs=epochs, steps=steps)
+    data = strategy.distribute_datasets_from_function(dataset_fn)
+    iterator = iter(data)
+    model.stop_training = False
+    cbs.on_train_begin()
+    logs: dict[str, float] = {}
+    for epoch in range(initial_epoch, epochs):
+        cbs.on_epoch_begin(epoch)
+        total = np.zeros(4)
+        for step in range(steps):
+            cbs.on_train_batch_begin(step)
+            total += train_step(iterator).numpy()
+            logs = logs_of(total)
+            cbs.on_train_batch_end(step, logs)
+            if model.stop_training and not multi_worker:
+                break
+        epoch_logs = dict(logs)
+        if validation is not None:
+            vtotal = np.zeros(4)
+            for x, y in validation:
+                vtotal += eval_step(x, y).numpy()
+            epoch_logs.update(logs_of(vtotal, "val_"))
+        cbs.on_epoch_end(epoch, epoch_logs)
+        if multi_worker:  # a worker's callback (e.g. a time limit) stops every worker at the same epoch
+            model.stop_training = bool(anyone(tf.constant(float(bool(model.stop_training)))))
+        if model.stop_training:
+            break
+    cbs.on_train_end(logs)
+    return history
