@@ -1,12 +1,19 @@
 """``blurkit deblur``: restore photos with a model file or a shipped preset.
 
 Without a model file the default preset is used, so ``blurkit deblur photo.jpg -o sharp.png`` works right
-after installing. Folders are processed recursively, keeping relative names and formats. Outputs are
-written atomically, so an interrupted run never leaves a half-written image, and ``--skip-existing``
-resumes it. Unreadable files (empty, truncated, not images, decompression bombs above ``--max-pixels``)
-and images that cannot be restored are reported and skipped, the rest of the batch goes on; the summary
-lists each failure with its reason. Transparency is kept (the alpha channel is passed through unchanged,
-except in JPEG outputs); EXIF orientation is applied, so outputs are upright.
+after installing. Folders are processed recursively, keeping relative names and formats. Files are
+streamed through :func:`blurkit.batch.deblur_files`: folders are listed lazily (the first image starts at
+once, the total for the progress bar is counted in the background), ``--io-workers`` threads read and
+write files while the model runs, and at most about ``2 * --prefetch + 1`` decoded images are in memory
+whatever the number of files. Outputs are written atomically, so an interrupted run (Ctrl-C, or killed)
+never leaves a half-written image, and ``--skip-existing`` resumes it. Unreadable files (empty, truncated,
+not images, decompression bombs above ``--max-pixels``) and images that cannot be restored are reported and
+skipped, the rest of the batch goes on; the summary lists each failure with its reason. Transparency is
+kept (the alpha channel is passed through unchanged, except in JPEG outputs); EXIF orientation is applied,
+so outputs are upright.
+
+Exit status: 0 when at least one image was written or already there, 1 when every file failed, 2 for a
+usage error, 130 when interrupted.
 """
 
 from __future__ import annotations
@@ -30,17 +37,28 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--max-pixels", type=int, metavar="N",
                    help="refuse images of more than N pixels before decoding them (decompression-bomb guard; "
                    "default 178956970, about 13000x13000)")
+    p.add_argument("--io-workers", type=int, default=2, metavar="N",
+                   help="threads reading files ahead of the model, and as many writing results, so that "
+                   "file I/O overlaps with deblurring (default 2; 0: one file after the other)")
+    p.add_argument("--prefetch", type=int, default=4, metavar="N",
+                   help="files read ahead of the model, and results waiting to be written, at most: about "
+                   "2N+1 decoded images in memory (default 4)")
     p.add_argument("--quiet", "-q", action="store_true")
     p.set_defaults(func=run)
     return p
 
 
 def _plan(inputs: list[str], out: str, suffix: str):
-    """(source, destination) pairs; a single file may go to a file, everything else to a folder."""
+    """(source, destination) pairs, lazily, and a function counting them (a directory walk).
+
+    A single file may go to a file, everything else goes to a folder. Every input is checked before the
+    first pair is made.
+    """
     from pathlib import Path
 
+    from blurkit.batch import count_images, folder_jobs
     from blurkit.cli.main import CLIError
-    from blurkit.data.io import is_image_path, list_images
+    from blurkit.data.io import is_image_path
 
     outp = Path(out)
     single = len(inputs) == 1 and Path(inputs[0]).is_file()
@@ -49,24 +67,43 @@ def _plan(inputs: list[str], out: str, suffix: str):
             raise CLIError(f"--out {out}: not an image file name (use .png, .jpg, .tif, ...) or a folder")
         if not single and is_image_path(outp):
             raise CLIError(f"--out {out}: several images need an output folder, not an image file name")
-    jobs = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            for f in list_images(p):
-                rel = f.relative_to(p)
-                jobs.append((f, outp / rel.with_name(rel.stem + suffix + rel.suffix)))
-        elif p.is_file():
-            if len(inputs) == 1 and is_image_path(outp) and not outp.is_dir():
-                jobs.append((p, outp))
+    paths = [Path(item) for item in inputs]
+    for p in paths:
+        if not p.is_dir() and not p.is_file():
+            raise CLIError(f"no such file or folder: {p}")
+    to_file = single and is_image_path(outp) and not outp.is_dir()
+
+    def jobs():
+        for p in paths:
+            if to_file:
+                yield p, outp
             else:
-                jobs.append((p, outp / (p.stem + suffix + p.suffix)))
-        else:
-            raise CLIError(f"no such file or folder: {item}")
-    return jobs
+                yield from folder_jobs(p, outp, suffix=suffix)
+
+    def count() -> int:
+        return sum(count_images(p) if p.is_dir() else 1 for p in paths)
+
+    return jobs(), count
+
+
+def _count_in_background(count):
+    """Start ``count()`` in a daemon thread; returns a function giving its result, or None until then."""
+    import threading
+
+    result: list[int] = []
+
+    def work() -> None:
+        try:
+            result.append(count())
+        except OSError:
+            pass
+
+    threading.Thread(target=work, name="blurkit-count", daemon=True).start()
+    return lambda: result[0] if result else None
 
 
 def run(args: argparse.Namespace) -> int:
+    import itertools
     import sys
 
     from blurkit.cli._common import load_deblurrer
@@ -78,17 +115,22 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError("no input images given")
     if model and args.preset:
         raise CLIError("give a model file or --preset, not both")
-    jobs = _plan(paths, args.out, args.suffix)
-    if not jobs:
+    jobs, count = _plan(paths, args.out, args.suffix)
+    first = next(jobs, None)
+    if first is None:
         raise CLIError(f"no images found in {', '.join(paths)}")
+    jobs = itertools.chain([first], jobs)
 
-    from tqdm.auto import tqdm
-
-    from blurkit.data.io import DEFAULT_MAX_PIXELS, read_image, write_image
+    from blurkit.batch import Interrupted, deblur_files
+    from blurkit.data.io import DEFAULT_MAX_PIXELS
 
     max_pixels = DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels
     if max_pixels < 1:
         raise CLIError(f"--max-pixels must be a positive number of pixels, got {args.max_pixels}")
+    if args.io_workers < 0:
+        raise CLIError(f"--io-workers must be 0 (no overlap) or more, got {args.io_workers}")
+    if args.prefetch < 1:
+        raise CLIError(f"--prefetch must be at least 1, got {args.prefetch}")
     d = load_deblurrer(model, args.preset)
     if args.tile_size:
         if d.fixed_size:
@@ -97,22 +139,20 @@ def run(args: argparse.Namespace) -> int:
             raise CLIError(f"--tile-size must be at least 16, got {args.tile_size}")
         d.tile_size = int(args.tile_size)
         d.tile_overlap = min(d.tile_overlap, d.tile_size // 4)
-    done, skipped, failed = 0, 0, []
-    bar = tqdm(jobs, disable=args.quiet, unit="img", desc="deblur")
-    for src, dst in bar:
-        if args.skip_existing and dst.exists():
-            skipped += 1
-            continue
-        try:
-            image = read_image(src, max_pixels=max_pixels, alpha="keep")
-            write_image(dst, d.predict(image))
-            done += 1
-        except (ValueError, OSError) as exc:  # ImageReadError is a ValueError; messages name the file
-            failed.append((src, str(exc)))
-        except Exception as exc:  # noqa: BLE001 - one bad image must not stop the batch
-            failed.append((src, f"{type(exc).__name__}: {exc}"))
+    try:
+        summary = deblur_files(d, jobs, workers=args.io_workers, prefetch=args.prefetch,
+                               skip_existing=args.skip_existing, max_pixels=max_pixels,
+                               total=None if args.quiet else _count_in_background(count),
+                               progress=not args.quiet)
+    except Interrupted as exc:
+        summary = exc.summary
     if not args.quiet:
-        print(f"done {done}, skipped {skipped} (already there), failed {len(failed)}")
-    for src, why in failed:
+        print(summary)
+    for src, why in summary.failed:
         print(f"  failed: {src}: {why}", file=sys.stderr)
-    return 0 if done or skipped else 1
+    if summary.interrupted:
+        again = "" if args.skip_existing else " --skip-existing"
+        print(f"interrupted after {summary.total} files ({summary}); run the same command{again} to go on",
+              file=sys.stderr)
+        return 130
+    return 0 if summary.done or summary.skipped else 1

@@ -1,0 +1,415 @@
+"""Deblur many image files, streaming: reading and writing overlap with the model, memory stays bounded.
+
+:func:`deblur_files` is the engine behind ``blurkit deblur``. It takes ``(source, destination)`` pairs
+lazily (a generator of tens of thousands of files starts at once) and runs three stages at the same time:
+
+* **read**: ``workers`` reader threads decode the next files (OpenCV and Pillow release the GIL), at most
+  ``prefetch`` files ahead of the model;
+* **restore**: the calling thread runs ``deblurrer.predict`` on one image at a time, in input order;
+* **write**: ``workers`` writer threads encode the results and write them atomically (a temporary file
+  renamed over the target, see :func:`blurkit.data.io.write_image`), at most ``prefetch`` results queued.
+
+So at most ``2 * prefetch + 1`` decoded images are in memory at once: ``prefetch`` inputs (one of them in
+the model), the model's output, and ``prefetch`` outputs waiting to be written (plus the encoder's working
+copy in each writer thread). With the defaults (``prefetch=4``) and 12-megapixel RGB photos that is
+9 x 36 MB = 324 MB of images, whatever the number of files, on top of the model's own working memory (one
+tile). ``workers=0`` does each file from start to
+end in the calling thread (read, restore, write), one at a time: the same results, without overlap.
+
+A file that cannot be read, restored or written is recorded with its reason and the batch goes on.
+Ctrl-C stops reading new files, lets the results already computed be written, and raises
+:class:`Interrupted` carrying the :class:`Summary` so far; since every output is written atomically, an
+interrupted (or killed) run never leaves a half-written image, and ``skip_existing=True`` resumes it.
+
+Examples:
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np
+    >>> from blurkit.batch import deblur_files, folder_jobs
+    >>> from blurkit.data.io import read_image, write_image
+    >>> class Invert:  # anything with a predict(image) -> image method, e.g. a blurkit.Deblurrer
+    ...     def predict(self, image):
+    ...         return 255 - image
+    >>> root = Path(tempfile.mkdtemp())
+    >>> for name in ["a.png", "sub/b.png"]:
+    ...     write_image(root / "in" / name, np.zeros((4, 6, 3), np.uint8))
+    >>> _ = (root / "in" / "c.png").write_bytes(b"not a png")
+    >>> summary = deblur_files(Invert(), folder_jobs(root / "in", root / "out"))
+    >>> print(summary)
+    done 2, skipped 0 (already there), failed 1
+    >>> summary.failed  # doctest: +ELLIPSIS
+    [(PosixPath('.../in/c.png'), 'c.png: not an image, ...')]
+    >>> int(read_image(root / "out" / "sub" / "b.png").min())
+    255
+    >>> print(deblur_files(Invert(), folder_jobs(root / "in", root / "out"), skip_existing=True))
+    done 0, skipped 2 (already there), failed 1
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Sized
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Summary", "Interrupted", "deblur_files", "folder_jobs", "iter_images", "count_images"]
+
+PathLike = str | os.PathLike
+
+#: :data:`blurkit.data.io.DEFAULT_MAX_PIXELS`, repeated so that importing this module does not import OpenCV.
+_DEFAULT_MAX_PIXELS = 178_956_970
+
+
+@dataclass
+class Summary:
+    """What a batch did: files written, skipped (output already there) and failed (with the reason).
+
+    Attributes:
+        done: Outputs written.
+        skipped: Files left alone because their output already existed (``skip_existing=True``).
+        failed: ``(source, reason)`` for each file that could not be read, restored or written, in input
+            order.
+        interrupted: The batch was stopped by Ctrl-C before the end.
+        seconds: Wall time of the batch.
+
+    Examples:
+        >>> from blurkit.batch import Summary
+        >>> print(Summary(done=3, skipped=1))
+        done 3, skipped 1 (already there), failed 0
+    """
+
+    done: int = 0
+    skipped: int = 0
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+    interrupted: bool = False
+    seconds: float = 0.0
+
+    @property
+    def total(self) -> int:
+        """Files handled: done + skipped + failed."""
+        return self.done + self.skipped + len(self.failed)
+
+    def __str__(self) -> str:
+        return f"done {self.done}, skipped {self.skipped} (already there), failed {len(self.failed)}"
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped :func:`deblur_files`; ``summary`` says what was done before.
+
+    It is a :class:`KeyboardInterrupt`, so code that does not look for it stops as usual.
+    """
+
+    def __init__(self, summary: Summary) -> None:
+        super().__init__(str(summary))
+        self.summary = summary
+
+
+# --------------------------------------------------------------------------------------------------
+# Listing files lazily
+# --------------------------------------------------------------------------------------------------
+def _is_dir(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()  # follows symbolic links, like os.walk(followlinks=True)
+    except OSError:
+        return False
+
+
+def iter_images(folder: PathLike) -> Iterator[Path]:
+    """The image files under ``folder``, recursively, one at a time: the first comes at once.
+
+    The same files in the same order as :func:`blurkit.data.io.list_images` (sorted by relative path;
+    hidden files and folders skipped; symbolic links to folders followed, each real folder once), but
+    without listing the whole tree first: only one folder's entries are held at a time.
+
+    Args:
+        folder: The folder to scan.
+
+    Yields:
+        Paths of image files (suffix in :data:`blurkit.data.io.IMAGE_EXTENSIONS`).
+
+    Examples:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from blurkit.batch import iter_images
+        >>> root = Path(tempfile.mkdtemp())
+        >>> for name in ["b.png", "a/z.JPG", "notes.txt", ".hidden.png"]:
+        ...     (root / name).parent.mkdir(exist_ok=True)
+        ...     _ = (root / name).write_bytes(b"")
+        >>> [p.relative_to(root).as_posix() for p in iter_images(root)]
+        ['a/z.JPG', 'b.png']
+    """
+    from blurkit.data.io import is_image_path
+
+    root = Path(os.fspath(folder))
+    visited = {os.path.realpath(root)}
+
+    def walk(path: str) -> Iterator[Path]:
+        try:
+            with os.scandir(path) as it:
+                entries = [e for e in it if not e.name.startswith(".")]
+        except OSError:
+            return
+        dirs = [e for e in entries if _is_dir(e)]
+        keep: set[str] = set()
+        # Real folders first, then links, so a link never hides the real folder's name.
+        for e in sorted(dirs, key=lambda e: (e.is_symlink(), e.name)):
+            real = os.path.realpath(e.path)
+            if real not in visited:
+                visited.add(real)
+                keep.add(e.name)
+        names = {e.name for e in dirs}
+        for e in sorted(entries, key=lambda e: e.name):
+            if e.name in names:
+                if e.name in keep:
+                    yield from walk(e.path)
+            elif is_image_path(e.name) and os.path.isfile(e.path):
+                yield Path(e.path)
+
+    yield from walk(os.fspath(root))
+
+
+def count_images(folder: PathLike) -> int:
+    """How many files :func:`iter_images` yields (a directory walk; no file is opened).
+
+    Examples:
+        >>> import tempfile
+        >>> from blurkit.batch import count_images
+        >>> count_images(tempfile.mkdtemp())
+        0
+    """
+    return sum(1 for _ in iter_images(folder))
+
+
+def folder_jobs(source: PathLike, out: PathLike, *, suffix: str = "") -> Iterator[tuple[Path, Path]]:
+    """``(source file, output file)`` pairs for a folder (recursively) or one file, lazily.
+
+    Relative names and formats are kept: ``source/sub/a.jpg`` goes to ``out/sub/a<suffix>.jpg``; a single
+    file goes into the folder ``out``.
+
+    Args:
+        source: A folder or an image file.
+        out: The output folder.
+        suffix: Added to each output name, before the extension.
+
+    Examples:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from blurkit.batch import folder_jobs
+        >>> root = Path(tempfile.mkdtemp())
+        >>> (root / "sub").mkdir()
+        >>> _ = (root / "sub" / "a.jpg").write_bytes(b"")
+        >>> [(s.name, d.as_posix()) for s, d in folder_jobs(root, "out", suffix="_sharp")]
+        [('a.jpg', 'out/sub/a_sharp.jpg')]
+    """
+    src, dst = Path(os.fspath(source)), Path(os.fspath(out))
+    if not src.is_dir():
+        yield src, dst / (src.stem + suffix + src.suffix)
+        return
+    for f in iter_images(src):
+        rel = f.relative_to(src)
+        yield f, dst / rel.with_name(rel.stem + suffix + rel.suffix)
+
+
+# --------------------------------------------------------------------------------------------------
+# The pipeline
+# --------------------------------------------------------------------------------------------------
+class _Inline:
+    """An executor that runs each task at once in the calling thread (``workers=0``)."""
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future:
+        fut: Future = Future()
+        try:
+            fut.set_result(fn(*args))
+        except Exception as exc:  # noqa: BLE001 - kept in the future, like a thread pool does
+            fut.set_exception(exc)
+        return fut
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        pass
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, (ValueError, OSError)):  # ImageReadError is a ValueError; messages name the file
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+def deblur_files(
+    deblurrer: Any,
+    jobs: Iterable[tuple[PathLike, PathLike]],
+    *,
+    workers: int = 2,
+    prefetch: int = 4,
+    skip_existing: bool = False,
+    max_pixels: int | None = _DEFAULT_MAX_PIXELS,
+    total: int | Callable[[], int | None] | None = None,
+    progress: bool = False,
+) -> Summary:
+    """Deblur image files, reading and writing in threads while the model runs (see the module's notes).
+
+    Each source is read with :func:`~blurkit.data.io.read_image` (alpha kept, EXIF orientation applied),
+    restored with ``deblurrer.predict`` in the calling thread, in input order, and written with
+    :func:`~blurkit.data.io.write_image` (format from the destination's suffix, atomically, parent folders
+    created). A failure is recorded in the summary and the batch goes on.
+
+    Args:
+        deblurrer: A :class:`~blurkit.Deblurrer`, or any object whose ``predict(image)`` returns the
+            restored image.
+        jobs: ``(source, destination)`` pairs, e.g. from :func:`folder_jobs`; consumed lazily, only as
+            far as ``prefetch`` ahead of the model.
+        workers: Reader threads, and as many writer threads. ``0``: no threads, each file is read,
+            restored and written before the next one is read.
+        prefetch: Files read ahead of the model, and results queued for writing, at most (so at most
+            ``2 * prefetch + 1`` decoded images in memory). Ignored with ``workers=0``.
+        skip_existing: Leave files whose destination already exists (resume an interrupted batch).
+        max_pixels: Refuse images with more pixels than this before decoding them (``None``: no limit).
+        total: The number of jobs for the progress bar (rate and time left); ``len(jobs)`` when it has
+            one. A function is asked again at each step until it returns a number, e.g. the result of a
+            count running in another thread.
+        progress: Show a tqdm progress bar (on stderr) with the rate and the time left.
+
+    Returns:
+        The :class:`Summary`: done, skipped, failed (with reasons, in input order), seconds.
+
+    Raises:
+        Interrupted: Ctrl-C; its ``summary`` holds what was done. Outputs being written are finished,
+            nothing is left half-written.
+        ValueError: ``workers`` < 0 or ``prefetch`` < 1.
+
+    Examples:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> import numpy as np
+        >>> from blurkit.batch import deblur_files
+        >>> from blurkit.data.io import write_image
+        >>> class Same:
+        ...     def predict(self, image):
+        ...         return image
+        >>> root = Path(tempfile.mkdtemp())
+        >>> write_image(root / "a.png", np.zeros((4, 6), np.uint8))
+        >>> jobs = [(root / "a.png", root / "out" / "a.png"), (root / "missing.png", root / "out" / "m.png")]
+        >>> s = deblur_files(Same(), jobs, workers=0)
+        >>> s.done, [(p.name, why[:9]) for p, why in s.failed]
+        (1, [('missing.png', '[Errno 2]')])
+    """
+    if int(workers) < 0:
+        raise ValueError(f"workers must be 0 (no threads) or more, got {workers}")
+    if int(prefetch) < 1:
+        raise ValueError(f"prefetch must be at least 1, got {prefetch}")
+    from blurkit.data.io import read_image, write_image
+
+    if total is None and isinstance(jobs, Sized):
+        total = len(jobs)
+    depth = int(prefetch) if workers else 1
+    summary = Summary()
+    failures: list[tuple[int, Path, str]] = []
+    start = time.perf_counter()
+    bar = _Bar(progress, total)
+
+    def read(src: Path) -> Any:
+        return read_image(src, max_pixels=max_pixels, alpha="keep")
+
+    def fail(i: int, src: Path, exc: BaseException) -> None:
+        failures.append((i, src, _reason(exc)))
+        bar.step(summary, len(failures))
+
+    reads: collections.deque[tuple[int, Path, Path, Future]] = collections.deque()
+    writes: list[tuple[int, Path, Future]] = []
+
+    def reap(block: bool = False) -> None:
+        """Account for finished writes; with ``block``, wait for at least one first."""
+        if block and writes:
+            wait([f for _, _, f in writes], return_when=FIRST_COMPLETED)
+        pending = []
+        for i, src, fut in writes:
+            if not fut.done():
+                pending.append((i, src, fut))
+            elif fut.exception() is not None:
+                fail(i, src, fut.exception())
+            else:
+                summary.done += 1
+                bar.step(summary, len(failures))
+        writes[:] = pending
+
+    def restore_next() -> None:
+        """Restore the oldest file read and queue its result for writing."""
+        i, src, dst, fut = reads.popleft()
+        try:
+            out = deblurrer.predict(fut.result())
+        except Exception as exc:  # noqa: BLE001 - one bad image must not stop the batch
+            fail(i, src, exc)
+            return
+        while len(writes) >= depth:
+            reap(block=True)
+        writes.append((i, src, writers.submit(write_image, dst, out)))
+
+    readers = ThreadPoolExecutor(workers, thread_name_prefix="blurkit-read") if workers else _Inline()
+    writers = ThreadPoolExecutor(workers, thread_name_prefix="blurkit-write") if workers else _Inline()
+    try:
+        for i, (src, dst) in enumerate(jobs):
+            src, dst = Path(os.fspath(src)), Path(os.fspath(dst))
+            if skip_existing and dst.exists():
+                summary.skipped += 1
+                bar.step(summary, len(failures))
+                continue
+            while len(reads) >= depth:
+                restore_next()
+                reap()
+            reads.append((i, src, dst, readers.submit(read, src)))
+        while reads:
+            restore_next()
+            reap()
+        while writes:
+            reap(block=True)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+        for *_, fut in reads:
+            fut.cancel()
+        readers.shutdown(wait=True, cancel_futures=True)
+        writers.shutdown(wait=True)  # results already computed are written (each write is atomic)
+        reap()
+        raise Interrupted(_finish(summary, failures, start, bar)) from None
+    finally:
+        readers.shutdown(wait=True, cancel_futures=True)
+        writers.shutdown(wait=True)
+        bar.close()
+    return _finish(summary, failures, start, bar)
+
+
+def _finish(summary: Summary, failures: list[tuple[int, Path, str]], start: float, bar: _Bar) -> Summary:
+    summary.failed = [(src, why) for _, src, why in sorted(failures, key=lambda f: f[0])]
+    summary.seconds = time.perf_counter() - start
+    bar.close()
+    return summary
+
+
+class _Bar:
+    """A tqdm bar (or nothing) that picks up the total once it is known, with done/skipped/failed counts."""
+
+    def __init__(self, enabled: bool, total: int | Callable[[], int | None] | None) -> None:
+        self.total = total
+        self.bar = None
+        if enabled:
+            from tqdm.auto import tqdm
+
+            known = total if isinstance(total, int) else None
+            self.bar = tqdm(total=known, unit="img", desc="deblur", dynamic_ncols=True)
+
+    def step(self, summary: Summary, failed: int) -> None:
+        if self.bar is None:
+            return
+        if self.bar.total is None and callable(self.total):
+            n = self.total()
+            if n is not None:
+                self.bar.total = n
+        if summary.skipped or failed:
+            self.bar.set_postfix_str(f"skipped {summary.skipped}, failed {failed}", refresh=False)
+        self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
