@@ -182,3 +182,15 @@ def test_multiworker_needs_tf_config(photos, tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("TF_CONFIG", raising=False)
     assert main(["train", str(photos), *TINY, "--distribute", "multiworker", "--out", str(tmp_path / "m.keras")]) == 2
     assert "TF_CONFIG" in capsys.readouterr().err
+
+
+def test_cli_mirrored_on_local_devices(photos, tmp_path):
+    """``--distribute mirrored`` on this host (its one CPU device): trains, writes the model and curves."""
+    from blurkit import Deblurrer
+    from blurkit.cli.main import main
+
+    out = tmp_path / "m.keras"
+    assert main(["train", str(photos), *TINY, "--patch-size", "16", "--batch-size", "4", "--epochs", "2",
+                 "--steps-per-epoch", "2", "--distribute", "mirrored", "--out", str(out), "-q"]) == 0
+    d = Deblurrer.load(out)
+    assert len(d.history["loss"]) == 2 and out.with_suffix(".png").is_file()
