@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import textwrap
@@ -20,6 +21,7 @@ from _util import (
     INFER_SIZES,
     MATMUL_N,
     QUICK,
+    ROUND_BUDGET_S,
     TILING_IMAGE,
     TILINGS,
     attach,
@@ -186,7 +188,57 @@ def test_execution_path(benchmark, peak, path):
     attach(benchmark, **vals)
 
 
-# ------------------------------------------------------------------------------ 2c. tiled vs untiled
+# ------------------------------------------------------------------------ 2c. facade overhead, paired
+def test_facade_overhead(benchmark, peak):
+    """The facade against the bare compiled model on the small photo, called alternately in every round.
+
+    Three calls per round: ``Deblurrer.predict`` (uint8 in and out), the facade's own compiled function on
+    the prepared float batch (``Deblurrer._infer``: traced once for any shape) and a ``tf.function``
+    traced for this one shape (what ``test_execution_path[tf_function]`` times). Separate cases run
+    seconds or minutes apart, so a change of load between them reads as overhead (the facade case once
+    read +34 % against a 4 % difference of the same call in another case of the same run); here a change
+    of load hits all three alike. Ratios are medians of the per-round ratios.
+    """
+    import tensorflow as tf
+
+    name = default_subject()
+    sub = subject(name)
+    d, model = sub.deblurrer, sub.model
+    h, w = INFER_SIZES[SMALL]
+    img = photo(h, w)
+    x = sub.plain_input(img)
+    if sub.fixed is not None:
+        pytest.skip("a fixed-input model: the facade tiles, the bare model does not")
+    bare = tf.function(lambda t: model(t, training=False))
+    bare(x)  # trace for this shape
+    calls = {"facade": lambda: d.predict(img), "engine": lambda: d._infer(x), "tf_function": lambda: bare(x).numpy()}
+    times: dict[str, list[float]] = {k: [] for k in calls}
+
+    def one_round():
+        for k, fn in calls.items():
+            t0 = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t0)
+
+    prev = lookup("inference", f"{name} {SMALL} facade", "seconds")
+    rounds = 3 if QUICK else 9 if prev is None else max(5, min(15, int(ROUND_BUDGET_S / (3 * prev))))
+    timed(benchmark, one_round, rounds=rounds, warmup=1)
+    kept = {k: v[1:] for k, v in times.items()}  # drop the warm-up round
+
+    def paired(a: str, b: str) -> float:
+        return statistics.median(ta / tb for ta, tb in zip(kept[a], kept[b], strict=True))
+
+    med = {k: statistics.median(v) for k, v in kept.items()}
+    vals = {"seconds": med["facade"], "engine_s": med["engine"], "tf_function_s": med["tf_function"],
+            "ratio": paired("facade", "tf_function"), "ratio_engine": paired("engine", "tf_function"),
+            "ratio_wrapper": paired("facade", "engine"), "rounds": len(kept["facade"]), "size": f"{w}x{h}",
+            "note": "ratio: facade / tf.function, paired rounds", **sub.info(),
+            **efficiency(sub.flops_per_pixel, h * w, med["facade"])}
+    record("facade_overhead", SMALL, **vals)
+    attach(benchmark, **vals)
+
+
+# ------------------------------------------------------------------------------ 2d. tiled vs untiled
 @pytest.mark.parametrize("variant", list(TILINGS))
 def test_tiling(benchmark, peak, variant):
     """The same photo through ``Deblurrer.predict`` whole, and in tiles (the default tile size, and a small
@@ -227,6 +279,20 @@ def test_tiling(benchmark, peak, variant):
 _CHILD = textwrap.dedent(
     """
     import json, resource, sys, time
+
+    def peak_kib():
+        # VmHWM: this process's own high-water mark. ru_maxrss is not: Linux carries the high-water mark
+        # of the address space that exec replaced into it, i.e. the RSS of the pytest process that
+        # spawned this one (TensorFlow and every model loaded so far), which read 3.5 GB before any photo.
+        try:
+            with open("/proc/self/status") as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1])
+        except OSError:
+            pass
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+
     t0 = time.perf_counter()
     spec = json.loads(sys.argv[1])
     import numpy as np
@@ -237,11 +303,11 @@ _CHILD = textwrap.dedent(
         d = Deblurrer(model=spec["model"], model_options=spec["model_options"])
     d.predict(np.zeros((48, 64, 3), np.uint8))  # trace the inference function once
     ready = time.perf_counter() - t0
-    rss_ready = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_ready = peak_kib()
     t = time.perf_counter()
     out = d.predict(spec["path"])  # decode + deblur, as `blurkit deblur` does (without writing)
     seconds = time.perf_counter() - t
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    peak = peak_kib()
     from blurkit.models.flops import flops_per_pixel
     try:
         fpp = flops_per_pixel(d.model, 256, 256)
@@ -261,7 +327,8 @@ BIG_CASES = [pytest.param(k, marks=[pytest.mark.huge] if i == 1 else [], id=k) f
 @pytest.mark.parametrize("size", BIG_CASES)
 def test_big_photo(benchmark, peak, tmp_path_factory, size):
     """Deblur a JPEG photo file with the default preset in a fresh process: time and peak resident memory
-    (``ru_maxrss`` of that process: TensorFlow, the model, the decoded photo and every buffer).
+    (``VmHWM`` of that process: TensorFlow, the model, the decoded photo and every buffer; not ``ru_maxrss``,
+    which in a spawned process starts at the RSS of the pytest process that spawned it).
 
     Without a shipped preset, an untrained model of the default preset's architecture stands in (same cost).
     The 8000x6000 case is marked ``huge``: ``-m "not huge"`` or ``BLURKIT_BENCH_SKIP_HUGE=1`` skips it.

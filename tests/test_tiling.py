@@ -237,3 +237,18 @@ def test_integer_image_converted_tile_by_tile_and_written_in_bands():
     assert np.abs(out.astype(int) - whole).max() <= 1
     assert all(s[0] <= 128 and s[1] <= 128 for s in cuts)
     assert len(bands) > 1 and all(b[0] <= 128 for b in bands) and sum(b[0] for b in bands) == 301
+
+
+def test_presets_run_with_the_library_tiling_defaults():
+    """A preset's file records the tiling it was saved with; ``from_preset`` applies the library's current
+    defaults instead (tiling is an inference setting), while a plain ``load`` keeps the file's values."""
+    from blurkit.deblurrer import DEFAULT_TILE_OVERLAP, DEFAULT_TILE_SIZE, Deblurrer
+    from blurkit.presets import DEFAULT_PRESET, list_presets, preset_path
+
+    if DEFAULT_PRESET not in list_presets():
+        pytest.skip("no shipped preset")
+    d = Deblurrer.from_preset(DEFAULT_PRESET)
+    assert (d.tile_size, d.tile_overlap) == (DEFAULT_TILE_SIZE, DEFAULT_TILE_OVERLAP)
+    stored = Deblurrer.read_metadata(preset_path(DEFAULT_PRESET))["facade"]
+    loaded = Deblurrer.load(preset_path(DEFAULT_PRESET))
+    assert (loaded.tile_size, loaded.tile_overlap) == (stored["tile_size"], stored["tile_overlap"])

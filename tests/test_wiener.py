@@ -38,6 +38,43 @@ def test_gaussian_wiener_matches_skimage_with_true_kernel(photo, sigma):
     assert np.mean(np.abs(ours - ref)) < 3e-3
 
 
+def _wiener_reference(image: np.ndarray, sigma: float, balance: float, pad: int, radius: int) -> np.ndarray:
+    """The layer's filter with NumPy's full complex 2-D FFT in float64: reflect pad, deconvolve, crop."""
+    h, w = image.shape[:2]
+    ph, pw = min(pad, h - 1), min(pad, w - 1)
+    x = np.pad(image.astype(np.float64), ((ph, ph), (pw, pw), (0, 0)), mode="reflect")
+    hp, wp = x.shape[:2]
+    t = np.arange(radius + 1)
+    weights = np.exp(-(t**2) / (2 * sigma**2)) * (t <= np.ceil(3 * sigma))
+    weights /= 2 * weights.sum() - weights[0]
+
+    def transfer(n: int) -> np.ndarray:
+        return weights[0] + 2 * (weights[1:] * np.cos(2 * np.pi * np.outer(np.arange(n), t[1:]) / n)).sum(-1)
+
+    k = np.outer(transfer(hp), transfer(wp))
+    lap = ((2 - 2 * np.cos(2 * np.pi * np.arange(hp) / hp))[:, None]
+           + (2 - 2 * np.cos(2 * np.pi * np.arange(wp) / wp))[None])
+    g = k / (k * k + balance * lap * lap)
+    y = np.real(np.fft.ifft2(np.fft.fft2(x, axes=(0, 1)) * g[..., None], axes=(0, 1)))
+    return y[ph : ph + h, pw : pw + w]
+
+
+@pytest.mark.parametrize("shape", [(37, 52), (40, 33), (2, 1), (1, 1)])
+def test_gaussian_wiener_matches_float64_reference(shape):
+    """Golden values: the layer (float32, analytic transfer functions) against the same filter in float64
+    NumPy, for every sigma hypothesis and for images smaller than the padding."""
+    from blurkit.models.layers import GaussianWiener
+
+    image = np.random.default_rng(5).random((*shape, 3), dtype=np.float32)
+    layer = GaussianWiener(pad=16, scales=(1.0, 0.7))
+    sigma, log_balance = 1.7, -3.0
+    params = np.array([[_raw(sigma, 0.3, 3.5), _raw(log_balance, -6.0, -1.0)]], np.float32)
+    ours = np.asarray(layer([image[None], params]))[0]
+    for i, scale in enumerate((1.0, 0.7)):
+        ref = _wiener_reference(image, sigma * scale, 10.0**log_balance, 16, layer.radius)
+        np.testing.assert_allclose(ours[..., 3 * i : 3 * i + 3], ref, atol=2e-5)
+
+
 def test_gaussian_wiener_any_size_and_gradients():
     import tensorflow as tf
 
