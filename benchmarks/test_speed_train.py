@@ -114,11 +114,16 @@ TRAIN_CASES = MODELS.list()
 
 @pytest.mark.parametrize("name", TRAIN_CASES)
 def test_train_step(benchmark, peak, name):
-    """Images (patches) per second of ``model.train_on_batch`` for each registered model at its default
-    width, compiled as ``Deblurrer.fit`` compiles it, at the ``Deblurrer``'s default patch and batch size
-    (fixed-input models: their input size). For the default model this is the rate at which training
-    consumes the pipeline's pairs."""
+    """Images (patches) per second of the training step ``Deblurrer.fit`` runs
+    (:func:`blurkit.training.step_functions`, on one device) for each registered model at its default
+    width, at the ``Deblurrer``'s default patch and batch size (fixed-input models: their input size).
+    For the default model this is the rate at which training consumes the pipeline's pairs. The default
+    model is also timed through Keras' ``model.train_on_batch`` in the same test (``keras_seconds``)."""
+    import tensorflow as tf
+
     from blurkit import Deblurrer
+    from blurkit.metrics.losses import get_loss
+    from blurkit.training import step_functions
 
     d = Deblurrer(model=name)
     d.compile()
@@ -127,9 +132,12 @@ def test_train_step(benchmark, peak, name):
     rng = np.random.default_rng(0)
     y = rng.random((batch, patch, patch, d.channels), np.float32)
     x = (0.5 * y + 0.5 * y.mean()).astype(np.float32)
+    strategy = tf.distribute.get_strategy()
+    train_step, _ = step_functions(d.model, get_loss(d.loss), strategy, batch)
+    batches = iter(tf.data.Dataset.from_tensors((x, y)).repeat())
 
     def step():
-        return d.model.train_on_batch(x, y)
+        return train_step(batches).numpy()
 
     t0 = time.perf_counter()
     step()  # builds the optimizer and traces the training function
@@ -147,5 +155,17 @@ def test_train_step(benchmark, peak, name):
     vals = {"images_per_s": batch / s, "seconds": s, "first_call_s": first, "patch_size": patch,
             "batch_size": batch, "params": int(d.model.count_params()), "flops_per_pixel": fpp,
             "rounds": t["rounds"], **eff}
+    if name == Deblurrer().model_spec["name"]:  # the default model: also through Keras, alternating
+        d.model.train_on_batch(x, y)
+        ours, keras_t = [], []
+        for _ in range(max(2, min(t["rounds"], 5))):
+            t0 = time.perf_counter()
+            step()
+            ours.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            d.model.train_on_batch(x, y)
+            keras_t.append(time.perf_counter() - t0)
+        vals.update(keras_seconds=float(np.median(keras_t)),
+                    vs_keras=float(np.median(np.array(ours) / np.array(keras_t))))
     record("train_step", f"model:{name}", **vals)
     attach(benchmark, **vals)

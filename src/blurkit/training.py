@@ -34,7 +34,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["is_chief", "make_strategy", "worker_temp_dir", "broadcast_weights", "train"]
+__all__ = ["is_chief", "make_strategy", "worker_temp_dir", "broadcast_weights", "step_functions", "train"]
 
 
 def make_strategy(name: str | None):
@@ -118,6 +118,54 @@ def broadcast_weights(model: Any, strategy: Any) -> None:
         v.assign(tf.cast(strategy.experimental_local_results(value)[0], v.dtype))
 
 
+def step_functions(model: Any, loss: Any, strategy: Any, global_batch: int):
+    """``(train_step, eval_step)``: the compiled functions :func:`train` runs.
+
+    ``train_step(iterator)`` takes the next per-replica batch of a distributed iterator, runs the replica
+    step on every replica with ``strategy.run`` and returns the all-replica sums ``[loss, psnr, ssim,
+    images]``; ``eval_step(x, y)`` returns the same sums for one local batch, without training.
+    """
+    import tensorflow as tf
+
+    from blurkit.registry import METRICS
+
+    psnr_fn, ssim_fn = METRICS.get("psnr").keras_fn, METRICS.get("ssim").keras_fn
+    optimizer = model.optimizer
+    jit = bool(getattr(model, "jit_compile", False))
+
+    def sums(x, y, pred, per_image):
+        n = tf.cast(tf.shape(x)[0], tf.float32)
+        pred = tf.cast(pred, tf.float32)
+        y = tf.cast(y, tf.float32)
+        return tf.stack([tf.reduce_sum(tf.cast(per_image, tf.float32)), psnr_fn(y, pred) * n,
+                         ssim_fn(y, pred) * n, n])
+
+    def replica_step(x, y):
+        with tf.GradientTape() as tape:
+            pred = model(x, training=True)
+            per_image = loss.call(y, pred)
+            value = tf.nn.compute_average_loss(per_image, global_batch_size=global_batch)
+            if model.losses:
+                value += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
+        grads = tape.gradient(value, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return sums(x, y, pred, per_image)
+
+    step_fn = tf.function(replica_step, jit_compile=jit, reduce_retracing=True)
+
+    @tf.function
+    def train_step(iterator):
+        x, y = next(iterator)
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(step_fn, args=(x, y)), axis=None)
+
+    @tf.function(reduce_retracing=True)
+    def eval_step(x, y):
+        pred = model(x, training=False)
+        return sums(x, y, pred, loss.call(y, pred))
+
+    return train_step, eval_step
+
+
 def train(
     model: Any,
     loss: Any,
@@ -158,41 +206,7 @@ def train(
     import numpy as np
     import tensorflow as tf
 
-    from blurkit.registry import METRICS
-
-    psnr_fn, ssim_fn = METRICS.get("psnr").keras_fn, METRICS.get("ssim").keras_fn
-    optimizer = model.optimizer
-    jit = bool(getattr(model, "jit_compile", False))
-
-    def sums(x, y, pred, per_image):
-        n = tf.cast(tf.shape(x)[0], tf.float32)
-        pred = tf.cast(pred, tf.float32)
-        y = tf.cast(y, tf.float32)
-        return tf.stack([tf.reduce_sum(tf.cast(per_image, tf.float32)), psnr_fn(y, pred) * n,
-                         ssim_fn(y, pred) * n, n])
-
-    def replica_step(x, y):
-        with tf.GradientTape() as tape:
-            pred = model(x, training=True)
-            per_image = loss.call(y, pred)
-            value = tf.nn.compute_average_loss(per_image, global_batch_size=global_batch)
-            if model.losses:
-                value += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
-        grads = tape.gradient(value, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return sums(x, y, pred, per_image)
-
-    step_fn = tf.function(replica_step, jit_compile=jit, reduce_retracing=True)
-
-    @tf.function
-    def train_step(iterator):
-        x, y = next(iterator)
-        return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(step_fn, args=(x, y)), axis=None)
-
-    @tf.function(reduce_retracing=True)
-    def eval_step(x, y):
-        pred = model(x, training=False)
-        return sums(x, y, pred, loss.call(y, pred))
+    train_step, eval_step = step_functions(model, loss, strategy, global_batch)
 
     @tf.function
     def anyone(flag):  # True on every worker if it is True on one (a SUM all-reduce)
