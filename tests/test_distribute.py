@@ -192,5 +192,6 @@ def test_cli_mirrored_on_local_devices(photos, tmp_path):
     out = tmp_path / "m.keras"
     assert main(["train", str(photos), *TINY, "--patch-size", "16", "--batch-size", "4", "--epochs", "2",
                  "--steps-per-epoch", "2", "--distribute", "mirrored", "--out", str(out), "-q"]) == 0
-    d = Deblurrer.load(out)
-    assert len(d.history["loss"]) == 2 and out.with_suffix(".png").is_file()
+    d = Deblurrer.load(out)  # the best epoch's model (by validation loss): its history ends at that epoch
+    assert d.training["epochs"] == 2 and 1 <= len(d.history["loss"]) <= 2
+    assert out.with_suffix(".png").is_file()
