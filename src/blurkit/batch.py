@@ -111,19 +111,13 @@ class Interrupted(KeyboardInterrupt):
 # --------------------------------------------------------------------------------------------------
 # Listing files lazily
 # --------------------------------------------------------------------------------------------------
-def _is_dir(entry: os.DirEntry) -> bool:
-    try:
-        return entry.is_dir()  # follows symbolic links, like os.walk(followlinks=True)
-    except OSError:
-        return False
-
-
 def iter_images(folder: PathLike) -> Iterator[Path]:
     """The image files under ``folder``, recursively, one at a time: the first comes at once.
 
-    The same files in the same order as :func:`blurkit.data.io.list_images` (sorted by relative path;
-    hidden files and folders skipped; symbolic links to folders followed, each real folder once), but
-    without listing the whole tree first: only one folder's entries are held at a time.
+    The same files in the same order as :func:`blurkit.data.io.list_images` (both walk the folder with
+    :func:`blurkit.data.io.iter_files`: sorted by relative path; hidden files and folders skipped;
+    symbolic links to folders followed, each real folder once), but without listing the whole tree first:
+    only one folder's entries are held at a time.
 
     Args:
         folder: The folder to scan.
@@ -142,34 +136,9 @@ def iter_images(folder: PathLike) -> Iterator[Path]:
         >>> [p.relative_to(root).as_posix() for p in iter_images(root)]
         ['a/z.JPG', 'b.png']
     """
-    from blurkit.data.io import is_image_path
+    from blurkit.data.io import is_image_path, iter_files
 
-    root = Path(os.fspath(folder))
-    visited = {os.path.realpath(root)}
-
-    def walk(path: str) -> Iterator[Path]:
-        try:
-            with os.scandir(path) as it:
-                entries = [e for e in it if not e.name.startswith(".")]
-        except OSError:
-            return
-        dirs = [e for e in entries if _is_dir(e)]
-        keep: set[str] = set()
-        # Real folders first, then links, so a link never hides the real folder's name.
-        for e in sorted(dirs, key=lambda e: (e.is_symlink(), e.name)):
-            real = os.path.realpath(e.path)
-            if real not in visited:
-                visited.add(real)
-                keep.add(e.name)
-        names = {e.name for e in dirs}
-        for e in sorted(entries, key=lambda e: e.name):
-            if e.name in names:
-                if e.name in keep:
-                    yield from walk(e.path)
-            elif is_image_path(e.name) and os.path.isfile(e.path):
-                yield Path(e.path)
-
-    yield from walk(os.fspath(root))
+    return (p for p in iter_files(folder) if is_image_path(p.name))
 
 
 def count_images(folder: PathLike) -> int:

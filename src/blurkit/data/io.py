@@ -211,39 +211,55 @@ def _is_hidden(name: str) -> bool:
     return name.startswith(".")
 
 
-def _scan_folder(root: Path, recursive: bool) -> tuple[list[Path], list[Path]]:
-    """Files under ``root``: (images, other files), both sorted by relative path.
+def iter_files(root: PathLike, recursive: bool = True) -> Iterator[Path]:
+    """Every file under ``root``, lazily, sorted by relative path: the first comes at once.
 
-    Hidden files and folders (name starting with ``.``) are skipped. Symbolic links to folders are
+    One folder's entries are held at a time. Hidden files and folders (name starting with ``.``) are
+    skipped, and so is what is not a regular file (broken links, sockets). Symbolic links to folders are
     followed, but each real folder is visited once, so link cycles cannot loop; real folders are
     preferred over links to them.
     """
-    images: list[Path] = []
-    others: list[Path] = []
+    root = Path(os.fspath(root))
     visited = {os.path.realpath(root)}
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        keep: list[str] = []
-        if recursive:
-            candidates = [d for d in dirnames if not _is_hidden(d)]
+
+    def is_dir(entry: os.DirEntry) -> bool:
+        try:
+            return entry.is_dir()  # follows symbolic links
+        except OSError:
+            return False
+
+    def walk(path: str) -> Iterator[Path]:
+        try:
+            with os.scandir(path) as it:
+                entries = [e for e in it if not _is_hidden(e.name)]
+        except OSError:
+            return
+        dirs = {e.name for e in entries if is_dir(e)}
+        keep: set[str] = set()
+        if recursive:  # every sub-folder of this folder is claimed before any is entered, as os.walk does
             # Real folders first, then links, so a link never hides the real folder's name.
-            for name in sorted(candidates, key=lambda d: (os.path.islink(os.path.join(dirpath, d)), d)):
-                real = os.path.realpath(os.path.join(dirpath, name))
+            for e in sorted((e for e in entries if e.name in dirs), key=lambda e: (e.is_symlink(), e.name)):
+                real = os.path.realpath(e.path)
                 if real not in visited:
                     visited.add(real)
-                    keep.append(name)
-        dirnames[:] = sorted(keep)
-        for name in filenames:
-            if _is_hidden(name):
-                continue
-            full = os.path.join(dirpath, name)
-            if not os.path.isfile(full):  # broken link, socket, ...
-                continue
-            (images if is_image_path(name) else others).append(Path(full))
+                    keep.add(e.name)
+        for e in sorted(entries, key=lambda e: e.name):
+            if e.name in dirs:
+                if e.name in keep:
+                    yield from walk(e.path)
+            elif os.path.isfile(e.path):
+                yield Path(e.path)
 
-    def key(p: Path) -> tuple[str, ...]:
-        return p.relative_to(root).parts
+    yield from walk(os.fspath(root))
 
-    return sorted(images, key=key), sorted(others, key=key)
+
+def _scan_folder(root: Path, recursive: bool) -> tuple[list[Path], list[Path]]:
+    """Files under ``root`` (see :func:`iter_files`): (images, other files), both sorted by relative path."""
+    images: list[Path] = []
+    others: list[Path] = []
+    for path in iter_files(root, recursive):
+        (images if is_image_path(path.name) else others).append(path)
+    return images, others
 
 
 def _has_magic(text: str) -> bool:
@@ -555,16 +571,21 @@ def read_image(
         ...
         blurkit.data.io.ImageReadError: notes.jpg: not an image, or a format blurkit cannot read ...
     """
-    if alpha not in ("drop", "keep"):
-        raise ValueError(f"alpha must be 'drop' or 'keep', got {alpha!r}")
-    if max_pixels is not None and max_pixels <= 0:
-        raise ValueError(f"max_pixels must be positive or None, got {max_pixels}")
+    _check_decode_args(alpha, max_pixels)
     path = Path(os.fspath(path))
     name = path.name
     info = path.stat()  # FileNotFoundError names the path
     if stat.S_ISDIR(info.st_mode):
         raise IsADirectoryError(f"{path} is a folder, not an image file")
     return decode_image(path.read_bytes(), name=name, max_pixels=max_pixels, alpha=alpha)
+
+
+def _check_decode_args(alpha: str, max_pixels: int | None) -> None:
+    """The argument checks of :func:`read_image` and :func:`decode_image` (before any file is touched)."""
+    if alpha not in ("drop", "keep"):
+        raise ValueError(f"alpha must be 'drop' or 'keep', got {alpha!r}")
+    if max_pixels is not None and max_pixels <= 0:
+        raise ValueError(f"max_pixels must be positive or None, got {max_pixels}")
 
 
 def decode_image(
@@ -604,10 +625,7 @@ def decode_image(
         ...
         blurkit.data.io.ImageReadError: notes.png: not an image, or a format blurkit cannot read ...
     """
-    if alpha not in ("drop", "keep"):
-        raise ValueError(f"alpha must be 'drop' or 'keep', got {alpha!r}")
-    if max_pixels is not None and max_pixels <= 0:
-        raise ValueError(f"max_pixels must be positive or None, got {max_pixels}")
+    _check_decode_args(alpha, max_pixels)
     data = bytes(data) if not isinstance(data, bytes) else data
     if not data:
         raise ImageReadError(f"{name}: empty file (0 bytes)")
