@@ -158,7 +158,7 @@ def test_multiworker_two_processes(photos, tmp_path):
         results = [p.communicate(timeout=TIMEOUT) for p in procs]
     finally:
         _kill(procs)
-    for p, (stdout, stderr) in zip(procs, results, strict=True):
+    for p, (_, stderr) in zip(procs, results, strict=True):
         assert p.returncode == 0, stderr[-3000:]
     digests = [next(x for x in stdout.splitlines() if x.startswith("WEIGHTS")) for stdout, _ in results]
     histories = [next(x for x in stdout.splitlines() if x.startswith("HISTORY")) for stdout, _ in results]

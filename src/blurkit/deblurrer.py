@@ -212,7 +212,7 @@ class Deblurrer:
                 return build(seed)
 
             ds = tf.data.Dataset.from_tensor_slices(tf.constant(seeds, tf.int64)).flat_map(traced)
-            return ds.apply(tf.data.experimental.assert_cardinality(batches))  # Keras then knows the length
+            return ds.apply(tf.data.experimental.assert_cardinality(batches))  # a known length
 
         def train_for(first: int, end: int, steps: int, context: Any = None):
             """Epochs ``[first, end)``; with a ``tf.distribute.InputContext``, this worker's share.

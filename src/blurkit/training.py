@@ -67,9 +67,7 @@ def is_chief(strategy: Any = None) -> bool:
     Per TensorFlow's convention: no cluster (single process), the task of type ``chief``, or worker 0
     when the cluster has no chief.
     """
-    resolver = getattr(getattr(strategy, "extended", None), "_cluster_resolver", None)
-    if resolver is None:
-        resolver = getattr(strategy, "cluster_resolver", None)
+    resolver = getattr(strategy, "cluster_resolver", None)  # None for single-process strategies
     if resolver is None:
         return True
     task_type, task_id = getattr(resolver, "task_type", None), getattr(resolver, "task_id", None)
@@ -148,7 +146,7 @@ def step_functions(model: Any, loss: Any, strategy: Any, global_batch: int):
             if model.losses:
                 value += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
         grads = tape.gradient(value, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
         return sums(x, y, pred, per_image)
 
     step_fn = tf.function(replica_step, jit_compile=jit, reduce_retracing=True)
