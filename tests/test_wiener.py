@@ -145,4 +145,25 @@ def test_wiener_unet_with_hypotheses_round_trips(tmp_path):
     model.save(path)
     loaded = keras.saving.load_model(path, safe_mode=True)
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
-    assert loaded.get_layer("wiener").scales == (1.0, 0.8, 1.25)
+    assert loaded.get_layer("restorer").get_layer("wiener").scales == (1.0, 0.8, 1.25)
+
+
+def test_wiener_unet_is_estimator_then_restorer():
+    """The blur can be estimated on one image (a whole photo) and used to restore another (a tile of it)."""
+    from blurkit.registry import MODELS
+
+    model = MODELS.create("wiener_unet", width=4, depth=1, estimator_width=4)
+    estimator, restorer = model.get_layer("estimator"), model.get_layer("restorer")
+    rng = np.random.default_rng(2)
+    for layer in (estimator.get_layer("est_params"), restorer.get_layer("tail")):  # not the zero init
+        layer.set_weights([rng.normal(0, 0.3, w.shape).astype("float32") for w in layer.get_weights()])
+    x = rng.random((1, 40, 36, 3), dtype=np.float32)
+    params = estimator.predict(x, verbose=0)
+    assert params.shape == (1, 2)
+    whole = model.predict(x, verbose=0)
+    np.testing.assert_allclose(restorer.predict([x, params], verbose=0), whole, atol=1e-5)
+    # another blur estimate gives another restoration: the restorer really uses the parameters
+    other = restorer.predict([x, params + np.float32([2.0, -2.0])], verbose=0)
+    assert np.abs(other - whole).mean() > 1e-3
+    assert not set(map(id, estimator.weights)) & set(map(id, restorer.weights))  # two separate parts
+    assert len(estimator.weights) + len(restorer.weights) == len(model.weights)

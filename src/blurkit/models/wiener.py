@@ -62,7 +62,12 @@ def wiener_unet(
 
     Returns:
         A functional ``keras.Model`` named ``"wiener_unet"``, input ``(None, None, None, channels)`` float32
-        in [0, 1], output of the same shape (not clipped; the facade clips).
+        in [0, 1], output of the same shape (not clipped; the facade clips). It is made of two sub-models,
+        ``model.get_layer("estimator")`` (image -> the 2 raw blur parameters) and
+        ``model.get_layer("restorer")`` (``[image, parameters]`` -> restored image), so the blur can be
+        estimated once for a whole photo and the restoration run tile by tile with that estimate (what
+        :class:`~blurkit.Deblurrer` does for large photos), or a restorer trained with estimates made on
+        more context than its patch.
 
     Examples:
         >>> import numpy as np
@@ -100,11 +105,14 @@ def wiener_unet(
     e = keras.layers.Concatenate(name="est_features")([e, spectrum])
     e = keras.layers.Dense(4 * estimator_width, activation="relu", name="est_dense")(e)
     params = keras.layers.Dense(2, kernel_initializer="zeros", name="est_params")(e)
-    # 2. Wiener deconvolution with the estimated Gaussian kernel
+    estimator = keras.Model(inputs, params, name="estimator")
+
+    # 2. Wiener deconvolution with the estimated Gaussian kernel, 3. residual U-Net refinement of it
+    image = keras.Input((None, None, channels), dtype="float32", name="image")
+    given = keras.Input((2,), dtype="float32", name="params")
     wiener = GaussianWiener(sigma_range=tuple(sigma_range), log_balance_range=tuple(log_balance_range),
-                            pad=pad, scales=tuple(scales), name="wiener")([inputs, params])
-    # 3. residual U-Net refinement of the Wiener result
-    both = keras.layers.Concatenate(name="stack")([wiener, inputs])
+                            pad=pad, scales=tuple(scales), name="wiener")([image, given])
+    both = keras.layers.Concatenate(name="stack")([wiener, image])
     padded = PadToMultiple(2**depth, mode="reflect", name="pad")(both)
     x = unet_body(padded, width, depth, blocks, kernel_size)
     correction = keras.layers.Conv2D(channels, kernel_size, padding="same", kernel_initializer="zeros",
@@ -113,5 +121,6 @@ def wiener_unet(
         wiener = TakeChannels(channels, name="wiener_base")(wiener)
     base = PadToMultiple(2**depth, mode="reflect", name="pad_wiener")(wiener)
     restored = keras.layers.Add(name="refine")([base, correction])
-    outputs = CropToReference(name="crop")([restored, inputs])
-    return keras.Model(inputs, outputs, name="wiener_unet")
+    outputs = CropToReference(name="crop")([restored, image])
+    restorer = keras.Model([image, given], outputs, name="restorer")
+    return keras.Model(inputs, restorer([inputs, estimator(inputs)]), name="wiener_unet")
