@@ -252,3 +252,33 @@ def test_presets_run_with_the_library_tiling_defaults():
     stored = Deblurrer.read_metadata(preset_path(DEFAULT_PRESET))["facade"]
     loaded = Deblurrer.load(preset_path(DEFAULT_PRESET))
     assert (loaded.tile_size, loaded.tile_overlap) == (stored["tile_size"], stored["tile_overlap"])
+
+
+def test_wiener_unet_tiles_share_one_blur_estimate(monkeypatch):
+    """A photo cut into tiles is restored with one blur estimate (the median of the tiles' estimates),
+    so every tile gets the same deconvolution: the tiled result matches the restorer run on the whole
+    photo with that estimate."""
+    from blurkit import Deblurrer
+
+    d = Deblurrer(model="wiener_unet", model_options={"width": 4, "depth": 1, "estimator_width": 4},
+                  tile_size=96, tile_overlap=32)
+    rng = np.random.default_rng(4)
+    estimator, restorer = d.model.get_layer("estimator"), d.model.get_layer("restorer")
+    for layer in (estimator.get_layer("est_params"), restorer.get_layer("tail")):  # not the zero init
+        layer.set_weights([rng.normal(0, 0.2, w.shape).astype("float32") for w in layer.get_weights()])
+    x = (rng.random((200, 170, 3), dtype=np.float32) * 0.8 + 0.1).astype(np.float32)
+    x[:100] = 0.5  # half the photo is flat: its tiles' own estimates differ from the textured ones'
+    estimate, restore = d._split()
+    seen = []
+    monkeypatch.setattr(d, "_split", lambda: (lambda b: seen.append(estimate(b).numpy()) or estimate(b),
+                                              restore))
+    tiled = d.predict(x)
+    assert len(seen) > 1 and np.ptp(np.concatenate(seen), axis=0).max() > 1e-3  # the tiles disagree
+    params = np.median(np.concatenate(seen), axis=0)[None].astype(np.float32)
+    whole = np.clip(restorer.predict([x[None], params], verbose=0)[0], 0, 1)
+    assert np.abs(tiled - whole).mean() < 1e-3
+    # tile by tile with each tile's own estimate (the model as a whole on each tile) is further from it
+    d._infer_fn = None
+    monkeypatch.setattr(d, "_split", lambda: None)
+    own = d.predict(x)
+    assert np.abs(tiled - whole).mean() < 0.5 * np.abs(own - whole).mean()

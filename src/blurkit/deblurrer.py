@@ -464,16 +464,56 @@ class Deblurrer:
         return state
 
     # ---------------------------------------------------------------------------------- inference
+    def _build_functions(self) -> None:
+        """Trace-once functions of the current model (rebuilt whenever ``_infer_fn`` is reset to None).
+
+        ``_infer_fn``: the model, clipped to [0, 1] inside the traced function. ``_split_fns``: for a model
+        made of a blur ``estimator`` and a ``restorer`` sub-model (``wiener_unet``), ``(estimate, restore)``
+        (image -> blur parameters; image, parameters -> clipped restoration), else None.
+        """
+        import tensorflow as tf
+
+        model = self.model
+        spec = tf.TensorSpec([None, None, None, self.channels], tf.float32)
+        self._infer_fn = tf.function(lambda x: tf.clip_by_value(model(x, training=False), 0.0, 1.0),
+                                     input_signature=[spec], reduce_retracing=True, autograph=False)
+        self._split_fns = None
+        if {"estimator", "restorer"} <= {layer.name for layer in getattr(model, "layers", [])}:
+            estimator, restorer = model.get_layer("estimator"), model.get_layer("restorer")
+            pspec = tf.TensorSpec([None, int(estimator.outputs[0].shape[-1])], tf.float32)
+            estimate = tf.function(lambda x: estimator(x, training=False), input_signature=[spec],
+                                   reduce_retracing=True, autograph=False)
+            restore = tf.function(lambda x, p: tf.clip_by_value(restorer([x, p], training=False), 0.0, 1.0),
+                                  input_signature=[spec, pspec], reduce_retracing=True, autograph=False)
+            self._split_fns = (estimate, restore)
+
     def _infer(self, batch: np.ndarray) -> np.ndarray:
         """The model on a float32 batch, clipped to [0, 1] inside the traced function."""
         if self._infer_fn is None:
-            import tensorflow as tf
-
-            model = self.model
-            spec = tf.TensorSpec([None, None, None, self.channels], tf.float32)
-            self._infer_fn = tf.function(lambda x: tf.clip_by_value(model(x, training=False), 0.0, 1.0),
-                                         input_signature=[spec], reduce_retracing=True, autograph=False)
+            self._build_functions()
         return self._infer_fn(np.ascontiguousarray(batch, dtype=np.float32)).numpy()
+
+    def _split(self) -> tuple[Any, Any] | None:
+        """``(estimate, restore)`` for an estimator + restorer model (see ``_build_functions``), else None."""
+        if self._infer_fn is None:
+            self._build_functions()
+        return self._split_fns
+
+    def _estimate_photo(self, x: np.ndarray, prepare: Callable[[np.ndarray], np.ndarray], estimate: Any
+                        ) -> np.ndarray:
+        """The blur parameters of a whole photo: the median of the estimates on the tiles it is cut into.
+
+        The blur is taken as uniform over the photo: one estimate from many tiles is steadier than each
+        tile's own (a tile of sky or wall says little about the blur), and neighbouring tiles then get
+        the same deconvolution, so nothing changes across their seams.
+        """
+        from blurkit.tiling import plan_tiles
+
+        h, w = x.shape[:2]
+        plan = plan_tiles(h, w, tile=self.tile_size, overlap=self.tile_overlap, align=self.tile_align)
+        found = [estimate(prepare(x[y : y + plan.tile_h, x0 : x0 + plan.tile_w])[None]).numpy()[0]
+                 for y in plan.ys for x0 in plan.xs]
+        return np.median(np.stack(found), axis=0).astype(np.float32)[None]
 
     def _restore_into(self, x: np.ndarray, out: np.ndarray, scale: float = 1.0, grey: bool = False) -> None:
         """Restore ``x`` (H, W, C), any dtype with values in [0, ``scale``], into ``out`` (its dtype).
@@ -499,7 +539,15 @@ class Deblurrer:
             else:
                 out[...] = finish(self._infer(prepare(x)[None])[0])
             return
-        tiled_apply_model(self, x, prepare=prepare, finish=finish, out=out)
+        split = None if self.fixed_size else self._split()
+        if split is None:
+            tiled_apply_model(self, x, prepare=prepare, finish=finish, out=out)
+            return
+        estimate, restore = split
+        params = self._estimate_photo(x, prepare, estimate)
+        tiled_apply_model(self, x, prepare=prepare, finish=finish, out=out,
+                          fn=lambda b: restore(np.ascontiguousarray(b, np.float32),
+                                               np.repeat(params, len(b), axis=0)).numpy())
 
     def _restore_channels(self, img: np.ndarray, out: np.ndarray, scale: float = 1.0) -> None:
         """Restore an image with 1..4 channels (or none) into ``out`` using the model's channels."""
@@ -835,16 +883,18 @@ def tiled_apply_model(
     prepare: Callable[[np.ndarray], np.ndarray] | None = None,
     finish: Callable[[np.ndarray], np.ndarray] | None = None,
     out: np.ndarray | None = None,
+    fn: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> np.ndarray:
     """:func:`~blurkit.tiling.tiled_apply` with the facade's model and tiling settings.
 
     Fully convolutional models get tiles fitted to the image (fewest tiles of at most ``tile_size``,
     shrunk to the least overlap); fixed-input models get tiles of exactly their size, four per call.
-    ``prepare``, ``finish`` and ``out`` are passed on (per-tile conversion, per-band output).
+    ``prepare``, ``finish`` and ``out`` are passed on (per-tile conversion, per-band output); ``fn``
+    replaces the model call (default: the facade's ``_infer``).
     """
     from blurkit.tiling import tiled_apply
 
-    return tiled_apply(d._infer, x, tile=d.tile_size, overlap=d.tile_overlap,
+    return tiled_apply(fn or d._infer, x, tile=d.tile_size, overlap=d.tile_overlap,
                        batch=4 if d.fixed_size else 1, pad_to_tile=d.fixed_size is not None,
                        align=d.tile_align, fit=d.fixed_size is None, prepare=prepare, finish=finish, out=out)
 
