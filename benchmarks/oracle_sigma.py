@@ -34,12 +34,16 @@ def main(argv: list[str] | None = None) -> int:
     from blurkit.data.io import list_images, read_image, to_float
     from blurkit.metrics import psnr
 
+    sys.path.insert(0, str(here))
+    from train_preset import nested, parts
+
     d = Deblurrer.load(args.model) if args.model else Deblurrer.from_preset("gaussian-v1")
     photos = [to_float(read_image(f)) for f in list_images(args.data)]
     photos = [np.repeat(x[..., None], 3, -1) if x.ndim == 2 else x[..., :3] for x in photos]
-    est, wiener = d.model.get_layer("est_params"), d.model.get_layer("wiener")
+    estimator, restorer, wiener = parts(nested(d).model)
+    est = estimator.get_layer("est_params")
     (slo, shi), _ = wiener.sigma_range, wiener.log_balance_range
-    base = keras.Model(d.model.input, wiener.output)
+    base = keras.Model(restorer.inputs, wiener.output)
     saved = est.get_weights()
     print(f"{len(photos)} photos from {args.data}; mean PSNR in dB")
     print("| sigma | blind | true sigma x0.9 | true sigma | true sigma x1.1 | Wiener step alone (blind) |")
@@ -58,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
             d._infer_fn = None
             row.append(np.mean([psnr(x, d.predict(b)) for x, b in zip(photos, blurred, strict=True)]))
         est.set_weights(saved)
-        row.append(np.mean([psnr(x, np.clip(base.predict(b[None], verbose=0)[0, ..., :3], 0, 1))
+        row.append(np.mean([psnr(x, np.clip(base.predict([b[None], estimator.predict(b[None], verbose=0)],
+                                                         verbose=0)[0, ..., :3], 0, 1))
                             for x, b in zip(photos, blurred, strict=True)]))
         print(f"| {sigma:g} | " + " | ".join(f"{v:.2f}" for v in row) + " |", flush=True)
     return 0

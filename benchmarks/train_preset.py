@@ -23,8 +23,15 @@ For ``wiener_unet`` models, two stages:
    per patch weighs every patch's relative improvement alike. A second cosine decay; best validation
    checkpoint kept.
 
-``--from-stage2 FILE`` runs stage 3 alone from a stage-2 model (how the shipped file was made: the
-stage-2 model of the command in the model card, then stage 3).
+4. context: the model is split into its two parts, ``estimator`` (image -> blur parameters) and
+   ``restorer`` (image, parameters -> restored image). The estimator's training continues on larger,
+   flipped/rotated patches (sides 128-512: more context, steadier estimates); then it is frozen and the
+   restorer alone is trained (PSNR loss, 160-px patches) with the parameters that the estimator gives on
+   the 384-px crop around each patch, as it does at inference on a whole photo rather than on the patch.
+   The checkpoint with the best mean PSNR on the full validation photos (sigma 1, 2, 3) is kept.
+
+``--from-stage2 FILE`` runs stages 3-4 from a stage-2 model; ``--from-stage3 FILE`` runs stage 4 alone
+(how the shipped file was made: the commands are in the model card).
 
 Runs on the CPU (and on a GPU when TensorFlow sees one).
 """
@@ -54,6 +61,10 @@ RECIPES = {
         # stage 3 (see the module docstring)
         "finetune": {"loss": "psnr_loss", "patch_size": 160, "batch_size": 4, "patches_per_image": 4,
                      "learning_rate": 2e-4, "epochs": 32, "steps_per_epoch": 150},
+        # stage 4 (see the module docstring)
+        "context": {"estimator_steps": 3000, "estimator_sides": (128, 192, 256, 384, 512), "estimator_batch": 8,
+                    "estimator_learning_rate": 3e-4, "steps": 6000, "context": 384, "patch_size": 160,
+                    "batch_size": 4, "learning_rate": 2e-4, "eval_every": 600},
     },
 }
 # small fast preset: the same recipe at half the width
@@ -67,17 +78,62 @@ ESTIMATOR_STEPS = 3000
 ESTIMATOR_BALANCE_LOG10 = -4.0
 
 
-def train_estimator(model, photos: list, steps: int, seed: int, sigma_range=(0.3, 3.5)) -> list[float]:
-    """Stage 1: supervised training of a ``wiener_unet``'s blur estimator; returns the loss curve."""
+def parts(model):
+    """A ``wiener_unet``'s ``(estimator, restorer, wiener layer)``."""
+    restorer = model.get_layer("restorer")
+    return model.get_layer("estimator"), restorer, restorer.get_layer("wiener")
+
+
+def nested(d):
+    """Give a Deblurrer holding a flat ``wiener_unet`` (files saved before 2026-11-26) the nested model.
+
+    The model is rebuilt from its spec (now an ``estimator`` and a ``restorer`` sub-model) and every layer's
+    weights are copied by name; the outputs are the same.
+    """
+    from blurkit.registry import MODELS
+
+    names = {layer.name for layer in d.model.layers}
+    if "restorer" in names:
+        return d
+    flat = {layer.name: layer for layer in d.model.layers}
+    model = MODELS.create(d.model_spec["name"], **d.model_spec["config"])
+    for sub in parts(model)[:2]:
+        for layer in sub.layers:
+            if layer.weights:
+                layer.set_weights(flat[layer.name].get_weights())
+    d.model, d._infer_fn = model, None
+    return d
+
+
+def _rgb(x):
+    import numpy as np
+
+    return np.repeat(x[..., None], 3, axis=-1) if x.ndim == 2 else x[..., :3]
+
+
+def _flip(patch, k: int):
+    """One of the 8 flips/rotations of a square patch."""
+    import numpy as np
+
+    patch = np.rot90(patch, k % 4)
+    return np.ascontiguousarray(patch[:, ::-1] if k >= 4 else patch)
+
+
+def train_estimator(model, photos: list, steps: int, seed: int, sigma_range=(0.3, 3.5), *,
+                    sides=(64, 96, 128, 192, 256), batch: int = 16, learning_rate: float = 1e-3,
+                    augment: bool = False) -> list[float]:
+    """Stage 1 (and 4a): supervised training of a ``wiener_unet``'s blur estimator; returns the loss curve.
+
+    ``augment`` adds the 8 flips/rotations of each patch.
+    """
     import keras
     import numpy as np
 
     from blurkit.blurs import GaussianBlur
     from blurkit.data.io import read_image, to_float
 
-    wiener = model.get_layer("wiener")
+    estimator, _, wiener = parts(model)
     (slo, shi), (blo, bhi) = wiener.sigma_range, wiener.log_balance_range
-    est = keras.Model(model.input, model.get_layer("est_params").output)
     t_bal = (ESTIMATOR_BALANCE_LOG10 - blo) / (bhi - blo)
 
     def loss(y_true, y_pred):  # relative error of sigma (log), + the balance target
@@ -85,27 +141,30 @@ def train_estimator(model, photos: list, steps: int, seed: int, sigma_range=(0.3
         return keras.ops.mean((keras.ops.log(sigma) - keras.ops.log(y_true[:, 0])) ** 2) + keras.ops.mean(
             (keras.ops.sigmoid(y_pred[:, 1]) - y_true[:, 1]) ** 2)
 
-    lr = keras.optimizers.schedules.CosineDecay(1e-3, decay_steps=max(1, steps), alpha=0.01)
+    estimator.trainable = True
+    est = keras.Model(estimator.inputs, estimator.outputs)  # compiled, not the sub-model saved with the model
+    lr = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, steps), alpha=0.01)
     est.compile(optimizer=keras.optimizers.Adam(lr), loss=loss, jit_compile=False)
     rng = np.random.default_rng(seed)
     blur = GaussianBlur(sigma=tuple(sigma_range), border="reflect", quantize=True)
     cache: dict[int, np.ndarray] = {}
     curve = []
     for step in range(steps):
-        side = int(rng.choice([64, 96, 128, 192, 256]))
+        side = int(rng.choice(list(sides)))
         xs, ys = [], []
-        for _ in range(16):
+        for _ in range(batch):
             i = int(rng.integers(len(photos)))
             if i not in cache:
-                cache[i] = to_float(read_image(photos[i]))
-                if cache[i].ndim == 2:
-                    cache[i] = np.repeat(cache[i][..., None], 3, axis=-1)
+                cache[i] = _rgb(to_float(read_image(photos[i])))
             img = cache[i]
             h, w = img.shape[:2]
             s = min(side, h, w)
             y, x = int(rng.integers(h - s + 1)), int(rng.integers(w - s + 1))
+            patch = img[y : y + s, x : x + s]
+            if augment:
+                patch = _flip(patch, int(rng.integers(8)))
             params = blur.sample(rng)
-            out = blur.apply(img[y : y + s, x : x + s], params, rng=rng)
+            out = blur.apply(patch, params, rng=rng)
             if s < side:
                 out = np.pad(out, ((0, side - s), (0, side - s), (0, 0)), mode="symmetric")
             xs.append(out)
@@ -113,10 +172,86 @@ def train_estimator(model, photos: list, steps: int, seed: int, sigma_range=(0.3
         curve.append(float(est.train_on_batch(np.stack(xs).astype("float32"), np.asarray(ys, "float32"))))
         if step % 100 == 0 or step == steps - 1:
             print(f"estimator step {step}: loss {np.mean(curve[-100:]):.4f}", flush=True)
-    for layer in model.layers:
-        if layer.name.startswith("est_"):
-            layer.trainable = False
+    estimator.trainable = False
     return curve
+
+
+def train_restorer(d, photos: list, val: list, *, steps: int, context: int, patch_size: int, batch_size: int,
+                   learning_rate: float, eval_every: int, out, seed: int = 0, sigmas=(1.0, 2.0, 3.0)) -> dict:
+    """Stage 4b: the restorer alone, with the frozen estimator's parameters for a ``context``-px crop.
+
+    Every ``eval_every`` steps the whole model is evaluated on the full validation photos (mean PSNR over
+    ``sigmas``) and the best is saved to ``out`` (only if it beats the starting model). Returns the best
+    validation PSNRs.
+    """
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from blurkit.blurs import GaussianBlur
+    from blurkit.data.io import read_image, to_float
+    from blurkit.metrics import psnr
+
+    estimator, restorer, _ = parts(d.model)
+    estimator.trainable, restorer.trainable = False, True
+    opt = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.01))
+    estimate = tf.function(lambda x: estimator(x, training=False), reduce_retracing=True)
+
+    @tf.function
+    def step(x, p, y):
+        with tf.GradientTape() as tape:
+            mse = tf.reduce_mean(tf.square(restorer([x, p], training=True) - y), axis=[1, 2, 3])
+            loss = tf.reduce_mean(10.0 * tf.math.log(mse + 1e-10) / tf.math.log(10.0))  # psnr_loss
+        grads = tape.gradient(loss, restorer.trainable_variables)
+        opt.apply_gradients(zip(grads, restorer.trainable_variables, strict=True))
+        return loss
+
+    vblur = {s: [GaussianBlur(sigma=s, border="reflect", quantize=True)(x, seed=0)["image"].astype("float32")
+                 for x in val] for s in sigmas}
+
+    def evaluate() -> dict:
+        d._infer_fn = None
+        return {s: float(np.mean([psnr(x, d.predict(b)) for x, b in zip(val, vblur[s], strict=True)]))
+                for s in sigmas}
+
+    best = evaluate()
+    best_mean = float(np.mean(list(best.values())))
+    print("stage 4 start: " + " ".join(f"{k:g}:{v:.3f}" for k, v in best.items()), flush=True)
+    rng = np.random.default_rng(seed)
+    blur = GaussianBlur(sigma=(0.3, 3.5), border="reflect", quantize=True)
+    cache: dict[int, np.ndarray] = {}
+    losses: list[float] = []
+    for it in range(steps):
+        ctx, xs, ys = [], [], []
+        for _ in range(batch_size):
+            i = int(rng.integers(len(photos)))
+            if i not in cache:
+                cache[i] = _rgb(to_float(read_image(photos[i])))
+            img = cache[i]
+            h, w = img.shape[:2]
+            s = min(context, h, w)
+            y0, x0 = int(rng.integers(h - s + 1)), int(rng.integers(w - s + 1))
+            crop = _flip(img[y0 : y0 + s, x0 : x0 + s], int(rng.integers(8)))
+            b = blur.apply(crop, blur.sample(rng), rng=rng).astype("float32")
+            py, px = int(rng.integers(s - patch_size + 1)), int(rng.integers(s - patch_size + 1))
+            xs.append(b[py : py + patch_size, px : px + patch_size])
+            ys.append(crop[py : py + patch_size, px : px + patch_size])
+            if s < context:
+                b = np.pad(b, ((0, context - s), (0, context - s), (0, 0)), mode="symmetric")
+            ctx.append(b)
+        params = estimate(np.stack(ctx))
+        losses.append(float(step(np.stack(xs), params, np.stack(ys).astype("float32"))))
+        if it % 100 == 0:
+            print(f"stage 4 step {it}: loss {np.mean(losses[-100:]):.3f}", flush=True)
+        if (it + 1) % eval_every == 0 or it == steps - 1:
+            r = evaluate()
+            mean, flag = float(np.mean(list(r.values()))), ""
+            if mean > best_mean:
+                best, best_mean, flag = r, mean, " (best, saved)"
+                d.save(out)
+            print(f"stage 4 eval {it + 1}: " + " ".join(f"{k:g}:{v:.3f}" for k, v in r.items()) + flag,
+                  flush=True)
+    return best
 
 
 def cosine_from(start: int, epochs: int, lr0: float):
@@ -142,8 +277,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--work-dir", default=str(here.parent / "runs"), help="per-epoch resume state (git-ignored)")
-    p.add_argument("--from-stage2", metavar="FILE", help="skip stages 1-2: fine-tune (stage 3) this model")
+    p.add_argument("--from-stage2", metavar="FILE", help="skip stages 1-2: stages 3-4 from this model")
+    p.add_argument("--from-stage3", metavar="FILE", help="skip stages 1-3: stage 4 from this model")
     p.add_argument("--finetune-epochs", type=int, help="override stage 3's epochs (quick trials)")
+    p.add_argument("--context-steps", type=int, help="override stage 4's steps (both parts; quick trials)")
     args = p.parse_args(argv)
 
     import keras
@@ -163,8 +300,13 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.work_dir)
     t0 = time.time()
     prior: dict = {}
-    if args.from_stage2:
-        d = Deblurrer.load(args.from_stage2)
+    if args.from_stage2 and args.from_stage3:
+        sys.exit("error: pass --from-stage2 or --from-stage3, not both")
+    start_file = args.from_stage2 or args.from_stage3
+    if start_file:
+        d = Deblurrer.load(start_file)
+        if d.model_spec and d.model_spec["name"] == "wiener_unet":
+            nested(d)
         prior = dict(d.training)
     else:
         d = Deblurrer(model=r["model"], model_options=r["model_options"], blur="gaussian", blur_options=BLUR,
@@ -181,11 +323,10 @@ def main(argv: list[str] | None = None) -> int:
               callbacks=[keras.callbacks.LearningRateScheduler(cosine_from(0, epochs, r["learning_rate"]))],
               checkpoint=stage2, checkpoint_dir=work / f"{args.preset}.resume", verbose=2)
         d = Deblurrer.load(stage2)
-    ft = r.get("finetune")
+    ft = None if args.from_stage3 else r.get("finetune")
     if ft:
-        for layer in d.model.layers:
-            if layer.name.startswith("est_"):
-                layer.trainable = False
+        if r["model"] == "wiener_unet":
+            parts(d.model)[0].trainable = False
         d.loss, d.patch_size, d.batch_size = ft["loss"], ft["patch_size"], ft["batch_size"]
         d.patches_per_image, d.learning_rate = ft["patches_per_image"], ft["learning_rate"]
         d.compile()
@@ -194,19 +335,40 @@ def main(argv: list[str] | None = None) -> int:
         d.fit(args.data, validation=args.val, epochs=n, steps_per_epoch=ft["steps_per_epoch"], reduce_lr=False,
               callbacks=[keras.callbacks.LearningRateScheduler(cosine_from(start, n, ft["learning_rate"]))],
               checkpoint=out, checkpoint_dir=work / f"{args.preset}-stage3.resume", verbose=2)
+        d = Deblurrer.load(out)
+    cx, info_cx = r.get("context"), None
+    if cx:
+        from blurkit.data.io import list_images, read_image, to_float
+
+        photos = list_images(args.data)
+        val = [_rgb(to_float(read_image(f))) for f in list_images(args.val)]
+        n = args.context_steps or cx["steps"]
+        train_estimator(d.model, photos, args.context_steps or cx["estimator_steps"], args.seed + 1,
+                        sides=cx["estimator_sides"], batch=cx["estimator_batch"],
+                        learning_rate=cx["estimator_learning_rate"], augment=True)
+        d.save(out)  # the restorer's training below keeps this unless it beats it on the validation photos
+        info_cx = train_restorer(d, photos, val, steps=n, context=cx["context"], patch_size=cx["patch_size"],
+                       batch_size=cx["batch_size"], learning_rate=cx["learning_rate"],
+                       eval_every=min(n, cx["eval_every"]), out=out, seed=args.seed)
     minutes = (time.time() - t0) / 60
     best = Deblurrer.load(out)
     command = "python benchmarks/train_preset.py " + " ".join(argv or sys.argv[1:])
     info = {"recipe": args.preset, "train_minutes": round(minutes, 1), "command": command,
             "blur": {k: list(v) if isinstance(v, tuple) else v for k, v in BLUR.items()}}
-    if prior:  # stage 3 alone: say how the stage-2 model was made, and count its time too
-        info.update({"stage2_command": prior.get("command"), "stage3_minutes": round(minutes, 1),
+    if prior:  # later stages alone: say how the model they started from was made, and count its time too
+        key = "stage3" if args.from_stage3 else "stage2"
+        info.update({f"{key}_command": prior.get("command"), f"after_{key}_minutes": round(minutes, 1),
                      "train_minutes": round(float(prior.get("train_minutes") or 0) + minutes, 1)})
+    if info_cx:
+        info["stage4_validation_psnr"] = {f"sigma {k:g}": round(v, 3) for k, v in info_cx.items()}
     best.training.update(info)
     best.save(out)
-    curves = best.plot_history(here.parent / "docs" / f"{args.preset}-curves.png")
+    shipped = out.resolve() == (here.parent / "src" / "blurkit" / "presets" / f"{args.preset}.keras").resolve()
+    curves = best.plot_history(here.parent / "docs" / f"{args.preset}-curves.png" if shipped
+                               else out.with_name(out.stem + "-curves.png"))
     print(json.dumps({"preset": args.preset, "file": str(out), "minutes": round(minutes, 1),
-                      "best_validation": best.validation, "curves": str(curves)}, indent=1))
+                      "best_validation": best.validation, "stage4_validation_psnr": info.get("stage4_validation_psnr"),
+                      "curves": str(curves)}, indent=1))
     return 0
 
 
