@@ -125,6 +125,18 @@ def test_deblur_one_file(model, photos, tmp_path):
     assert sorted(os.listdir(folder)) == ["cat_sharp.jpg"]
 
 
+def test_deblur_self_ensemble(model, photos, tmp_path, capsys):
+    from blurkit import Deblurrer
+
+    out = tmp_path / "x.png"
+    assert main(["deblur", str(model), str(photos / "cat.jpg"), "-o", str(out), "--ensemble", "4", "-q"]) == 0
+    expected = Deblurrer.load(model).predict(read_image(photos / "cat.jpg"), ensemble=4)
+    assert (read_image(out) == expected).all()
+    with pytest.raises(SystemExit):
+        main(["deblur", str(model), str(photos / "cat.jpg"), "-o", str(out), "--ensemble", "3"])
+    assert "--ensemble" in capsys.readouterr().err
+
+
 def test_deblur_all_failed_is_an_error_status(model, tmp_path):
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "bad.jpg").write_text("nope")

@@ -190,6 +190,35 @@ def test_predict_batches_lists_and_paths(trained, tmp_path, astronaut):
     np.testing.assert_array_equal(trained.predict(str(tmp_path / "photo.png")), from_path)
 
 
+def test_predict_self_ensemble(trained, astronaut):
+    """``ensemble=n`` averages the restorations of the first n flips/rotations, each turned back."""
+    from blurkit.deblurrer import DIHEDRAL
+
+    x = _small(astronaut, (45, 33))
+    f = x.astype(np.float32) / 255
+    assert len(set(DIHEDRAL)) == 8
+    for n in (2, 4, 8):
+        views = []
+        for rot, flip in DIHEDRAL[:n]:
+            y = trained.predict(np.ascontiguousarray(np.rot90(f[:, ::-1] if flip else f, rot)))
+            y = np.rot90(y, -rot)
+            views.append(y[:, ::-1] if flip else y)
+        expected = np.mean(views, axis=0)
+        got = trained.predict(f, ensemble=n)
+        assert got.shape == f.shape and got.dtype == np.float32
+        np.testing.assert_allclose(got, expected, atol=1e-6)
+        assert np.abs(got - trained.predict(f)).max() > 1e-4  # the tiny model is not equivariant: it averages
+        u8 = trained.predict(x, ensemble=n)  # uint8 in, uint8 out, rounded once after averaging
+        assert u8.dtype == np.uint8 and np.abs(u8.astype(float) - expected * 255).max() <= 0.5 + 1e-3
+    rgba = np.dstack([x, np.full(x.shape[:2], 7, np.uint8)])
+    out = trained.predict(rgba, ensemble=8)
+    assert (out[..., 3] == 7).all() and np.abs(out[..., :3].astype(int) - trained.predict(x, ensemble=8)).max() == 0
+    assert trained.predict(x[..., 0], ensemble=4).shape == x.shape[:2]
+    for bad in (3, 0, True, 16):
+        with pytest.raises(ValueError, match="ensemble"):
+            trained.predict(x, ensemble=bad)
+
+
 @pytest.mark.parametrize("bad, match", [
     (np.full((8, 8, 3), np.nan, np.float32), "NaN"),
     (np.full((8, 8, 3), np.inf), "NaN or infinite"),

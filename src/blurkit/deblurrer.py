@@ -43,6 +43,9 @@ _BEST_WEIGHTS_ENTRY = "blurkit_resume/best_weights.npz"
 #: :meth:`Deblurrer.from_preset` applies them to the shipped presets whatever their files say).
 DEFAULT_TILE_SIZE = 1536
 DEFAULT_TILE_OVERLAP = 64
+#: The 8 flips/rotations of the self-ensemble (``predict(ensemble=...)``), as (quarter turns, mirrored first):
+#: the first 2 and 4 keep the image's shape (and so its tiles).
+DIHEDRAL = ((0, False), (0, True), (2, False), (2, True), (1, False), (1, True), (3, False), (3, True))
 EVAL_METRICS = ("psnr", "ssim", "mse", "accuracy", "channel_accuracy")
 
 
@@ -575,8 +578,9 @@ class Deblurrer:
         self._restore_channels(img, out)
         return out
 
-    def _predict_array(self, arr: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """Restore one (H, W) / (H, W, C) array into ``out`` (a new array like it by default)."""
+    def _predict_array(self, arr: np.ndarray, out: np.ndarray | None = None, ensemble: int = 1) -> np.ndarray:
+        """Restore one (H, W) / (H, W, C) array into ``out`` (a new array like it by default), averaged over
+        the first ``ensemble`` of the :data:`DIHEDRAL` flips/rotations."""
         if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] not in (1, 2, 3, 4)):
             raise ValueError(f"expected an image (H,W), (H,W,C) with C in 1..4, or a batch; got shape {arr.shape}")
         if arr.size == 0:
@@ -584,10 +588,23 @@ class Deblurrer:
         scale = _unit_scale(arr)
         if out is None:
             out = np.empty(arr.shape, arr.dtype)
-        self._restore_channels(arr, out, scale)
+        if ensemble == 1:
+            self._restore_channels(arr, out, scale)
+            return out
+        acc = np.zeros(arr.shape, np.float32)
+        for rot, flip in DIHEDRAL[:ensemble]:
+            view = np.rot90(arr[:, ::-1] if flip else arr, rot)
+            y = np.empty(view.shape, np.float32)
+            self._restore_channels(view, y, scale)  # float32 in the image's own range (not rounded)
+            y = np.rot90(y, -rot)
+            acc += y[:, ::-1] if flip else y
+        acc /= np.float32(ensemble)
+        if out.dtype.kind in "ui":
+            np.clip(np.rint(acc, out=acc), 0, np.iinfo(out.dtype).max, out=acc)
+        out[...] = acc
         return out
 
-    def predict(self, x: Any, *, max_pixels: int | None = None) -> Any:
+    def predict(self, x: Any, *, max_pixels: int | None = None, ensemble: int = 1) -> Any:
         """Deblur images of any size, dtype and range.
 
         Args:
@@ -595,6 +612,12 @@ class Deblurrer:
                 (sizes may differ). uint8 and uint16 images are scaled by their maximum; float images are
                 taken as [0, 1] if they lie within it, else as [0, 255] (or [0, 65535]) images.
             max_pixels: Refuse files with more pixels than this before decoding them.
+            ensemble: Self-ensemble (the "x8" test-time augmentation of image restoration papers): restore
+                the image under this many of the 8 flips/rotations (1, 2, 4 or 8; in the order of
+                :data:`DIHEDRAL`: 2 adds the mirror image, 4 the two 180-degree turns), undo each and
+                average. Costs ``ensemble`` times the time, plus one float32 copy of the image; gains a
+                little (the default preset on the validation photos, ``ensemble=8``: +0.15 dB PSNR at
+                sigma 1, +0.07 dB at sigma 3; the model card's table).
 
         Returns:
             The restored image(s), in the input's form: same shape, dtype and value range; a path gives
@@ -603,18 +626,20 @@ class Deblurrer:
         """
         from blurkit.data.io import read_image
 
+        if isinstance(ensemble, bool) or ensemble not in (1, 2, 4, 8):
+            raise ValueError(f"ensemble must be 1, 2, 4 or 8 (flips/rotations averaged), got {ensemble!r}")
         if isinstance(x, (str, os.PathLike)):
             kw = {} if max_pixels is None else {"max_pixels": max_pixels}
-            return self.predict(read_image(x, **kw))
+            return self.predict(read_image(x, **kw), ensemble=ensemble)
         if isinstance(x, (list, tuple)):
-            return [self.predict(i, max_pixels=max_pixels) for i in x]
+            return [self.predict(i, max_pixels=max_pixels, ensemble=ensemble) for i in x]
         arr = np.asarray(x)
         if arr.ndim == 4:
             out = np.empty(arr.shape, arr.dtype)
             for one, dst in zip(arr, out, strict=True):
-                self._predict_array(one, dst)
+                self._predict_array(one, dst, ensemble)
             return out
-        return self._predict_array(arr)
+        return self._predict_array(arr, ensemble=ensemble)
 
     # --------------------------------------------------------------------------------- evaluation
     def test_pair(self, data: Any, index: int = 0) -> tuple[np.ndarray, np.ndarray]:
