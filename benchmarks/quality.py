@@ -23,6 +23,8 @@ Protocol (printed beside the table and stored in the JSON):
   ``--model``. The models are blind: they get the blurred image only, and are applied with
   ``Deblurrer.predict`` (tiled where the image is large or the model has a fixed input size). The tuning
   favours the classical rows: they are tuned on the evaluation photos themselves.
+* ``--ensemble N`` adds a row per preset restored with ``predict(ensemble=N)``: the average of N
+  flipped/rotated restorations (test-time augmentation, N times the time).
 * Seconds per megapixel: wall-clock time of each restoration on this machine's CPU, median over all
   (photo, sigma) runs of the method (models after one untimed warm-up call).
 """
@@ -101,10 +103,13 @@ class Method:
         self.info = info or {}
 
 
-def model_method(name: str, path: str | Path | None, preset: str | None, kind: str) -> Method:
+def model_method(name: str, path: str | Path | None, preset: str | None, kind: str, ensemble: int = 1) -> Method:
     from blurkit import Deblurrer
 
     d = Deblurrer.from_preset(preset) if preset else Deblurrer.load(path)
+    if ensemble > 1:
+        return Method(f"{name}, x{ensemble} self-ensemble", lambda b, k, s: d.predict(b, ensemble=ensemble),
+                      kind=kind, warmup=True, params={"ensemble": ensemble}, info={"file": str(path or preset)})
     spec = d.model_spec or {}
     info = {"file": str(path or getattr(d, "source", "")), "model": spec.get("name"),
             "params": int(d.model.count_params()), "fixed_size": d.fixed_size, "tile_size": d.tile_size,
@@ -156,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-side", type=int, help="downscale photos to this longest side (quick trials only)")
     p.add_argument("--sigmas", type=float, nargs="+", default=list(SIGMAS), help="blur sigmas (default 1 2 3)")
     p.add_argument("--json", default=str(DEFAULT_JSON), help="results file (default: %(default)s)")
+    p.add_argument("--ensemble", type=int, choices=(2, 4, 8),
+                   help="also rate each preset with predict(ensemble=N) (flips/rotations averaged)")
     args = p.parse_args(argv)
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -223,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_presets:
         for name in list_presets():
             methods.append(model_method(f"preset {name}", None, name, "model, blind"))
+            if args.ensemble:
+                methods.append(model_method(f"preset {name}", None, name, "model, blind", args.ensemble))
     for f in args.model:
         methods.append(model_method(f"model {Path(f).name}", f, None, "model, blind"))
 
