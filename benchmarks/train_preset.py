@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--preset", default="gaussian-v1", choices=sorted(RECIPES))
     p.add_argument("--out", help="model file (default: src/blurkit/presets/PRESET.keras)")
     p.add_argument("--epochs", type=int, help="override the recipe's epochs (quick trials)")
-    p.add_argument("--steps-per-epoch", type=int, help="override the recipe's steps per epoch")
+    p.add_argument("--steps-per-epoch", type=int, help="override the steps per epoch of stages 2 and 3")
     p.add_argument("--estimator-steps", type=int, default=ESTIMATOR_STEPS, help="stage-1 steps (wiener_unet)")
     p.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--seed", type=int, default=0)
@@ -332,7 +332,8 @@ def main(argv: list[str] | None = None) -> int:
         d.compile()
         n = args.finetune_epochs or ft["epochs"]
         start = len(d.history.get("loss", []))
-        d.fit(args.data, validation=args.val, epochs=n, steps_per_epoch=ft["steps_per_epoch"], reduce_lr=False,
+        d.fit(args.data, validation=args.val, epochs=n, steps_per_epoch=args.steps_per_epoch or ft["steps_per_epoch"],
+              reduce_lr=False,
               callbacks=[keras.callbacks.LearningRateScheduler(cosine_from(start, n, ft["learning_rate"]))],
               checkpoint=out, checkpoint_dir=work / f"{args.preset}-stage3.resume", verbose=2)
         d = Deblurrer.load(out)

@@ -1,0 +1,57 @@
+"""The preset's training recipe (benchmarks/train_preset.py) runs end to end: every stage, a step or two."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture(scope="module")
+def recipe():
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import train_preset
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    return train_preset
+
+
+def test_every_stage_of_the_preset_recipe_runs(recipe, tmp_path, astronaut, camera):
+    from skimage import data
+
+    from blurkit import Deblurrer
+    from blurkit.data.io import write_image
+
+    train, val = tmp_path / "train", tmp_path / "val"
+    train.mkdir(), val.mkdir()
+    for i, img in enumerate([astronaut, data.coffee(), data.chelsea()]):
+        write_image(train / f"{i}.png", img[:200, :220])
+    write_image(val / "v.png", astronaut[250:450, 200:400])
+    write_image(val / "g.png", camera[:170, :190])  # greyscale photos are fine too
+    out = tmp_path / "preset.keras"
+    argv = ["--data", str(train), "--val", str(val), "--out", str(out), "--work-dir", str(tmp_path / "work"),
+            "--epochs", "1", "--steps-per-epoch", "1", "--estimator-steps", "2", "--finetune-epochs", "1",
+            "--context-steps", "2", "--model-option", "width=4", "--model-option", "estimator_width=4",
+            "--model-option", "depth=2", "--model-option", "scales=[1.0, 0.8]"]
+    assert recipe.main(argv) == 0
+    d = Deblurrer.load(out)
+    assert d.model_spec["name"] == "wiener_unet" and d.model_spec["config"]["width"] == 4
+    assert d.training["recipe"] == "gaussian-v1" and d.training["command"].endswith(" ".join(argv))
+    assert set(d.training["stage4_validation_psnr"]) == {"sigma 1", "sigma 2", "sigma 3"}
+    assert {layer.name for layer in d.model.layers} >= {"estimator", "restorer"}
+    assert (tmp_path / "preset-curves.png").is_file()
+    y = d.predict(astronaut[:64, :80])
+    assert y.shape == (64, 80, 3) and y.dtype == np.uint8
+
+    # stage 4 alone from a saved model, as the shipped file was made
+    again = tmp_path / "again.keras"
+    assert recipe.main([*argv[:4], "--out", str(again), "--work-dir", str(tmp_path / "w2"),
+                        "--from-stage3", str(out), "--context-steps", "1"]) == 0
+    info = Deblurrer.load(again).training
+    assert info["stage3_command"] == d.training["command"]
+    assert info["train_minutes"] >= d.training["train_minutes"]
