@@ -100,7 +100,9 @@ class Deblurrer:
             default preset, on top of about 0.7 GB for TensorFlow and the model): deblurring an 8000x6000
             JPEG with the default preset peaks at about 1.9 GB of resident memory with 1536 tiles (the
             default; the decoded photo and the output are 0.3 GB of it). Smaller tiles cost time: each
-            tile pays the model's own border padding (the Wiener step's FFTs), and tiles overlap.
+            tile pays the model's own border padding (the Wiener step's FFTs), and tiles overlap. Models
+            made of a blur estimator and a restorer (``wiener_unet``, the default preset) estimate the blur
+            once per photo, as the median of its tiles' estimates, and restore every tile with it.
         tile_overlap: Overlap between tiles.
         seed: Seeds the split, the pipeline and the evaluation blur.
     """

@@ -1,0 +1,91 @@
+"""What tiling costs in quality: a model run whole against tile by tile, and where the blur estimate comes from.
+
+Photos larger than ``tile_size**2`` pixels are restored in overlapping tiles. A model made of a blur
+estimator and a restorer (``wiener_unet``, the default preset) can estimate the blur once per photo (the
+median of its tiles' estimates: what ``Deblurrer.predict`` does) or tile by tile (each tile's own estimate:
+the model run as a whole on each tile, what blurkit did before 2026-11-26). This script measures both
+against the whole photo in one call.
+
+Images: the validation photos (0.15-0.37 MP: tiles of 256 and 384 px cut them into 2-6 tiles) and a
+2048x1536 mosaic of 512x512 crops of them (reflect-padded where a photo is smaller: 12 cells with hard
+edges between them), which the default 1536-px tiles cut in two. Blur and metrics as in
+``benchmarks/quality.py`` (Gaussian sigma 1, 2, 3, reflect border, 8-bit quantization, seed 0; PSNR on RGB,
+data range 1); means over the photos.
+
+Usage::
+
+    python benchmarks/tiling_quality.py                       # the default preset on ../shared/data/val
+    python benchmarks/tiling_quality.py --model m.keras --data photos/ --sigmas 1 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def mosaic(photos: list[np.ndarray], rows: int = 3, cols: int = 4, cell: int = 512) -> np.ndarray:
+    """A ``rows*cell x cols*cell`` image of centre crops of the photos, in turn (reflect-padded if small)."""
+    out = np.empty((rows * cell, cols * cell, 3), np.float32)
+    for k in range(rows * cols):
+        p = photos[k % len(photos)]
+        h, w = p.shape[:2]
+        y, x = max(0, (h - cell) // 2), max(0, (w - cell) // 2)
+        crop = p[y : y + cell, x : x + cell]
+        crop = np.pad(crop, ((0, cell - crop.shape[0]), (0, cell - crop.shape[1]), (0, 0)), mode="reflect")
+        r, c = divmod(k, cols)
+        out[r * cell : (r + 1) * cell, c * cell : (c + 1) * cell] = crop
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    here = Path(__file__).resolve().parent
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", help="a .keras file (default: the gaussian-v1 preset)")
+    p.add_argument("--data", default=str(here.parent.parent / "shared" / "data" / "val"))
+    p.add_argument("--sigmas", type=float, nargs="+", default=[1.0, 2.0, 3.0])
+    p.add_argument("--overlap", type=int, default=64)
+    args = p.parse_args(argv)
+
+    from blurkit import Deblurrer
+    from blurkit.blurs import GaussianBlur
+    from blurkit.data.io import list_images, read_image, to_float
+    from blurkit.metrics import psnr
+
+    d = Deblurrer.load(args.model) if args.model else Deblurrer.from_preset("gaussian-v1")
+    photos = [to_float(read_image(f)) for f in list_images(args.data)]
+    photos = [np.repeat(x[..., None], 3, -1) if x.ndim == 2 else x[..., :3] for x in photos]
+    sets = {"val photos": (photos, (384, 256)), "2048x1536 mosaic": ([mosaic(photos)], (1536, 1024))}
+    split = d._split() is not None
+    print(f"model: {args.model or 'gaussian-v1 preset'}; overlap {args.overlap}; mean PSNR in dB; "
+          f"'photo' = one blur estimate per photo, 'tile' = each tile's own")
+    cols = [f"{size} tiles, {mode}" for size in ("large", "small")
+            for mode in (("photo estimate", "own estimates") if split else ("own estimates",))]
+    print("| images (large, small tile) | sigma | whole | " + " | ".join(cols) + " |")
+    print("|---|---:|" + "---:|" * (1 + len(cols)))
+    for name, (images, tiles) in sets.items():
+        for sigma in args.sigmas:
+            blur = GaussianBlur(sigma=sigma, border="reflect", quantize=True)
+            blurred = [blur(x, seed=0)["image"].astype(np.float32) for x in images]
+
+            def score(tile: int | None, per_photo: bool = True, images=images, blurred=blurred) -> float:
+                d.tile_size, d.tile_overlap = tile or 1 << 15, args.overlap
+                d._infer_fn = None
+                if not per_photo:
+                    d._build_functions()
+                    d._split_fns = None  # the model as a whole on each tile
+                return float(np.mean([psnr(x, d.predict(b)) for x, b in zip(images, blurred, strict=True)]))
+
+            row = [score(None)]
+            for t in tiles:
+                row += [score(t, True), score(t, False)] if split else [score(t, False)]
+            print(f"| {name} ({tiles[0]}, {tiles[1]} px) | {sigma:g} | " + " | ".join(f"{v:.2f}" for v in row) + " |",
+                  flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
