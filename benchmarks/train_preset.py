@@ -92,10 +92,9 @@ def nested(d):
     """
     from blurkit.registry import MODELS
 
-    names = {layer.name for layer in d.model.layers}
-    if "restorer" in names:
-        return d
     flat = {layer.name: layer for layer in d.model.layers}
+    if "restorer" in flat:
+        return d
     model = MODELS.create(d.model_spec["name"], **d.model_spec["config"])
     for sub in parts(model)[:2]:
         for layer in sub.layers:
@@ -105,10 +104,28 @@ def nested(d):
     return d
 
 
-def _rgb(x):
+def _square(photos: list, cache: dict, rng, side: int):
+    """A random square crop, of side ``side`` or the photo's shorter side if less, of a random photo
+    (decoded as float RGB once, into ``cache``)."""
+    from blurkit.data.io import read_image, to_float
+    from blurkit.data.pipeline import to_channels
+
+    i = int(rng.integers(len(photos)))
+    if i not in cache:
+        cache[i] = to_channels(to_float(read_image(photos[i])), 3)
+    img = cache[i]
+    h, w = img.shape[:2]
+    s = min(side, h, w)
+    y, x = int(rng.integers(h - s + 1)), int(rng.integers(w - s + 1))
+    return img[y : y + s, x : x + s]
+
+
+def _pad_square(image, side: int):
+    """``image`` (s x s) mirrored out to ``side x side`` at the bottom and right (unchanged if s == side)."""
     import numpy as np
 
-    return np.repeat(x[..., None], 3, axis=-1) if x.ndim == 2 else x[..., :3]
+    s = image.shape[0]
+    return image if s == side else np.pad(image, ((0, side - s), (0, side - s), (0, 0)), mode="symmetric")
 
 
 def _flip(patch, k: int):
@@ -130,7 +147,6 @@ def train_estimator(model, photos: list, steps: int, seed: int, sigma_range=(0.3
     import numpy as np
 
     from blurkit.blurs import GaussianBlur
-    from blurkit.data.io import read_image, to_float
 
     estimator, _, wiener = parts(model)
     (slo, shi), (blo, bhi) = wiener.sigma_range, wiener.log_balance_range
@@ -153,21 +169,11 @@ def train_estimator(model, photos: list, steps: int, seed: int, sigma_range=(0.3
         side = int(rng.choice(list(sides)))
         xs, ys = [], []
         for _ in range(batch):
-            i = int(rng.integers(len(photos)))
-            if i not in cache:
-                cache[i] = _rgb(to_float(read_image(photos[i])))
-            img = cache[i]
-            h, w = img.shape[:2]
-            s = min(side, h, w)
-            y, x = int(rng.integers(h - s + 1)), int(rng.integers(w - s + 1))
-            patch = img[y : y + s, x : x + s]
+            patch = _square(photos, cache, rng, side)
             if augment:
                 patch = _flip(patch, int(rng.integers(8)))
             params = blur.sample(rng)
-            out = blur.apply(patch, params, rng=rng)
-            if s < side:
-                out = np.pad(out, ((0, side - s), (0, side - s), (0, 0)), mode="symmetric")
-            xs.append(out)
+            xs.append(_pad_square(blur.apply(patch, params, rng=rng), side))
             ys.append([params["sigma"], t_bal])
         curve.append(float(est.train_on_batch(np.stack(xs).astype("float32"), np.asarray(ys, "float32"))))
         if step % 100 == 0 or step == steps - 1:
@@ -189,7 +195,6 @@ def train_restorer(d, photos: list, val: list, *, steps: int, context: int, patc
     import tensorflow as tf
 
     from blurkit.blurs import GaussianBlur
-    from blurkit.data.io import read_image, to_float
     from blurkit.metrics import psnr
 
     estimator, restorer, _ = parts(d.model)
@@ -224,21 +229,13 @@ def train_restorer(d, photos: list, val: list, *, steps: int, context: int, patc
     for it in range(steps):
         ctx, xs, ys = [], [], []
         for _ in range(batch_size):
-            i = int(rng.integers(len(photos)))
-            if i not in cache:
-                cache[i] = _rgb(to_float(read_image(photos[i])))
-            img = cache[i]
-            h, w = img.shape[:2]
-            s = min(context, h, w)
-            y0, x0 = int(rng.integers(h - s + 1)), int(rng.integers(w - s + 1))
-            crop = _flip(img[y0 : y0 + s, x0 : x0 + s], int(rng.integers(8)))
+            crop = _flip(_square(photos, cache, rng, context), int(rng.integers(8)))
+            s = crop.shape[0]
             b = blur.apply(crop, blur.sample(rng), rng=rng).astype("float32")
             py, px = int(rng.integers(s - patch_size + 1)), int(rng.integers(s - patch_size + 1))
             xs.append(b[py : py + patch_size, px : px + patch_size])
             ys.append(crop[py : py + patch_size, px : px + patch_size])
-            if s < context:
-                b = np.pad(b, ((0, context - s), (0, context - s), (0, 0)), mode="symmetric")
-            ctx.append(b)
+            ctx.append(_pad_square(b, context))
         params = estimate(np.stack(ctx))
         losses.append(float(step(np.stack(xs), params, np.stack(ys).astype("float32"))))
         if it % 100 == 0:
@@ -340,9 +337,10 @@ def main(argv: list[str] | None = None) -> int:
     cx, info_cx = r.get("context"), None
     if cx:
         from blurkit.data.io import list_images, read_image, to_float
+        from blurkit.data.pipeline import to_channels
 
         photos = list_images(args.data)
-        val = [_rgb(to_float(read_image(f))) for f in list_images(args.val)]
+        val = [to_channels(to_float(read_image(f)), 3) for f in list_images(args.val)]
         n = args.context_steps or cx["steps"]
         train_estimator(d.model, photos, args.context_steps or cx["estimator_steps"], args.seed + 1,
                         sides=cx["estimator_sides"], batch=cx["estimator_batch"],
