@@ -31,15 +31,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from blurkit import Deblurrer
     from blurkit.blurs import GaussianBlur
-    from blurkit.data.io import list_images, read_image, to_float
     from blurkit.metrics import psnr
 
     sys.path.insert(0, str(here))
+    from quality import load_photos
     from train_preset import nested, parts
 
     d = Deblurrer.load(args.model) if args.model else Deblurrer.from_preset("gaussian-v1")
-    photos = [to_float(read_image(f)) for f in list_images(args.data)]
-    photos = [np.repeat(x[..., None], 3, -1) if x.ndim == 2 else x[..., :3] for x in photos]
+    photos = [img for _, img in load_photos(Path(args.data), None, None)]
     estimator, restorer, wiener = parts(nested(d).model)
     est = estimator.get_layer("est_params")
     (slo, shi), _ = wiener.sigma_range, wiener.log_balance_range

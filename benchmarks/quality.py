@@ -103,19 +103,22 @@ class Method:
         self.info = info or {}
 
 
-def model_method(name: str, path: str | Path | None, preset: str | None, kind: str, ensemble: int = 1) -> Method:
+def model_methods(name: str, path: str | Path | None, preset: str | None, kind: str,
+                  ensemble: int | None = None) -> list[Method]:
+    """The model's row, and with ``ensemble`` a second row for ``predict(ensemble=...)`` (one model loaded)."""
     from blurkit import Deblurrer
 
     d = Deblurrer.from_preset(preset) if preset else Deblurrer.load(path)
-    if ensemble > 1:
-        return Method(f"{name}, x{ensemble} self-ensemble", lambda b, k, s: d.predict(b, ensemble=ensemble),
-                      kind=kind, warmup=True, params={"ensemble": ensemble}, info={"file": str(path or preset)})
     spec = d.model_spec or {}
     info = {"file": str(path or getattr(d, "source", "")), "model": spec.get("name"),
             "params": int(d.model.count_params()), "fixed_size": d.fixed_size, "tile_size": d.tile_size,
             "training": {k: d.training.get(k) for k in ("recipe", "epochs", "data", "train_minutes")
                          if k in d.training}}
-    return Method(name, lambda b, k, s: d.predict(b), kind=kind, warmup=True, info=info)
+    rows = [Method(name, lambda b, k, s: d.predict(b), kind=kind, warmup=True, info=info)]
+    if ensemble:
+        rows.append(Method(f"{name}, x{ensemble} self-ensemble", lambda b, k, s: d.predict(b, ensemble=ensemble),
+                           kind=kind, warmup=True, params={"ensemble": ensemble}, info=info))
+    return rows
 
 
 def fmt_sigma(s: float) -> str:
@@ -226,14 +229,12 @@ def main(argv: list[str] | None = None) -> int:
                params={"iterations": RL_ITERATIONS, "pad": "reflect"}),
     ]
     if args.tutorial:
-        methods.append(model_method("tutorial autoencoder", args.tutorial, None, "model, blind"))
+        methods += model_methods("tutorial autoencoder", args.tutorial, None, "model, blind")
     if not args.no_presets:
         for name in list_presets():
-            methods.append(model_method(f"preset {name}", None, name, "model, blind"))
-            if args.ensemble:
-                methods.append(model_method(f"preset {name}", None, name, "model, blind", args.ensemble))
+            methods += model_methods(f"preset {name}", None, name, "model, blind", args.ensemble)
     for f in args.model:
-        methods.append(model_method(f"model {Path(f).name}", f, None, "model, blind"))
+        methods += model_methods(f"model {Path(f).name}", f, None, "model, blind")
 
     results = []
     for m in methods:
