@@ -601,9 +601,7 @@ class Deblurrer:
             y = np.rot90(y, -rot)
             acc += y[:, ::-1] if flip else y
         acc /= np.float32(ensemble)
-        if out.dtype.kind in "ui":
-            np.clip(np.rint(acc, out=acc), 0, np.iinfo(out.dtype).max, out=acc)
-        out[...] = acc
+        out[...] = _from_unit_tile(acc, 1.0, out.dtype)  # already in the image's range: rounded for integers
         return out
 
     def predict(self, x: Any, *, max_pixels: int | None = None, ensemble: int = 1) -> Any:
