@@ -30,8 +30,10 @@ For ``wiener_unet`` models, two stages:
    the 384-px crop around each patch, as it does at inference on a whole photo rather than on the patch.
    The checkpoint with the best mean PSNR on the full validation photos (sigma 1, 2, 3) is kept.
 
-``--from-stage2 FILE`` runs stages 3-4 from a stage-2 model; ``--from-stage3 FILE`` runs stage 4 alone
-(how the shipped file was made: the commands are in the model card).
+``--from-stage2 FILE`` runs stages 3-4 from a stage-2 model; ``--from-stage3 FILE`` runs stage 4 alone;
+``--estimator-only FILE`` keeps FILE's restorer and trains the recipe's estimator for it from scratch (stage 1,
+then stage 4a for ``new_estimator_steps``): how the shipped file got its wider estimator (``estimator_width``
+16 -> 32; the commands of every step are in the model card).
 
 Runs on the CPU (and on a GPU when TensorFlow sees one).
 """
@@ -49,7 +51,7 @@ RECIPES = {
     # the default preset: sigma estimator + Wiener deconvolution + residual U-Net refinement
     "gaussian-v1": {
         "model": "wiener_unet",
-        "model_options": {"width": 24, "depth": 3, "blocks": 1, "estimator_width": 16,
+        "model_options": {"width": 24, "depth": 3, "blocks": 1, "estimator_width": 32,
                           "scales": (1.0, 0.8, 1.25, 0.65, 1.55)},
         "patch_size": 96,
         "batch_size": 8,
@@ -63,6 +65,8 @@ RECIPES = {
                      "learning_rate": 2e-4, "epochs": 32, "steps_per_epoch": 150},
         # stage 4 (see the module docstring)
         "context": {"estimator_steps": 3000, "estimator_sides": (128, 192, 256, 384, 512), "estimator_batch": 8,
+                    # --estimator-only: stage 4a's steps and sides for a new estimator after stage 1
+                    "new_estimator_steps": 2000, "new_estimator_sides": (128, 192, 256, 384),
                     "estimator_learning_rate": 3e-4, "steps": 6000, "context": 384, "patch_size": 160,
                     "batch_size": 4, "learning_rate": 2e-4, "eval_every": 600},
     },
@@ -101,6 +105,25 @@ def nested(d):
             if layer.weights:
                 layer.set_weights(flat[layer.name].get_weights())
     d.model, d._infer_fn = model, None
+    return d
+
+
+def new_estimator(d, estimator_width: int):
+    """Give a Deblurrer's (nested) ``wiener_unet`` a new, untrained estimator of ``estimator_width``.
+
+    The restorer's weights are copied by name; the estimator starts from scratch (its output layer at
+    zero). The model's config records the new width.
+    """
+    from blurkit.registry import MODELS
+
+    config = {**d.model_spec["config"], "estimator_width": int(estimator_width)}
+    model = MODELS.create(d.model_spec["name"], **config)
+    old = {layer.name: layer for layer in parts(d.model)[1].layers}
+    for layer in parts(model)[1].layers:
+        if layer.weights:
+            layer.set_weights(old[layer.name].get_weights())
+    d.model, d._infer_fn = model, None
+    d.model_spec = {"name": d.model_spec["name"], "config": config}
     return d
 
 
@@ -276,6 +299,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work-dir", default=str(here.parent / "runs"), help="per-epoch resume state (git-ignored)")
     p.add_argument("--from-stage2", metavar="FILE", help="skip stages 1-2: stages 3-4 from this model")
     p.add_argument("--from-stage3", metavar="FILE", help="skip stages 1-3: stage 4 from this model")
+    p.add_argument("--estimator-only", metavar="FILE",
+                   help="keep this model's restorer, give it the recipe's estimator and train that alone (stage 1, "
+                        "then stage 4a with new_estimator_steps)")
     p.add_argument("--finetune-epochs", type=int, help="override stage 3's epochs (quick trials)")
     p.add_argument("--context-steps", type=int, help="override stage 4's steps (both parts; quick trials)")
     args = p.parse_args(argv)
@@ -297,10 +323,21 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.work_dir)
     t0 = time.time()
     prior: dict = {}
-    if args.from_stage2 and args.from_stage3:
-        sys.exit("error: pass --from-stage2 or --from-stage3, not both")
+    if sum(bool(f) for f in (args.from_stage2, args.from_stage3, args.estimator_only)) > 1:
+        sys.exit("error: pass at most one of --from-stage2, --from-stage3 and --estimator-only")
     start_file = args.from_stage2 or args.from_stage3
-    if start_file:
+    if args.estimator_only:
+        from blurkit.data.io import list_images
+
+        d = new_estimator(nested(Deblurrer.load(args.estimator_only)), r["model_options"]["estimator_width"])
+        prior = dict(d.training)
+        photos, cx = list_images(args.data), r["context"]
+        train_estimator(d.model, photos, args.estimator_steps, args.seed)
+        train_estimator(d.model, photos, args.context_steps or cx["new_estimator_steps"], args.seed + 1,
+                        sides=cx["new_estimator_sides"], batch=cx["estimator_batch"],
+                        learning_rate=cx["estimator_learning_rate"], augment=True)
+        d.save(out)
+    elif start_file:
         d = Deblurrer.load(start_file)
         if d.model_spec and d.model_spec["name"] == "wiener_unet":
             nested(d)
@@ -320,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
               callbacks=[keras.callbacks.LearningRateScheduler(cosine_from(0, epochs, r["learning_rate"]))],
               checkpoint=stage2, checkpoint_dir=work / f"{args.preset}.resume", verbose=2)
         d = Deblurrer.load(stage2)
-    ft = None if args.from_stage3 else r.get("finetune")
+    ft = None if args.from_stage3 or args.estimator_only else r.get("finetune")
     if ft:
         if r["model"] == "wiener_unet":
             parts(d.model)[0].trainable = False
@@ -334,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
               callbacks=[keras.callbacks.LearningRateScheduler(cosine_from(start, n, ft["learning_rate"]))],
               checkpoint=out, checkpoint_dir=work / f"{args.preset}-stage3.resume", verbose=2)
         d = Deblurrer.load(out)
-    cx, info_cx = r.get("context"), None
+    cx, info_cx = None if args.estimator_only else r.get("context"), None
     if cx:
         from blurkit.data.io import list_images, read_image, to_float
         from blurkit.data.pipeline import to_channels
@@ -354,7 +391,10 @@ def main(argv: list[str] | None = None) -> int:
     command = "python benchmarks/train_preset.py " + " ".join(argv or sys.argv[1:])
     info = {"recipe": args.preset, "train_minutes": round(minutes, 1), "command": command,
             "blur": {k: list(v) if isinstance(v, tuple) else v for k, v in BLUR.items()}}
-    if prior:  # later stages alone: say how the model they started from was made, and count its time too
+    if args.estimator_only:  # the restorer's history stays; say how it was made, and count its time too
+        info = {**prior, **info, "restorer_command": prior.get("command"), "estimator_minutes": round(minutes, 1),
+                "train_minutes": round(float(prior.get("train_minutes") or 0) + minutes, 1)}
+    elif prior:  # later stages alone: say how the model they started from was made, and count its time too
         key = "stage3" if args.from_stage3 else "stage2"
         info.update({f"{key}_command": prior.get("command"), f"after_{key}_minutes": round(minutes, 1),
                      "train_minutes": round(float(prior.get("train_minutes") or 0) + minutes, 1)})

@@ -55,3 +55,15 @@ def test_every_stage_of_the_preset_recipe_runs(recipe, tmp_path, astronaut, came
     info = Deblurrer.load(again).training
     assert info["stage3_command"] == d.training["command"]
     assert info["train_minutes"] >= d.training["train_minutes"]
+
+    # a new estimator for a trained restorer (how the shipped file's estimator was made)
+    est = tmp_path / "estimator.keras"
+    assert recipe.main([*argv[:4], "--out", str(est), "--work-dir", str(tmp_path / "w3"), "--estimator-only", str(out),
+                        "--estimator-steps", "2", "--context-steps", "1", "--model-option", "estimator_width=6"]) == 0
+    e = Deblurrer.load(est)
+    assert e.model_spec["config"]["estimator_width"] == 6 and e.model_spec["config"]["width"] == 4
+    assert e.training["restorer_command"] == d.training["command"] and "estimator_minutes" in e.training
+    x, params = astronaut[None, :48, :40].astype("float32") / 255, np.array([[0.3, -0.2]], "float32")
+    np.testing.assert_allclose(e.model.get_layer("restorer").predict([x, params], verbose=0),
+                               d.model.get_layer("restorer").predict([x, params], verbose=0), atol=1e-6)
+    assert e.model.get_layer("estimator").get_layer("est_conv0").filters == 6
