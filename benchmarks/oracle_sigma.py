@@ -22,22 +22,22 @@ from pathlib import Path
 
 def main(argv: list[str] | None = None) -> int:
     here = Path(__file__).resolve().parent
+    sys.path.insert(0, str(here))
+    from quality import BLUR_SEED, DEFAULT_DATA, SIGMAS, load_photos  # the protocol of benchmarks/quality.py
+    from train_preset import nested, parts
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", help="a wiener_unet .keras file (default: the gaussian-v1 preset)")
-    p.add_argument("--data", default=str(here.parent.parent / "shared" / "data" / "val"))
-    p.add_argument("--sigmas", type=float, nargs="+", default=[1.0, 2.0, 3.0])
+    p.add_argument("--data", default=str(DEFAULT_DATA))
+    p.add_argument("--sigmas", type=float, nargs="+", default=list(SIGMAS))
     args = p.parse_args(argv)
 
     import keras
     import numpy as np
 
     from blurkit import Deblurrer
-    from blurkit.blurs import GaussianBlur
+    from blurkit.classical import blur_gaussian
     from blurkit.metrics import psnr
-
-    sys.path.insert(0, str(here))
-    from quality import load_photos
-    from train_preset import nested, parts
 
     d = Deblurrer.load(args.model) if args.model else Deblurrer.from_preset("gaussian-v1")
     photos = [img for _, img in load_photos(Path(args.data), None, None)]
@@ -51,8 +51,7 @@ def main(argv: list[str] | None = None) -> int:
           "| log-sigma RMS error | over-estimated > 5 % |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for sigma in args.sigmas:
-        blur = GaussianBlur(sigma=sigma, border="reflect", quantize=True)
-        blurred = [blur(x, seed=0)["image"].astype(np.float32) for x in photos]
+        blurred = [blur_gaussian(x, sigma, seed=BLUR_SEED)[0].astype(np.float32) for x in photos]
         est.set_weights(saved)
         d._infer_fn = None
         row = [np.mean([psnr(x, d.predict(b)) for x, b in zip(photos, blurred, strict=True)])]
@@ -64,11 +63,10 @@ def main(argv: list[str] | None = None) -> int:
             d._infer_fn = None
             row.append(np.mean([psnr(x, d.predict(b)) for x, b in zip(photos, blurred, strict=True)]))
         est.set_weights(saved)
-        raw = np.concatenate([estimator.predict(b[None], verbose=0) for b in blurred])[:, 0]
-        error = np.log((slo + (shi - slo) / (1 + np.exp(-raw))) / sigma)
-        row.append(np.mean([psnr(x, np.clip(base.predict([b[None], estimator.predict(b[None], verbose=0)],
-                                                         verbose=0)[0, ..., :3], 0, 1))
-                            for x, b in zip(photos, blurred, strict=True)]))
+        blind = [estimator.predict(b[None], verbose=0) for b in blurred]  # (1, 2) raw parameters each
+        error = np.log((slo + (shi - slo) / (1 + np.exp(-np.concatenate(blind)[:, 0]))) / sigma)
+        row.append(np.mean([psnr(x, np.clip(base.predict([b[None], p], verbose=0)[0, ..., :3], 0, 1))
+                            for x, b, p in zip(photos, blurred, blind, strict=True)]))
         print(f"| {sigma:g} | " + " | ".join(f"{v:.2f}" for v in row)
               + f" | {np.sqrt(np.mean(error**2)):.3f} | {int(np.sum(error > np.log(1.05)))} of {len(error)} |", flush=True)
     return 0

@@ -43,19 +43,19 @@ def mosaic(photos: list[np.ndarray], rows: int = 3, cols: int = 4, cell: int = 5
 
 def main(argv: list[str] | None = None) -> int:
     here = Path(__file__).resolve().parent
+    sys.path.insert(0, str(here))
+    from quality import BLUR_SEED, DEFAULT_DATA, SIGMAS, load_photos  # the protocol of benchmarks/quality.py
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", help="a .keras file (default: the gaussian-v1 preset)")
-    p.add_argument("--data", default=str(here.parent.parent / "shared" / "data" / "val"))
-    p.add_argument("--sigmas", type=float, nargs="+", default=[1.0, 2.0, 3.0])
+    p.add_argument("--data", default=str(DEFAULT_DATA))
+    p.add_argument("--sigmas", type=float, nargs="+", default=list(SIGMAS))
     p.add_argument("--overlap", type=int, default=64)
     args = p.parse_args(argv)
 
     from blurkit import Deblurrer
-    from blurkit.blurs import GaussianBlur
+    from blurkit.classical import blur_gaussian
     from blurkit.metrics import psnr
-
-    sys.path.insert(0, str(here))
-    from quality import load_photos
 
     d = Deblurrer.load(args.model) if args.model else Deblurrer.from_preset("gaussian-v1")
     photos = [img for _, img in load_photos(Path(args.data), None, None)]
@@ -69,8 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---:|" + "---:|" * (1 + len(cols)))
     for name, (images, tiles) in sets.items():
         for sigma in args.sigmas:
-            blur = GaussianBlur(sigma=sigma, border="reflect", quantize=True)
-            blurred = [blur(x, seed=0)["image"].astype(np.float32) for x in images]
+            blurred = [blur_gaussian(x, sigma, seed=BLUR_SEED)[0].astype(np.float32) for x in images]
 
             def score(tile: int | None, per_photo: bool = True, images=images, blurred=blurred) -> float:
                 d.tile_size, d.tile_overlap = tile or 1 << 15, args.overlap

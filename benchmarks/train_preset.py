@@ -218,6 +218,7 @@ def train_restorer(d, photos: list, val: list, *, steps: int, context: int, patc
     import tensorflow as tf
 
     from blurkit.blurs import GaussianBlur
+    from blurkit.classical import blur_gaussian
     from blurkit.metrics import psnr
 
     estimator, restorer, _ = parts(d.model)
@@ -234,8 +235,7 @@ def train_restorer(d, photos: list, val: list, *, steps: int, context: int, patc
         opt.apply_gradients(zip(grads, restorer.trainable_variables, strict=True))
         return loss
 
-    vblur = {s: [GaussianBlur(sigma=s, border="reflect", quantize=True)(x, seed=0)["image"].astype("float32")
-                 for x in val] for s in sigmas}
+    vblur = {s: [blur_gaussian(x, s)[0].astype("float32") for x in val] for s in sigmas}  # as quality.py
 
     def evaluate() -> dict:
         d._infer_fn = None
