@@ -33,7 +33,9 @@ For ``wiener_unet`` models, two stages:
 ``--from-stage2 FILE`` runs stages 3-4 from a stage-2 model; ``--from-stage3 FILE`` runs stage 4 alone;
 ``--estimator-only FILE`` keeps FILE's restorer and trains the recipe's estimator for it from scratch (stage 1,
 then stage 4a for ``new_estimator_steps``): how the shipped file got its wider estimator (``estimator_width``
-16 -> 32; the commands of every step are in the model card).
+16 -> 32; the commands of every step are in the model card); ``--restorer-only FILE`` keeps FILE's estimator
+(frozen) and trains its restorer further with that estimator's estimates (stage 4b alone, data seed
+``--seed + 2``): a restorer that was trained with another estimator's estimates learns the new one's errors.
 
 Runs on the CPU (and on a GPU when TensorFlow sees one).
 """
@@ -302,6 +304,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--estimator-only", metavar="FILE",
                    help="keep this model's restorer, give it the recipe's estimator and train that alone (stage 1, "
                         "then stage 4a with new_estimator_steps)")
+    p.add_argument("--restorer-only", metavar="FILE",
+                   help="keep this model's estimator (frozen) and train its restorer further with that estimator's "
+                        "estimates (stage 4b alone)")
     p.add_argument("--finetune-epochs", type=int, help="override stage 3's epochs (quick trials)")
     p.add_argument("--context-steps", type=int, help="override stage 4's steps (both parts; quick trials)")
     args = p.parse_args(argv)
@@ -323,8 +328,9 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.work_dir)
     t0 = time.time()
     prior: dict = {}
-    if sum(bool(f) for f in (args.from_stage2, args.from_stage3, args.estimator_only)) > 1:
-        sys.exit("error: pass at most one of --from-stage2, --from-stage3 and --estimator-only")
+    info_cx = None
+    if sum(bool(f) for f in (args.from_stage2, args.from_stage3, args.estimator_only, args.restorer_only)) > 1:
+        sys.exit("error: pass at most one of --from-stage2, --from-stage3, --estimator-only and --restorer-only")
     start_file = args.from_stage2 or args.from_stage3
     if args.estimator_only:
         from blurkit.data.io import list_images
@@ -337,6 +343,19 @@ def main(argv: list[str] | None = None) -> int:
                         sides=cx["new_estimator_sides"], batch=cx["estimator_batch"],
                         learning_rate=cx["estimator_learning_rate"], augment=True)
         d.save(out)
+    elif args.restorer_only:
+        from blurkit.data.io import list_images, read_image, to_float
+        from blurkit.data.pipeline import to_channels
+
+        d, cx = nested(Deblurrer.load(args.restorer_only)), r["context"]
+        prior = dict(d.training)
+        val = [to_channels(to_float(read_image(f)), 3) for f in list_images(args.val)]
+        d.save(out)  # kept unless the restorer's training beats it on the validation photos
+        n = args.context_steps or cx["steps"]
+        info_cx = train_restorer(d, list_images(args.data), val, steps=n, context=cx["context"],
+                                 patch_size=cx["patch_size"], batch_size=cx["batch_size"],
+                                 learning_rate=cx["learning_rate"], eval_every=min(n, cx["eval_every"]), out=out,
+                                 seed=args.seed + 2)
     elif start_file:
         d = Deblurrer.load(start_file)
         if d.model_spec and d.model_spec["name"] == "wiener_unet":
@@ -357,7 +376,8 @@ def main(argv: list[str] | None = None) -> int:
               callbacks=[keras.callbacks.LearningRateScheduler(cosine_from(0, epochs, r["learning_rate"]))],
               checkpoint=stage2, checkpoint_dir=work / f"{args.preset}.resume", verbose=2)
         d = Deblurrer.load(stage2)
-    ft = None if args.from_stage3 or args.estimator_only else r.get("finetune")
+    later = args.estimator_only or args.restorer_only
+    ft = None if args.from_stage3 or later else r.get("finetune")
     if ft:
         if r["model"] == "wiener_unet":
             parts(d.model)[0].trainable = False
@@ -371,8 +391,8 @@ def main(argv: list[str] | None = None) -> int:
               callbacks=[keras.callbacks.LearningRateScheduler(cosine_from(start, n, ft["learning_rate"]))],
               checkpoint=out, checkpoint_dir=work / f"{args.preset}-stage3.resume", verbose=2)
         d = Deblurrer.load(out)
-    cx, info_cx = None if args.estimator_only else r.get("context"), None
-    if cx:
+    if not later and r.get("context"):
+        cx = r["context"]
         from blurkit.data.io import list_images, read_image, to_float
         from blurkit.data.pipeline import to_channels
 
@@ -391,8 +411,9 @@ def main(argv: list[str] | None = None) -> int:
     command = "python benchmarks/train_preset.py " + " ".join(argv or sys.argv[1:])
     info = {"recipe": args.preset, "train_minutes": round(minutes, 1), "command": command,
             "blur": {k: list(v) if isinstance(v, tuple) else v for k, v in BLUR.items()}}
-    if args.estimator_only:  # the restorer's history stays; say how it was made, and count its time too
-        info = {**prior, **info, "restorer_command": prior.get("command"), "estimator_minutes": round(minutes, 1),
+    if later:  # the model's history stays; say how the part kept was made, and count its time too
+        kept, key = ("restorer", "estimator") if args.estimator_only else ("estimator", "restorer")
+        info = {**prior, **info, f"{kept}_command": prior.get("command"), f"{key}_minutes": round(minutes, 1),
                 "train_minutes": round(float(prior.get("train_minutes") or 0) + minutes, 1)}
     elif prior:  # later stages alone: say how the model they started from was made, and count its time too
         key = "stage3" if args.from_stage3 else "stage2"

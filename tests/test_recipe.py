@@ -67,3 +67,16 @@ def test_every_stage_of_the_preset_recipe_runs(recipe, tmp_path, astronaut, came
     np.testing.assert_allclose(e.model.get_layer("restorer").predict([x, params], verbose=0),
                                d.model.get_layer("restorer").predict([x, params], verbose=0), atol=1e-6)
     assert e.model.get_layer("estimator").get_layer("est_conv0").filters == 6
+
+    # the restorer trained further with the estimator it now has (how the shipped restorer was last trained)
+    res = tmp_path / "restorer.keras"
+    assert recipe.main([*argv[:4], "--out", str(res), "--work-dir", str(tmp_path / "w4"), "--restorer-only", str(est),
+                        "--context-steps", "1"]) == 0
+    f = Deblurrer.load(res)
+    assert f.training["estimator_command"] == e.training["command"] and "restorer_minutes" in f.training
+    assert f.training["train_minutes"] >= e.training["train_minutes"]
+    assert set(f.training["stage4_validation_psnr"]) == {"sigma 1", "sigma 2", "sigma 3"}
+    np.testing.assert_allclose(f.model.get_layer("estimator").predict(x, verbose=0),
+                               e.model.get_layer("estimator").predict(x, verbose=0), atol=1e-6)
+    with pytest.raises(SystemExit, match="at most one"):
+        recipe.main([*argv[:4], "--restorer-only", str(est), "--estimator-only", str(est)])
