@@ -424,11 +424,13 @@ def main(argv: list[str] | None = None) -> int:
     best.training.update(info)
     best.save(out)
     shipped = out.resolve() == (here.parent / "src" / "blurkit" / "presets" / f"{args.preset}.keras").resolve()
-    curves = best.plot_history(here.parent / "docs" / f"{args.preset}-curves.png" if shipped
-                               else out.with_name(out.stem + "-curves.png"))
+    curves = None  # a model that was never fitted by Keras (e.g. --from-stage3 on one built by hand) has none
+    if best.history.get("loss"):
+        curves = best.plot_history(here.parent / "docs" / f"{args.preset}-curves.png" if shipped
+                                   else out.with_name(out.stem + "-curves.png"))
     print(json.dumps({"preset": args.preset, "file": str(out), "minutes": round(minutes, 1),
                       "best_validation": best.validation, "stage4_validation_psnr": info.get("stage4_validation_psnr"),
-                      "curves": str(curves)}, indent=1))
+                      "curves": str(curves) if curves else None}, indent=1))
     return 0
 
 

@@ -80,3 +80,11 @@ def test_every_stage_of_the_preset_recipe_runs(recipe, tmp_path, astronaut, came
                                e.model.get_layer("estimator").predict(x, verbose=0), atol=1e-6)
     with pytest.raises(SystemExit, match="at most one"):
         recipe.main([*argv[:4], "--restorer-only", str(est), "--estimator-only", str(est)])
+
+    # stage 4 from a model Keras never fitted (no curves to draw): trains, saves and returns 0
+    fresh = tmp_path / "fresh.keras"
+    Deblurrer(model="wiener_unet", model_options={"width": 4, "depth": 2, "estimator_width": 4}).save(fresh)
+    assert recipe.main([*argv[:4], "--out", str(tmp_path / "fresh4.keras"), "--work-dir", str(tmp_path / "w5"),
+                        "--from-stage3", str(fresh), "--context-steps", "1"]) == 0
+    info = Deblurrer.load(tmp_path / "fresh4.keras").training
+    assert set(info["stage4_validation_psnr"]) == {"sigma 1", "sigma 2", "sigma 3"}
