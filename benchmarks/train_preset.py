@@ -328,10 +328,10 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.work_dir)
     t0 = time.time()
     prior: dict = {}
-    info_cx = None
+    info_cx = None  # stage 4's best validation PSNRs, where it ran
     if sum(bool(f) for f in (args.from_stage2, args.from_stage3, args.estimator_only, args.restorer_only)) > 1:
         sys.exit("error: pass at most one of --from-stage2, --from-stage3, --estimator-only and --restorer-only")
-    start_file = args.from_stage2 or args.from_stage3
+    start_file = args.from_stage2 or args.from_stage3 or args.restorer_only
     if args.estimator_only:
         from blurkit.data.io import list_images
 
@@ -343,19 +343,6 @@ def main(argv: list[str] | None = None) -> int:
                         sides=cx["new_estimator_sides"], batch=cx["estimator_batch"],
                         learning_rate=cx["estimator_learning_rate"], augment=True)
         d.save(out)
-    elif args.restorer_only:
-        from blurkit.data.io import list_images, read_image, to_float
-        from blurkit.data.pipeline import to_channels
-
-        d, cx = nested(Deblurrer.load(args.restorer_only)), r["context"]
-        prior = dict(d.training)
-        val = [to_channels(to_float(read_image(f)), 3) for f in list_images(args.val)]
-        d.save(out)  # kept unless the restorer's training beats it on the validation photos
-        n = args.context_steps or cx["steps"]
-        info_cx = train_restorer(d, list_images(args.data), val, steps=n, context=cx["context"],
-                                 patch_size=cx["patch_size"], batch_size=cx["batch_size"],
-                                 learning_rate=cx["learning_rate"], eval_every=min(n, cx["eval_every"]), out=out,
-                                 seed=args.seed + 2)
     elif start_file:
         d = Deblurrer.load(start_file)
         if d.model_spec and d.model_spec["name"] == "wiener_unet":
@@ -391,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
               callbacks=[keras.callbacks.LearningRateScheduler(cosine_from(start, n, ft["learning_rate"]))],
               checkpoint=out, checkpoint_dir=work / f"{args.preset}-stage3.resume", verbose=2)
         d = Deblurrer.load(out)
-    if not later and r.get("context"):
+    if not args.estimator_only and r.get("context"):  # stage 4 (4b alone with --restorer-only)
         cx = r["context"]
         from blurkit.data.io import list_images, read_image, to_float
         from blurkit.data.pipeline import to_channels
@@ -399,13 +386,15 @@ def main(argv: list[str] | None = None) -> int:
         photos = list_images(args.data)
         val = [to_channels(to_float(read_image(f)), 3) for f in list_images(args.val)]
         n = args.context_steps or cx["steps"]
-        train_estimator(d.model, photos, args.context_steps or cx["estimator_steps"], args.seed + 1,
-                        sides=cx["estimator_sides"], batch=cx["estimator_batch"],
-                        learning_rate=cx["estimator_learning_rate"], augment=True)
+        if not args.restorer_only:
+            train_estimator(d.model, photos, args.context_steps or cx["estimator_steps"], args.seed + 1,
+                            sides=cx["estimator_sides"], batch=cx["estimator_batch"],
+                            learning_rate=cx["estimator_learning_rate"], augment=True)
         d.save(out)  # the restorer's training below keeps this unless it beats it on the validation photos
         info_cx = train_restorer(d, photos, val, steps=n, context=cx["context"], patch_size=cx["patch_size"],
                        batch_size=cx["batch_size"], learning_rate=cx["learning_rate"],
-                       eval_every=min(n, cx["eval_every"]), out=out, seed=args.seed)
+                       eval_every=min(n, cx["eval_every"]), out=out,
+                       seed=args.seed + 2 if args.restorer_only else args.seed)
     minutes = (time.time() - t0) / 60
     best = Deblurrer.load(out)
     command = "python benchmarks/train_preset.py " + " ".join(argv or sys.argv[1:])
