@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     photos = [img for _, img in load_photos(Path(args.data), None, None)]
     estimator, restorer, wiener = parts(nested(d).model)
     est = estimator.get_layer("est_params")
-    (slo, shi), _ = wiener.sigma_range, wiener.log_balance_range
+    slo, shi = wiener.sigma_range
     base = keras.Model(restorer.inputs, wiener.output)
     saved = est.get_weights()
     print(f"{len(photos)} photos from {args.data}; mean PSNR in dB")
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             row.append(np.mean([psnr(x, d.predict(b)) for x, b in zip(photos, blurred, strict=True)]))
         est.set_weights(saved)
         blind = [estimator.predict(b[None], verbose=0) for b in blurred]  # (1, 2) raw parameters each
-        error = np.log((slo + (shi - slo) / (1 + np.exp(-np.concatenate(blind)[:, 0]))) / sigma)
+        error = np.log(keras.ops.convert_to_numpy(wiener.blur_parameters(np.concatenate(blind))[0]) / sigma)
         row.append(np.mean([psnr(x, np.clip(base.predict([b[None], p], verbose=0)[0, ..., :3], 0, 1))
                             for x, b, p in zip(photos, blurred, blind, strict=True)]))
         print(f"| {sigma:g} | " + " | ".join(f"{v:.2f}" for v in row)

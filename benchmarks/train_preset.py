@@ -174,11 +174,11 @@ def train_estimator(model, photos: list, steps: int, seed: int, sigma_range=(0.3
     from blurkit.blurs import GaussianBlur
 
     estimator, _, wiener = parts(model)
-    (slo, shi), (blo, bhi) = wiener.sigma_range, wiener.log_balance_range
+    blo, bhi = wiener.log_balance_range
     t_bal = (ESTIMATOR_BALANCE_LOG10 - blo) / (bhi - blo)
 
     def loss(y_true, y_pred):  # relative error of sigma (log), + the balance target
-        sigma = slo + (shi - slo) * keras.ops.sigmoid(y_pred[:, 0])
+        sigma = wiener.blur_parameters(y_pred)[0]
         return keras.ops.mean((keras.ops.log(sigma) - keras.ops.log(y_true[:, 0])) ** 2) + keras.ops.mean(
             (keras.ops.sigmoid(y_pred[:, 1]) - y_true[:, 1]) ** 2)
 

@@ -249,6 +249,13 @@ class GaussianWiener(keras.layers.Layer):
         self.pad = pad
         self.radius = int(np.ceil(3 * hi))
 
+    def blur_parameters(self, params):
+        """The ``(sigma, balance)`` (each of shape (B,)) that raw ``params`` (B, 2) stand for (see above)."""
+        lo, hi = self.sigma_range
+        blo, bhi = self.log_balance_range
+        return (lo + (hi - lo) * ops.sigmoid(params[:, 0]),
+                ops.power(10.0, blo + (bhi - blo) * ops.sigmoid(params[:, 1])))
+
     def _transfer(self, sigma, n):
         """Real transfer function (B, n) of the 1-D kernel of each image's sigma for a length-n DFT."""
         x = ops.arange(self.radius + 1, dtype="float32")  # 0..R
@@ -269,9 +276,7 @@ class GaussianWiener(keras.layers.Layer):
         x = ops.pad(image, [[0, 0], [ph, ph], [pw, pw], [0, 0]], mode="reflect")
         hp, wp = h + 2 * ph, w + 2 * pw
         lo, hi = self.sigma_range
-        sigma = lo + (hi - lo) * ops.sigmoid(params[:, 0])
-        blo, bhi = self.log_balance_range
-        balance = ops.power(10.0, blo + (bhi - blo) * ops.sigmoid(params[:, 1]))
+        sigma, balance = self.blur_parameters(params)
         # Laplacian regulariser, as scikit-image's wiener: |L|^2 with L the 5-point Laplacian's transfer
         ly = 2.0 - 2.0 * ops.cos(2.0 * np.pi * ops.arange(hp, dtype="float32") / ops.cast(hp, "float32"))
         lx = 2.0 - 2.0 * ops.cos(2.0 * np.pi * ops.arange(wp, dtype="float32") / ops.cast(wp, "float32"))
