@@ -337,12 +337,7 @@ def main(argv: list[str] | None = None) -> int:
 
         d = new_estimator(nested(Deblurrer.load(args.estimator_only)), r["model_options"]["estimator_width"])
         prior = dict(d.training)
-        photos, cx = list_images(args.data), r["context"]
-        train_estimator(d.model, photos, args.estimator_steps, args.seed)
-        train_estimator(d.model, photos, args.context_steps or cx["new_estimator_steps"], args.seed + 1,
-                        sides=cx["new_estimator_sides"], batch=cx["estimator_batch"],
-                        learning_rate=cx["estimator_learning_rate"], augment=True)
-        d.save(out)
+        train_estimator(d.model, list_images(args.data), args.estimator_steps, args.seed)  # stage 1; 4a below
     elif start_file:
         d = Deblurrer.load(start_file)
         if d.model_spec and d.model_spec["name"] == "wiener_unet":
@@ -378,23 +373,25 @@ def main(argv: list[str] | None = None) -> int:
               callbacks=[keras.callbacks.LearningRateScheduler(cosine_from(start, n, ft["learning_rate"]))],
               checkpoint=out, checkpoint_dir=work / f"{args.preset}-stage3.resume", verbose=2)
         d = Deblurrer.load(out)
-    if not args.estimator_only and r.get("context"):  # stage 4 (4b alone with --restorer-only)
+    if r.get("context"):  # stage 4: 4a alone with --estimator-only, 4b alone with --restorer-only
         cx = r["context"]
         from blurkit.data.io import list_images, read_image, to_float
         from blurkit.data.pipeline import to_channels
 
         photos = list_images(args.data)
-        val = [to_channels(to_float(read_image(f)), 3) for f in list_images(args.val)]
-        n = args.context_steps or cx["steps"]
         if not args.restorer_only:
-            train_estimator(d.model, photos, args.context_steps or cx["estimator_steps"], args.seed + 1,
-                            sides=cx["estimator_sides"], batch=cx["estimator_batch"],
-                            learning_rate=cx["estimator_learning_rate"], augment=True)
+            steps4a, sides = ((cx["new_estimator_steps"], cx["new_estimator_sides"]) if args.estimator_only
+                              else (cx["estimator_steps"], cx["estimator_sides"]))  # a new estimator's own
+            train_estimator(d.model, photos, args.context_steps or steps4a, args.seed + 1, sides=sides,
+                            batch=cx["estimator_batch"], learning_rate=cx["estimator_learning_rate"], augment=True)
         d.save(out)  # the restorer's training below keeps this unless it beats it on the validation photos
-        info_cx = train_restorer(d, photos, val, steps=n, context=cx["context"], patch_size=cx["patch_size"],
-                       batch_size=cx["batch_size"], learning_rate=cx["learning_rate"],
-                       eval_every=min(n, cx["eval_every"]), out=out,
-                       seed=args.seed + 2 if args.restorer_only else args.seed)
+        if not args.estimator_only:
+            val = [to_channels(to_float(read_image(f)), 3) for f in list_images(args.val)]
+            n = args.context_steps or cx["steps"]
+            info_cx = train_restorer(d, photos, val, steps=n, context=cx["context"], patch_size=cx["patch_size"],
+                                     batch_size=cx["batch_size"], learning_rate=cx["learning_rate"],
+                                     eval_every=min(n, cx["eval_every"]), out=out,
+                                     seed=args.seed + 2 if args.restorer_only else args.seed)
     minutes = (time.time() - t0) / 60
     best = Deblurrer.load(out)
     command = "python benchmarks/train_preset.py " + " ".join(argv or sys.argv[1:])
