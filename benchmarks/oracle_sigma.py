@@ -11,6 +11,7 @@ Usage::
 
     python benchmarks/oracle_sigma.py                      # the default preset on ../shared/data/val
     python benchmarks/oracle_sigma.py --model m.keras --data photos/ --sigmas 1 2 3
+    python benchmarks/oracle_sigma.py --per-photo          # and which photos the estimate costs most
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", help="a wiener_unet .keras file (default: the gaussian-v1 preset)")
     p.add_argument("--data", default=str(DEFAULT_DATA))
     p.add_argument("--sigmas", type=float, nargs="+", default=list(SIGMAS))
+    p.add_argument("--per-photo", action="store_true",
+                   help="also print each photo's estimate and its PSNR blind and with the true sigma")
     args = p.parse_args(argv)
 
     import keras
@@ -40,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     from blurkit.metrics import psnr
 
     d = Deblurrer.load(args.model) if args.model else Deblurrer.from_preset("gaussian-v1")
-    photos = [img for _, img in load_photos(Path(args.data), None, None)]
+    named = load_photos(Path(args.data), None, None)
+    photos = [img for _, img in named]
     estimator, restorer, wiener = parts(nested(d).model)
     est = estimator.get_layer("est_params")
     slo, shi = wiener.sigma_range
@@ -50,25 +54,34 @@ def main(argv: list[str] | None = None) -> int:
     print("| sigma | blind | true sigma x0.9 | true sigma | true sigma x1.1 | Wiener step alone (blind) "
           "| log-sigma RMS error | over-estimated > 5 % |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    per_photo = []
     for sigma in args.sigmas:
         blurred = [blur_gaussian(x, sigma, seed=BLUR_SEED)[0].astype(np.float32) for x in photos]
         est.set_weights(saved)
         d._infer_fn = None
-        row = [np.mean([psnr(x, d.predict(b)) for x, b in zip(photos, blurred, strict=True)])]
+        scores = {"blind": [psnr(x, d.predict(b)) for x, b in zip(photos, blurred, strict=True)]}
         for factor in (0.9, 1.0, 1.1):
             t = (sigma * factor - slo) / (shi - slo)
             kernel, bias = (w.copy() for w in saved)
             kernel[:, 0], bias[0] = 0.0, np.log(t / (1 - t))  # the sigma output is now constant
             est.set_weights([kernel, bias])
             d._infer_fn = None
-            row.append(np.mean([psnr(x, d.predict(b)) for x, b in zip(photos, blurred, strict=True)]))
+            scores[factor] = [psnr(x, d.predict(b)) for x, b in zip(photos, blurred, strict=True)]
         est.set_weights(saved)
         blind = [estimator.predict(b[None], verbose=0) for b in blurred]  # (1, 2) raw parameters each
         error = np.log(keras.ops.convert_to_numpy(wiener.blur_parameters(np.concatenate(blind))[0]) / sigma)
+        row = [np.mean(v) for v in scores.values()]
         row.append(np.mean([psnr(x, np.clip(base.predict([b[None], p], verbose=0)[0, ..., :3], 0, 1))
                             for x, b, p in zip(photos, blurred, blind, strict=True)]))
         print(f"| {sigma:g} | " + " | ".join(f"{v:.2f}" for v in row)
               + f" | {np.sqrt(np.mean(error**2)):.3f} | {int(np.sum(error > np.log(1.05)))} of {len(error)} |", flush=True)
+        per_photo += [(name, sigma, sigma * np.exp(e), b, t)
+                      for (name, _), e, b, t in zip(named, error, scores["blind"], scores[1.0], strict=True)]
+    if args.per_photo:
+        print("\n| photo | sigma | estimated sigma | blind | true sigma | lost to the estimate |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for name, sigma, guess, blind, true in sorted(per_photo, key=lambda r: (r[0], r[1])):
+            print(f"| {name} | {sigma:g} | {guess:.3f} | {blind:.2f} | {true:.2f} | {true - blind:+.2f} |")
     return 0
 
 

@@ -88,3 +88,34 @@ def test_every_stage_of_the_preset_recipe_runs(recipe, tmp_path, astronaut, came
                         "--from-stage3", str(fresh), "--context-steps", "1"]) == 0
     info = Deblurrer.load(tmp_path / "fresh4.keras").training
     assert set(info["stage4_validation_psnr"]) == {"sigma 1", "sigma 2", "sigma 3"}
+
+
+def test_oracle_sigma_prints_the_mean_table_and_each_photo(tmp_path, astronaut, camera, capsys):
+    from blurkit import Deblurrer
+    from blurkit.data.io import write_image
+
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import oracle_sigma
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    write_image(photos / "a.png", astronaut[100:164, 120:200])
+    write_image(photos / "c.png", camera[:56, :72])
+    model = tmp_path / "m.keras"
+    Deblurrer(model="wiener_unet", model_options={"width": 4, "depth": 2, "estimator_width": 4}).save(model)
+    assert oracle_sigma.main(["--model", str(model), "--data", str(photos), "--sigmas", "1", "2", "--per-photo"]) == 0
+    out = capsys.readouterr().out
+    means = [line.split("|")[1:-1] for line in out.splitlines() if line.startswith("| 1 |") or line.startswith("| 2 |")]
+    photo = [line.split("|")[1:-1] for line in out.splitlines() if line.startswith("| a.png") or line.startswith("| c.png")]
+    assert len(means) == 2
+    assert sorted((r[0].strip(), r[1].strip()) for r in photo) == [("a.png", "1"), ("a.png", "2"), ("c.png", "1"),
+                                                                    ("c.png", "2")]
+    for _, _, guess, blind, true, lost in photo:
+        assert 0.3 <= float(guess) <= 3.5
+        assert abs(float(true) - float(blind) - float(lost)) <= 0.011  # the gain is true minus blind
+    for sigma in ("1", "2"):  # the mean table's blind column is the mean of the per-photo column
+        rows = [r for r in photo if r[1].strip() == sigma]
+        blind_mean = float(next(m for m in means if m[0].strip() == sigma)[1])
+        assert abs(blind_mean - np.mean([float(r[3]) for r in rows])) <= 0.011
