@@ -69,14 +69,15 @@ def main(argv: list[str] | None = None) -> int:
             scores[factor] = [psnr(x, d.predict(b)) for x, b in zip(photos, blurred, strict=True)]
         est.set_weights(saved)
         blind = [estimator.predict(b[None], verbose=0) for b in blurred]  # (1, 2) raw parameters each
-        error = np.log(keras.ops.convert_to_numpy(wiener.blur_parameters(np.concatenate(blind))[0]) / sigma)
+        guess = keras.ops.convert_to_numpy(wiener.blur_parameters(np.concatenate(blind))[0])  # estimated sigmas
+        error = np.log(guess / sigma)
         row = [np.mean(v) for v in scores.values()]
         row.append(np.mean([psnr(x, np.clip(base.predict([b[None], p], verbose=0)[0, ..., :3], 0, 1))
                             for x, b, p in zip(photos, blurred, blind, strict=True)]))
         print(f"| {sigma:g} | " + " | ".join(f"{v:.2f}" for v in row)
               + f" | {np.sqrt(np.mean(error**2)):.3f} | {int(np.sum(error > np.log(1.05)))} of {len(error)} |", flush=True)
-        per_photo += [(name, sigma, sigma * np.exp(e), b, t)
-                      for (name, _), e, b, t in zip(named, error, scores["blind"], scores[1.0], strict=True)]
+        per_photo += [(name, sigma, g, b, t)
+                      for (name, _), g, b, t in zip(named, guess, scores["blind"], scores[1.0], strict=True)]
     if args.per_photo:
         print("\n| photo | sigma | estimated sigma | blind | true sigma | lost to the estimate |")
         print("|---|---:|---:|---:|---:|---:|")
