@@ -265,14 +265,17 @@ class GaussianWiener(keras.layers.Layer):
         f = ops.arange(n, dtype="float32")
         phase = 2.0 * np.pi * ops.expand_dims(f, -1) * ops.expand_dims(x, 0) / ops.cast(n, "float32")  # (n, R+1)
         coef = ops.concatenate([w[:, :1], 2.0 * w[:, 1:]], axis=-1)  # (B, R+1)
-        return ops.matmul(coef, ops.transpose(ops.cos(phase)))  # (B, n)
+        # a sum of products, not a matmul: backends may run float32 matmuls at reduced precision (TF32 on
+        # GPUs), and near the transfer function's zeros the Wiener filter is sensitive to its error
+        return ops.sum(ops.expand_dims(coef, 1) * ops.expand_dims(ops.cos(phase), 0), axis=-1)  # (B, n)
 
     def call(self, inputs):
         image, params = inputs
         shape = ops.shape(image)
         h, w = shape[1], shape[2]
-        ph = ops.minimum(self.pad, h - 1)
-        pw = ops.minimum(self.pad, w - 1)
+        # Python ints where the shape is static (JAX needs static pad widths), tensors where it is not (TF)
+        ph = min(self.pad, h - 1) if isinstance(h, int) else ops.minimum(self.pad, h - 1)
+        pw = min(self.pad, w - 1) if isinstance(w, int) else ops.minimum(self.pad, w - 1)
         x = ops.pad(image, [[0, 0], [ph, ph], [pw, pw], [0, 0]], mode="reflect")
         hp, wp = h + 2 * ph, w + 2 * pw
         lo, hi = self.sigma_range
