@@ -8,7 +8,7 @@ Usage (the exact command that produced the shipped files is in docs/model-card-g
 Recipe: Gaussian blur with sigma sampled per patch from U(0.3, 3.5), reflect border, the blurred patch
 quantized to 8 bits (as a camera file would be); random patches with the 8 flips/rotations.
 
-For ``wiener_unet`` models, two stages:
+For ``wiener_unet`` models, five stages (the model card says how the shipped file went through them):
 
 1. the blur estimator (spectrum + conv features -> sigma, Wiener balance) is trained alone, supervised with
    the sigma used to blur each patch (squared error of log sigma: relative errors matter) (patch sides 64-256 so it works on any tile size) and a fixed balance
@@ -30,14 +30,21 @@ For ``wiener_unet`` models, two stages:
    the 384-px crop around each patch, as it does at inference on a whole photo rather than on the patch.
    The checkpoint with the best mean PSNR on the full validation photos (sigma 1, 2, 3) is kept.
 
-``--from-stage2 FILE`` runs stages 3-4 from a stage-2 model; ``--from-stage3 FILE`` runs stage 4 alone;
+5. joint: ``benchmarks/train_joint.py`` trains the estimator (supervised with the true sigma) and the restorer
+   (PSNR loss, with the estimator's current estimates on the 384-px context crop) together, in batches of 32,
+   for 16,000 steps (warm-up, then cosine decay from 5e-4); the end of the schedule is kept (no selection).
+   It runs on any Keras backend; the shipped file was trained on a GPU with JAX. ``--joint-only FILE`` runs
+   stage 5 alone from FILE (how the shipped file was last trained); ``--joint-steps 0`` stops after stage 4.
+
+``--from-stage2 FILE`` runs stages 3-5 from a stage-2 model; ``--from-stage3 FILE`` runs stages 4-5;
 ``--estimator-only FILE`` keeps FILE's restorer and trains the recipe's estimator for it from scratch (stage 1,
 then stage 4a for ``new_estimator_steps``): how the shipped file got its wider estimator (``estimator_width``
 16 -> 32; the commands of every step are in the model card); ``--restorer-only FILE`` keeps FILE's estimator
 (frozen) and trains its restorer further with that estimator's estimates (stage 4b alone, data seed
 ``--seed + 2``): a restorer that was trained with another estimator's estimates learns the new one's errors.
 
-Runs on the CPU (and on a GPU when TensorFlow sees one).
+Stages 1-4 run on TensorFlow (CPU, or a GPU when TensorFlow sees one); stage 5 on any Keras backend
+(``KERAS_BACKEND=jax python benchmarks/train_preset.py --joint-only FILE ...`` on a GPU).
 """
 
 from __future__ import annotations
@@ -71,6 +78,8 @@ RECIPES = {
                     "new_estimator_steps": 2000, "new_estimator_sides": (128, 192, 256, 384),
                     "estimator_learning_rate": 3e-4, "steps": 6000, "context": 384, "patch_size": 160,
                     "batch_size": 4, "learning_rate": 2e-4, "eval_every": 600},
+        # stage 5 (benchmarks/train_joint.py): both parts together, large batches; the schedule by steps
+        "joint": {"steps": 16000, "batch": 32, "context": 384, "patch": 192, "lr": 5e-4, "seed": 5},
     },
 }
 # small fast preset: the same recipe at half the width
@@ -309,6 +318,10 @@ def main(argv: list[str] | None = None) -> int:
                         "estimates (stage 4b alone)")
     p.add_argument("--finetune-epochs", type=int, help="override stage 3's epochs (quick trials)")
     p.add_argument("--context-steps", type=int, help="override stage 4's steps (both parts; quick trials)")
+    p.add_argument("--joint-only", metavar="FILE", help="stage 5 alone (train_joint.py) from this model")
+    p.add_argument("--joint-steps", type=int, help="override stage 5's steps (0 skips it; quick trials)")
+    p.add_argument("--joint-minutes", type=float,
+                   help="run stage 5 for this wall-clock budget instead of its steps (as on the GPU)")
     args = p.parse_args(argv)
 
     import keras
@@ -329,8 +342,26 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     prior: dict = {}
     info_cx = None  # stage 4's best validation PSNRs, where it ran
-    if sum(bool(f) for f in (args.from_stage2, args.from_stage3, args.estimator_only, args.restorer_only)) > 1:
-        sys.exit("error: pass at most one of --from-stage2, --from-stage3, --estimator-only and --restorer-only")
+    starts = (args.from_stage2, args.from_stage3, args.estimator_only, args.restorer_only, args.joint_only)
+    if sum(bool(f) for f in starts) > 1:
+        sys.exit("error: pass at most one of --from-stage2, --from-stage3, --estimator-only, --restorer-only "
+                 "and --joint-only")
+
+    def joint(init) -> None:  # stage 5, on the file `init`, written to `out`
+        if str(here) not in sys.path:
+            sys.path.insert(0, str(here))
+        import train_joint
+
+        j = r["joint"]
+        length = (["--minutes", str(args.joint_minutes)] if args.joint_minutes
+                  else ["--steps", str(args.joint_steps if args.joint_steps is not None else j["steps"])])
+        train_joint.main(["--init", str(init), "--data", args.data, "--out", str(out), *length,
+                          "--batch", str(j["batch"]), "--context", str(j["context"]), "--patch", str(j["patch"]),
+                          "--lr", str(j["lr"]), "--seed", str(j["seed"])])
+
+    if args.joint_only:  # the model's history and metadata stay; train_joint.py adds its own ("joint")
+        joint(args.joint_only)
+        return 0
     start_file = args.from_stage2 or args.from_stage3 or args.restorer_only
     if args.estimator_only:
         from blurkit.data.io import list_images
@@ -392,6 +423,8 @@ def main(argv: list[str] | None = None) -> int:
                                      batch_size=cx["batch_size"], learning_rate=cx["learning_rate"],
                                      eval_every=min(n, cx["eval_every"]), out=out,
                                      seed=args.seed + 2 if args.restorer_only else args.seed)
+    if r.get("joint") and not later and args.joint_steps != 0:  # stage 5, from stage 4's best
+        joint(out)
     minutes = (time.time() - t0) / 60
     best = Deblurrer.load(out)
     command = "python benchmarks/train_preset.py " + " ".join(argv or sys.argv[1:])

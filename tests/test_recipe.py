@@ -1,4 +1,5 @@
-"""The preset's training recipe (benchmarks/train_preset.py) runs end to end: every stage, a step or two."""
+"""The preset's training recipe (benchmarks/train_preset.py, train_joint.py) runs end to end: every stage, a step or
+two."""
 
 from __future__ import annotations
 
@@ -36,13 +37,15 @@ def test_every_stage_of_the_preset_recipe_runs(recipe, tmp_path, astronaut, came
     out = tmp_path / "preset.keras"
     argv = ["--data", str(train), "--val", str(val), "--out", str(out), "--work-dir", str(tmp_path / "work"),
             "--epochs", "1", "--steps-per-epoch", "1", "--estimator-steps", "2", "--finetune-epochs", "1",
-            "--context-steps", "2", "--model-option", "width=4", "--model-option", "estimator_width=4",
+            "--context-steps", "2", "--joint-steps", "2", "--model-option", "width=4",
+            "--model-option", "estimator_width=4",
             "--model-option", "depth=2", "--model-option", "scales=[1.0, 0.8]"]
     assert recipe.main(argv) == 0
     d = Deblurrer.load(out)
     assert d.model_spec["name"] == "wiener_unet" and d.model_spec["config"]["width"] == 4
     assert d.training["recipe"] == "gaussian-v1" and d.training["command"].endswith(" ".join(argv))
     assert set(d.training["stage4_validation_psnr"]) == {"sigma 1", "sigma 2", "sigma 3"}
+    assert d.training["joint"]["steps"] == 2 and d.training["joint"]["batch"] == 32  # stage 5, the recipe's batch
     assert {layer.name for layer in d.model.layers} >= {"estimator", "restorer"}
     assert (tmp_path / "preset-curves.png").is_file()
     y = d.predict(astronaut[:64, :80])
@@ -51,9 +54,10 @@ def test_every_stage_of_the_preset_recipe_runs(recipe, tmp_path, astronaut, came
     # stage 4 alone from a saved model, as the shipped file was made
     again = tmp_path / "again.keras"
     assert recipe.main([*argv[:4], "--out", str(again), "--work-dir", str(tmp_path / "w2"),
-                        "--from-stage3", str(out), "--context-steps", "1"]) == 0
+                        "--from-stage3", str(out), "--context-steps", "1", "--joint-steps", "0"]) == 0
     info = Deblurrer.load(again).training
     assert info["stage3_command"] == d.training["command"]
+    assert info["joint"] == d.training["joint"]  # --joint-steps 0: no new stage 5 (the file's record stays)
     assert info["train_minutes"] >= d.training["train_minutes"]
 
     # a new estimator for a trained restorer (how the shipped file's estimator was made)
@@ -81,11 +85,24 @@ def test_every_stage_of_the_preset_recipe_runs(recipe, tmp_path, astronaut, came
     with pytest.raises(SystemExit, match="at most one"):
         recipe.main([*argv[:4], "--restorer-only", str(est), "--estimator-only", str(est)])
 
+    # stage 5 alone (how the shipped file was last trained): both parts move, the file's history stays
+    joint = tmp_path / "joint.keras"
+    assert recipe.main([*argv[:4], "--out", str(joint), "--joint-only", str(res), "--joint-steps", "1"]) == 0
+    j = Deblurrer.load(joint)
+    assert j.training["joint"]["steps"] == 1 and j.training["joint"]["command"].endswith(str(joint) + " --steps 1"
+                                                                                         " --batch 32 --context 384"
+                                                                                         " --patch 192 --lr 0.0005"
+                                                                                         " --seed 5")
+    assert j.training["command"] == f.training["command"]
+    for part in ("estimator", "restorer"):
+        before, after = f.model.get_layer(part).get_weights(), j.model.get_layer(part).get_weights()
+        assert any(not np.array_equal(a, b) for a, b in zip(before, after, strict=True)), part
+
     # stage 4 from a model Keras never fitted (no curves to draw): trains, saves and returns 0
     fresh = tmp_path / "fresh.keras"
     Deblurrer(model="wiener_unet", model_options={"width": 4, "depth": 2, "estimator_width": 4}).save(fresh)
     assert recipe.main([*argv[:4], "--out", str(tmp_path / "fresh4.keras"), "--work-dir", str(tmp_path / "w5"),
-                        "--from-stage3", str(fresh), "--context-steps", "1"]) == 0
+                        "--from-stage3", str(fresh), "--context-steps", "1", "--joint-steps", "1"]) == 0
     info = Deblurrer.load(tmp_path / "fresh4.keras").training
     assert set(info["stage4_validation_psnr"]) == {"sigma 1", "sigma 2", "sigma 3"}
 
@@ -119,3 +136,99 @@ def test_oracle_sigma_prints_the_mean_table_and_each_photo(tmp_path, astronaut, 
         rows = [r for r in photo if r[1].strip() == sigma]
         blind_mean = float(next(m for m in means if m[0].strip() == sigma)[1])
         assert abs(blind_mean - np.mean([float(r[3]) for r in rows])) <= 0.011
+
+
+@pytest.fixture(scope="module")
+def joint():
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import train_joint
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    return train_joint
+
+
+def test_joint_batches_are_fixed_by_seed_and_step(joint, astronaut):
+    from skimage import data
+
+    photos = [astronaut[:60, :70], data.coffee()[:50, :90], np.ascontiguousarray(data.chelsea()[:80, :40])]
+    (ctx, x), (y, target) = joint.make_batch(photos, 3, 7, 5, 48, 32)
+    assert ctx.shape == (5, 48, 48, 3) and x.shape == y.shape == (5, 32, 32, 3) and target.shape == (5, 2)
+    assert ctx.dtype == x.dtype == y.dtype == np.uint8
+    assert np.all((target[:, 0] >= 0.3) & (target[:, 0] <= 3.5)) and np.all(target[:, 1] == 0)
+    again = joint.make_batch(photos, 3, 7, 5, 48, 32)
+    for a, b in zip((ctx, x, y, target), (*again[0], *again[1]), strict=True):
+        np.testing.assert_array_equal(a, b)  # the same batch whatever thread makes it, whenever
+    assert not np.array_equal(joint.make_batch(photos, 3, 8, 5, 48, 32)[0][0], ctx)
+    from blurkit.blurs import GaussianBlur
+
+    for i in range(5):
+        # the blurred patch is a window of the blurred context crop
+        assert any(np.array_equal(ctx[i, py : py + 32, px : px + 32], x[i]) for py in range(17) for px in range(17))
+        # and the sharp target is that window of the sharp crop: away from the patch's edges, blurring the
+        # target with the batch's sigma gives the input patch (up to the 8-bit rounding of a tie)
+        sigma = float(target[i, 0])
+        r = int(np.ceil(3 * sigma))
+        blur = GaussianBlur(sigma=sigma, border="reflect", quantize=True)
+        again = blur.apply(y[i], blur.sample(0))
+        assert np.abs(again[r:-r, r:-r].astype(int) - x[i, r:-r, r:-r].astype(int)).max() <= 1
+    with pytest.raises(ValueError, match="smaller than the 64-px patch"):
+        joint.make_batch(photos, 3, 7, 5, 96, 64)
+
+
+
+def test_joint_learning_rate_warms_up_then_decays_to_a_hundredth():
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        from train_joint import learning_rate
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    assert learning_rate(0.0, 2.0) == pytest.approx(0.2)  # lr / 10
+    assert learning_rate(0.01, 2.0) == pytest.approx(1.1)  # half-way up
+    assert learning_rate(0.02, 2.0) == pytest.approx(2.0)  # the peak
+    assert learning_rate(0.51, 2.0) == pytest.approx(2.0 * (0.01 + 0.99 / 2))  # the cosine's middle
+    assert learning_rate(1.0, 2.0) == pytest.approx(0.02) == learning_rate(1.5, 2.0)  # lr / 100, and stays
+    values = [learning_rate(f / 100, 1.0) for f in range(2, 101)]
+    assert all(a >= b for a, b in zip(values[:-1], values[1:], strict=True))
+
+
+def test_joint_training_moves_both_parts_or_only_the_restorer(joint, tmp_path, astronaut, camera):
+    from blurkit import Deblurrer
+    from blurkit.data.io import write_image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    write_image(photos / "a.png", astronaut[:90, :100])
+    write_image(photos / "g.png", camera[:70, :80])  # greyscale: used as RGB
+    init = tmp_path / "init.keras"
+    Deblurrer(model="wiener_unet", model_options={"width": 4, "depth": 2, "estimator_width": 4,
+                                                   "scales": [1.0, 0.8]}).save(init)
+    start = Deblurrer.load(init)
+    common = ["--init", str(init), "--data", str(photos), "--steps", "3", "--batch", "2", "--context", "64",
+              "--patch", "32", "--chunk", "2", "--workers", "2"]
+    out = tmp_path / "j.keras"
+    assert joint.main([*common, "--out", str(out), "--keep", "0.5"]) == 0
+    d = Deblurrer.load(out)
+    info = d.training["joint"]
+    assert info["steps"] == 3 and info["batch"] == 2 and info["freeze_estimator"] is False
+    assert info["command"] == "python benchmarks/train_joint.py " + " ".join([*common, "--out", str(out), "--keep",
+                                                                             "0.5"])
+    assert "joint_kept_at_step" not in d.training
+    kept = Deblurrer.load(tmp_path / "j-f50.keras")  # kept after the first chunk, 2 of 3 steps (>= 50 %)
+    assert kept.training["joint_kept_at_step"] == 2
+
+    def moved(a, b, part):
+        return any(not np.array_equal(u, v) for u, v in zip(a.model.get_layer(part).get_weights(),
+                                                           b.model.get_layer(part).get_weights(), strict=True))
+
+    assert moved(start, d, "estimator") and moved(start, d, "restorer")
+    assert moved(kept, d, "restorer")  # the last step trained on after the copy was kept
+    frozen = tmp_path / "f.keras"
+    assert joint.main([*common, "--out", str(frozen), "--freeze-estimator"]) == 0
+    f = Deblurrer.load(frozen)
+    assert f.training["joint"]["freeze_estimator"] is True
+    assert not moved(start, f, "estimator") and moved(start, f, "restorer")
+    y = f.predict(astronaut[:40, :50])
+    assert y.shape == (40, 50, 3) and y.dtype == np.uint8
+    with pytest.raises(SystemExit, match="must end in .keras"):
+        joint.main([*common, "--out", str(tmp_path / "j.h5")])

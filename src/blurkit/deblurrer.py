@@ -57,7 +57,7 @@ def _versions() -> dict[str, str]:
     from importlib import metadata
 
     out = {}
-    for dist in ("blurkit", "keras", "tensorflow", "tensorflow-cpu", "numpy", "opencv-python-headless"):
+    for dist in ("blurkit", "keras", "tensorflow", "tensorflow-cpu", "jax", "numpy", "opencv-python-headless"):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:

@@ -1,0 +1,243 @@
+"""Stage 5 of the ``gaussian-v1`` recipe: estimator and restorer trained together in large batches, on any
+Keras backend (TensorFlow on a CPU, JAX on a GPU).
+
+Usage::
+
+    python benchmarks/train_joint.py --init src/blurkit/presets/gaussian-v1.keras --data ../shared/data/train \
+        --out runs/joint.keras --steps 20000
+    KERAS_BACKEND=jax python benchmarks/train_joint.py --init ... --data ... --out ... --minutes 7   # on a GPU
+
+What it does: a ``wiener_unet`` file (``--init``) is trained further, both parts at once, on random crops of
+the photos in ``--data`` (Gaussian blur, sigma from U(0.3, 3.5) per crop, reflect border, 8-bit
+quantization, the 8 flips/rotations, as in ``train_preset.py``):
+
+* each sample is a ``--context`` crop (384 px) and a ``--patch`` (192 px) at a random place inside it;
+* the **estimator** sees the blurred context crop and is supervised with the crop's true sigma (squared
+  error of log sigma, and the fixed Wiener balance of 1e-4, as in stage 1);
+* the **restorer** restores the blurred patch with the parameters the estimator gives for the context crop,
+  as it does at inference on a whole photo, with the per-image PSNR loss (``10 log10 MSE``). The estimate
+  enters the restorer through a stop-gradient, so the restorer learns to use the estimate and the estimator
+  learns only from the true sigma, and at every step the restorer sees the estimator's current estimates
+  (``--freeze-estimator`` trains the restorer alone).
+
+One Adam optimizer; the learning rate warms up over the first 2 % of the run, then follows a cosine decay to
+1 % of ``--lr``. The run's length is ``--steps``, or, with ``--minutes``, a wall-clock budget for the whole run
+(loading and compiling included): the schedule then advances with the elapsed fraction of the time left
+after the first chunk (set once per chunk of ``--chunk`` steps), so a faster machine takes more steps. Files: ``--out`` (the final model, a normal blurkit ``.keras`` file with
+the run recorded in its ``training`` metadata) and, with ``--keep``, copies at those fractions of the run
+(``--out`` with ``-f60`` etc. added to the name). Nothing here selects on validation photos: compare the
+files with ``benchmarks/quality.py --model FILE``.
+
+Batches are made on the CPU by ``--workers`` threads (OpenCV releases the GIL), ahead of the training step,
+from a random generator seeded by ``(--seed, step)``: a run of fixed ``--steps`` sees the same batches
+whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from train_preset import ESTIMATOR_BALANCE_LOG10, _flip, parts  # noqa: E402
+
+SIGMA_RANGE = (0.3, 3.5)
+
+
+def load_photos(folder) -> list[np.ndarray]:
+    """Every photo in ``folder`` as an RGB uint8 array (decoded once)."""
+    from blurkit.data.io import list_images, read_image
+
+    out = []
+    for f in list_images(folder):
+        img = read_image(f)
+        if img.dtype != np.uint8:
+            raise SystemExit(f"error: {f}: training photos must be 8-bit (got {img.dtype})")
+        if img.ndim == 2:
+            img = np.repeat(img[..., None], 3, axis=-1)
+        out.append(np.ascontiguousarray(img[..., :3]))
+    return out
+
+
+def make_batch(photos: list[np.ndarray], seed: int, step: int, batch: int, context: int, patch: int):
+    """Batch ``step``: ``((context crops, patches), (sharp patches, [sigma, balance target]))``, uint8 images.
+
+    A square crop of side ``min(context, h, w)`` of a random photo, one of its 8 flips/rotations, blurred
+    (Gaussian, sigma from U(0.3, 3.5), reflect border, 8-bit) and mirrored out to ``context`` px if the
+    photo is smaller; the patch is a random ``patch``-px window of the blurred crop, the target the same
+    window of the sharp one.
+    """
+    from blurkit.blurs import GaussianBlur
+
+    rng = np.random.default_rng([seed, step])
+    blur = GaussianBlur(sigma=SIGMA_RANGE, border="reflect", quantize=True)
+    ctx = np.empty((batch, context, context, 3), np.uint8)
+    xs = np.empty((batch, patch, patch, 3), np.uint8)
+    ys = np.empty((batch, patch, patch, 3), np.uint8)
+    target = np.empty((batch, 2), np.float32)
+    for i in range(batch):
+        img = photos[int(rng.integers(len(photos)))]
+        h, w = img.shape[:2]
+        s = min(context, h, w)
+        if s < patch:
+            raise ValueError(f"a training photo is {h}x{w} px, smaller than the {patch}-px patch")
+        y0, x0 = int(rng.integers(h - s + 1)), int(rng.integers(w - s + 1))
+        crop = _flip(img[y0 : y0 + s, x0 : x0 + s], int(rng.integers(8)))
+        params = blur.sample(rng)
+        blurred = blur.apply(crop, params, rng=rng)
+        py, px = int(rng.integers(s - patch + 1)), int(rng.integers(s - patch + 1))
+        xs[i] = blurred[py : py + patch, px : px + patch]
+        ys[i] = crop[py : py + patch, px : px + patch]
+        ctx[i] = blurred if s == context else np.pad(blurred, ((0, context - s), (0, context - s), (0, 0)),
+                                                     mode="symmetric")
+        target[i] = (params["sigma"], 0.0)
+    return (ctx, xs), (ys, target)
+
+
+def joint_model(model, context: int, patch: int, estimator_weight: float, freeze_estimator: bool):
+    """The training graph around a ``wiener_unet``'s two parts (shares their weights); compiled."""
+    import keras
+    from keras import ops
+
+    estimator, restorer, wiener = parts(model)
+    estimator.trainable, restorer.trainable = not freeze_estimator, True
+    blo, bhi = wiener.log_balance_range
+    t_bal = (ESTIMATOR_BALANCE_LOG10 - blo) / (bhi - blo)
+    ctx_in = keras.Input((context, context, 3), dtype="uint8", name="context")
+    patch_in = keras.Input((patch, patch, 3), dtype="uint8", name="patch")
+    params = estimator(keras.layers.Rescaling(1 / 255, name="ctx_float")(ctx_in))
+    fixed = keras.layers.Lambda(ops.stop_gradient, name="stop_gradient")(params)
+    restored = restorer([keras.layers.Rescaling(1 / 255, name="patch_float")(patch_in), fixed])
+    train = keras.Model([ctx_in, patch_in], [restored, params], name="joint")
+
+    def psnr_loss(y_true, y_pred):  # per image: 10 log10 MSE (blurkit's psnr_loss)
+        err = ops.cast(y_true, "float32") / 255.0 - ops.cast(y_pred, "float32")
+        return 10.0 * ops.log(ops.mean(err * err, axis=(1, 2, 3)) + 1e-10) / math.log(10.0)
+
+    def estimator_loss(y_true, y_pred):  # per image: log-sigma error squared + balance target (stage 1's)
+        sigma = wiener.blur_parameters(y_pred)[0]
+        return (ops.log(sigma) - ops.log(y_true[:, 0])) ** 2 + (ops.sigmoid(y_pred[:, 1]) - t_bal) ** 2
+
+    train.compile(optimizer=keras.optimizers.Adam(1e-4), loss=[psnr_loss, estimator_loss],
+                  loss_weights=[1.0, 0.0 if freeze_estimator else float(estimator_weight)],
+                  jit_compile=keras.backend.backend() == "jax")
+    return train
+
+
+def learning_rate(frac: float, lr: float, warmup: float = 0.02) -> float:
+    """Linear warm-up from ``lr / 10`` over ``warmup`` of the run, then cosine decay to ``lr / 100``."""
+    if frac < warmup:
+        return lr * (0.1 + 0.9 * frac / warmup)
+    t = min(1.0, (frac - warmup) / (1.0 - warmup))
+    return lr * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * t)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--init", required=True, help="the wiener_unet .keras file to start from")
+    p.add_argument("--data", required=True, help="folder of sharp training photos")
+    p.add_argument("--out", required=True, help="the trained model (.keras)")
+    length = p.add_mutually_exclusive_group(required=True)
+    length.add_argument("--steps", type=int, help="length of the run in steps")
+    length.add_argument("--minutes", type=float,
+                        help="length of the whole run in wall-clock minutes, loading and compiling included")
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--context", type=int, default=384)
+    p.add_argument("--patch", type=int, default=192)
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--estimator-weight", type=float, default=1.0)
+    p.add_argument("--freeze-estimator", action="store_true")
+    p.add_argument("--chunk", type=int, default=100, help="steps between learning-rate updates and log lines")
+    p.add_argument("--keep", default="", help="also keep the model at these fractions of the run, e.g. 0.6,0.8")
+    p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 2))
+    p.add_argument("--seed", type=int, default=5)
+    args = p.parse_args(argv)
+    t_start = time.time()
+
+    import keras
+
+    from blurkit import Deblurrer
+
+    out = Path(args.out)
+    if out.suffix != ".keras":
+        sys.exit(f"error: --out must end in .keras, got {out}")
+    d = Deblurrer.load(args.init)
+    if not d.model_spec or d.model_spec.get("name") != "wiener_unet":
+        sys.exit(f"error: {args.init} is not a wiener_unet model")
+    photos = load_photos(args.data)
+    print(f"backend {keras.backend.backend()}, {len(photos)} photos, batch {args.batch} x "
+          f"({args.context} context, {args.patch} patch)", flush=True)
+    train = joint_model(d.model, args.context, args.patch, args.estimator_weight, args.freeze_estimator)
+    keep = sorted(float(f) for f in args.keep.split(",") if f.strip())
+    kept: list[str] = []
+    pool = ThreadPoolExecutor(max(1, args.workers))
+    ahead = 2 * max(1, args.workers)
+    futures = {}
+
+    def batch(step: int):
+        for s in range(step, step + ahead):
+            if s not in futures:
+                futures[s] = pool.submit(make_batch, photos, args.seed, s, args.batch, args.context, args.patch)
+        return futures.pop(step).result()
+
+    def chunk_data(start: int, n: int):
+        for s in range(start, start + n):
+            yield batch(s)
+
+    step, t_train, log, frac = 0, None, [], 0.0
+    while frac < 1.0:
+        lr = learning_rate(frac, args.lr)
+        train.optimizer.learning_rate = lr
+        n = args.chunk if args.steps is None else min(args.chunk, args.steps - step)
+        hist = train.fit(chunk_data(step, n), steps_per_epoch=n, epochs=1, shuffle=False, verbose=0).history
+        if t_train is None:  # the first chunk includes compiling: the schedule's clock starts after it
+            t_train = time.time()
+        step += n
+        if args.steps is not None:
+            frac = step / args.steps
+        else:
+            frac = (time.time() - t_train) / max(1e-6, t_start + 60 * args.minutes - t_train)
+        row = {"step": step, "lr": lr, "seconds": round(time.time() - t_start, 1),
+               **{k: float(v[-1]) for k, v in hist.items()}}
+        log.append(row)
+        print(json.dumps(row), flush=True)
+        while keep and frac >= keep[0]:
+            f = keep.pop(0)
+            path = out.with_name(f"{out.stem}-f{round(100 * f)}.keras")
+            final = d.training
+            d.training = {**final, "joint_kept_at_step": step}  # this copy only
+            d.save(path)
+            d.training = final
+            kept.append(str(path))
+            print(f"kept {path} at step {step}", flush=True)
+    pool.shutdown(cancel_futures=True)
+    seconds = time.time() - t_start
+    try:
+        devices = [str(v) for v in keras.distribution.list_devices()]
+    except Exception:  # noqa: BLE001 - only recorded for the record
+        devices = []
+    rate = (step - log[0]["step"]) / max(1e-6, time.time() - t_train)
+    d.training = {**d.training, "joint": {
+        "command": "python benchmarks/train_joint.py " + " ".join(argv or sys.argv[1:]),
+        "backend": keras.backend.backend(), "steps": step, "minutes": round(seconds / 60, 1),
+        "batch": args.batch, "context": args.context, "patch": args.patch, "lr": args.lr,
+        "freeze_estimator": bool(args.freeze_estimator), "seed": args.seed, "devices": devices,
+        "steps_per_second": round(rate, 2)}}
+    d.save(out)
+    print(json.dumps({"file": str(out), "kept": kept, "steps": step, "minutes": round(seconds / 60, 1),
+                      "steps_per_second": round(rate, 2), "devices": devices, "last": log[-1]}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
