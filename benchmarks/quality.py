@@ -5,11 +5,15 @@ Usage::
     python benchmarks/quality.py                                   # ../shared/data/val, every shipped preset
     python benchmarks/quality.py --tutorial /work/runs/tutorial-autoencoder.keras --model my.keras
     python benchmarks/quality.py --data DIR --max-images 2 --max-side 256 --json /tmp/q.json   # quick trial
+    python benchmarks/quality.py --data skimage --json skimage.json   # a second test set, not the val photos
 
 Protocol (printed beside the table and stored in the JSON):
 
 * Sharp photos at full resolution (unless ``--max-side`` downscales them, for quick trials only), RGB,
-  8-bit files read as float in [0, 1].
+  8-bit files read as float in [0, 1]. ``--data skimage`` takes, instead of a folder, the ten sample images
+  that ship with scikit-image and are not among the validation photos (``SKIMAGE_SAMPLES``: greyscale ones
+  as RGB): a second test set that no training or selection has seen, with textures, microscopy and astronomy
+  beside photos.
 * Gaussian blur with sigma 1, 2 and 3, kernel size ``2 * ceil(3 * sigma) + 1``, reflect border
   (``numpy.pad`` "reflect"), then 8-bit quantization (``quantize=True``). Each (photo, sigma) is blurred
   once, with a fixed seed, and the same blurred image is given to every method.
@@ -47,6 +51,8 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "val"
 DEFAULT_JSON = HERE / "results" / "quality.json"
+SKIMAGE_SAMPLES = ("brick", "camera", "clock", "coins", "grass", "gravel", "hubble_deep_field",
+                   "immunohistochemistry", "moon", "retina")  # in scikit-image's wheel, not in ../shared/data/val
 SIGMAS = (1.0, 2.0, 3.0)
 BLUR_SEED = 0
 RL_ITERATIONS = 30
@@ -68,23 +74,30 @@ PROTOCOL = [
 
 # ---------------------------------------------------------------------------------------------- data
 def load_photos(data: Path, max_images: int | None, max_side: int | None) -> list[tuple[str, np.ndarray]]:
-    """``(name, float32 RGB image)`` for each photo of ``data``, optionally downscaled (INTER_AREA)."""
+    """``(name, float32 RGB image)`` for each photo of ``data`` (``skimage``: :data:`SKIMAGE_SAMPLES`),
+    optionally downscaled (INTER_AREA)."""
     import cv2
 
     from blurkit.data.io import list_images, read_image, to_float
     from blurkit.data.pipeline import to_channels
 
-    paths = list_images(data)
+    if str(data) == "skimage":
+        from skimage import data as samples
+
+        paths = list(SKIMAGE_SAMPLES)  # names only: the images come from scikit-image
+        read = {n: getattr(samples, n) for n in SKIMAGE_SAMPLES}
+    else:
+        paths, read = list_images(data), {}
     if max_images is not None:
         paths = paths[: max(0, int(max_images))]
     photos = []
     for p in paths:
-        img = to_channels(to_float(read_image(p)), 3)
+        img = to_channels(to_float(read[p]() if read else read_image(p)), 3)
         h, w = img.shape[:2]
         if max_side and max(h, w) > max_side:
             s = max_side / max(h, w)
             img = cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
-        name = p.relative_to(data).as_posix() if data.is_dir() else p.name
+        name = p if read else p.relative_to(data).as_posix() if data.is_dir() else p.name
         photos.append((name, np.ascontiguousarray(np.clip(img, 0, 1), dtype=np.float32)))
     if not photos:
         raise SystemExit(f"error: no photos in {data}")
@@ -156,7 +169,9 @@ def versions() -> dict[str, str]:
 # --------------------------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default=str(DEFAULT_DATA), help="folder of sharp photos (default: %(default)s)")
+    p.add_argument("--data", default=str(DEFAULT_DATA),
+                   help="folder of sharp photos, or 'skimage' for scikit-image's sample images that are not in the "
+                        "default folder (default: %(default)s)")
     p.add_argument("--tutorial", metavar="FILE", help="the tutorial autoencoder (.keras, benchmarks/train_tutorial.py)")
     p.add_argument("--model", action="append", default=[], metavar="FILE", help="extra model file (repeatable)")
     p.add_argument("--no-presets", action="store_true", help="leave out the shipped presets")
@@ -175,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     from blurkit.presets import list_presets
 
     data = Path(args.data)
-    if not data.exists():
+    if args.data != "skimage" and not data.exists():
         sys.exit(f"error: no such folder {data} (pass --data DIR)")
     for f in [args.tutorial, *args.model]:
         if f and not Path(f).is_file():

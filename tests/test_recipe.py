@@ -232,3 +232,19 @@ def test_joint_training_moves_both_parts_or_only_the_restorer(joint, tmp_path, a
     assert y.shape == (40, 50, 3) and y.dtype == np.uint8
     with pytest.raises(SystemExit, match="must end in .keras"):
         joint.main([*common, "--out", str(tmp_path / "j.h5")])
+
+
+def test_quality_second_test_set_is_scikit_image_samples_outside_val():
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import quality
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    photos = quality.load_photos("skimage", 3, 64)
+    assert [n for n, _ in photos] == list(quality.SKIMAGE_SAMPLES[:3])
+    for _, img in photos:
+        assert img.dtype == np.float32 and img.ndim == 3 and img.shape[2] == 3 and max(img.shape[:2]) == 64
+        assert 0 <= img.min() and img.max() <= 1
+    assert len(quality.load_photos("skimage", None, 32)) == len(quality.SKIMAGE_SAMPLES) == 10
+    # none of them is one of the validation photos (scikit-image's astronaut, chelsea, coffee, rocket, motorcycle)
+    assert not set(quality.SKIMAGE_SAMPLES) & {"astronaut", "chelsea", "cat", "coffee", "rocket", "motorcycle_left"}
