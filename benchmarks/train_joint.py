@@ -54,8 +54,8 @@ from train_preset import ESTIMATOR_BALANCE_LOG10, _flip, parts  # noqa: E402
 SIGMA_RANGE = (0.3, 3.5)
 
 
-def load_photos(folder) -> list[np.ndarray]:
-    """Every photo in ``folder`` as an RGB uint8 array (decoded once)."""
+def load_photos(folder, min_side: int = 1) -> list[np.ndarray]:
+    """Every photo in ``folder`` as an RGB uint8 array (decoded once); each at least ``min_side`` px."""
     from blurkit.data.io import list_images, read_image
 
     out = []
@@ -63,6 +63,9 @@ def load_photos(folder) -> list[np.ndarray]:
         img = read_image(f)
         if img.dtype != np.uint8:
             raise SystemExit(f"error: {f}: training photos must be 8-bit (got {img.dtype})")
+        if min(img.shape[:2]) < min_side:
+            raise SystemExit(f"error: {f}: {img.shape[0]}x{img.shape[1]} px, smaller than the {min_side}-px "
+                             "patch (--patch)")
         if img.ndim == 2:
             img = np.repeat(img[..., None], 3, axis=-1)
         out.append(np.ascontiguousarray(img[..., :3]))
@@ -134,6 +137,17 @@ def joint_model(model, context: int, patch: int, estimator_weight: float, freeze
     return train
 
 
+def fractions(text: str) -> list[float]:
+    """``--keep``: comma-separated fractions of the run in (0, 1), sorted."""
+    try:
+        values = sorted(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected fractions like 0.5,0.75, got {text!r}") from None
+    if any(not 0 < v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"fractions must be between 0 and 1, got {text!r}")
+    return values
+
+
 def learning_rate(frac: float, lr: float, warmup: float = 0.02) -> float:
     """Linear warm-up from ``lr / 10`` over ``warmup`` of the run, then cosine decay to ``lr / 100``."""
     if frac < warmup:
@@ -158,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--estimator-weight", type=float, default=1.0)
     p.add_argument("--freeze-estimator", action="store_true")
     p.add_argument("--chunk", type=int, default=100, help="steps between learning-rate updates and log lines")
-    p.add_argument("--keep", default="", help="also keep the model at these fractions of the run, e.g. 0.6,0.8")
+    p.add_argument("--keep", type=fractions, default=[],
+                   help="also keep the model at these fractions of the run, e.g. 0.6,0.8")
     p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 2))
     p.add_argument("--seed", type=int, default=5)
     args = p.parse_args(argv)
@@ -174,11 +189,11 @@ def main(argv: list[str] | None = None) -> int:
     d = Deblurrer.load(args.init)
     if not d.model_spec or d.model_spec.get("name") != "wiener_unet":
         sys.exit(f"error: {args.init} is not a wiener_unet model")
-    photos = load_photos(args.data)
+    photos = load_photos(args.data, args.patch)
     print(f"backend {keras.backend.backend()}, {len(photos)} photos, batch {args.batch} x "
           f"({args.context} context, {args.patch} patch)", flush=True)
     train = joint_model(d.model, args.context, args.patch, args.estimator_weight, args.freeze_estimator)
-    keep = sorted(float(f) for f in args.keep.split(",") if f.strip())
+    keep = list(args.keep)
     kept: list[str] = []
     pool = ThreadPoolExecutor(max(1, args.workers))
     ahead = 2 * max(1, args.workers)

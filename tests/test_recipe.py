@@ -192,7 +192,7 @@ def test_joint_learning_rate_warms_up_then_decays_to_a_hundredth():
     assert all(a >= b for a, b in zip(values[:-1], values[1:], strict=True))
 
 
-def test_joint_training_moves_both_parts_or_only_the_restorer(joint, tmp_path, astronaut, camera):
+def test_joint_training_moves_both_parts_or_only_the_restorer(joint, tmp_path, astronaut, camera, capsys):
     from blurkit import Deblurrer
     from blurkit.data.io import write_image
 
@@ -232,6 +232,12 @@ def test_joint_training_moves_both_parts_or_only_the_restorer(joint, tmp_path, a
     assert y.shape == (40, 50, 3) and y.dtype == np.uint8
     with pytest.raises(SystemExit, match="must end in .keras"):
         joint.main([*common, "--out", str(tmp_path / "j.h5")])
+    with pytest.raises(SystemExit):  # argparse: names the option
+        joint.main([*common, "--out", str(out), "--keep", "half"])
+    assert "--keep: expected fractions" in capsys.readouterr().err
+    write_image(photos / "small.png", astronaut[:20, :50])
+    with pytest.raises(SystemExit, match=r"small\.png: 20x50 px, smaller than the 32-px patch"):
+        joint.main([*common, "--out", str(out)])
 
 
 def test_quality_second_test_set_is_scikit_image_samples_outside_val():
