@@ -12,6 +12,11 @@ Usage::
     python benchmarks/oracle_sigma.py                      # the default preset on ../shared/data/val
     python benchmarks/oracle_sigma.py --model m.keras --data photos/ --sigmas 1 2 3
     python benchmarks/oracle_sigma.py --per-photo          # and which photos the estimate costs most
+    python benchmarks/oracle_sigma.py --data skimage --tile-estimates   # estimates from 256/384-px tiles
+
+``--tile-estimates`` adds a table: each photo restored (whole, by the restorer) with its estimate made on the
+whole photo, or as the median, upper quartile or maximum of the estimates on tiles of the given sides. It
+tests, without training, whether the blur is better read off some parts of a photo than off all of it.
 """
 
 from __future__ import annotations
@@ -33,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sigmas", type=float, nargs="+", default=list(SIGMAS))
     p.add_argument("--per-photo", action="store_true",
                    help="also print each photo's estimate and its PSNR blind and with the true sigma")
+    p.add_argument("--tile-estimates", type=int, nargs="*", metavar="SIDE",
+                   help="also restore each photo with its estimate taken from tiles of these sides (default 256 "
+                        "384): the median, upper quartile and maximum of the tiles' estimates")
     args = p.parse_args(argv)
 
     import keras
@@ -54,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     print("| sigma | blind | true sigma x0.9 | true sigma | true sigma x1.1 | Wiener step alone (blind) "
           "| log-sigma RMS error | over-estimated > 5 % |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
-    per_photo = []
+    per_photo, tiled = [], []
+    sides = [] if args.tile_estimates is None else (args.tile_estimates or [256, 384])
     for sigma in args.sigmas:
         blurred = [blur_gaussian(x, sigma, seed=BLUR_SEED)[0].astype(np.float32) for x in photos]
         est.set_weights(saved)
@@ -78,12 +87,48 @@ def main(argv: list[str] | None = None) -> int:
               + f" | {np.sqrt(np.mean(error**2)):.3f} | {int(np.sum(error > np.log(1.05)))} of {len(error)} |", flush=True)
         per_photo += [(name, sigma, g, b, t)
                       for (name, _), g, b, t in zip(named, guess, scores["blind"], scores[1.0], strict=True)]
+        if sides:
+            tiled.append((sigma, tile_estimates(photos, blurred, blind, estimator, restorer, sides, psnr)))
+    if sides:
+        names = ["whole photo"] + [f"{a} of {s}-px tiles" for s in sides for a in ("median", "upper quartile", "max")]
+        print("\nBlind PSNR with the photo's estimate made on the whole photo or from tiles (evenly spread, "
+              "covering it; a photo smaller than a tile: the whole photo)")
+        print("| sigma | " + " | ".join(names) + " |")
+        print("|---:|" + "---:|" * len(names))
+        for sigma, row in tiled:
+            print(f"| {sigma:g} | " + " | ".join(f"{v:.2f}" for v in row) + " |")
     if args.per_photo:
         print("\n| photo | sigma | estimated sigma | blind | true sigma | lost to the estimate |")
         print("|---|---:|---:|---:|---:|---:|")
         for name, sigma, guess, blind, true in sorted(per_photo, key=lambda r: (r[0], r[1])):
             print(f"| {name} | {sigma:g} | {guess:.3f} | {blind:.2f} | {true:.2f} | {true - blind:+.2f} |")
     return 0
+
+
+def tile_estimates(photos, blurred, whole, estimator, restorer, sides, psnr) -> list[float]:
+    """Mean PSNR of each photo restored with: its whole-photo estimate ``whole``, then for each tile side the
+    median, upper quartile and maximum of the estimates on tiles of that side (raw parameters; the mapping to
+    sigma is monotonic, so these are the median etc. of the sigmas)."""
+    import numpy as np
+
+    def tiles(b, t):
+        h, w = b.shape[:2]
+        if min(h, w) < t:
+            return [b]
+        ys = np.linspace(0, h - t, -(-h // t)).round().astype(int)
+        xs = np.linspace(0, w - t, -(-w // t)).round().astype(int)
+        return [b[y : y + t, x : x + t] for y in ys for x in xs]
+
+    scores: list[list[float]] = [[] for _ in range(1 + 3 * len(sides))]
+    for x, b, p in zip(photos, blurred, whole, strict=True):
+        params = [p[0]]
+        for t in sides:
+            found = np.stack([estimator.predict(c[None], verbose=0)[0] for c in tiles(b, t)])
+            params += [np.median(found, axis=0), np.quantile(found, 0.75, axis=0), found.max(axis=0)]
+        for i, q in enumerate(params):
+            y = restorer.predict([b[None], q[None].astype(np.float32)], verbose=0)[0]
+            scores[i].append(psnr(x, np.clip(y, 0, 1)))
+    return [float(np.mean(v)) for v in scores]
 
 
 if __name__ == "__main__":
