@@ -44,10 +44,11 @@ def _define() -> dict[str, type]:
     if _CLASSES:
         return _CLASSES
     import keras
-    import tensorflow as tf
+    from keras import ops  # any Keras backend
 
     def per_image(x):  # mean over every axis but the batch axis
-        return tf.reduce_mean(x, axis=list(range(1, x.shape.rank))) if x.shape.rank > 1 else x
+        rank = len(x.shape)
+        return ops.mean(x, axis=tuple(range(1, rank))) if rank > 1 else x
 
     class _Base(keras.losses.Loss):
         default_name = ""
@@ -58,7 +59,7 @@ def _define() -> dict[str, type]:
             super().__init__(name=name or self.default_name, reduction=reduction, dtype=dtype)
 
         def _diff(self, y_true, y_pred):
-            return tf.cast(y_true, tf.float32) - tf.cast(y_pred, tf.float32)
+            return ops.cast(y_true, "float32") - ops.cast(y_pred, "float32")
 
     @keras.saving.register_keras_serializable(package="blurkit")
     class MSE(_Base):
@@ -67,7 +68,7 @@ def _define() -> dict[str, type]:
         default_name = "mse"
 
         def call(self, y_true, y_pred):
-            return per_image(tf.square(self._diff(y_true, y_pred)))
+            return per_image(ops.square(self._diff(y_true, y_pred)))
 
     @keras.saving.register_keras_serializable(package="blurkit")
     class L1(_Base):
@@ -76,7 +77,7 @@ def _define() -> dict[str, type]:
         default_name = "l1"
 
         def call(self, y_true, y_pred):
-            return per_image(tf.abs(self._diff(y_true, y_pred)))
+            return per_image(ops.abs(self._diff(y_true, y_pred)))
 
     @keras.saving.register_keras_serializable(package="blurkit")
     class Charbonnier(_Base):
@@ -96,7 +97,7 @@ def _define() -> dict[str, type]:
 
         def call(self, y_true, y_pred):
             d = self._diff(y_true, y_pred)
-            return per_image(tf.sqrt(tf.square(d) + self.eps**2))
+            return per_image(ops.sqrt(ops.square(d) + self.eps**2))
 
         def get_config(self) -> dict:
             return {**super().get_config(), "eps": self.eps}
@@ -108,8 +109,8 @@ def _define() -> dict[str, type]:
         default_name = "psnr_loss"
 
         def call(self, y_true, y_pred):
-            err = per_image(tf.square(self._diff(y_true, y_pred)))
-            return 10.0 * tf.math.log(err + 1e-10) / math.log(10.0)
+            err = per_image(ops.square(self._diff(y_true, y_pred)))
+            return 10.0 * ops.log(err + 1e-10) / math.log(10.0)
 
     for cls in (MSE, L1, Charbonnier, PSNRLoss):
         cls.__qualname__ = cls.__name__  # readable reprs instead of "_define.<locals>.MSE"
