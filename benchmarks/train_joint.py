@@ -49,7 +49,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from train_preset import ESTIMATOR_BALANCE_LOG10, _flip, parts  # noqa: E402
+from train_preset import _flip, _pad_square, estimator_loss, parts  # noqa: E402
 
 SIGMA_RANGE = (0.3, 3.5)
 
@@ -73,7 +73,8 @@ def load_photos(folder, min_side: int = 1) -> list[np.ndarray]:
 
 
 def make_batch(photos: list[np.ndarray], seed: int, step: int, batch: int, context: int, patch: int):
-    """Batch ``step``: ``((context crops, patches), (sharp patches, [sigma, balance target]))``, uint8 images.
+    """Batch ``step``: ``((context crops, patches), (sharp patches, [sigma, 0]))``, uint8 images (the estimator's
+    loss reads the sigma; the second column is not used).
 
     A square crop of side ``min(context, h, w)`` of a random photo, one of its 8 flips/rotations, blurred
     (Gaussian, sigma from U(0.3, 3.5), reflect border, 8-bit) and mirrored out to ``context`` px if the
@@ -101,8 +102,7 @@ def make_batch(photos: list[np.ndarray], seed: int, step: int, batch: int, conte
         py, px = int(rng.integers(s - patch + 1)), int(rng.integers(s - patch + 1))
         xs[i] = blurred[py : py + patch, px : px + patch]
         ys[i] = crop[py : py + patch, px : px + patch]
-        ctx[i] = blurred if s == context else np.pad(blurred, ((0, context - s), (0, context - s), (0, 0)),
-                                                     mode="symmetric")
+        ctx[i] = _pad_square(blurred, context)
         target[i] = (params["sigma"], 0.0)
     return (ctx, xs), (ys, target)
 
@@ -112,10 +112,10 @@ def joint_model(model, context: int, patch: int, estimator_weight: float, freeze
     import keras
     from keras import ops
 
+    from blurkit.metrics.losses import get_loss
+
     estimator, restorer, wiener = parts(model)
     estimator.trainable, restorer.trainable = not freeze_estimator, True
-    blo, bhi = wiener.log_balance_range
-    t_bal = (ESTIMATOR_BALANCE_LOG10 - blo) / (bhi - blo)
     ctx_in = keras.Input((context, context, 3), dtype="uint8", name="context")
     patch_in = keras.Input((patch, patch, 3), dtype="uint8", name="patch")
     params = estimator(keras.layers.Rescaling(1 / 255, name="ctx_float")(ctx_in))
@@ -123,15 +123,12 @@ def joint_model(model, context: int, patch: int, estimator_weight: float, freeze
     restored = restorer([keras.layers.Rescaling(1 / 255, name="patch_float")(patch_in), fixed])
     train = keras.Model([ctx_in, patch_in], [restored, params], name="joint")
 
-    def psnr_loss(y_true, y_pred):  # per image: 10 log10 MSE (blurkit's psnr_loss)
-        err = ops.cast(y_true, "float32") / 255.0 - ops.cast(y_pred, "float32")
-        return 10.0 * ops.log(ops.mean(err * err, axis=(1, 2, 3)) + 1e-10) / math.log(10.0)
+    psnr = get_loss("psnr_loss")
 
-    def estimator_loss(y_true, y_pred):  # per image: log-sigma error squared + balance target (stage 1's)
-        sigma = wiener.blur_parameters(y_pred)[0]
-        return (ops.log(sigma) - ops.log(y_true[:, 0])) ** 2 + (ops.sigmoid(y_pred[:, 1]) - t_bal) ** 2
+    def psnr_loss(y_true, y_pred):  # per image: 10 log10 MSE, of the uint8 targets as [0, 1]
+        return psnr.call(ops.cast(y_true, "float32") / 255.0, y_pred)
 
-    train.compile(optimizer=keras.optimizers.Adam(1e-4), loss=[psnr_loss, estimator_loss],
+    train.compile(optimizer=keras.optimizers.Adam(1e-4), loss=[psnr_loss, estimator_loss(wiener)],
                   loss_weights=[1.0, 0.0 if freeze_estimator else float(estimator_weight)],
                   jit_compile=keras.backend.backend() == "jax")
     return train

@@ -138,6 +138,22 @@ def new_estimator(d, estimator_width: int):
     return d
 
 
+def estimator_loss(wiener):
+    """The estimator's loss per image (stages 1, 4a and 5): the squared error of log sigma (``y_true[:, 0]``
+    is the true sigma: relative errors matter) plus that of the Wiener balance, whose target is always
+    ``ESTIMATOR_BALANCE_LOG10``. ``wiener`` is the model's ``GaussianWiener`` layer (it maps the raw outputs)."""
+    from keras import ops
+
+    blo, bhi = wiener.log_balance_range
+    target = (ESTIMATOR_BALANCE_LOG10 - blo) / (bhi - blo)
+
+    def loss(y_true, y_pred):
+        sigma = wiener.blur_parameters(y_pred)[0]
+        return (ops.log(sigma) - ops.log(y_true[:, 0])) ** 2 + (ops.sigmoid(y_pred[:, 1]) - target) ** 2
+
+    return loss
+
+
 def _square(photos: list, cache: dict, rng, side: int):
     """A random square crop, of side ``side`` or the photo's shorter side if less, of a random photo
     (decoded as float RGB once, into ``cache``)."""
@@ -183,18 +199,10 @@ def train_estimator(model, photos: list, steps: int, seed: int, sigma_range=(0.3
     from blurkit.blurs import GaussianBlur
 
     estimator, _, wiener = parts(model)
-    blo, bhi = wiener.log_balance_range
-    t_bal = (ESTIMATOR_BALANCE_LOG10 - blo) / (bhi - blo)
-
-    def loss(y_true, y_pred):  # relative error of sigma (log), + the balance target
-        sigma = wiener.blur_parameters(y_pred)[0]
-        return keras.ops.mean((keras.ops.log(sigma) - keras.ops.log(y_true[:, 0])) ** 2) + keras.ops.mean(
-            (keras.ops.sigmoid(y_pred[:, 1]) - y_true[:, 1]) ** 2)
-
     estimator.trainable = True
     est = keras.Model(estimator.inputs, estimator.outputs)  # compiled, not the sub-model saved with the model
     lr = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, steps), alpha=0.01)
-    est.compile(optimizer=keras.optimizers.Adam(lr), loss=loss, jit_compile=False)
+    est.compile(optimizer=keras.optimizers.Adam(lr), loss=estimator_loss(wiener), jit_compile=False)
     rng = np.random.default_rng(seed)
     blur = GaussianBlur(sigma=tuple(sigma_range), border="reflect", quantize=True)
     cache: dict[int, np.ndarray] = {}
@@ -208,7 +216,7 @@ def train_estimator(model, photos: list, steps: int, seed: int, sigma_range=(0.3
                 patch = _flip(patch, int(rng.integers(8)))
             params = blur.sample(rng)
             xs.append(_pad_square(blur.apply(patch, params, rng=rng), side))
-            ys.append([params["sigma"], t_bal])
+            ys.append([params["sigma"]])
         curve.append(float(est.train_on_batch(np.stack(xs).astype("float32"), np.asarray(ys, "float32"))))
         if step % 100 == 0 or step == steps - 1:
             print(f"estimator step {step}: loss {np.mean(curve[-100:]):.4f}", flush=True)
@@ -231,17 +239,18 @@ def train_restorer(d, photos: list, val: list, *, steps: int, context: int, patc
     from blurkit.blurs import GaussianBlur
     from blurkit.classical import blur_gaussian
     from blurkit.metrics import psnr
+    from blurkit.metrics.losses import get_loss
 
     estimator, restorer, _ = parts(d.model)
     estimator.trainable, restorer.trainable = False, True
     opt = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.01))
+    psnr_loss = get_loss("psnr_loss")  # per image: 10 log10 MSE
     estimate = tf.function(lambda x: estimator(x, training=False), reduce_retracing=True)
 
     @tf.function
     def step(x, p, y):
         with tf.GradientTape() as tape:
-            mse = tf.reduce_mean(tf.square(restorer([x, p], training=True) - y), axis=[1, 2, 3])
-            loss = tf.reduce_mean(10.0 * tf.math.log(mse + 1e-10) / tf.math.log(10.0))  # psnr_loss
+            loss = tf.reduce_mean(psnr_loss.call(y, restorer([x, p], training=True)))
         grads = tape.gradient(loss, restorer.trainable_variables)
         opt.apply_gradients(zip(grads, restorer.trainable_variables, strict=True))
         return loss
