@@ -3,6 +3,7 @@ two."""
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 
@@ -12,14 +13,18 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
-@pytest.fixture(scope="module")
-def recipe():
+def bench(name: str):
+    """The script ``benchmarks/NAME.py`` as a module (the folder is on ``sys.path`` only while it imports)."""
     sys.path.insert(0, str(BENCHMARKS))
     try:
-        import train_preset
+        return importlib.import_module(name)
     finally:
         sys.path.remove(str(BENCHMARKS))
-    return train_preset
+
+
+@pytest.fixture(scope="module")
+def recipe():
+    return bench("train_preset")
 
 
 def test_every_stage_of_the_preset_recipe_runs(recipe, tmp_path, astronaut, camera):
@@ -111,11 +116,7 @@ def test_oracle_sigma_prints_the_mean_table_and_each_photo(tmp_path, astronaut, 
     from blurkit import Deblurrer
     from blurkit.data.io import write_image
 
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        import oracle_sigma
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    oracle_sigma = bench("oracle_sigma")
     photos = tmp_path / "photos"
     photos.mkdir()
     write_image(photos / "a.png", astronaut[100:164, 120:200])
@@ -148,12 +149,7 @@ def test_oracle_sigma_prints_the_mean_table_and_each_photo(tmp_path, astronaut, 
 
 @pytest.fixture(scope="module")
 def joint():
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        import train_joint
-    finally:
-        sys.path.remove(str(BENCHMARKS))
-    return train_joint
+    return bench("train_joint")
 
 
 def test_joint_batches_are_fixed_by_seed_and_step(joint, astronaut):
@@ -186,11 +182,7 @@ def test_joint_batches_are_fixed_by_seed_and_step(joint, astronaut):
 
 
 def test_joint_learning_rate_warms_up_then_decays_to_a_hundredth():
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        from train_joint import learning_rate
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    learning_rate = bench("train_joint").learning_rate
     assert learning_rate(0.0, 2.0) == pytest.approx(0.2)  # lr / 10
     assert learning_rate(0.01, 2.0) == pytest.approx(1.1)  # half-way up
     assert learning_rate(0.02, 2.0) == pytest.approx(2.0)  # the peak
@@ -249,11 +241,7 @@ def test_joint_training_moves_both_parts_or_only_the_restorer(joint, tmp_path, a
 
 
 def test_quality_second_test_set_is_scikit_image_samples_outside_val():
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        import quality
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    quality = bench("quality")
     photos = quality.load_photos("skimage", 3, 64)
     assert [n for n, _ in photos] == list(quality.SKIMAGE_SAMPLES[:3])
     for _, img in photos:
