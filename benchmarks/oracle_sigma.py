@@ -1,9 +1,10 @@
 """How much of a ``wiener_unet`` model's error is the blind sigma estimate? Force the true sigma and compare.
 
 For each sigma, the photos are blurred as in ``benchmarks/quality.py`` (Gaussian, reflect border, 8-bit
-quantization, seed 0) and restored three ways: blind (the model as shipped), with the estimator's sigma
-output replaced by the true sigma (times 0.9, 1.0 and 1.1), and the Wiener step alone (the model's first
-hypothesis, before the U-Net refinement) with the blind estimate. Prints mean PSNR (RGB, data range 1) and
+quantization, seed 0) and restored three ways: blind (``Deblurrer.predict``: the photo's estimate is the
+median of the estimates on ``estimate_tile`` tiles), with the estimator's sigma output replaced by the true
+sigma (times 0.9, 1.0 and 1.1), and the Wiener step alone (the model's first hypothesis, before the U-Net
+refinement) with the blind estimate. Prints mean PSNR (RGB, data range 1) and
 the blind estimate's error: the RMS over the photos of log(estimated sigma / true sigma), and how many
 photos it over-estimates by more than 5 % (the costly direction).
 
@@ -13,10 +14,14 @@ Usage::
     python benchmarks/oracle_sigma.py --model m.keras --data photos/ --sigmas 1 2 3
     python benchmarks/oracle_sigma.py --per-photo          # and which photos the estimate costs most
     python benchmarks/oracle_sigma.py --data skimage --tile-estimates   # estimates from 256/384-px tiles
+    python benchmarks/oracle_sigma.py --estimate-tile 100000   # blind = one estimate on the whole photo
 
 ``--tile-estimates`` adds a table: each photo restored (whole, by the restorer) with its estimate made on the
 whole photo, or as the median, upper quartile or maximum of the estimates on tiles of the given sides. It
 tests, without training, whether the blur is better read off some parts of a photo than off all of it.
+Its "median of N-px tiles" column with N the model's ``estimate_tile`` is the blind model again. Tiles are laid
+out as the facade lays them (``plan_tiles(..., overlap=0, fit=False)``: exactly N px, or the photo's side
+where shorter, spread evenly to cover the photo).
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tile-estimates", type=int, nargs="*", metavar="SIDE",
                    help="also restore each photo with its estimate taken from tiles of these sides (default 256 "
                         "384): the median, upper quartile and maximum of the tiles' estimates")
+    p.add_argument("--estimate-tile", type=int, metavar="N",
+                   help="the blind model's estimate tile (Deblurrer.estimate_tile; default: the model's)")
     args = p.parse_args(argv)
 
     import keras
@@ -51,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     from blurkit.metrics import psnr
 
     d = Deblurrer.load(args.model) if args.model else Deblurrer.from_preset("gaussian-v1")
+    if args.estimate_tile:
+        d.estimate_tile = args.estimate_tile
     named = load_photos(Path(args.data), None, None)
     photos = [img for _, img in named]
     estimator, restorer, wiener = parts(nested(d).model)
@@ -58,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     slo, shi = wiener.sigma_range
     base = keras.Model(restorer.inputs, wiener.output)
     saved = est.get_weights()
-    print(f"{len(photos)} photos from {args.data}; mean PSNR in dB")
+    print(f"{len(photos)} photos from {args.data}; estimate tile {d.estimate_tile} px; mean PSNR in dB")
     print("| sigma | blind | true sigma x0.9 | true sigma | true sigma x1.1 | Wiener step alone (blind) "
           "| log-sigma RMS error | over-estimated > 5 % |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -77,7 +86,10 @@ def main(argv: list[str] | None = None) -> int:
             d._infer_fn = None
             scores[factor] = [psnr(x, d.predict(b)) for x, b in zip(photos, blurred, strict=True)]
         est.set_weights(saved)
-        blind = [estimator.predict(b[None], verbose=0) for b in blurred]  # (1, 2) raw parameters each
+        d._infer_fn = None
+        estimate, restore = d._split()
+        # (1, 2) raw parameters of each photo, as predict finds them
+        blind = [d._estimate_photo(b, lambda c: np.ascontiguousarray(c, np.float32), estimate) for b in blurred]
         guess = keras.ops.convert_to_numpy(wiener.blur_parameters(np.concatenate(blind))[0])  # estimated sigmas
         error = np.log(guess / sigma)
         row = [np.mean(v) for v in scores.values()]
@@ -88,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         per_photo += [(name, sigma, g, b, t)
                       for (name, _), g, b, t in zip(named, guess, scores["blind"], scores[1.0], strict=True)]
         if sides:
-            tiled.append((sigma, tile_estimates(photos, blurred, blind, estimator, restorer, sides, psnr)))
+            tiled.append((sigma, tile_estimates(photos, blurred, estimate, restore, sides, psnr)))
     if sides:
         names = ["whole photo"] + [f"{a} of {s}-px tiles" for s in sides for a in ("median", "upper quartile", "max")]
         print("\nBlind PSNR with the photo's estimate made on the whole photo or from tiles (evenly spread, "
@@ -105,29 +117,28 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def tile_estimates(photos, blurred, whole, estimator, restorer, sides, psnr) -> list[float]:
-    """Mean PSNR of each photo restored with: its whole-photo estimate ``whole``, then for each tile side the
-    median, upper quartile and maximum of the estimates on tiles of that side (raw parameters; the mapping to
-    sigma is monotonic, so these are the median etc. of the sigmas)."""
+def tile_estimates(photos, blurred, estimate, restore, sides, psnr) -> list[float]:
+    """Mean PSNR of each photo restored (the facade's traced ``restore``, whole) with: its estimate on the whole
+    photo, then for each tile side the median, upper quartile and maximum of the estimates (the traced
+    ``estimate``) on tiles of that side (raw parameters; the mapping to sigma is monotonic, so these are the
+    median etc. of the sigmas)."""
     import numpy as np
 
+    from blurkit.tiling import plan_tiles
+
     def tiles(b, t):
-        h, w = b.shape[:2]
-        if min(h, w) < t:
-            return [b]
-        ys = np.linspace(0, h - t, -(-h // t)).round().astype(int)
-        xs = np.linspace(0, w - t, -(-w // t)).round().astype(int)
-        return [b[y : y + t, x : x + t] for y in ys for x in xs]
+        plan = plan_tiles(*b.shape[:2], tile=t, overlap=0, fit=False)  # as Deblurrer._estimate_photo
+        return [b[y : y + plan.tile_h, x : x + plan.tile_w] for y in plan.ys for x in plan.xs]
 
     scores: list[list[float]] = [[] for _ in range(1 + 3 * len(sides))]
-    for x, b, p in zip(photos, blurred, whole, strict=True):
-        params = [p[0]]
+    for x, b in zip(photos, blurred, strict=True):
+        params = [estimate(b[None]).numpy()[0]]
         for t in sides:
-            found = np.stack([estimator.predict(c[None], verbose=0)[0] for c in tiles(b, t)])
+            found = np.stack([estimate(np.ascontiguousarray(c)[None]).numpy()[0] for c in tiles(b, t)])
             params += [np.median(found, axis=0), np.quantile(found, 0.75, axis=0), found.max(axis=0)]
         for i, q in enumerate(params):
-            y = restorer.predict([b[None], q[None].astype(np.float32)], verbose=0)[0]
-            scores[i].append(psnr(x, np.clip(y, 0, 1)))
+            y = restore(b[None], q[None].astype(np.float32)).numpy()[0]
+            scores[i].append(psnr(x, y))
     return [float(np.mean(v)) for v in scores]
 
 

@@ -242,13 +242,14 @@ def test_integer_image_converted_tile_by_tile_and_written_in_bands():
 def test_presets_run_with_the_library_tiling_defaults():
     """A preset's file records the tiling it was saved with; ``from_preset`` applies the library's current
     defaults instead (tiling is an inference setting), while a plain ``load`` keeps the file's values."""
-    from blurkit.deblurrer import DEFAULT_TILE_OVERLAP, DEFAULT_TILE_SIZE, Deblurrer
+    from blurkit.deblurrer import DEFAULT_ESTIMATE_TILE, DEFAULT_TILE_OVERLAP, DEFAULT_TILE_SIZE, Deblurrer
     from blurkit.presets import DEFAULT_PRESET, list_presets, preset_path
 
     if DEFAULT_PRESET not in list_presets():
         pytest.skip("no shipped preset")
     d = Deblurrer.from_preset(DEFAULT_PRESET)
-    assert (d.tile_size, d.tile_overlap) == (DEFAULT_TILE_SIZE, DEFAULT_TILE_OVERLAP)
+    assert (d.tile_size, d.tile_overlap, d.estimate_tile) == (DEFAULT_TILE_SIZE, DEFAULT_TILE_OVERLAP,
+                                                              DEFAULT_ESTIMATE_TILE)
     stored = Deblurrer.read_metadata(preset_path(DEFAULT_PRESET))["facade"]
     loaded = Deblurrer.load(preset_path(DEFAULT_PRESET))
     assert (loaded.tile_size, loaded.tile_overlap) == (stored["tile_size"], stored["tile_overlap"])
@@ -261,7 +262,7 @@ def test_wiener_unet_tiles_share_one_blur_estimate(monkeypatch):
     from blurkit import Deblurrer
 
     d = Deblurrer(model="wiener_unet", model_options={"width": 4, "depth": 1, "estimator_width": 4},
-                  tile_size=96, tile_overlap=32)
+                  tile_size=96, tile_overlap=32, estimate_tile=64)
     rng = np.random.default_rng(4)
     estimator, restorer = d.model.get_layer("estimator"), d.model.get_layer("restorer")
     for layer in (estimator.get_layer("est_params"), restorer.get_layer("tail")):  # not the zero init
@@ -282,3 +283,52 @@ def test_wiener_unet_tiles_share_one_blur_estimate(monkeypatch):
     monkeypatch.setattr(d, "_split", lambda: None)
     own = d.predict(x)
     assert np.abs(tiled - whole).mean() < 0.5 * np.abs(own - whole).mean()
+
+
+def _split_model(estimate_tile: int):
+    """A tiny ``wiener_unet`` facade whose estimator and restorer are not at their zero init."""
+    from blurkit import Deblurrer
+
+    d = Deblurrer(model="wiener_unet", model_options={"width": 4, "depth": 1, "estimator_width": 4},
+                  estimate_tile=estimate_tile)
+    rng = np.random.default_rng(5)
+    for layer in (d.model.get_layer("estimator").get_layer("est_params"),
+                  d.model.get_layer("restorer").get_layer("tail")):
+        layer.set_weights([rng.normal(0, 0.2, w.shape).astype("float32") for w in layer.get_weights()])
+    return d
+
+
+def test_photo_estimate_is_the_median_over_estimate_tiles_even_below_the_restoration_tile():
+    """A photo restored in one call (below ``tile_size**2``) still gets its blur read off ``estimate_tile``
+    tiles: the restorer on the whole photo with the median of the estimates on the tiles that
+    ``plan_tiles(..., tile=estimate_tile, overlap=0, fit=False)`` lays out (tiles of exactly that side,
+    spread evenly to cover the photo)."""
+    from blurkit.tiling import plan_tiles
+
+    d = _split_model(64)
+    estimate, restore = d._split()  # the facade's traced estimator and restorer
+    rng = np.random.default_rng(6)
+    x = (rng.random((150, 100, 3), dtype=np.float32) * 0.8 + 0.1).astype(np.float32)
+    x[:, :50] = 0.5  # a flat half: its tiles' estimates differ from the textured half's
+    plan = plan_tiles(150, 100, tile=64, overlap=0, fit=False)
+    assert (plan.tile_h, plan.tile_w, plan.ys, plan.xs) == (64, 64, [0, 43, 86], [0, 36])
+    found = np.concatenate([estimate(x[None, y : y + 64, c : c + 64]).numpy() for y in plan.ys for c in plan.xs])
+    assert np.ptp(found, axis=0).max() > 1e-3  # the tiles disagree, so the median is not any one of them
+    want = restore(x[None], np.median(found, axis=0)[None].astype(np.float32)).numpy()[0]
+    got = d.predict(x)
+    assert np.abs(got - want).max() < 1e-6
+    # a tile at least the photo's larger side: one estimate on the whole photo, i.e. the model as a whole
+    d.estimate_tile = 150
+    whole = d._infer(x[None])[0]
+    assert np.abs(d.predict(x) - whole).max() < 1e-6
+    assert np.abs(got - whole).mean() > 1e-3  # and the two estimates differ here
+
+
+def test_estimate_tile_is_checked_saved_and_loaded(tmp_path):
+    from blurkit import Deblurrer
+
+    with pytest.raises(ValueError, match="estimate_tile"):
+        Deblurrer(model="wiener_unet", estimate_tile=0)
+    d = _split_model(200)
+    assert d.metadata()["facade"]["estimate_tile"] == 200
+    assert Deblurrer.load(d.save(tmp_path / "m.keras")).estimate_tile == 200

@@ -43,6 +43,9 @@ _BEST_WEIGHTS_ENTRY = "blurkit_resume/best_weights.npz"
 #: :meth:`Deblurrer.from_preset` applies them to the shipped presets whatever their files say).
 DEFAULT_TILE_SIZE = 1536
 DEFAULT_TILE_OVERLAP = 64
+#: Side of the tiles a blur estimator + restorer model reads a photo's blur off (the median of their
+#: estimates): the 384-px context crops the default preset's estimator was trained on.
+DEFAULT_ESTIMATE_TILE = 384
 #: The 8 flips/rotations of the self-ensemble (``predict(ensemble=...)``), as (quarter turns, mirrored first):
 #: the first 2 and 4 keep the image's shape (and so its tiles).
 DIHEDRAL = ((0, False), (0, True), (2, False), (2, True), (1, False), (1, True), (3, False), (3, True))
@@ -100,10 +103,12 @@ class Deblurrer:
             default preset, on top of about 0.7 GB for TensorFlow and the model): deblurring an 8000x6000
             JPEG with the default preset peaks at about 1.9 GB of resident memory with 1536 tiles (the
             default; the decoded photo and the output are 0.3 GB of it). Smaller tiles cost time: each
-            tile pays the model's own border padding (the Wiener step's FFTs), and tiles overlap. Models
-            made of a blur estimator and a restorer (``wiener_unet``, the default preset) estimate the blur
-            once per photo, as the median of its tiles' estimates, and restore every tile with it.
+            tile pays the model's own border padding (the Wiener step's FFTs), and tiles overlap.
         tile_overlap: Overlap between tiles.
+        estimate_tile: Models made of a blur estimator and a restorer (``wiener_unet``, the default preset)
+            estimate the blur once per photo, as the median of the estimates on tiles of this side that
+            cover it (a side at least the photo's larger side: one estimate on the whole photo), and
+            restore the whole photo, or every one of its tiles, with it. Other models ignore it.
         seed: Seeds the split, the pipeline and the evaluation blur.
     """
 
@@ -122,6 +127,7 @@ class Deblurrer:
         patches_per_image: int = 4,
         tile_size: int = DEFAULT_TILE_SIZE,
         tile_overlap: int = DEFAULT_TILE_OVERLAP,
+        estimate_tile: int = DEFAULT_ESTIMATE_TILE,
         seed: int = 0,
     ) -> None:
         from blurkit.blurs import deserialize_blur
@@ -130,7 +136,7 @@ class Deblurrer:
         if channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {channels}")
         for arg, v in (("patch_size", patch_size), ("batch_size", batch_size), ("tile_size", tile_size),
-                       ("patches_per_image", patches_per_image)):
+                       ("patches_per_image", patches_per_image), ("estimate_tile", estimate_tile)):
             if int(v) < 1:
                 raise ValueError(f"{arg} must be >= 1, got {v}")
         if not 0 <= tile_overlap < tile_size:
@@ -141,6 +147,7 @@ class Deblurrer:
         self.batch_size = int(batch_size)
         self.patches_per_image = int(patches_per_image)
         self.tile_overlap = int(tile_overlap)
+        self.estimate_tile = int(estimate_tile)
         self.seed = int(seed)
         self.history: dict[str, list[float]] = {}
         self.validation: dict[str, float] = {}
@@ -506,16 +513,19 @@ class Deblurrer:
 
     def _estimate_photo(self, x: np.ndarray, prepare: Callable[[np.ndarray], np.ndarray], estimate: Any
                         ) -> np.ndarray:
-        """The blur parameters of a whole photo: the median of the estimates on the tiles it is cut into.
+        """The blur parameters of a whole photo: the median of the estimates on ``estimate_tile`` tiles.
 
-        The blur is taken as uniform over the photo: one estimate from many tiles is steadier than each
-        tile's own (a tile of sky or wall says little about the blur), and neighbouring tiles then get
-        the same deconvolution, so nothing changes across their seams.
+        The blur is taken as uniform over the photo. The tiles (of exactly that side, or the photo's side
+        where it is shorter) are spread evenly to cover it without gaps. One estimate from many tiles is
+        steadier than each tile's own (a tile of sky or wall says little about the blur), and neighbouring
+        restoration tiles then get the same deconvolution, so nothing changes across their seams. The
+        median is also a little better than one estimate on the whole photo, where large smooth areas pull
+        the estimate down (``benchmarks/oracle_sigma.py --tile-estimates``, in the model card).
         """
         from blurkit.tiling import plan_tiles
 
         h, w = x.shape[:2]
-        plan = plan_tiles(h, w, tile=self.tile_size, overlap=self.tile_overlap, align=self.tile_align)
+        plan = plan_tiles(h, w, tile=self.estimate_tile, overlap=0, fit=False)
         found = [estimate(prepare(x[y : y + plan.tile_h, x0 : x0 + plan.tile_w])[None]).numpy()[0]
                  for y in plan.ys for x0 in plan.xs]
         return np.median(np.stack(found), axis=0).astype(np.float32)[None]
@@ -535,24 +545,30 @@ class Deblurrer:
             return _from_unit_tile(y, scale, out.dtype, grey)
 
         h, w = x.shape[:2]
-        if self.fixed_size is None and h * w <= self.tile_size**2:
-            if 2 * min(h, w) <= self.tile_align:
-                # too small for the model's own reflect padding (PadToMultiple): pad it here instead
-                from blurkit.tiling import pad_to_multiple
+        whole = self.fixed_size is None and h * w <= self.tile_size**2
+        if whole and 2 * min(h, w) <= self.tile_align:
+            # too small for the model's own reflect padding (PadToMultiple): pad it here instead
+            from blurkit.tiling import pad_to_multiple
 
-                out[...] = finish(self._infer(pad_to_multiple(prepare(x), self.tile_align)[None])[0, :h, :w])
-            else:
-                out[...] = finish(self._infer(prepare(x)[None])[0])
+            out[...] = finish(self._infer(pad_to_multiple(prepare(x), self.tile_align)[None])[0, :h, :w])
             return
         split = None if self.fixed_size else self._split()
         if split is None:
-            tiled_apply_model(self, x, prepare=prepare, finish=finish, out=out)
+            if whole:
+                out[...] = finish(self._infer(prepare(x)[None])[0])
+            else:
+                tiled_apply_model(self, x, prepare=prepare, finish=finish, out=out)
             return
         estimate, restore = split
         params = self._estimate_photo(x, prepare, estimate)
-        tiled_apply_model(self, x, prepare=prepare, finish=finish, out=out,
-                          fn=lambda b: restore(np.ascontiguousarray(b, np.float32),
-                                               np.repeat(params, len(b), axis=0)).numpy())
+
+        def run(b: np.ndarray) -> np.ndarray:
+            return restore(np.ascontiguousarray(b, np.float32), np.repeat(params, len(b), axis=0)).numpy()
+
+        if whole:
+            out[...] = finish(run(prepare(x)[None])[0])
+        else:
+            tiled_apply_model(self, x, prepare=prepare, finish=finish, out=out, fn=run)
 
     def _restore_channels(self, img: np.ndarray, out: np.ndarray, scale: float = 1.0) -> None:
         """Restore an image with 1..4 channels (or none) into ``out`` using the model's channels."""
@@ -718,7 +734,7 @@ class Deblurrer:
                 "channels": self.channels, "loss": self.loss, "learning_rate": self.learning_rate,
                 "patch_size": self.patch_size, "batch_size": self.batch_size,
                 "patches_per_image": self.patches_per_image, "tile_size": self.tile_size,
-                "tile_overlap": self.tile_overlap, "seed": self.seed,
+                "tile_overlap": self.tile_overlap, "estimate_tile": self.estimate_tile, "seed": self.seed,
             },
             "training": self.training,
             "history": self.history,
@@ -867,6 +883,7 @@ class Deblurrer:
         self.patch_size = self.fixed_size or int(facade.get("patch_size", 96))
         self.tile_size = self.fixed_size or int(facade.get("tile_size", DEFAULT_TILE_SIZE))
         self.tile_overlap = int(facade.get("tile_overlap", DEFAULT_TILE_OVERLAP))
+        self.estimate_tile = int(facade.get("estimate_tile", DEFAULT_ESTIMATE_TILE))
         if self.fixed_size:
             self.tile_overlap = min(self.tile_overlap, self.fixed_size // 4)
         self.tile_align = _tile_align(model)
@@ -877,15 +894,16 @@ class Deblurrer:
     def from_preset(cls, name: str = "gaussian-v1") -> Deblurrer:
         """Load a pretrained model shipped inside the package (nothing is downloaded).
 
-        The preset runs with this library's inference tiling (``DEFAULT_TILE_SIZE``,
-        ``DEFAULT_TILE_OVERLAP``), not the values its file recorded when it was saved: tiling is a
-        memory / speed setting that does not change the trained model.
+        The preset runs with this library's inference settings (``DEFAULT_TILE_SIZE``,
+        ``DEFAULT_TILE_OVERLAP``, ``DEFAULT_ESTIMATE_TILE``), not the values its file recorded when it was
+        saved: they belong to the library version, not to the trained weights.
         """
         from blurkit.presets import preset_path
 
         d = cls.load(preset_path(name))
         if d.fixed_size is None:
             d.tile_size, d.tile_overlap = DEFAULT_TILE_SIZE, DEFAULT_TILE_OVERLAP
+        d.estimate_tile = DEFAULT_ESTIMATE_TILE
         return d
 
     # ------------------------------------------------------------------------------------ figures
