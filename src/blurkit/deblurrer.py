@@ -632,8 +632,8 @@ class Deblurrer:
                 the image under this many of the 8 flips/rotations (1, 2, 4 or 8; in the order of
                 :data:`DIHEDRAL`: 2 adds the mirror image, 4 the two 180-degree turns), undo each and
                 average. Costs ``ensemble`` times the time, plus one float32 copy of the image; gains a
-                little (the default preset on the validation photos, ``ensemble=8``: +0.15 dB PSNR at
-                sigma 1, +0.07 dB at sigma 3; the model card's table).
+                little (the default preset on the validation photos, ``ensemble=8``: +0.12 dB PSNR at
+                sigma 1, +0.06 dB at sigma 3; the model card's table).
 
         Returns:
             The restored image(s), in the input's form: same shape, dtype and value range; a path gives
