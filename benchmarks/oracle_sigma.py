@@ -14,14 +14,15 @@ Usage::
     python benchmarks/oracle_sigma.py --model m.keras --data photos/ --sigmas 1 2 3
     python benchmarks/oracle_sigma.py --per-photo          # and which photos the estimate costs most
     python benchmarks/oracle_sigma.py --data skimage --tile-estimates   # estimates from 256/384-px tiles
-    python benchmarks/oracle_sigma.py --estimate-tile 100000   # blind = one estimate on the whole photo
+    python benchmarks/oracle_sigma.py --estimate-tile 384   # blind: median over tiles of at most 384 px
 
 ``--tile-estimates`` adds a table: each photo restored (whole, by the restorer) with its estimate made on the
 whole photo, or as the median, upper quartile or maximum of the estimates on tiles of the given sides. It
 tests, without training, whether the blur is better read off some parts of a photo than off all of it.
-Its "median of N-px tiles" column with N the model's ``estimate_tile`` is the blind model again. Tiles are laid
-out as the facade lays them (``plan_tiles(..., overlap=0, fit=False)``: exactly N px, or the photo's side
-where shorter, spread evenly to cover the photo).
+Its "whole photo" column is the blind model again for photos no larger than the model's ``estimate_tile``.
+Its tiles are exactly N px (or the photo's side where shorter), spread evenly to cover the photo
+(``plan_tiles(..., overlap=0, fit=False)``); the facade's ``estimate_tile`` tiles are instead fitted to the
+photo without overlap.
 """
 
 from __future__ import annotations
@@ -103,12 +104,18 @@ def main(argv: list[str] | None = None) -> int:
             tiled.append((sigma, tile_estimates(photos, blurred, estimate, restore, sides, psnr)))
     if sides:
         names = ["whole photo"] + [f"{a} of {s}-px tiles" for s in sides for a in ("median", "upper quartile", "max")]
-        print("\nBlind PSNR with the photo's estimate made on the whole photo or from tiles (evenly spread, "
-              "covering it; a photo smaller than a tile: the whole photo)")
+        print("\nBlind PSNR with the photo's estimate made on the whole photo or from tiles (of exactly that side, "
+              "or the photo's side where shorter, evenly spread to cover it)")
         print("| sigma | " + " | ".join(names) + " |")
         print("|---:|" + "---:|" * len(names))
-        for sigma, row in tiled:
-            print(f"| {sigma:g} | " + " | ".join(f"{v:.2f}" for v in row) + " |")
+        for sigma, per in tiled:
+            print(f"| {sigma:g} | " + " | ".join(f"{np.mean(v):.2f}" for v in per) + " |")
+        print("\nPhotos restored better than with the whole-photo estimate (PSNR higher by more than 0.005 dB)")
+        print("| sigma | " + " | ".join(names[1:]) + " |")
+        print("|---:|" + "---:|" * (len(names) - 1))
+        for sigma, per in tiled:
+            wins = [int(np.sum(np.array(v) > np.array(per[0]) + 0.005)) for v in per[1:]]
+            print(f"| {sigma:g} | " + " | ".join(f"{k} of {len(per[0])}" for k in wins) + " |")
     if args.per_photo:
         print("\n| photo | sigma | estimated sigma | blind | true sigma | lost to the estimate |")
         print("|---|---:|---:|---:|---:|---:|")
@@ -117,8 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def tile_estimates(photos, blurred, estimate, restore, sides, psnr) -> list[float]:
-    """Mean PSNR of each photo restored (the facade's traced ``restore``, whole) with: its estimate on the whole
+def tile_estimates(photos, blurred, estimate, restore, sides, psnr) -> list[list[float]]:
+    """PSNR of each photo restored (the facade's traced ``restore``, whole) with: its estimate on the whole
     photo, then for each tile side the median, upper quartile and maximum of the estimates (the traced
     ``estimate``) on tiles of that side (raw parameters; the mapping to sigma is monotonic, so these are the
     median etc. of the sigmas)."""
@@ -127,7 +134,7 @@ def tile_estimates(photos, blurred, estimate, restore, sides, psnr) -> list[floa
     from blurkit.tiling import plan_tiles
 
     def tiles(b, t):
-        plan = plan_tiles(*b.shape[:2], tile=t, overlap=0, fit=False)  # as Deblurrer._estimate_photo
+        plan = plan_tiles(*b.shape[:2], tile=t, overlap=0, fit=False)  # exactly t px, evenly spread
         return [b[y : y + plan.tile_h, x : x + plan.tile_w] for y in plan.ys for x in plan.xs]
 
     scores: list[list[float]] = [[] for _ in range(1 + 3 * len(sides))]
@@ -139,7 +146,7 @@ def tile_estimates(photos, blurred, estimate, restore, sides, psnr) -> list[floa
         for i, q in enumerate(params):
             y = restore(b[None], q[None].astype(np.float32)).numpy()[0]
             scores[i].append(psnr(x, y))
-    return [float(np.mean(v)) for v in scores]
+    return scores
 
 
 if __name__ == "__main__":

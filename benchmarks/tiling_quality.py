@@ -2,10 +2,11 @@
 
 Photos larger than ``tile_size**2`` pixels are restored in overlapping tiles. A model made of a blur
 estimator and a restorer (``wiener_unet``, the default preset) can estimate the blur once per photo (what
-``Deblurrer.predict`` does: the median of the estimates on ``estimate_tile`` tiles, 384 px by default, the
-same whatever the restoration tiles) or tile by tile (each tile's own estimate: the model run as a whole on
-each tile, what blurkit did before 2026-11-26). This script measures both against the whole photo in one
-restorer call (with the photo estimate), so the "photo estimate" columns show what the seams alone cost.
+``Deblurrer.predict`` does: one estimate on the whole photo, or above ``estimate_tile`` (1536 px) the median
+of the estimates on tiles of at most that side; the same whatever the restoration tiles) or tile by tile
+(each tile's own estimate: the model run as a whole on each tile, what blurkit did before 2026-11-26). This
+script measures both against the whole photo in one restorer call (with the photo estimate), so the "photo
+estimate" columns show what the seams alone cost.
 
 Images: the validation photos (0.15-0.37 MP: tiles of 256 and 384 px cut them into 2-6 tiles) and a
 2048x1536 mosaic of 512x512 crops of them (reflect-padded where a photo is smaller: 12 cells with hard

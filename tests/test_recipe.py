@@ -124,13 +124,17 @@ def test_oracle_sigma_prints_the_mean_table_and_each_photo(tmp_path, astronaut, 
     model = tmp_path / "m.keras"
     Deblurrer(model="wiener_unet", model_options={"width": 4, "depth": 2, "estimator_width": 4}).save(model)
     assert oracle_sigma.main(["--model", str(model), "--data", str(photos), "--sigmas", "1", "2", "--per-photo",
-                              "--tile-estimates", "32", "48", "--estimate-tile", "32"]) == 0
+                              "--tile-estimates", "32", "48"]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
     at = next(i for i, line in enumerate(lines) if line.startswith("| sigma | whole photo"))
     assert lines[at].count("|") == 2 + 1 + 6  # sigma, whole, then median / upper quartile / max for 2 sides
     tiled = {line.split("|")[1].strip(): [float(v) for v in line.split("|")[2:-1]] for line in lines[at + 2 : at + 4]}
     assert set(tiled) == {"1", "2"} and all(len(v) == 7 for v in tiled.values())
+    wins = next(i for i, line in enumerate(lines) if line.startswith("Photos restored better"))
+    for line in lines[wins + 3 : wins + 5]:  # per sigma, for each tile column: "k of 2" photos beat the whole photo
+        cells = [c.strip() for c in line.split("|")[2:-1]]
+        assert len(cells) == 6 and all(c.endswith(" of 2") and 0 <= int(c.split()[0]) <= 2 for c in cells)
     means = [line.split("|")[1:-1] for line in out.splitlines()[:at] if line.startswith(("| 1 |", "| 2 |"))]
     photo = [line.split("|")[1:-1] for line in out.splitlines() if line.startswith("| a.png") or line.startswith("| c.png")]
     assert len(means) == 2
@@ -143,8 +147,8 @@ def test_oracle_sigma_prints_the_mean_table_and_each_photo(tmp_path, astronaut, 
         rows = [r for r in photo if r[1].strip() == sigma]
         blind_mean = float(next(m for m in means if m[0].strip() == sigma)[1])
         assert abs(blind_mean - np.mean([float(r[3]) for r in rows])) <= 0.011
-        # and the tile table's "median of 32-px tiles" column is the blind model again, through its two parts
-        assert abs(tiled[sigma][1] - blind_mean) <= 0.011
+        # and the tile table's "whole photo" column is the blind model again (photos below the estimate tile)
+        assert abs(tiled[sigma][0] - blind_mean) <= 0.011
 
 
 @pytest.fixture(scope="module")

@@ -301,8 +301,8 @@ def _split_model(estimate_tile: int):
 def test_photo_estimate_is_the_median_over_estimate_tiles_even_below_the_restoration_tile():
     """A photo restored in one call (below ``tile_size**2``) still gets its blur read off ``estimate_tile``
     tiles: the restorer on the whole photo with the median of the estimates on the tiles that
-    ``plan_tiles(..., tile=estimate_tile, overlap=0, fit=False)`` lays out (tiles of exactly that side,
-    spread evenly to cover the photo)."""
+    ``plan_tiles(..., tile=estimate_tile, overlap=0)`` lays out (as few as tiles of that side need, fitted
+    to the photo without overlap)."""
     from blurkit.tiling import plan_tiles
 
     d = _split_model(64)
@@ -310,9 +310,9 @@ def test_photo_estimate_is_the_median_over_estimate_tiles_even_below_the_restora
     rng = np.random.default_rng(6)
     x = (rng.random((150, 100, 3), dtype=np.float32) * 0.8 + 0.1).astype(np.float32)
     x[:, :50] = 0.5  # a flat half: its tiles' estimates differ from the textured half's
-    plan = plan_tiles(150, 100, tile=64, overlap=0, fit=False)
-    assert (plan.tile_h, plan.tile_w, plan.ys, plan.xs) == (64, 64, [0, 43, 86], [0, 36])
-    found = np.concatenate([estimate(x[None, y : y + 64, c : c + 64]).numpy() for y in plan.ys for c in plan.xs])
+    plan = plan_tiles(150, 100, tile=64, overlap=0)
+    assert (plan.tile_h, plan.tile_w, plan.ys, plan.xs) == (50, 50, [0, 50, 100], [0, 50])
+    found = np.concatenate([estimate(x[None, y : y + 50, c : c + 50]).numpy() for y in plan.ys for c in plan.xs])
     assert np.ptp(found, axis=0).max() > 1e-3  # the tiles disagree, so the median is not any one of them
     want = restore(x[None], np.median(found, axis=0)[None].astype(np.float32)).numpy()[0]
     got = d.predict(x)

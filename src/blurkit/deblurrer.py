@@ -44,8 +44,9 @@ _BEST_WEIGHTS_ENTRY = "blurkit_resume/best_weights.npz"
 DEFAULT_TILE_SIZE = 1536
 DEFAULT_TILE_OVERLAP = 64
 #: Side of the tiles a blur estimator + restorer model reads a photo's blur off (the median of their
-#: estimates): the 384-px context crops the default preset's estimator was trained on.
-DEFAULT_ESTIMATE_TILE = 384
+#: estimates): photos up to this side get one estimate on the whole photo. Reading it off 384-px tiles
+#: (the default preset's training crops) was measured and not adopted (model card: no gain over 207 photos).
+DEFAULT_ESTIMATE_TILE = 1536
 #: The 8 flips/rotations of the self-ensemble (``predict(ensemble=...)``), as (quarter turns, mirrored first):
 #: the first 2 and 4 keep the image's shape (and so its tiles).
 DIHEDRAL = ((0, False), (0, True), (2, False), (2, True), (1, False), (1, True), (3, False), (3, True))
@@ -107,8 +108,10 @@ class Deblurrer:
         tile_overlap: Overlap between tiles.
         estimate_tile: Models made of a blur estimator and a restorer (``wiener_unet``, the default preset)
             estimate the blur once per photo, as the median of the estimates on tiles of this side that
-            cover it (a side at least the photo's larger side: one estimate on the whole photo), and
-            restore the whole photo, or every one of its tiles, with it. Other models ignore it.
+            cover it (a photo no larger than this on either side: one estimate on the whole photo), and
+            restore the whole photo, or every one of its tiles, with it, so the result does not depend on
+            ``tile_size``. It bounds the estimator's memory as ``tile_size`` bounds the restorer's (the
+            estimator needs less per pixel). Other models ignore it.
         seed: Seeds the split, the pipeline and the evaluation blur.
     """
 
@@ -515,17 +518,17 @@ class Deblurrer:
                         ) -> np.ndarray:
         """The blur parameters of a whole photo: the median of the estimates on ``estimate_tile`` tiles.
 
-        The blur is taken as uniform over the photo. The tiles (of exactly that side, or the photo's side
-        where it is shorter) are spread evenly to cover it without gaps. One estimate from many tiles is
+        The blur is taken as uniform over the photo. The tiles (as few as tiles of that side need, shrunk
+        to cover the photo without overlap: the estimator reads each pixel about once) are laid out by
+        :func:`~blurkit.tiling.plan_tiles`; a photo no larger than ``estimate_tile`` on either side is one
+        tile, the whole photo. One estimate from many tiles is
         steadier than each tile's own (a tile of sky or wall says little about the blur), and neighbouring
-        restoration tiles then get the same deconvolution, so nothing changes across their seams. The
-        median is also a little better than one estimate on the whole photo, where large smooth areas pull
-        the estimate down (``benchmarks/oracle_sigma.py --tile-estimates``, in the model card).
+        restoration tiles then get the same deconvolution, so nothing changes across their seams.
         """
         from blurkit.tiling import plan_tiles
 
         h, w = x.shape[:2]
-        plan = plan_tiles(h, w, tile=self.estimate_tile, overlap=0, fit=False)
+        plan = plan_tiles(h, w, tile=self.estimate_tile, overlap=0)
         found = [estimate(prepare(x[y : y + plan.tile_h, x0 : x0 + plan.tile_w])[None]).numpy()[0]
                  for y in plan.ys for x0 in plan.xs]
         return np.median(np.stack(found), axis=0).astype(np.float32)[None]
@@ -632,8 +635,8 @@ class Deblurrer:
                 the image under this many of the 8 flips/rotations (1, 2, 4 or 8; in the order of
                 :data:`DIHEDRAL`: 2 adds the mirror image, 4 the two 180-degree turns), undo each and
                 average. Costs ``ensemble`` times the time, plus one float32 copy of the image; gains a
-                little (the default preset on the validation photos, ``ensemble=8``: +0.12 dB PSNR at
-                sigma 1, +0.06 dB at sigma 3; the model card's table).
+                little (the default preset on the validation photos, ``ensemble=8``: +0.11 / +0.12 /
+                +0.09 dB PSNR at sigma 1 / 2 / 3; the model card's table).
 
         Returns:
             The restored image(s), in the input's form: same shape, dtype and value range; a path gives
