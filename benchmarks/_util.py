@@ -38,7 +38,6 @@ if QUICK:
     INFER_SIZES = {"512x512": (64, 64), "2048x1536": (96, 128)}
     TILING_IMAGE = (96, 128)
     TILINGS = {"untiled": None, "tiled-default": (64, 16), "tiled-small": (48, 16)}
-    ESTIMATE_SIZES = {"640x427": (64, 96), "2048x1536": (96, 128)}
     BIG_SIZES = {"2000x1500": (150, 200), "8000x6000": (600, 800)}
     BLUR_IMAGE = (192, 256)
     MATMUL_N = 512
@@ -52,8 +51,6 @@ else:
     TILING_IMAGE = (1536, 2048)
     # (tile_size, tile_overlap); "tiled-default" is the facade's default tiling (see _facade_tiling)
     TILINGS = {"untiled": None, "tiled-default": None, "tiled-small": (256, 64)}
-    # a val-sized photo (the 384-px estimate tiles overlap most) and the speed target's size
-    ESTIMATE_SIZES = {"640x427": (427, 640), "2048x1536": (1536, 2048)}
     BIG_SIZES = {"2000x1500": (1500, 2000), "8000x6000": (6000, 8000)}
     BLUR_IMAGE = (1536, 2048)
     MATMUL_N = 3072

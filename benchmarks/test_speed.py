@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 from _util import (
     BIG_SIZES,
-    ESTIMATE_SIZES,
     INFER_SIZES,
     MATMUL_N,
     QUICK,
@@ -302,46 +301,6 @@ def test_tiling(benchmark, peak, variant):
         vals.update(ratio=float(np.median(ratios)), paired_rounds=pairs,
                     note="ratio: time / untiled, median of paired rounds")
     record("tiling", variant, **vals)
-    attach(benchmark, **vals)
-
-
-# ---------------------------------------------------------------------- 2e. where the blur is read
-@pytest.mark.parametrize("size", list(ESTIMATE_SIZES))
-def test_estimate_tile(benchmark, peak, size):
-    """A blur estimator + restorer model (the default preset) reads a photo's blur off ``estimate_tile``
-    tiles (384 px by default) instead of the whole photo. Time of ``Deblurrer.predict`` with the default, and
-    the ratio to one estimate on the whole photo from paired rounds (after a warm-up call of each, the two
-    alternate; median of the per-round ratios); ``estimate_inflation``: pixels the estimator reads per image
-    pixel (the tiles overlap to cover the photo)."""
-    from blurkit.tiling import plan_tiles
-
-    d = subject(default_subject()).deblurrer
-    if d._split() is None:
-        pytest.skip("not a blur estimator + restorer model")
-    h, w = ESTIMATE_SIZES[size]
-    img = photo(h, w)
-    default = d.estimate_tile
-    small = lookup("inference", f"{default_subject()} {SMALL} facade", "seconds")
-    rounds, warmup = plan_rounds(small * (h * w) / np.prod(INFER_SIZES[SMALL]) if small else None)
-
-    def call(side: int) -> float:
-        d.estimate_tile = side
-        t0 = time.perf_counter()
-        d.predict(img)
-        return time.perf_counter() - t0
-
-    try:
-        t = timed(benchmark, lambda: d.predict(img), rounds=rounds, warmup=warmup)
-        pairs = 1 if QUICK else 5
-        call(max(h, w)), call(default)
-        ratios = [call(default) / call(max(h, w)) for _ in range(pairs)]
-    finally:
-        d.estimate_tile = default
-    vals = {"seconds": t["median"], "s_per_mp": t["median"] / mp(img.shape), "estimate_tile": default,
-            "estimate_inflation": plan_tiles(h, w, tile=default, overlap=0, fit=False).pixel_inflation,
-            "ratio": float(np.median(ratios)), "paired_rounds": pairs,
-            "note": "ratio: time / time with one estimate on the whole photo, median of paired rounds"}
-    record("estimate", size, **vals)
     attach(benchmark, **vals)
 
 
