@@ -1,12 +1,12 @@
 """How much of a ``wiener_unet`` model's error is the blind sigma estimate? Force the true sigma and compare.
 
 For each sigma, the photos are blurred as in ``benchmarks/quality.py`` (Gaussian, reflect border, 8-bit
-quantization, seed 0) and restored three ways: blind (``Deblurrer.predict``: the photo's estimate is the
-median of the estimates on ``estimate_tile`` tiles), with the estimator's sigma output replaced by the true
-sigma (times 0.9, 1.0 and 1.1), and the Wiener step alone (the model's first hypothesis, before the U-Net
-refinement) with the blind estimate. Prints mean PSNR (RGB, data range 1) and
-the blind estimate's error: the RMS over the photos of log(estimated sigma / true sigma), and how many
-photos it over-estimates by more than 5 % (the costly direction).
+quantization, seed 0) and restored three ways: blind (``Deblurrer.predict``, with the photo's estimate made as
+it makes it: see ``Deblurrer.estimate_tile``), with the estimator's sigma output replaced by the true sigma
+(times 0.9, 1.0 and 1.1), and the Wiener step alone (the model's first hypothesis, before the U-Net
+refinement) with the blind estimate. Prints mean PSNR (RGB, data range 1) and the blind estimate's error:
+the RMS over the photos of log(estimated sigma / true sigma), and how many photos it over-estimates by more
+than 5 % (the costly direction).
 
 Usage::
 

@@ -521,9 +521,9 @@ class Deblurrer:
         The blur is taken as uniform over the photo. The tiles (as few as tiles of that side need, shrunk
         to cover the photo without overlap: the estimator reads each pixel about once) are laid out by
         :func:`~blurkit.tiling.plan_tiles`; a photo no larger than ``estimate_tile`` on either side is one
-        tile, the whole photo. One estimate from many tiles is
-        steadier than each tile's own (a tile of sky or wall says little about the blur), and neighbouring
-        restoration tiles then get the same deconvolution, so nothing changes across their seams.
+        tile, the whole photo. One estimate from many tiles is steadier than each tile's own (a tile of sky
+        or wall says little about the blur), and neighbouring restoration tiles then get the same
+        deconvolution, so nothing changes across their seams.
         """
         from blurkit.tiling import plan_tiles
 
