@@ -57,6 +57,7 @@ SIGMA_RANGE = (0.3, 3.5)
 def load_photos(folder, min_side: int = 1) -> list[np.ndarray]:
     """Every photo in ``folder`` as an RGB uint8 array (decoded once); each at least ``min_side`` px."""
     from blurkit.data.io import list_images, read_image
+    from blurkit.data.pipeline import to_channels
 
     out = []
     for f in list_images(folder):
@@ -66,9 +67,11 @@ def load_photos(folder, min_side: int = 1) -> list[np.ndarray]:
         if min(img.shape[:2]) < min_side:
             raise SystemExit(f"error: {f}: {img.shape[0]}x{img.shape[1]} px, smaller than the {min_side}-px "
                              "patch (--patch)")
-        if img.ndim == 2:
-            img = np.repeat(img[..., None], 3, axis=-1)
-        out.append(np.ascontiguousarray(img[..., :3]))
+        try:
+            img = to_channels(img, 3)  # grey repeated, alpha dropped
+        except ValueError as e:
+            raise SystemExit(f"error: {f}: {e}") from None
+        out.append(np.ascontiguousarray(img))
     return out
 
 
