@@ -448,6 +448,27 @@ def test_stale_temporary_files_of_killed_writes_are_removed(tmp_path):
     assert (tmp_path / "photo.png").stat().st_mode & 0o777 == 0o666 & ~_umask()
 
 
+def test_figures_are_written_atomically(tmp_path):
+    """A figure replaces its file only when complete: a failed write keeps the old one and leaves nothing
+    behind; a killed one's temporary file goes at the next write (as for images and models)."""
+    from blurkit.plots import plot_history
+
+    stale = tmp_path / ".curves.png.abcd1234.tmp"  # left by a killed write of an earlier process
+    stale.write_bytes(b"partial")
+    os.utime(stale, (time.time() - 3600,) * 2)
+    curves = {"loss": [0.2, 0.1], "psnr": [20.0, 22.0]}
+    out = plot_history(curves, tmp_path / "curves.png")
+    first = out.read_bytes()
+    assert first.startswith(b"\x89PNG") and out.stat().st_mode & 0o777 == 0o666 & ~_umask()
+    with pytest.raises(ValueError):
+        plot_history({"learning_rate": [0.1]}, out)  # nothing to plot: refused before anything is written
+    with pytest.raises(ValueError, match="not supported"):
+        plot_history(curves, tmp_path / "curves.xyz")  # matplotlib knows no such format
+    assert out.read_bytes() == first and sorted(os.listdir(tmp_path)) == ["curves.png"]
+    assert plot_history({"loss": [0.3, 0.2, 0.1]}, out) == out
+    assert out.read_bytes() != first and sorted(os.listdir(tmp_path)) == ["curves.png"]
+
+
 DEBLUR_KILLER = textwrap.dedent("""
     import json, os, random, signal, sys, time
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

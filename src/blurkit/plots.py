@@ -31,23 +31,22 @@ def _pyplot():
 
 
 def _save(fig, path: str | os.PathLike) -> Path:
-    """Save a figure atomically (temporary file in the same folder, then rename)."""
-    import tempfile
+    """Save a figure atomically (:func:`~blurkit.data.io.atomic_write_bytes`: a hidden temporary file beside
+    ``path``, fsynced, then renamed over it; what a killed write leaves is cleaned up by the next one).
+
+    The format follows the suffix (``.png`` when there is none, as matplotlib does).
+    """
+    import io
+
+    from blurkit.data.io import atomic_write_bytes
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix or ".png", dir=path.parent)
-    os.close(fd)
+    buf = io.BytesIO()
     try:
-        from blurkit.data.io import _FILE_MODE
-
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-        os.chmod(tmp, _FILE_MODE)  # mkstemp creates 0600 files; give the usual permissions
-        os.replace(tmp, path)
+        fig.savefig(buf, format=path.suffix[1:].lower() or "png", dpi=110, bbox_inches="tight")
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
         _pyplot().close(fig)
+    atomic_write_bytes(path, buf.getvalue())
     return path
 
 

@@ -441,6 +441,8 @@ def _save_array(path: Path, array: np.ndarray) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
+            fh.flush()
+            os.fsync(fh.fileno())  # renamed only once on disk: a power cut cannot leave a zero-filled .npy
         os.replace(tmp, path)
     except BaseException:
         try:
