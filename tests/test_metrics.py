@@ -267,6 +267,33 @@ def test_losses():
     assert get_loss("charbonnier", eps=0.5).get_config()["eps"] == 0.5
     with pytest.raises(UnknownComponentError, match="Available: mse, l1, charbonnier, psnr_loss"):
         get_loss("ssim")
+    # every constructor argument round-trips through the config, the loss's own name included
+    named = get_loss("l1", name="my_l1", reduction="sum", dtype="float16")
+    again = type(named).from_config(named.get_config())
+    assert (again.name, again.reduction, again.dtype) == ("my_l1", "sum", "float16")
+
+
+@pytest.mark.filterwarnings("error:Data has no positive values")
+def test_unknown_loss_is_refused_at_construction_and_every_loss_trains_from_the_cli(tmp_path):
+    """``Deblurrer(loss=...)`` checks the name at once; the CLI offers exactly the known losses."""
+    from blurkit import Deblurrer
+    from blurkit.cli.main import main
+    from blurkit.metrics.losses import LOSSES
+
+    with pytest.raises(UnknownComponentError, match="did you mean 'psnr_loss'"):
+        Deblurrer(model="unet", loss="psnr")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    from blurkit.data.io import write_image
+
+    write_image(photos / "a.png", (np.random.default_rng(0).random((40, 40, 3)) * 255).astype(np.uint8))
+    for name in LOSSES:
+        out = tmp_path / f"{name}.keras"
+        assert main(["train", str(photos), "--model", "unet", "--model-option", "width=4", "--model-option",
+                     "depth=1", "--loss", name, "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "2",
+                     "--patch-size", "16", "--out", str(out)]) == 0
+        assert Deblurrer.read_metadata(out)["facade"]["loss"] == name
+        assert out.with_suffix(".png").stat().st_size > 0  # the curves, on a linear axis for psnr_loss (< 0)
 
 
 @pytest.mark.filterwarnings("ignore:Skipping variable loading for optimizer")

@@ -93,7 +93,8 @@ class Deblurrer:
         blur_options: Keyword arguments of the blur generator (e.g. ``{"sigma": (0.5, 3.0)}``).
         channels: 3 for colour models, 1 for greyscale models (colour images are then restored channel by
             channel).
-        loss: ``"mse"`` (default), ``"l1"``, ``"charbonnier"`` or ``"psnr"``.
+        loss: ``"mse"`` (default), ``"l1"``, ``"charbonnier"`` or ``"psnr_loss"`` (see
+            :mod:`blurkit.metrics.losses`).
         learning_rate: Adam's initial learning rate.
         patch_size: Training patch side; fixed-input models (the autoencoder) always use their input size.
         batch_size: Training batch size.
@@ -134,8 +135,10 @@ class Deblurrer:
         seed: int = 0,
     ) -> None:
         from blurkit.blurs import deserialize_blur
+        from blurkit.metrics.losses import check_loss
         from blurkit.registry import BLURS, MODELS
 
+        check_loss(loss)  # now, not at the first fit
         if channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {channels}")
         for arg, v in (("patch_size", patch_size), ("batch_size", batch_size), ("tile_size", tile_size),

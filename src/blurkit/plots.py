@@ -69,7 +69,8 @@ def plot_history(history: dict[str, Sequence[float]], path: str | os.PathLike) -
             ax.plot(np.arange(1, len(history[f"val_{k}"]) + 1), history[f"val_{k}"], label="validation")
         ax.set_xlabel("epoch")
         ax.set_ylabel({"psnr": "PSNR (dB)"}.get(k, k))
-        if k == "loss":
+        values = [v for key in (k, f"val_{k}") for v in history.get(key, [])]
+        if k == "loss" and values and min(values) > 0:  # psnr_loss is negative (dB): a linear axis
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
         ax.legend()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from blurkit.metrics.losses import LOSSES
+
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
@@ -30,7 +32,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--patch-size", type=int, default=96)
     p.add_argument("--patches-per-image", type=int, default=4)
     p.add_argument("--lr", type=float, default=1e-3, help="initial learning rate (Adam)")
-    p.add_argument("--loss", default="mse", choices=["mse", "l1", "charbonnier", "psnr"])
+    p.add_argument("--loss", default="mse", choices=LOSSES,
+                   help="training loss (default mse; psnr_loss: -PSNR per image, weighs mild and strong blur alike)")
     p.add_argument("--early-stopping", type=int, metavar="PATIENCE", help="stop after PATIENCE flat epochs")
     p.add_argument("--time-limit", type=float, metavar="MINUTES",
                    help="stop at the end of the first epoch that ends after MINUTES of training")

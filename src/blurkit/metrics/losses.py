@@ -32,7 +32,7 @@ from typing import Any
 
 from blurkit.registry import UnknownComponentError
 
-__all__ = ["get_loss", "custom_objects", "LOSSES"]
+__all__ = ["get_loss", "check_loss", "custom_objects", "LOSSES"]
 
 LOSSES = ("mse", "l1", "charbonnier", "psnr_loss")
 """The loss names :func:`get_loss` knows."""
@@ -57,6 +57,11 @@ def _define() -> dict[str, type]:
             self, name: str | None = None, reduction: str = "sum_over_batch_size", dtype: Any = None
         ):
             super().__init__(name=name or self.default_name, reduction=reduction, dtype=dtype)
+
+        def get_config(self) -> dict:
+            config = super().get_config()  # name and reduction (Keras 3.15); every init argument here:
+            config.setdefault("dtype", self.dtype)
+            return config
 
         def _diff(self, y_true, y_pred):
             return ops.cast(y_true, "float32") - ops.cast(y_pred, "float32")
@@ -118,12 +123,21 @@ def _define() -> dict[str, type]:
     return _CLASSES
 
 
-def get_loss(name: str, **kwargs: Any):
+def check_loss(name: Any) -> str:
+    """``name`` if it is one of :data:`LOSSES` (without importing Keras), else :class:`UnknownComponentError`."""
+    if name not in LOSSES:
+        close = difflib.get_close_matches(str(name), LOSSES, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise UnknownComponentError(f"unknown loss {name!r}{hint} Available: {', '.join(LOSSES)}")
+    return name
+
+
+def get_loss(name: str, /, **kwargs: Any):
     """A new Keras loss by name.
 
     Args:
         name: One of :data:`LOSSES`: ``"mse"``, ``"l1"``, ``"charbonnier"``, ``"psnr_loss"``.
-        **kwargs: Constructor arguments (``eps`` for charbonnier; ``name``, ``reduction``).
+        **kwargs: Constructor arguments (``eps`` for charbonnier; ``name``, ``reduction``, ``dtype``).
 
     Returns:
         A ``keras.losses.Loss`` instance.
@@ -135,11 +149,7 @@ def get_loss(name: str, **kwargs: Any):
         >>> get_loss("charbonnier", eps=1e-2).get_config()["eps"]  # doctest: +SKIP
         0.01
     """
-    if name not in LOSSES:
-        close = difflib.get_close_matches(str(name), LOSSES, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise UnknownComponentError(f"unknown loss {name!r}{hint} Available: {', '.join(LOSSES)}")
-    return _define()[name](**kwargs)
+    return _define()[check_loss(name)](**kwargs)
 
 
 def custom_objects() -> dict[str, type]:
