@@ -117,6 +117,26 @@ def test_shape_mismatch_names_both_shapes():
         psnr(np.zeros((8, 8, 3)), np.zeros((8, 8)))
 
 
+@pytest.mark.parametrize("name", METRICS.list())
+def test_integer_images_other_than_uint8_and_uint16_are_refused(name):
+    """A list of ints (int64) would be scaled by 2**63 - 1: a near-zero MSE, a PSNR of hundreds of dB."""
+    import tensorflow as tf
+
+    fn = METRICS.get(name)
+    rng = np.random.default_rng(5)
+    t8 = rng.integers(0, 256, (12, 12), dtype=np.uint8)
+    p8 = np.clip(t8 + rng.integers(-9, 10, t8.shape), 0, 255).astype(np.uint8)
+    for t, p in ((t8.tolist(), p8.tolist()), (t8.astype(np.int32), p8.astype(np.int32))):
+        with pytest.raises(TypeError, match="must be uint8 .* or uint16 .*, got int"):
+            fn(t, p)
+    assert fn(t8, p8) == pytest.approx(fn(t8 / 255.0, p8 / 255.0), rel=1e-9)
+    assert fn(t8.astype(np.uint16) * 257, p8.astype(np.uint16) * 257) == pytest.approx(fn(t8, p8), rel=1e-9)
+    batch = lambda a: tf.constant(a[None, ..., None])  # noqa: E731
+    with pytest.raises(TypeError, match="got int32"):
+        fn.keras_fn(batch(t8.astype(np.int32)), batch(p8.astype(np.int32)))
+    assert float(np.mean(fn.keras_fn(batch(t8), batch(p8)))) == pytest.approx(fn(t8, p8), rel=1e-5, abs=1e-6)
+
+
 def test_accuracy_definitions():
     t = np.array([[[200, 10, 0], [10, 10, 10], [0, 0, 255]]], np.uint8)
     p = np.array([[[150, 11, 0], [12, 10, 7], [0, 0, 254]]], np.uint8)

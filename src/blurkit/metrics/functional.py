@@ -89,12 +89,21 @@ def is_numpy(x: Any) -> bool:
     return isinstance(x, (np.ndarray, np.generic, list, tuple, int, float))
 
 
+_INT_MESSAGE = (
+    "integer images must be uint8 (0..255) or uint16 (0..65535), got {dtype}: its scale is ambiguous (a Python "
+    "list of ints is int64, whose maximum is 2**63 - 1); convert it, e.g. np.asarray(x, np.uint8), or pass "
+    "floats in [0, 1]"
+)
+
+
 def _to_float(x: Any) -> np.ndarray:
     a = np.asarray(x)
     if a.dtype == bool:
         return a.astype(np.float64)
-    if np.issubdtype(a.dtype, np.integer):
+    if a.dtype in (np.uint8, np.uint16):
         return a.astype(np.float64) / np.iinfo(a.dtype).max
+    if np.issubdtype(a.dtype, np.integer):
+        raise TypeError(_INT_MESSAGE.format(dtype=a.dtype))
     if np.issubdtype(a.dtype, np.floating):
         return a.astype(np.float64)
     raise TypeError(f"expected a numeric image, got dtype {a.dtype}")
@@ -106,14 +115,17 @@ def prepare(y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray]:
     Plugin metrics can start with this call to follow blurkit's conventions.
 
     Args:
-        y_true: Reference image, ``(H, W)``, ``(H, W, C)`` or ``(N, H, W, C)``, any numeric dtype.
+        y_true: Reference image, ``(H, W)``, ``(H, W, C)`` or ``(N, H, W, C)``: float (taken as [0, 1]),
+            uint8, uint16 or bool.
         y_pred: Restored image of the same shape.
 
     Returns:
-        ``(y_true, y_pred)`` as float64; integer images divided by their dtype's maximum.
+        ``(y_true, y_pred)`` as float64; uint8 / uint16 images divided by 255 / 65535.
 
     Raises:
         ValueError: The shapes differ or the rank is not 2, 3 or 4.
+        TypeError: Another integer dtype (int64, from a list of ints, say: its scale is ambiguous) or a
+            non-numeric one.
 
     Examples:
         >>> import numpy as np
@@ -163,8 +175,10 @@ def _tensor_pair(y_true: Any, y_pred: Any):
 
     def to_float(x):
         x = tf.convert_to_tensor(x)
-        if x.dtype.is_integer:
+        if x.dtype in (tf.uint8, tf.uint16):
             return tf.cast(x, tf.float32) / float(x.dtype.max)
+        if x.dtype.is_integer:
+            raise TypeError(_INT_MESSAGE.format(dtype=x.dtype.name))
         if x.dtype == tf.bool:
             return tf.cast(x, tf.float32)
         return tf.cast(x, tf.float32)
