@@ -578,6 +578,11 @@ UNTRUSTED = {
         dict(config=lambda c: _first_conv(c)["config"].update(activation={
             "module": "builtins", "class_name": "function", "config": "eval", "registered_name": "eval"})),
         r"names builtins\.eval"),
+    "os.system as a function with a registered name": (  # Keras looks functions up by config, not this name
+        dict(config=lambda c: _first_conv(c)["config"].update(activation={
+            "module": "os", "class_name": "function", "config": "system",
+            "registered_name": "blurkit>PadToMultiple"})),
+        r"names os\.system"),
     "TFSMLayer": (
         dict(config=lambda c: _set(c, class_name="TFSMLayer", module="keras.layers", registered_name=None)),
         "refusing to load a TFSMLayer layer"),
@@ -636,6 +641,25 @@ def test_plugin_objects_registered_with_keras_are_allowed(model_file, tmp_path):
     loaded = Deblurrer.load(_rewrite(model_file, tmp_path / "plugin.keras", config=edit))
     assert any(type(getattr(layer, "kernel_initializer", None)).__name__ == "PluginInit"
                for layer in loaded.model.layers)
+
+
+def test_plugin_functions_registered_with_keras_are_allowed(model_file, tmp_path):
+    """A registered activation function loads, saved as Keras 3.7+ saves it ("package>name") or as older
+    releases did (its bare name)."""
+    import keras
+
+    @keras.saving.register_keras_serializable(package="reliability_test_plugin")
+    def plugin_act(x):
+        return keras.ops.relu(x)
+
+    saved = keras.saving.serialize_keras_object(plugin_act)
+    assert saved["config"] == "reliability_test_plugin>plugin_act"
+    for name, fn in (("new", saved["config"]), ("old", "plugin_act")):
+        def edit(cfg, fn=fn):
+            _first_conv(cfg)["config"]["activation"] = {**saved, "config": fn}
+
+        loaded = Deblurrer.load(_rewrite(model_file, tmp_path / f"plugin-{name}.keras", config=edit))
+        assert any(getattr(layer, "activation", None) is plugin_act for layer in loaded.model.layers), name
 
 
 # ------------------------------------------------------------------------------------- property tests

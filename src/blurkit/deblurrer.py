@@ -1238,11 +1238,19 @@ def _check_keras_config(path: Any) -> None:
         if not isinstance(module, str) or not isinstance(cls_name, str):
             continue
         top = module.split(".", 1)[0]
-        if top in ("keras", "blurkit") or node.get("registered_name") in registered:
+        if top in ("keras", "blurkit"):
             continue
-        if module == "builtins" and cls_name == "function" and isinstance(node.get("config"), str) and any(
-                hasattr(getattr(keras, m, None), node["config"]) for m in _KERAS_FUNCTION_MODULES):
-            continue  # a Keras built-in function saved by name ("relu")
+        if cls_name == "function":
+            # Keras finds a function by its name (``config``), never by ``registered_name``: check that name
+            fn = node.get("config")
+            if isinstance(fn, str) and (
+                    fn in registered  # a plugin's function, saved as "package>name"
+                    or (">" not in fn and any(k.endswith(">" + fn) for k in registered))  # saved by Keras <= 3.6
+                    or (module == "builtins"
+                        and any(hasattr(getattr(keras, m, None), fn) for m in _KERAS_FUNCTION_MODULES))):
+                continue  # registered, or a Keras built-in function saved by name ("relu")
+        elif node.get("registered_name") in registered:
+            continue
         what = node.get("config") if cls_name == "function" else cls_name
         raise ModelFileError(
             f"{path}: refusing to load: its config names {module}.{what}, which is not part of Keras or "
