@@ -6,6 +6,7 @@ import json
 import os
 
 import cv2
+import numpy as np
 import pytest
 
 from blurkit.cli.main import main
@@ -171,6 +172,21 @@ def test_evaluate_writes_json_and_figure(model, photos, tmp_path, capsys):
     again = json.loads(js.read_text())
     assert again["images"] == 2
     assert again["per_image"] == scores["per_image"][:2]  # deterministic
+
+
+def test_evaluate_json_is_strict_when_a_score_is_infinite(model, tmp_path):
+    """A flat photo is unchanged by blur: its PSNR is infinite, written as null (not the non-JSON Infinity)."""
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    write_image(flat / "grey.png", np.full((32, 32, 3), 128, np.uint8))
+    js = tmp_path / "s.json"
+    assert main(["evaluate", str(model), str(flat), "--json", str(js)]) == 0
+
+    def refuse(token):
+        raise ValueError(f"non-standard JSON constant {token}")
+
+    scores = json.loads(js.read_text(), parse_constant=refuse)
+    assert scores["blurred"]["psnr"] is None and scores["blurred"]["mse"] == 0.0
 
 
 def test_evaluate_errors(model, photos, tmp_path, capsys):

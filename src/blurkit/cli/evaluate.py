@@ -16,7 +16,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("data", nargs="?", help="folder (or file / glob) of sharp photos")
     p.add_argument("--pairs", nargs=2, metavar=("BLURRED_DIR", "SHARP_DIR"), help="evaluate on pairs")
     p.add_argument("--max-images", type=int)
-    p.add_argument("--json", dest="json_out", help="write the scores (with per-image rows) to this JSON file")
+    p.add_argument("--json", dest="json_out",
+                   help="write the scores (with per-image rows) to this JSON file (strict JSON: a non-finite "
+                        "score, the PSNR of an image restored exactly, is written as null)")
     p.add_argument("--figure", help="write a blurred | restored | sharp grid (one row per image) here")
     p.add_argument("--figure-images", type=int, default=4, metavar="N", help="rows of the figure (default 4)")
     p.set_defaults(func=run)
@@ -56,8 +58,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"gain: {scores['gain_db']:+.2f} dB PSNR")
     if args.json_out:
         from blurkit.data.io import atomic_write_text
+        from blurkit.deblurrer import _jsonable
 
-        atomic_write_text(args.json_out, json.dumps(scores, indent=1))
+        atomic_write_text(args.json_out, json.dumps(_jsonable(scores), indent=1, allow_nan=False))
     if args.figure:
         from blurkit.metrics.functional import psnr
         from blurkit.plots import plot_comparison
