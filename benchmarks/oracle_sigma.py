@@ -15,6 +15,7 @@ Usage::
     python benchmarks/oracle_sigma.py --per-photo          # and which photos the estimate costs most
     python benchmarks/oracle_sigma.py --data skimage --tile-estimates   # estimates from 256/384-px tiles
     python benchmarks/oracle_sigma.py --estimate-tile 384   # blind: median over tiles of at most 384 px
+    python benchmarks/oracle_sigma.py --reblur             # pick sigma by re-blur consistency (a test)
 
 ``--tile-estimates`` adds a table: each photo restored (whole, by the restorer) with its estimate made on the
 whole photo, or as the median, upper quartile or maximum of the estimates on tiles of the given sides. It
@@ -23,6 +24,12 @@ Its "whole photo" column is the blind model again for photos no larger than the 
 Its tiles are exactly N px (or the photo's side where shorter), spread evenly to cover the photo
 (``plan_tiles(..., overlap=0, fit=False)``); the facade's ``estimate_tile`` tiles are instead fitted to the
 photo without overlap.
+
+``--reblur`` adds a table: each photo restored (whole) with the blind sigma times each factor of a grid
+(0.8 to 1.3), each restoration blurred again with the sigma it assumed (no quantization), and the factor whose
+re-blurred image is closest to the blurred input (RMS) picked, over 0.9-1.2 and over the whole grid. It
+tests, without training, whether data consistency can correct the blind estimate at test time; the best
+factor of the grid per photo (chosen with the sharp photo) bounds what any such rule could gain.
 """
 
 from __future__ import annotations
@@ -47,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tile-estimates", type=int, nargs="*", metavar="SIDE",
                    help="also restore each photo with its estimate taken from tiles of these sides (default 256 "
                         "384): the median, upper quartile and maximum of the tiles' estimates")
+    p.add_argument("--reblur", action="store_true",
+                   help="also pick each photo's sigma from a grid of factors of the blind estimate by re-blur "
+                        "consistency (see above)")
     p.add_argument("--estimate-tile", type=int, metavar="N",
                    help="the blind model's estimate tile (Deblurrer.estimate_tile; default: the model's)")
     args = p.parse_args(argv)
@@ -72,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| sigma | blind | true sigma x0.9 | true sigma | true sigma x1.1 | Wiener step alone (blind) "
           "| log-sigma RMS error | over-estimated > 5 % |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
-    per_photo, tiled = [], []
+    per_photo, tiled, reblurred = [], [], []
     sides = [] if args.tile_estimates is None else (args.tile_estimates or [256, 384])
     for sigma in args.sigmas:
         blurred = [blur_gaussian(x, sigma, seed=BLUR_SEED)[0].astype(np.float32) for x in photos]
@@ -102,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
                       for (name, _), g, b, t in zip(named, guess, scores["blind"], scores[1.0], strict=True)]
         if sides:
             tiled.append((sigma, tile_estimates(photos, blurred, estimate, restore, sides, psnr)))
+        if args.reblur:
+            table = reblur_search(photos, blurred, blind, guess, restore, (slo, shi), psnr)
+            reblurred.append((sigma, (table, scores[1.0])))
     if sides:
         names = ["whole photo"] + [f"{a} of {s}-px tiles" for s in sides for a in ("median", "upper quartile", "max")]
         print("\nBlind PSNR with the photo's estimate made on the whole photo or from tiles (of exactly that side, "
@@ -116,12 +129,61 @@ def main(argv: list[str] | None = None) -> int:
         for sigma, per in tiled:
             wins = [int(np.sum(np.array(v) > np.array(per[0]) + 0.005)) for v in per[1:]]
             print(f"| {sigma:g} | " + " | ".join(f"{k} of {len(per[0])}" for k in wins) + " |")
+    if args.reblur:
+        names = ["blind", "re-blur pick, 0.9-1.2", "re-blur pick, 0.8-1.3", "best factor (oracle)", "true sigma"]
+        print(f"\nBlind sigma times a factor in {', '.join(f'{k:g}' for k in REBLUR_FACTORS)}, picked by the "
+              "smallest RMS between the input and the restoration blurred again with its sigma: mean PSNR, and "
+              "photos better / worse than blind (by more than 0.005 dB)")
+        print("| sigma | " + " | ".join(names) + " |")
+        print("|---:|" + "---:|" * len(names))
+        for sigma, (table, true) in reblurred:
+            cells = [f"{np.mean(table[:, 0]):.2f}"]
+            for col in (1, 2, 3):
+                better = int(np.sum(table[:, col] > table[:, 0] + 0.005))
+                worse = int(np.sum(table[:, col] < table[:, 0] - 0.005))
+                cells.append(f"{np.mean(table[:, col]):.2f} ({better} / {worse})")
+            cells.append(f"{np.mean(true):.2f}")
+            print(f"| {sigma:g} | " + " | ".join(cells) + " |")
     if args.per_photo:
         print("\n| photo | sigma | estimated sigma | blind | true sigma | lost to the estimate |")
         print("|---|---:|---:|---:|---:|---:|")
         for name, sigma, guess, blind, true in sorted(per_photo, key=lambda r: (r[0], r[1])):
             print(f"| {name} | {sigma:g} | {guess:.3f} | {blind:.2f} | {true:.2f} | {true - blind:+.2f} |")
     return 0
+
+
+REBLUR_FACTORS = (0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.15, 1.2, 1.25, 1.3)
+
+
+def reblur_search(photos, blurred, blind, guess, restore, sigma_range, psnr):
+    """An (n, 4) array of each photo's PSNR: blind; with the factor of :data:`REBLUR_FACTORS` picked by
+    re-blur consistency over 0.9-1.2, and over all of them; with the grid's best factor (chosen with the sharp
+    photo: an upper bound for any rule that picks among these factors). Restorations by the facade's traced
+    ``restore``, whole; ``blind`` the raw parameters and ``guess`` the sigma of each photo's blind estimate."""
+    import numpy as np
+
+    from blurkit.registry import BLURS
+
+    slo, shi = sigma_range
+    factors = np.array(REBLUR_FACTORS)
+    near = (factors > 0.9 - 1e-9) & (factors < 1.2 + 1e-9)
+    rows = []
+    for x, b, p, s0 in zip(photos, blurred, blind, guess, strict=True):
+        rms, scores = [], []
+        for k in factors:
+            s = float(np.clip(s0 * k, slo + 1e-3, shi - 1e-3))
+            t = (s - slo) / (shi - slo)
+            q = p.copy()
+            q[0, 0] = np.log(t / (1 - t))  # the raw parameter whose sigma is s (as in the oracle columns)
+            y = restore(b[None], q).numpy()[0]
+            again = BLURS.create("gaussian", sigma=s, border="reflect", quantize=False)(y)["image"]
+            rms.append(float(np.sqrt(np.mean((again - b) ** 2))))
+            scores.append(psnr(x, y))
+        rms, scores = np.array(rms), np.array(scores)
+        one = int(np.argmin(np.abs(factors - 1.0)))
+        pick_near = np.flatnonzero(near)[np.argmin(rms[near])]
+        rows.append([scores[one], scores[pick_near], scores[np.argmin(rms)], scores.max()])
+    return np.array(rows)
 
 
 def tile_estimates(photos, blurred, estimate, restore, sides, psnr) -> list[list[float]]:
