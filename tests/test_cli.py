@@ -85,7 +85,23 @@ def test_train_errors(photos, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     _error(capsys, ["train", str(tmp_path / "empty"), *TINY_TRAIN, "-o", str(tmp_path / "m.keras")],
            tmp_path / "empty")
-    assert not list(tmp_path.glob("*.keras"))
+    # nonsense values and unwritable outputs are refused before any training, naming the argument
+    m = str(tmp_path / "m.keras")
+    for bad, name in ((["--epochs", "0"], "--epochs"), (["--steps-per-epoch", "0"], "--steps-per-epoch"),
+                      (["--lr", "-1"], "--lr"), (["--time-limit", "0"], "--time-limit"),
+                      (["--sigma", "abc"], "--sigma: expected a number"), (["--sigma", "1:2:3"], "--sigma: bad range '1:2:3'"),
+                      (["--patch-size", "8"], "patch_size must be at least 11")):
+        _error(capsys, ["train", str(photos), *TINY_TRAIN, *bad, "-o", m], name)
+    err = _error(capsys, ["train", str(photos), *TINY_TRAIN, "--model-option", "foo=1", "-o", m], "'foo'")
+    assert "--model unet" in err
+    err = _error(capsys, ["train", str(photos), *TINY_TRAIN, "--blur", "motion", "--sigma", "2", "-o", m], "'sigma'")
+    assert "--blur motion" in err
+    (tmp_path / "afile").write_text("x")
+    _error(capsys, ["train", str(photos), *TINY_TRAIN, "-o", str(tmp_path / "afile" / "m.keras")],
+           f"{tmp_path / 'afile'} is a file, not a folder")
+    _error(capsys, ["train", str(photos), *TINY_TRAIN, "--curves", str(tmp_path / "afile" / "c.png"), "-o", m],
+           "--curves")
+    assert not list(tmp_path.rglob("*.keras")) and not list(tmp_path.glob("*.resume"))
 
 
 # ----------------------------------------------------------------------------------------- deblur
@@ -154,7 +170,38 @@ def test_deblur_errors(model, photos, tmp_path, capsys):
     _error(capsys, ["deblur", str(model), str(photos / "cat.jpg"), "-o", str(tmp_path / "x.txt")], "x.txt")
     _error(capsys, ["deblur", str(model), str(photos), "-o", str(tmp_path / "x.png")], "x.png")
     _error(capsys, ["deblur", str(model), "-o", str(tmp_path / "o")])
-    assert sorted(os.listdir(tmp_path)) == ["fake.keras"]
+    _error(capsys, ["deblur", str(model), str(tmp_path / "missing.png"), "-o", str(tmp_path / "o" / "x.png")],
+           "no such file or folder")
+    (tmp_path / "afile").write_text("x")
+    _error(capsys, ["deblur", str(model), str(photos), "-o", str(tmp_path / "afile")], "is a file, not a folder")
+    _error(capsys, ["deblur", str(model), str(photos / "cat.jpg"), "-o", str(tmp_path / "afile" / "x.png")],
+           "is a file, not a folder")
+    assert sorted(os.listdir(tmp_path)) == ["afile", "fake.keras"]
+
+
+def test_deblur_never_replaces_its_inputs(model, photos, tmp_path, capsys):
+    """Outputs over the inputs are refused; an output folder inside the input folder is not read as input;
+    outputs written beside the photos with --suffix are not restored again by the next run."""
+    import shutil
+
+    src = tmp_path / "photos"
+    shutil.copytree(photos, src)
+    before = {p: p.read_bytes() for p in src.rglob("*") if p.is_file()}
+    _error(capsys, ["deblur", str(model), str(src), "-o", str(src)], "is the input folder")
+    _error(capsys, ["deblur", str(model), str(src / "cat.jpg"), "-o", str(src / "cat.jpg")], "would replace it")
+    _error(capsys, ["deblur", str(model), str(src / "cat.jpg"), "-o", str(src)], "would replace it")
+    assert {p: p.read_bytes() for p in src.rglob("*") if p.is_file()} == before
+    other = tmp_path / "other"
+    shutil.copytree(photos, other)
+    for _ in range(2):  # the second run must not restore the first run's outputs
+        assert main(["deblur", str(model), str(src), "-o", str(src / "restored"), "-q"]) == 0
+        assert main(["deblur", str(model), str(other), "-o", str(other), "--suffix", "_sharp", "-q"]) == 0
+    restored = sorted(p.relative_to(src).as_posix() for p in src.rglob("*.*") if p not in before)
+    assert restored == ["restored/astronaut.png", "restored/cat.jpg", "restored/coffee.png",
+                        "restored/sub/camera.png"]
+    beside = sorted(p.relative_to(other).as_posix() for p in other.rglob("*_sharp*"))
+    assert beside == ["astronaut_sharp.png", "cat_sharp.jpg", "coffee_sharp.png", "sub/camera_sharp.png"]
+    assert all(p.read_bytes() == data for p, data in before.items())
 
 
 # --------------------------------------------------------------------------------------- evaluate
@@ -204,3 +251,21 @@ def test_evaluate_errors(model, photos, tmp_path, capsys):
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "x.png").write_text("not an image")
     _error(capsys, ["evaluate", str(model), str(tmp_path / "bad")], "x.png")
+    # outputs are checked before the evaluation, not after it
+    _error(capsys, ["evaluate", str(model), str(photos), "--figure", str(tmp_path / "f.xyz")], "f.xyz", ".png")
+    (tmp_path / "afile").write_text("x")
+    _error(capsys, ["evaluate", str(model), str(photos), "--json", str(tmp_path / "afile" / "s.json")], "--json")
+    _error(capsys, ["evaluate", str(model), str(photos), "--figure-images", "0"], "--figure-images")
+
+
+def test_os_errors_are_one_line_without_traceback(monkeypatch, capsys):
+    """A full disk or a permission problem met during a command is reported in one line (exit status 1)."""
+    import blurkit.cli.list_cmd as list_cmd
+
+    def full(args):
+        raise OSError(28, "No space left on device", "out/x.png")
+
+    monkeypatch.setattr(list_cmd, "run", full)
+    assert main(["list"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["blurkit list: error: [Errno 28] No space left on device: 'out/x.png'"]

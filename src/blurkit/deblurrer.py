@@ -135,6 +135,7 @@ class Deblurrer:
         seed: int = 0,
     ) -> None:
         from blurkit.blurs import deserialize_blur
+        from blurkit.metrics.functional import WIN_SIZE
         from blurkit.metrics.losses import check_loss
         from blurkit.registry import BLURS, MODELS
 
@@ -145,6 +146,9 @@ class Deblurrer:
                        ("patches_per_image", patches_per_image), ("estimate_tile", estimate_tile)):
             if int(v) < 1:
                 raise ValueError(f"{arg} must be >= 1, got {v}")
+        if int(patch_size) < WIN_SIZE:
+            raise ValueError(f"patch_size must be at least {WIN_SIZE} (the window of the SSIM metric training "
+                             f"reports), got {patch_size}")
         if not 0 <= tile_overlap < tile_size:
             raise ValueError(f"tile_overlap must be in [0, tile_size), got {tile_overlap}")
         self.channels = channels

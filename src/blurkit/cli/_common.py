@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from blurkit.cli.main import CLIError
@@ -38,10 +39,48 @@ def parse_options(pairs: list[str] | None, what: str) -> dict[str, Any]:
     return out
 
 
+def error_text(exc: BaseException) -> str:
+    """An exception's message (a KeyError's without the quotes ``str`` adds around it).
+
+    Examples:
+        >>> error_text(KeyError("unknown preset 'x'")), error_text(ValueError("got 'abc'"))
+        ("unknown preset 'x'", "got 'abc'")
+    """
+    if isinstance(exc, KeyError) and len(exc.args) == 1:
+        return str(exc.args[0])
+    return str(exc)
+
+
+def check_output(path: Any, arg: str, *, folder: bool = False) -> Path:
+    """Check, before any work, that ``path`` can be written as a file (or a ``folder``): neither it nor a
+    parent is in the way (a file where a folder must be, or a folder where the file must be).
+
+    Examples:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> root = Path(tempfile.mkdtemp()); _ = (root / "notes").write_text("x")
+        >>> check_output(root / "out" / "m.keras", "--out").name
+        'm.keras'
+        >>> check_output(root / "notes" / "m.keras", "--out")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        blurkit.cli.main.CLIError: --out .../notes/m.keras: .../notes is a file, not a folder
+    """
+    path = Path(path)
+    if folder and path.exists() and not path.is_dir():
+        raise CLIError(f"{arg} {path}: is a file, not a folder")
+    if not folder and path.is_dir():
+        raise CLIError(f"{arg} {path}: is a folder, not a file name")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise CLIError(f"{arg} {path}: {parent} is a file, not a folder")
+            break
+    return path
+
+
 def load_deblurrer(model: str | None, preset: str | None = None):
     """A Deblurrer from a model file, or from a shipped preset (the default one when both are None)."""
-    from pathlib import Path
-
     from blurkit.deblurrer import Deblurrer, ModelFileError
 
     try:
@@ -53,4 +92,4 @@ def load_deblurrer(model: str | None, preset: str | None = None):
 
         return Deblurrer.from_preset(preset or DEFAULT_PRESET)
     except (ModelFileError, KeyError) as exc:
-        raise CLIError(str(exc).strip("'\"")) from None
+        raise CLIError(error_text(exc)) from None

@@ -30,9 +30,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     p.add_argument("paths", nargs="+", metavar="[MODEL] INPUT", help="optional model file, then files/folders")
     p.add_argument("-o", "--out", required=True, help="output file (one input) or folder")
-    p.add_argument("--preset", help="use this shipped preset (see `blurkit deblur --list-presets`)")
+    p.add_argument("--preset", help="use this shipped preset (see `blurkit list presets`)")
     p.add_argument("--skip-existing", action="store_true", help="leave outputs that already exist")
-    p.add_argument("--suffix", default="", help="add this to output file names (before the extension)")
+    p.add_argument("--suffix", default="",
+                   help="add this to output file names (before the extension; not to an output given as a file "
+                   "name). With --out the input folder, it is required, and input files already ending in it "
+                   "are skipped as earlier outputs")
     p.add_argument("--tile-size", type=int, help="restore images above TILE_SIZE^2 pixels in tiles")
     p.add_argument("--max-pixels", type=int, metavar="N",
                    help="refuse images of more than N pixels before decoding them (decompression-bomb guard; "
@@ -55,31 +58,55 @@ def _plan(inputs: list[str], out: str, suffix: str):
     """(source, destination) pairs, lazily, and a function counting them (a directory walk).
 
     A single file may go to a file, everything else goes to a folder. Every input is checked before the
-    first pair is made.
+    first pair is made, and no output may replace its input: ``--out`` the input folder itself needs a
+    ``--suffix`` (files already ending in it are then taken as earlier outputs and skipped), and an output
+    folder inside an input folder is not read as input.
     """
     from pathlib import Path
 
     from blurkit.batch import count_images, folder_jobs
+    from blurkit.cli._common import check_output
     from blurkit.cli.main import CLIError
     from blurkit.data.io import is_image_path
 
+    paths = [Path(item) for item in inputs]
+    for p in paths:
+        if not p.is_dir() and not p.is_file():
+            raise CLIError(f"no such file or folder: {p}")
     outp = Path(out)
-    single = len(inputs) == 1 and Path(inputs[0]).is_file()
+    single = len(inputs) == 1 and paths[0].is_file()
     if not outp.is_dir():
         if single and outp.suffix and not is_image_path(outp):
             raise CLIError(f"--out {out}: not an image file name (use .png, .jpg, .tif, ...) or a folder")
         if not single and is_image_path(outp):
             raise CLIError(f"--out {out}: several images need an output folder, not an image file name")
-    paths = [Path(item) for item in inputs]
-    for p in paths:
-        if not p.is_dir() and not p.is_file():
-            raise CLIError(f"no such file or folder: {p}")
     to_file = single and is_image_path(outp) and not outp.is_dir()
+    check_output(outp, "--out", folder=not to_file)
+    real_out = outp.resolve()
+    for p in paths:
+        real = p.resolve()
+        if p.is_file():
+            dst = outp if to_file else outp / (p.stem + suffix + p.suffix)
+            if dst.resolve() == real:
+                raise CLIError(f"--out {out}: the restoration of {p} would replace it; give another output "
+                               "or a --suffix")
+        elif real == real_out and not suffix:
+            raise CLIError(f"--out {out} is the input folder {p}: the restorations would replace the photos; "
+                           "give another folder, or a --suffix to write them beside the photos")
+
+    def earlier_output(p: Path, f: Path) -> bool:
+        """A file under the output folder (inside the input folder), or beside the photos with the suffix."""
+        real = f.resolve()
+        if p.resolve() == real_out:
+            return f.stem.endswith(suffix)
+        return real_out in real.parents
 
     def jobs():
         for p in paths:
             if to_file:
                 yield p, outp
+            elif p.is_dir() and (p.resolve() == real_out or p.resolve() in real_out.parents):
+                yield from ((f, d) for f, d in folder_jobs(p, outp, suffix=suffix) if not earlier_output(p, f))
             else:
                 yield from folder_jobs(p, outp, suffix=suffix)
 

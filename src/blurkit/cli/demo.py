@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
-    from blurkit.cli._common import load_deblurrer
+    from blurkit.cli._common import check_output, load_deblurrer
     from blurkit.cli.main import CLIError
 
     if args.model and args.preset:
@@ -105,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
                 "`blurkit train`")
         preset = args.preset or DEFAULT_PRESET
         label = f"preset {preset}"
+    check_output(args.out, "--out", folder=True)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     d = load_deblurrer(args.model, preset)
 

@@ -25,6 +25,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
+FIGURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
+"""What ``--figure`` can write (matplotlib's formats that image viewers and browsers open)."""
+
+
 def format_table(scores: dict) -> str:
     """A Markdown table: one row per side (model, blurred input), one column per metric."""
     cols = ["psnr", "ssim", "mse", "accuracy", "channel_accuracy"]
@@ -41,11 +45,20 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from blurkit.cli._common import load_deblurrer
+    from blurkit.cli._common import check_output, load_deblurrer
     from blurkit.cli.main import CLIError
 
     if bool(args.data) == bool(args.pairs):
         raise CLIError("give either DATA (sharp photos) or --pairs BLURRED_DIR SHARP_DIR")
+    if args.json_out:
+        check_output(args.json_out, "--json")
+    if args.figure:  # checked now, not after the evaluation
+        check_output(args.figure, "--figure")
+        suffix = Path(args.figure).suffix.lower()
+        if suffix not in FIGURE_SUFFIXES:
+            raise CLIError(f"--figure {args.figure}: write a {', '.join(FIGURE_SUFFIXES)} file")
+    if args.figure_images < 1:
+        raise CLIError(f"--figure-images must be at least 1, got {args.figure_images}")
     is_file = args.model.endswith(".keras") or Path(args.model).is_file()
     d = load_deblurrer(args.model if is_file else None, None if is_file else args.model)
     data = tuple(args.pairs) if args.pairs else args.data
@@ -53,7 +66,10 @@ def run(args: argparse.Namespace) -> int:
         scores = d.evaluate(data, per_image=True, max_images=args.max_images, progress=True)
     except (FileNotFoundError, ValueError) as exc:
         raise CLIError(str(exc)) from None
-    print(f"{scores['images']} images, blur {d.blur.name} {d.blur.get_config()}")
+    if args.pairs:
+        print(f"{scores['images']} pairs from {args.pairs[0]} and {args.pairs[1]}")
+    else:
+        print(f"{scores['images']} images, blur {d.blur.name} {d.blur.get_config()}")
     print(format_table(scores))
     print(f"gain: {scores['gain_db']:+.2f} dB PSNR")
     if args.json_out:
@@ -66,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         from blurkit.plots import plot_comparison
 
         panels, titles = [], []
-        rows = min(max(1, args.figure_images), scores["images"])
+        rows = min(args.figure_images, scores["images"])
         for i in range(rows):  # the same blurred inputs as the scores above (seeded per image)
             b, s = d.test_pair(data, i)
             r = d.predict(b)

@@ -57,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     except CLIError as exc:
         print(f"blurkit {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a full disk, a permission, a file where a folder must be: one line, no traceback
+        print(f"blurkit {args.command}: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -60,7 +60,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from blurkit.cli._common import parse_options, parse_value
+    from blurkit.cli._common import check_output, error_text, parse_options, parse_value
     from blurkit.cli.main import CLIError
 
     if bool(args.data) == bool(args.pairs):
@@ -71,9 +71,29 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix != ".keras":
         raise CLIError(f"--out must end in .keras, got {out}")
+    check_output(out, "--out")
+    if args.curves:
+        check_output(args.curves, "--curves")
+    if args.checkpoint_dir:
+        check_output(args.checkpoint_dir, "--checkpoint-dir", folder=True)
+    if args.cache:
+        check_output(args.cache, "--cache", folder=True)
+    for name, value, least in (("--epochs", args.epochs, 1), ("--steps-per-epoch", args.steps_per_epoch, 1),
+                               ("--batch-size", args.batch_size, 1), ("--patches-per-image", args.patches_per_image, 1)):
+        if value is not None and value < least:
+            raise CLIError(f"{name} must be at least {least}, got {value}")
+    for name, value in (("--lr", args.lr), ("--time-limit", args.time_limit)):
+        if value is not None and not value > 0:
+            raise CLIError(f"{name} must be positive, got {value}")
     blur_options = parse_options(args.blur_option, "--blur-option")
     if args.sigma:
-        blur_options["sigma"] = parse_value(args.sigma)
+        try:
+            sigma = parse_value(args.sigma)
+        except CLIError as exc:
+            raise CLIError(f"--sigma: {exc}") from None
+        if isinstance(sigma, bool) or not isinstance(sigma, (int, float, tuple)):
+            raise CLIError(f"--sigma: expected a number (2) or a range (0.5:3), got {args.sigma!r}")
+        blur_options["sigma"] = sigma
 
     strategy, chief = None, True
     if args.distribute:  # first, before any other TensorFlow work (a rule of collective ops)
@@ -95,7 +115,10 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
         )
     except (KeyError, TypeError, ValueError) as exc:
-        raise CLIError(str(exc).strip("'\"")) from None
+        what = f"--model {args.model}, --blur {args.blur}"
+        if blur_options:
+            what += f" with options {blur_options}"
+        raise CLIError(f"{error_text(exc)} ({what})") from None
     data = tuple(args.pairs) if args.pairs else args.data
     state_dir = Path(args.checkpoint_dir) if args.checkpoint_dir else out.with_name(out.stem + ".resume")
     quiet = args.quiet or not chief
@@ -108,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
         d.fit(data, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, validation=args.validation,
               validation_split=args.val_split, early_stopping=args.early_stopping, checkpoint=out,
               verbose=0 if quiet else "auto", resume=args.resume, checkpoint_dir=state_dir,
-              callbacks=[_time_limit(args.time_limit)] if args.time_limit else (), strategy=strategy,
+              callbacks=[_time_limit(args.time_limit)] if args.time_limit is not None else (), strategy=strategy,
               cache=args.cache)
     except (FileNotFoundError, ValueError) as exc:
         raise CLIError(str(exc)) from None
