@@ -306,6 +306,31 @@ def test_save_load_round_trip(trained, tmp_path):
         trained.save(tmp_path / "model.h5")
 
 
+def _h5_datasets(path: os.PathLike) -> dict[str, int]:
+    """Every dataset in a .keras file's weights: name -> number of values."""
+    import io
+
+    import h5py
+
+    found: dict[str, int] = {}
+    with zipfile.ZipFile(path) as zf, h5py.File(io.BytesIO(zf.read("model.weights.h5")), "r") as h5:
+        h5.visititems(lambda name, obj: found.update({name: obj.size}) if isinstance(obj, h5py.Dataset) else None)
+    return found
+
+
+def test_saved_model_holds_weights_not_optimizer_state(trained, tmp_path):
+    """A model file has the weights only (Adam's moments would double it); the state for resuming keeps them,
+    and the trained model keeps its optimizer."""
+    optimizer = trained.model.optimizer
+    saved = _h5_datasets(trained.save(tmp_path / "m.keras"))
+    assert trained.model.optimizer is optimizer and optimizer.iterations.numpy() > 0
+    assert not [n for n in saved if n.startswith("optimizer")], sorted(saved)
+    assert sum(saved.values()) == trained.model.count_params()
+    trained._write(tmp_path / "state.keras", resume={"epoch": 1})
+    state = _h5_datasets(tmp_path / "state.keras")
+    assert sum(v for n, v in state.items() if n.startswith("optimizer")) > 2 * trained.model.count_params()
+
+
 def test_loaded_model_trains_further(trained, tmp_path, arrays):
     loaded = Deblurrer.load(trained.save(tmp_path / "m.keras"))
     hist = loaded.fit(arrays, epochs=1, steps_per_epoch=1, verbose=0)

@@ -754,7 +754,11 @@ class Deblurrer:
         })
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write one ``.keras`` file (weights, architecture, optimizer state and blurkit metadata).
+        """Write one ``.keras`` file (weights, architecture and blurkit metadata).
+
+        The optimizer's state is left out (with Adam it would double the file's size for nothing a user of
+        the model needs); training resumes from its own state files (``fit(checkpoint_dir=...)``), which
+        keep it.
 
         The file is written to a hidden temporary file in the same folder (``.NAME.XXXXXXXX.tmp.keras``),
         fsynced and renamed into place, so an interrupted save (even ``kill -9`` or a power cut) never
@@ -782,8 +786,15 @@ class Deblurrer:
         _remove_stale_temps(path.with_name(path.stem), _TEMP_SUFFIX)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=_TEMP_SUFFIX, dir=path.parent)
         os.close(fd)
+        optimizer = getattr(self.model, "optimizer", None)
         try:
-            self.model.save(tmp)
+            if resume is None and optimizer is not None:
+                self.model.optimizer = None  # weights only: Adam's two moments per weight stay out
+            try:
+                self.model.save(tmp)
+            finally:
+                if optimizer is not None:
+                    self.model.optimizer = optimizer
             with zipfile.ZipFile(tmp, "a", compression=zipfile.ZIP_DEFLATED) as zf:
                 zf.writestr(METADATA_NAME, text)
                 for name, data in (entries or {}).items():
