@@ -113,7 +113,8 @@ class Deblurrer:
             restore the whole photo, or every one of its tiles, with it, so the result does not depend on
             ``tile_size``. It bounds the estimator's memory as ``tile_size`` bounds the restorer's (the
             estimator needs less per pixel). Other models ignore it.
-        seed: Seeds the split, the pipeline and the evaluation blur.
+        seed: Seeds the model's initial weights (when ``model`` is a builder name), the split, the pipeline
+            and the evaluation blur: the same seed, data and settings train the same model in a new process.
     """
 
     def __init__(
@@ -179,7 +180,7 @@ class Deblurrer:
             if "channels" in inspect.signature(builder).parameters:
                 opts.setdefault("channels", channels)
             self.model_spec["config"] = opts
-            self.model = builder(**opts)
+            self.model = _seeded_build(builder, opts, self.seed)
         else:
             self.model_spec = None
             self.model = model
@@ -938,6 +939,22 @@ class Deblurrer:
         name = self.model_spec["name"] if self.model_spec else type(self.model).__name__
         return (f"Deblurrer(model={name!r}, blur={getattr(self.blur, 'name', type(self.blur).__name__)!r}, "
                 f"channels={self.channels}, params={self.model.count_params():,})")
+
+
+def _seeded_build(builder: Callable[..., Any], options: dict, seed: int) -> Any:
+    """``builder(**options)`` with Keras' random state seeded (``keras.utils.set_random_seed``), so the initial
+    weights depend on ``seed`` only; Python's and NumPy's global random states are put back afterwards."""
+    import random
+
+    import keras
+
+    saved = random.getstate(), np.random.get_state()
+    try:
+        keras.utils.set_random_seed(int(seed))
+        return builder(**options)
+    finally:
+        random.setstate(saved[0])
+        np.random.set_state(saved[1])
 
 
 def tiled_apply_model(
