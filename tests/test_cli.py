@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -219,6 +220,24 @@ def test_evaluate_writes_json_and_figure(model, photos, tmp_path, capsys):
     again = json.loads(js.read_text())
     assert again["images"] == 2
     assert again["per_image"] == scores["per_image"][:2]  # deterministic
+
+
+def test_evaluate_skips_unreadable_files(model, photos, tmp_path, capsys):
+    """Like deblur and fit, evaluate reports an unreadable file and scores the others."""
+    import shutil
+
+    src = tmp_path / "photos"
+    shutil.copytree(photos, src)
+    (src / "aaa-fake.png").write_text("not an image")  # sorted first: the figure must not use its index
+    js, fig = tmp_path / "s.json", tmp_path / "f.png"
+    capsys.readouterr()
+    assert main(["evaluate", str(model), str(src), "--json", str(js), "--figure", str(fig)]) == 0
+    err = capsys.readouterr().err
+    assert err.count("aaa-fake.png") == 1 and "skipped" in err
+    scores = json.loads(js.read_text())
+    assert scores["images"] == 4 and [r["index"] for r in scores["per_image"]] == [1, 2, 3, 4]
+    assert [Path(r["image"]).name for r in scores["skipped"]] == ["aaa-fake.png"]
+    assert fig.stat().st_size > 1000
 
 
 def test_evaluate_json_is_strict_when_a_score_is_infinite(model, tmp_path):

@@ -22,6 +22,7 @@ import json
 import math
 import os
 import tempfile
+import warnings
 import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -699,27 +700,41 @@ class Deblurrer:
             progress: Show a progress bar.
 
         Returns:
-            ``{"model": {metric: mean}, "blurred": {metric: mean}, "gain_db": psnr gain, "images": n}``
-            (plus ``"per_image"``). Metrics: PSNR (dB, RGB, data range 1), SSIM (scikit-image convention),
-            MSE, accuracy (within 2/255) and channel_accuracy (the tutorial's measure).
+            ``{"model": {metric: mean}, "blurred": {metric: mean}, "gain_db": psnr gain, "images": n,
+            "skipped": [...]}`` (plus ``"per_image"``: each image's name, ``index`` in ``data`` and scores).
+            Metrics: PSNR (dB, RGB, data range 1), SSIM (scikit-image convention), MSE, accuracy (within
+            2/255) and channel_accuracy (the tutorial's measure). An unreadable file is warned about and
+            listed in ``skipped`` (name, index, reason); the means are over the others.
+
+        Raises:
+            ValueError: No image to evaluate, or none can be read (the message names them and says why).
         """
         from tqdm.auto import tqdm
 
+        from blurkit.data.io import ImageReadError
         from blurkit.data.pipeline import resolve_source
         from blurkit.registry import METRICS
 
         src = resolve_source(data)
         n = len(src) if max_images is None else min(len(src), int(max_images))
         fns = {m: METRICS.get(m) for m in EVAL_METRICS}
-        rows = []
+        rows, skipped = [], []
         for i in tqdm(range(n), disable=not progress, desc="evaluate", unit="img"):
-            b, s = self.test_pair(src, i)
+            try:
+                b, s = self.test_pair(src, i)
+            except (ImageReadError, OSError) as exc:  # reported and skipped, as fit and deblur do
+                skipped.append({"image": src.name(i), "index": i, "error": str(exc)})
+                warnings.warn(f"skipping unreadable image: {exc}", stacklevel=2)
+                continue
             r = self._restore_any(b)
-            name = src.name(i)
-            rows.append({"image": name,
+            rows.append({"image": src.name(i), "index": i,
                          "model": {m: float(fn(s, r)) for m, fn in fns.items()},
                          "blurred": {m: float(fn(s, b)) for m, fn in fns.items()}})
         if not rows:
+            if skipped:
+                why = "; ".join(row["error"] for row in skipped[:3])
+                raise ValueError(f"none of the {n} images can be read: {why}"
+                                 + (f"; and {len(skipped) - 3} more" if len(skipped) > 3 else ""))
             raise ValueError("no images to evaluate")
         out: dict[str, Any] = {
             side: {m: float(np.mean([r[side][m] for r in rows])) for m in EVAL_METRICS}
@@ -727,6 +742,7 @@ class Deblurrer:
         }
         out["gain_db"] = out["model"]["psnr"] - out["blurred"]["psnr"]
         out["images"] = len(rows)
+        out["skipped"] = skipped
         if per_image:
             out["per_image"] = rows
         return out

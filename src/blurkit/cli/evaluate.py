@@ -43,6 +43,8 @@ def format_table(scores: dict) -> str:
 
 def run(args: argparse.Namespace) -> int:
     import json
+    import sys
+    import warnings
     from pathlib import Path
 
     from blurkit.cli._common import check_output, load_deblurrer
@@ -63,13 +65,17 @@ def run(args: argparse.Namespace) -> int:
     d = load_deblurrer(args.model if is_file else None, None if is_file else args.model)
     data = tuple(args.pairs) if args.pairs else args.data
     try:
-        scores = d.evaluate(data, per_image=True, max_images=args.max_images, progress=True)
+        with warnings.catch_warnings():  # unreadable files are listed below, once
+            warnings.filterwarnings("ignore", message="skipping unreadable image")
+            scores = d.evaluate(data, per_image=True, max_images=args.max_images, progress=True)
     except (FileNotFoundError, ValueError) as exc:
         raise CLIError(str(exc)) from None
     if args.pairs:
         print(f"{scores['images']} pairs from {args.pairs[0]} and {args.pairs[1]}")
     else:
         print(f"{scores['images']} images, blur {d.blur.name} {d.blur.get_config()}")
+    for row in scores["skipped"]:
+        print(f"  skipped: {row['error']}", file=sys.stderr)
     print(format_table(scores))
     print(f"gain: {scores['gain_db']:+.2f} dB PSNR")
     if args.json_out:
@@ -83,10 +89,10 @@ def run(args: argparse.Namespace) -> int:
 
         panels, titles = [], []
         rows = min(args.figure_images, scores["images"])
-        for i in range(rows):  # the same blurred inputs as the scores above (seeded per image)
-            b, s = d.test_pair(data, i)
+        for row in scores["per_image"][:rows]:  # the same blurred inputs as the scores above (seeded per image)
+            b, s = d.test_pair(data, row["index"])
             r = d.predict(b)
-            name = Path(scores["per_image"][i]["image"]).name
+            name = Path(row["image"]).name
             panels += [b, r, s]
             titles += [f"{name}: blurred {psnr(s, b):.2f} dB", f"restored {psnr(s, r):.2f} dB", "sharp"]
         plot_comparison(panels, titles, Path(args.figure), rows=rows)
