@@ -369,6 +369,7 @@ def test_opencv_fallback_when_pillow_cannot_open(tmp_path, rgb, monkeypatch):
         raise UnidentifiedImageError("nope")
 
     monkeypatch.setattr(Image, "open", cannot_open)
+    monkeypatch.setattr(bio, "_open_pil", cannot_open)  # what read_image opens headers with
     np.testing.assert_array_equal(read_image(tmp_path / "a.png"), rgb)
     with pytest.raises(ImageReadError, match="max_pixels=10"):  # still checked, after decoding
         read_image(tmp_path / "a.png", max_pixels=10)
@@ -485,6 +486,41 @@ def test_pillow_warning_not_leaked(tmp_path, recwarn):
         read_image(path, max_pixels=50_000_000)
     assert not [w for w in recwarn if issubclass(w.category, Image.DecompressionBombWarning)]
 
+
+
+def test_reading_in_threads_leaves_the_warnings_state_alone(tmp_path, rgb):
+    """Readers in other threads never swap the process-wide warnings filters: no warning is lost meanwhile."""
+    import sys
+    import threading
+    import warnings
+
+    write_image(tmp_path / "a.png", rgb)
+    _touch(tmp_path / "big.png", _png_bomb(10000, 10000))  # Pillow would warn about this one
+    def read():
+        for _ in range(40):
+            read_image(tmp_path / "a.png")
+            with pytest.raises(ImageReadError):
+                read_image(tmp_path / "big.png", max_pixels=50_000_000)
+
+    readers = [threading.Thread(target=read) for _ in range(4)]
+    sent = 0
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads often, so reads and warnings interleave
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            filters = list(warnings.filters)
+            for t in readers:
+                t.start()
+            while any(t.is_alive() for t in readers):
+                warnings.warn(f"main thread warning {sent}", stacklevel=1)
+                sent += 1
+            for t in readers:
+                t.join()
+            assert warnings.filters == filters
+    finally:
+        sys.setswitchinterval(interval)
+    assert [str(w.message) for w in caught] == [f"main thread warning {i}" for i in range(sent)]
 
 def test_image_bytes_via_pillow_roundtrip(tmp_path, rgb):
     """Files written by write_image open in Pillow with the same pixels (RGB order, not BGR)."""

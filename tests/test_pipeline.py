@@ -205,6 +205,103 @@ def test_blurred_patch_of_a_photo_file(photo_dir):
         np.testing.assert_allclose(blurred[i], blur.apply(image, params)[y : y + 24, x : x + 24], atol=1e-5)
 
 
+
+def _bad_photo_folder(root, good: int = 6):
+    """``good`` small photos plus three unreadable files: text, empty, and half a PNG."""
+    rng = np.random.default_rng(0)
+    for i in range(good):
+        write_image(root / f"good{i}.png", rng.integers(0, 256, (40, 40, 3), dtype=np.uint8))
+    (root / "fake.png").write_text("not an image")
+    (root / "zero.png").write_bytes(b"")
+    whole = cv2.imencode(".png", rng.integers(0, 256, (40, 40, 3), dtype=np.uint8))[1].tobytes()
+    (root / "half.png").write_bytes(whole[: len(whole) // 2])
+    return {"fake.png": "not an image", "zero.png": "empty file", "half.png": "truncated or corrupt PNG"}
+
+
+def test_unreadable_files_are_warned_once_each_from_many_threads(tmp_path):
+    """Reader threads that hit the same bad file at once warn about it once, naming its path and why."""
+    import sys
+    import threading
+
+    bad = _bad_photo_folder(tmp_path)
+    source = resolve_source(tmp_path)
+    maker = _PatchMaker(source, GaussianBlur(), 16, 1, 3, augment=False, max_pixels=None)
+    threads = 12
+    barrier = threading.Barrier(threads)
+
+    def work(t):
+        for i in range(len(source)):
+            barrier.wait()
+            maker(np.int64(i), np.int64(t))
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            workers = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
+            for w in workers:
+                w.start()
+            for w in workers:
+                w.join()
+    finally:
+        sys.setswitchinterval(interval)
+    messages = sorted(str(w.message) for w in caught)
+    assert len(messages) == len(bad), messages
+    for name, why in bad.items():
+        assert sum(f"skipping unreadable training item: {tmp_path / name}: {why}" in m for m in messages) == 1
+    assert sorted(maker.unreadable) == sorted(source.items.index(tmp_path / n) for n in bad)
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 5])
+def test_fit_warns_once_per_unreadable_file(tmp_path, batch_size):
+    from blurkit import Deblurrer
+
+    bad = _bad_photo_folder(tmp_path)
+    d = Deblurrer(model="unet", model_options={"width": 4, "depth": 1}, batch_size=batch_size, patch_size=16)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        d.fit(tmp_path, epochs=2, steps_per_epoch=3, validation_split=0, verbose=0)
+    messages = [str(w.message) for w in caught if "skipping unreadable" in str(w.message)]
+    assert len(messages) == len(bad), messages
+    for name, why in bad.items():
+        assert sum(f"{tmp_path / name}: {why}" in m for m in messages) == 1, name
+
+
+def test_no_readable_item_is_an_error_before_the_pipeline_runs(tmp_path):
+    bad = _bad_photo_folder(tmp_path, good=0)
+    with pytest.raises(ValueError, match="none of the 3 training items can be read") as info, \
+            pytest.warns(UserWarning, match="skipping unreadable training item"):
+        make_dataset(resolve_source(tmp_path), GaussianBlur(), patch_size=16, batch_size=2)
+    for name, why in bad.items():
+        assert f"{tmp_path / name}: {why}" in str(info.value)
+
+
+def test_fit_with_no_readable_item_raises_the_value_error(tmp_path):
+    from blurkit import Deblurrer
+
+    (tmp_path / "zero.png").write_bytes(b"")
+    d = Deblurrer(model="unet", model_options={"width": 4, "depth": 1}, batch_size=2, patch_size=16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ValueError, match=r"none of the 1 training items can be read: .*zero\.png: empty"):
+            d.fit(tmp_path, epochs=1, steps_per_epoch=1, validation_split=0, verbose=0)
+
+
+def test_readability_check_reads_only_up_to_the_first_good_item(tmp_path, monkeypatch):
+    _bad_photo_folder(tmp_path)
+    loads = []
+    real = _PatchMaker._load
+    monkeypatch.setattr(_PatchMaker, "_load", lambda self, i: loads.append(i) or real(self, i))
+    source = resolve_source(tmp_path)  # fake.png, good0..5, half.png, zero.png
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        make_dataset(source, GaussianBlur(), patch_size=16, batch_size=2)
+    assert loads == [0, 1]  # fake.png (warned once), then good0.png
+    assert [str(w.message) for w in caught] == [f"skipping unreadable training item: {tmp_path / 'fake.png'}: "
+                                               "not an image, or a format blurkit cannot read (supported: .jpg, "
+                                               ".jpeg, .png, .bmp, .tif, .tiff, .webp), or corrupt"]
+
 def test_pairs_stay_aligned_through_augmentation():
     sharp = np.random.default_rng(0).random((3, 40, 40, 3), dtype=np.float32)
     ds = make_dataset(resolve_source((sharp * 0.5, sharp)), patch_size=16, batch_size=6, patches_per_image=2)

@@ -38,7 +38,6 @@ import re
 import stat
 import tempfile
 import threading
-import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -410,28 +409,72 @@ def _exif_orientation(image: Any) -> int:
 _BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
 
 
+def _open_pil(data: bytes) -> Any:
+    """``PIL.Image.open`` of ``data`` without Pillow's decompression-bomb check, so without its warning.
+
+    :func:`_read_header` applies ``max_pixels`` itself. Pillow warns above half its own limit, and
+    silencing that with ``warnings.catch_warnings`` is not an option: it swaps the process-wide warnings
+    filters, so in reader threads it drops other threads' warnings, and two readers leaving their blocks
+    in the wrong order leave "ignore everything" installed for good. The format plugins are tried as
+    ``Image.open`` tries them: those already registered, then the rest once they are loaded.
+
+    Raises:
+        PIL.UnidentifiedImageError: No plugin recognises the data; other errors as ``Image.open``.
+    """
+    import struct
+
+    from PIL import Image, UnidentifiedImageError
+
+    fp = io.BytesIO(data)
+    prefix = data[:16]
+    tried: set[str] = set()
+    for load in (Image.preinit, Image.init):
+        load()
+        for fmt in list(Image.ID):
+            if fmt in tried:
+                continue
+            tried.add(fmt)
+            factory, accept = Image.OPEN[fmt]
+            known = not accept or accept(prefix)
+            if not known or isinstance(known, str):  # a string is Pillow's "known, but not supported"
+                continue
+            fp.seek(0)
+            try:
+                return factory(fp, "")
+            except (SyntaxError, IndexError, TypeError, struct.error):
+                continue
+    raise UnidentifiedImageError("cannot identify image file")
+
+
 def _read_header(data: bytes, name: str, max_pixels: int | None) -> _Header | None:
-    """Open the header with Pillow and enforce ``max_pixels``; None when Pillow cannot parse it."""
+    """Open the header with Pillow and enforce ``max_pixels``; None when Pillow cannot parse it.
+
+    Nothing here touches the warnings filters (see :func:`_open_pil`): reader threads call it. Pillow's
+    own warnings about a damaged file (say ``Corrupt EXIF data`` for a truncated TIFF) go through the
+    filters like any other warning.
+    """
     try:
         from PIL import Image, UnidentifiedImageError
     except ImportError:  # pragma: no cover - Pillow comes with matplotlib
         return None
     try:
-        with warnings.catch_warnings():
-            # Pillow warns about large images (we apply our own limit) and broken EXIF (ignored).
-            warnings.simplefilter("ignore")
-            image = Image.open(io.BytesIO(data))
-            header = _Header(image)
-    except Image.DecompressionBombError as exc:
-        # Pillow refuses above its own limit without telling us the size; its message has the count.
+        header = _Header(_open_pil(data))
+    except Image.DecompressionBombError as exc:  # some plugins check sizes while opening
         found = _BOMB_PIXELS.search(str(exc))
         pixels = int(found.group(1)) if found else None
         if max_pixels is not None and (pixels is None or pixels > max_pixels):
             raise ImageReadError(_too_big_message(name, None, pixels, max_pixels)) from None
         return None  # the caller allowed it: let OpenCV decode it
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, Warning):
+        # (a Warning: Pillow's complaint about the file, made an error by the warnings filters)
         return None
     width, height = header.size
+    pixels = max(1, width) * max(1, height)
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is not None and pixels > 2 * limit:  # Pillow would refuse it: never decode it with Pillow
+        if max_pixels is not None and pixels > max_pixels:
+            raise ImageReadError(_too_big_message(name, None, pixels, max_pixels))
+        return None  # the caller allowed it: let OpenCV decode it
     if max_pixels is not None and width * height > max_pixels:
         raise ImageReadError(_too_big_message(name, header.size, width * height, max_pixels))
     return header

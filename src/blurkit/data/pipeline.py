@@ -53,6 +53,8 @@ import json
 import math
 import os
 import tempfile
+import threading
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -301,8 +303,6 @@ def resolve_source(data: Any) -> Source:
         if isinstance(b, (str, Path)) and isinstance(s, (str, Path)) and Path(b).is_dir() and Path(s).is_dir():
             pairs, problems = match_pairs(b, s)
             for msg in problems:
-                import warnings
-
                 warnings.warn(f"skipping {msg}", stacklevel=3)
             return Source("pairs", pairs)
     if _is_array(data):
@@ -466,6 +466,7 @@ class _PatchMaker:
         self.augment, self.max_pixels = augment, max_pixels
         self.cache = None if cache is None else Path(os.fspath(cache))
         self.unreadable: dict[int, str] = {}  # item index (record number for shards) -> why it was skipped
+        self._unreadable_lock = threading.Lock()  # reader threads find bad files at the same time
         self._shard_keys: dict[int, list[Any]] = {}
         self._offsets: dict[int, list[int]] = {}
         self._cache_failed = False
@@ -498,20 +499,38 @@ class _PatchMaker:
             _save_array(path, image)
         except OSError as exc:
             if not self._cache_failed:
-                import warnings
-
                 self._cache_failed = True
                 warnings.warn(f"cannot write the data cache in {self.cache} ({exc}); training goes on "
                               "without caching", stacklevel=2)
         return image
 
     def _read(self, path: Path) -> np.ndarray:
-        from blurkit.data.io import read_image
+        """Read one image file; an :class:`~blurkit.data.io.ImageReadError` names its whole path."""
+        from blurkit.data.io import ImageReadError, read_image
 
-        if self.cache is None:
-            return read_image(path, **self._kw())
-        key = _cache_key("file", *_file_key(path))
-        return self._through_cache(key, lambda: read_image(path, **self._kw()), Path(path).name)
+        try:
+            if self.cache is None:
+                return read_image(path, **self._kw())
+            key = _cache_key("file", *_file_key(path))
+            return self._through_cache(key, lambda: read_image(path, **self._kw()), Path(path).name)
+        except ImageReadError as exc:  # its message starts with the bare file name
+            name, text = Path(path).name, str(exc)
+            if text.startswith(f"{name}: ") and str(path) != name:
+                raise ImageReadError(f"{path}: {text[len(name) + 2:]}") from None
+            raise
+
+    def _skip(self, key: int, why: str, message: str) -> None:
+        """Remember that item (or record) ``key`` is unreadable, and warn ``message`` the first time only.
+
+        Several reader threads may meet the same bad file at once: the check and the update are one
+        step, so each is reported exactly once per :class:`_PatchMaker` (once per training run).
+        """
+        with self._unreadable_lock:
+            first = key not in self.unreadable
+            if first:
+                self.unreadable[key] = why
+        if first:
+            warnings.warn(message, stacklevel=3)
 
     def _record(self, shard: int, pos: int, data: bytes, name: str) -> np.ndarray:
         """Decode record ``pos`` of shard file ``shard`` (its bytes are ``data``), through the cache."""
@@ -529,10 +548,9 @@ class _PatchMaker:
 
         Raising inside ``tf.numpy_function`` would abort training with a TensorFlow traceback (and can
         leave TensorFlow's worker threads stuck at interpreter exit), so bad files are skipped instead,
-        as ``blurkit deblur`` does.
+        as ``blurkit deblur`` does. :meth:`check_readable` catches the case where nothing can be read
+        before the pipeline runs.
         """
-        import warnings
-
         from blurkit.data.io import ImageReadError
 
         n = len(self.source)
@@ -543,9 +561,19 @@ class _PatchMaker:
             try:
                 return self._load(j)
             except (ImageReadError, OSError, ValueError) as exc:
-                self.unreadable[j] = str(exc)
-                warnings.warn(f"skipping unreadable training item: {exc}", stacklevel=2)
-        raise ValueError(f"none of the {n} training items can be read")
+                self._skip(j, str(exc), f"skipping unreadable training item: {exc}")
+        shown = [self.unreadable[j] for j in sorted(self.unreadable)[:3]]
+        more = f"; and {n - len(shown)} more" if n > len(shown) else ""
+        raise ValueError(f"none of the {n} training items can be read: {'; '.join(shown)}{more}")
+
+    def check_readable(self) -> None:
+        """Read items in order until one can be read (each unreadable one is warned about, once).
+
+        Raises:
+            ValueError: None of the items can be read; the message names them and says why.
+        """
+        if self.source.kind != "records" and self.source.sharp is None:
+            self._load_readable(0)
 
     def _load(self, index: int) -> tuple[np.ndarray | None, np.ndarray]:
         """Return ``(blurred or None, sharp)`` native-dtype images for item ``index``.
@@ -645,8 +673,6 @@ class _PatchMaker:
         ``number`` counts the records of all shard files of the source in order. A record that cannot
         be decoded gives ``ok=False`` (and zero patches, dropped by the pipeline) with one warning.
         """
-        import warnings
-
         from blurkit.data.io import ImageReadError
 
         rng = np.random.default_rng(int(seed) & _SEED_MASK)
@@ -657,10 +683,8 @@ class _PatchMaker:
         try:
             sharp = self._record(shard, g - int(starts[shard]), data, label or f"record {g}")
         except (ImageReadError, OSError, ValueError) as exc:
-            if g not in self.unreadable:
-                self.unreadable[g] = str(exc)
-                warnings.warn(f"skipping unreadable training record {label!r} of "
-                              f"{self.source.items[shard]}: {exc}", stacklevel=2)
+            self._skip(g, str(exc), f"skipping unreadable training record {label!r} of "
+                                    f"{self.source.items[shard]}: {exc}")
             zero = np.zeros((self.patches, self.patch, self.patch, self.channels), np.float32)
             return zero, zero, np.bool_(False)
         b, s = self._cut(None, sharp, rng)
@@ -808,8 +832,9 @@ def make_dataset(
         A dataset yielding ``(blurred, sharp)`` tensors of shape ``(batch, patch, patch, channels)``.
 
     Raises:
-        ValueError: No images, no blur for sharp photos, a bad ``num_shards``/``shard_index``, or a
-            worker that would get no image.
+        ValueError: No images, no blur for sharp photos, a bad ``num_shards``/``shard_index``, a
+            worker that would get no image, or files of which none can be read (checked here, by
+            reading them in order until one can be; each unreadable one is warned about once).
     """
     import tensorflow as tf
 
@@ -823,6 +848,7 @@ def make_dataset(
                          "use fewer workers or more data")
     maker = _PatchMaker(source, blur, patch_size, patches_per_image, channels, augment, max_pixels,
                         cache=cache if source.sharp is None else None)
+    maker.check_readable()  # a one-line error now, not a TensorFlow traceback from inside the pipeline
     shape = (patches_per_image, patch_size, patch_size, channels)
     if source.kind == "records":
         ds = _record_patches(source, maker, seed=seed, shuffle=shuffle, repeat=repeat, num_shards=num_shards,
