@@ -298,3 +298,73 @@ def test_image_seed_is_stable():
     assert image_seed(0, "a/b.png") == image_seed(0, "a/b.png")
     assert len({image_seed(s, n) for s in range(3) for n in ("a.png", "b.png", "c/a.png")}) == 9
     assert 0 <= image_seed(123, "x") < 2**32
+
+
+def test_cli_refuses_an_out_dir_with_an_earlier_run(clean, tmp_path, testblur, capsys):
+    out = tmp_path / "pairs"
+    args = ["--blur", "testblur", "--no-progress"]
+    assert main(["make-pairs", str(clean), str(out), *args]) == 0
+    before = _files(out)
+    capsys.readouterr()
+    assert main(["make-pairs", str(clean), str(out), *args, "--seed", "3"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and str(out) in err and "--replace" in err
+    assert _files(out) == before  # nothing written
+    # pair folders with files but no manifest (say a run interrupted before its manifest was renamed)
+    (out / "manifest.jsonl").unlink()
+    assert main(["make-pairs", str(clean), str(out), *args]) == 2
+    assert "sharp/" in capsys.readouterr().err
+    # empty pair folders are fine
+    empty = tmp_path / "empty"
+    (empty / "sharp").mkdir(parents=True)
+    (empty / "blurred").mkdir()
+    assert main(["make-pairs", str(clean), str(empty), *args]) == 0
+
+
+def test_cli_replace_deletes_only_the_files_of_the_old_manifest(tmp_path, photos, testblur, capsys):
+    first, second = tmp_path / "first", tmp_path / "second"
+    for name in ("a.png", "sub/old.png", "both.png"):
+        write_image(first / name, photos["gray"])
+    for name in ("b.png", "both.png"):
+        write_image(second / name, photos["rgb"])
+    out = tmp_path / "pairs"
+    args = ["--blur", "testblur", "--no-progress"]
+    assert main(["make-pairs", str(first), str(out), *args]) == 0
+    write_image(out / "sharp" / "mine.png", photos["gray"])  # not listed by the manifest: kept
+    (out / "notes.txt").write_text("keep me")
+    assert main(["make-pairs", str(second), str(out), *args, "--replace"]) == 0
+    assert sorted(_files(out)) == ["blurred/b.png", "blurred/both.png", "manifest.jsonl", "notes.txt",
+                                   "sharp/b.png", "sharp/both.png", "sharp/mine.png"]
+    assert not (out / "sharp" / "sub").exists()  # emptied by the deletion
+    assert [r["source"] for r in _manifest(out)] == ["b.png", "both.png"]
+    assert read_image(out / "sharp" / "both.png").shape == photos["rgb"].shape
+    # the same run again into its own output, with --replace, gives the same files
+    before = _files(out)
+    capsys.readouterr()
+    assert main(["make-pairs", str(second), str(out), *args, "--replace"]) == 0
+    assert _files(out) == before
+
+
+def test_replace_refuses_a_manifest_naming_files_elsewhere(tmp_path, photos, testblur, capsys):
+    write_image(tmp_path / "in" / "a.png", photos["gray"])
+    out = tmp_path / "pairs"
+    victim = tmp_path / "victim.png"
+    victim.write_bytes(b"precious")
+    (out / "sharp").mkdir(parents=True)
+    (out / "sharp" / "x.png").write_bytes(b"x")
+    lines = [json.dumps({"file": "x.png"}), json.dumps({"file": "../../victim.png"})]
+    (out / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+    assert main(["make-pairs", str(tmp_path / "in"), str(out), "--blur", "testblur", "--replace"]) == 2
+    err = capsys.readouterr().err
+    assert "line 2" in err and "victim.png" in err and len(err.strip().splitlines()) == 1
+    assert victim.read_bytes() == b"precious" and (out / "sharp" / "x.png").exists()
+    (out / "manifest.jsonl").write_text("not json\n")
+    assert main(["make-pairs", str(tmp_path / "in"), str(out), "--blur", "testblur", "--replace"]) == 2
+    assert "line 1" in capsys.readouterr().err and (out / "sharp" / "x.png").exists()
+
+
+def test_help_mentions_replace(capsys):
+    with pytest.raises(SystemExit):
+        main(["make-pairs", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--replace" in text and "earlier run" in text

@@ -74,11 +74,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "Blur every image under CLEAN_DIR (recursively) and write OUT_DIR/sharp/, OUT_DIR/blurred/ "
             "(PNG, same relative names) and OUT_DIR/manifest.jsonl (blur, sampled parameters, kernel and "
             "seed of each pair). Unreadable files are reported and skipped. The same --seed gives the "
-            "same files."
+            "same files. OUT_DIR must not hold pairs of an earlier run (a manifest.jsonl, or files in "
+            "sharp/ or blurred/), which training would otherwise mix in; --replace deletes the files the "
+            "old manifest.jsonl lists, and that manifest, first (no other file)."
         ),
     )
     parser.add_argument("clean_dir", metavar="CLEAN_DIR", help="folder of sharp images")
-    parser.add_argument("out_dir", metavar="OUT_DIR", help="output folder (created)")
+    parser.add_argument(
+        "out_dir", metavar="OUT_DIR", help="output folder (created; must not hold an earlier run's pairs)"
+    )
     parser.add_argument(
         "--blur", default="gaussian", help="blur generator name (see `blurkit list`); default gaussian"
     )
@@ -100,6 +104,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         metavar="KEY=VALUE",
         help="other blur option (repeatable); VALUE is JSON or a LO:HI range, e.g. -o length=5:15",
     )
+    parser.add_argument(
+        "--replace",
+        action="store_true",
+        help="OUT_DIR holds pairs of an earlier run: delete the files its manifest.jsonl lists, and that "
+        "manifest, before writing (other files are kept)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
     parser.set_defaults(func=run)
     return parser
@@ -110,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from blurkit.cli.main import CLIError
-    from blurkit.data.pairs import build_blur, make_pairs
+    from blurkit.data.pairs import build_blur, make_pairs, previous_outputs
     from blurkit.registry import UnknownComponentError
 
     options = _blur_options(args)
@@ -126,6 +136,12 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(str(exc)) from None
     except (TypeError, ValueError) as exc:
         raise CLIError(f"invalid options for blur {args.blur!r}: {exc}") from None
+    previous = previous_outputs(args.out_dir)
+    if previous and not args.replace:
+        raise CLIError(
+            f"{args.out_dir} already holds the output of an earlier run ({', '.join(previous)}); pass "
+            "--replace to delete the pairs its manifest lists first, or choose another OUT_DIR"
+        )
 
     try:
         summary = make_pairs(
@@ -136,6 +152,7 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             size=size,
             progress=not args.no_progress,
+            replace=args.replace,
         )
     except (FileNotFoundError, NotADirectoryError, ValueError) as exc:
         raise CLIError(str(exc)) from None

@@ -19,7 +19,13 @@ re-run gives byte-identical files and adding or removing other images changes no
 Files that cannot be read (corrupt, truncated, not really images) are skipped and reported, never abort
 the run. The manifest is streamed line by line into a hidden temporary file next to it and renamed into
 place at the end (atomic): an interrupted run leaves the previous manifest, if any, untouched; as the
-outputs are deterministic, simply run it again.
+outputs are deterministic, simply run it again (``blurkit make-pairs`` needs ``--replace`` for that).
+
+Writing into a folder that holds the pairs of an earlier run would mix the two: files of the earlier run
+that this one does not write stay in ``sharp/`` and ``blurred/`` and training would use them.
+:func:`previous_outputs` says what an output folder already holds (``blurkit make-pairs`` refuses such a
+folder), and ``make_pairs(..., replace=True)`` first deletes the files the earlier manifest lists, and
+that manifest, and nothing else.
 
 Examples:
     >>> import tempfile
@@ -59,7 +65,8 @@ from blurkit.data.io import (
     write_image,
 )
 
-__all__ = ["make_pairs", "image_seed", "build_blur", "describe_blur", "parse_size"]
+__all__ = ["make_pairs", "image_seed", "build_blur", "describe_blur", "parse_size", "previous_outputs",
+           "remove_previous"]
 
 MANIFEST_NAME = "manifest.jsonl"
 
@@ -187,6 +194,88 @@ def _inside(path: Path, folder_real: str) -> bool:
     return real == folder_real or real.startswith(folder_real.rstrip(os.sep) + os.sep)
 
 
+def previous_outputs(out_dir: PathLike) -> list[str]:
+    """What of an earlier run's output ``out_dir`` holds: its manifest, and non-empty pair folders.
+
+    Args:
+        out_dir: An output folder of :func:`make_pairs` (it need not exist).
+
+    Returns:
+        Descriptions such as ``["manifest.jsonl", "sharp/ (3 entries)"]``; empty when ``out_dir`` is
+        missing or holds none of ``manifest.jsonl``, a non-empty ``sharp/`` or a non-empty ``blurred/``.
+    """
+    out = Path(os.fspath(out_dir))
+    found = [MANIFEST_NAME] if (out / MANIFEST_NAME).exists() else []
+    for side in ("sharp", "blurred"):
+        try:
+            with os.scandir(out / side) as it:
+                entries = sum(1 for _ in it)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        if entries:
+            found.append(f"{side}/ ({entries} entr{'y' if entries == 1 else 'ies'})")
+    return found
+
+
+def remove_previous(out_dir: PathLike) -> int:
+    """Delete the pairs that ``out_dir/manifest.jsonl`` lists, then that manifest; nothing else.
+
+    Each record's ``file`` is deleted from ``sharp/`` and ``blurred/`` (missing ones are fine), and
+    sub-folders left empty by that are removed. Files the manifest does not list are kept. The whole
+    manifest is checked before anything is deleted.
+
+    Args:
+        out_dir: An output folder of :func:`make_pairs`.
+
+    Returns:
+        The number of files deleted (the manifest included); 0 without a manifest.
+
+    Raises:
+        ValueError: A manifest line is not a record of :func:`make_pairs`, or names a file outside
+            ``sharp/`` or ``blurred/`` (nothing is deleted then).
+    """
+    out = Path(os.fspath(out_dir))
+    manifest = out / MANIFEST_NAME
+    if not manifest.is_file():
+        return 0
+    targets: list[Path] = []
+    with open(manifest, encoding="utf-8") as fh:
+        for number, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                name = json.loads(line)["file"]
+            except (ValueError, TypeError, KeyError):
+                name = None
+            if not isinstance(name, str) or not name:
+                raise ValueError(f"{manifest} line {number}: not a make-pairs record (no \"file\"); "
+                                 "delete the old pairs yourself")
+            for side in ("sharp", "blurred"):
+                folder = out / side
+                target = folder / name
+                if Path(name).is_absolute() or not _inside(target, os.path.realpath(folder)) \
+                        or os.path.realpath(target) == os.path.realpath(folder):
+                    raise ValueError(f"{manifest} line {number}: {name!r} is not a file under {side}/; "
+                                     "delete the old pairs yourself")
+                targets.append(target)
+    removed = 0
+    folders: set[Path] = set()
+    for target in targets:
+        try:
+            target.unlink()
+        except FileNotFoundError:
+            continue
+        removed += 1
+        folders.update(p for p in target.parents if p not in (out / "sharp", out / "blurred") and out in p.parents)
+    manifest.unlink()
+    for folder in sorted(folders, key=lambda f: len(f.parts), reverse=True):  # deepest first
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (holds files the manifest does not list) or gone
+            pass
+    return removed + 1
+
+
 def make_pairs(
     clean_dir: PathLike,
     out_dir: PathLike,
@@ -196,6 +285,7 @@ def make_pairs(
     seed: int = 0,
     size: int | tuple[int, int] | None = None,
     progress: bool = True,
+    replace: bool = False,
 ) -> dict[str, Any]:
     """Blur every image of ``clean_dir`` and write the (blurred, sharp) pairs to ``out_dir``.
 
@@ -208,13 +298,17 @@ def make_pairs(
     Args:
         clean_dir: Folder of sharp images (scanned recursively, hidden files skipped, see
             :func:`blurkit.data.io.list_images`). If ``out_dir`` is inside it, it is not scanned.
-        out_dir: Output folder (created; existing files of the same names are replaced).
+        out_dir: Output folder (created; existing files of the same names are replaced, other files
+            are kept: see ``replace``).
         blur: A registered blur name (see ``blurkit.BLURS.list()``) or a blur generator object.
         blur_options: Constructor options for a blur given by name, e.g. ``{"sigma": (0.5, 3.0)}``.
         seed: Run seed; each image's seed is :func:`image_seed` ``(seed, relative path)``.
         size: Resize to ``size x size`` (int) or ``(width, height)`` with ``cv2.INTER_AREA`` before
             blurring (the tutorial uses 128). ``None`` (default) keeps the full resolution.
         progress: Show a tqdm progress bar.
+        replace: Before writing, delete the pairs of the earlier run in ``out_dir`` that its
+            ``manifest.jsonl`` lists, and that manifest (:func:`remove_previous`), so no stale pair of
+            it is left behind. Other files are never deleted. The inputs are checked first.
 
     Returns:
         A summary: ``written`` (pairs written), ``skipped`` (list of ``{"file", "reason"}`` for files
@@ -225,7 +319,8 @@ def make_pairs(
     Raises:
         FileNotFoundError: ``clean_dir`` does not exist.
         NotADirectoryError: ``clean_dir`` is not a folder.
-        ValueError: No image files in ``clean_dir``, or a bad ``size``/blur option.
+        ValueError: No image files in ``clean_dir``, a bad ``size``/blur option, or (with
+            ``replace``) an old manifest that does not list make-pairs records.
         blurkit.registry.UnknownComponentError: Unknown blur name.
     """
     import cv2
@@ -252,6 +347,8 @@ def make_pairs(
         )
     rels = [p.relative_to(clean).as_posix() for p in images]
     names = _output_names(rels)
+    if replace:
+        remove_previous(out)
 
     written = 0
     skipped: list[dict[str, str]] = []
