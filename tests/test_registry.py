@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 
@@ -103,3 +105,44 @@ def test_import_is_light_and_listing_needs_no_tensorflow():
         "assert 'tensorflow' not in sys.modules, 'listing the registries loaded TF'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_list_presets_names_each_shipped_preset_without_tensorflow():
+    code = (
+        "import json, sys\n"
+        "from blurkit.cli.main import main\n"
+        "assert main(['list', 'presets']) == 0\n"
+        "assert main(['list', '--json']) == 0\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'listing presets loaded TF'\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    from blurkit.presets import DEFAULT_PRESET, list_presets
+
+    table, _, listing = out.partition("[")
+    lines = table.splitlines()
+    assert lines[0] == "presets:" and len(lines) == 1 + len(list_presets())
+    for name, line in zip(list_presets(), lines[1:], strict=True):
+        assert line.split()[0] == name and "shipped" in line
+        assert ("shipped, default" in line) == (name == DEFAULT_PRESET)
+    rows = [r for r in json.loads("[" + listing) if r["kind"] == "presets"]
+    assert [r["name"] for r in rows] == list_presets()
+    assert {r["kind"] for r in json.loads("[" + listing)} == {"blurs", "models", "metrics", "presets"}
+    for r in rows:
+        assert r["source"] == "shipped" and r["default"] == (r["name"] == DEFAULT_PRESET)
+        assert r["summary"] and "\n" not in r["summary"] and r["object"].endswith(f"{r['name']}.keras")
+
+
+def test_preset_summary_comes_from_the_metadata(tmp_path, monkeypatch, capsys):
+    import blurkit.presets as presets
+    from blurkit.cli.main import main
+
+    if presets.DEFAULT_PRESET in presets.list_presets():
+        summary = presets.describe_preset(presets.DEFAULT_PRESET)["summary"]
+        assert summary == "wiener_unet model for gaussian blur (sigma 0.3-3.5)"
+    (tmp_path / "broken-v0.keras").write_text("not a model")
+    monkeypatch.setattr(presets, "_HERE", tmp_path)
+    assert main(["list", "presets", "--pattern", "broken*"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^  broken-v0  shipped  unreadable preset file: .*not a \.keras model file", out, re.M)
+    assert main(["list", "presets", "--pattern", "none*"]) == 0
+    assert capsys.readouterr().out == "presets:\n  (none)\n"

@@ -1,4 +1,4 @@
-"""``blurkit list``: every registered blur, model and metric, and where each comes from."""
+"""``blurkit list``: every registered blur, model and metric, and where each comes from; shipped presets."""
 
 from __future__ import annotations
 
@@ -8,10 +8,14 @@ import argparse
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "list",
-        help="list registered blurs, models and metrics",
-        description="List every registered blur generator, model builder and metric, built-in or plugin.",
+        help="list registered blurs, models and metrics, and the shipped presets",
+        description="List every registered blur generator, model builder and metric, built-in or plugin, "
+        "and the pretrained presets shipped with blurkit (for `blurkit deblur --preset NAME`; the default one "
+        "is marked).",
     )
-    p.add_argument("kind", nargs="?", choices=["blurs", "models", "metrics"], help="only this registry")
+    p.add_argument(
+        "kind", nargs="?", choices=["blurs", "models", "metrics", "presets"], help="only this kind"
+    )
     p.add_argument("--pattern", default="*", help="fnmatch pattern on names (default: *)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run)
@@ -24,8 +28,8 @@ def run(args: argparse.Namespace) -> int:
     from blurkit.registry import BLURS, METRICS, MODELS
 
     registries = {"blurs": BLURS, "models": MODELS, "metrics": METRICS}
-    if args.kind:
-        registries = {args.kind: registries[args.kind]}
+    kinds = [args.kind] if args.kind else [*registries, "presets"]
+    registries = {k: v for k, v in registries.items() if k in kinds}
     rows = []
     for kind, reg in registries.items():
         for e in reg.entries(args.pattern):
@@ -39,16 +43,34 @@ def run(args: argparse.Namespace) -> int:
                     "summary": doc[0] if doc else "",
                 }
             )
+    if "presets" in kinds:
+        rows.extend(_preset_rows(args.pattern))
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    for kind in registries:
+    for kind in kinds:
         print(f"{kind}:")
         mine = [r for r in rows if r["kind"] == kind]
         if not mine:
             print("  (none)")
+        sources = [r["source"] + (", default" if r.get("default") else "") for r in mine]
         width = max((len(r["name"]) for r in mine), default=0)
-        swidth = max((len(r["source"]) for r in mine), default=0)
-        for r in mine:
-            print(f"  {r['name']:<{width}}  {r['source']:<{swidth}}  {r['summary']}")
+        swidth = max((len(s) for s in sources), default=0)
+        for r, source in zip(mine, sources, strict=True):
+            print(f"  {r['name']:<{width}}  {source:<{swidth}}  {r['summary']}")
     return 0
+
+
+def _preset_rows(pattern: str) -> list[dict]:
+    """Rows of the shipped presets whose names match ``pattern``, from their metadata (no TensorFlow)."""
+    import fnmatch
+
+    from blurkit.presets import describe_preset, list_presets
+
+    rows = []
+    for name in list_presets():
+        if fnmatch.fnmatchcase(name, pattern):
+            info = describe_preset(name)
+            rows.append({"kind": "presets", "name": name, "source": "shipped", "object": info["path"],
+                         "summary": info["summary"], "default": info["default"]})
+    return rows

@@ -2,6 +2,8 @@
 
 A preset is a blurkit ``.keras`` file in this folder; its name is the file name without the suffix.
 Each one has a model card in ``docs/`` (architecture, training data and licences, recipe, results).
+``blurkit list presets`` lists them with :func:`describe_preset`, which reads only the file's blurkit
+metadata (no TensorFlow).
 
 Examples:
     >>> from blurkit.presets import list_presets
@@ -13,8 +15,9 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
+from typing import Any
 
-__all__ = ["DEFAULT_PRESET", "list_presets", "preset_path"]
+__all__ = ["DEFAULT_PRESET", "list_presets", "preset_path", "describe_preset"]
 
 DEFAULT_PRESET = "gaussian-v1"
 _HERE = Path(__file__).resolve().parent
@@ -38,3 +41,48 @@ def preset_path(name: str = DEFAULT_PRESET) -> Path:
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise KeyError(f"unknown preset {name!r}{hint} Shipped presets: {', '.join(names) or '(none)'}")
     return path
+
+
+def describe_preset(name: str) -> dict[str, Any]:
+    """What ``blurkit list presets`` shows of preset ``name``, from its metadata alone.
+
+    Only the blurkit metadata inside the file is read (:meth:`blurkit.Deblurrer.read_metadata`): neither
+    TensorFlow nor the weights are loaded.
+
+    Args:
+        name: A name from :func:`list_presets`.
+
+    Returns:
+        ``{"name", "path", "default", "summary"}``; ``summary`` is one line such as ``wiener_unet model
+        for gaussian blur (sigma 0.3-3.5)``, or says why the file cannot be read.
+
+    Raises:
+        KeyError: No such preset.
+    """
+    from blurkit.deblurrer import Deblurrer, ModelFileError
+
+    path = preset_path(name)
+    try:
+        summary = _summary(Deblurrer.read_metadata(path))
+    except ModelFileError as exc:
+        summary = f"unreadable preset file: {exc}"
+    return {"name": name, "path": str(path), "default": name == DEFAULT_PRESET, "summary": summary}
+
+
+def _summary(meta: dict[str, Any]) -> str:
+    """One line about a model from its blurkit metadata: the model and the blur it was trained for.
+
+    (Not the ``validation`` scores a file may hold: a preset's come from an early training stage's patches,
+    not from its model card's full-photo benchmark, and would mislead.)
+    """
+    model = (meta.get("model") or {}).get("name") or "model"
+    blur = meta.get("blur") or {}
+    text = f"{model} model"
+    if isinstance(blur.get("name"), str):
+        text += f" for {blur['name']} blur"
+        sigma = (blur.get("config") or {}).get("sigma")
+        if isinstance(sigma, (list, tuple)) and len(sigma) == 2:
+            text += f" (sigma {sigma[0]:g}-{sigma[1]:g})"
+        elif isinstance(sigma, (int, float)) and not isinstance(sigma, bool):
+            text += f" (sigma {sigma:g})"
+    return text
