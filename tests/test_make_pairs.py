@@ -222,6 +222,10 @@ def test_user_errors(clean, tmp_path, testblur, capsys):
     assert "did you mean 'testblur'" in capsys.readouterr().err
     assert main(["make-pairs", str(clean), out, "--blur", "testblur", "--sigma", "wide"]) == 2
     assert "--sigma" in capsys.readouterr().err
+    assert main(["make-pairs", str(clean), out, "--blur", "testblur", "--sigma", "1:2:3"]) == 2
+    assert "--sigma: bad range '1:2:3'" in capsys.readouterr().err
+    assert main(["make-pairs", str(clean), out, "--blur", "testblur", "-o", "length=5:x"]) == 2
+    assert "--option length: bad range '5:x'" in capsys.readouterr().err
     assert main(["make-pairs", str(clean), out, "--blur", "testblur", "-o", "novalue"]) == 2
     assert "KEY=VALUE" in capsys.readouterr().err
     assert main(["make-pairs", str(clean), out, "--blur", "testblur", "-o", "seed=3"]) == 2

@@ -9,8 +9,10 @@ from typing import Any
 from blurkit.cli.main import CLIError
 
 
-def parse_value(text: str) -> Any:
+def parse_value(text: str, what: str = "") -> Any:
     """``"2"`` -> 2, ``"0.5:3"`` -> (0.5, 3.0), ``"[1, 2]"`` -> [1, 2], ``"reflect"`` -> "reflect".
+
+    ``what`` (the argument, e.g. ``"--sigma"``) starts the error message of a bad range.
 
     Examples:
         >>> parse_value("0.5:3"), parse_value("2"), parse_value("true"), parse_value("reflect")
@@ -21,7 +23,7 @@ def parse_value(text: str) -> Any:
         try:
             return (float(lo), float(hi))
         except ValueError:
-            raise CLIError(f"bad range {text!r}: expected LOW:HIGH numbers") from None
+            raise CLIError(f"{what + ': ' if what else ''}bad range {text!r}: expected LOW:HIGH numbers") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError:
@@ -35,7 +37,7 @@ def parse_options(pairs: list[str] | None, what: str) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise CLIError(f"{what} must look like key=value, got {item!r}")
-        out[key.replace("-", "_")] = parse_value(value)
+        out[key.replace("-", "_")] = parse_value(value, f"{what} {key}")
     return out
 
 

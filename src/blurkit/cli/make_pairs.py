@@ -20,7 +20,7 @@ def _parse_sigma(text: str) -> float | tuple[float, float]:
     from blurkit.cli._common import parse_value
     from blurkit.cli.main import CLIError
 
-    value = parse_value(text)
+    value = parse_value(text, "--sigma")
     if isinstance(value, tuple):
         return float(value[0]), float(value[1])
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -57,7 +57,7 @@ def _blur_options(args: argparse.Namespace) -> dict[str, Any]:
             raise CLIError("--option seed=...: use --seed (each image gets its own seed derived from it)")
         if key in options:
             raise CLIError(f"--option {key} given twice")
-        options[key] = parse_value(value)
+        options[key] = parse_value(value, f"--option {key}")
     if args.sigma is not None:
         if "sigma" in options:
             raise CLIError("give sigma either with --sigma or with --option sigma=..., not both")
