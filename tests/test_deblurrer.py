@@ -306,6 +306,9 @@ def test_save_load_round_trip(trained, tmp_path):
     assert (loaded.patch_size, loaded.batch_size, loaded.channels) == (32, 2, 3)
     with pytest.raises(ValueError, match=r"\.keras"):
         trained.save(tmp_path / "model.h5")
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(NotADirectoryError, match=r"cannot save .*afile/sub/m\.keras: .*afile is a file, not a folder"):
+        trained.save(tmp_path / "afile" / "sub" / "m.keras")
 
 
 def _h5_datasets(path: os.PathLike) -> dict[str, int]:

@@ -795,7 +795,11 @@ class Deblurrer:
         path = Path(path)
         if path.suffix != ".keras":
             raise ValueError(f"model files end in .keras, got {path.name!r}")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), path.parent)
+            raise NotADirectoryError(f"cannot save {path}: {blocker} is a file, not a folder") from None
         meta = self.metadata()
         if resume is not None:
             meta["resume"] = _jsonable(resume)
