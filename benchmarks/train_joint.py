@@ -110,19 +110,24 @@ def make_batch(photos: list[np.ndarray], seed: int, step: int, batch: int, conte
     return (ctx, xs), (ys, target)
 
 
-def joint_model(model, context: int, patch: int, estimator_weight: float, freeze_estimator: bool):
-    """The training graph around a ``wiener_unet``'s two parts (shares their weights); compiled."""
+def joint_model(model, context: int, patch: int, estimator_weight: float, freeze_estimator: bool,
+                freeze_restorer: bool = False, through: bool = False):
+    """The training graph around a ``wiener_unet``'s two parts (shares their weights); compiled.
+
+    ``through``: the estimate enters the restorer without the stop-gradient, so the restorer's loss trains
+    the estimator too (towards the sigma the restorer does best with, not only the true one).
+    """
     import keras
     from keras import ops
 
     from blurkit.metrics.losses import get_loss
 
     estimator, restorer, wiener = parts(model)
-    estimator.trainable, restorer.trainable = not freeze_estimator, True
+    estimator.trainable, restorer.trainable = not freeze_estimator, not freeze_restorer
     ctx_in = keras.Input((context, context, 3), dtype="uint8", name="context")
     patch_in = keras.Input((patch, patch, 3), dtype="uint8", name="patch")
     params = estimator(keras.layers.Rescaling(1 / 255, name="ctx_float")(ctx_in))
-    fixed = keras.layers.Lambda(ops.stop_gradient, name="stop_gradient")(params)
+    fixed = params if through else keras.layers.Lambda(ops.stop_gradient, name="stop_gradient")(params)
     restored = restorer([keras.layers.Rescaling(1 / 255, name="patch_float")(patch_in), fixed])
     train = keras.Model([ctx_in, patch_in], [restored, params], name="joint")
 
@@ -171,6 +176,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--estimator-weight", type=float, default=1.0)
     p.add_argument("--freeze-estimator", action="store_true")
+    p.add_argument("--freeze-restorer", action="store_true", help="train the estimator alone")
+    p.add_argument("--through", action="store_true",
+                   help="no stop-gradient: the restorer's PSNR loss trains the estimator as well as its "
+                        "sigma loss (weighted by --estimator-weight)")
     p.add_argument("--chunk", type=int, default=100, help="steps between learning-rate updates and log lines")
     p.add_argument("--keep", type=fractions, default=[],
                    help="also keep the model at these fractions of the run, e.g. 0.6,0.8")
@@ -192,7 +201,10 @@ def main(argv: list[str] | None = None) -> int:
     photos = load_photos(args.data, args.patch)
     print(f"backend {keras.backend.backend()}, {len(photos)} photos, batch {args.batch} x "
           f"({args.context} context, {args.patch} patch)", flush=True)
-    train = joint_model(d.model, args.context, args.patch, args.estimator_weight, args.freeze_estimator)
+    if args.freeze_estimator and args.freeze_restorer:
+        sys.exit("error: --freeze-estimator and --freeze-restorer leave nothing to train")
+    train = joint_model(d.model, args.context, args.patch, args.estimator_weight, args.freeze_estimator,
+                        args.freeze_restorer, args.through)
     keep = list(args.keep)
     kept: list[str] = []
     pool = ThreadPoolExecutor(max(1, args.workers))
@@ -246,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python benchmarks/train_joint.py " + " ".join(argv or sys.argv[1:]),
         "backend": keras.backend.backend(), "steps": step, "minutes": round(seconds / 60, 1),
         "batch": args.batch, "context": args.context, "patch": args.patch, "lr": args.lr,
-        "freeze_estimator": bool(args.freeze_estimator), "seed": args.seed, "devices": devices,
+        "freeze_estimator": bool(args.freeze_estimator), "freeze_restorer": bool(args.freeze_restorer),
+        "through": bool(args.through), "seed": args.seed, "devices": devices,
         "steps_per_second": round(rate, 2)}}
     d.save(out)
     print(json.dumps({"file": str(out), "kept": kept, "steps": step, "minutes": round(seconds / 60, 1),

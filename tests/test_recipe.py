@@ -124,9 +124,16 @@ def test_oracle_sigma_prints_the_mean_table_and_each_photo(tmp_path, astronaut, 
     model = tmp_path / "m.keras"
     Deblurrer(model="wiener_unet", model_options={"width": 4, "depth": 2, "estimator_width": 4}).save(model)
     assert oracle_sigma.main(["--model", str(model), "--data", str(photos), "--sigmas", "1", "2", "--per-photo",
-                              "--tile-estimates", "32", "48"]) == 0
+                              "--tile-estimates", "32", "48", "--reblur"]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("| sigma | blind | re-blur pick"))
+    for line in lines[at + 2 : at + 4]:  # blind, two picks (with better / worse counts), best factor, true sigma
+        cells = [c.strip() for c in line.split("|")[1:-1]]
+        assert cells[0] in ("1", "2") and len(cells) == 6
+        blind, best = float(cells[1]), float(cells[4].split()[0])
+        assert best >= blind - 1e-9  # the best factor of the grid includes 1.0, the blind estimate
+        assert all(c.endswith(" / 0)") for c in cells[4:5])  # nothing is worse than blind with the best factor
     at = next(i for i, line in enumerate(lines) if line.startswith("| sigma | whole photo"))
     assert lines[at].count("|") == 2 + 1 + 6  # sigma, whole, then median / upper quartile / max for 2 sides
     tiled = {line.split("|")[1].strip(): [float(v) for v in line.split("|")[2:-1]] for line in lines[at + 2 : at + 4]}
@@ -234,6 +241,16 @@ def test_joint_training_moves_both_parts_or_only_the_restorer(joint, tmp_path, a
     assert not moved(start, f, "estimator") and moved(start, f, "restorer")
     y = f.predict(astronaut[:40, :50])
     assert y.shape == (40, 50, 3) and y.dtype == np.uint8
+    # the estimator alone, trained through the frozen restorer: with no weight on its sigma loss, only the
+    # restorer's PSNR loss can move it, so it moves only if the gradient flows through the restorer
+    through = tmp_path / "t.keras"
+    assert joint.main([*common, "--out", str(through), "--freeze-restorer", "--through",
+                       "--estimator-weight", "0"]) == 0
+    t = Deblurrer.load(through)
+    assert t.training["joint"]["freeze_restorer"] is True and t.training["joint"]["through"] is True
+    assert moved(start, t, "estimator") and not moved(start, t, "restorer")
+    with pytest.raises(SystemExit, match="leave nothing to train"):
+        joint.main([*common, "--out", str(out), "--freeze-restorer", "--freeze-estimator"])
     with pytest.raises(SystemExit, match="must end in .keras"):
         joint.main([*common, "--out", str(tmp_path / "j.h5")])
     with pytest.raises(SystemExit):  # argparse: names the option
