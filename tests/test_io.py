@@ -546,3 +546,16 @@ def test_atomic_writes_list_a_folder_once(tmp_path, monkeypatch):
         bio.write_image(tmp_path / f"img{i}.png", img)
     assert calls.count(str(tmp_path)) == 1
     assert not stale.exists() and len(list(tmp_path.glob("img*.png"))) == 20
+
+
+def test_a_file_where_a_folder_must_be_is_named(tmp_path):
+    """Every atomic write (images, JSON, figures) names the file standing where its folder must be."""
+    from blurkit.data.io import atomic_write_text
+
+    (tmp_path / "notes").write_text("x")
+    for target in (tmp_path / "notes" / "a.json", tmp_path / "notes" / "sub" / "a.json"):
+        with pytest.raises(NotADirectoryError, match=r"cannot write .*a\.json: .*notes is a file, not a folder"):
+            atomic_write_text(target, "{}")
+    with pytest.raises(NotADirectoryError, match="notes is a file"):
+        write_image(tmp_path / "notes" / "x.png", np.zeros((4, 4), np.uint8))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes"]

@@ -790,16 +790,12 @@ class Deblurrer:
     def _write(self, path: str | os.PathLike, *, resume: dict | None = None,
                entries: dict[str, bytes] | None = None) -> Path:
         """:meth:`save`, optionally adding a ``resume`` metadata section and extra archive entries."""
-        from blurkit.data.io import _FILE_MODE, _fsync_folder, _remove_stale_temps
+        from blurkit.data.io import _FILE_MODE, _fsync_folder, _remove_stale_temps, make_parent
 
         path = Path(path)
         if path.suffix != ".keras":
             raise ValueError(f"model files end in .keras, got {path.name!r}")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except (FileExistsError, NotADirectoryError):
-            blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), path.parent)
-            raise NotADirectoryError(f"cannot save {path}: {blocker} is a file, not a folder") from None
+        make_parent(path, "save")
         meta = self.metadata()
         if resume is not None:
             meta["resume"] = _jsonable(resume)

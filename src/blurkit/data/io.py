@@ -784,6 +784,38 @@ def _remove_stale_temps(path: Path, suffix: str, max_age: float = STALE_TEMP_SEC
     return removed
 
 
+def blocking_file(path: PathLike) -> Path | None:
+    """The file standing where a folder of ``path`` must be (its nearest existing ancestor, when that is not
+    a folder), or None.
+
+    Examples:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> root = Path(tempfile.mkdtemp()); _ = (root / "notes").write_text("x")
+        >>> blocking_file(root / "notes" / "a" / "b.png") == root / "notes", blocking_file(root / "a" / "b.png")
+        (True, None)
+    """
+    for parent in Path(os.fspath(path)).parents:
+        if parent.exists():
+            return None if parent.is_dir() else parent
+    return None
+
+
+def make_parent(path: PathLike, verb: str = "write") -> None:
+    """Create the folder of ``path`` (and its parents); a file in the way is named.
+
+    Raises:
+        NotADirectoryError: ``cannot <verb> PATH: FILE is a file, not a folder`` (instead of ``mkdir``'s bare
+            ``FileExistsError``/``NotADirectoryError`` naming only the file).
+    """
+    path = Path(os.fspath(path))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = blocking_file(path) or path.parent
+        raise NotADirectoryError(f"cannot {verb} {path}: {blocker} is a file, not a folder") from None
+
+
 def _fsync_folder(folder: Path) -> None:
     if os.name != "posix":
         return
@@ -835,7 +867,7 @@ def atomic_open(
         raise ValueError(f"mode must be 'w' or 'wb', got {mode!r}")
     path = Path(os.fspath(path))
     folder = path.parent
-    folder.mkdir(parents=True, exist_ok=True)
+    make_parent(path)
     _remove_stale_temps(path, ".tmp")
     fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
     tmp = Path(tmp_name)
