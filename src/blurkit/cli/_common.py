@@ -41,6 +41,21 @@ def parse_options(pairs: list[str] | None, what: str) -> dict[str, Any]:
     return out
 
 
+def parse_sigma(text: str) -> float | tuple[float, float]:
+    """``--sigma``: a number (``"2"`` -> 2.0) or a range (``"0.5:3"`` -> (0.5, 3.0)); anything else is an error.
+
+    Examples:
+        >>> parse_sigma("2"), parse_sigma("0.5:3")
+        (2.0, (0.5, 3.0))
+    """
+    value = parse_value(text, "--sigma")
+    if isinstance(value, tuple):
+        return float(value[0]), float(value[1])
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    raise CLIError(f"--sigma: expected a number like 2 or a range like 0.5:3, got {text!r}")
+
+
 def error_text(exc: BaseException) -> str:
     """An exception's message (a KeyError's without the quotes ``str`` adds around it).
 
@@ -68,16 +83,16 @@ def check_output(path: Any, arg: str, *, folder: bool = False) -> Path:
         ...
         blurkit.cli.main.CLIError: --out .../notes/m.keras: .../notes is a file, not a folder
     """
+    from blurkit.data.io import blocking_file
+
     path = Path(path)
     if folder and path.exists() and not path.is_dir():
         raise CLIError(f"{arg} {path}: is a file, not a folder")
     if not folder and path.is_dir():
         raise CLIError(f"{arg} {path}: is a folder, not a file name")
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise CLIError(f"{arg} {path}: {parent} is a file, not a folder")
-            break
+    blocker = blocking_file(path)
+    if blocker is not None:
+        raise CLIError(f"{arg} {path}: {blocker} is a file, not a folder")
     return path
 
 

@@ -94,21 +94,18 @@ def _plan(inputs: list[str], out: str, suffix: str):
             raise CLIError(f"--out {out} is the input folder {p}: the restorations would replace the photos; "
                            "give another folder, or a --suffix to write them beside the photos")
 
-    def earlier_output(p: Path, f: Path) -> bool:
-        """A file under the output folder (inside the input folder), or beside the photos with the suffix."""
-        real = f.resolve()
-        if p.resolve() == real_out:
-            return f.stem.endswith(suffix)
-        return real_out in real.parents
-
     def jobs():
         for p in paths:
             if to_file:
                 yield p, outp
-            elif p.is_dir() and (p.resolve() == real_out or p.resolve() in real_out.parents):
-                yield from ((f, d) for f, d in folder_jobs(p, outp, suffix=suffix) if not earlier_output(p, f))
-            else:
-                yield from folder_jobs(p, outp, suffix=suffix)
+                continue
+            pairs = folder_jobs(p, outp, suffix=suffix)
+            real = p.resolve()
+            if p.is_dir() and real == real_out:  # beside the photos: earlier outputs end in the suffix
+                pairs = ((f, d) for f, d in pairs if not f.stem.endswith(suffix))
+            elif p.is_dir() and real in real_out.parents:  # the output folder inside it is not input
+                pairs = ((f, d) for f, d in pairs if real_out not in f.resolve().parents)
+            yield from pairs
 
     def count() -> int:
         return sum(count_images(p) if p.is_dir() else 1 for p in paths)

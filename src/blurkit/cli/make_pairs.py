@@ -16,18 +16,6 @@ _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MAX_LISTED = 20
 
 
-def _parse_sigma(text: str) -> float | tuple[float, float]:
-    from blurkit.cli._common import parse_value
-    from blurkit.cli.main import CLIError
-
-    value = parse_value(text, "--sigma")
-    if isinstance(value, tuple):
-        return float(value[0]), float(value[1])
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    raise CLIError(f"--sigma: expected a number like 2 or a range like 0.5:3, got {text!r}")
-
-
 def _parse_size(text: str | None) -> int | tuple[int, int] | None:
     from blurkit.cli.main import CLIError
 
@@ -44,7 +32,7 @@ def _parse_size(text: str | None) -> int | tuple[int, int] | None:
 
 
 def _blur_options(args: argparse.Namespace) -> dict[str, Any]:
-    from blurkit.cli._common import parse_value
+    from blurkit.cli._common import parse_sigma, parse_value
     from blurkit.cli.main import CLIError
 
     options: dict[str, Any] = {}
@@ -61,7 +49,7 @@ def _blur_options(args: argparse.Namespace) -> dict[str, Any]:
     if args.sigma is not None:
         if "sigma" in options:
             raise CLIError("give sigma either with --sigma or with --option sigma=..., not both")
-        options["sigma"] = _parse_sigma(args.sigma)
+        options["sigma"] = parse_sigma(args.sigma)
     return options
 
 

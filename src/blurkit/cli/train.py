@@ -62,7 +62,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from blurkit.cli._common import check_output, error_text, parse_options, parse_value
+    from blurkit.cli._common import check_output, error_text, parse_options, parse_sigma
     from blurkit.cli.main import CLIError
 
     if bool(args.data) == bool(args.pairs):
@@ -89,13 +89,7 @@ def run(args: argparse.Namespace) -> int:
             raise CLIError(f"{name} must be positive, got {value}")
     blur_options = parse_options(args.blur_option, "--blur-option")
     if args.sigma:
-        try:
-            sigma = parse_value(args.sigma)
-        except CLIError as exc:
-            raise CLIError(f"--sigma: {exc}") from None
-        if isinstance(sigma, bool) or not isinstance(sigma, (int, float, tuple)):
-            raise CLIError(f"--sigma: expected a number (2) or a range (0.5:3), got {args.sigma!r}")
-        blur_options["sigma"] = sigma
+        blur_options["sigma"] = parse_sigma(args.sigma)
 
     strategy, chief = None, True
     if args.distribute:  # first, before any other TensorFlow work (a rule of collective ops)
@@ -159,15 +153,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _time_limit(minutes: float):
-    """A Keras callback that stops training at the end of the first epoch past ``minutes``."""
+    """A Keras callback that stops training at the end of the first epoch past ``minutes`` (> 0, checked in
+    :func:`run`)."""
     import time
 
     import keras
-
-    if minutes <= 0:
-        from blurkit.cli.main import CLIError
-
-        raise CLIError(f"--time-limit must be positive, got {minutes}")
 
     class TimeLimit(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
