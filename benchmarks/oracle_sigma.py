@@ -90,9 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         d._infer_fn = None
         scores = {"blind": [psnr(x, d.predict(b)) for x, b in zip(photos, blurred, strict=True)]}
         for factor in (0.9, 1.0, 1.1):
-            t = (sigma * factor - slo) / (shi - slo)
             kernel, bias = (w.copy() for w in saved)
-            kernel[:, 0], bias[0] = 0.0, np.log(t / (1 - t))  # the sigma output is now constant
+            kernel[:, 0], bias[0] = 0.0, raw_sigma(sigma * factor, slo, shi)  # the sigma output is now constant
             est.set_weights([kernel, bias])
             d._infer_fn = None
             scores[factor] = [psnr(x, d.predict(b)) for x, b in zip(photos, blurred, strict=True)]
@@ -152,6 +151,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def raw_sigma(sigma: float, lo: float, hi: float) -> float:
+    """The estimator's raw sigma output that the Wiener layer maps to ``sigma`` (a sigmoid onto [lo, hi])."""
+    import numpy as np
+
+    t = (sigma - lo) / (hi - lo)
+    return float(np.log(t / (1 - t)))
+
+
 REBLUR_FACTORS = (0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.15, 1.2, 1.25, 1.3)
 
 
@@ -172,9 +179,8 @@ def reblur_search(photos, blurred, blind, guess, restore, sigma_range, psnr):
         rms, scores = [], []
         for k in factors:
             s = float(np.clip(s0 * k, slo + 1e-3, shi - 1e-3))
-            t = (s - slo) / (shi - slo)
             q = p.copy()
-            q[0, 0] = np.log(t / (1 - t))  # the raw parameter whose sigma is s (as in the oracle columns)
+            q[0, 0] = raw_sigma(s, slo, shi)
             y = restore(b[None], q).numpy()[0]
             again = BLURS.create("gaussian", sigma=s, border="reflect", quantize=False)(y)["image"]
             rms.append(float(np.sqrt(np.mean((again - b) ** 2))))
