@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 
 from blurkit.models import autoencoder, flops_by_layer, flops_per_pixel, nafnet, unet
-from blurkit.models.layers import ChannelScale, CropToReference, PadToMultiple, PixelShuffle, SimpleGate
+from blurkit.models.layers import (
+    ChannelScale,
+    CropToReference,
+    PadToMultiple,
+    PixelShuffle,
+    SimpleGate,
+    SoftmaxPool2D,
+)
 from blurkit.registry import MODELS
 from blurkit.testing.models import check_model
 
@@ -149,6 +156,22 @@ def test_simple_gate_pixel_shuffle_channel_scale():
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(ChannelScale(0.5)(x)), 0.5 * x)
 
 
+def test_softmax_pool_weights_positions():
+    """Equal logits give the mean over the image; a dominant logit picks its position; weights sum to 1."""
+    rng = np.random.default_rng(4)
+    f = rng.random((2, 3, 5, 4), dtype="float32")
+    mean = keras.ops.convert_to_numpy(SoftmaxPool2D()([f, np.full((2, 3, 5, 1), 0.7, "float32")]))
+    np.testing.assert_allclose(mean, f.mean(axis=(1, 2)), rtol=1e-6)
+    logits = np.zeros((2, 3, 5, 1), "float32")
+    logits[0, 2, 1], logits[1, 0, 4] = 50.0, 50.0
+    picked = keras.ops.convert_to_numpy(SoftmaxPool2D()([f, logits]))
+    np.testing.assert_allclose(picked, [f[0, 2, 1], f[1, 0, 4]], rtol=1e-5)
+    logits = rng.normal(0, 2, (2, 3, 5, 1)).astype("float32")
+    ones = keras.ops.convert_to_numpy(SoftmaxPool2D()([np.ones_like(f), logits]))
+    np.testing.assert_allclose(ones, 1.0, rtol=1e-5)
+    assert SoftmaxPool2D().compute_output_shape([(None, None, None, 4), (None, None, None, 1)]) == (None, 4)
+
+
 @pytest.mark.parametrize(
     "layer",
     [
@@ -157,6 +180,7 @@ def test_simple_gate_pixel_shuffle_channel_scale():
         SimpleGate(),
         ChannelScale(0.3),
         PixelShuffle(3),
+        SoftmaxPool2D(),
     ],
     ids=lambda layer: type(layer).__name__,
 )

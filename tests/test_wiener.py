@@ -167,3 +167,39 @@ def test_wiener_unet_is_estimator_then_restorer():
     assert np.abs(other - whole).mean() > 1e-3
     assert not set(map(id, estimator.weights)) & set(map(id, restorer.weights))  # two separate parts
     assert len(estimator.weights) + len(restorer.weights) == len(model.weights)
+
+
+def test_wiener_unet_attention_pool_starts_as_the_mean(tmp_path):
+    """``estimator_pool="attention"`` adds only a zero-started logit convolution: with a mean model's weights
+    it computes the same; trained logits change the estimate; the file loads in safe mode."""
+    import keras
+
+    from blurkit.registry import MODELS
+
+    mean = MODELS.create("wiener_unet", width=4, depth=1, estimator_width=4)
+    att = MODELS.create("wiener_unet", width=4, depth=1, estimator_width=4, estimator_pool="attention")
+    rng = np.random.default_rng(5)
+    for a, m in ((att.get_layer("estimator"), mean.get_layer("estimator")),
+                 (att.get_layer("restorer"), mean.get_layer("restorer"))):
+        have = {layer.name: layer for layer in m.layers}
+        for layer in a.layers:
+            if layer.weights and layer.name != "est_attention":
+                if layer.name == "est_params":  # not the zero init, so the estimate depends on the pooling
+                    have[layer.name].set_weights([rng.normal(0, 0.3, w.shape).astype("float32")
+                                                  for w in layer.get_weights()])
+                layer.set_weights(have[layer.name].get_weights())
+    x = rng.random((2, 40, 36, 3), dtype=np.float32)
+    x[:, :, :18] = 0.5  # a flat half and a textured half: where the estimator looks matters
+    est, est_mean = att.get_layer("estimator"), mean.get_layer("estimator")
+    np.testing.assert_allclose(est.predict(x, verbose=0), est_mean.predict(x, verbose=0), atol=1e-5)
+    pooled = keras.Model(est.inputs, est.get_layer("est_pool").output)
+    before = pooled.predict(x, verbose=0)
+    conv = est.get_layer("est_attention")  # trained logits: the pooled features are no longer the mean
+    conv.set_weights([rng.normal(0, 100.0, w.shape).astype("float32") for w in conv.get_weights()])
+    assert np.abs(pooled.predict(x, verbose=0) - before).max() > 0.1 * np.abs(before).max()
+    path = tmp_path / "att.keras"
+    att.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), att.predict(x, verbose=0), atol=1e-6)
+    with pytest.raises(ValueError, match="estimator_pool"):
+        MODELS.create("wiener_unet", estimator_pool="max")

@@ -29,7 +29,7 @@ from blurkit.models.wiener import wiener_unet
 
 _LAYERS = (
     "PadToMultiple", "CropToReference", "SimpleGate", "ChannelScale", "PixelShuffle", "GaussianWiener",
-    "RadialSpectrum", "TakeChannels",
+    "RadialSpectrum", "TakeChannels", "SoftmaxPool2D",
 )
 
 __all__ = [
@@ -47,6 +47,7 @@ __all__ = [
     "GaussianWiener",
     "RadialSpectrum",
     "TakeChannels",
+    "SoftmaxPool2D",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -58,6 +59,7 @@ if TYPE_CHECKING:  # pragma: no cover
         PixelShuffle,
         RadialSpectrum,
         SimpleGate,
+        SoftmaxPool2D,
         TakeChannels,
     )
 

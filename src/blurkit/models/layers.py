@@ -30,7 +30,7 @@ import keras
 import numpy as np
 from keras import ops
 
-__all__ = ["PadToMultiple", "CropToReference", "SimpleGate", "ChannelScale", "PixelShuffle", "GaussianWiener", "RadialSpectrum", "TakeChannels"]
+__all__ = ["PadToMultiple", "CropToReference", "SimpleGate", "ChannelScale", "PixelShuffle", "GaussianWiener", "RadialSpectrum", "TakeChannels", "SoftmaxPool2D"]
 
 _PAD_MODES = ("reflect", "symmetric", "constant")
 
@@ -399,3 +399,32 @@ class TakeChannels(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "count": self.count}
+
+
+@keras.saving.register_keras_serializable(package="blurkit")
+class SoftmaxPool2D(keras.layers.Layer):
+    """Attention pooling: ``[features (B, H, W, C), logits (B, H, W, 1)] -> (B, C)``.
+
+    The features are averaged over the image with weights ``softmax(logits)`` taken over all ``H * W``
+    positions, so a network can learn which parts of an image to read a global quantity off (e.g. the blur
+    from the textured regions, not the smooth sky). With all logits equal (e.g. a zero-initialised logit
+    convolution) it is exactly global average pooling.
+
+    Args:
+        **kwargs: Standard layer arguments.
+
+    Examples:
+        >>> import numpy as np
+        >>> f = np.arange(8, dtype="float32").reshape(1, 2, 2, 2)
+        >>> np.asarray(SoftmaxPool2D()([f, np.zeros((1, 2, 2, 1), "float32")])).tolist()
+        [[3.0, 4.0]]
+    """
+
+    def call(self, inputs):
+        features, logits = inputs
+        shape = ops.shape(logits)
+        weights = ops.reshape(ops.softmax(ops.reshape(logits, (shape[0], -1)), axis=-1), shape)
+        return ops.sum(features * weights, axis=(1, 2))
+
+    def compute_output_shape(self, input_shapes):
+        return (input_shapes[0][0], input_shapes[0][-1])

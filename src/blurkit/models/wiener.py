@@ -41,6 +41,7 @@ def wiener_unet(
     pad: int = 64,
     scales: tuple[float, ...] = (1.0,),
     spectrum_bins: int = 16,
+    estimator_pool: str = "mean",
 ):
     """Build the blind Gaussian deblurring model: sigma estimator + Wiener layer + residual U-Net.
 
@@ -59,6 +60,10 @@ def wiener_unet(
             ``(1.0, 0.75, 1.33)``: the U-Net sees one deconvolution per hypothesis, which makes the model
             robust to errors of the estimate.
         spectrum_bins: Frequency rings of the estimator's spectrum descriptor.
+        estimator_pool: How the estimator pools its convolutional features over the image: ``"mean"``
+            (global average) or ``"attention"`` (weights from a learned 1x1 convolution, softmax over the
+            image: :class:`~blurkit.models.layers.SoftmaxPool2D`; its convolution starts at zero, i.e. as
+            the mean, so a ``"mean"`` model's weights carry over unchanged).
 
     Returns:
         A functional ``keras.Model`` named ``"wiener_unet"``, input ``(None, None, None, channels)`` float32
@@ -84,6 +89,8 @@ def wiener_unet(
     estimator_width = _int_arg("estimator_width", estimator_width)
     if kernel_size % 2 == 0:
         raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+    if estimator_pool not in ("mean", "attention"):
+        raise ValueError(f"estimator_pool must be 'mean' or 'attention', got {estimator_pool!r}")
     import keras
 
     from blurkit.models.layers import (
@@ -91,6 +98,7 @@ def wiener_unet(
         GaussianWiener,
         PadToMultiple,
         RadialSpectrum,
+        SoftmaxPool2D,
         TakeChannels,
     )
 
@@ -100,7 +108,11 @@ def wiener_unet(
     for i in range(4):
         e = keras.layers.Conv2D(estimator_width * min(2 ** (i + 1), 4), 3, strides=2, padding="same",
                                 activation="relu", name=f"est_conv{i + 1}")(e)
-    e = keras.layers.GlobalAveragePooling2D(name="est_pool")(e)
+    if estimator_pool == "attention":
+        logits = keras.layers.Conv2D(1, 1, kernel_initializer="zeros", name="est_attention")(e)
+        e = SoftmaxPool2D(name="est_pool")([e, logits])
+    else:
+        e = keras.layers.GlobalAveragePooling2D(name="est_pool")(e)
     spectrum = RadialSpectrum(bins=int(spectrum_bins), name="est_spectrum")(inputs)
     e = keras.layers.Concatenate(name="est_features")([e, spectrum])
     e = keras.layers.Dense(4 * estimator_width, activation="relu", name="est_dense")(e)
