@@ -138,10 +138,12 @@ def new_estimator(d, estimator_width: int):
     return d
 
 
-def estimator_loss(wiener):
+def estimator_loss(wiener, over_weight: float = 1.0):
     """The estimator's loss per image (stages 1, 4a and 5): the squared error of log sigma (``y_true[:, 0]``
     is the true sigma: relative errors matter) plus that of the Wiener balance, whose target is always
-    ``ESTIMATOR_BALANCE_LOG10``. ``wiener`` is the model's ``GaussianWiener`` layer (it maps the raw outputs)."""
+    ``ESTIMATOR_BALANCE_LOG10``. ``wiener`` is the model's ``GaussianWiener`` layer (it maps the raw outputs).
+    ``over_weight`` multiplies the log-sigma term where sigma is over-estimated (deconvolving with too large a
+    sigma costs more than with too small a one; the recipe's stages use 1)."""
     from keras import ops
 
     blo, bhi = wiener.log_balance_range
@@ -149,7 +151,10 @@ def estimator_loss(wiener):
 
     def loss(y_true, y_pred):
         sigma = wiener.blur_parameters(y_pred)[0]
-        return (ops.log(sigma) - ops.log(y_true[:, 0])) ** 2 + (ops.sigmoid(y_pred[:, 1]) - target) ** 2
+        error = ops.log(sigma) - ops.log(y_true[:, 0])
+        if over_weight != 1.0:
+            error = error * ops.where(error > 0, float(over_weight) ** 0.5, 1.0)
+        return error**2 + (ops.sigmoid(y_pred[:, 1]) - target) ** 2
 
     return loss
 
@@ -188,10 +193,10 @@ def _flip(patch, k: int):
 
 def train_estimator(model, photos: list, steps: int, seed: int, sigma_range=(0.3, 3.5), *,
                     sides=(64, 96, 128, 192, 256), batch: int = 16, learning_rate: float = 1e-3,
-                    augment: bool = False) -> list[float]:
+                    augment: bool = False, over_weight: float = 1.0) -> list[float]:
     """Stage 1 (and 4a): supervised training of a ``wiener_unet``'s blur estimator; returns the loss curve.
 
-    ``augment`` adds the 8 flips/rotations of each patch.
+    ``augment`` adds the 8 flips/rotations of each patch; ``over_weight`` is :func:`estimator_loss`'s.
     """
     import keras
     import numpy as np
@@ -202,7 +207,8 @@ def train_estimator(model, photos: list, steps: int, seed: int, sigma_range=(0.3
     estimator.trainable = True
     est = keras.Model(estimator.inputs, estimator.outputs)  # compiled, not the sub-model saved with the model
     lr = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, steps), alpha=0.01)
-    est.compile(optimizer=keras.optimizers.Adam(lr), loss=estimator_loss(wiener), jit_compile=False)
+    est.compile(optimizer=keras.optimizers.Adam(lr), loss=estimator_loss(wiener, over_weight),
+                jit_compile=False)
     rng = np.random.default_rng(seed)
     blur = GaussianBlur(sigma=tuple(sigma_range), border="reflect", quantize=True)
     cache: dict[int, np.ndarray] = {}

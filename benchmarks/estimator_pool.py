@@ -1,0 +1,87 @@
+"""Does the blur estimator gain from learning *where* to read the blur? (an experiment for issue 4)
+
+The ``gaussian-v1`` estimator averages its convolutional features over the whole photo, so large smooth
+areas (a sky, an out-of-focus background) pull its sigma down while the blur to undo shows in the sharp
+parts; the model card's oracle tables trace most of the blind estimate's loss to such photos. This script
+continues the estimator's supervised training (stage 4a of ``train_preset.py``: 8 crops of 128 to 512 px,
+the 8 flips/rotations, squared error of log sigma, Adam with cosine decay) from a trained ``wiener_unet``
+file, either as it is (``--pool mean``, the control) or with attention pooling (``--pool attention``:
+``wiener_unet(estimator_pool="attention")``, whose zero-initialised logit convolution starts as the mean, so
+both runs start from the same function). The restorer is kept frozen; only the estimator changes.
+
+Usage::
+
+    python benchmarks/estimator_pool.py --pool attention --data ../shared/data/train --out att.keras
+    python benchmarks/estimator_pool.py --pool mean --data ../shared/data/train --out mean.keras
+    python benchmarks/oracle_sigma.py --model att.keras [--data skimage]   # blind PSNR, log-sigma errors
+
+Both runs see the same batches (``--seed``). Nothing is selected on validation photos: the last step is kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def with_pool(d, pool: str):
+    """Rebuild a Deblurrer's ``wiener_unet`` with ``estimator_pool=pool``, every layer's weights copied by
+    name (a new attention convolution keeps its zero start, so the outputs are unchanged)."""
+    from train_preset import nested, parts
+
+    from blurkit.registry import MODELS
+
+    nested(d)
+    config = {**d.model_spec["config"], "estimator_pool": pool}
+    model = MODELS.create(d.model_spec["name"], **config)
+    for new, old in zip(parts(model)[:2], parts(d.model)[:2], strict=True):
+        have = {layer.name: layer for layer in old.layers}
+        for layer in new.layers:
+            if layer.weights and layer.name in have:
+                layer.set_weights(have[layer.name].get_weights())
+    d.model, d._infer_fn = model, None
+    d.model_spec = {"name": d.model_spec["name"], "config": config}
+    return d
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--init", default=None, help="a wiener_unet .keras file (default: the gaussian-v1 preset)")
+    p.add_argument("--data", required=True, help="folder of sharp training photos")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--pool", choices=("mean", "attention"), required=True)
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--sides", type=int, nargs="+", default=[128, 192, 256, 384, 512])
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--seed", type=int, default=11)
+    p.add_argument("--over-weight", type=float, default=1.0,
+                   help="weight of over-estimates of sigma in the squared log-sigma error (default 1)")
+    args = p.parse_args(argv)
+
+    from train_preset import train_estimator
+
+    from blurkit import Deblurrer
+    from blurkit.data.io import list_images
+
+    t0 = time.time()
+    d = Deblurrer.load(args.init) if args.init else Deblurrer.from_preset("gaussian-v1")
+    with_pool(d, args.pool)
+    curve = train_estimator(d.model, list_images(args.data), args.steps, args.seed, sides=tuple(args.sides),
+                            batch=args.batch, learning_rate=args.lr, augment=True,
+                            over_weight=args.over_weight)
+    minutes = (time.time() - t0) / 60
+    d.training = {**d.training, "estimator_pool": {
+        "command": "python benchmarks/estimator_pool.py " + " ".join(argv or sys.argv[1:]),
+        "minutes": round(minutes, 1), "final_loss": round(sum(curve[-100:]) / len(curve[-100:]), 5)}}
+    d.save(args.out)
+    print(f"wrote {args.out} ({minutes:.1f} min)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
