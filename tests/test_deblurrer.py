@@ -342,6 +342,17 @@ def test_loaded_model_trains_further(trained, tmp_path, arrays):
     assert hist.epoch == [1] and len(loaded.history["loss"]) == 2
 
 
+def test_load_compiled_is_ready_without_an_optimizer_warning(trained, tmp_path, arrays, recwarn):
+    """Files hold no optimizer state; ``load(compile=True)`` compiles afresh instead of letting Keras
+    restore nothing and warn "Skipping variable loading for optimizer"."""
+    loaded = Deblurrer.load(trained.save(tmp_path / "m.keras"), compile=True)
+    assert loaded.model.compiled and loaded.model.optimizer is not None
+    assert float(loaded.model.optimizer.learning_rate.numpy()) == pytest.approx(trained.learning_rate)
+    assert not [w for w in recwarn if "optimizer" in str(w.message).lower()], [str(w.message) for w in recwarn]
+    loaded.fit(arrays, epochs=1, steps_per_epoch=1, verbose=0)
+    assert len(loaded.history["loss"]) == 2
+
+
 def test_save_is_atomic(trained, tmp_path, monkeypatch):
     path = trained.save(tmp_path / "model.keras")
     before = path.read_bytes()

@@ -874,6 +874,13 @@ class Deblurrer:
     def load(cls, path: str | os.PathLike, *, compile: bool = False) -> Deblurrer:
         """Load a file written by :meth:`save`, never executing code from it (Keras safe mode).
 
+        Args:
+            path: The ``.keras`` file.
+            compile: Also compile the model for further training (:meth:`compile`: the saved loss, Adam at
+                the saved learning rate). Files hold no optimizer state, so the optimizer starts afresh
+                (:meth:`fit` with ``checkpoint_dir`` is what resumes a run exactly). :meth:`fit` compiles an
+                uncompiled model itself.
+
         Raises:
             ModelFileError: The file is not a blurkit model, is damaged, or needs a blur, model or layer
                 that is not installed (the message names it).
@@ -896,7 +903,8 @@ class Deblurrer:
             raise ModelFileError(f"{path}: cannot rebuild its blur generator: {exc}") from None
         _check_keras_config(path)
         try:
-            model = keras.saving.load_model(path, compile=compile, safe_mode=True)
+            # compiled below, by blurkit: Keras' compile=True warns about the optimizer state files lack
+            model = keras.saving.load_model(path, compile=False, safe_mode=True)
         except Exception as exc:  # noqa: BLE001 - Keras raises many types; report them all clearly
             raise ModelFileError(f"{path}: Keras could not load the model safely: {_keras_error(exc)}") from None
         facade = dict(meta.get("facade") or {})
@@ -906,6 +914,8 @@ class Deblurrer:
         d.validation = meta.get("validation") or {}
         d.training = meta.get("training") or {}
         d.source = str(path)
+        if compile:
+            d.compile()
         return d
 
     def _from_parts(self, model: Any, blur: Any, spec: dict | None, facade: dict) -> None:
