@@ -271,3 +271,47 @@ def test_quality_second_test_set_is_scikit_image_samples_outside_val():
     assert len(quality.load_photos("skimage", None, 32)) == len(quality.SKIMAGE_SAMPLES) == 10
     # none of them is one of the validation photos (scikit-image's astronaut, chelsea, coffee, rocket, motorcycle)
     assert not set(quality.SKIMAGE_SAMPLES) & {"astronaut", "chelsea", "cat", "coffee", "rocket", "motorcycle_left"}
+
+
+def test_estimator_pool_trains_only_the_estimator_from_the_same_start(tmp_path, astronaut, camera):
+    from blurkit import Deblurrer
+    from blurkit.data.io import write_image
+
+    estimator_pool = bench("estimator_pool")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    write_image(photos / "a.png", astronaut[100:196, 120:220])
+    write_image(photos / "c.png", camera[:80, :90])
+    init = tmp_path / "init.keras"
+    start = Deblurrer(model="wiener_unet", model_options={"width": 4, "depth": 1, "estimator_width": 4}, seed=3)
+    start.save(init)
+    x = astronaut[None, 100:164, 120:184].astype("float32") / 255
+    out = tmp_path / "att.keras"
+    assert estimator_pool.main(["--init", str(init), "--data", str(photos), "--out", str(out), "--pool",
+                                "attention", "--steps", "3", "--sides", "32", "48", "--batch", "2",
+                                "--over-weight", "3"]) == 0
+    d = Deblurrer.load(out)
+    assert d.model_spec["config"]["estimator_pool"] == "attention"
+    assert "--pool attention" in d.training["estimator_pool"]["command"]
+    restorer, before = d.model.get_layer("restorer"), start.model.get_layer("restorer")
+    for a, b in zip(restorer.get_weights(), before.get_weights(), strict=True):  # the restorer is frozen
+        np.testing.assert_array_equal(a, b)
+    moved = d.model.get_layer("estimator").get_layer("est_params").get_weights()[0]
+    assert np.abs(moved - start.model.get_layer("estimator").get_layer("est_params").get_weights()[0]).max() > 0
+    # with_pool alone changes nothing: the attention starts as the mean
+    same = estimator_pool.with_pool(Deblurrer.load(init), "attention")
+    np.testing.assert_allclose(same.model.predict(x, verbose=0), start.model.predict(x, verbose=0), atol=1e-5)
+
+
+def test_estimator_loss_can_weigh_over_estimates_more(recipe):
+    from blurkit.registry import MODELS
+
+    wiener = MODELS.create("wiener_unet", width=4, depth=1, estimator_width=4).get_layer("restorer").get_layer("wiener")
+    raw = np.zeros((2, 2), "float32")  # the same estimate for both images
+    sigma = float(np.asarray(wiener.blur_parameters(raw)[0])[0])
+    truth = np.float32([[sigma / 1.2], [sigma * 1.2]])  # over-estimated by 1.2x, under-estimated by 1.2x
+    plain = np.asarray(recipe.estimator_loss(wiener)(truth, raw))
+    heavy = np.asarray(recipe.estimator_loss(wiener, over_weight=3.0)(truth, raw))
+    np.testing.assert_allclose(plain[0], plain[1], rtol=1e-5)  # symmetric in log sigma
+    balance = plain[0] - np.log(1.2) ** 2
+    np.testing.assert_allclose(heavy, [balance + 3 * np.log(1.2) ** 2, plain[1]], rtol=1e-5)
