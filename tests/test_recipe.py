@@ -315,3 +315,41 @@ def test_estimator_loss_can_weigh_over_estimates_more(recipe):
     np.testing.assert_allclose(plain[0], plain[1], rtol=1e-5)  # symmetric in log sigma
     balance = plain[0] - np.log(1.2) ** 2
     np.testing.assert_allclose(heavy, [balance + 3 * np.log(1.2) ** 2, plain[1]], rtol=1e-5)
+
+
+def test_widen_keeps_the_restoration_and_trains_the_new_channels():
+    """A wider restorer made by widen.py computes what the original did, and its new weights are not dead:
+    the zero weights that read the new channels, and a new block's zero convolution, get gradients."""
+    import keras
+    import tensorflow as tf
+
+    from blurkit import Deblurrer
+
+    widen = bench("widen")
+    d = Deblurrer(model="wiener_unet", model_options={"width": 4, "depth": 2, "estimator_width": 4}, seed=1)
+    rng = np.random.default_rng(6)
+    for layer in d.model.get_layer("restorer").layers:  # not the zero tail: every path must matter
+        if layer.weights:
+            layer.set_weights([rng.normal(0, 0.2, w.shape).astype("float32") for w in layer.get_weights()])
+    x = rng.random((2, 36, 44, 3), dtype=np.float32)
+    before = d.model.predict(x, verbose=0)
+    widen.widen(d, width=6, blocks=2)
+    assert d.model_spec["config"]["width"] == 6 and d.model_spec["config"]["blocks"] == 2
+    restorer = d.model.get_layer("restorer")
+    assert restorer.get_layer("head").filters == 6 and restorer.get_layer("dec0_block1_conv2")
+    np.testing.assert_allclose(d.model.predict(x, verbose=0), before, atol=1e-5)
+    with tf.GradientTape() as tape:
+        loss = keras.ops.mean((d.model(x) - x) ** 2)
+    grads = dict(zip([w.path for w in d.model.trainable_weights],
+                     tape.gradient(loss, d.model.trainable_weights), strict=True))
+    tail = grads[restorer.get_layer("tail").kernel.path].numpy()
+    assert np.abs(tail[:, :, 4:, :]).max() > 0  # the tail's zero weights from the new channels
+    block = grads[restorer.get_layer("dec0_block1_conv2").kernel.path].numpy()
+    assert np.abs(block).max() > 0  # a new block's zero convolution
+    # the check can fail: a zeroed weight that is not zero changes the restoration
+    kernel, bias = restorer.get_layer("tail").get_weights()
+    kernel[:, :, 4:, :] = 0.1
+    restorer.get_layer("tail").set_weights([kernel, bias])
+    assert np.abs(d.model.predict(x, verbose=0) - before).max() > 1e-3
+    with pytest.raises(ValueError, match="only grow"):
+        widen.widen(d, width=4, blocks=2)

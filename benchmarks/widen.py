@@ -1,0 +1,134 @@
+"""Widen a trained ``wiener_unet``'s restorer without changing what it computes (Net2Net-style).
+
+The model card's analysis says the width-24 refinement U-Net is close to what it can learn, and that a wider
+one trained on a GPU should close most of the gap to the quality bar. The package's 25 MB limit on shipped
+weights (float32) allows about 6 million parameters: ``width=48, blocks=1`` (5.6 million, 3.9x the
+restorer's FLOPs) or ``width=32, blocks=2`` (4.7 million, 3.3x); ``width=48, blocks=2`` has 10 million
+(40 MB). Trained from scratch, a wider restorer needs the whole recipe again before it is even as good as
+the shipped one; this script instead makes a wider model that starts *exactly* where the shipped one is, so
+a GPU run of ``train_joint.py`` from it spends all its steps on what the extra capacity can add.
+
+How the weights are set (``width`` and ``blocks`` may grow; ``depth`` and the kernel size stay):
+
+* every convolution that exists in both models keeps its old weights in the old channels; the weights
+  *from* new input channels *to* old output channels are zero, so the new channels do not change the old
+  ones; the weights into new output channels keep their fresh (Glorot) initialisation, so the new channels
+  carry signal and the zero weights that read them get gradients from the first step;
+* a new residual block (``blocks`` grown) has a zero second convolution, i.e. it starts as the identity,
+  as the whole refinement did (its zero ``tail``);
+* the estimator is copied unchanged.
+
+Usage::
+
+    python benchmarks/widen.py --width 48 --blocks 1 --out wide.keras     # from the gaussian-v1 preset
+    KERAS_BACKEND=jax python benchmarks/train_joint.py --init wide.keras --data PHOTOS --out joint.keras \\
+        --minutes 8 --freeze-estimator                                       # on a GPU
+
+It checks that the wider model restores a test image as the original does (to float32 rounding) before
+it writes the file, and prints the parameters and the file's size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def _embed(layer, old_weights: list) -> list:
+    """``layer``'s weights with ``old_weights`` embedded in the leading channels (see the module docstring)."""
+    import keras
+    import numpy as np
+
+    new = [np.array(w) for w in layer.get_weights()]
+    if not isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose)):
+        if [w.shape for w in new] != [np.shape(w) for w in old_weights]:
+            raise ValueError(f"layer {layer.name!r} changed shape but is not a convolution")
+        return [np.array(w) for w in old_weights]
+    kernel, bias = new
+    old_kernel, old_bias = old_weights
+    if isinstance(layer, keras.layers.Conv2DTranspose):  # kernel (k, k, out, in)
+        k, out, cin = old_kernel.shape[0], old_kernel.shape[2], old_kernel.shape[3]
+        kernel[:, :, :out, cin:] = 0.0
+        kernel[:, :, :out, :cin] = old_kernel
+    else:  # kernel (k, k, in, out)
+        k, cin, out = old_kernel.shape[0], old_kernel.shape[2], old_kernel.shape[3]
+        kernel[:, :, cin:, :out] = 0.0
+        kernel[:, :, :cin, :out] = old_kernel
+    if kernel.shape[0] != k:
+        raise ValueError(f"layer {layer.name!r}: the kernel size cannot change")
+    bias[:out] = old_bias
+    bias[out:] = 0.0
+    return [kernel, bias]
+
+
+def widen(d, width: int, blocks: int, seed: int = 0):
+    """Replace a Deblurrer's ``wiener_unet`` with one of restorer ``width`` and ``blocks`` that computes the
+    same (see the module docstring); returns the Deblurrer."""
+    import keras
+    import numpy as np
+    from train_preset import nested, parts
+
+    from blurkit.registry import MODELS
+
+    nested(d)
+    old_config = d.model_spec["config"]
+    if width < old_config.get("width", 24) or blocks < old_config.get("blocks", 1):
+        raise ValueError(f"width and blocks can only grow (the model has width {old_config.get('width', 24)}, "
+                         f"blocks {old_config.get('blocks', 1)})")
+    config = {**old_config, "width": int(width), "blocks": int(blocks)}
+    keras.utils.set_random_seed(seed)
+    model = MODELS.create(d.model_spec["name"], **config)
+    (new_est, new_res, _), (old_est, old_res, _) = parts(model), parts(d.model)
+    new_est.set_weights(old_est.get_weights())
+    old = {layer.name: layer for layer in old_res.layers}
+    for layer in new_res.layers:
+        if not layer.weights:
+            continue
+        if layer.name in old:
+            layer.set_weights(_embed(layer, old[layer.name].get_weights()))
+        elif layer.name.endswith("_conv2"):  # a new residual block starts as the identity
+            layer.set_weights([np.zeros(w.shape, "float32") for w in layer.weights])
+        elif not layer.name.endswith("_conv1"):
+            raise ValueError(f"layer {layer.name!r} is new and not part of a residual block")
+    d.model, d._infer_fn = model, None
+    d.model_spec = {"name": d.model_spec["name"], "config": config}
+    return d
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--init", default=None, help="a wiener_unet .keras file (default: the gaussian-v1 preset)")
+    p.add_argument("--width", type=int, required=True)
+    p.add_argument("--blocks", type=int, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+
+    import numpy as np
+    from skimage import data
+
+    from blurkit import Deblurrer
+    from blurkit.blurs import GaussianBlur
+
+    d = Deblurrer.load(args.init) if args.init else Deblurrer.from_preset("gaussian-v1")
+    source = args.init or "preset gaussian-v1"
+    params = d.model.count_params()
+    test = GaussianBlur(sigma=1.5)(data.astronaut()[96:352, 96:352], seed=0)["image"].astype(np.float32) / 255
+    before = d.predict(test)
+    widen(d, args.width, args.blocks, args.seed)
+    diff = float(np.abs(d.predict(test) - before).max())
+    if diff > 1e-4:
+        raise SystemExit(f"error: the widened model restores differently (max difference {diff:g})")
+    d.training = {**d.training, "widened": {"from": source, "width": args.width, "blocks": args.blocks,
+                                           "seed": args.seed, "params_before": params}}
+    d.save(args.out)
+    print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB): width {args.width}, blocks {args.blocks}, "
+          f"{params:,} -> {d.model.count_params():,} parameters; same restoration (max difference {diff:.1g})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
