@@ -353,3 +353,11 @@ def test_widen_keeps_the_restoration_and_trains_the_new_channels():
     assert np.abs(d.model.predict(x, verbose=0) - before).max() > 1e-3
     with pytest.raises(ValueError, match="only grow"):
         widen.widen(d, width=4, blocks=2)
+    # the fresh weights are the seeded Glorot start times `scale`
+    heads = []
+    for scale in (1.0, 0.01):
+        e = Deblurrer(model="wiener_unet", model_options={"width": 4, "depth": 2, "estimator_width": 4}, seed=1)
+        widen.widen(e, width=6, blocks=2, seed=3, scale=scale)
+        heads.append(e.model.get_layer("restorer").get_layer("head").get_weights()[0][..., 4:])
+    assert np.abs(heads[0]).max() > 0.05
+    np.testing.assert_allclose(heads[1], 0.01 * heads[0], rtol=1e-5)
