@@ -63,7 +63,8 @@ def wiener_unet(
         estimator_pool: How the estimator pools its convolutional features over the image: ``"mean"``
             (global average) or ``"attention"`` (weights from a learned 1x1 convolution, softmax over the
             image: :class:`~blurkit.models.layers.SoftmaxPool2D`; its convolution starts at zero, i.e. as
-            the mean, so a ``"mean"`` model's weights carry over unchanged).
+            the mean, so a ``"mean"`` model's weights carry over unchanged). Tried on the ``gaussian-v1``
+            preset's estimator, it did no better than the mean (docs/model-card-gaussian-v1.md).
 
     Returns:
         A functional ``keras.Model`` named ``"wiener_unet"``, input ``(None, None, None, channels)`` float32
