@@ -31,20 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 def with_pool(d, pool: str):
     """Rebuild a Deblurrer's ``wiener_unet`` with ``estimator_pool=pool``, every layer's weights copied by
     name (a new attention convolution keeps its zero start, so the outputs are unchanged)."""
-    from train_preset import nested, parts
+    from train_preset import copy_weights, parts, rebuild
 
-    from blurkit.registry import MODELS
-
-    nested(d)
-    config = {**d.model_spec["config"], "estimator_pool": pool}
-    model = MODELS.create(d.model_spec["name"], **config)
-    for new, old in zip(parts(model)[:2], parts(d.model)[:2], strict=True):
-        have = {layer.name: layer for layer in old.layers}
-        for layer in new.layers:
-            if layer.weights and layer.name in have:
-                layer.set_weights(have[layer.name].get_weights())
-    d.model, d._infer_fn = model, None
-    d.model_spec = {"name": d.model_spec["name"], "config": config}
+    old = rebuild(d, estimator_pool=pool)
+    for new, prev in zip(parts(d.model)[:2], parts(old)[:2], strict=True):
+        copy_weights(new, prev, new_layers=("est_attention",))
     return d
 
 

@@ -107,34 +107,45 @@ def nested(d):
     """
     from blurkit.registry import MODELS
 
-    flat = {layer.name: layer for layer in d.model.layers}
-    if "restorer" in flat:
+    if "restorer" in {layer.name for layer in d.model.layers}:
         return d
     model = MODELS.create(d.model_spec["name"], **d.model_spec["config"])
     for sub in parts(model)[:2]:
-        for layer in sub.layers:
-            if layer.weights:
-                layer.set_weights(flat[layer.name].get_weights())
+        copy_weights(sub, d.model)
     d.model, d._infer_fn = model, None
     return d
 
 
+def rebuild(d, **changes):
+    """Replace a Deblurrer's ``wiener_unet`` with a new, untrained (nested) one of its builder, its config
+    updated by ``changes`` (recorded in ``d.model_spec``); returns the old model, to copy weights from."""
+    from blurkit.registry import MODELS
+
+    nested(d)
+    old = d.model
+    config = {**d.model_spec["config"], **changes}
+    d.model, d._infer_fn = MODELS.create(d.model_spec["name"], **config), None
+    d.model_spec = {"name": d.model_spec["name"], "config": config}
+    return old
+
+
+def copy_weights(new, old, new_layers=()) -> None:
+    """Set every layer with weights of model ``new`` to the weights of ``old``'s layer of that name; only the
+    layers named in ``new_layers`` may be missing from ``old`` (they keep their start)."""
+    have = {layer.name: layer for layer in old.layers}
+    for layer in new.layers:
+        if layer.weights and layer.name not in new_layers:
+            layer.set_weights(have[layer.name].get_weights())
+
+
 def new_estimator(d, estimator_width: int):
-    """Give a Deblurrer's (nested) ``wiener_unet`` a new, untrained estimator of ``estimator_width``.
+    """Give a Deblurrer's ``wiener_unet`` a new, untrained estimator of ``estimator_width``.
 
     The restorer's weights are copied by name; the estimator starts from scratch (its output layer at
     zero). The model's config records the new width.
     """
-    from blurkit.registry import MODELS
-
-    config = {**d.model_spec["config"], "estimator_width": int(estimator_width)}
-    model = MODELS.create(d.model_spec["name"], **config)
-    old = {layer.name: layer for layer in parts(d.model)[1].layers}
-    for layer in parts(model)[1].layers:
-        if layer.weights:
-            layer.set_weights(old[layer.name].get_weights())
-    d.model, d._infer_fn = model, None
-    d.model_spec = {"name": d.model_spec["name"], "config": config}
+    old = rebuild(d, estimator_width=int(estimator_width))
+    copy_weights(parts(d.model)[1], parts(old)[1])
     return d
 
 

@@ -78,34 +78,28 @@ def widen(d, width: int, blocks: int, seed: int = 0, scale: float = 0.01):
     same (see the module docstring); the fresh weights are Glorot times ``scale``. Returns the Deblurrer."""
     import keras
     import numpy as np
-    from train_preset import nested, parts
+    from train_preset import parts, rebuild
 
-    from blurkit.registry import MODELS
-
-    nested(d)
     old_config = d.model_spec["config"]
     if width < old_config.get("width", 24) or blocks < old_config.get("blocks", 1):
         raise ValueError(f"width and blocks can only grow (the model has width {old_config.get('width', 24)}, "
                          f"blocks {old_config.get('blocks', 1)})")
-    config = {**old_config, "width": int(width), "blocks": int(blocks)}
-    keras.utils.set_random_seed(seed)
-    model = MODELS.create(d.model_spec["name"], **config)
-    (new_est, new_res, _), (old_est, old_res, _) = parts(model), parts(d.model)
+    keras.utils.set_random_seed(seed)  # the fresh weights
+    old = rebuild(d, width=int(width), blocks=int(blocks))
+    (new_est, new_res, _), (old_est, old_res, _) = parts(d.model), parts(old)
     new_est.set_weights(old_est.get_weights())
-    old = {layer.name: layer for layer in old_res.layers}
+    have = {layer.name: layer for layer in old_res.layers}
     for layer in new_res.layers:
         if not layer.weights:
             continue
-        if layer.name in old:
-            layer.set_weights(_embed(layer, old[layer.name].get_weights(), scale))
+        if layer.name in have:
+            layer.set_weights(_embed(layer, have[layer.name].get_weights(), scale))
         elif layer.name.endswith("_conv2"):  # a new residual block starts as the identity
             layer.set_weights([np.zeros(w.shape, "float32") for w in layer.weights])
         elif layer.name.endswith("_conv1"):
             layer.set_weights([np.asarray(w) * scale for w in layer.get_weights()])
         else:
             raise ValueError(f"layer {layer.name!r} is new and not part of a residual block")
-    d.model, d._infer_fn = model, None
-    d.model_spec = {"name": d.model_spec["name"], "config": config}
     return d
 
 
