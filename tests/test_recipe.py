@@ -22,6 +22,16 @@ def bench(name: str):
         sys.path.remove(str(BENCHMARKS))
 
 
+def _folder(path: Path, images: dict) -> Path:
+    """A new folder of photos: ``images`` maps file names to arrays."""
+    from blurkit.data.io import write_image
+
+    path.mkdir()
+    for name, image in images.items():
+        write_image(path / name, image)
+    return path
+
+
 @pytest.fixture(scope="module")
 def recipe():
     return bench("train_preset")
@@ -31,14 +41,11 @@ def test_every_stage_of_the_preset_recipe_runs(recipe, tmp_path, astronaut, came
     from skimage import data
 
     from blurkit import Deblurrer
-    from blurkit.data.io import write_image
 
-    train, val = tmp_path / "train", tmp_path / "val"
-    train.mkdir(), val.mkdir()
-    for i, img in enumerate([astronaut, data.coffee(), data.chelsea()]):
-        write_image(train / f"{i}.png", img[:200, :220])
-    write_image(val / "v.png", astronaut[250:450, 200:400])
-    write_image(val / "g.png", camera[:170, :190])  # greyscale photos are fine too
+    train = _folder(tmp_path / "train", {f"{i}.png": img[:200, :220]
+                                         for i, img in enumerate([astronaut, data.coffee(), data.chelsea()])})
+    val = _folder(tmp_path / "val", {"v.png": astronaut[250:450, 200:400],
+                                     "g.png": camera[:170, :190]})  # greyscale photos are fine too
     out = tmp_path / "preset.keras"
     argv = ["--data", str(train), "--val", str(val), "--out", str(out), "--work-dir", str(tmp_path / "work"),
             "--epochs", "1", "--steps-per-epoch", "1", "--estimator-steps", "2", "--finetune-epochs", "1",
@@ -114,13 +121,9 @@ def test_every_stage_of_the_preset_recipe_runs(recipe, tmp_path, astronaut, came
 
 def test_oracle_sigma_prints_the_mean_table_and_each_photo(tmp_path, astronaut, camera, capsys):
     from blurkit import Deblurrer
-    from blurkit.data.io import write_image
 
     oracle_sigma = bench("oracle_sigma")
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    write_image(photos / "a.png", astronaut[100:164, 120:200])
-    write_image(photos / "c.png", camera[:56, :72])
+    photos = _folder(tmp_path / "photos", {"a.png": astronaut[100:164, 120:200], "c.png": camera[:56, :72]})
     model = tmp_path / "m.keras"
     Deblurrer(model="wiener_unet", model_options={"width": 4, "depth": 2, "estimator_width": 4}).save(model)
     assert oracle_sigma.main(["--model", str(model), "--data", str(photos), "--sigmas", "1", "2", "--per-photo",
@@ -207,10 +210,8 @@ def test_joint_training_moves_both_parts_or_only_the_restorer(joint, tmp_path, a
     from blurkit import Deblurrer
     from blurkit.data.io import write_image
 
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    write_image(photos / "a.png", astronaut[:90, :100])
-    write_image(photos / "g.png", camera[:70, :80])  # greyscale: used as RGB
+    photos = _folder(tmp_path / "photos", {"a.png": astronaut[:90, :100],
+                                           "g.png": camera[:70, :80]})  # greyscale: used as RGB
     init = tmp_path / "init.keras"
     Deblurrer(model="wiener_unet", model_options={"width": 4, "depth": 2, "estimator_width": 4,
                                                    "scales": [1.0, 0.8]}).save(init)
@@ -275,13 +276,9 @@ def test_quality_second_test_set_is_scikit_image_samples_outside_val():
 
 def test_estimator_pool_trains_only_the_estimator_from_the_same_start(tmp_path, astronaut, camera):
     from blurkit import Deblurrer
-    from blurkit.data.io import write_image
 
     estimator_pool = bench("estimator_pool")
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    write_image(photos / "a.png", astronaut[100:196, 120:220])
-    write_image(photos / "c.png", camera[:80, :90])
+    photos = _folder(tmp_path / "photos", {"a.png": astronaut[100:196, 120:220], "c.png": camera[:80, :90]})
     init = tmp_path / "init.keras"
     start = Deblurrer(model="wiener_unet", model_options={"width": 4, "depth": 1, "estimator_width": 4}, seed=3)
     start.save(init)
