@@ -56,21 +56,18 @@ def _embed(layer, old_weights: list, scale: float) -> list:
             raise ValueError(f"layer {layer.name!r} changed shape but is not a convolution")
         return [np.array(w) for w in old_weights]
     kernel, bias = new
-    kernel *= scale
     old_kernel, old_bias = old_weights
-    if isinstance(layer, keras.layers.Conv2DTranspose):  # kernel (k, k, out, in)
-        k, out, cin = old_kernel.shape[0], old_kernel.shape[2], old_kernel.shape[3]
-        kernel[:, :, :out, cin:] = 0.0
-        kernel[:, :, :out, :cin] = old_kernel
-    else:  # kernel (k, k, in, out)
-        k, cin, out = old_kernel.shape[0], old_kernel.shape[2], old_kernel.shape[3]
-        kernel[:, :, cin:, :out] = 0.0
-        kernel[:, :, :cin, :out] = old_kernel
-    if kernel.shape[0] != k:
+    if kernel.shape[:2] != old_kernel.shape[:2]:
         raise ValueError(f"layer {layer.name!r}: the kernel size cannot change")
+    if isinstance(layer, keras.layers.Conv2DTranspose):  # its kernel is (k, k, out, in): work on a view
+        kernel, old_kernel = kernel.swapaxes(2, 3), old_kernel.swapaxes(2, 3)  # (k, k, in, out)
+    cin, out = old_kernel.shape[2:]
+    kernel *= scale
+    kernel[:, :, cin:, :out] = 0.0
+    kernel[:, :, :cin, :out] = old_kernel
     bias[:out] = old_bias
     bias[out:] = 0.0
-    return [kernel, bias]
+    return new  # the arrays the views above wrote into
 
 
 def widen(d, width: int, blocks: int, seed: int = 0, scale: float = 0.01):
