@@ -27,6 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from train_preset import VARY  # noqa: E402
+
 
 def with_pool(d, pool: str):
     """Rebuild a Deblurrer's ``wiener_unet`` with ``estimator_pool=pool``, every layer's weights copied by
@@ -52,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=11)
     p.add_argument("--over-weight", type=float, default=1.0,
                    help="weight of over-estimates of sigma in the squared log-sigma error (default 1)")
+    p.add_argument("--vary", nargs="+", default=(), choices=VARY, metavar="KIND",
+                   help=f"make the photos look like other cameras' before the blur: any of {', '.join(VARY)} "
+                        "(train_preset._vary; default none)")
     args = p.parse_args(argv)
 
     from train_preset import train_estimator
@@ -64,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     with_pool(d, args.pool)
     curve = train_estimator(d.model, list_images(args.data), args.steps, args.seed, sides=tuple(args.sides),
                             batch=args.batch, learning_rate=args.lr, augment=True,
-                            over_weight=args.over_weight)
+                            over_weight=args.over_weight, vary=args.vary)
     minutes = (time.time() - t0) / 60
     d.training = {**d.training, "estimator_pool": {
         "command": "python benchmarks/estimator_pool.py " + " ".join(argv or sys.argv[1:]),

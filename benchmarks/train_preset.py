@@ -202,12 +202,49 @@ def _flip(patch, k: int):
     return np.ascontiguousarray(patch[:, ::-1] if k >= 4 else patch)
 
 
+VARY = ("scale", "noise", "sharpen", "jpeg")
+
+
+def _vary(photos: list, cache: dict, rng, vrng, side: int, kinds=("scale", "noise", "jpeg")):
+    """:func:`_square`, made to look more like other cameras' photos, before the blur (as in photos that were
+    processed before anyone blurred them). ``vrng`` draws these choices, so ``rng`` draws the same crops and
+    blurs as without them. Each of ``kinds`` (of :data:`VARY`, applied in that order) happens with
+    probability 1/2: ``scale`` downscales the photo by a factor in [0.5, 1) (area interpolation: more detail
+    per pixel), ``noise`` adds sensor-like Gaussian noise (standard deviation 0.002 to 0.02), ``sharpen`` an
+    in-camera unsharp mask (radius 0.5 to 2 px, amount 0.3 to 1.5) and ``jpeg`` a JPEG round trip (quality
+    60 to 95)."""
+    import cv2
+    import numpy as np
+
+    unknown = set(kinds) - set(VARY)
+    if unknown:
+        raise ValueError(f"unknown kinds {sorted(unknown)}; choose from {VARY}")
+    f = float(vrng.uniform(0.5, 1.0)) if "scale" in kinds and vrng.random() < 0.5 else 1.0
+    patch = _square(photos, cache, rng, int(np.ceil(side / f)))
+    if f < 1.0:
+        n = min(side, max(8, round(patch.shape[0] * f)))
+        patch = cv2.resize(patch, (n, n), interpolation=cv2.INTER_AREA)
+    if "noise" in kinds and vrng.random() < 0.5:
+        patch = np.clip(patch + vrng.normal(0.0, vrng.uniform(0.002, 0.02), patch.shape), 0.0, 1.0)
+    if "sharpen" in kinds and vrng.random() < 0.5:
+        radius, amount = vrng.uniform(0.5, 2.0), vrng.uniform(0.3, 1.5)
+        soft = cv2.GaussianBlur(patch, (0, 0), radius, borderType=cv2.BORDER_REFLECT)
+        patch = np.clip(patch + amount * (patch - soft), 0.0, 1.0)
+    if "jpeg" in kinds and vrng.random() < 0.5:
+        bgr = np.round(patch[..., ::-1] * 255).astype(np.uint8)
+        ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(vrng.integers(60, 96))])
+        patch = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1] / 255.0
+    return np.ascontiguousarray(patch, dtype=np.float32)
+
+
 def train_estimator(model, photos: list, steps: int, seed: int, sigma_range=(0.3, 3.5), *,
                     sides=(64, 96, 128, 192, 256), batch: int = 16, learning_rate: float = 1e-3,
-                    augment: bool = False, over_weight: float = 1.0) -> list[float]:
+                    augment: bool = False, over_weight: float = 1.0, vary=()) -> list[float]:
     """Stage 1 (and 4a): supervised training of a ``wiener_unet``'s blur estimator; returns the loss curve.
 
-    ``augment`` adds the 8 flips/rotations of each patch; ``over_weight`` is :func:`estimator_loss`'s.
+    ``augment`` adds the 8 flips/rotations of each patch; ``over_weight`` is :func:`estimator_loss`'s;
+    ``vary`` names the kinds of :func:`_vary` to draw the patches with (rescaled, noisy, sharpened,
+    JPEG-compressed photos; none by default).
     """
     import keras
     import numpy as np
@@ -220,7 +257,7 @@ def train_estimator(model, photos: list, steps: int, seed: int, sigma_range=(0.3
     lr = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, steps), alpha=0.01)
     est.compile(optimizer=keras.optimizers.Adam(lr), loss=estimator_loss(wiener, over_weight),
                 jit_compile=False)
-    rng = np.random.default_rng(seed)
+    rng, vrng = np.random.default_rng(seed), np.random.default_rng([seed, 1])
     blur = GaussianBlur(sigma=tuple(sigma_range), border="reflect", quantize=True)
     cache: dict[int, np.ndarray] = {}
     curve = []
@@ -228,7 +265,7 @@ def train_estimator(model, photos: list, steps: int, seed: int, sigma_range=(0.3
         side = int(rng.choice(list(sides)))
         xs, ys = [], []
         for _ in range(batch):
-            patch = _square(photos, cache, rng, side)
+            patch = _vary(photos, cache, rng, vrng, side, vary) if vary else _square(photos, cache, rng, side)
             if augment:
                 patch = _flip(patch, int(rng.integers(8)))
             params = blur.sample(rng)

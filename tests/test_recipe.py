@@ -286,10 +286,11 @@ def test_estimator_pool_trains_only_the_estimator_from_the_same_start(tmp_path, 
     out = tmp_path / "att.keras"
     assert estimator_pool.main(["--init", str(init), "--data", str(photos), "--out", str(out), "--pool",
                                 "attention", "--steps", "3", "--sides", "32", "48", "--batch", "2",
-                                "--over-weight", "3"]) == 0
+                                "--over-weight", "3", "--vary", "sharpen", "jpeg"]) == 0
     d = Deblurrer.load(out)
     assert d.model_spec["config"]["estimator_pool"] == "attention"
     assert "--pool attention" in d.training["estimator_pool"]["command"]
+    assert "--vary sharpen jpeg" in d.training["estimator_pool"]["command"]
     restorer, before = d.model.get_layer("restorer"), start.model.get_layer("restorer")
     for a, b in zip(restorer.get_weights(), before.get_weights(), strict=True):  # the restorer is frozen
         np.testing.assert_array_equal(a, b)
@@ -312,6 +313,32 @@ def test_estimator_loss_can_weigh_over_estimates_more(recipe):
     np.testing.assert_allclose(plain[0], plain[1], rtol=1e-5)  # symmetric in log sigma
     balance = plain[0] - np.log(1.2) ** 2
     np.testing.assert_allclose(heavy, [balance + 3 * np.log(1.2) ** 2, plain[1]], rtol=1e-5)
+
+
+def test_vary_draws_the_same_crops_and_makes_them_look_like_other_cameras(recipe, tmp_path, astronaut, camera):
+    """``_vary`` takes its choices from its own generator: where it chooses nothing, the crop is ``_square``'s;
+    otherwise the patch is rescaled (never larger than asked), noisy or JPEG-compressed, and stays in [0, 1]."""
+    photos = [_folder(tmp_path / "p", {"a.png": astronaut[:300, :320]}) / "a.png"]
+
+    class Never:  # a generator whose every coin toss says "no"
+        def random(self):
+            return 1.0
+
+    plain = recipe._square(photos, {}, np.random.default_rng(5), 96)
+    same = recipe._vary(photos, {}, np.random.default_rng(5), Never(), 96, recipe.VARY)
+    np.testing.assert_array_equal(same, plain)
+    with pytest.raises(ValueError, match="blur"):
+        recipe._vary(photos, {}, np.random.default_rng(5), Never(), 96, ("jpeg", "blur"))
+    vrng, changed = np.random.default_rng(0), 0
+    for side in (64, 96, 200):
+        for _ in range(6):
+            rng = np.random.default_rng(side)
+            patch = recipe._vary(photos, {}, rng, vrng, side, recipe.VARY)
+            square = recipe._square(photos, {}, np.random.default_rng(side), side)
+            assert patch.dtype == np.float32 and patch.shape[2] == 3
+            assert patch.shape[0] == patch.shape[1] <= side and 0.0 <= patch.min() and patch.max() <= 1.0
+            changed += patch.shape != square.shape or not np.array_equal(patch, square)
+    assert changed >= 12  # 15 in 16 draws change something
 
 
 def test_widen_keeps_the_restoration_and_trains_the_new_channels():
