@@ -57,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--vary", nargs="+", default=(), choices=VARY, metavar="KIND",
                    help=f"make the photos look like other cameras' before the blur: any of {', '.join(VARY)} "
                         "(train_preset._vary; default none)")
+    p.add_argument("--sharpen-amount", type=float, nargs=2, default=(0.3, 1.5), metavar=("LO", "HI"),
+                   help="range of the unsharp-mask amounts of --vary sharpen (default 0.3 1.5)")
     args = p.parse_args(argv)
 
     from train_preset import train_estimator
@@ -69,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     with_pool(d, args.pool)
     curve = train_estimator(d.model, list_images(args.data), args.steps, args.seed, sides=tuple(args.sides),
                             batch=args.batch, learning_rate=args.lr, augment=True,
-                            over_weight=args.over_weight, vary=args.vary)
+                            over_weight=args.over_weight, vary=args.vary,
+                            sharpen_amount=tuple(args.sharpen_amount))
     minutes = (time.time() - t0) / 60
     d.training = {**d.training, "estimator_pool": {
         "command": "python benchmarks/estimator_pool.py " + " ".join(argv or sys.argv[1:]),

@@ -205,13 +205,14 @@ def _flip(patch, k: int):
 VARY = ("scale", "noise", "sharpen", "jpeg")
 
 
-def _vary(photos: list, cache: dict, rng, vrng, side: int, kinds=("scale", "noise", "jpeg")):
+def _vary(photos: list, cache: dict, rng, vrng, side: int, kinds=("scale", "noise", "jpeg"),
+          sharpen_amount=(0.3, 1.5)):
     """:func:`_square`, made to look more like other cameras' photos, before the blur (as in photos that were
     processed before anyone blurred them). ``vrng`` draws these choices, so ``rng`` draws the same crops and
     blurs as without them. Each of ``kinds`` (of :data:`VARY`, applied in that order) happens with
     probability 1/2: ``scale`` downscales the photo by a factor in [0.5, 1) (area interpolation: more detail
     per pixel), ``noise`` adds sensor-like Gaussian noise (standard deviation 0.002 to 0.02), ``sharpen`` an
-    in-camera unsharp mask (radius 0.5 to 2 px, amount 0.3 to 1.5) and ``jpeg`` a JPEG round trip (quality
+    in-camera unsharp mask (radius 0.5 to 2 px, amount drawn from ``sharpen_amount``) and ``jpeg`` a JPEG round trip (quality
     60 to 95)."""
     import cv2
     import numpy as np
@@ -227,7 +228,7 @@ def _vary(photos: list, cache: dict, rng, vrng, side: int, kinds=("scale", "nois
     if "noise" in kinds and vrng.random() < 0.5:
         patch = np.clip(patch + vrng.normal(0.0, vrng.uniform(0.002, 0.02), patch.shape), 0.0, 1.0)
     if "sharpen" in kinds and vrng.random() < 0.5:
-        radius, amount = vrng.uniform(0.5, 2.0), vrng.uniform(0.3, 1.5)
+        radius, amount = vrng.uniform(0.5, 2.0), vrng.uniform(*sharpen_amount)
         soft = cv2.GaussianBlur(patch, (0, 0), radius, borderType=cv2.BORDER_REFLECT)
         patch = np.clip(patch + amount * (patch - soft), 0.0, 1.0)
     if "jpeg" in kinds and vrng.random() < 0.5:
@@ -239,12 +240,13 @@ def _vary(photos: list, cache: dict, rng, vrng, side: int, kinds=("scale", "nois
 
 def train_estimator(model, photos: list, steps: int, seed: int, sigma_range=(0.3, 3.5), *,
                     sides=(64, 96, 128, 192, 256), batch: int = 16, learning_rate: float = 1e-3,
-                    augment: bool = False, over_weight: float = 1.0, vary=()) -> list[float]:
+                    augment: bool = False, over_weight: float = 1.0, vary=(), sharpen_amount=(0.3, 1.5)
+                    ) -> list[float]:
     """Stage 1 (and 4a): supervised training of a ``wiener_unet``'s blur estimator; returns the loss curve.
 
     ``augment`` adds the 8 flips/rotations of each patch; ``over_weight`` is :func:`estimator_loss`'s;
     ``vary`` names the kinds of :func:`_vary` to draw the patches with (rescaled, noisy, sharpened,
-    JPEG-compressed photos; none by default).
+    JPEG-compressed photos; none by default), ``sharpen_amount`` its range of unsharp-mask amounts.
     """
     import keras
     import numpy as np
@@ -265,7 +267,8 @@ def train_estimator(model, photos: list, steps: int, seed: int, sigma_range=(0.3
         side = int(rng.choice(list(sides)))
         xs, ys = [], []
         for _ in range(batch):
-            patch = _vary(photos, cache, rng, vrng, side, vary) if vary else _square(photos, cache, rng, side)
+            patch = (_vary(photos, cache, rng, vrng, side, vary, sharpen_amount) if vary
+                     else _square(photos, cache, rng, side))
             if augment:
                 patch = _flip(patch, int(rng.integers(8)))
             params = blur.sample(rng)

@@ -161,6 +161,31 @@ def test_oracle_sigma_prints_the_mean_table_and_each_photo(tmp_path, astronaut, 
         assert abs(tiled[sigma][0] - blind_mean) <= 0.011
 
 
+def test_estimator_probe_prints_an_estimate_per_photo_sigma_and_processing(tmp_path, astronaut, capsys):
+    from blurkit import Deblurrer
+
+    probe = bench("estimator_probe")
+    photos = _folder(tmp_path / "photos", {"a.png": astronaut[100:196, 120:220], "b.png": astronaut[:64, :64]})
+    model = tmp_path / "m.keras"
+    Deblurrer(model="wiener_unet", model_options={"width": 4, "depth": 1, "estimator_width": 4}).save(model)
+    assert probe.main(["--model", str(model), "--data", str(photos), "--sigmas", "1", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in lines if line.startswith(("| a.png", "| b.png"))]
+    assert sorted((r[0], r[1]) for r in rows) == [("a.png", "1"), ("a.png", "2"), ("b.png", "1"), ("b.png", "2")]
+    for r in rows:
+        assert len(r) == 2 + len(probe.PROCESSING)
+        assert all(0.3 <= float(c.split()[0]) <= 3.5 for c in r[2:])  # the model's sigma range
+        soft = r[2 + probe.PROCESSING.index("soft 0.6")]  # the target is the total blur
+        assert soft.endswith(f"({np.hypot(float(r[1]), 0.6):.2f})")
+    assert lines[-1].startswith("| **mean of log(estimate / target)** |")
+    image = astronaut[:64, :64].astype("float32") / 255
+    assert probe.process(image, "half size").shape == (32, 32, 3)
+    sharp = probe.process(image, "sharpened r1 a2")
+    assert sharp.std() > image.std() and abs(sharp.mean() - image.mean()) < 0.02  # sharper, not darker
+    with pytest.raises(ValueError, match="choose from"):
+        probe.process(image, "sepia")
+
+
 @pytest.fixture(scope="module")
 def joint():
     return bench("train_joint")
@@ -286,11 +311,12 @@ def test_estimator_pool_trains_only_the_estimator_from_the_same_start(tmp_path, 
     out = tmp_path / "att.keras"
     assert estimator_pool.main(["--init", str(init), "--data", str(photos), "--out", str(out), "--pool",
                                 "attention", "--steps", "3", "--sides", "32", "48", "--batch", "2",
-                                "--over-weight", "3", "--vary", "sharpen", "jpeg"]) == 0
+                                "--over-weight", "3", "--vary", "sharpen", "jpeg",
+                                "--sharpen-amount", "0.1", "0.6"]) == 0
     d = Deblurrer.load(out)
     assert d.model_spec["config"]["estimator_pool"] == "attention"
     assert "--pool attention" in d.training["estimator_pool"]["command"]
-    assert "--vary sharpen jpeg" in d.training["estimator_pool"]["command"]
+    assert "--vary sharpen jpeg --sharpen-amount 0.1 0.6" in d.training["estimator_pool"]["command"]
     restorer, before = d.model.get_layer("restorer"), start.model.get_layer("restorer")
     for a, b in zip(restorer.get_weights(), before.get_weights(), strict=True):  # the restorer is frozen
         np.testing.assert_array_equal(a, b)
