@@ -212,8 +212,8 @@ def _vary(photos: list, cache: dict, rng, vrng, side: int, kinds=("scale", "nois
     blurs as without them. Each of ``kinds`` (of :data:`VARY`, applied in that order) happens with
     probability 1/2: ``scale`` downscales the photo by a factor in [0.5, 1) (area interpolation: more detail
     per pixel), ``noise`` adds sensor-like Gaussian noise (standard deviation 0.002 to 0.02), ``sharpen`` an
-    in-camera unsharp mask (radius 0.5 to 2 px, amount drawn from ``sharpen_amount``) and ``jpeg`` a JPEG round trip (quality
-    60 to 95)."""
+    in-camera unsharp mask (radius 0.5 to 2 px, amount drawn from ``sharpen_amount``) and ``jpeg`` a JPEG
+    round trip (quality 60 to 95)."""
     import cv2
     import numpy as np
 
@@ -234,6 +234,8 @@ def _vary(photos: list, cache: dict, rng, vrng, side: int, kinds=("scale", "nois
     if "jpeg" in kinds and vrng.random() < 0.5:
         bgr = np.round(patch[..., ::-1] * 255).astype(np.uint8)
         ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(vrng.integers(60, 96))])
+        if not ok:
+            raise RuntimeError(f"OpenCV could not JPEG-encode a {bgr.shape} patch")
         patch = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1] / 255.0
     return np.ascontiguousarray(patch, dtype=np.float32)
 
