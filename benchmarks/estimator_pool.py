@@ -61,13 +61,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="range of the unsharp-mask amounts of --vary sharpen (default 0.3 1.5)")
     args = p.parse_args(argv)
 
-    from train_preset import train_estimator
+    from train_preset import load_or_preset, train_estimator
 
-    from blurkit import Deblurrer
     from blurkit.data.io import list_images
 
     t0 = time.time()
-    d = Deblurrer.load(args.init) if args.init else Deblurrer.from_preset("gaussian-v1")
+    d = load_or_preset(args.init)
     with_pool(d, args.pool)
     curve = train_estimator(d.model, list_images(args.data), args.steps, args.seed, sides=tuple(args.sides),
                             batch=args.batch, learning_rate=args.lr, augment=True,

@@ -21,7 +21,6 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -53,22 +52,18 @@ def process(image, kind: str):
 def main(argv: list[str] | None = None) -> int:
     here = Path(__file__).resolve().parent
     sys.path.insert(0, str(here))
-    from quality import BLUR_SEED, DEFAULT_DATA, load_photos  # the protocol of benchmarks/quality.py
-    from train_preset import parts
+    from quality import BLUR_SEED, load_photos, protocol_parser  # the protocol of benchmarks/quality.py
+    from train_preset import load_or_preset, parts
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", help="a wiener_unet .keras file (default: the gaussian-v1 preset)")
-    p.add_argument("--data", default=str(DEFAULT_DATA))
-    p.add_argument("--sigmas", type=float, nargs="+", default=[1.0, 2.0])
+    p = protocol_parser(__doc__, "a wiener_unet .keras file (default: the gaussian-v1 preset)", sigmas=(1.0, 2.0))
     args = p.parse_args(argv)
 
     import keras
     import numpy as np
 
-    from blurkit import Deblurrer
     from blurkit.classical import blur_gaussian
 
-    d = Deblurrer.load(args.model) if args.model else Deblurrer.from_preset("gaussian-v1")
+    d = load_or_preset(args.model)
     estimator, _, wiener = parts(d.model)
 
     def estimate(blurred) -> float:

@@ -34,7 +34,6 @@ factor of the grid per photo (chosen with the sharp photo) bounds what any such 
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -42,13 +41,10 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> int:
     here = Path(__file__).resolve().parent
     sys.path.insert(0, str(here))
-    from quality import BLUR_SEED, DEFAULT_DATA, SIGMAS, load_photos  # the protocol of benchmarks/quality.py
-    from train_preset import nested, parts
+    from quality import BLUR_SEED, load_photos, protocol_parser  # the protocol of benchmarks/quality.py
+    from train_preset import load_or_preset, nested, parts
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", help="a wiener_unet .keras file (default: the gaussian-v1 preset)")
-    p.add_argument("--data", default=str(DEFAULT_DATA))
-    p.add_argument("--sigmas", type=float, nargs="+", default=list(SIGMAS))
+    p = protocol_parser(__doc__, "a wiener_unet .keras file (default: the gaussian-v1 preset)")
     p.add_argument("--per-photo", action="store_true",
                    help="also print each photo's estimate and its PSNR blind and with the true sigma")
     p.add_argument("--tile-estimates", type=int, nargs="*", metavar="SIDE",
@@ -64,11 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     import keras
     import numpy as np
 
-    from blurkit import Deblurrer
     from blurkit.classical import blur_gaussian
     from blurkit.metrics import psnr
 
-    d = Deblurrer.load(args.model) if args.model else Deblurrer.from_preset("gaussian-v1")
+    d = load_or_preset(args.model)
     if args.estimate_tile:
         d.estimate_tile = args.estimate_tile
     named = load_photos(Path(args.data), None, None)

@@ -72,6 +72,17 @@ PROTOCOL = [
 ]
 
 
+def protocol_parser(doc: str, model_help: str, sigmas=SIGMAS) -> argparse.ArgumentParser:
+    """The arguments every script that measures one model under this protocol takes: ``--model`` (a file;
+    without it, the gaussian-v1 preset: :func:`train_preset.load_or_preset`), ``--data`` (a folder, or
+    ``skimage``) and ``--sigmas``; the script adds its own."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", help=model_help)
+    p.add_argument("--data", default=str(DEFAULT_DATA))
+    p.add_argument("--sigmas", type=float, nargs="+", default=list(sigmas))
+    return p
+
+
 # ---------------------------------------------------------------------------------------------- data
 def load_photos(data: Path, max_images: int | None, max_side: int | None) -> list[tuple[str, np.ndarray]]:
     """``(name, float32 RGB image)`` for each photo of ``data`` (``skimage``: :data:`SKIMAGE_SAMPLES`),

@@ -22,7 +22,6 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -46,20 +45,17 @@ def mosaic(photos: list[np.ndarray], rows: int = 3, cols: int = 4, cell: int = 5
 def main(argv: list[str] | None = None) -> int:
     here = Path(__file__).resolve().parent
     sys.path.insert(0, str(here))
-    from quality import BLUR_SEED, DEFAULT_DATA, SIGMAS, load_photos  # the protocol of benchmarks/quality.py
+    from quality import BLUR_SEED, load_photos, protocol_parser  # the protocol of benchmarks/quality.py
+    from train_preset import load_or_preset
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", help="a .keras file (default: the gaussian-v1 preset)")
-    p.add_argument("--data", default=str(DEFAULT_DATA))
-    p.add_argument("--sigmas", type=float, nargs="+", default=list(SIGMAS))
+    p = protocol_parser(__doc__, "a .keras file (default: the gaussian-v1 preset)")
     p.add_argument("--overlap", type=int, default=64)
     args = p.parse_args(argv)
 
-    from blurkit import Deblurrer
     from blurkit.classical import blur_gaussian
     from blurkit.metrics import psnr
 
-    d = Deblurrer.load(args.model) if args.model else Deblurrer.from_preset("gaussian-v1")
+    d = load_or_preset(args.model)
     photos = [img for _, img in load_photos(Path(args.data), None, None)]
     sets = {"val photos": (photos, (384, 256)), "2048x1536 mosaic": ([mosaic(photos)], (1536, 1024))}
     split = d._split() is not None

@@ -93,6 +93,14 @@ ESTIMATOR_STEPS = 3000
 ESTIMATOR_BALANCE_LOG10 = -4.0
 
 
+def load_or_preset(path):
+    """The Deblurrer saved at ``path``, or the ``gaussian-v1`` preset where ``path`` is empty (the benchmark
+    scripts' default model)."""
+    from blurkit import Deblurrer
+
+    return Deblurrer.load(path) if path else Deblurrer.from_preset("gaussian-v1")
+
+
 def parts(model):
     """A ``wiener_unet``'s ``(estimator, restorer, wiener layer)``."""
     restorer = model.get_layer("restorer")

@@ -113,11 +113,11 @@ def main(argv: list[str] | None = None) -> int:
 
     import numpy as np
     from skimage import data
+    from train_preset import load_or_preset
 
-    from blurkit import Deblurrer
     from blurkit.blurs import GaussianBlur
 
-    d = Deblurrer.load(args.init) if args.init else Deblurrer.from_preset("gaussian-v1")
+    d = load_or_preset(args.init)
     source = args.init or "preset gaussian-v1"
     params = d.model.count_params()
     test = GaussianBlur(sigma=1.5)(data.astronaut()[96:352, 96:352], seed=0)["image"].astype(np.float32) / 255
