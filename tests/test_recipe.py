@@ -341,9 +341,10 @@ def test_estimator_loss_can_weigh_over_estimates_more(recipe):
     np.testing.assert_allclose(heavy, [balance + 3 * np.log(1.2) ** 2, plain[1]], rtol=1e-5)
 
 
-def test_vary_draws_the_same_crops_and_makes_them_look_like_other_cameras(recipe, tmp_path, astronaut, camera):
+def test_vary_draws_the_same_crops_and_makes_them_look_like_other_cameras(recipe, tmp_path, astronaut):
     """``_vary`` takes its choices from its own generator: where it chooses nothing, the crop is ``_square``'s;
-    otherwise the patch is rescaled (never larger than asked), noisy or JPEG-compressed, and stays in [0, 1]."""
+    otherwise the patch is rescaled (never larger than asked), noisy, sharpened or JPEG-compressed, and stays
+    in [0, 1]."""
     photos = [_folder(tmp_path / "p", {"a.png": astronaut[:300, :320]}) / "a.png"]
 
     class Never:  # a generator whose every coin toss says "no"
