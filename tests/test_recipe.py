@@ -412,3 +412,27 @@ def test_widen_keeps_the_restoration_and_trains_the_new_channels():
         heads.append(e.model.get_layer("restorer").get_layer("head").get_weights()[0][..., 4:])
     assert np.abs(heads[0]).max() > 0.05
     np.testing.assert_allclose(heads[1], 0.01 * heads[0], rtol=1e-5)
+
+
+def test_widen_script_writes_a_wider_file_that_restores_the_same(tmp_path, capsys):
+    """``widen.py --init FILE`` writes a loadable wider model, records the widening, and restores as before."""
+    from blurkit import Deblurrer
+
+    widen = bench("widen")
+    d = Deblurrer(model="wiener_unet", model_options={"width": 4, "depth": 2, "estimator_width": 4}, seed=1)
+    rng = np.random.default_rng(7)
+    for layer in d.model.get_layer("restorer").layers:  # every path matters, the tail included
+        if layer.weights:
+            layer.set_weights([rng.normal(0, 0.2, w.shape).astype("float32") for w in layer.get_weights()])
+    src, out = tmp_path / "narrow.keras", tmp_path / "wide.keras"
+    d.save(src)
+    assert widen.main(["--init", str(src), "--width", "6", "--blocks", "2", "--out", str(out)]) == 0
+    w = Deblurrer.load(out)
+    printed = capsys.readouterr().out
+    assert f"wrote {out}" in printed and "width 6, blocks 2" in printed and "same restoration" in printed
+    assert f"{d.model.count_params():,} -> {w.model.count_params():,} parameters" in printed
+    assert w.model_spec["config"]["width"] == 6 and w.model_spec["config"]["blocks"] == 2
+    assert w.training["widened"] == {"from": str(src), "width": 6, "blocks": 2, "seed": 0, "scale": 0.01,
+                                     "params_before": d.model.count_params()}
+    x = rng.random((1, 40, 48, 3), dtype=np.float32)
+    np.testing.assert_allclose(w.model.predict(x, verbose=0), d.model.predict(x, verbose=0), atol=1e-5)
