@@ -336,6 +336,45 @@ def test_saved_model_holds_weights_not_optimizer_state(trained, tmp_path):
     assert sum(v for n, v in state.items() if n.startswith("optimizer")) > 2 * trained.model.count_params()
 
 
+def test_save_float16_weights_halves_the_file_and_loads_as_float32(trained, tmp_path):
+    """``save(weights_dtype="float16")`` stores every float32 weight rounded to float16 (about half the
+    file); the loaded model computes in float32 with exactly those rounded values, and trains further."""
+    import io
+
+    import h5py
+
+    full = trained.save(tmp_path / "full.keras")
+    half = trained.save(tmp_path / "half.keras", weights_dtype="float16")
+    with zipfile.ZipFile(half) as zf, h5py.File(io.BytesIO(zf.read("model.weights.h5")), "r") as h5:
+        stored = []
+        h5.visititems(lambda n, o: stored.append((o.dtype, o.nbytes)) if isinstance(o, h5py.Dataset) else None)
+    assert stored and {dtype for dtype, _ in stored} == {np.dtype("float16")}
+    assert sum(n for _, n in stored) == 2 * trained.model.count_params()  # half of float32's bytes
+    assert _h5_datasets(half) == _h5_datasets(full)  # the same arrays, the same sizes
+    assert Deblurrer.read_metadata(half)["weights_dtype"] == "float16"
+    assert "weights_dtype" not in Deblurrer.read_metadata(full)
+    loaded = Deblurrer.load(half)
+    assert {w.dtype for w in loaded.model.weights} == {"float32"}
+    for mine, theirs in zip(loaded.model.get_weights(), trained.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(mine, theirs.astype(np.float16).astype(np.float32))
+    x = np.random.default_rng(4).random((41, 57, 3), dtype=np.float32)
+    assert 0 < np.abs(loaded.predict(x) - trained.predict(x)).max() < 0.01
+    with pytest.raises(ValueError, match="weights_dtype must be 'float32' or 'float16'"):
+        trained.save(tmp_path / "x.keras", weights_dtype="bfloat16")
+    assert not (tmp_path / "x.keras").exists()
+
+
+def test_save_float16_refuses_weights_beyond_its_range(tmp_path):
+    d = Deblurrer(model="unet", model_options=TINY, seed=0)
+    layer = next(layer for layer in d.model.layers if len(layer.get_weights()) == 2)
+    kernel, bias = layer.get_weights()
+    layer.set_weights([kernel, np.full_like(bias, 7e4)])
+    with pytest.raises(ValueError, match="exceeds float16's range"):
+        d.save(tmp_path / "big.keras", weights_dtype="float16")
+    assert os.listdir(tmp_path) == []  # no file, no temporary file left behind
+    d.save(tmp_path / "big.keras")  # float32 keeps them
+
+
 def test_loaded_model_trains_further(trained, tmp_path, arrays):
     loaded = Deblurrer.load(trained.save(tmp_path / "m.keras"))
     hist = loaded.fit(arrays, epochs=1, steps_per_epoch=1, verbose=0)
