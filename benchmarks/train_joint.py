@@ -18,7 +18,10 @@ quantization, the 8 flips/rotations, as in ``train_preset.py``):
   as it does at inference on a whole photo, with the per-image PSNR loss (``10 log10 MSE``). The estimate
   enters the restorer through a stop-gradient, so the restorer learns to use the estimate and the estimator
   learns only from the true sigma, and at every step the restorer sees the estimator's current estimates
-  (``--freeze-estimator`` trains the restorer alone).
+  (``--freeze-estimator`` trains the restorer alone);
+* ``--jitter TAU`` multiplies the sigma the restorer is given by ``exp(N(0, TAU))`` per sample. On its
+  training photos the estimator errs less than on new ones (log-sigma RMS error 0.05-0.09 against
+  0.11-0.14 on the val photos), so without it the restorer learns to trust estimates more than it should.
 
 One Adam optimizer; the learning rate warms up over the first 2 % of the run, then follows a cosine decay to
 1 % of ``--lr``. The run's length is ``--steps``, or, with ``--minutes``, a wall-clock budget for the whole run
@@ -75,9 +78,12 @@ def load_photos(folder, min_side: int = 1) -> list[np.ndarray]:
     return out
 
 
-def make_batch(photos: list[np.ndarray], seed: int, step: int, batch: int, context: int, patch: int):
+def make_batch(photos: list[np.ndarray], seed: int, step: int, batch: int, context: int, patch: int,
+               jitter: float = 0.0):
     """Batch ``step``: ``((context crops, patches), (sharp patches, [sigma, 0]))``, uint8 images (the estimator's
-    loss reads the sigma; the second column is not used).
+    loss reads the sigma; the second column is not used). With ``jitter`` > 0 the inputs have a third
+    array, (batch, 1) log-factors from N(0, jitter) for the sigma the restorer is given (``--jitter``),
+    drawn from their own generator: the crops and blurs are those of the same step without jitter.
 
     A square crop of side ``min(context, h, w)`` of a random photo, one of its 8 flips/rotations, blurred
     (Gaussian, sigma from U(0.3, 3.5), reflect border, 8-bit) and mirrored out to ``context`` px if the
@@ -107,15 +113,31 @@ def make_batch(photos: list[np.ndarray], seed: int, step: int, batch: int, conte
         ys[i] = crop[py : py + patch, px : px + patch]
         ctx[i] = _pad_square(blurred, context)
         target[i] = (params["sigma"], 0.0)
+    if jitter > 0:
+        factors = np.random.default_rng([seed, step, 2]).normal(0.0, jitter, (batch, 1)).astype(np.float32)
+        return (ctx, xs, factors), (ys, target)
     return (ctx, xs), (ys, target)
 
 
+def jittered(params, log_factor, wiener):
+    """Raw estimator ``params`` (B, 2) whose sigma is multiplied by ``exp(log_factor[:, 0])`` (kept inside the
+    ``wiener`` layer's sigma range); the balance is unchanged."""
+    from keras import ops
+
+    lo, hi = wiener.sigma_range
+    sigma = wiener.blur_parameters(params)[0] * ops.exp(log_factor[:, 0])
+    u = ops.clip((sigma - lo) / (hi - lo), 1e-4, 1.0 - 1e-4)
+    return ops.stack([ops.log(u) - ops.log(1.0 - u), params[:, 1]], axis=1)
+
+
 def joint_model(model, context: int, patch: int, estimator_weight: float, freeze_estimator: bool,
-                freeze_restorer: bool = False, through: bool = False):
+                freeze_restorer: bool = False, through: bool = False, jitter: bool = False):
     """The training graph around a ``wiener_unet``'s two parts (shares their weights); compiled.
 
     ``through``: the estimate enters the restorer without the stop-gradient, so the restorer's loss trains
-    the estimator too (towards the sigma the restorer does best with, not only the true one).
+    the estimator too (towards the sigma the restorer does best with, not only the true one). ``jitter``:
+    a third input, (B, 1) log-factors that multiply the sigma the restorer is given (see :func:`jittered`);
+    the estimator's loss still reads its own output.
     """
     import keras
     from keras import ops
@@ -128,8 +150,13 @@ def joint_model(model, context: int, patch: int, estimator_weight: float, freeze
     patch_in = keras.Input((patch, patch, 3), dtype="uint8", name="patch")
     params = estimator(keras.layers.Rescaling(1 / 255, name="ctx_float")(ctx_in))
     fixed = params if through else keras.layers.Lambda(ops.stop_gradient, name="stop_gradient")(params)
+    inputs = [ctx_in, patch_in]
+    if jitter:
+        factor_in = keras.Input((1,), dtype="float32", name="log_factor")
+        fixed = keras.layers.Lambda(lambda a: jittered(a[0], a[1], wiener), name="jitter")([fixed, factor_in])
+        inputs.append(factor_in)
     restored = restorer([keras.layers.Rescaling(1 / 255, name="patch_float")(patch_in), fixed])
-    train = keras.Model([ctx_in, patch_in], [restored, params], name="joint")
+    train = keras.Model(inputs, [restored, params], name="joint")
 
     psnr = get_loss("psnr_loss")
 
@@ -180,12 +207,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--through", action="store_true",
                    help="no stop-gradient: the restorer's PSNR loss trains the estimator as well as its "
                         "sigma loss (weighted by --estimator-weight)")
+    p.add_argument("--jitter", type=float, default=0.0,
+                   help="multiply the sigma the restorer is given by exp(N(0, JITTER)) per sample, so it learns "
+                        "to restore when the blind estimate is off (the estimator's loss is unchanged; 0: off)")
     p.add_argument("--chunk", type=int, default=100, help="steps between learning-rate updates and log lines")
     p.add_argument("--keep", type=fractions, default=[],
                    help="also keep the model at these fractions of the run, e.g. 0.6,0.8")
     p.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 2))
     p.add_argument("--seed", type=int, default=5)
     args = p.parse_args(argv)
+    if not args.jitter >= 0:
+        p.error(f"--jitter must be >= 0, got {args.jitter}")
     t_start = time.time()
 
     import keras
@@ -204,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.freeze_estimator and args.freeze_restorer:
         sys.exit("error: --freeze-estimator and --freeze-restorer leave nothing to train")
     train = joint_model(d.model, args.context, args.patch, args.estimator_weight, args.freeze_estimator,
-                        args.freeze_restorer, args.through)
+                        args.freeze_restorer, args.through, args.jitter > 0)
     keep = list(args.keep)
     kept: list[str] = []
     pool = ThreadPoolExecutor(max(1, args.workers))
@@ -214,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     def batch(step: int):
         for s in range(step, step + ahead):
             if s not in futures:
-                futures[s] = pool.submit(make_batch, photos, args.seed, s, args.batch, args.context, args.patch)
+                futures[s] = pool.submit(make_batch, photos, args.seed, s, args.batch, args.context, args.patch,
+                                         args.jitter)
         return futures.pop(step).result()
 
     def chunk_data(start: int, n: int):
@@ -259,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         "backend": keras.backend.backend(), "steps": step, "minutes": round(seconds / 60, 1),
         "batch": args.batch, "context": args.context, "patch": args.patch, "lr": args.lr,
         "freeze_estimator": bool(args.freeze_estimator), "freeze_restorer": bool(args.freeze_restorer),
-        "through": bool(args.through), "seed": args.seed, "devices": devices,
+        "through": bool(args.through), "jitter": args.jitter, "seed": args.seed, "devices": devices,
         "steps_per_second": round(rate, 2)}}
     d.save(out)
     print(json.dumps({"file": str(out), "kept": kept, "steps": step, "minutes": round(seconds / 60, 1),

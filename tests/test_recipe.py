@@ -220,6 +220,32 @@ def test_joint_batches_are_fixed_by_seed_and_step(joint, astronaut):
 
 
 
+def test_joint_jitter_scales_the_sigma_the_restorer_gets_and_keeps_the_batches(joint, astronaut):
+    """``--jitter``: a third input of log-factors from their own generator (the crops and blurs are those of
+    the run without it), and ``jittered`` multiplies the estimator's sigma by exp(factor) inside its range."""
+    import keras
+
+    from blurkit.models.layers import GaussianWiener
+
+    photos = [astronaut[:60, :70]]
+    (ctx, x), (y, target) = joint.make_batch(photos, 3, 7, 64, 48, 32)
+    (ctx_j, x_j, factors), (y_j, target_j) = joint.make_batch(photos, 3, 7, 64, 48, 32, jitter=0.2)
+    for a, b in ((ctx, ctx_j), (x, x_j), (y, y_j), (target, target_j)):
+        np.testing.assert_array_equal(a, b)
+    assert factors.shape == (64, 1) and factors.dtype == np.float32
+    assert 0.1 < factors.std() < 0.3 and abs(factors.mean()) < 0.1
+    np.testing.assert_array_equal(factors, joint.make_batch(photos, 3, 7, 64, 48, 32, jitter=0.2)[0][2])
+    wiener = GaussianWiener(sigma_range=(0.3, 3.5))
+    raw = np.array([[-1.0, 0.3], [0.5, -2.0], [0.0, 0.0], [2.0, 1.0]], np.float32)
+    log_factor = np.log(np.array([[1.0], [1.5], [0.5], [4.0]], np.float32))
+    out = keras.ops.convert_to_numpy(joint.jittered(raw, log_factor, wiener))
+    before = keras.ops.convert_to_numpy(wiener.blur_parameters(raw)[0])
+    after = keras.ops.convert_to_numpy(wiener.blur_parameters(out)[0])
+    np.testing.assert_allclose(after[:3], before[:3] * [1.0, 1.5, 0.5], rtol=1e-4)
+    assert before[3] * 4 > 3.5 and 3.49 < after[3] <= 3.5  # kept inside the range
+    np.testing.assert_array_equal(out[:, 1], raw[:, 1])  # the balance is not touched
+
+
 def test_joint_learning_rate_warms_up_then_decays_to_a_hundredth():
     learning_rate = bench("train_joint").learning_rate
     assert learning_rate(0.0, 2.0) == pytest.approx(0.2)  # lr / 10
@@ -267,6 +293,12 @@ def test_joint_training_moves_both_parts_or_only_the_restorer(joint, tmp_path, a
     assert not moved(start, f, "estimator") and moved(start, f, "restorer")
     y = f.predict(astronaut[:40, :50])
     assert y.shape == (40, 50, 3) and y.dtype == np.uint8
+    jit = tmp_path / "jit.keras"
+    assert joint.main([*common, "--out", str(jit), "--freeze-estimator", "--jitter", "0.1"]) == 0
+    jd = Deblurrer.load(jit)
+    assert jd.training["joint"]["jitter"] == 0.1 and f.training["joint"]["jitter"] == 0.0
+    assert not moved(start, jd, "estimator") and moved(f, jd, "restorer")  # other sigmas, other steps
+    assert "jitter" not in {layer.name for layer in jd.model.layers}  # the saved model has no training part
     # the estimator alone, trained through the frozen restorer: with no weight on its sigma loss, only the
     # restorer's PSNR loss can move it, so it moves only if the gradient flows through the restorer
     through = tmp_path / "t.keras"
@@ -282,6 +314,9 @@ def test_joint_training_moves_both_parts_or_only_the_restorer(joint, tmp_path, a
     with pytest.raises(SystemExit):  # argparse: names the option
         joint.main([*common, "--out", str(out), "--keep", "half"])
     assert "--keep: expected fractions" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        joint.main([*common, "--out", str(out), "--jitter", "-0.1"])
+    assert "--jitter must be >= 0" in capsys.readouterr().err
     write_image(photos / "small.png", astronaut[:20, :50])
     with pytest.raises(SystemExit, match=r"small\.png: 20x50 px, smaller than the 32-px patch"):
         joint.main([*common, "--out", str(out)])
