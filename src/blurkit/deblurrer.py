@@ -819,9 +819,10 @@ class Deblurrer:
             weights_dtype: ``"float32"`` (default), or ``"float16"`` to store the float32 weights at half
                 precision: half the file size, for shipping a model. The model still computes in float32:
                 :meth:`load` (Keras) casts the stored values into its float32 variables. Each weight is
-                rounded to 11 significant bits (relative error at most 2**-11; weights below 6e-5 keep less),
-                which moved the ``gaussian-v1-large`` preset's restorations by at most 1e-3 (on [0, 1]) and
-                its PSNR by 0.001 dB. Weights beyond float16's range (65504) raise ``ValueError``.
+                rounded to 11 significant bits (relative error at most 2**-11; weights below 6e-5 keep less).
+                On a 5.6-million-parameter ``wiener_unet`` (a 22.5 MB file, 10.5 MB so stored) that moved the
+                restoration of a blurred astronaut by at most 9.4e-4 (on [0, 1]) and its PSNR by 0.001 dB.
+                Weights beyond float16's range (65504) raise ``ValueError``.
 
         The file is written to a hidden temporary file in the same folder (``.NAME.XXXXXXXX.tmp.keras``),
         fsynced and renamed into place, so an interrupted save (even ``kill -9`` or a power cut) never
