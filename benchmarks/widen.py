@@ -1,7 +1,8 @@
 """Widen a trained ``wiener_unet``'s restorer without changing what it computes (Net2Net-style).
 
-The model card's analysis says the width-24 refinement U-Net is close to what it can learn, and that a wider
-one trained on a GPU should close most of the gap to the quality bar. The package's 25 MB limit on shipped
+The model card's analysis said the width-24 refinement U-Net is close to what it can learn, and that a wider
+one trained on a GPU might close most of the gap to the quality bar. It was tried (2026-11-28, the model
+card has the run): width 48 gained on the val photos and lost on the second test set, so it is not shipped. The package's 25 MB limit on shipped
 weights (float32) allows about 6 million parameters: ``width=48, blocks=1`` (5.6 million, 3.9x the
 restorer's FLOPs) or ``width=32, blocks=2`` (4.7 million, 3.3x); ``width=48, blocks=2`` has 10 million
 (40 MB). Trained from scratch, a wider restorer needs the whole recipe again before it is even as good as
