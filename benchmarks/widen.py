@@ -1,13 +1,13 @@
 """Widen a trained ``wiener_unet``'s restorer without changing what it computes (Net2Net-style).
 
 The model card's analysis said the width-24 refinement U-Net is close to what it can learn, and that a wider
-one trained on a GPU might close most of the gap to the quality bar. It was tried (2026-11-28, the model
-card has the run): width 48 gained on the val photos and lost on the second test set, so it is not shipped. The package's 25 MB limit on shipped
-weights (float32) allows about 6 million parameters: ``width=48, blocks=1`` (5.6 million, 3.9x the
-restorer's FLOPs) or ``width=32, blocks=2`` (4.7 million, 3.3x); ``width=48, blocks=2`` has 10 million
-(40 MB). Trained from scratch, a wider restorer needs the whole recipe again before it is even as good as
-the shipped one; this script instead makes a wider model that starts *exactly* where the shipped one is, so
-a GPU run of ``train_joint.py`` from it spends all its steps on what the extra capacity can add.
+one trained on a GPU might close most of the gap to the quality bar. It was tried (2026-11-28, the model card
+has the run): width 48 gained on the val photos and lost on the second test set, so it is not shipped. The
+package's 25 MB limit on shipped weights (float32) allows about 6 million parameters: ``width=48, blocks=1``
+(5.6 million, 3.9x the restorer's FLOPs) or ``width=32, blocks=2`` (4.7 million, 3.3x); ``width=48, blocks=2``
+has 10 million (40 MB). Trained from scratch, a wider restorer needs the whole recipe again before it is even
+as good as the shipped one; this script instead makes a wider model that starts *exactly* where the shipped
+one is, so a GPU run of ``train_joint.py`` from it spends all its steps on what the extra capacity can add.
 
 How the weights are set (``width`` and ``blocks`` may grow; ``depth`` and the kernel size stay):
 
@@ -126,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     source = args.init or "preset gaussian-v1"
     params = d.model.count_params()
     test = GaussianBlur(sigma=1.5)(data.astronaut()[96:352, 96:352], seed=0)["image"].astype(np.float32) / 255
+
     def restore(model):  # the model called directly, so the check runs on any Keras backend (JAX on a GPU)
         return keras.ops.convert_to_numpy(model(test[None], training=False))[0]
 
@@ -133,8 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     widen(d, args.width, args.blocks, args.seed, args.scale)
     diff = float(np.abs(restore(d.model) - before).max())
     if diff > 1e-4:
-        raise SystemExit(f"error: the widened model restores differently (max difference {diff:g}; on a GPU, "
-                         "set JAX_DEFAULT_MATMUL_PRECISION=highest: TF32 rounding alone can exceed 1e-4)")
+        raise SystemExit(f"error: the widened model restores differently (max difference {diff:g}; on a "
+                         "GPU, set JAX_DEFAULT_MATMUL_PRECISION=highest: TF32 rounding alone can exceed 1e-4)")
     d.training = {**d.training, "widened": {"from": source, "width": args.width, "blocks": args.blocks,
                                            "seed": args.seed, "scale": args.scale,
                                            "params_before": params}}
