@@ -93,18 +93,19 @@ def _store_weights_as(path: str | os.PathLike, dtype: str) -> None:
                 value = value.astype(dtype)
             dst.create_dataset(name, data=value).attrs.update(item.attrs)
 
+    name = "model.weights.h5"
     with zipfile.ZipFile(path) as zf:
-        entries = [(info, zf.read(info.filename)) for info in zf.infolist()]
-    if "model.weights.h5" not in [info.filename for info, _ in entries]:
-        raise ValueError(f"{path}: no model.weights.h5 in the Keras archive")
+        infos = zf.infolist()
+        data = {info.filename: zf.read(info) for info in infos}
+    if name not in data:
+        raise ValueError(f"{path}: no {name} in the Keras archive")
     out = io.BytesIO()
-    for info, data in entries:
-        if info.filename == "model.weights.h5":
-            with h5py.File(io.BytesIO(data), "r") as src, h5py.File(out, "w") as dst:
-                copy(src, dst)
+    with h5py.File(io.BytesIO(data[name]), "r") as src, h5py.File(out, "w") as dst:
+        copy(src, dst)
+    data[name] = out.getvalue()
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for info, data in entries:
-            zf.writestr(info, out.getvalue() if info.filename == "model.weights.h5" else data)
+        for info in infos:
+            zf.writestr(info, data[info.filename])
 
 
 def _jsonable(x: Any) -> Any:
