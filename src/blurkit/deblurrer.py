@@ -580,13 +580,48 @@ class Deblurrer:
                  for y in plan.ys for x0 in plan.xs]
         return np.median(np.stack(found), axis=0).astype(np.float32)[None]
 
-    def _restore_into(self, x: np.ndarray, out: np.ndarray, scale: float = 1.0, grey: bool = False) -> None:
+    def _wiener_layer(self, what: str) -> Any:
+        """The Gaussian Wiener layer that the model's blur estimator feeds.
+
+        Raises:
+            ValueError: The model has none (it is not a ``wiener_unet``); the message starts with ``what``.
+        """
+        from blurkit.models.layers import GaussianWiener
+
+        layers = {layer.name: layer for layer in getattr(self.model, "layers", [])}
+        if "estimator" in layers and "restorer" in layers:
+            for layer in layers["restorer"].layers:
+                if isinstance(layer, GaussianWiener):
+                    return layer
+        name = (self.model_spec or {}).get("name", type(self.model).__name__)
+        raise ValueError(f"{what}: this model ({name}) has no Gaussian blur estimator; only a model with a blur "
+                         "estimator and a Gaussian Wiener step (wiener_unet, e.g. the gaussian-v1 preset) has one")
+
+    def _sigma_param(self, sigma: float, name: str = "sigma") -> float:
+        """The estimator's raw sigma output that makes the model deconvolve a known Gaussian ``sigma``.
+
+        Raises:
+            ValueError: The model has no blur estimator feeding a Gaussian Wiener layer (``wiener_unet``),
+                or ``sigma`` is not a number within the sigmas it was built for (the message names the
+                argument ``name``).
+        """
+        lo, hi = self._wiener_layer(name).sigma_range
+        if isinstance(sigma, bool) or not isinstance(sigma, (int, float, np.integer, np.floating)) \
+                or not lo <= float(sigma) <= hi:
+            raise ValueError(f"{name} must be a number from {lo:g} to {hi:g} (the Gaussian blur sigmas, in pixels, "
+                             f"this model was built for), got {sigma!r}")
+        t = min(max((float(sigma) - lo) / (hi - lo), 1e-6), 1 - 1e-6)  # the layer maps a sigmoid onto [lo, hi]
+        return float(np.log(t / (1 - t)))
+
+    def _restore_into(self, x: np.ndarray, out: np.ndarray, scale: float = 1.0, grey: bool = False,
+                      sigma: float | None = None) -> None:
         """Restore ``x`` (H, W, C), any dtype with values in [0, ``scale``], into ``out`` (its dtype).
 
         C is the model's channels, or 1 with ``grey`` (a colour model on a grey image: the channel is
         repeated and the result averaged back). The conversion to float32 [0, 1] and back is done tile by
         tile (whole images up to ``tile_size**2`` pixels are one tile), so memory is bounded by the tile
-        size whatever the image's size and dtype.
+        size whatever the image's size and dtype. ``sigma``: the raw sigma parameter (:meth:`_sigma_param`)
+        that replaces the estimated one, or None (blind).
         """
         def prepare(crop: np.ndarray) -> np.ndarray:
             return _unit_tile(crop, scale, 3 if grey else 1)
@@ -600,7 +635,15 @@ class Deblurrer:
             # too small for the model's own reflect padding (PadToMultiple): pad it here instead
             from blurkit.tiling import pad_to_multiple
 
-            out[...] = finish(self._infer(pad_to_multiple(prepare(x), self.tile_align)[None])[0, :h, :w])
+            padded = pad_to_multiple(prepare(x), self.tile_align)[None]
+            if sigma is None:
+                y = self._infer(padded)
+            else:
+                estimate, restore = self._split()
+                params = estimate(padded).numpy()
+                params[:, 0] = sigma
+                y = restore(padded, params).numpy()
+            out[...] = finish(y[0, :h, :w])
             return
         split = None if self.fixed_size else self._split()
         if split is None:
@@ -611,6 +654,8 @@ class Deblurrer:
             return
         estimate, restore = split
         params = self._estimate_photo(x, prepare, estimate)
+        if sigma is not None:
+            params[:, 0] = sigma
 
         def run(b: np.ndarray) -> np.ndarray:
             return restore(np.ascontiguousarray(b, np.float32), np.repeat(params, len(b), axis=0)).numpy()
@@ -620,7 +665,8 @@ class Deblurrer:
         else:
             tiled_apply_model(self, x, prepare=prepare, finish=finish, out=out, fn=run)
 
-    def _restore_channels(self, img: np.ndarray, out: np.ndarray, scale: float = 1.0) -> None:
+    def _restore_channels(self, img: np.ndarray, out: np.ndarray, scale: float = 1.0,
+                          sigma: float | None = None) -> None:
         """Restore an image with 1..4 channels (or none) into ``out`` using the model's channels."""
         squeeze = img.ndim == 2
         x, o = (img[..., None], out[..., None]) if squeeze else (img, out)
@@ -633,12 +679,12 @@ class Deblurrer:
             o[..., -1] = x[..., -1]
             x, o = x[..., :-1], o[..., :-1]
         if self.channels == c:
-            self._restore_into(x, o, scale)
+            self._restore_into(x, o, scale, sigma=sigma)
         elif self.channels == 1:
             for i in range(c):
-                self._restore_into(x[..., i : i + 1], o[..., i : i + 1], scale)
+                self._restore_into(x[..., i : i + 1], o[..., i : i + 1], scale, sigma=sigma)
         else:
-            self._restore_into(x, o, scale, grey=True)
+            self._restore_into(x, o, scale, grey=True, sigma=sigma)
 
     def _restore_any(self, img: np.ndarray) -> np.ndarray:
         """Restore a float32 image with any number of channels (1..4) using the model's channels."""
@@ -646,9 +692,10 @@ class Deblurrer:
         self._restore_channels(img, out)
         return out
 
-    def _predict_array(self, arr: np.ndarray, out: np.ndarray | None = None, ensemble: int = 1) -> np.ndarray:
+    def _predict_array(self, arr: np.ndarray, out: np.ndarray | None = None, ensemble: int = 1,
+                       sigma: float | None = None) -> np.ndarray:
         """Restore one (H, W) / (H, W, C) array into ``out`` (a new array like it by default), averaged over
-        the first ``ensemble`` of the :data:`DIHEDRAL` flips/rotations."""
+        the first ``ensemble`` of the :data:`DIHEDRAL` flips/rotations; ``sigma`` as in :meth:`_restore_into`."""
         if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] not in (1, 2, 3, 4)):
             raise ValueError(f"expected an image (H,W), (H,W,C) with C in 1..4, or a batch; got shape {arr.shape}")
         if arr.size == 0:
@@ -657,20 +704,21 @@ class Deblurrer:
         if out is None:
             out = np.empty(arr.shape, arr.dtype)
         if ensemble == 1:
-            self._restore_channels(arr, out, scale)
+            self._restore_channels(arr, out, scale, sigma)
             return out
         acc = np.zeros(arr.shape, np.float32)
         for rot, flip in DIHEDRAL[:ensemble]:
             view = np.rot90(arr[:, ::-1] if flip else arr, rot)
             y = np.empty(view.shape, np.float32)
-            self._restore_channels(view, y, scale)  # float32 in the image's own range (not rounded)
+            self._restore_channels(view, y, scale, sigma)  # float32 in the image's own range (not rounded)
             y = np.rot90(y, -rot)
             acc += y[:, ::-1] if flip else y
         acc /= np.float32(ensemble)
         out[...] = _from_unit_tile(acc, 1.0, out.dtype)  # already in the image's range: rounded for integers
         return out
 
-    def predict(self, x: Any, *, max_pixels: int | None = None, ensemble: int = 1) -> Any:
+    def predict(self, x: Any, *, max_pixels: int | None = None, ensemble: int = 1,
+                sigma: float | None = None) -> Any:
         """Deblur images of any size, dtype and range.
 
         Args:
@@ -684,28 +732,121 @@ class Deblurrer:
                 average. Costs ``ensemble`` times the time, plus one float32 copy of the image; gains a
                 little (the default preset on the validation photos, ``ensemble=8``: +0.11 / +0.12 /
                 +0.09 dB PSNR at sigma 1 / 2 / 3; the model card's table).
+            sigma: The Gaussian blur's sigma in pixels, when it is known (a measured or calibrated PSF, or a
+                blur you made): the model deconvolves this sigma instead of the one it estimates (non-blind;
+                the Wiener balance is still estimated from the image). Only for models with a blur
+                estimator (``wiener_unet``, e.g. the ``gaussian-v1`` preset), within the sigmas they were
+                built for (0.3 to 3.5 for the preset). See :meth:`estimate_sigma` for the model's own
+                estimate. None (the default): blind.
 
         Returns:
             The restored image(s), in the input's form: same shape, dtype and value range; a path gives
             the restored array (uint8 or uint16 as decoded). The image is converted to float32 and back
             one tile at a time, so memory stays bounded by the tile size (plus the output itself).
-        """
-        from blurkit.data.io import read_image
 
+        Raises:
+            ValueError: A bad ``ensemble`` or ``sigma`` (checked before any image is read), or an image
+                that cannot be restored (its shape is named).
+
+        Examples:
+            >>> import numpy as np
+            >>> from blurkit import Deblurrer
+            >>> d = Deblurrer.from_preset("gaussian-v1")
+            >>> blurred = np.full((64, 64, 3), 0.5, np.float32)
+            >>> d.predict(blurred, sigma=1.5).shape  # the blur is known: deconvolve sigma 1.5
+            (64, 64, 3)
+        """
         if isinstance(ensemble, bool) or ensemble not in (1, 2, 4, 8):
             raise ValueError(f"ensemble must be 1, 2, 4 or 8 (flips/rotations averaged), got {ensemble!r}")
+        raw = None if sigma is None else self._sigma_param(sigma)
+        return self._predict(x, max_pixels, ensemble, raw)
+
+    def _predict(self, x: Any, max_pixels: int | None, ensemble: int, sigma: float | None) -> Any:
+        """:meth:`predict` after its arguments are checked; ``sigma`` the raw parameter or None."""
+        from blurkit.data.io import read_image
+
         if isinstance(x, (str, os.PathLike)):
             kw = {} if max_pixels is None else {"max_pixels": max_pixels}
-            return self.predict(read_image(x, **kw), ensemble=ensemble)
+            return self._predict(read_image(x, **kw), None, ensemble, sigma)
         if isinstance(x, (list, tuple)):
-            return [self.predict(i, max_pixels=max_pixels, ensemble=ensemble) for i in x]
+            return [self._predict(i, max_pixels, ensemble, sigma) for i in x]
         arr = np.asarray(x)
         if arr.ndim == 4:
             out = np.empty(arr.shape, arr.dtype)
             for one, dst in zip(arr, out, strict=True):
-                self._predict_array(one, dst, ensemble)
+                self._predict_array(one, dst, ensemble, sigma)
             return out
-        return self._predict_array(arr, ensemble=ensemble)
+        return self._predict_array(arr, ensemble=ensemble, sigma=sigma)
+
+    def estimate_sigma(self, x: Any, *, max_pixels: int | None = None) -> float | list[float]:
+        """The Gaussian blur sigma, in pixels, that the model reads off an image (what :meth:`predict`
+        deconvolves when it is not given a ``sigma``).
+
+        One estimate per photo, made as :meth:`predict` makes it (see ``estimate_tile``). A grey image on a
+        colour model is read as grey RGB; a colour image on a grey model gives the median of its channels'
+        estimates; an alpha channel is ignored.
+
+        Args:
+            x: A path, an image array (H,W) / (H,W,C), a batch (N,H,W,C), or a list of those.
+            max_pixels: Refuse files with more pixels than this before decoding them.
+
+        Returns:
+            The sigma of an image; a list of them for a batch or a list.
+
+        Raises:
+            ValueError: The model has no blur estimator (only ``wiener_unet`` models have one), or an image
+                it cannot read (its shape is named).
+
+        Examples:
+            >>> import numpy as np
+            >>> from skimage import data
+            >>> from blurkit import Deblurrer
+            >>> from blurkit.classical import blur_gaussian
+            >>> blurred = blur_gaussian(data.astronaut()[:256, :256], 2.0, seed=0)[0]
+            >>> round(Deblurrer.from_preset("gaussian-v1").estimate_sigma(blurred), 1)
+            2.0
+        """
+        from blurkit.data.io import read_image
+        from blurkit.tiling import pad_to_multiple
+
+        wiener = self._wiener_layer("estimate_sigma")
+        if isinstance(x, (str, os.PathLike)):
+            kw = {} if max_pixels is None else {"max_pixels": max_pixels}
+            x = read_image(x, **kw)
+        if isinstance(x, (list, tuple)):
+            return [self.estimate_sigma(i, max_pixels=max_pixels) for i in x]
+        arr = np.asarray(x)
+        if arr.ndim == 4:
+            return [self.estimate_sigma(one) for one in arr]
+        if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] not in (1, 2, 3, 4)):
+            raise ValueError(f"expected an image (H,W), (H,W,C) with C in 1..4, or a batch; got shape {arr.shape}")
+        if arr.size == 0:
+            raise ValueError(f"empty image of shape {arr.shape}")
+        scale = _unit_scale(arr)
+        img = arr[..., None] if arr.ndim == 2 else arr
+        c = img.shape[-1] - (1 if img.shape[-1] in (2, 4) else 0)  # without alpha
+        img = img[..., :c]
+        if self.channels == c:
+            views, repeat = [img], 1
+        elif self.channels == 3 and c == 1:
+            views, repeat = [img], 3
+        elif self.channels == 1:
+            views, repeat = [img[..., i : i + 1] for i in range(c)], 1
+        else:
+            raise ValueError(f"cannot read a {c}-channel image with a {self.channels}-channel model")
+        estimate, _ = self._split()
+
+        def prepare(crop: np.ndarray) -> np.ndarray:
+            return _unit_tile(crop, scale, repeat)
+
+        found = []
+        for v in views:
+            if 2 * min(v.shape[:2]) <= self.tile_align:  # too small for the model's padding: as predict does
+                params = estimate(pad_to_multiple(prepare(v), self.tile_align)[None]).numpy()
+            else:
+                params = self._estimate_photo(v, prepare, estimate)
+            found.append(float(np.asarray(wiener.blur_parameters(params)[0])[0]))
+        return float(np.median(found))
 
     # --------------------------------------------------------------------------------- evaluation
     def test_pair(self, data: Any, index: int = 0) -> tuple[np.ndarray, np.ndarray]:
