@@ -288,3 +288,21 @@ def test_os_errors_are_one_line_without_traceback(monkeypatch, capsys):
     assert main(["list"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["blurkit list: error: [Errno 28] No space left on device: 'out/x.png'"]
+
+
+def test_deblur_with_a_known_sigma(model, photos, tmp_path, capsys):
+    """``--sigma S`` deconvolves S with the default preset (``Deblurrer.predict(sigma=S)``); a model without a
+    blur estimator, or a sigma outside the preset's range, is a usage error naming ``--sigma``."""
+    from blurkit import Deblurrer
+
+    out = tmp_path / "x.png"
+    assert main(["deblur", str(photos / "cat.jpg"), "-o", str(out), "--sigma", "1.5", "-q"]) == 0
+    d = Deblurrer.from_preset("gaussian-v1")
+    img = read_image(photos / "cat.jpg")
+    assert (read_image(out) == d.predict(img, sigma=1.5)).all()
+    assert (read_image(out) != d.predict(img)).any()
+    _error(capsys, ["deblur", str(photos / "cat.jpg"), "-o", str(tmp_path / "y.png"), "--sigma", "9"],
+           "--sigma", "0.3 to 3.5")
+    _error(capsys, ["deblur", str(model), str(photos / "cat.jpg"), "-o", str(tmp_path / "z.png"), "--sigma", "2"],
+           "--sigma", "no Gaussian blur estimator")
+    assert not (tmp_path / "y.png").exists() and not (tmp_path / "z.png").exists()

@@ -49,6 +49,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--ensemble", type=int, default=1, choices=(1, 2, 4, 8), metavar="N",
                    help="average the restorations of N flips/rotations of each image (1, 2, 4 or 8; "
                    "N times slower, slightly sharper; default 1)")
+    p.add_argument("--sigma", type=float, metavar="S",
+                   help="the Gaussian blur's sigma in pixels, when it is known: deconvolve S instead of the "
+                   "model's own estimate (non-blind; models with a blur estimator, e.g. the default preset, "
+                   "0.3 to 3.5)")
     p.add_argument("--quiet", "-q", action="store_true")
     p.set_defaults(func=run)
     return p
@@ -166,7 +170,12 @@ def run(args: argparse.Namespace) -> int:
             raise CLIError(f"--tile-size must be at least 16, got {args.tile_size}")
         d.tile_size = int(args.tile_size)
         d.tile_overlap = min(d.tile_overlap, d.tile_size // 4)
-    restorer = d if args.ensemble == 1 else _Ensemble(d, args.ensemble)
+    if args.sigma is not None:
+        try:
+            d._sigma_param(args.sigma, "--sigma")
+        except ValueError as exc:
+            raise CLIError(str(exc)) from None
+    restorer = d if args.ensemble == 1 and args.sigma is None else _Options(d, args.ensemble, args.sigma)
     try:
         summary = deblur_files(restorer, jobs, workers=args.io_workers, prefetch=args.prefetch,
                                skip_existing=args.skip_existing, max_pixels=max_pixels,
@@ -186,11 +195,11 @@ def run(args: argparse.Namespace) -> int:
     return 0 if summary.done or summary.skipped else 1
 
 
-class _Ensemble:
-    """A Deblurrer whose ``predict`` averages ``n`` flips/rotations (``Deblurrer.predict(ensemble=n)``)."""
+class _Options:
+    """A Deblurrer whose ``predict(image)`` passes ``ensemble`` and ``sigma`` on to ``Deblurrer.predict``."""
 
-    def __init__(self, deblurrer, n: int) -> None:
-        self.deblurrer, self.n = deblurrer, n
+    def __init__(self, deblurrer, ensemble: int, sigma: float | None) -> None:
+        self.deblurrer, self.ensemble, self.sigma = deblurrer, ensemble, sigma
 
     def predict(self, image):
-        return self.deblurrer.predict(image, ensemble=self.n)
+        return self.deblurrer.predict(image, ensemble=self.ensemble, sigma=self.sigma)
