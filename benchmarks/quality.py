@@ -29,6 +29,8 @@ Protocol (printed beside the table and stored in the JSON):
   favours the classical rows: they are tuned on the evaluation photos themselves.
 * ``--ensemble N`` adds a row per preset restored with ``predict(ensemble=N)``: the average of N
   flipped/rotated restorations (test-time augmentation, N times the time).
+* ``--given-sigma`` adds a row per preset given the true sigma (``predict(sigma=...)``: non-blind, the
+  information the Wiener and Richardson-Lucy rows get; with ``--ensemble``, also both together).
 * Seconds per megapixel: wall-clock time of each restoration on this machine's CPU, median over all
   (photo, sigma) runs of the method (models after one untimed warm-up call).
 """
@@ -67,7 +69,8 @@ PROTOCOL = [
     "PSNR on RGB, data range 1; SSIM per scikit-image (gaussian_weights=True, sigma=1.5, "
     "use_sample_covariance=False, data_range=1, per channel); means over photos",
     "Wiener and Richardson-Lucy get the TRUE kernel (non-blind) and reflect padding; Wiener's balance and "
-    "unsharp's radius/amount are tuned per sigma ON THESE SAME PHOTOS (max mean PSNR); models are blind",
+    "unsharp's radius/amount are tuned per sigma ON THESE SAME PHOTOS (max mean PSNR); models are blind "
+    "unless the row says 'given the true sigma'",
     "s/MP: seconds per megapixel on this CPU, median over (photo, sigma) runs",
 ]
 
@@ -128,8 +131,9 @@ class Method:
 
 
 def model_methods(name: str, path: str | Path | None, preset: str | None, kind: str,
-                  ensemble: int | None = None) -> list[Method]:
-    """The model's row, and with ``ensemble`` a second row for ``predict(ensemble=...)`` (one model loaded)."""
+                  ensemble: int | None = None, given_sigma: bool = False) -> list[Method]:
+    """The model's row, with ``ensemble`` a row for ``predict(ensemble=...)``, and with ``given_sigma`` a row
+    for ``predict(sigma=the true sigma)`` (and one for both); one model loaded."""
     from blurkit import Deblurrer
 
     d = Deblurrer.from_preset(preset) if preset else Deblurrer.load(path)
@@ -142,6 +146,13 @@ def model_methods(name: str, path: str | Path | None, preset: str | None, kind: 
     if ensemble:
         rows.append(Method(f"{name}, x{ensemble} self-ensemble", lambda b, k, s: d.predict(b, ensemble=ensemble),
                            kind=kind, warmup=True, params={"ensemble": ensemble}, info=info))
+    if given_sigma:
+        rows.append(Method(f"{name}, given the true sigma", lambda b, k, s: d.predict(b, sigma=s),
+                           kind="model, non-blind", warmup=True, params={"sigma": "true"}, info=info))
+    if given_sigma and ensemble:
+        rows.append(Method(f"{name}, x{ensemble} self-ensemble, given the true sigma",
+                           lambda b, k, s: d.predict(b, ensemble=ensemble, sigma=s), kind="model, non-blind",
+                           warmup=True, params={"ensemble": ensemble, "sigma": "true"}, info=info))
     return rows
 
 
@@ -192,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", default=str(DEFAULT_JSON), help="results file (default: %(default)s)")
     p.add_argument("--ensemble", type=int, choices=(2, 4, 8),
                    help="also rate each preset with predict(ensemble=N) (flips/rotations averaged)")
+    p.add_argument("--given-sigma", action="store_true",
+                   help="also rate each preset given the true sigma (predict(sigma=...), non-blind)")
     args = p.parse_args(argv)
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -258,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
         methods += model_methods("tutorial autoencoder", args.tutorial, None, "model, blind")
     if not args.no_presets:
         for name in list_presets():
-            methods += model_methods(f"preset {name}", None, name, "model, blind", args.ensemble)
+            methods += model_methods(f"preset {name}", None, name, "model, blind", args.ensemble,
+                                     args.given_sigma)
     for f in args.model:
         methods += model_methods(f"model {Path(f).name}", f, None, "model, blind")
 
