@@ -119,6 +119,26 @@ def test_every_stage_of_the_preset_recipe_runs(recipe, tmp_path, astronaut, came
     assert set(info["stage4_validation_psnr"]) == {"sigma 1", "sigma 2", "sigma 3"}
 
 
+def test_edge_sigma_reads_the_blur_of_a_step_edge():
+    """``oracle_sigma.edge_sigma`` on blurred step edges: it reads the total blur, the Gaussian's and the
+    3x3 Sobel operator's own (about 0.5-0.6 px^2 of variance), so estimate^2 - sigma^2 stays in that band
+    for every sigma, with or without the 8-bit rounding; the estimates grow with sigma."""
+    from blurkit.registry import BLURS
+
+    edge_sigma = bench("oracle_sigma").edge_sigma
+    x = np.full((96, 96, 3), 0.1, np.float32)
+    x[:, 48:] = 0.9
+    x[20:40, 10:30] = 0.6
+    found = []
+    for sigma in (0.8, 1.0, 1.5, 2.0, 3.0):
+        for quantize in (False, True):
+            b = BLURS.create("gaussian", sigma=sigma, border="reflect", quantize=quantize)(x)["image"]
+            est = edge_sigma(b)
+            assert 0.45 <= est**2 - sigma**2 <= 0.65 + 0.15 * sigma, (sigma, quantize, est)
+        found.append(est)
+    assert np.all(np.diff(found) > 0)
+
+
 def test_oracle_sigma_prints_the_mean_table_and_each_photo(tmp_path, astronaut, camera, capsys):
     from blurkit import Deblurrer
 
@@ -127,9 +147,13 @@ def test_oracle_sigma_prints_the_mean_table_and_each_photo(tmp_path, astronaut, 
     model = tmp_path / "m.keras"
     Deblurrer(model="wiener_unet", model_options={"width": 4, "depth": 2, "estimator_width": 4}).save(model)
     assert oracle_sigma.main(["--model", str(model), "--data", str(photos), "--sigmas", "1", "2", "--per-photo",
-                              "--tile-estimates", "32", "48", "--reblur"]) == 0
+                              "--tile-estimates", "32", "48", "--reblur", "--edge-estimates"]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("| sigma | blind | edge estimate"))
+    for line, sigma in zip(lines[at + 2 : at + 4], ("1", "2"), strict=True):  # 3 PSNRs, 3 log-sigma RMS errors
+        cells = [c.strip() for c in line.split("|")[1:-1]]
+        assert cells[0] == sigma and len(cells) == 7 and all(float(c) >= 0 for c in cells[1:])
     at = next(i for i, line in enumerate(lines) if line.startswith("| sigma | blind | re-blur pick"))
     for line in lines[at + 2 : at + 4]:  # blind, two picks (with better / worse counts), best factor, true sigma
         cells = [c.strip() for c in line.split("|")[1:-1]]
