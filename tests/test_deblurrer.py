@@ -680,3 +680,6 @@ def test_known_sigma_errors_name_the_argument():
         plain.estimate_sigma(x)
     with pytest.raises(ValueError, match="expected an image"):
         d.estimate_sigma(np.zeros((4, 4, 5), np.float32))
+    d.fixed_size = 32  # as for a plugin's estimator + restorer model built for one input size: run whole only
+    with pytest.raises(ValueError, match=r"^sigma: a model with a fixed input size \(32 px\)"):
+        d.predict(x, sigma=2.0)

@@ -606,6 +606,8 @@ class Deblurrer:
                 argument ``name``).
         """
         lo, hi = self._wiener_layer(name).sigma_range
+        if self.fixed_size:
+            raise ValueError(f"{name}: a model with a fixed input size ({self.fixed_size} px) cannot be given the blur")
         if isinstance(sigma, bool) or not isinstance(sigma, (int, float, np.integer, np.floating)) \
                 or not lo <= float(sigma) <= hi:
             raise ValueError(f"{name} must be a number from {lo:g} to {hi:g} (the Gaussian blur sigmas, in pixels, "
