@@ -149,8 +149,8 @@ def main(argv: list[str] | None = None) -> int:
             cells.append(f"{np.mean(true):.2f}")
             print(f"| {sigma:g} | " + " | ".join(cells) + " |")
     if args.edge_estimates:
-        print("\nSigma read off the edges (edge_sigma: gradient ratio at the strongest edges), and its geometric mean "
-              "with the model's estimate: mean PSNR, and the log-sigma RMS error of each estimate")
+        print("\nSigma read off the edges (edge_sigma: gradient ratio at the strongest edges), and its geometric "
+              "mean with the model's estimate: mean PSNR, and the log-sigma RMS error of each estimate")
         print("| sigma | blind | edge estimate | geometric mean | RMS error, model | RMS error, edges "
               "| RMS error, geometric mean |")
         print("|---:|---:|---:|---:|---:|---:|---:|")

@@ -594,8 +594,9 @@ class Deblurrer:
                 if isinstance(layer, GaussianWiener):
                     return layer
         name = (self.model_spec or {}).get("name", type(self.model).__name__)
-        raise ValueError(f"{what}: this model ({name}) has no Gaussian blur estimator; only a model with a blur "
-                         "estimator and a Gaussian Wiener step (wiener_unet, e.g. the gaussian-v1 preset) has one")
+        raise ValueError(f"{what}: this model ({name}) has no Gaussian blur estimator; only a model with a "
+                         "blur estimator and a Gaussian Wiener step (wiener_unet, e.g. the gaussian-v1 preset) "
+                         "has one")
 
     def _sigma_param(self, sigma: float, name: str = "sigma") -> float:
         """The estimator's raw sigma output that makes the model deconvolve a known Gaussian ``sigma``.
@@ -607,12 +608,14 @@ class Deblurrer:
         """
         lo, hi = self._wiener_layer(name).sigma_range
         if self.fixed_size:
-            raise ValueError(f"{name}: a model with a fixed input size ({self.fixed_size} px) cannot be given the blur")
+            raise ValueError(f"{name}: a model with a fixed input size ({self.fixed_size} px) cannot be given "
+                             "the blur")
         if isinstance(sigma, bool) or not isinstance(sigma, (int, float, np.integer, np.floating)) \
                 or not lo <= float(sigma) <= hi:
-            raise ValueError(f"{name} must be a number from {lo:g} to {hi:g} (the Gaussian blur sigmas, in pixels, "
-                             f"this model was built for), got {sigma!r}")
-        t = min(max((float(sigma) - lo) / (hi - lo), 1e-6), 1 - 1e-6)  # the layer maps a sigmoid onto [lo, hi]
+            raise ValueError(f"{name} must be a number from {lo:g} to {hi:g} (the Gaussian blur sigmas, in "
+                             f"pixels, this model was built for), got {sigma!r}")
+        # the layer maps a sigmoid onto [lo, hi]
+        t = min(max((float(sigma) - lo) / (hi - lo), 1e-6), 1 - 1e-6)
         return float(np.log(t / (1 - t)))
 
     def _restore_into(self, x: np.ndarray, out: np.ndarray, scale: float = 1.0, grey: bool = False,
@@ -697,7 +700,8 @@ class Deblurrer:
     def _predict_array(self, arr: np.ndarray, out: np.ndarray | None = None, ensemble: int = 1,
                        sigma: float | None = None) -> np.ndarray:
         """Restore one (H, W) / (H, W, C) array into ``out`` (a new array like it by default), averaged over
-        the first ``ensemble`` of the :data:`DIHEDRAL` flips/rotations; ``sigma`` as in :meth:`_restore_into`."""
+        the first ``ensemble`` of the :data:`DIHEDRAL` flips/rotations; ``sigma`` as in
+        :meth:`_restore_into`."""
         if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] not in (1, 2, 3, 4)):
             raise ValueError(f"expected an image (H,W), (H,W,C) with C in 1..4, or a batch; got shape {arr.shape}")
         if arr.size == 0:
@@ -821,7 +825,8 @@ class Deblurrer:
         if arr.ndim == 4:
             return [self.estimate_sigma(one) for one in arr]
         if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] not in (1, 2, 3, 4)):
-            raise ValueError(f"expected an image (H,W), (H,W,C) with C in 1..4, or a batch; got shape {arr.shape}")
+            raise ValueError("expected an image (H,W), (H,W,C) with C in 1..4, or a batch; "
+                             f"got shape {arr.shape}")
         if arr.size == 0:
             raise ValueError(f"empty image of shape {arr.shape}")
         scale = _unit_scale(arr)
