@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         d.estimate_tile = args.estimate_tile
     named = load_photos(Path(args.data), None, None)
     photos = [img for _, img in named]
-    estimator, restorer, wiener = parts(nested(d).model)
+    _, restorer, wiener = parts(nested(d).model)
     slo, shi = wiener.sigma_range
     base = keras.Model(restorer.inputs, wiener.output)
     print(f"{len(photos)} photos from {args.data}; estimate tile {d.estimate_tile} px; mean PSNR in dB")
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             cells += [float(np.sqrt(np.mean(np.log(est / sigma) ** 2))) for est in (guess, edge, both)]
             edged.append((sigma, cells))
         if args.reblur:
-            table = reblur_search(photos, blurred, blind, guess, restore, (slo, shi), psnr)
+            table = reblur_search(photos, blurred, blind, guess, restore, wiener, psnr)
             reblurred.append((sigma, (table, scores[1.0])))
     if sides:
         names = ["whole photo"] + [f"{a} of {s}-px tiles" for s in sides for a in ("median", "upper quartile", "max")]
@@ -165,14 +165,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def raw_sigma(sigma: float, lo: float, hi: float) -> float:
-    """The estimator's raw sigma output that the Wiener layer maps to ``sigma`` (a sigmoid onto [lo, hi])."""
-    import numpy as np
-
-    t = (sigma - lo) / (hi - lo)
-    return float(np.log(t / (1 - t)))
-
-
 def edge_sigma(image, probe: float = 1.0, top: float = 0.5) -> float:
     """A classical estimate of a uniform Gaussian blur's sigma, read off the strongest edges of ``image``.
 
@@ -206,7 +198,7 @@ def edge_sigma(image, probe: float = 1.0, top: float = 0.5) -> float:
 REBLUR_FACTORS = (0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.15, 1.2, 1.25, 1.3)
 
 
-def reblur_search(photos, blurred, blind, guess, restore, sigma_range, psnr):
+def reblur_search(photos, blurred, blind, guess, restore, wiener, psnr):
     """An (n, 4) array of each photo's PSNR: blind; with the factor of :data:`REBLUR_FACTORS` picked by
     re-blur consistency over 0.9-1.2, and over all of them; with the grid's best factor (chosen with the sharp
     photo: an upper bound for any rule that picks among these factors). Restorations by the facade's traced
@@ -215,7 +207,7 @@ def reblur_search(photos, blurred, blind, guess, restore, sigma_range, psnr):
 
     from blurkit.registry import BLURS
 
-    slo, shi = sigma_range
+    slo, shi = wiener.sigma_range
     factors = np.array(REBLUR_FACTORS)
     near = (factors > 0.9 - 1e-9) & (factors < 1.2 + 1e-9)
     rows = []
@@ -224,7 +216,7 @@ def reblur_search(photos, blurred, blind, guess, restore, sigma_range, psnr):
         for k in factors:
             s = float(np.clip(s0 * k, slo + 1e-3, shi - 1e-3))
             q = p.copy()
-            q[0, 0] = raw_sigma(s, slo, shi)
+            q[0, 0] = wiener.raw_sigma(s)
             y = restore(b[None], q).numpy()[0]
             again = BLURS.create("gaussian", sigma=s, border="reflect", quantize=False)(y)["image"]
             rms.append(float(np.sqrt(np.mean((again - b) ** 2))))

@@ -148,6 +148,22 @@ def test_wiener_unet_with_hypotheses_round_trips(tmp_path):
     assert loaded.get_layer("restorer").get_layer("wiener").scales == (1.0, 0.8, 1.25)
 
 
+def test_raw_sigma_inverts_blur_parameters():
+    """``GaussianWiener.raw_sigma`` is the inverse of ``blur_parameters``' sigma mapping over the sigma range,
+    and gives the range's ends for sigmas at or beyond them."""
+    from blurkit.models.layers import GaussianWiener
+
+    layer = GaussianWiener(sigma_range=(0.3, 3.5))
+    for sigma in (0.35, 1.0, 2.2, 3.45):
+        raw = layer.raw_sigma(sigma)
+        back = np.asarray(layer.blur_parameters(np.array([[raw, 0.0]], "float32"))[0])[0]
+        assert back == pytest.approx(sigma, abs=1e-5)
+    assert layer.raw_sigma(1.0) < layer.raw_sigma(2.0)
+    for sigma, end in ((0.3, 0.3), (0.1, 0.3), (3.5, 3.5), (9.0, 3.5)):
+        back = np.asarray(layer.blur_parameters(np.array([[layer.raw_sigma(sigma), 0.0]], "float32"))[0])[0]
+        assert back == pytest.approx(end, abs=1e-4)
+
+
 def test_wiener_unet_is_estimator_then_restorer():
     """The blur can be estimated on one image (a whole photo) and used to restore another (a tile of it)."""
     from blurkit.registry import MODELS

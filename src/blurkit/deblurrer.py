@@ -570,11 +570,14 @@ class Deblurrer:
         :func:`~blurkit.tiling.plan_tiles`; a photo no larger than ``estimate_tile`` on either side is one
         tile, the whole photo. One estimate from many tiles is steadier than each tile's own (a tile of sky
         or wall says little about the blur), and neighbouring restoration tiles then get the same
-        deconvolution, so nothing changes across their seams.
+        deconvolution, so nothing changes across their seams. A photo too small for the model's own reflect
+        padding is padded here first, as :meth:`_restore_into` pads it.
         """
-        from blurkit.tiling import plan_tiles
+        from blurkit.tiling import pad_to_multiple, plan_tiles
 
         h, w = x.shape[:2]
+        if 2 * min(h, w) <= self.tile_align:
+            return estimate(pad_to_multiple(prepare(x), self.tile_align)[None]).numpy()
         plan = plan_tiles(h, w, tile=self.estimate_tile, overlap=0)
         found = [estimate(prepare(x[y : y + plan.tile_h, x0 : x0 + plan.tile_w])[None]).numpy()[0]
                  for y in plan.ys for x0 in plan.xs]
@@ -606,7 +609,8 @@ class Deblurrer:
                 or ``sigma`` is not a number within the sigmas it was built for (the message names the
                 argument ``name``).
         """
-        lo, hi = self._wiener_layer(name).sigma_range
+        wiener = self._wiener_layer(name)
+        lo, hi = wiener.sigma_range
         if self.fixed_size:
             raise ValueError(f"{name}: a model with a fixed input size ({self.fixed_size} px) cannot be given "
                              "the blur")
@@ -614,9 +618,7 @@ class Deblurrer:
                 or not lo <= float(sigma) <= hi:
             raise ValueError(f"{name} must be a number from {lo:g} to {hi:g} (the Gaussian blur sigmas, in "
                              f"pixels, this model was built for), got {sigma!r}")
-        # the layer maps a sigmoid onto [lo, hi]
-        t = min(max((float(sigma) - lo) / (hi - lo), 1e-6), 1 - 1e-6)
-        return float(np.log(t / (1 - t)))
+        return wiener.raw_sigma(sigma)
 
     def _restore_into(self, x: np.ndarray, out: np.ndarray, scale: float = 1.0, grey: bool = False,
                       sigma: float | None = None) -> None:
@@ -645,7 +647,7 @@ class Deblurrer:
                 y = self._infer(padded)
             else:
                 estimate, restore = self._split()
-                params = estimate(padded).numpy()
+                params = self._estimate_photo(x, prepare, estimate)
                 params[:, 0] = sigma
                 y = restore(padded, params).numpy()
             out[...] = finish(y[0, :h, :w])
@@ -675,11 +677,7 @@ class Deblurrer:
         """Restore an image with 1..4 channels (or none) into ``out`` using the model's channels."""
         squeeze = img.ndim == 2
         x, o = (img[..., None], out[..., None]) if squeeze else (img, out)
-        c = x.shape[-1]
-        if c in (2, 4):  # grey+alpha / RGBA: alpha is kept as it is
-            c -= 1
-        if not (self.channels == c or self.channels == 1 or (self.channels == 3 and c == 1)):
-            raise ValueError(f"cannot restore a {c}-channel image with a {self.channels}-channel model")
+        c = self._colour_channels(x.shape[-1], "restore")  # grey+alpha / RGBA: alpha is kept as it is
         if c < x.shape[-1]:
             o[..., -1] = x[..., -1]
             x, o = x[..., :-1], o[..., :-1]
@@ -690,6 +688,15 @@ class Deblurrer:
                 self._restore_into(x[..., i : i + 1], o[..., i : i + 1], scale, sigma=sigma)
         else:
             self._restore_into(x, o, scale, grey=True, sigma=sigma)
+
+    def _colour_channels(self, c: int, verb: str) -> int:
+        """The colour channels of an image with ``c`` channels (2 and 4 end in alpha), checked against the
+        model's: the same number, any number for a grey model, or grey for a colour model."""
+        if c in (2, 4):
+            c -= 1
+        if not (self.channels == c or self.channels == 1 or (self.channels == 3 and c == 1)):
+            raise ValueError(f"cannot {verb} a {c}-channel image with a {self.channels}-channel model")
+        return c
 
     def _restore_any(self, img: np.ndarray) -> np.ndarray:
         """Restore a float32 image with any number of channels (1..4) using the model's channels."""
@@ -702,10 +709,6 @@ class Deblurrer:
         """Restore one (H, W) / (H, W, C) array into ``out`` (a new array like it by default), averaged over
         the first ``ensemble`` of the :data:`DIHEDRAL` flips/rotations; ``sigma`` as in
         :meth:`_restore_into`."""
-        if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] not in (1, 2, 3, 4)):
-            raise ValueError(f"expected an image (H,W), (H,W,C) with C in 1..4, or a batch; got shape {arr.shape}")
-        if arr.size == 0:
-            raise ValueError(f"empty image of shape {arr.shape}")
         scale = _unit_scale(arr)
         if out is None:
             out = np.empty(arr.shape, arr.dtype)
@@ -813,7 +816,6 @@ class Deblurrer:
             2.0
         """
         from blurkit.data.io import read_image
-        from blurkit.tiling import pad_to_multiple
 
         wiener = self._wiener_layer("estimate_sigma")
         if isinstance(x, (str, os.PathLike)):
@@ -824,35 +826,23 @@ class Deblurrer:
         arr = np.asarray(x)
         if arr.ndim == 4:
             return [self.estimate_sigma(one) for one in arr]
-        if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] not in (1, 2, 3, 4)):
-            raise ValueError("expected an image (H,W), (H,W,C) with C in 1..4, or a batch; "
-                             f"got shape {arr.shape}")
-        if arr.size == 0:
-            raise ValueError(f"empty image of shape {arr.shape}")
         scale = _unit_scale(arr)
         img = arr[..., None] if arr.ndim == 2 else arr
-        c = img.shape[-1] - (1 if img.shape[-1] in (2, 4) else 0)  # without alpha
-        img = img[..., :c]
+        c = self._colour_channels(img.shape[-1], "read")
+        img = img[..., :c]  # without alpha
         if self.channels == c:
             views, repeat = [img], 1
-        elif self.channels == 3 and c == 1:
-            views, repeat = [img], 3
         elif self.channels == 1:
             views, repeat = [img[..., i : i + 1] for i in range(c)], 1
-        else:
-            raise ValueError(f"cannot read a {c}-channel image with a {self.channels}-channel model")
+        else:  # grey on a colour model
+            views, repeat = [img], 3
         estimate, _ = self._split()
 
         def prepare(crop: np.ndarray) -> np.ndarray:
             return _unit_tile(crop, scale, repeat)
 
-        found = []
-        for v in views:
-            if 2 * min(v.shape[:2]) <= self.tile_align:  # too small for the model's padding: as predict does
-                params = estimate(pad_to_multiple(prepare(v), self.tile_align)[None]).numpy()
-            else:
-                params = self._estimate_photo(v, prepare, estimate)
-            found.append(float(np.asarray(wiener.blur_parameters(params)[0])[0]))
+        found = [float(np.asarray(wiener.blur_parameters(self._estimate_photo(v, prepare, estimate))[0])[0])
+                 for v in views]
         return float(np.median(found))
 
     # --------------------------------------------------------------------------------- evaluation
@@ -1224,11 +1214,16 @@ def _tile_align(model: Any) -> int:
 
 
 def _unit_scale(arr: np.ndarray) -> float:
-    """Check an image's dtype and values; the scale that maps it to [0, 1] (no copy of the image is made).
+    """Check one image's shape ((H, W) or (H, W, C) with C in 1..4, not empty), dtype and values; the scale
+    that maps it to [0, 1] (no copy of the image is made).
 
     uint8 is 255, uint16 65535; other integers 255 when their maximum is at most 255, else 65535; floats
     1, 255 or 65535, the smallest that their maximum fits in.
     """
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] not in (1, 2, 3, 4)):
+        raise ValueError(f"expected an image (H,W), (H,W,C) with C in 1..4, or a batch; got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"empty image of shape {arr.shape}")
     dtype = arr.dtype
     if dtype == np.bool_ or dtype.kind not in "uif":
         raise ValueError(f"unsupported image dtype {dtype}; use uint8, uint16 or float")

@@ -256,6 +256,13 @@ class GaussianWiener(keras.layers.Layer):
         return (lo + (hi - lo) * ops.sigmoid(params[:, 0]),
                 ops.power(10.0, blo + (bhi - blo) * ops.sigmoid(params[:, 1])))
 
+    def raw_sigma(self, sigma: float) -> float:
+        """The raw sigma parameter that :meth:`blur_parameters` maps to ``sigma`` (the inverse of its sigmoid
+        onto ``sigma_range``; sigmas at or beyond the range's ends give its ends, to within 1e-6 of it)."""
+        lo, hi = self.sigma_range
+        t = min(max((float(sigma) - lo) / (hi - lo), 1e-6), 1 - 1e-6)
+        return float(np.log(t / (1 - t)))
+
     def _transfer(self, sigma, n):
         """Real transfer function (B, n) of the 1-D kernel of each image's sigma for a length-n DFT."""
         x = ops.arange(self.radius + 1, dtype="float32")  # 0..R
