@@ -59,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
                         "(train_preset._vary; default none)")
     p.add_argument("--sharpen-amount", type=float, nargs=2, default=(0.3, 1.5), metavar=("LO", "HI"),
                    help="range of the unsharp-mask amounts of --vary sharpen (default 0.3 1.5)")
+    p.add_argument("--leaves-fraction", type=float, default=0.5, metavar="P",
+                   help="with --vary leaves: the fraction of patches replaced by dead leaves (default 0.5)")
     args = p.parse_args(argv)
 
     from train_preset import load_or_preset, train_estimator
@@ -71,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     curve = train_estimator(d.model, list_images(args.data), args.steps, args.seed, sides=tuple(args.sides),
                             batch=args.batch, learning_rate=args.lr, augment=True,
                             over_weight=args.over_weight, vary=args.vary,
-                            sharpen_amount=tuple(args.sharpen_amount))
+                            sharpen_amount=tuple(args.sharpen_amount), leaves=args.leaves_fraction)
     minutes = (time.time() - t0) / 60
     d.training = {**d.training, "estimator_pool": {
         "command": "python benchmarks/estimator_pool.py " + " ".join(argv or sys.argv[1:]),

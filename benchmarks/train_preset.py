@@ -210,16 +210,57 @@ def _flip(patch, k: int):
     return np.ascontiguousarray(patch[:, ::-1] if k >= 4 else patch)
 
 
-VARY = ("scale", "noise", "sharpen", "jpeg")
+VARY = ("scale", "leaves", "noise", "sharpen", "jpeg")
+
+
+def dead_leaves(side: int, rng, palette, *, rmin: float = 1.0, rmax: float | None = None, cover: float = 3.0,
+                supersample: int = 2):
+    """A ``side x side`` dead-leaves image: opaque discs of random colours dropped one over another.
+
+    The classic synthetic stand-in for natural images (Lee, Mumford and Huang 2001; used to train restoration
+    networks by Achddou et al., "Synthetic images as a regularity prior for image restoration neural
+    networks", 2021): radii drawn with density ``r^-3`` over ``[rmin, rmax]`` px make it scale-invariant, with
+    sharp edges between flat areas, the structure a blur estimator should read, and none of a photo's own
+    softness or in-camera sharpening. Discs are drawn, anti-aliased, at ``supersample`` times the size and
+    area-downscaled, so the edges are as sharp as a well-sampled photo's. The colours are drawn from the
+    pixels of ``palette`` (an (H, W, 3) image, e.g. the photo crop it replaces); enough discs are dropped to
+    cover the image ``cover`` times over on average. Returns float32 RGB in [0, 1].
+
+    Examples:
+        >>> import numpy as np
+        >>> im = dead_leaves(64, np.random.default_rng(0), np.random.default_rng(1).random((8, 8, 3)))
+        >>> im.shape, im.dtype, 0 <= im.min() <= im.max() <= 1
+        ((64, 64, 3), dtype('float32'), True)
+    """
+    import cv2
+    import numpy as np
+
+    rmax = float(rmax if rmax is not None else max(2.0 * rmin, side / 4))
+    mean_area = 2 * np.pi * rmin**2 * np.log(rmax / rmin) / (1 - (rmin / rmax) ** 2)
+    n = max(1, int(cover * side * side / mean_area))
+    lo, hi = rmin**-2, rmax**-2
+    radii = (lo - rng.random(n) * (lo - hi)) ** -0.5  # inverse CDF of density r^-3 on [rmin, rmax]
+    centres = rng.uniform(-0.1 * side, 1.1 * side, (n, 2))
+    colours = np.asarray(palette, np.float32).reshape(-1, 3)
+    colours = colours[rng.integers(len(colours), size=n + 1)]
+    big, unit = side * supersample, 16 * supersample  # 4 fractional bits (cv2 shift=4)
+    canvas = np.empty((big, big, 3), np.float32)
+    canvas[:] = colours[n]
+    for (cx, cy), r, c in zip(np.round(centres * unit).astype(int), np.round(radii * unit).astype(int),
+                              colours[:n].tolist(), strict=True):
+        cv2.circle(canvas, (int(cx), int(cy)), max(int(r), 8), c, -1, cv2.LINE_AA, 4)
+    out = cv2.resize(canvas, (side, side), interpolation=cv2.INTER_AREA) if supersample > 1 else canvas
+    return np.ascontiguousarray(np.clip(out, 0.0, 1.0), dtype=np.float32)
 
 
 def _vary(photos: list, cache: dict, rng, vrng, side: int, kinds=("scale", "noise", "jpeg"),
-          sharpen_amount=(0.3, 1.5)):
+          sharpen_amount=(0.3, 1.5), leaves: float = 0.5):
     """:func:`_square`, made to look more like other cameras' photos, before the blur (as in photos that were
     processed before anyone blurred them). ``vrng`` draws these choices, so ``rng`` draws the same crops and
     blurs as without them. Each of ``kinds`` (of :data:`VARY`, applied in that order) happens with
-    probability 1/2: ``scale`` downscales the photo by a factor in [0.5, 1) (area interpolation: more detail
-    per pixel), ``noise`` adds sensor-like Gaussian noise (standard deviation 0.002 to 0.02), ``sharpen`` an
+    probability 1/2 (``leaves``: with probability ``leaves``): ``scale`` downscales the photo by a factor in [0.5, 1) (area interpolation: more detail
+    per pixel), ``leaves`` replaces the crop by a :func:`dead_leaves` image coloured from it, ``noise`` adds
+    sensor-like Gaussian noise (standard deviation 0.002 to 0.02), ``sharpen`` an
     in-camera unsharp mask (radius 0.5 to 2 px, amount drawn from ``sharpen_amount``) and ``jpeg`` a JPEG
     round trip (quality 60 to 95)."""
     import cv2
@@ -233,6 +274,8 @@ def _vary(photos: list, cache: dict, rng, vrng, side: int, kinds=("scale", "nois
     if f < 1.0:
         n = min(side, max(8, round(patch.shape[0] * f)))
         patch = cv2.resize(patch, (n, n), interpolation=cv2.INTER_AREA)
+    if "leaves" in kinds and vrng.random() < leaves:
+        patch = dead_leaves(patch.shape[0], vrng, patch)
     if "noise" in kinds and vrng.random() < 0.5:
         patch = np.clip(patch + vrng.normal(0.0, vrng.uniform(0.002, 0.02), patch.shape), 0.0, 1.0)
     if "sharpen" in kinds and vrng.random() < 0.5:
@@ -250,13 +293,14 @@ def _vary(photos: list, cache: dict, rng, vrng, side: int, kinds=("scale", "nois
 
 def train_estimator(model, photos: list, steps: int, seed: int, sigma_range=(0.3, 3.5), *,
                     sides=(64, 96, 128, 192, 256), batch: int = 16, learning_rate: float = 1e-3,
-                    augment: bool = False, over_weight: float = 1.0, vary=(), sharpen_amount=(0.3, 1.5)
-                    ) -> list[float]:
+                    augment: bool = False, over_weight: float = 1.0, vary=(), sharpen_amount=(0.3, 1.5),
+                    leaves: float = 0.5) -> list[float]:
     """Stage 1 (and 4a): supervised training of a ``wiener_unet``'s blur estimator; returns the loss curve.
 
     ``augment`` adds the 8 flips/rotations of each patch; ``over_weight`` is :func:`estimator_loss`'s;
     ``vary`` names the kinds of :func:`_vary` to draw the patches with (rescaled, noisy, sharpened,
-    JPEG-compressed photos; none by default), ``sharpen_amount`` its range of unsharp-mask amounts.
+    JPEG-compressed photos, dead leaves; none by default), ``sharpen_amount`` its range of unsharp-mask amounts,
+    ``leaves`` the fraction of patches replaced by dead leaves.
     """
     import keras
     import numpy as np
@@ -277,7 +321,7 @@ def train_estimator(model, photos: list, steps: int, seed: int, sigma_range=(0.3
         side = int(rng.choice(list(sides)))
         xs, ys = [], []
         for _ in range(batch):
-            patch = (_vary(photos, cache, rng, vrng, side, vary, sharpen_amount) if vary
+            patch = (_vary(photos, cache, rng, vrng, side, vary, sharpen_amount, leaves) if vary
                      else _square(photos, cache, rng, side))
             if augment:
                 patch = _flip(patch, int(rng.integers(8)))

@@ -427,6 +427,25 @@ def test_vary_draws_the_same_crops_and_makes_them_look_like_other_cameras(recipe
     assert changed >= 12  # 15 in 16 draws change something
 
 
+def test_dead_leaves_are_sharp_discs_coloured_from_the_palette(recipe):
+    """A dead-leaves image is reproducible from its generator, is coloured only from the palette (flat areas
+    of exactly a palette colour, anti-aliased edges mixing two), and has discs of many sizes."""
+    palette = np.float32([[[0.1, 0.2, 0.3], [0.9, 0.8, 0.7]]])
+    im = recipe.dead_leaves(128, np.random.default_rng(3), palette)
+    np.testing.assert_array_equal(im, recipe.dead_leaves(128, np.random.default_rng(3), palette))
+    assert not np.array_equal(im, recipe.dead_leaves(128, np.random.default_rng(4), palette))
+    assert im.shape == (128, 128, 3) and im.dtype == np.float32
+    dark = np.all(np.abs(im - palette[0, 0]) < 1e-6, axis=-1)
+    light = np.all(np.abs(im - palette[0, 1]) < 1e-6, axis=-1)
+    assert dark.mean() > 0.2 and light.mean() > 0.2 and (dark | light).mean() > 0.5
+    t = (im - palette[0, 0]) / (palette[0, 1] - palette[0, 0])  # every pixel a mix of the two colours
+    np.testing.assert_allclose(t, t[..., :1].repeat(3, axis=-1), atol=1e-4)
+    assert -1e-4 <= t.min() and t.max() <= 1 + 1e-4
+    # scale invariance, roughly: regions of one colour come in many sizes (small and large runs along rows)
+    runs = np.diff(np.flatnonzero(np.diff(light[::8].astype(int), axis=1).ravel() != 0))
+    assert runs.min() <= 3 and runs.max() >= 20
+
+
 def test_widen_keeps_the_restoration_and_trains_the_new_channels():
     """A wider restorer made by widen.py computes what the original did, and its new weights are not dead:
     the zero weights that read the new channels, and a new block's zero convolution, get gradients."""
