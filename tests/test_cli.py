@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -306,3 +308,37 @@ def test_deblur_with_a_known_sigma(model, photos, tmp_path, capsys):
     _error(capsys, ["deblur", str(model), str(photos / "cat.jpg"), "-o", str(tmp_path / "z.png"), "--sigma", "2"],
            "--sigma", "no Gaussian blur estimator")
     assert not (tmp_path / "y.png").exists() and not (tmp_path / "z.png").exists()
+
+
+def _python(code: str, *, path: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh Python, without TF_CPP_MIN_LOG_LEVEL, with ``path`` first on sys.path."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    if path is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(path), env.get("PYTHONPATH", "")])
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_the_cli_imports_tensorflow_without_its_start_up_lines():
+    """TensorFlow's start-up lines (written to file descriptor 2, many before its logging exists) are hidden,
+    the first operation's device lines too, and stderr works after; a user's own TF_CPP_MIN_LOG_LEVEL wins."""
+    code = ("import os, sys\nfrom blurkit.cli._common import quiet_tensorflow\nquiet_tensorflow()\n"
+            "import tensorflow as tf\ntf.zeros(1).numpy()\n"
+            "print(os.environ['TF_CPP_MIN_LOG_LEVEL'])\nprint('after', file=sys.stderr)")
+    done = _python(code)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "3\n" and done.stderr == "after\n"
+    done = _python("import os\nos.environ['TF_CPP_MIN_LOG_LEVEL'] = '1'\n" + code)
+    assert done.returncode == 0 and done.stdout == "1\n"  # the user's setting is kept
+
+
+def test_a_failing_tensorflow_import_shows_what_it_wrote(tmp_path):
+    """If the import fails, what it wrote to file descriptor 2 is printed before the error, not lost."""
+    fake = tmp_path / "tensorflow"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("import os\nos.write(2, b'native library complaint\\n')\n"
+                                      "raise ImportError('no such library')\n")
+    code = ("import sys\nfrom blurkit.cli._common import quiet_tensorflow\n"
+            "try:\n    quiet_tensorflow()\nexcept ImportError as exc:\n    print('caught', exc, file=sys.stderr)")
+    done = _python(code, path=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "native library complaint\ncaught no such library\n"

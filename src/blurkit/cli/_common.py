@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -96,8 +99,39 @@ def check_output(path: Any, arg: str, *, folder: bool = False) -> Path:
     return path
 
 
+def quiet_tensorflow() -> None:
+    """Import TensorFlow with its start-up log lines hidden, unless the user has asked for them.
+
+    As it starts, TensorFlow writes about ten lines to the process's stderr (oneDNN, CPU instructions, "Could
+    not find cuda drivers", and on a machine without a GPU "failed call to cuInit: ... CUDA error"), most of
+    them before its logging is set up, so ``TF_CPP_MIN_LOG_LEVEL`` alone cannot hide them. Unless that
+    variable is set already (then nothing changes: ``TF_CPP_MIN_LOG_LEVEL=0 blurkit ...`` shows every line),
+    the CLI sets it to 3 and imports TensorFlow with file descriptor 2 sent to a temporary file. If the import
+    fails, what TensorFlow wrote is printed before the error, so nothing that explains it is lost.
+    """
+    if "tensorflow" in sys.modules or "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+        return
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        except BaseException:
+            os.dup2(saved, 2)
+            log.seek(0)
+            sys.stderr.write(log.read().decode(errors="replace"))
+            sys.stderr.flush()
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def load_deblurrer(model: str | None, preset: str | None = None):
     """A Deblurrer from a model file, or from a shipped preset (the default one when both are None)."""
+    quiet_tensorflow()
     from blurkit.deblurrer import Deblurrer, ModelFileError
 
     try:

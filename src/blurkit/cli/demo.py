@@ -76,7 +76,6 @@ def format_table(rows: list[dict]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     import math
-    import os
     import time
     from pathlib import Path
 
@@ -106,7 +105,6 @@ def run(args: argparse.Namespace) -> int:
         preset = args.preset or DEFAULT_PRESET
         label = f"preset {preset}"
     check_output(args.out, "--out", folder=True)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     d = load_deblurrer(args.model, preset)
 
     from blurkit.classical import DEFAULT_WIENER_BALANCE, blur_gaussian, wiener

@@ -62,7 +62,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from blurkit.cli._common import check_output, error_text, parse_options, parse_sigma
+    from blurkit.cli._common import check_output, error_text, parse_options, parse_sigma, quiet_tensorflow
     from blurkit.cli.main import CLIError
 
     if bool(args.data) == bool(args.pairs):
@@ -91,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
     if args.sigma:
         blur_options["sigma"] = parse_sigma(args.sigma)
 
+    quiet_tensorflow()
     strategy, chief = None, True
     if args.distribute:  # first, before any other TensorFlow work (a rule of collective ops)
         from blurkit.training import is_chief, make_strategy
