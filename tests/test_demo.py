@@ -73,3 +73,27 @@ def test_demo_with_default_preset(tmp_path, capsys):
     blurred_psnr, blurred_ssim, _, _, model_psnr, model_ssim, *_ = _mean_row(out)
     assert model_psnr > blurred_psnr + 1.0 and model_ssim > blurred_ssim
     assert len(list(tmp_path.glob("*.png"))) == len(SAMPLES)
+
+
+def test_demo_given_sigma_needs_a_blur_estimator(tiny_model, tmp_path, capsys):
+    """``--given-sigma`` on a model without a Gaussian blur estimator is a usage error, before any figure."""
+    out_dir = tmp_path / "figs"
+    assert main(["demo", "--model", str(tiny_model), "--given-sigma", "--out", str(out_dir)]) == 2
+    err = capsys.readouterr().err
+    assert "--given-sigma" in err and "no Gaussian blur estimator" in err
+    assert not list(out_dir.glob("*.png"))
+
+
+def test_demo_given_sigma_adds_the_like_for_like_columns(tmp_path, capsys):
+    from blurkit.presets import DEFAULT_PRESET, list_presets
+
+    if DEFAULT_PRESET not in list_presets():
+        pytest.skip(f"preset {DEFAULT_PRESET} is not shipped yet")
+    assert main(["demo", "--given-sigma", "--sigma", "5", "--out", str(tmp_path)]) == 2
+    assert "--sigma (with --given-sigma) must be a number from 0.3 to 3.5" in capsys.readouterr().err
+    assert main(["demo", "--given-sigma", "--max-side", "96", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "| blurkit PSNR | SSIM | blurkit given σ PSNR | SSIM | Wiener s |" in out
+    blurred_psnr, blurred_ssim, _, _, _, _, given_psnr, given_ssim, *_ = _mean_row(out)
+    assert given_psnr > blurred_psnr + 1.0 and given_ssim > blurred_ssim
+    assert len(list(tmp_path.glob("*.png"))) == len(SAMPLES)

@@ -7,6 +7,9 @@ quantization, fixed seed), and restores them twice: with the default pretrained 
 TRUE blur kernel and a fixed balance (``blurkit.classical.DEFAULT_WIENER_BALANCE`` = 1e-4, the best value
 for 8-bit Gaussian blur with sigma 1-3 on these photos). It prints PSNR / SSIM / seconds per photo and
 their means, and writes one figure per photo (blurred | Wiener | blurkit | sharp) to ``--out``.
+
+``--given-sigma`` adds a like-for-like column: the model given the true sigma (``Deblurrer.predict(x,
+sigma=...)``, for models with a Gaussian blur estimator such as the presets), the information Wiener is given.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--balance", type=float, help="Wiener balance (default 1e-4, tuned for 8-bit Gaussian blur)")
     p.add_argument("--max-side", type=int, default=512,
                    help="downscale the photos to this longest side, 0 for none (default 512)")
+    p.add_argument("--given-sigma", action="store_true",
+                   help="also restore each photo with the model given the true sigma, like for like with "
+                        "Wiener (models with a Gaussian blur estimator, such as the presets)")
     p.add_argument("--out", default="blurkit-demo", help="folder for the figures (default ./blurkit-demo)")
     p.set_defaults(func=run)
     return p
@@ -57,11 +63,14 @@ def _photos(max_side: int) -> list[tuple[str, object]]:
 
 
 def format_table(rows: list[dict]) -> str:
-    """Markdown table: one row per photo and a mean row."""
+    """Markdown table: one row per photo and a mean row (with the "given sigma" columns where the rows have
+    them)."""
+    given = "given" in rows[0]
     cols = [("blurred", "psnr"), ("blurred", "ssim"), ("wiener", "psnr"), ("wiener", "ssim"),
-            ("blurkit", "psnr"), ("blurkit", "ssim"), ("wiener", "seconds"), ("blurkit", "seconds")]
-    head = ["photo", "size", "blurred PSNR", "SSIM", "Wiener PSNR", "SSIM", "blurkit PSNR", "SSIM",
-            "Wiener s", "blurkit s"]
+            ("blurkit", "psnr"), ("blurkit", "ssim")] + [("given", "psnr"), ("given", "ssim")] * given + [
+            ("wiener", "seconds"), ("blurkit", "seconds")]
+    head = ["photo", "size", "blurred PSNR", "SSIM", "Wiener PSNR", "SSIM", "blurkit PSNR", "SSIM"] + [
+            "blurkit given σ PSNR", "SSIM"] * given + ["Wiener s", "blurkit s"]
     lines = ["| " + " | ".join(head) + " |", "|---|---" + "|---:" * (len(head) - 2) + "|"]
 
     def cell(v: float, what: str) -> str:
@@ -106,6 +115,11 @@ def run(args: argparse.Namespace) -> int:
         label = f"preset {preset}"
     check_output(args.out, "--out", folder=True)
     d = load_deblurrer(args.model, preset)
+    if args.given_sigma:
+        try:
+            d._sigma_param(args.sigma, "--sigma (with --given-sigma)")
+        except ValueError as exc:
+            raise CLIError(str(exc)) from None
 
     from blurkit.classical import DEFAULT_WIENER_BALANCE, blur_gaussian, wiener
     from blurkit.metrics.functional import psnr, ssim
@@ -121,6 +135,8 @@ def run(args: argparse.Namespace) -> int:
           + (f" (longest side at most {args.max_side} px)" if args.max_side else "")
           + f", Gaussian blur sigma {args.sigma:g} (reflect border, 8-bit quantized)")
     print(f"blurkit: {label} ({name}, {d.model.count_params():,} parameters), given the blurred photo only")
+    if args.given_sigma:
+        print(f"blurkit given σ: the same model told the true sigma {args.sigma:g} (its blur estimate replaced)")
     print(f"Wiener: scikit-image restoration.wiener given the TRUE kernel, balance {balance:g}, reflect-padded")
     print("PSNR: RGB, data range 1 (dB); SSIM: scikit-image (gaussian_weights, sigma 1.5, per channel)",
           flush=True)
@@ -139,7 +155,10 @@ def run(args: argparse.Namespace) -> int:
         r = d.predict(blurred)
         tr = time.perf_counter() - t
         row = {"photo": photo, "size": f"{sharp.shape[1]}x{sharp.shape[0]}"}
-        for key, img, sec in (("blurred", blurred, 0.0), ("wiener", w, tw), ("blurkit", r, tr)):
+        results = [("blurred", blurred, 0.0), ("wiener", w, tw), ("blurkit", r, tr)]
+        if args.given_sigma:
+            results.append(("given", d.predict(blurred, sigma=args.sigma), 0.0))
+        for key, img, sec in results:
             row[key] = {"psnr": psnr(sharp, img), "ssim": ssim(sharp, img), "seconds": sec}
         rows.append(row)
         titles = [f"blurred (σ={args.sigma:g}) {row['blurred']['psnr']:.2f} dB",
