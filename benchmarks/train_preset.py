@@ -257,12 +257,12 @@ def _vary(photos: list, cache: dict, rng, vrng, side: int, kinds=("scale", "nois
           sharpen_amount=(0.3, 1.5), leaves: float = 0.5):
     """:func:`_square`, made to look more like other cameras' photos, before the blur (as in photos that were
     processed before anyone blurred them). ``vrng`` draws these choices, so ``rng`` draws the same crops and
-    blurs as without them. Each of ``kinds`` (of :data:`VARY`, applied in that order) happens with
-    probability 1/2 (``leaves``: with probability ``leaves``): ``scale`` downscales the photo by a factor in [0.5, 1) (area interpolation: more detail
-    per pixel), ``leaves`` replaces the crop by a :func:`dead_leaves` image coloured from it, ``noise`` adds
-    sensor-like Gaussian noise (standard deviation 0.002 to 0.02), ``sharpen`` an
-    in-camera unsharp mask (radius 0.5 to 2 px, amount drawn from ``sharpen_amount``) and ``jpeg`` a JPEG
-    round trip (quality 60 to 95)."""
+    blurs as without them. Each of ``kinds`` (of :data:`VARY`, applied in that order) happens with probability
+    1/2 (``leaves``: with probability ``leaves``): ``scale`` downscales the photo by a factor in [0.5, 1)
+    (area interpolation: more detail per pixel), ``leaves`` replaces the crop by a :func:`dead_leaves` image
+    coloured from it, ``noise`` adds sensor-like Gaussian noise (standard deviation 0.002 to 0.02),
+    ``sharpen`` an in-camera unsharp mask (radius 0.5 to 2 px, amount drawn from ``sharpen_amount``) and
+    ``jpeg`` a JPEG round trip (quality 60 to 95)."""
     import cv2
     import numpy as np
 
@@ -299,8 +299,8 @@ def train_estimator(model, photos: list, steps: int, seed: int, sigma_range=(0.3
 
     ``augment`` adds the 8 flips/rotations of each patch; ``over_weight`` is :func:`estimator_loss`'s;
     ``vary`` names the kinds of :func:`_vary` to draw the patches with (rescaled, noisy, sharpened,
-    JPEG-compressed photos, dead leaves; none by default), ``sharpen_amount`` its range of unsharp-mask amounts,
-    ``leaves`` the fraction of patches replaced by dead leaves.
+    JPEG-compressed photos, dead leaves; none by default), ``sharpen_amount`` its range of unsharp-mask
+    amounts, ``leaves`` the fraction of patches replaced by dead leaves.
     """
     import keras
     import numpy as np

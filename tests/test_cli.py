@@ -338,7 +338,8 @@ def test_a_failing_tensorflow_import_shows_what_it_wrote(tmp_path):
     (fake / "__init__.py").write_text("import os\nos.write(2, b'native library complaint\\n')\n"
                                       "raise ImportError('no such library')\n")
     code = ("import sys\nfrom blurkit.cli._common import quiet_tensorflow\n"
-            "try:\n    quiet_tensorflow()\nexcept ImportError as exc:\n    print('caught', exc, file=sys.stderr)")
+            "try:\n    quiet_tensorflow()\n"
+            "except ImportError as exc:\n    print('caught', exc, file=sys.stderr)")
     done = _python(code, path=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stderr == "native library complaint\ncaught no such library\n"

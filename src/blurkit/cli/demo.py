@@ -136,7 +136,8 @@ def run(args: argparse.Namespace) -> int:
           + f", Gaussian blur sigma {args.sigma:g} (reflect border, 8-bit quantized)")
     print(f"blurkit: {label} ({name}, {d.model.count_params():,} parameters), given the blurred photo only")
     if args.given_sigma:
-        print(f"blurkit given σ: the same model told the true sigma {args.sigma:g} (its blur estimate replaced)")
+        print(f"blurkit given σ: the same model told the true sigma {args.sigma:g} "
+              "(its sigma estimate replaced, its Wiener balance still estimated)")
     print(f"Wiener: scikit-image restoration.wiener given the TRUE kernel, balance {balance:g}, reflect-padded")
     print("PSNR: RGB, data range 1 (dB); SSIM: scikit-image (gaussian_weights, sigma 1.5, per channel)",
           flush=True)
