@@ -129,6 +129,15 @@ def quiet_tensorflow() -> None:
             os.close(saved)
 
 
+def check_sigma(d: Any, sigma: float, arg: str) -> None:
+    """Check, before any image is read, that the Deblurrer ``d`` can be given the known blur ``sigma``
+    (``Deblurrer.predict(x, sigma=...)``); a usage error naming ``arg`` if not."""
+    try:
+        d._sigma_param(sigma, arg)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+
+
 def load_deblurrer(model: str | None, preset: str | None = None):
     """A Deblurrer from a model file, or from a shipped preset (the default one when both are None)."""
     quiet_tensorflow()

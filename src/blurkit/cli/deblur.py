@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
     import itertools
     import sys
 
-    from blurkit.cli._common import load_deblurrer
+    from blurkit.cli._common import check_sigma, load_deblurrer
     from blurkit.cli.main import CLIError
 
     paths = list(args.paths)
@@ -171,10 +171,7 @@ def run(args: argparse.Namespace) -> int:
         d.tile_size = int(args.tile_size)
         d.tile_overlap = min(d.tile_overlap, d.tile_size // 4)
     if args.sigma is not None:
-        try:
-            d._sigma_param(args.sigma, "--sigma")
-        except ValueError as exc:
-            raise CLIError(str(exc)) from None
+        check_sigma(d, args.sigma, "--sigma")
     restorer = d if args.ensemble == 1 and args.sigma is None else _Options(d, args.ensemble, args.sigma)
     try:
         summary = deblur_files(restorer, jobs, workers=args.io_workers, prefetch=args.prefetch,

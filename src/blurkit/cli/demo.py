@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
 
-    from blurkit.cli._common import check_output, load_deblurrer
+    from blurkit.cli._common import check_output, check_sigma, load_deblurrer
     from blurkit.cli.main import CLIError
 
     if args.model and args.preset:
@@ -116,10 +116,7 @@ def run(args: argparse.Namespace) -> int:
     check_output(args.out, "--out", folder=True)
     d = load_deblurrer(args.model, preset)
     if args.given_sigma:
-        try:
-            d._sigma_param(args.sigma, "--sigma (with --given-sigma)")
-        except ValueError as exc:
-            raise CLIError(str(exc)) from None
+        check_sigma(d, args.sigma, "--sigma (with --given-sigma)")
 
     from blurkit.classical import DEFAULT_WIENER_BALANCE, blur_gaussian, wiener
     from blurkit.metrics.functional import psnr, ssim
