@@ -78,12 +78,45 @@ def load_photos(folder, min_side: int = 1) -> list[np.ndarray]:
     return out
 
 
+def add_noise(image: np.ndarray, std: float, rng) -> np.ndarray:
+    """A uint8 image plus Gaussian noise of standard deviation ``std`` (of the [0, 1] data range), rounded
+    and clipped back to uint8: a sensor's noise, then the file's 8 bits."""
+    return np.clip(np.rint(image + rng.normal(0.0, 255.0 * std, image.shape)), 0, 255).astype(np.uint8)
+
+
+def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+    """A uint8 RGB image after a JPEG round trip at ``quality`` (OpenCV's encoder: 4:2:0 chroma, as most
+    cameras and phones write)."""
+    import cv2
+
+    bgr = np.ascontiguousarray(image[..., ::-1])
+    ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    return np.ascontiguousarray(cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1])
+
+
+def degrade(blurred: np.ndarray, rng, noise: float, quality: int | None, fraction: float) -> np.ndarray:
+    """A blurred uint8 crop as a camera file might hold it: with probability ``fraction`` each,
+    :func:`add_noise` (standard deviation from U(0, ``noise``)) and :func:`jpeg` (quality from
+    U(``quality``, 95)), in that order. ``rng`` is the degradations' own generator."""
+    out = blurred
+    draw = rng.random(4)
+    if noise > 0 and draw[0] < fraction:
+        out = add_noise(out, noise * draw[1], rng)
+    if quality is not None and draw[2] < fraction:
+        out = jpeg(out, round(quality + (95 - quality) * draw[3]))
+    return out
+
+
 def make_batch(photos: list[np.ndarray], seed: int, step: int, batch: int, context: int, patch: int,
-               jitter: float = 0.0):
+               jitter: float = 0.0, noise: float = 0.0, jpeg: int | None = None, fraction: float = 0.5):
     """Batch ``step``: ``((context crops, patches), (sharp patches, [sigma, 0]))``, uint8 images (the estimator's
     loss reads the sigma; the second column is not used). With ``jitter`` > 0 the inputs have a third
     array, (batch, 1) log-factors from N(0, jitter) for the sigma the restorer is given (``--jitter``),
     drawn from their own generator: the crops and blurs are those of the same step without jitter.
+    ``noise``, ``jpeg`` and ``fraction``: each blurred crop is passed through :func:`degrade`, with a
+    generator of its own, so the crops and blurs are again those of the same step without them.
 
     A square crop of side ``min(context, h, w)`` of a random photo, one of its 8 flips/rotations, blurred
     (Gaussian, sigma from U(0.3, 3.5), reflect border, 8-bit) and mirrored out to ``context`` px if the
@@ -93,6 +126,7 @@ def make_batch(photos: list[np.ndarray], seed: int, step: int, batch: int, conte
     from blurkit.blurs import GaussianBlur
 
     rng = np.random.default_rng([seed, step])
+    rough = np.random.default_rng([seed, step, 3]) if noise > 0 or jpeg is not None else None
     blur = GaussianBlur(sigma=SIGMA_RANGE, border="reflect", quantize=True)
     ctx = np.empty((batch, context, context, 3), np.uint8)
     xs = np.empty((batch, patch, patch, 3), np.uint8)
@@ -108,6 +142,8 @@ def make_batch(photos: list[np.ndarray], seed: int, step: int, batch: int, conte
         crop = _flip(img[y0 : y0 + s, x0 : x0 + s], int(rng.integers(8)))
         params = blur.sample(rng)
         blurred = blur.apply(crop, params, rng=rng)
+        if rough is not None:
+            blurred = degrade(blurred, rough, noise, jpeg, fraction)
         py, px = int(rng.integers(s - patch + 1)), int(rng.integers(s - patch + 1))
         xs[i] = blurred[py : py + patch, px : px + patch]
         ys[i] = crop[py : py + patch, px : px + patch]
@@ -210,6 +246,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--jitter", type=float, default=0.0,
                    help="multiply the sigma the restorer is given by exp(N(0, JITTER)) per sample, so it learns "
                         "to restore when the blind estimate is off (the estimator's loss is unchanged; 0: off)")
+    p.add_argument("--noise", type=float, default=0.0, metavar="STD",
+                   help="add Gaussian noise (standard deviation from U(0, STD) of the data range) to a "
+                        "fraction (--degrade) of the blurred crops, as a camera sensor does (0: off)")
+    p.add_argument("--jpeg", type=int, metavar="QUALITY",
+                   help="JPEG-compress a fraction (--degrade) of the blurred crops, quality from "
+                        "U(QUALITY, 95)")
+    p.add_argument("--degrade", type=float, default=0.5, metavar="FRACTION",
+                   help="the fraction of crops given noise, and (drawn apart) JPEG (default 0.5)")
     p.add_argument("--chunk", type=int, default=100, help="steps between learning-rate updates and log lines")
     p.add_argument("--keep", type=fractions, default=[],
                    help="also keep the model at these fractions of the run, e.g. 0.6,0.8")
@@ -218,6 +262,12 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if not args.jitter >= 0:
         p.error(f"--jitter must be >= 0, got {args.jitter}")
+    if not 0 <= args.noise <= 0.5:
+        p.error(f"--noise must be in [0, 0.5], got {args.noise}")
+    if args.jpeg is not None and not 1 <= args.jpeg <= 95:
+        p.error(f"--jpeg must be in [1, 95], got {args.jpeg}")
+    if not 0 <= args.degrade <= 1:
+        p.error(f"--degrade must be in [0, 1], got {args.degrade}")
     t_start = time.time()
 
     import keras
@@ -247,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         for s in range(step, step + ahead):
             if s not in futures:
                 futures[s] = pool.submit(make_batch, photos, args.seed, s, args.batch, args.context, args.patch,
-                                         args.jitter)
+                                         args.jitter, args.noise, args.jpeg, args.degrade)
         return futures.pop(step).result()
 
     def chunk_data(start: int, n: int):
@@ -292,7 +342,8 @@ def main(argv: list[str] | None = None) -> int:
         "backend": keras.backend.backend(), "steps": step, "minutes": round(seconds / 60, 1),
         "batch": args.batch, "context": args.context, "patch": args.patch, "lr": args.lr,
         "freeze_estimator": bool(args.freeze_estimator), "freeze_restorer": bool(args.freeze_restorer),
-        "through": bool(args.through), "jitter": args.jitter, "seed": args.seed, "devices": devices,
+        "through": bool(args.through), "jitter": args.jitter, "noise": args.noise, "jpeg": args.jpeg,
+        "degrade": args.degrade, "seed": args.seed, "devices": devices,
         "steps_per_second": round(rate, 2)}}
     d.save(out)
     print(json.dumps({"file": str(out), "kept": kept, "steps": step, "minutes": round(seconds / 60, 1),

@@ -270,6 +270,38 @@ def test_joint_jitter_scales_the_sigma_the_restorer_gets_and_keeps_the_batches(j
     np.testing.assert_array_equal(out[:, 1], raw[:, 1])  # the balance is not touched
 
 
+def test_joint_degradations_add_noise_and_jpeg_to_the_same_batches(joint, astronaut):
+    """``--noise`` / ``--jpeg``: each blurred crop, with probability ``fraction``, gets sensor noise and (drawn
+    apart) a JPEG round trip, from a generator of their own: the crops, blurs and targets are the clean run's,
+    and the patch is still a window of the (degraded) context crop."""
+    photos = [astronaut[:120, :140]]
+    (ctx, x), (y, target) = joint.make_batch(photos, 3, 7, 16, 64, 32)
+    (ctx_d, x_d), (y_d, target_d) = joint.make_batch(photos, 3, 7, 16, 64, 32, noise=0.02, jpeg=50, fraction=0.5)
+    np.testing.assert_array_equal(y, y_d)
+    np.testing.assert_array_equal(target, target_d)
+    changed = [not np.array_equal(a, b) for a, b in zip(ctx, ctx_d, strict=True)]
+    assert 2 <= sum(changed) <= 15  # about 3/4 of the crops get noise, JPEG or both
+    again = joint.make_batch(photos, 3, 7, 16, 64, 32, noise=0.02, jpeg=50, fraction=0.5)
+    np.testing.assert_array_equal(ctx_d, again[0][0])  # fixed by seed and step, like the clean batches
+    for i in range(16):
+        assert any(np.array_equal(ctx_d[i, py : py + 32, px : px + 32], x_d[i]) for py in range(33) for px in range(33))
+    none = joint.make_batch(photos, 3, 7, 16, 64, 32, noise=0.02, jpeg=50, fraction=0.0)
+    np.testing.assert_array_equal(none[0][0], ctx)
+    every = joint.make_batch(photos, 3, 7, 16, 64, 32, jpeg=50, fraction=1.0)
+    assert all(not np.array_equal(a, b) for a, b in zip(ctx, every[0][0], strict=True))
+
+    flat = np.full((200, 200, 3), 128, np.uint8)
+    noisy = joint.add_noise(flat, 0.01, np.random.default_rng(0))
+    assert noisy.dtype == np.uint8 and noisy.shape == flat.shape
+    assert abs(noisy.astype(float).std() / 255 - 0.01) < 0.001 and abs(noisy.mean() - 128) < 0.1
+    tile = np.ascontiguousarray(astronaut[:64, :64])
+    high, low = joint.jpeg(tile, 95), joint.jpeg(tile, 10)
+    assert high.shape == tile.shape and high.dtype == np.uint8
+    err = [np.abs(v.astype(int) - tile).mean() for v in (high, low)]
+    assert 0 < err[0] < 3 < err[1]  # lossy, and more so at a low quality
+    assert abs(low.astype(float).mean(axis=(0, 1)) - tile.mean(axis=(0, 1))).max() < 4  # colours stay (RGB, not BGR)
+
+
 def test_joint_learning_rate_warms_up_then_decays_to_a_hundredth():
     learning_rate = bench("train_joint").learning_rate
     assert learning_rate(0.0, 2.0) == pytest.approx(0.2)  # lr / 10
@@ -341,6 +373,16 @@ def test_joint_training_moves_both_parts_or_only_the_restorer(joint, tmp_path, a
     with pytest.raises(SystemExit):
         joint.main([*common, "--out", str(out), "--jitter", "-0.1"])
     assert "--jitter must be >= 0" in capsys.readouterr().err
+    rough = tmp_path / "rough.keras"
+    assert joint.main([*common, "--out", str(rough), "--noise", "0.02", "--jpeg", "50", "--degrade", "1"]) == 0
+    info = Deblurrer.load(rough).training["joint"]
+    assert (info["noise"], info["jpeg"], info["degrade"]) == (0.02, 50, 1.0)
+    assert (f.training["joint"]["noise"], f.training["joint"]["jpeg"]) == (0.0, None)
+    for flag, value, message in (("--noise", "-0.01", "--noise must be in"), ("--jpeg", "0", "--jpeg must be in"),
+                                 ("--degrade", "1.5", "--degrade must be in")):
+        with pytest.raises(SystemExit):
+            joint.main([*common, "--out", str(out), flag, value])
+        assert message in capsys.readouterr().err
     write_image(photos / "small.png", astronaut[:20, :50])
     with pytest.raises(SystemExit, match=r"small\.png: 20x50 px, smaller than the 32-px patch"):
         joint.main([*common, "--out", str(out)])
@@ -356,6 +398,46 @@ def test_quality_second_test_set_is_scikit_image_samples_outside_val():
     assert len(quality.load_photos("skimage", None, 32)) == len(quality.SKIMAGE_SAMPLES) == 10
     # none of them is one of the validation photos (scikit-image's astronaut, chelsea, coffee, rocket, motorcycle)
     assert not set(quality.SKIMAGE_SAMPLES) & {"astronaut", "chelsea", "cat", "coffee", "rocket", "motorcycle_left"}
+
+
+def test_robustness_scores_each_sigma_and_degradation_with_the_same_inputs(tmp_path, astronaut, camera, capsys):
+    """benchmarks/robustness.py: a row per (sigma, degradation); every method restores the same degraded inputs;
+    noise and JPEG lower the input's PSNR; the JSON holds what the table prints."""
+    import json
+
+    from blurkit import Deblurrer
+    from blurkit.classical import blur_gaussian
+    from blurkit.metrics.functional import psnr
+
+    robustness = bench("robustness")
+    photos = _folder(tmp_path / "photos", {"a.png": astronaut[100:164, 120:200], "c.png": camera[:56, :72]})
+    model = tmp_path / "m.keras"
+    Deblurrer(model="wiener_unet", model_options={"width": 4, "depth": 2, "estimator_width": 4}).save(model)
+    out = tmp_path / "r.json"
+    assert robustness.main(["--no-presets", "--model", str(model), "--data", str(photos), "--sigmas", "1", "2",
+                            "--noise", "0.02", "--jpeg", "30", "--json", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("| sigma | file |"))
+    assert lines[at] == "| sigma | file | input | Wiener, true kernel | model m.keras, blind | model m.keras, given sigma |"
+    rows = [[c.strip() for c in line.split("|")[1:-1]] for line in lines[at + 2 : at + 8]]
+    assert [(r[0], r[1]) for r in rows] == [(s, k) for s in ("1", "2") for k in ("8-bit", "noise 0.02", "JPEG 30")]
+    result = json.loads(out.read_text())
+    assert result["table_markdown"] == "\n".join(lines[at : at + 8])
+    by = {(r["sigma"], r["degradation"]): r["scores"] for r in result["rows"]}
+    for sigma in (1.0, 2.0):  # the clean row's input is the quality benchmark's blurred photo
+        sharp = [np.asarray(x, np.float32) / 255 for x in (astronaut[100:164, 120:200], camera[:56, :72])]
+        sharp[1] = np.repeat(sharp[1][..., None], 3, axis=-1)
+        expected = np.mean([psnr(x, blur_gaussian(x, sigma, seed=0)[0]) for x in sharp])
+        assert by[(sigma, "8-bit")]["input"]["psnr"] == pytest.approx(expected, abs=1e-4)
+        for kind in ("noise 0.02", "JPEG 30"):
+            assert by[(sigma, kind)]["input"]["psnr"] < by[(sigma, "8-bit")]["input"]["psnr"] - 0.5
+        for scores in (by[(sigma, k)] for k in ("8-bit", "noise 0.02", "JPEG 30")):
+            assert set(scores) == {"input", "Wiener, true kernel", "model m.keras, blind", "model m.keras, given sigma"}
+            assert all(0 < v["ssim"] <= 1 and 10 < v["psnr"] < 60 for v in scores.values())
+    with pytest.raises(SystemExit, match="noise levels must be in"):
+        robustness.main(["--no-presets", "--data", str(photos), "--noise", "0.7"])
+    with pytest.raises(SystemExit, match="no such model file"):
+        robustness.main(["--data", str(photos), "--model", str(tmp_path / "missing.keras")])
 
 
 def test_estimator_pool_trains_only_the_estimator_from_the_same_start(tmp_path, astronaut, camera):
