@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -132,6 +133,16 @@ def test_list_presets_names_each_shipped_preset_without_tensorflow():
         assert r["summary"] and "\n" not in r["summary"] and r["object"].endswith(f"{r['name']}.keras")
 
 
+def test_every_preset_has_a_model_card():
+    from blurkit.presets import list_presets
+
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    for name in list_presets():
+        card = docs / f"model-card-{name}.md"
+        assert card.is_file(), f"preset {name} has no model card ({card})"
+        assert f"`{name}`" in card.read_text(encoding="utf-8").splitlines()[0]
+
+
 def test_preset_summary_comes_from_the_metadata(tmp_path, monkeypatch, capsys):
     import blurkit.presets as presets
     from blurkit.cli.main import main
@@ -139,6 +150,12 @@ def test_preset_summary_comes_from_the_metadata(tmp_path, monkeypatch, capsys):
     if presets.DEFAULT_PRESET in presets.list_presets():
         summary = presets.describe_preset(presets.DEFAULT_PRESET)["summary"]
         assert summary == "wiener_unet model for gaussian blur (sigma 0.3-3.5)"
+    meta = {"model": {"name": "wiener_unet"}, "blur": {"name": "gaussian", "config": {"sigma": [0.3, 3.5]}},
+            "training": {"joint": {"noise": 0.02, "jpeg": 50}}}
+    assert presets._summary(meta) == ("wiener_unet model for gaussian blur (sigma 0.3-3.5), trained on inputs with "
+                                      "sensor noise up to 0.02 and JPEG quality 50-95 too")
+    meta["training"]["joint"] = {"noise": 0.0, "jpeg": None}  # recorded by a clean run
+    assert presets._summary(meta) == "wiener_unet model for gaussian blur (sigma 0.3-3.5)"
     (tmp_path / "broken-v0.keras").write_text("not a model")
     monkeypatch.setattr(presets, "_HERE", tmp_path)
     assert main(["list", "presets", "--pattern", "broken*"]) == 0

@@ -70,7 +70,8 @@ def describe_preset(name: str) -> dict[str, Any]:
 
 
 def _summary(meta: dict[str, Any]) -> str:
-    """One line about a model from its blurkit metadata: the model and the blur it was trained for.
+    """One line about a model from its blurkit metadata: the model, the blur it was trained for and, where
+    ``benchmarks/train_joint.py`` recorded them, the camera-file degradations (noise, JPEG) it saw.
 
     (Not the ``validation`` scores a file may hold: a preset's come from an early training stage's patches,
     not from its model card's full-photo benchmark, and would mislead.)
@@ -85,4 +86,12 @@ def _summary(meta: dict[str, Any]) -> str:
             text += f" (sigma {sigma[0]:g}-{sigma[1]:g})"
         elif isinstance(sigma, (int, float)) and not isinstance(sigma, bool):
             text += f" (sigma {sigma:g})"
+    joint = (meta.get("training") or {}).get("joint") or {}
+    rough = []
+    if isinstance(joint.get("noise"), (int, float)) and joint["noise"] > 0:
+        rough.append(f"sensor noise up to {joint['noise']:g}")
+    if isinstance(joint.get("jpeg"), int) and not isinstance(joint["jpeg"], bool):
+        rough.append(f"JPEG quality {joint['jpeg']}-95")
+    if rough:
+        text += ", trained on inputs with " + " and ".join(rough) + " too"
     return text
