@@ -12,7 +12,9 @@ same photos the same way (Gaussian, reflect border, 8-bit, seed 0), then degrade
 Rows: each (sigma, degradation). Columns (mean PSNR / SSIM over the photos, as in the quality benchmark):
 the degraded input; scikit-image's Wiener with the TRUE kernel and its balance tuned per row on these same
 photos (so it is told the noise level too); each shipped preset and each ``--model``, blind (``predict``)
-and given the true sigma (``predict(sigma=...)``). Nothing is tuned for the models.
+and given the true sigma (``predict(sigma=...)``). Nothing is tuned for the models. A second table gives each
+model's blind sigma estimates (``estimate_sigma``): the geometric mean of estimate / true sigma over the
+photos (above 1: over-estimated), and the RMS of the log of that ratio.
 
 Usage::
 
@@ -55,14 +57,17 @@ def degradations(noise, qualities) -> list[tuple[str, object]]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=str(DEFAULT_DATA),
-                   help="folder of sharp photos, or 'skimage' (see benchmarks/quality.py; default: %(default)s)")
-    p.add_argument("--sigmas", type=float, nargs="+", default=list(SIGMAS), help="blur sigmas (default 1 2 3)")
+                   help="folder of sharp photos, or 'skimage' (see benchmarks/quality.py; default: "
+                        "%(default)s)")
+    p.add_argument("--sigmas", type=float, nargs="+", default=list(SIGMAS),
+                   help="blur sigmas (default 1 2 3)")
     p.add_argument("--model", action="append", default=[], metavar="FILE", help="a model file (repeatable)")
     p.add_argument("--no-presets", action="store_true", help="leave out the shipped presets")
     p.add_argument("--max-images", type=int, help="only the first N photos")
     p.add_argument("--noise", type=float, nargs="*",
                    help="noise levels (default 0.005 0.01 0.02; with --jpeg alone, none)")
-    p.add_argument("--jpeg", type=int, nargs="*", help="JPEG qualities (default 90 75 50; with --noise alone, none)")
+    p.add_argument("--jpeg", type=int, nargs="*",
+                   help="JPEG qualities (default 90 75 50; with --noise alone, none)")
     p.add_argument("--json", default=str(DEFAULT_JSON), help="results file (default: %(default)s)")
     args = p.parse_args(argv)
     noise = NOISE if args.noise is None else tuple(args.noise)
@@ -95,11 +100,13 @@ def main(argv: list[str] | None = None) -> int:
     models = [] if args.no_presets else [(f"preset {n}", Deblurrer.from_preset(n)) for n in list_presets()]
     models += [(f"model {Path(f).name}", Deblurrer.load(f)) for f in files]
     kinds = degradations(noise, qualities)
-    print(f"{len(photos)} photos from {data}; {len(kinds)} degradations x {len(args.sigmas)} sigmas", flush=True)
+    print(f"{len(photos)} photos from {data}; {len(kinds)} degradations x {len(args.sigmas)} sigmas",
+          flush=True)
 
     rows, t0 = [], time.time()
     for sigma in args.sigmas:
-        blurred = [blur_gaussian(x, sigma, seed=BLUR_SEED) for _, x in photos]  # (image, kernel), 8-bit values
+        # (image, kernel) per photo, the image with 8-bit values
+        blurred = [blur_gaussian(x, sigma, seed=BLUR_SEED) for _, x in photos]
         for name, fn in kinds:
             inputs = []
             for i, (b, _) in enumerate(blurred):
@@ -110,26 +117,37 @@ def main(argv: list[str] | None = None) -> int:
             balance, _ = tune(lambda b, k, c: wiener(b, k, balance=c), examples, DEFAULT_BALANCES)
             outs = {"input": inputs,
                     "Wiener, true kernel": [wiener(y, k, balance=balance) for y, _, k in examples]}
+            estimates = {}
             for label, d in models:
                 outs[f"{label}, blind"] = [d.predict(y) for y in inputs]
                 outs[f"{label}, given sigma"] = [d.predict(y, sigma=sigma) for y in inputs]
+                logs = np.log([d.estimate_sigma(y) / sigma for y in inputs])
+                estimates[label] = {"ratio": float(np.exp(np.mean(logs))),
+                                    "rms": float(np.sqrt(np.mean(logs**2)))}
             scores = {m: {"psnr": float(np.mean([psnr(x, r) for (_, x), r in zip(photos, rs, strict=True)])),
                           "ssim": float(np.mean([ssim(x, r) for (_, x), r in zip(photos, rs, strict=True)]))}
                       for m, rs in outs.items()}
-            rows.append({"sigma": sigma, "degradation": name, "wiener_balance": balance, "scores": scores})
+            rows.append({"sigma": sigma, "degradation": name, "wiener_balance": balance, "scores": scores,
+                         "estimates": estimates})
             print(f"sigma {sigma:g}, {name}: " + ", ".join(f"{m} {v['psnr']:.2f}" for m, v in scores.items())
                   + f" ({time.time() - t0:.0f} s)", flush=True)
 
     table = format_table(rows)
-    print("\nMean PSNR (dB) / SSIM; Wiener's balance tuned per row on these photos, the models blind or given "
-          "the true sigma, not tuned\n")
+    print("\nMean PSNR (dB) / SSIM; Wiener's balance tuned per row on these photos, the models blind or "
+          "given the true sigma, not tuned\n")
     print(table)
+    if models:
+        estimates = format_estimates(rows)
+        print("\nThe blind sigma estimates: geometric mean of estimate / true sigma over the photos "
+              "(RMS of its log)\n")
+        print(estimates)
     out = {"benchmark": "robustness", "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
            "command": "python benchmarks/robustness.py " + " ".join(sys.argv[1:] if argv is None else argv),
            "machine": machine(), "versions": versions(), "data": str(data),
-           "images": [n for n, _ in photos], "blur": {"name": "gaussian", "border": "reflect", "quantize": True,
-                                                     "seed": BLUR_SEED},
-           "rows": rows, "table_markdown": table}
+           "images": [n for n, _ in photos],
+           "blur": {"name": "gaussian", "border": "reflect", "quantize": True, "seed": BLUR_SEED},
+           "rows": rows, "table_markdown": table,
+           "estimates_markdown": format_estimates(rows) if models else None}
     atomic_write_text(args.json, json.dumps(out, indent=1, allow_nan=False) + "\n")
     print(f"\nwrote {args.json}")
     return 0
@@ -141,6 +159,17 @@ def format_table(rows: list[dict]) -> str:
     lines = ["| sigma | file | " + " | ".join(methods) + " |", "|---:|---|" + "---:|" * len(methods)]
     for r in rows:
         cells = [f"{r['scores'][m]['psnr']:.2f} / {r['scores'][m]['ssim']:.3f}" for m in methods]
+        lines.append(f"| {fmt_sigma(r['sigma'])} | {r['degradation']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def format_estimates(rows: list[dict]) -> str:
+    """Markdown: one row per (sigma, degradation); per model, the estimates' geometric-mean ratio to the true
+    sigma and the RMS of their log error."""
+    models = list(rows[0]["estimates"])
+    lines = ["| sigma | file | " + " | ".join(models) + " |", "|---:|---|" + "---:|" * len(models)]
+    for r in rows:
+        cells = [f"{r['estimates'][m]['ratio']:.3f} ({r['estimates'][m]['rms']:.3f})" for m in models]
         lines.append(f"| {fmt_sigma(r['sigma'])} | {r['degradation']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -27,7 +27,8 @@ One Adam optimizer; the learning rate warms up over the first 2 % of the run, th
 1 % of ``--lr``. The run's length is ``--steps``, or, with ``--minutes``, a wall-clock budget for the whole run
 (loading and compiling included): the schedule then advances with the elapsed fraction of the time left
 after the first chunk (set once per chunk of ``--chunk`` steps), so a faster machine takes more steps. Files: ``--out`` (the final model, a normal blurkit ``.keras`` file with
-the run recorded in its ``training`` metadata) and, with ``--keep``, copies at those fractions of the run
+the run recorded in its ``training`` metadata under ``joint``; the ``--init`` file's own ``joint`` record, if
+any, moves to the list ``joint_before``) and, with ``--keep``, copies at those fractions of the run
 (``--out`` with ``-f60`` etc. added to the name). Nothing here selects on validation photos: compare the
 files with ``benchmarks/quality.py --model FILE``.
 
@@ -337,7 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception:  # noqa: BLE001 - only recorded for the record
         devices = []
     rate = (step - log[0]["step"]) / max(1e-6, time.time() - t_train)
-    d.training = {**d.training, "joint": {
+    earlier = [*d.training.get("joint_before", []), d.training["joint"]] if "joint" in d.training else []
+    d.training = {**d.training, **({"joint_before": earlier} if earlier else {}), "joint": {
         "command": "python benchmarks/train_joint.py " + " ".join(argv or sys.argv[1:]),
         "backend": keras.backend.backend(), "steps": step, "minutes": round(seconds / 60, 1),
         "batch": args.batch, "context": args.context, "patch": args.patch, "lr": args.lr,

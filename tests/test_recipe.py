@@ -377,6 +377,11 @@ def test_joint_training_moves_both_parts_or_only_the_restorer(joint, tmp_path, a
     assert joint.main([*common, "--out", str(rough), "--noise", "0.02", "--jpeg", "50", "--degrade", "1"]) == 0
     info = Deblurrer.load(rough).training["joint"]
     assert (info["noise"], info["jpeg"], info["degrade"]) == (0.02, 50, 1.0)
+    assert "joint_before" not in Deblurrer.load(rough).training  # from a file no joint run made
+    again = tmp_path / "again.keras"  # a second run keeps the first one's record
+    assert joint.main([*common[:1], str(rough), *common[2:], "--out", str(again)]) == 0
+    record = Deblurrer.load(again).training
+    assert record["joint_before"] == [info] and record["joint"]["noise"] == 0.0
     assert (f.training["joint"]["noise"], f.training["joint"]["jpeg"]) == (0.0, None)
     for flag, value, message in (("--noise", "-0.01", "--noise must be in"), ("--jpeg", "0", "--jpeg must be in"),
                                  ("--degrade", "1.5", "--degrade must be in")):
@@ -434,6 +439,11 @@ def test_robustness_scores_each_sigma_and_degradation_with_the_same_inputs(tmp_p
         for scores in (by[(sigma, k)] for k in ("8-bit", "noise 0.02", "JPEG 30")):
             assert set(scores) == {"input", "Wiener, true kernel", "model m.keras, blind", "model m.keras, given sigma"}
             assert all(0 < v["ssim"] <= 1 and 10 < v["psnr"] < 60 for v in scores.values())
+    at = next(i for i, line in enumerate(lines) if line.startswith("| sigma | file | model m.keras |"))
+    assert result["estimates_markdown"] == "\n".join(lines[at : at + 8])
+    for r in result["rows"]:
+        e = r["estimates"]["model m.keras"]
+        assert 0.3 / r["sigma"] <= e["ratio"] <= 3.5 / r["sigma"] and e["rms"] >= abs(np.log(e["ratio"])) - 1e-9
     with pytest.raises(SystemExit, match="noise levels must be in"):
         robustness.main(["--no-presets", "--data", str(photos), "--noise", "0.7"])
     with pytest.raises(SystemExit, match="no such model file"):
