@@ -22,6 +22,10 @@ quantization, the 8 flips/rotations, as in ``train_preset.py``):
 * ``--jitter TAU`` multiplies the sigma the restorer is given by ``exp(N(0, TAU))`` per sample. On its
   training photos the estimator errs less than on new ones (log-sigma RMS error 0.05-0.09 against
   0.11-0.14 on the val photos), so without it the restorer learns to trust estimates more than it should.
+* ``--noise STD`` and ``--jpeg Q`` (``--degrade F``, default 0.5): a fraction F of the blurred crops get
+  Gaussian noise of standard deviation U(0, STD) and, drawn apart, a fraction F a JPEG round trip at
+  quality U(Q, 95), as camera files do; the targets are unchanged. The ``gaussian-v1-noisy`` preset was
+  made with ``--noise 0.02 --jpeg 50`` (``docs/model-card-gaussian-v1-noisy.md``).
 
 One Adam optimizer; the learning rate warms up over the first 2 % of the run, then follows a cosine decay to
 1 % of ``--lr``. The run's length is ``--steps``, or, with ``--minutes``, a wall-clock budget for the whole run
