@@ -325,6 +325,22 @@ def test_validation_errors(cls, kwargs, error, message):
         cls(**kwargs)
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (1, 1, 1), (1, 1, 3), (2, 1), (1, 4), (2, 2, 1)])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
+def test_tiny_images_keep_their_shape_and_values(shape, dtype):
+    """A one-pixel image (the shortest input hypothesis found: OpenCV's bindings read a one-element array as
+    a scalar) and other tiny ones come back with their shape, dtype and, for a size-1 box blur, values."""
+    from blurkit.blurs import AverageBlur
+
+    top = {np.uint8: 255, np.uint16: 65535, np.float32: 1.0}[dtype]
+    image = (np.arange(int(np.prod(shape))).reshape(shape) % 3 * (top / 3)).astype(dtype)
+    for quantize in (False, True):
+        out = AverageBlur(size=1, quantize=quantize)(image, seed=0)["image"]
+        assert out.shape == image.shape and out.dtype == image.dtype
+        if not (quantize and dtype != np.uint8):  # 8-bit rounding moves uint16 / float values
+            np.testing.assert_array_equal(out, image)
+
+
 def test_input_errors():
     b = GaussianBlur()
     with pytest.raises(TypeError, match="image dtype must be uint8, uint16 or float, got int32"):

@@ -151,8 +151,10 @@ def _finish(out: np.ndarray, image: np.ndarray, quantize: bool) -> np.ndarray:
     """Round/clip the float32 result ``out`` (which it may overwrite) back to ``image``'s dtype and range."""
     dtype = image.dtype
     if dtype in _SCALE:
-        if not (quantize and dtype == np.uint16) and out.ndim in (2, 3) and out.shape[-1] <= 4:
-            # one pass: OpenCV's conversion rounds half to even (as np.rint) and saturates to the range
+        fast = out.ndim in (2, 3) and out.shape[-1] <= 4 and out.size > 4
+        if fast and not (quantize and dtype == np.uint16):
+            # one pass: OpenCV's conversion rounds half to even (as np.rint) and saturates to the range (not
+            # for the tiniest arrays: OpenCV's bindings take a one-element array for a scalar)
             res = cv2.add(out, 0.0, dtype=cv2.CV_8U if dtype == np.uint8 else cv2.CV_16U)
             return res.reshape(out.shape)
         out = np.clip(np.rint(out, out=out), 0, _SCALE[dtype], out=out)
