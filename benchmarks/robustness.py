@@ -136,8 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     print("\nMean PSNR (dB) / SSIM; Wiener's balance tuned per row on these photos, the models blind or "
           "given the true sigma, not tuned\n")
     print(table)
-    if models:
-        estimates = format_estimates(rows)
+    estimates = format_estimates(rows) if models else None
+    if estimates:
         print("\nThe blind sigma estimates: geometric mean of estimate / true sigma over the photos "
               "(RMS of its log)\n")
         print(estimates)
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
            "images": [n for n, _ in photos],
            "blur": {"name": "gaussian", "border": "reflect", "quantize": True, "seed": BLUR_SEED},
            "rows": rows, "table_markdown": table,
-           "estimates_markdown": format_estimates(rows) if models else None}
+           "estimates_markdown": estimates}
     atomic_write_text(args.json, json.dumps(out, indent=1, allow_nan=False) + "\n")
     print(f"\nwrote {args.json}")
     return 0
@@ -155,21 +155,21 @@ def main(argv: list[str] | None = None) -> int:
 
 def format_table(rows: list[dict]) -> str:
     """Markdown: one row per (sigma, degradation); ``PSNR / SSIM`` per method."""
-    methods = list(rows[0]["scores"])
-    lines = ["| sigma | file | " + " | ".join(methods) + " |", "|---:|---|" + "---:|" * len(methods)]
-    for r in rows:
-        cells = [f"{r['scores'][m]['psnr']:.2f} / {r['scores'][m]['ssim']:.3f}" for m in methods]
-        lines.append(f"| {fmt_sigma(r['sigma'])} | {r['degradation']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return _markdown(rows, "scores", lambda v: f"{v['psnr']:.2f} / {v['ssim']:.3f}")
 
 
 def format_estimates(rows: list[dict]) -> str:
     """Markdown: one row per (sigma, degradation); per model, the estimates' geometric-mean ratio to the true
     sigma and the RMS of their log error."""
-    models = list(rows[0]["estimates"])
-    lines = ["| sigma | file | " + " | ".join(models) + " |", "|---:|---|" + "---:|" * len(models)]
+    return _markdown(rows, "estimates", lambda v: f"{v['ratio']:.3f} ({v['rms']:.3f})")
+
+
+def _markdown(rows: list[dict], key: str, cell) -> str:
+    """One row per (sigma, degradation), a column per name in ``row[key]``, each ``cell(row[key][name])``."""
+    names = list(rows[0][key])
+    lines = ["| sigma | file | " + " | ".join(names) + " |", "|---:|---|" + "---:|" * len(names)]
     for r in rows:
-        cells = [f"{r['estimates'][m]['ratio']:.3f} ({r['estimates'][m]['rms']:.3f})" for m in models]
+        cells = [cell(r[key][n]) for n in names]
         lines.append(f"| {fmt_sigma(r['sigma'])} | {r['degradation']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
