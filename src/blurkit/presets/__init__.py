@@ -3,7 +3,8 @@
 A preset is a blurkit ``.keras`` file in this folder; its name is the file name without the suffix.
 Each one has a model card in ``docs/`` (architecture, training data and licences, recipe, results).
 ``blurkit list presets`` lists them with :func:`describe_preset`, which reads only the file's blurkit
-metadata (no TensorFlow).
+metadata (no TensorFlow). :func:`choose_preset` picks one for a given photo (:mod:`blurkit.presets.auto`:
+clean 8-bit, or noisy / JPEG-compressed); ``blurkit deblur`` does that per photo when given no model file.
 
 Examples:
     >>> from blurkit.presets import list_presets
@@ -17,9 +18,13 @@ import difflib
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEFAULT_PRESET", "list_presets", "preset_path", "describe_preset"]
+from blurkit.presets.auto import choose_preset
+
+__all__ = ["DEFAULT_PRESET", "AUTO", "list_presets", "preset_path", "describe_preset", "choose_preset"]
 
 DEFAULT_PRESET = "gaussian-v1"
+#: Not a file: ``blurkit deblur --preset auto`` (its default) runs :func:`choose_preset` on each photo.
+AUTO = "auto"
 _HERE = Path(__file__).resolve().parent
 
 
@@ -39,6 +44,10 @@ def preset_path(name: str = DEFAULT_PRESET) -> Path:
         names = list_presets()
         close = difflib.get_close_matches(name, names, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
+        if name == AUTO:
+            raise KeyError(f"{AUTO!r} is not one preset but a choice per photo: "
+                           f"blurkit.presets.choose_preset(image) names the one to load. Shipped presets: "
+                           f"{', '.join(names) or '(none)'}")
         raise KeyError(f"unknown preset {name!r}{hint} Shipped presets: {', '.join(names) or '(none)'}")
     return path
 

@@ -1,0 +1,95 @@
+"""blurkit.presets.auto: the noise and JPEG-block measures, and the preset they choose per photo."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from blurkit.classical import blur_gaussian
+from blurkit.presets import DEFAULT_PRESET, choose_preset
+from blurkit.presets.auto import BLOCK_THRESHOLD, NOISE_THRESHOLD, NOISY_PRESET, blockiness, noise_level
+
+
+def _jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+    bgr = np.ascontiguousarray(image[..., ::-1])
+    ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    assert ok
+    return np.ascontiguousarray(cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1])
+
+
+def _noisy(image: np.ndarray, std: float, seed: int = 0) -> np.ndarray:
+    grain = np.random.default_rng(seed).normal(0.0, 255 * std, image.shape)
+    return np.clip(np.rint(image + grain), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("std", [0.005, 0.01, 0.02, 0.05])
+def test_noise_level_reads_white_noise_on_a_flat_image(std):
+    """Golden values: white noise of standard deviation ``std`` on a flat image reads ``std`` (within 5 %), in
+    colour and grey, float, uint8 (its rounding adds a little: 0.29 levels in quadrature) and uint16."""
+    rng = np.random.default_rng(1)
+    flat = np.full((256, 320, 3), 0.5)
+    colour = (flat + rng.normal(0, std, flat.shape)).astype(np.float32)
+    grey = colour[..., 1]
+    rounding = np.hypot(std, 0.2887 / 255)
+    assert noise_level(colour) == pytest.approx(std, rel=0.05)
+    assert noise_level(grey) == pytest.approx(std, rel=0.05)
+    assert noise_level(np.rint(colour * 255).astype(np.uint8)) == pytest.approx(rounding, rel=0.05)
+    assert noise_level(np.rint(colour * 65535).astype(np.uint16)) == pytest.approx(std, rel=0.05)
+    with_alpha = np.concatenate([colour, np.ones_like(colour[..., :1])], axis=-1)
+    assert noise_level(with_alpha) == pytest.approx(noise_level(colour), rel=1e-5)
+
+
+def test_noise_level_of_blurred_photos_is_low_and_grows_with_added_noise(astronaut, camera):
+    """Blurred 8-bit photos (sigma 1 to 3, colour and grey) read under the threshold; the same with sensor
+    noise of 0.005 / 0.01 / 0.02 read above it, close to the added deviation; an RGB image with equal channels
+    reads as its grey plane."""
+    for sigma in (1.0, 2.0, 3.0):
+        for photo in (astronaut[:256, 128:384], camera[:256, 128:384]):
+            clean = blur_gaussian(photo, sigma, seed=0)[0]
+            assert noise_level(clean) < NOISE_THRESHOLD, sigma
+            for std in (0.005, 0.01, 0.02):
+                assert noise_level(_noisy(clean, std)) == pytest.approx(std, rel=0.25), (sigma, std)
+    grey = blur_gaussian(camera, 2.0, seed=0)[0]
+    assert noise_level(np.stack([grey] * 3, axis=-1)) == noise_level(grey)
+
+
+def test_blockiness_finds_the_jpeg_grid(astronaut, camera):
+    """Clean blurred photos score about 0; their JPEGs score more for stronger compression, above the
+    threshold from quality 90 down (at 95 a photo may fall under it: 0.15 for this astronaut crop); a JPEG
+    cropped by 3 px (its grid no longer at the corner) is not recognised, which the docstring says."""
+    for photo in (astronaut[:256, :320], np.stack([camera[:256, :320]] * 3, axis=-1)):
+        clean = blur_gaussian(photo, 2.0, seed=0)[0]
+        assert abs(blockiness(clean)) < 0.05
+        scores = [blockiness(_jpeg(clean, q)) for q in (95, 90, 75, 50)]
+        assert min(scores[1:]) > BLOCK_THRESHOLD and scores[0] > 0.1, scores
+        assert scores == sorted(scores), scores
+        assert blockiness(_jpeg(clean, 75)[3:, 3:]) < BLOCK_THRESHOLD
+        jpeg = _jpeg(clean, 75)
+        assert blockiness(jpeg.astype(np.float32) / 255) == pytest.approx(blockiness(jpeg), abs=0.02)
+
+
+def test_choose_preset_per_photo(astronaut):
+    """The default preset for a clean blurred file, the noisy one for the same with noise or as a JPEG (the
+    cases where tests/test_deblurrer.py checks that the noisy preset restores better); tiny images and
+    greyscale-with-alpha work; a bad array is an error naming its shape."""
+    photo = astronaut[:256, 128:384]
+    for sigma in (1.0, 2.0, 3.0):
+        clean = blur_gaussian(photo, sigma, seed=0)[0]
+        assert choose_preset(clean) == DEFAULT_PRESET
+        assert choose_preset(_noisy(clean, 0.01)) == NOISY_PRESET
+        assert choose_preset(_jpeg(clean, 90)) == NOISY_PRESET
+    assert choose_preset(np.zeros((8, 8, 3), np.uint8)) == DEFAULT_PRESET
+    grey_alpha = np.stack([blur_gaussian(photo[..., 0], 2.0)[0], np.full((256, 256), 255, np.uint8)], axis=-1)
+    assert choose_preset(grey_alpha) == DEFAULT_PRESET
+    with pytest.raises(ValueError, match=r"\(4, 4, 4, 4\)"):
+        noise_level(np.zeros((4, 4, 4, 4)))
+    with pytest.raises(ValueError, match="int32"):
+        blockiness(np.zeros((64, 64), np.int32))
+
+
+def test_auto_is_not_a_preset_file():
+    from blurkit import Deblurrer
+
+    with pytest.raises(KeyError, match="choose_preset"):
+        Deblurrer.from_preset("auto")
