@@ -293,14 +293,16 @@ def test_os_errors_are_one_line_without_traceback(monkeypatch, capsys):
 
 
 def test_deblur_with_a_known_sigma(model, photos, tmp_path, capsys):
-    """``--sigma S`` deconvolves S with the default preset (``Deblurrer.predict(sigma=S)``); a model without a
-    blur estimator, or a sigma outside the preset's range, is a usage error naming ``--sigma``."""
+    """``--sigma S`` deconvolves S with the preset chosen for the photo (``Deblurrer.predict(sigma=S)``); a
+    model without a blur estimator, or a sigma outside the presets' range, is a usage error naming
+    ``--sigma``."""
     from blurkit import Deblurrer
+    from blurkit.presets import choose_preset
 
     out = tmp_path / "x.png"
     assert main(["deblur", str(photos / "cat.jpg"), "-o", str(out), "--sigma", "1.5", "-q"]) == 0
-    d = Deblurrer.from_preset("gaussian-v1")
     img = read_image(photos / "cat.jpg")
+    d = Deblurrer.from_preset(choose_preset(img))
     assert (read_image(out) == d.predict(img, sigma=1.5)).all()
     assert (read_image(out) != d.predict(img)).any()
     _error(capsys, ["deblur", str(photos / "cat.jpg"), "-o", str(tmp_path / "y.png"), "--sigma", "9"],
@@ -308,6 +310,34 @@ def test_deblur_with_a_known_sigma(model, photos, tmp_path, capsys):
     _error(capsys, ["deblur", str(model), str(photos / "cat.jpg"), "-o", str(tmp_path / "z.png"), "--sigma", "2"],
            "--sigma", "no Gaussian blur estimator")
     assert not (tmp_path / "y.png").exists() and not (tmp_path / "z.png").exists()
+
+
+def test_deblur_without_a_model_chooses_a_preset_per_photo(tmp_path, capsys):
+    """No model file: each photo gets the preset ``choose_preset`` names (a clean PNG the default, the same
+    photo as a JPEG the noisy one), the summary counts them, and ``--preset`` still forces one."""
+    from skimage import data
+
+    from blurkit import Deblurrer
+    from blurkit.classical import blur_gaussian
+
+    src = tmp_path / "in"
+    blurred = blur_gaussian(data.astronaut()[:128, 160:288], 2.0, seed=0)[0]
+    write_image(src / "clean.png", blurred)
+    ok, encoded = cv2.imencode(".jpg", np.ascontiguousarray(blurred[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 75])
+    assert ok
+    (src / "photo.jpg").write_bytes(encoded.tobytes())
+    capsys.readouterr()
+    assert main(["deblur", str(src), "-o", str(tmp_path / "auto")]) == 0
+    assert "presets (auto): gaussian-v1 for 1 image, gaussian-v1-noisy for 1 image" in capsys.readouterr().out
+    default, noisy = Deblurrer.from_preset("gaussian-v1"), Deblurrer.from_preset("gaussian-v1-noisy")
+    for name, d in (("clean.png", default), ("photo.jpg", noisy)):  # outputs keep the input's format
+        write_image(tmp_path / "expected" / name, d.predict(read_image(src / name)))
+        assert (read_image(tmp_path / "auto" / name) == read_image(tmp_path / "expected" / name)).all(), name
+    assert main(["deblur", str(src / "photo.jpg"), "-o", str(tmp_path / "forced.jpg"), "--preset", "gaussian-v1",
+                 "-q"]) == 0
+    assert main(["deblur", str(src / "photo.jpg"), "-o", str(tmp_path / "auto.jpg"), "--preset", "auto", "-q"]) == 0
+    forced, auto = read_image(tmp_path / "forced.jpg"), read_image(tmp_path / "auto.jpg")
+    assert (auto == read_image(tmp_path / "auto" / "photo.jpg")).all() and (forced != auto).any()
 
 
 def _python(code: str, *, path: Path | None = None) -> subprocess.CompletedProcess[str]:

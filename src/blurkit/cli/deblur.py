@@ -1,7 +1,11 @@
 """``blurkit deblur``: restore photos with a model file or a shipped preset.
 
-Without a model file the default preset is used, so ``blurkit deblur photo.jpg -o sharp.png`` works right
-after installing. Folders are processed recursively, keeping relative names and formats. Files are
+Without a model file the shipped presets are used, so ``blurkit deblur photo.jpg -o sharp.png`` works right
+after installing: per photo, ``--preset auto`` (the default) picks ``gaussian-v1-noisy`` when the photo shows
+sensor noise or JPEG block artefacts and the default preset ``gaussian-v1`` otherwise
+(:func:`blurkit.presets.choose_preset`); the summary says how many photos went to each.
+
+Folders are processed recursively, keeping relative names and formats. Files are
 streamed through :func:`blurkit.batch.deblur_files`: folders are listed lazily (the first image starts at
 once, the total for the progress bar is counted in the background), ``--io-workers`` threads read and
 write files while the model runs, and at most about ``2 * --prefetch + 1`` decoded images are in memory
@@ -26,11 +30,15 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "deblur",
         help="deblur photos (files or folders)",
         description="Deblur photos with MODEL (a .keras file from `blurkit train`) or, when no model file "
-        "is given, with the default pretrained preset.",
+        "is given, with the shipped presets: per photo, gaussian-v1-noisy for noisy or JPEG-compressed "
+        "photos and gaussian-v1 for the others (--preset auto).",
     )
     p.add_argument("paths", nargs="+", metavar="[MODEL] INPUT", help="optional model file, then files/folders")
     p.add_argument("-o", "--out", required=True, help="output file (one input) or folder")
-    p.add_argument("--preset", help="use this shipped preset (see `blurkit list presets`)")
+    p.add_argument("--preset", metavar="NAME",
+                   help="use this shipped preset (see `blurkit list presets`), or 'auto' (the default "
+                   "without a model file): per photo, gaussian-v1-noisy when it shows sensor noise or JPEG "
+                   "blocks, else gaussian-v1")
     p.add_argument("--skip-existing", action="store_true", help="leave outputs that already exist")
     p.add_argument("--suffix", default="",
                    help="add this to output file names (before the extension; not to an output given as a file "
@@ -162,17 +170,26 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"--io-workers must be 0 (no overlap) or more, got {args.io_workers}")
     if args.prefetch < 1:
         raise CLIError(f"--prefetch must be at least 1, got {args.prefetch}")
-    d = load_deblurrer(model, args.preset)
-    if args.tile_size:
-        if d.fixed_size:
-            raise CLIError(f"--tile-size: this model only takes {d.fixed_size}x{d.fixed_size} inputs")
-        if args.tile_size < 16:
-            raise CLIError(f"--tile-size must be at least 16, got {args.tile_size}")
-        d.tile_size = int(args.tile_size)
-        d.tile_overlap = min(d.tile_overlap, d.tile_size // 4)
-    if args.sigma is not None:
-        check_sigma(d, args.sigma, "--sigma")
-    restorer = d if args.ensemble == 1 and args.sigma is None else _Options(d, args.ensemble, args.sigma)
+    def setup(d):
+        """``d`` with the command's options (checked on the first model, so before any file is read)."""
+        if args.tile_size:
+            if d.fixed_size:
+                raise CLIError(f"--tile-size: this model only takes {d.fixed_size}x{d.fixed_size} inputs")
+            if args.tile_size < 16:
+                raise CLIError(f"--tile-size must be at least 16, got {args.tile_size}")
+            d.tile_size = int(args.tile_size)
+            d.tile_overlap = min(d.tile_overlap, d.tile_size // 4)
+        if args.sigma is not None:
+            check_sigma(d, args.sigma, "--sigma")
+        return d if args.ensemble == 1 and args.sigma is None else _Options(d, args.ensemble, args.sigma)
+
+    from blurkit.presets import AUTO, DEFAULT_PRESET
+
+    auto = model is None and args.preset in (None, AUTO)
+    if auto:
+        restorer = _Auto(lambda name: setup(load_deblurrer(None, name)), first=DEFAULT_PRESET)
+    else:
+        restorer = setup(load_deblurrer(model, args.preset))
     try:
         summary = deblur_files(restorer, jobs, workers=args.io_workers, prefetch=args.prefetch,
                                skip_existing=args.skip_existing, max_pixels=max_pixels,
@@ -182,6 +199,9 @@ def run(args: argparse.Namespace) -> int:
         summary = exc.summary
     if not args.quiet:
         print(summary)
+        if auto and restorer.counts:
+            print("presets (auto): " + ", ".join(f"{n} for {c} image{'s' * (c != 1)}"
+                                                 for n, c in sorted(restorer.counts.items())))
     for src, why in summary.failed:
         print(f"  failed: {src}: {why}", file=sys.stderr)
     if summary.interrupted:
@@ -200,3 +220,22 @@ class _Options:
 
     def predict(self, image):
         return self.deblurrer.predict(image, ensemble=self.ensemble, sigma=self.sigma)
+
+
+class _Auto:
+    """Per image, the preset :func:`blurkit.presets.choose_preset` names, each loaded once by ``load(name)``
+    (``first`` at once, so that a bad option fails before any file is read); ``counts`` per preset."""
+
+    def __init__(self, load, first: str) -> None:
+        import collections
+
+        self.load, self.models, self.counts = load, {first: load(first)}, collections.Counter()
+
+    def predict(self, image):
+        from blurkit.presets import choose_preset
+
+        name = choose_preset(image)
+        if name not in self.models:
+            self.models[name] = self.load(name)
+        self.counts[name] += 1
+        return self.models[name].predict(image)
