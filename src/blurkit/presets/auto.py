@@ -32,6 +32,7 @@ Examples:
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -53,37 +54,62 @@ _QUANTILE = 10  # percent: the quietest tiles
 # white noise of standard deviation s reads s.
 _Q10_RMS = 0.7629
 _FLAT = 2.0  # levels of 255: "flat" where the neighbouring steps are smaller
+_BUDGET = 1 << 21  # pixels read at most (2.1 MP): larger photos are read in tiles (time and memory bounded)
+_SAMPLE = 256  # their side
 
 
-def _planes(image: Any, top: float = 1.0) -> np.ndarray:
-    """``(H, W, C)`` float32 in [0, ``top``] without alpha; C is 1 or 3 (uint8 at ``top`` 255: unchanged)."""
+def _image(image: Any) -> np.ndarray:
+    """The array as ``(H, W, C)``, C 1 or 3 (alpha dropped; a view), after checking shape and dtype."""
     x = np.asarray(image)
     if x.ndim == 2:
         x = x[..., None]
     if x.ndim != 3 or x.shape[-1] not in (1, 2, 3, 4):
         raise ValueError(f"expected an (H, W) or (H, W, C) image with 1-4 channels, got shape {x.shape}")
-    if x.shape[-1] in (2, 4):
-        x = x[..., :-1]  # alpha
+    if x.dtype.kind in "iub" and x.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"expected a uint8, uint16 or float image, got dtype {x.dtype}")
+    return x[..., :-1] if x.shape[-1] in (2, 4) else x
+
+
+def _float(x: np.ndarray, top: float = 1.0) -> np.ndarray:
+    """float32 in [0, ``top``] (uint8 at ``top`` 255: the values unchanged)."""
     if x.dtype in (np.uint8, np.uint16):
         peak = 255 if x.dtype == np.uint8 else 65535
         return x.astype(np.float32) if peak == top else x.astype(np.float32) * np.float32(top / peak)
-    if np.issubdtype(x.dtype, np.integer) or x.dtype == bool:
-        raise ValueError(f"expected a uint8, uint16 or float image, got dtype {x.dtype}")
     return np.asarray(x, np.float32) * np.float32(top) if top != 1 else np.asarray(x, np.float32)
 
 
-def _quiet_rms(plane: np.ndarray) -> float:
-    """The noise standard deviation of one plane: the finest diagonal Haar detail, RMS per 8x8-pixel tile,
-    the quietest tiles' level (10th percentile), scaled so that white noise reads its own deviation."""
+def _regions(x: np.ndarray) -> list[np.ndarray]:
+    """What the measures read: the whole image up to :data:`_BUDGET` pixels, else tiles of 256 px spread
+    over it on a grid, :data:`_BUDGET` pixels in all, each starting on a multiple of 16 px (so that JPEG's
+    8x8 blocks and 16x16 colour blocks stay aligned)."""
+    h, w = x.shape[:2]
+    if h * w <= _BUDGET:
+        return [x]
+    th, tw = min(_SAMPLE, h), min(_SAMPLE, w)
+    n = _BUDGET // (th * tw)
+    ny = max(1, min(h // th, round(math.sqrt(n * h / w))))
+    nx = max(1, min(w // tw, n // ny))
+    tops = sorted({int(t) // 16 * 16 for t in np.linspace(0, h - th, ny)})
+    lefts = sorted({int(v) // 16 * 16 for v in np.linspace(0, w - tw, nx)})
+    return [x[t : t + th, v : v + tw] for t in tops for v in lefts]
+
+
+def _tile_rms(plane: np.ndarray) -> np.ndarray:
+    """The finest diagonal Haar detail of one plane (standard deviation s for white noise of s), its RMS per
+    8x8-pixel tile."""
     h, w = plane.shape[0] // 2 * 2, plane.shape[1] // 2 * 2
     p = plane[:h, :w]
-    hh = (p[0::2, 0::2] - p[0::2, 1::2] - p[1::2, 0::2] + p[1::2, 1::2]) / 2  # std s for white noise of s
+    hh = (p[0::2, 0::2] - p[0::2, 1::2] - p[1::2, 0::2] + p[1::2, 1::2]) / 2
     th, tw = hh.shape[0] // _TILE, hh.shape[1] // _TILE
-    if th * tw == 0:
-        return 0.0
     tiles = hh[: th * _TILE, : tw * _TILE].reshape(th, _TILE, tw, _TILE)
-    rms = np.sqrt(np.mean(np.square(tiles, dtype=np.float64), axis=(1, 3)))
-    return float(np.percentile(rms, _QUANTILE)) / _Q10_RMS
+    return np.sqrt(np.mean(np.square(tiles, dtype=np.float64), axis=(1, 3))).ravel()
+
+
+def _quiet(planes: list[np.ndarray]) -> float:
+    """The noise standard deviation of the planes: the quietest tiles' level (10th percentile of
+    :func:`_tile_rms`), scaled so that white noise reads its own deviation."""
+    rms = np.concatenate([_tile_rms(p) for p in planes])
+    return float(np.percentile(rms, _QUANTILE)) / _Q10_RMS if rms.size else 0.0
 
 
 def noise_level(image: Any) -> float:
@@ -94,6 +120,7 @@ def noise_level(image: Any) -> float:
     remains is noise). For a colour image the estimate must show both in the luma and in the two colour
     differences (R-G, B-G): fine texture is mostly the same in all three channels, sensor noise is not, so a
     textured but clean photo reads low. Grey images, or RGB ones whose channels are equal, use the one plane.
+    Photos above 2 megapixels are read in 32 tiles of 256x256 px spread over them.
 
     Args:
         image: ``(H, W)`` or ``(H, W, C)``; uint8, uint16 or float in [0, 1]; alpha ignored.
@@ -105,14 +132,16 @@ def noise_level(image: Any) -> float:
     Raises:
         ValueError: Not an image array.
     """
-    x = _planes(image)
-    if min(x.shape[:2]) < 16:
+    raw = _image(image)
+    if min(raw.shape[:2]) < 16:
         return 0.0
-    if x.shape[-1] == 1 or (np.array_equal(x[..., 0], x[..., 1]) and np.array_equal(x[..., 1], x[..., 2])):
-        return _quiet_rms(x[..., 0])
-    luma = _quiet_rms(x @ _LUMA) / float(np.sqrt(np.sum(_LUMA**2)))  # white noise of s per channel: s
-    chroma = (_quiet_rms((x[..., 0] - x[..., 1]) / np.sqrt(2))
-              + _quiet_rms((x[..., 2] - x[..., 1]) / np.sqrt(2))) / 2
+    parts = [_float(r) for r in _regions(raw)]
+    if raw.shape[-1] == 1 or all(np.array_equal(x[..., 0], x[..., 1]) and np.array_equal(x[..., 1], x[..., 2])
+                                 for x in parts):
+        return _quiet([x[..., 0] for x in parts])
+    luma = _quiet([x @ _LUMA for x in parts]) / float(np.sqrt(np.sum(_LUMA**2)))  # white noise s: s
+    chroma = (_quiet([(x[..., 0] - x[..., 1]) / np.sqrt(2) for x in parts])
+              + _quiet([(x[..., 2] - x[..., 1]) / np.sqrt(2) for x in parts])) / 2
     return min(luma, chroma)
 
 
@@ -125,6 +154,7 @@ def blockiness(image: Any) -> float:
     other offsets; the same for rows; the smaller of the two, as JPEG's grid shows both ways (a pattern in one
     direction, such as interlaced rows, does not count). Texture raises every offset alike, so only a grid
     that starts at the image's corner counts: a JPEG decoded as it is, not one cropped or resized after.
+    Photos above 2 megapixels are read in 32 tiles of 256x256 px spread over them, on the grid.
 
     Args:
         image: ``(H, W)`` or ``(H, W, C)``; uint8, uint16 or float in [0, 1]; alpha ignored (colour images
@@ -136,23 +166,26 @@ def blockiness(image: Any) -> float:
     Raises:
         ValueError: Not an image array.
     """
-    x = _planes(image, 255.0)
-    if min(x.shape[:2]) < 32:
+    raw = _image(image)
+    if min(raw.shape[:2]) < 32:
         return 0.0
-    g = x @ _LUMA if x.shape[-1] == 3 else x[..., 0]
-    scores = []
-    for a in (g, g.T):
-        d = np.abs(np.diff(a, axis=1))  # d[:, j]: the step between columns j and j + 1
-        n = (d.shape[1] - 2) // 8 * 8
-        per_offset = []
-        for o in range(8):
-            j = np.arange(1 + o, 1 + n, 8)
-            step, beside = d[:, j], (d[:, j - 1] + d[:, j + 1]) / 2
-            flat = beside < _FLAT
-            per_offset.append(float(np.mean((step - beside)[flat])) if flat.any() else 0.0)
-        edge = per_offset[6]  # j = 7 + 8k: between columns 7 and 8
-        scores.append(edge - float(np.median(per_offset[:6] + per_offset[7:])))
-    return float(min(scores))
+    sums, counts = np.zeros((2, 8)), np.zeros((2, 8))
+    for part in _regions(raw):
+        x = _float(part, 255.0)
+        g = x @ _LUMA if x.shape[-1] == 3 else x[..., 0]
+        for k, a in enumerate((g, g.T)):
+            d = np.abs(np.diff(a, axis=1))  # d[:, j]: the step between columns j and j + 1
+            n = (d.shape[1] - 2) // 8 * 8
+            for o in range(8):
+                j = np.arange(1 + o, 1 + n, 8)
+                step, beside = d[:, j], (d[:, j - 1] + d[:, j + 1]) / 2
+                excess = (step - beside)[beside < _FLAT]
+                sums[k, o] += float(np.sum(excess, dtype=np.float64))
+                counts[k, o] += excess.size
+    per_offset = np.where(counts > 0, sums / np.maximum(counts, 1), 0.0)
+    edge = per_offset[:, 6]  # j = 7 + 8k: between columns 7 and 8
+    others = np.median(np.delete(per_offset, 6, axis=1), axis=1)
+    return float(np.min(edge - others))
 
 
 def choose_preset(image: Any) -> str:
