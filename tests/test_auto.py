@@ -93,3 +93,29 @@ def test_auto_is_not_a_preset_file():
 
     with pytest.raises(KeyError, match="choose_preset"):
         Deblurrer.from_preset("auto")
+
+
+def test_large_photos_are_measured_in_aligned_tiles(astronaut, monkeypatch):
+    """Above 2.1 MP the measures read 256-px tiles spread over the photo (at most that many pixels, each
+    starting on a multiple of 16 px); on a 1600x2000 photo they agree with reading it whole."""
+    from blurkit.presets import auto
+
+    for shape in [(1600, 2000, 3), (100, 30000), (30000, 80, 3)]:
+        photo = np.zeros(shape, np.uint8)
+        regions = auto._regions(photo)
+        assert 1 < len(regions) and sum(r.shape[0] * r.shape[1] for r in regions) <= auto._BUDGET, shape
+        for r in regions:  # where each view starts in the photo
+            offset = r.__array_interface__["data"][0] - photo.__array_interface__["data"][0]
+            row, col = offset // photo.strides[0], offset % photo.strides[0] // photo.strides[1]
+            assert row % 16 == 0 and col % 16 == 0, (shape, row, col)
+            assert row + r.shape[0] <= shape[0] and col + r.shape[1] <= shape[1], (shape, row, col)
+    big = cv2.resize(astronaut, (2000, 1600), interpolation=cv2.INTER_CUBIC)
+    clean = blur_gaussian(big, 1.0, seed=0)[0]
+    for image in (clean, _noisy(clean, 0.01), _jpeg(clean, 75)):
+        sampled = (noise_level(image), blockiness(image))
+        with monkeypatch.context() as m:
+            m.setattr(auto, "_BUDGET", 10**9)
+            whole = (noise_level(image), blockiness(image))
+        assert sampled[0] == pytest.approx(whole[0], rel=0.2, abs=5e-4)
+        assert sampled[1] == pytest.approx(whole[1], rel=0.2, abs=0.03)
+        assert choose_preset(image) == (DEFAULT_PRESET if image is clean else NOISY_PRESET)

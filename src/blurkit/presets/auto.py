@@ -87,7 +87,7 @@ def _regions(x: np.ndarray) -> list[np.ndarray]:
         return [x]
     th, tw = min(_SAMPLE, h), min(_SAMPLE, w)
     n = _BUDGET // (th * tw)
-    ny = max(1, min(h // th, round(math.sqrt(n * h / w))))
+    ny = max(1, min(h // th, n, round(math.sqrt(n * h / w))))
     nx = max(1, min(w // tw, n // ny))
     tops = sorted({int(t) // 16 * 16 for t in np.linspace(0, h - th, ny)})
     lefts = sorted({int(v) // 16 * 16 for v in np.linspace(0, w - tw, nx)})
