@@ -11,7 +11,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="list registered blurs, models and metrics, and the shipped presets",
         description="List every registered blur generator, model builder and metric, built-in or plugin, "
         "and the pretrained presets shipped with blurkit (for `blurkit deblur --preset NAME`; the default one "
-        "is marked).",
+        "is marked; without a model file or --preset, `blurkit deblur` picks one per photo).",
     )
     p.add_argument(
         "kind", nargs="?", choices=["blurs", "models", "metrics", "presets"], help="only this kind"
