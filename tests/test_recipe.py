@@ -450,6 +450,47 @@ def test_robustness_scores_each_sigma_and_degradation_with_the_same_inputs(tmp_p
         robustness.main(["--data", str(photos), "--model", str(tmp_path / "missing.keras")])
 
 
+def test_auto_thresholds_scores_the_choice_and_searches_the_best_thresholds(tmp_path, astronaut, camera, capsys):
+    """benchmarks/auto_thresholds.py: every case has both presets' PSNR and both measures; the table's
+    "choice" is the mean PSNR of the preset the thresholds pick per case (recomputed here), "better of the
+    two" bounds it; --search finds thresholds on its grid whose mean choice is at least the shipped ones'."""
+    import json
+
+    from blurkit.presets.auto import BLOCK_THRESHOLD, NOISE_THRESHOLD
+
+    auto = bench("auto_thresholds")
+    photos = _folder(tmp_path / "photos", {"a.png": astronaut[100:196, 120:216], "c.png": camera[:80, :96]})
+    out = tmp_path / "a.json"
+    assert auto.main(["--data", str(photos), "--crop", "64", "--search", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    cases = result["cases"]
+    assert len(cases) == 2 * len(auto.SIGMAS) * (1 + len(auto.NOISE) + len(auto.QUALITIES))
+    assert {c["kind"] for c in cases} == set(auto.KINDS)
+    assert all(10 < c["psnr_default"] < 70 and 10 < c["psnr_noisy"] < 70 and c["noise_level"] >= 0 for c in cases)
+    jpegs = [c["blockiness"] for c in cases if c["file"] == "JPEG 50"]
+    assert np.mean(jpegs) > np.mean([c["blockiness"] for c in cases if c["kind"] == "clean"])
+    t = result["thresholds"]
+    assert t["searched"] and t["noise_level"] in auto.NOISE_GRID and t["blockiness"] in auto.BLOCK_GRID
+
+    def mean_choice(noise_t, block_t):
+        per_kind = []
+        for kind in auto.KINDS:
+            sel = [c for c in cases if c["kind"] == kind]
+            per_kind.append(np.mean([c["psnr_noisy"] if c["noise_level"] > noise_t or c["blockiness"] > block_t
+                                     else c["psnr_default"] for c in sel]))
+        return per_kind
+
+    searched = mean_choice(t["noise_level"], t["blockiness"])
+    for kind, value in zip(auto.KINDS, searched, strict=True):
+        row = result["table"][kind]
+        assert row["choice"] == pytest.approx(value)
+        assert row["best"] >= max(row["default"], row["noisy"], row["choice"]) - 1e-9
+    assert np.mean(searched) >= np.mean(mean_choice(NOISE_THRESHOLD, BLOCK_THRESHOLD)) - 1e-9
+    assert result["table_markdown"] in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="--every must be"):
+        auto.main(["--data", str(photos), "--every", "0"])
+
+
 def test_estimator_pool_trains_only_the_estimator_from_the_same_start(tmp_path, astronaut, camera):
     from blurkit import Deblurrer
 
