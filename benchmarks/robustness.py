@@ -12,7 +12,10 @@ same photos the same way (Gaussian, reflect border, 8-bit, seed 0), then degrade
 Rows: each (sigma, degradation). Columns (mean PSNR / SSIM over the photos, as in the quality benchmark):
 the degraded input; scikit-image's Wiener with the TRUE kernel and its balance tuned per row on these same
 photos (so it is told the noise level too); each shipped preset and each ``--model``, blind (``predict``)
-and given the true sigma (``predict(sigma=...)``). Nothing is tuned for the models. A second table gives each
+and given the true sigma (``predict(sigma=...)``); with both shipped presets, ``presets auto``: per photo, the
+blind restoration of the preset :func:`blurkit.presets.choose_preset` picks for the degraded 8-bit input (what
+``blurkit deblur`` does without a model file; the rows record how many photos went to each). Nothing is tuned
+for the models here. A second table gives each
 model's blind sigma estimates (``estimate_sigma``): the geometric mean of estimate / true sigma over the
 photos (above 1: over-estimated), and the RMS of the log of that ratio.
 
@@ -87,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     from blurkit.classical import DEFAULT_BALANCES, blur_gaussian, tune, wiener
     from blurkit.data.io import atomic_write_text
     from blurkit.metrics.functional import psnr, ssim
-    from blurkit.presets import list_presets
+    from blurkit.presets import AUTO, DEFAULT_PRESET, choose_preset, list_presets
+    from blurkit.presets.auto import NOISY_PRESET
 
     files = args.model
     for f in files:
@@ -108,10 +112,11 @@ def main(argv: list[str] | None = None) -> int:
         # (image, kernel) per photo, the image with 8-bit values
         blurred = [blur_gaussian(x, sigma, seed=BLUR_SEED) for _, x in photos]
         for name, fn in kinds:
-            inputs = []
+            inputs, files = [], []
             for i, (b, _) in enumerate(blurred):
                 rng = np.random.default_rng([BLUR_SEED, i, round(1000 * sigma)])  # one draw, every method
                 u = fn(np.rint(b * 255).astype(np.uint8), rng)
+                files.append(u)
                 inputs.append(u.astype(np.float32) / 255)
             examples = [(y, x, k) for y, (_, x), (_, k) in zip(inputs, photos, blurred, strict=True)]
             balance, _ = tune(lambda b, k, c: wiener(b, k, balance=c), examples, DEFAULT_BALANCES)
@@ -124,13 +129,20 @@ def main(argv: list[str] | None = None) -> int:
                 logs = np.log([d.estimate_sigma(y) / sigma for y in inputs])
                 estimates[label] = {"ratio": float(np.exp(np.mean(logs))),
                                     "rms": float(np.sqrt(np.mean(logs**2)))}
+            picks = None
+            if all(f"preset {n}, blind" in outs for n in (DEFAULT_PRESET, NOISY_PRESET)):
+                picks = [choose_preset(u) for u in files]  # the 8-bit file, as blurkit deblur reads it
+                outs[f"presets {AUTO}, blind"] = [outs[f"preset {n}, blind"][i] for i, n in enumerate(picks)]
             scores = {m: {"psnr": float(np.mean([psnr(x, r) for (_, x), r in zip(photos, rs, strict=True)])),
                           "ssim": float(np.mean([ssim(x, r) for (_, x), r in zip(photos, rs, strict=True)]))}
                       for m, rs in outs.items()}
             rows.append({"sigma": sigma, "degradation": name, "wiener_balance": balance, "scores": scores,
                          "estimates": estimates})
+            if picks is not None:
+                rows[-1]["auto_picks"] = {n: picks.count(n) for n in (DEFAULT_PRESET, NOISY_PRESET)}
+            chosen = f"; auto chose {rows[-1]['auto_picks']}" if picks is not None else ""
             print(f"sigma {sigma:g}, {name}: " + ", ".join(f"{m} {v['psnr']:.2f}" for m, v in scores.items())
-                  + f" ({time.time() - t0:.0f} s)", flush=True)
+                  + f"{chosen} ({time.time() - t0:.0f} s)", flush=True)
 
     table = format_table(rows)
     print("\nMean PSNR (dB) / SSIM; Wiener's balance tuned per row on these photos, the models blind or "
