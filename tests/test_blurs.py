@@ -28,6 +28,7 @@ from blurkit.blurs.functional import (
     convolve,
     disk_kernel,
     gaussian_kernel,
+    jpeg,
     motion_kernel,
 )
 from blurkit.registry import BLURS, UnknownComponentError
@@ -53,6 +54,91 @@ def test_contract(name):
 @pytest.mark.parametrize("name", BLURS.list())
 def test_contract_with_noise_and_quantize(name, border):
     check_blur(BLURS.create(name, border=border, noise=(0.0, 0.03), quantize=True, seed=7))
+
+
+@pytest.mark.parametrize("name", BLURS.list())
+def test_contract_with_jpeg(name):
+    check_blur(BLURS.create(name, noise=0.01, quantize=True, jpeg=(50, 95), seed=7))
+
+
+def test_jpeg_option_compresses_after_blur_noise_and_quantization(astronaut):
+    """``jpeg=Q`` or ``(low, high)``: the quality is drawn per image (integers, both ends included) and
+    recorded in the params; the output is the same blur's output without it, then ``functional.jpeg``;
+    the option is in the config and an older config without it still loads."""
+    x = astronaut[:96, :128]
+    for name in BLURS.list():
+        with_jpeg = BLURS.create(name, quantize=True, jpeg=(50, 95), seed=3)
+        plain = BLURS.create(name, quantize=True, seed=3)
+        qualities = set()
+        for seed in range(40):
+            r = with_jpeg(x, seed=seed)
+            q = r["params"]["jpeg_quality"]
+            qualities.add(q)
+            assert isinstance(q, int) and 50 <= q <= 95, (name, q)
+            without = {k: v for k, v in r["params"].items() if k != "jpeg_quality"}
+            assert without == plain.sample(seed), name  # the same blur draws as without the option
+            assert np.array_equal(r["image"], jpeg(plain.apply(x, without, r["kernel"]), q)), name
+        assert len(qualities) > 10 and min(qualities) < 60 and max(qualities) > 85, (name, qualities)
+        assert "jpeg_quality" not in plain.sample(0)
+        config = with_jpeg.get_config()
+        assert config["jpeg"] == [50, 95] and type(with_jpeg).from_config(config).get_config() == config
+        old = {k: v for k, v in config.items() if k != "jpeg"}
+        assert type(with_jpeg).from_config(old).jpeg is None
+    fixed = GaussianBlur(sigma=1.0, jpeg=75)
+    assert fixed.sample(0)["jpeg_quality"] == 75
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(40, 48), (40, 48, 1), (40, 48, 2), (40, 48, 3), (40, 48, 4), (2, 40, 48, 3)])
+def test_jpeg_round_trip_keeps_shape_dtype_and_alpha(astronaut, shape, dtype):
+    """functional.jpeg: OpenCV's JPEG round trip (as benchmarks/train_joint.py's) for 1 or 3 colour channels,
+    alpha passed through, a batch image by image; 8-bit values in the input's dtype; lower quality, larger
+    error."""
+    rgb = astronaut[100:140, 200:248]
+    grey = rgb[..., 1]
+    base = {2: grey, 3: rgb}
+    if len(shape) == 3:
+        planes = [grey] * (shape[2] == 1) + [rgb] * (shape[2] in (3, 4)) + [grey] * (shape[2] == 2)
+        alpha = [np.arange(40 * 48, dtype=np.uint8).reshape(40, 48)] * (shape[2] in (2, 4))
+        u8 = np.dstack(planes + alpha)
+    elif len(shape) == 4:
+        u8 = np.stack([rgb, rgb[::-1]])
+    else:
+        u8 = base[2]
+    scale = {np.uint8: 1, np.uint16: 257}.get(dtype)
+    x = u8.astype(dtype) * scale if scale else (u8 / 255).astype(dtype)
+    errors = []
+    for q in (95, 75, 30):
+        out = jpeg(x, q)
+        assert out.shape == x.shape and out.dtype == x.dtype
+        if scale is None:
+            assert np.allclose(out * 255, np.rint(out * 255), atol=1e-3) and 0 <= out.min() and out.max() <= 1
+        elif scale == 257:
+            assert not (out % 257).any()
+        back = np.rint(out.astype(np.float64) * 255) if scale is None else out.astype(np.float64) / scale
+        if len(shape) == 3 and shape[2] in (2, 4):
+            assert np.array_equal(out[..., -1], x[..., -1])  # alpha untouched
+            back = back[..., :-1]
+        errors.append(np.abs(back - (u8[..., :-1] if len(shape) == 3 and shape[2] in (2, 4) else u8)).mean())
+    assert 0 < errors[0] < errors[1] < errors[2], errors
+    if u8.ndim == 3 and u8.shape[2] == 3:  # the same bytes as encoding the BGR image with OpenCV directly
+        ok, data = cv2.imencode(".jpg", np.ascontiguousarray(u8[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 75])
+        assert ok
+        if dtype == np.uint8:
+            assert np.array_equal(jpeg(u8, 75), cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1])
+
+
+def test_jpeg_errors():
+    for quality in (0, 101, 50.5, True):
+        with pytest.raises(ValueError, match="JPEG quality must be an integer from 1 to 100"):
+            jpeg(np.zeros((8, 8), np.uint8), quality)
+    with pytest.raises(ValueError, match="1 or 3 colour channels"):
+        jpeg(np.zeros((8, 8, 5), np.uint8), 90)
+    for bad, message in [(0, "jpeg must be >= 1"), ((90, 50), r"jpeg range \(90, 50\) is empty"),
+                         (101, "jpeg quality must be at most 100"), ((50, 120), "at most 100"),
+                         (80.5, "jpeg must be an integer")]:
+        with pytest.raises(ValueError, match=message):
+            GaussianBlur(jpeg=bad)
 
 
 def test_builtins_are_registered():

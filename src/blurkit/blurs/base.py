@@ -1,7 +1,8 @@
 """The :class:`Blur` base class, parameter checks and (de)serialization of blur generators.
 
 A blur generator samples parameters (``sample``), makes a kernel from them (``kernel``) and applies it
-(``apply``: convolution, then additive Gaussian noise, then optional 8-bit quantization). Calling it does
+(``apply``: convolution, then additive Gaussian noise, then optional 8-bit quantization, then an optional
+JPEG round trip). Calling it does
 the three steps and returns ``{"image", "kernel", "params"}``, so non-blind methods and evaluations get
 the kernel that was used.
 
@@ -37,7 +38,7 @@ from typing import Any, ClassVar
 import cv2
 import numpy as np
 
-from blurkit.blurs.functional import check_border, convolve
+from blurkit.blurs.functional import check_border, convolve, jpeg
 
 __all__ = ["Blur", "Range", "check_range", "draw", "serialize_blur", "deserialize_blur"]
 
@@ -183,6 +184,10 @@ class Blur(abc.ABC):
             uint8, 65535 for uint16, 1 for float), fixed or ``(low, high)``. Added after blurring.
         quantize: Round the result to 8-bit levels (float: ``round(x * 255) / 255``; uint16: multiples
             of 257).
+        jpeg: JPEG quality (1-100), fixed or an integer ``(low, high)`` range drawn per image: the result is
+            then saved as a JPEG and decoded again, as a camera or phone file
+            (:func:`blurkit.blurs.functional.jpeg`; 8-bit values, float images taken as [0, 1]). None
+            (default): no compression.
         seed: Seed of the instance's own generator, used when a call gets no seed.
 
     Examples:
@@ -205,6 +210,7 @@ class Blur(abc.ABC):
         border: str = "reflect",
         noise: Range = 0.0,
         quantize: bool = False,
+        jpeg: Range | None = None,
         seed: int | None = None,
     ) -> None:
         self.border = check_border(border)
@@ -212,6 +218,9 @@ class Blur(abc.ABC):
         if not isinstance(quantize, (bool, np.bool_)):
             raise TypeError(f"quantize must be True or False, got {quantize!r}")
         self.quantize = bool(quantize)
+        self.jpeg = None if jpeg is None else check_range("jpeg", jpeg, minimum=1, integer=True)
+        if self.jpeg is not None and max(self.jpeg if isinstance(self.jpeg, tuple) else (self.jpeg,)) > 100:
+            raise ValueError(f"jpeg quality must be at most 100, got {jpeg!r}")
         if seed is not None and (
             isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0
         ):
@@ -240,13 +249,17 @@ class Blur(abc.ABC):
 
         Returns:
             A JSON-able dict: the kernel parameters plus ``"noise_sigma"``, ``"quantize"`` and
-            ``"border"``.
+            ``"border"``, and ``"jpeg_quality"`` when the generator has a ``jpeg`` option.
         """
         rng = self._generator(rng)
         params = dict(self.sample_kernel(rng))
         params["noise_sigma"] = draw(rng, self.noise)
         params["quantize"] = self.quantize
         params["border"] = self.border
+        if isinstance(self.jpeg, tuple):
+            params["jpeg_quality"] = int(rng.integers(self.jpeg[0], self.jpeg[1] + 1))
+        elif self.jpeg is not None:
+            params["jpeg_quality"] = self.jpeg
         return params
 
     def apply(
@@ -256,12 +269,12 @@ class Blur(abc.ABC):
         kernel: np.ndarray | None = None,
         rng: np.random.Generator | int | None = None,
     ) -> np.ndarray:
-        """Blur ``image`` with ``params``, add noise, quantize; keep its shape, dtype and range.
+        """Blur ``image`` with ``params``, add noise, quantize, compress; keep its shape, dtype and range.
 
         Args:
             image: ``(H, W)``, ``(H, W, C)`` or ``(N, H, W, C)``; a batch gets the same params.
-            params: From :meth:`sample`; ``"border"``, ``"noise_sigma"`` and ``"quantize"`` are read
-                from it.
+            params: From :meth:`sample`; ``"border"``, ``"noise_sigma"``, ``"quantize"`` and (if there)
+                ``"jpeg_quality"`` are read from it.
             kernel: The kernel, if already made from ``params``.
             rng: Generator (or seed) for the noise; None uses the instance's generator.
 
@@ -280,7 +293,9 @@ class Blur(abc.ABC):
             scale = _SCALE.get(image.dtype, 1.0)
             noise = self._generator(rng).normal(0.0, sigma * scale, size=out.shape)
             out += noise.astype(np.float32)
-        return _finish(out, image, bool(params.get("quantize", False)))
+        out = _finish(out, image, bool(params.get("quantize", False)))
+        quality = params.get("jpeg_quality")
+        return out if quality is None else jpeg(out, int(quality))
 
     def __call__(self, image: np.ndarray, seed: np.random.Generator | int | None = None) -> dict:
         """Sample parameters, make the kernel, apply it.
@@ -316,6 +331,7 @@ class Blur(abc.ABC):
             "border": self.border,
             "noise": jsonable(self.noise),
             "quantize": self.quantize,
+            "jpeg": jsonable(self.jpeg),
             "seed": self.seed,
         }
 

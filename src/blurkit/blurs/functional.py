@@ -39,6 +39,7 @@ __all__ = [
     "box_kernel",
     "disk_kernel",
     "convolve",
+    "jpeg",
 ]
 
 #: border name -> OpenCV border type ("wrap" is padded with NumPy first).
@@ -290,3 +291,64 @@ def convolve(image: np.ndarray, kernel: np.ndarray, border: str = "reflect") -> 
     if image.ndim not in (2, 3):
         raise ValueError(f"image must be (H, W), (H, W, C) or (N, H, W, C), got shape {image.shape}")
     return _convolve2d(image, kernel, border)
+
+
+def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
+    """An image after a JPEG round trip, as a camera or phone would save it.
+
+    OpenCV's encoder at ``quality`` (1-100; 4:2:0 chroma subsampling for colour, as most cameras write),
+    decoded again. JPEG holds 8 bits: uint8 images keep their dtype, uint16 ones come back as multiples of
+    257, float ones (taken as [0, 1]) as multiples of 1/255. One or three colour channels; a last channel
+    after them (alpha: 2 or 4 channels) passes through unchanged. A batch ``(N, H, W, C)`` is compressed
+    image by image.
+
+    Args:
+        image: ``(H, W)``, ``(H, W, C)`` or ``(N, H, W, C)``; uint8, uint16 or float.
+        quality: JPEG quality, 1 (smallest file) to 100.
+
+    Returns:
+        The decoded image, same shape and dtype.
+
+    Raises:
+        ValueError: A quality outside 1-100, or a channel count JPEG cannot hold (more than 4).
+
+    Examples:
+        >>> import numpy as np
+        >>> ramp = np.tile(np.linspace(0, 255, 64).astype(np.uint8), (64, 1))
+        >>> out = jpeg(ramp, 50)
+        >>> out.shape, out.dtype, bool(0 < np.abs(out.astype(int) - ramp).max() < 16)
+        ((64, 64), dtype('uint8'), True)
+    """
+    if isinstance(quality, bool) or not float(quality).is_integer() or not 1 <= quality <= 100:
+        raise ValueError(f"JPEG quality must be an integer from 1 to 100, got {quality!r}")
+    image = np.asarray(image)
+    if image.ndim == 4:
+        return np.stack([jpeg(im, quality) for im in image]) if len(image) else image.copy()
+    if image.ndim not in (2, 3):
+        raise ValueError(f"image must be (H, W), (H, W, C) or (N, H, W, C), got shape {image.shape}")
+    x = image[..., None] if image.ndim == 2 else image
+    colour = {1: 1, 2: 1, 3: 3, 4: 3}.get(x.shape[-1])
+    if colour is None:
+        raise ValueError(f"JPEG holds 1 or 3 colour channels (and alpha), got {x.shape[-1]} channels")
+    dtype = image.dtype
+    if dtype == np.uint8:
+        u8 = x[..., :colour]
+    elif dtype == np.uint16:
+        u8 = np.rint(x[..., :colour] / 257.0).astype(np.uint8)
+    else:
+        u8 = np.rint(np.clip(x[..., :colour], 0, 1) * 255).astype(np.uint8)
+    planes = np.ascontiguousarray(u8[..., ::-1] if colour == 3 else u8[..., 0])  # OpenCV: BGR
+    ok, data = cv2.imencode(".jpg", planes, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise RuntimeError(f"OpenCV could not encode a {planes.shape} image as JPEG")
+    decoded = cv2.imdecode(data, cv2.IMREAD_COLOR if colour == 3 else cv2.IMREAD_GRAYSCALE)
+    decoded = decoded[..., ::-1] if colour == 3 else decoded[..., None]
+    if dtype == np.uint8:
+        values = decoded
+    elif dtype == np.uint16:
+        values = decoded.astype(np.uint16) * np.uint16(257)
+    else:
+        values = (decoded / 255.0).astype(dtype)
+    out = x.copy()
+    out[..., :colour] = values
+    return out.reshape(image.shape)
