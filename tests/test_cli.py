@@ -67,6 +67,29 @@ def test_train_writes_model_and_curves(photos, tmp_path, capsys):
     assert sorted(os.listdir(out.parent)) == ["m.keras", "m.png"]
 
 
+def test_train_and_pairs_with_camera_file_degradations(photos, tmp_path):
+    """``--blur-option noise=...``, ``quantize=true`` and ``jpeg=LOW:HIGH`` train on blurred inputs that are
+    noisy, 8-bit and JPEG-compressed (recorded in the model file); make-pairs writes such pairs, whose JPEG
+    grid ``blockiness`` sees."""
+    from blurkit import Deblurrer
+    from blurkit.presets.auto import BLOCK_THRESHOLD, blockiness
+
+    out = tmp_path / "camera.keras"
+    assert main(["train", str(photos), *TINY_TRAIN, "--sigma", "0.5:3", "--blur-option", "noise=0:0.02",
+                 "--blur-option", "quantize=true", "--blur-option", "jpeg=50:95", "-o", str(out), "-q"]) == 0
+    config = Deblurrer.read_metadata(out)["blur"]["config"]
+    assert config["jpeg"] == [50, 95] and config["noise"] == [0.0, 0.02] and config["quantize"] is True
+    big = tmp_path / "big"
+    from skimage import data
+
+    write_image(big / "astronaut.png", data.astronaut()[:128, :192])
+    assert main(["make-pairs", str(big), str(tmp_path / "pairs"), "--sigma", "1.5", "--option", "jpeg=30",
+                 "--no-progress"]) == 0
+    blurred = read_image(next((tmp_path / "pairs" / "blurred").iterdir()))
+    plain = read_image(next((tmp_path / "pairs" / "sharp").iterdir()))
+    assert blockiness(blurred) > BLOCK_THRESHOLD > blockiness(plain)
+
+
 def test_train_on_pairs_without_validation(photos, tmp_path):
     from blurkit.data.pairs import make_pairs
 
