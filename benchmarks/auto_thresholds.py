@@ -18,7 +18,7 @@ degrades). For each case it records both measures and the PSNR of both presets (
 
 Usage::
 
-    python benchmarks/auto_thresholds.py --data ../shared/data/train --every 8 --search   # ~8 CPU minutes
+    python benchmarks/auto_thresholds.py --data ../shared/data/train --every 8 --search   # 8 min, 2 CPU cores
     python benchmarks/auto_thresholds.py                       # ../shared/data/val, the shipped thresholds
     python benchmarks/auto_thresholds.py --data skimage --json /tmp/auto-skimage.json
 """
