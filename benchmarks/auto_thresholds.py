@@ -39,7 +39,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from quality import BLUR_SEED, DEFAULT_DATA, load_photos, machine, versions  # noqa: E402
-from train_joint import add_noise, jpeg  # noqa: E402
+from train_joint import add_noise  # noqa: E402
+
+from blurkit.blurs.functional import jpeg  # noqa: E402
 
 SIGMAS = (0.5, 1.0, 2.0, 3.0)
 NOISE = (0.002, 0.005, 0.01, 0.02)

@@ -42,7 +42,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from quality import BLUR_SEED, DEFAULT_DATA, SIGMAS, fmt_sigma, load_photos, machine, versions  # noqa: E402
-from train_joint import add_noise, jpeg  # noqa: E402
+from train_joint import add_noise  # noqa: E402
+
+from blurkit.blurs.functional import jpeg  # noqa: E402
 
 NOISE = (0.005, 0.01, 0.02)
 JPEG_QUALITY = (90, 75, 50)

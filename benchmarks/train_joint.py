@@ -59,6 +59,8 @@ sys.path.insert(0, str(HERE))
 
 from train_preset import _flip, _pad_square, estimator_loss, parts  # noqa: E402
 
+from blurkit.blurs.functional import jpeg  # noqa: E402  (OpenCV's round trip, 4:2:0 chroma)
+
 SIGMA_RANGE = (0.3, 3.5)
 
 
@@ -87,18 +89,6 @@ def add_noise(image: np.ndarray, std: float, rng) -> np.ndarray:
     """A uint8 image plus Gaussian noise of standard deviation ``std`` (of the [0, 1] data range), rounded
     and clipped back to uint8: a sensor's noise, then the file's 8 bits."""
     return np.clip(np.rint(image + rng.normal(0.0, 255.0 * std, image.shape)), 0, 255).astype(np.uint8)
-
-
-def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
-    """A uint8 RGB image after a JPEG round trip at ``quality`` (OpenCV's encoder: 4:2:0 chroma, as most
-    cameras and phones write)."""
-    import cv2
-
-    bgr = np.ascontiguousarray(image[..., ::-1])
-    ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    if not ok:
-        raise RuntimeError("JPEG encoding failed")
-    return np.ascontiguousarray(cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1])
 
 
 def degrade(blurred: np.ndarray, rng, noise: float, quality: int | None, fraction: float) -> np.ndarray:

@@ -6,16 +6,10 @@ import cv2
 import numpy as np
 import pytest
 
+from blurkit.blurs.functional import jpeg
 from blurkit.classical import blur_gaussian
 from blurkit.presets import DEFAULT_PRESET, choose_preset
 from blurkit.presets.auto import BLOCK_THRESHOLD, NOISE_THRESHOLD, NOISY_PRESET, blockiness, noise_level
-
-
-def _jpeg(image: np.ndarray, quality: int) -> np.ndarray:
-    bgr = np.ascontiguousarray(image[..., ::-1])
-    ok, data = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    assert ok
-    return np.ascontiguousarray(cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1])
 
 
 def _noisy(image: np.ndarray, std: float, seed: int = 0) -> np.ndarray:
@@ -61,12 +55,12 @@ def test_blockiness_finds_the_jpeg_grid(astronaut, camera):
     for photo in (astronaut[:256, :320], np.stack([camera[:256, :320]] * 3, axis=-1)):
         clean = blur_gaussian(photo, 2.0, seed=0)[0]
         assert abs(blockiness(clean)) < 0.05
-        scores = [blockiness(_jpeg(clean, q)) for q in (95, 90, 75, 50)]
+        scores = [blockiness(jpeg(clean, q)) for q in (95, 90, 75, 50)]
         assert min(scores[1:]) > BLOCK_THRESHOLD and scores[0] > 0.1, scores
         assert scores == sorted(scores), scores
-        assert blockiness(_jpeg(clean, 75)[3:, 3:]) < BLOCK_THRESHOLD
-        jpeg = _jpeg(clean, 75)
-        assert blockiness(jpeg.astype(np.float32) / 255) == pytest.approx(blockiness(jpeg), abs=0.02)
+        assert blockiness(jpeg(clean, 75)[3:, 3:]) < BLOCK_THRESHOLD
+        compressed = jpeg(clean, 75)
+        assert blockiness(compressed.astype(np.float32) / 255) == pytest.approx(blockiness(compressed), abs=0.02)
 
 
 def test_choose_preset_per_photo(astronaut):
@@ -78,7 +72,7 @@ def test_choose_preset_per_photo(astronaut):
         clean = blur_gaussian(photo, sigma, seed=0)[0]
         assert choose_preset(clean) == DEFAULT_PRESET
         assert choose_preset(_noisy(clean, 0.01)) == NOISY_PRESET
-        assert choose_preset(_jpeg(clean, 90)) == NOISY_PRESET
+        assert choose_preset(jpeg(clean, 90)) == NOISY_PRESET
     assert choose_preset(np.zeros((8, 8, 3), np.uint8)) == DEFAULT_PRESET
     grey_alpha = np.stack([blur_gaussian(photo[..., 0], 2.0)[0], np.full((256, 256), 255, np.uint8)], axis=-1)
     assert choose_preset(grey_alpha) == DEFAULT_PRESET
@@ -111,7 +105,7 @@ def test_large_photos_are_measured_in_aligned_tiles(astronaut, monkeypatch):
             assert row + r.shape[0] <= shape[0] and col + r.shape[1] <= shape[1], (shape, row, col)
     big = cv2.resize(astronaut, (2000, 1600), interpolation=cv2.INTER_CUBIC)
     clean = blur_gaussian(big, 1.0, seed=0)[0]
-    for image in (clean, _noisy(clean, 0.01), _jpeg(clean, 75)):
+    for image in (clean, _noisy(clean, 0.01), jpeg(clean, 75)):
         sampled = (noise_level(image), blockiness(image))
         with monkeypatch.context() as m:
             m.setattr(auto, "_BUDGET", 10**9)

@@ -42,12 +42,12 @@ def preset_path(name: str = DEFAULT_PRESET) -> Path:
     path = _HERE / f"{name}.keras"
     if not path.is_file():
         names = list_presets()
-        close = difflib.get_close_matches(name, names, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
         if name == AUTO:
             raise KeyError(f"{AUTO!r} is not one preset but a choice per photo: "
                            f"blurkit.presets.choose_preset(image) names the one to load. Shipped presets: "
                            f"{', '.join(names) or '(none)'}")
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
         raise KeyError(f"unknown preset {name!r}{hint} Shipped presets: {', '.join(names) or '(none)'}")
     return path
 
