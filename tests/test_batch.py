@@ -125,6 +125,7 @@ def test_stages_run_in_their_threads(photos, tmp_path, monkeypatch):
 def test_images_in_memory_are_bounded(prefetch, tmp_path, monkeypatch):
     """A slow model and a slow writer: readers run ahead, results queue up; both stay within the bound."""
     import blurkit.data.io as bio
+    import blurkit.data.metadata as bmeta
 
     lock = threading.Lock()
     live, most = [0], [0]
@@ -137,6 +138,7 @@ def test_images_in_memory_are_bounded(prefetch, tmp_path, monkeypatch):
         return image
 
     monkeypatch.setattr(bio, "read_image", lambda path, **kw: track(np.zeros((8, 8, 3), np.uint8)))
+    monkeypatch.setattr(bmeta, "read_metadata", lambda path: None)  # no files: reading is faked
     monkeypatch.setattr(bio, "write_image", lambda path, image, **kw: time.sleep(0.02))
 
     pulled, first_predict = [0], []

@@ -168,6 +168,24 @@ def test_deblur_one_file(model, photos, tmp_path):
     assert sorted(os.listdir(folder)) == ["cat_sharp.jpg"]
 
 
+def test_deblur_keeps_the_colour_profile_and_exif(model, photos, tmp_path):
+    from PIL import Image, ImageCms
+
+    from blurkit.data.metadata import read_metadata
+
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0112] = "ACME", 6
+    src = tmp_path / "phone.jpg"
+    Image.fromarray(read_image(photos / "cat.jpg")).save(src, icc_profile=srgb, exif=exif.tobytes())
+    assert main(["deblur", str(model), str(src), "-o", str(tmp_path / "sharp.jpg"), "-q"]) == 0
+    kept = Image.open(tmp_path / "sharp.jpg")
+    assert kept.info["icc_profile"] == srgb and dict(kept.getexif()) == {0x010F: "ACME", 0x0112: 1}
+    assert kept.size == (48, 64)  # turned upright, as the orientation now says
+    assert main(["deblur", str(model), str(src), "-o", str(tmp_path / "bare.jpg"), "--no-metadata", "-q"]) == 0
+    assert not read_metadata(tmp_path / "bare.jpg")
+
+
 def test_deblur_self_ensemble(model, photos, tmp_path, capsys):
     from blurkit import Deblurrer
 

@@ -217,13 +217,15 @@ def deblur_files(
     max_pixels: int | None = _DEFAULT_MAX_PIXELS,
     total: int | Callable[[], int | None] | None = None,
     progress: bool = False,
+    metadata: bool = True,
 ) -> Summary:
     """Deblur image files, reading and writing in threads while the model runs (see the module's notes).
 
     Each source is read with :func:`~blurkit.data.io.read_image` (alpha kept, EXIF orientation applied),
     restored with ``deblurrer.predict`` in the calling thread, in input order, and written with
     :func:`~blurkit.data.io.write_image` (format from the destination's suffix, atomically, parent folders
-    created). A failure is recorded in the summary and the batch goes on.
+    created), with the source's colour profile and EXIF data when the destination is a JPEG, PNG or WebP
+    file (:mod:`blurkit.data.metadata`). A failure is recorded in the summary and the batch goes on.
 
     Args:
         deblurrer: A :class:`~blurkit.Deblurrer`, or any object whose ``predict(image)`` returns the
@@ -240,6 +242,8 @@ def deblur_files(
             one. A function is asked again at each step until it returns a number, e.g. the result of a
             count running in another thread.
         progress: Show a tqdm progress bar (on stderr) with the rate and the time left.
+        metadata: Copy each source's ICC colour profile and EXIF block (orientation reset to upright, as
+            the pixels are) to its destination. ``False`` writes the pixels alone.
 
     Returns:
         The :class:`Summary`: done, skipped, failed (with reasons, in input order), seconds.
@@ -270,6 +274,7 @@ def deblur_files(
     if int(prefetch) < 1:
         raise ValueError(f"prefetch must be at least 1, got {prefetch}")
     from blurkit.data.io import read_image, write_image
+    from blurkit.data.metadata import read_metadata
 
     if total is None and isinstance(jobs, Sized):
         total = len(jobs)
@@ -280,7 +285,11 @@ def deblur_files(
     bar = _Bar(progress, total)
 
     def read(src: Path) -> Any:
-        return read_image(src, max_pixels=max_pixels, alpha="keep")
+        image = read_image(src, max_pixels=max_pixels, alpha="keep")
+        return image, read_metadata(src) if metadata else None
+
+    def _write(dst: Path, out: Any, meta: Any) -> None:
+        write_image(dst, out, metadata=meta)
 
     def fail(i: int, src: Path, exc: BaseException) -> None:
         failures.append((i, src, _reason(exc)))
@@ -308,13 +317,14 @@ def deblur_files(
         """Restore the oldest file read and queue its result for writing."""
         i, src, dst, fut = reads.popleft()
         try:
-            out = deblurrer.predict(fut.result())
+            image, meta = fut.result()
+            out = deblurrer.predict(image)
         except Exception as exc:  # noqa: BLE001 - one bad image must not stop the batch
             fail(i, src, exc)
             return
         while len(writes) >= depth:
             reap(block=True)
-        writes.append((i, src, writers.submit(write_image, dst, out)))
+        writes.append((i, src, writers.submit(_write, dst, out, meta)))
 
     readers = ThreadPoolExecutor(workers, thread_name_prefix="blurkit-read") if workers else _Inline()
     writers = ThreadPoolExecutor(workers, thread_name_prefix="blurkit-write") if workers else _Inline()

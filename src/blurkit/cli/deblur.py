@@ -61,6 +61,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="the Gaussian blur's sigma in pixels, when it is known: deconvolve S instead of the "
                    "model's own estimate (non-blind; models with a blur estimator, e.g. the default preset, "
                    "0.3 to 3.5)")
+    p.add_argument("--no-metadata", action="store_true",
+                   help="do not copy each input's colour profile and EXIF data (camera, date, GPS, ...) to "
+                   "its output; by default they are copied into JPEG, PNG and WebP outputs, the EXIF "
+                   "orientation set to upright like the pixels")
     p.add_argument("--quiet", "-q", action="store_true")
     p.set_defaults(func=run)
     return p
@@ -194,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
         summary = deblur_files(restorer, jobs, workers=args.io_workers, prefetch=args.prefetch,
                                skip_existing=args.skip_existing, max_pixels=max_pixels,
                                total=None if args.quiet else _count_in_background(count),
-                               progress=not args.quiet)
+                               progress=not args.quiet, metadata=not args.no_metadata)
     except Interrupted as exc:
         summary = exc.summary
     if not args.quiet:

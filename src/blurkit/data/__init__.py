@@ -24,12 +24,14 @@ from blurkit.data.io import (
     to_float,
     write_image,
 )
+from blurkit.data.metadata import Metadata, read_metadata
 from blurkit.data.pairs import image_seed, make_pairs
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "IMAGE_EXTENSIONS",
     "ImageReadError",
+    "Metadata",
     "atomic_open",
     "atomic_write_bytes",
     "atomic_write_text",
@@ -39,6 +41,7 @@ __all__ = [
     "list_images",
     "make_pairs",
     "read_image",
+    "read_metadata",
     "to_float",
     "write_image",
 ]

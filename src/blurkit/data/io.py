@@ -409,8 +409,8 @@ def _exif_orientation(image: Any) -> int:
 _BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
 
 
-def _open_pil(data: bytes) -> Any:
-    """``PIL.Image.open`` of ``data`` without Pillow's decompression-bomb check, so without its warning.
+def _open_pil(data: bytes | IO[bytes]) -> Any:
+    """``PIL.Image.open`` of ``data`` (bytes, or a binary file open for reading) without Pillow's decompression-bomb check, so without its warning.
 
     :func:`_read_header` applies ``max_pixels`` itself. Pillow warns above half its own limit, and
     silencing that with ``warnings.catch_warnings`` is not an option: it swaps the process-wide warnings
@@ -425,8 +425,8 @@ def _open_pil(data: bytes) -> Any:
 
     from PIL import Image, UnidentifiedImageError
 
-    fp = io.BytesIO(data)
-    prefix = data[:16]
+    fp = io.BytesIO(data) if isinstance(data, bytes) else data
+    prefix = fp.read(16)
     tried: set[str] = set()
     for load in (Image.preinit, Image.init):
         load()
@@ -970,6 +970,7 @@ def write_image(
     *,
     quality: int = 95,
     bits: int | None = None,
+    metadata: Any = None,
 ) -> None:
     """Write an RGB(A) or grayscale array to an image file, atomically.
 
@@ -984,6 +985,10 @@ def write_image(
         quality: JPEG / WebP quality, 1-100 (ignored by lossless formats).
         bits: Force 8 or 16 bits per sample. By default ``uint16`` stays 16-bit in PNG/TIFF and becomes
             8-bit (``round(x / 257)``) in JPEG/BMP/WebP, which cannot store more; floats become 8-bit.
+        metadata: A :class:`blurkit.data.metadata.Metadata` (e.g. :func:`~blurkit.data.metadata.read_metadata`
+            of the photo this image was made from): its colour profile and EXIF block are embedded in
+            JPEG, PNG and WebP files (the profile only when it fits: RGB for colour, grey for grey
+            images); other formats are written without them.
 
     Raises:
         ValueError: Unknown suffix, bad shape or dtype, NaN values, or ``bits=16`` for an 8-bit format.
@@ -1022,7 +1027,12 @@ def write_image(
     ok, encoded = cv2.imencode(suffix, np.ascontiguousarray(array), params)
     if not ok:  # pragma: no cover - OpenCV raises rather than returning False in practice
         raise ValueError(f"OpenCV could not encode {path.name} as {suffix}")
-    atomic_write_bytes(path, encoded.tobytes())
+    data = encoded.tobytes()
+    if metadata:
+        from blurkit.data.metadata import embed
+
+        data = embed(data, suffix, metadata, array)
+    atomic_write_bytes(path, data)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,0 +1,260 @@
+"""What a photo file says about its pixels besides the pixels: the colour profile and the EXIF data.
+
+A restored photo should look like its input in a colour-managed viewer and keep its capture data
+(camera, lens, date, exposure). :func:`read_metadata` takes the ICC colour profile and the EXIF block
+from an image file's header, and :func:`blurkit.data.io.write_image` (``metadata=...``) embeds them in
+JPEG, PNG and WebP files. ``blurkit deblur`` copies them from each input to its output
+(``--no-metadata`` turns that off).
+
+Conventions:
+
+* :func:`blurkit.data.io.read_image` turns the pixels upright as EXIF orientation says, so the EXIF
+  block returned here has its orientation reset to 1 (upright); every other byte is the file's own.
+* A colour profile is kept only for the colour model the pixels are returned in: an RGB profile for
+  colour images, a grey one for grey images. A CMYK file is read as RGB, so its CMYK profile is dropped.
+* TIFF and BMP outputs do not get the metadata (see :func:`embed`); nor do EXIF blocks larger than a
+  JPEG segment (64 kB).
+
+Examples:
+    >>> import io, tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np
+    >>> from PIL import Image, ImageCms
+    >>> from blurkit.data.io import write_image
+    >>> from blurkit.data.metadata import read_metadata
+    >>> srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    >>> exif = Image.Exif()
+    >>> exif[0x010F], exif[0x0112] = "ACME", 6  # camera maker; orientation: turn 90 degrees clockwise
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> Image.new("RGB", (6, 4)).save(folder / "in.jpg", icc_profile=srgb, exif=exif.tobytes())
+    >>> meta = read_metadata(folder / "in.jpg")
+    >>> meta.icc_profile == srgb, meta.colour_space
+    (True, 'RGB')
+    >>> write_image(folder / "out.png", np.zeros((6, 4, 3), np.uint8), metadata=meta)
+    >>> written = Image.open(folder / "out.png")
+    >>> written.info["icc_profile"] == srgb, dict(written.getexif())
+    (True, {274: 1, 271: 'ACME'})
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["Metadata", "read_metadata", "embed", "EMBED_SUFFIXES"]
+
+#: Output suffixes :func:`embed` writes metadata into.
+EMBED_SUFFIXES: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".webp")
+
+_EXIF_PREFIX = b"Exif\x00\x00"
+_ICC_PREFIX = b"ICC_PROFILE\x00"
+_JPEG_SEGMENT = 65533  # largest payload of a JPEG marker segment (its 2-byte length counts itself)
+_ICC_CHUNK = _JPEG_SEGMENT - len(_ICC_PREFIX) - 2
+_PROFILE_SPACES = {b"RGB ": "RGB", b"GRAY": "GRAY"}
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """An image file's ICC colour profile and EXIF block (either may be ``None``).
+
+    Attributes:
+        icc_profile: The ICC profile's bytes, RGB or grey only (see the module's conventions).
+        exif: The EXIF block as TIFF-structured bytes (starting ``II*\\0`` or ``MM\\0*``, without JPEG's
+            ``Exif\\0\\0`` prefix), its orientation reset to 1.
+    """
+
+    icc_profile: bytes | None = None
+    exif: bytes | None = None
+
+    @property
+    def colour_space(self) -> str | None:
+        """``"RGB"`` or ``"GRAY"``: the colour model of :attr:`icc_profile` (``None`` without one)."""
+        return _profile_space(self.icc_profile) if self.icc_profile else None
+
+    def __bool__(self) -> bool:
+        return bool(self.icc_profile or self.exif)
+
+
+def _profile_space(profile: bytes) -> str | None:
+    if len(profile) < 128 or profile[36:40] != b"acsp":
+        return None
+    return _PROFILE_SPACES.get(profile[16:20])
+
+
+def _upright(exif: bytes) -> bytes | None:
+    """``exif`` with its orientation (tag 0x0112 in the first IFD) set to 1; ``None`` if it is not EXIF.
+
+    Only the two bytes of the value change, so maker notes and offsets stay valid.
+    """
+    if exif.startswith(_EXIF_PREFIX):
+        exif = exif[len(_EXIF_PREFIX):]
+    if exif[:4] == b"II*\x00":
+        order = "<"
+    elif exif[:4] == b"MM\x00*":
+        order = ">"
+    else:
+        return None
+    try:
+        (ifd,) = struct.unpack_from(order + "I", exif, 4)
+        (count,) = struct.unpack_from(order + "H", exif, ifd)
+        out = bytearray(exif)
+        for entry in range(ifd + 2, ifd + 2 + 12 * count, 12):
+            tag, kind, n = struct.unpack_from(order + "HHI", exif, entry)
+            if tag == 0x0112 and kind == 3 and n == 1:  # orientation, one SHORT stored in place
+                struct.pack_into(order + "H", out, entry + 8, 1)
+        return bytes(out)
+    except struct.error:
+        return None
+
+
+def read_metadata(source: str | os.PathLike | bytes) -> Metadata:
+    """The colour profile and EXIF block of an image file, from its header (no pixel is decoded).
+
+    Args:
+        source: An image file, or its bytes.
+
+    Returns:
+        A :class:`Metadata`; empty (both ``None``) for files without them, files whose EXIF block or
+        profile is damaged, and files Pillow cannot open (OpenCV may still read their pixels). For TIFF
+        files only the profile is read (their EXIF tags are the file's own structure). For PNG files, an
+        EXIF chunk after the pixel data is not read.
+
+    Raises:
+        FileNotFoundError: ``source`` is a path that does not exist.
+
+    Examples:
+        >>> from blurkit.data.metadata import read_metadata
+        >>> read_metadata(b"not an image")
+        Metadata(icc_profile=None, exif=None)
+    """
+    from blurkit.data.io import _open_pil
+
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return _from_pil(lambda: _open_pil(bytes(source)))
+    with open(Path(os.fspath(source)), "rb") as fp:
+        return _from_pil(lambda: _open_pil(fp))
+
+
+def _from_pil(open_image) -> Metadata:
+    try:
+        image = open_image()
+        info = image.info
+        profile = info.get("icc_profile") or None
+        if profile is not None and _profile_space(profile) is None:
+            profile = None  # CMYK, Lab, ...: such files are read as RGB
+        exif = info.get("exif") if image.format != "TIFF" else None
+        exif = _upright(exif) if exif else None
+    except Exception:  # noqa: BLE001 - metadata is a courtesy: a damaged header must not stop a restoration
+        return Metadata()
+    return Metadata(icc_profile=profile, exif=exif)
+
+
+def _fits(profile: bytes, image: np.ndarray) -> bool:
+    grey = image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1)
+    return _profile_space(profile) == ("GRAY" if grey else "RGB")
+
+
+def embed(encoded: bytes, suffix: str, metadata: Metadata, image: np.ndarray) -> bytes:
+    """Add ``metadata`` to an encoded JPEG, PNG or WebP file (the pixel data is not touched).
+
+    :func:`blurkit.data.io.write_image` calls this with ``metadata=``. The profile is embedded only when
+    its colour model fits ``image`` (the array that was encoded: RGB profiles for colour images, grey ones
+    for grey images); an EXIF block over 64 kB is left out of JPEG files. Other suffixes are returned
+    unchanged.
+
+    Args:
+        encoded: The file's bytes, as OpenCV's ``imencode`` writes them.
+        suffix: ``".jpg"``, ``".jpeg"``, ``".png"`` or ``".webp"`` (others: returned unchanged).
+        metadata: What to embed.
+        image: The encoded image (its shape decides which profile fits and the WebP canvas).
+
+    Returns:
+        The file's bytes with the profile and EXIF block added.
+    """
+    profile = metadata.icc_profile if metadata.icc_profile and _fits(metadata.icc_profile, image) else None
+    exif = metadata.exif
+    suffix = suffix.lower()
+    if not (profile or exif) or suffix not in EMBED_SUFFIXES:
+        return encoded
+    if suffix in (".jpg", ".jpeg"):
+        return _jpeg(encoded, profile, exif)
+    if suffix == ".png":
+        return _png(encoded, profile, exif)
+    return _webp(encoded, profile, exif, image)
+
+
+def _segment(marker: int, payload: bytes) -> bytes:
+    return struct.pack(">BBH", 0xFF, marker, len(payload) + 2) + payload
+
+
+def _jpeg(data: bytes, profile: bytes | None, exif: bytes | None) -> bytes:
+    if data[:2] != b"\xff\xd8":
+        raise ValueError("not a JPEG stream")
+    at = 2
+    if data[2:4] == b"\xff\xe0":  # keep JFIF's APP0 first, as readers expect
+        at = 4 + struct.unpack_from(">H", data, 4)[0]
+    added = b""
+    if exif and len(_EXIF_PREFIX) + len(exif) <= _JPEG_SEGMENT:
+        added += _segment(0xE1, _EXIF_PREFIX + exif)
+    if profile:
+        chunks = [profile[i:i + _ICC_CHUNK] for i in range(0, len(profile), _ICC_CHUNK)]
+        if len(chunks) <= 255:
+            for i, chunk in enumerate(chunks, 1):
+                added += _segment(0xE2, _ICC_PREFIX + bytes([i, len(chunks)]) + chunk)
+    return data[:at] + added + data[at:]
+
+
+def _png_chunk(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
+def _png(data: bytes, profile: bytes | None, exif: bytes | None) -> bytes:
+    if data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
+        raise ValueError("not a PNG stream")
+    at = 8 + 12 + struct.unpack_from(">I", data, 8)[0]  # after IHDR; both chunks must precede IDAT
+    added = b""
+    if profile:
+        added += _png_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(profile))
+    if exif:
+        added += _png_chunk(b"eXIf", exif)
+    return data[:at] + added + data[at:]
+
+
+def _riff_chunk(kind: bytes, payload: bytes) -> bytes:
+    return kind + struct.pack("<I", len(payload)) + payload + b"\x00" * (len(payload) % 2)
+
+
+def _webp(data: bytes, profile: bytes | None, exif: bytes | None, image: np.ndarray) -> bytes:
+    if data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        raise ValueError("not a WebP stream")
+    chunks = []
+    at = 12
+    while at + 8 <= len(data):
+        kind, size = data[at:at + 4], struct.unpack_from("<I", data, at + 4)[0]
+        chunks.append((kind, data[at + 8:at + 8 + size]))
+        at += 8 + size + size % 2
+    if chunks and chunks[0][0] == b"VP8X":
+        flags, canvas = chunks[0][1][0], chunks[0][1][4:10]
+        chunks = chunks[1:]
+    else:  # the simple format: the extended one's header is needed to carry metadata
+        height, width = image.shape[:2]
+        alpha = image.ndim == 3 and image.shape[2] == 4
+        flags = 0x10 if alpha else 0
+        canvas = (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
+    chunks = [(k, p) for k, p in chunks if k not in (b"ICCP", b"EXIF")]
+    if profile:
+        flags |= 0x20
+    if exif:
+        flags |= 0x08
+    body = b"WEBP" + _riff_chunk(b"VP8X", bytes([flags, 0, 0, 0]) + canvas)
+    if profile:
+        body += _riff_chunk(b"ICCP", profile)
+    body += b"".join(_riff_chunk(k, p) for k, p in chunks)
+    if exif:
+        body += _riff_chunk(b"EXIF", exif)
+    return b"RIFF" + struct.pack("<I", len(body)) + body

@@ -1,0 +1,175 @@
+"""Colour profiles and EXIF data: read from a photo's header, embedded in JPEG, PNG and WebP outputs."""
+
+from __future__ import annotations
+
+import io
+import struct
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image, ImageCms
+
+from blurkit.batch import deblur_files
+from blurkit.data.io import read_image, write_image
+from blurkit.data.metadata import EMBED_SUFFIXES, Metadata, embed, read_metadata
+
+SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+GREY = SRGB[:16] + b"GRAY" + SRGB[20:]  # the header is what decides where a profile fits
+CMYK = SRGB[:16] + b"CMYK" + SRGB[20:]
+
+
+def _exif(orientation: int = 6) -> bytes:
+    exif = Image.Exif()
+    exif[0x010F] = "ACME"  # camera maker
+    exif[0x0132] = "2026:12:06 10:00:00"  # date and time
+    exif[0x0112] = orientation
+    return exif.tobytes()  # with JPEG's "Exif\0\0" prefix
+
+
+def _tags(path) -> dict:
+    return dict(Image.open(path).getexif())
+
+
+@pytest.fixture(scope="module")
+def rgb() -> np.ndarray:
+    from skimage import data
+
+    return np.ascontiguousarray(data.astronaut()[100:164, 180:260])
+
+
+def test_read_metadata_of_a_camera_jpeg(tmp_path, rgb):
+    """The profile as stored; the EXIF block with every tag kept and the orientation set upright."""
+    path = tmp_path / "camera.jpg"
+    Image.fromarray(rgb).save(path, icc_profile=SRGB, exif=_exif(6))
+    meta = read_metadata(path)
+    assert meta.icc_profile == SRGB and meta.colour_space == "RGB"
+    stored = _exif(6)[6:]
+    assert meta.exif[:2] in (b"II", b"MM") and len(meta.exif) == len(stored)
+    assert sum(a != b for a, b in zip(meta.exif, stored, strict=True)) == 1  # only the orientation's value changed
+    exif = Image.Exif()
+    exif.load(meta.exif)
+    assert dict(exif) == {0x010F: "ACME", 0x0132: "2026:12:06 10:00:00", 0x0112: 1}
+    assert read_image(path).shape == (80, 64, 3)  # the pixels were turned upright, so orientation 1 is right
+    assert read_metadata(path.read_bytes()) == meta  # bytes give the same as the file
+
+
+@pytest.mark.parametrize("fmt, suffix", [("PNG", ".png"), ("WEBP", ".webp"), ("TIFF", ".tif")])
+def test_read_metadata_of_other_formats(tmp_path, rgb, fmt, suffix):
+    path = tmp_path / f"photo{suffix}"
+    Image.fromarray(rgb).save(path, fmt, icc_profile=SRGB, exif=_exif(3))
+    meta = read_metadata(path)
+    assert meta.icc_profile == SRGB
+    if fmt == "TIFF":  # a TIFF's EXIF tags are its own structure: only the profile is taken
+        assert meta.exif is None
+    else:
+        exif = Image.Exif()
+        exif.load(meta.exif)
+        assert exif[0x010F] == "ACME" and exif[0x0112] == 1
+
+
+def test_files_without_metadata_or_with_damaged_metadata(tmp_path, rgb):
+    plain = tmp_path / "plain.png"
+    write_image(plain, rgb)
+    assert read_metadata(plain) == Metadata() and not Metadata()
+    assert read_metadata(b"\x89PNG not really") == Metadata()
+    broken = tmp_path / "broken.jpg"
+    Image.fromarray(rgb).save(broken, exif=b"Exif\x00\x00not a TIFF structure", icc_profile=b"short")
+    assert read_metadata(broken) == Metadata()  # dropped, not an error
+    assert read_image(broken).shape == rgb.shape
+    with pytest.raises(FileNotFoundError):
+        read_metadata(tmp_path / "missing.jpg")
+
+
+def test_a_cmyk_profile_is_dropped(tmp_path, rgb):
+    """A CMYK file is read as RGB, so its profile no longer describes the pixels."""
+    path = tmp_path / "print.jpg"
+    Image.fromarray(rgb).convert("CMYK").save(path, icc_profile=CMYK)
+    assert read_image(path).shape == rgb.shape
+    assert read_metadata(path).icc_profile is None
+
+
+@pytest.mark.parametrize("suffix", EMBED_SUFFIXES)
+@pytest.mark.parametrize("kind", ["rgb", "rgba", "grey"])
+def test_written_files_carry_the_metadata_and_the_same_pixels(tmp_path, rgb, suffix, kind):
+    image = {"rgb": rgb, "rgba": np.dstack([rgb, np.arange(rgb.size // 3).reshape(rgb.shape[:2]) % 256]
+                                           ).astype(np.uint8), "grey": rgb[:, :, 1]}[kind]
+    profile = GREY if kind == "grey" else SRGB
+    meta = Metadata(icc_profile=profile, exif=_exif(1)[6:])
+    plain, tagged = tmp_path / f"plain{suffix}", tmp_path / f"tagged{suffix}"
+    write_image(plain, image)
+    write_image(tagged, image, metadata=meta)
+    back = read_metadata(tagged)
+    assert back.icc_profile == profile
+    assert back.exif == meta.exif
+    assert _tags(tagged)[0x010F] == "ACME"
+    want = read_image(plain, alpha="keep")
+    for got in (read_image(tagged, alpha="keep"), np.asarray(Image.open(tagged))):
+        np.testing.assert_array_equal(got, want)  # the pixel data is untouched, Pillow decodes it too
+    decoded = cv2.imdecode(np.frombuffer(tagged.read_bytes(), np.uint8), cv2.IMREAD_UNCHANGED)
+    assert decoded is not None and decoded.shape[:2] == image.shape[:2]  # and OpenCV
+
+
+def test_embedded_webp_keeps_its_alpha_and_canvas(tmp_path, rgb):
+    rgba = np.dstack([rgb, np.full(rgb.shape[:2], 7, np.uint8)])
+    path, plain = tmp_path / "a.webp", tmp_path / "plain.webp"
+    write_image(path, rgba, metadata=Metadata(icc_profile=SRGB))
+    write_image(plain, rgba)
+    data = path.read_bytes()
+    assert data[12:16] == b"VP8X" and data[20] & 0x30 == 0x30  # ICC and alpha flags
+    width, height = (int.from_bytes(data[24 + 3 * i:27 + 3 * i], "little") + 1 for i in range(2))
+    assert (height, width) == rgba.shape[:2]
+    assert struct.unpack("<I", data[4:8])[0] == len(data) - 8
+    back = read_image(path, alpha="keep")
+    np.testing.assert_array_equal(back, read_image(plain, alpha="keep"))
+    np.testing.assert_array_equal(back[:, :, 3], rgba[:, :, 3])
+
+
+def test_a_large_profile_spans_several_jpeg_segments(tmp_path, rgb):
+    big = SRGB + bytes(range(256)) * 600  # 154 kB: three APP2 segments
+    path = tmp_path / "big.jpg"
+    write_image(path, rgb, metadata=Metadata(icc_profile=big))
+    assert path.read_bytes().count(b"ICC_PROFILE\x00") == 3
+    assert Image.open(path).info["icc_profile"] == big
+    assert read_metadata(path).icc_profile == big
+
+
+def test_what_does_not_fit_is_left_out(tmp_path, rgb):
+    exif = _exif(1)[6:]
+    grey_with_rgb = tmp_path / "grey.png"
+    write_image(grey_with_rgb, rgb[:, :, 0], metadata=Metadata(icc_profile=SRGB, exif=exif))
+    assert read_metadata(grey_with_rgb) == Metadata(exif=exif)  # an RGB profile on grey pixels: left out
+    huge = exif + bytes(70_000)
+    jpeg = tmp_path / "huge-exif.jpg"
+    write_image(jpeg, rgb, metadata=Metadata(icc_profile=SRGB, exif=huge))
+    assert read_metadata(jpeg) == Metadata(icc_profile=SRGB)  # over a JPEG segment: left out
+    for suffix in (".tif", ".bmp"):  # formats without embedding: written plain
+        path = tmp_path / f"plain{suffix}"
+        write_image(path, rgb, metadata=Metadata(icc_profile=SRGB, exif=exif))
+        assert read_metadata(path) == Metadata()
+        np.testing.assert_array_equal(read_image(path), rgb)
+    assert embed(b"not a file", ".tif", Metadata(icc_profile=SRGB), rgb) == b"not a file"
+    with pytest.raises(ValueError, match="not a JPEG"):
+        embed(b"not a file", ".jpg", Metadata(icc_profile=SRGB), rgb)
+
+
+class _Invert:
+    def predict(self, image):
+        return 255 - image
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_deblur_files_copies_the_metadata(tmp_path, rgb, workers):
+    src = tmp_path / "in" / "camera.jpg"
+    src.parent.mkdir()
+    Image.fromarray(rgb).save(src, icc_profile=SRGB, exif=_exif(8))
+    jobs = [(src, tmp_path / "out" / "camera.jpg"), (src, tmp_path / "out" / "camera.png"),
+            (src, tmp_path / "out" / "camera.tif")]
+    assert deblur_files(_Invert(), jobs, workers=workers).done == 3
+    for path in (tmp_path / "out" / "camera.jpg", tmp_path / "out" / "camera.png"):
+        assert read_metadata(path) == read_metadata(src)
+        assert _tags(path)[0x0112] == 1 and read_image(path).shape == (80, 64, 3)
+    plain = [(src, tmp_path / "plain" / "camera.jpg")]
+    assert deblur_files(_Invert(), plain, workers=workers, metadata=False).done == 1
+    assert read_metadata(tmp_path / "plain" / "camera.jpg") == Metadata()
+    assert "icc_profile" not in Image.open(io.BytesIO((tmp_path / "plain" / "camera.jpg").read_bytes())).info
