@@ -83,7 +83,7 @@ def test_train_and_pairs_with_camera_file_degradations(photos, tmp_path):
     from skimage import data
 
     write_image(big / "astronaut.png", data.astronaut()[:128, :192])
-    assert main(["make-pairs", str(big), str(tmp_path / "pairs"), "--sigma", "1.5", "--option", "jpeg=30",
+    assert main(["make-pairs", str(big), str(tmp_path / "pairs"), "--sigma", "1.5", "--blur-option", "jpeg=30",
                  "--no-progress"]) == 0
     blurred = read_image(next((tmp_path / "pairs" / "blurred").iterdir()))
     plain = read_image(next((tmp_path / "pairs" / "sharp").iterdir()))

@@ -104,9 +104,9 @@ def test_cli_writes_pairs_and_reports_bad_files(clean, tmp_path, testblur, capsy
             "--seed",
             "3",
             "--no-progress",
-            "-o",
+            "--blur-option",
             "mode=reflect",
-            "-o",
+            "--blur-option",
             "strength=[1, 2]",
         ]
     )
@@ -159,6 +159,20 @@ def test_same_seed_same_files(clean, tmp_path, testblur):
     assert one["manifest.jsonl"] != three["manifest.jsonl"]
     assert one["blurred/a.png"] != three["blurred/a.png"]
     assert one["sharp/a.png"] == three["sharp/a.png"]
+
+
+def test_blur_option_old_names_still_work(clean, tmp_path, testblur, capsys):
+    """``--blur-option`` as in ``blurkit train``; ``--option`` and ``-o``, its names before, still accepted."""
+    args = ["--blur", "testblur", "--sigma", "1", "--no-progress"]
+    for name, flag in [("new", "--blur-option"), ("long", "--option"), ("short", "-o")]:
+        assert main(["make-pairs", str(clean), str(tmp_path / name), *args, flag, "mode=reflect"]) == 0
+    new = _files(tmp_path / "new")
+    assert b'"mode": "reflect"' in new["manifest.jsonl"]
+    assert new == _files(tmp_path / "long") == _files(tmp_path / "short")
+    with pytest.raises(SystemExit):
+        main(["make-pairs", "--help"])
+    shown = capsys.readouterr().out
+    assert "--blur-option KEY=VALUE" in shown and "--option" not in shown
 
 
 def test_size_option(clean, tmp_path, testblur, capsys):
@@ -224,10 +238,10 @@ def test_user_errors(clean, tmp_path, testblur, capsys):
     assert "--sigma" in capsys.readouterr().err
     assert main(["make-pairs", str(clean), out, "--blur", "testblur", "--sigma", "1:2:3"]) == 2
     assert "--sigma: bad range '1:2:3'" in capsys.readouterr().err
-    assert main(["make-pairs", str(clean), out, "--blur", "testblur", "-o", "length=5:x"]) == 2
-    assert "--option length: bad range '5:x'" in capsys.readouterr().err
-    assert main(["make-pairs", str(clean), out, "--blur", "testblur", "-o", "novalue"]) == 2
-    assert "KEY=VALUE" in capsys.readouterr().err
+    assert main(["make-pairs", str(clean), out, "--blur", "testblur", "--blur-option", "length=5:x"]) == 2
+    assert "--blur-option length: bad range '5:x'" in capsys.readouterr().err
+    assert main(["make-pairs", str(clean), out, "--blur", "testblur", "-o", "novalue"]) == 2  # the old name
+    assert "--blur-option: expected KEY=VALUE" in capsys.readouterr().err
     assert main(["make-pairs", str(clean), out, "--blur", "testblur", "-o", "seed=3"]) == 2
     assert "--seed" in capsys.readouterr().err
     assert main(["make-pairs", str(clean), out, "--blur", "testblur", "--sigma", "1", "-o", "sigma=2"]) == 2

@@ -1,6 +1,6 @@
 """``blurkit make-pairs``: blur a folder of sharp photos into (blurred, sharp) training pairs.
 
-Values of ``--sigma`` and ``--option`` are parsed by :func:`blurkit.cli._common.parse_value`: ``2`` is a
+Values of ``--sigma`` and ``--blur-option`` are parsed by :func:`blurkit.cli._common.parse_value`: ``2`` is a
 fixed number, ``0.5:3`` a ``(low, high)`` range sampled per image, other text JSON (``true``,
 ``[1, 2]``) or, failing that, a plain string (``reflect``).
 """
@@ -40,15 +40,15 @@ def _blur_options(args: argparse.Namespace) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or not _KEY.match(key):
-            raise CLIError(f"--option: expected KEY=VALUE with KEY a name, got {item!r}")
+            raise CLIError(f"--blur-option: expected KEY=VALUE with KEY a name, got {item!r}")
         if key == "seed":
-            raise CLIError("--option seed=...: use --seed (each image gets its own seed derived from it)")
+            raise CLIError("--blur-option seed=...: use --seed (each image gets its own seed derived from it)")
         if key in options:
-            raise CLIError(f"--option {key} given twice")
-        options[key] = parse_value(value, f"--option {key}")
+            raise CLIError(f"--blur-option {key} given twice")
+        options[key] = parse_value(value, f"--blur-option {key}")
     if args.sigma is not None:
         if "sigma" in options:
-            raise CLIError("give sigma either with --sigma or with --option sigma=..., not both")
+            raise CLIError("give sigma either with --sigma or with --blur-option sigma=..., not both")
         options["sigma"] = parse_sigma(args.sigma)
     return options
 
@@ -85,13 +85,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="resize to NxN (or WxH) with INTER_AREA before blurring, e.g. 128; default: full resolution",
     )
     parser.add_argument(
-        "--option",
-        "-o",
+        "--blur-option",
+        dest="option",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="other blur option (repeatable); VALUE is JSON or a LO:HI range, e.g. -o length=5:15",
+        help="other blur option (repeatable, as for `blurkit train`); VALUE is JSON or a LO:HI range, e.g. "
+        "--blur-option length=5:15",
     )
+    # The names this option had before it took `blurkit train`'s: still accepted, no longer shown (``-o``
+    # is every other command's output).
+    parser.add_argument("--option", "-o", dest="option", action="append", help=argparse.SUPPRESS)
     parser.add_argument(
         "--replace",
         action="store_true",
