@@ -141,6 +141,43 @@ def test_jpeg_errors():
             GaussianBlur(jpeg=bad)
 
 
+@pytest.mark.parametrize("name", BLURS.list())
+def test_contract_with_shot_noise(name):
+    check_blur(BLURS.create(name, noise=0.005, shot=(0.001, 0.01), quantize=True, seed=7))
+
+
+@pytest.mark.parametrize("dtype, scale", [(np.float32, 1.0), (np.uint16, 65535.0)])
+def test_shot_noise_follows_the_signal(dtype, scale):
+    """Golden values of the Poisson-Gaussian model: standard deviation sqrt(shot * x + noise**2)."""
+    x = np.empty((256, 512), np.float64)
+    x[:, :256], x[:, 256:] = 0.16, 0.64  # flat halves (far from 0: no clipping): the blur changes nothing away from the seam
+    image = (x * scale).astype(dtype)
+    for shot, noise in [(0.01, 0.0), (0.01, 0.01), (0.0025, 0.02)]:
+        out = GaussianBlur(sigma=1.0, shot=shot, noise=noise)(image, seed=0)["image"] / scale
+        for side, level in ((slice(8, 248), 0.16), (slice(264, 504), 0.64)):
+            measured = float(np.std(out[8:-8, side]))
+            assert measured == pytest.approx(np.sqrt(shot * level + noise**2), rel=0.03), (shot, noise, level)
+            assert float(np.mean(out[8:-8, side])) == pytest.approx(level, abs=2e-3)
+
+
+def test_shot_option_is_recorded_and_leaves_other_generators_alone(astronaut):
+    x = astronaut[:64, :64]
+    shot = GaussianBlur(sigma=(1.0, 2.0), noise=0.01, shot=(0.002, 0.004), jpeg=90, seed=3)
+    plain = GaussianBlur(sigma=(1.0, 2.0), noise=0.01, jpeg=90, seed=3)
+    p, q = shot.sample(11), plain.sample(11)
+    assert 0.002 <= p["shot_noise"] < 0.004 and "shot_noise" not in q
+    assert {k: v for k, v in p.items() if k != "shot_noise"} == q  # drawn last: the other draws are kept
+    zero = GaussianBlur(sigma=(1.0, 2.0), noise=0.01, shot=0.0, seed=3)
+    no_shot = GaussianBlur(sigma=(1.0, 2.0), noise=0.01, seed=3)
+    assert np.array_equal(zero(x, seed=5)["image"], no_shot(x, seed=5)["image"])  # shot 0: the additive model
+    config = shot.get_config()
+    assert config["shot"] == [0.002, 0.004] and GaussianBlur.from_config(config).get_config() == config
+    assert GaussianBlur.from_config({k: v for k, v in config.items() if k != "shot"}).shot is None
+    for bad, message in [(-0.1, "shot must be >= 0"), ((0.01, 0.001), r"shot range \(0.01, 0.001\) is empty")]:
+        with pytest.raises(ValueError, match=message):
+            GaussianBlur(shot=bad)
+
+
 def test_builtins_are_registered():
     assert {"gaussian", "motion", "average", "defocus"} <= set(BLURS.list())
     assert BLURS.get("gaussian") is GaussianBlur

@@ -1,8 +1,8 @@
 """The :class:`Blur` base class, parameter checks and (de)serialization of blur generators.
 
 A blur generator samples parameters (``sample``), makes a kernel from them (``kernel``) and applies it
-(``apply``: convolution, then additive Gaussian noise, then optional 8-bit quantization, then an optional
-JPEG round trip). Calling it does the three steps and returns ``{"image", "kernel", "params"}``, so
+(``apply``: convolution, then noise (additive Gaussian, and signal-dependent with ``shot``), then optional
+8-bit quantization, then an optional JPEG round trip). Calling it does the three steps and returns ``{"image", "kernel", "params"}``, so
 non-blind methods and evaluations get the kernel that was used.
 
 Images are ``(H, W)``, ``(H, W, C)`` or ``(N, H, W, C)``, uint8, uint16 or float (any range). Work is
@@ -181,6 +181,11 @@ class Blur(abc.ABC):
             "constant" (zeros) or "wrap" (circular).
         noise: Standard deviation of additive Gaussian noise, in units of the [0, 1] data range (255 for
             uint8, 65535 for uint16, 1 for float), fixed or ``(low, high)``. Added after blurring.
+        shot: Signal-dependent (Poisson, "shot") noise, as its Gaussian approximation: variance
+            ``shot * x`` for a blurred value ``x`` in [0, 1], added to ``noise**2`` (the Poisson-Gaussian
+            model of raw camera noise, Foi et al. 2008; at an exposure that fills a pixel with N
+            photo-electrons, ``shot = 1 / N``). Fixed or ``(low, high)``, drawn per image and recorded as
+            ``params["shot_noise"]``; None (default): no signal-dependent noise.
         quantize: Round the result to 8-bit levels (float: ``round(x * 255) / 255``; uint16: multiples
             of 257).
         jpeg: JPEG quality (1-100), fixed or an integer ``(low, high)`` range drawn per image: the result is
@@ -208,12 +213,14 @@ class Blur(abc.ABC):
         *,
         border: str = "reflect",
         noise: Range = 0.0,
+        shot: Range | None = None,
         quantize: bool = False,
         jpeg: Range | None = None,
         seed: int | None = None,
     ) -> None:
         self.border = check_border(border)
         self.noise = check_range("noise", noise, minimum=0)
+        self.shot = None if shot is None else check_range("shot", shot, minimum=0)
         if not isinstance(quantize, (bool, np.bool_)):
             raise TypeError(f"quantize must be True or False, got {quantize!r}")
         self.quantize = bool(quantize)
@@ -248,7 +255,8 @@ class Blur(abc.ABC):
 
         Returns:
             A JSON-able dict: the kernel parameters plus ``"noise_sigma"``, ``"quantize"`` and
-            ``"border"``, and ``"jpeg_quality"`` when the generator has a ``jpeg`` option.
+            ``"border"``, and ``"jpeg_quality"`` and ``"shot_noise"`` when the generator has a ``jpeg`` or
+            ``shot`` option (drawn after the others, so a generator without them keeps its draws).
         """
         rng = self._generator(rng)
         params = dict(self.sample_kernel(rng))
@@ -259,6 +267,8 @@ class Blur(abc.ABC):
             params["jpeg_quality"] = int(rng.integers(self.jpeg[0], self.jpeg[1] + 1))
         elif self.jpeg is not None:
             params["jpeg_quality"] = self.jpeg
+        if self.shot is not None:
+            params["shot_noise"] = draw(rng, self.shot)
         return params
 
     def apply(
@@ -273,7 +283,7 @@ class Blur(abc.ABC):
         Args:
             image: ``(H, W)``, ``(H, W, C)`` or ``(N, H, W, C)``; a batch gets the same params.
             params: From :meth:`sample`; ``"border"``, ``"noise_sigma"``, ``"quantize"`` and (if there)
-                ``"jpeg_quality"`` are read from it.
+                ``"shot_noise"`` and ``"jpeg_quality"`` are read from it.
             kernel: The kernel, if already made from ``params``.
             rng: Generator (or seed) for the noise; None uses the instance's generator.
 
@@ -285,11 +295,16 @@ class Blur(abc.ABC):
             kernel = self.kernel(params)
         border = check_border(params.get("border", self.border))
         sigma = float(params.get("noise_sigma", 0.0))
+        shot = float(params.get("shot_noise", 0.0))
         # uint8 / uint16 go to OpenCV as they are (converted while filtering): no float copy of the input
         src = image if image.dtype in (np.float32, np.uint8, np.uint16) else image.astype(np.float32)
         out = convolve(src, kernel, border)
-        if sigma > 0:
-            scale = _SCALE.get(image.dtype, 1.0)
+        scale = _SCALE.get(image.dtype, 1.0)
+        if shot > 0:  # the standard deviation follows the blurred signal, read before any noise is added
+            level = np.maximum(out / np.float32(scale), 0)
+            std = np.sqrt(shot * level + sigma**2) * np.float32(scale)
+            out += (self._generator(rng).standard_normal(size=out.shape) * std).astype(np.float32)
+        elif sigma > 0:
             noise = self._generator(rng).normal(0.0, sigma * scale, size=out.shape)
             out += noise.astype(np.float32)
         out = _finish(out, image, bool(params.get("quantize", False)))
@@ -329,6 +344,7 @@ class Blur(abc.ABC):
         return {
             "border": self.border,
             "noise": jsonable(self.noise),
+            "shot": jsonable(self.shot),
             "quantize": self.quantize,
             "jpeg": jsonable(self.jpeg),
             "seed": self.seed,
