@@ -17,6 +17,7 @@ Usage::
     python benchmarks/oracle_sigma.py --estimate-tile 384   # blind: median over tiles of at most 384 px
     python benchmarks/oracle_sigma.py --reblur             # pick sigma by re-blur consistency (a test)
     python benchmarks/oracle_sigma.py --edge-estimates     # a classical estimate read off the edges (a test)
+    python benchmarks/oracle_sigma.py --reestimate         # pick sigma by re-estimating the restoration (a test)
 
 ``--tile-estimates`` adds a table: each photo restored (whole, by the restorer) with its estimate made on the
 whole photo, or as the median, upper quartile or maximum of the estimates on tiles of the given sides. It
@@ -31,6 +32,13 @@ photo without overlap.
 re-blurred image is closest to the blurred input (RMS) picked, over 0.9-1.2 and over the whole grid. It
 tests, without training, whether data consistency can correct the blind estimate at test time; the best
 factor of the grid per photo (chosen with the sharp photo) bounds what any such rule could gain.
+
+``--reestimate`` adds a table: each photo restored (whole) with the blind sigma times each factor of
+:data:`REESTIMATE_FACTORS` (0.75 to 1.45), the model's own estimator run on each restoration, and the factor
+picked from those re-estimates: the smallest factor whose re-estimate is within 2 % (or 5 %) of the lowest
+(the least deconvolution after which the estimator sees no blur left), or the factor of the lowest
+re-estimate times 0.85. It tests, without training, whether the estimator can tell an under-restored photo
+from a fully restored one; the grid's best factor per photo (chosen with the sharp photo) bounds any rule.
 
 ``--edge-estimates`` adds a table: each photo restored (``predict(sigma=...)``) with a classical,
 training-free estimate of sigma read off its strongest edges (:func:`edge_sigma`: the gradient ratio of the
@@ -63,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--edge-estimates", action="store_true",
                    help="also restore each photo with a classical sigma estimate read off its edges "
                         "(see above)")
+    p.add_argument("--reestimate", action="store_true",
+                   help="also pick each photo's sigma from a grid of factors of the blind estimate by the "
+                        "model's estimate on each restoration (see above)")
     p.add_argument("--estimate-tile", type=int, metavar="N",
                    help="the blind model's estimate tile (Deblurrer.estimate_tile; default: the model's)")
     args = p.parse_args(argv)
@@ -85,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| sigma | blind | true sigma x0.9 | true sigma | true sigma x1.1 | Wiener step alone (blind) "
           "| log-sigma RMS error | over-estimated > 5 % |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
-    per_photo, tiled, reblurred, edged = [], [], [], []
+    per_photo, tiled, reblurred, edged, reestimated = [], [], [], [], []
     sides = [] if args.tile_estimates is None else (args.tile_estimates or [256, 384])
     for sigma in args.sigmas:
         blurred = [blur_gaussian(x, sigma, seed=BLUR_SEED)[0].astype(np.float32) for x in photos]
@@ -119,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.reblur:
             table = reblur_search(photos, blurred, blind, guess, restore, wiener, psnr)
             reblurred.append((sigma, (table, scores[1.0])))
+        if args.reestimate:
+            reestimated.append((sigma, reestimate_search(d, photos, blurred, blind, guess, restore, estimate,
+                                                         wiener, psnr)))
     if sides:
         names = ["whole photo"] + [f"{a} of {s}-px tiles" for s in sides for a in ("median", "upper quartile", "max")]
         print("\nBlind PSNR with the photo's estimate made on the whole photo or from tiles (of exactly that side, "
@@ -147,6 +161,20 @@ def main(argv: list[str] | None = None) -> int:
                 worse = int(np.sum(table[:, col] < table[:, 0] - 0.005))
                 cells.append(f"{np.mean(table[:, col]):.2f} ({better} / {worse})")
             cells.append(f"{np.mean(true):.2f}")
+            print(f"| {sigma:g} | " + " | ".join(cells) + " |")
+    if args.reestimate:
+        names = ["blind", "knee, 2 %", "knee, 5 %", "lowest re-estimate x0.85", "best factor (oracle)"]
+        print(f"\nBlind sigma times a factor in {REESTIMATE_FACTORS[0]:g}-{REESTIMATE_FACTORS[-1]:g} (step 0.05), "
+              "picked by the model's estimate on each restoration: mean PSNR, and photos better / worse than "
+              "blind (by more than 0.005 dB)")
+        print("| sigma | " + " | ".join(names) + " |")
+        print("|---:|" + "---:|" * len(names))
+        for sigma, table in reestimated:
+            cells = [f"{np.mean(table[:, 0]):.2f}"]
+            for col in range(1, table.shape[1]):
+                better = int(np.sum(table[:, col] > table[:, 0] + 0.005))
+                worse = int(np.sum(table[:, col] < table[:, 0] - 0.005))
+                cells.append(f"{np.mean(table[:, col]):.2f} ({better} / {worse})")
             print(f"| {sigma:g} | " + " | ".join(cells) + " |")
     if args.edge_estimates:
         print("\nSigma read off the edges (edge_sigma: gradient ratio at the strongest edges), and its geometric "
@@ -225,6 +253,38 @@ def reblur_search(photos, blurred, blind, guess, restore, wiener, psnr):
         one = int(np.argmin(np.abs(factors - 1.0)))
         pick_near = np.flatnonzero(near)[np.argmin(rms[near])]
         rows.append([scores[one], scores[pick_near], scores[np.argmin(rms)], scores.max()])
+    return np.array(rows)
+
+
+REESTIMATE_FACTORS = tuple(round(0.75 + 0.05 * i, 2) for i in range(15))
+
+
+def reestimate_search(d, photos, blurred, blind, guess, restore, estimate, wiener, psnr):
+    """An (n, 5) array of each photo's PSNR: blind; with the factor of :data:`REESTIMATE_FACTORS` picked by
+    the model's estimate on each restoration (the knee at 2 % and 5 %: the smallest factor whose re-estimate
+    is within that of the lowest; the lowest re-estimate's factor times 0.85, rounded to the grid); with the
+    grid's best factor (chosen with the sharp photo). Restorations by the facade's traced ``restore``,
+    whole; re-estimates as ``predict`` makes its estimates."""
+    import keras
+    import numpy as np
+
+    slo, shi = wiener.sigma_range
+    factors = np.array(REESTIMATE_FACTORS)
+    one = int(np.argmin(np.abs(factors - 1.0)))
+    rows = []
+    for x, b, p, s0 in zip(photos, blurred, blind, guess, strict=True):
+        again, scores = [], []
+        for k in factors:
+            q = p.copy()
+            q[0, 0] = wiener.raw_sigma(float(np.clip(s0 * k, slo + 1e-3, shi - 1e-3)))
+            y = np.clip(restore(b[None], q).numpy()[0], 0, 1)
+            scores.append(psnr(x, y))
+            raw = d._estimate_photo(y, lambda c: np.ascontiguousarray(c, np.float32), estimate)
+            again.append(float(keras.ops.convert_to_numpy(wiener.blur_parameters(raw)[0]).ravel()[0]))
+        scores, excess = np.array(scores), np.log(again) - np.log(min(again))
+        knees = [int(np.flatnonzero(excess <= tol)[0]) for tol in (np.log(1.02), np.log(1.05))]
+        scaled = int(np.argmin(np.abs(factors - 0.85 * factors[int(np.argmin(again))])))
+        rows.append([scores[one], *scores[knees], scores[scaled], scores.max()])
     return np.array(rows)
 
 

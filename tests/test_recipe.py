@@ -147,7 +147,7 @@ def test_oracle_sigma_prints_the_mean_table_and_each_photo(tmp_path, astronaut, 
     model = tmp_path / "m.keras"
     Deblurrer(model="wiener_unet", model_options={"width": 4, "depth": 2, "estimator_width": 4}).save(model)
     assert oracle_sigma.main(["--model", str(model), "--data", str(photos), "--sigmas", "1", "2", "--per-photo",
-                              "--tile-estimates", "32", "48", "--reblur", "--edge-estimates"]) == 0
+                              "--tile-estimates", "32", "48", "--reblur", "--edge-estimates", "--reestimate"]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
     at = next(i for i, line in enumerate(lines) if line.startswith("| sigma | blind | edge estimate"))
@@ -161,6 +161,12 @@ def test_oracle_sigma_prints_the_mean_table_and_each_photo(tmp_path, astronaut, 
         blind, best = float(cells[1]), float(cells[4].split()[0])
         assert best >= blind - 1e-9  # the best factor of the grid includes 1.0, the blind estimate
         assert all(c.endswith(" / 0)") for c in cells[4:5])  # nothing is worse than blind with the best factor
+    at = next(i for i, line in enumerate(lines) if line.startswith("| sigma | blind | knee, 2 %"))
+    for line, sigma in zip(lines[at + 2 : at + 4], ("1", "2"), strict=True):  # blind, three picks, best factor
+        cells = [c.strip() for c in line.split("|")[1:-1]]
+        assert cells[0] == sigma and len(cells) == 6
+        assert float(cells[5].split()[0]) >= float(cells[1]) - 1e-9 and cells[5].endswith(" / 0)")
+        assert all(float(c.split()[0]) <= float(cells[5].split()[0]) + 1e-9 for c in cells[2:5])  # none beats it
     at = next(i for i, line in enumerate(lines) if line.startswith("| sigma | whole photo"))
     assert lines[at].count("|") == 2 + 1 + 6  # sigma, whole, then median / upper quartile / max for 2 sides
     tiled = {line.split("|")[1].strip(): [float(v) for v in line.split("|")[2:-1]] for line in lines[at + 2 : at + 4]}

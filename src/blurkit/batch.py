@@ -288,7 +288,7 @@ def deblur_files(
         image = read_image(src, max_pixels=max_pixels, alpha="keep")
         return image, read_metadata(src) if metadata else None
 
-    def _write(dst: Path, out: Any, meta: Any) -> None:
+    def write(dst: Path, out: Any, meta: Any) -> None:
         write_image(dst, out, metadata=meta)
 
     def fail(i: int, src: Path, exc: BaseException) -> None:
@@ -324,7 +324,7 @@ def deblur_files(
             return
         while len(writes) >= depth:
             reap(block=True)
-        writes.append((i, src, writers.submit(_write, dst, out, meta)))
+        writes.append((i, src, writers.submit(write, dst, out, meta)))
 
     readers = ThreadPoolExecutor(workers, thread_name_prefix="blurkit-read") if workers else _Inline()
     writers = ThreadPoolExecutor(workers, thread_name_prefix="blurkit-write") if workers else _Inline()

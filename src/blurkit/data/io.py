@@ -410,7 +410,8 @@ _BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
 
 
 def _open_pil(data: bytes | IO[bytes]) -> Any:
-    """``PIL.Image.open`` of ``data`` (bytes, or a binary file open for reading) without Pillow's decompression-bomb check, so without its warning.
+    """``PIL.Image.open`` of ``data`` (bytes, or a binary file open for reading) without Pillow's
+    decompression-bomb check, so without its warning.
 
     :func:`_read_header` applies ``max_pixels`` itself. Pillow warns above half its own limit, and
     silencing that with ``warnings.catch_warnings`` is not an option: it swaps the process-wide warnings
