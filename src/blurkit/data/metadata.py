@@ -13,7 +13,8 @@ Conventions:
 * A colour profile is kept only for the colour model the pixels are returned in: an RGB profile for
   colour images, a grey one for grey images. A CMYK file is read as RGB, so its CMYK profile is dropped.
 * TIFF and BMP outputs do not get the metadata (see :func:`embed`); nor do EXIF blocks larger than a
-  JPEG segment (64 kB).
+  JPEG segment (64 kB). XMP packets (editing software's ratings and edit history) and IPTC captions are
+  not copied.
 
 Examples:
     >>> import io, tempfile
