@@ -157,6 +157,36 @@ def test_deblur_folder_keeps_names_and_formats(model, photos, tmp_path, capsys):
     assert {n: (out / n).stat().st_mtime_ns for n in names} == stamps
 
 
+def test_deblur_format_and_quality(model, photos, tmp_path, capsys):
+    out = tmp_path / "png"
+    assert main(["deblur", str(model), str(photos), "-o", str(out), "--format", "png", "-q"]) == 0
+    names = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert names == ["astronaut.png", "cat.png", "coffee.png", "sub/camera.png"]
+    assert (out / "cat.png").read_bytes()[:4] == b"\x89PNG"  # the JPEG's restoration, not compressed again
+    direct = tmp_path / "direct.png"
+    assert main(["deblur", str(model), str(photos / "cat.jpg"), "-o", str(direct), "-q"]) == 0
+    assert (out / "cat.png").read_bytes() == direct.read_bytes()
+    sizes = {}
+    for q in (40, 95):
+        folder = tmp_path / f"q{q}"
+        assert main(["deblur", str(model), str(photos / "cat.jpg"), "-o", str(folder), "--format", "jpeg",
+                     "--quality", str(q), "-q"]) == 0
+        sizes[q] = (folder / "cat.jpg").stat().st_size
+    assert sizes[40] < sizes[95]
+    assert main(["deblur", str(model), str(photos / "cat.jpg"), "-o", str(tmp_path / "q95.jpg"), "-q"]) == 0
+    assert (tmp_path / "q95" / "cat.jpg").read_bytes() == (tmp_path / "q95.jpg").read_bytes()  # 95: the default
+    twins = tmp_path / "twins"
+    write_image(twins / "a.jpg", read_image(photos / "cat.jpg"))
+    write_image(twins / "a.png", read_image(photos / "cat.jpg"))
+    _error(capsys, ["deblur", str(model), str(twins), "-o", str(tmp_path / "t"), "--format", "png"],
+           "a.jpg", "a.png", "--suffix")
+    assert not (tmp_path / "t").exists()  # refused before any work
+    _error(capsys, ["deblur", str(model), str(photos / "cat.jpg"), "-o", str(tmp_path / "x.jpg"), "--format", "png"],
+           "--format", "x.jpg")
+    _error(capsys, ["deblur", str(model), str(photos / "cat.jpg"), "-o", str(tmp_path / "y"), "--quality", "0"],
+           "--quality")
+
+
 def test_deblur_one_file(model, photos, tmp_path):
     out = tmp_path / "x.png"
     assert main(["deblur", str(model), str(photos / "cat.jpg"), "-o", str(out), "-q"]) == 0

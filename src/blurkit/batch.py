@@ -153,7 +153,9 @@ def count_images(folder: PathLike) -> int:
     return sum(1 for _ in iter_images(folder))
 
 
-def folder_jobs(source: PathLike, out: PathLike, *, suffix: str = "") -> Iterator[tuple[Path, Path]]:
+def folder_jobs(
+    source: PathLike, out: PathLike, *, suffix: str = "", ext: str | None = None
+) -> Iterator[tuple[Path, Path]]:
     """``(source file, output file)`` pairs for a folder (recursively) or one file, lazily.
 
     Relative names and formats are kept: ``source/sub/a.jpg`` goes to ``out/sub/a<suffix>.jpg``; a single
@@ -163,6 +165,7 @@ def folder_jobs(source: PathLike, out: PathLike, *, suffix: str = "") -> Iterato
         source: A folder or an image file.
         out: The output folder.
         suffix: Added to each output name, before the extension.
+        ext: The outputs' extension (``".png"``), i.e. their format; None keeps each source's.
 
     Examples:
         >>> import tempfile
@@ -173,14 +176,16 @@ def folder_jobs(source: PathLike, out: PathLike, *, suffix: str = "") -> Iterato
         >>> _ = (root / "sub" / "a.jpg").write_bytes(b"")
         >>> [(s.name, d.as_posix()) for s, d in folder_jobs(root, "out", suffix="_sharp")]
         [('a.jpg', 'out/sub/a_sharp.jpg')]
+        >>> [d.as_posix() for _, d in folder_jobs(root, "out", ext=".png")]
+        ['out/sub/a.png']
     """
     src, dst = Path(os.fspath(source)), Path(os.fspath(out))
     if not src.is_dir():
-        yield src, dst / (src.stem + suffix + src.suffix)
+        yield src, dst / (src.stem + suffix + (ext or src.suffix))
         return
     for f in iter_images(src):
         rel = f.relative_to(src)
-        yield f, dst / rel.with_name(rel.stem + suffix + rel.suffix)
+        yield f, dst / rel.with_name(rel.stem + suffix + (ext or rel.suffix))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -218,6 +223,7 @@ def deblur_files(
     total: int | Callable[[], int | None] | None = None,
     progress: bool = False,
     metadata: bool = True,
+    quality: int = 95,
 ) -> Summary:
     """Deblur image files, reading and writing in threads while the model runs (see the module's notes).
 
@@ -244,6 +250,7 @@ def deblur_files(
         progress: Show a tqdm progress bar (on stderr) with the rate and the time left.
         metadata: Copy each source's ICC colour profile and EXIF block (orientation reset to upright, as
             the pixels are) to its destination. ``False`` writes the pixels alone.
+        quality: JPEG and WebP quality of the outputs (1-100).
 
     Returns:
         The :class:`Summary`: done, skipped, failed (with reasons, in input order), seconds.
@@ -251,7 +258,7 @@ def deblur_files(
     Raises:
         Interrupted: Ctrl-C; its ``summary`` holds what was done. Outputs being written are finished,
             nothing is left half-written.
-        ValueError: ``workers`` < 0 or ``prefetch`` < 1.
+        ValueError: ``workers`` < 0, ``prefetch`` < 1 or ``quality`` outside 1..100.
 
     Examples:
         >>> import tempfile
@@ -273,6 +280,8 @@ def deblur_files(
         raise ValueError(f"workers must be 0 (no threads) or more, got {workers}")
     if int(prefetch) < 1:
         raise ValueError(f"prefetch must be at least 1, got {prefetch}")
+    if not 1 <= int(quality) <= 100:
+        raise ValueError(f"quality must be in 1..100, got {quality}")
     from blurkit.data.io import read_image, write_image
     from blurkit.data.metadata import read_metadata
 
@@ -289,7 +298,7 @@ def deblur_files(
         return image, read_metadata(src) if metadata else None
 
     def write(dst: Path, out: Any, meta: Any) -> None:
-        write_image(dst, out, metadata=meta)
+        write_image(dst, out, metadata=meta, quality=quality)
 
     def fail(i: int, src: Path, exc: BaseException) -> None:
         failures.append((i, src, _reason(exc)))

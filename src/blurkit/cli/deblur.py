@@ -44,6 +44,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="add this to output file names (before the extension; not to an output given as a file "
                    "name). With --out the input folder, it is required, and input files already ending in it "
                    "are skipped as earlier outputs")
+    p.add_argument("--format", metavar="EXT", choices=("png", "jpg", "jpeg", "tif", "tiff", "webp", "bmp"),
+                   help="write the restorations as EXT files (png, jpg, tif, webp or bmp) instead of each "
+                   "input's own format, e.g. png to keep JPEG inputs from being compressed again")
+    p.add_argument("--quality", type=int, default=95, metavar="Q",
+                   help="JPEG and WebP quality of the outputs, 1-100 (default 95)")
     p.add_argument("--tile-size", type=int, help="restore images above TILE_SIZE^2 pixels in tiles")
     p.add_argument("--max-pixels", type=int, metavar="N",
                    help="refuse images of more than N pixels before decoding them (decompression-bomb guard; "
@@ -70,13 +75,15 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
-def _plan(inputs: list[str], out: str, suffix: str):
+def _plan(inputs: list[str], out: str, suffix: str, ext: str | None = None):
     """(source, destination) pairs, lazily, and a function counting them (a directory walk).
 
     A single file may go to a file, everything else goes to a folder. Every input is checked before the
     first pair is made, and no output may replace its input: ``--out`` the input folder itself needs a
     ``--suffix`` (files already ending in it are then taken as earlier outputs and skipped), and an output
-    folder inside an input folder is not read as input.
+    folder inside an input folder is not read as input. With ``ext`` (``--format``) the outputs get that
+    extension, and inputs that would share an output name (``a.jpg`` and ``a.png``) are refused before any
+    work, after a walk of the inputs.
     """
     from pathlib import Path
 
@@ -97,12 +104,14 @@ def _plan(inputs: list[str], out: str, suffix: str):
         if not single and is_image_path(outp):
             raise CLIError(f"--out {out}: several images need an output folder, not an image file name")
     to_file = single and is_image_path(outp) and not outp.is_dir()
+    if to_file and ext:
+        raise CLIError(f"--format: the output file name {out} already gives the format; drop one of them")
     check_output(outp, "--out", folder=not to_file)
     real_out = outp.resolve()
     for p in paths:
         real = p.resolve()
         if p.is_file():
-            dst = outp if to_file else outp / (p.stem + suffix + p.suffix)
+            dst = outp if to_file else outp / (p.stem + suffix + (ext or p.suffix))
             if dst.resolve() == real:
                 raise CLIError(f"--out {out}: the restoration of {p} would replace it; give another output "
                                "or a --suffix")
@@ -115,7 +124,7 @@ def _plan(inputs: list[str], out: str, suffix: str):
             if to_file:
                 yield p, outp
                 continue
-            pairs = folder_jobs(p, outp, suffix=suffix)
+            pairs = folder_jobs(p, outp, suffix=suffix, ext=ext)
             real = p.resolve()
             if p.is_dir() and real == real_out:  # beside the photos: earlier outputs end in the suffix
                 pairs = ((f, d) for f, d in pairs if not f.stem.endswith(suffix))
@@ -126,6 +135,13 @@ def _plan(inputs: list[str], out: str, suffix: str):
     def count() -> int:
         return sum(count_images(p) if p.is_dir() else 1 for p in paths)
 
+    if ext:  # a.jpg and a.png would both become a.png: refuse before any work
+        seen: dict[Path, Path] = {}
+        for src, dst in jobs():
+            first = seen.setdefault(dst, src)
+            if first != src:
+                raise CLIError(f"--format {ext[1:]}: {first} and {src} would both be written to {dst}; "
+                               "rename one, or give a --suffix")
     return jobs(), count
 
 
@@ -158,7 +174,10 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError("no input images given")
     if model and args.preset:
         raise CLIError("give a model file or --preset, not both")
-    jobs, count = _plan(paths, args.out, args.suffix)
+    if not 1 <= args.quality <= 100:
+        raise CLIError(f"--quality must be in 1..100, got {args.quality}")
+    ext = None if args.format is None else "." + {"jpeg": "jpg", "tiff": "tif"}.get(args.format, args.format)
+    jobs, count = _plan(paths, args.out, args.suffix, ext)
     first = next(jobs, None)
     if first is None:
         raise CLIError(f"no images found in {', '.join(paths)}")
@@ -198,7 +217,7 @@ def run(args: argparse.Namespace) -> int:
         summary = deblur_files(restorer, jobs, workers=args.io_workers, prefetch=args.prefetch,
                                skip_existing=args.skip_existing, max_pixels=max_pixels,
                                total=None if args.quiet else _count_in_background(count),
-                               progress=not args.quiet, metadata=not args.no_metadata)
+                               progress=not args.quiet, metadata=not args.no_metadata, quality=args.quality)
     except Interrupted as exc:
         summary = exc.summary
     if not args.quiet:
