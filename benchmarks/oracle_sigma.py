@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     print("| sigma | blind | true sigma x0.9 | true sigma | true sigma x1.1 | Wiener step alone (blind) "
           "| log-sigma RMS error | over-estimated > 5 % |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
-    per_photo, tiled, reblurred, edged, reestimated = [], [], [], [], []
+    per_photo, tiled, reblurred, edged, reestimated, reestimate_curves = [], [], [], [], [], []
     sides = [] if args.tile_estimates is None else (args.tile_estimates or [256, 384])
     for sigma in args.sigmas:
         blurred = [blur_gaussian(x, sigma, seed=BLUR_SEED)[0].astype(np.float32) for x in photos]
@@ -131,8 +131,9 @@ def main(argv: list[str] | None = None) -> int:
             table = reblur_search(photos, blurred, blind, guess, restore, wiener, psnr)
             reblurred.append((sigma, (table, scores[1.0])))
         if args.reestimate:
-            reestimated.append((sigma, reestimate_search(d, photos, blurred, blind, guess, restore, estimate,
-                                                         wiener, psnr)))
+            table, curves = reestimate_search(d, photos, blurred, blind, guess, restore, estimate, wiener, psnr)
+            reestimated.append((sigma, table))
+            reestimate_curves += [(name, sigma, c) for (name, _), c in zip(named, curves, strict=True)]
     if sides:
         names = ["whole photo"] + [f"{a} of {s}-px tiles" for s in sides for a in ("median", "upper quartile", "max")]
         print("\nBlind PSNR with the photo's estimate made on the whole photo or from tiles (of exactly that side, "
@@ -190,6 +191,14 @@ def main(argv: list[str] | None = None) -> int:
         print("|---|---:|---:|---:|---:|---:|")
         for name, sigma, guess, blind, true in sorted(per_photo, key=lambda r: (r[0], r[1])):
             print(f"| {name} | {sigma:g} | {guess:.3f} | {blind:.2f} | {true:.2f} | {true - blind:+.2f} |")
+        if reestimate_curves:
+            print("\nRe-estimated sigma on each restoration, per factor of the blind sigma (best factor in bold)")
+            print("| photo | sigma | " + " | ".join(f"x{k:.2f}" for k in REESTIMATE_FACTORS) + " |")
+            print("|---|---:|" + "---:|" * len(REESTIMATE_FACTORS))
+            for name, sigma, (again, scores) in sorted(reestimate_curves, key=lambda r: (r[0], r[1])):
+                best = int(np.argmax(scores))
+                cells = [f"**{v:.3f}**" if i == best else f"{v:.3f}" for i, v in enumerate(again)]
+                print(f"| {name} | {sigma:g} | " + " | ".join(cells) + " |")
     return 0
 
 
@@ -260,18 +269,20 @@ REESTIMATE_FACTORS = tuple(round(0.75 + 0.05 * i, 2) for i in range(15))
 
 
 def reestimate_search(d, photos, blurred, blind, guess, restore, estimate, wiener, psnr):
-    """An (n, 5) array of each photo's PSNR: blind; with the factor of :data:`REESTIMATE_FACTORS` picked by
-    the model's estimate on each restoration (the knee at 2 % and 5 %: the smallest factor whose re-estimate
-    is within that of the lowest; the lowest re-estimate's factor times 0.85, rounded to the grid); with the
-    grid's best factor (chosen with the sharp photo). Restorations by the facade's traced ``restore``,
-    whole; re-estimates as ``predict`` makes its estimates."""
+    """An (n, 5) array of each photo's PSNR, and each photo's (re-estimates, PSNRs) over the factors.
+
+    The PSNRs: blind; with the factor of :data:`REESTIMATE_FACTORS` picked by the model's estimate on each
+    restoration (the knee at 2 % and 5 %: the smallest factor whose re-estimate is within that of the lowest;
+    the lowest re-estimate's factor times 0.85, rounded to the grid); with the grid's best factor (chosen
+    with the sharp photo). Restorations by the facade's traced ``restore``, whole; re-estimates as
+    ``predict`` makes its estimates."""
     import keras
     import numpy as np
 
     slo, shi = wiener.sigma_range
     factors = np.array(REESTIMATE_FACTORS)
     one = int(np.argmin(np.abs(factors - 1.0)))
-    rows = []
+    rows, curves = [], []
     for x, b, p, s0 in zip(photos, blurred, blind, guess, strict=True):
         again, scores = [], []
         for k in factors:
@@ -285,7 +296,8 @@ def reestimate_search(d, photos, blurred, blind, guess, restore, estimate, wiene
         knees = [int(np.flatnonzero(excess <= tol)[0]) for tol in (np.log(1.02), np.log(1.05))]
         scaled = int(np.argmin(np.abs(factors - 0.85 * factors[int(np.argmin(again))])))
         rows.append([scores[one], *scores[knees], scores[scaled], scores.max()])
-    return np.array(rows)
+        curves.append((again, scores))
+    return np.array(rows), curves
 
 
 def tile_estimates(photos, blurred, estimate, restore, sides, psnr) -> list[list[float]]:

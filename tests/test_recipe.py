@@ -167,6 +167,13 @@ def test_oracle_sigma_prints_the_mean_table_and_each_photo(tmp_path, astronaut, 
         assert cells[0] == sigma and len(cells) == 6
         assert float(cells[5].split()[0]) >= float(cells[1]) - 1e-9 and cells[5].endswith(" / 0)")
         assert all(float(c.split()[0]) <= float(cells[5].split()[0]) + 1e-9 for c in cells[2:5])  # none beats it
+    at = next(i for i, line in enumerate(lines) if line.startswith("| photo | sigma | x0.75"))
+    curves = [line.split("|")[1:-1] for line in lines[at + 2 : at + 6]]  # each photo's re-estimates per factor
+    assert sorted((c[0].strip(), c[1].strip()) for c in curves) == [("a.png", "1"), ("a.png", "2"), ("c.png", "1"),
+                                                                     ("c.png", "2")]
+    for c in curves:
+        assert len(c) == 2 + 15 and sum("**" in v for v in c) == 1  # the best factor marked once
+        assert all(0.3 <= float(v.strip(" *")) <= 3.5 for v in c[2:])
     at = next(i for i, line in enumerate(lines) if line.startswith("| sigma | whole photo"))
     assert lines[at].count("|") == 2 + 1 + 6  # sigma, whole, then median / upper quartile / max for 2 sides
     tiled = {line.split("|")[1].strip(): [float(v) for v in line.split("|")[2:-1]] for line in lines[at + 2 : at + 4]}
@@ -176,7 +183,8 @@ def test_oracle_sigma_prints_the_mean_table_and_each_photo(tmp_path, astronaut, 
         cells = [c.strip() for c in line.split("|")[2:-1]]
         assert len(cells) == 6 and all(c.endswith(" of 2") and 0 <= int(c.split()[0]) <= 2 for c in cells)
     means = [line.split("|")[1:-1] for line in out.splitlines()[:at] if line.startswith(("| 1 |", "| 2 |"))]
-    photo = [line.split("|")[1:-1] for line in out.splitlines() if line.startswith("| a.png") or line.startswith("| c.png")]
+    per = next(i for i, line in enumerate(lines) if line.startswith("| photo | sigma | estimated sigma"))
+    photo = [line.split("|")[1:-1] for line in lines[per + 2 : per + 6]]
     assert len(means) == 2
     assert sorted((r[0].strip(), r[1].strip()) for r in photo) == [("a.png", "1"), ("a.png", "2"), ("c.png", "1"),
                                                                     ("c.png", "2")]
