@@ -179,8 +179,13 @@ def test_deblur_format_and_quality(model, photos, tmp_path, capsys):
     write_image(twins / "a.jpg", read_image(photos / "cat.jpg"))
     write_image(twins / "a.png", read_image(photos / "cat.jpg"))
     _error(capsys, ["deblur", str(model), str(twins), "-o", str(tmp_path / "t"), "--format", "png"],
-           "a.jpg", "a.png", "--suffix")
+           "a.jpg", "a.png", "leave --format out")
     assert not (tmp_path / "t").exists()  # refused before any work
+    other = tmp_path / "other"
+    write_image(other / "a.png", read_image(photos / "cat.jpg"))
+    _error(capsys, ["deblur", str(model), str(twins), str(other), "-o", str(tmp_path / "t")],
+           twins / "a.png", other / "a.png", "separate folders")  # two folders into one: the same names
+    assert not (tmp_path / "t").exists()
     _error(capsys, ["deblur", str(model), str(photos / "cat.jpg"), "-o", str(tmp_path / "x.jpg"), "--format", "png"],
            "--format", "x.jpg")
     _error(capsys, ["deblur", str(model), str(photos / "cat.jpg"), "-o", str(tmp_path / "y"), "--quality", "0"],

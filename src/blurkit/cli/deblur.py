@@ -82,8 +82,9 @@ def _plan(inputs: list[str], out: str, suffix: str, ext: str | None = None):
     first pair is made, and no output may replace its input: ``--out`` the input folder itself needs a
     ``--suffix`` (files already ending in it are then taken as earlier outputs and skipped), and an output
     folder inside an input folder is not read as input. With ``ext`` (``--format``) the outputs get that
-    extension, and inputs that would share an output name (``a.jpg`` and ``a.png``) are refused before any
-    work, after a walk of the inputs.
+    extension. Inputs that would share an output (``a.jpg`` and ``a.png`` with ``--format png``, or
+    ``a/x.png`` and ``b/x.png`` from two input folders) are refused before any work, after a walk of the
+    inputs (made only then: one folder keeping its formats cannot collide).
     """
     from pathlib import Path
 
@@ -135,13 +136,14 @@ def _plan(inputs: list[str], out: str, suffix: str, ext: str | None = None):
     def count() -> int:
         return sum(count_images(p) if p.is_dir() else 1 for p in paths)
 
-    if ext:  # a.jpg and a.png would both become a.png: refuse before any work
+    if ext or len(paths) > 1:  # a.jpg and a.png would both become a.png, a/x.png and b/x.png out/x.png
         seen: dict[Path, Path] = {}
         for src, dst in jobs():
             first = seen.setdefault(dst, src)
             if first != src:
-                raise CLIError(f"--format {ext[1:]}: {first} and {src} would both be written to {dst}; "
-                               "rename one, or give a --suffix")
+                same_folder = ext and first.parent == src.parent
+                how = "leave --format out" if same_folder else "deblur them to separate folders"
+                raise CLIError(f"{first} and {src} would both be written to {dst}: rename one, or {how}")
     return jobs(), count
 
 
