@@ -946,6 +946,26 @@ class Deblurrer:
             "saved": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         })
 
+    def export(self, path: str | os.PathLike) -> Path:
+        """Write the model as a TensorFlow SavedModel folder that restores images without blurkit.
+
+        Endpoints ``serve`` (``uint8`` images ``(N, H, W, C)`` in and out) and ``serve_float`` (``float32``
+        in [0, 1]); each image restored whole, as :meth:`predict` restores an image up to ``tile_size`` on a
+        side (to the last bit there). Details: :mod:`blurkit.export`.
+
+        Args:
+            path: A new (or empty) folder.
+
+        Returns:
+            The folder.
+
+        Raises:
+            ValueError: A fixed-input-size model, or ``path`` is not a new or empty folder.
+        """
+        from blurkit.export import export_saved_model
+
+        return export_saved_model(self, path)
+
     def save(self, path: str | os.PathLike, *, weights_dtype: str = "float32") -> Path:
         """Write one ``.keras`` file (weights, architecture and blurkit metadata).
 

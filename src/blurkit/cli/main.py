@@ -19,6 +19,7 @@ COMMANDS = {
     "train": "blurkit.cli.train",
     "deblur": "blurkit.cli.deblur",
     "evaluate": "blurkit.cli.evaluate",
+    "export": "blurkit.cli.export",
     "demo": "blurkit.cli.demo",
 }
 

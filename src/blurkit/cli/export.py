@@ -1,0 +1,41 @@
+"""``blurkit export``: a model as a TensorFlow SavedModel that restores images without blurkit."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "export",
+        help="write a model as a TensorFlow SavedModel (serving without blurkit)",
+        description="Write MODEL (a .keras file, or a shipped preset's name; default: the default preset) as "
+        "a TensorFlow SavedModel folder: endpoints serve (uint8 images (N, H, W, C) in and out) and "
+        "serve_float (float32 in [0, 1]), each image restored whole, with the blur estimate, padding and "
+        "rounding of `blurkit deblur` in the graph. It loads with tf.saved_model.load alone (TensorFlow "
+        "Serving; the TFLite and TF.js converters read it).",
+    )
+    p.add_argument("model", nargs="?", help="model file (.keras) or preset name (default: the default preset)")
+    p.add_argument("-o", "--out", required=True, help="the SavedModel folder to write (new or empty)")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from blurkit.cli._common import check_output, load_deblurrer
+    from blurkit.cli.main import CLIError
+
+    out = check_output(args.out, "--out", folder=True)
+    if out.is_dir() and any(out.iterdir()):
+        raise CLIError(f"--out {out}: the folder is not empty; export writes a new folder")
+    is_file = args.model is not None and (args.model.endswith(".keras") or Path(args.model).is_file())
+    d = load_deblurrer(args.model if is_file else None, None if is_file else args.model)
+    try:
+        d.export(out)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+    name = args.model or "the default preset"
+    print(f"exported {name} to {out} (SavedModel; endpoints serve: uint8, serve_float: float32 in [0, 1])")
+    return 0

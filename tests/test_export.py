@@ -1,0 +1,111 @@
+"""Deblurrer.export / blurkit export: a SavedModel that restores images as predict does, without blurkit."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from blurkit import Deblurrer
+from blurkit.cli.main import main
+
+TINY = {
+    "unet": dict(model="unet", model_options={"width": 4, "depth": 2}),
+    "wiener_unet": dict(model="wiener_unet", model_options={"width": 4, "depth": 2, "estimator_width": 4}),
+    "grey unet": dict(model="unet", model_options={"width": 4, "depth": 2}, channels=1),
+}
+SIZES = [(37, 50), (5, 3), (1, 1), (9, 120)]  # odd sizes; smaller than the stride; one pixel; a thin strip
+
+
+@pytest.fixture(scope="module")
+def astronaut() -> np.ndarray:
+    from skimage import data
+
+    return data.astronaut()
+
+
+def _images(astronaut: np.ndarray, channels: int) -> list[np.ndarray]:
+    image = astronaut if channels == 3 else astronaut[:, :, 1:2]
+    return [np.ascontiguousarray(image[60 : 60 + h, 100 : 100 + w]) for h, w in SIZES]
+
+
+@pytest.mark.parametrize("name", list(TINY))
+def test_export_serves_what_predict_returns(name, astronaut, tmp_path):
+    import tensorflow as tf
+
+    d = Deblurrer(**TINY[name])
+    path = d.export(tmp_path / "deblur")
+    served = tf.saved_model.load(str(path))
+    assert {"serve", "serve_float", "serving_default"} <= set(served.signatures)
+    for image in _images(astronaut, d.channels):
+        want = d.predict(image)
+        got = served.serve(image[None]).numpy()[0]
+        assert got.dtype == np.uint8 and got.shape == image.shape
+        np.testing.assert_array_equal(got, want)  # to the last bit
+        unit = image.astype(np.float32) / np.float32(255)
+        np.testing.assert_array_equal(served.serve_float(unit[None]).numpy()[0], d.predict(unit))
+    image = _images(astronaut, d.channels)[0]
+    pair = np.stack([image, image[::-1, ::-1]])
+    np.testing.assert_array_equal(served.serve(pair).numpy()[1], d.predict(pair[1]))  # a batch: each its own
+
+
+def test_exported_model_loads_without_blurkit(astronaut, tmp_path):
+    """Another process, where ``import blurkit`` fails, serves the preset-like model: no Python code needed."""
+    d = Deblurrer(**TINY["wiener_unet"])
+    path = d.export(tmp_path / "deblur")
+    image = _images(astronaut, 3)[0]
+    np.save(tmp_path / "image.npy", image)
+    code = (
+        "import sys, json, numpy as np\n"
+        "sys.modules['blurkit'] = None\n"
+        "import tensorflow as tf\n"
+        f"m = tf.saved_model.load({str(path)!r})\n"
+        f"y = m.signatures['serving_default'](images=tf.constant(np.load({str(tmp_path / 'image.npy')!r})[None]))\n"
+        "print(json.dumps({k: v.numpy().tolist() for k, v in y.items()}))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (served,) = json.loads(done.stdout.strip().splitlines()[-1]).values()
+    np.testing.assert_array_equal(np.array(served, np.uint8)[0], d.predict(image))
+
+
+def test_export_errors_and_leftovers(tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="fully convolutional"):
+        Deblurrer(model="autoencoder", model_options={"input_size": 32, "filters": [4], "latent_dim": 8}).export(
+            tmp_path / "ae")
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "notes.txt").write_text("mine")
+    d = Deblurrer(**TINY["unet"])
+    with pytest.raises(ValueError, match="not an empty folder"):
+        d.export(busy)
+    assert [p.name for p in busy.iterdir()] == ["notes.txt"]
+    from keras.export import ExportArchive
+
+    def fail(self, *a, **k):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(type(ExportArchive()), "write_out", fail)  # ExportArchive() is the backend's class
+    with pytest.raises(OSError, match="disk full"):
+        d.export(tmp_path / "new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["busy"]  # no half-written folder, no temporary one
+
+
+def test_cli_export(astronaut, tmp_path, capsys):
+    import tensorflow as tf
+
+    model = tmp_path / "m.keras"
+    d = Deblurrer(**TINY["wiener_unet"])
+    d.save(model)
+    assert main(["export", str(model), "-o", str(tmp_path / "served")]) == 0
+    assert f"exported {model}" in capsys.readouterr().out
+    image = _images(astronaut, 3)[0]
+    served = tf.saved_model.load(str(tmp_path / "served"))
+    np.testing.assert_array_equal(served.serve(image[None]).numpy()[0], Deblurrer.load(model).predict(image))
+    assert main(["export", str(model), "-o", str(tmp_path / "served")]) == 2  # not empty any more
+    assert "not empty" in capsys.readouterr().err
+    assert main(["export", "gaussian-v9", "-o", str(tmp_path / "x")]) == 2
+    assert "gaussian-v1" in capsys.readouterr().err  # the presets it has
