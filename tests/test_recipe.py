@@ -661,3 +661,18 @@ def test_widen_script_writes_a_wider_file_that_restores_the_same(tmp_path, capsy
                                      "params_before": d.model.count_params()}
     x = rng.random((1, 40, 48, 3), dtype=np.float32)
     np.testing.assert_allclose(w.model.predict(x, verbose=0), d.model.predict(x, verbose=0), atol=1e-5)
+
+
+def test_export_check_compares_serve_with_predict(tmp_path, astronaut, camera, capsys):
+    from blurkit import Deblurrer
+
+    photos = _folder(tmp_path / "photos", {"a.png": astronaut[100:164, 120:200], "c.png": camera[:56, :72]})
+    model = tmp_path / "m.keras"
+    Deblurrer(model="wiener_unet", model_options={"width": 4, "depth": 2, "estimator_width": 4}).save(model)
+    assert bench("export_check").main(["--model", str(model), "--data", str(photos), "--repeats", "1"]) == 0
+    rows = [line.split("|")[1:-1] for line in capsys.readouterr().out.splitlines() if line.startswith("| a.png")
+            or line.startswith("| c.png")]
+    assert [(r[0].strip(), r[1].strip()) for r in rows] == [("a.png", "80x64"), ("c.png", "72x56")]
+    for row in rows:
+        assert int(row[2]) == 0 and int(row[3]) == 0  # the exported model restores as predict does
+        assert float(row[4]) > 0 and float(row[5]) > 0

@@ -1,0 +1,78 @@
+"""Does the exported SavedModel (``Deblurrer.export``, ``blurkit export``) restore photos as blurkit does?
+
+    python benchmarks/export_check.py                          # the default preset on ../shared/data/val
+    python benchmarks/export_check.py --model m.keras --data photos/ --sigma 1.5
+
+Each photo (8-bit RGB, full resolution) is blurred (Gaussian, reflect border, 8-bit, seed 0) and restored by
+``Deblurrer.predict`` and by the exported model's ``serve`` endpoint, loaded with ``tf.saved_model.load``.
+Prints a Markdown row per photo: its size, the largest difference between the two restorations (levels of
+255) and the number of pixels that differ, and the median seconds of each (after one warm-up call). It
+measures; it asserts nothing (``tests/test_export.py`` holds the checks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from quality import DEFAULT_DATA
+    from train_preset import load_or_preset
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", help="a .keras file (default: the gaussian-v1 preset)")
+    p.add_argument("--data", default=str(DEFAULT_DATA), help="a folder of photos")
+    p.add_argument("--sigma", type=float, default=2.0, help="Gaussian blur sigma (default 2)")
+    p.add_argument("--repeats", type=int, default=3, help="timed runs of each (default 3)")
+    args = p.parse_args(argv)
+
+    import numpy as np
+    import tensorflow as tf
+
+    from blurkit.data.io import list_images, read_image
+    from blurkit.registry import BLURS
+
+    d = load_or_preset(args.model)
+    blur = BLURS.create("gaussian", sigma=args.sigma, border="reflect", quantize=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        served = tf.saved_model.load(str(d.export(Path(tmp) / "model")))
+
+        def timed(fn):
+            out = fn()
+            seconds = []
+            for _ in range(max(1, args.repeats)):
+                start = time.perf_counter()
+                fn()
+                seconds.append(time.perf_counter() - start)
+            return out, statistics.median(seconds)
+
+        print(f"{args.model or 'gaussian-v1'} on {args.data}, Gaussian blur sigma {args.sigma:g}")
+        print("| photo | size | largest difference (levels) | pixels that differ | predict s | serve s |")
+        print("|---|---|---:|---:|---:|---:|")
+        for path in list_images(Path(args.data)):
+            image = read_image(path)  # uint8 or uint16, grey or RGB (alpha dropped)
+            if image.dtype != np.uint8:
+                image = np.rint(image / 257.0).astype(np.uint8)  # serve takes 8-bit images
+            if image.ndim == 2:
+                image = image[..., None]
+            if image.shape[-1] < d.channels:  # a grey photo for a colour model
+                image = np.repeat(image, d.channels, axis=-1)
+            elif image.shape[-1] > d.channels:  # a colour photo for a grey model: its mean
+                image = np.rint(image.mean(axis=-1, keepdims=True)).astype(np.uint8)
+            blurred = blur(image, seed=0)["image"]
+            want, t_predict = timed(lambda b=blurred: d.predict(b))
+            got, t_serve = timed(lambda b=blurred: served.serve(b[None]).numpy()[0])
+            diff = np.abs(got.astype(np.int32) - want.astype(np.int32))
+            print(f"| {path.name} | {image.shape[1]}x{image.shape[0]} | {int(diff.max())} | "
+                  f"{int((diff > 0).sum())} | {t_predict:.2f} | {t_serve:.2f} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
