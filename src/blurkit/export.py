@@ -107,7 +107,7 @@ def export_saved_model(deblurrer: Any, path: str | os.PathLike) -> Path:
         return tf.clip_by_value(y[:, :h, :w, :], 0.0, 1.0)
 
     # uint8 / 255 as predict computes it: a traced division by a constant becomes a multiplication by its
-    # reciprocal, which differs in the last bit for a third of the values
+    # reciprocal, which differs in the last bit for 126 of the 256 values
     levels = tf.constant(np.arange(256, dtype=np.float32) / np.float32(255))
 
     def serve(images: Any) -> Any:
