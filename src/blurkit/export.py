@@ -3,9 +3,10 @@
 :func:`export_saved_model` (``Deblurrer.export``, ``blurkit export``) writes the model's graph with the
 steps around it that ``Deblurrer.predict`` does in NumPy: the conversion from and to 8-bit, the padding of
 images smaller than the network's stride, the blur estimate made once per image (models with an
-estimator, such as the presets), the crop and the clipping. The result loads with
-``tf.saved_model.load`` alone (TensorFlow Serving, the TFLite and TF.js converters read it too); neither
-blurkit nor its Python layer classes are needed, and no Python code is stored in it.
+estimator, such as the presets), the crop and the clipping. The result is a standard SavedModel (signatures
+``serve``, ``serve_float`` and ``serving_default``) that loads with ``tf.saved_model.load`` alone: neither
+blurkit nor its Python layer classes are needed, and no Python code is stored in it. (TensorFlow Serving
+and the TFLite, TF.js and ONNX converters take SavedModels; none of them was tried here.)
 
 Endpoints (also the SavedModel's signatures, ``serve`` the default one):
 

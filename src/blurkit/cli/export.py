@@ -12,8 +12,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description="Write MODEL (a .keras file, or a shipped preset's name; default: the default preset) as "
         "a TensorFlow SavedModel folder: endpoints serve (uint8 images (N, H, W, C) in and out) and "
         "serve_float (float32 in [0, 1]), each image restored whole, with the blur estimate, padding and "
-        "rounding of `blurkit deblur` in the graph. It loads with tf.saved_model.load alone (TensorFlow "
-        "Serving; the TFLite and TF.js converters read it).",
+        "rounding of Deblurrer.predict in the graph. It loads with tf.saved_model.load alone, without "
+        "blurkit.",
     )
     p.add_argument("model", nargs="?", help="model file (.keras) or preset name (default: the default preset)")
     p.add_argument("-o", "--out", required=True, help="the SavedModel folder to write (new or empty)")
