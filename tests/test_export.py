@@ -50,6 +50,17 @@ def test_export_serves_what_predict_returns(name, astronaut, tmp_path):
     image = _images(astronaut, d.channels)[0]
     pair = np.stack([image, image[::-1, ::-1]])
     np.testing.assert_array_equal(served.serve(pair).numpy()[1], d.predict(pair[1]))  # a batch: each its own
+    if name != "wiener_unet":
+        assert "serve_sigma" not in served.signatures  # no blur estimator: no known-blur endpoint
+        return
+    for image in _images(astronaut, 3)[:2]:
+        for sigma in (1.5, 2.3, 0.1):  # 0.1: below the model's range, taken as its end (predict: refused)
+            got = served.serve_sigma(image[None], tf.constant([sigma], tf.float64)).numpy()[0]
+            np.testing.assert_array_equal(got, d.predict(image, sigma=max(sigma, 0.3)))
+    sigmas = tf.constant([1.0, 3.0], tf.float64)  # one sigma per image of the batch
+    both = served.serve_sigma(pair, sigmas).numpy()
+    np.testing.assert_array_equal(both[0], d.predict(pair[0], sigma=1.0))
+    np.testing.assert_array_equal(both[1], d.predict(pair[1], sigma=3.0))
 
 
 def test_exported_model_loads_without_blurkit(astronaut, tmp_path):

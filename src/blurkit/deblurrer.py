@@ -949,9 +949,10 @@ class Deblurrer:
     def export(self, path: str | os.PathLike) -> Path:
         """Write the model as a TensorFlow SavedModel folder that restores images without blurkit.
 
-        Endpoints ``serve`` (``uint8`` images ``(N, H, W, C)`` in and out) and ``serve_float`` (``float32``
-        in [0, 1]); each image restored whole, as :meth:`predict` restores an image up to ``tile_size`` on a
-        side (to the last bit there). Details: :mod:`blurkit.export`.
+        Endpoints ``serve`` (``uint8`` images ``(N, H, W, C)`` in and out), ``serve_float`` (``float32``
+        in [0, 1]) and, for models with a blur estimator, ``serve_sigma`` (a known blur, as
+        ``predict(sigma=...)``); each image restored whole, as :meth:`predict` restores an image up to
+        ``tile_size`` on a side (to the last bit there). Details: :mod:`blurkit.export`.
 
         Args:
             path: A new (or empty) folder.

@@ -12,6 +12,10 @@ Endpoints (also the SavedModel's signatures, ``serve`` the default one):
 
 * ``serve(images)``: ``uint8`` ``(N, H, W, C)`` in, ``uint8`` out, any H and W.
 * ``serve_float(images)``: ``float32`` ``(N, H, W, C)`` in [0, 1], ``float32`` out.
+* ``serve_sigma(images, sigma)``, models with a Gaussian blur estimator (the presets): as ``serve``, with
+  each image's known blur (``float64`` ``(N,)``, in pixels) deconvolved instead of the estimated one, as
+  ``Deblurrer.predict(image, sigma=...)`` does; sigmas outside the model's range (0.3 to 3.5 for the
+  presets) are taken as its nearest end.
 
 C is the model's channels (3 for the presets). An image is restored whole: for images up to
 ``Deblurrer.tile_size`` (1536 px) on a side the result is ``Deblurrer.predict``'s to the last bit; larger
@@ -95,8 +99,10 @@ def export_saved_model(deblurrer: Any, path: str | os.PathLike) -> Path:
     model, align, c = deblurrer.model, int(deblurrer.tile_align), int(deblurrer.channels)
     layers = {layer.name: layer for layer in getattr(model, "layers", [])}
     split = (layers["estimator"], layers["restorer"]) if {"estimator", "restorer"} <= set(layers) else None
+    if split is not None:
+        lo, hi = deblurrer._wiener_layer("export").sigma_range
 
-    def restore(x: Any) -> Any:
+    def restore(x: Any, sigma: Any = None) -> Any:
         h, w = tf.shape(x)[1], tf.shape(x)[2]
         small = 2 * tf.minimum(h, w) <= align  # too small for the model's own reflect padding: pad here
         padded = tf.cond(small, lambda: _pad_bottom_right(x, align), lambda: x)
@@ -104,21 +110,37 @@ def export_saved_model(deblurrer: Any, path: str | os.PathLike) -> Path:
             y = model(padded, training=False)
         else:
             estimator, restorer = split
-            y = restorer([padded, estimator(padded, training=False)], training=False)
+            params = estimator(padded, training=False)
+            if sigma is not None:  # GaussianWiener.raw_sigma, in float64 as predict computes it
+                t = tf.clip_by_value((tf.cast(sigma, tf.float64) - lo) / (hi - lo), 1e-6, 1 - 1e-6)
+                raw = tf.cast(tf.math.log(t / (1 - t)), tf.float32)
+                params = tf.concat([raw[:, None], params[:, 1:]], axis=1)
+            y = restorer([padded, params], training=False)
         return tf.clip_by_value(y[:, :h, :w, :], 0.0, 1.0)
 
     # uint8 / 255 as predict computes it: a traced division by a constant becomes a multiplication by its
     # reciprocal, which differs in the last bit for 126 of the 256 values
     levels = tf.constant(np.arange(256, dtype=np.float32) / np.float32(255))
 
-    def serve(images: Any) -> Any:
-        y = restore(tf.gather(levels, tf.cast(images, tf.int32)))
+    def to_uint8(y: Any) -> Any:
         return tf.cast(tf.clip_by_value(tf.round(y * 255.0), 0.0, 255.0), tf.uint8)
 
+    def serve(images: Any) -> Any:
+        return to_uint8(restore(tf.gather(levels, tf.cast(images, tf.int32))))
+
+    def serve_float(images: Any) -> Any:
+        return restore(images)
+
+    def serve_sigma(images: Any, sigma: Any) -> Any:
+        return to_uint8(restore(tf.gather(levels, tf.cast(images, tf.int32)), sigma))
+
+    uint8 = tf.TensorSpec([None, None, None, c], tf.uint8)
     archive = ExportArchive()
     archive.track(model)
-    archive.add_endpoint("serve", serve, input_signature=[tf.TensorSpec([None, None, None, c], tf.uint8)])
-    archive.add_endpoint("serve_float", restore, input_signature=[tf.TensorSpec([None, None, None, c], tf.float32)])
+    archive.add_endpoint("serve", serve, input_signature=[uint8])
+    archive.add_endpoint("serve_float", serve_float, input_signature=[tf.TensorSpec([None, None, None, c], tf.float32)])
+    if split is not None:
+        archive.add_endpoint("serve_sigma", serve_sigma, input_signature=[uint8, tf.TensorSpec([None], tf.float64)])
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:

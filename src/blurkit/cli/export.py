@@ -10,8 +10,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "export",
         help="write a model as a TensorFlow SavedModel (serving without blurkit)",
         description="Write MODEL (a .keras file, or a shipped preset's name; default: the default preset) as "
-        "a TensorFlow SavedModel folder: endpoints serve (uint8 images (N, H, W, C) in and out) and "
-        "serve_float (float32 in [0, 1]), each image restored whole, with the blur estimate, padding and "
+        "a TensorFlow SavedModel folder: endpoints serve (uint8 images (N, H, W, C) in and out), "
+        "serve_float (float32 in [0, 1]) and, for models with a blur estimator, serve_sigma (images and "
+        "each one's known blur sigma), each image restored whole, with the blur estimate, padding and "
         "rounding of Deblurrer.predict in the graph. It loads with tf.saved_model.load alone, without "
         "blurkit.",
     )
