@@ -2,12 +2,16 @@
 
     python benchmarks/export_check.py                          # the default preset on ../shared/data/val
     python benchmarks/export_check.py --model m.keras --data photos/ --sigma 1.5
+    python benchmarks/export_check.py --tflite           # and whether TFLite can convert it
 
 Each photo (8-bit RGB, full resolution) is blurred (Gaussian, reflect border, 8-bit, seed 0) and restored by
 ``Deblurrer.predict`` and by the exported model's ``serve`` endpoint, loaded with ``tf.saved_model.load``.
 Prints a Markdown row per photo: its size, the largest difference between the two restorations (levels of
-255) and the number of pixels that differ, and the median seconds of each (after one warm-up call). It
-measures; it asserts nothing (``tests/test_export.py`` holds the checks).
+255) and the number of pixels that differ, and the median seconds of each (after one warm-up call).
+``--tflite`` also converts the ``serve_float`` endpoint with ``tf.lite.TFLiteConverter``, with TFLite's
+built-in operators only and then with TensorFlow ops allowed (``SELECT_TF_OPS``, the "Flex" delegate), and
+says which worked (and, for the first failure, which operators it lacked). It measures; it asserts nothing
+(``tests/test_export.py`` holds the checks).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default=str(DEFAULT_DATA), help="a folder of photos")
     p.add_argument("--sigma", type=float, default=2.0, help="Gaussian blur sigma (default 2)")
     p.add_argument("--repeats", type=int, default=3, help="timed runs of each (default 3)")
+    p.add_argument("--tflite", action="store_true", help="also try converting the export to TFLite")
     args = p.parse_args(argv)
 
     import numpy as np
@@ -71,7 +76,29 @@ def main(argv: list[str] | None = None) -> int:
             diff = np.abs(got.astype(np.int32) - want.astype(np.int32))
             print(f"| {path.name} | {image.shape[1]}x{image.shape[0]} | {int(diff.max())} | "
                   f"{int((diff > 0).sum())} | {t_predict:.2f} | {t_serve:.2f} |", flush=True)
+        if args.tflite:
+            tflite(Path(tmp) / "model")
     return 0
+
+
+def tflite(path: Path) -> None:
+    """Try converting the SavedModel's ``serve_float`` endpoint to TFLite; print what happened."""
+    import re
+
+    import tensorflow as tf
+
+    for label, ops in [("built-in operators only", [tf.lite.OpsSet.TFLITE_BUILTINS]),
+                       ("TensorFlow ops allowed (Flex)", [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS])]:
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(path), signature_keys=["serve_float"])
+        converter.target_spec.supported_ops = ops
+        try:
+            flat = converter.convert()
+        except Exception as exc:  # noqa: BLE001 - the converter's errors are what this reports
+            lacking = sorted(set(re.findall(r"'(tf\.\w+)' op is neither a custom op nor a flex op", str(exc))))
+            print(f"TFLite, {label}: failed" + (f" (operators it lacks: {', '.join(lacking)})" if lacking else
+                                               f": {str(exc).splitlines()[0][:200]}"))
+            continue
+        print(f"TFLite, {label}: converted, {len(flat) / 1e6:.1f} MB")
 
 
 if __name__ == "__main__":

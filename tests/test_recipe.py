@@ -669,10 +669,17 @@ def test_export_check_compares_serve_with_predict(tmp_path, astronaut, camera, c
     photos = _folder(tmp_path / "photos", {"a.png": astronaut[100:164, 120:200], "c.png": camera[:56, :72]})
     model = tmp_path / "m.keras"
     Deblurrer(model="wiener_unet", model_options={"width": 4, "depth": 2, "estimator_width": 4}).save(model)
-    assert bench("export_check").main(["--model", str(model), "--data", str(photos), "--repeats", "1"]) == 0
-    rows = [line.split("|")[1:-1] for line in capsys.readouterr().out.splitlines() if line.startswith("| a.png")
+    assert bench("export_check").main(["--model", str(model), "--data", str(photos), "--repeats", "1",
+                                       "--tflite"]) == 0
+    out = capsys.readouterr().out
+    rows = [line.split("|")[1:-1] for line in out.splitlines() if line.startswith("| a.png")
             or line.startswith("| c.png")]
     assert [(r[0].strip(), r[1].strip()) for r in rows] == [("a.png", "80x64"), ("c.png", "72x56")]
     for row in rows:
         assert int(row[2]) == 0 and int(row[3]) == 0  # the exported model restores as predict does
         assert float(row[4]) > 0 and float(row[5]) > 0
+    tflite = [line for line in out.splitlines() if line.startswith("TFLite, ")]  # one line per way, what it did
+    assert [line.split(":")[0] for line in tflite] == ["TFLite, built-in operators only",
+                                                       "TFLite, TensorFlow ops allowed (Flex)"]
+    assert all(" failed" in line or " converted, " in line for line in tflite)
+    assert tflite[1].endswith(" MB") and "converted" in tflite[1]  # with TensorFlow's ops it always converts

@@ -5,8 +5,10 @@ steps around it that ``Deblurrer.predict`` does in NumPy: the conversion from an
 images smaller than the network's stride, the blur estimate made once per image (models with an
 estimator, such as the presets), the crop and the clipping. The result is a standard SavedModel (signatures
 ``serve``, ``serve_float`` and ``serving_default``) that loads with ``tf.saved_model.load`` alone: neither
-blurkit nor its Python layer classes are needed, and no Python code is stored in it. (TensorFlow Serving
-and the TFLite, TF.js and ONNX converters take SavedModels; none of them was tried here.)
+blurkit nor its Python layer classes are needed, and no Python code is stored in it. TFLite converts it
+only with TensorFlow ops allowed (the FFTs of the presets' Wiener step are not TFLite built-ins), so an app
+needs the Flex delegate (``benchmarks/export_check.py --tflite``); TensorFlow Serving, TF.js and ONNX were
+not tried.
 
 Endpoints (also the SavedModel's signatures, ``serve`` the default one):
 
