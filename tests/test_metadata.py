@@ -81,6 +81,28 @@ def test_files_without_metadata_or_with_damaged_metadata(tmp_path, rgb):
         read_metadata(tmp_path / "missing.jpg")
 
 
+@pytest.mark.parametrize("kind, count, kept", [(3, 1, True), (4, 1, True), (3, 2, False), (5, 1, False)])
+def test_orientation_of_any_stored_type_is_set_upright_or_the_block_dropped(kind, count, kept):
+    """A hand-made EXIF block (big-endian): Make, then Orientation 6 stored as SHORT, LONG, two SHORTs or
+    a RATIONAL. SHORT and LONG are set to 1 in place; anything else drops the block rather than keep a
+    tag that would turn the upright pixels again."""
+    make = b"ACME\x00"
+    offset = 8 + 2 + 2 * 12 + 4  # Make's 5 bytes do not fit in an entry: they follow the IFD
+    entries = struct.pack(">HHII", 0x010F, 2, len(make), offset)
+    value = struct.pack(">H", 6) + b"\x00\x00" if kind == 3 else struct.pack(">I", 6)
+    entries += struct.pack(">HHI", 0x0112, kind, count) + value
+    block = b"MM\x00*" + struct.pack(">I", 8) + struct.pack(">H", 2) + entries + struct.pack(">I", 0) + make
+    jpeg = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(jpeg, "JPEG", exif=b"Exif\x00\x00" + block)
+    meta = read_metadata(jpeg.getvalue())
+    if not kept:
+        assert meta.exif is None
+        return
+    exif = Image.Exif()
+    exif.load(meta.exif)
+    assert dict(exif) == {0x010F: "ACME", 0x0112: 1}
+
+
 def test_a_cmyk_profile_is_dropped(tmp_path, rgb):
     """A CMYK file is read as RGB, so its profile no longer describes the pixels."""
     path = tmp_path / "print.jpg"

@@ -106,8 +106,12 @@ def _upright(exif: bytes) -> bytes | None:
         out = bytearray(exif)
         for entry in range(ifd + 2, ifd + 2 + 12 * count, 12):
             tag, kind, n = struct.unpack_from(order + "HHI", exif, entry)
-            if tag == 0x0112 and kind == 3 and n == 1:  # orientation, one SHORT stored in place
-                struct.pack_into(order + "H", out, entry + 8, 1)
+            if tag != 0x0112:
+                continue
+            if n == 1 and kind in (3, 4):  # orientation: one SHORT (as the standard says) or LONG, in place
+                struct.pack_into(order + ("H" if kind == 3 else "I"), out, entry + 8, 1)
+            else:  # an orientation this cannot set upright: better no EXIF than one that turns the photo
+                return None
         return bytes(out)
     except struct.error:
         return None
