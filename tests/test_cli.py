@@ -192,6 +192,32 @@ def test_deblur_format_and_quality(model, photos, tmp_path, capsys):
            "--quality")
 
 
+def test_deblur_heic_photos_become_jpegs(model, photos, tmp_path, capsys):
+    pillow_heif = pytest.importorskip("pillow_heif")
+    from PIL import Image
+
+    from blurkit import Deblurrer
+
+    pillow_heif.register_heif_opener()
+    src = tmp_path / "phone"
+    src.mkdir()
+    Image.fromarray(read_image(photos / "cat.jpg")).save(src / "IMG_0001.HEIC", "HEIF", quality=95)
+    assert main(["deblur", str(model), str(src), "-o", str(tmp_path / "out"), "-q"]) == 0
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["IMG_0001.jpg"]  # blurkit cannot write HEIC
+    expected = Deblurrer.load(model).predict(read_image(src / "IMG_0001.HEIC"))
+    assert _mad_levels(read_image(tmp_path / "out" / "IMG_0001.jpg"), expected) < 2  # JPEG at quality 95
+    _error(capsys, ["deblur", str(model), str(src / "IMG_0001.HEIC"), "-o", str(tmp_path / "x.heic")],
+           "x.heic", "cannot write")
+    write_image(src / "IMG_0001.jpg", read_image(photos / "cat.jpg"))  # the same photo exported as JPEG
+    _error(capsys, ["deblur", str(model), str(src), "-o", str(tmp_path / "both")],
+           "IMG_0001.HEIC", "IMG_0001.jpg", "rename one")
+    assert not (tmp_path / "both").exists()
+
+
+def _mad_levels(a, b) -> float:
+    return float(np.abs(a.astype(np.float64) - b.astype(np.float64)).mean())
+
+
 def test_deblur_one_file(model, photos, tmp_path):
     out = tmp_path / "x.png"
     assert main(["deblur", str(model), str(photos / "cat.jpg"), "-o", str(out), "-q"]) == 0

@@ -58,7 +58,9 @@ def test_is_image_path():
     assert is_image_path("z.webp") and is_image_path("z.jpeg") and is_image_path("z.bmp")
     assert not is_image_path("photo.png.txt")
     assert not is_image_path("png") and not is_image_path("a.gif") and not is_image_path("notes")
-    assert set(IMAGE_EXTENSIONS) == {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+    assert is_image_path("IMG_0001.HEIC") and is_image_path("z.heif")  # read (with pillow-heif), not written
+    assert set(bio.WRITE_EXTENSIONS) == {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+    assert set(IMAGE_EXTENSIONS) == set(bio.WRITE_EXTENSIONS) | {".heic", ".heif"}
 
 
 def _touch(path: Path, data: bytes = b"") -> Path:
@@ -559,3 +561,47 @@ def test_a_file_where_a_folder_must_be_is_named(tmp_path):
     with pytest.raises(NotADirectoryError, match="notes is a file"):
         write_image(tmp_path / "notes" / "x.png", np.zeros((4, 4), np.uint8))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes"]
+
+
+# ---------------------------------------------------------------------------------------------- HEIC
+def _heic(path: Path, image: np.ndarray, **info) -> Path:
+    pillow_heif = pytest.importorskip("pillow_heif")
+    pillow_heif.register_heif_opener()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image).save(path, "HEIF", quality=95, **info)
+    return path
+
+
+def test_heic_photos_are_read_upright_with_their_metadata(tmp_path, rgb):
+    """An iPhone-like HEIC: the rotation the file asks for applied (orientation 6 here), profile and EXIF kept."""
+    from PIL import ImageCms
+
+    from blurkit.data.metadata import read_metadata
+
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0112] = "Apple", 6
+    path = _heic(tmp_path / "IMG_0001.HEIC", rgb, exif=exif.tobytes(), icc_profile=srgb)
+    assert list_images(tmp_path) == [path]
+    image = read_image(path)
+    assert image.shape == (rgb.shape[1], rgb.shape[0], 3) and image.dtype == np.uint8
+    assert _mad(image, np.rot90(rgb, -1)) < 3  # turned once, clockwise, as orientation 6 says (lossy)
+    meta = read_metadata(path)
+    assert meta.icc_profile == srgb
+    back = Image.Exif()
+    back.load(meta.exif)
+    assert back[0x010F] == "Apple" and back[0x0112] == 1
+    with pytest.raises(ValueError, match="cannot write x.heic"):  # read only
+        write_image(tmp_path / "x.heic", rgb)
+
+
+def test_heic_without_pillow_heif_says_what_to_install(tmp_path, rgb, monkeypatch):
+    path = _heic(tmp_path / "a.heic", rgb)
+    monkeypatch.setattr(bio, "_register_heif", lambda: False)
+    from PIL import Image as PILImage
+
+    for fmt in [f for f in PILImage.ID if "HEI" in f or "AVIF" in f]:  # as if the plugin had never loaded
+        monkeypatch.delitem(PILImage.OPEN, fmt, raising=False)
+        monkeypatch.setattr(PILImage, "ID", [f for f in PILImage.ID if f != fmt])
+    with pytest.raises(ImageReadError, match=r'a.heic: reading HEIC/HEIF photos needs pillow-heif: pip install "blurkit\[heif\]"'):
+        read_image(path)

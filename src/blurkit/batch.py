@@ -159,7 +159,7 @@ def folder_jobs(
     """``(source file, output file)`` pairs for a folder (recursively) or one file, lazily.
 
     Relative names and formats are kept: ``source/sub/a.jpg`` goes to ``out/sub/a<suffix>.jpg``; a single
-    file goes into the folder ``out``.
+    file goes into the folder ``out``. Formats blurkit reads but does not write (HEIC/HEIF) become JPEG.
 
     Args:
         source: A folder or an image file.
@@ -179,13 +179,18 @@ def folder_jobs(
         >>> [d.as_posix() for _, d in folder_jobs(root, "out", ext=".png")]
         ['out/sub/a.png']
     """
+    from blurkit.data.io import WRITE_EXTENSIONS
+
+    def kept(name: Path) -> str:
+        return ext or (name.suffix if name.suffix.lower() in WRITE_EXTENSIONS else ".jpg")
+
     src, dst = Path(os.fspath(source)), Path(os.fspath(out))
     if not src.is_dir():
-        yield src, dst / (src.stem + suffix + (ext or src.suffix))
+        yield src, dst / (src.stem + suffix + kept(src))
         return
     for f in iter_images(src):
         rel = f.relative_to(src)
-        yield f, dst / rel.with_name(rel.stem + suffix + (ext or rel.suffix))
+        yield f, dst / rel.with_name(rel.stem + suffix + kept(rel))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -82,16 +82,16 @@ def _plan(inputs: list[str], out: str, suffix: str, ext: str | None = None):
     first pair is made, and no output may replace its input: ``--out`` the input folder itself needs a
     ``--suffix`` (files already ending in it are then taken as earlier outputs and skipped), and an output
     folder inside an input folder is not read as input. With ``ext`` (``--format``) the outputs get that
-    extension. Inputs that would share an output (``a.jpg`` and ``a.png`` with ``--format png``, or
-    ``a/x.png`` and ``b/x.png`` from two input folders) are refused before any work, after a walk of the
-    inputs (made only then: one folder keeping its formats cannot collide).
+    extension (without it, formats blurkit cannot write, HEIC, become JPEG). Inputs that would share an
+    output (``a.jpg`` and ``a.png`` with ``--format png``, ``a.heic`` and ``a.jpg``, or ``a/x.png`` and
+    ``b/x.png`` from two input folders) are refused before any work, after a walk of the inputs.
     """
     from pathlib import Path
 
     from blurkit.batch import count_images, folder_jobs
     from blurkit.cli._common import check_output
     from blurkit.cli.main import CLIError
-    from blurkit.data.io import is_image_path
+    from blurkit.data.io import WRITE_EXTENSIONS, is_image_path
 
     paths = [Path(item) for item in inputs]
     for p in paths:
@@ -107,12 +107,15 @@ def _plan(inputs: list[str], out: str, suffix: str, ext: str | None = None):
     to_file = single and is_image_path(outp) and not outp.is_dir()
     if to_file and ext:
         raise CLIError(f"--format: the output file name {out} already gives the format; drop one of them")
+    if to_file and outp.suffix.lower() not in WRITE_EXTENSIONS:
+        raise CLIError(f"--out {out}: blurkit reads {outp.suffix} files but cannot write them; use one of "
+                       f"{', '.join(WRITE_EXTENSIONS)}")
     check_output(outp, "--out", folder=not to_file)
     real_out = outp.resolve()
     for p in paths:
         real = p.resolve()
         if p.is_file():
-            dst = outp if to_file else outp / (p.stem + suffix + (ext or p.suffix))
+            dst = outp if to_file else next(folder_jobs(p, outp, suffix=suffix, ext=ext))[1]
             if dst.resolve() == real:
                 raise CLIError(f"--out {out}: the restoration of {p} would replace it; give another output "
                                "or a --suffix")
@@ -136,15 +139,33 @@ def _plan(inputs: list[str], out: str, suffix: str, ext: str | None = None):
     def count() -> int:
         return sum(count_images(p) if p.is_dir() else 1 for p in paths)
 
-    if ext or len(paths) > 1:  # a.jpg and a.png would both become a.png, a/x.png and b/x.png out/x.png
-        seen: dict[Path, Path] = {}
-        for src, dst in jobs():
-            first = seen.setdefault(dst, src)
-            if first != src:
-                same_folder = ext and first.parent == src.parent
-                how = "leave --format out" if same_folder else "deblur them to separate folders"
-                raise CLIError(f"{first} and {src} would both be written to {dst}: rename one, or {how}")
+    # refused before any work: a.jpg and a.png would both become a.png with --format png, a.heic (written as
+    # JPEG) and a.jpg both a.jpg, a/x.png and b/x.png from two folders both out/x.png. A walk of the inputs
+    # that keeps one hash per output (a million photos: tens of MB, freed at once); the names on a clash.
+    if not to_file:
+        seen: set[int] = set()
+        for _, dst in jobs():
+            key = hash(str(dst))
+            if key in seen:
+                _clash(jobs(), dst, ext)
+            seen.add(key)
     return jobs(), count
+
+
+def _clash(jobs, dst, ext: str | None) -> None:
+    """Raise the error for two inputs of ``jobs`` that would both be written to ``dst`` (if two are)."""
+    from blurkit.cli.main import CLIError
+
+    first, *others = [src for src, d in jobs if d == dst] or [None]
+    if not others:
+        return  # two outputs with the same hash, not the same name
+    src = others[0]
+    how = ""
+    if first.parent != src.parent:
+        how = ", or deblur them to separate folders"
+    elif ext and first.suffix.lower() != src.suffix.lower():
+        how = ", or leave --format out"
+    raise CLIError(f"{first} and {src} would both be written to {dst}: rename one{how}")
 
 
 def _count_in_background(count):

@@ -66,8 +66,16 @@ __all__ = [
 
 PathLike = str | os.PathLike
 
-#: Suffixes (lower case) recognised as images by :func:`is_image_path` and :func:`list_images`.
-IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+#: Suffixes (lower case) recognised as images by :func:`is_image_path` and :func:`list_images`. HEIC/HEIF
+#: (iPhone photos) are read when the ``pillow-heif`` package is installed (``pip install "blurkit[heif]"``).
+IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".heic", ".heif")
+
+#: Suffixes :func:`write_image` writes (OpenCV's encoders; HEIC/HEIF are read only).
+WRITE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+_HEIF_SUFFIXES = (".heic", ".heif")
+_heif_state: list[bool] = []  # [registered?] once tried
+_heif_lock = threading.Lock()
 
 #: Largest image :func:`read_image` decodes by default, in pixels (width x height). It is Pillow's
 #: decompression-bomb error threshold: about 179 million pixels, e.g. 13 000 x 13 000.
@@ -409,6 +417,20 @@ def _exif_orientation(image: Any) -> int:
 _BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
 
 
+def _register_heif() -> bool:
+    """Register ``pillow-heif``'s Pillow plugin once, when it is installed; whether it is."""
+    with _heif_lock:
+        if not _heif_state:
+            try:
+                import pillow_heif
+            except ImportError:
+                _heif_state.append(False)
+            else:
+                pillow_heif.register_heif_opener()
+                _heif_state.append(True)
+    return _heif_state[0]
+
+
 def _open_pil(data: bytes | IO[bytes]) -> Any:
     """``PIL.Image.open`` of ``data`` (bytes, or a binary file open for reading) without Pillow's
     decompression-bomb check, so without its warning.
@@ -426,6 +448,7 @@ def _open_pil(data: bytes | IO[bytes]) -> Any:
 
     from PIL import Image, UnidentifiedImageError
 
+    _register_heif()
     fp = io.BytesIO(data) if isinstance(data, bytes) else data
     prefix = fp.read(16)
     tried: set[str] = set()
@@ -694,6 +717,8 @@ def decode_image(
                     f"{name}: truncated or corrupt {header.format or 'image'} ({exc})"
                 ) from None
     if image is None:
+        if Path(name).suffix.lower() in _HEIF_SUFFIXES and not _register_heif():
+            raise ImageReadError(f'{name}: reading HEIC/HEIF photos needs pillow-heif: pip install "blurkit[heif]"')
         raise ImageReadError(
             f"{name}: not an image, or a format blurkit cannot read (supported: "
             f"{', '.join(IMAGE_EXTENSIONS)}), or corrupt"
@@ -975,7 +1000,7 @@ def write_image(
 ) -> None:
     """Write an RGB(A) or grayscale array to an image file, atomically.
 
-    The format comes from the suffix (one of :data:`IMAGE_EXTENSIONS`, any case). The image is encoded in
+    The format comes from the suffix (one of :data:`WRITE_EXTENSIONS`, any case). The image is encoded in
     memory and written with :func:`atomic_write_bytes`, so ``path`` is either the old file or the complete
     new one, never half a file; parent folders are created.
 
@@ -1011,9 +1036,9 @@ def write_image(
     """
     path = Path(os.fspath(path))
     suffix = path.suffix.lower()
-    if suffix not in IMAGE_EXTENSIONS:
+    if suffix not in WRITE_EXTENSIONS:
         raise ValueError(
-            f"cannot write {path.name}: unknown image suffix {path.suffix!r} (use one of {', '.join(IMAGE_EXTENSIONS)})"
+            f"cannot write {path.name}: unknown image suffix {path.suffix!r} (use one of {', '.join(WRITE_EXTENSIONS)})"
         )
     if not 1 <= int(quality) <= 100:
         raise ValueError(f"quality must be in 1..100, got {quality}")
