@@ -300,7 +300,7 @@ def test_readability_check_reads_only_up_to_the_first_good_item(tmp_path, monkey
     assert loads == [0, 1]  # fake.png (warned once), then good0.png
     assert [str(w.message) for w in caught] == [f"skipping unreadable training item: {tmp_path / 'fake.png'}: "
                                                "not an image, or a format blurkit cannot read (supported: .jpg, "
-                                               ".jpeg, .png, .bmp, .tif, .tiff, .webp), or corrupt"]
+                                               ".jpeg, .png, .bmp, .tif, .tiff, .webp, .heic, .heif), or corrupt"]
 
 def test_pairs_stay_aligned_through_augmentation():
     sharp = np.random.default_rng(0).random((3, 40, 40, 3), dtype=np.float32)
