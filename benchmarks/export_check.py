@@ -7,7 +7,9 @@
 Each photo (8-bit RGB, full resolution) is blurred (Gaussian, reflect border, 8-bit, seed 0) and restored by
 ``Deblurrer.predict`` and by the exported model's ``serve`` endpoint, loaded with ``tf.saved_model.load``.
 Prints a Markdown row per photo: its size, the largest difference between the two restorations (levels of
-255) and the number of pixels that differ, and the median seconds of each (after one warm-up call).
+255) and the number of pixels that differ, and the median seconds of each (after one warm-up call); for
+models with a blur estimator also the largest difference between ``serve_sigma`` and
+``predict(sigma=...)`` given the true sigma.
 ``--tflite`` also converts the ``serve_float`` endpoint with ``tf.lite.TFLiteConverter``, with TFLite's
 built-in operators only and then with TensorFlow ops allowed (``SELECT_TF_OPS``, the "Flex" delegate), and
 says which worked (and, for the first failure, which operators it lacked). It measures; it asserts nothing
@@ -57,9 +59,11 @@ def main(argv: list[str] | None = None) -> int:
                 seconds.append(time.perf_counter() - start)
             return out, statistics.median(seconds)
 
+        known = "serve_sigma" in served.signatures
         print(f"{args.model or 'gaussian-v1'} on {args.data}, Gaussian blur sigma {args.sigma:g}")
-        print("| photo | size | largest difference (levels) | pixels that differ | predict s | serve s |")
-        print("|---|---|---:|---:|---:|---:|")
+        print("| photo | size | largest difference (levels) | pixels that differ | predict s | serve s |"
+              + (" given the sigma: largest difference |" if known else ""))
+        print("|---|---|---:|---:|---:|---:|" + ("---:|" if known else ""))
         for path in list_images(Path(args.data)):
             image = read_image(path)  # uint8 or uint16, grey or RGB (alpha dropped)
             if image.dtype != np.uint8:
@@ -74,8 +78,13 @@ def main(argv: list[str] | None = None) -> int:
             want, t_predict = timed(lambda b=blurred: d.predict(b))
             got, t_serve = timed(lambda b=blurred: served.serve(b[None]).numpy()[0])
             diff = np.abs(got.astype(np.int32) - want.astype(np.int32))
-            print(f"| {path.name} | {image.shape[1]}x{image.shape[0]} | {int(diff.max())} | "
-                  f"{int((diff > 0).sum())} | {t_predict:.2f} | {t_serve:.2f} |", flush=True)
+            row = (f"| {path.name} | {image.shape[1]}x{image.shape[0]} | {int(diff.max())} | "
+                   f"{int((diff > 0).sum())} | {t_predict:.2f} | {t_serve:.2f} |")
+            if known:
+                sigma = tf.constant([args.sigma], tf.float64)
+                given = served.serve_sigma(blurred[None], sigma).numpy()[0].astype(np.int32)
+                row += f" {int(np.abs(given - d.predict(blurred, sigma=args.sigma)).max())} |"
+            print(row, flush=True)
         if args.tflite:
             tflite(Path(tmp) / "model")
     return 0

@@ -676,7 +676,7 @@ def test_export_check_compares_serve_with_predict(tmp_path, astronaut, camera, c
             or line.startswith("| c.png")]
     assert [(r[0].strip(), r[1].strip()) for r in rows] == [("a.png", "80x64"), ("c.png", "72x56")]
     for row in rows:
-        assert int(row[2]) == 0 and int(row[3]) == 0  # the exported model restores as predict does
+        assert int(row[2]) == 0 and int(row[3]) == 0 and int(row[6]) == 0  # as predict does, blind and given sigma
         assert float(row[4]) > 0 and float(row[5]) > 0
     tflite = [line for line in out.splitlines() if line.startswith("TFLite, ")]  # one line per way, what it did
     assert [line.split(":")[0] for line in tflite] == ["TFLite, built-in operators only",
