@@ -124,8 +124,9 @@ def read_metadata(source: str | os.PathLike | bytes) -> Metadata:
         source: An image file, or its bytes.
 
     Returns:
-        A :class:`Metadata`; empty (both ``None``) for files without them, files whose EXIF block or
-        profile is damaged, and files Pillow cannot open (OpenCV may still read their pixels). For TIFF
+        A :class:`Metadata`: each part ``None`` when the file has none or it is damaged (not an ICC profile,
+        not a TIFF-structured EXIF block); both for files Pillow cannot open (OpenCV may still read their
+        pixels). For TIFF
         files only the profile is read (their EXIF tags are the file's own structure). For PNG files, an
         EXIF chunk after the pixel data is not read.
 
