@@ -156,12 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         print("| sigma | " + " | ".join(names) + " |")
         print("|---:|" + "---:|" * len(names))
         for sigma, (table, true) in reblurred:
-            cells = [f"{np.mean(table[:, 0]):.2f}"]
-            for col in (1, 2, 3):
-                better = int(np.sum(table[:, col] > table[:, 0] + 0.005))
-                worse = int(np.sum(table[:, col] < table[:, 0] - 0.005))
-                cells.append(f"{np.mean(table[:, col]):.2f} ({better} / {worse})")
-            cells.append(f"{np.mean(true):.2f}")
+            cells = [*_against_blind(table), f"{np.mean(true):.2f}"]
             print(f"| {sigma:g} | " + " | ".join(cells) + " |")
     if args.reestimate:
         names = ["blind", "knee, 2 %", "knee, 5 %", "lowest re-estimate x0.85", "best factor (oracle)"]
@@ -171,12 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         print("| sigma | " + " | ".join(names) + " |")
         print("|---:|" + "---:|" * len(names))
         for sigma, table in reestimated:
-            cells = [f"{np.mean(table[:, 0]):.2f}"]
-            for col in range(1, table.shape[1]):
-                better = int(np.sum(table[:, col] > table[:, 0] + 0.005))
-                worse = int(np.sum(table[:, col] < table[:, 0] - 0.005))
-                cells.append(f"{np.mean(table[:, col]):.2f} ({better} / {worse})")
-            print(f"| {sigma:g} | " + " | ".join(cells) + " |")
+            print(f"| {sigma:g} | " + " | ".join(_against_blind(table)) + " |")
     if args.edge_estimates:
         print("\nSigma read off the edges (edge_sigma: gradient ratio at the strongest edges), and its geometric "
               "mean with the model's estimate: mean PSNR, and the log-sigma RMS error of each estimate")
@@ -232,6 +222,31 @@ def edge_sigma(image, probe: float = 1.0, top: float = 0.5) -> float:
     return float(np.median(probe / np.sqrt(np.maximum(ratio**2 - 1, 1e-6))))
 
 
+def _against_blind(table) -> list[str]:
+    """Table cells for an (n, k) array of PSNRs whose first column is blind: its mean, then each other
+    column's mean and the photos it restores better / worse than blind (by more than 0.005 dB)."""
+    import numpy as np
+
+    cells = [f"{np.mean(table[:, 0]):.2f}"]
+    for col in range(1, table.shape[1]):
+        better = int(np.sum(table[:, col] > table[:, 0] + 0.005))
+        worse = int(np.sum(table[:, col] < table[:, 0] - 0.005))
+        cells.append(f"{np.mean(table[:, col]):.2f} ({better} / {worse})")
+    return cells
+
+
+def _restore_at(restore, wiener, b, raw, sigma: float):
+    """``b`` restored (whole) by the facade's traced ``restore`` with the photo's raw blind parameters
+    ``raw`` but the sigma ``sigma``, clipped just inside the model's range; the restoration and that sigma."""
+    import numpy as np
+
+    slo, shi = wiener.sigma_range
+    s = float(np.clip(sigma, slo + 1e-3, shi - 1e-3))
+    q = raw.copy()
+    q[0, 0] = wiener.raw_sigma(s)
+    return restore(b[None], q).numpy()[0], s
+
+
 REBLUR_FACTORS = (0.8, 0.85, 0.9, 0.95, 1.0, 1.05, 1.1, 1.15, 1.2, 1.25, 1.3)
 
 
@@ -244,17 +259,13 @@ def reblur_search(photos, blurred, blind, guess, restore, wiener, psnr):
 
     from blurkit.registry import BLURS
 
-    slo, shi = wiener.sigma_range
     factors = np.array(REBLUR_FACTORS)
     near = (factors > 0.9 - 1e-9) & (factors < 1.2 + 1e-9)
     rows = []
     for x, b, p, s0 in zip(photos, blurred, blind, guess, strict=True):
         rms, scores = [], []
         for k in factors:
-            s = float(np.clip(s0 * k, slo + 1e-3, shi - 1e-3))
-            q = p.copy()
-            q[0, 0] = wiener.raw_sigma(s)
-            y = restore(b[None], q).numpy()[0]
+            y, s = _restore_at(restore, wiener, b, p, s0 * k)
             again = BLURS.create("gaussian", sigma=s, border="reflect", quantize=False)(y)["image"]
             rms.append(float(np.sqrt(np.mean((again - b) ** 2))))
             scores.append(psnr(x, y))
@@ -279,16 +290,13 @@ def reestimate_search(d, photos, blurred, blind, guess, restore, estimate, wiene
     import keras
     import numpy as np
 
-    slo, shi = wiener.sigma_range
     factors = np.array(REESTIMATE_FACTORS)
     one = int(np.argmin(np.abs(factors - 1.0)))
     rows, curves = [], []
     for x, b, p, s0 in zip(photos, blurred, blind, guess, strict=True):
         again, scores = [], []
         for k in factors:
-            q = p.copy()
-            q[0, 0] = wiener.raw_sigma(float(np.clip(s0 * k, slo + 1e-3, shi - 1e-3)))
-            y = np.clip(restore(b[None], q).numpy()[0], 0, 1)
+            y, _ = _restore_at(restore, wiener, b, p, s0 * k)  # already clipped to [0, 1] by ``restore``
             scores.append(psnr(x, y))
             raw = d._estimate_photo(y, lambda c: np.ascontiguousarray(c, np.float32), estimate)
             again.append(float(keras.ops.convert_to_numpy(wiener.blur_parameters(raw)[0]).ravel()[0]))
