@@ -138,6 +138,13 @@ def check_sigma(d: Any, sigma: float, arg: str) -> None:
         raise CLIError(str(exc)) from None
 
 
+def load_named(name: str | None):
+    """A Deblurrer from ``name``: a model file (a name ending in ``.keras``, or an existing file), else a
+    shipped preset's name; the default preset for None."""
+    is_file = name is not None and (name.endswith(".keras") or Path(name).is_file())
+    return load_deblurrer(name if is_file else None, None if is_file else name)
+
+
 def load_deblurrer(model: str | None, preset: str | None = None):
     """A Deblurrer from a model file, or from a shipped preset (the default one when both are None)."""
     quiet_tensorflow()

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     import warnings
     from pathlib import Path
 
-    from blurkit.cli._common import check_output, load_deblurrer
+    from blurkit.cli._common import check_output, load_named
     from blurkit.cli.main import CLIError
 
     if bool(args.data) == bool(args.pairs):
@@ -61,8 +61,7 @@ def run(args: argparse.Namespace) -> int:
             raise CLIError(f"--figure {args.figure}: write a {', '.join(FIGURE_SUFFIXES)} file")
     if args.figure_images < 1:
         raise CLIError(f"--figure-images must be at least 1, got {args.figure_images}")
-    is_file = args.model.endswith(".keras") or Path(args.model).is_file()
-    d = load_deblurrer(args.model if is_file else None, None if is_file else args.model)
+    d = load_named(args.model)
     data = tuple(args.pairs) if args.pairs else args.data
     try:
         with warnings.catch_warnings():  # unreadable files are listed below, once

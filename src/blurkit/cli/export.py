@@ -23,16 +23,13 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from blurkit.cli._common import check_output, load_deblurrer
+    from blurkit.cli._common import check_output, load_named
     from blurkit.cli.main import CLIError
 
     out = check_output(args.out, "--out", folder=True)
     if out.is_dir() and any(out.iterdir()):
         raise CLIError(f"--out {out}: the folder is not empty; export writes a new folder")
-    is_file = args.model is not None and (args.model.endswith(".keras") or Path(args.model).is_file())
-    d = load_deblurrer(args.model if is_file else None, None if is_file else args.model)
+    d = load_named(args.model)
     try:
         d.export(out)
     except ValueError as exc:
