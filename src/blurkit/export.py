@@ -98,9 +98,9 @@ def export_saved_model(deblurrer: Any, path: str | os.PathLike) -> Path:
     path = Path(os.fspath(path))
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise ValueError(f"{path}: exists and is not an empty folder; export writes a new folder")
-    model, align, c = deblurrer.model, int(deblurrer.tile_align), int(deblurrer.channels)
-    layers = {layer.name: layer for layer in getattr(model, "layers", [])}
-    split = (layers["estimator"], layers["restorer"]) if {"estimator", "restorer"} <= set(layers) else None
+    align, c = int(deblurrer.tile_align), int(deblurrer.channels)
+    # predict's own traced functions (clipped to [0, 1]): the whole model, or its blur estimator and restorer
+    split = deblurrer._split()
     if split is not None:
         lo, hi = deblurrer._wiener_layer("export").sigma_range
 
@@ -109,16 +109,16 @@ def export_saved_model(deblurrer: Any, path: str | os.PathLike) -> Path:
         small = 2 * tf.minimum(h, w) <= align  # too small for the model's own reflect padding: pad here
         padded = tf.cond(small, lambda: _pad_bottom_right(x, align), lambda: x)
         if split is None:
-            y = model(padded, training=False)
+            y = deblurrer._infer_fn(padded)
         else:
-            estimator, restorer = split
-            params = estimator(padded, training=False)
+            estimate, restore_with = split
+            params = estimate(padded)
             if sigma is not None:  # GaussianWiener.raw_sigma, in float64 as predict computes it
                 t = tf.clip_by_value((tf.cast(sigma, tf.float64) - lo) / (hi - lo), 1e-6, 1 - 1e-6)
                 raw = tf.cast(tf.math.log(t / (1 - t)), tf.float32)
                 params = tf.concat([raw[:, None], params[:, 1:]], axis=1)
-            y = restorer([padded, params], training=False)
-        return tf.clip_by_value(y[:, :h, :w, :], 0.0, 1.0)
+            y = restore_with(padded, params)
+        return y[:, :h, :w, :]
 
     # uint8 / 255 as predict computes it: a traced division by a constant becomes a multiplication by its
     # reciprocal, which differs in the last bit for 126 of the 256 values
@@ -138,7 +138,7 @@ def export_saved_model(deblurrer: Any, path: str | os.PathLike) -> Path:
 
     uint8 = tf.TensorSpec([None, None, None, c], tf.uint8)
     archive = ExportArchive()
-    archive.track(model)
+    archive.track(deblurrer.model)
     archive.add_endpoint("serve", serve, input_signature=[uint8])
     archive.add_endpoint("serve_float", serve_float, input_signature=[tf.TensorSpec([None, None, None, c], tf.float32)])
     if split is not None:
