@@ -2,8 +2,8 @@
 
 A blur generator samples parameters (``sample``), makes a kernel from them (``kernel``) and applies it
 (``apply``: convolution, then noise (additive Gaussian, and signal-dependent with ``shot``), then optional
-8-bit quantization, then an optional JPEG round trip). Calling it does the three steps and returns ``{"image", "kernel", "params"}``, so
-non-blind methods and evaluations get the kernel that was used.
+8-bit quantization, then an optional JPEG round trip). Calling it does the three steps and returns
+``{"image", "kernel", "params"}``, so non-blind methods and evaluations get the kernel that was used.
 
 Images are ``(H, W)``, ``(H, W, C)`` or ``(N, H, W, C)``, uint8, uint16 or float (any range). Work is
 done in float32; the output keeps the input's shape and dtype. Integer outputs are rounded and clipped to

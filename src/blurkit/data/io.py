@@ -31,6 +31,7 @@ Examples:
 from __future__ import annotations
 
 import contextlib
+import functools
 import glob
 import io
 import os
@@ -74,8 +75,6 @@ IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".
 WRITE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 _HEIF_SUFFIXES = (".heic", ".heif")
-_heif_state: list[bool] = []  # [registered?] once tried
-_heif_lock = threading.Lock()
 
 #: Largest image :func:`read_image` decodes by default, in pixels (width x height). It is Pillow's
 #: decompression-bomb error threshold: about 179 million pixels, e.g. 13 000 x 13 000.
@@ -417,18 +416,16 @@ def _exif_orientation(image: Any) -> int:
 _BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
 
 
+@functools.cache
 def _register_heif() -> bool:
-    """Register ``pillow-heif``'s Pillow plugin once, when it is installed; whether it is."""
-    with _heif_lock:
-        if not _heif_state:
-            try:
-                import pillow_heif
-            except ImportError:
-                _heif_state.append(False)
-            else:
-                pillow_heif.register_heif_opener()
-                _heif_state.append(True)
-    return _heif_state[0]
+    """Register ``pillow-heif``'s Pillow plugin once, when it is installed; whether it is. (Two threads
+    may both register it the first time: registering again replaces the plugin by itself.)"""
+    try:
+        import pillow_heif
+    except ImportError:
+        return False
+    pillow_heif.register_heif_opener()
+    return True
 
 
 def _open_pil(data: bytes | IO[bytes]) -> Any:
@@ -718,7 +715,9 @@ def decode_image(
                 ) from None
     if image is None:
         if Path(name).suffix.lower() in _HEIF_SUFFIXES and not _register_heif():
-            raise ImageReadError(f'{name}: reading HEIC/HEIF photos needs pillow-heif: pip install "blurkit[heif]"')
+            raise ImageReadError(
+                f'{name}: reading HEIC/HEIF photos needs pillow-heif: pip install "blurkit[heif]"'
+            )
         raise ImageReadError(
             f"{name}: not an image, or a format blurkit cannot read (supported: "
             f"{', '.join(IMAGE_EXTENSIONS)}), or corrupt"

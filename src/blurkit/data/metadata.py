@@ -39,11 +39,13 @@ Examples:
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -90,7 +92,9 @@ def _profile_space(profile: bytes) -> str | None:
 def _upright(exif: bytes) -> bytes | None:
     """``exif`` with its orientation (tag 0x0112 in the first IFD) set to 1; ``None`` if it is not EXIF.
 
-    Only the two bytes of the value change, so maker notes and offsets stay valid.
+    Only the orientation's value changes, in place, so maker notes and offsets stay valid; an orientation
+    stored otherwise than as one SHORT or LONG gives ``None`` (better no EXIF than one that turns the
+    upright pixels again).
     """
     if exif.startswith(_EXIF_PREFIX):
         exif = exif[len(_EXIF_PREFIX):]
@@ -138,17 +142,17 @@ def read_metadata(source: str | os.PathLike | bytes) -> Metadata:
         >>> read_metadata(b"not an image")
         Metadata(icc_profile=None, exif=None)
     """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return _from_file(io.BytesIO(bytes(source)))
+    with open(Path(os.fspath(source)), "rb") as fp:
+        return _from_file(fp)
+
+
+def _from_file(fp: IO[bytes]) -> Metadata:
     from blurkit.data.io import _open_pil
 
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        return _from_pil(lambda: _open_pil(bytes(source)))
-    with open(Path(os.fspath(source)), "rb") as fp:
-        return _from_pil(lambda: _open_pil(fp))
-
-
-def _from_pil(open_image) -> Metadata:
     try:
-        image = open_image()
+        image = _open_pil(fp)
         info = image.info
         profile = info.get("icc_profile") or None
         if profile is not None and _profile_space(profile) is None:
