@@ -359,6 +359,37 @@ def test_evaluate_json_is_strict_when_a_score_is_infinite(model, tmp_path):
     assert scores["blurred"]["psnr"] is None and scores["blurred"]["mse"] == 0.0
 
 
+def test_evaluate_with_a_chosen_blur_the_known_sigma_and_the_self_ensemble(photos, tmp_path, capsys):
+    """``--sigma`` (or ``--blur`` / ``--blur-option``) sets the blur, ``--known-sigma`` gives the preset each
+    photo's true sigma, ``--ensemble`` averages flips; the JSON says which, and the figure shows the same."""
+    from blurkit import Deblurrer
+    from blurkit.blurs import deserialize_blur
+    from blurkit.metrics import psnr
+
+    js, fig = tmp_path / "s.json", tmp_path / "f.png"
+    argv = ["evaluate", "gaussian-v1", str(photos), "--sigma", "2", "--known-sigma", "--ensemble", "2",
+            "--max-images", "2", "--json", str(js), "--figure", str(fig)]
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "ensemble x2, the true sigma given" in capsys.readouterr().out
+    scores = json.loads(js.read_text())
+    assert scores["known_sigma"] and scores["ensemble"] == 2 and scores["blur"]["config"]["sigma"] == 2.0
+    assert scores["blur"]["config"]["quantize"]  # the rest of the preset's own blur is kept
+    d = Deblurrer.from_preset("gaussian-v1")
+    b, s = d.test_pair(str(photos), 0, blur=deserialize_blur(scores["blur"]))
+    assert scores["per_image"][0]["model"]["psnr"] == pytest.approx(psnr(s, d.predict(b, sigma=2.0, ensemble=2)),
+                                                                    abs=1e-4)
+    assert fig.stat().st_size > 1000
+    assert main(["evaluate", "gaussian-v1", str(photos), "--blur", "defocus", "--blur-option", "radius=2",
+                 "--max-images", "1", "--json", str(js)]) == 0
+    assert json.loads(js.read_text())["per_image"][0]["blur"]["radius"] == 2
+    _error(capsys, ["evaluate", "gaussian-v1", str(photos), "--blur", "motion", "--known-sigma"], "isotropic Gaussian")
+    _error(capsys, ["evaluate", "gaussian-v1", str(photos), "--sigma", "5", "--known-sigma"], "0.3 to 3.5")
+    _error(capsys, ["evaluate", "gaussian-v1", str(photos), "--blur-option", "foo=1"], "foo")
+    _error(capsys, ["evaluate", "gaussian-v1", str(photos), "--blur", "nope"], "nope")
+    _error(capsys, ["evaluate", "gaussian-v1", "--pairs", str(photos), str(photos), "--sigma", "2"], "given pairs")
+
+
 def test_evaluate_errors(model, photos, tmp_path, capsys):
     missing = tmp_path / "missing.keras"
     _error(capsys, ["evaluate", str(missing), str(photos)], missing)

@@ -282,6 +282,66 @@ def test_evaluate_pairs_and_arrays(trained, pair_dirs, arrays):
     assert trained.evaluate(arrays[1]) == trained.evaluate(arrays[1])
 
 
+def test_evaluate_with_another_blur_and_the_self_ensemble(trained, arrays):
+    """``blur`` / ``blur_options`` choose what the sharp photos are blurred with (recorded in the result, the
+    drawn parameters per image); ``ensemble`` scores ``predict(ensemble=...)``'s restorations."""
+    from blurkit.blurs import GaussianBlur, serialize_blur
+
+    photos = list(arrays[1][:2])  # sharp photos
+    fixed = trained.evaluate(photos, blur_options={"sigma": 2.0}, per_image=True)
+    assert fixed["blur"] == serialize_blur(GaussianBlur(**{**trained.blur.get_config(), "sigma": 2.0}))
+    assert [row["blur"]["sigma"] for row in fixed["per_image"]] == [2.0, 2.0]
+    assert fixed == trained.evaluate(photos, blur=GaussianBlur(**{**trained.blur.get_config(), "sigma": 2.0}),
+                                     per_image=True)
+    own = trained.evaluate(photos, per_image=True)
+    assert own["blur"] == serialize_blur(trained.blur) and own["blurred"] != fixed["blurred"]
+    motion = trained.evaluate(photos, blur="motion", blur_options={"length": 9}, per_image=True)
+    assert motion["blur"]["name"] == "motion" and motion["per_image"][0]["blur"]["length"] == 9
+    four = trained.evaluate(photos, blur_options={"sigma": 2.0}, ensemble=4, per_image=True)
+    assert four["ensemble"] == 4 and four["blurred"] == fixed["blurred"] and four["model"] != fixed["model"]
+    b, s = trained.test_pair(photos, 0, blur=GaussianBlur(**{**trained.blur.get_config(), "sigma": 2.0}))
+    from blurkit.metrics import psnr
+
+    assert four["per_image"][0]["model"]["psnr"] == pytest.approx(psnr(s, trained.predict(b, ensemble=4)), abs=1e-4)
+    with pytest.raises(ValueError, match="ensemble must be 1, 2, 4 or 8"):
+        trained.evaluate(photos, ensemble=3)
+    with pytest.raises(ValueError, match="not with a Blur instance"):
+        trained.evaluate(photos, blur=GaussianBlur(), blur_options={"sigma": 1.0})
+    with pytest.raises(TypeError, match="blur must be"):
+        trained.evaluate(photos, blur=3)
+    with pytest.raises(ValueError, match="the blur of given pairs"):
+        trained.evaluate(arrays, blur_options={"sigma": 1.0})
+
+
+def test_evaluate_with_the_known_sigma(arrays, pair_dirs):
+    """``known_sigma=True`` scores ``predict(b, sigma=<the sigma b was blurred with>)``: per image, with a
+    sigma drawn per image; refused (before any image is read) where there is no one known sigma."""
+    from blurkit.metrics import psnr
+
+    d = _wiener_facade(blur_options={"sigma": (0.5, 3.0), "quantize": True})
+    photos = [a[:40, :48] for a in arrays[1][:3]]
+    known = d.evaluate(photos, known_sigma=True, per_image=True)
+    blind = d.evaluate(photos, per_image=True)
+    assert known["known_sigma"] and not blind["known_sigma"] and known["blurred"] == blind["blurred"]
+    sigmas = [row["blur"]["sigma"] for row in known["per_image"]]
+    assert len(set(sigmas)) == 3 and all(0.5 <= x <= 3.0 for x in sigmas)
+    for i, row in enumerate(known["per_image"]):
+        b, s = d.test_pair(photos, i)
+        assert row["model"]["psnr"] == pytest.approx(psnr(s, d.predict(b, sigma=sigmas[i])), abs=1e-4)
+        assert row["model"]["psnr"] != pytest.approx(psnr(s, d.predict(b)), abs=1e-4)
+    with pytest.raises(ValueError, match="the blur of given pairs"):
+        d.evaluate(pair_dirs, known_sigma=True)
+    with pytest.raises(ValueError, match="isotropic Gaussian"):
+        d.evaluate(photos, known_sigma=True, blur="motion")
+    with pytest.raises(ValueError, match="isotropic Gaussian"):
+        d.evaluate(photos, known_sigma=True, blur_options={"sigma_y": 1.0})
+    with pytest.raises(ValueError, match=r"the blur's sigma must be a number from 0\.3 to 3\.5"):
+        d.evaluate(photos, known_sigma=True, blur_options={"sigma": (1.0, 5.0)})
+    plain = Deblurrer(model="unet", model_options={"width": 4, "depth": 1})
+    with pytest.raises(ValueError, match="no Gaussian blur estimator"):
+        plain.evaluate(photos, known_sigma=True)
+
+
 # ---------------------------------------------------------------------------------- save / load
 def test_save_load_round_trip(trained, tmp_path):
     path = trained.save(tmp_path / "model.keras")

@@ -698,18 +698,13 @@ class Deblurrer:
             raise ValueError(f"cannot {verb} a {c}-channel image with a {self.channels}-channel model")
         return c
 
-    def _restore_any(self, img: np.ndarray) -> np.ndarray:
-        """Restore a float32 image with any number of channels (1..4) using the model's channels."""
-        out = np.empty(img.shape, np.float32)
-        self._restore_channels(img, out)
-        return out
-
     def _predict_array(self, arr: np.ndarray, out: np.ndarray | None = None, ensemble: int = 1,
-                       sigma: float | None = None) -> np.ndarray:
+                       sigma: float | None = None, scale: float | None = None) -> np.ndarray:
         """Restore one (H, W) / (H, W, C) array into ``out`` (a new array like it by default), averaged over
         the first ``ensemble`` of the :data:`DIHEDRAL` flips/rotations; ``sigma`` as in
-        :meth:`_restore_into`."""
-        scale = _unit_scale(arr)
+        :meth:`_restore_into`; ``scale`` maps the image to [0, 1] (None: from its dtype and values)."""
+        if scale is None:
+            scale = _unit_scale(arr)
         if out is None:
             out = np.empty(arr.shape, arr.dtype)
         if ensemble == 1:
@@ -846,26 +841,62 @@ class Deblurrer:
         return float(np.median(found))
 
     # --------------------------------------------------------------------------------- evaluation
-    def test_pair(self, data: Any, index: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    def test_pair(self, data: Any, index: int = 0, *, blur: Any = None) -> tuple[np.ndarray, np.ndarray]:
         """The ``(blurred, sharp)`` float32 images that :meth:`evaluate` scores for item ``index``.
 
-        Sharp photos are blurred at full resolution with the blur generator, seeded by the item's index,
-        so every model evaluated with the same blur sees the same inputs.
+        Sharp photos are blurred at full resolution with the blur generator (``blur``, or the model's own),
+        seeded by the item's index, so every model evaluated with the same blur sees the same inputs.
         """
-        from blurkit.data.io import to_float
-        from blurkit.data.pipeline import Source, _PatchMaker, resolve_source, to_channels
+        from blurkit.data.pipeline import Source, resolve_source
 
         src = data if isinstance(data, Source) else resolve_source(data)
-        blurred, sharp = _PatchMaker(src, self.blur, 1, 1, self.channels, False, None)._load(index)
+        b, s, _ = self._test_pair(src, index, self.blur if blur is None else blur)
+        return b, s
+
+    def _test_pair(self, src: Any, index: int, blur: Any) -> tuple[np.ndarray, np.ndarray, dict | None]:
+        """:meth:`test_pair` with the blur's drawn parameters (None for a given pair)."""
+        from blurkit.data.io import to_float
+        from blurkit.data.pipeline import _PatchMaker, to_channels
+
+        blurred, sharp = _PatchMaker(src, blur, 1, 1, self.channels, False, None)._load(index)
         s = to_channels(to_float(sharp), self.channels).astype(np.float32)
         if blurred is None:
-            b = self.blur(s, seed=self.seed * 1_000_003 + index)["image"]
+            out = blur(s, seed=self.seed * 1_000_003 + index)
+            b, params = out["image"], out["params"]
         else:
-            b = to_channels(to_float(blurred), self.channels)
-        return np.asarray(b, np.float32), s
+            b, params = to_channels(to_float(blurred), self.channels), None
+        return np.asarray(b, np.float32), s, params
+
+    def _eval_blur(self, blur: Any, blur_options: dict | None) -> Any:
+        """The blur generator :meth:`evaluate` uses: ``blur`` (a name or an instance) or the model's own, with
+        ``blur_options`` set."""
+        from blurkit.blurs import Blur
+        from blurkit.registry import BLURS
+
+        if blur is None:
+            if not blur_options:
+                return self.blur
+            return type(self.blur).from_config({**self.blur.get_config(), **blur_options})
+        if isinstance(blur, str):
+            return BLURS.create(blur, **(blur_options or {}))
+        if not isinstance(blur, Blur):
+            raise TypeError(f"blur must be a blur generator's name or a Blur instance, got {blur!r}")
+        if blur_options:
+            raise ValueError("blur_options go with a blur name (or the model's own blur), not with a Blur "
+                             "instance: build the instance with them")
+        return blur
+
+    def _check_known_sigma(self, blur: Any) -> None:
+        """Check, before any image is read, that :meth:`evaluate` can give the model each image's true sigma."""
+        if getattr(blur, "name", None) != "gaussian" or getattr(blur, "sigma_y", None) is not None:
+            raise ValueError(f"known_sigma needs an isotropic Gaussian blur (the model deconvolves one sigma), "
+                             f"got {blur!r}")
+        for end in np.atleast_1d(blur.sigma):
+            self._sigma_param(float(end), "the blur's sigma")
 
     def evaluate(self, data: Any, *, per_image: bool = False, max_images: int | None = None,
-                 progress: bool = False) -> dict[str, Any]:
+                 progress: bool = False, blur: Any = None, blur_options: dict | None = None,
+                 ensemble: int = 1, known_sigma: bool = False) -> dict[str, Any]:
         """Score the model against the blurred input, image by image at full resolution.
 
         Args:
@@ -874,38 +905,72 @@ class Deblurrer:
             per_image: Include every image's scores.
             max_images: Only the first ``max_images`` images.
             progress: Show a progress bar.
+            blur: The blur generator for sharp photos: a registered name or a :class:`~blurkit.blurs.Blur`;
+                None (default): the model's own (:attr:`blur`, what it was trained on).
+            blur_options: Options of ``blur`` given by name, or, with ``blur=None``, options that replace
+                those of the model's own blur (e.g. ``{"sigma": 2.0}``: its Gaussian at one sigma, as the
+                model card's table).
+            ensemble: As in :meth:`predict` (1, 2, 4 or 8 flips/rotations averaged).
+            known_sigma: Give the model each image's true blur sigma (``predict(sigma=...)``, non-blind)
+                instead of letting it estimate one: how much of the error is the blind estimate's. Needs
+                sharp photos, an isotropic Gaussian blur and a model with a blur estimator.
 
         Returns:
             ``{"model": {metric: mean}, "blurred": {metric: mean}, "gain_db": psnr gain, "images": n,
-            "skipped": [...]}`` (plus ``"per_image"``: each image's name, ``index`` in ``data`` and scores).
+            "skipped": [...], "blur": the blur generator (``serialize_blur``; None for pairs), "ensemble",
+            "known_sigma"}`` (plus ``"per_image"``: each image's name, ``index`` in ``data``, scores and, for
+            sharp photos, ``"blur"``: the parameters drawn for it, e.g. its ``sigma``).
             Metrics: PSNR (dB, RGB, data range 1), SSIM (scikit-image convention), MSE, accuracy (within
             2/255) and channel_accuracy (the tutorial's measure). An unreadable file is warned about and
             listed in ``skipped`` (name, index, reason); the means are over the others.
 
         Raises:
-            ValueError: No image to evaluate, or none can be read (the message names them and says why).
+            ValueError: No image to evaluate, or none can be read (the message names them and says why); a
+                bad ``ensemble``, ``blur_options`` or ``known_sigma`` setting (checked before any image is
+                read).
+
+        Examples:
+            >>> from skimage import data
+            >>> from blurkit import Deblurrer
+            >>> d = Deblurrer.from_preset("gaussian-v1")
+            >>> photos = [data.camera()[:128, :128]]
+            >>> blind = d.evaluate(photos, blur_options={"sigma": 2.0})
+            >>> known = d.evaluate(photos, blur_options={"sigma": 2.0}, known_sigma=True)
+            >>> blind["gain_db"] > 0 and known["gain_db"] > 0
+            True
         """
         from tqdm.auto import tqdm
 
+        from blurkit.blurs import serialize_blur
         from blurkit.data.io import ImageReadError
         from blurkit.data.pipeline import resolve_source
         from blurkit.registry import METRICS
 
+        if isinstance(ensemble, bool) or ensemble not in (1, 2, 4, 8):
+            raise ValueError(f"ensemble must be 1, 2, 4 or 8 (flips/rotations averaged), got {ensemble!r}")
         src = resolve_source(data)
+        if src.kind == "pairs" and (blur is not None or blur_options or known_sigma):
+            raise ValueError("blur, blur_options and known_sigma are for sharp photos blurred here: the blur of "
+                             "given pairs is fixed and unknown")
+        blur = self._eval_blur(blur, blur_options)
+        if known_sigma:
+            self._check_known_sigma(blur)
         n = len(src) if max_images is None else min(len(src), int(max_images))
         fns = {m: METRICS.get(m) for m in EVAL_METRICS}
         rows, skipped = [], []
         for i in tqdm(range(n), disable=not progress, desc="evaluate", unit="img"):
             try:
-                b, s = self.test_pair(src, i)
+                b, s, params = self._test_pair(src, i, blur)
             except (ImageReadError, OSError) as exc:  # reported and skipped, as fit and deblur do
                 skipped.append({"image": src.name(i), "index": i, "error": str(exc)})
                 warnings.warn(f"skipping unreadable image: {exc}", stacklevel=2)
                 continue
-            r = self._restore_any(b)
+            raw = self._sigma_param(params["sigma"]) if known_sigma else None
+            r = self._predict_array(b, ensemble=ensemble, sigma=raw, scale=1.0)  # b is float32 in [0, 1]
             rows.append({"image": src.name(i), "index": i,
                          "model": {m: float(fn(s, r)) for m, fn in fns.items()},
-                         "blurred": {m: float(fn(s, b)) for m, fn in fns.items()}})
+                         "blurred": {m: float(fn(s, b)) for m, fn in fns.items()}}
+                        | ({} if params is None else {"blur": params}))
         if not rows:
             if skipped:
                 why = "; ".join(row["error"] for row in skipped[:3])
@@ -919,6 +984,8 @@ class Deblurrer:
         out["gain_db"] = out["model"]["psnr"] - out["blurred"]["psnr"]
         out["images"] = len(rows)
         out["skipped"] = skipped
+        out["blur"] = None if src.kind == "pairs" else serialize_blur(blur)
+        out["ensemble"], out["known_sigma"] = ensemble, bool(known_sigma)
         if per_image:
             out["per_image"] = rows
         return out

@@ -16,6 +16,18 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("data", nargs="?", help="folder (or file / glob) of sharp photos")
     p.add_argument("--pairs", nargs=2, metavar=("BLURRED_DIR", "SHARP_DIR"), help="evaluate on pairs")
     p.add_argument("--max-images", type=int)
+    p.add_argument("--blur", help="blur generator for the sharp photos (see `blurkit list blurs`; default: the "
+                                  "model's own, what it was trained on)")
+    p.add_argument("--blur-option", action="append", metavar="KEY=VALUE",
+                   help="blur option, repeatable; without --blur it changes the model's own blur")
+    p.add_argument("--sigma", metavar="S|LOW:HIGH",
+                   help="the Gaussian blur's sigma, fixed (2) or drawn per image (0.5:3); short for "
+                        "--blur-option sigma=...")
+    p.add_argument("--ensemble", type=int, default=1, choices=(1, 2, 4, 8),
+                   help="self-ensemble: average over this many flips/rotations (default 1)")
+    p.add_argument("--known-sigma", action="store_true",
+                   help="give the model each photo's true sigma (non-blind; isotropic Gaussian blur and a "
+                        "model with a blur estimator)")
     p.add_argument("--json", dest="json_out",
                    help="write the scores (with per-image rows) to this JSON file (strict JSON: a non-finite "
                         "score, the PSNR of an image restored exactly, is written as null)")
@@ -47,11 +59,14 @@ def run(args: argparse.Namespace) -> int:
     import warnings
     from pathlib import Path
 
-    from blurkit.cli._common import check_output, load_named
+    from blurkit.cli._common import check_output, error_text, load_named, parse_options, parse_sigma
     from blurkit.cli.main import CLIError
 
     if bool(args.data) == bool(args.pairs):
         raise CLIError("give either DATA (sharp photos) or --pairs BLURRED_DIR SHARP_DIR")
+    blur_options = parse_options(args.blur_option, "--blur-option")
+    if args.sigma:
+        blur_options["sigma"] = parse_sigma(args.sigma)
     if args.json_out:
         check_output(args.json_out, "--json")
     if args.figure:  # checked now, not after the evaluation
@@ -66,13 +81,17 @@ def run(args: argparse.Namespace) -> int:
     try:
         with warnings.catch_warnings():  # unreadable files are listed below, once
             warnings.filterwarnings("ignore", message="skipping unreadable image")
-            scores = d.evaluate(data, per_image=True, max_images=args.max_images, progress=True)
-    except (FileNotFoundError, ValueError) as exc:
-        raise CLIError(str(exc)) from None
+            scores = d.evaluate(data, per_image=True, max_images=args.max_images, progress=True,
+                                blur=args.blur, blur_options=blur_options or None, ensemble=args.ensemble,
+                                known_sigma=args.known_sigma)
+    except (FileNotFoundError, ValueError, TypeError, KeyError) as exc:
+        raise CLIError(error_text(exc)) from None
+    how = "".join([f", ensemble x{args.ensemble}" if args.ensemble > 1 else "",
+                   ", the true sigma given" if args.known_sigma else ""])
     if args.pairs:
-        print(f"{scores['images']} pairs from {args.pairs[0]} and {args.pairs[1]}")
+        print(f"{scores['images']} pairs from {args.pairs[0]} and {args.pairs[1]}{how}")
     else:
-        print(f"{scores['images']} images, blur {d.blur.name} {d.blur.get_config()}")
+        print(f"{scores['images']} images, blur {scores['blur']['name']} {scores['blur']['config']}{how}")
     for row in scores["skipped"]:
         print(f"  skipped: {row['error']}", file=sys.stderr)
     print(format_table(scores))
@@ -83,14 +102,16 @@ def run(args: argparse.Namespace) -> int:
 
         atomic_write_text(args.json_out, json.dumps(_jsonable(scores), indent=1, allow_nan=False))
     if args.figure:
+        from blurkit.blurs import deserialize_blur
         from blurkit.metrics.functional import psnr
         from blurkit.plots import plot_comparison
 
         panels, titles = [], []
         rows = min(args.figure_images, scores["images"])
+        blur = None if args.pairs else deserialize_blur(scores["blur"])
         for row in scores["per_image"][:rows]:  # the same blurred inputs as the scores above (seeded per image)
-            b, s = d.test_pair(data, row["index"])
-            r = d.predict(b)
+            b, s = d.test_pair(data, row["index"], blur=blur)
+            r = d.predict(b, ensemble=args.ensemble, sigma=row["blur"]["sigma"] if args.known_sigma else None)
             name = Path(row["image"]).name
             panels += [b, r, s]
             titles += [f"{name}: blurred {psnr(s, b):.2f} dB", f"restored {psnr(s, r):.2f} dB", "sharp"]
