@@ -492,6 +492,10 @@ def test_the_cli_imports_tensorflow_without_its_start_up_lines():
     assert done.stdout == "3\n" and done.stderr == "after\n"
     done = _python("import os\nos.environ['TF_CPP_MIN_LOG_LEVEL'] = '1'\n" + code)
     assert done.returncode == 0 and done.stdout == "1\n"  # the user's setting is kept
+    assert done.stderr.endswith("after\n") and done.stderr != "after\n"  # and TensorFlow's lines are shown
+    done = _python("import os\nos.environ['TF_CPP_MIN_LOG_LEVEL'] = '3'\n" + code)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "3\n" and done.stderr == "after\n"  # asking for silence gets it (TF alone prints them)
 
 
 def test_a_failing_tensorflow_import_shows_what_it_wrote(tmp_path):

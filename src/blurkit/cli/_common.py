@@ -104,12 +104,13 @@ def quiet_tensorflow() -> None:
 
     As it starts, TensorFlow writes about ten lines to the process's stderr (oneDNN, CPU instructions, "Could
     not find cuda drivers", and on a machine without a GPU "failed call to cuInit: ... CUDA error"), most of
-    them before its logging is set up, so ``TF_CPP_MIN_LOG_LEVEL`` alone cannot hide them. Unless that
-    variable is set already (then nothing changes: ``TF_CPP_MIN_LOG_LEVEL=0 blurkit ...`` shows every line),
-    the CLI sets it to 3 and imports TensorFlow with file descriptor 2 sent to a temporary file. If the import
-    fails, what TensorFlow wrote is printed before the error, so nothing that explains it is lost.
+    them before its logging is set up, so ``TF_CPP_MIN_LOG_LEVEL`` alone cannot hide them (TensorFlow 2.21
+    writes them even with it set to 3). Unless that variable asks for messages (a value other than 3: then
+    nothing changes, ``TF_CPP_MIN_LOG_LEVEL=0 blurkit ...`` shows every line), the CLI sets it to 3 and imports
+    TensorFlow with file descriptor 2 sent to a temporary file. If the import fails, what TensorFlow wrote is
+    printed before the error, so nothing that explains it is lost.
     """
-    if "tensorflow" in sys.modules or "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+    if "tensorflow" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3").strip() != "3":
         return
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     sys.stderr.flush()
