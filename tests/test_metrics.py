@@ -229,6 +229,31 @@ def test_keras_metrics_under_xla(xy):
         assert logs[n] == pytest.approx(METRICS.get(n)(y, pred), rel=1e-4, abs=1e-4), n
 
 
+@pytest.mark.parametrize("jit", [False, True])
+def test_keras_metrics_weigh_each_image_by_its_sample_weight(xy, mae_plugin, jit):
+    """As Keras' own metrics (``compile(weighted_metrics=...)``): a weight 0 leaves an image out, weights 2 and
+    1 count an image twice, per-pixel weights count by their mean per image; and ``update_state`` takes NumPy
+    arrays as well as tensors."""
+    x, y = xy
+    model = _tiny_model()
+    names = [n for n in METRICS.list() if hasattr(METRICS.get(n), "keras_fn")] + ([] if jit else ["mae"])
+    # Keras hands sample weights to weighted_metrics (not to metrics); the loss must take per-image weights too
+    model.compile(loss=get_loss("mse"), weighted_metrics=keras_metrics(names), jit_compile=jit)
+    pred = model.predict(x, verbose=0).astype(np.float64)
+    w = np.array([1.0, 0.0, 2.0, 1.0, 0.0], np.float32)
+    logs = model.evaluate(x, y, sample_weight=w, batch_size=2, verbose=0, return_dict=True)
+    for n in names:
+        per_image = [METRICS.get(n)(y[i : i + 1], pred[i : i + 1]) for i in range(len(y))]
+        assert logs[n] == pytest.approx(np.average(per_image, weights=w), rel=1e-4, abs=1e-4), n
+        m = keras_metric(n)
+        m.update_state(y, pred.astype(np.float32))  # NumPy in
+        assert float(m.result()) == pytest.approx(METRICS.get(n)(y, pred), rel=1e-4, abs=1e-4), n
+        m.reset_state()
+        pixels = np.broadcast_to(w[:, None, None], y.shape[:3])
+        m.update_state(y, pred.astype(np.float32), sample_weight=pixels)
+        assert float(m.result()) == pytest.approx(np.average(per_image, weights=w), rel=1e-4, abs=1e-4), n
+
+
 def test_plugin_numpy_metric_in_keras(xy, mae_plugin):
     x, y = xy
     model = _tiny_model()

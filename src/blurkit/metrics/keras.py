@@ -5,8 +5,9 @@
 has one; a plain NumPy function (what a plugin author writes) is wrapped with ``tf.numpy_function``.
 
 The Keras object reports the mean over *images* of the metric: each batch's value is weighted by its
-batch size (by the sum of the sample weights when they are given), so ``model.evaluate`` gives the same
-number as the NumPy metric on the whole data set, even with a smaller last batch. (Passing a built-in
+batch size, so ``model.evaluate`` gives the same number as the NumPy metric on the whole data set, even with
+a smaller last batch. With sample weights (one per image, or per pixel: then their mean per image), it is
+the weighted mean of each image's value, as Keras' own metrics weigh samples. (Passing a built-in
 function directly, ``compile(metrics=[blurkit.metrics.psnr])``, also works, but Keras then averages
 over batches without weighting.)
 
@@ -122,13 +123,25 @@ def _define() -> dict[str, type]:
             self.count = self.add_variable(shape=(), initializer="zeros", name="count")
 
         def update_state(self, y_true, y_pred, sample_weight=None):
-            value = tf.cast(self._fn(y_true, y_pred), self.dtype)
+            y_true, y_pred = tf.convert_to_tensor(y_true), tf.convert_to_tensor(y_pred)
             if sample_weight is not None:
                 sw = tf.cast(sample_weight, self.dtype)
                 if sw.shape.rank and sw.shape.rank > 1:  # per-pixel weights: one weight per image
                     sw = tf.reduce_mean(sw, axis=list(range(1, sw.shape.rank)))
+                if y_pred.shape.rank == 4:  # each image's value, weighted by its own weight
+                    values = tf.map_fn(lambda tp: tf.cast(self._fn(tp[0][None], tp[1][None]), self.dtype),
+                                       (y_true, y_pred), fn_output_signature=self.dtype)
+                    sw = tf.broadcast_to(tf.reshape(sw, [-1]), tf.shape(values))
+                    self.total.assign_add(tf.reduce_sum(values * sw))
+                    self.count.assign_add(tf.reduce_sum(sw))
+                    return
+                value = tf.cast(self._fn(y_true, y_pred), self.dtype)
                 weight = tf.reduce_sum(sw)
-            elif y_pred.shape.rank == 4:
+                self.total.assign_add(value * weight)
+                self.count.assign_add(weight)
+                return
+            value = tf.cast(self._fn(y_true, y_pred), self.dtype)
+            if y_pred.shape.rank == 4:
                 weight = tf.cast(tf.shape(y_pred)[0], self.dtype)
             else:
                 weight = tf.constant(1.0, self.dtype)
