@@ -586,6 +586,10 @@ UNTRUSTED = {
     "TFSMLayer": (
         dict(config=lambda c: _set(c, class_name="TFSMLayer", module="keras.layers", registered_name=None)),
         "refusing to load a TFSMLayer layer"),
+    "lookup layer reading a local file": (
+        dict(config=lambda c: _first_conv(c)["config"].update(kernel_constraint={
+            "module": "keras.layers", "class_name": "StringLookup", "config": {"vocabulary": "/etc/hostname"}})),
+        "refusing to load a StringLookup layer whose vocabulary is a file"),
     "Lambda hidden in a nested config": (
         dict(config=lambda c: _first_conv(c)["config"].update(
             kernel_constraint={"module": "keras.layers", "class_name": "Lambda", "config": {}})),

@@ -1548,11 +1548,11 @@ _KERAS_FUNCTION_MODULES = ("activations", "losses", "metrics", "initializers", "
 def _check_keras_config(path: Any) -> None:
     """Refuse a ``.keras`` file whose ``config.json`` names code outside Keras, blurkit and registered objects.
 
-    Keras' own safe mode refuses Lambda layers, and Keras 3.9+ imports only Keras modules by name; this
-    check does not rely on either (blurkit accepts older Keras 3 releases): every object named in the
-    config must come from ``keras``/``blurkit`` or be registered with
-    ``keras.saving.register_keras_serializable`` (installed plugins), and Lambda / TFSMLayer layers are
-    refused outright.
+    Keras' own safe mode refuses Lambda layers, Keras 3.9+ imports only Keras modules by name and Keras
+    3.12+ refuses lookup layers' vocabulary files; this check does not rely on any of them (blurkit accepts
+    older Keras 3 releases): every object named in the config must come from ``keras``/``blurkit`` or be
+    registered with ``keras.saving.register_keras_serializable`` (installed plugins), Lambda / TFSMLayer
+    layers are refused outright, and so is any layer whose ``vocabulary`` is a file path.
     """
     import keras
 
@@ -1577,6 +1577,12 @@ def _check_keras_config(path: Any) -> None:
         if cls_name in _REFUSED_CLASSES:
             raise ModelFileError(f"{path}: refusing to load a {cls_name} layer (it runs code stored in "
                                  "the file or loads other files); blurkit never loads those")
+        inner = node.get("config")
+        if isinstance(inner, dict) and isinstance(inner.get("vocabulary"), str):
+            # a lookup layer (StringLookup, IntegerLookup, TextVectorization) would read that file, or URL,
+            # as it is built (Keras refuses it in safe mode only from 3.12)
+            raise ModelFileError(f"{path}: refusing to load a {cls_name} layer whose vocabulary is a file "
+                                 "to read outside the model file")
         module = node.get("module")
         if not isinstance(module, str) or not isinstance(cls_name, str):
             continue
