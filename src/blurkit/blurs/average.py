@@ -27,7 +27,7 @@ class AverageBlur(Blur):
 
     Args:
         size: Odd side length, or a ``(low, high)`` range from which odd sizes are drawn uniformly.
-        **kwargs: ``border``, ``noise``, ``quantize``, ``seed``; see :class:`~blurkit.blurs.base.Blur`.
+        **kwargs: ``border``, ``noise``, ``shot``, ``quantize``, ``jpeg``, ``seed``; see :class:`~blurkit.blurs.base.Blur`.
 
     Examples:
         >>> blur = AverageBlur(size=(3, 9), seed=0)

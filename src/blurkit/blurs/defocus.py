@@ -27,7 +27,7 @@ class DefocusBlur(Blur):
 
     Args:
         radius: Disk radius in pixels, >= 0, fixed or ``(low, high)``.
-        **kwargs: ``border``, ``noise``, ``quantize``, ``seed``; see :class:`~blurkit.blurs.base.Blur`.
+        **kwargs: ``border``, ``noise``, ``shot``, ``quantize``, ``jpeg``, ``seed``; see :class:`~blurkit.blurs.base.Blur`.
 
     Examples:
         >>> blur = DefocusBlur(radius=(1.0, 5.0), seed=0)

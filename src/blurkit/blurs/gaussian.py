@@ -36,7 +36,7 @@ class GaussianBlur(Blur):
             ``sigma_y`` is given.
         ksize: Odd kernel size, or None for ``2 * ceil(3 * max(sigma, sigma_y)) + 1`` (at least 3) from
             the sampled values.
-        **kwargs: ``border``, ``noise``, ``quantize``, ``seed``; see :class:`~blurkit.blurs.base.Blur`.
+        **kwargs: ``border``, ``noise``, ``shot``, ``quantize``, ``jpeg``, ``seed``; see :class:`~blurkit.blurs.base.Blur`.
 
     Examples:
         >>> import numpy as np

@@ -33,7 +33,7 @@ class MotionBlur(Blur):
         length: Length of the motion in pixels, >= 1, fixed or ``(low, high)``.
         angle: Direction in degrees, counter-clockwise as displayed (0 horizontal, 90 vertical), fixed
             or range.
-        **kwargs: ``border``, ``noise``, ``quantize``, ``seed``; see :class:`~blurkit.blurs.base.Blur`.
+        **kwargs: ``border``, ``noise``, ``shot``, ``quantize``, ``jpeg``, ``seed``; see :class:`~blurkit.blurs.base.Blur`.
 
     Examples:
         >>> blur = MotionBlur(length=(3, 15), angle=(0, 180), seed=0)
