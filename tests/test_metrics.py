@@ -179,6 +179,15 @@ def test_tensor_batch_is_per_image_mean(pairs):
     assert float(psnr(tt, tt)) == np.inf
 
 
+def test_tensor_ssim_refuses_images_below_its_window_as_numpy_does():
+    import tensorflow as tf
+
+    small = np.zeros((2, 10, 12, 3), np.float32)
+    for a in (small, tf.constant(small)):
+        with pytest.raises(ValueError, match=r"ssim needs images of at least 11x11 pixels"):
+            ssim(a, a)
+
+
 def test_channel_accuracy_is_keras_categorical_accuracy(pairs):
     import keras
 

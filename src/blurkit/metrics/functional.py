@@ -220,6 +220,10 @@ def _ssim_tf(y_true: Any, y_pred: Any):
     import tensorflow as tf
 
     t, p = _tensor_pair(y_true, y_pred)
+    known = [d for d in (t.shape[1], t.shape[2], p.shape[1], p.shape[2]) if d is not None]
+    if known and min(known) < WIN_SIZE:  # as the NumPy ssim (unknown sizes: TensorFlow's error at run time)
+        raise ValueError(f"ssim needs images of at least {WIN_SIZE}x{WIN_SIZE} pixels, got shape "
+                         f"{tuple(p.shape)}")
     shape = tf.shape(t)
     n, h, w, c = shape[0], shape[1], shape[2], shape[3]
 
