@@ -190,6 +190,10 @@ def test_predict_batches_lists_and_paths(trained, tmp_path, astronaut):
     assert isinstance(from_path, np.ndarray)
     np.testing.assert_array_equal(from_path, trained.predict(b))
     np.testing.assert_array_equal(trained.predict(str(tmp_path / "photo.png")), from_path)
+    # a float batch has one value range: here [0, 255], though its second photo (nearly black) lies in [0, 1]
+    f = np.stack([a, a // 200]).astype(np.float32)
+    assert f[1].max() <= 1
+    np.testing.assert_allclose(trained.predict(f), trained.predict(f / 255) * 255, atol=2e-3)
 
 
 def test_predict_self_ensemble(trained, astronaut):
@@ -705,6 +709,8 @@ def test_estimate_sigma_is_what_blind_predict_deconvolves():
     assert d.estimate_sigma(rgba) == pytest.approx(d.estimate_sigma(u8), abs=1e-6)
     many = d.estimate_sigma(np.stack([x, x[:, ::-1]]))
     assert isinstance(many, list) and len(many) == 2 and many[0] == pytest.approx(s, abs=1e-6)
+    f = np.stack([x * 255, x * 0.5]).astype(np.float32)  # one range for the batch: [0, 255]
+    assert d.estimate_sigma(f) == pytest.approx(d.estimate_sigma(f / 255), abs=1e-5)
     grey = x.mean(axis=-1)
     assert d.estimate_sigma(grey) == pytest.approx(d.estimate_sigma(np.repeat(grey[..., None], 3, -1)), abs=1e-6)
     assert d.estimate_sigma([x, grey])[1] == pytest.approx(d.estimate_sigma(grey), abs=1e-6)

@@ -728,7 +728,8 @@ class Deblurrer:
         Args:
             x: A path (file), an image array (H,W) / (H,W,C), a batch (N,H,W,C), or a list of those
                 (sizes may differ). uint8 and uint16 images are scaled by their maximum; float images are
-                taken as [0, 1] if they lie within it, else as [0, 255] (or [0, 65535]) images.
+                taken as [0, 1] if they lie within it, else as [0, 255] (or [0, 65535]) images (a batch
+                array as a whole, a list image by image).
             max_pixels: Refuse files with more pixels than this before decoding them.
             ensemble: Self-ensemble (the "x8" test-time augmentation of image restoration papers): restore
                 the image under this many of the 8 flips/rotations (1, 2, 4 or 8; in the order of
@@ -776,9 +777,10 @@ class Deblurrer:
             return [self._predict(i, max_pixels, ensemble, sigma) for i in x]
         arr = np.asarray(x)
         if arr.ndim == 4:
+            scale = _batch_scale(arr)  # one value range for the whole batch, as for one image
             out = np.empty(arr.shape, arr.dtype)
             for one, dst in zip(arr, out, strict=True):
-                self._predict_array(one, dst, ensemble, sigma)
+                self._predict_array(one, dst, ensemble, sigma, scale)
             return out
         return self._predict_array(arr, ensemble=ensemble, sigma=sigma)
 
@@ -812,7 +814,7 @@ class Deblurrer:
         """
         from blurkit.data.io import read_image
 
-        wiener = self._wiener_layer("estimate_sigma")
+        self._wiener_layer("estimate_sigma")  # a model without an estimator: refused before reading
         if isinstance(x, (str, os.PathLike)):
             kw = {} if max_pixels is None else {"max_pixels": max_pixels}
             x = read_image(x, **kw)
@@ -820,8 +822,13 @@ class Deblurrer:
             return [self.estimate_sigma(i, max_pixels=max_pixels) for i in x]
         arr = np.asarray(x)
         if arr.ndim == 4:
-            return [self.estimate_sigma(one) for one in arr]
-        scale = _unit_scale(arr)
+            scale = _batch_scale(arr)
+            return [self._estimate_one(one, scale) for one in arr]
+        return self._estimate_one(arr, _unit_scale(arr))
+
+    def _estimate_one(self, arr: np.ndarray, scale: float) -> float:
+        """:meth:`estimate_sigma` of one (H, W) / (H, W, C) image that ``scale`` maps to [0, 1]."""
+        wiener = self._wiener_layer("estimate_sigma")
         img = arr[..., None] if arr.ndim == 2 else arr
         c = self._colour_channels(img.shape[-1], "read")
         img = img[..., :c]  # without alpha
@@ -1328,6 +1335,15 @@ def _unit_scale(arr: np.ndarray) -> float:
     if lo < 0 or hi > 65535.0:
         raise ValueError(f"float images must lie in [0, 1], [0, 255] or [0, 65535], got {lo}..{hi}")
     return 1.0 if hi <= 1.0 else 255.0 if hi <= 255.0 else 65535.0
+
+
+def _batch_scale(arr: np.ndarray) -> float:
+    """:func:`_unit_scale` of a batch ``(N, H, W, C)``: one scale for all its images, from all their values (a
+    dark photo in a [0, 255] float batch is not taken as a [0, 1] image)."""
+    if arr.shape[0] == 0:
+        raise ValueError(f"empty batch of shape {arr.shape}")
+    _unit_scale(arr[0])  # shape and dtype, named by one image's shape
+    return _unit_scale(arr.reshape(-1, *arr.shape[2:]))
 
 
 def _unit_tile(crop: np.ndarray, scale: float, repeat: int = 1) -> np.ndarray:
