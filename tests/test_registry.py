@@ -70,6 +70,23 @@ def test_duplicate_raises_unless_override(reg):
     assert reg.get("f")() == 2
 
 
+def test_a_plugin_whose_name_another_plugin_took_is_skipped_with_a_warning(reg, recwarn):
+    """Two plugins of one name: the first keeps it, and the one left out says so (its users would otherwise
+    get the other component without a word). A name the user registered wins without a warning."""
+    from importlib import metadata
+
+    from blurkit.registry import PluginWarning
+
+    reg.register("g", json.dumps, source="plugin other-dist 1.0")
+    with pytest.warns(PluginWarning, match=r"plugin json:loads provides things 'g', which plugin other-dist 1\.0 "
+                                           r"\(json\) provides already; that one is kept"):
+        reg._load_entry_point(metadata.EntryPoint(name="g", value="json:loads", group="things"))
+    assert reg.get("g") is json.dumps
+    reg.register("f", json.loads)
+    reg._load_entry_point(metadata.EntryPoint(name="f", value="json:dumps", group="things"))
+    assert reg.get("f") is json.loads and not recwarn.list
+
+
 def test_find_reports_module_file_and_line(reg):
     def comp():
         return None

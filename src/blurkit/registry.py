@@ -196,14 +196,16 @@ class Registry:
         dist = getattr(ep, "dist", None)
         label = f"{dist.metadata['Name']} {dist.version}" if dist is not None else ep.value
         if ep.name in self._entries:
-            # Built-ins (and anything registered explicitly) win over plugins of the same name.
-            if self._entries[ep.name].source == BUILTIN:
-                warnings.warn(
-                    f"plugin {label} provides {self.kind} {ep.name!r}, which is built in; the built-in wins "
-                    f"(register it with override=True to replace it)",
-                    PluginWarning,
-                    stacklevel=3,
-                )
+            # Built-ins, anything registered explicitly (silently: the user chose it) and the first plugin win
+            # over later plugins of the name.
+            old = self._entries[ep.name]
+            if old.source == BUILTIN:
+                message = "which is built in; the built-in wins (register it with override=True to replace it)"
+            elif old.source.startswith("plugin "):
+                message = f"which {old.source} ({old.module}) provides already; that one is kept"
+            else:
+                return
+            warnings.warn(f"plugin {label} provides {self.kind} {ep.name!r}, {message}", PluginWarning, stacklevel=3)
             return
         try:
             obj = ep.load()
