@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -121,6 +122,30 @@ def test_fit_with_separate_validation(photo_dir, arrays):
     assert d.training["train_items"] == 4 and d.training["validation_items"] == 4
 
 
+def test_fit_refuses_bad_arrays_and_counts_before_training(arrays):
+    """What would otherwise fail deep in the tf.data pipeline (int64), train silently to NaN weights (NaN
+    inputs), train on a scale 255 times too large (a [0, 255] float image) or do nothing (epochs=0) is refused
+    first, naming the argument."""
+    blurred, sharp = arrays
+    d = Deblurrer(model="unet", model_options=TINY, **FAST)
+    before = [w.copy() for w in d.model.get_weights()]
+    nan = blurred.astype(np.float32) / 255
+    nan[1, 3, 3, 0] = np.nan
+    for data, match in [((nan, sharp), r"^blurred: images contain NaN"),
+                        ((blurred.astype(np.float32), sharp), r"^blurred: float images are taken as \[0, 1\]"),
+                        ((blurred, sharp.astype(np.int64)), r"^sharp: images must be uint8, uint16 or float"),
+                        ([sharp[0], sharp[1].astype(np.float64) * 255], r"^data\[1\]: float images"),
+                        (sharp.astype(np.int32), r"^data: images must be")]:
+        with pytest.raises(ValueError, match=match):
+            d.fit(data, epochs=1, verbose=0)
+        with pytest.raises(ValueError, match=match):
+            d.evaluate(data)
+    for kw in ({"epochs": 0}, {"epochs": -1}, {"epochs": 1.5}, {"steps_per_epoch": 0}):
+        with pytest.raises(ValueError, match=f"{next(iter(kw))} must be a whole number of at least 1"):
+            d.fit((blurred, sharp), verbose=0, **kw)
+    assert all((a == b).all() for a, b in zip(before, d.model.get_weights(), strict=True))
+
+
 def test_bad_constructor_arguments():
     with pytest.raises(ValueError, match="channels"):
         Deblurrer(channels=2)
@@ -152,6 +177,15 @@ def test_predict_keeps_dtype_and_range(trained):
     f64 = trained.predict(u8 / 255.0)
     assert f64.dtype == np.float64
     np.testing.assert_allclose(f64, ref, atol=1e-5)
+
+    # overshoot (a cubic resize, a sharpening) leaves the range as it is and is clipped: one pixel at 1.003 does
+    # not make a [0, 1] image a [0, 255] one, nor 256.5 a [0, 255] image a [0, 65535] one
+    over = u8.astype(np.float32) / 255
+    over[0, 0, 0], over[1, 1, 1] = 1.003, -0.01
+    np.testing.assert_allclose(trained.predict(over), trained.predict(np.clip(over, 0, 1)), atol=1e-6)
+    over255 = u8.astype(np.float32)
+    over255[0, 0, 0] = 256.5
+    np.testing.assert_allclose(trained.predict(over255), trained.predict(np.clip(over255, 0, 255)), atol=1e-3)
 
 
 @pytest.mark.parametrize("shape", [(67, 93), (1, 1), (3, 2), (5, 7, 3), (33, 17, 1)])
@@ -233,7 +267,7 @@ def test_predict_self_ensemble(trained, astronaut):
     (np.zeros((8, 8, 5)), "expected an image"),
     (np.zeros((8, 8, 3), bool), "dtype bool"),
     (np.full((8, 8, 3), -3, np.int64), "outside"),
-    (np.full((8, 8, 3), -0.5), "float images"),
+    (np.full((8, 8, 3), -0.6), "float images"),  # below [0, 1] by more than half its range
     (np.full((8, 8, 3), 1e6), "float images"),
     (np.zeros((0, 8, 3), np.uint8), "empty"),
 ])
@@ -273,6 +307,19 @@ def test_evaluate_scores_model_and_blurred(trained, photo_dir):
     detail = trained.evaluate(photo_dir, per_image=True, max_images=2)
     assert detail["images"] == 2 and len(detail["per_image"]) == 2
     assert detail["per_image"][0]["image"].endswith("astronaut.png")
+
+
+def test_evaluate_skips_an_image_too_small_to_score(trained, photo_dir, tmp_path):
+    """An image below SSIM's 11x11 window is skipped, named, like an unreadable file; the others are scored."""
+    import shutil
+
+    src = tmp_path / "photos"
+    shutil.copytree(photo_dir, src)
+    write_image(src / "zz_tiny.png", np.full((3, 7, 3), 90, np.uint8))
+    with pytest.warns(UserWarning, match=r"skipping image: .*zz_tiny\.png: 3x7 px is too small to score"):
+        scores = trained.evaluate(src)
+    assert scores["images"] == 4 and [Path(r["image"]).name for r in scores["skipped"]] == ["zz_tiny.png"]
+    assert scores["model"] == trained.evaluate(photo_dir)["model"]
 
 
 def test_evaluate_pairs_and_arrays(trained, pair_dirs, arrays):

@@ -11,6 +11,7 @@ import pytest
 
 from blurkit import Deblurrer
 from blurkit.cli.main import main
+from blurkit.deblurrer import ModelFileError
 
 TINY = {
     "unet": dict(model="unet", model_options={"width": 4, "depth": 2}),
@@ -40,6 +41,8 @@ def test_export_serves_what_predict_returns(name, astronaut, tmp_path):
     path = d.export(tmp_path / "deblur")
     served = tf.saved_model.load(str(path))
     assert {"serve", "serve_float", "serving_default"} <= set(served.signatures)
+    with pytest.raises(ModelFileError, match=r"deblur: a folder, not a \.keras model file \(a SavedModel"):
+        Deblurrer.load(path)  # what to do with it instead
     for image in _images(astronaut, d.channels):
         want = d.predict(image)
         got = served.serve(image[None]).numpy()[0]

@@ -393,6 +393,10 @@ class Deblurrer:
         from blurkit.metrics.losses import get_loss
         from blurkit.training import broadcast_weights, in_multi_worker_mode, is_chief, train, worker_temp_dir
 
+        for arg, value in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))
+                                      or value < 1):
+                raise ValueError(f"{arg} must be a whole number of at least 1, got {value!r}")
         state_dir = _state_dir(checkpoint, checkpoint_dir)
         if resume and state_dir is None:
             raise ValueError("resume=True needs checkpoint_dir= (or checkpoint=, beside which the training "
@@ -729,7 +733,8 @@ class Deblurrer:
             x: A path (file), an image array (H,W) / (H,W,C), a batch (N,H,W,C), or a list of those
                 (sizes may differ). uint8 and uint16 images are scaled by their maximum; float images are
                 taken as [0, 1] if they lie within it, else as [0, 255] (or [0, 65535]) images (a batch
-                array as a whole, a list image by image).
+                array as a whole, a list image by image), with half a range to spare for overshoot (a
+                [0, 1] image with values up to 1.5 is still one; values outside the range are clipped).
             max_pixels: Refuse files with more pixels than this before decoding them.
             ensemble: Self-ensemble (the "x8" test-time augmentation of image restoration papers): restore
                 the image under this many of the 8 flips/rotations (1, 2, 4 or 8; in the order of
@@ -928,8 +933,9 @@ class Deblurrer:
             "known_sigma"}`` (plus ``"per_image"``: each image's name, ``index`` in ``data``, scores and, for
             sharp photos, ``"blur"``: the parameters drawn for it, e.g. its ``sigma``).
             Metrics: PSNR (dB, RGB, data range 1), SSIM (scikit-image convention), MSE, accuracy (within
-            2/255) and channel_accuracy (the tutorial's measure). An unreadable file is warned about and
-            listed in ``skipped`` (name, index, reason); the means are over the others.
+            2/255) and channel_accuracy (the tutorial's measure). An unreadable file, or an image smaller than
+            SSIM's 11x11 window, is warned about and listed in ``skipped`` (name, index, reason); the means
+            are over the others.
 
         Raises:
             ValueError: No image to evaluate, or none can be read (the message names them and says why); a
@@ -951,6 +957,7 @@ class Deblurrer:
         from blurkit.blurs import serialize_blur
         from blurkit.data.io import ImageReadError
         from blurkit.data.pipeline import resolve_source
+        from blurkit.metrics.functional import WIN_SIZE
         from blurkit.registry import METRICS
 
         if isinstance(ensemble, bool) or ensemble not in (1, 2, 4, 8):
@@ -971,6 +978,12 @@ class Deblurrer:
             except (ImageReadError, OSError) as exc:  # reported and skipped, as fit and deblur do
                 skipped.append({"image": src.name(i), "index": i, "error": str(exc)})
                 warnings.warn(f"skipping unreadable image: {exc}", stacklevel=2)
+                continue
+            if min(s.shape[:2]) < WIN_SIZE:  # SSIM cannot score it: skipped like an unreadable file
+                why = (f"{src.name(i)}: {s.shape[0]}x{s.shape[1]} px is too small to score (SSIM needs at least "
+                       f"{WIN_SIZE}x{WIN_SIZE})")
+                skipped.append({"image": src.name(i), "index": i, "error": why})
+                warnings.warn(f"skipping image: {why}", stacklevel=2)
                 continue
             raw = self._sigma_param(params["sigma"]) if known_sigma else None
             r = self._predict_array(b, ensemble=ensemble, sigma=raw, scale=1.0)  # b is float32 in [0, 1]
@@ -1121,6 +1134,10 @@ class Deblurrer:
             ModelFileError: Missing, not a zip, damaged, unsafe entry names, or not a blurkit model.
         """
         path = Path(path)
+        if path.is_dir():
+            exported = " (a SavedModel from Deblurrer.export: serve it with tf.saved_model.load)" \
+                if (path / "saved_model.pb").is_file() else ""
+            raise ModelFileError(f"{path}: a folder, not a .keras model file{exported}")
         if not path.is_file():
             raise ModelFileError(f"{path}: no such model file")
         if not zipfile.is_zipfile(path):
@@ -1313,7 +1330,9 @@ def _unit_scale(arr: np.ndarray) -> float:
     that maps it to [0, 1] (no copy of the image is made).
 
     uint8 is 255, uint16 65535; other integers 255 when their maximum is at most 255, else 65535; floats
-    1, 255 or 65535, the smallest that their maximum fits in.
+    1, 255 or 65535, the smallest whose range their maximum fits in with half a range to spare: values a little
+    beyond it (the overshoot of a cubic resize or a sharpening, e.g. 1.003 in a [0, 1] image) are clipped as
+    the image is read, instead of one pixel above 1 making it a [0, 255] image.
     """
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] not in (1, 2, 3, 4)):
         raise ValueError(f"expected an image (H,W), (H,W,C) with C in 1..4, or a batch; got shape {arr.shape}")
@@ -1332,9 +1351,11 @@ def _unit_scale(arr: np.ndarray) -> float:
     if not (np.isfinite(lo) and np.isfinite(hi)):
         raise ValueError("image contains NaN or infinite values")
     lo, hi = float(lo), float(hi)
-    if lo < 0 or hi > 65535.0:
-        raise ValueError(f"float images must lie in [0, 1], [0, 255] or [0, 65535], got {lo}..{hi}")
-    return 1.0 if hi <= 1.0 else 255.0 if hi <= 255.0 else 65535.0
+    scale = next((r for r in (1.0, 255.0, 65535.0) if hi <= 1.5 * r), None)
+    if scale is None or lo < -0.5 * scale:
+        raise ValueError(f"float images must lie in [0, 1], [0, 255] or [0, 65535] (give or take half the range, "
+                         f"clipped), got {lo}..{hi}")
+    return scale
 
 
 def _batch_scale(arr: np.ndarray) -> float:
@@ -1347,9 +1368,11 @@ def _batch_scale(arr: np.ndarray) -> float:
 
 
 def _unit_tile(crop: np.ndarray, scale: float, repeat: int = 1) -> np.ndarray:
-    """One tile of the image as the model's float32 [0, 1] input (one new array)."""
+    """One tile of the image as the model's float32 [0, 1] input (one new array; float values beyond the range
+    clipped)."""
     if crop.dtype.kind == "f":
         y = crop.astype(np.float32) if scale == 1.0 else (crop / scale).astype(np.float32, copy=False)
+        np.clip(y, 0.0, 1.0, out=y)
     else:
         y = crop.astype(np.float32)
         y /= np.float32(scale)

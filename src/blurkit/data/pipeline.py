@@ -151,13 +151,37 @@ def _is_array(x: Any) -> bool:
 
 
 def _as_image_list(x: Any, what: str) -> list[np.ndarray]:
+    """In-memory images as a list, their dtypes and values checked (:func:`_check_values`)."""
     if isinstance(x, np.ndarray):
         if x.ndim == 2 or (x.ndim == 3 and x.shape[-1] in (1, 3, 4) and x.shape[0] > 4):
-            return [x]
-        if x.ndim in (3, 4):
-            return list(x)
-        raise ValueError(f"{what}: expected (H,W), (H,W,C) or (N,H,W,C) images, got shape {x.shape}")
-    return list(x)
+            images = [x]
+        elif x.ndim in (3, 4):
+            images = list(x)
+        else:
+            raise ValueError(f"{what}: expected (H,W), (H,W,C) or (N,H,W,C) images, got shape {x.shape}")
+        _check_values(x, what)
+        return images
+    images = list(x)
+    for i, image in enumerate(images):
+        _check_values(np.asarray(image), f"{what}[{i}]")
+    return images
+
+
+def _check_values(a: np.ndarray, what: str) -> None:
+    """Refuse, before training or scoring, what would otherwise go wrong deep in a TensorFlow pipeline or give
+    meaningless numbers: dtypes other than uint8, uint16, float and bool (int64 is what a list of ints
+    becomes), NaN or infinite values, and float images far outside [0, 1] (a [0, 255] float image)."""
+    if a.dtype in (np.uint8, np.uint16, np.bool_) or a.size == 0:
+        return
+    if a.dtype.kind != "f":
+        raise ValueError(f"{what}: images must be uint8, uint16 or float in [0, 1], got dtype {a.dtype} "
+                         "(convert with .astype(np.uint8), or to float and divide by 255)")
+    lo, hi = float(a.min()), float(a.max())
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        raise ValueError(f"{what}: images contain NaN or infinite values")
+    if lo < -0.5 or hi > 1.5:
+        raise ValueError(f"{what}: float images are taken as [0, 1], got values {lo:g}..{hi:g} (divide a "
+                         "[0, 255] image by 255, or pass it as uint8)")
 
 
 def match_pairs(blurred_dir: str | Path, sharp_dir: str | Path) -> tuple[list[tuple[Path, Path]], list[str]]:
