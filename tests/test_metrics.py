@@ -112,6 +112,23 @@ def test_batch_is_mean_of_images(pairs):
         assert fn(t, p) == pytest.approx(np.mean([fn(a, b) for a, b in zip(t, p, strict=True)]), rel=1e-12)
 
 
+@pytest.mark.parametrize("name", ["mse", "psnr", "ssim", "accuracy", "channel_accuracy"])
+def test_float_images_far_outside_0_1_or_not_finite_are_refused(name):
+    """A [0, 255] float image against a uint8 one would score about -42 dB PSNR without a word (scikit-image
+    refuses it too, asking for data_range); overshoot up to half the range is accepted, as predict accepts it."""
+    fn = METRICS.get(name)
+    u8 = np.random.default_rng(3).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    with pytest.raises(ValueError, match=r"float images are taken as \[0, 1\].*divide a \[0, 255\] image by 255"):
+        fn(u8, u8.astype(np.float32))
+    nan = u8 / 255.0
+    nan[0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        fn(u8, nan)
+    over = u8 / 255.0
+    over[0, 0, 0] = 1.2
+    assert np.isfinite(fn(u8, over))
+
+
 def test_shape_mismatch_names_both_shapes():
     with pytest.raises(ValueError, match=r"\(8, 8, 3\) and \(8, 8\)"):
         psnr(np.zeros((8, 8, 3)), np.zeros((8, 8)))

@@ -105,6 +105,13 @@ def _to_float(x: Any) -> np.ndarray:
     if np.issubdtype(a.dtype, np.integer):
         raise TypeError(_INT_MESSAGE.format(dtype=a.dtype))
     if np.issubdtype(a.dtype, np.floating):
+        if a.size:
+            lo, hi = float(a.min()), float(a.max())
+            if not (np.isfinite(lo) and np.isfinite(hi)):
+                raise ValueError("image contains NaN or infinite values")
+            if lo < -0.5 or hi > 1.5:  # overshoot allowed, as Deblurrer.predict allows it
+                raise ValueError(f"float images are taken as [0, 1] (data range 1), got values {lo:g}..{hi:g}: "
+                                 "divide a [0, 255] image by 255 (or pass it as uint8)")
         return a.astype(np.float64)
     raise TypeError(f"expected a numeric image, got dtype {a.dtype}")
 
@@ -123,7 +130,9 @@ def prepare(y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray]:
         ``(y_true, y_pred)`` as float64; uint8 / uint16 images divided by 255 / 65535.
 
     Raises:
-        ValueError: The shapes differ or the rank is not 2, 3 or 4.
+        ValueError: The shapes differ or the rank is not 2, 3 or 4; a float image with values far outside
+            [0, 1] (below -0.5 or above 1.5: a [0, 255] image, say, which would score about -42 dB) or
+            NaN / infinite ones.
         TypeError: Another integer dtype (int64, from a list of ints, say: its scale is ambiguous) or a
             non-numeric one.
 
