@@ -89,6 +89,22 @@ def test_auto_is_not_a_preset_file():
         Deblurrer.from_preset("auto")
 
 
+def test_preset_names_are_names():
+    """Unknown names list the shipped presets; a path is not a preset name, nor is None."""
+    from blurkit import Deblurrer
+    from blurkit.presets import list_presets, preset_path
+
+    with pytest.raises(KeyError, match=r"unknown preset 'nope'\. Shipped presets: gaussian-v1"):
+        preset_path("nope")
+    with pytest.raises(KeyError, match=r"unknown preset 'gaussian-v2'; did you mean 'gaussian-v1'\?"):
+        preset_path("gaussian-v2")
+    other = f"../presets/{list_presets()[0]}"  # the same file, reached as a path
+    with pytest.raises(KeyError, match="unknown preset"):
+        preset_path(other)
+    with pytest.raises(TypeError, match="a preset name is a string"):
+        Deblurrer.from_preset(None)
+
+
 def test_large_photos_are_measured_in_aligned_tiles(astronaut, monkeypatch):
     """Above 2.1 MP the measures read 256-px tiles spread over the photo (at most that many pixels, each
     starting on a multiple of 16 px); on a 1600x2000 photo they agree with reading it whole."""

@@ -38,17 +38,20 @@ def preset_path(name: str = DEFAULT_PRESET) -> Path:
 
     Raises:
         KeyError: No such preset; the message lists the shipped ones and the closest name.
+        TypeError: ``name`` is not a string.
     """
+    if not isinstance(name, str):
+        raise TypeError(f"a preset name is a string (blurkit.presets.list_presets()), got {name!r}")
+    names = list_presets()
     path = _HERE / f"{name}.keras"
-    if not path.is_file():
-        names = list_presets()
+    if name not in names:  # not a path: "../x" names no preset
         if name == AUTO:
             raise KeyError(f"{AUTO!r} is not one preset but a choice per photo: "
                            f"blurkit.presets.choose_preset(image) names the one to load. Shipped presets: "
                            f"{', '.join(names) or '(none)'}")
         close = difflib.get_close_matches(name, names, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise KeyError(f"unknown preset {name!r}{hint} Shipped presets: {', '.join(names) or '(none)'}")
+        raise KeyError(f"unknown preset {name!r}{hint or '.'} Shipped presets: {', '.join(names) or '(none)'}")
     return path
 
 
