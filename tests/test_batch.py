@@ -78,6 +78,52 @@ def test_overlapped_results_equal_sequential(tiny, photos, tmp_path):
     assert rgba.shape == (24, 32, 4) and (rgba[..., 3] == 200).all()  # alpha passed through
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_grey_alpha_png_is_restored_and_written_as_grey_alpha(tiny, tmp_path, dtype):
+    """A grey + alpha PNG (colour type 4) gives a grey + alpha PNG of its bit depth: grey restored, alpha
+    passed through (it was read as RGBA: three channels restored apart, colour fringes, an RGBA file)."""
+    grey = _photo("camera").astype(dtype) * (257 if dtype == np.uint16 else 1)
+    alpha = np.tile(np.linspace(0, np.iinfo(dtype).max, 32).astype(dtype), (24, 1))
+    write_image(tmp_path / "in" / "la.png", np.dstack([grey, alpha]))
+    assert deblur_files(tiny, folder_jobs(tmp_path / "in", tmp_path / "out"), workers=0).done == 1
+    out = tmp_path / "out" / "la.png"
+    assert out.read_bytes()[24:26] == bytes([8 * np.dtype(dtype).itemsize, 4])  # bit depth, grey + alpha
+    back = read_image(out, alpha="keep")
+    assert back.shape == (24, 32, 2) and back.dtype == dtype
+    np.testing.assert_array_equal(back[..., 1], alpha)
+    np.testing.assert_array_equal(back[..., 0], tiny.predict(grey))
+
+
+class Same:
+    """A fake deblurrer that returns its input."""
+
+    def predict(self, image):
+        return image
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_float_tiff_is_written_as_float(tmp_path, workers):
+    linear = _photo("astronaut").astype(np.float32) / 64.0  # linear / HDR data: up to about 4
+    (tmp_path / "in").mkdir()
+    cv2.imwrite(str(tmp_path / "in" / "hdr.tif"), linear[..., ::-1])
+    jobs = [(tmp_path / "in" / "hdr.tif", tmp_path / "out" / name) for name in ("hdr.tif", "hdr.png")]
+    with pytest.warns(UserWarning, match=r"hdr\.tif: float samples outside \[0, 1\]"):
+        assert deblur_files(Same(), jobs, workers=workers).done == 2
+    stored = cv2.imread(str(tmp_path / "out" / "hdr.tif"), cv2.IMREAD_UNCHANGED)
+    assert stored.dtype == np.float32
+    np.testing.assert_array_equal(stored[..., ::-1], linear)  # not clipped to [0, 1], not rounded to 16 bits
+    assert read_image(tmp_path / "out" / "hdr.png").dtype == np.uint16  # PNG: 16 bits, not 8
+
+
+def test_float_tiff_in_unit_range_is_restored_as_float(tiny, tmp_path):
+    grey = _photo("camera").astype(np.float32) / 255.0
+    cv2.imwrite(str(tmp_path / "f.tif"), grey)
+    assert deblur_files(tiny, [(tmp_path / "f.tif", tmp_path / "out" / "f.tif")], workers=0).done == 1
+    back = read_image(tmp_path / "out" / "f.tif")
+    assert back.dtype == np.float32 and back.shape == grey.shape
+    np.testing.assert_allclose(back, tiny.predict(grey), atol=1e-6)
+
+
 def test_cli_io_workers_zero_gives_the_same_files(tiny, photos, tmp_path, monkeypatch, capsys):
     import blurkit.cli._common as common
 
@@ -226,6 +272,19 @@ def test_failures_are_listed_in_input_order_and_the_batch_goes_on(photos, tmp_pa
     assert "No such file" in reasons[2] and "text.jpg: not an image" in reasons[4] and ".gif" in reasons[5]
     assert sorted(os.listdir(tmp_path / "o")) == ["a.png", "e.png"]
     assert str(s) == "done 2, skipped 0 (already there), failed 6" and s.total == 8
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_write_error_names_the_output_not_its_temporary_file(photos, tmp_path, monkeypatch, workers):
+    import blurkit.data.io as bio
+
+    def refuse(dir=None, prefix="", suffix=""):  # as mkstemp fails in a folder the user may not write to
+        raise PermissionError(13, "Permission denied", os.path.join(dir, f"{prefix}nz2w6k4u{suffix}"))
+
+    monkeypatch.setattr(bio.tempfile, "mkstemp", refuse)
+    src = sorted(list_images(photos))[0]
+    s = deblur_files(Invert(), [(src, tmp_path / "o" / "x.png")], workers=workers)
+    assert s.failed == [(src, f"[Errno 13] Permission denied: '{tmp_path / 'o' / 'x.png'}'")]
 
 
 def test_bad_arguments():

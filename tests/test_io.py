@@ -244,10 +244,46 @@ def test_grey_alpha_and_bilevel(tmp_path, gray):
     assert dropped.shape == gray.shape
     np.testing.assert_array_equal(dropped, gray)
     kept = read_image(tmp_path / "la.png", alpha="keep")
-    assert kept.shape == (*gray.shape, 4) and (kept[..., 3] == 128).all()
+    assert kept.shape == (*gray.shape, 2) and (kept[..., 1] == 128).all()  # grey stays grey (was RGBA)
+    np.testing.assert_array_equal(kept[..., 0], gray)
     Image.fromarray(gray > 100).save(tmp_path / "bw.png")
     bw = read_image(tmp_path / "bw.png")
     assert bw.shape == gray.shape and set(np.unique(bw)) <= {0, 255}
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_grey_alpha_png_round_trip(tmp_path, dtype):
+    """(H, W, 2) arrays are written as grey + alpha PNGs (colour type 4) and read back as they were, at 8
+    and 16 bits; the file is told from its header, not from equal channels (an RGBA PNG of grey pixels
+    stays RGBA)."""
+    top = np.iinfo(dtype).max
+    la = np.random.default_rng(1).integers(0, top + 1, (9, 13, 2)).astype(dtype)
+    la[0, 0], la[-1, -1] = (0, top), (top, 0)
+    path = tmp_path / "la.png"
+    write_image(path, la)
+    data = path.read_bytes()
+    assert data[24:26] == bytes([8 * np.dtype(dtype).itemsize, 4])  # IHDR bit depth, colour type 4
+    np.testing.assert_array_equal(read_image(path, alpha="keep"), la)
+    np.testing.assert_array_equal(read_image(path), la[..., 0])
+    other = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)  # another decoder reads the same file
+    assert other.dtype == dtype and other.shape == (9, 13, 4)
+    np.testing.assert_array_equal(other[..., [0, 3]], la)
+    if dtype == np.uint8:
+        np.testing.assert_array_equal(np.asarray(Image.open(path)), la)
+    grey_rgba = np.dstack([la[..., 0]] * 3 + [la[..., 1]])
+    write_image(tmp_path / "rgba.png", grey_rgba)
+    assert read_image(tmp_path / "rgba.png", alpha="keep").shape == (9, 13, 4)
+
+
+def test_grey_alpha_in_other_formats(tmp_path):
+    la = np.dstack([np.arange(40, dtype=np.uint8).reshape(5, 8) * 6, np.full((5, 8), 77, np.uint8)])
+    write_image(tmp_path / "la.jpg", la, quality=100)  # JPEG has no alpha: grey
+    assert read_image(tmp_path / "la.jpg", alpha="keep").shape == (5, 8)
+    for suffix in (".bmp", ".tif", ".webp"):  # OpenCV writes 1, 3 or 4 channels: RGBA of equal colours
+        write_image(tmp_path / f"la{suffix}", la)
+        back = read_image(tmp_path / f"la{suffix}", alpha="keep")
+        assert back.shape == (5, 8, 4), suffix
+        assert _mad(back, la[..., [0, 0, 0, 1]]) <= (3 if suffix == ".webp" else 0), suffix  # WebP is lossy
 
 
 def test_cmyk_jpeg_and_tiff(tmp_path, rgb):
@@ -258,11 +294,40 @@ def test_cmyk_jpeg_and_tiff(tmp_path, rgb):
         assert _mad(back, rgb) < 4, suffix
 
 
-def test_float_tiff_becomes_uint16(tmp_path, gray):
-    Image.fromarray(gray.astype(np.float32) / 255.0, mode="F").save(tmp_path / "f.tif")
+def test_float_tiff_stays_float32(tmp_path, gray, rgb, recwarn):
+    grey = gray.astype(np.float32) / 255.0
+    Image.fromarray(grey, mode="F").save(tmp_path / "f.tif")  # decoded by Pillow
     back = read_image(tmp_path / "f.tif")
-    assert back.dtype == np.uint16 and back.shape == gray.shape
-    assert _mad(to_float(back), gray / 255.0) < 1e-4
+    assert back.dtype == np.float32
+    np.testing.assert_array_equal(back, grey)
+    colour = rgb.astype(np.float32) / 255.0
+    cv2.imwrite(str(tmp_path / "c.tif"), colour[:, :, ::-1])  # decoded by OpenCV
+    np.testing.assert_array_equal(read_image(tmp_path / "c.tif"), colour)
+    assert not recwarn.list  # within [0, 1]: no warning
+
+
+def test_float_tiff_outside_unit_range_is_kept_with_a_warning(tmp_path, rgb):
+    linear = rgb.astype(np.float32) / 64.0  # linear / HDR data: up to about 4
+    cv2.imwrite(str(tmp_path / "hdr.tif"), linear[:, :, ::-1])
+    with pytest.warns(UserWarning, match=r"hdr\.tif: float samples outside \[0, 1\] .*kept as stored"):
+        back = read_image(tmp_path / "hdr.tif")
+    assert back.dtype == np.float32 and back.max() > 1
+    np.testing.assert_array_equal(back, linear)
+
+
+def test_float32_written_to_tiff_stays_float32(tmp_path, rgb):
+    linear = rgb.astype(np.float32) / 64.0
+    write_image(tmp_path / "f.tiff", linear)
+    stored = cv2.imread(str(tmp_path / "f.tiff"), cv2.IMREAD_UNCHANGED)
+    assert stored.dtype == np.float32
+    np.testing.assert_array_equal(stored[:, :, ::-1], linear)  # not clipped to [0, 1]
+    write_image(tmp_path / "g.tif", linear[..., 0] / 4)
+    assert cv2.imread(str(tmp_path / "g.tif"), cv2.IMREAD_UNCHANGED).dtype == np.float32
+    write_image(tmp_path / "f16.tif", linear / 4, bits=16)  # asked for 16 bits
+    assert read_image(tmp_path / "f16.tif").dtype == np.uint16
+    write_image(tmp_path / "f64.tif", linear.astype(np.float64) / 4)  # only float32 stays float
+    write_image(tmp_path / "f.png", linear / 4)  # PNG holds no floats
+    assert read_image(tmp_path / "f64.tif").dtype == read_image(tmp_path / "f.png").dtype == np.uint8
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
@@ -416,13 +481,65 @@ def test_write_failure_mid_write_leaves_nothing(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def _refuse_temp_files(dir=None, prefix="", suffix=""):
+    """What ``tempfile.mkstemp`` raises in a folder the user may not write to."""
+    raise PermissionError(13, "Permission denied", os.path.join(dir, f"{prefix}nz2w6k4u{suffix}"))
+
+
+def test_write_errors_name_the_target_not_the_temporary_file(tmp_path, rgb, monkeypatch):
+    target = tmp_path / "x.png"
+    monkeypatch.setattr(bio.tempfile, "mkstemp", _refuse_temp_files)
+    with pytest.raises(PermissionError) as caught:
+        write_image(target, rgb)
+    assert str(caught.value) == f"[Errno 13] Permission denied: '{target}'"
+    assert ".tmp" in str(caught.value.__cause__)  # the original error is kept as the cause
+    monkeypatch.undo()
+
+    def cross_device(src, dst):
+        raise OSError(18, "Invalid cross-device link", str(src), None, str(dst))
+
+    monkeypatch.setattr(bio.os, "replace", cross_device)
+    with pytest.raises(OSError, match=r"^\[Errno 18\] Invalid cross-device link: '[^']*x\.png'$"):
+        write_image(target, rgb)
+    monkeypatch.undo()
+
+    def io_error(fd):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(bio.os, "fsync", io_error)
+    with pytest.raises(OSError, match=r"^\[Errno 5\] Input/output error: '[^']*notes\.txt'$"):
+        atomic_write_text(tmp_path / "notes.txt", "x")
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_errors_raised_inside_an_atomic_block_are_left_alone(tmp_path):
+    with pytest.raises(FileNotFoundError) as caught:
+        with bio.atomic_open(tmp_path / "out.txt", "w"):
+            open(tmp_path / "other.txt")  # noqa: SIM115 - an error about another file
+    assert caught.value.filename == str(tmp_path / "other.txt")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="needs a folder this user cannot write")
+def test_read_only_folder_error_names_the_target(tmp_path, rgb):
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        with pytest.raises(PermissionError, match=r"locked/x\.png'$"):
+            write_image(folder / "x.png", rgb)
+    finally:
+        folder.chmod(0o755)
+
+
 def test_write_rejects_bad_input(tmp_path, rgb):
     with pytest.raises(ValueError, match=r"unknown image suffix '\.gif'"):
         write_image(tmp_path / "a.gif", rgb)
     with pytest.raises(ValueError, match="suffix"):
         write_image(tmp_path / "noext", rgb)
     with pytest.raises(ValueError, match="shape"):
-        write_image(tmp_path / "a.png", np.zeros((4, 4, 2), np.uint8))
+        write_image(tmp_path / "a.png", np.zeros((4, 4, 5), np.uint8))
     with pytest.raises(ValueError, match="int64"):
         write_image(tmp_path / "a.png", np.zeros((4, 4), np.int64))
     with pytest.raises(ValueError, match="NaN"):

@@ -175,6 +175,15 @@ def test_what_does_not_fit_is_left_out(tmp_path, rgb):
         embed(b"not a file", ".jpg", Metadata(icc_profile=SRGB), rgb)
 
 
+def test_a_grey_profile_fits_grey_alpha(tmp_path):
+    la = np.dstack([np.arange(24, dtype=np.uint8).reshape(6, 4) * 10, np.full((6, 4), 99, np.uint8)])
+    write_image(tmp_path / "la.png", la, metadata=Metadata(icc_profile=GREY))
+    assert read_metadata(tmp_path / "la.png") == Metadata(icc_profile=GREY)
+    np.testing.assert_array_equal(read_image(tmp_path / "la.png", alpha="keep"), la)
+    write_image(tmp_path / "rgb-profile.png", la, metadata=Metadata(icc_profile=SRGB))
+    assert read_metadata(tmp_path / "rgb-profile.png") == Metadata()  # an RGB profile on grey: left out
+
+
 class _Invert:
     def predict(self, image):
         return 255 - image

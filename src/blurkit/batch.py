@@ -236,7 +236,9 @@ def deblur_files(
     restored with ``deblurrer.predict`` in the calling thread, in input order, and written with
     :func:`~blurkit.data.io.write_image` (format from the destination's suffix, atomically, parent folders
     created), with the source's colour profile and EXIF data when the destination is a JPEG, PNG or WebP
-    file (:mod:`blurkit.data.metadata`). A failure is recorded in the summary and the batch goes on.
+    file (:mod:`blurkit.data.metadata`). Outputs keep the source's sample type where the format can hold
+    it: 8 or 16 bits, float32 in TIFF (16 bits in PNG), grey + alpha in PNG. A failure is recorded in the
+    summary (a write error names the destination) and the batch goes on.
 
     Args:
         deblurrer: A :class:`~blurkit.Deblurrer`, or any object whose ``predict(image)`` returns the
@@ -303,7 +305,9 @@ def deblur_files(
         return image, read_metadata(src) if metadata else None
 
     def write(dst: Path, out: Any, meta: Any) -> None:
-        write_image(dst, out, metadata=meta, quality=quality)
+        # a float image (from a float TIFF) stays float32 in TIFF, and keeps 16 bits in PNG rather than 8
+        deep = getattr(getattr(out, "dtype", None), "kind", "") == "f" and dst.suffix.lower() == ".png"
+        write_image(dst, out, metadata=meta, quality=quality, bits=16 if deep else None)
 
     def fail(i: int, src: Path, exc: BaseException) -> None:
         failures.append((i, src, _reason(exc)))

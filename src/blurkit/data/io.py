@@ -2,11 +2,11 @@
 
 Conventions used everywhere in blurkit:
 
-* Arrays are RGB(A) in channel-last order, ``(H, W, 3)`` or ``(H, W)`` for grayscale (OpenCV's BGR order
-  never leaves this module).
-* Integer images keep their bit depth: 8-bit files give ``uint8``, 16-bit PNG/TIFF give ``uint16``.
-  :func:`to_float` maps them to ``float32`` in ``[0, 1]`` (``uint8 / 255``, ``uint16 / 65535``) and
-  :func:`from_float` maps back (rounding and clipping).
+* Arrays are RGB(A) in channel-last order, ``(H, W, 3)``, or ``(H, W)`` for grayscale and ``(H, W, 2)`` for
+  grey + alpha (OpenCV's BGR order never leaves this module).
+* Images keep their sample type: 8-bit files give ``uint8``, 16-bit PNG/TIFF give ``uint16``, float TIFFs
+  give ``float32`` (values as stored). :func:`to_float` maps integers to ``float32`` in ``[0, 1]``
+  (``uint8 / 255``, ``uint16 / 65535``) and :func:`from_float` maps back (rounding and clipping).
 * Reading never trusts the file: the pixel count is checked from the header before anything is decoded
   (decompression-bomb guard), EXIF orientation is applied, and every failure is an
   :class:`ImageReadError` that names the file and says why.
@@ -37,8 +37,11 @@ import io
 import os
 import re
 import stat
+import struct
 import tempfile
 import threading
+import warnings
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -441,8 +444,6 @@ def _open_pil(data: bytes | IO[bytes]) -> Any:
     Raises:
         PIL.UnidentifiedImageError: No plugin recognises the data; other errors as ``Image.open``.
     """
-    import struct
-
     from PIL import Image, UnidentifiedImageError
 
     _register_heif()
@@ -531,14 +532,22 @@ def _apply_orientation(image: np.ndarray, orientation: int) -> np.ndarray:
 
 
 def _normalise_dtype(image: np.ndarray, name: str) -> np.ndarray:
-    """uint8/uint16 pass; floats are taken as [0, 1] and wider integers are clipped, both to uint16."""
+    """uint8/uint16 pass; floats become float32 as stored (a warning when they leave [0, 1]); wider integers
+    are clipped to uint16."""
     if image.dtype in (np.uint8, np.uint16):
         return image
     if image.dtype == np.bool_:
         return image.astype(np.uint8) * 255
     if np.issubdtype(image.dtype, np.floating):
-        scaled = np.nan_to_num(image.astype(np.float64), nan=0.0) * 65535.0
-        return np.clip(np.rint(scaled), 0, 65535).astype(np.uint16)
+        image = image.astype(np.float32, copy=False)
+        lo, hi = float(image.min()), float(image.max())  # NaN propagates: no boolean copy of the image
+        if not (0.0 <= lo and hi <= 1.0):  # also true for NaN and infinities
+            warnings.warn(
+                f"{name}: float samples outside [0, 1] (min {lo:g}, max {hi:g}), kept as stored; blurkit's "
+                "models work on [0, 1] images: scale or tone-map the file to [0, 1] first",
+                stacklevel=4,
+            )
+        return image
     if np.issubdtype(image.dtype, np.integer):
         return np.clip(image, 0, 65535).astype(np.uint16)
     raise ImageReadError(f"{name}: unsupported sample type {image.dtype}")
@@ -579,6 +588,14 @@ def _decode_pil(image: Any) -> np.ndarray:
     return np.asarray(image.convert("RGB"))
 
 
+def _is_grey_alpha(data: bytes, header: _Header | None) -> bool:
+    """Whether the file stores grey + alpha, from its header: the colour type in a PNG's IHDR chunk (4;
+    Pillow calls a 16-bit one ``RGBA``), else Pillow's mode (``LA``)."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
+        return len(data) > 25 and data[25] == 4
+    return header is not None and header.mode in ("LA", "La")
+
+
 def _is_truncated_jpeg(data: bytes) -> bool:
     """A JPEG whose last scan (SOS marker) is not followed by an end-of-image marker."""
     if not data.startswith(b"\xff\xd8"):
@@ -606,13 +623,16 @@ def read_image(
             header before decoding. ``None`` disables the check (OpenCV keeps its own limit, the
             ``OPENCV_IO_MAX_IMAGE_PIXELS`` environment variable, 2**30 by default).
         alpha: What to do with a transparency channel: ``"drop"`` (default) returns RGB (or grayscale
-            for grey + alpha), ``"keep"`` returns ``(H, W, 4)`` RGBA. Images without alpha are the same
-            either way. Palette images become RGB (RGBA with ``"keep"`` when they have transparency).
+            for grey + alpha), ``"keep"`` returns ``(H, W, 4)`` RGBA, or ``(H, W, 2)`` grey + alpha for a
+            grey + alpha file (PNG colour type 4, Pillow mode ``LA``: told from the header). Images
+            without alpha are the same either way. Palette images become RGB (RGBA with ``"keep"`` when
+            they have transparency).
 
     Returns:
-        ``(H, W, 3)`` RGB, ``(H, W)`` grayscale or ``(H, W, 4)`` RGBA; ``uint8`` for 8-bit files and
-        ``uint16`` for 16-bit ones. Float and 32-bit integer TIFFs become ``uint16`` (floats are taken
-        as ``[0, 1]``). CMYK becomes RGB.
+        ``(H, W, 3)`` RGB, ``(H, W)`` grayscale, ``(H, W, 4)`` RGBA or ``(H, W, 2)`` grey + alpha;
+        ``uint8`` for 8-bit files, ``uint16`` for 16-bit ones and ``float32`` for float TIFFs (values as
+        stored; a warning naming the file when they leave ``[0, 1]``, the range blurkit's models work
+        in). 32-bit integer TIFFs become ``uint16`` (clipped). CMYK becomes RGB.
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
@@ -730,11 +750,13 @@ def decode_image(
         )
 
     image = _normalise_dtype(image, name)
-    if image.ndim == 3 and image.shape[2] == 2:  # grey + alpha
-        image = np.dstack([image[:, :, 0]] * 3 + [image[:, :, 1]])
-    if image.ndim == 3 and image.shape[2] == 4 and alpha == "drop":
-        grey_source = header is not None and header.mode in ("LA", "La")
-        image = image[:, :, 0] if grey_source else image[:, :, :3]
+    if image.ndim == 3 and image.shape[2] == 4 and _is_grey_alpha(data, header):
+        image = image[:, :, [0, 3]]  # OpenCV expands grey + alpha to BGRA (three equal colour channels)
+    if image.ndim == 3 and alpha == "drop":
+        if image.shape[2] == 2:
+            image = image[:, :, 0]
+        elif image.shape[2] == 4:
+            image = image[:, :, :3]
     if header is not None and header.orientation != 1:
         image = _apply_orientation(image, header.orientation)
     return np.ascontiguousarray(image)
@@ -841,6 +863,15 @@ def make_parent(path: PathLike, verb: str = "write") -> None:
         raise NotADirectoryError(f"cannot {verb} {path}: {blocker} is a file, not a folder") from None
 
 
+def _about_target(exc: OSError, path: Path) -> OSError:
+    """``exc`` (an error writing the hidden temporary file, or one naming no file) made to name ``path``, the
+    file the caller asked for, with the same error number and text: ``[Errno 13] Permission denied: PATH``.
+    """
+    if exc.errno is None or exc.strerror is None:
+        return OSError(f"cannot write {path}: {exc}")
+    return OSError(exc.errno, exc.strerror, os.fspath(path))  # the errno picks the subclass (PermissionError...)
+
+
 def _fsync_folder(folder: Path) -> None:
     if os.name != "posix":
         return
@@ -869,6 +900,10 @@ def atomic_open(
     file, which the next write of ``path`` deletes once it is older than :data:`STALE_TEMP_SECONDS`.
     Parent folders are created; the file gets the usual permissions (``0666`` minus the umask).
 
+    An :class:`OSError` that names the temporary file, or one raised after the ``with`` block (flushing,
+    renaming) that names no file, is raised again naming ``path`` instead, with the same error number and
+    text (the original error is its ``__cause__``): ``[Errno 13] Permission denied: 'out/a.png'``.
+
     Args:
         path: The file to write.
         mode: ``"wb"`` for bytes or ``"w"`` for text.
@@ -894,15 +929,21 @@ def atomic_open(
     folder = path.parent
     make_parent(path)
     _remove_stale_temps(path, ".tmp")
-    fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:  # it names the temporary file it tried to create
+        raise _about_target(exc, path) from exc
     tmp = Path(tmp_name)
+    in_block = False
     try:
         if mode == "wb":
             fh: IO[Any] = os.fdopen(fd, "wb")
         else:
             fh = os.fdopen(fd, "w", encoding=encoding, newline="")
         with fh:
+            in_block = True
             yield fh
+            in_block = False
             fh.flush()
             os.fsync(fh.fileno())
         try:
@@ -910,9 +951,13 @@ def atomic_open(
         except OSError:  # pragma: no cover
             pass
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if isinstance(exc, OSError) and (
+            tmp_name in (exc.filename, exc.filename2) or (exc.filename is None and not in_block)
+        ):
+            raise _about_target(exc, path) from exc
         raise
     _fsync_folder(folder)
 
@@ -930,7 +975,10 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> None:
         b'\\x00\\x01'
     """
     with atomic_open(path, "wb") as fh:
-        fh.write(data)
+        try:
+            fh.write(data)
+        except OSError as exc:  # say a full disk: name the file being written
+            raise _about_target(exc, Path(os.fspath(path))) from exc
 
 
 def atomic_write_text(path: PathLike, text: str, *, encoding: str = "utf-8") -> None:
@@ -946,20 +994,24 @@ def atomic_write_text(path: PathLike, text: str, *, encoding: str = "utf-8") -> 
         '{"name": "unet"}\\n'
     """
     with atomic_open(path, "w", encoding=encoding) as fh:
-        fh.write(text)
+        try:
+            fh.write(text)
+        except OSError as exc:  # say a full disk: name the file being written
+            raise _about_target(exc, Path(os.fspath(path))) from exc
 
 
 # --------------------------------------------------------------------------------------------------
 # Writing images
 # --------------------------------------------------------------------------------------------------
 def _to_storable(image: np.ndarray, suffix: str, bits: int | None) -> np.ndarray:
-    """Convert to uint8/uint16 with 1, 3 or 4 channels that the format can store."""
+    """Convert to what the format can store: uint8/uint16 (float32 in TIFF) with 1, 3 or 4 channels, or 2
+    (grey + alpha) in PNG."""
     image = np.asarray(image)
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
-    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (2, 3, 4)):
         raise ValueError(
-            f"expected an image of shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got {image.shape}"
+            f"expected an image of shape (H, W), (H, W, 1), (H, W, 2), (H, W, 3) or (H, W, 4), got {image.shape}"
         )
     if image.shape[0] == 0 or image.shape[1] == 0:
         raise ValueError(f"cannot write an empty image of shape {image.shape}")
@@ -974,7 +1026,8 @@ def _to_storable(image: np.ndarray, suffix: str, bits: int | None) -> np.ndarray
     elif np.issubdtype(image.dtype, np.floating):
         if np.isnan(image).any():
             raise ValueError("cannot write an image containing NaN")
-        image = from_float(image, np.uint16 if bits == 16 else np.uint8)
+        if not (image.dtype == np.float32 and bits is None and suffix in (".tif", ".tiff")):
+            image = from_float(image, np.uint16 if bits == 16 else np.uint8)
     elif image.dtype not in (np.uint8, np.uint16):
         raise ValueError(
             f"unsupported image dtype {image.dtype}: use uint8, uint16 or floats in [0, 1] "
@@ -986,7 +1039,36 @@ def _to_storable(image: np.ndarray, suffix: str, bits: int | None) -> np.ndarray
         image = image.astype(np.uint16) * 257
     if image.ndim == 3 and image.shape[2] == 4 and suffix in (".jpg", ".jpeg"):
         image = image[:, :, :3]  # JPEG has no alpha
+    elif image.ndim == 3 and image.shape[2] == 2 and suffix != ".png":
+        # grey + alpha: JPEG has no alpha; OpenCV writes other formats with 1, 3 or 4 channels only
+        image = image[:, :, 0] if suffix in (".jpg", ".jpeg") else image[:, :, [0, 0, 0, 1]]
     return image
+
+
+def _encode_grey_alpha_png(image: np.ndarray) -> bytes:
+    """A PNG file (colour type 4: grey + alpha) of an ``(H, W, 2)`` uint8 or uint16 array.
+
+    OpenCV encodes 1, 3 or 4 channels only, and Pillow writes grey + alpha in 8 bits only, so the few
+    chunks are written here: every row with the "Up" filter, zlib level 6.
+    """
+    height, width = image.shape[:2]
+    depth = 16 if image.dtype == np.uint16 else 8
+    rows = np.ascontiguousarray(image, ">u2" if depth == 16 else np.uint8).reshape(height, -1).view(np.uint8)
+    filtered = np.empty((height, rows.shape[1] + 1), np.uint8)
+    filtered[:, 0] = 2  # "Up": each byte minus the one above it (modulo 256)
+    filtered[:, 1:] = rows
+    filtered[1:, 1:] -= rows[:-1]
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    header = struct.pack(">IIBBBBB", width, height, depth, 4, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(filtered.tobytes(), 6))
+        + chunk(b"IEND", b"")
+    )
 
 
 def write_image(
@@ -1005,11 +1087,15 @@ def write_image(
 
     Args:
         path: Target file.
-        image: ``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA; ``uint8``, ``uint16``
-            or floats in ``[0, 1]`` (clipped, then rounded to 8 bits, or to 16 with ``bits=16``).
+        image: ``(H, W)``, ``(H, W, 1)``, ``(H, W, 2)`` grey + alpha, ``(H, W, 3)`` RGB or ``(H, W, 4)``
+            RGBA; ``uint8``, ``uint16`` or floats in ``[0, 1]`` (clipped, then rounded to 8 bits, or to 16
+            with ``bits=16``). Grey + alpha is written as such in PNG; JPEG drops the alpha (grey), BMP,
+            TIFF and WebP get RGBA with three equal colour channels (OpenCV's encoders).
         quality: JPEG / WebP quality, 1-100 (ignored by lossless formats).
         bits: Force 8 or 16 bits per sample. By default ``uint16`` stays 16-bit in PNG/TIFF and becomes
-            8-bit (``round(x / 257)``) in JPEG/BMP/WebP, which cannot store more; floats become 8-bit.
+            8-bit (``round(x / 257)``) in JPEG/BMP/WebP, which cannot store more; ``float32`` stays
+            ``float32`` in TIFF (values as they are, not clipped: what :func:`read_image` gives for a float
+            TIFF); other floats become 8-bit.
         metadata: A :class:`blurkit.data.metadata.Metadata` (e.g. :func:`~blurkit.data.metadata.read_metadata`
             of the photo this image was made from): its colour profile and EXIF block are embedded in
             JPEG, PNG and WebP files (the profile only when it fits: RGB for colour, grey for grey
@@ -1042,17 +1128,21 @@ def write_image(
     if not 1 <= int(quality) <= 100:
         raise ValueError(f"quality must be in 1..100, got {quality}")
     array = _to_storable(image, suffix, bits)
-    if array.ndim == 3:
-        array = array[:, :, [2, 1, 0]] if array.shape[2] == 3 else array[:, :, [2, 1, 0, 3]]
-    params: list[int] = []
-    if suffix in (".jpg", ".jpeg"):
-        params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
-    elif suffix == ".webp":
-        params = [cv2.IMWRITE_WEBP_QUALITY, int(quality)]
-    ok, encoded = cv2.imencode(suffix, np.ascontiguousarray(array), params)
-    if not ok:  # pragma: no cover - OpenCV raises rather than returning False in practice
-        raise ValueError(f"OpenCV could not encode {path.name} as {suffix}")
-    data = encoded.tobytes()
+    if array.ndim == 3 and array.shape[2] == 2:  # grey + alpha, PNG only (see _to_storable)
+        data = _encode_grey_alpha_png(array)
+    else:
+        bgr = array
+        if array.ndim == 3:
+            bgr = array[:, :, [2, 1, 0]] if array.shape[2] == 3 else array[:, :, [2, 1, 0, 3]]
+        params: list[int] = []
+        if suffix in (".jpg", ".jpeg"):
+            params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
+        elif suffix == ".webp":
+            params = [cv2.IMWRITE_WEBP_QUALITY, int(quality)]
+        ok, encoded = cv2.imencode(suffix, np.ascontiguousarray(bgr), params)
+        if not ok:  # pragma: no cover - OpenCV raises rather than returning False in practice
+            raise ValueError(f"OpenCV could not encode {path.name} as {suffix}")
+        data = encoded.tobytes()
     if metadata:
         from blurkit.data.metadata import embed
 

@@ -165,7 +165,7 @@ def _from_file(fp: IO[bytes]) -> Metadata:
 
 
 def _fits(profile: bytes, image: np.ndarray) -> bool:
-    grey = image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1)
+    grey = image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (1, 2))  # (H, W, 2): grey + alpha
     return _profile_space(profile) == ("GRAY" if grey else "RGB")
 
 
