@@ -116,7 +116,8 @@ def test_train_errors(photos, tmp_path, capsys):
     for bad, name in ((["--epochs", "0"], "--epochs"), (["--steps-per-epoch", "0"], "--steps-per-epoch"),
                       (["--lr", "-1"], "--lr"), (["--time-limit", "0"], "--time-limit"),
                       (["--sigma", "abc"], "--sigma: expected a number"), (["--sigma", "1:2:3"], "--sigma: bad range '1:2:3'"),
-                      (["--patch-size", "8"], "patch_size must be at least 11")):
+                      (["--patch-size", "8"], "patch_size must be at least 11"),
+                      (["--val-split", "1.0"], "--val-split"), (["--val-split", "-0.1"], "--val-split")):
         _error(capsys, ["train", str(photos), *TINY_TRAIN, *bad, "-o", m], name)
     err = _error(capsys, ["train", str(photos), *TINY_TRAIN, "--model-option", "foo=1", "-o", m], "'foo'")
     assert "--model unet" in err
@@ -284,6 +285,79 @@ def test_deblur_errors(model, photos, tmp_path, capsys):
     assert sorted(os.listdir(tmp_path)) == ["afile", "fake.keras"]
 
 
+def test_deblur_refuses_bad_arguments_before_any_work(model, photos, tmp_path, capsys, monkeypatch):
+    """A --suffix naming a path (a crash, or files written outside --out), a model file after the inputs
+    (read as an image, the photos restored with the default preset) and a --tile-size below 16 (0 was
+    taken as no tiling) are usage errors naming them, before a model is loaded."""
+    import blurkit.cli._common as common
+
+    def no_model(*args):
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr(common, "load_deblurrer", no_model)
+    out = tmp_path / "a" / "b" / "out"
+    for suffix in ("_s/x", "/../../../ESCAPED", os.sep + "x", ".."):
+        for src in (photos, photos / "cat.jpg"):
+            _error(capsys, ["deblur", str(model), str(src), "-o", str(out), "--suffix", suffix],
+                   "--suffix", suffix)
+    for argv in ([photos / "cat.jpg", model], [model, photos, model]):
+        _error(capsys, ["deblur", *map(str, argv), "-o", str(out)], model, "MODEL comes first")
+    for size in ("0", "-32", "8"):
+        _error(capsys, ["deblur", str(model), str(photos), "-o", str(out), "--tile-size", size],
+               f"--tile-size must be at least 16, got {size}")
+    assert os.listdir(tmp_path) == []
+
+
+def test_deblur_format_in_any_case_with_or_without_the_dot(model, photos, tmp_path):
+    for fmt, name in (("PNG", "cat.png"), (".png", "cat.png"), (".JPEG", "cat.jpg"), ("Tif", "cat.tif")):
+        out = tmp_path / fmt
+        assert main(["deblur", str(model), str(photos / "cat.jpg"), "-o", str(out), "--format", fmt,
+                     "-q"]) == 0
+        assert os.listdir(out) == [name]
+
+
+def test_deblur_failure_lines_name_the_file_once(model, photos, tmp_path, capsys):
+    """``failed: PATH: reason``, the file named once (read_image's messages start with its name), and a
+    too-large image's reason names the command's --max-pixels, not read_image's max_pixels."""
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "trunc.jpg").write_bytes((photos / "cat.jpg").read_bytes()[:400])
+    write_image(src / "fine.png", read_image(photos / "coffee.png"))
+    capsys.readouterr()
+    assert main(["deblur", str(model), str(src), "-o", str(tmp_path / "out"), "-q"]) == 0
+    failed = [ln for ln in capsys.readouterr().err.splitlines() if "failed:" in ln]
+    assert len(failed) == 1 and failed[0].startswith(f"  failed: {src / 'trunc.jpg'}: ")
+    assert failed[0].count("trunc.jpg") == 1
+    assert main(["deblur", str(model), str(src / "fine.png"), "-o", str(tmp_path / "big"),
+                 "--max-pixels", "100", "-q"]) == 1
+    failed = [ln for ln in capsys.readouterr().err.splitlines() if "failed:" in ln]
+    assert len(failed) == 1 and failed[0].startswith(f"  failed: {src / 'fine.png'}: ")
+    assert failed[0].count("fine.png") == 1
+    assert "--max-pixels" in failed[0] and "max_pixels" not in failed[0] and "read_image" not in failed[0]
+
+
+def test_deblur_interrupted_counts_only_the_images_restored(photos, tmp_path, capsys, monkeypatch):
+    """Ctrl-C while the second photo is restored: the presets' summary counts the one photo restored."""
+    import blurkit.cli._common as common
+    import blurkit.presets
+
+    class StoppedOnTheSecond:
+        calls = 0
+
+        def predict(self, image):
+            StoppedOnTheSecond.calls += 1
+            if StoppedOnTheSecond.calls == 2:
+                raise KeyboardInterrupt
+            return image
+
+    monkeypatch.setattr(common, "load_deblurrer", lambda model, preset=None: StoppedOnTheSecond())
+    monkeypatch.setattr(blurkit.presets, "choose_preset", lambda image: "gaussian-v1-noisy")
+    capsys.readouterr()
+    assert main(["deblur", str(photos), "-o", str(tmp_path / "out"), "--io-workers", "0"]) == 130
+    printed = capsys.readouterr().out
+    assert "done 1," in printed and "presets (auto): gaussian-v1-noisy for 1 image\n" in printed
+
+
 def test_deblur_never_replaces_its_inputs(model, photos, tmp_path, capsys):
     """Outputs over the inputs are refused; an output folder inside the input folder is not read as input;
     outputs written beside the photos with --suffix are not restored again by the next run."""
@@ -410,6 +484,33 @@ def test_evaluate_errors(model, photos, tmp_path, capsys):
     (tmp_path / "afile").write_text("x")
     _error(capsys, ["evaluate", str(model), str(photos), "--json", str(tmp_path / "afile" / "s.json")], "--json")
     _error(capsys, ["evaluate", str(model), str(photos), "--figure-images", "0"], "--figure-images")
+    for n in ("0", "-1"):  # was "no images to evaluate", after loading the model
+        _error(capsys, ["evaluate", str(model), str(photos), "--max-images", n],
+               f"--max-images must be at least 1, got {n}")
+
+
+def test_export_names_the_endpoints_it_wrote(model, tmp_path, capsys):
+    """The message lists serve_sigma when it was written (a model with a blur estimator: the presets)."""
+    capsys.readouterr()
+    assert main(["export", "gaussian-v1", "-o", str(tmp_path / "preset")]) == 0
+    printed = capsys.readouterr().out
+    assert "endpoints serve: uint8, serve_float: float32 in [0, 1], serve_sigma: " in printed
+    assert main(["export", str(model), "-o", str(tmp_path / "tiny")]) == 0
+    printed = capsys.readouterr().out
+    assert "endpoints serve: uint8, serve_float: float32 in [0, 1])" in printed
+    assert "serve_sigma" not in printed
+
+
+def test_python_dash_m_blurkit_runs_the_cli(tmp_path):
+    """``python -m blurkit`` is the ``blurkit`` command, its exit status included."""
+    from blurkit import __version__
+
+    done = subprocess.run([sys.executable, "-m", "blurkit", "--version"], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0 and done.stdout == f"blurkit {__version__}\n"
+    done = subprocess.run([sys.executable, "-m", "blurkit", "evaluate", str(tmp_path / "m.keras")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and done.stderr.startswith("blurkit evaluate: error: give either DATA")
 
 
 def test_os_errors_are_one_line_without_traceback(monkeypatch, capsys):

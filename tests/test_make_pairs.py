@@ -249,6 +249,16 @@ def test_user_errors(clean, tmp_path, testblur, capsys):
     assert not Path(out).exists()
 
 
+def test_sigma_with_a_blur_that_has_none(clean, tmp_path, capsys):
+    """--sigma is the Gaussian blur's: with another blur it is a usage error naming both (was the TypeError
+    of the blur's constructor)."""
+    out = tmp_path / "out"
+    assert main(["make-pairs", str(clean), str(out), "--blur", "motion", "--sigma", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("blurkit make-pairs: error: --sigma") and "'motion'" in err and "gaussian" in err
+    assert len(err.splitlines()) == 1 and not out.exists()
+
+
 def test_real_gaussian(tmp_path, photos):
     pytest.importorskip("blurkit.blurs.gaussian")
     write_image(tmp_path / "in" / "x.png", photos["rgb"])

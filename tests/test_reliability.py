@@ -217,8 +217,9 @@ def test_deblur_folder_processes_good_files_and_names_bad_ones(corpus, model_fil
     err = capsys.readouterr().err
     failures = dict(re.findall(r"^  failed: (.+?): (.*)$", err, flags=re.M))
     assert sorted(failures) == sorted(str(corpus / c.name) for c in BAD)
-    for case in BAD:
-        assert re.search(case.error, failures[str(corpus / case.name)]), case.name
+    for case in BAD:  # the library's reasons, in the CLI's words where it names its own option
+        assert re.search(case.error.replace("max_pixels=", "--max-pixels "), failures[str(corpus / case.name)]), \
+            case.name
     for case in GOOD:
         restored = read_image(out / case.name, alpha="keep")
         assert restored.shape == (case.out_shape or case.shape) and restored.dtype == case.dtype, case.name

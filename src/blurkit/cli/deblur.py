@@ -23,6 +23,10 @@ usage error, 130 when interrupted.
 from __future__ import annotations
 
 import argparse
+import os
+
+FORMATS = ("png", "jpg", "jpeg", "tif", "tiff", "webp", "bmp")
+"""What ``--format`` takes (in any case, with or without the dot: ``PNG``, ``.png``)."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -44,9 +48,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="add this to output file names (before the extension; not to an output given as a file "
                    "name). With --out the input folder, it is required, and input files already ending in it "
                    "are skipped as earlier outputs")
-    p.add_argument("--format", metavar="EXT", choices=("png", "jpg", "jpeg", "tif", "tiff", "webp", "bmp"),
-                   help="write the restorations as EXT files (png, jpg, tif, webp or bmp) instead of each "
-                   "input's own format, e.g. png to keep JPEG inputs from being compressed again")
+    p.add_argument("--format", metavar="EXT", choices=FORMATS, type=_format_name,
+                   help="write the restorations as EXT files (png, jpg, tif, webp or bmp, in any case, with "
+                   "or without the dot) instead of each input's own format, e.g. png to keep JPEG inputs "
+                   "from being compressed again")
     p.add_argument("--quality", type=int, default=95, metavar="Q",
                    help="JPEG and WebP quality of the outputs, 1-100 (default 95)")
     p.add_argument("--tile-size", type=int, help="restore images above TILE_SIZE^2 pixels in tiles")
@@ -73,6 +78,48 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--quiet", "-q", action="store_true")
     p.set_defaults(func=run)
     return p
+
+
+def _format_name(text: str) -> str:
+    """``--format``: the extension in lower case, without a leading dot.
+
+    Examples:
+        >>> _format_name(".PNG"), _format_name("Jpg")
+        ('png', 'jpg')
+    """
+    return text.strip().lower().removeprefix(".")
+
+
+def _check_suffix(suffix: str) -> None:
+    """Refuse a ``--suffix`` that is not part of a file name: one with a path separator (``_s/x`` names a
+    subfolder, ``/../x`` one outside ``--out``), a NUL, or a ``.`` / ``..`` of its own."""
+    from blurkit.cli.main import CLIError
+
+    if any(c and c in suffix for c in ("/", os.sep, os.altsep, "\0")) or suffix in (".", ".."):
+        raise CLIError(f"--suffix {suffix!r}: must be the end of a file name (e.g. _sharp), without a path "
+                       "separator, and not . or ..")
+
+
+def _failure(src: os.PathLike | str, why: str) -> str:
+    """The reason ``why`` that ``src`` failed, as the CLI prints it after the path: without the file name
+    that :func:`~blurkit.data.io.read_image`'s messages start with, and naming ``--max-pixels`` where they
+    name ``read_image``'s ``max_pixels``.
+
+    Examples:
+        >>> from pathlib import Path
+        >>> _failure(Path("in/a.png"), "a.png: image is 9 pixels, more than max_pixels=4; pass a larger "
+        ...          "max_pixels (or max_pixels=None) to read_image if you trust this file")
+        'image is 9 pixels, more than --max-pixels 4; pass a larger --max-pixels if you trust this file'
+    """
+    from pathlib import Path
+
+    for start in (f"{src}: ", f"{Path(src).name}: "):
+        if why.startswith(start):
+            why = why[len(start):]
+            break
+    why = why.replace("more than max_pixels=", "more than --max-pixels ")
+    return why.replace("pass a larger max_pixels (or max_pixels=None) to read_image",
+                       "pass a larger --max-pixels")
 
 
 def _plan(inputs: list[str], out: str, suffix: str, ext: str | None = None):
@@ -193,12 +240,19 @@ def run(args: argparse.Namespace) -> int:
 
     paths = list(args.paths)
     model = paths.pop(0) if paths[0].endswith(".keras") else None
+    for path in paths:
+        if path.lower().endswith(".keras"):
+            raise CLIError(f"{path} is a model file: the MODEL comes first "
+                           "(blurkit deblur MODEL INPUT... -o OUT)")
     if not paths:
         raise CLIError("no input images given")
     if model and args.preset:
         raise CLIError("give a model file or --preset, not both")
     if not 1 <= args.quality <= 100:
         raise CLIError(f"--quality must be in 1..100, got {args.quality}")
+    if args.tile_size is not None and args.tile_size < 16:
+        raise CLIError(f"--tile-size must be at least 16, got {args.tile_size}")
+    _check_suffix(args.suffix)
     ext = None if args.format is None else "." + {"jpeg": "jpg", "tiff": "tif"}.get(args.format, args.format)
     jobs, count = _plan(paths, args.out, args.suffix, ext)
     first = next(jobs, None)
@@ -221,8 +275,6 @@ def run(args: argparse.Namespace) -> int:
         if args.tile_size:
             if d.fixed_size:
                 raise CLIError(f"--tile-size: this model only takes {d.fixed_size}x{d.fixed_size} inputs")
-            if args.tile_size < 16:
-                raise CLIError(f"--tile-size must be at least 16, got {args.tile_size}")
             d.tile_size = int(args.tile_size)
             d.tile_overlap = min(d.tile_overlap, d.tile_size // 4)
         if args.sigma is not None:
@@ -249,7 +301,7 @@ def run(args: argparse.Namespace) -> int:
             print("presets (auto): " + ", ".join(f"{n} for {c} image{'s' * (c != 1)}"
                                                  for n, c in sorted(restorer.counts.items())))
     for src, why in summary.failed:
-        print(f"  failed: {src}: {why}", file=sys.stderr)
+        print(f"  failed: {src}: {_failure(src, why)}", file=sys.stderr)
     if summary.interrupted:
         again = "" if args.skip_existing else " --skip-existing"
         print(f"interrupted after {summary.total} files ({summary}); run the same command{again} to go on",
@@ -283,5 +335,6 @@ class _Auto:
         name = choose_preset(image)
         if name not in self.models:
             self.models[name] = self.load(name)
-        self.counts[name] += 1
-        return self.models[name].predict(image)
+        out = self.models[name].predict(image)
+        self.counts[name] += 1  # once restored: not an image that failed, or was stopped by Ctrl-C
+        return out

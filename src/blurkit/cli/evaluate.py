@@ -15,7 +15,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("model", help="model file (.keras) or preset name")
     p.add_argument("data", nargs="?", help="folder (or file / glob) of sharp photos")
     p.add_argument("--pairs", nargs=2, metavar=("BLURRED_DIR", "SHARP_DIR"), help="evaluate on pairs")
-    p.add_argument("--max-images", type=int)
+    p.add_argument("--max-images", type=int, metavar="N", help="score the first N images (pairs) only")
     p.add_argument("--blur", help="blur generator for the sharp photos (see `blurkit list blurs`; default: the "
                                   "model's own, what it was trained on)")
     p.add_argument("--blur-option", action="append", metavar="KEY=VALUE",
@@ -74,13 +74,15 @@ def run(args: argparse.Namespace) -> int:
         suffix = Path(args.figure).suffix.lower()
         if suffix not in FIGURE_SUFFIXES:
             raise CLIError(f"--figure {args.figure}: write a {', '.join(FIGURE_SUFFIXES)} file")
+    if args.max_images is not None and args.max_images < 1:
+        raise CLIError(f"--max-images must be at least 1, got {args.max_images}")
     if args.figure_images < 1:
         raise CLIError(f"--figure-images must be at least 1, got {args.figure_images}")
     d = load_named(args.model)
     data = tuple(args.pairs) if args.pairs else args.data
     try:
         with warnings.catch_warnings():  # unreadable files are listed below, once
-            warnings.filterwarnings("ignore", message="skipping unreadable image")
+            warnings.filterwarnings("ignore", message="skipping (unreadable )?image")
             scores = d.evaluate(data, per_image=True, max_images=args.max_images, progress=True,
                                 blur=args.blur, blur_options=blur_options or None, ensemble=args.ensemble,
                                 known_sigma=args.known_sigma)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -35,5 +36,23 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CLIError(str(exc)) from None
     name = args.model or "the default preset"
-    print(f"exported {name} to {out} (SavedModel; endpoints serve: uint8, serve_float: float32 in [0, 1])")
+    endpoints = ", ".join(f"{e}: {ENDPOINTS[e]}" if e in ENDPOINTS else e for e in _endpoints(out))
+    print(f"exported {name} to {out} (SavedModel; endpoints {endpoints})")
     return 0
+
+
+ENDPOINTS = {"serve": "uint8", "serve_float": "float32 in [0, 1]",
+             "serve_sigma": "uint8 and each image's known sigma"}
+"""What the endpoints that :func:`blurkit.export.export_saved_model` writes take, as the message says it."""
+
+
+def _endpoints(path: Path) -> list[str]:
+    """The endpoints of the SavedModel written to ``path`` (its signatures, less ``serving_default`` and
+    TensorFlow's own ``__...`` ones): those of :data:`ENDPOINTS` first, in its order, then any other."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    saved = saved_model_pb2.SavedModel()
+    saved.ParseFromString((path / "saved_model.pb").read_bytes())
+    names = {n for graph in saved.meta_graphs for n in graph.signature_def
+             if n != "serving_default" and not n.startswith("__")}
+    return [n for n in ENDPOINTS if n in names] + sorted(names - set(ENDPOINTS))

@@ -127,6 +127,9 @@ def run(args: argparse.Namespace) -> int:
     except UnknownComponentError as exc:
         raise CLIError(str(exc)) from None
     except (TypeError, ValueError) as exc:
+        if args.sigma is not None and isinstance(exc, TypeError) and "'sigma'" in str(exc):
+            raise CLIError(f"--sigma is for the gaussian blur; blur {args.blur!r} has no sigma (set its own "
+                           "options with --blur-option KEY=VALUE)") from None
         raise CLIError(f"invalid options for blur {args.blur!r}: {exc}") from None
     previous = previous_outputs(args.out_dir)
     if previous and not args.replace:

@@ -84,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
                                ("--batch-size", args.batch_size, 1), ("--patches-per-image", args.patches_per_image, 1)):
         if value is not None and value < least:
             raise CLIError(f"{name} must be at least {least}, got {value}")
+    if not 0 <= args.val_split < 1:
+        raise CLIError(f"--val-split must be in [0, 1) (a fraction of DATA held out), got {args.val_split}")
     for name, value in (("--lr", args.lr), ("--time-limit", args.time_limit)):
         if value is not None and not value > 0:
             raise CLIError(f"{name} must be positive, got {value}")
