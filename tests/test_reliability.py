@@ -233,7 +233,7 @@ def test_max_pixels_is_configurable(corpus, model_file, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["deblur", str(model_file), str(corpus), "-o", str(out), "--max-pixels", "800", "-q"]) == 0
     err = capsys.readouterr().err
-    assert "larger than tile.png: image is 56x40 = 2,240 pixels, more than max_pixels=800" in err
+    assert "larger than tile.png: image is 56x40 = 2,240 pixels, more than --max-pixels 800" in err
     assert (out / "gray.png").is_file() and not (out / "larger than tile.png").exists()
     assert main(["deblur", str(model_file), str(corpus), "-o", str(out), "--max-pixels", "0"]) == 2
     d = Deblurrer.load(model_file)
