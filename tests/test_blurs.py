@@ -24,6 +24,7 @@ from blurkit.blurs import (
 )
 from blurkit.blurs.functional import (
     BORDERS,
+    MAX_KERNEL_SIZE,
     box_kernel,
     convolve,
     disk_kernel,
@@ -462,6 +463,28 @@ def test_tiny_images_keep_their_shape_and_values(shape, dtype):
         assert out.shape == image.shape and out.dtype == image.dtype
         if not (quantize and dtype != np.uint8):  # 8-bit rounding moves uint16 / float values
             np.testing.assert_array_equal(out, image)
+
+
+def test_kernels_beyond_the_size_limit_are_refused_by_name():
+    """A typo like sigma=1e6 is refused naming the value, instead of a MemoryError asking for terabytes; the
+    largest kernels allowed are made."""
+    image = np.zeros((8, 8), np.float32)
+    for gen, match in [(GaussianBlur(sigma=1e6), "sigma 1e[+]06 with ksize 6000001 makes a 6000001-px kernel, "
+                                                     "more than the 513 px"),
+                        (GaussianBlur(sigma=1.0, ksize=515), "sigma 1 with ksize 515 makes a 515-px kernel"),
+                        (MotionBlur(length=5000), "length 5000 makes a"),
+                        (AverageBlur(size=1001), "size 1001 makes a 1001-px kernel"),
+                        (DefocusBlur(radius=300), "radius 300 makes a 601-px kernel")]:
+        with pytest.raises(ValueError, match=match):
+            gen(image, seed=0)
+    with pytest.raises(ValueError, match="finite"):
+        motion_kernel(float("inf"))
+    with pytest.raises(ValueError, match="finite"):
+        disk_kernel(float("inf"))
+    assert gaussian_kernel(85.3).shape == (MAX_KERNEL_SIZE, MAX_KERNEL_SIZE)
+    assert box_kernel(MAX_KERNEL_SIZE).shape == (MAX_KERNEL_SIZE, MAX_KERNEL_SIZE)
+    assert disk_kernel(256.0).shape == (MAX_KERNEL_SIZE, MAX_KERNEL_SIZE)
+    assert motion_kernel(500.0).shape == (1, 501)
 
 
 def test_input_errors():

@@ -38,6 +38,7 @@ __all__ = [
     "motion_kernel",
     "box_kernel",
     "disk_kernel",
+    "MAX_KERNEL_SIZE",
     "convolve",
     "jpeg",
 ]
@@ -52,6 +53,15 @@ BORDERS = {
 }
 
 _SUPERSAMPLE = 16  # sub-pixel samples per axis for anti-aliased kernels
+MAX_KERNEL_SIZE = 513
+"""The largest kernel side, in pixels, the kernels here make (a Gaussian of sigma 85.3, a disk of radius 256):
+a typo like ``sigma=1e6`` is refused by name instead of asking for terabytes."""
+
+
+def _check_size(size: int, what: str) -> None:
+    if size > MAX_KERNEL_SIZE:
+        raise ValueError(f"{what} makes a {size}-px kernel, more than the {MAX_KERNEL_SIZE} px blurkit's kernels "
+                         "go to")
 
 
 def check_border(border: str) -> str:
@@ -99,10 +109,13 @@ def gaussian_kernel(
     if sigma < 0 or sigma_y < 0:
         raise ValueError(f"sigma must be >= 0, got {min(sigma, sigma_y)}")
     if ksize is None:
+        if not math.isfinite(max(sigma, sigma_y)):
+            raise ValueError(f"sigma must be finite, got {max(sigma, sigma_y)}")
         ksize = max(2 * math.ceil(3 * max(sigma, sigma_y)) + 1, 3)
     ksize = int(ksize)
     if ksize < 1 or ksize % 2 == 0:
         raise ValueError(f"ksize must be odd, got {ksize}")
+    _check_size(ksize, f"sigma {max(sigma, sigma_y):g} with ksize {ksize}")
     turns = (angle % 180.0) / 90.0
     if sigma == sigma_y or turns in (0.0, 1.0):
         sx, sy = (sigma, sigma_y) if turns == 0.0 else (sigma_y, sigma)
@@ -142,8 +155,9 @@ def motion_kernel(length: float, angle: float = 0.0) -> np.ndarray:
         >>> motion_kernel(5, 90).shape
         (5, 1)
     """
-    if not length >= 1:
-        raise ValueError(f"length must be >= 1, got {length}")
+    if not (length >= 1 and math.isfinite(length)):
+        raise ValueError(f"length must be a finite number >= 1, got {length}")
+    _check_size(2 * math.ceil(length / 2 + 1) + 1, f"length {length:g}")
     t = math.radians(angle)
     c, s = math.cos(t), math.sin(t)
     half = length / 2
@@ -173,6 +187,7 @@ def box_kernel(size: int) -> np.ndarray:
     size = int(size)
     if size < 1 or size % 2 == 0:
         raise ValueError(f"size must be odd, got {size}")
+    _check_size(size, f"size {size}")
     return np.full((size, size), 1.0 / (size * size))
 
 
@@ -192,8 +207,9 @@ def disk_kernel(radius: float) -> np.ndarray:
         >>> k.shape, bool(k[2, 2] == k.max())
         ((5, 5), True)
     """
-    if not radius >= 0:
-        raise ValueError(f"radius must be >= 0, got {radius}")
+    if not (radius >= 0 and math.isfinite(radius)):
+        raise ValueError(f"radius must be a finite number >= 0, got {radius}")
+    _check_size(2 * max(math.ceil(radius + 0.5) - 1, 0) + 1, f"radius {radius:g}")
     r = max(math.ceil(radius + 0.5) - 1, 0)
     ax = np.arange(-r, r + 1, dtype=np.float64)
     x, y = np.meshgrid(ax, ax)
