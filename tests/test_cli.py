@@ -599,6 +599,20 @@ def test_the_cli_imports_tensorflow_without_its_start_up_lines():
     assert done.stdout == "3\n" and done.stderr == "after\n"  # asking for silence gets it (TF alone prints them)
 
 
+def test_warnings_are_one_line_naming_the_command():
+    """A warning during a command (an unreadable training photo, say) is one line naming the command, not the
+    library's file, line and source; Python's own format is back once the command returns."""
+    code = ("import sys, warnings\nimport blurkit.cli.list_cmd as cmd\n"
+            "cmd.run = lambda args: warnings.warn('photo.png: unreadable') or 0\n"
+            "from blurkit.cli.main import main\nstatus = main(['list'])\n"
+            "warnings.warn('after')\nsys.exit(status)")
+    done = _python(code)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert lines[0] == "blurkit list: warning: photo.png: unreadable"
+    assert "UserWarning: after" in lines[1]
+
+
 def test_a_failing_tensorflow_import_shows_what_it_wrote(tmp_path):
     """If the import fails, what it wrote to file descriptor 2 is printed before the error, not lost."""
     fake = tmp_path / "tensorflow"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 # command name -> module; order is the order shown by --help
 COMMANDS = {
@@ -53,6 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 1
+    shown = warnings.formatwarning
+
+    def one_line(message, category, filename, lineno, line=None) -> str:  # not the library's file and line
+        return f"blurkit {args.command}: warning: {message}\n"
+
+    warnings.formatwarning = one_line
     try:
         return int(args.func(args) or 0)
     except CLIError as exc:
@@ -64,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        warnings.formatwarning = shown
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``shard``; returns 0 when at least one image was stored, 1 when none."""
     from pathlib import Path
 
+    from blurkit.cli._common import quiet_tensorflow
     from blurkit.cli.main import CLIError
     from blurkit.data.io import DEFAULT_MAX_PIXELS
     from blurkit.data.shards import write_shards
@@ -74,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"no such file or folder: {src}")
     if Path(args.out_dir).exists() and not Path(args.out_dir).is_dir():
         raise CLIError(f"output is not a folder: {args.out_dir}")
+    quiet_tensorflow()  # the shards are TFRecord files: TensorFlow's start-up lines, hidden as in every command
     try:
         summary = write_shards(
             src,
