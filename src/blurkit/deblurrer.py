@@ -1371,7 +1371,9 @@ def _unit_tile(crop: np.ndarray, scale: float, repeat: int = 1) -> np.ndarray:
     """One tile of the image as the model's float32 [0, 1] input (one new array; float values beyond the range
     clipped)."""
     if crop.dtype.kind == "f":
-        y = crop.astype(np.float32) if scale == 1.0 else (crop / scale).astype(np.float32, copy=False)
+        y = crop.astype(np.float32)  # first: a float16 image divided by 65535 in float16 overflows
+        if scale != 1.0:
+            y /= np.float32(scale)
         np.clip(y, 0.0, 1.0, out=y)
     else:
         y = crop.astype(np.float32)
