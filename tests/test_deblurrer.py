@@ -7,6 +7,7 @@ import math
 import os
 import subprocess
 import sys
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -186,6 +187,13 @@ def test_predict_keeps_dtype_and_range(trained):
     over255 = u8.astype(np.float32)
     over255[0, 0, 0] = 256.5
     np.testing.assert_allclose(trained.predict(over255), trained.predict(np.clip(over255, 0, 255)), atol=1e-3)
+
+    big = u8.astype(np.float16) * np.float16(200)  # a [0, 65535]-range float16 image: scaled without overflow
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        half = trained.predict(big[:, :, :1])
+    ref_half = trained.predict((u8[:, :, :1].astype(np.float32) * 200) / 65535) * 65535
+    assert half.dtype == np.float16 and np.abs(half.astype(np.float32) - ref_half).max() < 64
 
 
 @pytest.mark.parametrize("shape", [(67, 93), (1, 1), (3, 2), (5, 7, 3), (33, 17, 1)])
