@@ -200,7 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-images", type=int, help="only the first N photos")
     p.add_argument("--max-side", type=int, help="downscale photos to this longest side (quick trials only)")
     p.add_argument("--sigmas", type=float, nargs="+", default=list(SIGMAS), help="blur sigmas (default 1 2 3)")
-    p.add_argument("--json", default=str(DEFAULT_JSON), help="results file (default: %(default)s)")
+    p.add_argument("--json", default=str(DEFAULT_JSON),
+                   help="results file (default: %(default)s, the committed numbers of the README's table: "
+                        "give another for any other run)")
     p.add_argument("--ensemble", type=int, choices=(2, 4, 8),
                    help="also rate each preset with predict(ensemble=N) (flips/rotations averaged)")
     p.add_argument("--given-sigma", action="store_true",

@@ -73,7 +73,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="noise levels (default 0.005 0.01 0.02; with --jpeg alone, none)")
     p.add_argument("--jpeg", type=int, nargs="*",
                    help="JPEG qualities (default 90 75 50; with --noise alone, none)")
-    p.add_argument("--json", default=str(DEFAULT_JSON), help="results file (default: %(default)s)")
+    p.add_argument("--json", default=str(DEFAULT_JSON),
+                   help="results file (default: %(default)s, the committed numbers of the README's table: "
+                        "give another for any other run)")
     args = p.parse_args(argv)
     noise = NOISE if args.noise is None else tuple(args.noise)
     qualities = JPEG_QUALITY if args.jpeg is None else tuple(args.jpeg)
