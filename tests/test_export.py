@@ -64,6 +64,9 @@ def test_export_serves_what_predict_returns(name, astronaut, tmp_path):
     both = served.serve_sigma(pair, sigmas).numpy()
     np.testing.assert_array_equal(both[0], d.predict(pair[0], sigma=1.0))
     np.testing.assert_array_equal(both[1], d.predict(pair[1], sigma=3.0))
+    for bad in (float("nan"), float("inf")):  # not a black image: an error, as predict refuses them
+        with pytest.raises(tf.errors.InvalidArgumentError, match="sigma must be finite"):
+            served.serve_sigma(pair, tf.constant([1.0, bad], tf.float64))
 
 
 def test_exported_model_loads_without_blurkit(astronaut, tmp_path):

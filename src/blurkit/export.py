@@ -4,7 +4,7 @@
 steps around it that ``Deblurrer.predict`` does in NumPy: the conversion from and to 8-bit, the padding of
 images smaller than the network's stride, the blur estimate made once per image (models with an
 estimator, such as the presets), the crop and the clipping. The result is a standard SavedModel (signatures
-``serve``, ``serve_float`` and ``serving_default``) that loads with ``tf.saved_model.load`` alone: neither
+``serve``, ``serve_float``, ``serve_sigma`` where the model has an estimator, and ``serving_default``) that loads with ``tf.saved_model.load`` alone: neither
 blurkit nor its Python layer classes are needed, and no Python code is stored in it. TFLite converts it
 only with TensorFlow ops allowed (the FFTs of the presets' Wiener step are not TFLite built-ins), so an app
 needs the Flex delegate (``benchmarks/export_check.py --tflite``); TensorFlow Serving, TF.js and ONNX were
@@ -12,16 +12,21 @@ not tried.
 
 Endpoints (also the SavedModel's signatures, ``serve`` the default one):
 
-* ``serve(images)``: ``uint8`` ``(N, H, W, C)`` in, ``uint8`` out, any H and W.
-* ``serve_float(images)``: ``float32`` ``(N, H, W, C)`` in [0, 1], ``float32`` out.
+* ``serve(images)``: ``uint8`` ``(N, H, W, C)`` in, ``uint8`` out, any H and W from 1. A tensor of another
+  dtype is refused, but a NumPy array of another dtype is cast to ``uint8`` by TensorFlow without a check
+  (a [0, 1] float photo becomes black, 300 becomes 44): convert first, or use ``serve_float``.
+* ``serve_float(images)``: ``float32`` ``(N, H, W, C)`` in [0, 1], ``float32`` out (NaN in, NaN out: it
+  does not check values as ``Deblurrer.predict`` does).
 * ``serve_sigma(images, sigma)``, models with a Gaussian blur estimator (the presets): as ``serve``, with
   each image's known blur (``float64`` ``(N,)``, in pixels) deconvolved instead of the estimated one, as
   ``Deblurrer.predict(image, sigma=...)`` does; sigmas outside the model's range (0.3 to 3.5 for the
-  presets) are taken as its nearest end.
+  presets) are taken as its nearest end, and a NaN or infinite one is an error (``InvalidArgumentError``).
 
 C is the model's channels (3 for the presets). An image is restored whole: for images up to
-``Deblurrer.tile_size`` (1536 px) on a side the result is ``Deblurrer.predict``'s to the last bit; larger
-ones need the memory of one pass over the whole image, and their blur estimate is made on the whole image
+``Deblurrer.tile_size`` (1536 px) on a side the result is ``Deblurrer.predict``'s to the last bit, one image
+per call (in a batch of several, a few values may differ by one level: the batched convolutions round
+differently); larger ones need the memory of one pass over the whole image (the presets: about 400 bytes
+per pixel on CPU, some 5 GB for a 12 MP photo), and their blur estimate is made on the whole image
 rather than as the median over 1536-px tiles. Tiling, self-ensembles, alpha channels and grey images for a
 colour model stay in ``Deblurrer.predict``.
 
@@ -114,7 +119,8 @@ def export_saved_model(deblurrer: Any, path: str | os.PathLike) -> Path:
             estimate, restore_with = split
             params = estimate(padded)
             if sigma is not None:  # GaussianWiener.raw_sigma, in float64 as predict computes it
-                t = tf.clip_by_value((tf.cast(sigma, tf.float64) - lo) / (hi - lo), 1e-6, 1 - 1e-6)
+                sigma = tf.debugging.assert_all_finite(tf.cast(sigma, tf.float64), "sigma must be finite")
+                t = tf.clip_by_value((sigma - lo) / (hi - lo), 1e-6, 1 - 1e-6)
                 raw = tf.cast(tf.math.log(t / (1 - t)), tf.float32)
                 params = tf.concat([raw[:, None], params[:, 1:]], axis=1)
             y = restore_with(padded, params)
