@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
+from blurkit import Deblurrer
 from blurkit.cli.main import main
 from blurkit.data.io import read_image, write_image
 
@@ -117,7 +118,8 @@ def test_train_errors(photos, tmp_path, capsys):
                       (["--lr", "-1"], "--lr"), (["--time-limit", "0"], "--time-limit"),
                       (["--sigma", "abc"], "--sigma: expected a number"), (["--sigma", "1:2:3"], "--sigma: bad range '1:2:3'"),
                       (["--patch-size", "8"], "patch_size must be at least 11"),
-                      (["--val-split", "1.0"], "--val-split"), (["--val-split", "-0.1"], "--val-split")):
+                      (["--val-split", "1.0"], "--val-split"), (["--val-split", "-0.1"], "--val-split"),
+                      (["--early-stopping", "0"], "--early-stopping")):
         _error(capsys, ["train", str(photos), *TINY_TRAIN, *bad, "-o", m], name)
     err = _error(capsys, ["train", str(photos), *TINY_TRAIN, "--model-option", "foo=1", "-o", m], "'foo'")
     assert "--model unet" in err
@@ -128,7 +130,32 @@ def test_train_errors(photos, tmp_path, capsys):
            f"{tmp_path / 'afile'} is a file, not a folder")
     _error(capsys, ["train", str(photos), *TINY_TRAIN, "--curves", str(tmp_path / "afile" / "c.png"), "-o", m],
            "--curves")
+    # found after the training before: a traceback, exit 1, the state folder left behind
+    _error(capsys, ["train", str(photos), *TINY_TRAIN, "--curves", str(tmp_path / "c.txt"), "-o", m], "--curves", ".png")
+    _error(capsys, ["train", str(photos), *TINY_TRAIN, "--curves", m, "-o", m], "--curves", ".png")  # the model
+    _error(capsys, ["train", "--pairs", str(photos), str(photos), *TINY_TRAIN, "--sigma", "2", "-o", m], "--pairs")
+    # the model file in the checkpoint folder, named as the training state (the run deleted it at the end)
+    _error(capsys, ["train", str(photos), *TINY_TRAIN, "--checkpoint-dir", str(tmp_path / "ck"), "-o",
+                    str(tmp_path / "ck" / "last.keras")], "training state is kept in")
     assert not list(tmp_path.rglob("*.keras")) and not list(tmp_path.glob("*.resume"))
+
+
+def test_train_time_limit_pauses_and_resume_goes_on(photos, tmp_path, capsys):
+    """--time-limit stops as a pause: the training state is kept and the same command with --resume goes on
+    (it used to be marked finished, and --resume started afresh over OUT); --resume after a finished run is
+    refused rather than training afresh over OUT."""
+    out = tmp_path / "m.keras"
+    argv = ["train", str(photos), *TINY_TRAIN[:6], "--epochs", "3", "--steps-per-epoch", "1", "--patch-size", "32",
+            "--batch-size", "2", "-o", str(out)]
+    capsys.readouterr()
+    assert main([*argv, "--time-limit", "1e-9"]) == 0
+    said = capsys.readouterr().out
+    assert "--time-limit reached after epoch 1 of 3" in said and (tmp_path / "m.resume" / "last.keras").is_file()
+    assert main([*argv, "--resume"]) == 0
+    said = capsys.readouterr().out
+    assert "resuming from" in said and "--time-limit" not in said and not (tmp_path / "m.resume").exists()
+    assert len(Deblurrer.read_metadata(out)["history"]["loss"]) >= 1 and out.with_suffix(".png").is_file()
+    _error(capsys, [*argv, "--resume"], "--resume: no saved training state", "drop --resume")
 
 
 # ----------------------------------------------------------------------------------------- deblur

@@ -127,6 +127,48 @@ def test_fit_resumes_a_killed_run(photos, straight, tmp_path):
     assert again.history == resumed.history
 
 
+def test_a_time_limit_pauses_the_run_and_resume_goes_on(photos, straight, tmp_path):
+    """A job's wall time: ``time_limit`` stops after the epoch that passes it, as a pause (the state is kept
+    resumable, ``training["time_limit_reached"]``), and fits with ``resume=True`` end where the uninterrupted
+    run ends."""
+    import keras
+
+    state_dir = tmp_path / "state"
+    keras.utils.set_random_seed(0)
+    d = _new()
+    d.fit(photos, time_limit=1e-9, **_fit_kwargs(state_dir))  # stops after every epoch
+    assert d.training["time_limit_reached"] and d.training["epochs"] == 1
+    assert Deblurrer.read_metadata(state_dir / "last.keras")["resume"]["stopped"] is False
+    for done in range(2, EPOCHS + 1):
+        d = _new()
+        d.fit(photos, resume=True, time_limit=1e-9, **_fit_kwargs(state_dir))
+        assert d.training["epochs"] == done and d.training.get("time_limit_reached", False) == (done < EPOCHS)
+    np.testing.assert_allclose(d.history["val_loss"], straight.history["val_loss"], rtol=RTOL)
+    with pytest.raises(ValueError, match="time_limit must be a positive number of minutes"):
+        d.fit(photos, time_limit=0, **_fit_kwargs(state_dir))
+
+
+def test_the_model_file_cannot_be_the_training_state_file(photos, tmp_path):
+    d = _new()
+    with pytest.raises(ValueError, match="is the file the training state is kept in"):
+        d.fit(photos, epochs=1, verbose=0, checkpoint=tmp_path / "ck" / "last.keras", checkpoint_dir=tmp_path / "ck")
+    assert not (tmp_path / "ck").exists()
+
+
+def test_history_keeps_one_value_per_epoch_for_every_key(photos, tmp_path):
+    """Validation in the second fit only: its values sit at epochs 2-3, NaN before (not at epochs 1-2), in
+    memory, in a saved file (as null) and in the curves."""
+    d = _new()
+    d.fit(photos, epochs=1, steps_per_epoch=1, validation_split=0, reduce_lr=False, verbose=0)
+    d.fit(photos, epochs=2, steps_per_epoch=1, validation_split=0.34, verbose=0)
+    assert {len(v) for v in d.history.values()} == {3}
+    assert np.isnan(d.history["val_loss"][0]) and np.isfinite(d.history["val_loss"][1:]).all()
+    assert np.isnan(d.history["learning_rate"][0])  # reduce_lr=False: Keras logged none in the first fit
+    saved = Deblurrer.load(d.save(tmp_path / "m.keras"))
+    assert saved.history["val_loss"][0] is None and len(saved.history["loss"]) == 3
+    assert saved.plot_history(tmp_path / "curves.png").stat().st_size > 1000
+
+
 def test_resume_refuses_a_different_run(photos, tmp_path):
     d = Deblurrer(model="unet", model_options=TINY, **FAST)
     state_dir = tmp_path / "state"
@@ -168,5 +210,6 @@ def test_cli_train_resume(photos, straight, tmp_path, capsys):
     # m.keras is the best epoch's model, with the history up to that epoch
     saved = Deblurrer.read_metadata(out)
     best = int(np.argmin(straight.history["val_loss"])) + 1
-    assert saved["training"]["epochs"] == EPOCHS and len(saved["history"]["val_loss"]) == best
+    # its training record says the epochs it holds (not the run's planned EPOCHS)
+    assert saved["training"]["epochs"] == best and len(saved["history"]["val_loss"]) == best
     np.testing.assert_allclose(saved["history"]["val_loss"], straight.history["val_loss"][:best], rtol=RTOL)

@@ -337,6 +337,7 @@ class Deblurrer:
         checkpoint_dir: str | os.PathLike | None = None,
         strategy: Any = None,
         cache: str | os.PathLike | None = None,
+        time_limit: float | None = None,
     ):
         """Train on sharp photos, on existing pairs, or on arrays; on one device or with ``tf.distribute``.
 
@@ -379,6 +380,9 @@ class Deblurrer:
                 that is removed. See docs/distributed.md.
             cache: Folder for an on-disk cache of the decoded training images (for slow storage);
                 see :func:`blurkit.data.pipeline.make_dataset`.
+            time_limit: Minutes: stop at the end of the first epoch past it (a job's wall time). The stop
+                is a pause, not an early stop: with a checkpoint folder, ``resume=True`` goes on from
+                there; ``training["time_limit_reached"]`` says it happened.
 
         Returns:
             The Keras ``History`` of this call; :attr:`history` accumulates over calls.
@@ -397,7 +401,13 @@ class Deblurrer:
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))
                                       or value < 1):
                 raise ValueError(f"{arg} must be a whole number of at least 1, got {value!r}")
+        if time_limit is not None and (isinstance(time_limit, bool) or not time_limit > 0):
+            raise ValueError(f"time_limit must be a positive number of minutes, got {time_limit!r}")
         state_dir = _state_dir(checkpoint, checkpoint_dir)
+        if checkpoint is not None and state_dir is not None \
+                and Path(checkpoint).resolve() == (state_dir / RESUME_NAME).resolve():
+            raise ValueError(f"checkpoint {checkpoint} is the file the training state is kept in "
+                             f"({state_dir / RESUME_NAME}): save the model elsewhere")
         if resume and state_dir is None:
             raise ValueError("resume=True needs checkpoint_dir= (or checkpoint=, beside which the training "
                              "state is kept)")
@@ -469,10 +479,10 @@ class Deblurrer:
                 monitor=monitor, patience=int(early_stopping), restore_best_weights=True)
         cbs: list[Any] = list(tracked.values())
         own = _callbacks(self, checkpoint, monitor, state_dir=state_dir, run_start=run_start, end=end,
-                         settings=settings, tracked=tracked, restored=restored)
+                         settings=settings, tracked=tracked, restored=restored, time_limit=time_limit)
         cbs.extend(own[:1])
         cbs.extend(callbacks)
-        cbs.extend(own[1:])  # the training state is saved last, after every other callback ran
+        cbs.extend(own[1:])  # the time limit, then the training state, after every other callback
         try:
             hist = train(self.model, get_loss(self.loss), lambda ctx: train_for(first, end, steps, ctx),
                          strategy=strategy, global_batch=self.batch_size, steps=steps, initial_epoch=first,
@@ -481,6 +491,9 @@ class Deblurrer:
             if scratch is not None:
                 shutil.rmtree(scratch, ignore_errors=True)
         self.training["epochs"] = len(self.history.get("loss", []))
+        es = tracked.get("early_stopping")
+        if time_limit is not None and self.training["epochs"] < end and not (es and es.stopped_epoch):
+            self.training["time_limit_reached"] = True
         return hist
 
     def _move_to(self, strategy: Any) -> None:
@@ -1452,11 +1465,15 @@ _TRACKED_STATE = {"reduce_lr": ("best", "wait", "cooldown_counter"),
 
 def _callbacks(deblurrer: Deblurrer, checkpoint: str | os.PathLike | None, monitor: str, *,
                state_dir: Path | None = None, run_start: int = 0, end: int = 0, settings: dict | None = None,
-               tracked: dict[str, Any] | None = None, restored: dict | None = None) -> list[Any]:
-    """Blurkit's own callbacks: ``[Recorder]``, plus the training-state saver when ``state_dir`` is set.
+               tracked: dict[str, Any] | None = None, restored: dict | None = None,
+               time_limit: float | None = None) -> list[Any]:
+    """Blurkit's own callbacks: ``[Recorder]``, then the time limit (with ``time_limit``), then the
+    training-state saver (with ``state_dir``).
 
-    The recorder appends each epoch to ``deblurrer.history`` and saves the best model so far at
-    ``checkpoint``. The saver (put after every other callback) writes ``state_dir/last.keras`` at the
+    The recorder appends each epoch to ``deblurrer.history`` (every key one value per epoch: NaN where an
+    epoch had none, e.g. no validation in an earlier ``fit``), keeps ``deblurrer.training["epochs"]`` at
+    the epochs trained, and saves the best model so far at ``checkpoint``. The time limit stops training at
+    the end of the first epoch past ``time_limit`` minutes, as a pause the saver records as resumable. The saver (put after every other callback) writes ``state_dir/last.keras`` at the
     end of each epoch: model, optimizer state, history, and the state of the ``tracked`` Keras callbacks
     (ReduceLROnPlateau, EarlyStopping with its best weights). With ``restored`` (from
     :meth:`Deblurrer._restore_state`) it puts that callback state back when training begins.
@@ -1476,8 +1493,14 @@ def _callbacks(deblurrer: Deblurrer, checkpoint: str | os.PathLike | None, monit
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             logs = logs or {}
+            done = max((len(v) for v in deblurrer.history.values()), default=0)  # epochs recorded before
             for k, v in logs.items():
-                deblurrer.history.setdefault(k, []).append(float(v))
+                seq = deblurrer.history.setdefault(k, [])
+                seq.extend([math.nan] * (done - len(seq)))  # a key new in this fit: NaN before it
+                seq.append(float(v))
+            for seq in deblurrer.history.values():
+                seq.extend([math.nan] * (done + 1 - len(seq)))  # a key this epoch has not: NaN
+            deblurrer.training["epochs"] = done + 1
             if any(k.startswith("val_") for k in logs):
                 deblurrer.validation = {k[4:]: float(v) for k, v in logs.items() if k.startswith("val_")}
             value = logs.get(monitor)
@@ -1486,8 +1509,21 @@ def _callbacks(deblurrer: Deblurrer, checkpoint: str | os.PathLike | None, monit
                 deblurrer.save(checkpoint)
 
     recorder = Recorder()
+    own: list[Any] = [recorder]
+    if time_limit is not None:
+        import time
+
+        class TimeLimit(keras.callbacks.Callback):
+            def on_train_begin(self, logs: dict | None = None) -> None:
+                self.start = time.monotonic()
+
+            def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+                if epoch + 1 < end and time.monotonic() - self.start >= time_limit * 60:
+                    self.model.stop_training = True
+
+        own.append(TimeLimit())
     if state_dir is None:
-        return [recorder]
+        return own
 
     class TrainingState(keras.callbacks.Callback):
         """Saves (and on resume restores) everything needed to continue the run after a crash."""
@@ -1522,14 +1558,21 @@ def _callbacks(deblurrer: Deblurrer, checkpoint: str | os.PathLike | None, monit
             deblurrer._write(state_dir / RESUME_NAME, resume=state, entries=entries)
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            self._save(epoch + 1, bool(self.model.stop_training))
+            es = tracked.get("early_stopping")
+            early = es is not None and bool(getattr(es, "stopped_epoch", 0))
+            # with a time limit, a stop (this worker's clock, or another's agreed by all-reduce) is a pause that
+            # resume goes on from; an early stop is the end of the run
+            self._save(epoch + 1, bool(self.model.stop_training) and (early or time_limit is None))
 
         def on_train_end(self, logs: dict | None = None) -> None:
             es = tracked.get("early_stopping")
-            if es is not None and es.best_weights is not None:  # it has just put the best weights back
+            # a pause (the time limit) keeps the epoch's state to go on from, though Keras' EarlyStopping
+            # has just put the best weights back in the model, as it does at the end of any run
+            paused = time_limit is not None and bool(self.model.stop_training) and not (es and es.stopped_epoch)
+            if es is not None and es.best_weights is not None and not paused:  # the run's end: best weights
                 self._save(len(deblurrer.history.get("loss", [])), True)
 
-    return [recorder, TrainingState()]
+    return [*own, TrainingState()]
 
 
 # ------------------------------------------------------------------------------- untrusted files

@@ -63,13 +63,16 @@ def plot_history(history: dict[str, Sequence[float]], path: str | os.PathLike) -
         raise ValueError(f"history has no loss/psnr/ssim curves (keys: {sorted(history)})")
     fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.4), squeeze=False)
     for ax, k in zip(axes[0], keys, strict=True):
-        ep = np.arange(1, len(history[k]) + 1)
-        ax.plot(ep, history[k], label="training")
+        # one value per epoch, NaN (None once saved) where an epoch had none: a gap in the curve
+        train = np.array(history[k], dtype=float)
+        ax.plot(np.arange(1, len(train) + 1), train, label="training")
         if f"val_{k}" in history:
-            ax.plot(np.arange(1, len(history[f"val_{k}"]) + 1), history[f"val_{k}"], label="validation")
+            val = np.array(history[f"val_{k}"], dtype=float)
+            ax.plot(np.arange(1, len(val) + 1), val, ".-" if np.isnan(val).any() else "-", label="validation")
         ax.set_xlabel("epoch")
         ax.set_ylabel({"psnr": "PSNR (dB)"}.get(k, k))
-        values = [v for key in (k, f"val_{k}") for v in history.get(key, [])]
+        values = [v for key in (k, f"val_{k}") for v in np.array(history.get(key, []), dtype=float)
+                  if np.isfinite(v)]
         if k == "loss" and values and min(values) > 0:  # psnr_loss is negative (dB): a linear axis
             ax.set_yscale("log")
         ax.grid(alpha=0.3)

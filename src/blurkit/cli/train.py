@@ -36,7 +36,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="training loss (default mse; psnr_loss: -PSNR per image, weighs mild and strong blur alike)")
     p.add_argument("--early-stopping", type=int, metavar="PATIENCE", help="stop after PATIENCE flat epochs")
     p.add_argument("--time-limit", type=float, metavar="MINUTES",
-                   help="stop at the end of the first epoch that ends after MINUTES of training")
+                   help="stop at the end of the first epoch that ends after MINUTES of training (a job's wall "
+                   "time): the training state is kept, and the same command with --resume goes on")
     p.add_argument("--seed", type=int, default=0,
                    help="seeds the initial weights, the split, the patches and the blur (default 0): the same "
                    "command on the same photos trains the same model")
@@ -76,12 +77,17 @@ def run(args: argparse.Namespace) -> int:
     check_output(out, "--out")
     if args.curves:
         check_output(args.curves, "--curves")
+        from blurkit.cli.evaluate import FIGURE_SUFFIXES
+
+        if Path(args.curves).suffix.lower() not in FIGURE_SUFFIXES:
+            raise CLIError(f"--curves {args.curves}: write a {', '.join(FIGURE_SUFFIXES)} file")
     if args.checkpoint_dir:
         check_output(args.checkpoint_dir, "--checkpoint-dir", folder=True)
     if args.cache:
         check_output(args.cache, "--cache", folder=True)
     for name, value, least in (("--epochs", args.epochs, 1), ("--steps-per-epoch", args.steps_per_epoch, 1),
-                               ("--batch-size", args.batch_size, 1), ("--patches-per-image", args.patches_per_image, 1)):
+                               ("--batch-size", args.batch_size, 1), ("--patches-per-image", args.patches_per_image, 1),
+                               ("--early-stopping", args.early_stopping, 1)):
         if value is not None and value < least:
             raise CLIError(f"{name} must be at least {least}, got {value}")
     if not 0 <= args.val_split < 1:
@@ -92,6 +98,14 @@ def run(args: argparse.Namespace) -> int:
     blur_options = parse_options(args.blur_option, "--blur-option")
     if args.sigma:
         blur_options["sigma"] = parse_sigma(args.sigma)
+    if args.pairs and (blur_options or args.blur != "gaussian"):
+        raise CLIError("--blur, --blur-option and --sigma make the blurred side of sharp photos; with --pairs the "
+                       "blurred photos are given (made by `blurkit make-pairs` with its own blur options)")
+    state_dir = Path(args.checkpoint_dir) if args.checkpoint_dir else out.with_name(out.stem + ".resume")
+    if args.resume and not (state_dir / "last.keras").is_file() and out.is_file():
+        raise CLIError(f"--resume: no saved training state in {state_dir}, and {out} exists (a run that "
+                       f"finished?): drop --resume to train afresh and replace it, or continue it in Python "
+                       f"with Deblurrer.load({str(out)!r}).fit(...)")
 
     quiet_tensorflow()
     strategy, chief = None, True
@@ -119,7 +133,6 @@ def run(args: argparse.Namespace) -> int:
             what += f" with options {blur_options}"
         raise CLIError(f"{error_text(exc)} ({what})") from None
     data = tuple(args.pairs) if args.pairs else args.data
-    state_dir = Path(args.checkpoint_dir) if args.checkpoint_dir else out.with_name(out.stem + ".resume")
     quiet = args.quiet or not chief
     if not quiet:
         print(f"{d}\ntraining on {data} for {args.epochs} epochs -> {out} (training state: {state_dir})")
@@ -130,8 +143,7 @@ def run(args: argparse.Namespace) -> int:
         d.fit(data, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, validation=args.validation,
               validation_split=args.val_split, early_stopping=args.early_stopping, checkpoint=out,
               verbose=0 if quiet else "auto", resume=args.resume, checkpoint_dir=state_dir,
-              callbacks=[_time_limit(args.time_limit)] if args.time_limit is not None else (), strategy=strategy,
-              cache=args.cache)
+              time_limit=args.time_limit, strategy=strategy, cache=args.cache)
     except (FileNotFoundError, ValueError) as exc:
         raise CLIError(str(exc)) from None
     if not chief:  # the chief writes the model, the curves, and removes the training state
@@ -142,32 +154,18 @@ def run(args: argparse.Namespace) -> int:
         d.save(out)
     curves = Path(args.curves) if args.curves else out.with_suffix(".png")
     d.plot_history(curves)
-    # the run is complete and its model saved: its training state is no longer needed
-    (state_dir / "last.keras").unlink(missing_ok=True)
-    try:
-        state_dir.rmdir()
-    except OSError:  # not empty (other files there) or already gone
-        pass
+    paused = bool(d.training.get("time_limit_reached"))
+    if not paused:  # the run is complete and its model saved: its training state is no longer needed
+        (state_dir / "last.keras").unlink(missing_ok=True)
+        try:
+            state_dir.rmdir()
+        except OSError:  # not empty (other files there) or already gone
+            pass
+    elif not quiet:
+        print(f"--time-limit reached after epoch {d.training['epochs']} of {args.epochs}: run the same command "
+              f"with --resume to go on (training state kept in {state_dir})")
     if not quiet:
         best = d.validation.get("psnr")
         print(f"saved {out} (validation PSNR {best:.2f} dB)" if best else f"saved {out}")
         print(f"curves: {curves}")
     return 0
-
-
-def _time_limit(minutes: float):
-    """A Keras callback that stops training at the end of the first epoch past ``minutes`` (> 0, checked in
-    :func:`run`)."""
-    import time
-
-    import keras
-
-    class TimeLimit(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            self.start = time.monotonic()
-
-        def on_epoch_end(self, epoch, logs=None):
-            if time.monotonic() - self.start >= minutes * 60:
-                self.model.stop_training = True
-
-    return TimeLimit()
