@@ -372,6 +372,33 @@ def test_evaluate_with_another_blur_and_the_self_ensemble(trained, arrays):
         trained.evaluate(arrays, blur_options={"sigma": 1.0})
 
 
+def test_evaluate_scores_registered_metrics_by_name(trained, photo_dir, capsys):
+    """A plugin's metric (registered by name) is scored beside the built-in ones, by the library and the CLI."""
+    from blurkit.cli.main import main
+    from blurkit.metrics import prepare
+    from blurkit.registry import METRICS, UnknownComponentError
+
+    def mae(y_true, y_pred):
+        t, p = prepare(y_true, y_pred)
+        return float(np.mean(np.abs(t - p)))
+
+    METRICS.register("test_mae", mae, source="plugin test 0")
+    try:
+        scores = trained.evaluate(photo_dir, metrics=["test_mae"], per_image=True)
+        assert scores["model"]["psnr"] == trained.evaluate(photo_dir)["model"]["psnr"]
+        b, s = trained.test_pair(photo_dir, 0)
+        assert scores["per_image"][0]["model"]["test_mae"] == pytest.approx(mae(s, trained.predict(b)), abs=1e-6)
+        assert scores["blurred"]["test_mae"] > 0
+        with pytest.raises(UnknownComponentError, match="nope"):
+            trained.evaluate(photo_dir, metrics=["nope"])
+        path = trained.save(photo_dir.parent / "for_metric.keras")
+        capsys.readouterr()
+        assert main(["evaluate", str(path), str(photo_dir), "--metric", "test_mae", "--max-images", "1"]) == 0
+        assert "| psnr | ssim | mse | accuracy | channel_accuracy | test_mae |" in capsys.readouterr().out
+    finally:
+        METRICS.unregister("test_mae")
+
+
 def test_evaluate_with_the_known_sigma(arrays, pair_dirs):
     """``known_sigma=True`` scores ``predict(b, sigma=<the sigma b was blurred with>)``: per image, with a
     sigma drawn per image; refused (before any image is read) where there is no one known sigma."""

@@ -921,7 +921,7 @@ class Deblurrer:
 
     def evaluate(self, data: Any, *, per_image: bool = False, max_images: int | None = None,
                  progress: bool = False, blur: Any = None, blur_options: dict | None = None,
-                 ensemble: int = 1, known_sigma: bool = False) -> dict[str, Any]:
+                 ensemble: int = 1, known_sigma: bool = False, metrics: Sequence[str] = ()) -> dict[str, Any]:
         """Score the model against the blurred input, image by image at full resolution.
 
         Args:
@@ -939,6 +939,7 @@ class Deblurrer:
             known_sigma: Give the model each image's true blur sigma (``predict(sigma=...)``, non-blind)
                 instead of letting it estimate one: how much of the error is the blind estimate's. Needs
                 sharp photos, an isotropic Gaussian blur and a model with a blur estimator.
+            metrics: Registered metric names (a plugin's, say) scored besides the five built-in ones.
 
         Returns:
             ``{"model": {metric: mean}, "blurred": {metric: mean}, "gain_db": psnr gain, "images": n,
@@ -982,8 +983,9 @@ class Deblurrer:
         blur = self._eval_blur(blur, blur_options)
         if known_sigma:
             self._check_known_sigma(blur)
+        names = list(dict.fromkeys([*EVAL_METRICS, *([metrics] if isinstance(metrics, str) else metrics)]))
+        fns = {m: METRICS.get(m) for m in names}  # an unknown name: UnknownComponentError, before any image
         n = len(src) if max_images is None else min(len(src), int(max_images))
-        fns = {m: METRICS.get(m) for m in EVAL_METRICS}
         rows, skipped = [], []
         for i in tqdm(range(n), disable=not progress, desc="evaluate", unit="img"):
             try:
@@ -1011,7 +1013,7 @@ class Deblurrer:
                                  + (f"; and {len(skipped) - 3} more" if len(skipped) > 3 else ""))
             raise ValueError("no images to evaluate")
         out: dict[str, Any] = {
-            side: {m: float(np.mean([r[side][m] for r in rows])) for m in EVAL_METRICS}
+            side: {m: float(np.mean([r[side][m] for r in rows])) for m in names}
             for side in ("model", "blurred")
         }
         out["gain_db"] = out["model"]["psnr"] - out["blurred"]["psnr"]

@@ -25,6 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         "--blur-option sigma=...")
     p.add_argument("--ensemble", type=int, default=1, choices=(1, 2, 4, 8),
                    help="self-ensemble: average over this many flips/rotations (default 1)")
+    p.add_argument("--metric", action="append", default=[], metavar="NAME",
+                   help="also score this registered metric (a plugin's; see `blurkit list metrics`), repeatable")
     p.add_argument("--known-sigma", action="store_true",
                    help="give the model each photo's true sigma (non-blind; isotropic Gaussian blur and a "
                         "model with a blur estimator)")
@@ -42,8 +44,10 @@ FIGURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg")
 
 
 def format_table(scores: dict) -> str:
-    """A Markdown table: one row per side (model, blurred input), one column per metric."""
+    """A Markdown table: one row per side (model, blurred input), one column per metric (the built-in ones,
+    then any other the scores hold)."""
     cols = ["psnr", "ssim", "mse", "accuracy", "channel_accuracy"]
+    cols += [c for c in scores["model"] if c not in cols]
     lines = ["| | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
     for side, label in (("model", "model"), ("blurred", "blurred input")):
         row = scores[side]
@@ -85,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
             warnings.filterwarnings("ignore", message="skipping (unreadable )?image")
             scores = d.evaluate(data, per_image=True, max_images=args.max_images, progress=True,
                                 blur=args.blur, blur_options=blur_options or None, ensemble=args.ensemble,
-                                known_sigma=args.known_sigma)
+                                known_sigma=args.known_sigma, metrics=args.metric)
     except (FileNotFoundError, ValueError, TypeError, KeyError) as exc:
         raise CLIError(error_text(exc)) from None
     how = "".join([f", ensemble x{args.ensemble}" if args.ensemble > 1 else "",
