@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     shown = warnings.formatwarning
 
     def one_line(message, category, filename, lineno, line=None) -> str:  # not the library's file and line
-        return f"blurkit {args.command}: warning: {message}\n"
+        kind = "warning" if category is UserWarning else category.__name__  # PluginWarning, DeprecationWarning
+        return f"blurkit {args.command}: {kind}: {message}\n"
 
     warnings.formatwarning = one_line
     try:
