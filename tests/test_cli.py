@@ -100,6 +100,8 @@ def test_train_on_pairs_without_validation(photos, tmp_path):
             *TINY_TRAIN, "--val-split", "0", "-o", str(out), "--curves", str(curves), "-q"]
     assert main(argv) == 0
     assert out.is_file() and curves.is_file()
+    # the model records the blur that made its pairs (from their manifest), not the default Gaussian
+    assert Deblurrer.read_metadata(out)["blur"]["config"]["sigma"] == 1.5
 
 
 def test_train_errors(photos, tmp_path, capsys):

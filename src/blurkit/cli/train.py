@@ -122,7 +122,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         d = Deblurrer(
-            model=args.model, blur=args.blur, model_options=parse_options(args.model_option, "--model-option"),
+            model=args.model, blur=_pairs_blur(args.pairs[0]) or args.blur if args.pairs else args.blur,
+            model_options=parse_options(args.model_option, "--model-option"),
             blur_options=blur_options, channels=args.channels, loss=args.loss, learning_rate=args.lr,
             patch_size=args.patch_size, batch_size=args.batch_size, patches_per_image=args.patches_per_image,
             seed=args.seed,
@@ -169,3 +170,23 @@ def run(args: argparse.Namespace) -> int:
         print(f"saved {out} (validation PSNR {best:.2f} dB)" if best else f"saved {out}")
         print(f"curves: {curves}")
     return 0
+
+
+def _pairs_blur(blurred_dir: str) -> dict | None:
+    """The blur that made the pairs in ``blurred_dir``, from the manifest `blurkit make-pairs` writes beside it
+    (``serialize_blur``'s dict, for the model to record as its training blur), or None when there is none
+    that this installation can rebuild (pairs made elsewhere, or by a plugin's blur not installed here)."""
+    import json
+    from pathlib import Path
+
+    from blurkit.blurs import deserialize_blur
+    from blurkit.data.pairs import MANIFEST_NAME
+
+    manifest = Path(blurred_dir).parent / MANIFEST_NAME
+    try:
+        with open(manifest, encoding="utf-8") as fh:
+            blur = json.loads(fh.readline()).get("blur")
+        deserialize_blur(blur)
+    except Exception:  # noqa: BLE001 - no manifest, another format, an unknown blur: the default is recorded
+        return None
+    return blur
