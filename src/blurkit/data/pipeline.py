@@ -171,17 +171,14 @@ def _check_values(a: np.ndarray, what: str) -> None:
     """Refuse, before training or scoring, what would otherwise go wrong deep in a TensorFlow pipeline or give
     meaningless numbers: dtypes other than uint8, uint16, float and bool (int64 is what a list of ints
     becomes), NaN or infinite values, and float images far outside [0, 1] (a [0, 255] float image)."""
+    from blurkit.metrics.functional import check_unit_float
+
     if a.dtype in (np.uint8, np.uint16, np.bool_) or a.size == 0:
         return
     if a.dtype.kind != "f":
         raise ValueError(f"{what}: images must be uint8, uint16 or float in [0, 1], got dtype {a.dtype} "
                          "(convert with .astype(np.uint8), or to float and divide by 255)")
-    lo, hi = float(a.min()), float(a.max())
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        raise ValueError(f"{what}: images contain NaN or infinite values")
-    if lo < -0.5 or hi > 1.5:
-        raise ValueError(f"{what}: float images are taken as [0, 1], got values {lo:g}..{hi:g} (divide a "
-                         "[0, 255] image by 255, or pass it as uint8)")
+    check_unit_float(a, what)
 
 
 def match_pairs(blurred_dir: str | Path, sharp_dir: str | Path) -> tuple[list[tuple[Path, Path]], list[str]]:

@@ -96,6 +96,22 @@ _INT_MESSAGE = (
 )
 
 
+def check_unit_float(a: np.ndarray, what: str = "") -> None:
+    """Refuse float images far outside [0, 1] (below -0.5 or above 1.5: overshoot allowed, as
+    ``Deblurrer.predict`` allows it; a [0, 255] image is not) and NaN or infinite values; ``what`` (an
+    argument's name) starts the message. The metrics' rule, and ``Deblurrer.fit`` / ``evaluate``'s for arrays.
+    """
+    if not a.size:
+        return
+    lo, hi = float(a.min()), float(a.max())
+    prefix = f"{what}: " if what else ""
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        raise ValueError(f"{prefix}images contain NaN or infinite values")
+    if lo < -0.5 or hi > 1.5:
+        raise ValueError(f"{prefix}float images are taken as [0, 1] (data range 1), got values {lo:g}..{hi:g}: "
+                         "divide a [0, 255] image by 255 (or pass it as uint8)")
+
+
 def _to_float(x: Any) -> np.ndarray:
     a = np.asarray(x)
     if a.dtype == bool:
@@ -105,13 +121,7 @@ def _to_float(x: Any) -> np.ndarray:
     if np.issubdtype(a.dtype, np.integer):
         raise TypeError(_INT_MESSAGE.format(dtype=a.dtype))
     if np.issubdtype(a.dtype, np.floating):
-        if a.size:
-            lo, hi = float(a.min()), float(a.max())
-            if not (np.isfinite(lo) and np.isfinite(hi)):
-                raise ValueError("image contains NaN or infinite values")
-            if lo < -0.5 or hi > 1.5:  # overshoot allowed, as Deblurrer.predict allows it
-                raise ValueError(f"float images are taken as [0, 1] (data range 1), got values {lo:g}..{hi:g}: "
-                                 "divide a [0, 255] image by 255 (or pass it as uint8)")
+        check_unit_float(a)
         return a.astype(np.float64)
     raise TypeError(f"expected a numeric image, got dtype {a.dtype}")
 
