@@ -124,28 +124,24 @@ def _define() -> dict[str, type]:
 
         def update_state(self, y_true, y_pred, sample_weight=None):
             y_true, y_pred = tf.convert_to_tensor(y_true), tf.convert_to_tensor(y_pred)
-            if sample_weight is not None:
-                sw = tf.cast(sample_weight, self.dtype)
-                if sw.shape.rank and sw.shape.rank > 1:  # per-pixel weights: one weight per image
-                    sw = tf.reduce_mean(sw, axis=list(range(1, sw.shape.rank)))
-                if y_pred.shape.rank == 4:  # each image's value, weighted by its own weight
+            batch = y_pred.shape.rank == 4
+            if sample_weight is None:  # the batch's mean, counted once per image
+                value = tf.cast(self._fn(y_true, y_pred), self.dtype)
+                weight = tf.cast(tf.shape(y_pred)[0], self.dtype) if batch else tf.constant(1.0, self.dtype)
+                total = value * weight
+            else:
+                weight = tf.cast(sample_weight, self.dtype)
+                if weight.shape.rank and weight.shape.rank > 1:  # per-pixel weights: one weight per image
+                    weight = tf.reduce_mean(weight, axis=list(range(1, weight.shape.rank)))
+                if batch:  # each image's value, weighted by its own weight
                     values = tf.map_fn(lambda tp: tf.cast(self._fn(tp[0][None], tp[1][None]), self.dtype),
                                        (y_true, y_pred), fn_output_signature=self.dtype)
-                    sw = tf.broadcast_to(tf.reshape(sw, [-1]), tf.shape(values))
-                    self.total.assign_add(tf.reduce_sum(values * sw))
-                    self.count.assign_add(tf.reduce_sum(sw))
-                    return
-                value = tf.cast(self._fn(y_true, y_pred), self.dtype)
-                weight = tf.reduce_sum(sw)
-                self.total.assign_add(value * weight)
-                self.count.assign_add(weight)
-                return
-            value = tf.cast(self._fn(y_true, y_pred), self.dtype)
-            if y_pred.shape.rank == 4:
-                weight = tf.cast(tf.shape(y_pred)[0], self.dtype)
-            else:
-                weight = tf.constant(1.0, self.dtype)
-            self.total.assign_add(value * weight)
+                    weight = tf.broadcast_to(tf.reshape(weight, [-1]), tf.shape(values))
+                    total = tf.reduce_sum(values * weight)
+                else:
+                    total = tf.cast(self._fn(y_true, y_pred), self.dtype) * tf.reduce_sum(weight)
+                weight = tf.reduce_sum(weight)
+            self.total.assign_add(total)
             self.count.assign_add(weight)
 
         def result(self):
