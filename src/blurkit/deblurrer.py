@@ -832,7 +832,7 @@ class Deblurrer:
         """
         from blurkit.data.io import read_image
 
-        self._wiener_layer("estimate_sigma")  # a model without an estimator: refused before reading
+        wiener = self._wiener_layer("estimate_sigma")  # a model without an estimator: refused before reading
         if isinstance(x, (str, os.PathLike)):
             kw = {} if max_pixels is None else {"max_pixels": max_pixels}
             x = read_image(x, **kw)
@@ -841,12 +841,12 @@ class Deblurrer:
         arr = np.asarray(x)
         if arr.ndim == 4:
             scale = _batch_scale(arr)
-            return [self._estimate_one(one, scale) for one in arr]
-        return self._estimate_one(arr, _unit_scale(arr))
+            return [self._estimate_one(one, scale, wiener) for one in arr]
+        return self._estimate_one(arr, _unit_scale(arr), wiener)
 
-    def _estimate_one(self, arr: np.ndarray, scale: float) -> float:
-        """:meth:`estimate_sigma` of one (H, W) / (H, W, C) image that ``scale`` maps to [0, 1]."""
-        wiener = self._wiener_layer("estimate_sigma")
+    def _estimate_one(self, arr: np.ndarray, scale: float, wiener: Any) -> float:
+        """:meth:`estimate_sigma` of one (H, W) / (H, W, C) image that ``scale`` maps to [0, 1]; ``wiener`` the
+        model's Wiener layer (its ``blur_parameters`` read the sigma off the estimator's output)."""
         img = arr[..., None] if arr.ndim == 2 else arr
         c = self._colour_channels(img.shape[-1], "read")
         img = img[..., :c]  # without alpha
@@ -1475,8 +1475,8 @@ def _callbacks(deblurrer: Deblurrer, checkpoint: str | os.PathLike | None, monit
     The recorder appends each epoch to ``deblurrer.history`` (every key one value per epoch: NaN where an
     epoch had none, e.g. no validation in an earlier ``fit``), keeps ``deblurrer.training["epochs"]`` at
     the epochs trained, and saves the best model so far at ``checkpoint``. The time limit stops training at
-    the end of the first epoch past ``time_limit`` minutes, as a pause the saver records as resumable. The saver (put after every other callback) writes ``state_dir/last.keras`` at the
-    end of each epoch: model, optimizer state, history, and the state of the ``tracked`` Keras callbacks
+    the end of the first epoch past ``time_limit`` minutes, as a pause the saver records as resumable. The
+    saver (put after every other callback) writes ``state_dir/last.keras`` at the end of each epoch: model, optimizer state, history, and the state of the ``tracked`` Keras callbacks
     (ReduceLROnPlateau, EarlyStopping with its best weights). With ``restored`` (from
     :meth:`Deblurrer._restore_state`) it puts that callback state back when training begins.
     """
@@ -1527,6 +1527,12 @@ def _callbacks(deblurrer: Deblurrer, checkpoint: str | os.PathLike | None, monit
     if state_dir is None:
         return own
 
+    def paused(model: Any) -> bool:
+        """Training was stopped by the time limit (this worker's clock, or another's agreed by all-reduce): a
+        pause that resume goes on from, unlike an early stop, the end of the run."""
+        es = tracked.get("early_stopping")
+        return time_limit is not None and bool(model.stop_training) and not (es and es.stopped_epoch)
+
     class TrainingState(keras.callbacks.Callback):
         """Saves (and on resume restores) everything needed to continue the run after a crash."""
 
@@ -1560,18 +1566,13 @@ def _callbacks(deblurrer: Deblurrer, checkpoint: str | os.PathLike | None, monit
             deblurrer._write(state_dir / RESUME_NAME, resume=state, entries=entries)
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            es = tracked.get("early_stopping")
-            early = es is not None and bool(getattr(es, "stopped_epoch", 0))
-            # with a time limit, a stop (this worker's clock, or another's agreed by all-reduce) is a pause that
-            # resume goes on from; an early stop is the end of the run
-            self._save(epoch + 1, bool(self.model.stop_training) and (early or time_limit is None))
+            self._save(epoch + 1, bool(self.model.stop_training) and not paused(self.model))
 
         def on_train_end(self, logs: dict | None = None) -> None:
             es = tracked.get("early_stopping")
-            # a pause (the time limit) keeps the epoch's state to go on from, though Keras' EarlyStopping
-            # has just put the best weights back in the model, as it does at the end of any run
-            paused = time_limit is not None and bool(self.model.stop_training) and not (es and es.stopped_epoch)
-            if es is not None and es.best_weights is not None and not paused:  # the run's end: best weights
+            # a pause keeps the epoch's state to go on from, though Keras' EarlyStopping has just put the best
+            # weights back in the model, as it does at the end of any run
+            if es is not None and es.best_weights is not None and not paused(self.model):  # the run's end
                 self._save(len(deblurrer.history.get("loss", [])), True)
 
     return [*own, TrainingState()]
