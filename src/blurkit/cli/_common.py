@@ -59,6 +59,14 @@ def parse_sigma(text: str) -> float | tuple[float, float]:
     raise CLIError(f"--sigma: expected a number like 2 or a range like 0.5:3, got {text!r}")
 
 
+def parse_blur_options(args: Any) -> dict[str, Any]:
+    """The blur options of ``--blur-option KEY=VALUE`` (repeatable) and ``--sigma`` (short for sigma=...)."""
+    options = parse_options(args.blur_option, "--blur-option")
+    if args.sigma:
+        options["sigma"] = parse_sigma(args.sigma)
+    return options
+
+
 def error_text(exc: BaseException) -> str:
     """An exception's message (a KeyError's without the quotes ``str`` adds around it).
 

@@ -63,14 +63,12 @@ def run(args: argparse.Namespace) -> int:
     import warnings
     from pathlib import Path
 
-    from blurkit.cli._common import check_output, error_text, load_named, parse_options, parse_sigma
+    from blurkit.cli._common import check_output, error_text, load_named, parse_blur_options
     from blurkit.cli.main import CLIError
 
     if bool(args.data) == bool(args.pairs):
         raise CLIError("give either DATA (sharp photos) or --pairs BLURRED_DIR SHARP_DIR")
-    blur_options = parse_options(args.blur_option, "--blur-option")
-    if args.sigma:
-        blur_options["sigma"] = parse_sigma(args.sigma)
+    blur_options = parse_blur_options(args)
     if args.json_out:
         check_output(args.json_out, "--json")
     if args.figure:  # checked now, not after the evaluation

@@ -63,7 +63,13 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from blurkit.cli._common import check_output, error_text, parse_options, parse_sigma, quiet_tensorflow
+    from blurkit.cli._common import (
+        check_output,
+        error_text,
+        parse_blur_options,
+        parse_options,
+        quiet_tensorflow,
+    )
     from blurkit.cli.main import CLIError
 
     if bool(args.data) == bool(args.pairs):
@@ -95,9 +101,7 @@ def run(args: argparse.Namespace) -> int:
     for name, value in (("--lr", args.lr), ("--time-limit", args.time_limit)):
         if value is not None and not value > 0:
             raise CLIError(f"{name} must be positive, got {value}")
-    blur_options = parse_options(args.blur_option, "--blur-option")
-    if args.sigma:
-        blur_options["sigma"] = parse_sigma(args.sigma)
+    blur_options = parse_blur_options(args)
     if args.pairs and (blur_options or args.blur != "gaussian"):
         raise CLIError("--blur, --blur-option and --sigma make the blurred side of sharp photos; with --pairs the "
                        "blurred photos are given (made by `blurkit make-pairs` with its own blur options)")
