@@ -993,11 +993,7 @@ def atomic_write_text(path: PathLike, text: str, *, encoding: str = "utf-8") -> 
         >>> target.read_text()
         '{"name": "unet"}\\n'
     """
-    with atomic_open(path, "w", encoding=encoding) as fh:
-        try:
-            fh.write(text)
-        except OSError as exc:  # say a full disk: name the file being written
-            raise _about_target(exc, Path(os.fspath(path))) from exc
+    atomic_write_bytes(path, text.encode(encoding))  # the same bytes as a text file without newline translation
 
 
 # --------------------------------------------------------------------------------------------------
