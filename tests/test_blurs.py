@@ -330,6 +330,14 @@ def test_motion_kernel_golden():
         y, x = np.mgrid[: k.shape[0], : k.shape[1]]
         along = (k * ((x - cx) * math.cos(t) - (y - cy) * math.sin(t)) ** 2).sum()
         assert along == pytest.approx((length**2 + 1) / 12, rel=0.1)  # uniform segment + 1 px box
+        assert k[0].any() and k[:, 0].any()  # no empty frame
+    k = motion_kernel(9, 45)
+    assert k.shape == (7, 7)  # was 9 x 9 with an empty frame
+    y, x = np.mgrid[:7, :7] - 3
+    across = (k * ((x + y) / math.sqrt(2)) ** 2).sum()
+    assert across == pytest.approx(0.17, abs=0.02)  # the 1-px width, off the axes
+    np.testing.assert_allclose(motion_kernel(1, 45), [[0.0, 0.045, 0.0], [0.045, 0.818, 0.045], [0.0, 0.045, 0.0]],
+                               atol=1e-3)  # so length 1 is the identity only on the axes (docstring)
 
 
 def test_disk_kernel_golden():
@@ -485,6 +493,9 @@ def test_kernels_beyond_the_size_limit_are_refused_by_name():
     assert box_kernel(MAX_KERNEL_SIZE).shape == (MAX_KERNEL_SIZE, MAX_KERNEL_SIZE)
     assert disk_kernel(256.0).shape == (MAX_KERNEL_SIZE, MAX_KERNEL_SIZE)
     assert motion_kernel(500.0).shape == (1, 501)
+    assert motion_kernel(511.0).shape == (1, 511)  # the largest line (its size was over-estimated by 4 px)
+    with pytest.raises(ValueError, match="length 513.5 makes a 515-px kernel"):
+        motion_kernel(513.5)
 
 
 def test_input_errors():
