@@ -69,6 +69,38 @@ def test_export_serves_what_predict_returns(name, astronaut, tmp_path):
             served.serve_sigma(pair, tf.constant([1.0, bad], tf.float64))
 
 
+@pytest.mark.parametrize("name", ["unet", "wiener_unet"])
+def test_export_tiles_large_images_as_predict(name, astronaut, tmp_path):
+    """Images over ``tile_size**2`` pixels are restored in predict's tiles (the same tiles, blending windows
+    and sums) with one blur estimate read off ``estimate_tile`` tiles (their median): bit for bit what predict
+    returns, where the tiles and the estimate's tiles change the result."""
+    import tensorflow as tf
+
+    d = Deblurrer(**TINY[name], tile_size=48, tile_overlap=12, estimate_tile=40)
+    rng = np.random.default_rng(5)
+    for v in d.model.weights:  # away from the init, so that where the tiles fall shows in the result
+        v.assign(v.numpy() + rng.normal(0, 0.03, v.shape).astype("float32"))
+    whole = Deblurrer(**TINY[name])
+    whole.model.set_weights(d.model.get_weights())
+    served = tf.saved_model.load(str(d.export(tmp_path / "deblur")))
+    wide = np.tile(astronaut, (1, 2, 1))
+    # one tile with the estimate's median; 3x4 and 2x7 tiles; a strip thinner than the stride; a column
+    for h, w in [(45, 50), (130, 170), (61, 300), (3, 900), (200, 49)]:
+        image = np.ascontiguousarray(wide[:h, :w])
+        want = d.predict(image)
+        np.testing.assert_array_equal(served.serve(image[None]).numpy()[0], want)
+        unit = image.astype(np.float32) / np.float32(255)
+        np.testing.assert_array_equal(served.serve_float(unit[None]).numpy()[0], d.predict(unit))
+        if h * w > 48**2 or name == "wiener_unet":  # restored whole, or its blur estimated whole: not the same
+            assert not np.array_equal(want, whole.predict(image))
+    image = np.ascontiguousarray(wide[100:230, 200:370])
+    pair = np.stack([image, image[::-1]])
+    np.testing.assert_array_equal(served.serve(pair).numpy()[1], d.predict(pair[1]))  # a batch: each its own
+    if name == "wiener_unet":
+        got = served.serve_sigma(image[None], tf.constant([1.5], tf.float64)).numpy()[0]
+        np.testing.assert_array_equal(got, d.predict(image, sigma=1.5))
+
+
 def test_exported_model_loads_without_blurkit(astronaut, tmp_path):
     """Another process, where ``import blurkit`` fails, serves the preset-like model: no Python code needed."""
     d = Deblurrer(**TINY["wiener_unet"])

@@ -1053,8 +1053,8 @@ class Deblurrer:
 
         Endpoints ``serve`` (``uint8`` images ``(N, H, W, C)`` in and out), ``serve_float`` (``float32``
         in [0, 1]) and, for models with a blur estimator, ``serve_sigma`` (a known blur, as
-        ``predict(sigma=...)``); each image restored whole, as :meth:`predict` restores an image up to
-        ``tile_size`` on a side (to the last bit there). Details: :mod:`blurkit.export`.
+        ``predict(sigma=...)``); each image restored as :meth:`predict` restores it (to the last bit, one
+        image per call), whole or in tiles of this Deblurrer's ``tile_size``. Details: :mod:`blurkit.export`.
 
         Args:
             path: A new (or empty) folder.

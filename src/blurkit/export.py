@@ -22,13 +22,18 @@ Endpoints (also the SavedModel's signatures, ``serve`` the default one):
   ``Deblurrer.predict(image, sigma=...)`` does; sigmas outside the model's range (0.3 to 3.5 for the
   presets) are taken as its nearest end, and a NaN or infinite one is an error (``InvalidArgumentError``).
 
-C is the model's channels (3 for the presets). An image is restored whole: for images up to
-``Deblurrer.tile_size`` (1536 px) on a side the result is ``Deblurrer.predict``'s to the last bit, one image
-per call (in a batch of several, a few values may differ by one level: the batched convolutions round
-differently); larger ones need the memory of one pass over the whole image (the presets: about 400 bytes
-per pixel on CPU, some 5 GB for a 12 MP photo), and their blur estimate is made on the whole image
-rather than as the median over 1536-px tiles. Tiling, self-ensembles, alpha channels and grey images for a
-colour model stay in ``Deblurrer.predict``.
+C is the model's channels (3 for the presets). The graph restores an image as ``Deblurrer.predict``
+does, to the last bit, one image per call (in a batch of several, a few values may differ by one level:
+the batched convolutions round differently): an image of up to ``Deblurrer.tile_size**2`` pixels (1536 x
+1536) whole, a larger one in predict's overlapping tiles (the same tiles, blending windows and sums, so
+memory is bounded by the tile as in predict: a 12 MP photo peaks at about 2.3 GB of resident memory with the
+default preset, predict at 1.7 GB; ``benchmarks/export_check.py --mosaic``), and the blur of a photo larger than
+``Deblurrer.estimate_tile`` on a side read off such tiles, their estimates' median. The tile sizes are those
+of the Deblurrer when it is exported. Self-ensembles, alpha channels and grey images for a colour model
+stay in ``Deblurrer.predict``. Keep the loaded object in a variable while you call it (``m =
+tf.saved_model.load(path); m.serve(images)``): TensorFlow frees its weights with it, and
+``tf.saved_model.load(path).serve(images)`` fails with "Called a function referencing variables which have
+been deleted".
 
 Examples:
     >>> import tempfile
@@ -75,6 +80,88 @@ def _pad_bottom_right(x: Any, multiple: int) -> Any:
     return tf.gather(x, _fold(w + pw, w, symmetric), axis=2)
 
 
+def _ceil_div(a: Any, b: Any) -> Any:
+    import tensorflow as tf
+
+    return tf.math.floordiv(a + b - 1, b)
+
+
+def _tile_starts(length: Any, tile: Any, overlap: int, align: int) -> Any:
+    """:func:`blurkit.tiling.tile_starts` in TensorFlow (``length`` and ``tile`` multiples of ``align``):
+    the same starts, from the same float64 division and round-half-to-even."""
+    import tensorflow as tf
+
+    units, size = length // align, tile // align
+    ov = tf.minimum(-(-overlap // align), size - 1)
+    n = tf.maximum(_ceil_div(units - ov, size - ov), 1)
+    n = tf.where(units <= size, 1, n)
+    i = tf.cast(tf.range(n), tf.float64)
+    step = tf.cast(units - size, tf.float64) / tf.cast(tf.maximum(n - 1, 1), tf.float64)
+    return tf.cast(tf.round(i * step), tf.int32) * align
+
+
+def _fit_tile(length: Any, tile: int, overlap: int, align: int) -> Any:
+    """:func:`blurkit.tiling.fit_tile` in TensorFlow."""
+    import tensorflow as tf
+
+    units, size = length // align, tile // align
+    ov = min(-(-overlap // align), size - 1)
+    n = _ceil_div(units - ov, size - ov)
+    fitted = tf.minimum(size, _ceil_div(units + (n - 1) * ov, tf.maximum(n, 1))) * align
+    return tf.where(length <= tile, length, fitted)
+
+
+def _plan(length: Any, tile: int, overlap: int, align: int) -> tuple[Any, Any, Any]:
+    """One axis of :func:`blurkit.tiling.plan_tiles` (``fit=True``): the padded length, tile side, starts."""
+    import tensorflow as tf
+
+    align = max(1, align)
+    if align > 1:
+        tile = max(align, tile - tile % align)
+    padded = _ceil_div(length, align) * align
+    overlap = min(overlap, tile - 1)
+    side = _fit_tile(padded, tile, overlap, align)
+    starts = tf.cond(padded > side, lambda: _tile_starts(padded, side, overlap, align),
+                     lambda: tf.zeros([1], tf.int32))
+    return padded, side, starts
+
+
+def _ramp_at(p: Any, n: Any) -> Any:
+    """``blurkit.tiling._ramp(n)[p]`` (float64), elementwise."""
+    import numpy as np
+    import tensorflow as tf
+
+    margin = n // 4
+    inner = tf.maximum(n - 2 * margin, 1)
+    t = (tf.cast(p - margin, tf.float64) + 0.5) / tf.cast(inner, tf.float64)
+    up = 0.5 - 0.5 * tf.cos(np.pi * t)
+    return tf.where(p < margin, tf.zeros_like(up), tf.where(p >= n - margin, tf.ones_like(up), up))
+
+
+def _windows(starts: Any, side: Any, length: Any) -> Any:
+    """:func:`blurkit.tiling._normalised_windows` in TensorFlow: ``(n, side)`` float32 blending weights."""
+    import tensorflow as tf
+
+    n = tf.shape(starts)[0]
+    p = tf.range(side)[None, :]
+    nxt = tf.concat([starts[1:], [length]], axis=0)[:, None]  # a last tile has no right neighbour
+    prev = tf.concat([[-side], starts[:-1]], axis=0)[:, None]
+    s = starts[:, None]
+    left_ov, right_ov = prev + side - s, s + side - nxt  # <= 0: no neighbour on that side
+    left = tf.where(p < left_ov, tf.cast(_ramp_at(p, left_ov), tf.float32), 1.0)
+    q = side - 1 - p  # the mirrored ramp on the right
+    right = tf.where(q < right_ov, tf.cast(_ramp_at(q, right_ov), tf.float32), 1.0)
+    wins = tf.minimum(left, right)
+
+    def add(i: Any, total: Any) -> tuple[Any, Any]:
+        placed = tf.pad(wins[i], [[starts[i], length - starts[i] - side]])
+        return i + 1, total + placed
+
+    _, total = tf.while_loop(lambda i, _: i < n, add, (0, tf.zeros([length], tf.float32)), parallel_iterations=1)
+    total = tf.maximum(total, 1e-12)
+    return wins / tf.gather(total, s + p)
+
+
 def export_saved_model(deblurrer: Any, path: str | os.PathLike) -> Path:
     """Write ``deblurrer``'s model as a TensorFlow SavedModel folder (see the module's notes).
 
@@ -109,22 +196,64 @@ def export_saved_model(deblurrer: Any, path: str | os.PathLike) -> Path:
     if split is not None:
         lo, hi = deblurrer._wiener_layer("export").sigma_range
 
+    tile, overlap, estimate_tile = int(deblurrer.tile_size), int(deblurrer.tile_overlap), int(deblurrer.estimate_tile)
+
+    def run(x: Any, params: Any) -> Any:
+        return deblurrer._infer_fn(x) if split is None else split[1](x, params)
+
+    def estimate_photo(x: Any) -> Any:
+        """``Deblurrer._estimate_photo``: the median of the estimates on ``estimate_tile`` tiles."""
+        h, w = tf.shape(x)[1], tf.shape(x)[2]
+        _, th, ys = _plan(h, estimate_tile, 0, 1)
+        _, tw, xs = _plan(w, estimate_tile, 0, 1)
+        nx, count = tf.size(xs), tf.size(ys) * tf.size(xs)
+
+        def one(k: Any, found: Any) -> tuple[Any, Any]:
+            y, x0 = ys[k // nx], xs[k % nx]
+            return k + 1, found.write(k, split[0](x[:, y : y + th, x0 : x0 + tw]))
+
+        found = tf.TensorArray(tf.float32, size=count)
+        _, found = tf.while_loop(lambda k, _: k < count, one, (0, found), parallel_iterations=1)
+        ordered = tf.sort(found.stack(), axis=0)
+        return tf.where(count % 2 == 1, ordered[count // 2],
+                        (ordered[tf.maximum(count // 2 - 1, 0)] + ordered[count // 2]) / 2.0)
+
+    def tiled(x: Any, params: Any) -> Any:
+        """``tiling.tiled_apply`` as ``Deblurrer.predict`` runs it: the same tiles, windows and sums."""
+        h, w = tf.shape(x)[1], tf.shape(x)[2]
+        hp, th, ys = _plan(h, tile, overlap, align)
+        wp, tw, xs = _plan(w, tile, overlap, align)
+        x = _pad_bottom_right(x, align)
+        wy, wx = _windows(ys, th, hp), _windows(xs, tw, wp)
+        nx, count = tf.size(xs), tf.size(ys) * tf.size(xs)
+
+        def one(k: Any, acc: Any) -> tuple[Any, Any]:
+            iy, ix = k // nx, k % nx
+            y, x0 = ys[iy], xs[ix]
+            weight = (wy[iy][:, None] * wx[ix][None, :])[None, :, :, None]
+            part = run(x[:, y : y + th, x0 : x0 + tw], params) * weight
+            part = tf.pad(part, [[0, 0], [y, hp - y - th], [x0, wp - x0 - tw], [0, 0]])
+            return k + 1, tf.ensure_shape(acc + part, [None, None, None, c])
+
+        acc = tf.zeros(tf.stack([tf.shape(x)[0], hp, wp, c]), tf.float32)
+        _, acc = tf.while_loop(lambda k, _: k < count, one, (0, tf.ensure_shape(acc, [None, None, None, c])),
+                               parallel_iterations=1)
+        return acc[:, :h, :w, :]
+
     def restore(x: Any, sigma: Any = None) -> Any:
         h, w = tf.shape(x)[1], tf.shape(x)[2]
         small = 2 * tf.minimum(h, w) <= align  # too small for the model's own reflect padding: pad here
-        padded = tf.cond(small, lambda: _pad_bottom_right(x, align), lambda: x)
-        if split is None:
-            y = deblurrer._infer_fn(padded)
-        else:
-            estimate, restore_with = split
-            params = estimate(padded)
+        whole = tf.cast(h, tf.int64) * tf.cast(w, tf.int64) <= tile**2
+        padded = tf.cond(tf.logical_and(small, whole), lambda: _pad_bottom_right(x, align), lambda: x)
+        params = None
+        if split is not None:
+            params = tf.cond(small, lambda: split[0](_pad_bottom_right(x, align)), lambda: estimate_photo(x))
             if sigma is not None:  # GaussianWiener.raw_sigma, in float64 as predict computes it
                 sigma = tf.debugging.assert_all_finite(tf.cast(sigma, tf.float64), "sigma must be finite")
                 t = tf.clip_by_value((sigma - lo) / (hi - lo), 1e-6, 1 - 1e-6)
                 raw = tf.cast(tf.math.log(t / (1 - t)), tf.float32)
                 params = tf.concat([raw[:, None], params[:, 1:]], axis=1)
-            y = restore_with(padded, params)
-        return y[:, :h, :w, :]
+        return tf.cond(whole, lambda: run(padded, params)[:, :h, :w, :], lambda: tiled(x, params))
 
     # uint8 / 255 as predict computes it: a traced division by a constant becomes a multiplication by its
     # reciprocal, which differs in the last bit for 126 of the 256 values

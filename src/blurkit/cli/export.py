@@ -13,9 +13,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description="Write MODEL (a .keras file, or a shipped preset's name; default: the default preset) as "
         "a TensorFlow SavedModel folder: endpoints serve (uint8 images (N, H, W, C) in and out), "
         "serve_float (float32 in [0, 1]) and, for models with a blur estimator, serve_sigma (images and "
-        "each one's known blur sigma), each image restored whole, with the blur estimate, padding and "
-        "rounding of Deblurrer.predict in the graph. It loads with tf.saved_model.load alone, without "
-        "blurkit.",
+        "each one's known blur sigma), each image restored as Deblurrer.predict restores it, with its blur "
+        "estimate, padding, tiling (photos over 1536x1536 pixels) and rounding in the graph. It loads with "
+        "tf.saved_model.load alone, without blurkit.",
     )
     p.add_argument("model", nargs="?", help="model file (.keras) or preset name (default: the default preset)")
     p.add_argument("-o", "--out", required=True, help="the SavedModel folder to write (new or empty)")
