@@ -275,6 +275,28 @@ def test_grey_alpha_png_round_trip(tmp_path, dtype):
     assert read_image(tmp_path / "rgba.png", alpha="keep").shape == (9, 13, 4)
 
 
+def test_grey_png_with_a_transparent_level_keeps_its_alpha(tmp_path, gray):
+    # OpenCV ignores a grey PNG's tRNS chunk: its transparency used to be lost.
+    deep = gray.astype(np.uint16) * 257
+    bits = gray > 128
+    cases = {  # name: (grey samples as decoded, transparent level as decoded, the level as stored)
+        "g8.png": (gray, gray[0, 0], gray[0, 0]),
+        "g16.png": (deep, deep[5, 5], deep[5, 5]),
+        "g1.png": (bits.astype(np.uint8) * 255, 255, 1),  # 1-bit samples are read as 0 or 255
+    }
+    for name, (grey, key, stored) in cases.items():
+        Image.fromarray(bits if name == "g1.png" else grey).save(tmp_path / name, transparency=int(stored))
+        top = np.iinfo(grey.dtype).max
+        back = read_image(tmp_path / name, alpha="keep")
+        assert back.shape == (*gray.shape, 2) and back.dtype == grey.dtype, name
+        np.testing.assert_array_equal(back[..., 0], grey, err_msg=name)
+        np.testing.assert_array_equal(back[..., 1], np.where(grey == key, 0, top), err_msg=name)
+        assert 0 < (back[..., 1] == 0).sum() < grey.size, name
+        np.testing.assert_array_equal(read_image(tmp_path / name), grey, err_msg=name)  # alpha dropped
+    Image.fromarray(np.dstack([gray] * 3)).save(tmp_path / "rgb.png", transparency=(0, 0, 0))  # as RGB gives
+    assert read_image(tmp_path / "rgb.png", alpha="keep").shape == (*gray.shape, 4)
+
+
 def test_grey_alpha_in_other_formats(tmp_path):
     la = np.dstack([np.arange(40, dtype=np.uint8).reshape(5, 8) * 6, np.full((5, 8), 77, np.uint8)])
     write_image(tmp_path / "la.jpg", la, quality=100)  # JPEG has no alpha: grey
@@ -345,6 +367,73 @@ def test_exif_orientation(tmp_path, rgb, orientation):
         assert back.shape[:2] == rgb.shape[1::-1]
 
 
+# How a viewer shows stored pixels for each EXIF/TIFF orientation (checked against Pillow's exif_transpose).
+_UPRIGHT = {
+    1: lambda a: a,
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.swapaxes(0, 1),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: np.rot90(a, 2).swapaxes(0, 1),
+    8: lambda a: np.rot90(a, 1),
+}
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_tiff_orientation_is_applied_once(tmp_path, rgb, orientation):
+    # Both decoders turn a TIFF upright themselves; the tag used to be applied a second time.
+    tifffile = pytest.importorskip("tifffile")
+    tag = [(0x0112, "H", 1, orientation, True)]
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    reference = Image.fromarray(rgb)
+    reference.getexif()[0x0112] = orientation
+    assert np.array_equal(np.asarray(ImageOps.exif_transpose(reference)), _UPRIGHT[orientation](rgb))
+    deep = rgb.astype(np.uint16) * 257
+    grey = rgb[..., 1].astype(np.float32) / 255
+    linear = deep / np.float32(65535)
+    cases = {  # name: (stored array, how it is written)
+        "pil8.tif": (rgb, lambda p: Image.fromarray(rgb).save(p, exif=exif)),
+        "tiled8.tif": (rgb, lambda p: tifffile.imwrite(p, rgb, photometric="rgb", extratags=tag, tile=(32, 32))),
+        "grey8.tif": (rgb[..., 0], lambda p: tifffile.imwrite(p, rgb[..., 0], extratags=tag, tile=(32, 32))),
+        "deep16.tif": (deep, lambda p: tifffile.imwrite(p, deep, photometric="rgb", extratags=tag)),
+        "tiled16.tif": (deep, lambda p: tifffile.imwrite(p, deep, photometric="rgb", extratags=tag, tile=(32, 32))),
+        "float.tif": (grey, lambda p: Image.fromarray(grey, mode="F").save(p, exif=exif)),
+        "rgbf.tif": (linear, lambda p: tifffile.imwrite(p, linear, photometric="rgb", extratags=tag)),
+    }
+    for name, (stored, write) in cases.items():
+        write(tmp_path / name)
+        back = read_image(tmp_path / name)
+        expected = _UPRIGHT[orientation](stored)
+        assert back.dtype == stored.dtype and back.shape == expected.shape, name
+        np.testing.assert_array_equal(back, expected, err_msg=name)
+    if orientation in (5, 6, 7, 8):
+        assert back.shape[:2] == rgb.shape[1::-1]
+    written = tmp_path / "out.tif"
+    write_image(written, read_image(tmp_path / "pil8.tif"))
+    with Image.open(written) as im:  # the output is upright: no tag that would make a viewer turn it again
+        assert im.getexif().get(0x0112, 1) == 1
+
+
+def test_files_with_several_frames_warn_that_the_first_is_read(tmp_path, rgb, recwarn):
+    # Pages and animation frames after the first used to be dropped without a word.
+    first, second = Image.fromarray(rgb), Image.fromarray(rgb[::-1].copy())
+    for name, options in [("pages.tif", {}), ("anim.gif", {}), ("anim.webp", {"lossless": True})]:
+        first.save(tmp_path / name, save_all=True, append_images=[second], **options)
+        with pytest.warns(UserWarning, match=rf"^{name}: has 2 frames; blurkit restores the first only$"):
+            back = read_image(tmp_path / name)
+        assert back.shape == rgb.shape, name
+        if name != "anim.gif":  # GIF's palette is lossy
+            np.testing.assert_array_equal(back, rgb, err_msg=name)
+    recwarn.clear()
+    first.save(tmp_path / "one.tif")
+    first.save(tmp_path / "one.webp", lossless=True)
+    read_image(tmp_path / "one.tif")
+    read_image(tmp_path / "one.webp")
+    assert not recwarn.list  # one frame: no warning
+
+
 def test_non_ascii_and_spaces_in_folder(tmp_path, rgb):
     path = tmp_path / "dossier été" / "日本 語" / "image finale.png"
     write_image(path, rgb)
@@ -373,6 +462,40 @@ def test_jpeg_missing_end_marker(tmp_path, rgb):
     path = _touch(tmp_path / "noeoi.jpg", encoded.tobytes()[:-2])  # only the end-of-image marker cut
     with pytest.raises(ImageReadError, match="truncated"):
         read_image(path)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [[], [cv2.IMWRITE_JPEG_PROGRESSIVE, 1], [cv2.IMWRITE_JPEG_RST_INTERVAL, 4]],
+    ids=["baseline", "progressive", "restart-markers"],
+)
+def test_jpeg_with_data_after_its_end_is_read(tmp_path, rgb, params):
+    # A Motion Photo is a JPEG with a video after its end-of-image marker; stray FF DA / FF D9 pairs in the
+    # video used to make it look truncated.
+    ok, encoded = cv2.imencode(".jpg", rgb[:, :, ::-1], params)
+    jpeg = encoded.tobytes()
+    plain = read_image(_touch(tmp_path / "plain.jpg", jpeg))
+    for seed in range(6):
+        tail = np.random.default_rng(seed).integers(0, 256, 1 << 20, dtype=np.uint8).tobytes()
+        assert b"\xff\xda" in tail and b"\xff\xd9" in tail
+        if seed % 2:  # the last marker pair in the file says "scan, then no end": the old test's worst case
+            tail += b"\xff\xda\x00\x08"
+        motion = _touch(tmp_path / f"motion{seed}.jpg", jpeg + tail)
+        np.testing.assert_array_equal(read_image(motion), plain)
+    for cut in (len(jpeg) - 2, len(jpeg) * 2 // 3):  # a JPEG that really lacks its end is still refused
+        with pytest.raises(ImageReadError, match=r"cut\.jpg: truncated or corrupt JPEG"):
+            read_image(_touch(tmp_path / "cut.jpg", jpeg[:cut]))
+
+
+@pytest.mark.parametrize("data", [b"a", b"ab", b"abc", b"\x89PN", b"BM", b"II*"])
+def test_files_of_a_few_bytes_are_not_images(tmp_path, data):
+    # Pillow's BMP plugin unpacks 4 bytes from the file's start to recognise it: a struct.error used to escape.
+    path = _touch(tmp_path / "tiny.png", data)
+    with pytest.raises(ImageReadError, match=r"tiny\.png: (not an image|truncated or corrupt)"):
+        read_image(path)
+    from blurkit.data.metadata import Metadata, read_metadata
+
+    assert read_metadata(path) == Metadata()
 
 
 def test_text_file_named_jpg(tmp_path):

@@ -393,7 +393,14 @@ class _Header:
         self.size: tuple[int, int] = image.size
         self.mode: str = image.mode
         self.format: str | None = image.format
-        self.orientation: int = _exif_orientation(image)
+        # Both decoders turn a TIFF upright themselves (its orientation is a TIFF tag, not EXIF data):
+        # applying the tag again would turn it twice.
+        tiff = image.format == "TIFF"
+        tag = _exif_orientation(image)
+        self.orientation: int = 1 if tiff else tag
+        # ... except OpenCV's 8-bit tiled TIFF reader, which gets the mirroring orientations wrong; Pillow
+        # gets them right at 8 bits (16-bit and float TIFFs go through another OpenCV reader, which is right).
+        self.needs_pil: bool = tiff and tag != 1 and _is_tiled_8_bit(image)
 
 
 def _exif_orientation(image: Any) -> int:
@@ -414,6 +421,17 @@ def _exif_orientation(image: Any) -> int:
     except Exception:  # noqa: BLE001 - broken EXIF must not make a readable image unreadable
         return 1
     return value if 1 <= value <= 8 else 1
+
+
+def _is_tiled_8_bit(image: Any) -> bool:
+    """Whether a TIFF (opened by Pillow) stores tiles of at most 8 bits per sample."""
+    try:
+        tags = image.tag_v2
+        bits = tags.get(258, (1,))
+        bits = bits if isinstance(bits, tuple) else (bits,)
+        return 322 in tags and max(int(b) for b in bits) <= 8
+    except Exception:  # noqa: BLE001 - a damaged tag: leave the file to OpenCV, as before
+        return False
 
 
 _BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
@@ -457,7 +475,10 @@ def _open_pil(data: bytes | IO[bytes]) -> Any:
                 continue
             tried.add(fmt)
             factory, accept = Image.OPEN[fmt]
-            known = not accept or accept(prefix)
+            try:
+                known = not accept or accept(prefix)
+            except (struct.error, IndexError, ValueError, TypeError):  # some unpack more bytes than a tiny file has
+                continue
             if not known or isinstance(known, str):  # a string is Pillow's "known, but not supported"
                 continue
             fp.seek(0)
@@ -590,18 +611,72 @@ def _decode_pil(image: Any) -> np.ndarray:
 
 def _is_grey_alpha(data: bytes, header: _Header | None) -> bool:
     """Whether the file stores grey + alpha, from its header: the colour type in a PNG's IHDR chunk (4;
-    Pillow calls a 16-bit one ``RGBA``), else Pillow's mode (``LA``)."""
+    Pillow calls a 16-bit one ``RGBA``; or 0, grey, with a transparent grey level), else Pillow's mode
+    (``LA``)."""
     if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
-        return len(data) > 25 and data[25] == 4
+        return len(data) > 25 and (data[25] == 4 or _png_grey_key(data) is not None)
     return header is not None and header.mode in ("LA", "La")
 
 
+def _png_grey_key(data: bytes) -> int | None:
+    """The transparent grey level of a grey PNG (colour type 0 with a ``tRNS`` chunk), scaled as the decoders
+    scale 1, 2 and 4-bit samples to 8 bits; None for other files. (OpenCV ignores such a ``tRNS`` chunk.)"""
+    if data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR" or len(data) < 33 or data[25] != 0:
+        return None
+    depth = data[24]
+    if depth not in (1, 2, 4, 8, 16):  # a damaged header: the decoders will say so
+        return None
+    at = 8
+    while at + 8 <= len(data):  # tRNS comes before the pixel data
+        (length,) = struct.unpack_from(">I", data, at)
+        kind = data[at + 4:at + 8]
+        if kind == b"tRNS":
+            if length < 2 or at + 10 > len(data):
+                return None
+            (key,) = struct.unpack_from(">H", data, at + 8)
+            return key * (255 // ((1 << depth) - 1)) if depth < 8 else key
+        if kind in (b"IDAT", b"IEND"):
+            return None
+        at += 12 + length
+    return None
+
+
+# In a JPEG's entropy-coded data a 0xFF byte is followed by 0x00 (a literal 0xFF), a restart marker
+# (0xD0-0xD7) or more 0xFF fill bytes; anything else is the marker that ends the scan.
+_JPEG_SCAN_END = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+
+
 def _is_truncated_jpeg(data: bytes) -> bool:
-    """A JPEG whose last scan (SOS marker) is not followed by an end-of-image marker."""
+    """A JPEG whose stream ends before its end-of-image marker.
+
+    The marker segments are walked from the start, each scan's coded data skipped up to the marker after
+    it, until the end-of-image marker: bytes after it (a Motion Photo's video) are never looked at, and a
+    stray ``FF D9`` in an EXIF thumbnail or inside a segment does not count.
+    """
     if not data.startswith(b"\xff\xd8"):
         return False
-    last_scan = data.rfind(b"\xff\xda")
-    return last_scan < 0 or data.rfind(b"\xff\xd9") < last_scan
+    at = 2
+    size = len(data)
+    while True:
+        at = data.find(b"\xff", at)  # as libjpeg does, skip stray bytes before a marker
+        while 0 <= at < size - 1 and data[at + 1] == 0xFF:  # fill bytes
+            at += 1
+        if at < 0 or at + 1 >= size:
+            return True
+        marker = data[at + 1]
+        if marker == 0xD9:
+            return False
+        if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:  # markers without a length
+            at += 2
+            continue
+        if at + 4 > size:
+            return True
+        at += 2 + struct.unpack_from(">H", data, at + 2)[0]  # the length counts itself, not the marker
+        if marker == 0xDA:  # start of scan: its coded data runs to the next marker
+            found = _JPEG_SCAN_END.search(data, at)
+            if found is None:
+                return True
+            at = found.start()
 
 
 def read_image(
@@ -614,8 +689,8 @@ def read_image(
 
     The file is read as bytes (so non-ASCII and space-containing names work on every platform) and its
     header is checked against ``max_pixels`` before any pixel is decoded. Decoding uses OpenCV (Pillow
-    for CMYK and other modes OpenCV gets wrong, and as a fallback). The EXIF orientation tag is
-    applied, so the array is upright as a photo viewer shows it.
+    for CMYK and other modes OpenCV gets wrong, and as a fallback). The orientation tag (EXIF, or a
+    TIFF's own tag) is applied once, so the array is upright as a photo viewer shows it.
 
     Args:
         path: The image file (any format OpenCV or Pillow reads; the suffix is not checked).
@@ -624,9 +699,10 @@ def read_image(
             ``OPENCV_IO_MAX_IMAGE_PIXELS`` environment variable, 2**30 by default).
         alpha: What to do with a transparency channel: ``"drop"`` (default) returns RGB (or grayscale
             for grey + alpha), ``"keep"`` returns ``(H, W, 4)`` RGBA, or ``(H, W, 2)`` grey + alpha for a
-            grey + alpha file (PNG colour type 4, Pillow mode ``LA``: told from the header). Images
-            without alpha are the same either way. Palette images become RGB (RGBA with ``"keep"`` when
-            they have transparency).
+            grey + alpha file (PNG colour type 4, Pillow mode ``LA``: told from the header; also a grey
+            PNG with a transparent grey level, its alpha 0 there and opaque elsewhere). Images without
+            alpha are the same either way. Palette images become RGB (RGBA with ``"keep"`` when they have
+            transparency).
 
     Returns:
         ``(H, W, 3)`` RGB, ``(H, W)`` grayscale, ``(H, W, 4)`` RGBA or ``(H, W, 2)`` grey + alpha;
@@ -716,7 +792,7 @@ def decode_image(
 
     header = _read_header(data, name, max_pixels)
     image: np.ndarray | None = None
-    if header is not None and header.mode in _PIL_DECODED_MODES:
+    if header is not None and (header.mode in _PIL_DECODED_MODES or header.needs_pil):
         try:
             image = _decode_pil(header.pil)
         except (OSError, ValueError, SyntaxError, EOFError) as exc:
@@ -750,6 +826,10 @@ def decode_image(
         )
 
     image = _normalise_dtype(image, name)
+    key = _png_grey_key(data) if image.ndim == 2 and alpha == "keep" else None
+    if key is not None:  # grey with a transparent level: grey + alpha, as palette and RGB files get alpha
+        opaque = np.iinfo(image.dtype).max if image.dtype.kind == "u" else 1
+        image = np.dstack([image, np.where(image == key, 0, opaque).astype(image.dtype)])
     if image.ndim == 3 and image.shape[2] == 4 and _is_grey_alpha(data, header):
         image = image[:, :, [0, 3]]  # OpenCV expands grey + alpha to BGRA (three equal colour channels)
     if image.ndim == 3 and alpha == "drop":
@@ -759,7 +839,27 @@ def decode_image(
             image = image[:, :, :3]
     if header is not None and header.orientation != 1:
         image = _apply_orientation(image, header.orientation)
+    _warn_if_several_frames(header, name)
     return np.ascontiguousarray(image)
+
+
+# Formats whose extra frames are pages or an animation. (A camera JPEG often carries a preview as a second
+# MPO frame: nothing to warn about.)
+_MULTI_FRAME_FORMATS = ("TIFF", "GIF", "WEBP", "PNG")
+
+
+def _warn_if_several_frames(header: _Header | None, name: str) -> None:
+    """Warn that only the first frame is read when the file holds more (counted from the headers:
+    Pillow walks a TIFF's page list or a GIF's blocks, and reads an animated WebP's or PNG's frame count,
+    decoding no frame)."""
+    if header is None or header.format not in _MULTI_FRAME_FORMATS:
+        return
+    try:
+        frames = int(getattr(header.pil, "n_frames", 1))
+    except Exception:  # noqa: BLE001 - a damaged later frame must not stop the first one being read
+        return
+    if frames > 1:
+        warnings.warn(f"{name}: has {frames} frames; blurkit restores the first only", stacklevel=4)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1074,6 +1174,7 @@ def write_image(
     quality: int = 95,
     bits: int | None = None,
     metadata: Any = None,
+    lossless: bool | None = None,
 ) -> None:
     """Write an RGB(A) or grayscale array to an image file, atomically.
 
@@ -1087,7 +1188,7 @@ def write_image(
             RGBA; ``uint8``, ``uint16`` or floats in ``[0, 1]`` (clipped, then rounded to 8 bits, or to 16
             with ``bits=16``). Grey + alpha is written as such in PNG; JPEG drops the alpha (grey), BMP,
             TIFF and WebP get RGBA with three equal colour channels (OpenCV's encoders).
-        quality: JPEG / WebP quality, 1-100 (ignored by lossless formats).
+        quality: JPEG / WebP quality, 1-100 (ignored by lossless formats and lossless WebP).
         bits: Force 8 or 16 bits per sample. By default ``uint16`` stays 16-bit in PNG/TIFF and becomes
             8-bit (``round(x / 257)``) in JPEG/BMP/WebP, which cannot store more; ``float32`` stays
             ``float32`` in TIFF (values as they are, not clipped: what :func:`read_image` gives for a float
@@ -1095,10 +1196,16 @@ def write_image(
         metadata: A :class:`blurkit.data.metadata.Metadata` (e.g. :func:`~blurkit.data.metadata.read_metadata`
             of the photo this image was made from): its colour profile and EXIF block are embedded in
             JPEG, PNG and WebP files (the profile only when it fits: RGB for colour, grey for grey
-            images); other formats are written without them.
+            images); other formats are written without them. A lossless WebP's metadata
+            (``metadata.lossless``) makes a WebP output lossless (see ``lossless``).
+        lossless: WebP only: ``True`` writes a lossless WebP (``quality`` ignored; the colour under fully
+            transparent pixels may change, as libwebp does by default), ``False`` a lossy one at
+            ``quality``, ``None`` (default) follows ``metadata.lossless`` (lossy without metadata). PNG,
+            TIFF and BMP are always lossless; ``True`` is an error for JPEG, which cannot be.
 
     Raises:
-        ValueError: Unknown suffix, bad shape or dtype, NaN values, or ``bits=16`` for an 8-bit format.
+        ValueError: Unknown suffix, bad shape or dtype, NaN values, ``bits=16`` for an 8-bit format, or
+            ``lossless=True`` for JPEG.
         OSError: The file could not be written (the target is left untouched).
 
     Examples:
@@ -1123,6 +1230,10 @@ def write_image(
         )
     if not 1 <= int(quality) <= 100:
         raise ValueError(f"quality must be in 1..100, got {quality}")
+    if lossless and suffix in (".jpg", ".jpeg"):
+        raise ValueError(f"cannot write {path.name} losslessly: JPEG is lossy (use .png or .webp)")
+    if lossless is None:
+        lossless = bool(getattr(metadata, "lossless", False))
     array = _to_storable(image, suffix, bits)
     if array.ndim == 3 and array.shape[2] == 2:  # grey + alpha, PNG only (see _to_storable)
         data = _encode_grey_alpha_png(array)
@@ -1133,8 +1244,8 @@ def write_image(
         params: list[int] = []
         if suffix in (".jpg", ".jpeg"):
             params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
-        elif suffix == ".webp":
-            params = [cv2.IMWRITE_WEBP_QUALITY, int(quality)]
+        elif suffix == ".webp":  # OpenCV writes lossless WebP for a quality above 100
+            params = [cv2.IMWRITE_WEBP_QUALITY, 101 if lossless else int(quality)]
         ok, encoded = cv2.imencode(suffix, np.ascontiguousarray(bgr), params)
         if not ok:  # pragma: no cover - OpenCV raises rather than returning False in practice
             raise ValueError(f"OpenCV could not encode {path.name} as {suffix}")
