@@ -184,7 +184,7 @@ def test_images_in_memory_are_bounded(prefetch, tmp_path, monkeypatch):
         return image
 
     monkeypatch.setattr(bio, "read_image", lambda path, **kw: track(np.zeros((8, 8, 3), np.uint8)))
-    monkeypatch.setattr(bmeta, "read_metadata", lambda path: None)  # no files: reading is faked
+    monkeypatch.setattr(bmeta, "read_metadata", lambda path: bmeta.Metadata())  # no files: reading is faked
     monkeypatch.setattr(bio, "write_image", lambda path, image, **kw: time.sleep(0.02))
 
     pulled, first_predict = [0], []

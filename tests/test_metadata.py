@@ -204,3 +204,49 @@ def test_deblur_files_copies_the_metadata(tmp_path, rgb, workers):
     assert deblur_files(_Invert(), plain, workers=workers, metadata=False).done == 1
     assert read_metadata(tmp_path / "plain" / "camera.jpg") == Metadata()
     assert "icc_profile" not in Image.open(io.BytesIO((tmp_path / "plain" / "camera.jpg").read_bytes())).info
+
+
+def _bitstream(path) -> bytes:
+    """The WebP bitstream chunk's name: ``VP8L`` for lossless, ``VP8 `` for lossy."""
+    data = path.read_bytes()
+    return next(data[i:i + 4] for i in range(12, len(data) - 4) if data[i:i + 4] in (b"VP8L", b"VP8 "))
+
+
+@pytest.mark.parametrize("kind", ["rgb", "rgba", "grey"])
+def test_a_lossless_webp_stays_lossless(tmp_path, rgb, kind):
+    # The output used to be written lossy at quality 95 whatever the source was.
+    image = {"rgb": rgb, "rgba": np.dstack([rgb, np.full(rgb.shape[:2], 200, np.uint8)]), "grey": rgb[..., 1]}[kind]
+    src = tmp_path / "src.webp"
+    Image.fromarray(image).save(src, lossless=True, exif=_exif(1))  # extended format: VP8X, then VP8L
+    assert _bitstream(src) == b"VP8L"
+    meta = read_metadata(src)
+    assert meta.lossless and meta.exif is not None
+    pixels = read_image(src, alpha="keep")
+    np.testing.assert_array_equal(pixels, image if kind != "grey" else np.dstack([image] * 3))
+    write_image(tmp_path / "out.webp", pixels, metadata=meta)
+    assert _bitstream(tmp_path / "out.webp") == b"VP8L" and read_metadata(tmp_path / "out.webp").lossless
+    np.testing.assert_array_equal(read_image(tmp_path / "out.webp", alpha="keep"), pixels)  # pixel-exact
+    write_image(tmp_path / "lossy.webp", pixels, metadata=meta, lossless=False)  # asked for lossy
+    assert _bitstream(tmp_path / "lossy.webp") == b"VP8 " and not read_metadata(tmp_path / "lossy.webp").lossless
+    write_image(tmp_path / "bare.webp", pixels, lossless=True)  # without metadata
+    assert _bitstream(tmp_path / "bare.webp") == b"VP8L"
+    write_image(tmp_path / "plain.webp", pixels)  # the default stays lossy
+    assert _bitstream(tmp_path / "plain.webp") == b"VP8 "
+    write_image(tmp_path / "out.jpg", pixels, metadata=meta)  # a JPEG output is lossy as asked
+    with pytest.raises(ValueError, match="JPEG is lossy"):
+        write_image(tmp_path / "bad.jpg", pixels, lossless=True)
+
+
+def test_deblur_files_keeps_a_lossless_webp_lossless(tmp_path, rgb):
+    src = tmp_path / "in" / "a.webp"
+    src.parent.mkdir()
+    Image.fromarray(rgb).save(src, lossless=True)  # simple format: VP8L first
+    Image.fromarray(rgb).save(tmp_path / "in" / "b.webp", quality=90)
+    jobs = [(src, tmp_path / "out" / "a.webp"), (tmp_path / "in" / "b.webp", tmp_path / "out" / "b.webp")]
+    assert deblur_files(_Invert(), jobs, workers=0).done == 2
+    assert _bitstream(tmp_path / "out" / "a.webp") == b"VP8L"
+    np.testing.assert_array_equal(read_image(tmp_path / "out" / "a.webp"), 255 - rgb)
+    assert _bitstream(tmp_path / "out" / "b.webp") == b"VP8 " and not read_metadata(tmp_path / "in" / "b.webp")
+    plain = [(src, tmp_path / "bare" / "a.webp")]  # --no-metadata: no EXIF or profile, but still lossless
+    assert deblur_files(_Invert(), plain, workers=0, metadata=False).done == 1
+    assert _bitstream(tmp_path / "bare" / "a.webp") == b"VP8L"

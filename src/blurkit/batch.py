@@ -257,7 +257,8 @@ def deblur_files(
         progress: Show a tqdm progress bar (on stderr) with the rate and the time left.
         metadata: Copy each source's ICC colour profile and EXIF block (orientation reset to upright, as
             the pixels are) to its destination. ``False`` writes the pixels alone.
-        quality: JPEG and WebP quality of the outputs (1-100).
+        quality: JPEG and WebP quality of the outputs (1-100); a lossless WebP source gives a lossless
+            WebP output whatever ``metadata`` says.
 
     Returns:
         The :class:`Summary`: done, skipped, failed (with reasons, in input order), seconds.
@@ -302,12 +303,13 @@ def deblur_files(
 
     def read(src: Path) -> Any:
         image = read_image(src, max_pixels=max_pixels, alpha="keep")
-        return image, read_metadata(src) if metadata else None
+        return image, read_metadata(src)  # also without metadata: whether a WebP source is lossless
 
     def write(dst: Path, out: Any, meta: Any) -> None:
         # a float image (from a float TIFF) stays float32 in TIFF, and keeps 16 bits in PNG rather than 8
         deep = getattr(getattr(out, "dtype", None), "kind", "") == "f" and dst.suffix.lower() == ".png"
-        write_image(dst, out, metadata=meta, quality=quality, bits=16 if deep else None)
+        write_image(dst, out, metadata=meta if metadata else None, quality=quality, bits=16 if deep else None,
+                    lossless=meta.lossless and dst.suffix.lower() == ".webp")
 
     def fail(i: int, src: Path, exc: BaseException) -> None:
         failures.append((i, src, _reason(exc)))

@@ -53,7 +53,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    "or without the dot) instead of each input's own format, e.g. png to keep JPEG inputs "
                    "from being compressed again")
     p.add_argument("--quality", type=int, default=95, metavar="Q",
-                   help="JPEG and WebP quality of the outputs, 1-100 (default 95)")
+                   help="JPEG and WebP quality of the outputs, 1-100 (default 95; a lossless WebP input gives a "
+                        "lossless WebP output)")
     p.add_argument("--tile-size", type=int, help="restore images above TILE_SIZE^2 pixels in tiles")
     p.add_argument("--max-pixels", type=int, metavar="N",
                    help="refuse images of more than N pixels before decoding them (decompression-bomb guard; "

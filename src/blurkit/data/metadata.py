@@ -12,6 +12,8 @@ Conventions:
   block returned here has its orientation reset to 1 (upright); every other byte is the file's own.
 * A colour profile is kept only for the colour model the pixels are returned in: an RGB profile for
   colour images, a grey one for grey images. A CMYK file is read as RGB, so its CMYK profile is dropped.
+* A lossless WebP input (``Metadata.lossless``) gives a lossless WebP output: restoring a photo must not add
+  compression artefacts its source did not have.
 * TIFF and BMP outputs do not get the metadata (see :func:`embed`); nor do EXIF blocks larger than a
   JPEG segment (64 kB). XMP packets (editing software's ratings and edit history) and IPTC captions are
   not copied.
@@ -63,16 +65,21 @@ _PROFILE_SPACES = {b"RGB ": "RGB", b"GRAY": "GRAY"}
 
 @dataclass(frozen=True)
 class Metadata:
-    """An image file's ICC colour profile and EXIF block (either may be ``None``).
+    """An image file's ICC colour profile and EXIF block (either may be ``None``), and whether it is a
+    lossless WebP.
 
     Attributes:
         icc_profile: The ICC profile's bytes, RGB or grey only (see the module's conventions).
         exif: The EXIF block as TIFF-structured bytes (starting ``II*\\0`` or ``MM\\0*``, without JPEG's
             ``Exif\\0\\0`` prefix), its orientation reset to 1.
+        lossless: The file is a lossless WebP (a ``VP8L`` bitstream): :func:`blurkit.data.io.write_image`
+            writes a WebP file with this metadata losslessly too, so a restoration does not add the
+            artefacts lossy compression would.
     """
 
     icc_profile: bytes | None = None
     exif: bytes | None = None
+    lossless: bool = False
 
     @property
     def colour_space(self) -> str | None:
@@ -80,7 +87,7 @@ class Metadata:
         return _profile_space(self.icc_profile) if self.icc_profile else None
 
     def __bool__(self) -> bool:
-        return bool(self.icc_profile or self.exif)
+        return bool(self.icc_profile or self.exif or self.lossless)
 
 
 def _profile_space(profile: bytes) -> str | None:
@@ -130,9 +137,9 @@ def read_metadata(source: str | os.PathLike | bytes) -> Metadata:
     Returns:
         A :class:`Metadata`: each part ``None`` when the file has none or it is damaged (not an ICC profile,
         not a TIFF-structured EXIF block); both for files Pillow cannot open (OpenCV may still read their
-        pixels). For TIFF
-        files only the profile is read (their EXIF tags are the file's own structure). For PNG files, an
-        EXIF chunk after the pixel data is not read.
+        pixels). For TIFF files only the profile is read (their EXIF tags are the file's own structure).
+        For PNG files, an EXIF chunk after the pixel data is not read. ``lossless`` is True for a lossless
+        WebP file.
 
     Raises:
         FileNotFoundError: ``source`` is a path that does not exist.
@@ -140,7 +147,7 @@ def read_metadata(source: str | os.PathLike | bytes) -> Metadata:
     Examples:
         >>> from blurkit.data.metadata import read_metadata
         >>> read_metadata(b"not an image")
-        Metadata(icc_profile=None, exif=None)
+        Metadata(icc_profile=None, exif=None, lossless=False)
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
         return _from_file(io.BytesIO(bytes(source)))
@@ -148,9 +155,35 @@ def read_metadata(source: str | os.PathLike | bytes) -> Metadata:
         return _from_file(fp)
 
 
+def _is_lossless_webp(fp: IO[bytes]) -> bool:
+    """Whether ``fp`` (at its start) holds a WebP whose image is a ``VP8L`` (lossless) bitstream.
+
+    The simple format starts with its bitstream chunk; the extended one (``VP8X``: with alpha, a profile or
+    EXIF) has the profile and, for lossy images, the alpha (``ALPH``) chunk before it. Chunks are skipped
+    by their sizes, so a large profile costs a seek. An animation (``ANMF`` frames) counts as lossy.
+    """
+    head = fp.read(12)
+    if head[:4] != b"RIFF" or head[8:12] != b"WEBP":
+        return False
+    for _ in range(16):  # the bitstream chunk comes among the first few
+        chunk = fp.read(8)
+        if len(chunk) < 8:
+            return False
+        kind, size = chunk[:4], struct.unpack_from("<I", chunk, 4)[0]
+        if kind in (b"VP8L", b"VP8 ", b"ANMF"):
+            return kind == b"VP8L"
+        fp.seek(size + size % 2, io.SEEK_CUR)
+    return False
+
+
 def _from_file(fp: IO[bytes]) -> Metadata:
     from blurkit.data.io import _open_pil
 
+    try:
+        lossless = _is_lossless_webp(fp)
+    except (OSError, ValueError):
+        lossless = False
+    fp.seek(0)
     try:
         image = _open_pil(fp)
         info = image.info
@@ -160,8 +193,8 @@ def _from_file(fp: IO[bytes]) -> Metadata:
         exif = info.get("exif") if image.format != "TIFF" else None
         exif = _upright(exif) if exif else None
     except Exception:  # noqa: BLE001 - metadata is a courtesy: a damaged header must not stop a restoration
-        return Metadata()
-    return Metadata(icc_profile=profile, exif=exif)
+        return Metadata(lossless=lossless)
+    return Metadata(icc_profile=profile, exif=exif, lossless=lossless)
 
 
 def _fits(profile: bytes, image: np.ndarray) -> bool:
