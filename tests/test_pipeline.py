@@ -116,6 +116,57 @@ def test_resolve_source_forms(photo_dir, pair_dirs):
         resolve_source(42)
 
 
+class FsPath:
+    """A minimal ``os.PathLike`` that is not a ``pathlib.Path`` (as other path libraries make)."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __fspath__(self) -> str:
+        return self.path
+
+
+def test_pathlike_folders_that_are_not_paths(photo_dir, pair_dirs):
+    """Regression: a tuple of two such folders was read as one list of sharp photos, not as pairs."""
+    pairs = resolve_source((FsPath(pair_dirs[0]), FsPath(pair_dirs[1])))
+    assert pairs.kind == "pairs" and len(pairs) == 5
+    assert all(b.relative_to(pair_dirs[0]) == s.relative_to(pair_dirs[1]) for b, s in pairs.items)
+    folder = resolve_source(FsPath(photo_dir))
+    assert folder.kind == "sharp" and len(folder) == 5
+
+
+def test_pathlike_options_are_written_as_paths():
+    from blurkit.data.pairs import describe_blur
+
+    def box(image, seed=None):
+        return {"image": image, "kernel": np.ones((1, 1)), "params": {}}
+
+    described = describe_blur(box, "box", {"psf": FsPath("kernels/psf.png")})
+    assert described["config"] == {"psf": "kernels/psf.png"}
+
+
+def test_match_pairs_reports_files_that_share_a_name(tmp_path):
+    """Regression: of sharp/x.jpg and sharp/x.png one was dropped without a word and the other paired."""
+    from blurkit.data.pipeline import match_pairs
+
+    img = np.zeros((8, 8, 3), np.uint8)
+    for name in ("blurred/x.png", "blurred/y.png", "sharp/x.jpg", "sharp/x.png", "sharp/y.png", "sharp/z.png"):
+        write_image(tmp_path / name, img)
+    b, s = tmp_path / "blurred", tmp_path / "sharp"
+    pairs, problems = match_pairs(b, s)
+    assert pairs == [(b / "y.png", s / "y.png")]  # which sharp x pairs with blurred/x.png is ambiguous
+    assert problems == [f"{b / 'x.png'} and {s / 'x.jpg'} and {s / 'x.png'}: several files named 'x' without "
+                        "extension, so which pair up is ambiguous (rename or remove the extra ones)",
+                        f"{s / 'z.png'}: no blurred partner in {b}"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert len(resolve_source((b, s))) == 1
+    assert [str(w.message) for w in caught] == [f"skipping {m}" for m in problems]
+    (b / "y.png").unlink()
+    with pytest.raises(ValueError, match=r"no matching file names .*\(left out: .*x\.jpg and .*x\.png"):
+        match_pairs(b, s)
+
+
 def test_batches_shape_dtype_range(photo_dir, pair_dirs):
     blur = GaussianBlur(sigma=(0.5, 3.0))
     for data in (photo_dir, pair_dirs, np.zeros((3, 20, 24), np.uint8)):  # images smaller than the patch
@@ -136,6 +187,45 @@ def test_to_channels():
     assert to_channels(rgb[..., 0], 3).shape == (4, 5, 3)
     np.testing.assert_allclose(to_channels(rgb, 1)[..., 0], rgb @ np.array([0.299, 0.587, 0.114]), atol=1e-6)
     assert to_channels(np.dstack([rgb, rgb[..., :1]]), 3).shape == (4, 5, 3)
+    grey_alpha = np.dstack([rgb[..., 0], rgb[..., 1]])  # alpha dropped, as of RGBA
+    np.testing.assert_array_equal(to_channels(grey_alpha, 3), np.repeat(rgb[..., :1], 3, axis=-1))
+    np.testing.assert_array_equal(to_channels(grey_alpha, 1), rgb[..., :1])
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_grey_alpha_arrays_give_batches_of_the_model_channels(channels, tmp_path):
+    """Regression: (N,H,W,2) arrays crashed in the pipeline ("cannot convert a 2-channel image")."""
+    grey = np.random.default_rng(0).integers(0, 256, (1, 40, 40), dtype=np.uint8)
+    arrays = np.stack([grey, np.full_like(grey, 7)], axis=-1)  # an alpha far from the grey values
+    assert len(resolve_source(arrays[0])) == 1  # one (H,W,2) image, not 40 images 2 pixels wide
+    write_image(tmp_path / "la.png", arrays[0])  # the same image as a grey + alpha PNG
+
+    def batches(data):
+        ds = make_dataset(resolve_source(data), GaussianBlur(), patch_size=16, batch_size=4, patches_per_image=4,
+                          channels=channels, seed=3)
+        return [x.numpy() for x in next(iter(ds))]
+
+    expected = batches(grey)
+    assert [x.shape for x in expected] == [(4, 16, 16, channels)] * 2
+    for data in (arrays, tmp_path / "la.png"):  # alpha dropped from arrays as from files
+        for got, want in zip(batches(data), expected, strict=True):
+            np.testing.assert_array_equal(got, want)
+    blurred, sharp = batches((arrays, arrays))
+    assert blurred.shape == sharp.shape == (4, 16, 16, channels)
+    np.testing.assert_array_equal(blurred, sharp)
+
+
+def test_unsupported_channel_counts_are_refused_naming_the_argument():
+    five = np.zeros((2, 20, 20, 5), np.uint8)
+    with pytest.raises(ValueError, match=r"^data: images need 1 \(grey\), 2 \(grey \+ alpha\), 3 \(RGB\) or 4 "
+                                         r"\(RGBA\) channels, got 5 \(shape \(2, 20, 20, 5\)\)"):
+        resolve_source(five)
+    with pytest.raises(ValueError, match=r"^sharp: images need .* got 5"):
+        resolve_source((np.zeros((2, 20, 20, 3), np.uint8), five))
+    with pytest.raises(ValueError, match=r"^blurred\[1\]: images need .* got 6"):
+        resolve_source(([np.zeros((20, 20), np.uint8), np.zeros((20, 20, 6), np.uint8)], [np.zeros((20, 20))] * 2))
+    with pytest.raises(ValueError, match=r"^data\[0\]: expected an \(H,W\) or \(H,W,C\) image"):
+        resolve_source([five])
 
 
 # ------------------------------------------------------------------------------------ determinism

@@ -134,8 +134,8 @@ def _jsonable(value: Any) -> Any:
         return value.item()
     if isinstance(value, (set, frozenset)):
         return sorted(value)
-    if isinstance(value, Path):
-        return value.as_posix()
+    if isinstance(value, os.PathLike):
+        return Path(value).as_posix()
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 

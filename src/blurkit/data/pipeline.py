@@ -150,21 +150,37 @@ def _is_array(x: Any) -> bool:
     return isinstance(x, np.ndarray) or (isinstance(x, list) and x and isinstance(x[0], np.ndarray))
 
 
+_CHANNELS = (1, 2, 3, 4)  # grey, grey + alpha, RGB, RGBA: what to_channels converts
+
+
 def _as_image_list(x: Any, what: str) -> list[np.ndarray]:
-    """In-memory images as a list, their dtypes and values checked (:func:`_check_values`)."""
+    """In-memory images as a list, their channel counts, dtypes and values checked (:func:`_check_values`)."""
     if isinstance(x, np.ndarray):
-        if x.ndim == 2 or (x.ndim == 3 and x.shape[-1] in (1, 3, 4) and x.shape[0] > 4):
+        if x.ndim == 2 or (x.ndim == 3 and x.shape[-1] in _CHANNELS and x.shape[0] > 4):
             images = [x]
         elif x.ndim in (3, 4):
             images = list(x)
         else:
             raise ValueError(f"{what}: expected (H,W), (H,W,C) or (N,H,W,C) images, got shape {x.shape}")
+        if x.ndim == 4:
+            _check_channels(x, what)
         _check_values(x, what)
         return images
     images = list(x)
     for i, image in enumerate(images):
-        _check_values(np.asarray(image), f"{what}[{i}]")
+        a = np.asarray(image)
+        if a.ndim not in (2, 3):
+            raise ValueError(f"{what}[{i}]: expected an (H,W) or (H,W,C) image, got shape {a.shape}")
+        _check_channels(a, f"{what}[{i}]")
+        _check_values(a, f"{what}[{i}]")
     return images
+
+
+def _check_channels(a: np.ndarray, what: str) -> None:
+    """Refuse channel counts :func:`to_channels` cannot convert now, not as a TensorFlow traceback mid-fit."""
+    if a.ndim > 2 and a.shape[-1] not in _CHANNELS:
+        raise ValueError(f"{what}: images need 1 (grey), 2 (grey + alpha), 3 (RGB) or 4 (RGBA) channels, "
+                         f"got {a.shape[-1]} (shape {a.shape})")
 
 
 def _check_values(a: np.ndarray, what: str) -> None:
@@ -181,26 +197,46 @@ def _check_values(a: np.ndarray, what: str) -> None:
     check_unit_float(a, what)
 
 
-def match_pairs(blurred_dir: str | Path, sharp_dir: str | Path) -> tuple[list[tuple[Path, Path]], list[str]]:
+def _by_stem(folder: Path) -> dict[str, list[Path]]:
+    """The images under ``folder`` grouped by relative path without extension."""
+    from blurkit.data.io import list_images
+
+    found: dict[str, list[Path]] = {}
+    for p in list_images(folder):
+        found.setdefault(p.relative_to(folder).with_suffix("").as_posix(), []).append(p)
+    return found
+
+
+def match_pairs(
+    blurred_dir: str | os.PathLike, sharp_dir: str | os.PathLike
+) -> tuple[list[tuple[Path, Path]], list[str]]:
     """Match files of two folders by relative path without extension.
+
+    Files of one folder that differ only in extension (``x.jpg`` and ``x.png``) are left out, with their
+    partner in the other folder: which of them pairs with it is ambiguous.
 
     Returns:
         ``(pairs, problems)``: matched ``(blurred, sharp)`` paths, and one message per file that has no
-        partner (it names the file).
+        partner (it names the file) or per name shared by several files (it names them all).
 
     Raises:
         ValueError: No pair matched at all.
     """
-    from blurkit.data.io import list_images
-
     bdir, sdir = Path(blurred_dir), Path(sharp_dir)
-    blurred = {p.relative_to(bdir).with_suffix("").as_posix(): p for p in list_images(bdir)}
-    sharp = {p.relative_to(sdir).with_suffix("").as_posix(): p for p in list_images(sdir)}
-    pairs = [(blurred[k], sharp[k]) for k in sorted(blurred.keys() & sharp.keys())]
-    problems = [f"{blurred[k]}: no sharp partner in {sdir}" for k in sorted(blurred.keys() - sharp.keys())]
-    problems += [f"{sharp[k]}: no blurred partner in {bdir}" for k in sorted(sharp.keys() - blurred.keys())]
+    blurred, sharp = _by_stem(bdir), _by_stem(sdir)
+    problems = []
+    shared = {k for side in (blurred, sharp) for k, files in side.items() if len(files) > 1}
+    for k in sorted(shared):
+        # training on a guessed pair could teach the model a wrong mapping: leave the name out and say so
+        files = " and ".join(str(p) for p in [*blurred.pop(k, []), *sharp.pop(k, [])])
+        problems.append(f"{files}: several files named {k!r} without extension, so which pair up is ambiguous "
+                        "(rename or remove the extra ones)")
+    pairs = [(blurred[k][0], sharp[k][0]) for k in sorted(blurred.keys() & sharp.keys())]
+    problems += [f"{blurred[k][0]}: no sharp partner in {sdir}" for k in sorted(blurred.keys() - sharp.keys())]
+    problems += [f"{sharp[k][0]}: no blurred partner in {bdir}" for k in sorted(sharp.keys() - blurred.keys())]
     if not pairs:
-        raise ValueError(f"no matching file names between {bdir} and {sdir}")
+        left_out = f" (left out: {'; '.join(problems[: len(shared)])})" if shared else ""
+        raise ValueError(f"no matching file names between {bdir} and {sdir}{left_out}")
     return pairs, problems
 
 
@@ -321,23 +357,25 @@ def resolve_source(data: Any) -> Source:
                 if x.shape[:2] != y.shape[:2]:
                     raise ValueError(f"pair {i}: blurred {x.shape} and sharp {y.shape} differ in size")
             return Source("pairs", list(range(len(sl))), sharp=sl, blurred=bl)
-        if isinstance(b, (str, Path)) and isinstance(s, (str, Path)) and Path(b).is_dir() and Path(s).is_dir():
+        if (isinstance(b, (str, os.PathLike)) and isinstance(s, (str, os.PathLike))
+                and Path(b).is_dir() and Path(s).is_dir()):
             pairs, problems = match_pairs(b, s)
             for msg in problems:
                 warnings.warn(f"skipping {msg}", stacklevel=3)
             return Source("pairs", pairs)
     if _is_array(data):
-        return Source("sharp", list(range(len(_as_image_list(data, "data")))), sharp=_as_image_list(data, "data"))
+        images = _as_image_list(data, "data")  # once: it checks every value
+        return Source("sharp", list(range(len(images))), sharp=images)
     records = _records_source(data)
     if records is not None:
         return records
-    if isinstance(data, (str, Path, list, tuple)):
+    if isinstance(data, (str, os.PathLike, list, tuple)):
         try:
             return Source("sharp", list_images(data if not isinstance(data, tuple) else list(data)))
         except ValueError:
             from blurkit.data.shards import INDEX_NAME, SHARD_SUFFIX
 
-            folder = Path(data) if isinstance(data, (str, Path)) else None
+            folder = Path(data) if isinstance(data, (str, os.PathLike)) else None
             if folder is not None and folder.is_dir() and any(folder.glob(f"*{SHARD_SUFFIX}")):
                 raise ValueError(
                     f"{folder} holds {SHARD_SUFFIX} files but no {INDEX_NAME} (an interrupted `blurkit "
@@ -414,12 +452,16 @@ def split_source(source: Source, fraction: float, seed: int) -> tuple[Source, So
 
 
 def to_channels(image: np.ndarray, channels: int) -> np.ndarray:
-    """Float (H,W,C) image with ``channels`` channels: grey is repeated, RGB(A) is converted to luma."""
+    """Float (H,W,C) image with ``channels`` channels: grey is repeated, RGB is converted to luma.
+
+    Alpha is dropped first, as :func:`~blurkit.data.io.read_image` drops it from files: grey + alpha
+    (2 channels) becomes grey, RGBA becomes RGB.
+    """
     if image.ndim == 2:
         image = image[..., None]
     c = image.shape[-1]
-    if c == 4:
-        image, c = image[..., :3], 3
+    if c in (2, 4):
+        image, c = image[..., : c - 1], c - 1
     if c == channels:
         return image
     if channels == 3 and c == 1:
