@@ -263,6 +263,38 @@ def test_explicit_override_beats_builtin_and_plugin(plugin_path):
     )
 
 
+@pytest.mark.parametrize("plugins_first", [True, False], ids=["plugins-loaded-first", "plugins-loaded-after"])
+def test_your_own_component_replaces_a_plugin_of_its_name(plugin_path, plugins_first):
+    """Regression: ``METRICS.list()`` before ``@register_metric("mae")`` made it raise DuplicateComponentError
+    naming the plugin; without the listing the same registration won (as docs/plugins.md says it does)."""
+    _python(
+        plugin_path,
+        f"""
+        import warnings
+        from blurkit import register_metric
+        from blurkit.registry import METRICS, DuplicateComponentError, PluginWarning
+        if {plugins_first}:
+            assert METRICS.find("mae")["source"] == {SOURCE!r}
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+
+            @register_metric("mae")
+            def mine(y_true, y_pred):
+                return 0.0
+
+            assert "mae" in METRICS.list()
+        assert not [w for w in caught if issubclass(w.category, PluginWarning) and "'mae'" in str(w.message)], caught
+        assert METRICS.get("mae") is mine and METRICS.find("mae")["source"] == "user"
+        try:
+            register_metric("psnr", mine)
+        except DuplicateComponentError as exc:
+            assert "built-in" in str(exc)
+        else:
+            raise AssertionError("taking a built-in's name without override=True must fail")
+        """,
+    )
+
+
 def test_override_in_process_is_restored():
     original = BLURS.entry("average")
 

@@ -87,6 +87,33 @@ def test_a_plugin_whose_name_another_plugin_took_is_skipped_with_a_warning(reg, 
     assert reg.get("f") is json.loads and not recwarn.list
 
 
+@pytest.mark.parametrize("plugins_first", [True, False], ids=["plugins-loaded-first", "plugins-loaded-after"])
+def test_registering_a_plugins_name_yourself_wins_silently_in_either_order(plugins_first, monkeypatch, recwarn):
+    """Regression: after a listing had loaded the plugins, taking a plugin's name raised
+    DuplicateComponentError; before it, the same registration won."""
+    from importlib import metadata
+
+    reg = Registry("things", group="blurkit.test-things")
+    ep = metadata.EntryPoint(name="mae", value="json:loads", group="blurkit.test-things")
+    monkeypatch.setattr(metadata, "entry_points", lambda group=None: [ep] if group == reg.group else [])
+
+    def mae(a, b):
+        return 0.0
+
+    if plugins_first:
+        assert reg.get("mae") is json.loads and reg.find("mae")["source"] == "plugin json:loads"
+    reg.register("mae", mae)
+    assert reg.list() == ["mae"]
+    reg.reload_plugins()  # a later scan keeps the user's component too
+    assert reg.list() == ["mae"] and reg.get("mae") is mae and reg.find("mae")["source"] == "user"
+    assert not recwarn.list
+    with pytest.raises(DuplicateComponentError, match="already registered"):  # the user's own entry is guarded
+        reg.register("mae", json.dumps)
+    reg.register("other", json.dumps, source="plugin other-dist 1.0")
+    with pytest.raises(DuplicateComponentError, match="already registered"):  # plugin over plugin still raises
+        reg.register("other", json.loads, source="plugin more-dist 1.0")
+
+
 def test_find_reports_module_file_and_line(reg):
     def comp():
         return None

@@ -10,8 +10,10 @@ component's name and its object is the component itself, so a plugin needs no im
     mae = "my_plugin:mae"
 
 Entry points are loaded lazily (on the first unknown name, or when listing). Built-ins win over plugins
-of the same name unless the plugin is registered explicitly with ``override=True``. A plugin that fails to
-import gives a :class:`PluginWarning` naming it and the error; it never breaks the other components.
+of the same name unless the plugin is registered explicitly with ``override=True``; a component you register
+yourself wins over a plugin of its name silently, whether the plugins were loaded before or after. A plugin
+that fails to import gives a :class:`PluginWarning` naming it and the error; it never breaks the other
+components.
 
 Examples:
     >>> from blurkit.registry import Registry
@@ -95,6 +97,10 @@ class Entry:
     line: int | None
 
 
+def _is_plugin(source: str) -> bool:
+    return source.startswith("plugin ")
+
+
 def _describe(obj: Any) -> tuple[str, str | None, int | None]:
     module = getattr(obj, "__module__", None) or "?"
     try:
@@ -133,7 +139,9 @@ class Registry:
         Args:
             name: Registry name; defaults to the object's ``__name__``.
             obj: The component. Omit to use ``register`` as a decorator.
-            override: Replace an existing entry of the same name instead of raising.
+            override: Replace an existing entry of the same name instead of raising. Not needed to take the
+                name of a plugin (an entry-point component): that one is replaced silently, as it is skipped
+                when the plugins are scanned after this registration.
             source: Where the component comes from; defaults to ``"built-in"`` for blurkit's own modules
                 and ``"user"`` otherwise.
 
@@ -141,7 +149,7 @@ class Registry:
             The object itself (so decorated definitions are unchanged), or a decorator.
 
         Raises:
-            DuplicateComponentError: ``name`` is taken and ``override`` is False.
+            DuplicateComponentError: ``name`` is taken, not by a plugin, and ``override`` is False.
         """
         if obj is None:
             return lambda o: self.register(name, o, override=override, source=source)
@@ -157,7 +165,10 @@ class Registry:
             self._load_builtins()
         with self._lock:
             old = self._entries.get(key)
-            if old is not None and not override and old.obj is not obj:
+            # A plugin's name may be taken silently by anything but another plugin: a later entry-point scan
+            # skips taken names the same way, so who wins does not depend on whether the plugins were scanned.
+            plugin_taken = old is not None and _is_plugin(old.source) and not _is_plugin(source)
+            if old is not None and not override and old.obj is not obj and not plugin_taken:
                 raise DuplicateComponentError(
                     f"{self.kind} {key!r} is already registered (from {old.source}, {old.module}); "
                     "pass override=True to replace it"
@@ -201,7 +212,7 @@ class Registry:
             old = self._entries[ep.name]
             if old.source == BUILTIN:
                 message = "which is built in; the built-in wins (register it with override=True to replace it)"
-            elif old.source.startswith("plugin "):
+            elif _is_plugin(old.source):
                 message = f"which {old.source} ({old.module}) provides already; that one is kept"
             else:
                 return
@@ -222,7 +233,7 @@ class Registry:
     def reload_plugins(self) -> None:
         """Forget loaded plugins and scan the entry points again (after installing one at run time)."""
         with self._lock:
-            for key in [k for k, e in self._entries.items() if e.source.startswith("plugin ")]:
+            for key in [k for k, e in self._entries.items() if _is_plugin(e.source)]:
                 del self._entries[key]
             self._plugins_loaded = self.group is None
 
