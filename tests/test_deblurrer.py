@@ -141,6 +141,10 @@ def test_fit_refuses_bad_arrays_and_counts_before_training(arrays):
             d.fit(data, epochs=1, verbose=0)
         with pytest.raises(ValueError, match=match):
             d.evaluate(data)
+    for val, match in [((nan, sharp), r"^validation blurred: images contain NaN"),  # was "blurred: ..."
+                       (sharp.astype(np.int32), r"^validation: images must be")]:  # was "data: ..."
+        with pytest.raises(ValueError, match=match):
+            d.fit((blurred, sharp), validation=val, epochs=1, verbose=0)
     for kw in ({"epochs": 0}, {"epochs": -1}, {"epochs": 1.5}, {"steps_per_epoch": 0}):
         with pytest.raises(ValueError, match=f"{next(iter(kw))} must be a whole number of at least 1"):
             d.fit((blurred, sharp), verbose=0, **kw)
@@ -154,6 +158,63 @@ def test_bad_constructor_arguments():
         Deblurrer(model_options=TINY, tile_size=64, tile_overlap=64)
     with pytest.raises(ValueError, match="patch_size"):
         Deblurrer(model_options=TINY, patch_size=0)
+
+
+def test_seed_is_checked_and_named():
+    """NumPy's own error for a seed it cannot take ("Seed must be between 0 and 2**32 - 1") did not say which
+    argument it was."""
+    for bad in (-1, 2**32, True, 1.5, "3"):
+        with pytest.raises(ValueError, match=r"^seed must be a whole number from 0 to 2\*\*32 - 1"):
+            Deblurrer(model="unet", model_options=TINY, seed=bad)
+    assert Deblurrer(model="unet", model_options=TINY, seed=2**32 - 1).seed == 2**32 - 1
+
+
+def test_blur_options_need_a_blur_name():
+    """With a Blur instance or a serialized blur, blur_options used to be dropped silently."""
+    from blurkit.blurs import GaussianBlur, serialize_blur
+
+    for blur in (GaussianBlur(), serialize_blur(GaussianBlur())):
+        with pytest.raises(ValueError, match="blur_options go with a blur name"):
+            Deblurrer(model="unet", model_options=TINY, blur=blur, blur_options={"sigma": 3.0})
+        empty = Deblurrer(model="unet", model_options=TINY, blur=blur, blur_options={})
+        assert empty.blur.sigma == (0.3, 3.5)
+    assert Deblurrer(model="unet", model_options=TINY, blur_options={"sigma": 3.0}).blur.sigma == 3.0
+
+
+def test_checkpoint_suffix_is_checked_before_training(photo_dir, tmp_path):
+    """It used to fail only when the first epoch's model was saved."""
+    d = Deblurrer(model="unet", model_options=TINY, **FAST)
+    before = [w.copy() for w in d.model.get_weights()]
+    with pytest.raises(ValueError, match=r"checkpoint: model files end in \.keras, got 'best\.h5'"):
+        d.fit(photo_dir, epochs=1, steps_per_epoch=1, verbose=0, checkpoint=tmp_path / "best.h5")
+    assert d.history == {} and not getattr(d.model, "compiled", False)
+    assert all((a == b).all() for a, b in zip(before, d.model.get_weights(), strict=True))
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.filterwarnings("ignore:.*holds the state of another run")  # the state beside the checkpoint
+def test_a_later_fit_keeps_a_better_checkpoint(photo_dir, tmp_path):
+    """A second fit with the same checkpoint replaces the model there only with a better one (it used to
+    start from scratch and save its first epoch, however bad); another run's file is replaced as before."""
+    ckpt = tmp_path / "best.keras"
+    kw = dict(steps_per_epoch=2, validation_split=0.25, verbose=0, checkpoint=ckpt)
+    d = Deblurrer(model="unet", model_options=TINY, **FAST)
+    d.fit(photo_dir, epochs=2, **kw)
+    best = min(d.history["val_loss"])
+    assert Deblurrer.read_metadata(ckpt)["validation"]["loss"] == best
+    # a bad continuation: wrecked weights that do not learn (finite, far worse)
+    rng = np.random.default_rng(0)
+    d.model.set_weights([w + rng.normal(0, 0.5, w.shape).astype(w.dtype) for w in d.model.get_weights()])
+    d.model.optimizer.learning_rate.assign(0.0)
+    d.fit(photo_dir, epochs=1, **kw)
+    worse = d.history["val_loss"][2]
+    assert len(d.history["val_loss"]) == 3 and math.isfinite(worse) and worse > best
+    saved = Deblurrer.read_metadata(ckpt)
+    assert saved["validation"]["loss"] == best and len(saved["history"]["loss"]) <= 2
+
+    other = Deblurrer(model="unet", model_options=TINY, seed=1, **FAST)
+    other.fit(photo_dir, epochs=1, **kw)
+    assert Deblurrer.read_metadata(ckpt)["history"]["val_loss"] == other.history["val_loss"]
 
 
 # ------------------------------------------------------------------------------------- predict
@@ -339,6 +400,58 @@ def test_evaluate_pairs_and_arrays(trained, pair_dirs, arrays):
     assert on_arrays["images"] == 4
     # the same sharp photos blurred here with the facade's blur, seeded per image: repeatable
     assert trained.evaluate(arrays[1]) == trained.evaluate(arrays[1])
+
+
+def test_evaluate_blurs_alike_whatever_the_model_seed(arrays):
+    """The evaluation blur is seeded by evaluate's own ``seed`` and the image index, not by the model's seed
+    (models trained with different seeds used to be scored on different inputs); ``seed=0`` gives the inputs
+    a seed-0 model got before (the presets' published scores: their seed is 0)."""
+    from blurkit.blurs import GaussianBlur
+    from blurkit.data.io import to_float
+
+    sharp = arrays[1]
+    d0, d1 = (Deblurrer(model="unet", model_options=TINY, blur_options={"sigma": (0.5, 3.0)}, seed=seed)
+              for seed in (0, 1))
+    r0, r1 = d0.evaluate(sharp, per_image=True), d1.evaluate(sharp, per_image=True)
+    assert r0["blurred"] == r1["blurred"]
+    assert [r["blur"] for r in r0["per_image"]] == [r["blur"] for r in r1["per_image"]]
+    for i in range(len(sharp)):
+        b, s = d1.test_pair(sharp, i)
+        np.testing.assert_array_equal(b, d0.test_pair(sharp, i)[0])
+        # the old formula, seed * 1_000_003 + index, with the model seed 0
+        old = GaussianBlur(sigma=(0.5, 3.0))(to_float(sharp[i]).astype(np.float32), seed=i)["image"]
+        np.testing.assert_array_equal(b, np.asarray(old, np.float32))
+    other = d0.evaluate(sharp, per_image=True, seed=5)
+    assert [r["blur"] for r in other["per_image"]] != [r["blur"] for r in r0["per_image"]]
+    assert not np.array_equal(d0.test_pair(sharp, 0, seed=5)[0], d0.test_pair(sharp, 0)[0])
+    for bad in (-1, 2**32, 1.5):
+        with pytest.raises(ValueError, match="^seed must be"):
+            d0.evaluate(sharp, seed=bad)
+
+
+def test_evaluate_skips_a_pair_of_different_sizes(trained, pair_dirs, tmp_path):
+    """As fit does (it used to abort the evaluation), without hiding other errors."""
+    import shutil
+
+    from blurkit.blurs import GaussianBlur
+
+    blurred, sharp = tmp_path / "blurred", tmp_path / "sharp"
+    shutil.copytree(pair_dirs[0], blurred)
+    shutil.copytree(pair_dirs[1], sharp)
+    odd = sorted(sharp.rglob("*.png"))[0]
+    write_image(odd, np.zeros((30, 40, 3), np.uint8))
+    with pytest.warns(UserWarning, match="differ in size"):
+        scores = trained.evaluate((blurred, sharp))
+    assert scores["images"] == 3 and len(scores["skipped"]) == 1
+    row = scores["skipped"][0]
+    assert "differ in size" in row["error"] and odd.name in row["image"]
+
+    class Failing(GaussianBlur):
+        def __call__(self, image, seed=None):
+            raise ValueError("a bug in the blur")
+
+    with pytest.raises(ValueError, match="a bug in the blur"):
+        trained.evaluate(pair_dirs[1], blur=Failing())
 
 
 def test_evaluate_with_another_blur_and_the_self_ensemble(trained, arrays):
@@ -659,6 +772,131 @@ def test_prebuilt_model_round_trip(tmp_path):
     loaded = Deblurrer.load(d.save(tmp_path / "m.keras"))
     x = np.random.default_rng(6).integers(0, 256, (20, 25), dtype=np.uint8)
     np.testing.assert_array_equal(loaded.predict(x), d.predict(x))
+
+
+PLUGIN_WITH_A_LAYER = """
+import keras
+
+
+@keras.saving.register_keras_serializable(package="bk_layer_plugin")
+class Halve(keras.layers.Layer):
+    def call(self, x):
+        return x * 0.5
+
+
+def halved(channels=3):
+    inputs = keras.Input((None, None, channels))
+    return keras.Model(inputs, Halve()(inputs))
+"""
+
+
+def test_load_imports_the_plugin_that_registers_a_layer(tmp_path, monkeypatch):
+    """In a fresh process a plugin's layer is registered only once its module is imported: load used to
+    refuse the file ("not a registered Keras object") unless a registry lookup had imported the plugins."""
+    from importlib import metadata
+
+    import keras
+
+    from blurkit import registry
+
+    (tmp_path / "bk_layer_plugin.py").write_text(PLUGIN_WITH_A_LAYER)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import bk_layer_plugin
+
+    d = Deblurrer(model=bk_layer_plugin.halved())  # a built model: its file names no builder
+    path = d.save(tmp_path / "halve.keras")
+    x = np.random.default_rng(0).random((16, 16, 3)).astype(np.float32)
+    expected = d.predict(x)
+    # as in a fresh process: the module not imported, so the layer not registered
+    del keras.saving.get_custom_objects()["bk_layer_plugin>Halve"]
+    monkeypatch.delitem(sys.modules, "bk_layer_plugin")
+    plugin = metadata.EntryPoint("halved", "bk_layer_plugin:halved", "blurkit.models")
+    real = metadata.entry_points
+
+    def entry_points(**kw):
+        return (plugin,) if kw.get("group") == "blurkit.models" else real(**kw)
+
+    monkeypatch.setattr(registry.metadata, "entry_points", entry_points)
+    registries = (registry.MODELS, registry.BLURS, registry.METRICS)
+    for r in registries:
+        r.reload_plugins()
+    try:
+        loaded = Deblurrer.load(path)
+        np.testing.assert_array_equal(loaded.predict(x), expected)
+        assert registry.MODELS.find("halved")["source"].startswith("plugin")
+    finally:
+        keras.saving.get_custom_objects().pop("bk_layer_plugin>Halve", None)
+        for r in registries:
+            r.reload_plugins()  # forget the test plugin (the real entry points are scanned again when needed)
+
+
+def test_loaded_history_has_nan_where_the_saved_file_has_null(arrays, tmp_path):
+    """The file writes NaN as null (strict JSON); load used to give None back, and ``min`` then raised
+    TypeError."""
+    d = Deblurrer(model="unet", model_options=TINY, **FAST)
+    d.fit(arrays[1], epochs=1, steps_per_epoch=1, validation_split=0, reduce_lr=False, verbose=0)
+    d.fit(arrays[1], epochs=1, steps_per_epoch=1, validation_split=0.25, verbose=0)
+    path = d.save(tmp_path / "m.keras")
+    assert Deblurrer.read_metadata(path)["history"]["val_loss"][0] is None
+    loaded = Deblurrer.load(path)
+    val = loaded.history["val_loss"]
+    assert math.isnan(val[0]) and val[1] == d.history["val_loss"][1]
+    assert np.nanmin(loaded.history["val_loss"]) == d.history["val_loss"][1]
+    assert all(isinstance(v, float) for seq in loaded.history.values() for v in seq)
+
+
+def test_assigning_a_model_replaces_the_one_predict_uses():
+    """predict kept calling the old model (its traced functions), with its channels and tiling."""
+    import keras
+
+    x = np.random.default_rng(1).integers(0, 256, (20, 24, 3), dtype=np.uint8)
+    d = Deblurrer(model="unet", model_options=TINY, tile_size=64, tile_overlap=8)
+    first = d.predict(x)
+    inputs = keras.Input((None, None, 1))
+    grey = keras.Model(inputs, keras.layers.Rescaling(0.5)(inputs))  # not the identity an untrained U-Net is
+    d.model = grey
+    ref = Deblurrer(model=grey, tile_size=64, tile_overlap=8)
+    assert (d.channels, d.tile_align, d.fixed_size) == (1, ref.tile_align, None)
+    assert d.tile_align != Deblurrer(model="unet", model_options=TINY).tile_align
+    np.testing.assert_array_equal(d.predict(x), ref.predict(x))
+    np.testing.assert_array_equal(d.predict(x), np.rint(x * 0.5).astype(np.uint8))
+    assert not np.array_equal(d.predict(x), first)
+    small = {"input_size": 32, "filters": (4, 8), "latent_dim": 8}
+    fixed = Deblurrer(model="autoencoder", model_options=small).model
+    d.model = fixed
+    assert (d.fixed_size, d.tile_size, d.patch_size, d.channels) == (32, 32, 32, 3)
+    np.testing.assert_array_equal(d.predict(x), Deblurrer(model=fixed).predict(x))
+    d.model = grey  # back to any size: the tile size is not the old input size any more
+    assert d.fixed_size is None and d.tile_size > 32
+
+
+def test_a_compiled_model_keeps_its_optimizer_and_its_learning_rate_is_recorded(arrays, recwarn):
+    """fit trains a model compiled by the user with its own optimizer: learning_rate= is then not used, and
+    is warned about; the learning rate recorded is the one used (it used to be the unused one)."""
+    import keras
+
+    def compiled():
+        m = Deblurrer(model="unet", model_options=TINY).model
+        m.compile(optimizer=keras.optimizers.Adam(1e-4), loss="mse")
+        return m
+
+    told = r"its own optimizer \(learning rate 0\.0001\).*learning_rate=0\.01 is not used"
+    with pytest.warns(UserWarning, match=told):
+        d = Deblurrer(model=compiled(), learning_rate=1e-2, **FAST)
+    assert d.learning_rate == 1e-4
+    d.fit(arrays, epochs=1, steps_per_epoch=1, verbose=0)
+    assert d.training["learning_rate"] == 1e-4 and d.metadata()["facade"]["learning_rate"] == 1e-4
+    recwarn.clear()
+    quiet = Deblurrer(model=compiled(), **FAST)  # no learning_rate given: nothing to warn about
+    quiet.fit(arrays, epochs=1, steps_per_epoch=1, verbose=0)
+    assert quiet.training["learning_rate"] == 1e-4
+    assert not [w for w in recwarn if "optimizer" in str(w.message)]
+    # compiled after construction: warned at fit
+    late = Deblurrer(model="unet", model_options=TINY, learning_rate=1e-2, **FAST)
+    late.model.compile(optimizer=keras.optimizers.Adam(1e-4), loss="mse")
+    with pytest.warns(UserWarning, match="its own optimizer"):
+        late.fit(arrays, epochs=1, steps_per_epoch=1, verbose=0)
+    assert late.training["learning_rate"] == 1e-4
 
 
 # ------------------------------------------------------------------------------------- figures

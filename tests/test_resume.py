@@ -11,6 +11,7 @@ Reproduce: ``pytest tests/test_resume.py -q``.
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -164,8 +165,10 @@ def test_history_keeps_one_value_per_epoch_for_every_key(photos, tmp_path):
     assert {len(v) for v in d.history.values()} == {3}
     assert np.isnan(d.history["val_loss"][0]) and np.isfinite(d.history["val_loss"][1:]).all()
     assert np.isnan(d.history["learning_rate"][0])  # reduce_lr=False: Keras logged none in the first fit
-    saved = Deblurrer.load(d.save(tmp_path / "m.keras"))
-    assert saved.history["val_loss"][0] is None and len(saved.history["loss"]) == 3
+    path = d.save(tmp_path / "m.keras")
+    assert Deblurrer.read_metadata(path)["history"]["val_loss"][0] is None  # strict JSON in the file
+    saved = Deblurrer.load(path)
+    assert math.isnan(saved.history["val_loss"][0]) and len(saved.history["loss"]) == 3  # NaN again
     assert saved.plot_history(tmp_path / "curves.png").stat().st_size > 1000
 
 
@@ -178,8 +181,9 @@ def test_resume_refuses_a_different_run(photos, tmp_path):
         other.fit(photos, epochs=2, steps_per_epoch=1, verbose=0, checkpoint_dir=state_dir, resume=True)
     with pytest.raises(ValueError, match="resume=True needs checkpoint_dir"):
         d.fit(photos, epochs=1, resume=True)
-    with pytest.warns(UserWarning, match="starting afresh"):  # without resume=True: a new run
+    with pytest.warns(UserWarning, match="cannot resume") as caught:  # without resume=True: a new run
         hist = d.fit(photos, epochs=1, steps_per_epoch=1, verbose=0, checkpoint_dir=state_dir)
+    assert "resume=True" not in str(caught[0].message)  # it would fail: d has trained since
     assert hist.epoch == [1] and Deblurrer.read_metadata(state_dir / "last.keras")["resume"]["run_start"] == 1
     with pytest.raises(ValueError, match="started after epoch 1, but this Deblurrer has 2 epochs"):
         d.fit(photos, epochs=1, steps_per_epoch=1, verbose=0, checkpoint_dir=state_dir, resume=True)
@@ -213,3 +217,53 @@ def test_cli_train_resume(photos, straight, tmp_path, capsys):
     # its training record says the epochs it holds (not the run's planned EPOCHS)
     assert saved["training"]["epochs"] == best and len(saved["history"]["val_loss"]) == best
     np.testing.assert_allclose(saved["history"]["val_loss"], straight.history["val_loss"][:best], rtol=RTOL)
+
+
+def test_fit_without_resume_says_whether_resume_would_continue(photos, tmp_path):
+    """The warning of a fit that overwrites a training state suggests resume=True only when it would work (it
+    used to suggest it always, and to say "starting afresh" for a Deblurrer that trains on)."""
+    state_dir = tmp_path / "state"
+    kw = dict(epochs=1, steps_per_epoch=1, verbose=0, checkpoint_dir=state_dir)
+    d = _new()
+    d.fit(photos, **kw)
+    with pytest.warns(UserWarning, match=r"holds the state of an earlier run; this run trains on from the "
+                                         r"model's current weights and overwrites it \(pass resume=True"):
+        _new().fit(photos, **kw)  # a new Deblurrer with the same settings: resume=True would continue
+    assert _new().fit(photos, resume=True, **kw).epoch == []  # and it does (that run is done)
+    with pytest.warns(UserWarning) as caught:
+        d.fit(photos, **kw)  # d has trained an epoch since that run started
+    message = str(caught[0].message)
+    assert "cannot resume (that run started after epoch 0, but this Deblurrer has 1 epochs" in message
+    assert "resume=True" not in message and "afresh" not in message
+    with pytest.raises(ValueError, match="started after epoch 1, but this Deblurrer has 0 epochs"):
+        _new().fit(photos, resume=True, **kw)
+
+
+def test_resume_checks_the_content_of_arrays(tmp_path):
+    """Arrays are told apart by shape, dtype and content, not only by their number (other arrays of the same
+    count used to resume the run as if they were its data); the same arrays still resume it."""
+    sharp = np.kron(np.random.default_rng(1).random((4, 6, 8, 3)), np.ones((1, 5, 5, 1))).astype(np.float32)
+    state_dir = tmp_path / "state"
+    kw = dict(epochs=2, steps_per_epoch=1, verbose=0, checkpoint_dir=state_dir, time_limit=1e-9)
+    _new().fit(sharp, **kw)  # paused after epoch 1
+    for other in (np.zeros_like(sharp), sharp.astype(np.float64), sharp[:, :, :-5]):
+        with pytest.raises(ValueError, match="cannot resume from .*different train_items"):
+            _new().fit(other, resume=True, **kw)
+    d = _new()
+    assert d.fit(sharp, resume=True, **kw).epoch == [1] and len(d.history["loss"]) == 2
+
+
+def test_resumed_history_has_nan_where_the_state_has_null(photos, tmp_path):
+    """The state file writes NaN as null; a resumed run used to get None back."""
+    state_dir = tmp_path / "state"
+    d = _new()
+    d.fit(photos, epochs=1, steps_per_epoch=1, validation_split=0, reduce_lr=False, verbose=0)
+    first = {k: v[:1] for k, v in d.history.items()}
+    kw = dict(epochs=1, steps_per_epoch=1, validation_split=0.34, verbose=0, checkpoint_dir=state_dir)
+    d.fit(photos, **kw)
+    assert Deblurrer.read_metadata(state_dir / "last.keras")["history"]["val_loss"][0] is None
+    resumed = _new()
+    resumed.history = first  # the same first epoch: the saved run started after it
+    assert resumed.fit(photos, resume=True, **kw).epoch == []
+    val = resumed.history["val_loss"]
+    assert math.isnan(val[0]) and val[1] == d.history["val_loss"][1]

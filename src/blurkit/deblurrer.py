@@ -108,6 +108,13 @@ def _store_weights_as(path: str | os.PathLike, dtype: str) -> None:
             zf.writestr(info, data[info.filename])
 
 
+def _history_from_json(history: Any) -> dict[str, list[float]]:
+    """A history as saved (a non-finite value, an epoch without that key included, written as null) back as
+    :attr:`Deblurrer.history` held it: None is NaN again, so ``min``/``np.nanmin`` work on a loaded one."""
+    return {str(k): [math.nan if x is None else x for x in v] if isinstance(v, list) else v
+            for k, v in (history or {}).items()}
+
+
 def _jsonable(x: Any) -> Any:
     if isinstance(x, dict):
         return {str(k): _jsonable(v) for k, v in x.items()}
@@ -129,12 +136,17 @@ class Deblurrer:
         blur: A registered blur generator name, or a blur generator instance; makes the training inputs
             from sharp photos and the test inputs in :meth:`evaluate`.
         model_options: Keyword arguments of the model builder.
-        blur_options: Keyword arguments of the blur generator (e.g. ``{"sigma": (0.5, 3.0)}``).
+        blur_options: Keyword arguments of the blur generator given by name (e.g. ``{"sigma": (0.5, 3.0)}``);
+            with a blur instance or a serialized blur, ValueError (build the instance with them).
         channels: 3 for colour models, 1 for greyscale models (colour images are then restored channel by
             channel).
         loss: ``"mse"`` (default), ``"l1"``, ``"charbonnier"`` or ``"psnr_loss"`` (see
             :mod:`blurkit.metrics.losses`).
-        learning_rate: Adam's initial learning rate.
+        learning_rate: Adam's initial learning rate (default 1e-3). A ``model`` that is already compiled (by
+            you) keeps its own optimizer and loss settings when :meth:`fit` trains it: this attribute, and the
+            training record, then take that optimizer's learning rate, and a different ``learning_rate``
+            given here is warned about (once) and not used. To train it with blurkit's Adam, call
+            :meth:`compile` first.
         patch_size: Training patch side; fixed-input models (the autoencoder) always use their input size.
         batch_size: Training batch size.
         patches_per_image: Patches cut from a photo each time it is decoded.
@@ -152,8 +164,10 @@ class Deblurrer:
             restore the whole photo, or every one of its tiles, with it, so the result does not depend on
             ``tile_size``. It bounds the estimator's memory as ``tile_size`` bounds the restorer's (the
             estimator needs less per pixel). Other models ignore it.
-        seed: Seeds the model's initial weights (when ``model`` is a builder name), the split, the pipeline
-            and the evaluation blur: the same seed, data and settings train the same model in a new process.
+        seed: Seeds the model's initial weights (when ``model`` is a builder name), the split and the
+            pipeline: the same seed, data and settings train the same model in a new process. A whole number
+            from 0 to 2**32 - 1. It does not seed :meth:`evaluate`'s blur (its own ``seed``), so models
+            trained with different seeds are scored on the same inputs.
     """
 
     def __init__(
@@ -165,7 +179,7 @@ class Deblurrer:
         blur_options: dict | None = None,
         channels: int = 3,
         loss: str = "mse",
-        learning_rate: float = 1e-3,
+        learning_rate: float | None = None,
         patch_size: int = 96,
         batch_size: int = 16,
         patches_per_image: int = 4,
@@ -180,6 +194,7 @@ class Deblurrer:
         from blurkit.registry import BLURS, MODELS
 
         check_loss(loss)  # now, not at the first fit
+        _check_seed(seed)  # now, named: NumPy's own message (building the model) does not say which argument
         if channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {channels}")
         for arg, v in (("patch_size", patch_size), ("batch_size", batch_size), ("tile_size", tile_size),
@@ -193,7 +208,9 @@ class Deblurrer:
             raise ValueError(f"tile_overlap must be in [0, tile_size), got {tile_overlap}")
         self.channels = channels
         self.loss = loss
-        self.learning_rate = float(learning_rate)
+        self.learning_rate = 1e-3 if learning_rate is None else float(learning_rate)
+        self._lr_given = learning_rate is not None
+        self._optimizer = None  # the optimizer self.learning_rate is the learning rate of (_adopt_optimizer)
         self.batch_size = int(batch_size)
         self.patches_per_image = int(patches_per_image)
         self.tile_overlap = int(tile_overlap)
@@ -205,38 +222,61 @@ class Deblurrer:
 
         if isinstance(blur, str):
             self.blur = BLURS.create(blur, **(blur_options or {}))
+        elif blur_options:  # they would be dropped silently: the instance (or config) is built already
+            raise ValueError("blur_options go with a blur name, not with a Blur instance or a serialized "
+                             "blur: build the instance with them (or put them in its config)")
         elif isinstance(blur, dict):
             self.blur = deserialize_blur(blur)
         else:
             self.blur = blur
 
+        self.patch_size = int(patch_size)
+        self.tile_size = int(tile_size)
+        self.fixed_size: int | None = None
+        spec: dict | None = None
         if isinstance(model, str):
             opts = dict(model_options or {})
-            self.model_spec: dict | None = {"name": model, "config": opts}
             builder = MODELS.get(model)
             import inspect
 
             if "channels" in inspect.signature(builder).parameters:
                 opts.setdefault("channels", channels)
-            self.model_spec["config"] = opts
-            self.model = _seeded_build(builder, opts, self.seed)
-        else:
-            self.model_spec = None
-            self.model = model
-        shape = self.model.input_shape
-        self.fixed_size: int | None = None
+            spec = {"name": model, "config": opts}
+            model = _seeded_build(builder, opts, self.seed)
+        self.model = model  # sets channels, fixed_size and the sizes a fixed-size model dictates
+        self.model_spec: dict | None = spec
+        self._adopt_optimizer()
+
+    @property
+    def model(self) -> Any:
+        """The Keras model. Assigning another one makes this Deblurrer use it from then on: its channels,
+        input size (tile and patch size, for a fixed-size model) and downsampling factor are taken from it,
+        and, if it is compiled, its optimizer is the one :meth:`fit` uses (see ``learning_rate``).
+        :attr:`model_spec` (the builder and options saved files record) is left as it is: set it to the new
+        model's, or to None for a model no registered builder made."""
+        return self._model
+
+    @model.setter
+    def model(self, model: Any) -> None:
+        shape = model.input_shape
+        fixed = None
         if shape[1] is not None and shape[2] is not None:
             if shape[1] != shape[2]:
                 raise ValueError(f"fixed-size models must take square inputs, got {shape[1:3]}")
-            self.fixed_size = int(shape[1])
-        if shape[-1] != channels:
-            self.channels = int(shape[-1])
-        self.patch_size = self.fixed_size or int(patch_size)
-        self.tile_size = self.fixed_size or int(tile_size)
-        if self.fixed_size:
-            self.tile_overlap = min(self.tile_overlap, self.fixed_size // 4)
-        self.tile_align = _tile_align(self.model)
+            fixed = int(shape[1])
+        was_fixed = getattr(self, "fixed_size", None)
+        self._model = model
+        self.channels = int(shape[-1])
+        self.fixed_size = fixed
+        if fixed:
+            self.patch_size = self.tile_size = fixed
+            self.tile_overlap = min(self.tile_overlap, fixed // 4)
+        elif was_fixed:  # the sizes were the old model's input size: back to the defaults
+            self.tile_size, self.tile_overlap = DEFAULT_TILE_SIZE, DEFAULT_TILE_OVERLAP
+        self.tile_align = _tile_align(model)
+        # the traced inference functions call the old model
         self._infer_fn = None
+        self._split_fns = None
         self._strategy = None  # the tf.distribute strategy the model was moved to by fit, if any
 
     # ------------------------------------------------------------------------------------ training
@@ -254,7 +294,7 @@ class Deblurrer:
 
         src = resolve_source(data)
         if validation is not None:
-            train_src, val_src = src, resolve_source(validation)
+            train_src, val_src = src, resolve_source(validation, "validation")
         else:
             train_src, val_src = split_source(src, validation_split, self.seed)
         common = dict(patch_size=self.patch_size, channels=self.channels, max_pixels=max_pixels)
@@ -306,7 +346,8 @@ class Deblurrer:
         return train_src, val_src, train_for, val
 
     def compile(self, learning_rate: float | None = None) -> None:
-        """Compile the model with Adam, the configured loss, and PSNR/SSIM metrics."""
+        """Compile the model with Adam, the configured loss, and PSNR/SSIM metrics (replacing the optimizer
+        of a model compiled before)."""
         import keras
 
         from blurkit.metrics.keras import keras_metric
@@ -318,6 +359,25 @@ class Deblurrer:
             loss=get_loss(self.loss),
             metrics=[keras_metric("psnr"), keras_metric("ssim")],
         )
+        self._optimizer = self.model.optimizer
+
+    def _adopt_optimizer(self, stacklevel: int = 3) -> None:
+        """Take the learning rate of an optimizer the model was compiled with outside blurkit (fit trains with
+        it as it is): warn, once per optimizer, if ``learning_rate`` was given and differs."""
+        optimizer = getattr(self.model, "optimizer", None)
+        if optimizer is None or optimizer is self._optimizer or not getattr(self.model, "compiled", False):
+            return
+        self._optimizer = optimizer
+        try:
+            # str: the shortest text of the variable's float32 value (1e-4, not 9.9999997e-05)
+            lr = float(str(np.asarray(optimizer.learning_rate)[()]))
+        except (TypeError, ValueError, AttributeError, IndexError):  # no plain learning rate
+            return
+        if self._lr_given and not math.isclose(lr, self.learning_rate, rel_tol=1e-6):
+            warnings.warn(f"the model is compiled with its own optimizer (learning rate {lr:g}), which fit "
+                          f"uses: learning_rate={self.learning_rate:g} is not used (call Deblurrer.compile() "
+                          "to train with blurkit's Adam at it)", stacklevel=stacklevel)
+        self.learning_rate = lr
 
     def fit(
         self,
@@ -359,15 +419,20 @@ class Deblurrer:
             validation_split: Fraction of ``data`` held out when ``validation`` is None (0 for none).
             callbacks: Extra Keras callbacks, passed through (their own state is not saved for resume).
             early_stopping: Stop after this many epochs without improvement (restores the best weights).
-            checkpoint: Save the best model so far (a blurkit ``.keras`` file, atomically) at this path.
+            checkpoint: Save the best model so far (a blurkit ``.keras`` file, atomically) at this path
+                (checked before training: ValueError for another suffix). A file there saved by an earlier
+                ``fit`` of this Deblurrer (its history the start of this one's, chosen by the same monitored
+                loss) is replaced only by a better epoch; any other file by this run's first epoch.
             reduce_lr: The tutorial's ReduceLROnPlateau (factor sqrt(0.1), patience 5, min_lr 0.5e-6).
             verbose: Keras' verbosity (progress bar).
             max_pixels: Skip (with a warning) images with more pixels than this; default
                 :data:`blurkit.data.io.DEFAULT_MAX_PIXELS`.
             resume: Continue the run whose state is in the checkpoint folder up to ``epochs`` epochs of
                 that run (a run that got there, or stopped early, is not trained further; with no saved
-                state, start afresh). The saved run must have used the same model, blur, data and
-                training settings, else ValueError. Without ``resume``, existing state is overwritten.
+                state, start afresh). The saved run must have used the same model, blur, data (files by
+                name; in-memory arrays by shape, dtype and content) and training settings, and have started
+                at this Deblurrer's epoch count, else ValueError. Without ``resume``, existing state is
+                overwritten, with a warning (which says whether ``resume=True`` would have continued it).
             checkpoint_dir: Folder for the per-epoch training state; default ``NAME.resume/`` beside
                 ``checkpoint`` (``model.keras`` -> ``model.resume/last.keras``); none without either.
             strategy: A ``tf.distribute.Strategy`` (``MirroredStrategy``, ``MultiWorkerMirroredStrategy``;
@@ -403,6 +468,8 @@ class Deblurrer:
                 raise ValueError(f"{arg} must be a whole number of at least 1, got {value!r}")
         if time_limit is not None and (isinstance(time_limit, bool) or not time_limit > 0):
             raise ValueError(f"time_limit must be a positive number of minutes, got {time_limit!r}")
+        if checkpoint is not None and Path(checkpoint).suffix != ".keras":  # now, not after the first epoch
+            raise ValueError(f"checkpoint: model files end in .keras, got {Path(checkpoint).name!r}")
         state_dir = _state_dir(checkpoint, checkpoint_dir)
         if checkpoint is not None and state_dir is not None \
                 and Path(checkpoint).resolve() == (state_dir / RESUME_NAME).resolve():
@@ -423,20 +490,22 @@ class Deblurrer:
         with strategy.scope():
             if not getattr(self.model, "compiled", False) or self.model.optimizer is None:
                 self.compile()
+            self._adopt_optimizer()  # a model compiled by the user: its learning rate is the one recorded
             if not self.model.optimizer.built:
                 self.model.optimizer.build(self.model.trainable_variables)
         monitor = "val_loss" if val is not None else "loss"
         steps = steps_per_epoch or steps_for(len(train_src), self.patches_per_image, self.batch_size)
         run_start = len(self.history.get("loss", []))
-        settings = _settings(self, data, train_src, val_src, steps, monitor, reduce_lr, early_stopping)
+        # only with a state folder: the digest of in-memory data reads all of it
+        settings = None if state_dir is None else _settings(self, data, train_src, val_src, steps, monitor,
+                                                            reduce_lr, early_stopping)
         restored = None
         if state_dir is not None and (state_dir / RESUME_NAME).is_file():
             if resume:
                 with strategy.scope():
                     restored = self._restore_state(state_dir / RESUME_NAME, settings, run_start)
             else:
-                warnings.warn(f"{state_dir / RESUME_NAME} holds the state of an earlier run; starting afresh "
-                              "and overwriting it (pass resume=True to continue that run)", stacklevel=2)
+                warnings.warn(_overwrite_message(state_dir / RESUME_NAME, settings, run_start), stacklevel=2)
         if in_multi_worker_mode(strategy):  # every worker starts from the chief's weights
             broadcast_weights(self.model, strategy)
         end = run_start + int(epochs)
@@ -479,7 +548,8 @@ class Deblurrer:
                 monitor=monitor, patience=int(early_stopping), restore_best_weights=True)
         cbs: list[Any] = list(tracked.values())
         own = _callbacks(self, checkpoint, monitor, state_dir=state_dir, run_start=run_start, end=end,
-                         settings=settings, tracked=tracked, restored=restored, time_limit=time_limit)
+                         settings=settings, tracked=tracked, restored=restored, time_limit=time_limit,
+                         best=_checkpoint_best(checkpoint, self.history, monitor, run_start))
         cbs.extend(own[:1])
         cbs.extend(callbacks)
         cbs.extend(own[1:])  # the time limit, then the training state, after every other callback
@@ -506,24 +576,17 @@ class Deblurrer:
             clone.set_weights(weights)
         self.model = clone
         self._strategy = strategy
-        self._infer_fn = None
 
     def _restore_state(self, state_file: Path, settings: dict, run_start: int) -> dict:
         """Load the training state saved by :func:`_callbacks` into this facade; returns its record."""
         import io
 
         meta = self.read_metadata(state_file)
-        state = meta.get("resume")
-        if not state or not isinstance(state.get("epoch"), int) or not isinstance(state.get("settings"), dict):
-            raise ModelFileError(f"{state_file}: not a blurkit training state (no resume record)")
-        if state["settings"] != settings:
-            changed = sorted(k for k in set(settings) | set(state["settings"])
-                             if settings.get(k) != state["settings"].get(k))
-            raise ValueError(f"cannot resume from {state_file}: it was saved by a run with different "
-                             f"{', '.join(changed)}; delete it (or use another checkpoint_dir) to start afresh")
-        if state.get("run_start") != run_start:
-            raise ValueError(f"cannot resume from {state_file}: that run started after epoch "
-                             f"{state.get('run_start')}, but this Deblurrer has {run_start} epochs of history")
+        problem = _resume_problem(state_file, meta, settings, run_start)
+        if problem is not None:
+            raise ValueError(f"cannot resume from {state_file}: {problem}; delete it (or use another "
+                             "checkpoint_dir) to start afresh")
+        state = meta["resume"]
         optimizer = self.model.optimizer
         if optimizer is not None and not optimizer.built:
             optimizer.build(self.model.trainable_variables)
@@ -532,7 +595,7 @@ class Deblurrer:
         except Exception as exc:  # noqa: BLE001 - Keras raises many types; report them clearly
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ValueError(f"cannot resume from {state_file}: its weights do not fit this model ({msg})") from None
-        self.history = {k: list(v) for k, v in (meta.get("history") or {}).items()}
+        self.history = _history_from_json(meta.get("history"))
         self.validation = dict(meta.get("validation") or {})
         state = dict(state)
         state["best_weights"] = None
@@ -866,27 +929,46 @@ class Deblurrer:
         return float(np.median(found))
 
     # --------------------------------------------------------------------------------- evaluation
-    def test_pair(self, data: Any, index: int = 0, *, blur: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    def test_pair(self, data: Any, index: int = 0, *, blur: Any = None, seed: int = 0
+                  ) -> tuple[np.ndarray, np.ndarray]:
         """The ``(blurred, sharp)`` float32 images that :meth:`evaluate` scores for item ``index``.
 
         Sharp photos are blurred at full resolution with the blur generator (``blur``, or the model's own),
-        seeded by the item's index, so every model evaluated with the same blur sees the same inputs.
+        seeded by the item's index and ``seed`` (as :meth:`evaluate`'s ``seed``), not by the model's own
+        seed, so every model evaluated with the same blur and ``seed`` sees the same inputs.
         """
         from blurkit.data.pipeline import Source, resolve_source
 
+        _check_seed(seed)
         src = data if isinstance(data, Source) else resolve_source(data)
-        b, s, _ = self._test_pair(src, index, self.blur if blur is None else blur)
+        blurred, sharp = self._load_pair(src, index)
+        b, s, _ = self._test_pair(blurred, sharp, index, self.blur if blur is None else blur, seed)
         return b, s
 
-    def _test_pair(self, src: Any, index: int, blur: Any) -> tuple[np.ndarray, np.ndarray, dict | None]:
-        """:meth:`test_pair` with the blur's drawn parameters (None for a given pair)."""
-        from blurkit.data.io import to_float
-        from blurkit.data.pipeline import _PatchMaker, to_channels
+    def _load_pair(self, src: Any, index: int) -> tuple[np.ndarray | None, np.ndarray]:
+        """Item ``index`` of ``src`` as read: ``(blurred or None, sharp)``.
 
-        blurred, sharp = _PatchMaker(src, blur, 1, 1, self.channels, False, None)._load(index)
+        Raises:
+            ImageReadError, OSError: A file cannot be read.
+            ValueError: The item itself is bad (a pair of files of different sizes, a damaged record); the
+                pipeline raises nothing else while reading an item, and training skips all three alike.
+        """
+        from blurkit.data.pipeline import _PatchMaker
+
+        return _PatchMaker(src, None, 1, 1, self.channels, False, None)._load(index)
+
+    def _test_pair(self, blurred: np.ndarray | None, sharp: np.ndarray, index: int, blur: Any, seed: int
+                   ) -> tuple[np.ndarray, np.ndarray, dict | None]:
+        """:meth:`test_pair` of the item read by :meth:`_load_pair`, with the blur's drawn parameters (None
+        for a given pair)."""
+        from blurkit.data.io import to_float
+        from blurkit.data.pipeline import to_channels
+
         s = to_channels(to_float(sharp), self.channels).astype(np.float32)
         if blurred is None:
-            out = blur(s, seed=self.seed * 1_000_003 + index)
+            # the formula of the model's seed before evaluate had its own: seed 0 keeps the old inputs (those
+            # of the shipped presets' published scores, whose seed is 0)
+            out = blur(s, seed=int(seed) * 1_000_003 + index)
             b, params = out["image"], out["params"]
         else:
             b, params = to_channels(to_float(blurred), self.channels), None
@@ -921,12 +1003,13 @@ class Deblurrer:
 
     def evaluate(self, data: Any, *, per_image: bool = False, max_images: int | None = None,
                  progress: bool = False, blur: Any = None, blur_options: dict | None = None,
-                 ensemble: int = 1, known_sigma: bool = False, metrics: Sequence[str] = ()) -> dict[str, Any]:
+                 ensemble: int = 1, known_sigma: bool = False, metrics: Sequence[str] = (), seed: int = 0
+                 ) -> dict[str, Any]:
         """Score the model against the blurred input, image by image at full resolution.
 
         Args:
-            data: Sharp photos (blurred here with the blur generator, seeded per image so every model sees
-                the same inputs) or pairs, in any form :meth:`fit` accepts.
+            data: Sharp photos (blurred here with the blur generator, seeded by ``seed`` and the image's index
+                so every model sees the same inputs) or pairs, in any form :meth:`fit` accepts.
             per_image: Include every image's scores.
             max_images: Only the first ``max_images`` images.
             progress: Show a progress bar.
@@ -940,21 +1023,24 @@ class Deblurrer:
                 instead of letting it estimate one: how much of the error is the blind estimate's. Needs
                 sharp photos, an isotropic Gaussian blur and a model with a blur estimator.
             metrics: Registered metric names (a plugin's, say) scored besides the five built-in ones.
+            seed: Seeds the blur of sharp photos, with each image's index (0 to 2**32 - 1): the same ``seed``,
+                blur and photos give the same inputs whatever the model (its own ``seed`` plays no part). 0
+                gives the inputs of the model cards' scores. Given pairs ignore it.
 
         Returns:
             ``{"model": {metric: mean}, "blurred": {metric: mean}, "gain_db": psnr gain, "images": n,
-            "skipped": [...], "blur": the blur generator (``serialize_blur``; None for pairs), "ensemble",
-            "known_sigma"}`` (plus ``"per_image"``: each image's name, ``index`` in ``data``, scores and, for
+            "skipped": [...], "blur": the blur generator (``serialize_blur``; None for pairs), "seed" (None
+            for pairs), "ensemble", "known_sigma"}`` (plus ``"per_image"``: each image's name, ``index`` in ``data``, scores and, for
             sharp photos, ``"blur"``: the parameters drawn for it, e.g. its ``sigma``).
             Metrics: PSNR (dB, RGB, data range 1), SSIM (scikit-image convention), MSE, accuracy (within
             2/255) and channel_accuracy (the tutorial's measure). An unreadable file, or an image smaller than
             SSIM's 11x11 window, is warned about and listed in ``skipped`` (name, index, reason); the means
-            are over the others.
+            are over the others; so is a pair of files of different sizes.
 
         Raises:
             ValueError: No image to evaluate, or none can be read (the message names them and says why); a
-                bad ``ensemble``, ``blur_options`` or ``known_sigma`` setting (checked before any image is
-                read).
+                bad ``ensemble``, ``blur_options``, ``known_sigma`` or ``seed`` setting (checked before any
+                image is read).
 
         Examples:
             >>> from skimage import data
@@ -976,6 +1062,7 @@ class Deblurrer:
 
         if isinstance(ensemble, bool) or ensemble not in (1, 2, 4, 8):
             raise ValueError(f"ensemble must be 1, 2, 4 or 8 (flips/rotations averaged), got {ensemble!r}")
+        _check_seed(seed)
         src = resolve_source(data)
         if src.kind == "pairs" and (blur is not None or blur_options or known_sigma):
             raise ValueError("blur, blur_options and known_sigma are for sharp photos blurred here: the blur of "
@@ -989,11 +1076,13 @@ class Deblurrer:
         rows, skipped = [], []
         for i in tqdm(range(n), disable=not progress, desc="evaluate", unit="img"):
             try:
-                b, s, params = self._test_pair(src, i, blur)
-            except (ImageReadError, OSError) as exc:  # reported and skipped, as fit and deblur do
+                blurred, sharp = self._load_pair(src, i)
+            except (ImageReadError, OSError, ValueError) as exc:  # reported and skipped, as fit and deblur do
+                # (only reading is guarded: the ValueErrors of reading are about this item, see _load_pair)
                 skipped.append({"image": src.name(i), "index": i, "error": str(exc)})
                 warnings.warn(f"skipping unreadable image: {exc}", stacklevel=2)
                 continue
+            b, s, params = self._test_pair(blurred, sharp, i, blur, seed)
             if min(s.shape[:2]) < WIN_SIZE:  # SSIM cannot score it: skipped like an unreadable file
                 why = (f"{src.name(i)}: {s.shape[0]}x{s.shape[1]} px is too small to score (SSIM needs at least "
                        f"{WIN_SIZE}x{WIN_SIZE})")
@@ -1020,6 +1109,7 @@ class Deblurrer:
         out["images"] = len(rows)
         out["skipped"] = skipped
         out["blur"] = None if src.kind == "pairs" else serialize_blur(blur)
+        out["seed"] = None if src.kind == "pairs" else int(seed)
         out["ensemble"], out["known_sigma"] = ensemble, bool(known_sigma)
         if per_image:
             out["per_image"] = rows
@@ -1229,7 +1319,7 @@ class Deblurrer:
         facade = dict(meta.get("facade") or {})
         d = cls.__new__(cls)
         d._from_parts(model, blur, spec, facade)
-        d.history = meta.get("history") or {}
+        d.history = _history_from_json(meta.get("history"))
         d.validation = meta.get("validation") or {}
         d.training = meta.get("training") or {}
         d.source = str(path)
@@ -1238,24 +1328,19 @@ class Deblurrer:
         return d
 
     def _from_parts(self, model: Any, blur: Any, spec: dict | None, facade: dict) -> None:
-        self.model, self.blur, self.model_spec = model, blur, spec
-        self.channels = int(model.input_shape[-1])
+        self.blur = blur
         self.loss = facade.get("loss", "mse")
         self.learning_rate = float(facade.get("learning_rate", 1e-3))
+        self._lr_given, self._optimizer = False, None
         self.batch_size = int(facade.get("batch_size", 16))
         self.patches_per_image = int(facade.get("patches_per_image", 4))
         self.seed = int(facade.get("seed", 0))
-        shape = model.input_shape
-        self.fixed_size = int(shape[1]) if shape[1] is not None and shape[2] is not None else None
-        self.patch_size = self.fixed_size or int(facade.get("patch_size", 96))
-        self.tile_size = self.fixed_size or int(facade.get("tile_size", DEFAULT_TILE_SIZE))
+        self.patch_size = int(facade.get("patch_size", 96))
+        self.tile_size = int(facade.get("tile_size", DEFAULT_TILE_SIZE))
         self.tile_overlap = int(facade.get("tile_overlap", DEFAULT_TILE_OVERLAP))
         self.estimate_tile = int(facade.get("estimate_tile", DEFAULT_ESTIMATE_TILE))
-        if self.fixed_size:
-            self.tile_overlap = min(self.tile_overlap, self.fixed_size // 4)
-        self.tile_align = _tile_align(model)
-        self._infer_fn = None
-        self._strategy = None
+        self.model = model  # as in __init__: channels, fixed_size and what a fixed size dictates
+        self.model_spec = spec
 
     @classmethod
     def from_preset(cls, name: str = "gaussian-v1") -> Deblurrer:
@@ -1436,6 +1521,22 @@ def _epoch_seed(seed: int, epoch: int) -> int:
     return int.from_bytes(digest[:8], "big") >> 2
 
 
+def _hash_array(h: Any, a: np.ndarray) -> None:
+    """Add an array's shape, dtype and bytes to the hash ``h``.
+
+    SHA-256 (OpenSSL's, about 1 GB/s on one core; BLAKE2b measured half that speed here) reads every byte: a
+    resumable fit on in-memory arrays costs about a second per GB of them, once per ``fit``.
+    """
+    h.update(json.dumps([list(a.shape), a.dtype.str]).encode())
+    h.update(memoryview(np.ascontiguousarray(a)).cast("B"))
+
+
+def _check_seed(seed: Any, name: str = "seed") -> None:
+    """Refuse a seed NumPy's global random state (``keras.utils.set_random_seed``) cannot take, naming it."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
+        raise ValueError(f"{name} must be a whole number from 0 to 2**32 - 1, got {seed!r}")
+
+
 def _settings(d: Deblurrer, data: Any, train_src: Any, val_src: Any, steps: int, monitor: str,
               reduce_lr: bool, early_stopping: int | None) -> dict:
     """What a resumed run must share with the saved one (as JSON would give it back)."""
@@ -1448,7 +1549,13 @@ def _settings(d: Deblurrer, data: Any, train_src: Any, val_src: Any, steps: int,
             return None
         if src.kind == "records":  # an image-by-image split of shards keeps the shard list on both sides
             return src.digest()
-        return hashlib.sha256(json.dumps([str(i) for i in src.items]).encode()).hexdigest()[:16]
+        h = hashlib.sha256(json.dumps([str(i) for i in src.items]).encode())
+        if src.sharp is not None:  # in-memory images: their indices say nothing of what they hold
+            for i in src.items:
+                for side in (src.blurred, src.sharp):
+                    if side is not None:
+                        _hash_array(h, side[i])
+        return h.hexdigest()[:16]
 
     out = {
         "model": d.model_spec, "weights": [list(w.shape) for w in d.model.weights], "blur": serialize_blur(d.blur),
@@ -1461,6 +1568,68 @@ def _settings(d: Deblurrer, data: Any, train_src: Any, val_src: Any, steps: int,
     return json.loads(json.dumps(_jsonable(out)))
 
 
+def _resume_problem(state_file: Path, meta: dict, settings: dict | None, run_start: int) -> str | None:
+    """Why the training state ``meta`` (read from ``state_file``) cannot be resumed by a run with ``settings``
+    that starts after ``run_start`` epochs; None if it can.
+
+    Raises:
+        ModelFileError: The file holds no training state.
+    """
+    state = meta.get("resume")
+    if not state or not isinstance(state.get("epoch"), int) or not isinstance(state.get("settings"), dict):
+        raise ModelFileError(f"{state_file}: not a blurkit training state (no resume record)")
+    if state["settings"] != settings:
+        changed = sorted(k for k in set(settings or {}) | set(state["settings"])
+                         if (settings or {}).get(k) != state["settings"].get(k))
+        return f"it was saved by a run with different {', '.join(changed)}"
+    if state.get("run_start") != run_start:
+        return (f"that run started after epoch {state.get('run_start')}, but this Deblurrer has {run_start} "
+                "epochs of history")
+    return None
+
+
+def _overwrite_message(state_file: Path, settings: dict, run_start: int) -> str:
+    """The warning of a ``fit`` without ``resume`` that finds a training state in its folder."""
+    what = "this run trains on from the model's current weights and overwrites it"
+    try:
+        problem = _resume_problem(state_file, Deblurrer.read_metadata(state_file), settings, run_start)
+    except ModelFileError as exc:
+        return f"{state_file} holds no training state this run can resume ({exc}); {what}"
+    if problem is None:
+        return (f"{state_file} holds the state of an earlier run; {what} (pass resume=True to continue that "
+                "run)")
+    return f"{state_file} holds the state of another run, which this one cannot resume ({problem}); {what}"
+
+
+def _checkpoint_best(checkpoint: str | os.PathLike | None, history: dict, monitor: str, run_start: int
+                     ) -> float:
+    """The ``monitor`` value of the model at ``checkpoint`` if an earlier ``fit`` of the Deblurrer whose
+    ``history`` is given saved it there, choosing by ``monitor``; else inf (any other file is replaced).
+
+    That file was saved at its last epoch, so its history is the start of ``history`` (as JSON: NaN is
+    null) and its last ``val_loss`` is a number when validation chose it (else ``loss`` did).
+    """
+    if checkpoint is None or run_start == 0 or not Path(checkpoint).is_file():
+        return math.inf
+    try:
+        saved = Deblurrer.read_metadata(checkpoint).get("history") or {}
+    except ModelFileError:
+        return math.inf
+    n = len(saved.get("loss") or [])
+    if not 0 < n <= run_start or any(k not in history for k in saved):
+        return math.inf
+    if json.loads(json.dumps(_jsonable({k: history[k][:n] for k in saved}))) != saved:
+        return math.inf  # another run's model
+
+    def last(key: str) -> float | None:
+        v = (saved.get(key) or [None] * n)[n - 1]
+        return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None
+
+    chosen_by = "val_loss" if last("val_loss") is not None else "loss"
+    value = last(monitor)
+    return value if chosen_by == monitor and value is not None else math.inf
+
+
 _TRACKED_STATE = {"reduce_lr": ("best", "wait", "cooldown_counter"),
                   "early_stopping": ("best", "wait", "best_epoch", "stopped_epoch")}
 
@@ -1468,15 +1637,17 @@ _TRACKED_STATE = {"reduce_lr": ("best", "wait", "cooldown_counter"),
 def _callbacks(deblurrer: Deblurrer, checkpoint: str | os.PathLike | None, monitor: str, *,
                state_dir: Path | None = None, run_start: int = 0, end: int = 0, settings: dict | None = None,
                tracked: dict[str, Any] | None = None, restored: dict | None = None,
-               time_limit: float | None = None) -> list[Any]:
+               time_limit: float | None = None, best: float = math.inf) -> list[Any]:
     """Blurkit's own callbacks: ``[Recorder]``, then the time limit (with ``time_limit``), then the
     training-state saver (with ``state_dir``).
 
     The recorder appends each epoch to ``deblurrer.history`` (every key one value per epoch: NaN where an
     epoch had none, e.g. no validation in an earlier ``fit``), keeps ``deblurrer.training["epochs"]`` at
-    the epochs trained, and saves the best model so far at ``checkpoint``. The time limit stops training at
-    the end of the first epoch past ``time_limit`` minutes, as a pause the saver records as resumable. The
-    saver (put after every other callback) writes ``state_dir/last.keras`` at the end of each epoch: model, optimizer state, history, and the state of the ``tracked`` Keras callbacks
+    the epochs trained, and saves the best model so far at ``checkpoint`` (better than ``best``: the value of
+    the model already there, :func:`_checkpoint_best`). The time limit stops training at the end of the first
+    epoch past ``time_limit`` minutes, as a pause the saver records as resumable. The saver (put after every
+    other callback) writes ``state_dir/last.keras`` at the end of each epoch: model, optimizer state,
+    history, and the state of the ``tracked`` Keras callbacks
     (ReduceLROnPlateau, EarlyStopping with its best weights). With ``restored`` (from
     :meth:`Deblurrer._restore_state`) it puts that callback state back when training begins.
     """
@@ -1491,7 +1662,7 @@ def _callbacks(deblurrer: Deblurrer, checkpoint: str | os.PathLike | None, monit
 
         def __init__(self) -> None:
             super().__init__()
-            self.best = math.inf
+            self.best = best
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             logs = logs or {}
@@ -1639,7 +1810,10 @@ def _check_keras_config(path: Any) -> None:
     3.12+ refuses lookup layers' vocabulary files; this check does not rely on any of them (blurkit accepts
     older Keras 3 releases): every object named in the config must come from ``keras``/``blurkit`` or be
     registered with ``keras.saving.register_keras_serializable`` (installed plugins), Lambda / TFSMLayer
-    layers are refused outright, and so is any layer whose ``vocabulary`` is a file path.
+    layers are refused outright, and so is any layer whose ``vocabulary`` is a file path. Installed plugins
+    (every registry's entry points) are imported first when the config names an object not yet registered:
+    a plugin's layer is registered as its module is imported, which in a fresh process nothing else may
+    have done yet.
     """
     import keras
 
@@ -1651,6 +1825,7 @@ def _check_keras_config(path: Any) -> None:
     except (zipfile.BadZipFile, EOFError, OSError) as exc:
         raise ModelFileError(f"{path}: damaged or truncated model file ({exc})") from None
     registered = keras.saving.get_custom_objects()
+    scanned = False
     stack = [config]
     while stack:
         node = stack.pop()
@@ -1673,21 +1848,42 @@ def _check_keras_config(path: Any) -> None:
         module = node.get("module")
         if not isinstance(module, str) or not isinstance(cls_name, str):
             continue
-        top = module.split(".", 1)[0]
-        if top in ("keras", "blurkit"):
+        if _known_object(node, module, cls_name, registered):
             continue
-        if cls_name == "function":
-            # Keras finds a function by its name (``config``), never by ``registered_name``: check that name
-            fn = node.get("config")
-            if isinstance(fn, str) and (
-                    fn in registered  # a plugin's function, saved as "package>name"
-                    or (">" not in fn and any(k.endswith(">" + fn) for k in registered))  # saved by Keras <= 3.6
-                    or (module == "builtins"
-                        and any(hasattr(getattr(keras, m, None), fn) for m in _KERAS_FUNCTION_MODULES))):
-                continue  # registered, or a Keras built-in function saved by name ("relu")
-        elif node.get("registered_name") in registered:
-            continue
+        if not scanned:
+            # plugins register their Keras objects when imported: import them (installed code, which blurkit
+            # imports for any registry lookup anyway), once, and only for a file that needs them
+            scanned = True
+            _load_plugins()
+            registered = keras.saving.get_custom_objects()
+            if _known_object(node, module, cls_name, registered):
+                continue
         what = node.get("config") if cls_name == "function" else cls_name
         raise ModelFileError(
             f"{path}: refusing to load: its config names {module}.{what}, which is not part of Keras or "
             "blurkit nor a registered Keras object (blurkit never imports code named by a model file)")
+
+
+def _known_object(node: dict, module: str, cls_name: str, registered: dict) -> bool:
+    """Whether a config entry naming ``module``/``cls_name`` is Keras', blurkit's or a registered object."""
+    import keras
+
+    if module.split(".", 1)[0] in ("keras", "blurkit"):
+        return True
+    if cls_name == "function":
+        # Keras finds a function by its name (``config``), never by ``registered_name``: check that name
+        fn = node.get("config")
+        return isinstance(fn, str) and (
+            fn in registered  # a plugin's function, saved as "package>name"
+            or (">" not in fn and any(k.endswith(">" + fn) for k in registered))  # saved by Keras <= 3.6
+            or (module == "builtins"  # a Keras built-in function saved by name ("relu")
+                and any(hasattr(getattr(keras, m, None), fn) for m in _KERAS_FUNCTION_MODULES)))
+    return node.get("registered_name") in registered
+
+
+def _load_plugins() -> None:
+    """Import every installed plugin of every registry (blurs, models, metrics)."""
+    from blurkit.registry import BLURS, METRICS, MODELS
+
+    for registry in (MODELS, BLURS, METRICS):
+        registry.list()  # scans the registry's entry points once per process

@@ -320,7 +320,7 @@ def _records_source(data: Any) -> Source | None:
     return Source("records", files, counts=counts)
 
 
-def resolve_source(data: Any) -> Source:
+def resolve_source(data: Any, name: str = "data") -> Source:
     """Turn what a user passes to ``fit``/``evaluate`` into a :class:`Source`.
 
     Args:
@@ -328,6 +328,7 @@ def resolve_source(data: Any) -> Source:
             TFRecord shards (a folder written by ``blurkit shard``, ``.tfrecord`` files, a glob or a
             list of them); an array (or list of arrays) of sharp images; a tuple
             ``(blurred_dir, sharp_dir)``; or a tuple ``(blurred, sharp)`` of arrays.
+        name: The argument ``data`` was given as, for the messages about bad arrays (``validation``).
 
     Returns:
         The :class:`Source`; ``len()`` of it is the number of images (of pairs for pair data), for
@@ -350,7 +351,8 @@ def resolve_source(data: Any) -> Source:
     if isinstance(data, tuple) and len(data) == 2:
         b, s = data
         if _is_array(b) and _is_array(s):
-            bl, sl = _as_image_list(b, "blurred"), _as_image_list(s, "sharp")
+            side = "" if name == "data" else f"{name} "
+            bl, sl = _as_image_list(b, f"{side}blurred"), _as_image_list(s, f"{side}sharp")
             if len(bl) != len(sl):
                 raise ValueError(f"blurred and sharp hold different numbers of images: {len(bl)} vs {len(sl)}")
             for i, (x, y) in enumerate(zip(bl, sl, strict=True)):
@@ -364,7 +366,7 @@ def resolve_source(data: Any) -> Source:
                 warnings.warn(f"skipping {msg}", stacklevel=3)
             return Source("pairs", pairs)
     if _is_array(data):
-        images = _as_image_list(data, "data")  # once: it checks every value
+        images = _as_image_list(data, name)  # once: it checks every value
         return Source("sharp", list(range(len(images))), sharp=images)
     records = _records_source(data)
     if records is not None:
