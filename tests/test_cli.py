@@ -486,6 +486,15 @@ def test_evaluate_with_a_chosen_blur_the_known_sigma_and_the_self_ensemble(photo
     assert main(["evaluate", "gaussian-v1", str(photos), "--blur", "defocus", "--blur-option", "radius=2",
                  "--max-images", "1", "--json", str(js)]) == 0
     assert json.loads(js.read_text())["per_image"][0]["blur"]["radius"] == 2
+    drawn = []
+    for seed in ("0", "5"):  # --seed draws other sigmas for the same photo; the JSON says which seed
+        assert main(["evaluate", "gaussian-v1", str(photos), "--sigma", "0.5:3", "--seed", seed,
+                     "--max-images", "1", "--json", str(js)]) == 0
+        scores = json.loads(js.read_text())
+        assert scores["seed"] == int(seed)
+        drawn.append(scores["per_image"][0]["blur"]["sigma"])
+    assert drawn[0] != drawn[1]
+    _error(capsys, ["evaluate", "gaussian-v1", str(photos), "--seed", "-1"], "seed", "-1")
     _error(capsys, ["evaluate", "gaussian-v1", str(photos), "--blur", "motion", "--known-sigma"], "isotropic Gaussian")
     _error(capsys, ["evaluate", "gaussian-v1", str(photos), "--sigma", "5", "--known-sigma"], "0.3 to 3.5")
     _error(capsys, ["evaluate", "gaussian-v1", str(photos), "--blur-option", "foo=1"], "foo")

@@ -30,6 +30,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--known-sigma", action="store_true",
                    help="give the model each photo's true sigma (non-blind; isotropic Gaussian blur and a "
                         "model with a blur estimator)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seeds the blur of the sharp photos, with each photo's index (default 0: the inputs of "
+                        "the model cards' scores; the model's own seed plays no part)")
     p.add_argument("--json", dest="json_out",
                    help="write the scores (with per-image rows) to this JSON file (strict JSON: a non-finite "
                         "score, the PSNR of an image restored exactly, is written as null)")
@@ -87,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
             warnings.filterwarnings("ignore", message="skipping (unreadable )?image")
             scores = d.evaluate(data, per_image=True, max_images=args.max_images, progress=True,
                                 blur=args.blur, blur_options=blur_options or None, ensemble=args.ensemble,
-                                known_sigma=args.known_sigma, metrics=args.metric)
+                                known_sigma=args.known_sigma, metrics=args.metric, seed=args.seed)
     except (FileNotFoundError, ValueError, TypeError, KeyError) as exc:
         raise CLIError(error_text(exc)) from None
     how = "".join([f", ensemble x{args.ensemble}" if args.ensemble > 1 else "",
@@ -114,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         rows = min(args.figure_images, scores["images"])
         blur = None if args.pairs else deserialize_blur(scores["blur"])
         for row in scores["per_image"][:rows]:  # the same blurred inputs as the scores above (seeded per image)
-            b, s = d.test_pair(data, row["index"], blur=blur)
+            b, s = d.test_pair(data, row["index"], blur=blur, seed=args.seed)
             r = d.predict(b, ensemble=args.ensemble, sigma=row["blur"]["sigma"] if args.known_sigma else None)
             name = Path(row["image"]).name
             panels += [b, r, s]
