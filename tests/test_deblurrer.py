@@ -391,9 +391,30 @@ def test_evaluate_skips_an_image_too_small_to_score(trained, photo_dir, tmp_path
     assert scores["model"] == trained.evaluate(photo_dir)["model"]
 
 
+def test_evaluate_scores_a_grey_photo_as_predict_returns_it(trained, tmp_path):
+    """A colour model restores a grey photo as three equal channels and returns their mean: that grey image is
+    scored (it was the three channels, which predict never returns; channel_accuracy was then below 1)."""
+    from skimage import data
+
+    from blurkit.metrics import psnr
+
+    grey = np.ascontiguousarray(data.camera()[100:164, 120:200])
+    write_image(tmp_path / "grey.png", grey)
+    scores = trained.evaluate(tmp_path, per_image=True)
+    b, s = trained.test_pair(tmp_path, 0)
+    assert b.shape == s.shape == (64, 80, 1)
+    restored = trained.predict(b)
+    assert restored.shape == (64, 80, 1)
+    row = scores["per_image"][0]
+    assert row["model"]["psnr"] == pytest.approx(psnr(s, restored), abs=1e-9)
+    assert row["model"]["channel_accuracy"] == row["blurred"]["channel_accuracy"] == 1.0
+
+
 def test_evaluate_pairs_and_arrays(trained, pair_dirs, arrays):
     on_pairs = trained.evaluate(pair_dirs)
     assert on_pairs["images"] == 4 and on_pairs == trained.evaluate(pair_dirs)
+    rows = trained.evaluate(pair_dirs, per_image=True)["per_image"]  # each pair named by its sharp file
+    assert all(Path(r["image"]).is_file() and Path(pair_dirs[1]) in Path(r["image"]).parents for r in rows)
     b, s = trained.test_pair(pair_dirs, 0)
     assert b.dtype == s.dtype == np.float32 and b.shape == s.shape and not np.array_equal(b, s)
     on_arrays = trained.evaluate(arrays)

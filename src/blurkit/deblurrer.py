@@ -960,18 +960,24 @@ class Deblurrer:
     def _test_pair(self, blurred: np.ndarray | None, sharp: np.ndarray, index: int, blur: Any, seed: int
                    ) -> tuple[np.ndarray, np.ndarray, dict | None]:
         """:meth:`test_pair` of the item read by :meth:`_load_pair`, with the blur's drawn parameters (None
-        for a given pair)."""
+        for a given pair).
+
+        A grey photo stays grey (blurred as such) for a colour model too: :meth:`predict` restores it as
+        three equal channels and returns their mean, and that grey image, what a user gets, is scored.
+        """
         from blurkit.data.io import to_float
         from blurkit.data.pipeline import to_channels
 
-        s = to_channels(to_float(sharp), self.channels).astype(np.float32)
+        grey = sharp.ndim == 2 or sharp.shape[-1] in (1, 2)  # grey, or grey + alpha (its alpha is dropped)
+        channels = 1 if grey else self.channels
+        s = to_channels(to_float(sharp), channels).astype(np.float32)
         if blurred is None:
             # the formula of the model's seed before evaluate had its own: seed 0 keeps the old inputs (those
             # of the shipped presets' published scores, whose seed is 0)
             out = blur(s, seed=int(seed) * 1_000_003 + index)
             b, params = out["image"], out["params"]
         else:
-            b, params = to_channels(to_float(blurred), self.channels), None
+            b, params = to_channels(to_float(blurred), channels), None
         return np.asarray(b, np.float32), s, params
 
     def _eval_blur(self, blur: Any, blur_options: dict | None) -> Any:

@@ -125,13 +125,15 @@ class Source:
         return shard, g - int(starts[shard])
 
     def name(self, i: int) -> str:
-        """What reports call item ``i``: its path, ``SHARD#POSITION`` for a record, ``#i`` for arrays."""
+        """What reports call item ``i``: its path (a pair's sharp file), ``SHARD#POSITION`` for a record, ``#i``
+        for arrays."""
         if self.sharp is not None:
             return f"#{i}"
         if self.kind == "records":
             shard, pos = self.locate(i)
             return f"{self.items[shard]}#{pos}"
-        return str(self.items[i])
+        item = self.items[i]
+        return str(item[1] if isinstance(item, tuple) else item)  # not the tuple's repr
 
     def digest(self) -> str:
         """A short hash of which items this source holds (for a resumed run to check its data)."""
