@@ -134,6 +134,20 @@ def test_shape_mismatch_names_both_shapes():
         psnr(np.zeros((8, 8, 3)), np.zeros((8, 8)))
 
 
+def test_a_stack_of_grey_images_is_refused_not_scored_as_one_image():
+    """(N, H, W) grey images were read as one (H, W, C) image with W channels (12 grey 64x64 images: 34.46 dB
+    instead of their mean 36.33; SSIM over the wrong axes)."""
+    rng = np.random.default_rng(0)
+    sharp = rng.random((12, 16, 16))
+    noisy = np.clip(sharp + rng.normal(0, 0.02, sharp.shape), 0, 1)
+    for fn in (psnr, ssim):
+        with pytest.raises(ValueError, match=r"\(12, 16, 16\).*\(N, H, W, 1\)"):
+            fn(sharp, noisy)
+        per_image = np.mean([fn(a, b) for a, b in zip(sharp, noisy, strict=True)])
+        assert fn(sharp[..., None], noisy[..., None]) == pytest.approx(per_image)
+    assert np.isfinite(psnr(sharp[:, :, :4], noisy[:, :, :4]))  # up to 4 channels: an (H, W, C) image
+
+
 @pytest.mark.parametrize("name", METRICS.list())
 def test_integer_images_other_than_uint8_and_uint16_are_refused(name):
     """A list of ints (int64) would be scaled by 2**63 - 1: a near-zero MSE, a PSNR of hundreds of dB."""

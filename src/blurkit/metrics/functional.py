@@ -140,7 +140,10 @@ def prepare(y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray]:
         ``(y_true, y_pred)`` as float64; uint8 / uint16 images divided by 255 / 65535.
 
     Raises:
-        ValueError: The shapes differ or the rank is not 2, 3 or 4; a float image with values far outside
+        ValueError: The shapes differ or the rank is not 2, 3 or 4; a rank-3 array with more than 4 values on
+            its last axis (a stack of grey images ``(N, H, W)``, which would be scored as one image of N x H
+            pixels with W channels: pass ``(N, H, W, 1)``; an image with more channels: ``(1, H, W, C)``); a
+            float image with values far outside
             [0, 1] (below -0.5 or above 1.5: a [0, 255] image, say, which would score about -42 dB) or
             NaN / infinite ones.
         TypeError: Another integer dtype (int64, from a list of ints, say: its scale is ambiguous) or a
@@ -161,6 +164,9 @@ def prepare(y_true: Any, y_pred: Any) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"y_true and y_pred must have the same shape, got {t.shape} and {p.shape}")
     if t.ndim not in (2, 3, 4):
         raise ValueError(f"expected an image (H, W), (H, W, C) or a batch (N, H, W, C), got shape {t.shape}")
+    if t.ndim == 3 and t.shape[-1] > 4:
+        raise ValueError(f"shape {t.shape}: an (H, W, C) image has at most 4 channels; for a stack of grey images "
+                         "pass (N, H, W, 1) (x[..., None]), for an image with more channels (1, H, W, C)")
     return t, p
 
 
