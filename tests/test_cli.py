@@ -492,6 +492,9 @@ def test_evaluate_with_a_chosen_blur_the_known_sigma_and_the_self_ensemble(photo
                      "--max-images", "1", "--json", str(js)]) == 0
         scores = json.loads(js.read_text())
         assert scores["seed"] == int(seed)
+        run = scores["run"]  # what a rerun needs besides the blur: which model file, data, versions
+        assert run["model"] == "gaussian-v1" and len(run["model_sha256"]) == 64 and run["data"] == str(photos)
+        assert "blurkit" in run["versions"] and "keras" in run["versions"]
         drawn.append(scores["per_image"][0]["blur"]["sigma"])
     assert drawn[0] != drawn[1]
     _error(capsys, ["evaluate", "gaussian-v1", str(photos), "--seed", "-1"], "seed", "-1")

@@ -98,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
     if args.pairs:
         print(f"{scores['images']} pairs from {args.pairs[0]} and {args.pairs[1]}{how}")
     else:
-        print(f"{scores['images']} images, blur {scores['blur']['name']} {scores['blur']['config']}{how}")
+        print(f"{scores['images']} images, blur {scores['blur']['name']} {scores['blur']['config']} "
+              f"(seed {scores['seed']}, with each image's index){how}")
     for row in scores["skipped"]:
         print(f"  skipped: {row['error']}", file=sys.stderr)
     print(format_table(scores))
@@ -107,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
         from blurkit.data.io import atomic_write_text
         from blurkit.deblurrer import _jsonable
 
+        scores = {"run": _provenance(args, d), **scores}
         atomic_write_text(args.json_out, json.dumps(_jsonable(scores), indent=1, allow_nan=False))
     if args.figure:
         from blurkit.blurs import deserialize_blur
@@ -125,3 +127,23 @@ def run(args: argparse.Namespace) -> int:
         plot_comparison(panels, titles, Path(args.figure), rows=rows)
         print(f"figure: {args.figure}")
     return 0
+
+
+def _provenance(args: argparse.Namespace, d) -> dict:
+    """What the JSON needs besides the scores for someone to rerun them: the model (its file's SHA-256), the
+    data, the date and the package versions (the blur, its seed and each image's drawn parameters are in the
+    scores)."""
+    import datetime as dt
+    import hashlib
+    from pathlib import Path
+
+    from blurkit.deblurrer import _versions
+    from blurkit.presets import DEFAULT_PRESET
+
+    source = getattr(d, "source", None)
+    digest = None
+    if source and Path(source).is_file():
+        digest = hashlib.sha256(Path(source).read_bytes()).hexdigest()
+    return {"model": args.model or DEFAULT_PRESET, "model_sha256": digest,
+            "data": list(args.pairs) if args.pairs else args.data, "max_images": args.max_images,
+            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "versions": _versions()}
