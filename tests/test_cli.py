@@ -56,7 +56,7 @@ def test_train_writes_model_and_curves(photos, tmp_path, capsys):
     out = tmp_path / "models" / "m.keras"
     assert main(["train", str(photos), *TINY_TRAIN, "--sigma", "0.5:3", "-o", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert f"saved {out}" in printed and "curves:" in printed
+    assert f"saved {out}: epoch 1 of 1" in printed and "curves:" in printed
     assert out.is_file() and out.with_suffix(".png").stat().st_size > 1000
     from blurkit import Deblurrer
 
@@ -66,6 +66,49 @@ def test_train_writes_model_and_curves(photos, tmp_path, capsys):
     assert {"loss", "val_loss", "psnr", "val_psnr"} <= set(meta["history"])
     assert meta["training"]["steps_per_epoch"] == 2 and meta["facade"]["patch_size"] == 32
     assert sorted(os.listdir(out.parent)) == ["m.keras", "m.png"]
+
+
+def test_train_shows_a_progress_bar_only_in_a_terminal(photos, tmp_path, monkeypatch):
+    """Redirected to a file, Keras' bar (redrawn with carriage returns and colour codes, about 5 kB a second)
+    becomes one line per epoch (verbose=2); a terminal keeps the bar."""
+    import io
+
+    from blurkit import Deblurrer
+
+    seen = []
+
+    def fit(self, data, **kw):
+        seen.append(kw["verbose"])
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(Deblurrer, "fit", fit)
+    for tty, verbose in ((False, 2), (True, "auto")):
+        out = io.StringIO()
+        out.isatty = lambda tty=tty: tty
+        monkeypatch.setattr(sys, "stdout", out)
+        assert main(["train", str(photos), *TINY_TRAIN, "-o", str(tmp_path / "m.keras")]) == 2
+        assert seen[-1] == verbose
+    assert main(["train", str(photos), *TINY_TRAIN, "-o", str(tmp_path / "m.keras"), "--quiet"]) == 2
+    assert seen[-1] == 0
+
+
+def test_train_summary_names_the_saved_epoch_and_an_early_stop(tmp_path, monkeypatch):
+    """The closing line gives the saved model's epoch and validation PSNR (it gave the last epoch's, while the
+    file held an earlier, better one) and says when early stopping ended the run."""
+    from types import SimpleNamespace
+
+    from blurkit import Deblurrer
+    from blurkit.cli.train import _summary
+
+    saved = {"history": {"loss": [0.2, 0.1]}, "validation": {"psnr": 25.46}}
+    monkeypatch.setattr(Deblurrer, "read_metadata", staticmethod(lambda path: saved))
+    d = SimpleNamespace(training={"epochs": 4}, validation={"psnr": 25.17})  # the last epoch's scores
+    out = tmp_path / "m.keras"
+    assert _summary(d, out, 4, None, False) == (f"saved {out}: epoch 2 of 4, the best validation loss, "
+                                                "validation PSNR 25.46 dB")
+    assert _summary(d, out, 8, 2, False).splitlines()[0] == ("stopped early after epoch 4 of 8: no better "
+                                                             "validation loss for 2 epochs")
+    assert len(_summary(d, out, 8, 2, True).splitlines()) == 1  # a time-limit pause is not an early stop
 
 
 def test_train_and_pairs_with_camera_file_degradations(photos, tmp_path):
@@ -498,6 +541,8 @@ def test_evaluate_with_a_chosen_blur_the_known_sigma_and_the_self_ensemble(photo
         drawn.append(scores["per_image"][0]["blur"]["sigma"])
     assert drawn[0] != drawn[1]
     _error(capsys, ["evaluate", "gaussian-v1", str(photos), "--seed", "-1"], "seed", "-1")
+    for cmd in (["evaluate", "gaussian-v1", str(photos)], ["train", str(photos), "-o", str(tmp_path / "x.keras")]):
+        _error(capsys, [*cmd, "--sigma", "2", "--blur-option", "sigma=1"], "--sigma", "not both")  # 2 won silently
     _error(capsys, ["evaluate", "gaussian-v1", str(photos), "--blur", "motion", "--known-sigma"], "isotropic Gaussian")
     _error(capsys, ["evaluate", "gaussian-v1", str(photos), "--sigma", "5", "--known-sigma"], "0.3 to 3.5")
     _error(capsys, ["evaluate", "gaussian-v1", str(photos), "--blur-option", "foo=1"], "foo")

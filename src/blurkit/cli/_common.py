@@ -63,6 +63,8 @@ def parse_blur_options(args: Any) -> dict[str, Any]:
     """The blur options of ``--blur-option KEY=VALUE`` (repeatable) and ``--sigma`` (short for sigma=...)."""
     options = parse_options(args.blur_option, "--blur-option")
     if args.sigma:
+        if "sigma" in options:  # one would silently win over the other
+            raise CLIError("give sigma either with --sigma or with --blur-option sigma=..., not both")
         options["sigma"] = parse_sigma(args.sigma)
     return options
 

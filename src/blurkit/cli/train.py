@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 from blurkit.metrics.losses import LOSSES
 
@@ -61,8 +63,6 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from blurkit.cli._common import (
         check_output,
         error_text,
@@ -147,7 +147,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         d.fit(data, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, validation=args.validation,
               validation_split=args.val_split, early_stopping=args.early_stopping, checkpoint=out,
-              verbose=0 if quiet else "auto", resume=args.resume, checkpoint_dir=state_dir,
+              # a progress bar in a terminal; in a log file one line per epoch (a bar redraws itself with
+              # carriage returns and colour codes: about 5 kB a second of training)
+              verbose=0 if quiet else ("auto" if sys.stdout.isatty() else 2), resume=args.resume,
+              checkpoint_dir=state_dir,
               time_limit=args.time_limit, strategy=strategy, cache=args.cache)
     except (FileNotFoundError, ValueError) as exc:
         raise CLIError(str(exc)) from None
@@ -170,10 +173,27 @@ def run(args: argparse.Namespace) -> int:
         print(f"--time-limit reached after epoch {d.training['epochs']} of {args.epochs}: run the same command "
               f"with --resume to go on (training state kept in {state_dir})")
     if not quiet:
-        best = d.validation.get("psnr")
-        print(f"saved {out} (validation PSNR {best:.2f} dB)" if best else f"saved {out}")
+        print(_summary(d, out, args.epochs, args.early_stopping, paused))
         print(f"curves: {curves}")
     return 0
+
+
+def _summary(d, out: Path, epochs: int, patience: int | None, paused: bool) -> str:
+    """The closing lines: an early stop, and which epoch the saved model is with its validation scores (those
+    saved with it: the last epoch's differ when an earlier one was better)."""
+    from blurkit.deblurrer import Deblurrer
+
+    trained = int(d.training.get("epochs", 0))  # a CLI run starts from no history (or resumes its own)
+    lines = []
+    if trained < epochs and not paused and patience:
+        lines.append(f"stopped early after epoch {trained} of {epochs}: no better validation loss for "
+                     f"{patience} epochs")
+    meta = Deblurrer.read_metadata(out)
+    saved = len((meta.get("history") or {}).get("loss") or [])
+    psnr = (meta.get("validation") or {}).get("psnr")
+    which = f"epoch {saved} of {trained}" + (", the best validation loss" if saved < trained else "")
+    lines.append(f"saved {out}: {which}" + (f", validation PSNR {psnr:.2f} dB" if psnr else ""))
+    return "\n".join(lines)
 
 
 def _pairs_blur(blurred_dir: str) -> dict | None:
