@@ -134,6 +134,30 @@ def test_shape_mismatch_names_both_shapes():
         psnr(np.zeros((8, 8, 3)), np.zeros((8, 8)))
 
 
+def test_psnr_y_is_the_bt601_luma_psnr_of_basicsr_and_skimage():
+    """``psnr_y`` (BasicSR's test_y_channel) equals scikit-image's PSNR on the Y of ``rgb2ycbcr`` (16-235, data
+    range 255), NumPy and tensor alike; grey images are scored as they are; alpha is refused."""
+    import tensorflow as tf
+    from skimage.color import rgb2ycbcr
+    from skimage.metrics import peak_signal_noise_ratio
+
+    from blurkit.metrics import psnr_y
+
+    rng = np.random.default_rng(4)
+    t = rng.random((2, 24, 20, 3))
+    p = np.clip(t + rng.normal(0, 0.05, t.shape), 0, 1)
+    want = [peak_signal_noise_ratio(rgb2ycbcr(a)[..., 0], rgb2ycbcr(b)[..., 0], data_range=255)
+            for a, b in zip(t, p, strict=True)]
+    assert psnr_y(t[0], p[0]) == pytest.approx(want[0], abs=1e-9)
+    assert psnr_y(t, p) == pytest.approx(np.mean(want), abs=1e-9)
+    assert float(psnr_y(tf.constant(t, tf.float32), tf.constant(p, tf.float32))) == pytest.approx(np.mean(want),
+                                                                                                   abs=1e-3)
+    assert psnr_y(t[0], p[0]) > psnr(t[0], p[0])  # the luma averages the channels' independent errors
+    assert psnr_y(t[0, ..., 0], p[0, ..., 0]) == psnr(t[0, ..., 0], p[0, ..., 0])
+    with pytest.raises(ValueError, match="RGB or grey"):
+        psnr_y(rng.random((16, 16, 4)), rng.random((16, 16, 4)))
+
+
 def test_a_stack_of_grey_images_is_refused_not_scored_as_one_image():
     """(N, H, W) grey images were read as one (H, W, C) image with W channels (12 grey 64x64 images: 34.46 dB
     instead of their mean 36.33; SSIM over the wrong axes)."""

@@ -55,7 +55,7 @@ def format_table(scores: dict) -> str:
     for side, label in (("model", "model"), ("blurred", "blurred input")):
         row = scores[side]
         lines.append(f"| {label} | " + " | ".join(
-            f"{row[c]:.2f}" if c == "psnr" else f"{row[c]:.4f}" if c != "mse" else f"{row[c]:.2e}"
+            f"{row[c]:.2f}" if c in ("psnr", "psnr_y") else f"{row[c]:.4f}" if c != "mse" else f"{row[c]:.2e}"
             for c in cols) + " |")
     return "\n".join(lines)
 

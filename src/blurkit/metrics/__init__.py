@@ -14,7 +14,7 @@ Examples:
     >>> import numpy as np
     >>> from blurkit import metrics
     >>> sorted(n for n in metrics.METRICS.list() if n in metrics.__all__)
-    ['accuracy', 'channel_accuracy', 'mse', 'psnr', 'ssim']
+    ['accuracy', 'channel_accuracy', 'mse', 'psnr', 'psnr_y', 'ssim']
     >>> metrics.psnr(np.zeros((8, 8)), np.full((8, 8), 0.1))
     20.0
 """
@@ -23,7 +23,16 @@ from __future__ import annotations
 
 from blurkit.metrics import keras as _keras
 from blurkit.metrics import losses as _losses
-from blurkit.metrics.functional import accuracy, channel_accuracy, is_numpy, mse, prepare, psnr, ssim
+from blurkit.metrics.functional import (
+    accuracy,
+    channel_accuracy,
+    is_numpy,
+    mse,
+    prepare,
+    psnr,
+    psnr_y,
+    ssim,
+)
 from blurkit.metrics.keras import keras_metric, keras_metrics, metric_name
 from blurkit.metrics.losses import LOSSES, get_loss
 from blurkit.registry import METRICS, register_metric
@@ -31,6 +40,7 @@ from blurkit.registry import METRICS, register_metric
 __all__ = [
     "mse",
     "psnr",
+    "psnr_y",
     "ssim",
     "accuracy",
     "channel_accuracy",
