@@ -97,3 +97,26 @@ def test_demo_given_sigma_adds_the_like_for_like_columns(tmp_path, capsys):
     blurred_psnr, blurred_ssim, _, _, _, _, given_psnr, given_ssim, *_ = _mean_row(out)
     assert given_psnr > blurred_psnr + 1.0 and given_ssim > blurred_ssim
     assert len(list(tmp_path.glob("*.png"))) == len(SAMPLES)
+
+
+def test_comparison_figures_add_a_pixel_for_pixel_crop_where_the_detail_is(tmp_path):
+    """Whole photos shrunk to a panel hide what separates Wiener from blurkit: ``zoom`` adds, under each row, the
+    same crop of every image, taken where the row's last (sharp) image has the most detail; each row is as
+    high as its own images (a landscape row under a portrait one left white bands)."""
+    import numpy as np
+    from skimage import data
+
+    from blurkit.data.io import read_image
+    from blurkit.plots import detail_crop, plot_comparison
+
+    sharp = data.astronaut()[::2, ::2]
+    soft = (sharp // 2).astype(np.uint8)
+    y, x = detail_crop(sharp, 64)
+    flat = np.zeros((64, 64))
+    assert detail_crop(flat, 16) == (0, 0) and 0 <= y <= 256 - 64 and 0 <= x <= 256 - 64
+    plain = plot_comparison([soft, sharp], ["a", "b"], tmp_path / "plain.png")
+    zoomed = plot_comparison([soft, sharp], ["a", "b"], tmp_path / "zoom.png", zoom=64)
+    assert read_image(zoomed).shape[0] > 1.7 * read_image(plain).shape[0]  # a second row of crops
+    wide = np.zeros((40, 200, 3), np.uint8)
+    two = plot_comparison([sharp, sharp, wide, wide], list("abcd"), tmp_path / "two.png", rows=2)
+    assert read_image(two).shape[0] < 1.5 * read_image(plain).shape[0]  # the wide row is low, not square

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["plot_history", "plot_comparison"]
+__all__ = ["plot_history", "plot_comparison", "detail_crop"]
 
 
 def _pyplot():
@@ -80,33 +80,81 @@ def plot_history(history: dict[str, Sequence[float]], path: str | os.PathLike) -
     return _save(fig, path)
 
 
+def detail_crop(image: np.ndarray, size: int) -> tuple[int, int]:
+    """The top-left corner of the ``size`` x ``size`` window of ``image`` with the most detail (the largest sum
+    of gradient magnitudes), where a restoration's differences show.
+
+    Examples:
+        >>> img = np.zeros((64, 80))
+        >>> img[40:56, 8:24] = np.indices((16, 16)).sum(axis=0) % 2  # a checkerboard patch
+        >>> detail_crop(img, 16)
+        (40, 8)
+    """
+    img = np.asarray(image, dtype=np.float64)
+    if img.ndim == 3:
+        img = img.mean(axis=-1)
+    h, w = img.shape
+    size = min(size, h, w)
+    gy, gx = np.gradient(img)
+    energy = np.hypot(gy, gx)
+    s = np.pad(energy.cumsum(0).cumsum(1), ((1, 0), (1, 0)))  # integral image: any window's sum in 4 lookups
+    sums = s[size:, size:] - s[:-size, size:] - s[size:, :-size] + s[:-size, :-size]
+    y, x = np.unravel_index(int(np.argmax(sums)), sums.shape)
+    return int(y), int(x)
+
+
 def plot_comparison(
-    panels: Sequence[np.ndarray], titles: Sequence[str], path: str | os.PathLike, *, rows: int = 1
+    panels: Sequence[np.ndarray], titles: Sequence[str], path: str | os.PathLike, *, rows: int = 1,
+    zoom: int | None = None,
 ) -> Path:
     """Images side by side (e.g. blurred | restored | sharp), with titles (put the PSNR there).
 
     Args:
-        panels: Images (uint8/uint16 or float [0, 1]); ``rows * columns`` of them, row by row.
+        panels: Images (uint8/uint16 or float [0, 1]); ``rows * columns`` of them, row by row (the images of
+            a row share a size when ``zoom`` is given).
         titles: One title per panel.
         path: PNG file to write.
         rows: Number of rows of the grid.
+        zoom: Under each row, the same ``zoom`` x ``zoom`` pixel crop of each of its images, shown pixel for
+            pixel, where the row's last image (the sharp one, by convention) has the most detail
+            (:func:`detail_crop`): whole photos shrunk to a panel hide the differences between methods.
     """
     if len(panels) != len(titles):
         raise ValueError(f"{len(panels)} panels but {len(titles)} titles")
     plt = _pyplot()
     cols = int(np.ceil(len(panels) / rows))
-    h, w = np.asarray(panels[0]).shape[:2]
+    grid: list[list[tuple[np.ndarray, str]]] = []
+    crops: list[bool] = []  # crops are shown pixel for pixel; whole photos smoothly shrunk
+    for r in range(rows):
+        row = [(np.asarray(p), t) for p, t in zip(panels[r * cols:(r + 1) * cols], titles[r * cols:(r + 1) * cols],
+                                                  strict=True)]
+        grid.append(row)
+        crops.append(False)
+        if zoom and row:
+            y, x = detail_crop(_unit(row[-1][0]), zoom)
+            side = min(zoom, *row[-1][0].shape[:2])
+            grid.append([(p[y:y + side, x:x + side], f"{side}x{side} px at ({x}, {y})" if i == 0 else "")
+                         for i, (p, _) in enumerate(row)])
+            crops.append(True)
+    ratios = [max(1e-3, max(p.shape[0] / max(p.shape[1], 1) for p, _ in row)) if row else 1.0 for row in grid]
     size = 3.6
-    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows * h / max(w, 1) + 0.4),
-                             squeeze=False)
+    fig, axes = plt.subplots(len(grid), cols, figsize=(size * cols, size * sum(ratios) + 0.4 * len(grid)),
+                             squeeze=False, gridspec_kw={"height_ratios": ratios})
     for ax in axes.ravel():
         ax.axis("off")
-    for ax, img, title in zip(axes.ravel(), panels, titles, strict=False):  # grid may have spare cells
-        img = np.asarray(img)
-        if img.dtype.kind in "ui":
-            img = img.astype(np.float32) / np.iinfo(img.dtype).max
-        img = np.clip(img, 0, 1)
-        ax.imshow(img.squeeze(), cmap="gray" if img.ndim == 2 or img.shape[-1] == 1 else None, vmin=0, vmax=1)
-        ax.set_title(title, fontsize=9)
+    for axrow, row, crop in zip(axes, grid, crops, strict=True):  # each row as high as its images (no white bands)
+        for ax, (img, title) in zip(axrow, row, strict=False):  # a row may have spare cells
+            img = _unit(img)
+            ax.imshow(img.squeeze(), cmap="gray" if img.ndim == 2 or img.shape[-1] == 1 else None, vmin=0, vmax=1,
+                      interpolation="nearest" if crop else "antialiased")
+            ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def _unit(img: np.ndarray) -> np.ndarray:
+    """An image as float in [0, 1] (integers scaled by their dtype's maximum)."""
+    img = np.asarray(img)
+    if img.dtype.kind in "ui":
+        img = img.astype(np.float32) / np.iinfo(img.dtype).max
+    return np.clip(img, 0, 1)

@@ -162,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
         titles = [f"blurred (σ={args.sigma:g}) {row['blurred']['psnr']:.2f} dB",
                   f"Wiener, true kernel {row['wiener']['psnr']:.2f} dB",
                   f"blurkit {row['blurkit']['psnr']:.2f} dB", "sharp"]
-        plot_comparison([blurred, w, r, sharp], titles, out / f"{photo}.png")
+        plot_comparison([blurred, w, r, sharp], titles, out / f"{photo}.png", zoom=128)
     print()
     print(format_table(rows))
     print()

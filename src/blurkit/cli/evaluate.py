@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
             name = Path(row["image"]).name
             panels += [b, r, s]
             titles += [f"{name}: blurred {psnr(s, b):.2f} dB", f"restored {psnr(s, r):.2f} dB", "sharp"]
-        plot_comparison(panels, titles, Path(args.figure), rows=rows)
+        plot_comparison(panels, titles, Path(args.figure), rows=rows, zoom=128)
         print(f"figure: {args.figure}")
     return 0
 
