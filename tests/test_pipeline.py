@@ -411,3 +411,25 @@ def test_unreadable_training_file_is_skipped_with_a_warning(tmp_path):
         batches = [b.numpy() for b, _ in ds.take(4)]
     assert len(batches) == 4 and all(np.isfinite(b).all() for b in batches)
     assert any("bad.png" in str(w.message) for w in caught)
+
+
+def test_fit_gives_the_plain_message_when_no_item_can_be_read(tmp_path):
+    """The check runs untraced, before the datasets are built inside a flat_map: the ValueError is the
+    one-line message, not AutoGraph's 'in user code:' traceback text around it."""
+    from blurkit import Deblurrer
+
+    train, val = tmp_path / "train", tmp_path / "val"
+    write_image(train / "good.png", np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8))
+    val.mkdir()
+    _bad_photo_folder(val, good=0)
+    d = Deblurrer(model="unet", model_options={"width": 4, "depth": 1, "blocks": 1}, batch_size=4, patch_size=16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ValueError) as info:
+            d.fit(val, epochs=1, steps_per_epoch=1, validation_split=0, verbose=0)
+        assert str(info.value).startswith("none of the 3 training items can be read: ")
+        assert "\n" not in str(info.value)
+        with pytest.raises(ValueError) as info:
+            d.fit(train, validation=val, epochs=1, steps_per_epoch=1, verbose=0)
+        assert str(info.value).startswith("none of the 3 validation items can be read: ")
+        assert "\n" not in str(info.value)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import warnings
 
 import cv2
 import numpy as np
@@ -436,3 +438,179 @@ def test_epochs_built_from_tensor_seeds(flat_shards, tmp_path):
 
     a, b = epochs(), epochs()
     assert len(a) == 4 and all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+# ------------------------------------------------------------------------------ bad records, bad index, full disk
+def _truncated_png(path, seed: int = 0) -> None:
+    """Half of a PNG: its header parses (``check="header"`` lets it into shards) but it cannot be decoded."""
+    whole = cv2.imencode(".png", np.random.default_rng(seed).integers(0, 256, (24, 20, 3), dtype=np.uint8))[1]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(whole.tobytes()[: len(whole) // 2])
+
+
+@pytest.fixture(scope="module")
+def bad_records(flat, tmp_path_factory):
+    """Shards (header check, one image each) of three flat images and two truncated PNGs (``mixed_shards``),
+    of three truncated PNGs only (``allbad_shards``), and of the eight flat images (``train_shards``)."""
+    root = tmp_path_factory.mktemp("bad_records")
+    (root / "mixed").mkdir()
+    for v in LEVELS[:3]:
+        (root / "mixed" / f"v{v:03d}.png").write_bytes((flat / f"v{v:03d}.png").read_bytes())
+    for i in range(2):
+        _truncated_png(root / "mixed" / f"trunc{i}.png", seed=i)
+    for i in range(3):
+        _truncated_png(root / "allbad" / f"trunc{i}.png", seed=i)
+    for name in ("mixed", "allbad"):
+        summary = write_shards(root / name, root / f"{name}_shards", shard_size=1, check="header", progress=False)
+        assert not summary["skipped"]
+    write_shards(flat, root / "train_shards", shard_size=4, progress=False)
+    return root
+
+
+def _tiny():
+    from blurkit import Deblurrer
+
+    return Deblurrer(model="unet", model_options={"width": 4, "depth": 1, "blocks": 1}, patch_size=16, batch_size=4)
+
+
+@pytest.mark.parametrize("kind", ["files", "records"])
+def test_a_validation_pass_scores_each_readable_item_once(kind, flat, bad_records):
+    """Unreadable validation items (files or shard records) are skipped with a 'validation' warning, not
+    replaced by another item scored twice, and the validation dataset declares no length it cannot keep."""
+    val = bad_records / "mixed" if kind == "files" else bad_records / "mixed_shards"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _, val_src, _, ds = _tiny()._datasets(flat, val, 0, None)
+        levels = _levels(ds)
+    assert len(val_src) == 5
+    assert sorted(levels) == sorted(LEVELS[:3] * 4)  # 4 patches of each readable image, none of a bad one
+    messages = [str(w.message) for w in caught if "skipping unreadable" in str(w.message)]
+    word = "item" if kind == "files" else "record"
+    assert len(messages) == 2 and all(m.startswith(f"skipping unreadable validation {word}: ") for m in messages)
+    assert sorted(re.search(r"trunc(\d)\.png: truncated", m)[1] for m in messages) == ["0", "1"]
+
+
+def test_training_goes_on_past_an_unreadable_validation_record(bad_records):
+    """A validation record that cannot be decoded used to fail the first validation pass ('expected to
+    contain 5 elements but contained only 4')."""
+    d = _tiny()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        d.fit(bad_records / "train_shards", validation=bad_records / "mixed_shards", epochs=2,
+              steps_per_epoch=2, verbose=0)
+    assert len(d.history["val_loss"]) == 2 and all(np.isfinite(d.history["val_psnr"]))
+    assert sum("skipping unreadable validation record" in str(w.message) for w in caught) == 2
+
+
+def test_shards_of_which_no_record_can_be_read_are_an_error_before_training(bad_records):
+    """Records are read in order until one can be, as files are: none gives the plain ValueError naming
+    them (training used to filter the bad records out forever)."""
+    shards = bad_records / "allbad_shards"
+    src = resolve_source(shards)
+    with pytest.warns(UserWarning, match="skipping unreadable training record"):
+        with pytest.raises(ValueError, match="none of the 3 training items can be read") as info:
+            make_dataset(src, BLUR, patch_size=8, batch_size=2)
+    for i in range(3):  # SHARD#POSITION: the file inside the shard, and why
+        assert re.search(rf"{re.escape(str(src.items[i]))}#0: trunc\d\.png: truncated or corrupt PNG", str(info.value))
+    from blurkit.data.pipeline import check_readable
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ValueError, match="none of the 3 validation items"):
+            check_readable(src, role="validation")
+        with pytest.raises(ValueError) as info:
+            _tiny().fit(shards, epochs=1, steps_per_epoch=2, validation_split=0, verbose=0)
+    assert str(info.value).startswith("none of the 3 training items can be read: ")
+
+
+def test_mixed_shards_are_checked_up_to_the_first_readable_record(bad_records):
+    from blurkit.data.pipeline import check_readable
+
+    src = resolve_source(bad_records / "mixed_shards")
+    names = [read_example(src.items[i], 0)[1] for i in range(len(src))]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        found = check_readable(src)
+    first_good = next(i for i, n in enumerate(names) if not n.startswith("trunc"))
+    assert sorted(found) == list(range(first_good)) and len(caught) == first_good
+
+
+def test_a_stream_of_unreadable_records_stops_instead_of_spinning(bad_records):
+    """Safety net behind the check (a worker whose own shards are all bad): the repeating stream raises
+    once every record it reads has failed, rather than dropping records forever."""
+    import threading
+
+    import tensorflow as tf
+
+    src = resolve_source(bad_records / "allbad_shards")
+    ds = make_dataset(src, BLUR, patch_size=8, batch_size=2, unreadable={})  # the check skipped
+    outcome = []
+
+    def first_batch():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                next(iter(ds))
+            except tf.errors.OpError as exc:
+                outcome.append(str(exc))
+
+    reader = threading.Thread(target=first_batch, daemon=True)
+    reader.start()
+    reader.join(timeout=60)
+    assert not reader.is_alive(), "the stream of unreadable records spins forever"
+    assert outcome and "none of the 3 training records this worker reads can be read" in outcome[0]
+
+
+def test_an_index_whose_record_counts_were_edited_is_refused(flat_shards, tmp_path):
+    """The byte sizes still match, so only walking the record headers catches it (it used to fail
+    mid-training with 'indices = 4 is not in [0, 4)', or train on a wrong count silently)."""
+    edited = tmp_path / "edited"
+    edited.mkdir()
+    four = flat_shards / "four"
+    for f in four.iterdir():
+        (edited / f.name).write_bytes(f.read_bytes())
+    index = json.loads((four / INDEX_NAME).read_text())
+    index["shards"][1]["records"] = 3
+    (edited / INDEX_NAME).write_text(json.dumps(index))
+    shard = edited / "shard-00001-of-00004.tfrecord"
+    for read in (lambda: read_index(edited), lambda: resolve_source(edited)):
+        with pytest.raises(ValueError, match="holds 2 records but .*says 3") as info:
+            read()
+        assert str(shard) in str(info.value)
+    assert read_index(edited, check_records=False)["shards"][1]["records"] == 3  # sizes only
+    # files named directly are counted, so the edited index beside them is not trusted either
+    assert resolve_source(str(edited / "*.tfrecord")).counts == [2, 2, 2, 2]
+    assert resolve_source(shard).counts == [2]
+
+
+def test_a_full_disk_is_a_one_line_error_and_leaves_no_temporary_file(flat, tmp_path, monkeypatch, capsys):
+    import tensorflow as tf
+
+    real = tf.io.TFRecordWriter
+
+    class FullDisk:
+        """A TFRecordWriter on a disk that fills up at the third record."""
+
+        writes = 0
+
+        def __init__(self, path):
+            self.path, self.inner = path, real(path)
+
+        def write(self, record):
+            FullDisk.writes += 1
+            if FullDisk.writes == 3:
+                raise tf.errors.ResourceExhaustedError(None, None, f"{self.path}; No space left on device")
+            self.inner.write(record)
+
+        def close(self):
+            self.inner.close()
+
+    monkeypatch.setattr(tf.io, "TFRecordWriter", FullDisk)
+    out = tmp_path / "out"
+    assert main(["shard", str(flat), str(out), "--shard-size", "2", "--no-progress"]) == 1  # as any OSError
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert lines == [f"blurkit shard: error: cannot write shards to {out}: No space left on device"]
+    assert os.listdir(out) == []
+    with pytest.raises(OSError, match="cannot write shards to .*: No space left on device"):
+        FullDisk.writes = 0
+        write_shards(flat, out, shard_size=2, progress=False)

@@ -290,7 +290,7 @@ class Deblurrer:
         """
         import tensorflow as tf
 
-        from blurkit.data.pipeline import make_dataset, resolve_source, split_source
+        from blurkit.data.pipeline import check_readable, make_dataset, resolve_source, split_source
 
         src = resolve_source(data)
         if validation is not None:
@@ -300,13 +300,20 @@ class Deblurrer:
         common = dict(patch_size=self.patch_size, channels=self.channels, max_pixels=max_pixels)
         if len(train_src) == 0:
             raise ValueError("no training images")
+        # read each side up to its first readable item here, untraced: make_dataset runs inside a traced
+        # flat_map below, where its error would reach the user wrapped in AutoGraph's "in user code" text
+        train_bad = check_readable(train_src, max_pixels=max_pixels)
+        val_bad = None
+        if val_src is not None and len(val_src):
+            val_bad = check_readable(val_src, max_pixels=max_pixels, role="validation")
 
-        def seeded(seeds: list[int], build: Any, batches: int):
+        def seeded(seeds: list[int], build: Any, batches: int | None):
             """``build(seed)`` for each seed, one after the other, independent of TF's global seed.
 
             ``build`` is traced once, in its own graph; clearing that graph's seed makes the data
             independent of ``keras.utils.set_random_seed`` (with a global seed of 0, tf.data could not
-            even take a tensor seed: its get_seed compares it as a Python bool).
+            even take a tensor seed: its get_seed compares it as a Python bool). ``batches`` is the
+            length the dataset is declared to have, or None for one not known in advance.
             """
 
             def traced(seed):
@@ -314,6 +321,8 @@ class Deblurrer:
                 return build(seed)
 
             ds = tf.data.Dataset.from_tensor_slices(tf.constant(seeds, tf.int64)).flat_map(traced)
+            if batches is None:
+                return ds
             return ds.apply(tf.data.experimental.assert_cardinality(batches))  # a known length
 
         def train_for(first: int, end: int, steps: int, context: Any = None):
@@ -332,17 +341,20 @@ class Deblurrer:
             # single-device one
             ds = seeded(epoch_seeds, lambda s: make_dataset(
                 train_src, self.blur, batch_size=batch, patches_per_image=self.patches_per_image,
-                seed=s + index * 1_000_003, cache=cache, **shards, **common).take(steps),
+                seed=s + index * 1_000_003, cache=cache, unreadable=train_bad, **shards, **common).take(steps),
                 len(epoch_seeds) * steps)
             if context is not None and context.num_replicas_in_sync > pipelines:
                 ds = ds.rebatch(context.get_per_replica_batch_size(self.batch_size), drop_remainder=True)
             return ds.prefetch(tf.data.AUTOTUNE)
 
         val = None
-        if val_src is not None and len(val_src):
+        if val_bad is not None:
+            # no declared length: a validation pass skips the items (files or shard records) that cannot be
+            # decoded, so that each readable one is scored once; its scores are the mean over those, the
+            # same set every epoch
             val = seeded([self.seed + 7919], lambda s: make_dataset(
                 val_src, self.blur, batch_size=self.batch_size, patches_per_image=4, augment=False,
-                shuffle=False, repeat=False, seed=s, **common), -(-len(val_src) * 4 // self.batch_size))
+                shuffle=False, repeat=False, seed=s, role="validation", unreadable=val_bad, **common), None)
         return train_src, val_src, train_for, val
 
     def compile(self, learning_rate: float | None = None) -> None:

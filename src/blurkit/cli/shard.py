@@ -90,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         )
     except (FileNotFoundError, NotADirectoryError, ValueError) as exc:
         raise CLIError(str(exc)) from None
+    # a failed write (a full disk) is an OSError naming OUT and the reason: main prints it in one line, status 1
 
     shards = summary["shards"]
     if shards:

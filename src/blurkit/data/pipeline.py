@@ -68,6 +68,7 @@ __all__ = [
     "split",
     "split_source",
     "make_dataset",
+    "check_readable",
     "items_for",
     "steps_for",
     "match_pairs",
@@ -243,27 +244,13 @@ def match_pairs(
 
 
 def _shard_counts(files: list[Path]) -> list[int]:
-    """Records in each shard file: from the index of its folder when it lists the file unchanged,
-    else counted once by walking the file's record headers."""
-    from blurkit.data.shards import INDEX_NAME, count_records, read_index
+    """Records in each shard file, counted by walking its record headers (8 bytes read per record).
 
-    indexes: dict[Path, dict[str, dict]] = {}
-    counts = []
-    for f in files:
-        folder = f.parent
-        if folder not in indexes:
-            indexes[folder] = {}
-            if (folder / INDEX_NAME).is_file():
-                try:
-                    indexes[folder] = {s["file"]: s for s in read_index(folder)["shards"]}
-                except (OSError, ValueError, KeyError, TypeError):
-                    pass  # a stale or foreign index: count the records instead
-        known = indexes[folder].get(f.name)
-        if known is not None and known.get("bytes") == f.stat().st_size:
-            counts.append(int(known["records"]))
-        else:
-            counts.append(count_records(f))
-    return counts
+    An index beside the files is not used: its counts would need the same walk to be trusted.
+    """
+    from blurkit.data.shards import count_all
+
+    return count_all(files)
 
 
 def _records_source(data: Any) -> Source | None:
@@ -334,12 +321,14 @@ def resolve_source(data: Any, name: str = "data") -> Source:
 
     Returns:
         The :class:`Source`; ``len()`` of it is the number of images (of pairs for pair data), for
-        shards taken from the index (or counted once from the record headers when there is none).
+        a shard folder taken from its index (checked against the shards' record headers), for shard
+        files named directly counted from their record headers.
 
     Raises:
         FileNotFoundError: A path does not exist, or a pattern matches nothing.
         ValueError: No images, a text list with a bad line (the message names the list and the line),
-            a folder holding shards without an index, mixed shards and images.
+            a folder holding shards without an index or with an index that does not match them (a
+            changed size or record count), mixed shards and images.
         TypeError: ``data`` is none of the above.
 
     Examples:
@@ -487,6 +476,8 @@ def _augment(a: np.ndarray, b: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarr
 
 
 _SEED_MASK = 0x7FFFFFFFFFFFFFFF
+# what reading one item may raise for a bad file (ImageReadError is a ValueError): skipped, not fatal
+_READ_ERRORS = (OSError, ValueError)
 _CACHE_VERSION = 1
 _CYCLE = 8  # shard files read at a time (fixed, so the record order does not depend on the machine)
 
@@ -527,12 +518,20 @@ class _PatchMaker:
     """
 
     def __init__(self, source: Source, blur, patch_size: int, patches: int, channels: int, augment: bool,
-                 max_pixels: int | None, cache: str | os.PathLike | None = None) -> None:
+                 max_pixels: int | None, cache: str | os.PathLike | None = None, role: str = "training",
+                 unreadable: dict[int, str] | None = None, streamed: int | None = None) -> None:
         self.source, self.blur = source, blur
         self.patch, self.patches, self.channels = patch_size, patches, channels
         self.augment, self.max_pixels = augment, max_pixels
         self.cache = None if cache is None else Path(os.fspath(cache))
-        self.unreadable: dict[int, str] = {}  # item index (record number for shards) -> why it was skipped
+        self.role = role  # "training" or "validation", for the messages
+        # item index (global record number for shards) -> why it was skipped; a copy, since reader threads
+        # add to it
+        self.unreadable: dict[int, str] = dict(unreadable or {})
+        # records: how many this stream reads per pass, and which of them it found unreadable, so that a
+        # stream where none can be decoded stops with an error instead of filtering forever
+        self._streamed = streamed
+        self._stream_bad: set[int] = set()
         self._unreadable_lock = threading.Lock()  # reader threads find bad files at the same time
         self._shard_keys: dict[int, list[Any]] = {}
         self._offsets: dict[int, list[int]] = {}
@@ -618,28 +617,47 @@ class _PatchMaker:
         as ``blurkit deblur`` does. :meth:`check_readable` catches the case where nothing can be read
         before the pipeline runs.
         """
-        from blurkit.data.io import ImageReadError
-
         n = len(self.source)
         for k in range(n):
             j = (index + k) % n
-            if j in self.unreadable:
+            if self._key(j) in self.unreadable:
                 continue
             try:
                 return self._load(j)
-            except (ImageReadError, OSError, ValueError) as exc:
-                self._skip(j, str(exc), f"skipping unreadable training item: {exc}")
+            except _READ_ERRORS as exc:
+                self._skip_item(j, exc)
         shown = [self.unreadable[j] for j in sorted(self.unreadable)[:3]]
         more = f"; and {n - len(shown)} more" if n > len(shown) else ""
-        raise ValueError(f"none of the {n} training items can be read: {'; '.join(shown)}{more}")
+        raise ValueError(f"none of the {n} {self.role} items can be read: {'; '.join(shown)}{more}")
+
+    def _key(self, index: int) -> int:
+        """What :attr:`unreadable` calls item ``index``: the index, or for records the global record number
+        (the streamed records know only that)."""
+        keep = self.source.keep
+        return int(keep[index]) if self.source.kind == "records" and keep is not None else index
+
+    def _skip_item(self, index: int, exc: Exception) -> None:
+        """Report item ``index`` (of the source) as unreadable because of ``exc``."""
+        if self.source.kind == "records":
+            shard, pos = self.source.locate(index)
+            self._skip_record(self._key(index), shard, pos, exc)
+        else:
+            self._skip(index, str(exc), f"skipping unreadable {self.role} item: {exc}")
+
+    def _skip_record(self, number: int, shard: int, pos: int, exc: Exception) -> None:
+        """Report record ``pos`` of shard file ``shard`` (global ``number``) as unreadable because of ``exc``."""
+        why = f"{self.source.items[shard]}#{pos}: {exc}"  # SHARD#POSITION, as Source.name says
+        self._skip(number, why, f"skipping unreadable {self.role} record: {why}")
 
     def check_readable(self) -> None:
         """Read items in order until one can be read (each unreadable one is warned about, once).
 
+        Records are read by random access (:meth:`_load`), as the stream would decode them.
+
         Raises:
             ValueError: None of the items can be read; the message names them and says why.
         """
-        if self.source.kind != "records" and self.source.sharp is None:
+        if self.source.sharp is None:
             self._load_readable(0)
 
     def _load(self, index: int) -> tuple[np.ndarray | None, np.ndarray]:
@@ -733,29 +751,59 @@ class _PatchMaker:
         blurred, sharp = self._load_readable(int(index))
         return self._cut(blurred, sharp, rng)
 
+    def once(self, index: np.int64, seed: np.int64) -> tuple[np.ndarray, np.ndarray, np.bool_]:
+        """Patches of item ``index`` itself, for a single pass: ``(blurred, sharp, ok)``.
+
+        An unreadable item gives ``ok=False`` (and zero patches, dropped by the pipeline) with one
+        warning, rather than the next readable item: a validation pass scores every readable item once.
+        """
+        rng = np.random.default_rng(int(seed) & _SEED_MASK)
+        i = int(index)
+        if self._key(i) not in self.unreadable:
+            try:
+                blurred, sharp = self._load(i)
+            except _READ_ERRORS as exc:
+                self._skip_item(i, exc)
+            else:
+                b, s = self._cut(blurred, sharp, rng)
+                return b, s, np.bool_(True)
+        zero = np.zeros((self.patches, self.patch, self.patch, self.channels), np.float32)
+        return zero, zero, np.bool_(False)
+
     def record(self, number: np.int64, data: bytes, name: bytes,
                seed: np.int64) -> tuple[np.ndarray, np.ndarray, np.bool_]:
         """Patches of one streamed shard record: ``(blurred, sharp, ok)``.
 
         ``number`` counts the records of all shard files of the source in order. A record that cannot
-        be decoded gives ``ok=False`` (and zero patches, dropped by the pipeline) with one warning.
-        """
-        from blurkit.data.io import ImageReadError
+        be decoded gives ``ok=False`` (and zero patches, dropped by the pipeline) with one warning; one
+        known to be unreadable is not decoded again.
 
+        Raises:
+            ValueError: Every record this stream reads is unreadable (a repeating stream would otherwise
+                drop records forever without yielding a batch).
+        """
         rng = np.random.default_rng(int(seed) & _SEED_MASK)
         g = int(number)
-        label = name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
-        starts = np.cumsum([0, *(self.source.counts or [])])
-        shard = int(np.searchsorted(starts, g, side="right")) - 1
-        try:
-            sharp = self._record(shard, g - int(starts[shard]), data, label or f"record {g}")
-        except (ImageReadError, OSError, ValueError) as exc:
-            self._skip(g, str(exc), f"skipping unreadable training record {label!r} of "
-                                    f"{self.source.items[shard]}: {exc}")
-            zero = np.zeros((self.patches, self.patch, self.patch, self.channels), np.float32)
-            return zero, zero, np.bool_(False)
-        b, s = self._cut(None, sharp, rng)
-        return b, s, np.bool_(True)
+        if g not in self.unreadable:
+            label = name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
+            starts = np.cumsum([0, *(self.source.counts or [])])
+            shard = int(np.searchsorted(starts, g, side="right")) - 1
+            try:
+                sharp = self._record(shard, g - int(starts[shard]), data, label or f"record {g}")
+            except _READ_ERRORS as exc:
+                self._skip_record(g, shard, g - int(starts[shard]), exc)
+            else:
+                b, s = self._cut(None, sharp, rng)
+                return b, s, np.bool_(True)
+        with self._unreadable_lock:
+            self._stream_bad.add(g)
+            hopeless = self._streamed is not None and len(self._stream_bad) >= self._streamed
+        if hopeless:
+            shown = [self.unreadable[j] for j in sorted(self._stream_bad)[:3]]
+            raise ValueError(f"none of the {self._streamed} {self.role} records this worker reads can be "
+                             f"read: {'; '.join(shown)}")
+        zero = np.zeros((self.patches, self.patch, self.patch, self.channels), np.float32)
+        return zero, zero, np.bool_(False)
 
 
 def _record_plan(source: Source, num_shards: int, shard_index: int) -> tuple[np.ndarray, np.ndarray | None, int]:
@@ -860,6 +908,8 @@ def make_dataset(
     shard_index: int = 0,
     cache: str | os.PathLike | None = None,
     shuffle_buffer: int = 256,
+    role: str = "training",
+    unreadable: dict[int, str] | None = None,
 ):
     """Build a ``tf.data.Dataset`` of ``(blurred, sharp)`` float32 batches in [0, 1].
 
@@ -873,7 +923,9 @@ def make_dataset(
         augment: Random flips and 90-degree rotations (the 8 symmetries of the square).
         shuffle: Shuffle the items (for shards: the shard files, then the records in a buffer) every
             epoch, and the patches within a buffer.
-        repeat: Repeat forever (training); otherwise one pass (validation).
+        repeat: Repeat forever (training: an unreadable item is replaced by the next readable one);
+            otherwise one pass (validation) over the readable items, each once: an unreadable item is
+            skipped, so the pass may hold fewer batches than ``len(source)`` suggests.
         seed: Seeds everything; the same seed gives the same batches. May be a scalar tensor.
         max_pixels: Refuse images with more pixels than this (decompression-bomb guard).
         num_shards: Number of workers reading the data (e.g. ``input_context.num_input_pipelines``).
@@ -894,14 +946,20 @@ def make_dataset(
             Workers may share a folder.
         shuffle_buffer: TFRecords: records (encoded images) in the record shuffle buffer; memory is
             about this many times the mean file size.
+        role: ``"training"`` or ``"validation"``: what the warnings and errors call the items.
+        unreadable: What :func:`check_readable` returned for this source: the readability check is then
+            not run again (it may be traced, in a ``flat_map`` say, where its error would reach the user
+            wrapped in AutoGraph's traceback), and the items it found unreadable are not warned about
+            again. None (default): check here.
 
     Returns:
         A dataset yielding ``(blurred, sharp)`` tensors of shape ``(batch, patch, patch, channels)``.
 
     Raises:
         ValueError: No images, no blur for sharp photos, a bad ``num_shards``/``shard_index``, a
-            worker that would get no image, or files of which none can be read (checked here, by
-            reading them in order until one can be; each unreadable one is warned about once).
+            worker that would get no image, or items (files or shard records) of which none can be read
+            (checked here unless ``unreadable`` is given, by reading them in order until one can be; each
+            unreadable one is warned about once).
     """
     import tensorflow as tf
 
@@ -914,8 +972,10 @@ def make_dataset(
         raise ValueError(f"worker {shard_index} of {num_shards} gets none of the {len(source)} training items; "
                          "use fewer workers or more data")
     maker = _PatchMaker(source, blur, patch_size, patches_per_image, channels, augment, max_pixels,
-                        cache=cache if source.sharp is None else None)
-    maker.check_readable()  # a one-line error now, not a TensorFlow traceback from inside the pipeline
+                        cache=cache if source.sharp is None else None, role=role, unreadable=unreadable,
+                        streamed=local)
+    if unreadable is None:
+        maker.check_readable()  # a one-line error now, not a TensorFlow traceback from inside the pipeline
     shape = (patches_per_image, patch_size, patch_size, channels)
     if source.kind == "records":
         ds = _record_patches(source, maker, seed=seed, shuffle=shuffle, repeat=repeat, num_shards=num_shards,
@@ -935,12 +995,45 @@ def make_dataset(
             b, sh = tf.numpy_function(maker, [i, s], [tf.float32, tf.float32], stateful=False)
             return tf.ensure_shape(b, shape), tf.ensure_shape(sh, shape)
 
-        ds = ds.map(cut, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        def cut_once(i, s):
+            b, sh, ok = tf.numpy_function(maker.once, [i, s], [tf.float32, tf.float32, tf.bool], stateful=False)
+            return tf.ensure_shape(b, shape), tf.ensure_shape(sh, shape), tf.ensure_shape(ok, ())
+
+        if repeat:
+            ds = ds.map(cut, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        else:  # one pass: an unreadable item is dropped, not replaced by another scored twice
+            ds = ds.map(cut_once, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            ds = ds.filter(lambda b, sh, ok: ok).map(lambda b, sh, ok: (b, sh))
     ds = ds.unbatch()
     if shuffle:
         ds = ds.shuffle(max(batch_size * 8, patches_per_image * 16), seed=seed + 1)
     ds = ds.batch(batch_size, drop_remainder=repeat)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def check_readable(source: Source, *, max_pixels: int | None = None, role: str = "training") -> dict[int, str]:
+    """Read the items of ``source`` in order until one can be read, as :func:`make_dataset` does first.
+
+    Shard records are read by random access. Each unreadable item met is warned about, once. Run it
+    outside any traced function and pass the result to ``make_dataset(unreadable=...)``, so that the
+    error below reaches the user as a plain one-line ``ValueError``.
+
+    Args:
+        source: From :func:`resolve_source` (or one side of :func:`split_source`).
+        max_pixels: As for :func:`make_dataset`.
+        role: ``"training"`` or ``"validation"``, for the messages.
+
+    Returns:
+        The unreadable items met before the first readable one: ``{index (record number for shards):
+        reason}``; empty for arrays (nothing to read).
+
+    Raises:
+        ValueError: None of the items can be read (``none of the N training items can be read: ...``,
+            naming the first three and why).
+    """
+    maker = _PatchMaker(source, None, 1, 1, 3, False, max_pixels, role=role)
+    maker.check_readable()
+    return dict(maker.unreadable)
 
 
 def steps_for(n_items: int, patches_per_image: int, batch_size: int) -> int:

@@ -21,8 +21,8 @@ Each record is a ``tf.train.Example`` with the features
 
 ``shards.json`` holds ``{"format": "blurkit-shards", "format_version": 1, "total": N, "shards": [{"file",
 "records", "bytes"}, ...], "source", "shard_size", "check", "shuffled", "seed", "skipped": [{"file",
-"reason"}], "created"}``; readers take the record counts from it (``len`` of a source without reading
-the shards) and refuse a shard whose size changed since.
+"reason"}], "created"}``; readers take the record counts from it, and refuse a shard whose size changed
+since or whose records (counted by walking their headers, 8 bytes read per record) are not as many.
 
 Every image is checked before it is stored (``check="decode"``: fully decoded, the way training will
 decode it, so truncated files are caught; ``check="header"``: only the header is parsed, faster, catches
@@ -88,6 +88,7 @@ __all__ = [
     "is_shard_dir",
     "is_shard_path",
     "count_records",
+    "count_all",
     "record_offsets",
     "read_example",
 ]
@@ -164,6 +165,19 @@ def count_records(path: PathLike) -> int:
     return sum(1 for _ in _walk(Path(os.fspath(path))))
 
 
+def count_all(paths: list[Path]) -> list[int]:
+    """:func:`count_records` of each file, several files at a time.
+
+    The walk is one small read per record, so on cold or network storage it waits on latency, not
+    bandwidth: threads overlap those waits (about 5 ms per 1000 records from the page cache, 0.1 s per
+    1000 from a cold local disk, one file at a time).
+    """
+    if len(paths) <= 1:
+        return [count_records(p) for p in paths]
+    with ThreadPoolExecutor(min(8, len(paths))) as pool:
+        return list(pool.map(count_records, paths))
+
+
 def record_offsets(path: PathLike) -> list[int]:
     """Byte offset of every record of a TFRecord file (for random access with :func:`read_example`)."""
     return list(_walk(Path(os.fspath(path))))
@@ -182,17 +196,26 @@ def read_example(path: PathLike, offset: int) -> tuple[bytes, str]:
     return feature["image/encoded"].bytes_list.value[0], feature["image/filename"].bytes_list.value[0].decode()
 
 
-def read_index(folder: PathLike) -> dict[str, Any]:
+def read_index(folder: PathLike, *, check_records: bool = True) -> dict[str, Any]:
     """Read and check the index of a shard folder.
 
-    Every shard it lists must exist with the size the index recorded.
+    Every shard it lists must exist with the size the index recorded, and (``check_records``) hold the
+    number of records the index says: readers take their image counts from the index, so a count that
+    was edited would make them read wrong records, or fail mid-training.
+
+    Args:
+        folder: The shard folder (holding ``shards.json``).
+        check_records: Walk every shard's record headers to check its count (:func:`count_all`: 8 bytes
+            read per record, about 5 ms per 1000 records from the page cache and 0.1 s per 1000 from a
+            cold local disk, several shards at a time). False checks only the sizes.
 
     Returns:
         The index (see the module documentation for its keys).
 
     Raises:
         FileNotFoundError: No index, or a listed shard is missing.
-        ValueError: Not a blurkit shard index, a newer format version, or a shard changed since.
+        ValueError: Not a blurkit shard index, a newer format version, a shard changed since, or one whose
+            record count differs from the index's (the message names the shard and both counts).
     """
     folder = Path(os.fspath(folder))
     index_path = folder / INDEX_NAME
@@ -221,6 +244,14 @@ def read_index(folder: PathLike) -> dict[str, Any]:
                 f"{path} has {size} bytes but the index says {shard['bytes']}: it changed after "
                 f"`blurkit shard` wrote it; write the shards again"
             )
+    if check_records:
+        paths = [folder / shard["file"] for shard in index["shards"]]
+        for path, shard, found in zip(paths, index["shards"], count_all(paths), strict=True):
+            if found != shard.get("records"):
+                raise ValueError(
+                    f"{path} holds {found} records but {index_path} says {shard.get('records')!r}: the "
+                    f"index was changed after `blurkit shard` wrote it; write the shards again"
+                )
     return index
 
 
@@ -333,6 +364,8 @@ def write_shards(
 
     Raises:
         FileNotFoundError, ValueError: From listing ``src`` (missing, no images), or a bad argument.
+        OSError: Writing failed (``cannot write shards to OUT: No space left on device``, say); the
+            temporary files are removed and the folder is left as it was, or without an index.
     """
     import tensorflow as tf
     from tqdm.auto import tqdm
@@ -433,10 +466,17 @@ def write_shards(
                 "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             }
             atomic_write_text(index_path, json.dumps(index, indent=1) + "\n")
+    except tf.errors.OpError as exc:  # TFRecordWriter's: ResourceExhaustedError "TMP; No space left on device"
+        raise _write_error(out, exc.message.rsplit("; ", 1)[-1] or type(exc).__name__, None) from None
+    except OSError as exc:  # the sources' read errors are handled in load(): this is writing (fsync, rename)
+        raise _write_error(out, exc.strerror or str(exc), exc.errno) from None
     finally:
         bar.close()
         if writer is not None:
-            writer.close()
+            try:
+                writer.close()
+            except tf.errors.OpError:
+                pass  # a full disk fails the final flush too: the error raised above says why
         for tmp, _ in temps:
             if tmp.exists():
                 tmp.unlink()
@@ -450,6 +490,13 @@ def write_shards(
         "bytes": sum(s["bytes"] for s in shards),
         "seconds": round(time.perf_counter() - start, 3),
     }
+
+
+def _write_error(out: Path, reason: str, errno: int | None) -> OSError:
+    """``OSError("cannot write shards to OUT: REASON")``: one line naming the folder, not the temporary file."""
+    error = OSError(f"cannot write shards to {out}: {reason}")
+    error.errno = errno
+    return error
 
 
 def _describe(src: Any) -> Any:
