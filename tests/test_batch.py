@@ -377,3 +377,25 @@ def test_count_in_background():
     while total() is None and time.time() < deadline:
         time.sleep(0.001)
     assert total() == 42
+
+
+def test_a_progress_bar_asks_the_deblurrer_for_its_tiles(tmp_path):
+    """With ``progress``, a deblurrer whose ``predict`` takes ``progress`` (a Deblurrer: a bar of a large
+    photo's tiles) is asked for it; one whose ``predict`` takes the image alone still works."""
+    write_image(tmp_path / "a.png", np.zeros((8, 8), np.uint8))
+    seen = []
+
+    class Tiled:
+        def predict(self, image, progress=False):
+            seen.append(progress)
+            return image
+
+    class Plain:
+        def predict(self, image):
+            return image
+
+    jobs = [(tmp_path / "a.png", tmp_path / "out" / "a.png")]
+    assert deblur_files(Tiled(), jobs, workers=0, progress=True).done == 1
+    assert deblur_files(Tiled(), jobs, workers=0).done == 1
+    assert seen == [True, False]
+    assert deblur_files(Plain(), jobs, workers=0, progress=True).done == 1

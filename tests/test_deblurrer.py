@@ -264,6 +264,41 @@ def test_predict_any_size(trained, shape):
     assert y.shape == x.shape and y.dtype == np.uint8
 
 
+def test_predict_progress_counts_the_tiles_of_a_large_image(trained, astronaut, monkeypatch):
+    """``predict(progress=True)`` shows a bar of the tiles while an image over ``tile_size**2`` pixels is
+    restored (a 12 MP photo took half a minute with no sign of life), every tile of every ensemble pass
+    counted; a small image shows none, and the result is the same."""
+    import tqdm.auto
+
+    from blurkit.tiling import plan_tiles
+
+    bars = []
+
+    class Bar:
+        def __init__(self, total, **kw):
+            self.total, self.n, self.closed = total, 0, False
+            bars.append(self)
+
+        def update(self, n=1):
+            self.n += n
+
+        def close(self):
+            self.closed = True
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Bar)
+    d = Deblurrer(model="unet", model_options=TINY, tile_size=48, tile_overlap=8, **FAST)  # not the fixture's
+    d.model.set_weights(trained.model.get_weights())
+    image = np.ascontiguousarray(astronaut[:90, :130])
+    plan = plan_tiles(90, 130, tile=48, overlap=8, align=d.tile_align)
+    tiles = len(plan.ys) * len(plan.xs)
+    want = d.predict(image)
+    np.testing.assert_array_equal(d.predict(image, progress=True), want)
+    d.predict(image, progress=True, ensemble=2)
+    assert [(b.total, b.n, b.closed) for b in bars] == [(tiles, tiles, True), (2 * tiles, 2 * tiles, True)]
+    d.predict(image[:40, :40], progress=True)  # one tile: no bar
+    assert len(bars) == 2 and tiles > 1
+
+
 def test_predict_grayscale_with_a_colour_model(trained, camera):
     grey = _small(camera, (93, 67))
     out = trained.predict(grey)
