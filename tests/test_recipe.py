@@ -419,6 +419,21 @@ def test_quality_second_test_set_is_scikit_image_samples_outside_val():
     assert not set(quality.SKIMAGE_SAMPLES) & {"astronaut", "chelsea", "cat", "coffee", "rocket", "motorcycle_left"}
 
 
+def test_quality_rl_iterates_are_richardson_lucy_at_each_count(astronaut):
+    """``--tune-rl`` scores every iteration count from one run of the largest: each count's result is
+    ``classical.richardson_lucy``'s to the last bit."""
+    from blurkit.classical import blur_gaussian, richardson_lucy
+
+    quality = bench("quality")
+    for image in (astronaut[:40, :56], astronaut[:40, :56, 0].astype(np.float32) / 255):
+        b, k = blur_gaussian(image, 1.5)
+        got = quality.rl_iterates(b, k, [7, 2, 7])
+        assert sorted(got) == [2, 7]
+        for n, r in got.items():
+            np.testing.assert_array_equal(r, richardson_lucy(b, k, iterations=n))
+        assert not np.array_equal(got[2], got[7])
+
+
 def test_robustness_scores_each_sigma_and_degradation_with_the_same_inputs(tmp_path, astronaut, camera, capsys):
     """benchmarks/robustness.py: a row per (sigma, degradation); every method restores the same degraded inputs;
     noise and JPEG lower the input's PSNR; the JSON holds what the table prints."""
