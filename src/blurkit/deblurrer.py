@@ -168,7 +168,10 @@ class Deblurrer:
         seed: Seeds the model's initial weights (when ``model`` is a builder name), the split and the
             pipeline: the same seed, data and settings train the same model in a new process. A whole number
             from 0 to 2**32 - 1. It does not seed :meth:`evaluate`'s blur (its own ``seed``), so models
-            trained with different seeds are scored on the same inputs.
+            trained with different seeds are scored on the same inputs. Building the model calls
+            ``keras.utils.set_random_seed(seed)``: Python's and NumPy's random states are put back after it,
+            TensorFlow's global seed (``tf.random.set_seed``) is left at ``seed`` (TensorFlow has no public
+            way to read the previous one back); seed it again after making a Deblurrer if you rely on it.
     """
 
     def __init__(
