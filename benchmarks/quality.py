@@ -245,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tune-rl", action="store_true",
                    help="also a Richardson-Lucy row with its iterations tuned per sigma on these photos "
                         f"(among {', '.join(map(str, RL_TUNED_ITERATIONS))}; slow: up to 1000 iterations)")
+    p.add_argument("--rl-iterations", type=int, nargs="+", metavar="N",
+                   help="the iteration counts --tune-rl tries (default "
+                        f"{' '.join(map(str, RL_TUNED_ITERATIONS))})")
     p.add_argument("--given-sigma", action="store_true",
                    help="also rate each preset given the true sigma (predict(sigma=...), non-blind)")
     args = p.parse_args(argv)
@@ -296,14 +299,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sigma {s:g}: Wiener balance {best:g}{edge}; unsharp radius {best_u[0]:g}, "
               f"amount {best_u[1]:g}{edge_u}", flush=True)
     rl_best: dict[float, int] = {}
+    counts = sorted(set(args.rl_iterations or RL_TUNED_ITERATIONS))
+    if any(n < 1 for n in counts):
+        sys.exit(f"error: --rl-iterations must be at least 1, got {args.rl_iterations}")
     if args.tune_rl:  # one run per (photo, sigma) up to the largest count: every count's result on the way
         tuning["richardson_lucy_iterations"] = {}
         for s in sigmas:
-            found = [(rl_iterates(b, k, RL_TUNED_ITERATIONS), sharp) for b, sharp, k in examples(s)]
-            scores_rl = {n: float(np.mean([psnr(sharp, r[n]) for r, sharp in found])) for n in RL_TUNED_ITERATIONS}
-            rl_best[s] = max(RL_TUNED_ITERATIONS, key=lambda n: scores_rl[n])
+            found = [(rl_iterates(b, k, counts), sharp) for b, sharp, k in examples(s)]
+            scores_rl = {n: float(np.mean([psnr(sharp, r[n]) for r, sharp in found])) for n in counts}
+            rl_best[s] = max(counts, key=lambda n: scores_rl[n])
             tuning["richardson_lucy_iterations"][fmt_sigma(s)] = {str(n): round(v, 3) for n, v in scores_rl.items()}
-            edge = " (edge of the grid!)" if rl_best[s] == RL_TUNED_ITERATIONS[-1] else ""
+            edge = " (edge of the grid!)" if rl_best[s] == counts[-1] else ""
             print(f"sigma {s:g}: Richardson-Lucy iterations {rl_best[s]}{edge}", flush=True)
     print(f"tuning took {time.time() - t0:.0f} s", flush=True)
 
