@@ -101,6 +101,28 @@ def test_export_tiles_large_images_as_predict(name, astronaut, tmp_path):
         np.testing.assert_array_equal(got, d.predict(image, sigma=1.5))
 
 
+def test_export_tile_plan_is_plan_tiles_for_every_side():
+    """The graph's tile starts, sides and blending windows are ``tiling.plan_tiles``' and its windows' for
+    every side length (the first version rounded the starts twice: 3x953 px at tile 48 put a tile at 456
+    instead of 452, and sides from 32529 px at the default settings)."""
+    import tensorflow as tf
+
+    from blurkit.export import _plan, _windows
+    from blurkit.tiling import _normalised_windows, plan_tiles
+
+    settings = [(48, 12, 4), (48, 12, 1), (40, 0, 1), (8, 2, 16), (1536, 64, 16), (1536, 0, 1)]
+    for tile, overlap, align in settings:
+        sides = [*range(1, 300), *range(300, 1200, 7), 953] if tile < 100 else [*range(1, 40000, 211), 32529, 33830]
+        for side in sides:
+            want = plan_tiles(side, 1, tile=tile, overlap=overlap, align=align)
+            padded, size, starts = _plan(tf.constant(side), tile, overlap, align)
+            got = (int(padded), int(size), starts.numpy().tolist())
+            assert got == (want.height, want.tile_h, want.ys), (tile, overlap, align, side)
+            if tile < 100 and side % 7 == 0:
+                wins = _windows(starts, size, padded).numpy()
+                np.testing.assert_array_equal(wins, np.stack(_normalised_windows(want.ys, want.tile_h, want.height)))
+
+
 def test_exported_model_loads_without_blurkit(astronaut, tmp_path):
     """Another process, where ``import blurkit`` fails, serves the preset-like model: no Python code needed."""
     d = Deblurrer(**TINY["wiener_unet"])

@@ -95,9 +95,11 @@ def _tile_starts(length: Any, tile: Any, overlap: int, align: int) -> Any:
     ov = tf.minimum(-(-overlap // align), size - 1)
     n = tf.maximum(_ceil_div(units - ov, size - ov), 1)
     n = tf.where(units <= size, 1, n)
-    i = tf.cast(tf.range(n), tf.float64)
-    step = tf.cast(units - size, tf.float64) / tf.cast(tf.maximum(n - 1, 1), tf.float64)
-    return tf.cast(tf.round(i * step), tf.int32) * align
+    # one division of the integer product, as Python's i * (length - tile) / (n - 1): i * ((L - T) / (n - 1))
+    # rounds twice and moves a start by a unit where the quotient is near k + 0.5 (sides of ~15 tiles and more)
+    i = tf.range(n)
+    exact = tf.cast(i * (units - size), tf.float64) / tf.cast(tf.maximum(n - 1, 1), tf.float64)
+    return tf.cast(tf.round(exact), tf.int32) * align
 
 
 def _fit_tile(length: Any, tile: int, overlap: int, align: int) -> Any:
@@ -197,6 +199,8 @@ def export_saved_model(deblurrer: Any, path: str | os.PathLike) -> Path:
         lo, hi = deblurrer._wiener_layer("export").sigma_range
 
     tile, overlap, estimate_tile = int(deblurrer.tile_size), int(deblurrer.tile_overlap), int(deblurrer.estimate_tile)
+    if not 0 <= overlap < tile:  # predict refuses it too (plan_tiles); the graph would clamp it silently
+        raise ValueError(f"tile_overlap must be in [0, tile_size), got {overlap} with tile_size {tile}")
 
     def run(x: Any, params: Any) -> Any:
         return deblurrer._infer_fn(x) if split is None else split[1](x, params)
