@@ -922,8 +922,8 @@ def test_assigning_a_model_replaces_the_one_predict_uses():
     d.model = fixed
     assert (d.fixed_size, d.tile_size, d.patch_size, d.channels) == (32, 32, 32, 3)
     np.testing.assert_array_equal(d.predict(x), Deblurrer(model=fixed).predict(x))
-    d.model = grey  # back to any size: the tile size is not the old input size any more
-    assert d.fixed_size is None and d.tile_size > 32
+    d.model = grey  # back to any size: the sizes asked for, not the old input size
+    assert (d.fixed_size, d.tile_size, d.tile_overlap, d.patch_size) == (None, 64, 8, 96)
 
 
 def test_a_compiled_model_keeps_its_optimizer_and_its_learning_rate_is_recorded(arrays, recwarn):
@@ -953,6 +953,12 @@ def test_a_compiled_model_keeps_its_optimizer_and_its_learning_rate_is_recorded(
     with pytest.warns(UserWarning, match="its own optimizer"):
         late.fit(arrays, epochs=1, steps_per_epoch=1, verbose=0)
     assert late.training["learning_rate"] == 1e-4
+    late.compile()  # what the warning advises: blurkit's Adam at the learning rate asked for, and recorded
+    assert float(np.asarray(late.model.optimizer.learning_rate)) == pytest.approx(1e-2)
+    late.fit(arrays, epochs=1, steps_per_epoch=1, verbose=0)
+    assert late.learning_rate == late.training["learning_rate"] == 1e-2
+    late.compile(learning_rate=3e-3)
+    assert late.learning_rate == 3e-3
 
 
 # ------------------------------------------------------------------------------------- figures

@@ -213,7 +213,7 @@ class Deblurrer:
         self.channels = channels
         self.loss = loss
         self.learning_rate = 1e-3 if learning_rate is None else float(learning_rate)
-        self._lr_given = learning_rate is not None
+        self._lr_asked = None if learning_rate is None else float(learning_rate)  # compile() goes back to it
         self._optimizer = None  # the optimizer self.learning_rate is the learning rate of (_adopt_optimizer)
         self.batch_size = int(batch_size)
         self.patches_per_image = int(patches_per_image)
@@ -272,11 +272,13 @@ class Deblurrer:
         self._model = model
         self.channels = int(shape[-1])
         self.fixed_size = fixed
+        if not was_fixed:  # the sizes asked for (a fixed-size model replaces them while it is the model)
+            self._sizes = (self.patch_size, self.tile_size, self.tile_overlap)
         if fixed:
             self.patch_size = self.tile_size = fixed
-            self.tile_overlap = min(self.tile_overlap, fixed // 4)
-        elif was_fixed:  # the sizes were the old model's input size: back to the defaults
-            self.tile_size, self.tile_overlap = DEFAULT_TILE_SIZE, DEFAULT_TILE_OVERLAP
+            self.tile_overlap = min(self._sizes[2], fixed // 4)
+        elif was_fixed:  # the sizes were the old model's input size: back to those asked for
+            self.patch_size, self.tile_size, self.tile_overlap = self._sizes
         self.tile_align = _tile_align(model)
         # the traced inference functions call the old model
         self._infer_fn = None
@@ -369,7 +371,9 @@ class Deblurrer:
         from blurkit.metrics.keras import keras_metric
         from blurkit.metrics.losses import get_loss
 
-        lr = self.learning_rate if learning_rate is None else float(learning_rate)
+        if learning_rate is None:  # the one given to the constructor, not a user-compiled optimizer's
+            learning_rate = self._lr_asked if self._lr_asked is not None else self.learning_rate
+        lr = self.learning_rate = self._lr_asked = float(learning_rate)  # the record says what is used
         self.model.compile(
             optimizer=keras.optimizers.Adam(learning_rate=lr),
             loss=get_loss(self.loss),
@@ -389,9 +393,9 @@ class Deblurrer:
             lr = float(str(np.asarray(optimizer.learning_rate)[()]))
         except (TypeError, ValueError, AttributeError, IndexError):  # no plain learning rate
             return
-        if self._lr_given and not math.isclose(lr, self.learning_rate, rel_tol=1e-6):
+        if self._lr_asked is not None and not math.isclose(lr, self._lr_asked, rel_tol=1e-6):
             warnings.warn(f"the model is compiled with its own optimizer (learning rate {lr:g}), which fit "
-                          f"uses: learning_rate={self.learning_rate:g} is not used (call Deblurrer.compile() "
+                          f"uses: learning_rate={self._lr_asked:g} is not used (call Deblurrer.compile() "
                           "to train with blurkit's Adam at it)", stacklevel=stacklevel)
         self.learning_rate = lr
 
@@ -1390,7 +1394,7 @@ class Deblurrer:
         self.blur = blur
         self.loss = facade.get("loss", "mse")
         self.learning_rate = float(facade.get("learning_rate", 1e-3))
-        self._lr_given, self._optimizer = False, None
+        self._lr_asked, self._optimizer = None, None
         self.batch_size = int(facade.get("batch_size", 16))
         self.patches_per_image = int(facade.get("patches_per_image", 4))
         self.seed = int(facade.get("seed", 0))
