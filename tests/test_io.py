@@ -485,6 +485,9 @@ def test_jpeg_with_data_after_its_end_is_read(tmp_path, rgb, params):
     for cut in (len(jpeg) - 2, len(jpeg) * 2 // 3):  # a JPEG that really lacks its end is still refused
         with pytest.raises(ImageReadError, match=r"cut\.jpg: truncated or corrupt JPEG"):
             read_image(_touch(tmp_path / "cut.jpg", jpeg[:cut]))
+    app0 = 4 + int.from_bytes(jpeg[4:6], "big")  # a stray FF 00 after the first segment: libjpeg skips it
+    stray = _touch(tmp_path / "stray.jpg", jpeg[:app0] + b"\xff\x00" + jpeg[app0:])
+    np.testing.assert_array_equal(read_image(stray), plain)
 
 
 @pytest.mark.parametrize("data", [b"a", b"ab", b"abc", b"\x89PN", b"BM", b"II*"])

@@ -666,8 +666,8 @@ def _is_truncated_jpeg(data: bytes) -> bool:
         marker = data[at + 1]
         if marker == 0xD9:
             return False
-        if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:  # markers without a length
-            at += 2
+        if marker in (0x00, 0x01, 0xD8) or 0xD0 <= marker <= 0xD7:  # no length (0x00: a stray byte pair
+            at += 2  # between segments, which libjpeg skips as "extraneous bytes" and decodes the file)
             continue
         if at + 4 > size:
             return True
