@@ -112,7 +112,8 @@ def mosaic(args: argparse.Namespace, blur, tmp: Path) -> None:
 
     w, h = (int(v) for v in args.mosaic.lower().split("x"))
     first = next(iter(list_images(Path(args.data))))
-    image = read_image(first)[..., :3]
+    image = read_image(first)
+    image = np.repeat(image[..., None], 3, axis=-1) if image.ndim == 2 else image[..., :3]  # grey: as RGB
     if image.dtype != np.uint8:
         image = np.rint(image / 257.0).astype(np.uint8)
     pair = np.concatenate([image, image[:, ::-1]], axis=1)

@@ -109,6 +109,8 @@ def test_train_summary_names_the_saved_epoch_and_an_early_stop(tmp_path, monkeyp
     assert _summary(d, out, 8, 2, False).splitlines()[0] == ("stopped early after epoch 4 of 8: no better "
                                                              "validation loss for 2 epochs")
     assert len(_summary(d, out, 8, 2, True).splitlines()) == 1  # a time-limit pause is not an early stop
+    d.validation = {}  # no validation: early stopping watched the training loss
+    assert "no better training loss for 2 epochs" in _summary(d, out, 8, 2, False)
 
 
 def test_train_and_pairs_with_camera_file_degradations(photos, tmp_path):

@@ -168,7 +168,7 @@ def motion_kernel(length: float, angle: float = 0.0) -> np.ndarray:
     # (rounded so that cos(180) = -1 + 1e-16 does not add a row of zeros)
     rx = max(math.ceil(round(half * abs(c) + 0.5 * abs(s) + 0.5, 9)) - 1, 0)
     ry = max(math.ceil(round(half * abs(s) + 0.5 * abs(c) + 0.5, 9)) - 1, 0)
-    _check_size(2 * max(rx, ry) + 1, f"length {length:g}")
+    _check_size(2 * max(rx, ry) - 1, f"length {length:g}")  # the least it can be: an empty frame is dropped
     o = _offsets()
     xs = (np.arange(-rx, rx + 1)[:, None] + o).reshape(-1)  # sub-pixel x positions
     ys = (np.arange(ry, -ry - 1, -1)[:, None] + o).reshape(-1)  # upward y, top row first
@@ -183,6 +183,7 @@ def motion_kernel(length: float, angle: float = 0.0) -> np.ndarray:
         cover = cover[1:-1]
     while cover.shape[1] > 1 and not cover[:, 0].any():
         cover = cover[:, 1:-1]
+    _check_size(max(cover.shape), f"length {length:g}")
     return cover / cover.sum()
 
 

@@ -185,13 +185,14 @@ def _summary(d, out: Path, epochs: int, patience: int | None, paused: bool) -> s
 
     trained = int(d.training.get("epochs", 0))  # a CLI run starts from no history (or resumes its own)
     lines = []
+    monitored = "validation loss" if d.validation else "training loss"  # what early stopping watched
     if trained < epochs and not paused and patience:
-        lines.append(f"stopped early after epoch {trained} of {epochs}: no better validation loss for "
-                     f"{patience} epochs")
+        lines.append(f"stopped early after epoch {trained} of {epochs}: no better {monitored} for {patience} "
+                     "epochs")
     meta = Deblurrer.read_metadata(out)
     saved = len((meta.get("history") or {}).get("loss") or [])
     psnr = (meta.get("validation") or {}).get("psnr")
-    which = f"epoch {saved} of {trained}" + (", the best validation loss" if saved < trained else "")
+    which = f"epoch {saved} of {trained}" + (f", the best {monitored}" if saved < trained else "")
     lines.append(f"saved {out}: {which}" + (f", validation PSNR {psnr:.2f} dB" if psnr else ""))
     return "\n".join(lines)
 
