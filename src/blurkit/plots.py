@@ -153,8 +153,7 @@ def plot_comparison(
 
 
 def _unit(img: np.ndarray) -> np.ndarray:
-    """An image as float in [0, 1] (integers scaled by their dtype's maximum)."""
-    img = np.asarray(img)
-    if img.dtype.kind in "ui":
-        img = img.astype(np.float32) / np.iinfo(img.dtype).max
-    return np.clip(img, 0, 1)
+    """An image as float in [0, 1] for display (:func:`blurkit.data.io.to_float`, clipped)."""
+    from blurkit.data.io import to_float
+
+    return np.clip(to_float(img), 0, 1)
