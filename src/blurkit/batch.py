@@ -48,6 +48,7 @@ Examples:
 from __future__ import annotations
 
 import collections
+import inspect
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sized
@@ -302,22 +303,22 @@ def deblur_files(
     failures: list[tuple[int, Path, str]] = []
     start = time.perf_counter()
     bar = _Bar(progress, total)
-    import inspect
-
     try:  # a Deblurrer shows the tiles of a large photo (half a minute for 12 MP on a laptop CPU)
         tiles = {"progress": True} if progress and "progress" in inspect.signature(deblurrer.predict).parameters else {}
     except (TypeError, ValueError):  # no signature to read (a builtin, a C extension)
         tiles = {}
 
-    def read(src: Path) -> Any:
+    def read(src: Path, dst: Path) -> Any:
         image = read_image(src, max_pixels=max_pixels, alpha="keep")
-        return image, read_metadata(src)  # also without metadata: whether a WebP source is lossless
+        # the metadata is read to be copied, or, for a WebP output, to know whether the source is lossless
+        return image, read_metadata(src) if metadata or dst.suffix.lower() == ".webp" else None
 
     def write(dst: Path, out: Any, meta: Any) -> None:
         # a float image (from a float TIFF) stays float32 in TIFF, and keeps 16 bits in PNG rather than 8
         deep = getattr(getattr(out, "dtype", None), "kind", "") == "f" and dst.suffix.lower() == ".png"
+        lossless = meta is not None and meta.lossless and dst.suffix.lower() == ".webp"
         write_image(dst, out, metadata=meta if metadata else None, quality=quality, bits=16 if deep else None,
-                    lossless=meta.lossless and dst.suffix.lower() == ".webp")
+                    lossless=lossless)
 
     def fail(i: int, src: Path, exc: BaseException) -> None:
         failures.append((i, src, _reason(exc)))
@@ -366,7 +367,7 @@ def deblur_files(
             while len(reads) >= depth:
                 restore_next()
                 reap()
-            reads.append((i, src, dst, readers.submit(read, src)))
+            reads.append((i, src, dst, readers.submit(read, src, dst)))
         while reads:
             restore_next()
             reap()
