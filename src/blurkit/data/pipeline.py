@@ -243,16 +243,6 @@ def match_pairs(
     return pairs, problems
 
 
-def _shard_counts(files: list[Path]) -> list[int]:
-    """Records in each shard file, counted by walking its record headers (8 bytes read per record).
-
-    An index beside the files is not used: its counts would need the same walk to be trusted.
-    """
-    from blurkit.data.shards import count_all
-
-    return count_all(files)
-
-
 def _records_source(data: Any) -> Source | None:
     """A records :class:`Source` when ``data`` names TFRecord shards, else None.
 
@@ -262,7 +252,7 @@ def _records_source(data: Any) -> Source | None:
     import glob
 
     from blurkit.data.io import is_image_path
-    from blurkit.data.shards import INDEX_NAME, is_shard_path, read_index
+    from blurkit.data.shards import INDEX_NAME, count_all, is_shard_path, read_index
 
     if isinstance(data, (list, tuple)):
         if not data or not all(isinstance(d, (str, os.PathLike)) for d in data):
@@ -296,12 +286,12 @@ def _records_source(data: Any) -> Source | None:
         if not is_shard_path(path):
             return None
         files = [path]
-        counts = _shard_counts(files)
+        counts = count_all(files)  # walks the record headers (an index beside them is not trusted)
     elif any(c in text for c in "*?[") and is_shard_path(text):
         files = [Path(m) for m in sorted(glob.glob(text, recursive=True)) if os.path.isfile(m)]
         if not files:
             raise FileNotFoundError(f"no files match pattern {text}")
-        counts = _shard_counts(files)
+        counts = count_all(files)  # walks the record headers (an index beside them is not trusted)
     else:
         return None
     if sum(counts) == 0:
@@ -767,8 +757,7 @@ class _PatchMaker:
             else:
                 b, s = self._cut(blurred, sharp, rng)
                 return b, s, np.bool_(True)
-        zero = np.zeros((self.patches, self.patch, self.patch, self.channels), np.float32)
-        return zero, zero, np.bool_(False)
+        return self._dropped()
 
     def record(self, number: np.int64, data: bytes, name: bytes,
                seed: np.int64) -> tuple[np.ndarray, np.ndarray, np.bool_]:
@@ -802,6 +791,11 @@ class _PatchMaker:
             shown = [self.unreadable[j] for j in sorted(self._stream_bad)[:3]]
             raise ValueError(f"none of the {self._streamed} {self.role} records this worker reads can be "
                              f"read: {'; '.join(shown)}")
+        return self._dropped()
+
+    def _dropped(self) -> tuple[np.ndarray, np.ndarray, np.bool_]:
+        """What :meth:`once` and :meth:`record` give for an unreadable item: zero patches, ``ok=False`` (the
+        pipeline filters them out)."""
         zero = np.zeros((self.patches, self.patch, self.patch, self.channels), np.float32)
         return zero, zero, np.bool_(False)
 
