@@ -234,13 +234,18 @@ def _mse_tf(y_true: Any, y_pred: Any):
     return tf.reduce_mean(tf.square(t - p))
 
 
-def _psnr_tf(y_true: Any, y_pred: Any):
+def _psnr_of_tf(d: Any):
+    """The mean over a ``(N, H, W, C)`` batch of differences of each image's PSNR (data range 1)."""
     import tensorflow as tf
 
-    t, p = _tensor_pair(y_true, y_pred)
-    err = tf.reduce_mean(tf.square(t - p), axis=[1, 2, 3])
+    err = tf.reduce_mean(tf.square(d), axis=[1, 2, 3])
     per_image = -10.0 * tf.math.log(err) / math.log(10.0)  # inf where err == 0
     return tf.reduce_mean(per_image)
+
+
+def _psnr_tf(y_true: Any, y_pred: Any):
+    t, p = _tensor_pair(y_true, y_pred)
+    return _psnr_of_tf(t - p)
 
 
 def _ssim_tf(y_true: Any, y_pred: Any):
@@ -351,7 +356,12 @@ def psnr(y_true: Any, y_pred: Any) -> float:
     if not (is_numpy(y_true) and is_numpy(y_pred)):
         return _psnr_tf(y_true, y_pred)
     t, p = prepare(y_true, y_pred)
-    err = np.atleast_1d(np.mean((t - p) ** 2, axis=_image_axes(t)))
+    return _psnr_of(t - p)
+
+
+def _psnr_of(d: np.ndarray) -> float:
+    """The PSNR (data range 1) of an image's differences ``d``, or the mean of each image's for a batch."""
+    err = np.atleast_1d(np.mean(d**2, axis=_image_axes(d)))
     with np.errstate(divide="ignore"):
         per_image = -10.0 * np.log10(err)
     return float(np.mean(per_image))
@@ -371,8 +381,7 @@ def _psnr_y_tf(y_true: Any, y_pred: Any):
         d = tf.tensordot(d, tf.constant(_Y_WEIGHTS, tf.float32), axes=[[3], [0]])[..., None]
     elif d.shape[-1] != 1:
         raise ValueError(f"psnr_y needs RGB or grey images, got {d.shape[-1]} channels")
-    err = tf.reduce_mean(tf.square(d), axis=[1, 2, 3])
-    return tf.reduce_mean(-10.0 * tf.math.log(err) / math.log(10.0))
+    return _psnr_of_tf(d)
 
 
 @register_metric("psnr_y")
@@ -409,13 +418,10 @@ def psnr_y(y_true: Any, y_pred: Any) -> float:
     t, p = prepare(y_true, y_pred)
     d = t - p
     if d.ndim >= 3 and d.shape[-1] == 3:
-        d = d @ np.asarray(_Y_WEIGHTS)
+        d = d @ np.asarray(_Y_WEIGHTS)[:, None]  # the luma as one channel: the image keeps its rank
     elif d.ndim >= 3 and d.shape[-1] != 1:
         raise ValueError(f"psnr_y needs RGB or grey images, got {d.shape[-1]} channels (shape {t.shape})")
-    err = np.atleast_1d(np.mean(d**2, axis=tuple(range(1, d.ndim)) if t.ndim == 4 else None))
-    with np.errstate(divide="ignore"):
-        per_image = -10.0 * np.log10(err)
-    return float(np.mean(per_image))
+    return _psnr_of(d)
 
 
 def _ssim_one(t: np.ndarray, p: np.ndarray) -> float:
