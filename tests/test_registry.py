@@ -207,3 +207,41 @@ def test_preset_summary_comes_from_the_metadata(tmp_path, monkeypatch, capsys):
     assert re.search(r"^  broken-v0  shipped  unreadable preset file: .*not a \.keras model file", out, re.M)
     assert main(["list", "presets", "--pattern", "none*"]) == 0
     assert capsys.readouterr().out == "presets:\n  (none)\n"
+
+
+def test_a_plugin_of_the_wrong_kind_or_that_exits_is_skipped_with_a_warning(tmp_path, monkeypatch):
+    """A function declared as a blur, a number as a metric and a module calling sys.exit() at import are each
+    skipped with a PluginWarning naming the entry point; before, the first two were listed and failed later
+    ("'function' object has no attribute 'from_config'"), and the last ended `blurkit list`."""
+    from importlib import metadata
+
+    from blurkit.registry import PluginWarning, _check_blur, _check_callable
+
+    (tmp_path / "bk_kinds.py").write_text(
+        "from blurkit.blurs import Blur\nNUMBER = 3\n\ndef function(image, seed=None):\n    return image\n\n\n"
+        "class Fine(Blur):\n    pass\n"
+    )
+    (tmp_path / "bk_exits.py").write_text("import sys\nsys.exit('bk_exits: cannot run here')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    blurs = Registry("blurs", group="blurkit.test-blurs", check=_check_blur)
+    metrics = Registry("metrics", group="blurkit.test-metrics", check=_check_callable)
+    points = {
+        blurs.group: [metadata.EntryPoint("func", "bk_kinds:function", blurs.group),
+                      metadata.EntryPoint("fine", "bk_kinds:Fine", blurs.group),
+                      metadata.EntryPoint("exits", "bk_exits:Nothing", blurs.group)],
+        metrics.group: [metadata.EntryPoint("number", "bk_kinds:NUMBER", metrics.group),
+                        metadata.EntryPoint("ok", "bk_kinds:function", metrics.group)],
+    }
+    monkeypatch.setattr(metadata, "entry_points", lambda group=None: points.get(group, []))
+    with pytest.warns(PluginWarning) as caught:
+        assert blurs.list() == ["fine"]
+        assert metrics.list() == ["ok"]
+    messages = sorted(str(w.message) for w in caught)
+    assert messages == [
+        "blurkit could not load plugin blurs 'exits' (bk_exits:Nothing) from bk_exits:Nothing: "
+        "SystemExit: bk_exits: cannot run here",
+        "blurkit could not load plugin blurs 'func' (bk_kinds:function) from bk_kinds:function: "
+        "not a subclass of blurkit.blurs.Blur (function function)",
+        "blurkit could not load plugin metrics 'number' (bk_kinds:NUMBER) from bk_kinds:NUMBER: "
+        "not callable (int 3)",
+    ], messages

@@ -101,6 +101,12 @@ def _is_plugin(source: str) -> bool:
     return source.startswith("plugin ")
 
 
+def _plugin_order(ep: metadata.EntryPoint) -> tuple[str, str, str]:
+    dist = getattr(ep, "dist", None)
+    name = (dist.metadata["Name"] or "") if dist is not None else ""
+    return name.lower(), ep.name, ep.value
+
+
 def _describe(obj: Any) -> tuple[str, str | None, int | None]:
     module = getattr(obj, "__module__", None) or "?"
     try:
@@ -119,12 +125,22 @@ class Registry:
         kind: What the registry holds, used in messages (``"blurs"``).
         group: The entry-point group scanned for plugins (``"blurkit.blurs"``), or None for none.
         builtins: Modules whose import registers the built-in components; imported on first use.
+        check: Tells what is wrong with a plugin's entry-point object (``"not a class"``), or None when it is a
+            component of this kind; an entry point that fails it is skipped with a :class:`PluginWarning` (it
+            would otherwise fail later, far from the plugin that caused it).
     """
 
-    def __init__(self, kind: str, group: str | None = None, builtins: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        kind: str,
+        group: str | None = None,
+        builtins: Iterable[str] = (),
+        check: Callable[[Any], str | None] | None = None,
+    ) -> None:
         self.kind = kind
         self.group = group
         self._builtins = tuple(builtins)
+        self._check = check
         self._entries: dict[str, Entry] = {}
         self._builtins_loaded = not self._builtins
         self._plugins_loaded = group is None
@@ -200,7 +216,9 @@ class Registry:
             if self._plugins_loaded:
                 return
             self._plugins_loaded = True
-            for ep in metadata.entry_points(group=self.group):
+            # In the order of their distributions' names, so that which of two plugins of one name wins (the
+            # first) is the same on every machine, not the order the installed packages happen to be found in.
+            for ep in sorted(metadata.entry_points(group=self.group), key=_plugin_order):
                 self._load_entry_point(ep)
 
     def _load_entry_point(self, ep: metadata.EntryPoint) -> None:
@@ -220,10 +238,13 @@ class Registry:
             return
         try:
             obj = ep.load()
-        except Exception as exc:  # noqa: BLE001 - a broken plugin must never break blurkit
+            wrong = self._check(obj) if self._check is not None else None
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - a broken plugin must never break blurkit
+            # SystemExit too: a plugin module calling sys.exit() at import would end `blurkit list`.
+            wrong = f"{type(exc).__name__}: {exc}"
+        if wrong is not None:
             warnings.warn(
-                f"blurkit could not load plugin {self.kind} {ep.name!r} ({ep.value}) from {label}: "
-                f"{type(exc).__name__}: {exc}",
+                f"blurkit could not load plugin {self.kind} {ep.name!r} ({ep.value}) from {label}: {wrong}",
                 PluginWarning,
                 stacklevel=3,
             )
@@ -302,17 +323,35 @@ class Registry:
         return f"Registry({self.kind!r}, group={self.group!r})"
 
 
+def _check_blur(obj: Any) -> str | None:
+    from blurkit.blurs.base import Blur
+
+    if isinstance(obj, type) and issubclass(obj, Blur):
+        return None
+    return f"not a subclass of blurkit.blurs.Blur ({_what(obj)})"
+
+
+def _check_callable(obj: Any) -> str | None:
+    return None if callable(obj) else f"not callable ({_what(obj)})"
+
+
+def _what(obj: Any) -> str:
+    return f"{'class' if isinstance(obj, type) else type(obj).__name__} {getattr(obj, '__qualname__', repr(obj))}"
+
+
 BLURS = Registry(
     "blurs",
     "blurkit.blurs",
     builtins=["blurkit.blurs.gaussian", "blurkit.blurs.motion", "blurkit.blurs.average", "blurkit.blurs.defocus"],
+    check=_check_blur,
 )
 MODELS = Registry(
     "models",
     "blurkit.models",
     builtins=["blurkit.models.autoencoder", "blurkit.models.unet", "blurkit.models.nafnet", "blurkit.models.wiener"],
+    check=_check_callable,
 )
-METRICS = Registry("metrics", "blurkit.metrics", builtins=["blurkit.metrics.functional"])
+METRICS = Registry("metrics", "blurkit.metrics", builtins=["blurkit.metrics.functional"], check=_check_callable)
 
 
 def register_blur(name: str | None = None, obj: Any = None, *, override: bool = False) -> Callable | Any:
