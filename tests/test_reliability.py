@@ -624,7 +624,7 @@ def test_keras_safe_mode_alone_also_refuses(model_file, tmp_path, name, monkeypa
     """Defence in depth: without blurkit's config check, Keras (safe mode) still refuses these files."""
     import blurkit.deblurrer as bd
 
-    monkeypatch.setattr(bd, "_check_keras_config", lambda path: None)
+    monkeypatch.setattr(bd, "_check_keras_config", lambda path, model_source=None: None)
     path = _rewrite(model_file, tmp_path / "untrusted.keras", **UNTRUSTED[name][0])
     with pytest.raises(ModelFileError, match="untrusted.keras: Keras could not load the model safely"):
         Deblurrer.load(path)

@@ -59,6 +59,71 @@ class ModelFileError(ValueError):
     """A model file that is not a blurkit model, is damaged, or needs components that are not installed."""
 
 
+def _provenance(registry: Any, name: Any) -> str | None:
+    """Where the component ``name`` of ``registry`` comes from (``"built-in"``, ``"plugin DIST VERSION"``,
+    ``"user module MOD"``), as saved files record it; None when it is not registered."""
+    from blurkit.registry import UnknownComponentError
+
+    try:
+        entry = registry.entry(name)
+    except (UnknownComponentError, TypeError):
+        return None
+    return f"user module {entry.module}" if entry.source == "user" else entry.source
+
+
+def _install_hint(source: Any) -> str:
+    """What to do about a missing component that a file says came from ``source``: ``"from plugin X 1.0: pip
+    install X"``, ``"registered by user module M: import it first"``; empty when the file does not say."""
+    if not isinstance(source, str) or not source or source == "built-in":
+        return ""
+    if source.startswith("plugin "):
+        return f"from {source}: pip install {source.split()[1]}"
+    if source.startswith("user module "):
+        return f"registered by {source}: import it first"
+    return f"from {source}"
+
+
+def _missing_blur(saved: dict, path: Any, source: Any) -> Any:
+    """A stand-in for a saved blur generator that is not installed: the model restores photos without it
+    (a blur is only needed to make training and test pairs), it is saved again as it was, and what needs it
+    (:meth:`Deblurrer.fit`, :meth:`Deblurrer.evaluate` on sharp photos) raises a :class:`ModelFileError`
+    that says what to install."""
+    from blurkit.blurs import Blur
+
+    hint = _install_hint(source)
+    why = (f"{path}: its blur generator {saved.get('name')!r}{f' ({hint})' if hint else ''} is not installed; the "
+           "model restores photos without it, but training and evaluating on sharp photos need it (install "
+           "it, or pass blur= to evaluate)")
+
+    class MissingBlur(Blur):
+        name = str(saved.get("name"))
+        version = int(saved.get("version", 1))
+        missing = why
+
+        def __init__(self) -> None:  # no base __init__: nothing of the saved config is checked or used
+            pass
+
+        def sample_kernel(self, rng: Any) -> dict:
+            raise ModelFileError(why)
+
+        def kernel(self, params: dict) -> np.ndarray:
+            raise ModelFileError(why)
+
+        def get_config(self) -> dict:
+            return dict(saved.get("config") or {})
+
+        def __repr__(self) -> str:
+            return f"<blur {self.name!r}, not installed>"
+
+    return MissingBlur()
+
+
+def _check_blur_installed(blur: Any) -> None:
+    why = getattr(blur, "missing", None)
+    if why:
+        raise ModelFileError(why)
+
+
 def _versions() -> dict[str, str]:
     from importlib import metadata
 
@@ -505,6 +570,8 @@ class Deblurrer:
                              f"{replicas} replicas of the strategy")
         train_src, val_src, train_for, val = self._datasets(data, validation, validation_split, max_pixels,
                                                             cache)
+        if any(src is not None and src.kind != "pairs" for src in (train_src, val_src)):
+            _check_blur_installed(self.blur)  # sharp photos are blurred with it (pairs need none)
         if strategy is not self._strategy and strategy is not tf.distribute.get_strategy():
             self._move_to(strategy)
         with strategy.scope():
@@ -1046,6 +1113,7 @@ class Deblurrer:
         if blur is None:
             if not blur_options:
                 return self.blur
+            _check_blur_installed(self.blur)
             return type(self.blur).from_config({**self.blur.get_config(), **blur_options})
         if isinstance(blur, str):
             return BLURS.create(blur, **(blur_options or {}))
@@ -1131,6 +1199,8 @@ class Deblurrer:
             raise ValueError("blur, blur_options and known_sigma are for sharp photos blurred here: the blur of "
                              "given pairs is fixed and unknown")
         blur = self._eval_blur(blur, blur_options)
+        if src.kind != "pairs":  # given pairs need no blur generator
+            _check_blur_installed(blur)
         if known_sigma:
             self._check_known_sigma(blur)
         names = list(dict.fromkeys([*EVAL_METRICS, *([metrics] if isinstance(metrics, str) else metrics)]))
@@ -1188,6 +1258,7 @@ class Deblurrer:
             "format_version": FORMAT_VERSION,
             "model": self.model_spec,
             "blur": serialize_blur(self.blur),
+            "components": self._components(),
             "facade": {
                 "channels": self.channels, "loss": self.loss, "learning_rate": self.learning_rate,
                 "patch_size": self.patch_size, "batch_size": self.batch_size,
@@ -1198,8 +1269,21 @@ class Deblurrer:
             "history": self.history,
             "validation": self.validation,
             "versions": _versions(),
-            "saved": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "saved": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         })
+
+    def _components(self) -> dict[str, str | None]:
+        """Where this model's builder and blur generator come from (a plugin names its package), so that a
+        file loaded where one is missing can say what to install; a loaded file's entries are kept when the
+        component is not installed here."""
+        from blurkit.registry import BLURS, MODELS
+
+        saved = getattr(self, "_saved_components", None) or {}
+        name = (self.model_spec or {}).get("name")
+        return {
+            "model": _provenance(MODELS, name) or saved.get("model") if name else None,
+            "blur": saved.get("blur") if getattr(self.blur, "missing", None) else _provenance(BLURS, self.blur.name),
+        }
 
     def export(self, path: str | os.PathLike) -> Path:
         """Write the model as a TensorFlow SavedModel folder that restores images without blurkit.
@@ -1361,19 +1445,20 @@ class Deblurrer:
 
         import blurkit.models.layers  # noqa: F401  (registers blurkit's custom layers)
         from blurkit.blurs import deserialize_blur
-        from blurkit.registry import MODELS, UnknownComponentError
+        from blurkit.registry import UnknownComponentError
 
         meta = cls.read_metadata(path)
         spec = meta.get("model")
-        if spec and spec.get("name") not in MODELS:
-            raise ModelFileError(
-                f"{path}: needs model builder {spec.get('name')!r}, which is not installed "
-                f"(available: {', '.join(MODELS.list())})")
+        components = meta.get("components") or {}
+        # The model builder need not be installed: the architecture is in the file (its name is only
+        # recorded). Custom layers must be, which _check_keras_config says.
         try:
             blur = deserialize_blur(meta["blur"])
-        except (UnknownComponentError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        except UnknownComponentError:
+            blur = _missing_blur(meta["blur"], path, components.get("blur"))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ModelFileError(f"{path}: cannot rebuild its blur generator: {exc}") from None
-        _check_keras_config(path)
+        _check_keras_config(path, components.get("model"))
         try:
             # compiled below, by blurkit: Keras' compile=True warns about the optimizer state files lack
             model = keras.saving.load_model(path, compile=False, safe_mode=True)
@@ -1386,6 +1471,7 @@ class Deblurrer:
         d.validation = meta.get("validation") or {}
         d.training = meta.get("training") or {}
         d.source = str(path)
+        d._saved_components = components
         if compile:
             d.compile()
         return d
@@ -1867,17 +1953,19 @@ _REFUSED_CLASSES = {"Lambda", "__lambda__", "TFSMLayer"}
 _KERAS_FUNCTION_MODULES = ("activations", "losses", "metrics", "initializers", "regularizers", "constraints")
 
 
-def _check_keras_config(path: Any) -> None:
+def _check_keras_config(path: Any, model_source: Any = None) -> None:
     """Refuse a ``.keras`` file whose ``config.json`` names code outside Keras, blurkit and registered objects.
 
-    Keras' own safe mode refuses Lambda layers, Keras 3.9+ imports only Keras modules by name and Keras
-    3.12+ refuses lookup layers' vocabulary files; this check does not rely on any of them (blurkit accepts
-    older Keras 3 releases): every object named in the config must come from ``keras``/``blurkit`` or be
+    Keras' own safe mode refuses Lambda layers, imports only Keras modules by name and refuses lookup
+    layers' vocabulary files; this check does not rely on any of it: every object named in the config must come from ``keras``/``blurkit`` or be
     registered with ``keras.saving.register_keras_serializable`` (installed plugins), Lambda / TFSMLayer
     layers are refused outright, and so is any layer whose ``vocabulary`` is a file path. Installed plugins
     (every registry's entry points) are imported first when the config names an object not yet registered:
     a plugin's layer is registered as its module is imported, which in a fresh process nothing else may
     have done yet.
+
+    ``model_source`` is where the file says its model builder came from (``"plugin DIST VERSION"``); a refusal
+    names it, since the plugin that built a model is the one that registers its layers.
     """
     import keras
 
@@ -1923,9 +2011,12 @@ def _check_keras_config(path: Any) -> None:
             if _known_object(node, module, cls_name, registered):
                 continue
         what = node.get("config") if cls_name == "function" else cls_name
+        hint = _install_hint(model_source)
+        hint = f"; the model's builder comes {hint}" if hint.startswith("from ") else f"; its builder was {hint}" \
+            if hint else ""
         raise ModelFileError(
             f"{path}: refusing to load: its config names {module}.{what}, which is not part of Keras or "
-            "blurkit nor a registered Keras object (blurkit never imports code named by a model file)")
+            f"blurkit nor a registered Keras object (blurkit never imports code named by a model file{hint})")
 
 
 def _known_object(node: dict, module: str, cls_name: str, registered: dict) -> bool:
