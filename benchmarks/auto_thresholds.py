@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     print(md)
     if args.json:
         out = {"benchmark": "auto_thresholds",
-               "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+               "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                "command": "python benchmarks/auto_thresholds.py "
                           + " ".join(sys.argv[1:] if argv is None else argv),
                "machine": machine(), "versions": versions(), "data": str(data), "crop": args.crop,

@@ -380,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
 
     out = {
         "benchmark": "quality",
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.executable).name, *sys.argv]) if argv is None
         else "python benchmarks/quality.py " + " ".join(argv),
         "machine": mach,

@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\nThe blind sigma estimates: geometric mean of estimate / true sigma over the photos "
               "(RMS of its log)\n")
         print(estimates)
-    out = {"benchmark": "robustness", "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    out = {"benchmark": "robustness", "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
            "command": "python benchmarks/robustness.py " + " ".join(sys.argv[1:] if argv is None else argv),
            "machine": machine(), "versions": versions(), "data": str(data),
            "images": [n for n, _ in photos],

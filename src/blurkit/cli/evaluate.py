@@ -146,4 +146,4 @@ def _provenance(args: argparse.Namespace, d) -> dict:
         digest = hashlib.sha256(Path(source).read_bytes()).hexdigest()
     return {"model": args.model or DEFAULT_PRESET, "model_sha256": digest,
             "data": list(args.pairs) if args.pairs else args.data, "max_images": args.max_images,
-            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "versions": _versions()}
+            "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "versions": _versions()}

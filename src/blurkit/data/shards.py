@@ -463,7 +463,7 @@ def write_shards(
                 "shuffled": bool(shuffle),
                 "seed": int(seed),
                 "skipped": skipped,
-                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
             }
             atomic_write_text(index_path, json.dumps(index, indent=1) + "\n")
     except tf.errors.OpError as exc:  # TFRecordWriter's: ResourceExhaustedError "TMP; No space left on device"
