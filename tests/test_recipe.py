@@ -698,3 +698,19 @@ def test_export_check_compares_serve_with_predict(tmp_path, astronaut, camera, c
                                                        "TFLite, TensorFlow ops allowed (Flex)"]
     assert all(" failed" in line or " converted, " in line for line in tflite)
     assert tflite[1].endswith(" MB") and "converted" in tflite[1]  # with TensorFlow's ops it always converts
+
+
+def test_make_val_writes_the_scikit_image_photos_and_names_the_scikit_learn_ones(tmp_path, monkeypatch, capsys):
+    """Without scikit-learn (not a dependency) the five scikit-image photos are written pixel for pixel and the
+    command fails, naming the two it could not write."""
+    from skimage import data
+
+    from blurkit.data.io import read_image
+
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)  # import fails, installed or not
+    assert bench("make_val").main([str(tmp_path / "val")]) == 1
+    assert "china, flower come with scikit-learn" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "val").iterdir()) == [
+        "astronaut.png", "chelsea.png", "coffee.png", "motorcycle_left.png", "rocket.png"]
+    np.testing.assert_array_equal(read_image(tmp_path / "val" / "motorcycle_left.png"), data.stereo_motorcycle()[0])
+    np.testing.assert_array_equal(read_image(tmp_path / "val" / "chelsea.png"), data.chelsea())
