@@ -26,14 +26,19 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--model", default="unet", help="model builder (see `blurkit list models`; default unet)")
     p.add_argument("--model-option", action="append", metavar="KEY=VALUE", help="builder option, repeatable")
     p.add_argument("--blur", default="gaussian", help="blur generator (default gaussian)")
-    p.add_argument("--sigma", help="gaussian sigma: a number (2) or a range (0.5:3)")
-    p.add_argument("--blur-option", action="append", metavar="KEY=VALUE", help="blur option, repeatable")
-    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--sigma", help="gaussian sigma: a number (2) or a range (0.5:3); default 0.3:3.5")
+    p.add_argument("--blur-option", action="append", metavar="KEY=VALUE",
+                   help="blur option, repeatable: quantize=true rounds the inputs to 8 bits as photo files are "
+                        "(the presets' recipe; off by default), noise=0:0.02, jpeg=50:95")
+    p.add_argument("--epochs", type=int, default=10, help="default 10")
     p.add_argument("--steps-per-epoch", type=int, help="batches per epoch (default: each image once)")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--patch-size", type=int, default=96)
-    p.add_argument("--patches-per-image", type=int, default=4)
-    p.add_argument("--lr", type=float, default=1e-3, help="initial learning rate (Adam)")
+    p.add_argument("--batch-size", type=int, default=16, help="patches per step (default 16)")
+    p.add_argument("--patch-size", type=int, default=96,
+                   help="side of the square training patches in px (default 96); a fixed-size model (the "
+                        "autoencoder) trains at its own input size")
+    p.add_argument("--patches-per-image", type=int, default=4, help="random patches cut from each photo per "
+                   "epoch (default 4)")
+    p.add_argument("--lr", type=float, default=1e-3, help="initial learning rate (Adam; default 0.001)")
     p.add_argument("--loss", default="mse", choices=LOSSES,
                    help="training loss (default mse; psnr_loss: -PSNR per image, weighs mild and strong blur alike)")
     p.add_argument("--early-stopping", type=int, metavar="PATIENCE", help="stop after PATIENCE flat epochs")
@@ -43,7 +48,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0,
                    help="seeds the initial weights, the split, the patches and the blur (default 0): the same "
                    "command on the same photos trains the same model")
-    p.add_argument("--channels", type=int, default=3, choices=[1, 3])
+    p.add_argument("--channels", type=int, default=3, choices=[1, 3], help="3 (RGB, default) or 1 (grey)")
     p.add_argument("--out", "-o", default="model.keras", help="model file to write (default model.keras)")
     p.add_argument("--curves", help="training-curves PNG (default: OUT with .png)")
     p.add_argument("--resume", action="store_true",
