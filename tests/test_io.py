@@ -848,3 +848,25 @@ def test_heic_without_pillow_heif_says_what_to_install(tmp_path, rgb, monkeypatc
         monkeypatch.setattr(PILImage, "ID", [f for f in PILImage.ID if f != fmt])
     with pytest.raises(ImageReadError, match=r'a.heic: reading HEIC/HEIF photos needs pillow-heif: pip install "blurkit\[heif\]"'):
         read_image(path)
+
+
+def test_a_sub_folder_that_cannot_be_listed_is_left_out_with_a_warning(tmp_path, monkeypatch):
+    """A folder without read permission (or a network file system's I/O error) dropped its photos silently from
+    every command; now a warning names it. The folder given itself raises the error (it said "no images")."""
+    from blurkit.data import io as bio
+
+    for name in ("a/x.png", "b/y.png", "z.png"):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        write_image(tmp_path / name, np.zeros((4, 4), np.uint8))
+    scandir = os.scandir
+
+    def refuse_b(path):
+        if os.path.basename(os.fspath(path)) == "b":
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refuse_b)
+    with pytest.warns(UserWarning, match=r"cannot list folder .*b \(Permission denied\): the files in it are left out"):
+        assert [p.name for p in bio.list_images(tmp_path)] == ["x.png", "z.png"]
+    with pytest.raises(PermissionError):
+        bio.list_images(tmp_path / "b")

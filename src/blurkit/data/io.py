@@ -227,6 +227,9 @@ def iter_files(root: PathLike, recursive: bool = True) -> Iterator[Path]:
     skipped, and so is what is not a regular file (broken links, sockets). Symbolic links to folders are
     followed, but each real folder is visited once, so link cycles cannot loop; real folders are
     preferred over links to them.
+
+    A sub-folder that cannot be listed (no permission, a network file system's I/O error) is left out with a
+    warning naming it and the reason, not silently; ``root`` itself raises the ``OSError``.
     """
     root = Path(os.fspath(root))
     visited = {os.path.realpath(root)}
@@ -241,7 +244,11 @@ def iter_files(root: PathLike, recursive: bool = True) -> Iterator[Path]:
         try:
             with os.scandir(path) as it:
                 entries = [e for e in it if not _is_hidden(e.name)]
-        except OSError:
+        except OSError as exc:
+            if path == os.fspath(root):
+                raise
+            warnings.warn(f"cannot list folder {path} ({exc.strerror or exc}): the files in it are left out",
+                          stacklevel=3)
             return
         dirs = {e.name for e in entries if is_dir(e)}
         keep: set[str] = set()
