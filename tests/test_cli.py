@@ -162,7 +162,7 @@ def test_train_errors(photos, tmp_path, capsys):
     # nonsense values and unwritable outputs are refused before any training, naming the argument
     m = str(tmp_path / "m.keras")
     for bad, name in ((["--epochs", "0"], "--epochs"), (["--steps-per-epoch", "0"], "--steps-per-epoch"),
-                      (["--lr", "-1"], "--lr"), (["--time-limit", "0"], "--time-limit"),
+                      (["--lr", "-1"], "--lr"), (["--lr", "inf"], "--lr"), (["--time-limit", "0"], "--time-limit"),
                       (["--sigma", "abc"], "--sigma: expected a number"), (["--sigma", "1:2:3"], "--sigma: bad range '1:2:3'"),
                       (["--patch-size", "8"], "patch_size must be at least 11"),
                       (["--val-split", "1.0"], "--val-split"), (["--val-split", "-0.1"], "--val-split"),
@@ -181,6 +181,12 @@ def test_train_errors(photos, tmp_path, capsys):
     _error(capsys, ["train", str(photos), *TINY_TRAIN, "--curves", str(tmp_path / "c.txt"), "-o", m], "--curves", ".png")
     _error(capsys, ["train", str(photos), *TINY_TRAIN, "--curves", m, "-o", m], "--curves", ".png")  # the model
     _error(capsys, ["train", "--pairs", str(photos), str(photos), *TINY_TRAIN, "--sigma", "2", "-o", m], "--pairs")
+    # the curves among the training photos replaced a photo of that name and were trained on next time
+    _error(capsys, ["train", str(photos), *TINY_TRAIN, "-o", str(photos / "m.keras")],
+           f"the training curves (OUT with .png) {photos / 'm.png'} would be written among the photos in {photos}")
+    _error(capsys, ["train", str(photos), *TINY_TRAIN, "--curves", str(photos / "sub" / "c.png"), "-o", m],
+           "--curves", "would be written among the photos")
+    assert not (photos / "m.png").exists() and not (photos / "sub" / "c.png").exists()
     # the model file in the checkpoint folder, named as the training state (the run deleted it at the end)
     _error(capsys, ["train", str(photos), *TINY_TRAIN, "--checkpoint-dir", str(tmp_path / "ck"), "-o",
                     str(tmp_path / "ck" / "last.keras")], "training state is kept in")
@@ -713,3 +719,73 @@ def test_a_failing_tensorflow_import_shows_what_it_wrote(tmp_path):
     done = _python(code, path=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stderr == "native library complaint\ncaught no such library\n"
+
+
+def test_outputs_are_checked_writable_before_any_work(tmp_path, monkeypatch, capsys):
+    """A read-only output folder failed only when the first file was written: after a whole batch was restored
+    (deblur), a model trained for an epoch (train) or the photos scored (evaluate --json)."""
+    import tempfile
+
+    from blurkit.cli import _common
+    from blurkit.cli.main import CLIError
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    mkstemp = tempfile.mkstemp
+
+    def refuse_ro(*args, dir=None, **kwargs):
+        if Path(dir) == ro:
+            raise PermissionError(13, "Permission denied", str(dir))
+        return mkstemp(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse_ro)
+    for path, folder in ((ro / "m.keras", False), (ro / "new" / "deep" / "m.keras", False), (ro, True),
+                         (ro / "out", True)):
+        with pytest.raises(CLIError, match=rf"^--out {path}: cannot write in {ro} \(Permission denied\)$"):
+            _common.check_output(path, "--out", folder=folder)
+    assert _common.check_output(tmp_path / "ok" / "m.keras", "--out") == tmp_path / "ok" / "m.keras"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".blurkit")]  # the probe is removed
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    cv2.imwrite(str(photos / "a.png"), np.zeros((32, 32, 3), np.uint8))
+    assert main(["evaluate", "gaussian-v1", str(photos), "--json", str(ro / "s.json")]) == 2
+    assert capsys.readouterr().err.strip() == (f"blurkit evaluate: error: --json {ro / 's.json'}: cannot write in "
+                                               f"{ro} (Permission denied)")
+
+
+def test_an_interrupted_train_says_what_is_kept_and_sigterm_interrupts_as_ctrl_c(photos, tmp_path, capsys,
+                                                                                  monkeypatch):
+    """After Ctrl-C `train` printed only "interrupted" (the best model so far sat at OUT like a finished one, and
+    nothing said --resume would go on); SIGTERM (timeout, systemd, Kubernetes) killed it without a word."""
+    import signal
+    import time
+
+    from blurkit.deblurrer import Deblurrer
+
+    out = tmp_path / "m.keras"
+    run = ["train", str(photos), *TINY_TRAIN, "-o", str(out), "--quiet"]
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Deblurrer, "fit", interrupted)
+    assert main(run) == 130
+    assert capsys.readouterr().err.strip() == "interrupted: no epoch finished, so there is nothing to resume"
+    (tmp_path / "m.resume").mkdir()
+    (tmp_path / "m.resume" / "last.keras").write_bytes(b"state")
+    out.write_bytes(b"best so far")
+    assert main(run) == 130
+    assert capsys.readouterr().err.strip() == (
+        f"interrupted: the training state after the last finished epoch is in {tmp_path / 'm.resume'}: run the "
+        f"same command with --resume to go on; {out} holds the best model so far (the run is not finished)")
+
+    def terminated(self, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30)  # the handler raises as the signal arrives
+
+    before = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(Deblurrer, "fit", terminated)
+    started = time.monotonic()
+    assert main(run) == 143 and time.monotonic() - started < 20
+    assert "--resume to go on" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) is before

@@ -83,7 +83,9 @@ def error_text(exc: BaseException) -> str:
 
 def check_output(path: Any, arg: str, *, folder: bool = False) -> Path:
     """Check, before any work, that ``path`` can be written as a file (or a ``folder``): neither it nor a
-    parent is in the way (a file where a folder must be, or a folder where the file must be).
+    parent is in the way (a file where a folder must be, or a folder where the file must be), and the
+    nearest existing folder it goes in takes a new file (a temporary one is made and removed: a read-only
+    folder or file system, or no permission, fails here, not after hours of work).
 
     Examples:
         >>> import tempfile
@@ -106,6 +108,14 @@ def check_output(path: Any, arg: str, *, folder: bool = False) -> Path:
     blocker = blocking_file(path)
     if blocker is not None:
         raise CLIError(f"{arg} {path}: {blocker} is a file, not a folder")
+    where = next((p for p in ([path] if folder else []) + list(path.absolute().parents) if p.is_dir()), None)
+    if where is not None:
+        try:
+            fd, probe = tempfile.mkstemp(prefix=".blurkit-write-check-", dir=where)
+        except OSError as exc:
+            raise CLIError(f"{arg} {path}: cannot write in {where} ({exc.strerror or exc})") from None
+        os.close(fd)
+        os.unlink(probe)
     return path
 
 

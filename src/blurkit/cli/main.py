@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 import warnings
+from typing import Any
 
 # command name -> module; order is the order shown by --help
 COMMANDS = {
@@ -61,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         return f"blurkit {args.command}: {kind}: {message}\n"
 
     warnings.formatwarning = one_line
+    terminate = _terminate_as_interrupt()
     try:
         return int(args.func(args) or 0)
     except CLIError as exc:
@@ -69,11 +72,33 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # a full disk, a permission, a file where a folder must be: one line, no traceback
         print(f"blurkit {args.command}: error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print("interrupted", file=sys.stderr)
-        return 130
+        return 128 + int(getattr(exc, "signum", signal.SIGINT))
     finally:
         warnings.formatwarning = shown
+        if terminate is not None:
+            signal.signal(signal.SIGTERM, terminate)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, ``timeout``, systemd, Kubernetes) as an interruption: the commands stop as on Ctrl-C
+    (atomic writes finished or dropped, a summary, the resume hint) instead of dying mid-line."""
+
+    signum = signal.SIGTERM
+
+
+def _terminate_as_interrupt() -> Any:
+    """Make SIGTERM raise :class:`Terminated` in the main thread; returns the previous handler (None when
+    it cannot be set: not the main thread, or the platform has no SIGTERM handler)."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 if __name__ == "__main__":  # pragma: no cover

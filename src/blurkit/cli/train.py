@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -92,6 +93,13 @@ def run(args: argparse.Namespace) -> int:
 
         if Path(args.curves).suffix.lower() not in FIGURE_SUFFIXES:
             raise CLIError(f"--curves {args.curves}: write a {', '.join(FIGURE_SUFFIXES)} file")
+    curves = Path(args.curves) if args.curves else out.with_suffix(".png")
+    for folder in [args.data, args.validation] if args.data else [*args.pairs, args.validation]:
+        # a figure written among the photos replaced one of the same name, and the next run trained on it
+        if folder and Path(folder).is_dir() and curves.resolve().is_relative_to(Path(folder).resolve()):
+            flag = "--curves" if args.curves else "the training curves (OUT with .png)"
+            raise CLIError(f"{flag} {curves} would be written among the photos in {folder} (and read as one "
+                           "next time): write OUT or --curves elsewhere")
     if args.checkpoint_dir:
         check_output(args.checkpoint_dir, "--checkpoint-dir", folder=True)
     if args.cache:
@@ -104,8 +112,8 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.val_split < 1:
         raise CLIError(f"--val-split must be in [0, 1) (a fraction of DATA held out), got {args.val_split}")
     for name, value in (("--lr", args.lr), ("--time-limit", args.time_limit)):
-        if value is not None and not value > 0:
-            raise CLIError(f"{name} must be positive, got {value}")
+        if value is not None and not 0 < value < math.inf:
+            raise CLIError(f"{name} must be a positive number, got {value}")
     blur_options = parse_blur_options(args)
     if args.pairs and (blur_options or args.blur != "gaussian"):
         raise CLIError("--blur, --blur-option and --sigma make the blurred side of sharp photos; with --pairs the "
@@ -159,13 +167,20 @@ def run(args: argparse.Namespace) -> int:
               time_limit=args.time_limit, strategy=strategy, cache=args.cache)
     except (FileNotFoundError, ValueError) as exc:
         raise CLIError(str(exc)) from None
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (see main): say what is kept and how to go on
+        kept = [f"the training state after the last finished epoch is in {state_dir}: run the same command "
+                "with --resume to go on"] if (state_dir / "last.keras").is_file() else \
+            ["no epoch finished, so there is nothing to resume"]
+        if out.is_file():
+            kept.append(f"{out} holds the best model so far (the run is not finished)")
+        print(f"interrupted: {'; '.join(kept)}", file=sys.stderr)
+        return 128 + int(getattr(exc, "signum", 2))  # 130 for Ctrl-C (SIGINT), 143 for SIGTERM
     if not chief:  # the chief writes the model, the curves, and removes the training state
         return 0
     if not d.validation or not out.is_file():
         # no validation (the checkpoint followed the training loss), or no finite validation loss (no
         # checkpoint was written): save the last state
         d.save(out)
-    curves = Path(args.curves) if args.curves else out.with_suffix(".png")
     d.plot_history(curves)
     paused = bool(d.training.get("time_limit_reached"))
     if not paused:  # the run is complete and its model saved: its training state is no longer needed
