@@ -158,6 +158,34 @@ def test_psnr_y_is_the_bt601_luma_psnr_of_basicsr_and_skimage():
         psnr_y(rng.random((16, 16, 4)), rng.random((16, 16, 4)))
 
 
+def test_ssim_y_is_the_bt601_luma_ssim_of_basicsr_and_skimage():
+    """``ssim_y`` (BasicSR's calculate_ssim with test_y_channel) equals scikit-image's SSIM, with blurkit's
+    settings, on the Y of ``rgb2ycbcr`` (16-235, data range 255), NumPy and tensor alike; grey images are scored
+    as they are; alpha is refused."""
+    import tensorflow as tf
+    from skimage.color import rgb2ycbcr
+    from skimage.metrics import structural_similarity
+
+    from blurkit.metrics import ssim, ssim_y
+
+    rng = np.random.default_rng(5)
+    t = rng.random((2, 24, 20, 3))
+    p = np.clip(t + rng.normal(0, 0.05, t.shape), 0, 1)
+    want = [structural_similarity(rgb2ycbcr(a)[..., 0], rgb2ycbcr(b)[..., 0], data_range=255,
+                                  gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
+            for a, b in zip(t, p, strict=True)]
+    assert ssim_y(t[0], p[0]) == pytest.approx(want[0], abs=1e-12)
+    assert ssim_y(t, p) == pytest.approx(np.mean(want), abs=1e-12)
+    assert ssim_y((t * 255).round().astype(np.uint8), (p * 255).round().astype(np.uint8)) == pytest.approx(
+        np.mean(want), abs=2e-3)
+    assert float(ssim_y(tf.constant(t, tf.float32), tf.constant(p, tf.float32))) == pytest.approx(np.mean(want),
+                                                                                                   abs=1e-5)
+    assert ssim_y(t[0, ..., :1], p[0, ..., :1]) == ssim(t[0, ..., :1], p[0, ..., :1])
+    assert ssim_y(t[0, ..., 0], p[0, ..., 0]) == ssim(t[0, ..., 0], p[0, ..., 0])
+    with pytest.raises(ValueError, match="RGB or grey"):
+        ssim_y(rng.random((16, 16, 4)), rng.random((16, 16, 4)))
+
+
 def test_a_stack_of_grey_images_is_refused_not_scored_as_one_image():
     """(N, H, W) grey images were read as one (H, W, C) image with W channels (12 grey 64x64 images: 34.46 dB
     instead of their mean 36.33; SSIM over the wrong axes)."""

@@ -14,7 +14,7 @@ Examples:
     >>> import numpy as np
     >>> from blurkit import metrics
     >>> sorted(n for n in metrics.METRICS.list() if n in metrics.__all__)
-    ['accuracy', 'channel_accuracy', 'mse', 'psnr', 'psnr_y', 'ssim']
+    ['accuracy', 'channel_accuracy', 'mse', 'psnr', 'psnr_y', 'ssim', 'ssim_y']
     >>> metrics.psnr(np.zeros((8, 8)), np.full((8, 8), 0.1))
     20.0
 """
@@ -32,6 +32,7 @@ from blurkit.metrics.functional import (
     psnr,
     psnr_y,
     ssim,
+    ssim_y,
 )
 from blurkit.metrics.keras import keras_metric, keras_metrics, metric_name
 from blurkit.metrics.losses import LOSSES, get_loss
@@ -42,6 +43,7 @@ __all__ = [
     "psnr",
     "psnr_y",
     "ssim",
+    "ssim_y",
     "accuracy",
     "channel_accuracy",
     "prepare",

@@ -16,6 +16,7 @@ Conventions (every number blurkit reports uses them):
   computed per channel and averaged (scikit-image convention). ``psnr_y`` is BasicSR's ``test_y_channel``
   PSNR: on the luma of ITU-R BT.601 (Y of YCbCr, 16-235), which many deblurring and super-resolution papers
   report; it is higher than RGB PSNR (by 1.7 dB for the default preset on the val photos at sigma 2).
+  ``ssim_y`` is the matching SSIM (BasicSR's ``calculate_ssim`` with ``test_y_channel``).
 * **SSIM.** Wang et al. (2004) with the scikit-image settings ``gaussian_weights=True, sigma=1.5,
   use_sample_covariance=False, data_range=1``: an 11x11 Gaussian window (sigma 1.5 truncated at 3.5
   sigma), ``K1=0.01``, ``K2=0.03``, population covariance, and the mean taken over the region where the
@@ -478,6 +479,66 @@ def ssim(y_true: Any, y_pred: Any) -> float:
     if t.ndim == 4:
         return float(np.mean([_ssim_one(a, b) for a, b in zip(t, p, strict=True)]))
     return _ssim_one(t, p)
+
+
+def _luma(x: Any) -> Any:
+    """BasicSR's ``rgb2ycbcr(y_only=True)`` / 255 of an RGB image (the last axis kept, one channel), or a grey
+    image as it is; ``x`` a float ``(..., H, W, C)`` NumPy array or ``(N, H, W, C)`` tensor."""
+    if x.shape[-1] == 1:
+        return x
+    if x.shape[-1] != 3:
+        raise ValueError(f"a Y-channel metric needs RGB or grey images, got {x.shape[-1]} channels "
+                         f"(shape {tuple(x.shape)})")
+    if is_numpy(x):
+        return x @ np.asarray(_Y_WEIGHTS)[:, None] + 16 / 255
+    import tensorflow as tf
+
+    return tf.tensordot(x, tf.constant(_Y_WEIGHTS, x.dtype), axes=[[3], [0]])[..., None] + 16 / 255
+
+
+def _ssim_y_tf(y_true: Any, y_pred: Any):
+    t, p = _tensor_pair(y_true, y_pred)
+    return _ssim_tf(_luma(t), _luma(p))
+
+
+@register_metric("ssim_y")
+@_meta(_ssim_y_tf, best=1.0, higher_is_better=True)
+def ssim_y(y_true: Any, y_pred: Any) -> float:
+    """SSIM on the luma (Y of YCbCr, ITU-R BT.601) of RGB images, BasicSR's ``calculate_ssim(test_y_channel=True)``.
+
+    The companion of :func:`psnr_y`, for the SSIM column of papers' tables: each RGB image is reduced to
+    ``Y = 16 + 65.481 R + 128.553 G + 24.966 B`` (Y in [16, 235], the offset kept: SSIM depends on it) and
+    :func:`ssim`'s window and constants applied with a data range of 255 (BasicSR's 11x11 Gaussian window of
+    sigma 1.5, population covariance and valid region are scikit-image's settings that :func:`ssim` uses).
+    Grey images are used as they are; no border is cropped and nothing is rounded to 8 bits first.
+
+    Args:
+        y_true: Reference image ``(H, W)``, ``(H, W, 1)``, ``(H, W, 3)`` or a batch of them, at least 11x11.
+        y_pred: Restored image, same shape.
+
+    Returns:
+        The Y-channel SSIM as a Python float (1.0 for identical images).
+
+    Raises:
+        ValueError: The shapes differ, the images are smaller than 11x11, or they have 2 or 4 channels.
+
+    Examples:
+        >>> import numpy as np
+        >>> x = np.linspace(0, 1, 32 * 32 * 3).reshape(32, 32, 3)
+        >>> ssim_y(x, x)
+        1.0
+        >>> round(ssim_y(x, 0.5 * x), 4), round(ssim(x, 0.5 * x), 4)  # on Y, on RGB
+        (0.7428, 0.6796)
+    """
+    if not (is_numpy(y_true) and is_numpy(y_pred)):
+        return _ssim_y_tf(y_true, y_pred)
+    t, p = prepare(y_true, y_pred)
+    if t.ndim == 2:
+        return _ssim_one(t, p)
+    ty, py = _luma(t)[..., 0], _luma(p)[..., 0]
+    if ty.ndim == 3:
+        return float(np.mean([_ssim_one(a, b) for a, b in zip(ty, py, strict=True)]))
+    return _ssim_one(ty, py)
 
 
 @register_metric("accuracy")
