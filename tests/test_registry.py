@@ -245,3 +245,16 @@ def test_a_plugin_of_the_wrong_kind_or_that_exits_is_skipped_with_a_warning(tmp_
         "blurkit could not load plugin metrics 'number' (bk_kinds:NUMBER) from bk_kinds:NUMBER: "
         "not callable (int 3)",
     ], messages
+
+
+def test_an_unknown_option_is_named_with_the_options_the_component_takes():
+    """`--blur-option foo=1` said "Blur.__init__() got an unexpected keyword argument 'foo'" (the base class, and
+    no word of what the blur takes); a blur's options are its own and its base class's, as **kwargs passes them."""
+    with pytest.raises(TypeError, match=r"^blurs 'motion' takes no options 'bar', 'foo'; its options: length, "
+                                        r"angle, border, noise, shot, quantize, jpeg, seed$"):
+        BLURS.create("motion", foo=1, bar=2, length=3)
+    with pytest.raises(TypeError, match=r"^models 'unet' takes no option 'wdth'; its options: channels, width, "):
+        MODELS.create("unet", wdth=8)
+    reg = Registry("things")
+    reg.register("loose", lambda **kwargs: kwargs)  # options it cannot tell: passed on, unchecked
+    assert reg.create("loose", anything=1) == {"anything": 1}

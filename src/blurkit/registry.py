@@ -101,6 +101,25 @@ def _is_plugin(source: str) -> bool:
     return source.startswith("plugin ")
 
 
+def _options(factory: Any) -> list[str] | None:
+    """The keyword arguments ``factory`` takes, in order: a class's ``__init__`` followed along its bases while
+    each passes ``**kwargs`` on (a blur's own options, then the base class's); None when they cannot be told
+    (a ``**kwargs`` that goes nowhere known, or no signature)."""
+    names: list[str] = []
+    targets = [c.__init__ for c in factory.__mro__ if "__init__" in vars(c)] if isinstance(factory, type) \
+        else [factory]
+    for fn in targets:
+        try:
+            params = list(inspect.signature(fn).parameters.values())
+        except (TypeError, ValueError):
+            return None
+        names += [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+                  and p.name not in ("self", *names)]
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            return names
+    return None
+
+
 def _plugin_order(ep: metadata.EntryPoint) -> tuple[str, str, str]:
     dist = getattr(ep, "dist", None)
     name = (dist.metadata["Name"] or "") if dist is not None else ""
@@ -284,10 +303,18 @@ class Registry:
             ) from None
 
     def create(self, name: str, **kwargs: Any) -> Any:
-        """Call the component registered as ``name`` with ``kwargs`` (build a class or a model)."""
+        """Call the component registered as ``name`` with ``kwargs`` (build a class or a model).
+
+        Raises:
+            TypeError: An option the component does not take; the message names it and lists those it takes.
+        """
         factory = self.get(name)
         if not callable(factory):
             raise TypeError(f"{self.kind} {name!r} is not callable: {factory!r}")
+        unknown = sorted(set(kwargs) - set(_options(factory) or kwargs))
+        if unknown:
+            raise TypeError(f"{self.kind} {name!r} takes no option{'s' * (len(unknown) > 1)} "
+                            f"{', '.join(map(repr, unknown))}; its options: {', '.join(_options(factory) or ())}")
         return factory(**kwargs)
 
     def list(self, pattern: str = "*") -> list[str]:
