@@ -10,7 +10,9 @@ streamed through :func:`blurkit.batch.deblur_files`: folders are listed lazily (
 once, the total for the progress bar is counted in the background), ``--io-workers`` threads read and
 write files while the model runs, and at most about ``2 * --prefetch + 1`` decoded images are in memory
 whatever the number of files. Outputs are written atomically, so an interrupted run (Ctrl-C, or killed)
-never leaves a half-written image, and ``--skip-existing`` resumes it. Unreadable files (empty, truncated,
+never leaves a half-written image, and ``--skip-existing`` resumes it. Nothing is written over an input
+(see :func:`_plan`). Progress bars are shown on a terminal only (not with ``--quiet``, nor in a log file);
+the summary line is printed in any case. Unreadable files (empty, truncated,
 not images, decompression bombs above ``--max-pixels``) and images that cannot be restored are reported and
 skipped, the rest of the batch goes on; the summary lists each failure with its reason. Transparency is
 kept (the alpha channel is passed through unchanged, except in JPEG outputs); EXIF orientation is applied,
@@ -47,7 +49,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--suffix", default="",
                    help="add this to output file names (before the extension; not to an output given as a file "
                    "name). With --out the input folder, it is required, and input files already ending in it "
-                   "are skipped as earlier outputs")
+                   "whose outputs would go beside them (in that folder, or given one by one, e.g. by a shell "
+                   "glob) are skipped as earlier outputs")
     p.add_argument("--format", metavar="EXT", choices=FORMATS, type=_format_name,
                    help="write the restorations as EXT files (png, jpg, tif, webp or bmp, in any case, with "
                    "or without the dot) instead of each input's own format, e.g. png to keep JPEG inputs "
@@ -123,30 +126,95 @@ def _failure(src: os.PathLike | str, why: str) -> str:
                        "pass a larger --max-pixels")
 
 
-def _plan(inputs: list[str], out: str, suffix: str, ext: str | None = None):
-    """(source, destination) pairs, lazily, and a function counting them (a directory walk).
+class _Left:
+    """Inputs that a plan leaves out for one reason: how many, and the first few (to name them)."""
+
+    SHOWN = 3
+
+    def __init__(self) -> None:
+        self.n: int = 0
+        self.first: list = []
+
+    def add(self, path) -> None:
+        self.n += 1
+        if len(self.first) < self.SHOWN:
+            self.first.append(path)
+
+    def names(self) -> str:
+        """The first few paths, and ``...`` when there are more.
+
+        Examples:
+            >>> left = _Left()
+            >>> for name in "abcd":
+            ...     left.add(name + ".png")
+            >>> left.n, left.names()
+            (4, 'a.png, b.png, c.png, ...')
+        """
+        return ", ".join(map(str, self.first)) + (", ..." if self.n > len(self.first) else "")
+
+
+class _Plan:
+    """What :func:`_plan` found: the jobs, and the inputs it leaves out.
+
+    Attributes:
+        jobs: ``(source, destination)`` pairs, lazily.
+        count: Counts the jobs (a directory walk).
+        earlier: Inputs ending in ``--suffix`` whose outputs go beside them: earlier outputs, not restored.
+        unread: Images in an ``--out`` inside an input folder: not read as input.
+        kept: Those of them that this run would write over: left as they are, since blurkit cannot tell
+            its earlier outputs from photos there.
+        holder: The input folder that ``--out`` is inside of, or None.
+        kept_now: How many jobs were dropped so far because their output is one of ``kept``.
+    """
+
+    def __init__(self) -> None:
+        self.jobs = iter(())
+        self.count = lambda: 0
+        self.earlier, self.unread, self.kept = _Left(), _Left(), _Left()
+        self.holder = None
+        self.kept_now = 0
+
+
+def _plan(inputs: list[str], out: str, suffix: str, ext: str | None = None) -> _Plan:
+    """The (source, destination) pairs, lazily, a function counting them (a directory walk), and what is
+    left out.
 
     A single file may go to a file, everything else goes to a folder. Every input is checked before the
-    first pair is made, and no output may replace its input: ``--out`` the input folder itself needs a
-    ``--suffix`` (files already ending in it are then taken as earlier outputs and skipped), and an output
-    folder inside an input folder is not read as input. With ``ext`` (``--format``) the outputs get that
-    extension (without it, formats blurkit cannot write, HEIC, become JPEG). Inputs that would share an
-    output (``a.jpg`` and ``a.png`` with ``--format png``, ``a.heic`` and ``a.jpg``, or ``a/x.png`` and
-    ``b/x.png`` from two input folders) are refused before any work, after a walk of the inputs.
+    first pair is made, and no output may replace an input:
+
+    * ``--out`` the input folder itself needs a ``--suffix``; input files already ending in it whose outputs
+      go beside them (a folder's, or files given one by one, e.g. by a shell glob, in ``--out``) are then
+      taken as earlier outputs and left out;
+    * an output folder inside an input folder is not read as input, and, without a ``--suffix``, an image
+      already in it that an output would replace is left as it is (blurkit cannot tell its earlier outputs
+      from photos there; with a ``--suffix``, files ending in it are earlier outputs, as beside the photos).
+
+    The same file given twice (``photos photos/a.png``) is restored once. With ``ext`` (``--format``) the
+    outputs get that extension (without it, formats blurkit cannot write, HEIC, become JPEG). Inputs that
+    would share an output (``a.jpg`` and ``a.png`` with ``--format png``, ``a.heic`` and ``a.jpg``, or
+    ``a/x.png`` and ``b/x.png`` from two input folders) are refused before any work, after a walk of the
+    inputs.
     """
     from pathlib import Path
 
-    from blurkit.batch import count_images, folder_jobs
+    from blurkit.batch import folder_jobs
     from blurkit.cli._common import check_output
     from blurkit.cli.main import CLIError
     from blurkit.data.io import WRITE_EXTENSIONS, is_image_path
 
-    paths = [Path(item) for item in inputs]
-    for p in paths:
+    paths: list[Path] = []
+    given: set[Path] = set()
+    for item in inputs:
+        p = Path(item)
         if not p.is_dir() and not p.is_file():
             raise CLIError(f"no such file or folder: {p}")
+        if p.resolve() not in given:  # the same file or folder given twice is restored once
+            given.add(p.resolve())
+            paths.append(p)
+    folders = [p for p in paths if p.is_dir()]
+    paths = [p for p in paths if p.is_dir() or not any(_listed(p, q) for q in folders)]
     outp = Path(out)
-    single = len(inputs) == 1 and paths[0].is_file()
+    single = len(paths) == 1 and paths[0].is_file()
     if not outp.is_dir():
         if single and outp.suffix and not is_image_path(outp):
             raise CLIError(f"--out {out}: not an image file name (use .png, .jpg, .tif, ...) or a folder")
@@ -170,34 +238,73 @@ def _plan(inputs: list[str], out: str, suffix: str, ext: str | None = None):
         elif real == real_out and not suffix:
             raise CLIError(f"--out {out} is the input folder {p}: the restorations would replace the photos; "
                            "give another folder, or a --suffix to write them beside the photos")
+    plan = _Plan()
+    plan.holder = next((p for p in folders if p.resolve() in real_out.parents  # not a hidden folder: listed
+                        and not any(n.startswith(".") for n in real_out.relative_to(p.resolve()).parts)), None)
 
-    def jobs():
+    def walk():
+        """``(source, destination, why)``: ``why`` is None for a job, else the reason it is left out."""
         for p in paths:
             if to_file:
-                yield p, outp
+                yield p, outp, None
                 continue
-            pairs = folder_jobs(p, outp, suffix=suffix, ext=ext)
             real = p.resolve()
-            if p.is_dir() and real == real_out:  # beside the photos: earlier outputs end in the suffix
-                pairs = ((f, d) for f, d in pairs if not f.stem.endswith(suffix))
-            elif p.is_dir() and real in real_out.parents:  # the output folder inside it is not input
-                pairs = ((f, d) for f, d in pairs if real_out not in f.resolve().parents)
-            yield from pairs
-
-    def count() -> int:
-        return sum(count_images(p) if p.is_dir() else 1 for p in paths)
+            beside = real == real_out if p.is_dir() else p.parent.resolve() == real_out
+            inside = p.is_dir() and real in real_out.parents
+            for f, d in folder_jobs(p, outp, suffix=suffix, ext=ext):
+                if beside and suffix and f.stem.endswith(suffix):  # beside the photos: an earlier output
+                    yield f, d, "earlier"
+                elif inside and real_out in f.resolve().parents:  # the output folder inside it is not input
+                    yield f, d, "unread"
+                else:
+                    yield f, d, None
 
     # refused before any work: a.jpg and a.png would both become a.png with --format png, a.heic (written as
     # JPEG) and a.jpg both a.jpg, a/x.png and b/x.png from two folders both out/x.png. A walk of the inputs
     # that keeps one hash per output (a million photos: tens of MB, freed at once); the names on a clash.
+    # The same walk counts the inputs left out, and finds the images in an --out inside an input folder that
+    # an output would replace: without a --suffix, nothing tells an earlier output there from a photo.
+    kept: set[str] = set()
     if not to_file:
         seen: set[int] = set()
-        for _, dst in jobs():
+        for src, dst, why in walk():
+            if why == "earlier":
+                plan.earlier.add(src)
+                continue
+            if why == "unread":
+                plan.unread.add(src)
+                continue
             key = hash(str(dst))
             if key in seen:
-                _clash(jobs(), dst, ext)
+                _clash(((f, d) for f, d, w in walk() if w is None), dst, ext)
             seen.add(key)
-    return jobs(), count
+            if plan.holder is not None and not suffix and dst.exists():
+                plan.kept.add(dst)
+                kept.add(str(dst))
+
+    def jobs():
+        for src, dst, why in walk():
+            if why is None:
+                if str(dst) in kept:
+                    plan.kept_now += 1
+                    continue
+                yield src, dst
+
+    def count() -> int:
+        return sum(1 for _, dst, why in walk() if why is None and str(dst) not in kept)
+
+    plan.jobs, plan.count = jobs(), count
+    return plan
+
+
+def _listed(file, folder) -> bool:
+    """Whether listing the input ``folder`` gives ``file`` itself, under its own name (so the same output):
+    ``photos/a.png`` given beside ``photos``."""
+    from blurkit.data.io import is_image_path
+
+    name = file.name
+    return (not name.startswith(".") and is_image_path(name) and (folder / name).is_file()
+            and (folder / name).resolve() == file.resolve())
 
 
 def _clash(jobs, dst, ext: str | None) -> None:
@@ -240,7 +347,7 @@ def run(args: argparse.Namespace) -> int:
     from blurkit.cli.main import CLIError
 
     paths = list(args.paths)
-    model = paths.pop(0) if paths[0].endswith(".keras") else None
+    model = paths.pop(0) if paths[0].lower().endswith(".keras") else None
     for path in paths:
         if path.lower().endswith(".keras"):
             raise CLIError(f"{path} is a model file: the MODEL comes first "
@@ -255,11 +362,15 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"--tile-size must be at least 16, got {args.tile_size}")
     _check_suffix(args.suffix)
     ext = None if args.format is None else "." + {"jpeg": "jpg", "tiff": "tif"}.get(args.format, args.format)
-    jobs, count = _plan(paths, args.out, args.suffix, ext)
-    first = next(jobs, None)
-    if first is None:
+    plan = _plan(paths, args.out, args.suffix, ext)
+    first = next(plan.jobs, None)
+    if first is None and not plan.kept.n:
+        if plan.earlier.n:
+            raise CLIError(f"nothing to restore in {', '.join(paths)}: {plan.earlier.names()} "
+                           f"end{'s' * (plan.earlier.n == 1)} in --suffix {args.suffix}, so "
+                           f"{'is an earlier output' if plan.earlier.n == 1 else 'are earlier outputs'}")
         raise CLIError(f"no images found in {', '.join(paths)}")
-    jobs = itertools.chain([first], jobs)
+    jobs = itertools.chain([] if first is None else [first], plan.jobs)
 
     from blurkit.batch import Interrupted, deblur_files
     from blurkit.data.io import DEFAULT_MAX_PIXELS
@@ -289,26 +400,54 @@ def run(args: argparse.Namespace) -> int:
         restorer = _Auto(lambda name: setup(load_deblurrer(None, name)), first=DEFAULT_PRESET)
     else:
         restorer = setup(load_deblurrer(model, args.preset))
+    if plan.kept.n and not args.skip_existing:
+        print(f"blurkit deblur: {_kept(plan, args.out)}", file=sys.stderr)
+    bars = not args.quiet and sys.stderr.isatty()  # in a log file, a bar is frames joined by \r
     try:
         summary = deblur_files(restorer, jobs, workers=args.io_workers, prefetch=args.prefetch,
                                skip_existing=args.skip_existing, max_pixels=max_pixels,
-                               total=None if args.quiet else _count_in_background(count),
-                               progress=not args.quiet, metadata=not args.no_metadata, quality=args.quality)
+                               total=_count_in_background(plan.count) if bars else None,
+                               progress=bars, metadata=not args.no_metadata, quality=args.quality)
     except Interrupted as exc:
         summary = exc.summary
-    if not args.quiet:
-        print(summary)
-        if auto and restorer.counts:
-            print("presets (auto): " + ", ".join(f"{n} for {c} image{'s' * (c != 1)}"
-                                                 for n, c in sorted(restorer.counts.items())))
+    summary.skipped += plan.kept_now  # left as they are, as with --skip-existing
+    print(summary)  # one line, kept with --quiet (which silences the progress bars)
+    for note in _notes(plan, args.out, args.suffix):
+        print(note)
+    if auto and restorer.counts and not args.quiet:
+        print("presets (auto): " + ", ".join(f"{n} for {c} image{'s' * (c != 1)}"
+                                             for n, c in sorted(restorer.counts.items())))
     for src, why in summary.failed:
         print(f"  failed: {src}: {_failure(src, why)}", file=sys.stderr)
     if summary.interrupted:
-        again = "" if args.skip_existing else " --skip-existing"
+        again = "" if args.skip_existing else " with --skip-existing"
         print(f"interrupted after {summary.total} files ({summary}); run the same command{again} to go on",
               file=sys.stderr)
         return 130
     return 0 if summary.done or summary.skipped else 1
+
+
+def _kept(plan: _Plan, out: str) -> str:
+    """The line saying which images in ``--out`` are left as they are, and why (:class:`_Plan`)."""
+    n, them = plan.kept.n, "it" if plan.kept.n == 1 else "them"
+    return (f"{n} image{'s' * (n != 1)} in --out {out} left as {'it is' if n == 1 else 'they are'}, not "
+            f"written over: {plan.kept.names()} (--out is inside the input folder {plan.holder}, where blurkit "
+            f"cannot tell its earlier outputs from photos; delete {them}, or give an --out outside "
+            f"{plan.holder})")
+
+
+def _notes(plan: _Plan, out: str, suffix: str) -> list[str]:
+    """The lines after the summary on the inputs that :func:`_plan` left out, if any."""
+    notes = []
+    if plan.earlier.n:
+        n = plan.earlier.n
+        notes.append(f"left out {n} input{'s' * (n != 1)} ending in --suffix {suffix}, taken as earlier "
+                     f"output{'s' * (n != 1)}: {plan.earlier.names()}")
+    if plan.unread.n:
+        n = plan.unread.n
+        notes.append(f"not read as input: {n} image{'s' * (n != 1)} in --out {out}, inside the input folder "
+                     f"{plan.holder}")
+    return notes
 
 
 class _Options:
