@@ -1220,3 +1220,14 @@ def test_known_sigma_errors_name_the_argument():
     d.fixed_size = 32  # as for a plugin's estimator + restorer model built for one input size: run whole only
     with pytest.raises(ValueError, match=r"^sigma: a model with a fixed input size \(32 px\)"):
         d.predict(x, sigma=2.0)
+
+
+def test_a_model_file_named_in_capitals_is_refused_with_what_to_do(saved, tmp_path):
+    """`M.KERAS` passed blurkit's checks and failed in Keras with "File format not supported ... only supports
+    V3 `.keras` files"."""
+    path = tmp_path / "M.KERAS"
+    path.write_bytes(saved.read_bytes())
+    assert Deblurrer.read_metadata(path)["format"] == "blurkit-model"
+    with pytest.raises(ModelFileError, match=r"M\.KERAS: Keras loads model files whose name ends in \.keras "
+                                             r"\(lower case\): rename it"):
+        Deblurrer.load(path)

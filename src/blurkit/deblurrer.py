@@ -1448,6 +1448,9 @@ class Deblurrer:
         from blurkit.registry import UnknownComponentError
 
         meta = cls.read_metadata(path)
+        if Path(path).suffix != ".keras":  # Keras reads .keras files only, and only in lower case
+            raise ModelFileError(f"{path}: Keras loads model files whose name ends in .keras (lower case): "
+                                 "rename it")
         spec = meta.get("model")
         components = meta.get("components") or {}
         # The model builder need not be installed: the architecture is in the file (its name is only
