@@ -87,7 +87,11 @@ def _files(folder: Path) -> dict[str, bytes]:
 
 
 def _manifest(out: Path) -> list[dict]:
-    return [json.loads(line) for line in (out / "manifest.jsonl").read_text(encoding="utf-8").splitlines()]
+    return _manifest_lines(out / "manifest.jsonl")
+
+
+def _manifest_lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
 def test_cli_writes_pairs_and_reports_bad_files(clean, tmp_path, testblur, capsys):
@@ -396,3 +400,168 @@ def test_help_mentions_replace(capsys):
         main(["make-pairs", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "--replace" in text and "earlier run" in text
+
+
+def _non_utf8_name(folder: Path, name: bytes) -> Path:
+    """``folder / name`` for a file name that is not UTF-8 (skips where the file system refuses one)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = Path(os.fsdecode(os.path.join(os.fsencode(folder), name)))
+    try:
+        path.write_bytes(b"")
+    except (OSError, UnicodeError):  # macOS and Windows keep names in Unicode
+        pytest.skip("this file system refuses file names that are not UTF-8")
+    path.unlink()
+    return path
+
+
+def test_replace_after_an_interrupted_run_leaves_exactly_the_new_pairs(tmp_path, photos, testblur,
+                                                                       monkeypatch, capsys):
+    """Each pair is listed in manifest.jsonl.partial before its files are written, so --replace deletes
+    everything an interrupted run wrote (it deleted nothing: the manifest was only written at the end, and
+    the stale pairs, of another sigma, stayed in the folders training reads)."""
+    import blurkit.data.pairs as pairs
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    for name in ("a.png", "b.png", "sub/c.png", "d.png"):
+        write_image(first / name, photos["gray"])
+    for name in ("x.png", "y.png"):
+        write_image(second / name, photos["rgb"])
+    out = tmp_path / "pairs"
+    args = ["--blur", "testblur", "--no-progress"]
+    real, calls = pairs.write_image, []
+
+    def interrupted(*a, **k):  # Ctrl-C while writing the third file: one pair and a half are on disk
+        calls.append(a[0])
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(pairs, "write_image", interrupted)
+    assert main(["make-pairs", str(first), str(out), *args, "--sigma", "3"]) != 0
+    monkeypatch.undo()
+    # the half-written pair has its blurred side only, which the pair reader skips; both are listed
+    assert sorted(_files(out)) == ["blurred/a.png", "blurred/b.png", "manifest.jsonl.partial", "sharp/a.png"]
+    assert [r["file"] for r in _manifest_lines(out / "manifest.jsonl.partial")] == ["a.png", "b.png"]
+
+    capsys.readouterr()
+    assert main(["make-pairs", str(second), str(out), *args]) == 2  # refused, naming the partial manifest
+    err = capsys.readouterr().err
+    assert "interrupted run" in err and "manifest.jsonl.partial" in err and "--replace" in err
+    assert main(["make-pairs", str(second), str(out), *args, "--sigma", "1", "--replace"]) == 0
+    assert sorted(_files(out)) == ["blurred/x.png", "blurred/y.png", "manifest.jsonl", "sharp/x.png",
+                                   "sharp/y.png"]
+    assert [r["source"] for r in _manifest(out)] == ["x.png", "y.png"]
+
+
+def test_a_completed_run_commits_the_partial_manifest(tmp_path, photos, testblur):
+    """The manifest a completed run leaves is the one it always left: the same lines, no partial file."""
+    write_image(tmp_path / "in" / "a.png", photos["gray"])
+    write_image(tmp_path / "in" / "b.png", photos["rgb"])
+    summary = make_pairs(tmp_path / "in", tmp_path / "out", blur=FakeBlur(), seed=2, progress=False)
+    assert sorted(os.listdir(tmp_path / "out")) == ["blurred", "manifest.jsonl", "sharp"]
+    assert summary["manifest"] == str(tmp_path / "out" / "manifest.jsonl")
+    records = _manifest(tmp_path / "out")
+    assert [r["file"] for r in records] == ["a.png", "b.png"] and records[1]["seed"] == image_seed(2, "b.png")
+    # without replace, a partial manifest of an interrupted run is refused: its pairs would stay unlisted
+    (tmp_path / "out" / "manifest.jsonl.partial").write_text(json.dumps({"file": "a.png"}) + "\n")
+    with pytest.raises(ValueError, match="manifest.jsonl.partial"):
+        make_pairs(tmp_path / "in", tmp_path / "out", blur=FakeBlur(), progress=False)
+
+
+def test_replace_reads_a_partial_manifest_cut_short(tmp_path, photos, testblur):
+    """A run killed while appending a line leaves it cut short: its pair was not written yet, and --replace
+    deletes what the complete lines list."""
+    write_image(tmp_path / "in" / "new.png", photos["gray"])
+    out = tmp_path / "pairs"
+    for side in ("sharp", "blurred"):
+        write_image(out / side / "old.png", photos["gray"])
+    (out / "blurred" / "half.png").write_bytes(b"x")
+    (out / "sharp" / ".half.png.x1y2z3_4.tmp").write_bytes(b"x")  # its killed write: deleted too
+    (out / "sharp" / ".mine.png.x1y2z3_4.tmp").write_bytes(b"x")  # not listed: kept
+    line = json.dumps({"file": "old.png", "source": "old.png"}) + "\n" + json.dumps({"file": "half.png"}) + "\n"
+    (out / "manifest.jsonl.partial").write_text(line + '{"file": "never-writ')
+    assert main(["make-pairs", str(tmp_path / "in"), str(out), "--blur", "testblur", "--no-progress",
+                 "--replace"]) == 0
+    assert sorted(_files(out)) == ["blurred/new.png", "manifest.jsonl", "sharp/.mine.png.x1y2z3_4.tmp",
+                                   "sharp/new.png"]
+
+
+def test_no_pair_written_leaves_no_manifest(tmp_path, photos, testblur, capsys):
+    """A run that writes no pair (every blur failed) commits no empty manifest, which blocked the next run."""
+    write_image(tmp_path / "in" / "a.png", photos["gray"])
+    out = tmp_path / "out"
+
+    class Failing(FakeBlur):
+        def __call__(self, image, seed=None):
+            raise ValueError("sigma too large")
+
+    BLURS.register("failingblur", Failing, override=True)
+    try:
+        assert main(["make-pairs", str(tmp_path / "in"), str(out), "--blur", "failingblur", "--no-progress"]) == 1
+    finally:
+        BLURS.unregister("failingblur")
+    assert "blur failed: sigma too large" in capsys.readouterr().out
+    assert not (out / "manifest.jsonl").exists() and not (out / "manifest.jsonl.partial").exists()
+    assert main(["make-pairs", str(tmp_path / "in"), str(out), "--blur", "testblur", "--no-progress"]) == 0
+    assert [r["file"] for r in _manifest(out)] == ["a.png"]
+    summary = make_pairs(tmp_path / "in", tmp_path / "none", blur=Failing(), progress=False)
+    assert summary["written"] == 0 and summary["manifest"] is None
+
+
+def test_pairs_no_manifest_lists_are_refused_even_with_replace(tmp_path, photos, testblur, capsys):
+    """--replace deletes only what a manifest lists: pair folders holding files no manifest lists are
+    refused with a message saying so (it said "delete the pairs its manifest lists", then --replace
+    deleted nothing and kept them in the training folders)."""
+    write_image(tmp_path / "in" / "a.png", photos["gray"])
+    out = tmp_path / "out"
+    write_image(out / "sharp" / "stale.png", photos["gray"])
+    for extra in ([], ["--replace"]):
+        assert main(["make-pairs", str(tmp_path / "in"), str(out), "--blur", "testblur", *extra]) == 2
+        err = capsys.readouterr().err
+        assert "no manifest lists" in err and "sharp/ (1 entry)" in err and "its manifest lists" not in err
+    assert _files(out) == {"sharp/stale.png": (out / "sharp" / "stale.png").read_bytes()}
+
+
+def test_a_file_name_that_is_not_utf8(tmp_path, photos, testblur, capsys):
+    """A file name that is not UTF-8 aborted the run ('utf-8' codec can't encode character '\\udce9'):
+    it is paired, its seed hashes its bytes on disk, and ordinary names keep their seeds."""
+    clean = tmp_path / "in"
+    odd = _non_utf8_name(clean, b"caf\xe9.png")
+    write_image(odd, photos["gray"])
+    write_image(clean / "été.png", photos["rgb"])
+    (_non_utf8_name(clean, b"bad\xff.jpg")).write_text("not a picture")
+    out = tmp_path / "out"
+    assert main(["make-pairs", str(clean), str(out), "--blur", "testblur", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "wrote 2 of 3 pairs" in printed and "  bad\\xff.jpg: not an image" in printed
+    assert sorted(os.listdir(os.fsencode(out / "sharp"))) == [b"caf\xe9.png", "été.png".encode()]
+    records = {r["source"]: r for r in _manifest(out)}
+    assert records[odd.name]["seed"] == image_seed(0, odd.name)
+    assert records[odd.name]["file"] == odd.name
+    # the seed of a UTF-8 name is what it always was; a name that is not UTF-8 hashes its bytes
+    for name, raw in [("été.png", "été.png".encode()), (odd.name, b"caf\xe9.png")]:
+        digest = __import__("hashlib").sha256(b"0\x00" + raw).digest()
+        assert image_seed(0, name) == int.from_bytes(digest[:4], "big")
+    assert records["été.png"]["seed"] == 3007342415  # as before: pairs stay reproducible
+    # and --replace finds it again through the manifest
+    assert main(["make-pairs", str(clean), str(out), "--blur", "testblur", "--no-progress", "--replace"]) == 0
+    assert sorted(os.listdir(os.fsencode(out / "blurred"))) == [b"caf\xe9.png", "été.png".encode()]
+
+
+def test_out_dir_is_or_holds_the_input_folder(tmp_path, photos, testblur, monkeypatch, capsys):
+    """OUT_DIR the input folder is refused saying so (it said "no images found"); an input folder inside
+    OUT_DIR (`make-pairs photos .`) is read (its images were all left out as outputs)."""
+    photos_dir = tmp_path / "photos"
+    write_image(photos_dir / "a.png", photos["gray"])
+    args = ["--blur", "testblur", "--no-progress"]
+    assert main(["make-pairs", str(photos_dir), str(photos_dir), *args]) == 2
+    err = capsys.readouterr().err
+    assert "is the input folder" in err and "no images" not in err
+    assert sorted(os.listdir(photos_dir)) == ["a.png"]
+    monkeypatch.chdir(tmp_path)
+    assert main(["make-pairs", "photos", ".", *args]) == 0
+    assert sorted(_files(tmp_path)) == ["blurred/a.png", "manifest.jsonl", "photos/a.png", "sharp/a.png"]
+    assert main(["make-pairs", "sharp", ".", *args, "--replace"]) == 2  # would read its own outputs back
+    assert "is inside sharp" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="is the input folder"):
+        make_pairs(photos_dir, photos_dir / ".", blur=FakeBlur(), progress=False)

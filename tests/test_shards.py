@@ -143,9 +143,11 @@ def test_shard_command_end_to_end(photos, tmp_path, capsys):
     (src / "notes.txt").write_text("not an image")  # no image suffix: not looked at
     out = tmp_path / "shards"
     assert main(["shard", str(src), str(out), "--shard-size", "2", "--no-progress"]) == 0
-    printed = capsys.readouterr().out
-    assert "wrote 5 of 6 images in 3 shards" in printed
-    assert "skipped 1 unreadable file:" in printed and "broken.png" in printed
+    printed = capsys.readouterr()
+    assert "wrote 5 of 6 images in 3 shards" in printed.out
+    # the skipped files on stderr, as blurkit deblur and evaluate report theirs
+    assert "skipped 1 unreadable file:" in printed.err and "broken.png" in printed.err
+    assert "broken.png" not in printed.out
 
     names = ["shard-00000-of-00003.tfrecord", "shard-00001-of-00003.tfrecord", "shard-00002-of-00003.tfrecord"]
     assert sorted(os.listdir(out)) == sorted([*names, INDEX_NAME])  # no temporary files left
@@ -188,7 +190,7 @@ def test_shard_command_errors(tmp_path, capsys):
     error(["shard", str(tmp_path / "none*.png"), str(tmp_path / "out")], "none*.png")
     capsys.readouterr()
     assert main(["shard", str(tmp_path), str(tmp_path / "out"), "--no-progress"]) == 1  # nothing readable
-    assert "a.png" in capsys.readouterr().out
+    assert "a.png" in capsys.readouterr().err
     assert not (tmp_path / "out").exists() or os.listdir(tmp_path / "out") == []
 
 
@@ -614,3 +616,62 @@ def test_a_full_disk_is_a_one_line_error_and_leaves_no_temporary_file(flat, tmp_
     with pytest.raises(OSError, match="cannot write shards to .*: No space left on device"):
         FullDisk.writes = 0
         write_shards(flat, out, shard_size=2, progress=False)
+
+
+def test_shard_a_file_name_that_is_not_utf8(photos, tmp_path, capsys):
+    """A file name that is not UTF-8 aborted the run ('utf-8' codec can't encode character '\\udce9'): it is
+    stored as its bytes on disk and read back as Python names the file; UTF-8 names are stored as before."""
+    src = tmp_path / "src"
+    src.mkdir()
+    odd = os.fsdecode(os.path.join(os.fsencode(src), b"caf\xe9.png"))
+    try:
+        with open(odd, "wb") as fh:
+            fh.write((photos / "coffee.png").read_bytes())
+    except (OSError, UnicodeError):  # macOS and Windows keep names in Unicode
+        pytest.skip("this file system refuses file names that are not UTF-8")
+    (src / "été.png").write_bytes((photos / "rocket.png").read_bytes())
+    with open(os.fsdecode(os.path.join(os.fsencode(src), b"bad\xff.png")), "wb") as fh:
+        fh.write(b"not an image")
+    out = tmp_path / "shards"
+    assert main(["shard", str(src), str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr()
+    assert "wrote 2 of 3 images" in printed.out and "  bad\\xff.png: " in printed.err
+    shard = out / "shard-00000-of-00001.tfrecord"
+    stored = dict(read_example(shard, offset)[::-1] for offset in record_offsets(shard))
+    assert sorted(stored) == sorted([os.path.basename(odd), "été.png"])
+    assert stored[os.path.basename(odd)] == (photos / "coffee.png").read_bytes()
+    raw = shard.read_bytes()
+    assert b"caf\xe9.png" in raw and "été.png".encode() in raw  # the bytes on disk; UTF-8 as before
+    assert read_index(out)["skipped"][0]["file"] == os.fsdecode(b"bad\xff.png")
+    assert len(resolve_source(out)) == 2
+
+
+def test_shard_out_is_or_holds_the_source_folder(photos, tmp_path, monkeypatch, capsys):
+    """OUT the source folder is refused saying so (it said "no images to shard"); a source folder inside
+    OUT (`blurkit shard photos .`) is read (its images were all left out as OUT's)."""
+    src = tmp_path / "photos"
+    src.mkdir()
+    (src / "cat.jpg").write_bytes((photos / "cat.jpg").read_bytes())
+    assert main(["shard", str(src), str(src), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "is the source folder" in err and "no images" not in err and os.listdir(src) == ["cat.jpg"]
+    monkeypatch.chdir(tmp_path)
+    assert main(["shard", "photos", ".", "--no-progress"]) == 0
+    assert read_index(tmp_path)["total"] == 1
+    # OUT inside the source folder is still left out of it
+    (src / "shards").mkdir()
+    write_image(src / "shards" / "stray.png", np.zeros((4, 4), np.uint8))
+    assert write_shards(src, src / "shards", progress=False)["written"] == 1
+
+
+def test_shard_max_pixels_reason_names_the_flag(photos, tmp_path, capsys):
+    """The reason a file is above --max-pixels names the flag, as `blurkit deblur` does (it named
+    read_image's max_pixels), on stderr with the other skipped files."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.png").write_bytes((photos / "coffee.png").read_bytes())  # 40x32 = 1,280 pixels
+    assert main(["shard", str(src), str(tmp_path / "out"), "--max-pixels", "800", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "a.png: image is 40x32 = 1,280 pixels, more than --max-pixels 800" in err
+    assert "pass a larger --max-pixels if you trust this file" in err
+    assert "read_image" not in err and "max_pixels" not in err

@@ -16,6 +16,16 @@ _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MAX_LISTED = 20
 
 
+def _shown(name: str) -> str:
+    r"""``name`` printable whatever the terminal: bytes of a file name that is not UTF-8 as ``\xNN``.
+
+    Examples:
+        >>> _shown("caf\udce9.png"), _shown("été.png")
+        ('caf\\xe9.png', 'été.png')
+    """
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def _parse_size(text: str | None) -> int | tuple[int, int] | None:
     from blurkit.cli.main import CLIError
 
@@ -62,9 +72,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "Blur every image under CLEAN_DIR (recursively) and write OUT_DIR/sharp/, OUT_DIR/blurred/ "
             "(PNG, same relative names) and OUT_DIR/manifest.jsonl (blur, sampled parameters, kernel and "
             "seed of each pair). Unreadable files are reported and skipped. The same --seed gives the "
-            "same files. OUT_DIR must not hold pairs of an earlier run (a manifest.jsonl, or files in "
-            "sharp/ or blurred/), which training would otherwise mix in; --replace deletes the files the "
-            "old manifest.jsonl lists, and that manifest, first (no other file)."
+            "same files. OUT_DIR must not hold pairs of an earlier run (a manifest.jsonl, the "
+            "manifest.jsonl.partial of an interrupted run, or files in sharp/ or blurred/), which training "
+            "would otherwise mix in; --replace deletes the files the old manifests list, and those "
+            "manifests, first (no other file)."
         ),
     )
     parser.add_argument("clean_dir", metavar="CLEAN_DIR", help="folder of sharp images")
@@ -99,8 +110,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser.add_argument(
         "--replace",
         action="store_true",
-        help="OUT_DIR holds pairs of an earlier run: delete the files its manifest.jsonl lists, and that "
-        "manifest, before writing (other files are kept)",
+        help="OUT_DIR holds pairs of an earlier run: delete the files its manifest.jsonl (or the "
+        "manifest.jsonl.partial of an interrupted run) lists, and that manifest, before writing (other files "
+        "are kept)",
     )
     parser.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
     parser.set_defaults(func=run)
@@ -112,7 +124,14 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from blurkit.cli.main import CLIError
-    from blurkit.data.pairs import build_blur, make_pairs, previous_outputs
+    from blurkit.data.pairs import (
+        MANIFEST_NAME,
+        PARTIAL_NAME,
+        build_blur,
+        folder_conflict,
+        make_pairs,
+        previous_outputs,
+    )
     from blurkit.registry import UnknownComponentError
 
     options = _blur_options(args)
@@ -131,11 +150,24 @@ def run(args: argparse.Namespace) -> int:
             raise CLIError(f"--sigma is for the gaussian blur; blur {args.blur!r} has no sigma (set its own "
                            "options with --blur-option KEY=VALUE)") from None
         raise CLIError(f"invalid options for blur {args.blur!r}: {exc}") from None
+    conflict = folder_conflict(clean, args.out_dir)
+    if conflict:
+        raise CLIError(conflict)
     previous = previous_outputs(args.out_dir)
-    if previous and not args.replace:
+    manifests = [name for name in (MANIFEST_NAME, PARTIAL_NAME) if name in previous]
+    if previous and not manifests:
+        # files in sharp/ or blurred/ that no manifest lists: --replace would delete none of them
         raise CLIError(
-            f"{args.out_dir} already holds the output of an earlier run ({', '.join(previous)}); pass "
-            "--replace to delete the pairs its manifest lists first, or choose another OUT_DIR"
+            f"{args.out_dir} already holds pairs that no manifest lists ({', '.join(previous)}): training "
+            "would mix them in and --replace deletes only the pairs a manifest lists; delete them yourself, "
+            "or choose another OUT_DIR"
+        )
+    if previous and not args.replace:
+        run_of = "an interrupted run" if PARTIAL_NAME in manifests else "an earlier run"
+        raise CLIError(
+            f"{args.out_dir} already holds the output of {run_of} ({', '.join(previous)}); pass --replace "
+            f"to delete the pairs {' and '.join(manifests)} list{'s' if len(manifests) == 1 else ''} first, "
+            "or choose another OUT_DIR"
         )
 
     try:
@@ -161,10 +193,10 @@ def run(args: argparse.Namespace) -> int:
     if skipped:
         print(f"skipped {len(skipped)} unreadable file{'s' if len(skipped) != 1 else ''}:")
         for item in skipped:
-            print(f"  {item['file']}: {item['reason']}")
+            print(f"  {_shown(item['file'])}: {_shown(item['reason'])}")
     ignored = summary["ignored"]
     if ignored:
-        shown = ", ".join(ignored[:_MAX_LISTED]) + (
+        shown = ", ".join(_shown(name) for name in ignored[:_MAX_LISTED]) + (
             f", ... ({len(ignored) - _MAX_LISTED} more)" if len(ignored) > _MAX_LISTED else ""
         )
         print(

@@ -57,6 +57,25 @@ def _size(n: int) -> str:
     return f"{n} B"  # pragma: no cover
 
 
+def _reason(why: str) -> str:
+    """A skipped file's reason as the CLI prints it: naming ``--max-pixels`` where the library's message names
+    ``read_image``'s ``max_pixels`` (as ``blurkit deblur`` does), and printable whatever the terminal.
+
+    Examples:
+        >>> _reason("image is 9 pixels, more than max_pixels=4; pass a larger max_pixels (or "
+        ...         "max_pixels=None) to read_image if you trust this file")
+        'image is 9 pixels, more than --max-pixels 4; pass a larger --max-pixels if you trust this file'
+    """
+    why = why.replace("more than max_pixels=", "more than --max-pixels ")
+    why = why.replace("pass a larger max_pixels (or max_pixels=None) to read_image", "pass a larger --max-pixels")
+    return _shown(why)
+
+
+def _shown(text: str) -> str:
+    r"""``text`` printable whatever the terminal: bytes of a file name that is not UTF-8 as ``\xNN``."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``shard``; returns 0 when at least one image was stored, 1 when none."""
     from pathlib import Path
@@ -100,12 +119,12 @@ def run(args: argparse.Namespace) -> int:
             f"(index {Path(summary['index']).name}) in {summary['seconds']:.1f} s"
         )
     skipped = summary["skipped"]
-    if skipped:
-        print(f"skipped {len(skipped)} unreadable file{'s' if len(skipped) != 1 else ''}:")
+    if skipped:  # on stderr, as `blurkit deblur` and `blurkit evaluate` report the files they skip
+        print(f"skipped {len(skipped)} unreadable file{'s' if len(skipped) != 1 else ''}:", file=sys.stderr)
         for item in skipped[:_MAX_LISTED]:
-            print(f"  {item['file']}: {item['reason']}")
+            print(f"  {_shown(item['file'])}: {_reason(item['reason'])}", file=sys.stderr)
         if len(skipped) > _MAX_LISTED:
-            print(f"  ... and {len(skipped) - _MAX_LISTED} more (all are listed in the index)")
+            print(f"  ... and {len(skipped) - _MAX_LISTED} more (all are listed in the index)", file=sys.stderr)
     if summary["written"] == 0:
         print("blurkit shard: error: no image could be stored; nothing was written", file=sys.stderr)
         return 1

@@ -7,6 +7,7 @@ blur generator and writes::
       sharp/<relative name>.png      the (resized, upright) sharp image
       blurred/<relative name>.png    the same image blurred
       manifest.jsonl                 one JSON object per pair: how it was made
+      manifest.jsonl.partial         the same, of a run in progress or interrupted (see below)
 
 Outputs are PNG whatever the source format: PNG is lossless and stores 8- and 16-bit grayscale, RGB and
 RGBA, so 16-bit sources (PNG, TIFF) stay 16-bit. The sub-folder structure is kept; when two sources would
@@ -17,15 +18,20 @@ Each image gets its own seed, derived from the run seed and its relative path (:
 re-run gives byte-identical files and adding or removing other images changes nothing for this one.
 
 Files that cannot be read (corrupt, truncated, not really images) are skipped and reported, never abort
-the run. The manifest is streamed line by line into a hidden temporary file next to it and renamed into
-place at the end (atomic): an interrupted run leaves the previous manifest, if any, untouched; as the
-outputs are deterministic, simply run it again (``blurkit make-pairs`` needs ``--replace`` for that).
+the run. The manifest is written ahead of the pairs: each pair's line is appended to
+``manifest.jsonl.partial``, flushed and fsynced *before* its files are written (``blurred/`` first,
+``sharp/`` last; each file atomically), so every file a run wrote is listed even when the run is killed
+(Ctrl-C, ``kill -9``, a power cut); a pair cut in half has only its blurred side, which the pair reader
+skips with a warning. At the end the partial manifest is renamed to ``manifest.jsonl`` (atomic; it
+replaces an earlier one). An interrupted run leaves the previous ``manifest.jsonl``, if any, untouched,
+and its own ``manifest.jsonl.partial``; a run that writes no pair writes no manifest. As the outputs are
+deterministic, simply run it again with ``replace=True`` (``blurkit make-pairs --replace``).
 
 Writing into a folder that holds the pairs of an earlier run would mix the two: files of the earlier run
 that this one does not write stay in ``sharp/`` and ``blurred/`` and training would use them.
 :func:`previous_outputs` says what an output folder already holds (``blurkit make-pairs`` refuses such a
-folder), and ``make_pairs(..., replace=True)`` first deletes the files the earlier manifest lists, and
-that manifest, and nothing else.
+folder), and ``make_pairs(..., replace=True)`` first deletes the files the earlier manifests
+(``manifest.jsonl`` and ``manifest.jsonl.partial``) list, and those manifests, and nothing else.
 
 Examples:
     >>> import tempfile
@@ -48,10 +54,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -60,15 +67,18 @@ from blurkit.data.io import (
     ImageReadError,
     PathLike,
     _scan_folder,
-    atomic_open,
     read_image,
     write_image,
 )
 
 __all__ = ["make_pairs", "image_seed", "build_blur", "describe_blur", "parse_size", "previous_outputs",
-           "remove_previous"]
+           "remove_previous", "folder_conflict"]
 
 MANIFEST_NAME = "manifest.jsonl"
+#: The manifest of a run in progress, or of an interrupted run: a line per pair, written before its files.
+PARTIAL_NAME = MANIFEST_NAME + ".partial"
+_PAIR_FOLDERS = ("sharp", "blurred")
+_TEMP_FILE = re.compile(r"\.(.+)\.[a-z0-9_]{8}\.tmp")  # what atomic_open writes NAME to first
 
 
 def image_seed(seed: int, name: str) -> int:
@@ -76,14 +86,16 @@ def image_seed(seed: int, name: str) -> int:
 
     Args:
         seed: The run seed.
-        name: The image's path relative to the input folder, with ``/`` separators.
+        name: The image's path relative to the input folder, with ``/`` separators. It is hashed as UTF-8;
+            a file name that is not valid UTF-8 (decoded by Python with ``surrogateescape``) is hashed as
+            its bytes on disk.
 
     Examples:
         >>> from blurkit.data.pairs import image_seed
         >>> image_seed(0, "a/cat.png") == image_seed(0, "a/cat.png") != image_seed(1, "a/cat.png")
         True
     """
-    digest = hashlib.sha256(f"{int(seed)}\x00{name}".encode()).digest()
+    digest = hashlib.sha256(f"{int(seed)}\x00{name}".encode("utf-8", "surrogateescape")).digest()
     return int.from_bytes(digest[:4], "big")
 
 
@@ -194,19 +206,51 @@ def _inside(path: Path, folder_real: str) -> bool:
     return real == folder_real or real.startswith(folder_real.rstrip(os.sep) + os.sep)
 
 
+def _is_inside(path: PathLike, folder: PathLike) -> bool:
+    """Whether ``path`` is ``folder`` or lies under it, symbolic links resolved."""
+    return _inside(Path(os.fspath(path)), os.path.realpath(folder))
+
+
+def folder_conflict(clean_dir: PathLike, out_dir: PathLike) -> str | None:
+    """Why ``out_dir`` cannot be the output folder of the input folder ``clean_dir``, or None if it can.
+
+    The pairs are images written to ``OUT_DIR/sharp/`` and ``OUT_DIR/blurred/``: an input folder that is
+    ``out_dir`` itself, or lies inside one of those pair folders, would read them back (or, skipping
+    them, find no input). An ``out_dir`` inside ``clean_dir`` is fine (it is not scanned), and so is a
+    ``clean_dir`` elsewhere inside ``out_dir``.
+
+    Examples:
+        >>> from blurkit.data.pairs import folder_conflict
+        >>> folder_conflict("photos", "pairs") is None, folder_conflict("photos", "photos/pairs") is None
+        (True, True)
+        >>> folder_conflict("photos", "photos")
+        'the output folder photos is the input folder photos: choose another OUT_DIR'
+    """
+    clean, out = Path(os.fspath(clean_dir)), Path(os.fspath(out_dir))
+    if os.path.realpath(clean) == os.path.realpath(out):
+        return f"the output folder {out} is the input folder {clean}: choose another OUT_DIR"
+    for side in _PAIR_FOLDERS:
+        if _is_inside(clean, out / side):
+            return (f"the input folder {clean} is inside {out / side}, where the pairs are written: choose "
+                    "another OUT_DIR")
+    return None
+
+
 def previous_outputs(out_dir: PathLike) -> list[str]:
-    """What of an earlier run's output ``out_dir`` holds: its manifest, and non-empty pair folders.
+    """What of an earlier run's output ``out_dir`` holds: its manifests, and non-empty pair folders.
 
     Args:
         out_dir: An output folder of :func:`make_pairs` (it need not exist).
 
     Returns:
-        Descriptions such as ``["manifest.jsonl", "sharp/ (3 entries)"]``; empty when ``out_dir`` is
-        missing or holds none of ``manifest.jsonl``, a non-empty ``sharp/`` or a non-empty ``blurred/``.
+        Descriptions such as ``["manifest.jsonl", "sharp/ (3 entries)"]`` (``"manifest.jsonl.partial"``
+        names the manifest of an interrupted run); empty when ``out_dir`` is missing or holds none of
+        ``manifest.jsonl``, ``manifest.jsonl.partial``, a non-empty ``sharp/`` or a non-empty
+        ``blurred/``.
     """
     out = Path(os.fspath(out_dir))
-    found = [MANIFEST_NAME] if (out / MANIFEST_NAME).exists() else []
-    for side in ("sharp", "blurred"):
+    found = [name for name in (MANIFEST_NAME, PARTIAL_NAME) if (out / name).exists()]
+    for side in _PAIR_FOLDERS:
         try:
             with os.scandir(out / side) as it:
                 entries = sum(1 for _ in it)
@@ -217,47 +261,86 @@ def previous_outputs(out_dir: PathLike) -> list[str]:
     return found
 
 
-def remove_previous(out_dir: PathLike) -> int:
-    """Delete the pairs that ``out_dir/manifest.jsonl`` lists, then that manifest; nothing else.
+def _listed(manifest: Path, out: Path) -> list[Path]:
+    """The files under ``sharp/`` and ``blurred/`` that the records of ``manifest`` name (checked).
 
-    Each record's ``file`` is deleted from ``sharp/`` and ``blurred/`` (missing ones are fine), and
-    sub-folders left empty by that are removed. Files the manifest does not list are kept. The whole
-    manifest is checked before anything is deleted.
+    The last line of a partial manifest may be cut short (the run was killed while appending it): as the
+    line was not complete when its pair's files would have been written, it names no file and is left out.
+    """
+    targets: list[Path] = []
+    partial = manifest.name == PARTIAL_NAME
+    with open(manifest, encoding="utf-8", newline="") as fh:
+        for number, line in enumerate(fh, 1):
+            if not line.strip() or (partial and not line.endswith("\n")):  # blank, or the cut-short last
+                continue
+            targets += _record_targets(manifest, number, line, out)
+    return targets
+
+
+def _record_targets(manifest: Path, number: int, line: str, out: Path) -> list[Path]:
+    """The two files that line ``number`` of ``manifest`` names (checked)."""
+    targets: list[Path] = []
+    try:
+        name = json.loads(line)["file"]
+    except (ValueError, TypeError, KeyError):
+        name = None
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"{manifest} line {number}: not a make-pairs record (no \"file\"); "
+                         "delete the old pairs yourself")
+    for side in _PAIR_FOLDERS:
+        folder = out / side
+        target = folder / name
+        if Path(name).is_absolute() or not _inside(target, os.path.realpath(folder)) \
+                or os.path.realpath(target) == os.path.realpath(folder):
+            raise ValueError(f"{manifest} line {number}: {name!r} is not a file under {side}/; "
+                             "delete the old pairs yourself")
+        targets.append(target)
+    return targets
+
+
+def _killed_writes(targets: list[Path]) -> list[Path]:
+    """The temporary files (``.NAME.XXXXXXXX.tmp``) that killed atomic writes of ``targets`` left."""
+    wanted: dict[Path, set[str]] = {}
+    for target in targets:
+        wanted.setdefault(target.parent, set()).add(target.name)
+    found: list[Path] = []
+    for folder, names in wanted.items():
+        try:
+            with os.scandir(folder) as it:
+                entries = [entry.name for entry in it if entry.name.startswith(".")]
+        except OSError:  # missing, or not a folder
+            continue
+        for entry in entries:
+            match = _TEMP_FILE.fullmatch(entry)
+            if match and match.group(1) in names:
+                found.append(folder / entry)
+    return found
+
+
+def remove_previous(out_dir: PathLike) -> int:
+    """Delete the pairs that the manifests of ``out_dir`` list, then those manifests; nothing else.
+
+    The manifests are ``manifest.jsonl`` (a completed run) and ``manifest.jsonl.partial`` (a run that was
+    interrupted: it lists every pair that run began to write). Each record's ``file`` is deleted from
+    ``sharp/`` and ``blurred/`` (missing ones are fine), with the hidden temporary file of a write of it
+    that was killed (``.NAME.XXXXXXXX.tmp``, see :func:`blurkit.data.io.atomic_open`), and sub-folders left
+    empty by that are removed. Files no manifest lists are kept. The manifests are checked whole before
+    anything is deleted.
 
     Args:
         out_dir: An output folder of :func:`make_pairs`.
 
     Returns:
-        The number of files deleted (the manifest included); 0 without a manifest.
+        The number of files deleted (the manifests included); 0 without a manifest.
 
     Raises:
         ValueError: A manifest line is not a record of :func:`make_pairs`, or names a file outside
             ``sharp/`` or ``blurred/`` (nothing is deleted then).
     """
     out = Path(os.fspath(out_dir))
-    manifest = out / MANIFEST_NAME
-    if not manifest.is_file():
-        return 0
-    targets: list[Path] = []
-    with open(manifest, encoding="utf-8") as fh:
-        for number, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                name = json.loads(line)["file"]
-            except (ValueError, TypeError, KeyError):
-                name = None
-            if not isinstance(name, str) or not name:
-                raise ValueError(f"{manifest} line {number}: not a make-pairs record (no \"file\"); "
-                                 "delete the old pairs yourself")
-            for side in ("sharp", "blurred"):
-                folder = out / side
-                target = folder / name
-                if Path(name).is_absolute() or not _inside(target, os.path.realpath(folder)) \
-                        or os.path.realpath(target) == os.path.realpath(folder):
-                    raise ValueError(f"{manifest} line {number}: {name!r} is not a file under {side}/; "
-                                     "delete the old pairs yourself")
-                targets.append(target)
+    manifests = [out / name for name in (MANIFEST_NAME, PARTIAL_NAME) if (out / name).is_file()]
+    targets = [target for manifest in manifests for target in _listed(manifest, out)]
+    targets += _killed_writes(targets)
     removed = 0
     folders: set[Path] = set()
     for target in targets:
@@ -266,14 +349,16 @@ def remove_previous(out_dir: PathLike) -> int:
         except FileNotFoundError:
             continue
         removed += 1
-        folders.update(p for p in target.parents if p not in (out / "sharp", out / "blurred") and out in p.parents)
-    manifest.unlink()
+        folders.update(p for p in target.parents
+                       if p not in (out / "sharp", out / "blurred") and out in p.parents)
+    for manifest in manifests:
+        manifest.unlink()
     for folder in sorted(folders, key=lambda f: len(f.parts), reverse=True):  # deepest first
         try:
             folder.rmdir()
         except OSError:  # not empty (holds files the manifest does not list) or gone
             pass
-    return removed + 1
+    return removed + len(manifests)
 
 
 def make_pairs(
@@ -293,34 +378,39 @@ def make_pairs(
     of ``manifest.jsonl`` is ``{"file", "source", "width", "height", "seed", "blur": {"name",
     "version", "config"}, "params", "kernel"}``: ``file`` is the output name under ``sharp/`` and
     ``blurred/``, ``source`` the input's relative path, ``params`` what the blur sampled for this image
-    and ``kernel`` the blur kernel as nested lists.
+    and ``kernel`` the blur kernel as nested lists. The lines are appended to ``manifest.jsonl.partial``
+    ahead of the pair files, which is renamed to ``manifest.jsonl`` at the end; no pair, no manifest.
 
     Args:
         clean_dir: Folder of sharp images (scanned recursively, hidden files skipped, see
             :func:`blurkit.data.io.list_images`). If ``out_dir`` is inside it, it is not scanned.
         out_dir: Output folder (created; existing files of the same names are replaced, other files
-            are kept: see ``replace``).
+            are kept: see ``replace``). It may not be ``clean_dir``, nor hold ``clean_dir`` inside its
+            ``sharp/`` or ``blurred/`` (see :func:`folder_conflict`).
         blur: A registered blur name (see ``blurkit.BLURS.list()``) or a blur generator object.
         blur_options: Constructor options for a blur given by name, e.g. ``{"sigma": (0.5, 3.0)}``.
         seed: Run seed; each image's seed is :func:`image_seed` ``(seed, relative path)``.
         size: Resize to ``size x size`` (int) or ``(width, height)`` with ``cv2.INTER_AREA`` before
             blurring (the tutorial uses 128). ``None`` (default) keeps the full resolution.
         progress: Show a tqdm progress bar.
-        replace: Before writing, delete the pairs of the earlier run in ``out_dir`` that its
-            ``manifest.jsonl`` lists, and that manifest (:func:`remove_previous`), so no stale pair of
-            it is left behind. Other files are never deleted. The inputs are checked first.
+        replace: Before writing, delete the pairs of the earlier run (or runs) in ``out_dir`` that its
+            ``manifest.jsonl`` and ``manifest.jsonl.partial`` list, and those manifests
+            (:func:`remove_previous`), so no stale pair of it is left behind. Other files are never
+            deleted. The inputs are checked first. Needed when ``out_dir`` holds the
+            ``manifest.jsonl.partial`` of an interrupted run.
 
     Returns:
         A summary: ``written`` (pairs written), ``skipped`` (list of ``{"file", "reason"}`` for files
         that could not be read or blurred), ``ignored`` (files without an image suffix), ``total``
-        (image files found), ``out_dir``, ``manifest``, ``blur`` (name, version, config), ``seed``,
-        ``size`` and ``seconds``.
+        (image files found), ``out_dir``, ``manifest`` (its path; None when no pair was written),
+        ``blur`` (name, version, config), ``seed``, ``size`` and ``seconds``.
 
     Raises:
         FileNotFoundError: ``clean_dir`` does not exist.
         NotADirectoryError: ``clean_dir`` is not a folder.
-        ValueError: No image files in ``clean_dir``, a bad ``size``/blur option, or (with
-            ``replace``) an old manifest that does not list make-pairs records.
+        ValueError: No image files in ``clean_dir``, ``out_dir`` is ``clean_dir`` (or holds it in a pair
+            folder), a bad ``size``/blur option, without ``replace`` a ``manifest.jsonl.partial`` in
+            ``out_dir``, or (with ``replace``) an old manifest that does not list make-pairs records.
         blurkit.registry.UnknownComponentError: Unknown blur name.
     """
     import cv2
@@ -337,65 +427,92 @@ def make_pairs(
     blur_obj = build_blur(blur, blur_options)
     description = describe_blur(blur_obj, blur if isinstance(blur, str) else None, blur_options)
 
+    conflict = folder_conflict(clean, out)
+    if conflict:
+        raise ValueError(conflict)
+
     images, others = _scan_folder(clean, recursive=True)
-    out_real = os.path.realpath(out)
-    images = [p for p in images if not _inside(p, out_real)]
-    others = [p for p in others if not _inside(p, out_real)]
+    # the outputs are not read back: OUT_DIR when it lies inside CLEAN_DIR, else (CLEAN_DIR inside OUT_DIR,
+    # elsewhere than the pair folders) only the pair folders, which cannot hold it (folder_conflict)
+    excluded = [os.path.realpath(out / side) for side in _PAIR_FOLDERS]
+    if not _is_inside(clean, out):
+        excluded.append(os.path.realpath(out))
+    images = [p for p in images if not any(_inside(p, real) for real in excluded)]
+    others = [p for p in others if not any(_inside(p, real) for real in excluded)]
     if not images:
         raise ValueError(
             f"no images found in {clean} (looked for {', '.join(IMAGE_EXTENSIONS)}, recursively)"
         )
     rels = [p.relative_to(clean).as_posix() for p in images]
     names = _output_names(rels)
+    partial = out / PARTIAL_NAME
     if replace:
         remove_previous(out)
+    elif partial.exists():
+        raise ValueError(
+            f"{out} holds {PARTIAL_NAME}, the manifest of an interrupted run whose pairs are still there; "
+            "pass replace=True to delete them first (blurkit make-pairs --replace)"
+        )
 
     written = 0
     skipped: list[dict[str, str]] = []
+    log: IO[str] | None = None
     bar = tqdm(total=len(images), desc="make-pairs", unit="image", disable=not progress)
     try:
-        with atomic_open(out / MANIFEST_NAME, "w") as manifest:
-            for path, rel in zip(images, rels, strict=True):
-                bar.update(1)
-                try:
-                    image = read_image(path)
-                except (ImageReadError, OSError) as exc:
-                    skipped.append({"file": rel, "reason": _reason(exc, path)})
-                    bar.set_postfix(skipped=len(skipped))
-                    continue
-                if target is not None:
-                    image = cv2.resize(image, target, interpolation=cv2.INTER_AREA)
-                seed_i = image_seed(seed, rel)
-                try:
-                    result = blur_obj(image, seed=seed_i)
-                except ValueError as exc:
-                    skipped.append({"file": rel, "reason": f"blur failed: {exc}"})
-                    bar.set_postfix(skipped=len(skipped))
-                    continue
-                blurred = np.asarray(result["image"])
-                if blurred.shape != image.shape:
-                    raise ValueError(
-                        f"blur {description['name']!r} returned shape {blurred.shape} for an image of shape "
-                        f"{image.shape} ({rel})"
-                    )
-                kernel = np.asarray(result["kernel"], dtype=np.float64)
-                name = names[rel]
-                write_image(out / "sharp" / name, image)
-                write_image(out / "blurred" / name, blurred)
-                record = {
-                    "file": name,
-                    "source": rel,
-                    "width": int(image.shape[1]),
-                    "height": int(image.shape[0]),
-                    "seed": seed_i,
-                    "blur": description,
-                    "params": result.get("params", {}),
-                    "kernel": kernel.tolist(),
-                }
-                manifest.write(json.dumps(record, default=_jsonable) + "\n")
-                written += 1
+        for path, rel in zip(images, rels, strict=True):
+            bar.update(1)
+            try:
+                image = read_image(path)
+            except (ImageReadError, OSError) as exc:
+                skipped.append({"file": rel, "reason": _reason(exc, path)})
+                bar.set_postfix(skipped=len(skipped))
+                continue
+            if target is not None:
+                image = cv2.resize(image, target, interpolation=cv2.INTER_AREA)
+            seed_i = image_seed(seed, rel)
+            try:
+                result = blur_obj(image, seed=seed_i)
+            except ValueError as exc:
+                skipped.append({"file": rel, "reason": f"blur failed: {exc}"})
+                bar.set_postfix(skipped=len(skipped))
+                continue
+            blurred = np.asarray(result["image"])
+            if blurred.shape != image.shape:
+                raise ValueError(
+                    f"blur {description['name']!r} returned shape {blurred.shape} for an image of shape "
+                    f"{image.shape} ({rel})"
+                )
+            kernel = np.asarray(result["kernel"], dtype=np.float64)
+            name = names[rel]
+            record = {
+                "file": name,
+                "source": rel,
+                "width": int(image.shape[1]),
+                "height": int(image.shape[0]),
+                "seed": seed_i,
+                "blur": description,
+                "params": result.get("params", {}),
+                "kernel": kernel.tolist(),
+            }
+            line = json.dumps(record, default=_jsonable) + "\n"
+            if log is None:  # created with the first pair: a run that writes none leaves no manifest
+                out.mkdir(parents=True, exist_ok=True)
+                log = open(partial, "x", encoding="utf-8", newline="")  # noqa: SIM115 - closed below
+            # write-ahead: the pair is listed, durably, before its files exist; blurred first, sharp
+            # last, so a pair cut in half has no sharp side (the pair reader skips it)
+            log.write(line)
+            log.flush()
+            os.fsync(log.fileno())
+            write_image(out / "blurred" / name, blurred)
+            write_image(out / "sharp" / name, image)
+            written += 1
+        if log is not None:
+            log.close()
+            os.replace(partial, out / MANIFEST_NAME)  # atomic: the run is complete
     finally:
         bar.close()
+        if log is not None:
+            log.close()
 
     return {
         "written": written,
@@ -403,7 +520,7 @@ def make_pairs(
         "ignored": [p.relative_to(clean).as_posix() for p in others],
         "total": len(images),
         "out_dir": str(out),
-        "manifest": str(out / MANIFEST_NAME),
+        "manifest": str(out / MANIFEST_NAME) if written else None,
         "blur": description,
         "seed": int(seed),
         "size": list(target) if target else None,

@@ -15,7 +15,9 @@ Each record is a ``tf.train.Example`` with the features
 
 * ``image/encoded`` (bytes): the source file's bytes, unchanged (no re-encoding, so no quality loss
   and no growth: a JPEG stays a JPEG, a 16-bit PNG stays 16-bit);
-* ``image/filename`` (bytes, UTF-8): the path relative to the source folder (POSIX separators);
+* ``image/filename`` (bytes, UTF-8): the path relative to the source folder (POSIX separators); a file
+  name that is not valid UTF-8 is stored as its bytes on disk (:func:`read_example` gives it back as
+  Python names it, with ``surrogateescape``);
 * ``image/format`` (bytes): ``png``, ``jpeg``, ``tiff``, ... as the file's header says;
 * ``image/height``, ``image/width`` (int64): the size of the decoded, upright image.
 
@@ -184,7 +186,11 @@ def record_offsets(path: PathLike) -> list[int]:
 
 
 def read_example(path: PathLike, offset: int) -> tuple[bytes, str]:
-    """``(encoded image bytes, relative name)`` of the record at byte ``offset`` of a shard file."""
+    """``(encoded image bytes, relative name)`` of the record at byte ``offset`` of a shard file.
+
+    The name is decoded as UTF-8 with ``surrogateescape``: a file name that is not UTF-8 comes back as
+    :func:`os.fsdecode` gives it, as it was listed when the shard was written.
+    """
     import tensorflow as tf
 
     with open(os.fspath(path), "rb") as fh:
@@ -193,7 +199,8 @@ def read_example(path: PathLike, offset: int) -> tuple[bytes, str]:
         fh.seek(4, os.SEEK_CUR)
         example = tf.train.Example.FromString(fh.read(length))
     feature = example.features.feature
-    return feature["image/encoded"].bytes_list.value[0], feature["image/filename"].bytes_list.value[0].decode()
+    name = feature["image/filename"].bytes_list.value[0].decode("utf-8", "surrogateescape")
+    return feature["image/encoded"].bytes_list.value[0], name
 
 
 def read_index(folder: PathLike, *, check_records: bool = True) -> dict[str, Any]:
@@ -288,7 +295,7 @@ def _example(data: bytes, name: str, info: dict[str, Any]) -> bytes:
 
     features = {
         "image/encoded": b(data),
-        "image/filename": b(name.encode("utf-8")),
+        "image/filename": b(name.encode("utf-8", "surrogateescape")),  # a name that is not UTF-8: its bytes
         "image/format": b(info["format"].encode("ascii", "replace")),
         "image/height": i(info["height"]),
         "image/width": i(info["width"]),
@@ -307,6 +314,11 @@ def _names(paths: list[Path], src: Any) -> list[str]:
             return [p.as_posix() for p in paths]
         return [Path(os.path.abspath(p)).relative_to(root).as_posix() for p in paths]
     return [p.relative_to(root).as_posix() for p in paths]
+
+
+def _under(real: str, folder_real: str) -> bool:
+    """Whether the real path ``real`` lies strictly under the real folder ``folder_real``."""
+    return real.startswith(folder_real.rstrip(os.sep) + os.sep)
 
 
 def _remove_stale(out: Path) -> None:
@@ -376,9 +388,18 @@ def write_shards(
     if check not in _CHECKS:
         raise ValueError(f"check must be one of {', '.join(_CHECKS)}, got {check!r}")
     out = Path(os.fspath(out_dir))
-    paths = list_images(src)
     out_real = os.path.realpath(out)
-    paths = [p for p in paths if not os.path.realpath(p).startswith(out_real.rstrip(os.sep) + os.sep)]
+    folders = [Path(os.fspath(s)) for s in (src if isinstance(src, (list, tuple)) else [src])
+               if isinstance(s, (str, os.PathLike)) and Path(os.fspath(s)).is_dir()]
+    for folder in folders:
+        if os.path.realpath(folder) == out_real:
+            raise ValueError(f"the output folder {out} is the source folder {folder}: write the shards to "
+                             "another folder")
+    paths = list_images(src)
+    if any(_under(out_real, os.path.realpath(folder)) for folder in folders):
+        # a source folder holds OUT: what the scan found in OUT is not a source (for a source inside OUT, or
+        # files named by a glob or a list, nothing is left out: shards and the index are not images)
+        paths = [p for p in paths if not _under(os.path.realpath(p), out_real)]
     if not paths:
         raise ValueError(f"no images to shard in {src}")
     names = _names(paths, src)
