@@ -114,12 +114,13 @@ def test_cli_writes_pairs_and_reports_bad_files(clean, tmp_path, testblur, capsy
             "strength=[1, 2]",
         ]
     )
-    stdout = capsys.readouterr().out
+    printed = capsys.readouterr()
+    stdout, stderr = printed.out, printed.err
     assert rc == 0
     assert f"wrote {len(GOOD)} of {len(GOOD) + len(BAD)} pairs" in stdout
-    assert f"skipped {len(BAD)} unreadable files" in stdout
+    assert f"skipped {len(BAD)} unreadable files" in stderr and "skipped" not in stdout
     for name, reason in BAD.items():
-        assert f"  {name}: " in stdout and reason in stdout.split(f"  {name}: ")[1].splitlines()[0]
+        assert f"  {name}: " in stderr and reason in stderr.split(f"  {name}: ")[1].splitlines()[0]
     assert "ignored 1 file without an image suffix: notes.txt" in stdout
 
     expected = sorted(_png(r) for r in GOOD)

@@ -191,9 +191,10 @@ def run(args: argparse.Namespace) -> int:
     )
     skipped = summary["skipped"]
     if skipped:
-        print(f"skipped {len(skipped)} unreadable file{'s' if len(skipped) != 1 else ''}:")
+        # on stderr, as deblur, evaluate and shard report theirs: stdout stays the run's own output
+        print(f"skipped {len(skipped)} unreadable file{'s' if len(skipped) != 1 else ''}:", file=sys.stderr)
         for item in skipped:
-            print(f"  {_shown(item['file'])}: {_shown(item['reason'])}")
+            print(f"  {_shown(item['file'])}: {_shown(item['reason'])}", file=sys.stderr)
     ignored = summary["ignored"]
     if ignored:
         shown = ", ".join(_shown(name) for name in ignored[:_MAX_LISTED]) + (
