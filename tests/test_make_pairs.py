@@ -232,7 +232,7 @@ def test_all_files_bad_exit_1(tmp_path, testblur, capsys):
         == 1
     )
     captured = capsys.readouterr()
-    assert "x.jpg: not an image" in captured.out and "no pairs were written" in captured.err
+    assert "x.jpg: not an image" in captured.err and "no pairs were written" in captured.err
 
 
 def test_user_errors(clean, tmp_path, testblur, capsys):
@@ -501,7 +501,7 @@ def test_no_pair_written_leaves_no_manifest(tmp_path, photos, testblur, capsys):
         assert main(["make-pairs", str(tmp_path / "in"), str(out), "--blur", "failingblur", "--no-progress"]) == 1
     finally:
         BLURS.unregister("failingblur")
-    assert "blur failed: sigma too large" in capsys.readouterr().out
+    assert "blur failed: sigma too large" in capsys.readouterr().err
     assert not (out / "manifest.jsonl").exists() and not (out / "manifest.jsonl.partial").exists()
     assert main(["make-pairs", str(tmp_path / "in"), str(out), "--blur", "testblur", "--no-progress"]) == 0
     assert [r["file"] for r in _manifest(out)] == ["a.png"]
@@ -533,8 +533,8 @@ def test_a_file_name_that_is_not_utf8(tmp_path, photos, testblur, capsys):
     (_non_utf8_name(clean, b"bad\xff.jpg")).write_text("not a picture")
     out = tmp_path / "out"
     assert main(["make-pairs", str(clean), str(out), "--blur", "testblur", "--no-progress"]) == 0
-    printed = capsys.readouterr().out
-    assert "wrote 2 of 3 pairs" in printed and "  bad\\xff.jpg: not an image" in printed
+    printed = capsys.readouterr()
+    assert "wrote 2 of 3 pairs" in printed.out and "  bad\\xff.jpg: not an image" in printed.err
     assert sorted(os.listdir(os.fsencode(out / "sharp"))) == [b"caf\xe9.png", "été.png".encode()]
     records = {r["source"]: r for r in _manifest(out)}
     assert records[odd.name]["seed"] == image_seed(0, odd.name)
