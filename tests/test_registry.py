@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from blurkit.registry import (
@@ -249,7 +250,10 @@ def test_a_plugin_of_the_wrong_kind_or_that_exits_is_skipped_with_a_warning(tmp_
 
 def test_an_unknown_option_is_named_with_the_options_the_component_takes():
     """`--blur-option foo=1` said "Blur.__init__() got an unexpected keyword argument 'foo'" (the base class, and
-    no word of what the blur takes); a blur's options are its own and its base class's, as **kwargs passes them."""
+    no word of what the blur takes); a blur's options are its own and its base class's, as **kwargs passes them.
+    A component that keeps **kwargs for itself is called as it is (its own error, if any, unchanged)."""
+    from blurkit.blurs import Blur
+
     with pytest.raises(TypeError, match=r"^blurs 'motion' takes no options 'bar', 'foo'; its options: length, "
                                         r"angle, border, noise, shot, quantize, jpeg, seed$"):
         BLURS.create("motion", foo=1, bar=2, length=3)
@@ -258,3 +262,24 @@ def test_an_unknown_option_is_named_with_the_options_the_component_takes():
     reg = Registry("things")
     reg.register("loose", lambda **kwargs: kwargs)  # options it cannot tell: passed on, unchecked
     assert reg.create("loose", anything=1) == {"anything": 1}
+
+    class Taps(Blur):  # keeps some of its **kwargs itself, passes the rest on
+        name = "taps"
+
+        def __init__(self, width=3, **opts):
+            self.taps = {k: opts.pop(k) for k in list(opts) if k.startswith("tap_")}
+            super().__init__(**opts)
+
+        def sample_kernel(self, rng):
+            return {}
+
+        def kernel(self, params):
+            return np.ones((1, 1))
+
+    reg.register("taps", Taps)
+    assert reg.create("taps", tap_a=1, noise=0.01).taps == {"tap_a": 1}
+    with pytest.raises(TypeError, match=r"^things 'taps' takes no option 'nope'; its options: width, border, "):
+        reg.create("taps", nope=1)
+    reg.register("fixed", lambda: 1)
+    with pytest.raises(TypeError, match=r"^things 'fixed' takes no option 'foo'; its options: \(none\)$"):
+        reg.create("fixed", foo=1)

@@ -260,7 +260,7 @@ class Deblurrer:
         from blurkit.blurs import deserialize_blur
         from blurkit.metrics.functional import WIN_SIZE
         from blurkit.metrics.losses import check_loss
-        from blurkit.registry import BLURS, MODELS
+        from blurkit.registry import BLURS, MODELS, options_error
 
         check_loss(loss)  # now, not at the first fit
         _check_seed(seed)  # now, named: NumPy's own message (building the model) does not say which argument
@@ -311,7 +311,10 @@ class Deblurrer:
             if "channels" in inspect.signature(builder).parameters:
                 opts.setdefault("channels", channels)
             spec = {"name": model, "config": opts}
-            model = _seeded_build(builder, opts, self.seed)
+            try:
+                model = _seeded_build(builder, opts, self.seed)
+            except TypeError as exc:
+                raise options_error("models", model, builder, opts, exc) from None
         self.model = model  # sets channels, fixed_size and the sizes a fixed-size model dictates
         self.model_spec: dict | None = spec
         self._adopt_optimizer()
@@ -1108,13 +1111,16 @@ class Deblurrer:
         """The blur generator :meth:`evaluate` uses: ``blur`` (a name or an instance) or the model's own, with
         ``blur_options`` set."""
         from blurkit.blurs import Blur
-        from blurkit.registry import BLURS
+        from blurkit.registry import BLURS, options_error
 
         if blur is None:
             if not blur_options:
                 return self.blur
             _check_blur_installed(self.blur)
-            return type(self.blur).from_config({**self.blur.get_config(), **blur_options})
+            try:
+                return type(self.blur).from_config({**self.blur.get_config(), **blur_options})
+            except TypeError as exc:
+                raise options_error("blurs", self.blur.name, type(self.blur), blur_options, exc) from None
         if isinstance(blur, str):
             return BLURS.create(blur, **(blur_options or {}))
         if not isinstance(blur, Blur):

@@ -101,6 +101,29 @@ def _is_plugin(source: str) -> bool:
     return source.startswith("plugin ")
 
 
+def options_error(kind: str, name: str, factory: Any, kwargs: dict, exc: TypeError) -> TypeError:
+    """The ``TypeError`` to raise when ``factory(**kwargs)`` raised ``exc``: one that names the options it does
+    not take and lists those it takes, when that is what ``exc`` was about and they can be told (see
+    :func:`_options`); otherwise ``exc`` itself.
+
+    Examples:
+        >>> from blurkit.blurs import MotionBlur
+        >>> try:
+        ...     MotionBlur(foo=1)
+        ... except TypeError as exc:
+        ...     print(options_error("blurs", "motion", MotionBlur, {"foo": 1}, exc))
+        blurs 'motion' takes no option 'foo'; its options: length, angle, border, noise, shot, quantize, jpeg, seed
+    """
+    if "unexpected keyword argument" not in str(exc):
+        return exc
+    options = _options(factory)
+    unknown = sorted(set(kwargs) - set(options or ()))
+    if options is None or not unknown:
+        return exc
+    return TypeError(f"{kind} {name!r} takes no option{'s' * (len(unknown) > 1)} {', '.join(map(repr, unknown))}; "
+                     f"its options: {', '.join(options) or '(none)'}")
+
+
 def _options(factory: Any) -> list[str] | None:
     """The keyword arguments ``factory`` takes, in order: a class's ``__init__`` followed along its bases while
     each passes ``**kwargs`` on (a blur's own options, then the base class's); None when they cannot be told
@@ -311,11 +334,10 @@ class Registry:
         factory = self.get(name)
         if not callable(factory):
             raise TypeError(f"{self.kind} {name!r} is not callable: {factory!r}")
-        unknown = sorted(set(kwargs) - set(_options(factory) or kwargs))
-        if unknown:
-            raise TypeError(f"{self.kind} {name!r} takes no option{'s' * (len(unknown) > 1)} "
-                            f"{', '.join(map(repr, unknown))}; its options: {', '.join(_options(factory) or ())}")
-        return factory(**kwargs)
+        try:
+            return factory(**kwargs)
+        except TypeError as exc:
+            raise options_error(self.kind, name, factory, kwargs, exc) from None
 
     def list(self, pattern: str = "*") -> list[str]:
         """Names matching the fnmatch ``pattern``, sorted (plugins included)."""
