@@ -171,6 +171,21 @@ def test_the_interrupt_hint_says_with_skip_existing(monkeypatch, tmp_path, capsy
     assert "; run the same command with --skip-existing to go on" in err
 
 
+def test_a_sigterm_interrupts_deblur_with_exit_status_143(monkeypatch, tmp_path, capsys):
+    """SIGTERM (timeout, systemd, Kubernetes) stops a batch as Ctrl-C does, with 128 + 15 (it was 130)."""
+    import signal
+
+    import blurkit.cli._common as common
+    from blurkit.cli.main import Terminated
+
+    for name, value in (("a.png", 10), ("b.png", 20)):
+        write_image(tmp_path / "in" / name, _image(value))
+    monkeypatch.setattr(common, "load_deblurrer", lambda model, preset=None: Invert(raise_at=2, exc=Terminated()))
+    rc, out, err = _run(capsys, tmp_path / "in", "-o", tmp_path / "out", "--io-workers", "0", "-q")
+    assert rc == 128 + signal.SIGTERM == 143
+    assert "done 1" in out and "interrupted after" in err
+
+
 # ------------------------------------------------------------------ bars and summary (bug 6)
 def test_no_progress_bars_outside_a_terminal_and_the_summary_with_quiet(fake, tmp_path, capsys, monkeypatch):
     """Redirected to a file, bars were frames joined by \\r; -q hid the summary. Now bars are drawn on a

@@ -50,6 +50,7 @@ from __future__ import annotations
 import collections
 import inspect
 import os
+import signal
 import time
 from collections.abc import Callable, Iterable, Iterator, Sized
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -101,12 +102,14 @@ class Summary:
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C stopped :func:`deblur_files`; ``summary`` says what was done before.
 
-    It is a :class:`KeyboardInterrupt`, so code that does not look for it stops as usual.
+    It is a :class:`KeyboardInterrupt`, so code that does not look for it stops as usual. ``signum`` is the
+    signal that stopped it (``SIGINT``, or ``SIGTERM`` as the CLI turns it into an interruption).
     """
 
-    def __init__(self, summary: Summary) -> None:
+    def __init__(self, summary: Summary, signum: int = signal.SIGINT) -> None:
         super().__init__(str(summary))
         self.summary = summary
+        self.signum = int(signum)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -373,14 +376,14 @@ def deblur_files(
             reap()
         while writes:
             reap(block=True)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         summary.interrupted = True
         for *_, fut in reads:
             fut.cancel()
         readers.shutdown(wait=True, cancel_futures=True)
         writers.shutdown(wait=True)  # results already computed are written (each write is atomic)
         reap()
-        raise Interrupted(_finish(summary, failures, start, bar)) from None
+        raise Interrupted(_finish(summary, failures, start, bar), getattr(exc, "signum", signal.SIGINT)) from None
     finally:
         readers.shutdown(wait=True, cancel_futures=True)
         writers.shutdown(wait=True)

@@ -81,6 +81,17 @@ def error_text(exc: BaseException) -> str:
     return str(exc)
 
 
+def shown(name: Any) -> str:
+    r"""A path or file name printable whatever the terminal's encoding: the bytes of a name that is not UTF-8
+    (which Python decodes with ``surrogateescape``) as ``\xNN``; printing it raw fails on a strict stream.
+
+    Examples:
+        >>> shown("caf\udce9.png"), shown("été.png")
+        ('caf\\xe9.png', 'été.png')
+    """
+    return str(name).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def check_output(path: Any, arg: str, *, folder: bool = False) -> Path:
     """Check, before any work, that ``path`` can be written as a file (or a ``folder``): neither it nor a
     parent is in the way (a file where a folder must be, or a folder where the file must be), and the

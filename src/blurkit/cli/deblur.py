@@ -19,7 +19,7 @@ kept (the alpha channel is passed through unchanged, except in JPEG outputs); EX
 so outputs are upright.
 
 Exit status: 0 when at least one image was written or already there, 1 when every file failed, 2 for a
-usage error, 130 when interrupted.
+usage error, 130 when interrupted (Ctrl-C), 143 when terminated (SIGTERM).
 """
 
 from __future__ import annotations
@@ -79,7 +79,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="do not copy each input's colour profile and EXIF data (camera, date, GPS, ...) to "
                    "its output; by default they are copied into JPEG, PNG and WebP outputs, the EXIF "
                    "orientation set to upright like the pixels")
-    p.add_argument("--quiet", "-q", action="store_true")
+    p.add_argument("--quiet", "-q", action="store_true",
+                   help="no progress bars (they are drawn on a terminal only anyway); the one-line summary and "
+                        "failures are still printed")
     p.set_defaults(func=run)
     return p
 
@@ -208,8 +210,9 @@ def _plan(inputs: list[str], out: str, suffix: str, ext: str | None = None) -> _
         p = Path(item)
         if not p.is_dir() and not p.is_file():
             raise CLIError(f"no such file or folder: {p}")
-        if p.resolve() not in given:  # the same file or folder given twice is restored once
-            given.add(p.resolve())
+        key = Path(os.path.abspath(p))  # not resolved: a link to a photo is restored under its own name
+        if key not in given:  # the same file or folder given twice is restored once
+            given.add(key)
             paths.append(p)
     folders = [p for p in paths if p.is_dir()]
     paths = [p for p in paths if p.is_dir() or not any(_listed(p, q) for q in folders)]
@@ -343,7 +346,7 @@ def run(args: argparse.Namespace) -> int:
     import itertools
     import sys
 
-    from blurkit.cli._common import check_sigma, load_deblurrer
+    from blurkit.cli._common import check_sigma, load_deblurrer, shown
     from blurkit.cli.main import CLIError
 
     paths = list(args.paths)
@@ -401,19 +404,20 @@ def run(args: argparse.Namespace) -> int:
     else:
         restorer = setup(load_deblurrer(model, args.preset))
     if plan.kept.n and not args.skip_existing:
-        print(f"blurkit deblur: {_kept(plan, args.out)}", file=sys.stderr)
+        print(f"blurkit deblur: {shown(_kept(plan, args.out))}", file=sys.stderr)
     bars = not args.quiet and sys.stderr.isatty()  # in a log file, a bar is frames joined by \r
+    summary_signal = 2  # SIGINT, unless a SIGTERM interrupts the run
     try:
         summary = deblur_files(restorer, jobs, workers=args.io_workers, prefetch=args.prefetch,
                                skip_existing=args.skip_existing, max_pixels=max_pixels,
                                total=_count_in_background(plan.count) if bars else None,
                                progress=bars, metadata=not args.no_metadata, quality=args.quality)
     except Interrupted as exc:
-        summary = exc.summary
+        summary, summary_signal = exc.summary, exc.signum
     summary.skipped += plan.kept_now  # left as they are, as with --skip-existing
     print(summary)  # one line, kept with --quiet (which silences the progress bars)
     for note in _notes(plan, args.out, args.suffix):
-        print(note)
+        print(shown(note))  # paths: a name that is not UTF-8 would fail on a strict stdout
     if auto and restorer.counts and not args.quiet:
         print("presets (auto): " + ", ".join(f"{n} for {c} image{'s' * (c != 1)}"
                                              for n, c in sorted(restorer.counts.items())))
@@ -423,7 +427,7 @@ def run(args: argparse.Namespace) -> int:
         again = "" if args.skip_existing else " with --skip-existing"
         print(f"interrupted after {summary.total} files ({summary}); run the same command{again} to go on",
               file=sys.stderr)
-        return 130
+        return 128 + summary_signal
     return 0 if summary.done or summary.skipped else 1
 
 

@@ -63,8 +63,9 @@ def main(argv: list[str] | None = None) -> int:
         return f"blurkit {args.command}: {kind}: {message}\n"
 
     warnings.formatwarning = one_line
-    terminate = _terminate_as_interrupt()
+    terminate = None
     try:
+        terminate = _terminate_as_interrupt()
         return int(args.func(args) or 0)
     except CLIError as exc:
         print(f"blurkit {args.command}: error: {exc}", file=sys.stderr)
@@ -89,16 +90,18 @@ class Terminated(KeyboardInterrupt):
 
 
 def _terminate_as_interrupt() -> Any:
-    """Make SIGTERM raise :class:`Terminated` in the main thread; returns the previous handler (None when
-    it cannot be set: not the main thread, or the platform has no SIGTERM handler)."""
+    """Make SIGTERM raise :class:`Terminated` in the main thread; returns the handler to put back afterwards
+    (the default one where the previous was not set from Python), or None when it cannot be set: not the main
+    thread, or the platform has no SIGTERM handler."""
 
     def handler(signum: int, frame: Any) -> None:
         raise Terminated()
 
     try:
-        return signal.signal(signal.SIGTERM, handler)
+        previous = signal.signal(signal.SIGTERM, handler)
     except (ValueError, OSError, AttributeError):
         return None
+    return signal.SIG_DFL if previous is None else previous
 
 
 if __name__ == "__main__":  # pragma: no cover

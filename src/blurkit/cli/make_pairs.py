@@ -12,18 +12,10 @@ import re
 import sys
 from typing import Any
 
+from blurkit.cli._common import shown as _shown
+
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MAX_LISTED = 20
-
-
-def _shown(name: str) -> str:
-    r"""``name`` printable whatever the terminal: bytes of a file name that is not UTF-8 as ``\xNN``.
-
-    Examples:
-        >>> _shown("caf\udce9.png"), _shown("été.png")
-        ('caf\\xe9.png', 'été.png')
-    """
-    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _parse_size(text: str | None) -> int | tuple[int, int] | None:
@@ -150,6 +142,9 @@ def run(args: argparse.Namespace) -> int:
             raise CLIError(f"--sigma is for the gaussian blur; blur {args.blur!r} has no sigma (set its own "
                            "options with --blur-option KEY=VALUE)") from None
         raise CLIError(f"invalid options for blur {args.blur!r}: {exc}") from None
+    from blurkit.cli._common import check_output
+
+    check_output(args.out_dir, "OUT_DIR", folder=True)  # a file in the way of it, or a folder it cannot write in
     conflict = folder_conflict(clean, args.out_dir)
     if conflict:
         raise CLIError(conflict)
@@ -185,10 +180,9 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(str(exc)) from None
 
     out = summary["out_dir"]
-    print(
-        f"wrote {summary['written']} of {summary['total']} pairs to {out} "
-        f"(sharp/, blurred/, manifest.jsonl) in {summary['seconds']:.1f} s"
-    )
+    where = " (sharp/, blurred/, manifest.jsonl)" if summary["written"] else ""  # no pair, no manifest
+    print(f"wrote {summary['written']} of {summary['total']} pairs to {_shown(out)}{where} in "
+          f"{summary['seconds']:.1f} s")
     skipped = summary["skipped"]
     if skipped:
         # on stderr, as deblur, evaluate and shard report theirs: stdout stays the run's own output

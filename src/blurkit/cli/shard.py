@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from blurkit.cli._common import shown as _shown
+
 _MAX_LISTED = 20
 
 
@@ -71,11 +73,6 @@ def _reason(why: str) -> str:
     return _shown(why)
 
 
-def _shown(text: str) -> str:
-    r"""``text`` printable whatever the terminal: bytes of a file name that is not UTF-8 as ``\xNN``."""
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-
-
 def run(args: argparse.Namespace) -> int:
     """Run ``shard``; returns 0 when at least one image was stored, 1 when none."""
     from pathlib import Path
@@ -94,6 +91,9 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"no such file or folder: {src}")
     if Path(args.out_dir).exists() and not Path(args.out_dir).is_dir():
         raise CLIError(f"output is not a folder: {args.out_dir}")
+    from blurkit.cli._common import check_output
+
+    check_output(args.out_dir, "OUT", folder=True)  # a file in the way of it, or a folder it cannot write in
     quiet_tensorflow()  # the shards are TFRecord files: TensorFlow's start-up lines, hidden as in every command
     try:
         summary = write_shards(
