@@ -767,6 +767,7 @@ def _bad_files(saved, folder):
     _rewrite(saved, folder / "badjson.keras", raw="{not json")
     _rewrite(saved, folder / "badspec.keras", meta=lambda m: m.update(model="unet"))
     _rewrite(saved, folder / "badfacade.keras", meta=lambda m: m.update(facade=[1, 2]))
+    _rewrite(saved, folder / "badcomponents.keras", meta=lambda m: m.update(components="plugin x"))
 
 
 @pytest.mark.parametrize("name, match", [
@@ -784,6 +785,7 @@ def _bad_files(saved, folder):
     ("badjson.keras", "unreadable blurkit metadata"),
     ("badspec.keras", "damaged blurkit metadata"),
     ("badfacade.keras", "damaged blurkit metadata"),
+    ("badcomponents.keras", "damaged blurkit metadata"),
     ("missing.keras", "no such model file"),
 ])
 def test_read_metadata_errors(saved, tmp_path, name, match):
@@ -815,7 +817,8 @@ def test_a_file_whose_builder_or_blur_is_not_installed_restores_photos(saved, tm
     for call in (lambda: d.fit(sharp, epochs=1, steps_per_epoch=1, verbose=0),
                  lambda: d.fit(arrays, validation=sharp, epochs=1, steps_per_epoch=1, verbose=0),
                  lambda: d.evaluate(sharp[:1]),
-                 lambda: d.evaluate(sharp[:1], blur_options={"width": 2})):
+                 lambda: d.evaluate(sharp[:1], blur_options={"width": 2}),
+                 lambda: d.blur.sample(), lambda: d.blur(sharp[0], seed=0)):
         with pytest.raises(ModelFileError, match=missing):
             call()
     assert d.evaluate(arrays)["images"] == 4

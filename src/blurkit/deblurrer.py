@@ -103,6 +103,9 @@ def _missing_blur(saved: dict, path: Any, source: Any) -> Any:
         def __init__(self) -> None:  # no base __init__: nothing of the saved config is checked or used
             pass
 
+        def sample(self, rng: Any = None) -> dict:
+            raise ModelFileError(why)
+
         def sample_kernel(self, rng: Any) -> dict:
             raise ModelFileError(why)
 
@@ -1427,7 +1430,7 @@ class Deblurrer:
         if spec is not None and not (isinstance(spec, dict) and isinstance(spec.get("name"), str)
                                      and isinstance(spec.get("config", {}), dict)):
             raise ModelFileError(f"{path}: damaged blurkit metadata (model {spec!r})")
-        for key in ("blur", "facade", "training", "history", "validation", "resume"):
+        for key in ("blur", "facade", "training", "history", "validation", "resume", "components"):
             if not isinstance(meta.get(key) or {}, dict):
                 raise ModelFileError(f"{path}: damaged blurkit metadata ({key} is not an object)")
         return meta

@@ -21,7 +21,7 @@ Files that cannot be read (corrupt, truncated, not really images) are skipped an
 the run. The manifest is written ahead of the pairs: each pair's line is appended to
 ``manifest.jsonl.partial``, flushed and fsynced *before* its files are written (``blurred/`` first,
 ``sharp/`` last; each file atomically), so every file a run wrote is listed even when the run is killed
-(Ctrl-C, ``kill -9``, a power cut); a pair cut in half has only its blurred side, which the pair reader
+(Ctrl-C, ``kill -9``); a pair cut in half has only its blurred side, which the pair reader
 skips with a warning. At the end the partial manifest is renamed to ``manifest.jsonl`` (atomic; it
 replaces an earlier one). An interrupted run leaves the previous ``manifest.jsonl``, if any, untouched,
 and its own ``manifest.jsonl.partial``; a run that writes no pair writes no manifest. As the outputs are
