@@ -775,17 +775,26 @@ def test_an_interrupted_train_says_what_is_kept_and_sigterm_interrupts_as_ctrl_c
         raise KeyboardInterrupt
 
     monkeypatch.setattr(Deblurrer, "fit", interrupted)
+    (tmp_path / "m.resume").mkdir()
+    for old in (out, tmp_path / "m.resume" / "last.keras"):  # left by an earlier run: not this run's
+        old.write_bytes(b"last week's")
+        os.utime(old, (time.time() - 3600, time.time() - 3600))
     assert main(run) == 130
     assert capsys.readouterr().err.strip() == "interrupted: no epoch finished, so there is nothing to resume"
-    (tmp_path / "m.resume").mkdir()
-    (tmp_path / "m.resume" / "last.keras").write_bytes(b"state")
-    out.write_bytes(b"best so far")
+
+    def one_epoch(self, *args, **kwargs):
+        (tmp_path / "m.resume" / "last.keras").write_bytes(b"state")
+        out.write_bytes(b"best so far")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Deblurrer, "fit", one_epoch)
     assert main(run) == 130
     assert capsys.readouterr().err.strip() == (
         f"interrupted: the training state after the last finished epoch is in {tmp_path / 'm.resume'}: run the "
         f"same command with --resume to go on; {out} holds the best model so far (the run is not finished)")
 
     def terminated(self, *args, **kwargs):
+        (tmp_path / "m.resume" / "last.keras").write_bytes(b"state")
         os.kill(os.getpid(), signal.SIGTERM)
         time.sleep(30)  # the handler raises as the signal arrives
 

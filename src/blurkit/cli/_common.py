@@ -92,6 +92,19 @@ def shown(name: Any) -> str:
     return str(name).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
+def flag_reason(why: str) -> str:
+    """A library message as the CLI prints it: naming ``--max-pixels`` where it names ``read_image``'s
+    ``max_pixels`` (the advice to pass a larger one is about the flag on the command line).
+
+    Examples:
+        >>> flag_reason("image is 9 pixels, more than max_pixels=4; pass a larger max_pixels (or "
+        ...             "max_pixels=None) to read_image if you trust this file")
+        'image is 9 pixels, more than --max-pixels 4; pass a larger --max-pixels if you trust this file'
+    """
+    why = why.replace("more than max_pixels=", "more than --max-pixels ")
+    return why.replace("pass a larger max_pixels (or max_pixels=None) to read_image", "pass a larger --max-pixels")
+
+
 def check_output(path: Any, arg: str, *, folder: bool = False) -> Path:
     """Check, before any work, that ``path`` can be written as a file (or a ``folder``): neither it nor a
     parent is in the way (a file where a folder must be, or a folder where the file must be), and the

@@ -119,13 +119,13 @@ def _failure(src: os.PathLike | str, why: str) -> str:
     """
     from pathlib import Path
 
+    from blurkit.cli._common import flag_reason
+
     for start in (f"{src}: ", f"{Path(src).name}: "):
         if why.startswith(start):
             why = why[len(start):]
             break
-    why = why.replace("more than max_pixels=", "more than --max-pixels ")
-    return why.replace("pass a larger max_pixels (or max_pixels=None) to read_image",
-                       "pass a larger --max-pixels")
+    return flag_reason(why)
 
 
 class _Left:

@@ -68,9 +68,9 @@ def _reason(why: str) -> str:
         ...         "max_pixels=None) to read_image if you trust this file")
         'image is 9 pixels, more than --max-pixels 4; pass a larger --max-pixels if you trust this file'
     """
-    why = why.replace("more than max_pixels=", "more than --max-pixels ")
-    why = why.replace("pass a larger max_pixels (or max_pixels=None) to read_image", "pass a larger --max-pixels")
-    return _shown(why)
+    from blurkit.cli._common import flag_reason
+
+    return _shown(flag_reason(why))
 
 
 def run(args: argparse.Namespace) -> int:

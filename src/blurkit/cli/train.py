@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import time
 from pathlib import Path
 
 from blurkit.metrics.losses import LOSSES
@@ -157,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
         if args.resume:
             state = state_dir / "last.keras"
             print(f"resuming from {state}" if state.is_file() else f"no saved state in {state_dir}: starting afresh")
+    started = time.time()
     try:
         d.fit(data, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, validation=args.validation,
               validation_split=args.val_split, early_stopping=args.early_stopping, checkpoint=out,
@@ -168,10 +170,13 @@ def run(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError) as exc:
         raise CLIError(str(exc)) from None
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (see main): say what is kept and how to go on
+        def written(path: Path) -> bool:  # by this run (not a file an earlier run left); 2 s: FAT's mtimes
+            return path.is_file() and path.stat().st_mtime >= started - 2
+
         kept = [f"the training state after the last finished epoch is in {state_dir}: run the same command "
-                "with --resume to go on"] if (state_dir / "last.keras").is_file() else \
+                "with --resume to go on"] if written(state_dir / "last.keras") else \
             ["no epoch finished, so there is nothing to resume"]
-        if out.is_file():
+        if written(out):
             kept.append(f"{out} holds the best model so far (the run is not finished)")
         print(f"interrupted: {'; '.join(kept)}", file=sys.stderr)
         return 128 + int(getattr(exc, "signum", 2))  # 130 for Ctrl-C (SIGINT), 143 for SIGTERM

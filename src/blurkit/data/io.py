@@ -895,6 +895,17 @@ _TEMP_SCANS: dict[tuple[str, str], tuple[float, dict[str, list[str]]]] = {}
 _TEMP_SCANS_LOCK = threading.Lock()
 
 
+def temp_pattern(suffix: str) -> re.Pattern:
+    """The names of the temporary files an atomic write of ``NAME`` makes first, ``.NAME.XXXXXXXX`` +
+    ``suffix`` (``tempfile.mkstemp``'s eight characters); group 1 is ``NAME``.
+
+    Examples:
+        >>> temp_pattern(".tmp").fullmatch(".a.png.k3j_9x0q.tmp").group(1)
+        'a.png'
+    """
+    return re.compile(rf"\.(.+)\.[a-z0-9_]{{8}}{re.escape(suffix)}")
+
+
 def _remove_stale_temps(path: Path, suffix: str, max_age: float = STALE_TEMP_SECONDS) -> int:
     """Delete ``.NAME.XXXXXXXX<suffix>`` files beside ``path`` older than ``max_age`` seconds.
 
@@ -913,7 +924,7 @@ def _remove_stale_temps(path: Path, suffix: str, max_age: float = STALE_TEMP_SEC
     with _TEMP_SCANS_LOCK:
         scan = _TEMP_SCANS.get(key)
         if scan is None or now - scan[0] > max_age:
-            pattern = re.compile(rf"\.(.+)\.[a-z0-9_]{{8}}{re.escape(suffix)}")
+            pattern = temp_pattern(suffix)
             try:
                 names = os.listdir(path.parent)
             except OSError:

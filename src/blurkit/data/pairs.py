@@ -54,7 +54,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import time
 from collections import Counter
 from pathlib import Path
@@ -68,6 +67,7 @@ from blurkit.data.io import (
     PathLike,
     _scan_folder,
     read_image,
+    temp_pattern,
     write_image,
 )
 
@@ -78,7 +78,7 @@ MANIFEST_NAME = "manifest.jsonl"
 #: The manifest of a run in progress, or of an interrupted run: a line per pair, written before its files.
 PARTIAL_NAME = MANIFEST_NAME + ".partial"
 _PAIR_FOLDERS = ("sharp", "blurred")
-_TEMP_FILE = re.compile(r"\.(.+)\.[a-z0-9_]{8}\.tmp")  # what atomic_open writes NAME to first
+_TEMP_FILE = temp_pattern(".tmp")  # what atomic_open writes NAME to first
 
 
 def image_seed(seed: int, name: str) -> int:
