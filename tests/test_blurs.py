@@ -477,10 +477,18 @@ def test_kernels_beyond_the_size_limit_are_refused_by_name():
     """A typo like sigma=1e6 is refused naming the value, instead of a MemoryError asking for terabytes; the
     largest kernels allowed are made."""
     image = np.zeros((8, 8), np.float32)
-    for gen, match in [(GaussianBlur(sigma=1e6), "sigma 1e[+]06 with ksize 6000001 makes a 6000001-px kernel, "
-                                                     "more than the 513 px"),
-                        (GaussianBlur(sigma=1.0, ksize=515), "sigma 1 with ksize 515 makes a 515-px kernel"),
-                        (MotionBlur(length=5000), "length 5000 makes a"),
+    # a Gaussian's largest kernel is known from its options: refused as it is made (`--sigma 1000` failed on
+    # every image of a batch, not up front), its range's upper end included
+    for options, match in [({"sigma": 1e6}, "sigma 1e[+]06 makes a 6000001-px kernel, more than the 513 px"),
+                           ({"sigma": (0.5, 90.0)}, "sigma 90 makes a 541-px kernel"),
+                           ({"sigma": 1.0, "sigma_y": (1.0, 200.0)}, "sigma 200 makes a 1201-px kernel"),
+                           ({"sigma": 1.0, "ksize": 515}, "ksize 515 makes a 515-px kernel")]:
+        with pytest.raises(ValueError, match=match):
+            GaussianBlur(**options)
+    assert GaussianBlur(sigma=85.0)(image, seed=0)["kernel"].shape == (511, 511)
+    with pytest.raises(ValueError, match="sigma 1 with ksize 515 makes a 515-px kernel"):
+        gaussian_kernel(1.0, ksize=515)
+    for gen, match in [(MotionBlur(length=5000), "length 5000 makes a"),
                         (AverageBlur(size=1001), "size 1001 makes a 1001-px kernel"),
                         (DefocusBlur(radius=300), "radius 300 makes a 601-px kernel")]:
         with pytest.raises(ValueError, match=match):

@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 from blurkit.blurs.base import Blur, Range, check_range, draw, jsonable
-from blurkit.blurs.functional import gaussian_kernel
+from blurkit.blurs.functional import _check_size, gaussian_kernel
 from blurkit.registry import register_blur
 
 __all__ = ["GaussianBlur"]
@@ -71,6 +71,9 @@ class GaussianBlur(Blur):
             if ksize % 2 == 0:
                 raise ValueError(f"ksize must be odd, got {ksize}")
         self.ksize = ksize
+        # the largest kernel it can draw, checked now: a typo (sigma=1000) failed on every image, not here
+        widest = max(max(np.atleast_1d(r)) for r in (self.sigma, self.sigma_y or 0.0))
+        _check_size(ksize or 2 * math.ceil(3 * widest) + 1, f"sigma {widest:g}" if ksize is None else f"ksize {ksize}")
 
     def sample_kernel(self, rng: np.random.Generator) -> dict:
         sigma = draw(rng, self.sigma)
