@@ -283,6 +283,7 @@ def export_saved_model(deblurrer: Any, path: str | os.PathLike) -> Path:
     if split is not None:
         archive.add_endpoint("serve_sigma", serve_sigma, input_signature=[uint8, tf.TensorSpec([None], tf.float64)])
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_folders(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
         archive.write_out(str(tmp / "model"), verbose=False)
@@ -292,3 +293,29 @@ def export_saved_model(deblurrer: Any, path: str | os.PathLike) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return path
+
+
+def _remove_stale_folders(path: Path) -> None:
+    """Delete the hidden folders (``.NAME.XXXXXXXX``) that exports to ``path`` killed before their rename
+    left beside it, once older than :data:`blurkit.data.io.STALE_TEMP_SECONDS` (a younger one may be another
+    export's, in progress)."""
+    import shutil
+    import time
+
+    from blurkit.data.io import STALE_TEMP_SECONDS, temp_pattern
+
+    pattern, now = temp_pattern(""), time.time()
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return
+    for entry in entries:
+        match = pattern.fullmatch(entry.name)
+        if not match or match.group(1) != path.name:
+            continue
+        try:
+            if entry.is_dir(follow_symlinks=False) and \
+                    now - entry.stat(follow_symlinks=False).st_mtime > STALE_TEMP_SECONDS:
+                shutil.rmtree(entry.path)
+        except OSError:
+            pass
