@@ -165,6 +165,7 @@ def test_train_errors(photos, tmp_path, capsys):
                       (["--lr", "-1"], "--lr"), (["--lr", "inf"], "--lr"), (["--time-limit", "0"], "--time-limit"),
                       (["--sigma", "abc"], "--sigma: expected a number"), (["--sigma", "1:2:3"], "--sigma: bad range '1:2:3'"),
                       (["--patch-size", "8"], "patch_size must be at least 11"),
+                      (["--patch-size", "100000"], "more than a TensorFlow tensor holds"),
                       (["--val-split", "1.0"], "--val-split"), (["--val-split", "-0.1"], "--val-split"),
                       (["--early-stopping", "0"], "--early-stopping")):
         _error(capsys, ["train", str(photos), *TINY_TRAIN, *bad, "-o", m], name)

@@ -276,6 +276,10 @@ class Deblurrer:
         if int(patch_size) < WIN_SIZE:
             raise ValueError(f"patch_size must be at least {WIN_SIZE} (the window of the SSIM metric training "
                              f"reports), got {patch_size}")
+        if int(patch_size) ** 2 * int(batch_size) * channels >= 2**31:  # a typo (100000) ended in a TF traceback
+            raise ValueError(f"a batch of {batch_size} patches of {patch_size}x{patch_size}x{channels} is "
+                             f"{int(patch_size) ** 2 * int(batch_size) * channels:,} values, more than a TensorFlow "
+                             "tensor holds (2**31): lower patch_size or batch_size")
         if not 0 <= tile_overlap < tile_size:
             raise ValueError(f"tile_overlap must be in [0, tile_size), got {tile_overlap}")
         self.channels = channels
