@@ -289,3 +289,40 @@ def test_check_model_rejects_broken_models(builder, message):
             check_model("_broken_test_model")
     finally:
         MODELS.unregister("_broken_test_model")
+
+
+def test_models_run_under_a_mixed_precision_policy():
+    """Under ``mixed_float16`` the wiener_unet's FFT layers met float16 images with their float32 frequency
+    grids and failed at the first call; they now compute in float32 whatever the global policy."""
+    x = np.random.default_rng(0).random((1, 24, 28, 3)).astype("float32")
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        for name, options in (("wiener_unet", {"width": 4, "depth": 1, "estimator_width": 4}),
+                              ("unet", {"width": 4, "depth": 1})):
+            y = np.asarray(MODELS.create(name, **options)(x), np.float32)
+            assert y.shape == x.shape and np.isfinite(y).all(), name
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_a_model_saved_by_keras_loads_in_a_fresh_process_after_custom_objects(tmp_path):
+    """A blurkit model compiled with blurkit's metrics and loss and saved with Keras could not be loaded by
+    ``keras.saving.load_model`` in a process that had only imported blurkit (its layers and classes are
+    registered when first used); ``blurkit.models.custom_objects()`` registers them all."""
+    from blurkit.metrics import get_loss, keras_metrics
+
+    model = MODELS.create("wiener_unet", width=4, depth=1, estimator_width=4)
+    model.compile(optimizer="adam", loss=get_loss("charbonnier"), metrics=keras_metrics(["psnr", "ssim_y"]))
+    x = np.random.default_rng(1).random((1, 24, 28, 3)).astype("float32")
+    model.save(tmp_path / "m.keras")
+    np.save(tmp_path / "x.npy", x)
+    code = ("import sys, numpy as np, keras, blurkit.models\n"
+            "blurkit.models.custom_objects()\n"
+            "m = keras.saving.load_model(sys.argv[1])\n"
+            "np.save(sys.argv[3], m.predict(np.load(sys.argv[2]), verbose=0))\n"
+            "print(type(m.loss).__name__, sorted(x.name for x in m.metrics if x.name in ('psnr', 'ssim_y')))\n")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "m.keras"), str(tmp_path / "x.npy"),
+                           str(tmp_path / "y.npy")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), model.predict(x, verbose=0))
+    assert done.stdout.split()[0] == "Charbonnier"

@@ -48,6 +48,7 @@ __all__ = [
     "RadialSpectrum",
     "TakeChannels",
     "SoftmaxPool2D",
+    "custom_objects",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -65,3 +66,26 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 __getattr__, __dir__ = attach(__name__, dict.fromkeys(_LAYERS, "blurkit.models.layers"), __all__, globals())
+
+
+def custom_objects() -> dict[str, type]:
+    """Register every Keras object blurkit's models and training use (its layers, metric and loss classes) and
+    return them by registered name, for ``keras.saving.load_model`` of a model built with blurkit but saved
+    from your own Keras code (``Deblurrer.load`` does this itself).
+
+    Keras finds such objects only once they are registered, and blurkit registers them when it first needs
+    them (building a model, making a metric), so a fresh process that only imported blurkit could not load
+    the file (Keras' message names the model's class, not the missing layer). It imports Keras.
+
+    Examples:
+        >>> objects = custom_objects()
+        >>> "blurkit>PadToMultiple" in objects and "blurkit>MeanMetric" in objects
+        True
+    """
+    import keras
+
+    import blurkit.models.layers  # noqa: F401  (registers the layers as it is imported)
+    from blurkit.metrics import custom_objects as training_objects
+
+    return {**{k: v for k, v in keras.saving.get_custom_objects().items() if k.startswith("blurkit>")},
+            **training_objects()}

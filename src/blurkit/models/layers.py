@@ -231,6 +231,9 @@ class GaussianWiener(keras.layers.Layer):
         scales: tuple[float, ...] = (1.0,),
         **kwargs: Any,
     ) -> None:
+        # float32 whatever the global policy: FFTs and the Wiener filter's division near the transfer function's
+        # zeros in float16 fail (the float32 frequency grids meet float16 images) and would lose the detail
+        kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         scales = tuple(float(v) for v in scales)
         if not scales or min(scales) <= 0:
@@ -341,6 +344,7 @@ class RadialSpectrum(keras.layers.Layer):
     """
 
     def __init__(self, bins: int = 16, eps: float = 1e-7, **kwargs: Any) -> None:
+        kwargs.setdefault("dtype", "float32")  # an FFT of the image: float32 under a mixed-precision policy too
         super().__init__(**kwargs)
         if not isinstance(bins, int) or bins < 2:
             raise ValueError(f"bins must be an int >= 2, got {bins!r}")
