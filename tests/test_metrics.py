@@ -346,6 +346,23 @@ def test_keras_metrics_weigh_each_image_by_its_sample_weight(xy, mae_plugin, jit
         assert float(m.result()) == pytest.approx(np.average(per_image, weights=w), rel=1e-4, abs=1e-4), n
 
 
+def test_a_zero_weight_leaves_out_an_image_whose_psnr_is_infinite():
+    """``inf * 0`` made the whole weighted PSNR NaN when an exactly restored image had weight 0."""
+    rng = np.random.default_rng(3)
+    y = rng.random((4, 16, 16, 3)).astype(np.float32)
+    pred = y.copy()
+    pred[2:] = np.clip(y[2:] + rng.normal(0, 0.05, y[2:].shape), 0, 1)  # the first two are exact
+    want = np.mean([METRICS.get("psnr")(y[i], pred[i]) for i in (2, 3)])
+    for weights in ([0.0, 0.0, 1.0, 1.0], np.broadcast_to(np.array([0.0, 0.0, 1.0, 1.0])[:, None, None], (4, 16, 16))):
+        m = keras_metric("psnr")
+        m.update_state(y, pred, sample_weight=np.asarray(weights, np.float32))
+        assert float(m.result()) == pytest.approx(want, rel=1e-5)
+    m = keras_metric("psnr")
+    m.update_state(y[0], pred[0], sample_weight=np.float32(0.0))  # one image, weight 0: nothing counted
+    m.update_state(y[2], pred[2], sample_weight=np.float32(1.0))
+    assert float(m.result()) == pytest.approx(METRICS.get("psnr")(y[2], pred[2]), rel=1e-5)
+
+
 def test_plugin_numpy_metric_in_keras(xy, mae_plugin):
     x, y = xy
     model = _tiny_model()

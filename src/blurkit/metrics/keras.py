@@ -7,9 +7,11 @@ has one; a plain NumPy function (what a plugin author writes) is wrapped with ``
 The Keras object reports the mean over *images* of the metric: each batch's value is weighted by its
 batch size, so ``model.evaluate`` gives the same number as the NumPy metric on the whole data set, even with
 a smaller last batch. With sample weights (one per image, or per pixel: then their mean per image), it is
-the weighted mean of each image's value, as Keras' own metrics weigh samples. (Passing a built-in
-function directly, ``compile(metrics=[blurkit.metrics.psnr])``, also works, but Keras then averages
-over batches without weighting.)
+the weighted mean of each image's value, as Keras' own metrics weigh samples; an image of weight 0 is left
+out (even one whose PSNR is infinite). Keras passes sample weights only to ``compile(weighted_metrics=[...])``:
+the same objects under ``metrics=`` report the unweighted mean. (Passing a built-in function directly,
+``compile(metrics=[blurkit.metrics.psnr])``, also trains, but Keras then averages over batches without
+weighting, and a model saved with it does not reload: Keras cannot find the function by name.)
 
 The class, ``MeanMetric``, is registered as ``"blurkit>MeanMetric"`` and its config holds only the
 metric's registry name and keyword arguments, so saved models reload with whatever implementation the
@@ -137,9 +139,12 @@ def _define() -> dict[str, type]:
                     values = tf.map_fn(lambda tp: tf.cast(self._fn(tp[0][None], tp[1][None]), self.dtype),
                                        (y_true, y_pred), fn_output_signature=self.dtype)
                     weight = tf.broadcast_to(tf.reshape(weight, [-1]), tf.shape(values))
-                    total = tf.reduce_sum(values * weight)
+                    # a weight of 0 leaves its image out, even one whose value is inf (PSNR of an exact
+                    # restoration): inf * 0 would make the whole mean NaN
+                    total = tf.reduce_sum(tf.where(weight != 0, values * weight, tf.zeros_like(values)))
                 else:
-                    total = tf.cast(self._fn(y_true, y_pred), self.dtype) * tf.reduce_sum(weight)
+                    value = tf.cast(self._fn(y_true, y_pred), self.dtype)
+                    total = tf.where(tf.reduce_sum(weight) != 0, value * tf.reduce_sum(weight), 0.0)
                 weight = tf.reduce_sum(weight)
             self.total.assign_add(total)
             self.count.assign_add(weight)
