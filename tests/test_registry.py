@@ -149,6 +149,10 @@ def test_import_is_light_and_listing_needs_no_tensorflow():
         "from blurkit.registry import BLURS, MODELS, METRICS\n"
         "BLURS.list(); MODELS.list(); METRICS.list()\n"
         "assert 'tensorflow' not in sys.modules, 'listing the registries loaded TF'\n"
+        # the sub-packages are attributes after `import blurkit` alone, as the docs write them
+        "assert callable(blurkit.metrics.keras_metric) and callable(blurkit.models.unet)\n"
+        "assert callable(blurkit.data.io.read_image) and callable(blurkit.classical.wiener)\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'a sub-package loaded TF'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 
