@@ -882,7 +882,17 @@ def _record_patches(source: Source, maker: _PatchMaker, *, seed: Any, shuffle: b
         return tf.ensure_shape(b, shape), tf.ensure_shape(sh, shape), tf.ensure_shape(ok, ())
 
     ds = ds.map(cut, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return ds.filter(lambda b, s, ok: ok).map(lambda b, s, ok: (b, s))
+    return ds.filter(_readable).map(_pair)
+
+
+def _readable(blurred: Any, sharp: Any, ok: Any) -> Any:
+    """Keep the patches of items that could be read (named, not lambdas: AutoGraph cannot convert two lambdas
+    on one line and warned about each, every time a one-pass pipeline was built)."""
+    return ok
+
+
+def _pair(blurred: Any, sharp: Any, ok: Any) -> tuple[Any, Any]:
+    return blurred, sharp
 
 
 def make_dataset(
@@ -997,7 +1007,7 @@ def make_dataset(
             ds = ds.map(cut, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         else:  # one pass: an unreadable item is dropped, not replaced by another scored twice
             ds = ds.map(cut_once, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-            ds = ds.filter(lambda b, sh, ok: ok).map(lambda b, sh, ok: (b, sh))
+            ds = ds.filter(_readable).map(_pair)
     ds = ds.unbatch()
     if shuffle:
         ds = ds.shuffle(max(batch_size * 8, patches_per_image * 16), seed=seed + 1)
