@@ -1234,3 +1234,54 @@ def test_a_model_file_named_in_capitals_is_refused_with_what_to_do(saved, tmp_pa
     with pytest.raises(ModelFileError, match=r"M\.KERAS: Keras loads model files whose name ends in \.keras "
                                              r"\(lower case\): rename it"):
         Deblurrer.load(path)
+
+
+def test_threads_predicting_on_a_fresh_instance_get_what_one_thread_gets():
+    """Threads that predict at once on a fresh (or just loaded) instance built its traced functions together,
+    and one could find the blur estimator's functions not yet set: it restored blind, dropping the sigma it was
+    given, or estimate_sigma raised TypeError. The switch interval is shortened to make that window likely."""
+    import threading
+
+    d = Deblurrer(model="wiener_unet", model_options={"width": 4, "depth": 1, "estimator_width": 4})
+    rng = np.random.default_rng(0)
+    images = [rng.random((24 + 4 * i, 28, 3)).astype(np.float32) for i in range(4)]
+    want = [d.predict(x, sigma=2.5) for x in images] + [d.estimate_sigma(x) for x in images]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for _ in range(6):
+            d._split_fns = d._infer_fn = None  # as the model setter and every load leave them
+            got, errors = [None] * 8, []
+
+            def work(i, got=got, errors=errors):
+                try:
+                    x = images[i % 4]
+                    got[i] = d.predict(x, sigma=2.5) if i < 4 else d.estimate_sigma(x)
+                except Exception as exc:  # noqa: BLE001 - collected and reported below
+                    errors.append(exc)
+
+            threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert not errors, errors
+            for i in range(4):
+                np.testing.assert_array_equal(got[i], want[i])
+            assert got[4:] == want[4:]
+    finally:
+        sys.setswitchinterval(interval)
+
+
+def test_a_deblurrer_made_before_a_fork_refuses_to_run_in_the_child(monkeypatch):
+    """TensorFlow does not survive os.fork: a child's first predict hung for ever (gunicorn --preload, a
+    'fork' process pool). The instance knows the process it was made in and says what to do instead."""
+    d = Deblurrer(model="unet", model_options=TINY)
+    x = np.zeros((16, 16, 3), np.float32)
+    assert d.predict(x).shape == x.shape
+    real = os.getpid()
+    monkeypatch.setattr(os, "getpid", lambda: real + 1)  # as a forked child sees it
+    with pytest.raises(RuntimeError, match=r"made before the process forked.*'spawn' or 'forkserver'"):
+        d.predict(x)
+    monkeypatch.undo()
+    assert d.predict(x).shape == x.shape

@@ -23,6 +23,7 @@ import json
 import math
 import os
 import tempfile
+import threading
 import warnings
 import zipfile
 from collections.abc import Callable, Sequence
@@ -32,6 +33,13 @@ from typing import Any
 import numpy as np
 
 __all__ = ["Deblurrer", "ModelFileError", "METADATA_NAME", "FORMAT"]
+
+#: Serialises the building of a Deblurrer's traced inference functions: threads that predict on a fresh (or
+#: just loaded) instance at once build them once, and none sees one function published without the other.
+_BUILD_LOCK = threading.Lock()
+#: The tile progress bar of the ``predict(progress=True)`` running in this thread (another thread's predict
+#: on the same instance must not advance it).
+_TILES = threading.local()
 
 METADATA_NAME = "blurkit.json"
 FORMAT = "blurkit-model"
@@ -355,9 +363,10 @@ class Deblurrer:
         elif was_fixed:  # the sizes were the old model's input size: back to those asked for
             self.patch_size, self.tile_size, self.tile_overlap = self._sizes
         self.tile_align = _tile_align(model)
-        # the traced inference functions call the old model
-        self._infer_fn = None
+        # the traced inference functions call the old model: rebuilt on the next use (see _build_functions)
         self._split_fns = None
+        self._infer_fn = None
+        self._pid = os.getpid()  # TensorFlow's state does not survive a fork (see _check_process)
         self._strategy = None  # the tf.distribute strategy the model was moved to by fit, if any
 
     # ------------------------------------------------------------------------------------ training
@@ -709,31 +718,52 @@ class Deblurrer:
         ``_infer_fn``: the model, clipped to [0, 1] inside the traced function. ``_split_fns``: for a model
         made of a blur ``estimator`` and a ``restorer`` sub-model (``wiener_unet``), ``(estimate, restore)``
         (image -> blur parameters; image, parameters -> clipped restoration), else None.
+
+        Thread-safe: built once under a lock, into locals, and published ``_split_fns`` first, so a thread that
+        sees ``_infer_fn`` also sees its ``_split_fns`` (predict on one instance from several threads, as a
+        service does; before, a thread could find the split functions still None and restore blind, dropping
+        a ``sigma`` it was given).
         """
         import tensorflow as tf
 
-        model = self.model
-        spec = tf.TensorSpec([None, None, None, self.channels], tf.float32)
-        self._infer_fn = tf.function(lambda x: tf.clip_by_value(model(x, training=False), 0.0, 1.0),
-                                     input_signature=[spec], reduce_retracing=True, autograph=False)
-        self._split_fns = None
-        if {"estimator", "restorer"} <= {layer.name for layer in getattr(model, "layers", [])}:
-            estimator, restorer = model.get_layer("estimator"), model.get_layer("restorer")
-            pspec = tf.TensorSpec([None, int(estimator.outputs[0].shape[-1])], tf.float32)
-            estimate = tf.function(lambda x: estimator(x, training=False), input_signature=[spec],
-                                   reduce_retracing=True, autograph=False)
-            restore = tf.function(lambda x, p: tf.clip_by_value(restorer([x, p], training=False), 0.0, 1.0),
-                                  input_signature=[spec, pspec], reduce_retracing=True, autograph=False)
-            self._split_fns = (estimate, restore)
+        with _BUILD_LOCK:
+            if self._infer_fn is not None:  # another thread built them while this one waited
+                return
+            model = self.model
+            spec = tf.TensorSpec([None, None, None, self.channels], tf.float32)
+            infer = tf.function(lambda x: tf.clip_by_value(model(x, training=False), 0.0, 1.0),
+                                input_signature=[spec], reduce_retracing=True, autograph=False)
+            split = None
+            if {"estimator", "restorer"} <= {layer.name for layer in getattr(model, "layers", [])}:
+                estimator, restorer = model.get_layer("estimator"), model.get_layer("restorer")
+                pspec = tf.TensorSpec([None, int(estimator.outputs[0].shape[-1])], tf.float32)
+                estimate = tf.function(lambda x: estimator(x, training=False), input_signature=[spec],
+                                       reduce_retracing=True, autograph=False)
+                restore = tf.function(lambda x, p: tf.clip_by_value(restorer([x, p], training=False), 0.0, 1.0),
+                                      input_signature=[spec, pspec], reduce_retracing=True, autograph=False)
+                split = (estimate, restore)
+            self._split_fns = split
+            self._infer_fn = infer
+
+    def _check_process(self) -> None:
+        """Refuse to run in a process forked after the model was made: TensorFlow's runtime does not survive
+        ``os.fork`` (its threads stay in the parent), and the first call in the child would hang for ever."""
+        if getattr(self, "_pid", os.getpid()) != os.getpid():
+            raise RuntimeError(
+                "this Deblurrer was made before the process forked, and TensorFlow cannot run in a forked child "
+                "(it would hang): make the Deblurrer in the worker process itself, or start workers with "
+                "multiprocessing's 'spawn' or 'forkserver' method (gunicorn: no --preload)")
 
     def _infer(self, batch: np.ndarray) -> np.ndarray:
         """The model on a float32 batch, clipped to [0, 1] inside the traced function."""
+        self._check_process()
         if self._infer_fn is None:
             self._build_functions()
         return self._infer_fn(np.ascontiguousarray(batch, dtype=np.float32)).numpy()
 
     def _split(self) -> tuple[Any, Any] | None:
         """``(estimate, restore)`` for an estimator + restorer model (see ``_build_functions``), else None."""
+        self._check_process()
         if self._infer_fn is None:
             self._build_functions()
         return self._split_fns
@@ -892,7 +922,7 @@ class Deblurrer:
         """While ``predict(progress=True)`` restores an image in tiles: a progress bar of its tiles (on stderr,
         removed when done), which the tiled passes advance."""
         h, w = arr.shape[:2]
-        if not getattr(self, "_show_tiles", False) or (self.fixed_size is None and h * w <= self.tile_size**2):
+        if not getattr(_TILES, "show", False) or (self.fixed_size is None and h * w <= self.tile_size**2):
             yield
             return
         from tqdm.auto import tqdm
@@ -904,11 +934,11 @@ class Deblurrer:
         c = arr.shape[-1] if arr.ndim == 3 else 1
         passes = ensemble * (min(c, 3) if self.channels == 1 and c >= 3 else 1)  # a grey model: each colour
         bar = tqdm(total=len(plan.ys) * len(plan.xs) * passes, desc=f"{w}x{h} px", unit="tile", leave=False)
-        self._tile_progress = bar.update
+        _TILES.progress = bar.update
         try:
             yield
         finally:
-            self._tile_progress = None
+            _TILES.progress = None
             bar.close()
 
     def _predict_views(self, arr: np.ndarray, out: np.ndarray, ensemble: int, sigma: float | None,
@@ -975,11 +1005,11 @@ class Deblurrer:
         if isinstance(ensemble, bool) or ensemble not in (1, 2, 4, 8):
             raise ValueError(f"ensemble must be 1, 2, 4 or 8 (flips/rotations averaged), got {ensemble!r}")
         raw = None if sigma is None else self._sigma_param(sigma)
-        self._show_tiles = bool(progress)
+        _TILES.show = bool(progress)  # this thread's predict only
         try:
             return self._predict(x, max_pixels, ensemble, raw)
         finally:
-            self._show_tiles = False
+            _TILES.show = False
 
     def _predict(self, x: Any, max_pixels: int | None, ensemble: int, sigma: float | None) -> Any:
         """:meth:`predict` after its arguments are checked; ``sigma`` the raw parameter or None."""
@@ -1573,7 +1603,7 @@ def tiled_apply_model(
     return tiled_apply(fn or d._infer, x, tile=d.tile_size, overlap=d.tile_overlap,
                        batch=4 if d.fixed_size else 1, pad_to_tile=d.fixed_size is not None,
                        align=d.tile_align, fit=d.fixed_size is None, prepare=prepare, finish=finish, out=out,
-                       progress=getattr(d, "_tile_progress", None))
+                       progress=getattr(_TILES, "progress", None))
 
 
 def _tile_align(model: Any) -> int:
