@@ -1285,3 +1285,24 @@ def test_a_deblurrer_made_before_a_fork_refuses_to_run_in_the_child(monkeypatch)
         d.predict(x)
     monkeypatch.undo()
     assert d.predict(x).shape == x.shape
+
+
+def test_predict_takes_an_encoded_file_as_bytes_or_a_binary_file_object(tmp_path):
+    """A service has a request's bytes, not a path: predict(bytes) failed with "expected an image ... got shape
+    ()". Bytes and binary file objects are decoded as read_image decodes a file, max_pixels included."""
+    import io
+
+    d = Deblurrer(model="unet", model_options=TINY)
+    img = (np.random.default_rng(0).random((40, 50, 3)) * 255).astype(np.uint8)
+    write_image(tmp_path / "a.png", img)
+    data = (tmp_path / "a.png").read_bytes()
+    want = d.predict(tmp_path / "a.png")
+    for given in (data, bytearray(data), memoryview(data), io.BytesIO(data)):
+        np.testing.assert_array_equal(d.predict(given), want)
+    with open(tmp_path / "a.png", "rb") as fh:
+        np.testing.assert_array_equal(d.predict(fh), want)
+    np.testing.assert_array_equal(d.predict([data, img])[0], want)
+    with pytest.raises(ValueError, match=r"<bytes>: image is 50x40 = 2,000 pixels, more than max_pixels=100"):
+        d.predict(data, max_pixels=100)
+    with open(tmp_path / "a.png", encoding="latin-1") as fh, pytest.raises(TypeError, match="binary mode"):
+        d.predict(fh)

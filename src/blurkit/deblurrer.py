@@ -963,12 +963,13 @@ class Deblurrer:
         """Deblur images of any size, dtype and range.
 
         Args:
-            x: A path (file), an image array (H,W) / (H,W,C), a batch (N,H,W,C), or a list of those
-                (sizes may differ). uint8 and uint16 images are scaled by their maximum; float images are
+            x: A path (file), an encoded file's bytes or a binary file object (a request's upload), an
+                image array (H,W) / (H,W,C), a batch (N,H,W,C), or a list of those (sizes may differ). uint8 and uint16 images are scaled by their maximum; float images are
                 taken as [0, 1] if they lie within it, else as [0, 255] (or [0, 65535]) images (a batch
                 array as a whole, a list image by image), with half a range to spare for overshoot (a
                 [0, 1] image with values up to 1.5 is still one; values outside the range are clipped).
-            max_pixels: Refuse files with more pixels than this before decoding them.
+            max_pixels: Refuse files (and bytes) with more pixels than this before decoding them; arrays are
+                decoded already and not checked.
             ensemble: Self-ensemble (the "x8" test-time augmentation of image restoration papers): restore
                 the image under this many of the 8 flips/rotations (1, 2, 4 or 8; in the order of
                 :data:`DIHEDRAL`: 2 adds the mirror image, 4 the two 180-degree turns), undo each and
@@ -1013,11 +1014,8 @@ class Deblurrer:
 
     def _predict(self, x: Any, max_pixels: int | None, ensemble: int, sigma: float | None) -> Any:
         """:meth:`predict` after its arguments are checked; ``sigma`` the raw parameter or None."""
-        from blurkit.data.io import read_image
-
-        if isinstance(x, (str, os.PathLike)):
-            kw = {} if max_pixels is None else {"max_pixels": max_pixels}
-            return self._predict(read_image(x, **kw), None, ensemble, sigma)
+        if _is_encoded(x):
+            return self._predict(_read(x, max_pixels), None, ensemble, sigma)
         if isinstance(x, (list, tuple)):
             return [self._predict(i, max_pixels, ensemble, sigma) for i in x]
         arr = np.asarray(x)
@@ -1057,12 +1055,9 @@ class Deblurrer:
             >>> round(Deblurrer.from_preset("gaussian-v1").estimate_sigma(blurred), 1)
             2.0
         """
-        from blurkit.data.io import read_image
-
         wiener = self._wiener_layer("estimate_sigma")  # a model without an estimator: refused before reading
-        if isinstance(x, (str, os.PathLike)):
-            kw = {} if max_pixels is None else {"max_pixels": max_pixels}
-            x = read_image(x, **kw)
+        if _is_encoded(x):
+            x = _read(x, max_pixels)
         if isinstance(x, (list, tuple)):
             return [self.estimate_sigma(i, max_pixels=max_pixels) for i in x]
         arr = np.asarray(x)
@@ -1580,6 +1575,26 @@ def _seeded_build(builder: Callable[..., Any], options: dict, seed: int) -> Any:
     finally:
         random.setstate(saved[0])
         np.random.set_state(saved[1])
+
+
+def _is_encoded(x: Any) -> bool:
+    """Whether ``x`` is an image still to decode: a path, an encoded file's bytes, or a binary file object."""
+    return isinstance(x, (str, os.PathLike, bytes, bytearray, memoryview)) or callable(getattr(x, "read", None))
+
+
+def _read(x: Any, max_pixels: int | None) -> np.ndarray:
+    """Decode what :func:`_is_encoded` accepts, as :func:`blurkit.data.io.read_image` reads a file."""
+    from blurkit.data.io import decode_image, read_image
+
+    kw = {} if max_pixels is None else {"max_pixels": max_pixels}
+    if isinstance(x, (str, os.PathLike)):
+        return read_image(x, **kw)
+    if isinstance(x, (bytes, bytearray, memoryview)):
+        return decode_image(bytes(x), **kw)
+    data = x.read()
+    if not isinstance(data, (bytes, bytearray)):
+        raise TypeError(f"a file object given to predict must be opened in binary mode (got {type(data).__name__})")
+    return decode_image(bytes(data), name=str(getattr(x, "name", "<stream>")), **kw)
 
 
 def tiled_apply_model(
