@@ -347,7 +347,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from blurkit.cli._common import check_sigma, load_deblurrer, shown
-    from blurkit.cli.main import CLIError
+    from blurkit.cli.main import CLIError, interrupt_status
 
     paths = list(args.paths)
     model = paths.pop(0) if paths[0].lower().endswith(".keras") else None
@@ -406,14 +406,14 @@ def run(args: argparse.Namespace) -> int:
     if plan.kept.n and not args.skip_existing:
         print(f"blurkit deblur: {shown(_kept(plan, args.out))}", file=sys.stderr)
     bars = not args.quiet and sys.stderr.isatty()  # in a log file, a bar is frames joined by \r
-    summary_signal = 2  # SIGINT, unless a SIGTERM interrupts the run
+    stop = None  # the Interrupted that ended the run early, if one did
     try:
         summary = deblur_files(restorer, jobs, workers=args.io_workers, prefetch=args.prefetch,
                                skip_existing=args.skip_existing, max_pixels=max_pixels,
                                total=_count_in_background(plan.count) if bars else None,
                                progress=bars, metadata=not args.no_metadata, quality=args.quality)
     except Interrupted as exc:
-        summary, summary_signal = exc.summary, exc.signum
+        summary, stop = exc.summary, exc
     summary.skipped += plan.kept_now  # left as they are, as with --skip-existing
     print(summary)  # one line, kept with --quiet (which silences the progress bars)
     for note in _notes(plan, args.out, args.suffix):
@@ -427,7 +427,7 @@ def run(args: argparse.Namespace) -> int:
         again = "" if args.skip_existing else " with --skip-existing"
         print(f"interrupted after {summary.total} files ({summary}); run the same command{again} to go on",
               file=sys.stderr)
-        return 128 + summary_signal
+        return interrupt_status(stop)
     return 0 if summary.done or summary.skipped else 1
 
 

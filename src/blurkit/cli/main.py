@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt as exc:
         print("interrupted", file=sys.stderr)
-        return 128 + int(getattr(exc, "signum", signal.SIGINT))
+        return interrupt_status(exc)
     finally:
         warnings.formatwarning = shown
         if terminate is not None:
@@ -87,6 +87,12 @@ class Terminated(KeyboardInterrupt):
     (atomic writes finished or dropped, a summary, the resume hint) instead of dying mid-line."""
 
     signum = signal.SIGTERM
+
+
+def interrupt_status(exc: BaseException) -> int:
+    """The exit status of a command stopped by ``exc``: 128 + the signal, 130 for Ctrl-C (SIGINT) and 143 for
+    SIGTERM (:class:`Terminated`, or a :class:`blurkit.batch.Interrupted` that carries its signal)."""
+    return 128 + int(getattr(exc, "signum", signal.SIGINT))
 
 
 def _terminate_as_interrupt() -> Any:

@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         parse_options,
         quiet_tensorflow,
     )
-    from blurkit.cli.main import CLIError
+    from blurkit.cli.main import CLIError, interrupt_status
 
     if bool(args.data) == bool(args.pairs):
         raise CLIError("give either DATA (sharp photos) or --pairs BLURRED_DIR SHARP_DIR")
@@ -179,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
         if written(out):
             kept.append(f"{out} holds the best model so far (the run is not finished)")
         print(f"interrupted: {'; '.join(kept)}", file=sys.stderr)
-        return 128 + int(getattr(exc, "signum", 2))  # 130 for Ctrl-C (SIGINT), 143 for SIGTERM
+        return interrupt_status(exc)
     if not chief:  # the chief writes the model, the curves, and removes the training state
         return 0
     if not d.validation or not out.is_file():
