@@ -12,6 +12,7 @@ import re
 import sys
 from typing import Any
 
+from blurkit.cli._common import check_output
 from blurkit.cli._common import shown as _shown
 
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -142,8 +143,6 @@ def run(args: argparse.Namespace) -> int:
             raise CLIError(f"--sigma is for the gaussian blur; blur {args.blur!r} has no sigma (set its own "
                            "options with --blur-option KEY=VALUE)") from None
         raise CLIError(f"invalid options for blur {args.blur!r}: {exc}") from None
-    from blurkit.cli._common import check_output
-
     check_output(args.out_dir, "OUT_DIR", folder=True)  # a file in the way of it, or a folder it cannot write in
     conflict = folder_conflict(clean, args.out_dir)
     if conflict:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from blurkit.cli._common import check_output, flag_reason
 from blurkit.cli._common import shown as _shown
 
 _MAX_LISTED = 20
@@ -68,8 +69,6 @@ def _reason(why: str) -> str:
         ...         "max_pixels=None) to read_image if you trust this file")
         'image is 9 pixels, more than --max-pixels 4; pass a larger --max-pixels if you trust this file'
     """
-    from blurkit.cli._common import flag_reason
-
     return _shown(flag_reason(why))
 
 
@@ -91,8 +90,6 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"no such file or folder: {src}")
     if Path(args.out_dir).exists() and not Path(args.out_dir).is_dir():
         raise CLIError(f"output is not a folder: {args.out_dir}")
-    from blurkit.cli._common import check_output
-
     check_output(args.out_dir, "OUT", folder=True)  # a file in the way of it, or a folder it cannot write in
     quiet_tensorflow()  # the shards are TFRecord files: TensorFlow's start-up lines, hidden as in every command
     try:
