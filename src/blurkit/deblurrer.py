@@ -284,10 +284,11 @@ class Deblurrer:
         if int(patch_size) < WIN_SIZE:
             raise ValueError(f"patch_size must be at least {WIN_SIZE} (the window of the SSIM metric training "
                              f"reports), got {patch_size}")
-        if int(patch_size) ** 2 * int(batch_size) * channels >= 2**31:  # a typo (100000) ended in a TF traceback
+        values = int(patch_size) ** 2 * int(batch_size) * channels
+        if values >= 2**31:  # a typo (patch_size=100000) ended in a TensorFlow traceback
             raise ValueError(f"a batch of {batch_size} patches of {patch_size}x{patch_size}x{channels} is "
-                             f"{int(patch_size) ** 2 * int(batch_size) * channels:,} values, more than a TensorFlow "
-                             "tensor holds (2**31): lower patch_size or batch_size")
+                             f"{values:,} values, more than a TensorFlow tensor holds (2**31): lower patch_size "
+                             "or batch_size")
         if not 0 <= tile_overlap < tile_size:
             raise ValueError(f"tile_overlap must be in [0, tile_size), got {tile_overlap}")
         self.channels = channels
@@ -964,7 +965,8 @@ class Deblurrer:
 
         Args:
             x: A path (file), an encoded file's bytes or a binary file object (a request's upload), an
-                image array (H,W) / (H,W,C), a batch (N,H,W,C), or a list of those (sizes may differ). uint8 and uint16 images are scaled by their maximum; float images are
+                image array (H,W) / (H,W,C), a batch (N,H,W,C), or a list of those (sizes may differ).
+                uint8 and uint16 images are scaled by their maximum; float images are
                 taken as [0, 1] if they lie within it, else as [0, 255] (or [0, 65535]) images (a batch
                 array as a whole, a list image by image), with half a range to spare for overshoot (a
                 [0, 1] image with values up to 1.5 is still one; values outside the range are clipped).
@@ -1148,7 +1150,6 @@ class Deblurrer:
         if blur is None:
             if not blur_options:
                 return self.blur
-            _check_blur_installed(self.blur)
             try:
                 return type(self.blur).from_config({**self.blur.get_config(), **blur_options})
             except TypeError as exc:
@@ -1236,9 +1237,9 @@ class Deblurrer:
         if src.kind == "pairs" and (blur is not None or blur_options or known_sigma):
             raise ValueError("blur, blur_options and known_sigma are for sharp photos blurred here: the blur of "
                              "given pairs is fixed and unknown")
+        if blur is None and src.kind != "pairs":  # the model's own blurs the photos (given pairs need none)
+            _check_blur_installed(self.blur)
         blur = self._eval_blur(blur, blur_options)
-        if src.kind != "pairs":  # given pairs need no blur generator
-            _check_blur_installed(blur)
         if known_sigma:
             self._check_known_sigma(blur)
         names = list(dict.fromkeys([*EVAL_METRICS, *([metrics] if isinstance(metrics, str) else metrics)]))
@@ -2018,8 +2019,8 @@ def _check_keras_config(path: Any, model_source: Any = None) -> None:
     """Refuse a ``.keras`` file whose ``config.json`` names code outside Keras, blurkit and registered objects.
 
     Keras' own safe mode refuses Lambda layers, imports only Keras modules by name and refuses lookup
-    layers' vocabulary files; this check does not rely on any of it: every object named in the config must come from ``keras``/``blurkit`` or be
-    registered with ``keras.saving.register_keras_serializable`` (installed plugins), Lambda / TFSMLayer
+    layers' vocabulary files; this check does not rely on any of it: every object named in the config must
+    come from ``keras``/``blurkit`` or be registered with ``keras.saving.register_keras_serializable`` (installed plugins), Lambda / TFSMLayer
     layers are refused outright, and so is any layer whose ``vocabulary`` is a file path. Installed plugins
     (every registry's entry points) are imported first when the config names an object not yet registered:
     a plugin's layer is registered as its module is imported, which in a fresh process nothing else may
@@ -2073,8 +2074,8 @@ def _check_keras_config(path: Any, model_source: Any = None) -> None:
                 continue
         what = node.get("config") if cls_name == "function" else cls_name
         hint = _install_hint(model_source)
-        hint = f"; the model's builder comes {hint}" if hint.startswith("from ") else f"; its builder was {hint}" \
-            if hint else ""
+        if hint:
+            hint = f"; the model's builder comes {hint}" if hint.startswith("from ") else f"; its builder was {hint}"
         raise ModelFileError(
             f"{path}: refusing to load: its config names {module}.{what}, which is not part of Keras or "
             f"blurkit nor a registered Keras object (blurkit never imports code named by a model file{hint})")
