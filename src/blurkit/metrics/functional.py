@@ -373,16 +373,24 @@ def _psnr_of(d: np.ndarray) -> float:
 _Y_WEIGHTS = (65.481 / 255, 128.553 / 255, 24.966 / 255)
 
 
-def _psnr_y_tf(y_true: Any, y_pred: Any):
+def _luma(x: Any, metric: str, offset: float = 16 / 255) -> Any:
+    """BasicSR's ``rgb2ycbcr(y_only=True)`` / 255 of RGB images (the last axis kept, one channel), or grey images
+    as they are; ``x`` a float ``(..., H, W, C)`` NumPy array or ``(N, H, W, C)`` tensor. ``offset`` 0 for a
+    difference of images (Y's offset cancels in it); ``metric`` names the caller in the error."""
+    if x.shape[-1] == 1:
+        return x
+    if x.shape[-1] != 3:
+        raise ValueError(f"{metric} needs RGB or grey images, got {x.shape[-1]} channels (shape {tuple(x.shape)})")
+    if is_numpy(x):
+        return x @ np.asarray(_Y_WEIGHTS)[:, None] + offset
     import tensorflow as tf
 
+    return tf.tensordot(x, tf.constant(_Y_WEIGHTS, x.dtype), axes=[[3], [0]])[..., None] + offset
+
+
+def _psnr_y_tf(y_true: Any, y_pred: Any):
     t, p = _tensor_pair(y_true, y_pred)
-    d = t - p
-    if d.shape[-1] == 3:
-        d = tf.tensordot(d, tf.constant(_Y_WEIGHTS, tf.float32), axes=[[3], [0]])[..., None]
-    elif d.shape[-1] != 1:
-        raise ValueError(f"psnr_y needs RGB or grey images, got {d.shape[-1]} channels")
-    return _psnr_of_tf(d)
+    return _psnr_of_tf(_luma(t - p, "psnr_y", offset=0.0))
 
 
 @register_metric("psnr_y")
@@ -418,11 +426,7 @@ def psnr_y(y_true: Any, y_pred: Any) -> float:
         return _psnr_y_tf(y_true, y_pred)
     t, p = prepare(y_true, y_pred)
     d = t - p
-    if d.ndim >= 3 and d.shape[-1] == 3:
-        d = d @ np.asarray(_Y_WEIGHTS)[:, None]  # the luma as one channel: the image keeps its rank
-    elif d.ndim >= 3 and d.shape[-1] != 1:
-        raise ValueError(f"psnr_y needs RGB or grey images, got {d.shape[-1]} channels (shape {t.shape})")
-    return _psnr_of(d)
+    return _psnr_of(_luma(d, "psnr_y", offset=0.0) if d.ndim >= 3 else d)  # the luma keeps the image's rank
 
 
 def _ssim_one(t: np.ndarray, p: np.ndarray) -> float:
@@ -481,24 +485,9 @@ def ssim(y_true: Any, y_pred: Any) -> float:
     return _ssim_one(t, p)
 
 
-def _luma(x: Any) -> Any:
-    """BasicSR's ``rgb2ycbcr(y_only=True)`` / 255 of an RGB image (the last axis kept, one channel), or a grey
-    image as it is; ``x`` a float ``(..., H, W, C)`` NumPy array or ``(N, H, W, C)`` tensor."""
-    if x.shape[-1] == 1:
-        return x
-    if x.shape[-1] != 3:
-        raise ValueError(f"a Y-channel metric needs RGB or grey images, got {x.shape[-1]} channels "
-                         f"(shape {tuple(x.shape)})")
-    if is_numpy(x):
-        return x @ np.asarray(_Y_WEIGHTS)[:, None] + 16 / 255
-    import tensorflow as tf
-
-    return tf.tensordot(x, tf.constant(_Y_WEIGHTS, x.dtype), axes=[[3], [0]])[..., None] + 16 / 255
-
-
 def _ssim_y_tf(y_true: Any, y_pred: Any):
     t, p = _tensor_pair(y_true, y_pred)
-    return _ssim_tf(_luma(t), _luma(p))
+    return _ssim_tf(_luma(t, "ssim_y"), _luma(p, "ssim_y"))
 
 
 @register_metric("ssim_y")
@@ -535,7 +524,7 @@ def ssim_y(y_true: Any, y_pred: Any) -> float:
     t, p = prepare(y_true, y_pred)
     if t.ndim == 2:
         return _ssim_one(t, p)
-    ty, py = _luma(t)[..., 0], _luma(p)[..., 0]
+    ty, py = _luma(t, "ssim_y")[..., 0], _luma(p, "ssim_y")[..., 0]
     if ty.ndim == 3:
         return float(np.mean([_ssim_one(a, b) for a, b in zip(ty, py, strict=True)]))
     return _ssim_one(ty, py)
