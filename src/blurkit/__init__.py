@@ -65,17 +65,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from blurkit.metrics.functional import mse, psnr, ssim
 
 
-_attribute, __dir__ = attach(__name__, _LAZY, __all__, globals())
-
 #: Sub-packages reachable as attributes after ``import blurkit`` alone (``blurkit.metrics.keras_metric``),
 #: imported on first access like the names above.
 _SUBMODULES = ("batch", "blurs", "classical", "data", "export", "metrics", "models", "plots", "presets", "testing",
                "tiling", "training")
 
-
-def __getattr__(name: str):
-    if name in _SUBMODULES:
-        import importlib
-
-        return importlib.import_module(f"{__name__}.{name}")
-    return _attribute(name)
+__getattr__, __dir__ = attach(__name__, _LAZY, __all__, globals(), submodules=_SUBMODULES)
