@@ -220,7 +220,7 @@ def test_deblur_folder_keeps_names_and_formats(model, photos, tmp_path, capsys):
         (src / p.relative_to(photos)).write_bytes(p.read_bytes())
     (src / "broken.png").write_bytes(b"\x89PNG this is not really a png")
     out = tmp_path / "out"
-    assert main(["deblur", str(model), str(src), "-o", str(out), "-q"]) == 0
+    assert main(["deblur", str(model), str(src), "-o", str(out), "-q"]) == 3  # broken.png failed
     captured = capsys.readouterr()
     assert "broken.png" in captured.err and captured.err.count("failed:") == 1
     names = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
@@ -233,7 +233,7 @@ def test_deblur_folder_keeps_names_and_formats(model, photos, tmp_path, capsys):
     assert read_image(out / "sub/camera.png").ndim == 2  # grayscale stays grayscale
 
     stamps = {n: (out / n).stat().st_mtime_ns for n in names}
-    assert main(["deblur", str(model), str(src), "-o", str(out), "--skip-existing"]) == 0
+    assert main(["deblur", str(model), str(src), "-o", str(out), "--skip-existing"]) == 3
     printed = capsys.readouterr()
     assert "done 0, skipped 4" in printed.out and "broken.png" in printed.err
     assert {n: (out / n).stat().st_mtime_ns for n in names} == stamps
@@ -405,7 +405,7 @@ def test_deblur_failure_lines_name_the_file_once(model, photos, tmp_path, capsys
     (src / "trunc.jpg").write_bytes((photos / "cat.jpg").read_bytes()[:400])
     write_image(src / "fine.png", read_image(photos / "coffee.png"))
     capsys.readouterr()
-    assert main(["deblur", str(model), str(src), "-o", str(tmp_path / "out"), "-q"]) == 0
+    assert main(["deblur", str(model), str(src), "-o", str(tmp_path / "out"), "-q"]) == 3
     failed = [ln for ln in capsys.readouterr().err.splitlines() if "failed:" in ln]
     assert len(failed) == 1 and failed[0].startswith(f"  failed: {src / 'trunc.jpg'}: ")
     assert failed[0].count("trunc.jpg") == 1

@@ -18,14 +18,19 @@ skipped, the rest of the batch goes on; the summary lists each failure with its 
 kept (the alpha channel is passed through unchanged, except in JPEG outputs); EXIF orientation is applied,
 so outputs are upright.
 
-Exit status: 0 when at least one image was written or already there, 1 when every file failed, 2 for a
-usage error, 130 when interrupted (Ctrl-C), 143 when terminated (SIGTERM).
+Exit status: 0 when every image was written (or was already there), 3 when some files failed and the others
+were written, 1 when every file failed, 2 for a usage error, 130 when interrupted (Ctrl-C), 143 when
+terminated (SIGTERM). So ``blurkit deblur in -o out && upload out`` uploads only a complete batch, and a
+script that accepts a partial one tests for 3.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+
+PARTIAL = 3
+"""The exit status when some files failed and the others were restored (the failures are listed on stderr)."""
 
 FORMATS = ("png", "jpg", "jpeg", "tif", "tiff", "webp", "bmp")
 """What ``--format`` takes (in any case, with or without the dot: ``PNG``, ``.png``)."""
@@ -428,7 +433,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"interrupted after {summary.total} files ({summary}); run the same command{again} to go on",
               file=sys.stderr)
         return interrupt_status(stop)
-    return 0 if summary.done or summary.skipped else 1
+    if not summary.failed:
+        return 0
+    return PARTIAL if summary.done or summary.skipped else 1
 
 
 def _kept(plan: _Plan, out: str) -> str:
