@@ -526,6 +526,7 @@ class _PatchMaker:
         self._shard_keys: dict[int, list[Any]] = {}
         self._offsets: dict[int, list[int]] = {}
         self._cache_failed = False
+        self._warned_small = False  # an image much smaller than the patch is warned about once
 
     # ---------------------------------------------------------------------------------- loading
     def _kw(self) -> dict[str, Any]:
@@ -702,6 +703,12 @@ class _PatchMaker:
         n, p, prep = self.patches, self.patch, self._prepare
         h, w = sharp.shape[:2]
         if h < p or w < p:  # small image: convert and pad it whole
+            if h * w * 4 < p * p and not self._warned_small:
+                self._warned_small = True  # a race may warn twice; that is harmless
+                warnings.warn(f"patch_size {p} is much larger than a {self.role} image of {h}x{w} pixels: it is "
+                              f"reflect-padded to {p}x{p}, so most of each such patch is mirrored copies and "
+                              f"every step pays for {p}x{p} pixels; a patch_size at most the photos' shorter side "
+                              "trains faster on what they show", stacklevel=2)
             sharp = self._pad(prep(np.asarray(sharp)))
             if blurred is not None:
                 blurred = self._pad(prep(np.asarray(blurred)))
