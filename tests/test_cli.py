@@ -499,13 +499,18 @@ def test_evaluate_skips_unreadable_files(model, photos, tmp_path, capsys):
     assert fig.stat().st_size > 1000
 
 
-def test_evaluate_json_is_strict_when_a_score_is_infinite(model, tmp_path):
-    """A flat photo is unchanged by blur: its PSNR is infinite, written as null (not the non-JSON Infinity)."""
+def test_evaluate_json_is_strict_when_a_score_is_infinite(model, tmp_path, capsys):
+    """A flat photo is unchanged by blur: its PSNR is infinite, written as null (not the non-JSON Infinity),
+    and the gain is said to be unmeasurable (it printed "gain: -inf dB PSNR")."""
     flat = tmp_path / "flat"
     flat.mkdir()
     write_image(flat / "grey.png", np.full((32, 32, 3), 128, np.uint8))
     js = tmp_path / "s.json"
+    capsys.readouterr()
     assert main(["evaluate", str(model), str(flat), "--json", str(js)]) == 0
+    printed = capsys.readouterr().out
+    assert "gain: none to measure (the blurred images equal the sharp ones, PSNR inf)" in printed
+    assert "inf dB" not in printed
 
     def refuse(token):
         raise ValueError(f"non-standard JSON constant {token}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -103,7 +104,10 @@ def run(args: argparse.Namespace) -> int:
     for row in scores["skipped"]:
         print(f"  skipped: {row['error']}", file=sys.stderr)
     print(format_table(scores))
-    print(f"gain: {scores['gain_db']:+.2f} dB PSNR")
+    if math.isfinite(scores["gain_db"]):
+        print(f"gain: {scores['gain_db']:+.2f} dB PSNR")
+    else:  # the inputs equal the sharp photos (sigma 0, or pairs of the same files): PSNR inf, nothing to gain
+        print("gain: none to measure (the blurred images equal the sharp ones, PSNR inf)")
     if args.json_out:
         from blurkit.data.io import atomic_write_text
         from blurkit.deblurrer import _jsonable
