@@ -1161,6 +1161,21 @@ def test_estimate_sigma_is_what_blind_predict_deconvolves():
     grey = x.mean(axis=-1)
     assert d.estimate_sigma(grey) == pytest.approx(d.estimate_sigma(np.repeat(grey[..., None], 3, -1)), abs=1e-6)
     assert d.estimate_sigma([x, grey])[1] == pytest.approx(d.estimate_sigma(grey), abs=1e-6)
+    # a crop too small to read the blur off is estimated with a warning, blind predict too; 50x64 is not
+    for call in (d.estimate_sigma, d.predict):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            call(x)
+            call(x[:30, :40])
+            call(x[:6, :5])  # below the model's padding: the padded path
+        said = [str(w.message) for w in caught if "too small" in str(w.message)]
+        assert [m.split(" is too small")[0] for m in said] == ["a 30x40 image", "a 6x5 image"], call
+        assert "give its sigma" in said[0]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        d.predict(x[:30, :40], sigma=2.0)  # the sigma given: nothing to estimate, nothing to say
+        d.predict(x[:6, :5], sigma=2.0)
+    assert not [w for w in caught if "too small" in str(w.message)]
 
 
 def test_the_preset_reads_the_blur_it_was_trained_for():

@@ -57,6 +57,10 @@ DEFAULT_TILE_OVERLAP = 64
 #: estimates): photos up to this side get one estimate on the whole photo. Reading it off 384-px tiles
 #: (the default preset's training crops) was measured and not adopted (model card: no gain over 207 photos).
 DEFAULT_ESTIMATE_TILE = 1536
+#: The shortest side the blind blur estimate is read off with some reliability: on crops of 16-32 px the
+#: default preset's estimate erred by 20-60 % and hardly moved with the true sigma (1, 2 or 3); from 48 px
+#: it follows it (skimage photos, three crops each). Smaller photos are still estimated, with a warning.
+MIN_ESTIMATE_SIDE = 48
 #: The 8 flips/rotations of the self-ensemble (``predict(ensemble=...)``), as (quarter turns, mirrored first):
 #: the first 2 and 4 keep the image's shape (and so its tiles).
 DIHEDRAL = ((0, False), (0, True), (2, False), (2, True), (1, False), (1, True), (3, False), (3, True))
@@ -769,8 +773,8 @@ class Deblurrer:
             self._build_functions()
         return self._split_fns
 
-    def _estimate_photo(self, x: np.ndarray, prepare: Callable[[np.ndarray], np.ndarray], estimate: Any
-                        ) -> np.ndarray:
+    def _estimate_photo(self, x: np.ndarray, prepare: Callable[[np.ndarray], np.ndarray], estimate: Any,
+                        blind: bool = True) -> np.ndarray:
         """The blur parameters of a whole photo: the median of the estimates on ``estimate_tile`` tiles.
 
         The blur is taken as uniform over the photo. The tiles (as few as tiles of that side need, shrunk
@@ -779,11 +783,14 @@ class Deblurrer:
         tile, the whole photo. One estimate from many tiles is steadier than each tile's own (a tile of sky
         or wall says little about the blur), and neighbouring restoration tiles then get the same
         deconvolution, so nothing changes across their seams. A photo too small for the model's own reflect
-        padding is padded here first, as :meth:`_restore_into` pads it.
+        padding is padded here first, as :meth:`_restore_into` pads it. ``blind``: the sigma is read off the
+        photo (not given), so a photo too small for that is warned about (:func:`_warn_too_small`).
         """
         from blurkit.tiling import pad_to_multiple, plan_tiles
 
         h, w = x.shape[:2]
+        if blind:
+            _warn_too_small(h, w)
         if 2 * min(h, w) <= self.tile_align:
             return estimate(pad_to_multiple(prepare(x), self.tile_align)[None]).numpy()
         plan = plan_tiles(h, w, tile=self.estimate_tile, overlap=0)
@@ -852,10 +859,12 @@ class Deblurrer:
 
             padded = pad_to_multiple(prepare(x), self.tile_align)[None]
             if sigma is None:
+                if self._split() is not None:
+                    _warn_too_small(h, w)
                 y = self._infer(padded)
             else:
                 estimate, restore = self._split()
-                params = self._estimate_photo(x, prepare, estimate)
+                params = self._estimate_photo(x, prepare, estimate, blind=False)
                 params[:, 0] = sigma
                 y = restore(padded, params).numpy()
             out[...] = finish(y[0, :h, :w])
@@ -868,7 +877,7 @@ class Deblurrer:
                 tiled_apply_model(self, x, prepare=prepare, finish=finish, out=out)
             return
         estimate, restore = split
-        params = self._estimate_photo(x, prepare, estimate)
+        params = self._estimate_photo(x, prepare, estimate, blind=sigma is None)
         if sigma is not None:
             params[:, 0] = sigma
 
@@ -983,7 +992,8 @@ class Deblurrer:
                 the Wiener balance is still estimated from the image). Only for models with a blur
                 estimator (``wiener_unet``, e.g. the ``gaussian-v1`` preset), within the sigmas they were
                 built for (0.3 to 3.5 for the preset). See :meth:`estimate_sigma` for the model's own
-                estimate. None (the default): blind.
+                estimate. None (the default): blind; an image under :data:`MIN_ESTIMATE_SIDE` (48) pixels on
+                a side is too small to read its blur off, and is restored with a warning saying so.
             progress: Show a progress bar of the tiles (on stderr, removed when the image is done) while an
                 image larger than ``tile_size**2`` pixels is restored: a 12-megapixel photo takes half a
                 minute on a laptop CPU.
@@ -1635,6 +1645,14 @@ def _tile_align(model: Any) -> int:
             align = max(align, int(getattr(layer, "multiple", 1)))
         stack.extend(getattr(layer, "layers", []))
     return align
+
+
+def _warn_too_small(h: int, w: int) -> None:
+    """Warn that the blur of an ``h`` x ``w`` photo is read off blind below :data:`MIN_ESTIMATE_SIDE`."""
+    if min(h, w) < MIN_ESTIMATE_SIDE:
+        warnings.warn(f"a {h}x{w} image is too small to read its blur off reliably (the blind estimate needs "
+                      f"about {MIN_ESTIMATE_SIDE} pixels on each side): give its sigma (predict(..., sigma=S), "
+                      "blurkit deblur --sigma S)", stacklevel=4)
 
 
 def _unit_scale(arr: np.ndarray) -> float:
