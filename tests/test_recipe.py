@@ -147,13 +147,36 @@ def test_oracle_sigma_prints_the_mean_table_and_each_photo(tmp_path, astronaut, 
     model = tmp_path / "m.keras"
     Deblurrer(model="wiener_unet", model_options={"width": 4, "depth": 2, "estimator_width": 4}).save(model)
     assert oracle_sigma.main(["--model", str(model), "--data", str(photos), "--sigmas", "1", "2", "--per-photo",
-                              "--tile-estimates", "32", "48", "--reblur", "--edge-estimates", "--reestimate"]) == 0
+                              "--tile-estimates", "32", "48", "--reblur", "--edge-estimates", "--reestimate",
+                              "--scale-estimates"]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
     at = next(i for i, line in enumerate(lines) if line.startswith("| sigma | blind | edge estimate"))
     for line, sigma in zip(lines[at + 2 : at + 4], ("1", "2"), strict=True):  # 3 PSNRs, 3 log-sigma RMS errors
         cells = [c.strip() for c in line.split("|")[1:-1]]
         assert cells[0] == sigma and len(cells) == 7 and all(float(c) >= 0 for c in cells[1:])
+    at = next(i for i, line in enumerate(lines) if line.startswith("| sigma | blind | half-scale estimate"))
+    halved = {}  # blind, 2 PSNRs (better / worse than blind), 3 log-sigma RMS errors, 2 mean errors
+    for line, sigma in zip(lines[at + 2 : at + 4], ("1", "2"), strict=True):
+        cells = [c.strip() for c in line.split("|")[1:-1]]
+        assert cells[0] == sigma and len(cells) == 9
+        for c in cells[2:4]:
+            better, worse = (int(k) for k in c.split("(")[1].rstrip(")").split(" / "))
+            assert float(c.split()[0]) > 0 and better + worse <= 2
+        assert all(float(c) >= 0 for c in cells[4:7]) and all(abs(float(c)) <= float(r) + 1e-3
+                                                               for c, r in zip(cells[7:], cells[4:6], strict=True))
+        halved[sigma] = cells
+
+    class Fixed:  # an estimator that reads 0.5 px off any image, and keeps the image it was given
+        def estimate_sigma(self, image):
+            self.seen = image
+            return 0.5
+
+    fixed = Fixed()
+    b = np.zeros((9, 12, 3), np.float32)
+    b[:, 1::2] = 1.0  # stripes one pixel wide: 2x2 means make them uniform grey
+    assert abs(oracle_sigma.half_scale_sigma(fixed, b) - 2 * np.sqrt(0.25 - 0.0625)) < 1e-6
+    assert fixed.seen.shape == (4, 6, 3) and np.allclose(fixed.seen, 0.5)
     at = next(i for i, line in enumerate(lines) if line.startswith("| sigma | blind | re-blur pick"))
     for line in lines[at + 2 : at + 4]:  # blind, two picks (with better / worse counts), best factor, true sigma
         cells = [c.strip() for c in line.split("|")[1:-1]]
@@ -194,6 +217,9 @@ def test_oracle_sigma_prints_the_mean_table_and_each_photo(tmp_path, astronaut, 
     for sigma in ("1", "2"):  # the mean table's blind column is the mean of the per-photo column
         rows = [r for r in photo if r[1].strip() == sigma]
         blind_mean = float(next(m for m in means if m[0].strip() == sigma)[1])
+        mean_row = next(m for m in means if m[0].strip() == sigma)
+        assert float(halved[sigma][1]) == blind_mean  # the half-scale table's blind column and model's RMS error
+        assert abs(float(halved[sigma][4]) - float(mean_row[6])) <= 1e-3  # are the mean table's
         assert abs(blind_mean - np.mean([float(r[3]) for r in rows])) <= 0.011
         # and the tile table's "whole photo" column is the blind model again (photos below the estimate tile)
         assert abs(tiled[sigma][0] - blind_mean) <= 0.011
