@@ -37,10 +37,26 @@ def recipe():
     return bench("train_preset")
 
 
-def test_every_stage_of_the_preset_recipe_runs(recipe, tmp_path, astronaut, camera):
+#: Stage 5's settings for the runs below: the shipped recipe's (batch 32 of 384-px crops) made small, so a step
+#: costs a few seconds, and unlike train_joint.py's defaults, so the tests see that the recipe passes them on.
+SMALL_JOINT = {"steps": 16000, "batch": 4, "context": 96, "patch": 48, "lr": 5e-4, "seed": 5}
+
+
+def test_the_recipe_s_stage_5_is_the_shipped_preset_s(recipe):
+    """The recipe's stage 5 settings are those the shipped file records for its last training."""
+    from blurkit import Deblurrer
+
+    shipped = Deblurrer.from_preset("gaussian-v1").training["joint"]
+    assert recipe.RECIPES["gaussian-v1"]["joint"] == {k: shipped[k] for k in SMALL_JOINT}
+    assert set(SMALL_JOINT) == set(recipe.RECIPES["gaussian-v1"]["joint"])
+
+
+def test_every_stage_of_the_preset_recipe_runs(recipe, tmp_path, astronaut, camera, monkeypatch):
     from skimage import data
 
     from blurkit import Deblurrer
+
+    monkeypatch.setitem(recipe.RECIPES["gaussian-v1"], "joint", SMALL_JOINT)
 
     train = _folder(tmp_path / "train", {f"{i}.png": img[:200, :220]
                                          for i, img in enumerate([astronaut, data.coffee(), data.chelsea()])})
@@ -57,7 +73,9 @@ def test_every_stage_of_the_preset_recipe_runs(recipe, tmp_path, astronaut, came
     assert d.model_spec["name"] == "wiener_unet" and d.model_spec["config"]["width"] == 4
     assert d.training["recipe"] == "gaussian-v1" and d.training["command"].endswith(" ".join(argv))
     assert set(d.training["stage4_validation_psnr"]) == {"sigma 1", "sigma 2", "sigma 3"}
-    assert d.training["joint"]["steps"] == 2 and d.training["joint"]["batch"] == 32  # stage 5, the recipe's batch
+    assert d.training["joint"]["steps"] == 2  # stage 5, with the recipe's settings (not train_joint.py's defaults)
+    assert {k: d.training["joint"][k] for k in ("batch", "context", "patch", "lr", "seed")} == {
+        k: SMALL_JOINT[k] for k in ("batch", "context", "patch", "lr", "seed")}
     assert {layer.name for layer in d.model.layers} >= {"estimator", "restorer"}
     assert (tmp_path / "preset-curves.png").is_file()
     y = d.predict(astronaut[:64, :80])
@@ -101,10 +119,8 @@ def test_every_stage_of_the_preset_recipe_runs(recipe, tmp_path, astronaut, came
     joint = tmp_path / "joint.keras"
     assert recipe.main([*argv[:4], "--out", str(joint), "--joint-only", str(res), "--joint-steps", "1"]) == 0
     j = Deblurrer.load(joint)
-    assert j.training["joint"]["steps"] == 1 and j.training["joint"]["command"].endswith(str(joint) + " --steps 1"
-                                                                                         " --batch 32 --context 384"
-                                                                                         " --patch 192 --lr 0.0005"
-                                                                                         " --seed 5")
+    assert j.training["joint"]["steps"] == 1 and j.training["joint"]["command"].endswith(
+        f"{joint} --steps 1 --batch 4 --context 96 --patch 48 --lr 0.0005 --seed 5")
     assert j.training["command"] == f.training["command"]
     for part in ("estimator", "restorer"):
         before, after = f.model.get_layer(part).get_weights(), j.model.get_layer(part).get_weights()
@@ -500,9 +516,11 @@ def test_robustness_scores_each_sigma_and_degradation_with_the_same_inputs(tmp_p
         e = r["estimates"]["model m.keras"]
         assert 0.3 / r["sigma"] <= e["ratio"] <= 3.5 / r["sigma"] and e["rms"] >= abs(np.log(e["ratio"])) - 1e-9
     with pytest.raises(SystemExit, match="noise levels must be in"):
-        robustness.main(["--no-presets", "--data", str(photos), "--noise", "0.7"])
-    with pytest.raises(SystemExit, match="no such model file"):
-        robustness.main(["--data", str(photos), "--model", str(tmp_path / "missing.keras")])
+        robustness.main(["--no-presets", "--data", str(photos), "--noise", "0.7", "--json", str(tmp_path / "x.json")])
+    with pytest.raises(SystemExit, match="no such model file"):  # (--json: never the committed results file)
+        robustness.main(["--data", str(photos), "--model", str(tmp_path / "missing.keras"),
+                         "--json", str(tmp_path / "x.json")])
+    assert not (tmp_path / "x.json").exists()
 
 
 def test_auto_thresholds_scores_the_choice_and_searches_the_best_thresholds(tmp_path, astronaut, camera, capsys):
@@ -722,7 +740,8 @@ def test_export_check_compares_serve_with_predict(tmp_path, astronaut, camera, c
     tflite = [line for line in out.splitlines() if line.startswith("TFLite, ")]  # one line per way, what it did
     assert [line.split(":")[0] for line in tflite] == ["TFLite, built-in operators only",
                                                        "TFLite, TensorFlow ops allowed (Flex)"]
-    assert all(" failed" in line or " converted, " in line for line in tflite)
+    # as benchmarks/README.md and blurkit.export say: built-ins alone fail (with a reason), Flex converts
+    assert tflite[0].startswith("TFLite, built-in operators only: failed") and len(tflite[0]) > 45
     assert tflite[1].endswith(" MB") and "converted" in tflite[1]  # with TensorFlow's ops it always converts
 
 
