@@ -41,9 +41,44 @@ def photos(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tiny():
+    """A tiny U-Net that changes images. Untrained, its last convolution is zero: the exact identity, under
+    which a result written unrestored looks restored. Small random weights and a bias there make it a
+    restoration that differs pixel by pixel and channel by channel (checked on the Keras model itself, so a
+    ``predict`` that passes images through is caught by the tests, not here)."""
+    import keras
+
     from blurkit import Deblurrer
 
-    return Deblurrer("unet", model_options=TINY)
+    d = Deblurrer("unet", model_options=TINY)
+    tail = d.model.get_layer("tail")
+    kernel, bias = tail.get_weights()
+    assert not kernel.any() and not bias.any()  # the identity at init
+    tail.set_weights([np.random.default_rng(0).normal(0, 0.005, kernel.shape).astype("float32"), bias + 0.02])
+    x = _photo("astronaut")[None].astype(np.float32) / 255
+    change = keras.ops.convert_to_numpy(d.model(x)) - x
+    assert 2 / 255 < np.abs(change).mean() < 20 / 255 and np.ptp(change.mean(axis=(0, 1, 2))) > 1 / 255
+    return d
+
+
+def _levels(a: np.ndarray, b: np.ndarray) -> float:
+    """The mean absolute difference of two images of one dtype, in 8-bit levels."""
+    scale = {np.dtype(np.uint8): 1.0, np.dtype(np.uint16): 257.0}.get(a.dtype, 1 / 255)
+    return float(np.abs(a.astype(np.float64) - b.astype(np.float64)).mean() / scale)
+
+
+def _check_restored(deblurrer, src_root: Path, out_root: Path, scratch: Path) -> None:
+    """Every image under ``src_root`` was written to ``out_root`` as ``deblurrer``'s restoration of it, not as
+    it was: the very pixels of ``predict`` (alpha passed through), as write_image encodes them (JPEG: lossy,
+    quality 95)."""
+    for src in list_images(src_root):
+        image = read_image(src, alpha="keep")
+        want = deblurrer.predict(image)
+        assert _levels(want, image) > 1, src  # the restoration changes the photo
+        if src.suffix == ".jpg":
+            write_image(scratch / "want.jpg", want, quality=95)
+            want = read_image(scratch / "want.jpg", alpha="keep")
+        np.testing.assert_array_equal(read_image(out_root / src.relative_to(src_root), alpha="keep"), want,
+                                      err_msg=str(src), strict=True)
 
 
 class Invert:
@@ -76,6 +111,7 @@ def test_overlapped_results_equal_sequential(tiny, photos, tmp_path):
     assert a == b  # the same bytes, hence the same pixels
     rgba = read_image(tmp_path / "ovl" / "sub1" / "p04.png", alpha="keep")
     assert rgba.shape == (24, 32, 4) and (rgba[..., 3] == 200).all()  # alpha passed through
+    _check_restored(tiny, photos, tmp_path / "seq", tmp_path)  # and restored, as predict restores them
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
@@ -92,6 +128,7 @@ def test_grey_alpha_png_is_restored_and_written_as_grey_alpha(tiny, tmp_path, dt
     assert back.shape == (24, 32, 2) and back.dtype == dtype
     np.testing.assert_array_equal(back[..., 1], alpha)
     np.testing.assert_array_equal(back[..., 0], tiny.predict(grey))
+    assert _levels(back[..., 0], grey) > 1  # restored, not written as it was read
 
 
 class Same:
@@ -122,6 +159,7 @@ def test_float_tiff_in_unit_range_is_restored_as_float(tiny, tmp_path):
     back = read_image(tmp_path / "out" / "f.tif")
     assert back.dtype == np.float32 and back.shape == grey.shape
     np.testing.assert_allclose(back, tiny.predict(grey), atol=1e-6)
+    assert _levels(back, grey) > 1  # restored, not written as it was read
 
 
 def test_cli_io_workers_zero_gives_the_same_files(tiny, photos, tmp_path, monkeypatch, capsys):
@@ -133,6 +171,7 @@ def test_cli_io_workers_zero_gives_the_same_files(tiny, photos, tmp_path, monkey
     assert main(["deblur", str(photos), "-o", str(tmp_path / "c"), "--io-workers", "3", "--prefetch", "1",
                  "-q"]) == 0
     assert _files(tmp_path / "a") == _files(tmp_path / "b") == _files(tmp_path / "c")
+    _check_restored(tiny, photos, tmp_path / "a", tmp_path)
     capsys.readouterr()
     for flag, value in (("--io-workers", "-1"), ("--prefetch", "0")):
         assert main(["deblur", str(photos), "-o", str(tmp_path / "d"), flag, value]) == 2

@@ -12,10 +12,25 @@ from blurkit.cli.main import main
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> Path:
+    """A tiny U-Net that changes images. Untrained, its last convolution is zero: the exact identity, whose
+    column equals the blurred one. Small random weights and a bias there make it differ pixel by pixel and
+    channel by channel (checked on the Keras model itself, not through ``predict``)."""
+    import keras
+    import numpy as np
+    from skimage import data
+
     from blurkit import Deblurrer
 
+    d = Deblurrer(model="unet", model_options={"width": 8, "depth": 2, "blocks": 1})
+    tail = d.model.get_layer("tail")
+    kernel, bias = tail.get_weights()
+    assert not kernel.any() and not bias.any()  # the identity at init
+    tail.set_weights([np.random.default_rng(0).normal(0, 0.005, kernel.shape).astype("float32"), bias + 0.02])
+    x = data.astronaut()[None, ::8, ::8].astype(np.float32) / 255
+    change = keras.ops.convert_to_numpy(d.model(x)) - x
+    assert 2 / 255 < np.abs(change).mean() < 20 / 255 and np.ptp(change.mean(axis=(0, 1, 2))) > 1 / 255
     path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    Deblurrer(model="unet", model_options={"width": 8, "depth": 2, "blocks": 1}).save(path)
+    d.save(path)
     return path
 
 
@@ -24,7 +39,19 @@ def _mean_row(out: str) -> list[float]:
     return [float(c) for c in row.strip("|").split("|")[2:]]
 
 
-def test_demo_with_model_file(tiny_model, tmp_path, capsys):
+def _row(out: str, photo: str) -> list[str]:
+    row = next(line for line in out.splitlines() if line.startswith(f"| {photo} | "))
+    return [c.strip() for c in row.strip("|").split("|")[2:]]
+
+
+def test_demo_with_model_file(tiny_model, tmp_path, capsys, monkeypatch):
+    import blurkit.cli._common as common
+    from blurkit.classical import blur_gaussian
+    from blurkit.cli.demo import _photos
+    from blurkit.metrics.functional import psnr, ssim
+
+    loaded, load = [], common.load_deblurrer  # the demo's own Deblurrer, to check its table (no second load)
+    monkeypatch.setattr(common, "load_deblurrer", lambda *a, **k: loaded.append(load(*a, **k)) or loaded[-1])
     out_dir = tmp_path / "figs"
     assert main(["demo", "--model", str(tiny_model), "--max-side", "64", "--out", str(out_dir)]) == 0
     out = capsys.readouterr().out
@@ -33,9 +60,20 @@ def test_demo_with_model_file(tiny_model, tmp_path, capsys):
         assert f"| {name} | " in out
         assert (out_dir / f"{name}.png").stat().st_size > 0
     assert str(out_dir.resolve()) in out
-    blurred_psnr, _, wiener_psnr, _, model_psnr, *_ = _mean_row(out)
+    blurred_psnr, blurred_ssim, wiener_psnr, _, model_psnr, model_ssim, *_ = _mean_row(out)
     assert wiener_psnr > blurred_psnr  # the true kernel helps even at 64 px
     assert model_psnr > 10
+    assert (model_psnr, model_ssim) != (blurred_psnr, blurred_ssim)  # the model's column is not the blurred one
+    (d,) = loaded
+    photos = _photos(64)
+    assert [name for name, _ in photos] == list(SAMPLES)
+    for name, sharp in photos:  # each photo's columns: the blurred photo's scores and the model's restoration's
+        blurred, _ = blur_gaussian(sharp, 2.0, seed=0)
+        restored = d.predict(blurred)
+        cells = _row(out, name)
+        assert cells[:2] == [f"{psnr(sharp, blurred):.2f}", f"{ssim(sharp, blurred):.4f}"], name
+        assert cells[4:6] == [f"{psnr(sharp, restored):.2f}", f"{ssim(sharp, restored):.4f}"], name
+        assert cells[4:6] != cells[:2], name
 
 
 def test_demo_without_shipped_preset_says_so(tmp_path, monkeypatch, capsys):
@@ -62,19 +100,6 @@ def test_demo_argument_errors(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
-def test_demo_with_default_preset(tmp_path, capsys):
-    from blurkit.presets import DEFAULT_PRESET, list_presets
-
-    if DEFAULT_PRESET not in list_presets():
-        pytest.skip(f"preset {DEFAULT_PRESET} is not shipped yet")
-    assert main(["demo", "--max-side", "96", "--out", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
-    assert f"preset {DEFAULT_PRESET}" in out
-    blurred_psnr, blurred_ssim, _, _, model_psnr, model_ssim, *_ = _mean_row(out)
-    assert model_psnr > blurred_psnr + 1.0 and model_ssim > blurred_ssim
-    assert len(list(tmp_path.glob("*.png"))) == len(SAMPLES)
-
-
 def test_demo_given_sigma_needs_a_blur_estimator(tiny_model, tmp_path, capsys):
     """``--given-sigma`` on a model without a Gaussian blur estimator is a usage error, before any figure."""
     out_dir = tmp_path / "figs"
@@ -84,7 +109,10 @@ def test_demo_given_sigma_needs_a_blur_estimator(tiny_model, tmp_path, capsys):
     assert not list(out_dir.glob("*.png"))
 
 
-def test_demo_given_sigma_adds_the_like_for_like_columns(tmp_path, capsys):
+def test_demo_with_default_preset_and_given_sigma(tmp_path, capsys):
+    """The default preset, blind and given the true sigma (``--given-sigma``: like for like with Wiener). The
+    ``--given-sigma`` table has the blind columns too, so one run checks both; the plain table is
+    test_demo_with_model_file's."""
     from blurkit.presets import DEFAULT_PRESET, list_presets
 
     if DEFAULT_PRESET not in list_presets():
@@ -93,8 +121,10 @@ def test_demo_given_sigma_adds_the_like_for_like_columns(tmp_path, capsys):
     assert "--sigma (with --given-sigma) must be a number from 0.3 to 3.5" in capsys.readouterr().err
     assert main(["demo", "--given-sigma", "--max-side", "96", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
+    assert f"preset {DEFAULT_PRESET}" in out
     assert "| blurkit PSNR | SSIM | blurkit given σ PSNR | SSIM | Wiener s |" in out
-    blurred_psnr, blurred_ssim, _, _, _, _, given_psnr, given_ssim, *_ = _mean_row(out)
+    blurred_psnr, blurred_ssim, _, _, model_psnr, model_ssim, given_psnr, given_ssim, *_ = _mean_row(out)
+    assert model_psnr > blurred_psnr + 1.0 and model_ssim > blurred_ssim  # blind
     assert given_psnr > blurred_psnr + 1.0 and given_ssim > blurred_ssim
     assert len(list(tmp_path.glob("*.png"))) == len(SAMPLES)
 
