@@ -257,11 +257,26 @@ def test_predict_keeps_dtype_and_range(trained):
     assert half.dtype == np.float16 and np.abs(half.astype(np.float32) - ref_half).max() < 64
 
 
-@pytest.mark.parametrize("shape", [(67, 93), (1, 1), (3, 2), (5, 7, 3), (33, 17, 1)])
+@pytest.mark.parametrize("shape", [(67, 93), (1, 1), (1, 6, 3), (3, 2), (5, 7, 3), (33, 17, 1)])
 def test_predict_any_size(trained, shape):
     x = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
     y = trained.predict(x)
     assert y.shape == x.shape and y.dtype == np.uint8
+    # the values: the model on the image in [0, 1] (a grey one as three equal channels), padded at the bottom
+    # and right to the model's multiple by reflection (by symmetry when a side is too short to reflect),
+    # clipped and cropped back (a grey result is the channels' mean), then rounded to uint8
+    h, w = shape[:2]
+    unit = x.reshape(h, w, -1).astype(np.float32) / 255
+    grey = unit.shape[-1] != trained.channels
+    model_in = np.repeat(unit, trained.channels, axis=-1) if grey else unit
+    ph, pw = -h % trained.tile_align, -w % trained.tile_align
+    mode = "reflect" if h > ph and w > pw else "symmetric"
+    padded = np.pad(model_in, ((0, ph), (0, pw), (0, 0)), mode=mode)
+    ref = np.clip(np.asarray(trained.model(padded[None], training=False))[0, :h, :w], 0, 1)
+    ref = ref.mean(axis=-1, keepdims=True) if grey else ref
+    if h * w > 12:
+        assert np.abs(ref - unit).max() > 0.01  # the trained model is not the identity (2.5 levels)
+    np.testing.assert_allclose(y.reshape(ref.shape), ref * 255, atol=0.5 + 1e-3)  # rounded, float noise
 
 
 def test_predict_progress_counts_the_tiles_of_a_large_image(trained, astronaut, monkeypatch):
@@ -605,11 +620,13 @@ def test_save_load_round_trip(trained, tmp_path):
     x = np.random.default_rng(4).integers(0, 256, (41, 57, 3), dtype=np.uint8)
     np.testing.assert_array_equal(loaded.predict(x), trained.predict(x))
     big = np.random.default_rng(5).random((140, 150, 3), dtype=np.float32)
+    assert (loaded.tile_size, loaded.tile_overlap) == (trained.tile_size, trained.tile_overlap)
+    previous = trained.tile_size, trained.tile_overlap  # a module fixture: later tests get it back unchanged
     trained.tile_size, trained.tile_overlap = loaded.tile_size, loaded.tile_overlap = 64, 16
     try:
         np.testing.assert_array_equal(loaded.predict(big), trained.predict(big))  # tiled
     finally:
-        trained.tile_size, trained.tile_overlap = 512, 64
+        trained.tile_size, trained.tile_overlap = previous
     meta = Deblurrer.read_metadata(path)
     assert meta["model"] == {"name": "unet", "config": {**TINY, "channels": 3}}
     assert meta["blur"]["name"] == "gaussian" and meta["blur"]["config"]["sigma"] == [0.5, 3.0]
@@ -1089,8 +1106,21 @@ def test_seed_fixes_initial_weights_and_training():
         np.testing.assert_array_equal(wa.numpy(), wb.numpy())
     assert not np.array_equal(a.model.weights[0].numpy(), c.model.weights[0].numpy())
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    runs = [json.loads(subprocess.run([sys.executable, "-c", _SEEDED_RUN, "7"], capture_output=True, text=True,
-                                      check=True, env=env).stdout.strip().splitlines()[-1]) for _ in range(2)]
+    # the two runs side by side (half the wait where cores are free): each process is seeded on its own and
+    # keeps its state in its own temporary folders, so running together changes nothing in either
+    procs = [subprocess.Popen([sys.executable, "-c", _SEEDED_RUN, "7"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+    runs = []
+    try:
+        for proc in procs:
+            out, err = proc.communicate(timeout=600)
+            assert proc.returncode == 0, err[-2000:]
+            runs.append(json.loads(out.strip().splitlines()[-1]))
+    finally:
+        for proc in procs:  # a failed or timed-out run leaves no process behind
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
     assert runs[0] == runs[1]
 
 

@@ -219,7 +219,9 @@ def test_rgba_drop_and_keep(tmp_path, rgb, suffix):
 
 def test_rgb_without_alpha_ignores_keep(tmp_path, rgb):
     write_image(tmp_path / "a.png", rgb)
-    assert read_image(tmp_path / "a.png", alpha="keep").shape == rgb.shape
+    back = read_image(tmp_path / "a.png", alpha="keep")
+    assert back.shape == rgb.shape and back.dtype == rgb.dtype
+    np.testing.assert_array_equal(back, rgb)  # PNG is lossless
 
 
 def test_palette_png(tmp_path, rgb):

@@ -429,17 +429,19 @@ def test_epochs_built_from_tensor_seeds(flat_shards, tmp_path):
 
     src, _ = split_source(resolve_source(flat_shards / "one"), 0.25, seed=0)
 
-    def epochs():
+    def epochs(first_seed):
         def build(seed):
             tf.compat.v1.get_default_graph().seed = None
             return make_dataset(src, BLUR, patch_size=8, batch_size=3, patches_per_image=1, seed=seed,
                                 cache=tmp_path / "c", num_shards=2, shard_index=1).take(2)
 
-        seeds = tf.data.Dataset.from_tensor_slices(tf.constant([11, 12], tf.int64))
-        return [s.numpy() for _, s in seeds.flat_map(build)]
+        seeds = tf.data.Dataset.from_tensor_slices(tf.constant([first_seed, first_seed + 1], tf.int64))
+        return [np.concatenate([b.numpy(), s.numpy()]) for b, s in seeds.flat_map(build)]
 
-    a, b = epochs(), epochs()
+    a, b, other = epochs(11), epochs(11), epochs(21)
     assert len(a) == 4 and all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    # and the seeds are used: other seeds give other batches (blurred and sharp patches compared together)
+    assert len(other) == 4 and not any(np.array_equal(x, y) for x, y in zip(a, other, strict=True))
 
 
 # ------------------------------------------------------------------------------ bad records, bad index, full disk

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from blurkit.tiling import tile_starts, tiled_apply, window_1d
 
-FEW = settings(max_examples=30, deadline=None)
+FEW = settings(max_examples=30, deadline=None, database=None)
 
 
 # ------------------------------------------------------------------------------------ tile_starts
@@ -148,7 +148,10 @@ def test_unet_tiled_matches_untiled(depth):
             d.tile_size, d.tile_overlap = 128, overlap
             tiled = d.predict(x)
             assert tiled.shape == x.shape
-            assert np.abs(tiled - whole).mean() < 1e-3, (shape, overlap)
+            # measured: mean <= 1.8e-5, max <= 9.2e-4 (depth 2, overlap 32); seams of a 2 px overlap give
+            # mean 1.0e-3..1.5e-3 and max 0.06..0.08
+            error = np.abs(tiled - whole)
+            assert error.mean() < 1e-4 and error.max() < 2e-3, (shape, overlap, error.mean(), error.max())
 
 
 def test_unet_tiles_are_actually_used(monkeypatch):
@@ -277,7 +280,10 @@ def test_wiener_unet_tiles_share_one_blur_estimate(monkeypatch):
     assert len(seen) > 1 and np.ptp(np.concatenate(seen), axis=0).max() > 1e-3  # the tiles disagree
     params = np.median(np.concatenate(seen), axis=0)[None].astype(np.float32)
     whole = np.clip(restorer.predict([x[None], params], verbose=0)[0], 0, 1)
-    assert np.abs(tiled - whole).mean() < 1e-3
+    # measured: mean 1.7e-4, max 3.2e-2 (a few pixels where a tile seam meets the flat/textured edge: the
+    # Wiener deconvolution is not local); seams of a 2 px overlap give mean 1.7e-2 and max 1.0
+    error = np.abs(tiled - whole)
+    assert error.mean() < 5e-4 and error.max() < 0.1, (error.mean(), error.max())
     # tile by tile with each tile's own estimate (the model as a whole on each tile) is further from it
     d._infer_fn = None
     monkeypatch.setattr(d, "_split", lambda: None)
