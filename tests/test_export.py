@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -30,17 +33,35 @@ def astronaut() -> np.ndarray:
     return data.astronaut()
 
 
+@pytest.fixture(scope="module")
+def wiener_export(tmp_path_factory) -> SimpleNamespace:
+    """The tiny wiener_unet (a blur estimator, as the presets) saved as ``m.keras`` and exported once with
+    ``blurkit export`` to a folder ``deblur`` (an export takes seconds), for the tests that serve that model:
+    ``model`` and ``served`` (the paths), ``status`` and ``out`` (the command's exit status and stdout)."""
+    root = tmp_path_factory.mktemp("wiener")
+    model, served = root / "m.keras", root / "deblur"
+    Deblurrer(**TINY["wiener_unet"]).save(model)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        status = main(["export", str(model), "-o", str(served)])
+    return SimpleNamespace(model=model, served=served, status=status, out=printed.getvalue())
+
+
 def _images(astronaut: np.ndarray, channels: int) -> list[np.ndarray]:
     image = astronaut if channels == 3 else astronaut[:, :, 1:2]
     return [np.ascontiguousarray(image[60 : 60 + h, 100 : 100 + w]) for h, w in SIZES]
 
 
 @pytest.mark.parametrize("name", list(TINY))
-def test_export_serves_what_predict_returns(name, astronaut, tmp_path):
+def test_export_serves_what_predict_returns(name, astronaut, tmp_path, request):
     import tensorflow as tf
 
-    d = Deblurrer(**TINY[name])
-    path = d.export(tmp_path / "deblur")
+    if name == "wiener_unet":  # the module's export of this model (``Deblurrer.export`` of the file it loads)
+        exported = request.getfixturevalue("wiener_export")
+        d, path = Deblurrer.load(exported.model), exported.served
+    else:
+        d = Deblurrer(**TINY[name])
+        path = d.export(tmp_path / "deblur")
     served = tf.saved_model.load(str(path))
     assert {"serve", "serve_float", "serving_default"} <= set(served.signatures)
     with pytest.raises(ModelFileError, match=r"deblur: a folder, not a \.keras model file \(a SavedModel"):
@@ -125,10 +146,9 @@ def test_export_tile_plan_is_plan_tiles_for_every_side():
                 np.testing.assert_array_equal(wins, np.stack(_normalised_windows(want.ys, want.tile_h, want.height)))
 
 
-def test_exported_model_loads_without_blurkit(astronaut, tmp_path):
+def test_exported_model_loads_without_blurkit(astronaut, wiener_export, tmp_path):
     """Another process, where ``import blurkit`` fails, serves the preset-like model: no Python code needed."""
-    d = Deblurrer(**TINY["wiener_unet"])
-    path = d.export(tmp_path / "deblur")
+    d, path = Deblurrer.load(wiener_export.model), wiener_export.served
     image = _images(astronaut, 3)[0]
     np.save(tmp_path / "image.npy", image)
     code = (
@@ -173,18 +193,16 @@ def test_export_errors_and_leftovers(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == [".new.young_12", ".other.k3j_9x0q", "busy"]
 
 
-def test_cli_export(astronaut, tmp_path, capsys):
+def test_cli_export(astronaut, wiener_export, tmp_path, capsys):
     import tensorflow as tf
 
-    model = tmp_path / "m.keras"
-    d = Deblurrer(**TINY["wiener_unet"])
-    d.save(model)
-    assert main(["export", str(model), "-o", str(tmp_path / "served")]) == 0
-    assert f"exported {model}" in capsys.readouterr().out
+    model = wiener_export.model  # saved, then exported with main(["export", model, "-o", served])
+    assert wiener_export.status == 0
+    assert f"exported {model}" in wiener_export.out
     image = _images(astronaut, 3)[0]
-    served = tf.saved_model.load(str(tmp_path / "served"))
+    served = tf.saved_model.load(str(wiener_export.served))
     np.testing.assert_array_equal(served.serve(image[None]).numpy()[0], Deblurrer.load(model).predict(image))
-    assert main(["export", str(model), "-o", str(tmp_path / "served")]) == 2  # not empty any more
+    assert main(["export", str(model), "-o", str(wiener_export.served)]) == 2  # not empty any more
     assert "not empty" in capsys.readouterr().err
     assert main(["export", "gaussian-v9", "-o", str(tmp_path / "x")]) == 2
     assert "gaussian-v1" in capsys.readouterr().err  # the presets it has

@@ -41,10 +41,11 @@ Examples:
     >>> import tensorflow as tf
     >>> from blurkit import Deblurrer
     >>> d = Deblurrer(model="unet", model_options={"width": 4, "depth": 2})
-    >>> path = d.export(tempfile.mkdtemp() + "/deblur")
-    >>> served = tf.saved_model.load(str(path))
     >>> image = np.random.default_rng(0).integers(0, 256, (1, 37, 50, 3), dtype=np.uint8)
-    >>> bool((served.serve(image).numpy()[0] == d.predict(image[0])).all())
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = d.export(folder + "/deblur")
+    ...     served = tf.saved_model.load(str(path))
+    ...     bool((served.serve(image).numpy()[0] == d.predict(image[0])).all())
     True
 """
 
