@@ -16,6 +16,7 @@ import pytest
 from blurkit.batch import Interrupted, Summary, count_images, deblur_files, folder_jobs, iter_images
 from blurkit.cli.main import main
 from blurkit.data.io import list_images, read_image, write_image
+from helpers import changing_unet, levels
 
 TINY = {"width": 4, "depth": 1, "blocks": 1}
 
@@ -41,29 +42,8 @@ def photos(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tiny():
-    """A tiny U-Net that changes images. Untrained, its last convolution is zero: the exact identity, under
-    which a result written unrestored looks restored. Small random weights and a bias there make it a
-    restoration that differs pixel by pixel and channel by channel (checked on the Keras model itself, so a
-    ``predict`` that passes images through is caught by the tests, not here)."""
-    import keras
-
-    from blurkit import Deblurrer
-
-    d = Deblurrer("unet", model_options=TINY)
-    tail = d.model.get_layer("tail")
-    kernel, bias = tail.get_weights()
-    assert not kernel.any() and not bias.any()  # the identity at init
-    tail.set_weights([np.random.default_rng(0).normal(0, 0.005, kernel.shape).astype("float32"), bias + 0.02])
-    x = _photo("astronaut")[None].astype(np.float32) / 255
-    change = keras.ops.convert_to_numpy(d.model(x)) - x
-    assert 2 / 255 < np.abs(change).mean() < 20 / 255 and np.ptp(change.mean(axis=(0, 1, 2))) > 1 / 255
-    return d
-
-
-def _levels(a: np.ndarray, b: np.ndarray) -> float:
-    """The mean absolute difference of two images of one dtype, in 8-bit levels."""
-    scale = {np.dtype(np.uint8): 1.0, np.dtype(np.uint16): 257.0}.get(a.dtype, 1 / 255)
-    return float(np.abs(a.astype(np.float64) - b.astype(np.float64)).mean() / scale)
+    """A tiny U-Net that changes images (an untrained one is the identity: see helpers.changing_unet)."""
+    return changing_unet(TINY, _photo("astronaut"))
 
 
 def _check_restored(deblurrer, src_root: Path, out_root: Path, scratch: Path) -> None:
@@ -73,7 +53,7 @@ def _check_restored(deblurrer, src_root: Path, out_root: Path, scratch: Path) ->
     for src in list_images(src_root):
         image = read_image(src, alpha="keep")
         want = deblurrer.predict(image)
-        assert _levels(want, image) > 1, src  # the restoration changes the photo
+        assert levels(want, image) > 1, src  # the restoration changes the photo
         if src.suffix == ".jpg":
             write_image(scratch / "want.jpg", want, quality=95)
             want = read_image(scratch / "want.jpg", alpha="keep")
@@ -128,7 +108,7 @@ def test_grey_alpha_png_is_restored_and_written_as_grey_alpha(tiny, tmp_path, dt
     assert back.shape == (24, 32, 2) and back.dtype == dtype
     np.testing.assert_array_equal(back[..., 1], alpha)
     np.testing.assert_array_equal(back[..., 0], tiny.predict(grey))
-    assert _levels(back[..., 0], grey) > 1  # restored, not written as it was read
+    assert levels(back[..., 0], grey) > 1  # restored, not written as it was read
 
 
 class Same:
@@ -159,7 +139,7 @@ def test_float_tiff_in_unit_range_is_restored_as_float(tiny, tmp_path):
     back = read_image(tmp_path / "out" / "f.tif")
     assert back.dtype == np.float32 and back.shape == grey.shape
     np.testing.assert_allclose(back, tiny.predict(grey), atol=1e-6)
-    assert _levels(back, grey) > 1  # restored, not written as it was read
+    assert levels(back, grey) > 1  # restored, not written as it was read
 
 
 def test_cli_io_workers_zero_gives_the_same_files(tiny, photos, tmp_path, monkeypatch, capsys):

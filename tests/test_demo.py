@@ -8,30 +8,17 @@ import pytest
 
 from blurkit.cli.demo import SAMPLES
 from blurkit.cli.main import main
+from helpers import changing_unet
 
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> Path:
-    """A tiny U-Net that changes images. Untrained, its last convolution is zero: the exact identity, whose
-    column equals the blurred one. Small random weights and a bias there make it differ pixel by pixel and
-    channel by channel (checked on the Keras model itself, not through ``predict``)."""
-    import keras
-    import numpy as np
+    """A tiny U-Net that changes images (an untrained one is the identity, whose column would equal the
+    blurred one: see helpers.changing_unet)."""
     from skimage import data
 
-    from blurkit import Deblurrer
-
-    d = Deblurrer(model="unet", model_options={"width": 8, "depth": 2, "blocks": 1})
-    tail = d.model.get_layer("tail")
-    kernel, bias = tail.get_weights()
-    assert not kernel.any() and not bias.any()  # the identity at init
-    tail.set_weights([np.random.default_rng(0).normal(0, 0.005, kernel.shape).astype("float32"), bias + 0.02])
-    x = data.astronaut()[None, ::8, ::8].astype(np.float32) / 255
-    change = keras.ops.convert_to_numpy(d.model(x)) - x
-    assert 2 / 255 < np.abs(change).mean() < 20 / 255 and np.ptp(change.mean(axis=(0, 1, 2))) > 1 / 255
-    path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    d.save(path)
-    return path
+    d = changing_unet({"width": 8, "depth": 2, "blocks": 1}, data.astronaut()[::8, ::8])
+    return d.save(tmp_path_factory.mktemp("model") / "tiny.keras")
 
 
 def _mean_row(out: str) -> list[float]:

@@ -48,6 +48,7 @@ from blurkit import Deblurrer
 from blurkit.cli.main import main
 from blurkit.data.io import ImageReadError, list_images, read_image, write_image
 from blurkit.deblurrer import METADATA_NAME, ModelFileError
+from helpers import changing_unet, levels
 
 TINY = {"width": 4, "depth": 1, "blocks": 1}
 H, W = 24, 32
@@ -189,27 +190,8 @@ def corpus(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory) -> Path:
-    """A tiny U-Net that changes images. Untrained, its last convolution is zero: the exact identity, under
-    which an image written unrestored looks restored. Small random weights and a bias there make it a
-    restoration that differs pixel by pixel and channel by channel (checked on the Keras model itself, so a
-    ``predict`` that passes images through is caught by the tests, not here)."""
-    import keras
-
-    d = Deblurrer(model="unet", model_options=TINY)
-    tail = d.model.get_layer("tail")
-    kernel, bias = tail.get_weights()
-    assert not kernel.any() and not bias.any()  # the identity at init
-    tail.set_weights([np.random.default_rng(0).normal(0, 0.005, kernel.shape).astype("float32"), bias + 0.02])
-    x = _photo()[None].astype(np.float32) / 255
-    change = keras.ops.convert_to_numpy(d.model(x)) - x
-    assert 2 / 255 < np.abs(change).mean() < 20 / 255 and np.ptp(change.mean(axis=(0, 1, 2))) > 1 / 255
-    return d.save(tmp_path_factory.mktemp("model") / "tiny.keras")
-
-
-def _levels(a: np.ndarray, b: np.ndarray) -> float:
-    """The mean absolute difference of two images of one dtype, in 8-bit levels (floats: [0, 1] images)."""
-    scale = 257.0 if a.dtype == np.uint16 else 1.0 if a.dtype.kind in "ui" else 1 / 255
-    return float(np.abs(a.astype(np.float64) - b.astype(np.float64)).mean() / scale)
+    """A tiny U-Net that changes images (an untrained one is the identity: see helpers.changing_unet)."""
+    return changing_unet(TINY, _photo()).save(tmp_path_factory.mktemp("model") / "tiny.keras")
 
 
 @pytest.mark.parametrize("case", CORPUS, ids=[c.name for c in CORPUS])
@@ -248,7 +230,7 @@ def test_deblur_folder_processes_good_files_and_names_bad_ones(corpus, model_fil
         assert restored.shape == (case.out_shape or case.shape) and restored.dtype == case.dtype, case.name
         image = read_image(corpus / case.name, alpha="keep")
         want = d.predict(image)  # restored, as predict restores it: not written as it was read
-        assert _levels(want, image) > 1, case.name
+        assert levels(want, image) > 1, case.name
         if case.name.endswith(".jpg"):  # lossy: the restoration as write_image encodes it (quality 95)
             write_image(tmp_path / "want.jpg", want, quality=95)
             want = read_image(tmp_path / "want.jpg")
@@ -352,7 +334,7 @@ def test_predict_arrays(model_file, name):
             np.testing.assert_array_equal(y[..., 1], x[..., 1])
         native = (x[..., 0] if grey_alpha else x).astype(NATIVE[name])
         want = d.predict(native)
-        assert _levels(want, native) > 1  # the model changes it: a pass-through would show
+        assert levels(want, native) > 1  # the model changes it: a pass-through would show
         got = (y[..., 0] if grey_alpha else y).astype(want.dtype)
         np.testing.assert_allclose(got, want, atol=1e-3 if want.dtype.kind == "f" else 0)
     else:

@@ -1,0 +1,58 @@
+"""Helpers shared by several test files (imported as ``helpers``: pytest puts this folder on ``sys.path``)."""
+
+from __future__ import annotations
+
+import subprocess
+from typing import Any
+
+import numpy as np
+
+
+def changing_unet(options: dict[str, Any], photo: np.ndarray) -> Any:
+    """A tiny U-Net Deblurrer that changes images.
+
+    Untrained, a U-Net's last convolution is zero: the exact identity, under which an image written
+    unrestored looks restored. Small random weights and a bias there make it a restoration that differs pixel
+    by pixel and channel by channel. That is checked here on the Keras model itself (on ``photo``, uint8 RGB),
+    so a ``predict`` that passes images through is caught by the tests that use it, not here.
+    """
+    import keras
+
+    from blurkit import Deblurrer
+
+    d = Deblurrer(model="unet", model_options=options)
+    tail = d.model.get_layer("tail")
+    kernel, bias = tail.get_weights()
+    assert not kernel.any() and not bias.any()  # the identity at init
+    tail.set_weights([np.random.default_rng(0).normal(0, 0.005, kernel.shape).astype("float32"), bias + 0.02])
+    x = photo[None].astype(np.float32) / 255
+    change = keras.ops.convert_to_numpy(d.model(x)) - x
+    assert 2 / 255 < np.abs(change).mean() < 20 / 255 and np.ptp(change.mean(axis=(0, 1, 2))) > 1 / 255
+    return d
+
+
+def levels(a: np.ndarray, b: np.ndarray) -> float:
+    """The mean absolute difference of two images of one dtype, in 8-bit levels (floats: [0, 1] images)."""
+    scale = 257.0 if a.dtype == np.uint16 else 1.0 if a.dtype.kind in "ui" else 1 / 255
+    return float(np.abs(a.astype(np.float64) - b.astype(np.float64)).mean() / scale)
+
+
+def start(argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """Start ``argv`` with its stdout and stderr captured as text; :func:`finish` waits for it."""
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def finish(*procs: subprocess.Popen[str], timeout: float = 300) -> list[subprocess.CompletedProcess[str]]:
+    """Wait for processes started together (``subprocess.run``'s result for each; all killed after
+    ``timeout`` seconds or a failure, as ``subprocess.run(timeout=...)`` kills)."""
+    done = []
+    try:
+        for proc in procs:
+            out, err = proc.communicate(timeout=timeout)
+            done.append(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    return done
