@@ -308,7 +308,7 @@ class Subject:
 
         Both then accept any size without retracing, so even single-round cases time the steady state.
         """
-        side = self.fixed or 40
+        side = self.fixed or 48  # not smaller: a blind estimate below 48 px warns (MIN_ESTIMATE_SIDE)
         for h, w in ((side, side), (side + 8, side + 16)):
             self.deblurrer.predict(photo(h, w))
             self.plain_predict(photo(h, w))()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
 import sys
 import warnings
 import zipfile
@@ -18,6 +17,7 @@ import pytest
 from blurkit import Deblurrer
 from blurkit.data.io import read_image, write_image
 from blurkit.deblurrer import METADATA_NAME, ModelFileError
+from helpers import finish, start
 
 TINY = {"width": 4, "depth": 1, "blocks": 1}
 FAST = {"patch_size": 32, "batch_size": 2, "patches_per_image": 2}
@@ -1108,19 +1108,10 @@ def test_seed_fixes_initial_weights_and_training():
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     # the two runs side by side (half the wait where cores are free): each process is seeded on its own and
     # keeps its state in its own temporary folders, so running together changes nothing in either
-    procs = [subprocess.Popen([sys.executable, "-c", _SEEDED_RUN, "7"], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
-    runs = []
-    try:
-        for proc in procs:
-            out, err = proc.communicate(timeout=600)
-            assert proc.returncode == 0, err[-2000:]
-            runs.append(json.loads(out.strip().splitlines()[-1]))
-    finally:
-        for proc in procs:  # a failed or timed-out run leaves no process behind
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
+    done = finish(*(start([sys.executable, "-c", _SEEDED_RUN, "7"], env=env) for _ in range(2)), timeout=600)
+    for run in done:
+        assert run.returncode == 0, run.stderr[-2000:]
+    runs = [json.loads(run.stdout.strip().splitlines()[-1]) for run in done]
     assert runs[0] == runs[1]
 
 
@@ -1191,20 +1182,24 @@ def test_estimate_sigma_is_what_blind_predict_deconvolves():
     grey = x.mean(axis=-1)
     assert d.estimate_sigma(grey) == pytest.approx(d.estimate_sigma(np.repeat(grey[..., None], 3, -1)), abs=1e-6)
     assert d.estimate_sigma([x, grey])[1] == pytest.approx(d.estimate_sigma(grey), abs=1e-6)
-    # a crop too small to read the blur off is estimated with a warning, blind predict too; 50x64 is not
-    for call in (d.estimate_sigma, d.predict):
+    # a crop too small to read the blur off is estimated with a warning, blind predict too (once per image, at
+    # the caller's line, whatever the views, channels or tiles); 50x64 is not
+    grey_model = _wiener_facade(channels=1)
+    for call in (d.estimate_sigma, d.predict, lambda im: d.predict(im, ensemble=8), grey_model.estimate_sigma,
+                 grey_model.predict):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             call(x)
             call(x[:30, :40])
             call(x[:6, :5])  # below the model's padding: the padded path
-        said = [str(w.message) for w in caught if "too small" in str(w.message)]
-        assert [m.split(" is too small")[0] for m in said] == ["a 30x40 image", "a 6x5 image"], call
-        assert "give its sigma" in said[0]
+        said = [w for w in caught if "too small" in str(w.message)]
+        assert [str(w.message).split(" is too small")[0] for w in said] == ["a 30x40 image", "a 6x5 image"], call
+        assert "give its sigma" in str(said[0].message) and all(w.filename == __file__ for w in said)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         d.predict(x[:30, :40], sigma=2.0)  # the sigma given: nothing to estimate, nothing to say
-        d.predict(x[:6, :5], sigma=2.0)
+        d.predict(x[:6, :5], sigma=2.0, ensemble=8)
+        Deblurrer(model="unet", model_options=TINY).predict(x[:30, :40])  # no estimator: nothing read off blind
     assert not [w for w in caught if "too small" in str(w.message)]
 
 

@@ -774,8 +774,8 @@ class Deblurrer:
             self._build_functions()
         return self._split_fns
 
-    def _estimate_photo(self, x: np.ndarray, prepare: Callable[[np.ndarray], np.ndarray], estimate: Any,
-                        blind: bool = True) -> np.ndarray:
+    def _estimate_photo(self, x: np.ndarray, prepare: Callable[[np.ndarray], np.ndarray], estimate: Any
+                        ) -> np.ndarray:
         """The blur parameters of a whole photo: the median of the estimates on ``estimate_tile`` tiles.
 
         The blur is taken as uniform over the photo. The tiles (as few as tiles of that side need, shrunk
@@ -784,14 +784,11 @@ class Deblurrer:
         tile, the whole photo. One estimate from many tiles is steadier than each tile's own (a tile of sky
         or wall says little about the blur), and neighbouring restoration tiles then get the same
         deconvolution, so nothing changes across their seams. A photo too small for the model's own reflect
-        padding is padded here first, as :meth:`_restore_into` pads it. ``blind``: the sigma is read off the
-        photo (not given), so a photo too small for that is warned about (:func:`_warn_too_small`).
+        padding is padded here first, as :meth:`_restore_into` pads it.
         """
         from blurkit.tiling import pad_to_multiple, plan_tiles
 
         h, w = x.shape[:2]
-        if blind:
-            _warn_too_small(h, w)
         if 2 * min(h, w) <= self.tile_align:
             return estimate(pad_to_multiple(prepare(x), self.tile_align)[None]).numpy()
         plan = plan_tiles(h, w, tile=self.estimate_tile, overlap=0)
@@ -860,12 +857,10 @@ class Deblurrer:
 
             padded = pad_to_multiple(prepare(x), self.tile_align)[None]
             if sigma is None:
-                if self._split() is not None:
-                    _warn_too_small(h, w)
                 y = self._infer(padded)
             else:
                 estimate, restore = self._split()
-                params = self._estimate_photo(x, prepare, estimate, blind=False)
+                params = self._estimate_photo(x, prepare, estimate)
                 params[:, 0] = sigma
                 y = restore(padded, params).numpy()
             out[...] = finish(y[0, :h, :w])
@@ -878,7 +873,7 @@ class Deblurrer:
                 tiled_apply_model(self, x, prepare=prepare, finish=finish, out=out)
             return
         estimate, restore = split
-        params = self._estimate_photo(x, prepare, estimate, blind=sigma is None)
+        params = self._estimate_photo(x, prepare, estimate)
         if sigma is not None:
             params[:, 0] = sigma
 
@@ -923,6 +918,8 @@ class Deblurrer:
         :meth:`_restore_into`; ``scale`` maps the image to [0, 1] (None: from its dtype and values)."""
         if scale is None:
             scale = _unit_scale(arr)
+        if sigma is None and self.fixed_size is None and self._split() is not None:  # the blur read off blind
+            _warn_too_small(*arr.shape[:2])
         if out is None:
             out = np.empty(arr.shape, arr.dtype)
         with self._tile_bar(arr, ensemble):
@@ -1046,7 +1043,8 @@ class Deblurrer:
 
         One estimate per photo, made as :meth:`predict` makes it (see ``estimate_tile``). A grey image on a
         colour model is read as grey RGB; a colour image on a grey model gives the median of its channels'
-        estimates; an alpha channel is ignored.
+        estimates; an alpha channel is ignored. An image under :data:`MIN_ESTIMATE_SIDE` (48) pixels on a
+        side is estimated with a warning: its blur cannot be read off reliably.
 
         Args:
             x: A path, an image array (H,W) / (H,W,C), a batch (N,H,W,C), or a list of those.
@@ -1082,6 +1080,7 @@ class Deblurrer:
     def _estimate_one(self, arr: np.ndarray, scale: float, wiener: Any) -> float:
         """:meth:`estimate_sigma` of one (H, W) / (H, W, C) image that ``scale`` maps to [0, 1]; ``wiener`` the
         model's Wiener layer (its ``blur_parameters`` read the sigma off the estimator's output)."""
+        _warn_too_small(*arr.shape[:2])
         img = arr[..., None] if arr.ndim == 2 else arr
         c = self._colour_channels(img.shape[-1], "read")
         img = img[..., :c]  # without alpha
@@ -1649,11 +1648,23 @@ def _tile_align(model: Any) -> int:
 
 
 def _warn_too_small(h: int, w: int) -> None:
-    """Warn that the blur of an ``h`` x ``w`` photo is read off blind below :data:`MIN_ESTIMATE_SIDE`."""
+    """Warn, at the caller's line outside blurkit, that the blur of an ``h`` x ``w`` image is read off blind
+    below :data:`MIN_ESTIMATE_SIDE` (once per image, whatever the views, channels or tiles it takes)."""
     if min(h, w) < MIN_ESTIMATE_SIDE:
         warnings.warn(f"a {h}x{w} image is too small to read its blur off reliably (the blind estimate needs "
                       f"about {MIN_ESTIMATE_SIDE} pixels on each side): give its sigma (predict(..., sigma=S), "
-                      "blurkit deblur --sigma S)", stacklevel=4)
+                      "blurkit deblur --sigma S)", stacklevel=_outside_stacklevel())
+
+
+def _outside_stacklevel() -> int:
+    """The ``stacklevel`` that points a warning at the first caller outside the blurkit package."""
+    import sys
+
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _unit_scale(arr: np.ndarray) -> float:
