@@ -15,6 +15,7 @@ import pytest
 from blurkit import Deblurrer
 from blurkit.cli.main import main
 from blurkit.data.io import read_image, write_image
+from helpers import finish, levels, start
 
 TINY_TRAIN = ["--model-option", "width=4", "--model-option", "depth=1", "--model-option", "blocks=1",
               "--epochs", "1", "--steps-per-epoch", "2", "--patch-size", "32", "--batch-size", "2"]
@@ -236,7 +237,7 @@ def test_deblur_folder_keeps_names_and_formats(model, photos, tmp_path, capsys):
         if name.endswith(".png"):
             assert (b == want).all(), name  # lossless: the restoration, to the last bit
         else:  # JPEG (quality 95): near the restoration, nearer than the photo is
-            assert _mad_levels(b, want) < min(1.5, _mad_levels(a, want)), name
+            assert levels(b, want) < min(1.5, levels(a, want)), name
     assert read_image(out / "sub/camera.png").ndim == 2  # grayscale stays grayscale
 
     stamps = {n: (out / n).stat().st_mtime_ns for n in names}
@@ -294,17 +295,13 @@ def test_deblur_heic_photos_become_jpegs(model, photos, tmp_path, capsys):
     assert main(["deblur", str(model), str(src), "-o", str(tmp_path / "out"), "-q"]) == 0
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["IMG_0001.jpg"]  # blurkit cannot write HEIC
     expected = Deblurrer.load(model).predict(read_image(src / "IMG_0001.HEIC"))
-    assert _mad_levels(read_image(tmp_path / "out" / "IMG_0001.jpg"), expected) < 2  # JPEG at quality 95
+    assert levels(read_image(tmp_path / "out" / "IMG_0001.jpg"), expected) < 2  # JPEG at quality 95
     _error(capsys, ["deblur", str(model), str(src / "IMG_0001.HEIC"), "-o", str(tmp_path / "x.heic")],
            "x.heic", "cannot write")
     write_image(src / "IMG_0001.jpg", read_image(photos / "cat.jpg"))  # the same photo exported as JPEG
     _error(capsys, ["deblur", str(model), str(src), "-o", str(tmp_path / "both")],
            "IMG_0001.HEIC", "IMG_0001.jpg", "rename one")
     assert not (tmp_path / "both").exists()
-
-
-def _mad_levels(a, b) -> float:
-    return float(np.abs(a.astype(np.float64) - b.astype(np.float64)).mean())
 
 
 def test_deblur_one_file(model, photos, tmp_path):
@@ -506,7 +503,7 @@ def test_evaluate_skips_unreadable_files(model, photos, tmp_path, capsys):
     assert fig.stat().st_size > 1000
 
 
-def test_evaluate_json_is_strict_when_a_score_is_infinite(model, tmp_path, capsys):
+def test_evaluate_json_is_strict_when_a_score_is_infinite(model, photos, tmp_path, capsys):
     """A flat photo is unchanged by blur: its PSNR is infinite, written as null (not the non-JSON Infinity),
     and the gain is said to be unmeasurable (it printed "gain: -inf dB PSNR")."""
     flat = tmp_path / "flat"
@@ -516,7 +513,7 @@ def test_evaluate_json_is_strict_when_a_score_is_infinite(model, tmp_path, capsy
     capsys.readouterr()
     assert main(["evaluate", str(model), str(flat), "--json", str(js)]) == 0
     printed = capsys.readouterr().out
-    assert "gain: none to measure (the blurred images equal the sharp ones, PSNR inf)" in printed
+    assert "gain: none to measure (1 blurred image equals its sharp one: PSNR inf)" in printed
     assert "inf dB" not in printed
 
     def refuse(token):
@@ -524,6 +521,15 @@ def test_evaluate_json_is_strict_when_a_score_is_infinite(model, tmp_path, capsy
 
     scores = json.loads(js.read_text(), parse_constant=refuse)
     assert scores["blurred"]["psnr"] is None and scores["blurred"]["mse"] == 0.0
+
+    # beside a real photo: the gain over it, the flat one named (the mean over both is inf, the gain was -inf)
+    write_image(flat / "photo.png", read_image(photos / "coffee.png"))
+    assert main(["evaluate", str(model), str(flat), "--json", str(js)]) == 0
+    printed = capsys.readouterr().out
+    (row,) = [r for r in json.loads(js.read_text())["per_image"] if Path(r["image"]).name == "photo.png"]
+    gain = row["model"]["psnr"] - row["blurred"]["psnr"]
+    assert (f"gain: {gain:+.2f} dB PSNR over 1 of the 2 images (1 blurred image equals its sharp one: PSNR inf)"
+            in printed)
 
 
 def test_evaluate_with_a_chosen_blur_the_known_sigma_and_the_self_ensemble(photos, tmp_path, capsys):
@@ -612,9 +618,9 @@ def test_python_dash_m_blurkit_runs_the_cli(tmp_path):
     """``python -m blurkit`` is the ``blurkit`` command, its exit status included."""
     from blurkit import __version__
 
-    version, evaluate = _finish(  # two independent processes, started together
-        _start([sys.executable, "-m", "blurkit", "--version"]),
-        _start([sys.executable, "-m", "blurkit", "evaluate", str(tmp_path / "m.keras")]))
+    version, evaluate = finish(  # two independent processes, started together
+        start([sys.executable, "-m", "blurkit", "--version"]),
+        start([sys.executable, "-m", "blurkit", "evaluate", str(tmp_path / "m.keras")]))
     assert version.returncode == 0 and version.stdout == f"blurkit {__version__}\n"
     assert evaluate.returncode == 2 and evaluate.stderr.startswith("blurkit evaluate: error: give either DATA")
 
@@ -680,38 +686,17 @@ def test_deblur_without_a_model_chooses_a_preset_per_photo(tmp_path, capsys):
     assert (auto == read_image(tmp_path / "auto" / "photo.jpg")).all() and (forced != auto).any()
 
 
-def _start(argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    """Start ``argv`` with its stdout and stderr captured as text; :func:`_finish` waits for it."""
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-
-
-def _finish(*procs: subprocess.Popen[str], timeout: float = 300) -> list[subprocess.CompletedProcess[str]]:
-    """Wait for processes started together (``subprocess.run``'s result for each; killed after ``timeout``
-    seconds, as ``subprocess.run(timeout=...)`` kills)."""
-    done = []
-    try:
-        for proc in procs:
-            out, err = proc.communicate(timeout=timeout)
-            done.append(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
-    return done
-
-
 def _start_python(code: str, *, path: Path | None = None) -> subprocess.Popen[str]:
     """Start ``code`` in a fresh Python, without TF_CPP_MIN_LOG_LEVEL, with ``path`` first on sys.path."""
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     if path is not None:
         env["PYTHONPATH"] = os.pathsep.join([str(path), env.get("PYTHONPATH", "")])
-    return _start([sys.executable, "-c", code], env=env)
+    return start([sys.executable, "-c", code], env=env)
 
 
 def _python(code: str, *, path: Path | None = None) -> subprocess.CompletedProcess[str]:
     """Run ``code`` in a fresh Python, without TF_CPP_MIN_LOG_LEVEL, with ``path`` first on sys.path."""
-    return _finish(_start_python(code, path=path))[0]
+    return finish(_start_python(code, path=path))[0]
 
 
 def test_the_cli_imports_tensorflow_without_its_start_up_lines():
@@ -720,7 +705,7 @@ def test_the_cli_imports_tensorflow_without_its_start_up_lines():
     code = ("import os, sys\nfrom blurkit.cli._common import quiet_tensorflow\nquiet_tensorflow()\n"
             "import tensorflow as tf\ntf.zeros(1).numpy()\n"
             "print(os.environ['TF_CPP_MIN_LOG_LEVEL'])\nprint('after', file=sys.stderr)")
-    unset, user, silent = _finish(  # three independent processes, started together
+    unset, user, silent = finish(  # three independent processes, started together
         _start_python(code), _start_python("import os\nos.environ['TF_CPP_MIN_LOG_LEVEL'] = '1'\n" + code),
         _start_python("import os\nos.environ['TF_CPP_MIN_LOG_LEVEL'] = '3'\n" + code))
     assert unset.returncode == 0, unset.stderr

@@ -104,10 +104,7 @@ def run(args: argparse.Namespace) -> int:
     for row in scores["skipped"]:
         print(f"  skipped: {row['error']}", file=sys.stderr)
     print(format_table(scores))
-    if math.isfinite(scores["gain_db"]):
-        print(f"gain: {scores['gain_db']:+.2f} dB PSNR")
-    else:  # the inputs equal the sharp photos (sigma 0, or pairs of the same files): PSNR inf, nothing to gain
-        print("gain: none to measure (the blurred images equal the sharp ones, PSNR inf)")
+    print(_gain_line(scores))
     if args.json_out:
         from blurkit.data.io import atomic_write_text
         from blurkit.deblurrer import _jsonable
@@ -151,3 +148,27 @@ def _provenance(args: argparse.Namespace, d) -> dict:
     return {"model": args.model or DEFAULT_PRESET, "model_sha256": digest,
             "data": list(args.pairs) if args.pairs else args.data, "max_images": args.max_images,
             "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "versions": _versions()}
+
+
+def _gain_line(scores: dict) -> str:
+    """The PSNR gain line. A blurred image equal to its sharp one (sigma 0, a flat photo, a pair of the same
+    file) has an infinite PSNR, and so has the mean over all: the gain is then given over the other images.
+
+    Examples:
+        >>> row = lambda m, b: {"model": {"psnr": m}, "blurred": {"psnr": b}}
+        >>> _gain_line({"gain_db": 1.5, "per_image": [row(31.5, 30.0)]})
+        'gain: +1.50 dB PSNR'
+        >>> _gain_line({"gain_db": -math.inf, "per_image": [row(31.5, 30.0), row(60.0, math.inf)]})
+        'gain: +1.50 dB PSNR over 1 of the 2 images (1 blurred image equals its sharp one: PSNR inf)'
+    """
+    if math.isfinite(scores["gain_db"]):
+        return f"gain: {scores['gain_db']:+.2f} dB PSNR"
+    rows = scores["per_image"]
+    finite = [r for r in rows if math.isfinite(r["model"]["psnr"]) and math.isfinite(r["blurred"]["psnr"])]
+    same = [sum(not math.isfinite(r[side]["psnr"]) for r in rows) for side in ("blurred", "model")]
+    why = "; ".join(f"{k} {what} image{'s' * (k != 1)} equal{'s' * (k == 1)} {'its' if k == 1 else 'their'} sharp "
+                    f"one{'s' * (k != 1)}" for k, what in zip(same, ("blurred", "restored"), strict=True) if k)
+    if not finite:
+        return f"gain: none to measure ({why}: PSNR inf)"
+    gain = sum(r["model"]["psnr"] - r["blurred"]["psnr"] for r in finite) / len(finite)
+    return f"gain: {gain:+.2f} dB PSNR over {len(finite)} of the {len(rows)} images ({why}: PSNR inf)"
