@@ -703,12 +703,14 @@ class _PatchMaker:
         n, p, prep = self.patches, self.patch, self._prepare
         h, w = sharp.shape[:2]
         if h < p or w < p:  # small image: convert and pad it whole
-            if h * w * 4 < p * p and not self._warned_small:
-                self._warned_small = True  # a race may warn twice; that is harmless
-                warnings.warn(f"patch_size {p} is much larger than a {self.role} image of {h}x{w} pixels: it is "
-                              f"reflect-padded to {p}x{p}, so most of each such patch is mirrored copies and "
-                              f"every step pays for {p}x{p} pixels; a patch_size at most the photos' shorter side "
-                              "trains faster on what they show", stacklevel=2)
+            if min(h, p) * min(w, p) * 4 < p * p:  # the image covers under a quarter of its patches
+                with self._unreadable_lock:  # reader threads cut patches at once: said once
+                    first, self._warned_small = not self._warned_small, True
+                if first:
+                    warnings.warn(f"patch_size {p} is much larger than a {self.role} image of {h}x{w} pixels: it "
+                                  f"is padded to {p}x{p} by mirroring, so most of each such patch is mirrored "
+                                  f"copies and every step pays for {p}x{p} pixels; a patch_size at most the "
+                                  "photos' shorter side trains faster on what they show", stacklevel=2)
             sharp = self._pad(prep(np.asarray(sharp)))
             if blurred is not None:
                 blurred = self._pad(prep(np.asarray(blurred)))
