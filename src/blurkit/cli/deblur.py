@@ -19,7 +19,8 @@ kept (the alpha channel is passed through unchanged, except in JPEG outputs); EX
 so outputs are upright.
 
 Exit status: 0 when every image was written (or was already there), 3 when some files failed and the others
-were written, 1 when every file failed, 2 for a usage error, 130 when interrupted (Ctrl-C), 143 when
+were written (or were already there: a ``--skip-existing`` rerun of a batch with one bad file), 1 when every
+file failed, 2 for a usage error, 130 when interrupted (Ctrl-C), 143 when
 terminated (SIGTERM). So ``blurkit deblur in -o out && upload out`` uploads only a complete batch, and a
 script that accepts a partial one tests for 3.
 """
@@ -30,7 +31,8 @@ import argparse
 import os
 
 PARTIAL = 3
-"""The exit status when some files failed and the others were restored (the failures are listed on stderr)."""
+"""The exit status when some files failed and the others were restored or already there (the failures are
+listed on stderr)."""
 
 FORMATS = ("png", "jpg", "jpeg", "tif", "tiff", "webp", "bmp")
 """What ``--format`` takes (in any case, with or without the dot: ``PNG``, ``.png``)."""
@@ -44,7 +46,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "is given, with the shipped presets: per photo, gaussian-v1-noisy for noisy or JPEG-compressed "
         "photos and gaussian-v1 for the others (--preset auto).",
         epilog="exit status: 0 every image written (or already there), 3 some files failed (listed on "
-        "stderr) and the others written, 1 every file failed, 2 a usage error, 130 interrupted, 143 terminated",
+        "stderr) and the others written (or already there), 1 every file failed, 2 a usage error, 130 interrupted, 143 terminated",
     )
     p.add_argument("paths", nargs="+", metavar="[MODEL] INPUT", help="optional model file, then files/folders")
     p.add_argument("-o", "--out", required=True, help="output file (one input) or folder")
