@@ -301,8 +301,12 @@ def test_models_run_under_a_mixed_precision_policy():
                               ("unet", {"width": 4, "depth": 1})):
             keras.mixed_precision.set_global_policy("mixed_float16")
             mixed = MODELS.create(name, **options)
+            rng = np.random.default_rng(1)  # the zero-initialised layers (the tails: an identity) given weights
+            mixed.set_weights([w if w.any() else rng.normal(0, 0.02, w.shape).astype(w.dtype)
+                               for w in mixed.get_weights()])
             y = np.asarray(mixed(x), np.float32)
             assert y.shape == x.shape and np.isfinite(y).all(), name
+            assert np.abs(y - x).mean() > 0.01, name  # not the identity: the comparison below sees the model
             # The same weights under float32 give the same image up to float16 rounding (1.9e-3 seen for the
             # wiener_unet, whose untrained outputs reach 6.6; 2.4e-4 for the unet).
             keras.mixed_precision.set_global_policy("float32")
