@@ -156,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
             table = np.array([[s, *(psnr(x, d.predict(b, sigma=float(e))) for e in es)]
                               for x, b, s, *es in zip(photos, blurred, scores["blind"], half, both, strict=True)])
             errors = [np.log(est / sigma) for est in (guess, half, both)]
-            halved.append((sigma, table, [np.sqrt(np.mean(e**2)) for e in errors] + [np.mean(e) for e in errors[:2]]))
+            over = " / ".join(f"{int(np.sum(e > np.log(1.05)))}" for e in errors)
+            halved.append((sigma, table, [np.sqrt(np.mean(e**2)) for e in errors] + [np.mean(e) for e in errors], over))
         if args.reblur:
             table = reblur_search(photos, blurred, blind, guess, restore, wiener, psnr)
             reblurred.append((sigma, (table, scores[1.0])))
@@ -221,11 +222,12 @@ def main(argv: list[str] | None = None) -> int:
               "and its geometric mean with the model's estimate: mean PSNR (photos better / worse than blind by "
               "more than 0.005 dB), the log-sigma RMS error of each estimate and the mean log error (bias)")
         print("| sigma | blind | half-scale estimate | geometric mean | RMS error, model | RMS error, half scale "
-              "| RMS error, geometric mean | mean error, model | mean error, half scale |")
-        print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-        for sigma, table, errors in halved:
+              "| RMS error, geometric mean | mean error, model | mean error, half scale | mean error, geometric mean "
+              "| over-estimated > 5 %, model / half scale / geometric mean |")
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for sigma, table, errors, over in halved:
             print(f"| {sigma:g} | " + " | ".join(_against_blind(table)) + " | "
-                  + " | ".join(f"{v:+.3f}" if i >= 3 else f"{v:.3f}" for i, v in enumerate(errors)) + " |")
+                  + " | ".join(f"{v:+.3f}" if i >= 3 else f"{v:.3f}" for i, v in enumerate(errors)) + f" | {over} |")
     if args.per_photo:
         print("\n| photo | sigma | estimated sigma | blind | true sigma | lost to the estimate |")
         print("|---|---:|---:|---:|---:|---:|")

@@ -172,15 +172,17 @@ def test_oracle_sigma_prints_the_mean_table_and_each_photo(tmp_path, astronaut, 
         cells = [c.strip() for c in line.split("|")[1:-1]]
         assert cells[0] == sigma and len(cells) == 7 and all(float(c) >= 0 for c in cells[1:])
     at = next(i for i, line in enumerate(lines) if line.startswith("| sigma | blind | half-scale estimate"))
-    halved = {}  # blind, 2 PSNRs (better / worse than blind), 3 log-sigma RMS errors, 2 mean errors
+    halved = {}  # blind, 2 PSNRs (better / worse than blind), 3 log-sigma RMS errors, 3 mean errors, 3 counts
     for line, sigma in zip(lines[at + 2 : at + 4], ("1", "2"), strict=True):
         cells = [c.strip() for c in line.split("|")[1:-1]]
-        assert cells[0] == sigma and len(cells) == 9
+        assert cells[0] == sigma and len(cells) == 11
         for c in cells[2:4]:
             better, worse = (int(k) for k in c.split("(")[1].rstrip(")").split(" / "))
             assert float(c.split()[0]) > 0 and better + worse <= 2
         assert all(float(c) >= 0 for c in cells[4:7]) and all(abs(float(c)) <= float(r) + 1e-3
-                                                               for c, r in zip(cells[7:], cells[4:6], strict=True))
+                                                               for c, r in zip(cells[7:10], cells[4:7], strict=True))
+        over = [int(k) for k in cells[10].split(" / ")]
+        assert len(over) == 3 and all(0 <= k <= 2 for k in over)
         halved[sigma] = cells
 
     class Fixed:  # an estimator that reads 0.5 px off any image, and keeps the image it was given
