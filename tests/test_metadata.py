@@ -54,6 +54,28 @@ def test_read_metadata_of_a_camera_jpeg(tmp_path, rgb):
     assert read_metadata(path.read_bytes()) == meta  # bytes give the same as the file
 
 
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_the_pixel_size_tags_follow_a_quarter_turn(tmp_path, rgb, orientation):
+    """The Exif IFD's PixelXDimension and PixelYDimension describe the stored pixels: after a quarter turn
+    upright (orientations 5-8) they are swapped with the pixels, after a half turn they stay; only they and
+    the orientation change, in place."""
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0112] = "ACME", orientation
+    sub = exif.get_ifd(0x8769)
+    sub[0xA002], sub[0xA003] = rgb.shape[1], rgb.shape[0]  # the stored width and height (80 x 64)
+    stored = exif.tobytes()
+    path = tmp_path / "camera.jpg"
+    Image.fromarray(rgb).save(path, exif=stored)
+    meta = read_metadata(path)
+    back = Image.Exif()
+    back.load(meta.exif)
+    height, width = read_image(path).shape[:2]
+    assert back[0x0112] == 1 and dict(back.get_ifd(0x8769)) == {0xA002: width, 0xA003: height}
+    assert (width, height) == ((64, 80) if orientation in (6, 8) else (80, 64))
+    changed = sum(a != b for a, b in zip(meta.exif, stored[6:], strict=True))
+    assert changed == (1 if orientation == 3 else 3)  # the orientation's byte; 80 <-> 64 in two more
+
+
 @pytest.mark.parametrize("fmt, suffix", [("PNG", ".png"), ("WEBP", ".webp"), ("TIFF", ".tif")])
 def test_read_metadata_of_other_formats(tmp_path, rgb, fmt, suffix):
     path = tmp_path / f"photo{suffix}"

@@ -9,7 +9,8 @@ JPEG, PNG and WebP files. ``blurkit deblur`` copies them from each input to its 
 Conventions:
 
 * :func:`blurkit.data.io.read_image` turns the pixels upright as EXIF orientation says, so the EXIF
-  block returned here has its orientation reset to 1 (upright); every other byte is the file's own.
+  block returned here has its orientation reset to 1 (upright), and after a quarter turn its pixel width and
+  height (PixelXDimension, PixelYDimension) swapped to match; every other byte is the file's own.
 * A colour profile is kept only for the colour model the pixels are returned in: an RGB profile for
   colour images, a grey one for grey images. A CMYK file is read as RGB, so its CMYK profile is dropped.
 * A lossless WebP input (``Metadata.lossless``) gives a lossless WebP output: restoring a photo must not add
@@ -101,7 +102,8 @@ def _upright(exif: bytes) -> bytes | None:
 
     Only the orientation's value changes, in place, so maker notes and offsets stay valid; an orientation
     stored otherwise than as one SHORT or LONG gives ``None`` (better no EXIF than one that turns the
-    upright pixels again).
+    upright pixels again). After a quarter turn (orientations 5 to 8) the Exif IFD's pixel width and height
+    (PixelXDimension, PixelYDimension) are swapped too, in place, since they describe the stored pixels.
     """
     if exif.startswith(_EXIF_PREFIX):
         exif = exif[len(_EXIF_PREFIX):]
@@ -115,17 +117,43 @@ def _upright(exif: bytes) -> bytes | None:
         (ifd,) = struct.unpack_from(order + "I", exif, 4)
         (count,) = struct.unpack_from(order + "H", exif, ifd)
         out = bytearray(exif)
+        turned, exif_ifd = False, None
         for entry in range(ifd + 2, ifd + 2 + 12 * count, 12):
             tag, kind, n = struct.unpack_from(order + "HHI", exif, entry)
+            if tag == 0x8769 and kind in (4, 13) and n == 1:  # the Exif IFD's offset
+                (exif_ifd,) = struct.unpack_from(order + "I", exif, entry + 8)
             if tag != 0x0112:
                 continue
             if n == 1 and kind in (3, 4):  # orientation: one SHORT (as the standard says) or LONG, in place
-                struct.pack_into(order + ("H" if kind == 3 else "I"), out, entry + 8, 1)
+                fmt = order + ("H" if kind == 3 else "I")
+                turned = struct.unpack_from(fmt, exif, entry + 8)[0] in (5, 6, 7, 8)
+                struct.pack_into(fmt, out, entry + 8, 1)
             else:  # an orientation this cannot set upright: better no EXIF than one that turns the photo
                 return None
+        if turned and exif_ifd is not None:
+            _swap_dimensions(out, order, exif_ifd)
         return bytes(out)
     except struct.error:
         return None
+
+
+def _swap_dimensions(exif: bytearray, order: str, ifd: int) -> None:
+    """Swap the values of PixelXDimension (0xA002) and PixelYDimension (0xA003) in the Exif IFD at ``ifd``,
+    in place; left as they are unless both are there as one SHORT or LONG each that can hold the other's."""
+    (count,) = struct.unpack_from(order + "H", exif, ifd)
+    found = {}
+    for entry in range(ifd + 2, ifd + 2 + 12 * count, 12):
+        tag, kind, n = struct.unpack_from(order + "HHI", exif, entry)
+        if tag in (0xA002, 0xA003) and n == 1 and kind in (3, 4):
+            fmt = order + ("H" if kind == 3 else "I")
+            found[tag] = (entry + 8, fmt, struct.unpack_from(fmt, exif, entry + 8)[0])
+    if len(found) < 2:
+        return
+    (x_at, x_fmt, x), (y_at, y_fmt, y) = found[0xA002], found[0xA003]
+    if max(x, y) > 0xFFFF and "H" in (x_fmt[-1], y_fmt[-1]):
+        return
+    struct.pack_into(x_fmt, exif, x_at, y)
+    struct.pack_into(y_fmt, exif, y_at, x)
 
 
 def read_metadata(source: str | os.PathLike | bytes) -> Metadata:
