@@ -76,6 +76,44 @@ def test_the_pixel_size_tags_follow_a_quarter_turn(tmp_path, rgb, orientation):
     assert changed == (1 if orientation == 3 else 3)  # the orientation's byte; 80 <-> 64 in two more
 
 
+def _block(order: str, dims: tuple[tuple[int, int], ...], exif_ifd: int | None = None) -> bytes:
+    """A TIFF-structured EXIF block: orientation 6 and the Exif IFD's pixel width and height, each given as
+    (TIFF type, value); ``exif_ifd`` overrides where the first IFD says the Exif IFD is."""
+    fmt = {3: "H", 4: "I"}
+    sub_at = 8 + 2 + 2 * 12 + 4
+    head = (b"II*\x00" if order == "<" else b"MM\x00*") + struct.pack(order + "I", 8)
+    ifd0 = struct.pack(order + "H", 2)
+    ifd0 += struct.pack(order + "HHI", 0x0112, 3, 1) + struct.pack(order + "H", 6) + b"\0\0"
+    ifd0 += struct.pack(order + "HHII", 0x8769, 4, 1, sub_at if exif_ifd is None else exif_ifd)
+    ifd0 += struct.pack(order + "I", 0)
+    sub = struct.pack(order + "H", len(dims))
+    for tag, (kind, value) in zip((0xA002, 0xA003), dims, strict=True):
+        sub += struct.pack(order + "HHI", tag, kind, 1) + struct.pack(order + fmt[kind], value).ljust(4, b"\0")
+    return head + ifd0 + sub + struct.pack(order + "I", 0)
+
+
+@pytest.mark.parametrize("order", ["<", ">"])
+def test_the_pixel_size_swap_of_any_stored_type_or_a_damaged_exif_ifd(order):
+    """Either byte order, SHORT or LONG sizes are swapped; a size the other's type cannot hold leaves both;
+    an Exif IFD that is not there leaves them and keeps the block (orientation set upright)."""
+    from blurkit.data.metadata import _upright
+
+    def sizes(block: bytes) -> tuple[int, int]:
+        exif = Image.Exif()
+        exif.load(block)
+        return exif[0x0112], tuple(exif.get_ifd(0x8769).values())
+
+    assert sizes(_upright(_block(order, ((3, 4032), (3, 3024))))) == (1, (3024, 4032))
+    assert sizes(_upright(_block(order, ((4, 4032), (4, 3024))))) == (1, (3024, 4032))
+    assert sizes(_upright(_block(order, ((3, 4032), (4, 3024))))) == (1, (3024, 4032))
+    assert sizes(_upright(_block(order, ((3, 4032), (4, 70000))))) == (1, (4032, 70000))  # 70000: no SHORT
+    for damaged in (_block(order, ((3, 4032), (3, 3024)), exif_ifd=5000),  # past the end
+                    _block(order, ((3, 4032), (3, 3024)))[:-10]):  # cut short
+        upright = _upright(damaged)
+        assert upright is not None and len(upright) == len(damaged)
+        assert [a != b for a, b in zip(upright, damaged, strict=True)].count(True) == 1  # the orientation only
+
+
 @pytest.mark.parametrize("fmt, suffix", [("PNG", ".png"), ("WEBP", ".webp"), ("TIFF", ".tif")])
 def test_read_metadata_of_other_formats(tmp_path, rgb, fmt, suffix):
     path = tmp_path / f"photo{suffix}"

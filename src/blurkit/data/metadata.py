@@ -131,7 +131,10 @@ def _upright(exif: bytes) -> bytes | None:
             else:  # an orientation this cannot set upright: better no EXIF than one that turns the photo
                 return None
         if turned and exif_ifd is not None:
-            _swap_dimensions(out, order, exif_ifd)
+            try:
+                _swap_dimensions(out, order, exif_ifd)
+            except struct.error:  # a damaged Exif IFD: its sizes stay as they are (both are read before either
+                pass  # is written), the block is kept
         return bytes(out)
     except struct.error:
         return None
