@@ -202,9 +202,9 @@ def test_an_image_much_smaller_than_the_patch_is_warned_about_once():
         warnings.simplefilter("always")
         next(iter(make_dataset(resolve_source(thin), GaussianBlur(), patch_size=64, batch_size=2)))
     assert [str(w.message) for w in caught if "patch_size" in str(w.message)] == [
-        "patch_size 64 is much larger than a training image of 10x300 pixels: it is padded to 64x64 by mirroring, "
-        "so most of each such patch is mirrored copies and every step pays for 64x64 pixels; a patch_size at most "
-        "the photos' shorter side trains faster on what they show"]
+        "patch_size 64 is much larger than a training image of 10x300 pixels: it is padded to 64x300 by mirroring, "
+        "so most of each 64x64 patch cut from it is mirrored copies; a patch_size at most the photos' shorter side "
+        "trains faster on what they show"]
 
 
 def test_to_channels():

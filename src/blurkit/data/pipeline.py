@@ -708,9 +708,9 @@ class _PatchMaker:
                     first, self._warned_small = not self._warned_small, True
                 if first:
                     warnings.warn(f"patch_size {p} is much larger than a {self.role} image of {h}x{w} pixels: it "
-                                  f"is padded to {p}x{p} by mirroring, so most of each such patch is mirrored "
-                                  f"copies and every step pays for {p}x{p} pixels; a patch_size at most the "
-                                  "photos' shorter side trains faster on what they show", stacklevel=2)
+                                  f"is padded to {max(h, p)}x{max(w, p)} by mirroring, so most of each {p}x{p} "
+                                  "patch cut from it is mirrored copies; a patch_size at most the photos' shorter "
+                                  "side trains faster on what they show", stacklevel=2)
             sharp = self._pad(prep(np.asarray(sharp)))
             if blurred is not None:
                 blurred = self._pad(prep(np.asarray(blurred)))
