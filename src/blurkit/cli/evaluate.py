@@ -160,15 +160,21 @@ def _gain_line(scores: dict) -> str:
         'gain: +1.50 dB PSNR'
         >>> _gain_line({"gain_db": -math.inf, "per_image": [row(31.5, 30.0), row(60.0, math.inf)]})
         'gain: +1.50 dB PSNR over 1 of the 2 images (1 blurred image equals its sharp one: PSNR inf)'
+        >>> _gain_line({"gain_db": math.nan, "per_image": [row(math.nan, 30.0)]})
+        'gain: none to measure (1 image without a PSNR)'
     """
     if math.isfinite(scores["gain_db"]):
         return f"gain: {scores['gain_db']:+.2f} dB PSNR"
-    rows = scores["per_image"]
+    rows = scores.get("per_image") or []
     finite = [r for r in rows if math.isfinite(r["model"]["psnr"]) and math.isfinite(r["blurred"]["psnr"])]
-    same = [sum(not math.isfinite(r[side]["psnr"]) for r in rows) for side in ("blurred", "model")]
-    why = "; ".join(f"{k} {what} image{'s' * (k != 1)} equal{'s' * (k == 1)} {'its' if k == 1 else 'their'} sharp "
-                    f"one{'s' * (k != 1)}" for k, what in zip(same, ("blurred", "restored"), strict=True) if k)
+    same = [sum(r[side]["psnr"] == math.inf for r in rows) for side in ("blurred", "model")]
+    notes = [f"{k} {what} image{'s' * (k != 1)} equal{'s' * (k == 1)} {'its' if k == 1 else 'their'} sharp "
+             f"one{'s' * (k != 1)}: PSNR inf" for k, what in zip(same, ("blurred", "restored"), strict=True) if k]
+    other = len(rows) - len(finite) - sum(  # NaN (a score that could not be computed), -inf
+        r["blurred"]["psnr"] == math.inf or r["model"]["psnr"] == math.inf for r in rows)
+    notes += [f"{other} image{'s' * (other != 1)} without a PSNR"] if other else []
+    why = "; ".join(notes) or "no image scored"
     if not finite:
-        return f"gain: none to measure ({why}: PSNR inf)"
+        return f"gain: none to measure ({why})"
     gain = sum(r["model"]["psnr"] - r["blurred"]["psnr"] for r in finite) / len(finite)
-    return f"gain: {gain:+.2f} dB PSNR over {len(finite)} of the {len(rows)} images ({why}: PSNR inf)"
+    return f"gain: {gain:+.2f} dB PSNR over {len(finite)} of the {len(rows)} images ({why})"
