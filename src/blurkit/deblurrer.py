@@ -1653,7 +1653,8 @@ def _warn_too_small(h: int, w: int) -> None:
     if min(h, w) < MIN_ESTIMATE_SIDE:
         warnings.warn(f"a {h}x{w} image is too small to read its blur off reliably (the blind estimate needs "
                       f"about {MIN_ESTIMATE_SIDE} pixels on each side): give its sigma (predict(..., sigma=S), "
-                      "blurkit deblur --sigma S)", stacklevel=_outside_stacklevel())
+                      "blurkit deblur --sigma S; to score: known_sigma=True, --known-sigma)",
+                      stacklevel=_outside_stacklevel())
 
 
 def _outside_stacklevel() -> int:
