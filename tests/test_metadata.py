@@ -163,6 +163,42 @@ def test_orientation_of_any_stored_type_is_set_upright_or_the_block_dropped(kind
     assert dict(exif) == {0x010F: "ACME", 0x0112: 1}
 
 
+def _with_chunks(png: bytes, *chunks: tuple[bytes, bytes]) -> bytes:
+    """``png`` with these (type, data) chunks inserted after IHDR."""
+    import zlib
+
+    added = b"".join(struct.pack(">I", len(d)) + k + d + struct.pack(">I", zlib.crc32(k + d)) for k, d in chunks)
+    return png[:33] + added + png[33:]
+
+
+def test_a_png_s_gamma_and_chromaticities_go_to_png_outputs(tmp_path, rgb):
+    """A linear PNG (gAMA 1.0) restored must not come back displayed as sRGB: gAMA, cHRM and sRGB are copied
+    into PNG outputs as they were (sRGB left out beside an ICC profile, as the PNG standard asks); a chunk
+    with a bad CRC is not copied; other formats have no place for them."""
+    png = cv2.imencode(".png", rgb[..., ::-1])[1].tobytes()
+    gama = (b"gAMA", struct.pack(">I", 100000))  # gamma 1.0: linear values
+    chrm = (b"cHRM", struct.pack(">8I", 31270, 32900, 64000, 33000, 30000, 60000, 15000, 6000))
+    path = tmp_path / "linear.png"
+    path.write_bytes(_with_chunks(png, gama, chrm, (b"sRGB", b"\x00")))
+    meta = read_metadata(path)
+    assert meta and meta.png_colour is not None and meta.png_colour.count(b"gAMA") == 1
+    out = tmp_path / "out.png"
+    write_image(out, rgb, metadata=meta)
+    info = Image.open(out).info
+    assert info["gamma"] == 1.0 and info["chromaticity"][0] == pytest.approx(0.3127) and "srgb" in info
+    np.testing.assert_array_equal(read_image(out), rgb)  # the pixels untouched
+    write_image(out, rgb, metadata=Metadata(icc_profile=SRGB, png_colour=meta.png_colour))
+    info = Image.open(out).info
+    assert info["gamma"] == 1.0 and "srgb" not in info and info["icc_profile"] == SRGB
+    write_image(tmp_path / "out.jpg", rgb, metadata=meta)  # no place for them: written without
+    assert "gamma" not in Image.open(tmp_path / "out.jpg").info
+    bad = _with_chunks(png, gama)
+    at = 33 + 8 + 3  # the gamma value's last byte (after the chunk's length and type): its CRC fails
+    bad = bad[:at] + bytes([bad[at] ^ 0xFF]) + bad[at + 1:]
+    assert read_metadata(bad).png_colour is None
+    assert read_metadata(png) == Metadata()  # OpenCV writes none of them
+
+
 def test_a_cmyk_profile_is_dropped(tmp_path, rgb):
     """A CMYK file is read as RGB, so its profile no longer describes the pixels."""
     path = tmp_path / "print.jpg"

@@ -15,6 +15,9 @@ Conventions:
   colour images, a grey one for grey images. A CMYK file is read as RGB, so its CMYK profile is dropped.
 * A lossless WebP input (``Metadata.lossless``) gives a lossless WebP output: restoring a photo must not add
   compression artefacts its source did not have.
+* A PNG's own colour chunks (``gAMA`` gamma, ``cHRM`` chromaticities, ``sRGB``; ``Metadata.png_colour``) go
+  to PNG outputs as they are (a linear PNG, gamma 1.0, must not come back displayed as sRGB); ``sRGB`` is
+  left out beside an embedded ICC profile, as the PNG standard asks. Other formats have no place for them.
 * TIFF and BMP outputs do not get the metadata (see :func:`embed`); nor do EXIF blocks larger than a
   JPEG segment (64 kB). XMP packets (editing software's ratings and edit history) and IPTC captions are
   not copied.
@@ -76,11 +79,14 @@ class Metadata:
         lossless: The file is a lossless WebP (a ``VP8L`` bitstream): :func:`blurkit.data.io.write_image`
             writes a WebP file with this metadata losslessly too, so a restoration does not add the
             artefacts lossy compression would.
+        png_colour: A PNG file's ``gAMA``, ``cHRM`` and ``sRGB`` chunks, whole (length, type, data, CRC)
+            and in file order, for PNG outputs; ``None`` for other files and PNGs without them.
     """
 
     icc_profile: bytes | None = None
     exif: bytes | None = None
     lossless: bool = False
+    png_colour: bytes | None = None
 
     @property
     def colour_space(self) -> str | None:
@@ -88,7 +94,7 @@ class Metadata:
         return _profile_space(self.icc_profile) if self.icc_profile else None
 
     def __bool__(self) -> bool:
-        return bool(self.icc_profile or self.exif or self.lossless)
+        return bool(self.icc_profile or self.exif or self.lossless or self.png_colour)
 
 
 def _profile_space(profile: bytes) -> str | None:
@@ -178,7 +184,7 @@ def read_metadata(source: str | os.PathLike | bytes) -> Metadata:
     Examples:
         >>> from blurkit.data.metadata import read_metadata
         >>> read_metadata(b"not an image")
-        Metadata(icc_profile=None, exif=None, lossless=False)
+        Metadata(icc_profile=None, exif=None, lossless=False, png_colour=None)
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
         return _from_file(io.BytesIO(bytes(source)))
@@ -207,6 +213,35 @@ def _is_lossless_webp(fp: IO[bytes]) -> bool:
     return False
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_COLOUR = (b"gAMA", b"cHRM", b"sRGB")
+
+
+def _png_colour(fp: IO[bytes]) -> bytes | None:
+    """``fp``'s (at its start) ``gAMA``, ``cHRM`` and ``sRGB`` chunks, whole, if it is a PNG with any.
+
+    Chunks are walked by their lengths up to the pixel data (``IDAT``), where the standard puts these; one
+    whose CRC does not match its bytes is left out.
+    """
+    if fp.read(8) != _PNG_SIGNATURE:
+        return None
+    found = b""
+    for _ in range(64):  # the colour chunks come among the first few
+        head = fp.read(8)
+        if len(head) < 8:
+            break
+        (size,), kind = struct.unpack(">I", head[:4]), head[4:]
+        if kind in (b"IDAT", b"IEND") or size > 2**24:
+            break
+        if kind in _PNG_COLOUR:
+            body = fp.read(size + 4)
+            if len(body) == size + 4 and zlib.crc32(kind + body[:size]) == struct.unpack(">I", body[size:])[0]:
+                found += head + body
+        else:
+            fp.seek(size + 4, io.SEEK_CUR)
+    return found or None
+
+
 def _from_file(fp: IO[bytes]) -> Metadata:
     from blurkit.data.io import _open_pil
 
@@ -214,6 +249,11 @@ def _from_file(fp: IO[bytes]) -> Metadata:
         lossless = _is_lossless_webp(fp)
     except (OSError, ValueError):
         lossless = False
+    fp.seek(0)
+    try:
+        png_colour = _png_colour(fp)
+    except (OSError, ValueError, struct.error):
+        png_colour = None
     fp.seek(0)
     try:
         image = _open_pil(fp)
@@ -224,8 +264,8 @@ def _from_file(fp: IO[bytes]) -> Metadata:
         exif = info.get("exif") if image.format != "TIFF" else None
         exif = _upright(exif) if exif else None
     except Exception:  # noqa: BLE001 - metadata is a courtesy: a damaged header must not stop a restoration
-        return Metadata(lossless=lossless)
-    return Metadata(icc_profile=profile, exif=exif, lossless=lossless)
+        return Metadata(lossless=lossless, png_colour=png_colour)
+    return Metadata(icc_profile=profile, exif=exif, lossless=lossless, png_colour=png_colour)
 
 
 def _fits(profile: bytes, image: np.ndarray) -> bool:
@@ -253,12 +293,13 @@ def embed(encoded: bytes, suffix: str, metadata: Metadata, image: np.ndarray) ->
     profile = metadata.icc_profile if metadata.icc_profile and _fits(metadata.icc_profile, image) else None
     exif = metadata.exif
     suffix = suffix.lower()
-    if not (profile or exif) or suffix not in EMBED_SUFFIXES:
+    colour = metadata.png_colour if suffix == ".png" else None
+    if not (profile or exif or colour) or suffix not in EMBED_SUFFIXES:
         return encoded
     if suffix in (".jpg", ".jpeg"):
         return _jpeg(encoded, profile, exif)
     if suffix == ".png":
-        return _png(encoded, profile, exif)
+        return _png(encoded, profile, exif, colour)
     return _webp(encoded, profile, exif, image)
 
 
@@ -287,11 +328,16 @@ def _png_chunk(kind: bytes, payload: bytes) -> bytes:
     return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
 
 
-def _png(data: bytes, profile: bytes | None, exif: bytes | None) -> bytes:
-    if data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
+def _png(data: bytes, profile: bytes | None, exif: bytes | None, colour: bytes | None = None) -> bytes:
+    if data[:8] != _PNG_SIGNATURE or data[12:16] != b"IHDR":
         raise ValueError("not a PNG stream")
-    at = 8 + 12 + struct.unpack_from(">I", data, 8)[0]  # after IHDR; both chunks must precede IDAT
+    at = 8 + 12 + struct.unpack_from(">I", data, 8)[0]  # after IHDR; these chunks must precede IDAT
     added = b""
+    while colour:  # whole chunks; sRGB and an ICC profile must not both be there
+        size = 12 + struct.unpack_from(">I", colour)[0]
+        if not (profile and colour[4:8] == b"sRGB"):
+            added += colour[:size]
+        colour = colour[size:]
     if profile:
         added += _png_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(profile))
     if exif:
