@@ -620,11 +620,34 @@ def _decode_pil(image: Any) -> np.ndarray:
     return np.asarray(image.convert("RGB"))
 
 
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_chunks(fp: IO[bytes]) -> Iterator[tuple[bytes, int]]:
+    """The chunks of the PNG file ``fp`` (at its start) before its pixel data (``IDAT``), where the standard
+    puts the ones that describe the pixels: ``(type, length)`` with ``fp`` at the chunk's data (the caller
+    may read it and its CRC; the next chunk is found by the length). Nothing for other files."""
+    if fp.read(8) != _PNG_SIGNATURE:
+        return
+    while True:
+        head = fp.read(8)
+        if len(head) < 8 or head[4:] in (b"IDAT", b"IEND"):
+            return
+        (length,), start = struct.unpack(">I", head[:4]), fp.tell()
+        yield head[4:], length
+        fp.seek(start + length + 4)  # past the data and the CRC
+
+
+def _png_chunk(kind: bytes, payload: bytes) -> bytes:
+    """A PNG chunk: its length, type, data and CRC."""
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+
 def _is_grey_alpha(data: bytes, header: _Header | None) -> bool:
     """Whether the file stores grey + alpha, from its header: the colour type in a PNG's IHDR chunk (4;
     Pillow calls a 16-bit one ``RGBA``; or 0, grey, with a transparent grey level), else Pillow's mode
     (``LA``)."""
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
+    if data[:8] == _PNG_SIGNATURE and data[12:16] == b"IHDR":
         return len(data) > 25 and (data[25] == 4 or _png_grey_key(data) is not None)
     return header is not None and header.mode in ("LA", "La")
 
@@ -632,23 +655,19 @@ def _is_grey_alpha(data: bytes, header: _Header | None) -> bool:
 def _png_grey_key(data: bytes) -> int | None:
     """The transparent grey level of a grey PNG (colour type 0 with a ``tRNS`` chunk), scaled as the decoders
     scale 1, 2 and 4-bit samples to 8 bits; None for other files. (OpenCV ignores such a ``tRNS`` chunk.)"""
-    if data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR" or len(data) < 33 or data[25] != 0:
+    if data[:8] != _PNG_SIGNATURE or data[12:16] != b"IHDR" or len(data) < 33 or data[25] != 0:
         return None
     depth = data[24]
     if depth not in (1, 2, 4, 8, 16):  # a damaged header: the decoders will say so
         return None
-    at = 8
-    while at + 8 <= len(data):  # tRNS comes before the pixel data
-        (length,) = struct.unpack_from(">I", data, at)
-        kind = data[at + 4:at + 8]
+    fp = io.BytesIO(data)
+    for kind, length in _png_chunks(fp):  # tRNS comes before the pixel data
         if kind == b"tRNS":
-            if length < 2 or at + 10 > len(data):
+            value = fp.read(2)
+            if length < 2 or len(value) < 2:
                 return None
-            (key,) = struct.unpack_from(">H", data, at + 8)
+            (key,) = struct.unpack(">H", value)
             return key * (255 // ((1 << depth) - 1)) if depth < 8 else key
-        if kind in (b"IDAT", b"IEND"):
-            return None
-        at += 12 + length
     return None
 
 
@@ -1177,15 +1196,12 @@ def _encode_grey_alpha_png(image: np.ndarray) -> bytes:
     filtered[:, 1:] = rows
     filtered[1:, 1:] -= rows[:-1]
 
-    def chunk(kind: bytes, payload: bytes) -> bytes:
-        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
-
     header = struct.pack(">IIBBBBB", width, height, depth, 4, 0, 0, 0)
     return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(filtered.tobytes(), 6))
-        + chunk(b"IEND", b"")
+        _PNG_SIGNATURE
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", zlib.compress(filtered.tobytes(), 6))
+        + _png_chunk(b"IEND", b"")
     )
 
 

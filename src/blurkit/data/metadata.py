@@ -79,14 +79,14 @@ class Metadata:
         lossless: The file is a lossless WebP (a ``VP8L`` bitstream): :func:`blurkit.data.io.write_image`
             writes a WebP file with this metadata losslessly too, so a restoration does not add the
             artefacts lossy compression would.
-        png_colour: A PNG file's ``gAMA``, ``cHRM`` and ``sRGB`` chunks, whole (length, type, data, CRC)
-            and in file order, for PNG outputs; ``None`` for other files and PNGs without them.
+        png_colour: A PNG file's ``gAMA``, ``cHRM`` and ``sRGB`` chunks, each whole (length, type, data,
+            CRC), in file order, for PNG outputs; ``None`` for other files and PNGs without them.
     """
 
     icc_profile: bytes | None = None
     exif: bytes | None = None
     lossless: bool = False
-    png_colour: bytes | None = None
+    png_colour: tuple[bytes, ...] | None = None
 
     @property
     def colour_space(self) -> str | None:
@@ -213,33 +213,22 @@ def _is_lossless_webp(fp: IO[bytes]) -> bool:
     return False
 
 
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_COLOUR = (b"gAMA", b"cHRM", b"sRGB")
 
 
-def _png_colour(fp: IO[bytes]) -> bytes | None:
-    """``fp``'s (at its start) ``gAMA``, ``cHRM`` and ``sRGB`` chunks, whole, if it is a PNG with any.
+def _png_colour(fp: IO[bytes]) -> tuple[bytes, ...] | None:
+    """``fp``'s (at its start) ``gAMA``, ``cHRM`` and ``sRGB`` chunks, each whole, if it is a PNG with any; one
+    whose CRC does not match its bytes is left out."""
+    from blurkit.data.io import _png_chunk, _png_chunks
 
-    Chunks are walked by their lengths up to the pixel data (``IDAT``), where the standard puts these; one
-    whose CRC does not match its bytes is left out.
-    """
-    if fp.read(8) != _PNG_SIGNATURE:
-        return None
-    found = b""
-    for _ in range(64):  # the colour chunks come among the first few
-        head = fp.read(8)
-        if len(head) < 8:
-            break
-        (size,), kind = struct.unpack(">I", head[:4]), head[4:]
-        if kind in (b"IDAT", b"IEND") or size > 2**24:
-            break
-        if kind in _PNG_COLOUR:
-            body = fp.read(size + 4)
-            if len(body) == size + 4 and zlib.crc32(kind + body[:size]) == struct.unpack(">I", body[size:])[0]:
-                found += head + body
-        else:
-            fp.seek(size + 4, io.SEEK_CUR)
-    return found or None
+    found = []
+    for kind, length in _png_chunks(fp):
+        if kind in _PNG_COLOUR and length <= 2**24:
+            body = fp.read(length + 4)  # the data and the CRC
+            whole = _png_chunk(kind, body[:length])
+            if len(body) == length + 4 and whole[-4:] == body[length:]:
+                found.append(whole)
+    return tuple(found) or None
 
 
 def _from_file(fp: IO[bytes]) -> Metadata:
@@ -299,7 +288,7 @@ def embed(encoded: bytes, suffix: str, metadata: Metadata, image: np.ndarray) ->
     if suffix in (".jpg", ".jpeg"):
         return _jpeg(encoded, profile, exif)
     if suffix == ".png":
-        return _png(encoded, profile, exif, colour)
+        return _png(encoded, profile, exif, colour or ())
     return _webp(encoded, profile, exif, image)
 
 
@@ -324,20 +313,14 @@ def _jpeg(data: bytes, profile: bytes | None, exif: bytes | None) -> bytes:
     return data[:at] + added + data[at:]
 
 
-def _png_chunk(kind: bytes, payload: bytes) -> bytes:
-    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+def _png(data: bytes, profile: bytes | None, exif: bytes | None, colour: tuple[bytes, ...] = ()) -> bytes:
+    from blurkit.data.io import _PNG_SIGNATURE, _png_chunk
 
-
-def _png(data: bytes, profile: bytes | None, exif: bytes | None, colour: bytes | None = None) -> bytes:
     if data[:8] != _PNG_SIGNATURE or data[12:16] != b"IHDR":
         raise ValueError("not a PNG stream")
     at = 8 + 12 + struct.unpack_from(">I", data, 8)[0]  # after IHDR; these chunks must precede IDAT
-    added = b""
-    while colour:  # whole chunks; sRGB and an ICC profile must not both be there
-        size = 12 + struct.unpack_from(">I", colour)[0]
-        if not (profile and colour[4:8] == b"sRGB"):
-            added += colour[:size]
-        colour = colour[size:]
+    # sRGB and an ICC profile must not both be there
+    added = b"".join(chunk for chunk in colour if not (profile and chunk[4:8] == b"sRGB"))
     if profile:
         added += _png_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(profile))
     if exif:
