@@ -49,6 +49,7 @@ import io
 import os
 import struct
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -121,21 +122,18 @@ def _upright(exif: bytes) -> bytes | None:
         return None
     try:
         (ifd,) = struct.unpack_from(order + "I", exif, 4)
-        (count,) = struct.unpack_from(order + "H", exif, ifd)
         out = bytearray(exif)
         turned, exif_ifd = False, None
-        for entry in range(ifd + 2, ifd + 2 + 12 * count, 12):
-            tag, kind, n = struct.unpack_from(order + "HHI", exif, entry)
+        for at, tag, kind, n in _entries(exif, order, ifd):
             if tag == 0x8769 and kind in (4, 13) and n == 1:  # the Exif IFD's offset
-                (exif_ifd,) = struct.unpack_from(order + "I", exif, entry + 8)
+                (exif_ifd,) = struct.unpack_from(order + "I", exif, at)
             if tag != 0x0112:
                 continue
-            if n == 1 and kind in (3, 4):  # orientation: one SHORT (as the standard says) or LONG, in place
-                fmt = order + ("H" if kind == 3 else "I")
-                turned = struct.unpack_from(fmt, exif, entry + 8)[0] in (5, 6, 7, 8)
-                struct.pack_into(fmt, out, entry + 8, 1)
-            else:  # an orientation this cannot set upright: better no EXIF than one that turns the photo
+            fmt = _one_number(order, kind, n)  # orientation: one SHORT (as the standard says) or LONG
+            if fmt is None:  # one this cannot set upright: better no EXIF than one that turns the photo again
                 return None
+            turned = struct.unpack_from(fmt, exif, at)[0] in (5, 6, 7, 8)
+            struct.pack_into(fmt, out, at, 1)
         if turned and exif_ifd is not None:
             try:
                 _swap_dimensions(out, order, exif_ifd)
@@ -146,16 +144,26 @@ def _upright(exif: bytes) -> bytes | None:
         return None
 
 
+def _entries(exif: bytes | bytearray, order: str, ifd: int) -> Iterator[tuple[int, int, int, int]]:
+    """The entries of the IFD at offset ``ifd``: ``(where its value is, tag, TIFF type, count)`` each."""
+    (count,) = struct.unpack_from(order + "H", exif, ifd)
+    for entry in range(ifd + 2, ifd + 2 + 12 * count, 12):
+        yield (entry + 8, *struct.unpack_from(order + "HHI", exif, entry))
+
+
+def _one_number(order: str, kind: int, n: int) -> str | None:
+    """The ``struct`` format of an entry's value if it is one SHORT or LONG (stored in the entry), else None."""
+    return order + ("H" if kind == 3 else "I") if n == 1 and kind in (3, 4) else None
+
+
 def _swap_dimensions(exif: bytearray, order: str, ifd: int) -> None:
     """Swap the values of PixelXDimension (0xA002) and PixelYDimension (0xA003) in the Exif IFD at ``ifd``,
     in place; left as they are unless both are there as one SHORT or LONG each that can hold the other's."""
-    (count,) = struct.unpack_from(order + "H", exif, ifd)
     found = {}
-    for entry in range(ifd + 2, ifd + 2 + 12 * count, 12):
-        tag, kind, n = struct.unpack_from(order + "HHI", exif, entry)
-        if tag in (0xA002, 0xA003) and n == 1 and kind in (3, 4):
-            fmt = order + ("H" if kind == 3 else "I")
-            found[tag] = (entry + 8, fmt, struct.unpack_from(fmt, exif, entry + 8)[0])
+    for at, tag, kind, n in _entries(exif, order, ifd):
+        fmt = _one_number(order, kind, n)
+        if tag in (0xA002, 0xA003) and fmt is not None:
+            found[tag] = (at, fmt, struct.unpack_from(fmt, exif, at)[0])
     if len(found) < 2:
         return
     (x_at, x_fmt, x), (y_at, y_fmt, y) = found[0xA002], found[0xA003]
