@@ -2051,8 +2051,9 @@ def _check_keras_config(path: Any, model_source: Any = None) -> None:
 
     Keras' own safe mode refuses Lambda layers, imports only Keras modules by name and refuses lookup
     layers' vocabulary files; this check does not rely on any of it: every object named in the config must
-    come from ``keras``/``blurkit`` or be registered with ``keras.saving.register_keras_serializable`` (installed plugins), Lambda / TFSMLayer
-    layers are refused outright, and so is any layer whose ``vocabulary`` is a file path. Installed plugins
+    come from ``keras``/``blurkit`` or be registered with ``keras.saving.register_keras_serializable``
+    (installed plugins), Lambda / TFSMLayer layers are refused outright, and so is any layer whose
+    ``vocabulary`` is a file path. Installed plugins
     (every registry's entry points) are imported first when the config names an object not yet registered:
     a plugin's layer is registered as its module is imported, which in a fresh process nothing else may
     have done yet.

@@ -46,7 +46,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "is given, with the shipped presets: per photo, gaussian-v1-noisy for noisy or JPEG-compressed "
         "photos and gaussian-v1 for the others (--preset auto).",
         epilog="exit status: 0 every image written (or already there), 3 some files failed (listed on "
-        "stderr) and the others written (or already there), 1 every file failed, 2 a usage error, 130 interrupted, 143 terminated",
+        "stderr) and the others written (or already there), 1 every file failed, 2 a usage error, "
+        "130 interrupted, 143 terminated",
     )
     p.add_argument("paths", nargs="+", metavar="[MODEL] INPUT", help="optional model file, then files/folders")
     p.add_argument("-o", "--out", required=True, help="output file (one input) or folder")
