@@ -308,7 +308,9 @@ class Subject:
 
         Both then accept any size without retracing, so even single-round cases time the steady state.
         """
-        side = self.fixed or 48  # not smaller: a blind estimate below 48 px warns (MIN_ESTIMATE_SIDE)
+        from blurkit.deblurrer import MIN_ESTIMATE_SIDE
+
+        side = self.fixed or MIN_ESTIMATE_SIDE  # not smaller: a blind estimate below it warns
         for h, w in ((side, side), (side + 8, side + 16)):
             self.deblurrer.predict(photo(h, w))
             self.plain_predict(photo(h, w))()

@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         row.append(np.mean([psnr(x, np.clip(base.predict([b[None], p], verbose=0)[0, ..., :3], 0, 1))
                             for x, b, p in zip(photos, blurred, blind, strict=True)]))
         print(f"| {sigma:g} | " + " | ".join(f"{v:.2f}" for v in row)
-              + f" | {np.sqrt(np.mean(error**2)):.3f} | {int(np.sum(error > np.log(1.05)))} of {len(error)} |", flush=True)
+              + f" | {_rms(error):.3f} | {_over(error)} of {len(error)} |", flush=True)
         per_photo += [(name, sigma, g, b, t)
                       for (name, _), g, b, t in zip(named, guess, scores["blind"], scores[1.0], strict=True)]
         if sides:
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             for est in (edge, both):
                 cells.append(np.mean([psnr(x, d.predict(b, sigma=float(e)))
                                       for x, b, e in zip(photos, blurred, est, strict=True)]))
-            cells += [float(np.sqrt(np.mean(np.log(est / sigma) ** 2))) for est in (guess, edge, both)]
+            cells += [_rms(np.log(est / sigma)) for est in (guess, edge, both)]
             edged.append((sigma, cells))
         if args.scale_estimates:
             half = np.clip([half_scale_sigma(d, b) for b in blurred], slo, shi)
@@ -158,8 +158,8 @@ def main(argv: list[str] | None = None) -> int:
             table = np.array([[s, *(psnr(x, d.predict(b, sigma=float(e))) for e in es)]
                               for x, b, s, *es in zip(photos, blurred, scores["blind"], half, both, strict=True)])
             errors = [np.log(est / sigma) for est in (guess, half, both)]
-            over = " / ".join(f"{int(np.sum(e > np.log(1.05)))}" for e in errors)
-            halved.append((sigma, table, [np.sqrt(np.mean(e**2)) for e in errors] + [np.mean(e) for e in errors], over))
+            over = " / ".join(str(_over(e)) for e in errors)
+            halved.append((sigma, table, [_rms(e) for e in errors] + [np.mean(e) for e in errors], over))
         if args.reblur:
             table = reblur_search(photos, blurred, blind, guess, restore, wiener, psnr)
             reblurred.append((sigma, (table, scores[1.0])))
@@ -290,6 +290,20 @@ def half_scale_sigma(d, b) -> float:
     small = cv2.resize(np.ascontiguousarray(b[:h, :w]), (w // 2, h // 2), interpolation=cv2.INTER_AREA)
     s = d.estimate_sigma(small)
     return float(2 * np.sqrt(max(s**2 - AREA_VARIANCE, 1e-4)))
+
+
+def _rms(error) -> float:
+    """The root mean square of log-sigma errors ``log(estimate / sigma)``."""
+    import numpy as np
+
+    return float(np.sqrt(np.mean(np.square(error))))
+
+
+def _over(error, by: float = 1.05) -> int:
+    """How many of the log-sigma errors are over-estimates by more than ``by`` (5 %)."""
+    import numpy as np
+
+    return int(np.sum(np.asarray(error) > np.log(by)))
 
 
 def _against_blind(table) -> list[str]:
