@@ -170,8 +170,8 @@ def _gain_line(scores: dict) -> str:
     same = [sum(r[side]["psnr"] == math.inf for r in rows) for side in ("blurred", "model")]
     notes = [f"{k} {what} image{'s' * (k != 1)} equal{'s' * (k == 1)} {'its' if k == 1 else 'their'} sharp "
              f"one{'s' * (k != 1)}: PSNR inf" for k, what in zip(same, ("blurred", "restored"), strict=True) if k]
-    other = len(rows) - len(finite) - sum(  # NaN (a score that could not be computed), -inf
-        r["blurred"]["psnr"] == math.inf or r["model"]["psnr"] == math.inf for r in rows)
+    infinite = sum(math.inf in (r["blurred"]["psnr"], r["model"]["psnr"]) for r in rows)
+    other = len(rows) - len(finite) - infinite  # NaN (a score that could not be computed), -inf
     notes += [f"{other} image{'s' * (other != 1)} without a PSNR"] if other else []
     why = "; ".join(notes) or "no image scored"
     if not finite:
