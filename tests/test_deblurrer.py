@@ -418,14 +418,29 @@ def test_evaluate_scores_model_and_blurred(trained, photo_dir):
     assert set(scores["model"]) == metrics and set(scores["blurred"]) == metrics
     assert scores["images"] == 4
     assert scores["gain_db"] == pytest.approx(scores["model"]["psnr"] - scores["blurred"]["psnr"])
+    assert scores["gain_images"] == 4
     for side in ("model", "blurred"):
         assert 5 < scores[side]["psnr"] < 60 and 0 < scores[side]["ssim"] <= 1
         assert 0 <= scores[side]["accuracy"] <= 1 and 0 < scores[side]["mse"] < 1
     assert scores["model"] != scores["blurred"]
     assert trained.evaluate(photo_dir) == scores  # deterministic
-    detail = trained.evaluate(photo_dir, per_image=True, max_images=2)
-    assert detail["images"] == 2 and len(detail["per_image"]) == 2
-    assert detail["per_image"][0]["image"].endswith("astronaut.png")
+
+
+def test_evaluate_gain_is_over_the_images_with_a_finite_psnr(trained):
+    """A flat photo is unchanged by a blur quantized to 8 bits: its blurred PSNR is infinite, and so is the
+    mean. The gain is over the other images (it was -inf), and NaN when none is left."""
+    from skimage import data
+
+    flat, photo = np.full((40, 40, 3), 128, np.uint8), data.astronaut()[:64, :64]
+    q = {"quantize": True}
+    scores = trained.evaluate([photo, flat], per_image=True, blur_options=q)  # the photo first: its blur alone
+    rows = scores["per_image"]
+    assert rows[1]["blurred"]["psnr"] == math.inf and scores["blurred"]["psnr"] == math.inf
+    assert scores["images"] == 2 and scores["gain_images"] == 1
+    assert scores["gain_db"] == pytest.approx(rows[0]["model"]["psnr"] - rows[0]["blurred"]["psnr"])
+    assert scores["gain_db"] == trained.evaluate([photo], blur_options=q)["gain_db"]
+    alone = trained.evaluate([flat], blur_options=q)
+    assert math.isnan(alone["gain_db"]) and alone["gain_images"] == 0 and alone["images"] == 1
 
 
 def test_evaluate_skips_an_image_too_small_to_score(trained, photo_dir, tmp_path):

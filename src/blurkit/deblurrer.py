@@ -1208,14 +1208,18 @@ class Deblurrer:
                 gives the inputs of the model cards' scores. Given pairs ignore it.
 
         Returns:
-            ``{"model": {metric: mean}, "blurred": {metric: mean}, "gain_db": psnr gain, "images": n,
-            "skipped": [...], "blur": the blur generator (``serialize_blur``; None for pairs), "seed" (None
+            ``{"model": {metric: mean}, "blurred": {metric: mean}, "gain_db": psnr gain, "gain_images": k,
+            "images": n, "skipped": [...], "blur": the blur generator (``serialize_blur``; None for pairs), "seed" (None
             for pairs), "ensemble", "known_sigma"}`` (plus ``"per_image"``: each image's name, ``index`` in ``data``, scores and, for
             sharp photos, ``"blur"``: the parameters drawn for it, e.g. its ``sigma``).
             Metrics: PSNR (dB, RGB, data range 1), SSIM (scikit-image convention), MSE, accuracy (within
             2/255) and channel_accuracy (the tutorial's measure). An unreadable file, or an image smaller than
             SSIM's 11x11 window, is warned about and listed in ``skipped`` (name, index, reason); the means
-            are over the others; so is a pair of files of different sizes.
+            are over the others; so is a pair of files of different sizes. ``gain_db`` is the mean of the
+            images' PSNR gains over the ``gain_images`` of them whose two PSNRs are finite: a blurred image
+            equal to its sharp one (sigma 0, a flat photo) has an infinite PSNR, and its row and the PSNR
+            means say so, but it leaves the gain over the others measured (NaN when none is left). With
+            every PSNR finite, it is the model's mean PSNR minus the blurred input's.
 
         Raises:
             ValueError: No image to evaluate, or none can be read (the message names them and says why); a
@@ -1287,7 +1291,12 @@ class Deblurrer:
             side: {m: float(np.mean([r[side][m] for r in rows])) for m in names}
             for side in ("model", "blurred")
         }
-        out["gain_db"] = out["model"]["psnr"] - out["blurred"]["psnr"]
+        # The gain is over the images whose two PSNRs are finite: one blurred image equal to its sharp one
+        # (sigma 0, a flat photo) has an infinite PSNR, and would make the gain over all of them -inf.
+        finite = [r["model"]["psnr"] - r["blurred"]["psnr"] for r in rows
+                  if math.isfinite(r["model"]["psnr"]) and math.isfinite(r["blurred"]["psnr"])]
+        out["gain_db"] = float(np.mean(finite)) if finite else math.nan
+        out["gain_images"] = len(finite)
         out["images"] = len(rows)
         out["skipped"] = skipped
         out["blur"] = None if src.kind == "pairs" else serialize_blur(blur)

@@ -151,30 +151,31 @@ def _provenance(args: argparse.Namespace, d) -> dict:
 
 
 def _gain_line(scores: dict) -> str:
-    """The PSNR gain line. A blurred image equal to its sharp one (sigma 0, a flat photo, a pair of the same
-    file) has an infinite PSNR, and so has the mean over all: the gain is then given over the other images.
+    """The PSNR gain line. The gain is over the images whose two PSNRs are finite (``gain_images``); the
+    others are counted and said why (a blurred image equal to its sharp one: sigma 0, a flat photo, a pair
+    of the same file).
 
     Examples:
         >>> row = lambda m, b: {"model": {"psnr": m}, "blurred": {"psnr": b}}
-        >>> _gain_line({"gain_db": 1.5, "per_image": [row(31.5, 30.0)]})
+        >>> _gain_line({"gain_db": 1.5, "gain_images": 1, "images": 1, "per_image": [row(31.5, 30.0)]})
         'gain: +1.50 dB PSNR'
-        >>> _gain_line({"gain_db": -math.inf, "per_image": [row(31.5, 30.0), row(60.0, math.inf)]})
+        >>> _gain_line({"gain_db": 1.5, "gain_images": 1, "images": 2,
+        ...             "per_image": [row(31.5, 30.0), row(60.0, math.inf)]})
         'gain: +1.50 dB PSNR over 1 of the 2 images (1 blurred image equals its sharp one: PSNR inf)'
-        >>> _gain_line({"gain_db": math.nan, "per_image": [row(math.nan, 30.0)]})
+        >>> _gain_line({"gain_db": math.nan, "gain_images": 0, "images": 1, "per_image": [row(math.nan, 30.0)]})
         'gain: none to measure (1 image without a PSNR)'
     """
-    if math.isfinite(scores["gain_db"]):
+    if scores["gain_images"] == scores["images"]:
         return f"gain: {scores['gain_db']:+.2f} dB PSNR"
     rows = scores.get("per_image") or []
-    finite = [r for r in rows if math.isfinite(r["model"]["psnr"]) and math.isfinite(r["blurred"]["psnr"])]
     same = [sum(r[side]["psnr"] == math.inf for r in rows) for side in ("blurred", "model")]
     notes = [f"{k} {what} image{'s' * (k != 1)} equal{'s' * (k == 1)} {'its' if k == 1 else 'their'} sharp "
              f"one{'s' * (k != 1)}: PSNR inf" for k, what in zip(same, ("blurred", "restored"), strict=True) if k]
     infinite = sum(math.inf in (r["blurred"]["psnr"], r["model"]["psnr"]) for r in rows)
-    other = len(rows) - len(finite) - infinite  # NaN (a score that could not be computed), -inf
+    other = scores["images"] - scores["gain_images"] - infinite  # NaN (a score not computed), -inf
     notes += [f"{other} image{'s' * (other != 1)} without a PSNR"] if other else []
     why = "; ".join(notes) or "no image scored"
-    if not finite:
+    if not scores["gain_images"]:
         return f"gain: none to measure ({why})"
-    gain = sum(r["model"]["psnr"] - r["blurred"]["psnr"] for r in finite) / len(finite)
-    return f"gain: {gain:+.2f} dB PSNR over {len(finite)} of the {len(rows)} images ({why})"
+    k, n = scores["gain_images"], scores["images"]
+    return f"gain: {scores['gain_db']:+.2f} dB PSNR over {k} of the {n} images ({why})"
