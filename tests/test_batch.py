@@ -287,8 +287,9 @@ def test_failures_are_listed_in_input_order_and_the_batch_goes_on(photos, tmp_pa
     assert [p.name for p, _ in s.failed] == ["empty.png", good[1].name, "missing.png", good[2].name, "text.jpg",
                                              good[3].name]
     reasons = [why for _, why in s.failed]
-    assert "empty file" in reasons[0] and reasons[1] == "RuntimeError: model broke"
-    assert "No such file" in reasons[2] and "text.jpg: not an image" in reasons[4] and ".gif" in reasons[5]
+    # an unreadable file's reason is listed beside it, without its name again
+    assert reasons[0] == "empty file (0 bytes)" and reasons[1] == "RuntimeError: model broke"
+    assert "No such file" in reasons[2] and reasons[4].startswith("not an image") and ".gif" in reasons[5]
     assert sorted(os.listdir(tmp_path / "o")) == ["a.png", "e.png"]
     assert str(s) == "done 2, skipped 0 (already there), failed 6" and s.total == 8
 

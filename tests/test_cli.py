@@ -402,7 +402,7 @@ def test_deblur_format_in_any_case_with_or_without_the_dot(model, photos, tmp_pa
 
 
 def test_deblur_failure_lines_name_the_file_once(model, photos, tmp_path, capsys):
-    """``failed: PATH: reason``, the file named once (read_image's messages start with its name), and a
+    """``failed: PATH: reason``, the file named once (the reason is kept apart from it), and a
     too-large image's reason names the command's --max-pixels, not read_image's max_pixels."""
     src = tmp_path / "in"
     src.mkdir()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import struct
 import zlib
 from pathlib import Path
@@ -423,7 +424,8 @@ def test_files_with_several_frames_warn_that_the_first_is_read(tmp_path, rgb, re
     first, second = Image.fromarray(rgb), Image.fromarray(rgb[::-1].copy())
     for name, options in [("pages.tif", {}), ("anim.gif", {}), ("anim.webp", {"lossless": True})]:
         first.save(tmp_path / name, save_all=True, append_images=[second], **options)
-        with pytest.warns(UserWarning, match=rf"^{name}: has 2 frames; blurkit restores the first only$"):
+        path = re.escape(str(tmp_path / name))  # named as given
+        with pytest.warns(UserWarning, match=rf"^{path}: has 2 frames; blurkit restores the first only$"):
             back = read_image(tmp_path / name)
         assert back.shape == rgb.shape, name
         if name != "anim.gif":  # GIF's palette is lossy
@@ -509,6 +511,24 @@ def test_text_file_named_jpg(tmp_path):
     with pytest.raises(ImageReadError, match=r"notes\.jpg: not an image"):
         read_image(path)
     assert issubclass(ImageReadError, ValueError)
+
+
+def test_read_errors_name_the_file_as_given_and_say_why_apart(tmp_path, monkeypatch):
+    """``path`` and ``reason`` are the two halves of the message (callers listing files beside their
+    reasons used to cut the name off the text), and the error survives pickling (a worker process's)."""
+    import pickle
+
+    (tmp_path / "sub").mkdir()
+    _touch(tmp_path / "sub" / "notes.jpg", b"not a picture")
+    monkeypatch.chdir(tmp_path)
+    for given in ("sub/notes.jpg", Path("sub/notes.jpg"), tmp_path / "sub" / "notes.jpg"):
+        with pytest.raises(ImageReadError) as info:
+            read_image(given)
+        exc = info.value
+        assert exc.path == os.fspath(given) and exc.reason.startswith("not an image, or a format")
+        assert str(exc) == f"{os.fspath(given)}: {exc.reason}"
+        back = pickle.loads(pickle.dumps(exc))
+        assert type(back) is ImageReadError and (back.path, back.reason, str(back)) == (exc.path, exc.reason, str(exc))
 
 
 def test_missing_file_and_folder(tmp_path):

@@ -38,7 +38,7 @@ Examples:
     >>> print(summary)
     done 2, skipped 0 (already there), failed 1
     >>> summary.failed  # doctest: +ELLIPSIS
-    [(PosixPath('.../in/c.png'), 'c.png: not an image, ...')]
+    [(PosixPath('.../in/c.png'), 'not an image, ...')]
     >>> int(read_image(root / "out" / "sub" / "b.png").min())
     255
     >>> print(deblur_files(Invert(), folder_jobs(root / "in", root / "out"), skip_existing=True))
@@ -216,7 +216,12 @@ class _Inline:
 
 
 def _reason(exc: BaseException) -> str:
-    if isinstance(exc, (ValueError, OSError)):  # ImageReadError is a ValueError; messages name the file
+    """Why a file failed, listed beside it: an unreadable file's reason without its name."""
+    from blurkit.data.io import ImageReadError
+
+    if isinstance(exc, ImageReadError):
+        return exc.reason
+    if isinstance(exc, (ValueError, OSError)):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
 

@@ -116,28 +116,6 @@ def _check_suffix(suffix: str) -> None:
                        "separator, and not . or ..")
 
 
-def _failure(src: os.PathLike | str, why: str) -> str:
-    """The reason ``why`` that ``src`` failed, as the CLI prints it after the path: without the file name
-    that :func:`~blurkit.data.io.read_image`'s messages start with, and naming ``--max-pixels`` where they
-    name ``read_image``'s ``max_pixels``.
-
-    Examples:
-        >>> from pathlib import Path
-        >>> _failure(Path("in/a.png"), "a.png: image is 9 pixels, more than max_pixels=4; pass a larger "
-        ...          "max_pixels (or max_pixels=None) to read_image if you trust this file")
-        'image is 9 pixels, more than --max-pixels 4; pass a larger --max-pixels if you trust this file'
-    """
-    from pathlib import Path
-
-    from blurkit.cli._common import flag_reason
-
-    for start in (f"{src}: ", f"{Path(src).name}: "):
-        if why.startswith(start):
-            why = why[len(start):]
-            break
-    return flag_reason(why)
-
-
 class _Left:
     """Inputs that a plan leaves out for one reason: how many, and the first few (to name them)."""
 
@@ -356,7 +334,7 @@ def run(args: argparse.Namespace) -> int:
     import itertools
     import sys
 
-    from blurkit.cli._common import check_sigma, load_deblurrer, shown
+    from blurkit.cli._common import check_sigma, flag_reason, load_deblurrer, shown
     from blurkit.cli.main import CLIError, interrupt_status
 
     paths = list(args.paths)
@@ -432,7 +410,7 @@ def run(args: argparse.Namespace) -> int:
         print("presets (auto): " + ", ".join(f"{n} for {c} image{'s' * (c != 1)}"
                                              for n, c in sorted(restorer.counts.items())))
     for src, why in summary.failed:
-        print(f"  failed: {src}: {_failure(src, why)}", file=sys.stderr)
+        print(f"  failed: {src}: {flag_reason(why)}", file=sys.stderr)
     if summary.interrupted:
         again = "" if args.skip_existing else " with --skip-existing"
         print(f"interrupted after {summary.total} files ({summary}); run the same command{again} to go on",

@@ -90,7 +90,31 @@ _PIL_DECODED_MODES = {"CMYK", "YCbCr", "LAB", "HSV", "I", "F", "I;32", "I;32S", 
 
 
 class ImageReadError(ValueError):
-    """A file could not be read as an image; the message names the file and the reason."""
+    """A file could not be read as an image; the message names the file and the reason.
+
+    Args:
+        path: The file (as named to the reader: its path, or the name given to :func:`decode_image`).
+        reason: Why it could not be read.
+
+    Attributes:
+        path: The file, as given.
+        reason: Why, without the file's name (the message is ``"{path}: {reason}"``).
+
+    Examples:
+        >>> from blurkit.data.io import ImageReadError, decode_image
+        >>> try:
+        ...     decode_image(b"", name="photos/empty.jpg")
+        ... except ImageReadError as exc:
+        ...     print(exc.path, "|", exc.reason)
+        photos/empty.jpg | empty file (0 bytes)
+    """
+
+    def __init__(self, path: str | os.PathLike, reason: str) -> None:
+        super().__init__(f"{os.fspath(path)}: {reason}")
+        self.path, self.reason = os.fspath(path), reason
+
+    def __reduce__(self) -> tuple:  # pickles with both arguments (a worker process's error, say)
+        return type(self), (self.path, self.reason)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -513,7 +537,7 @@ def _read_header(data: bytes, name: str, max_pixels: int | None) -> _Header | No
         found = _BOMB_PIXELS.search(str(exc))
         pixels = int(found.group(1)) if found else None
         if max_pixels is not None and (pixels is None or pixels > max_pixels):
-            raise ImageReadError(_too_big_message(name, None, pixels, max_pixels)) from None
+            raise ImageReadError(name, _too_big(None, pixels, max_pixels)) from None
         return None  # the caller allowed it: let OpenCV decode it
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, Warning):
         # (a Warning: Pillow's complaint about the file, made an error by the warnings filters)
@@ -523,19 +547,19 @@ def _read_header(data: bytes, name: str, max_pixels: int | None) -> _Header | No
     limit = Image.MAX_IMAGE_PIXELS
     if limit is not None and pixels > 2 * limit:  # Pillow would refuse it: never decode it with Pillow
         if max_pixels is not None and pixels > max_pixels:
-            raise ImageReadError(_too_big_message(name, None, pixels, max_pixels))
+            raise ImageReadError(name, _too_big(None, pixels, max_pixels))
         return None  # the caller allowed it: let OpenCV decode it
     if max_pixels is not None and width * height > max_pixels:
-        raise ImageReadError(_too_big_message(name, header.size, width * height, max_pixels))
+        raise ImageReadError(name, _too_big(header.size, width * height, max_pixels))
     return header
 
 
-def _too_big_message(name: str, size: tuple[int, int] | None, pixels: int | None, limit: int) -> str:
+def _too_big(size: tuple[int, int] | None, pixels: int | None, limit: int) -> str:
     what = (
         f"{size[0]}x{size[1]} = {pixels:,} pixels" if size else f"{pixels:,} pixels" if pixels else "too big"
     )
     return (
-        f"{name}: image is {what}, more than max_pixels={limit:,} (decompression-bomb guard); "
+        f"image is {what}, more than max_pixels={limit:,} (decompression-bomb guard); "
         "pass a larger max_pixels (or max_pixels=None) to read_image if you trust this file"
     )
 
@@ -578,7 +602,7 @@ def _normalise_dtype(image: np.ndarray, name: str) -> np.ndarray:
         return image
     if np.issubdtype(image.dtype, np.integer):
         return np.clip(image, 0, 65535).astype(np.uint16)
-    raise ImageReadError(f"{name}: unsupported sample type {image.dtype}")
+    raise ImageReadError(name, f"unsupported sample type {image.dtype}")
 
 
 def _decode_cv2(data: bytes) -> np.ndarray | None:
@@ -744,7 +768,8 @@ def read_image(
         FileNotFoundError: ``path`` does not exist.
         IsADirectoryError: ``path`` is a folder.
         ImageReadError: The file is empty, not an image (or in an unsupported format), truncated or
-            corrupt, or larger than ``max_pixels``; the message names the file and the reason.
+            corrupt, or larger than ``max_pixels``; the message names the file (``path`` as given) and the
+            reason, and so do its ``path`` and ``reason``.
 
     Examples:
         >>> import tempfile
@@ -759,12 +784,12 @@ def read_image(
         >>> read_image(folder / "notes.jpg")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        blurkit.data.io.ImageReadError: notes.jpg: not an image, or a format blurkit cannot read ...
+        blurkit.data.io.ImageReadError: .../notes.jpg: not an image, or a format blurkit cannot read ...
     """
     _check_decode_args(alpha, max_pixels)
-    path = Path(os.fspath(path))
-    name = path.name
-    info = path.stat()  # FileNotFoundError names the path
+    name = os.fspath(path)  # errors and warnings name the file as given, as FileNotFoundError does
+    path = Path(name)
+    info = path.stat()
     if stat.S_ISDIR(info.st_mode):
         raise IsADirectoryError(f"{path} is a folder, not an image file")
     return decode_image(path.read_bytes(), name=name, max_pixels=max_pixels, alpha=alpha)
@@ -818,7 +843,7 @@ def decode_image(
     _check_decode_args(alpha, max_pixels)
     data = bytes(data) if not isinstance(data, bytes) else data
     if not data:
-        raise ImageReadError(f"{name}: empty file (0 bytes)")
+        raise ImageReadError(name, "empty file (0 bytes)")
 
     header = _read_header(data, name, max_pixels)
     image: np.ndarray | None = None
@@ -826,10 +851,10 @@ def decode_image(
         try:
             image = _decode_pil(header.pil)
         except (OSError, ValueError, SyntaxError, EOFError) as exc:
-            raise ImageReadError(f"{name}: truncated or corrupt image ({exc})") from None
+            raise ImageReadError(name, f"truncated or corrupt image ({exc})") from None
     else:
         if _is_truncated_jpeg(data):
-            raise ImageReadError(f"{name}: truncated or corrupt JPEG (no end-of-image marker)")
+            raise ImageReadError(name, "truncated or corrupt JPEG (no end-of-image marker)")
         image = _decode_cv2(data)
         if image is None and header is not None:
             # OpenCV failed on something Pillow recognised: let Pillow try, it says what is wrong.
@@ -837,22 +862,20 @@ def decode_image(
                 image = _decode_pil(header.pil)
             except (OSError, ValueError, SyntaxError, EOFError) as exc:
                 raise ImageReadError(
-                    f"{name}: truncated or corrupt {header.format or 'image'} ({exc})"
+                    name, f"truncated or corrupt {header.format or 'image'} ({exc})"
                 ) from None
     if image is None:
         if Path(name).suffix.lower() in _HEIF_SUFFIXES and not _register_heif():
             raise ImageReadError(
-                f'{name}: reading HEIC/HEIF photos needs pillow-heif: pip install "blurkit[heif]"'
+                name, 'reading HEIC/HEIF photos needs pillow-heif: pip install "blurkit[heif]"'
             )
         raise ImageReadError(
-            f"{name}: not an image, or a format blurkit cannot read (supported: "
+            name, "not an image, or a format blurkit cannot read (supported: "
             f"{', '.join(IMAGE_EXTENSIONS)}), or corrupt"
         )
     if max_pixels is not None and image.shape[0] * image.shape[1] > max_pixels:  # header-less fallback
         raise ImageReadError(
-            _too_big_message(
-                name, (image.shape[1], image.shape[0]), image.shape[0] * image.shape[1], max_pixels
-            )
+            name, _too_big((image.shape[1], image.shape[0]), image.shape[0] * image.shape[1], max_pixels)
         )
 
     image = _normalise_dtype(image, name)

@@ -195,10 +195,11 @@ def _output_names(rels: list[str]) -> dict[str, str]:
     return names
 
 
-def _reason(exc: BaseException, path: Path) -> str:
-    text = str(exc) if not isinstance(exc, OSError) or not exc.strerror else exc.strerror
-    prefix = f"{path.name}: "
-    return text[len(prefix) :] if text.startswith(prefix) else text
+def _reason(exc: BaseException) -> str:
+    """Why a file could not be read, without its name (listed beside it)."""
+    if isinstance(exc, ImageReadError):
+        return exc.reason
+    return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
 
 
 def _inside(path: Path, folder_real: str) -> bool:
@@ -464,7 +465,7 @@ def make_pairs(
             try:
                 image = read_image(path)
             except (ImageReadError, OSError) as exc:
-                skipped.append({"file": rel, "reason": _reason(exc, path)})
+                skipped.append({"file": rel, "reason": _reason(exc)})
                 bar.set_postfix(skipped=len(skipped))
                 continue
             if target is not None:

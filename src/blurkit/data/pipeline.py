@@ -544,12 +544,12 @@ class _PatchMaker:
         except (OSError, ValueError, EOFError):  # torn or foreign file: decode again and replace it
             image = None
         if image is not None:
-            from blurkit.data.io import DEFAULT_MAX_PIXELS, ImageReadError, _too_big_message
+            from blurkit.data.io import DEFAULT_MAX_PIXELS, ImageReadError, _too_big
 
             limit = DEFAULT_MAX_PIXELS if self.max_pixels is None else self.max_pixels
             h, w = image.shape[:2]
             if h * w > limit:
-                raise ImageReadError(_too_big_message(name, (w, h), h * w, limit))
+                raise ImageReadError(name, _too_big((w, h), h * w, limit))
             return image
         image = decode()
         try:
@@ -570,10 +570,9 @@ class _PatchMaker:
                 return read_image(path, **self._kw())
             key = _cache_key("file", *_file_key(path))
             return self._through_cache(key, lambda: read_image(path, **self._kw()), Path(path).name)
-        except ImageReadError as exc:  # its message starts with the bare file name
-            name, text = Path(path).name, str(exc)
-            if text.startswith(f"{name}: ") and str(path) != name:
-                raise ImageReadError(f"{path}: {text[len(name) + 2:]}") from None
+        except ImageReadError as exc:  # it names the bare file name
+            if exc.path != str(path):
+                raise ImageReadError(path, exc.reason) from None
             raise
 
     def _skip(self, key: int, why: str, message: str) -> None:

@@ -275,9 +275,9 @@ def _check(path: Path, name: str, check: str, max_pixels: int | None) -> tuple[b
         h, w = image.shape[:2]
     else:
         if not data:
-            raise ImageReadError(f"{name}: empty file (0 bytes)")
+            raise ImageReadError(name, "empty file (0 bytes)")
         if header is None:
-            raise ImageReadError(f"{name}: not an image (the header is not one blurkit recognises)")
+            raise ImageReadError(name, "not an image (the header is not one blurkit recognises)")
         w, h = header.size
         if header.orientation in (5, 6, 7, 8):
             h, w = w, h
@@ -424,13 +424,8 @@ def write_shards(
         path, name = job
         try:
             data, info = _check(path, name, check, max_pixels)
-        except (ImageReadError, OSError) as exc:
-            reason = str(exc)
-            if reason.startswith(f"{name}: "):
-                reason = reason[len(name) + 2 :]
-            elif reason.startswith(f"{path.name}: "):
-                reason = reason[len(path.name) + 2 :]
-            return name, None, reason
+        except (ImageReadError, OSError) as exc:  # the reason without the file's name (listed beside it)
+            return name, None, exc.reason if isinstance(exc, ImageReadError) else str(exc)
         return name, data, info
 
     bar = tqdm(total=len(jobs), desc="shard", unit="img", disable=not progress)
