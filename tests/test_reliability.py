@@ -382,7 +382,7 @@ SAVER = textwrap.dedent("""
     for k in range(kills):
         pid = os.fork()
         if pid == 0:  # the saver: saves new versions until it is killed
-            version = (k + 1) * 1_000_000
+            version = (k + 1) * 10_000  # below 2**24: float32 holds every version exactly
             while True:
                 version += 1
                 save(version)
@@ -418,7 +418,7 @@ def _save_kill_run(tmp_path: Path, kills: int) -> None:
         assert r["killed"] and r["consistent"], r
         assert r["version"] >= previous  # the file is the previous version or a newer complete one
         previous = r["version"]
-        assert r["version"] == 0 or r["version"] // 1_000_000 <= k + 1
+        assert r["version"] == 0 or r["version"] // 10_000 <= k + 1
         temps = [n for n in r["files"] if n != "model.keras"]
         assert all(re.fullmatch(r"\.model\.[a-z0-9_]{8}\.tmp\.keras", n) for n in temps), temps
     assert report[-1]["version"] > 0  # the savers did save

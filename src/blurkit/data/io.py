@@ -1307,6 +1307,8 @@ def write_image(
             params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
         elif suffix == ".webp":  # OpenCV writes lossless WebP for a quality above 100
             params = [cv2.IMWRITE_WEBP_QUALITY, 101 if lossless else int(quality)]
+        elif suffix in (".tif", ".tiff"):  # LZW, lossless: OpenCV before 4.13 wrote colour float32 as
+            params = [cv2.IMWRITE_TIFF_COMPRESSION, 5]  # SGILOG (LogLuv) by default, 1 % off each value
         ok, encoded = cv2.imencode(suffix, np.ascontiguousarray(bgr), params)
         if not ok:  # pragma: no cover - OpenCV raises rather than returning False in practice
             raise ValueError(f"OpenCV could not encode {path.name} as {suffix}")
