@@ -7,6 +7,10 @@ from typing import Any
 
 import numpy as np
 
+SMALL_BLIND = "ignore:a .* image is too small to read its blur off:UserWarning"
+"""A ``pytest.mark.filterwarnings`` filter for tests that restore images under 48 px blind on purpose (shapes,
+padding, strips): the warning is right there, and is tested where it is the subject."""
+
 
 def changing_unet(options: dict[str, Any], photo: np.ndarray) -> Any:
     """A tiny U-Net Deblurrer that changes images.

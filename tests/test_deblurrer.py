@@ -17,7 +17,7 @@ import pytest
 from blurkit import Deblurrer
 from blurkit.data.io import read_image, write_image
 from blurkit.deblurrer import METADATA_NAME, ModelFileError
-from helpers import finish, start
+from helpers import SMALL_BLIND, finish, start
 
 TINY = {"width": 4, "depth": 1, "blocks": 1}
 FAST = {"patch_size": 32, "batch_size": 2, "patches_per_image": 2}
@@ -598,6 +598,7 @@ def test_evaluate_scores_registered_metrics_by_name(trained, photo_dir, capsys):
         METRICS.unregister("test_mae")
 
 
+@pytest.mark.filterwarnings(SMALL_BLIND)
 def test_evaluate_with_the_known_sigma(arrays, pair_dirs):
     """``known_sigma=True`` scores ``predict(b, sigma=<the sigma b was blurred with>)``: per image, with a
     sigma drawn per image; refused (before any image is read) where there is no one known sigma."""
@@ -1146,6 +1147,7 @@ def _sigma_raw(sigma: float, lo: float = 0.3, hi: float = 3.5) -> float:
     return math.log(t / (1 - t))
 
 
+@pytest.mark.filterwarnings(SMALL_BLIND)
 def test_predict_with_a_known_sigma_deconvolves_that_sigma():
     """``predict(x, sigma=s)`` is the model with its estimator's sigma output replaced by ``s`` (the balance
     still estimated): the same as a copy of the model whose estimator outputs that sigma for every image,
@@ -1291,6 +1293,7 @@ def test_a_model_file_named_in_capitals_is_refused_with_what_to_do(saved, tmp_pa
         Deblurrer.load(path)
 
 
+@pytest.mark.filterwarnings(SMALL_BLIND)
 def test_threads_predicting_on_a_fresh_instance_get_what_one_thread_gets():
     """Threads that predict at once on a fresh (or just loaded) instance built its traced functions together,
     and one could find the blur estimator's functions not yet set: it restored blind, dropping the sigma it was

@@ -17,6 +17,7 @@ import pytest
 from blurkit import Deblurrer
 from blurkit.cli.main import main
 from blurkit.deblurrer import ModelFileError
+from helpers import SMALL_BLIND
 
 TINY = {
     "unet": dict(model="unet", model_options={"width": 4, "depth": 2}),
@@ -53,6 +54,7 @@ def _images(astronaut: np.ndarray, channels: int) -> list[np.ndarray]:
 
 
 @pytest.mark.parametrize("name", list(TINY))
+@pytest.mark.filterwarnings(SMALL_BLIND)
 def test_export_serves_what_predict_returns(name, astronaut, tmp_path, request):
     import tensorflow as tf
 
@@ -93,6 +95,7 @@ def test_export_serves_what_predict_returns(name, astronaut, tmp_path, request):
 
 
 @pytest.mark.parametrize("name", ["unet", "wiener_unet"])
+@pytest.mark.filterwarnings(SMALL_BLIND)
 def test_export_tiles_large_images_as_predict(name, astronaut, tmp_path):
     """Images over ``tile_size**2`` pixels are restored in predict's tiles (the same tiles, blending windows
     and sums) with one blur estimate read off ``estimate_tile`` tiles (their median): bit for bit what predict
@@ -146,6 +149,7 @@ def test_export_tile_plan_is_plan_tiles_for_every_side():
                 np.testing.assert_array_equal(wins, np.stack(_normalised_windows(want.ys, want.tile_h, want.height)))
 
 
+@pytest.mark.filterwarnings(SMALL_BLIND)
 def test_exported_model_loads_without_blurkit(astronaut, wiener_export, tmp_path):
     """Another process, where ``import blurkit`` fails, serves the preset-like model: no Python code needed."""
     d, path = Deblurrer.load(wiener_export.model), wiener_export.served
@@ -193,6 +197,7 @@ def test_export_errors_and_leftovers(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == [".new.young_12", ".other.k3j_9x0q", "busy"]
 
 
+@pytest.mark.filterwarnings(SMALL_BLIND)
 def test_cli_export(astronaut, wiener_export, tmp_path, capsys):
     import tensorflow as tf
 

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers import SMALL_BLIND
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
@@ -155,6 +157,7 @@ def test_edge_sigma_reads_the_blur_of_a_step_edge():
     assert np.all(np.diff(found) > 0)
 
 
+@pytest.mark.filterwarnings(SMALL_BLIND)
 def test_oracle_sigma_prints_the_mean_table_and_each_photo(tmp_path, astronaut, camera, capsys):
     from blurkit import Deblurrer
 
@@ -371,6 +374,7 @@ def test_joint_learning_rate_warms_up_then_decays_to_a_hundredth():
     assert all(a >= b for a, b in zip(values[:-1], values[1:], strict=True))
 
 
+@pytest.mark.filterwarnings(SMALL_BLIND)
 def test_joint_training_moves_both_parts_or_only_the_restorer(joint, tmp_path, astronaut, camera, capsys):
     from blurkit import Deblurrer
     from blurkit.data.io import write_image
