@@ -14,7 +14,7 @@ import pytest
 import blurkit.data.io as bio
 from blurkit.blurs import GaussianBlur
 from blurkit.cli.main import main
-from blurkit.data.io import write_image
+from blurkit.data.io import ImageReadError, write_image
 from blurkit.data.pipeline import (
     _PatchMaker,
     items_for,
@@ -384,6 +384,12 @@ def test_cache_serves_later_epochs_and_is_never_stale(photos, tmp_path, monkeypa
     _, image = maker._load(0)
     assert reads == [] and isinstance(image, np.memmap) and int(image.max()) == 77
     assert not list(cache.rglob("*.tmp"))
+
+    # served by the cache and refused there as too big: named by its whole path, as a read file is
+    small = _PatchMaker(src, BLUR, 16, 1, 3, False, 100, cache=cache)
+    with pytest.raises(ImageReadError) as info:
+        small._load(0)
+    assert reads == [] and info.value.path == str(target) and "max_pixels=100" in info.value.reason
 
 
 def test_cache_for_records_and_pairs(flat, photos, tmp_path, monkeypatch):

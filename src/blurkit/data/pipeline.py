@@ -563,17 +563,12 @@ class _PatchMaker:
 
     def _read(self, path: Path) -> np.ndarray:
         """Read one image file; an :class:`~blurkit.data.io.ImageReadError` names its whole path."""
-        from blurkit.data.io import ImageReadError, read_image
+        from blurkit.data.io import read_image
 
-        try:
-            if self.cache is None:
-                return read_image(path, **self._kw())
-            key = _cache_key("file", *_file_key(path))
-            return self._through_cache(key, lambda: read_image(path, **self._kw()), Path(path).name)
-        except ImageReadError as exc:  # it names the bare file name
-            if exc.path != str(path):
-                raise ImageReadError(path, exc.reason) from None
-            raise
+        if self.cache is None:
+            return read_image(path, **self._kw())
+        key = _cache_key("file", *_file_key(path))
+        return self._through_cache(key, lambda: read_image(path, **self._kw()), str(path))
 
     def _skip(self, key: int, why: str, message: str) -> None:
         """Remember that item (or record) ``key`` is unreadable, and warn ``message`` the first time only.
