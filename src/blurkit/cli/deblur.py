@@ -445,13 +445,14 @@ def _notes(plan: _Plan, out: str, suffix: str) -> list[str]:
 
 
 class _Options:
-    """A Deblurrer whose ``predict(image)`` passes ``ensemble`` and ``sigma`` on to ``Deblurrer.predict``."""
+    """A Deblurrer whose ``predict(image, progress)`` passes ``ensemble`` and ``sigma`` on to
+    ``Deblurrer.predict`` (``progress``: the bar over a large image's tiles, as ``Deblurrer.predict``'s)."""
 
     def __init__(self, deblurrer, ensemble: int, sigma: float | None) -> None:
         self.deblurrer, self.ensemble, self.sigma = deblurrer, ensemble, sigma
 
-    def predict(self, image):
-        return self.deblurrer.predict(image, ensemble=self.ensemble, sigma=self.sigma)
+    def predict(self, image, progress: bool = False):
+        return self.deblurrer.predict(image, ensemble=self.ensemble, sigma=self.sigma, progress=progress)
 
 
 class _Auto:
@@ -463,12 +464,12 @@ class _Auto:
 
         self.load, self.models, self.counts = load, {first: load(first)}, collections.Counter()
 
-    def predict(self, image):
+    def predict(self, image, progress: bool = False):
         from blurkit.presets import choose_preset
 
         name = choose_preset(image)
         if name not in self.models:
             self.models[name] = self.load(name)
-        out = self.models[name].predict(image)
+        out = self.models[name].predict(image, progress=progress)
         self.counts[name] += 1  # once restored: not an image that failed, or was stopped by Ctrl-C
         return out
