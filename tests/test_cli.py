@@ -363,6 +363,8 @@ def test_deblur_errors(model, photos, tmp_path, capsys):
     _error(capsys, ["deblur", str(model), "-o", str(tmp_path / "o")])
     _error(capsys, ["deblur", str(model), str(tmp_path / "missing.png"), "-o", str(tmp_path / "o" / "x.png")],
            "no such file or folder")
+    _error(capsys, ["deblur", "gaussian-v1", str(photos / "cat.jpg"), "-o", str(tmp_path / "o")],  # a preset
+           "no such file or folder: gaussian-v1 (gaussian-v1 is a preset: --preset gaussian-v1)")
     (tmp_path / "afile").write_text("x")
     _error(capsys, ["deblur", str(model), str(photos), "-o", str(tmp_path / "afile")], "is a file, not a folder")
     _error(capsys, ["deblur", str(model), str(photos / "cat.jpg"), "-o", str(tmp_path / "afile" / "x.png")],

@@ -197,7 +197,10 @@ def _plan(inputs: list[str], out: str, suffix: str, ext: str | None = None) -> _
     for item in inputs:
         p = Path(item)
         if not p.is_dir() and not p.is_file():
-            raise CLIError(f"no such file or folder: {p}")
+            from blurkit.presets import AUTO, list_presets
+
+            hint = f" ({item} is a preset: --preset {item})" if item in (*list_presets(), AUTO) else ""
+            raise CLIError(f"no such file or folder: {p}{hint}")
         key = Path(os.path.abspath(p))  # not resolved: a link to a photo is restored under its own name
         if key not in given:  # the same file or folder given twice is restored once
             given.add(key)
