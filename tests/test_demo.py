@@ -96,7 +96,7 @@ def test_demo_given_sigma_needs_a_blur_estimator(tiny_model, tmp_path, capsys):
     assert not list(out_dir.glob("*.png"))
 
 
-def test_demo_with_default_preset_and_given_sigma(tmp_path, capsys):
+def test_demo_with_default_preset_and_given_sigma(tmp_path, capsys, monkeypatch):
     """The default preset, blind and given the true sigma (``--given-sigma``: like for like with Wiener). The
     ``--given-sigma`` table has the blind columns too, so one run checks both; the plain table is
     test_demo_with_model_file's."""
@@ -106,8 +106,16 @@ def test_demo_with_default_preset_and_given_sigma(tmp_path, capsys):
         pytest.skip(f"preset {DEFAULT_PRESET} is not shipped yet")
     assert main(["demo", "--given-sigma", "--sigma", "5", "--out", str(tmp_path)]) == 2
     assert "--sigma (with --given-sigma) must be a number from 0.3 to 3.5" in capsys.readouterr().err
+    import blurkit.plots
+
+    drawn, real = [], blurkit.plots.plot_comparison
+    monkeypatch.setattr(blurkit.plots, "plot_comparison", lambda panels, titles, path, **kw: (
+        drawn.append(titles), real(panels, titles, path, **kw))[1])
     assert main(["demo", "--given-sigma", "--max-side", "96", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
+    assert "figures (blurred | Wiener | blurkit | blurkit given σ | sharp)" in out
+    assert len(drawn) == len(SAMPLES)
+    assert all(len(t) == 5 and t[3].startswith("blurkit given σ ") for t in drawn)
     assert f"preset {DEFAULT_PRESET}" in out
     assert "| blurkit PSNR | SSIM | blurkit given σ PSNR | SSIM | Wiener s |" in out
     blurred_psnr, blurred_ssim, _, _, model_psnr, model_ssim, given_psnr, given_ssim, *_ = _mean_row(out)

@@ -159,12 +159,16 @@ def run(args: argparse.Namespace) -> int:
         for key, img, sec in results:
             row[key] = {"psnr": psnr(sharp, img), "ssim": ssim(sharp, img), "seconds": sec}
         rows.append(row)
+        panels = [img for _, img, _ in results] + [sharp]  # blurred, Wiener, blurkit (, given), sharp
         titles = [f"blurred (σ={args.sigma:g}) {row['blurred']['psnr']:.2f} dB",
                   f"Wiener, true kernel {row['wiener']['psnr']:.2f} dB",
-                  f"blurkit {row['blurkit']['psnr']:.2f} dB", "sharp"]
-        plot_comparison([blurred, w, r, sharp], titles, out / f"{photo}.png", zoom=128)
+                  f"blurkit {row['blurkit']['psnr']:.2f} dB"]
+        titles += [f"blurkit given σ {row['given']['psnr']:.2f} dB"] if args.given_sigma else []
+        titles.append("sharp")
+        plot_comparison(panels, titles, out / f"{photo}.png", zoom=128)
     print()
     print(format_table(rows))
     print()
-    print(f"figures (blurred | Wiener | blurkit | sharp): {out.resolve()}")
+    given = " | blurkit given σ" * args.given_sigma
+    print(f"figures (blurred | Wiener | blurkit{given} | sharp): {out.resolve()}")
     return 0
