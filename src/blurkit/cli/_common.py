@@ -143,6 +143,30 @@ def check_output(path: Any, arg: str, *, folder: bool = False) -> Path:
     return path
 
 
+def on_terminal(stream: Any = None) -> bool:
+    r"""Whether ``stream`` (default: stderr, where the progress bars go) is a terminal.
+
+    The commands draw a progress bar only on a terminal: in a pipe or a log file a bar is its frames joined
+    by ``\r`` (a line of text for every redraw). A stream that is missing or closed is no terminal.
+
+    Args:
+        stream: A file object; None for ``sys.stderr`` as it is at the call.
+
+    Returns:
+        True if ``stream`` is an open terminal.
+
+    Examples:
+        >>> import io
+        >>> on_terminal(io.StringIO())
+        False
+    """
+    stream = sys.stderr if stream is None else stream
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):  # no stream (pythonw), or a closed one
+        return False
+
+
 def quiet_tensorflow() -> None:
     """Import TensorFlow with its start-up log lines hidden, unless the user has asked for them.
 

@@ -337,7 +337,7 @@ def run(args: argparse.Namespace) -> int:
     import itertools
     import sys
 
-    from blurkit.cli._common import check_sigma, flag_reason, load_deblurrer, shown
+    from blurkit.cli._common import check_sigma, flag_reason, load_deblurrer, on_terminal, shown
     from blurkit.cli.main import CLIError, interrupt_status
 
     paths = list(args.paths)
@@ -396,7 +396,7 @@ def run(args: argparse.Namespace) -> int:
         restorer = setup(load_deblurrer(model, args.preset))
     if plan.kept.n and not args.skip_existing:
         print(f"blurkit deblur: {shown(_kept(plan, args.out))}", file=sys.stderr)
-    bars = not args.quiet and sys.stderr.isatty()  # in a log file, a bar is frames joined by \r
+    bars = not args.quiet and on_terminal()  # in a log file, a bar is frames joined by \r
     stop = None  # the Interrupted that ended the run early, if one did
     try:
         summary = deblur_files(restorer, jobs, workers=args.io_workers, prefetch=args.prefetch,

@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     import warnings
     from pathlib import Path
 
-    from blurkit.cli._common import check_output, error_text, load_named, parse_blur_options
+    from blurkit.cli._common import check_output, error_text, load_named, on_terminal, parse_blur_options
     from blurkit.cli.main import CLIError
 
     if bool(args.data) == bool(args.pairs):
@@ -89,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         with warnings.catch_warnings():  # unreadable files are listed below, once
             warnings.filterwarnings("ignore", message="skipping (unreadable )?image")
-            scores = d.evaluate(data, per_image=True, max_images=args.max_images, progress=True,
+            # a progress bar on a terminal only: in a log file, a bar is frames joined by \r
+            scores = d.evaluate(data, per_image=True, max_images=args.max_images, progress=on_terminal(),
                                 blur=args.blur, blur_options=blur_options or None, ensemble=args.ensemble,
                                 known_sigma=args.known_sigma, metrics=args.metric, seed=args.seed)
     except (FileNotFoundError, ValueError, TypeError, KeyError) as exc:

@@ -107,7 +107,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "manifest.jsonl.partial of an interrupted run) lists, and that manifest, before writing (other files "
         "are kept)",
     )
-    parser.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
+    parser.add_argument(
+        "--no-progress", action="store_true",
+        help="no progress bar (it is drawn on a terminal only anyway); the summary is still printed",
+    )
     parser.set_defaults(func=run)
     return parser
 
@@ -116,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``make-pairs``; returns 0 if at least one pair was written, 1 if none."""
     from pathlib import Path
 
+    from blurkit.cli._common import on_terminal
     from blurkit.cli.main import CLIError
     from blurkit.data.pairs import (
         MANIFEST_NAME,
@@ -172,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
             blur_options=options,
             seed=args.seed,
             size=size,
-            progress=not args.no_progress,
+            progress=not args.no_progress and on_terminal(),  # in a log file: frames joined by \r
             replace=args.replace,
         )
     except (FileNotFoundError, NotADirectoryError, ValueError) as exc:

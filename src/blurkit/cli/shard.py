@@ -47,7 +47,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     parser.add_argument("--workers", type=int, default=None, metavar="N",
                         help="threads reading and checking files (default: CPUs, at most 8)")
-    parser.add_argument("--no-progress", action="store_true", help="do not show a progress bar")
+    parser.add_argument(
+        "--no-progress", action="store_true",
+        help="no progress bar (it is drawn on a terminal only anyway); the summary is still printed",
+    )
     parser.set_defaults(func=run)
     return parser
 
@@ -76,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``shard``; returns 0 when at least one image was stored, 1 when none."""
     from pathlib import Path
 
-    from blurkit.cli._common import quiet_tensorflow
+    from blurkit.cli._common import on_terminal, quiet_tensorflow
     from blurkit.cli.main import CLIError
     from blurkit.data.io import DEFAULT_MAX_PIXELS
     from blurkit.data.shards import write_shards
@@ -102,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
             workers=args.workers,
-            progress=not args.no_progress,
+            progress=not args.no_progress and on_terminal(),  # in a log file: frames joined by \r
         )
     except (FileNotFoundError, NotADirectoryError, ValueError) as exc:
         raise CLIError(str(exc)) from None
