@@ -427,6 +427,16 @@ def test_deblur_asks_every_restorer_for_the_tile_bar_on_a_terminal(photos, tmp_p
     capsys.readouterr()
 
 
+def test_an_unknown_preset_is_refused_before_tensorflow_is_imported(photos, tmp_path):
+    """A preset name's typo is a usage error at once, not after TensorFlow's seconds of start-up."""
+    code = ("import sys; from blurkit.cli.main import main; "
+            f"rc = main(['deblur', {str(photos / 'cat.jpg')!r}, '-o', {str(tmp_path / 'o')!r}, '--preset', "
+            "'gausian-v1']); print(rc, 'tensorflow' in sys.modules, 'keras' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.split() == ["2", "False", "False"], proc.stderr
+    assert "unknown preset 'gausian-v1'; did you mean 'gaussian-v1'?" in proc.stderr
+
+
 def test_deblur_failure_lines_name_the_file_once(model, photos, tmp_path, capsys):
     """``failed: PATH: reason``, the file named once (the reason is kept apart from it), and a
     too-large image's reason names the command's --max-pixels, not read_image's max_pixels."""

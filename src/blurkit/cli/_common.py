@@ -215,17 +215,18 @@ def load_named(name: str | None):
 
 
 def load_deblurrer(model: str | None, preset: str | None = None):
-    """A Deblurrer from a model file, or from a shipped preset (the default one when both are None)."""
-    quiet_tensorflow()
-    from blurkit.deblurrer import Deblurrer, ModelFileError
+    """A Deblurrer from a model file, or from a shipped preset (the default one when both are None).
 
+    A missing file or an unknown preset name is refused before TensorFlow is imported (seconds)."""
+    from blurkit.deblurrer import Deblurrer, ModelFileError  # light: TensorFlow comes with the model
+    from blurkit.presets import DEFAULT_PRESET, preset_path
+
+    if model and not Path(model).is_file():
+        raise CLIError(f"model file not found: {model}")
     try:
-        if model:
-            if not Path(model).is_file():
-                raise CLIError(f"model file not found: {model}")
-            return Deblurrer.load(model)
-        from blurkit.presets import DEFAULT_PRESET
-
-        return Deblurrer.from_preset(preset or DEFAULT_PRESET)
+        if not model:
+            preset_path(preset or DEFAULT_PRESET)
+        quiet_tensorflow()
+        return Deblurrer.load(model) if model else Deblurrer.from_preset(preset or DEFAULT_PRESET)
     except (ModelFileError, KeyError) as exc:
         raise CLIError(error_text(exc)) from None
