@@ -61,7 +61,8 @@ def plot_history(history: dict[str, Sequence[float]], path: str | os.PathLike) -
     keys = [k for k in ("loss", "psnr", "ssim") if k in history]
     if not keys:
         raise ValueError(f"history has no loss/psnr/ssim curves (keys: {sorted(history)})")
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.4), squeeze=False)
+    # constrained: each axis label clears its neighbour's tick labels
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.4), squeeze=False, layout="constrained")
     for ax, k in zip(axes[0], keys, strict=True):
         # one value per epoch, NaN (None once saved) where an epoch had none: a gap in the curve
         train = np.array(history[k], dtype=float)
@@ -70,7 +71,8 @@ def plot_history(history: dict[str, Sequence[float]], path: str | os.PathLike) -
             val = np.array(history[f"val_{k}"], dtype=float)
             ax.plot(np.arange(1, len(val) + 1), val, ".-" if np.isnan(val).any() else "-", label="validation")
         ax.set_xlabel("epoch")
-        ax.set_ylabel({"psnr": "PSNR (dB)"}.get(k, k))
+        ax.xaxis.get_major_locator().set_params(integer=True)  # epochs 1, 2, 3: no 1.5
+        ax.set_ylabel({"psnr": "PSNR (dB)", "ssim": "SSIM"}.get(k, k))
         values = [v for key in (k, f"val_{k}") for v in np.array(history.get(key, []), dtype=float)
                   if np.isfinite(v)]
         if k == "loss" and values and min(values) > 0:  # psnr_loss is negative (dB): a linear axis
