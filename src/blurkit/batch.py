@@ -215,6 +215,17 @@ class _Inline:
         pass
 
 
+def tile_bar(deblurrer: Any, progress: bool) -> dict:
+    """The keyword arguments that ask ``deblurrer.predict`` for its bar of a large photo's tiles (half a
+    minute for 12 MP on a laptop CPU): ``{"progress": True}`` where ``progress`` and its ``predict`` takes
+    it (a :class:`~blurkit.Deblurrer`'s does), else none, so anything with a ``predict(image)`` serves."""
+    try:
+        takes = "progress" in inspect.signature(deblurrer.predict).parameters
+    except (TypeError, ValueError):  # no signature to read (a builtin, a C extension)
+        takes = False
+    return {"progress": True} if progress and takes else {}
+
+
 def _reason(exc: BaseException) -> str:
     """Why a file failed, listed beside it: an unreadable file's reason without its name."""
     from blurkit.data.io import ImageReadError
@@ -311,10 +322,7 @@ def deblur_files(
     failures: list[tuple[int, Path, str]] = []
     start = time.perf_counter()
     bar = _Bar(progress, total)
-    try:  # a Deblurrer shows the tiles of a large photo (half a minute for 12 MP on a laptop CPU)
-        tiles = {"progress": True} if progress and "progress" in inspect.signature(deblurrer.predict).parameters else {}
-    except (TypeError, ValueError):  # no signature to read (a builtin, a C extension)
-        tiles = {}
+    tiles = tile_bar(deblurrer, progress)
 
     def read(src: Path, dst: Path) -> Any:
         image = read_image(src, max_pixels=max_pixels, alpha="keep")

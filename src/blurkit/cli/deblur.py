@@ -455,7 +455,10 @@ class _Options:
         self.deblurrer, self.ensemble, self.sigma = deblurrer, ensemble, sigma
 
     def predict(self, image, progress: bool = False):
-        return self.deblurrer.predict(image, ensemble=self.ensemble, sigma=self.sigma, progress=progress)
+        from blurkit.batch import tile_bar
+
+        return self.deblurrer.predict(image, ensemble=self.ensemble, sigma=self.sigma,
+                                      **tile_bar(self.deblurrer, progress))
 
 
 class _Auto:
@@ -468,11 +471,12 @@ class _Auto:
         self.load, self.models, self.counts = load, {first: load(first)}, collections.Counter()
 
     def predict(self, image, progress: bool = False):
+        from blurkit.batch import tile_bar
         from blurkit.presets import choose_preset
 
         name = choose_preset(image)
         if name not in self.models:
             self.models[name] = self.load(name)
-        out = self.models[name].predict(image, progress=progress)
+        out = self.models[name].predict(image, **tile_bar(self.models[name], progress))
         self.counts[name] += 1  # once restored: not an image that failed, or was stopped by Ctrl-C
         return out
