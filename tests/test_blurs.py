@@ -390,7 +390,7 @@ def test_serialization_round_trip():
     back = deserialize_blur(saved)
     assert isinstance(back, MotionBlur) and back.get_config() == b.get_config()
     assert isinstance(deserialize_blur("defocus"), DefocusBlur)
-    with pytest.raises(UnknownComponentError, match="unknown blurs 'motoin'; did you mean 'motion'"):
+    with pytest.raises(UnknownComponentError, match="unknown blur 'motoin'; did you mean 'motion'"):
         deserialize_blur({"name": "motoin", "config": {}})
     with pytest.raises(ValueError, match="saved with version 2, but this blurkit has version 1"):
         deserialize_blur({"name": "motion", "version": 2, "config": {}})

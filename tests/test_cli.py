@@ -171,7 +171,7 @@ def test_train_errors(photos, tmp_path, capsys):
                       (["--early-stopping", "0"], "--early-stopping")):
         _error(capsys, ["train", str(photos), *TINY_TRAIN, *bad, "-o", m], name)
     err = _error(capsys, ["train", str(photos), *TINY_TRAIN, "--model-option", "foo=1", "-o", m], "'foo'")
-    assert "--model unet" in err and "models 'unet' takes no option 'foo'; its options: channels, width" in err
+    assert "--model unet" in err and "model 'unet' takes no option 'foo'; its options: channels, width" in err
     err = _error(capsys, ["train", str(photos), *TINY_TRAIN, "--blur", "motion", "--sigma", "2", "-o", m], "'sigma'")
     assert "--blur motion" in err
     (tmp_path / "afile").write_text("x")
@@ -783,7 +783,7 @@ def test_a_failing_tensorflow_import_shows_what_it_wrote(tmp_path):
 def test_evaluate_names_the_options_the_blur_takes(model, photos, capsys):
     """`evaluate --blur-option foo=1` said "Blur.__init__() got an unexpected keyword argument 'foo'"."""
     err = _error(capsys, ["evaluate", str(model), str(photos), "--blur-option", "foo=1"], "'foo'")
-    assert "blurs 'gaussian' takes no option 'foo'; its options: sigma, sigma_y, angle" in err
+    assert "blur 'gaussian' takes no option 'foo'; its options: sigma, sigma_y, angle" in err
 
 
 def test_outputs_are_checked_writable_before_any_work(tmp_path, monkeypatch, capsys):

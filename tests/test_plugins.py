@@ -165,11 +165,11 @@ def test_cli_list_shows_plugins_and_builtins_win(plugin_path):
     assert rows["models"] and "broken" not in rows["metrics"]
     err = done.stderr
     assert (
-        f"PluginWarning: plugin {DIST} 0.1 provides blurs 'gaussian', which is built in; the built-in wins"
+        f"PluginWarning: plugin {DIST} 0.1 provides blur 'gaussian', which is built in; the built-in wins"
         in err
     )
     assert (
-        f"PluginWarning: blurkit could not load plugin metrics 'broken' (bk_broken_plugin:metric) from {DIST} 0.1: "
+        f"PluginWarning: blurkit could not load plugin metric 'broken' (bk_broken_plugin:metric) from {DIST} 0.1: "
         "ImportError: bk_broken_plugin needs the package 'not_installed_dependency'"
     ) in err
 

@@ -51,9 +51,26 @@ def test_unknown_name_lists_available_and_closest(reg):
     with pytest.raises(UnknownComponentError) as err:
         reg.get("gausian")
     msg = str(err.value)
-    assert "did you mean 'gaussian'" in msg
-    assert "Available: gaussian, motion" in msg
+    assert msg == "unknown thing 'gausian'; did you mean 'gaussian'? Available: gaussian, motion"
     assert isinstance(err.value, KeyError)
+
+
+def test_messages_name_one_component_in_the_singular():
+    """A new user read `unknown models 'unett'` and `blurs 'gaussian' takes no option 'sigm'`: the registry's
+    plural title stood for one component. The messages say `model`, `blur`, `metric` (``Registry.noun``)."""
+    assert (BLURS.noun, MODELS.noun, Registry("things").noun) == ("blur", "model", "thing")
+    assert Registry("data", noun="dataset").noun == "dataset"
+    with pytest.raises(UnknownComponentError, match=r"^unknown model 'unett'; did you mean 'unet'\? Available: "):
+        MODELS.get("unett")
+    with pytest.raises(TypeError, match=r"^blur 'gaussian' takes no option 'sigm'; its options: sigma, "):
+        BLURS.create("gaussian", sigm=2)
+    reg = Registry("things")
+    reg.register("f", len)
+    with pytest.raises(DuplicateComponentError, match=r"^thing 'f' is already registered"):
+        reg.register("f", max)
+    reg.register("n", 3)
+    with pytest.raises(TypeError, match=r"^thing 'n' is not callable"):
+        reg.create("n")
 
 
 def test_duplicate_raises_unless_override(reg):
@@ -79,7 +96,7 @@ def test_a_plugin_whose_name_another_plugin_took_is_skipped_with_a_warning(reg, 
     from blurkit.registry import PluginWarning
 
     reg.register("g", json.dumps, source="plugin other-dist 1.0")
-    with pytest.warns(PluginWarning, match=r"plugin json:loads provides things 'g', which plugin other-dist 1\.0 "
+    with pytest.warns(PluginWarning, match=r"plugin json:loads provides thing 'g', which plugin other-dist 1\.0 "
                                            r"\(json\) provides already; that one is kept"):
         reg._load_entry_point(metadata.EntryPoint(name="g", value="json:loads", group="things"))
     assert reg.get("g") is json.dumps
@@ -243,11 +260,11 @@ def test_a_plugin_of_the_wrong_kind_or_that_exits_is_skipped_with_a_warning(tmp_
         assert metrics.list() == ["ok"]
     messages = sorted(str(w.message) for w in caught)
     assert messages == [
-        "blurkit could not load plugin blurs 'exits' (bk_exits:Nothing) from bk_exits:Nothing: "
+        "blurkit could not load plugin blur 'exits' (bk_exits:Nothing) from bk_exits:Nothing: "
         "SystemExit: bk_exits: cannot run here",
-        "blurkit could not load plugin blurs 'func' (bk_kinds:function) from bk_kinds:function: "
+        "blurkit could not load plugin blur 'func' (bk_kinds:function) from bk_kinds:function: "
         "not a subclass of blurkit.blurs.Blur (function function)",
-        "blurkit could not load plugin metrics 'number' (bk_kinds:NUMBER) from bk_kinds:NUMBER: "
+        "blurkit could not load plugin metric 'number' (bk_kinds:NUMBER) from bk_kinds:NUMBER: "
         "not callable (int 3)",
     ], messages
 
@@ -258,10 +275,10 @@ def test_an_unknown_option_is_named_with_the_options_the_component_takes():
     A component that keeps **kwargs for itself is called as it is (its own error, if any, unchanged)."""
     from blurkit.blurs import Blur
 
-    with pytest.raises(TypeError, match=r"^blurs 'motion' takes no options 'bar', 'foo'; its options: length, "
+    with pytest.raises(TypeError, match=r"^blur 'motion' takes no options 'bar', 'foo'; its options: length, "
                                         r"angle, border, noise, shot, quantize, jpeg, seed$"):
         BLURS.create("motion", foo=1, bar=2, length=3)
-    with pytest.raises(TypeError, match=r"^models 'unet' takes no option 'wdth'; its options: channels, width, "):
+    with pytest.raises(TypeError, match=r"^model 'unet' takes no option 'wdth'; its options: channels, width, "):
         MODELS.create("unet", wdth=8)
     reg = Registry("things")
     reg.register("loose", lambda **kwargs: kwargs)  # options it cannot tell: passed on, unchecked
@@ -282,8 +299,8 @@ def test_an_unknown_option_is_named_with_the_options_the_component_takes():
 
     reg.register("taps", Taps)
     assert reg.create("taps", tap_a=1, noise=0.01).taps == {"tap_a": 1}
-    with pytest.raises(TypeError, match=r"^things 'taps' takes no option 'nope'; its options: width, border, "):
+    with pytest.raises(TypeError, match=r"^thing 'taps' takes no option 'nope'; its options: width, border, "):
         reg.create("taps", nope=1)
     reg.register("fixed", lambda: 1)
-    with pytest.raises(TypeError, match=r"^things 'fixed' takes no option 'foo'; its options: \(none\)$"):
+    with pytest.raises(TypeError, match=r"^thing 'fixed' takes no option 'foo'; its options: \(none\)$"):
         reg.create("fixed", foo=1)

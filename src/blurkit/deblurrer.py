@@ -335,7 +335,7 @@ class Deblurrer:
             try:
                 model = _seeded_build(builder, opts, self.seed)
             except TypeError as exc:
-                raise options_error("models", model, builder, opts, exc) from None
+                raise options_error(MODELS.noun, model, builder, opts, exc) from None
         self.model = model  # sets channels, fixed_size and the sizes a fixed-size model dictates
         self.model_spec: dict | None = spec
         self._adopt_optimizer()
@@ -1025,7 +1025,7 @@ class Deblurrer:
     def _predict(self, x: Any, max_pixels: int | None, ensemble: int, sigma: float | None) -> Any:
         """:meth:`predict` after its arguments are checked; ``sigma`` the raw parameter or None."""
         if _is_encoded(x):
-            return self._predict(_read(x, max_pixels), None, ensemble, sigma)
+            return self._predict(_read(x, max_pixels, "predict"), None, ensemble, sigma)
         if isinstance(x, (list, tuple)):
             return [self._predict(i, max_pixels, ensemble, sigma) for i in x]
         arr = np.asarray(x)
@@ -1068,7 +1068,7 @@ class Deblurrer:
         """
         wiener = self._wiener_layer("estimate_sigma")  # a model without an estimator: refused before reading
         if _is_encoded(x):
-            x = _read(x, max_pixels)
+            x = _read(x, max_pixels, "estimate_sigma")
         if isinstance(x, (list, tuple)):
             return [self.estimate_sigma(i, max_pixels=max_pixels) for i in x]
         arr = np.asarray(x)
@@ -1163,7 +1163,7 @@ class Deblurrer:
             try:
                 return type(self.blur).from_config({**self.blur.get_config(), **blur_options})
             except TypeError as exc:
-                raise options_error("blurs", self.blur.name, type(self.blur), blur_options, exc) from None
+                raise options_error(BLURS.noun, self.blur.name, type(self.blur), blur_options, exc) from None
         if isinstance(blur, str):
             return BLURS.create(blur, **(blur_options or {}))
         if not isinstance(blur, Blur):
@@ -1449,7 +1449,7 @@ class Deblurrer:
                 if (path / "saved_model.pb").is_file() else ""
             raise ModelFileError(f"{path}: a folder, not a .keras model file{exported}")
         if not path.is_file():
-            raise ModelFileError(f"{path}: no such model file")
+            raise ModelFileError(f"{path}: no such model file{_preset_hint(path)}")
         if not zipfile.is_zipfile(path):
             with open(path, "rb") as fh:
                 if fh.read(4) == b"PK\x03\x04":  # starts like a zip, but its directory is missing
@@ -1559,6 +1559,15 @@ class Deblurrer:
         The preset runs with this library's inference settings (``DEFAULT_TILE_SIZE``,
         ``DEFAULT_TILE_OVERLAP``, ``DEFAULT_ESTIMATE_TILE``), not the values its file recorded when it was
         saved: they belong to the library version, not to the trained weights.
+
+        Args:
+            name: ``"gaussian-v1"`` (the default, for clean photos) or ``"gaussian-v1-noisy"`` (for photos
+                with sensor noise or JPEG compression); :func:`blurkit.presets.choose_preset` picks one of
+                the two for a given photo, as ``blurkit deblur`` does. ``blurkit list presets`` (or
+                :func:`blurkit.presets.list_presets`) lists those installed.
+
+        Raises:
+            KeyError: No such preset; the message lists the shipped ones and the closest name.
         """
         from blurkit.presets import preset_path
 
@@ -1602,19 +1611,38 @@ def _is_encoded(x: Any) -> bool:
     return isinstance(x, (str, os.PathLike, bytes, bytearray, memoryview)) or callable(getattr(x, "read", None))
 
 
-def _read(x: Any, max_pixels: int | None) -> np.ndarray:
-    """Decode what :func:`_is_encoded` accepts, as :func:`blurkit.data.io.read_image` reads a file."""
-    from blurkit.data.io import decode_image, read_image
+def _read(x: Any, max_pixels: int | None, method: str = "predict") -> np.ndarray:
+    """Decode what :func:`_is_encoded` accepts, as :func:`blurkit.data.io.read_image` reads a file, for the
+    Deblurrer ``method`` named in the messages: an image over ``max_pixels`` is refused with the advice to
+    pass a larger ``max_pixels`` to that method (not to ``read_image``, which the user did not call)."""
+    from blurkit.data.io import ImageReadError, decode_image, read_image
 
     kw = {} if max_pixels is None else {"max_pixels": max_pixels}
-    if isinstance(x, (str, os.PathLike)):
-        return read_image(x, **kw)
-    if isinstance(x, (bytes, bytearray, memoryview)):
-        return decode_image(bytes(x), **kw)
-    data = x.read()
-    if not isinstance(data, (bytes, bytearray)):
-        raise TypeError(f"a file object given to predict must be opened in binary mode (got {type(data).__name__})")
-    return decode_image(bytes(data), name=str(getattr(x, "name", "<stream>")), **kw)
+    try:
+        if isinstance(x, (str, os.PathLike)):
+            return read_image(x, **kw)
+        if isinstance(x, (bytes, bytearray, memoryview)):
+            return decode_image(bytes(x), **kw)
+        data = x.read()
+        if not isinstance(data, (bytes, bytearray)):
+            raise TypeError(f"a file object given to {method} must be opened in binary mode "
+                            f"(got {type(data).__name__})")
+        return decode_image(bytes(data), name=str(getattr(x, "name", "<stream>")), **kw)
+    except ImageReadError as exc:
+        # io's advice names read_image and max_pixels=None, which here means the default limit
+        advice = "pass a larger max_pixels (or max_pixels=None) to read_image"
+        if advice not in exc.reason:
+            raise
+        ours = f"pass a larger max_pixels to Deblurrer.{method}"
+        raise ImageReadError(exc.path, exc.reason.replace(advice, ours)) from None
+
+
+def _preset_hint(path: Path) -> str:
+    """For a missing model file named exactly as a shipped preset: the way to load that preset."""
+    from blurkit.presets import list_presets
+
+    name = str(path)
+    return f'; {name} is a preset: Deblurrer.from_preset("{name}")' if name in list_presets() else ""
 
 
 def tiled_apply_model(

@@ -28,7 +28,7 @@ Examples:
     >>> colors.get("rde")
     Traceback (most recent call last):
     ...
-    blurkit.registry.UnknownComponentError: unknown colors 'rde'; did you mean 'red'? Available: red
+    blurkit.registry.UnknownComponentError: unknown color 'rde'; did you mean 'red'? Available: red
 """
 
 from __future__ import annotations
@@ -101,18 +101,19 @@ def _is_plugin(source: str) -> bool:
     return source.startswith("plugin ")
 
 
-def options_error(kind: str, name: str, factory: Any, kwargs: dict, exc: TypeError) -> TypeError:
+def options_error(noun: str, name: str, factory: Any, kwargs: dict, exc: TypeError) -> TypeError:
     """The ``TypeError`` to raise when ``factory(**kwargs)`` raised ``exc``: one that names the options it does
     not take and lists those it takes, when that is what ``exc`` was about and they can be told (see
-    :func:`_options`); otherwise ``exc`` itself.
+    :func:`_options`); otherwise ``exc`` itself. ``noun`` names one component of its kind (``"blur"``:
+    :attr:`Registry.noun`).
 
     Examples:
         >>> from blurkit.blurs import MotionBlur
         >>> try:
         ...     MotionBlur(foo=1)
         ... except TypeError as exc:
-        ...     print(options_error("blurs", "motion", MotionBlur, {"foo": 1}, exc))
-        blurs 'motion' takes no option 'foo'; its options: length, angle, border, noise, shot, quantize, jpeg, seed
+        ...     print(options_error("blur", "motion", MotionBlur, {"foo": 1}, exc))
+        blur 'motion' takes no option 'foo'; its options: length, angle, border, noise, shot, quantize, jpeg, seed
     """
     if "unexpected keyword argument" not in str(exc):
         return exc
@@ -120,7 +121,7 @@ def options_error(kind: str, name: str, factory: Any, kwargs: dict, exc: TypeErr
     unknown = sorted(set(kwargs) - set(options or ()))
     if options is None or not unknown:
         return exc
-    return TypeError(f"{kind} {name!r} takes no option{'s' * (len(unknown) > 1)} {', '.join(map(repr, unknown))}; "
+    return TypeError(f"{noun} {name!r} takes no option{'s' * (len(unknown) > 1)} {', '.join(map(repr, unknown))}; "
                      f"its options: {', '.join(options) or '(none)'}")
 
 
@@ -164,12 +165,14 @@ class Registry:
     """A named collection of components with lazy built-ins and entry-point plugins.
 
     Args:
-        kind: What the registry holds, used in messages (``"blurs"``).
+        kind: What the registry holds, plural (``"blurs"``), as in ``repr``.
         group: The entry-point group scanned for plugins (``"blurkit.blurs"``), or None for none.
         builtins: Modules whose import registers the built-in components; imported on first use.
         check: Tells what is wrong with a plugin's entry-point object (``"not a class"``), or None when it is a
             component of this kind; an entry point that fails it is skipped with a :class:`PluginWarning` (it
             would otherwise fail later, far from the plugin that caused it).
+        noun: One component, for the messages that name one (``"unknown blur 'gaussain'"``); default
+            ``kind`` without its final "s" (give it for a plural such as ``"losses"``).
     """
 
     def __init__(
@@ -178,8 +181,10 @@ class Registry:
         group: str | None = None,
         builtins: Iterable[str] = (),
         check: Callable[[Any], str | None] | None = None,
+        noun: str | None = None,
     ) -> None:
         self.kind = kind
+        self.noun = noun or (kind[:-1] if kind.endswith("s") else kind)
         self.group = group
         self._builtins = tuple(builtins)
         self._check = check
@@ -228,7 +233,7 @@ class Registry:
             plugin_taken = old is not None and _is_plugin(old.source) and not _is_plugin(source)
             if old is not None and not override and old.obj is not obj and not plugin_taken:
                 raise DuplicateComponentError(
-                    f"{self.kind} {key!r} is already registered (from {old.source}, {old.module}); "
+                    f"{self.noun} {key!r} is already registered (from {old.source}, {old.module}); "
                     "pass override=True to replace it"
                 )
             self._entries[key] = Entry(key, obj, source, module, file, line)
@@ -276,7 +281,7 @@ class Registry:
                 message = f"which {old.source} ({old.module}) provides already; that one is kept"
             else:
                 return
-            warnings.warn(f"plugin {label} provides {self.kind} {ep.name!r}, {message}", PluginWarning, stacklevel=3)
+            warnings.warn(f"plugin {label} provides {self.noun} {ep.name!r}, {message}", PluginWarning, stacklevel=3)
             return
         try:
             obj = ep.load()
@@ -286,7 +291,7 @@ class Registry:
             wrong = f"{type(exc).__name__}: {exc}"
         if wrong is not None:
             warnings.warn(
-                f"blurkit could not load plugin {self.kind} {ep.name!r} ({ep.value}) from {label}: {wrong}",
+                f"blurkit could not load plugin {self.noun} {ep.name!r} ({ep.value}) from {label}: {wrong}",
                 PluginWarning,
                 stacklevel=3,
             )
@@ -322,7 +327,7 @@ class Registry:
             close = difflib.get_close_matches(str(name), names, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise UnknownComponentError(
-                f"unknown {self.kind} {name!r}{hint} Available: {', '.join(names) or '(none)'}"
+                f"unknown {self.noun} {name!r}{hint} Available: {', '.join(names) or '(none)'}"
             ) from None
 
     def create(self, name: str, **kwargs: Any) -> Any:
@@ -333,11 +338,11 @@ class Registry:
         """
         factory = self.get(name)
         if not callable(factory):
-            raise TypeError(f"{self.kind} {name!r} is not callable: {factory!r}")
+            raise TypeError(f"{self.noun} {name!r} is not callable: {factory!r}")
         try:
             return factory(**kwargs)
         except TypeError as exc:
-            raise options_error(self.kind, name, factory, kwargs, exc) from None
+            raise options_error(self.noun, name, factory, kwargs, exc) from None
 
     def list(self, pattern: str = "*") -> list[str]:
         """Names matching the fnmatch ``pattern``, sorted (plugins included)."""
@@ -393,14 +398,18 @@ BLURS = Registry(
     "blurkit.blurs",
     builtins=["blurkit.blurs.gaussian", "blurkit.blurs.motion", "blurkit.blurs.average", "blurkit.blurs.defocus"],
     check=_check_blur,
+    noun="blur",
 )
 MODELS = Registry(
     "models",
     "blurkit.models",
     builtins=["blurkit.models.autoencoder", "blurkit.models.unet", "blurkit.models.nafnet", "blurkit.models.wiener"],
     check=_check_callable,
+    noun="model",
 )
-METRICS = Registry("metrics", "blurkit.metrics", builtins=["blurkit.metrics.functional"], check=_check_callable)
+METRICS = Registry(
+    "metrics", "blurkit.metrics", builtins=["blurkit.metrics.functional"], check=_check_callable, noun="metric"
+)
 
 
 def register_blur(name: str | None = None, obj: Any = None, *, override: bool = False) -> Callable | Any:

@@ -154,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
     data = tuple(args.pairs) if args.pairs else args.data
     quiet = args.quiet or not chief
     if not quiet:
-        print(f"{d}\ntraining on {data} for {args.epochs} epochs -> {out} (training state: {state_dir})")
+        print(f"{d}\ntraining on {data} for {_count(args.epochs, 'epoch')} -> {out} (training state: {state_dir})")
         if args.resume:
             state = state_dir / "last.keras"
             print(f"resuming from {state}" if state.is_file() else f"no saved state in {state_dir}: starting afresh")
@@ -162,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         d.fit(data, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, validation=args.validation,
               validation_split=args.val_split, early_stopping=args.early_stopping, checkpoint=out,
+              callbacks=[] if quiet else [_announce(lambda: _split_line(d, args))],
               # a progress bar in a terminal; in a log file one line per epoch (a bar redraws itself with
               # carriage returns and colour codes: about 5 kB a second of training)
               verbose=0 if quiet else ("auto" if sys.stdout.isatty() else 2), resume=args.resume,
@@ -212,14 +213,45 @@ def _summary(d, out: Path, epochs: int, patience: int | None, paused: bool) -> s
     lines = []
     monitored = "validation loss" if d.validation else "training loss"  # what early stopping watched
     if trained < epochs and not paused and patience:
-        lines.append(f"stopped early after epoch {trained} of {epochs}: no better {monitored} for {patience} "
-                     "epochs")
+        lines.append(f"stopped early after epoch {trained} of {epochs}: no better {monitored} for "
+                     f"{_count(patience, 'epoch')}")
     meta = Deblurrer.read_metadata(out)
     saved = len((meta.get("history") or {}).get("loss") or [])
     psnr = (meta.get("validation") or {}).get("psnr")
     which = f"epoch {saved} of {trained}" + (f", the best {monitored}" if saved < trained else "")
     lines.append(f"saved {out}: {which}" + (f", validation PSNR {psnr:.2f} dB" if psnr else ""))
     return "\n".join(lines)
+
+
+def _count(n: int, noun: str) -> str:
+    """``"1 epoch"``, ``"8 epochs"``."""
+    return f"{n} {noun}{'s' * (n != 1)}"
+
+
+def _split_line(d, args: argparse.Namespace) -> str:
+    """How many photos (or pairs) ``fit`` found and how it split them, from ``d.training`` (set before the
+    first epoch): ``8 photos: 7 training, 1 validation``, or why there is no validation."""
+    train, val = int(d.training.get("train_items", 0)), int(d.training.get("validation_items", 0))
+    noun = "pair" if args.pairs else "photo"
+    if args.validation:
+        return f"{_count(train, noun)} for training, {val} for validation ({args.validation})"
+    if val:
+        return f"{_count(train + val, noun)}: {train} training, {val} validation"
+    # fit's split (blurkit.data.pipeline.split) holds out at least one item when there are two or more
+    why = "--val-split 0" if args.val_split == 0 else "needs at least 2"
+    return f"{_count(train, noun)}: no validation split ({why}); the curves show the training loss only"
+
+
+def _announce(line) -> object:
+    """A Keras callback that prints ``line()`` when training begins (after fit has read and split the data,
+    before the first epoch)."""
+    import keras
+
+    class Announce(keras.callbacks.Callback):
+        def on_train_begin(self, logs: dict | None = None) -> None:
+            print(line(), flush=True)
+
+    return Announce()
 
 
 def _pairs_blur(blurred_dir: str) -> dict | None:

@@ -1,0 +1,108 @@
+"""Messages a new user meets first: loading a preset by its name as a file, predict's size guard, and what
+``blurkit train`` says about the epochs and the train/validation split."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from blurkit import Deblurrer
+from blurkit.cli.main import main
+from blurkit.data.io import ImageReadError, write_image
+
+TINY_TRAIN = ["--model-option", "width=4", "--model-option", "depth=1", "--model-option", "blocks=1",
+              "--epochs", "1", "--steps-per-epoch", "1", "--patch-size", "32", "--batch-size", "2"]
+
+
+def _photos(folder, n: int):
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        write_image(folder / f"p{i}.png", rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
+    return folder
+
+
+# ------------------------------------------------------------------------------------------ presets
+def test_loading_a_preset_name_as_a_file_says_how_to_load_the_preset(tmp_path, monkeypatch):
+    """``Deblurrer.load("gaussian-v1")`` said only "no such model file"."""
+    from blurkit.deblurrer import ModelFileError
+    from blurkit.presets import list_presets
+
+    monkeypatch.chdir(tmp_path)  # no file of that name here
+    for name in list_presets():
+        with pytest.raises(ModelFileError, match=rf'^{name}: no such model file; {name} is a preset: '
+                                                 rf'Deblurrer\.from_preset\("{name}"\)$'):
+            Deblurrer.load(name)
+    with pytest.raises(ModelFileError, match=r"^gaussian-v2: no such model file$"):  # not a preset: no hint
+        Deblurrer.load("gaussian-v2")
+
+
+def test_from_preset_says_which_presets_there_are():
+    from blurkit.presets import list_presets
+
+    doc = Deblurrer.from_preset.__doc__
+    assert all(f'"{name}"' in doc for name in list_presets()) and "blurkit list presets" in doc
+
+
+# ------------------------------------------------------------------------------------------ predict
+def test_an_image_over_max_pixels_names_the_max_pixels_of_the_method_called(tmp_path):
+    """From predict the advice was to "pass a larger max_pixels (or max_pixels=None) to read_image": a function
+    the user did not call, and None, which is predict's default limit, not no limit."""
+    d = Deblurrer.from_preset("gaussian-v1")  # estimate_sigma needs its blur estimator
+    path = _photos(tmp_path, 1) / "p0.png"
+    tail = "(decompression-bomb guard); pass a larger max_pixels to Deblurrer.{} if you trust this file"
+    for call, method in ((lambda x: d.predict(x, max_pixels=100), "predict"),
+                         (lambda x: d.estimate_sigma(x, max_pixels=100), "estimate_sigma")):
+        with open(path, "rb") as fh:
+            for x, name in ((path, str(path)), (path.read_bytes(), "<bytes>"), (fh, str(path))):
+                with pytest.raises(ImageReadError) as err:
+                    call(x)
+                assert str(err.value) == (f"{name}: image is 64x48 = 3,072 pixels, more than max_pixels=100 "
+                                          + tail.format(method))
+                assert err.value.path == name
+    with pytest.raises(ImageReadError, match="not an image"):  # other reasons pass unchanged
+        d.predict(b"not an image")
+
+
+# ------------------------------------------------------------------------------------------ train
+def test_train_says_how_the_photos_were_split_once_before_training(tmp_path, capsys):
+    """``train`` said "for 1 epochs", and nothing of the split: how many photos it found, and that a single
+    photo trains with no validation (the curves and the saved epoch then follow the training loss)."""
+    out = tmp_path / "m.keras"
+    assert main(["train", str(_photos(tmp_path / "three", 3)), *TINY_TRAIN, "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"for 1 epoch -> {out} " in printed and "1 epochs" not in printed
+    lines = printed.splitlines()
+    assert lines.count("3 photos: 2 training, 1 validation") == 1
+    assert lines.index("3 photos: 2 training, 1 validation") < next(
+        i for i, ln in enumerate(lines) if ln.startswith("saved "))
+    assert main(["train", str(_photos(tmp_path / "one", 1)), *TINY_TRAIN, "-o", str(out)]) == 0
+    assert ("1 photo: no validation split (needs at least 2); the curves show the training loss only"
+            in capsys.readouterr().out.splitlines())
+    assert main(["train", str(tmp_path / "one"), *TINY_TRAIN, "-o", str(out), "--quiet"]) == 0
+    assert capsys.readouterr().out == ""
+
+
+def test_train_split_line_for_each_way_of_choosing_validation():
+    from blurkit.cli.train import _split_line
+
+    def line(train: int, val: int, **args) -> str:
+        d = SimpleNamespace(training={"train_items": train, "validation_items": val})
+        return _split_line(d, SimpleNamespace(**{"pairs": None, "validation": None, "val_split": 0.1, **args}))
+
+    assert line(7, 1) == "8 photos: 7 training, 1 validation"
+    assert line(9, 1, pairs=("b", "s")) == "10 pairs: 9 training, 1 validation"
+    assert line(8, 0, val_split=0.0) == ("8 photos: no validation split (--val-split 0); the curves show the "
+                                         "training loss only")
+    assert line(1, 0, pairs=("b", "s")).startswith("1 pair: no validation split (needs at least 2)")
+    assert line(8, 3, validation="val/") == "8 photos for training, 3 for validation (val/)"
+
+
+def test_train_summary_says_one_epoch_in_the_singular(tmp_path, monkeypatch):
+    from blurkit.cli.train import _summary
+
+    monkeypatch.setattr(Deblurrer, "read_metadata", staticmethod(lambda path: {"history": {"loss": [0.1]}}))
+    d = SimpleNamespace(training={"epochs": 2}, validation={})
+    assert _summary(d, tmp_path / "m.keras", 5, 1, False).splitlines()[0] == (
+        "stopped early after epoch 2 of 5: no better training loss for 1 epoch")
