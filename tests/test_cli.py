@@ -365,11 +365,16 @@ def test_deblur_errors(model, photos, tmp_path, capsys):
            "no such file or folder")
     _error(capsys, ["deblur", "gaussian-v1", str(photos / "cat.jpg"), "-o", str(tmp_path / "o")],  # a preset
            "no such file or folder: gaussian-v1 (gaussian-v1 is a preset: --preset gaussian-v1)")
+    exported = tmp_path / "exported"  # what `blurkit export` writes, given as the model
+    exported.mkdir()
+    (exported / "saved_model.pb").write_bytes(b"")
+    _error(capsys, ["deblur", str(exported), str(photos / "cat.jpg"), "-o", str(tmp_path / "o" / "x.png")],
+           f"{exported} is a SavedModel (blurkit export), not photos: deblur takes a .keras model file")
     (tmp_path / "afile").write_text("x")
     _error(capsys, ["deblur", str(model), str(photos), "-o", str(tmp_path / "afile")], "is a file, not a folder")
     _error(capsys, ["deblur", str(model), str(photos / "cat.jpg"), "-o", str(tmp_path / "afile" / "x.png")],
            "is a file, not a folder")
-    assert sorted(os.listdir(tmp_path)) == ["afile", "fake.keras"]
+    assert sorted(os.listdir(tmp_path)) == ["afile", "exported", "fake.keras"]
 
 
 def test_deblur_refuses_bad_arguments_before_any_work(model, photos, tmp_path, capsys, monkeypatch):

@@ -73,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from blurkit.cli._common import (
         check_output,
         error_text,
+        on_terminal,
         parse_blur_options,
         parse_options,
         quiet_tensorflow,
@@ -165,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
               callbacks=[] if quiet else [_announce(lambda: _split_line(d, args))],
               # a progress bar in a terminal; in a log file one line per epoch (a bar redraws itself with
               # carriage returns and colour codes: about 5 kB a second of training)
-              verbose=0 if quiet else ("auto" if sys.stdout.isatty() else 2), resume=args.resume,
+              verbose=0 if quiet else ("auto" if on_terminal(sys.stdout) else 2), resume=args.resume,
               checkpoint_dir=state_dir,
               time_limit=args.time_limit, strategy=strategy, cache=args.cache)
     except (FileNotFoundError, ValueError) as exc:
