@@ -529,6 +529,9 @@ def test_read_errors_name_the_file_as_given_and_say_why_apart(tmp_path, monkeypa
         assert str(exc) == f"{os.fspath(given)}: {exc.reason}"
         back = pickle.loads(pickle.dumps(exc))
         assert type(back) is ImageReadError and (back.path, back.reason, str(back)) == (exc.path, exc.reason, str(exc))
+    old = ImageReadError("a.png: bad")  # one argument, as raisers wrote it before: the whole message
+    back = pickle.loads(pickle.dumps(old))
+    assert (old.path, old.reason, str(old)) == (back.path, back.reason, str(back)) == (None, "a.png: bad", "a.png: bad")
 
 
 def test_missing_file_and_folder(tmp_path):

@@ -93,11 +93,12 @@ class ImageReadError(ValueError):
     """A file could not be read as an image; the message names the file and the reason.
 
     Args:
-        path: The file (as named to the reader: its path, or the name given to :func:`decode_image`).
+        path: The file (as named to the reader: its path, or the name given to :func:`decode_image`); or,
+            with no ``reason``, the whole message (a raiser written before the two were apart).
         reason: Why it could not be read.
 
     Attributes:
-        path: The file, as given.
+        path: The file, as given (None when only a message was given).
         reason: Why, without the file's name (the message is ``"{path}: {reason}"``).
 
     Examples:
@@ -109,12 +110,15 @@ class ImageReadError(ValueError):
         photos/empty.jpg | empty file (0 bytes)
     """
 
-    def __init__(self, path: str | os.PathLike, reason: str) -> None:
-        super().__init__(f"{os.fspath(path)}: {reason}")
-        self.path, self.reason = os.fspath(path), reason
+    def __init__(self, path: str | os.PathLike | None, reason: str | None = None) -> None:
+        if reason is None:  # one argument: the whole message
+            path, reason = None, str(path)
+        path = None if path is None else os.fspath(path)
+        super().__init__(path, reason)  # both in args: the error pickles (a worker process's, say)
+        self.path, self.reason = path, reason
 
-    def __reduce__(self) -> tuple:  # pickles with both arguments (a worker process's error, say)
-        return type(self), (self.path, self.reason)
+    def __str__(self) -> str:
+        return self.reason if self.path is None else f"{self.path}: {self.reason}"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1307,8 +1311,8 @@ def write_image(
             params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
         elif suffix == ".webp":  # OpenCV writes lossless WebP for a quality above 100
             params = [cv2.IMWRITE_WEBP_QUALITY, 101 if lossless else int(quality)]
-        elif suffix in (".tif", ".tiff"):  # LZW, lossless: OpenCV before 4.13 wrote colour float32 as
-            params = [cv2.IMWRITE_TIFF_COMPRESSION, 5]  # SGILOG (LogLuv) by default, 1 % off each value
+        elif suffix in (".tif", ".tiff"):  # lossless: OpenCV before 4.13 wrote colour float32 as SGILOG
+            params = [cv2.IMWRITE_TIFF_COMPRESSION, cv2.IMWRITE_TIFF_COMPRESSION_LZW]  # (LogLuv), 1 % off
         ok, encoded = cv2.imencode(suffix, np.ascontiguousarray(bgr), params)
         if not ok:  # pragma: no cover - OpenCV raises rather than returning False in practice
             raise ValueError(f"OpenCV could not encode {path.name} as {suffix}")
