@@ -219,11 +219,13 @@ def tile_bar(deblurrer: Any, progress: bool) -> dict:
     """The keyword arguments that ask ``deblurrer.predict`` for its bar of a large photo's tiles (half a
     minute for 12 MP on a laptop CPU): ``{"progress": True}`` where ``progress`` and its ``predict`` takes
     it (a :class:`~blurkit.Deblurrer`'s does), else none, so anything with a ``predict(image)`` serves."""
+    if not progress:
+        return {}
     try:
         takes = "progress" in inspect.signature(deblurrer.predict).parameters
     except (TypeError, ValueError):  # no signature to read (a builtin, a C extension)
         takes = False
-    return {"progress": True} if progress and takes else {}
+    return {"progress": True} if takes else {}
 
 
 def _reason(exc: BaseException) -> str:
