@@ -219,7 +219,7 @@ def gains() -> dict[str, tuple]:
     range of noisy over default on its noisy and JPEG rows."""
     d = {k: r["scores"][DEFAULT]["psnr"] - r["scores"][NOISY]["psnr"] for k, r in robust().items()}
     degraded = [-v for k, v in d.items() if not k.endswith("8-bit")]
-    return {"clean": tuple(f"{d[f'{s} | 8-bit']:+.2f}" for s in SIGMAS),
+    return {"clean": (*(f"{d[f'{s} | 8-bit']:+.2f}" for s in SIGMAS), None, None, None),  # "at sigma 1 / 2 / 3"
             "degraded": (f"{min(degraded):+.2f}", f"{max(degraded):+.2f}")}
 
 
@@ -418,7 +418,8 @@ def check(name, doc, header, nth, keys, key, col, want):
         assert got == want, f"{where}: bold on {got!r}, the best in the JSON: {want!r}"
     elif isinstance(want, tuple):
         figures = numbers(plain(row[t.header.index(col)]))
-        got = [f if w is not None else None for f, w in zip(figures, want, strict=False)]
+        assert len(figures) == len(want), f"{where}: the doc has {figures}, the JSON gives {list(want)}"
+        got = [f if w is not None else None for f, w in zip(figures, want, strict=True)]
         assert got == list(want), f"{where}: the doc has {figures}, the JSON gives {list(want)}"
     else:
         got = plain(row[t.header.index(col)])
