@@ -8,8 +8,9 @@ TRUE blur kernel and a fixed balance (``blurkit.classical.DEFAULT_WIENER_BALANCE
 for 8-bit Gaussian blur with sigma 1-3 on these photos). It prints PSNR / SSIM / seconds per photo and
 their means, and writes one figure per photo (blurred | Wiener | blurkit | sharp) to ``--out``.
 
-``--given-sigma`` adds a like-for-like column: the model given the true sigma (``Deblurrer.predict(x,
-sigma=...)``, for models with a Gaussian blur estimator such as the presets), the information Wiener is given.
+``--given-sigma`` adds a like-for-like column, and a panel before the sharp one in each figure: the model
+given the true sigma (``Deblurrer.predict(x, sigma=...)``, for models with a Gaussian blur estimator such as
+the presets), the information Wiener is given.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="downscale the photos to this longest side, 0 for none (default 512)")
     p.add_argument("--given-sigma", action="store_true",
                    help="also restore each photo with the model given the true sigma, like for like with "
-                        "Wiener (models with a Gaussian blur estimator, such as the presets)")
+                        "Wiener (models with a Gaussian blur estimator, such as the presets): a column of the "
+                        "table and a panel of each figure")
     p.add_argument("--out", default="blurkit-demo", help="folder for the figures (default ./blurkit-demo)")
     p.set_defaults(func=run)
     return p
