@@ -1209,9 +1209,10 @@ class Deblurrer:
 
         Returns:
             ``{"model": {metric: mean}, "blurred": {metric: mean}, "gain_db": psnr gain, "gain_images": k,
-            "images": n, "skipped": [...], "blur": the blur generator (``serialize_blur``; None for pairs), "seed" (None
-            for pairs), "ensemble", "known_sigma"}`` (plus ``"per_image"``: each image's name, ``index`` in ``data``, scores and, for
-            sharp photos, ``"blur"``: the parameters drawn for it, e.g. its ``sigma``).
+            "images": n, "skipped": [...], "blur": the blur generator (``serialize_blur``; None for pairs),
+            "seed" (None for pairs), "ensemble", "known_sigma"}`` (plus ``"per_image"``: each image's name,
+            ``index`` in ``data``, scores and, for sharp photos, ``"blur"``: the parameters drawn for it, e.g.
+            its ``sigma``).
             Metrics: PSNR (dB, RGB, data range 1), SSIM (scikit-image convention), MSE, accuracy (within
             2/255) and channel_accuracy (the tutorial's measure). An unreadable file, or an image smaller than
             SSIM's 11x11 window, is warned about and listed in ``skipped`` (name, index, reason); the means

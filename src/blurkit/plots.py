@@ -62,7 +62,8 @@ def plot_history(history: dict[str, Sequence[float]], path: str | os.PathLike) -
     if not keys:
         raise ValueError(f"history has no loss/psnr/ssim curves (keys: {sorted(history)})")
     # constrained: each axis label clears its neighbour's tick labels
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.4), squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.4), squeeze=False,
+                             layout="constrained")
     for ax, k in zip(axes[0], keys, strict=True):
         # one value per epoch, NaN (None once saved) where an epoch had none: a gap in the curve
         train = np.array(history[k], dtype=float)

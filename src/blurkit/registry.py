@@ -121,7 +121,8 @@ def options_error(noun: str, name: str, factory: Any, kwargs: dict, exc: TypeErr
     unknown = sorted(set(kwargs) - set(options or ()))
     if options is None or not unknown:
         return exc
-    return TypeError(f"{noun} {name!r} takes no option{'s' * (len(unknown) > 1)} {', '.join(map(repr, unknown))}; "
+    names = ", ".join(map(repr, unknown))
+    return TypeError(f"{noun} {name!r} takes no option{'s' * (len(unknown) > 1)} {names}; "
                      f"its options: {', '.join(options) or '(none)'}")
 
 
@@ -281,7 +282,8 @@ class Registry:
                 message = f"which {old.source} ({old.module}) provides already; that one is kept"
             else:
                 return
-            warnings.warn(f"plugin {label} provides {self.noun} {ep.name!r}, {message}", PluginWarning, stacklevel=3)
+            warnings.warn(f"plugin {label} provides {self.noun} {ep.name!r}, {message}", PluginWarning,
+                          stacklevel=3)
             return
         try:
             obj = ep.load()
@@ -408,7 +410,8 @@ MODELS = Registry(
     noun="model",
 )
 METRICS = Registry(
-    "metrics", "blurkit.metrics", builtins=["blurkit.metrics.functional"], check=_check_callable, noun="metric"
+    "metrics", "blurkit.metrics", builtins=["blurkit.metrics.functional"], check=_check_callable,
+    noun="metric",
 )
 
 

@@ -343,8 +343,8 @@ def run(args: argparse.Namespace) -> int:
 
     paths = list(args.paths)
     if (Path(paths[0]) / "saved_model.pb").is_file():  # `blurkit export`'s folder, not photos
-        raise CLIError(f"{paths[0]} is a SavedModel (blurkit export), not photos: deblur takes a .keras model "
-                       "file; serve a SavedModel with tf.saved_model.load")
+        raise CLIError(f"{paths[0]} is a SavedModel (blurkit export), not photos: deblur takes a .keras "
+                       "model file; serve a SavedModel with tf.saved_model.load")
     model = paths.pop(0) if paths[0].lower().endswith(".keras") else None
     for path in paths:
         if path.lower().endswith(".keras"):

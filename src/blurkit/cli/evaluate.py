@@ -163,7 +163,8 @@ def _gain_line(scores: dict) -> str:
         >>> _gain_line({"gain_db": 1.5, "gain_images": 1, "images": 2,
         ...             "per_image": [row(31.5, 30.0), row(60.0, math.inf)]})
         'gain: +1.50 dB PSNR over 1 of the 2 images (1 blurred image equals its sharp one: PSNR inf)'
-        >>> _gain_line({"gain_db": math.nan, "gain_images": 0, "images": 1, "per_image": [row(math.nan, 30.0)]})
+        >>> _gain_line({"gain_db": math.nan, "gain_images": 0, "images": 1,
+        ...             "per_image": [row(math.nan, 30.0)]})
         'gain: none to measure (1 image without a PSNR)'
     """
     if scores["gain_images"] == scores["images"]:

@@ -155,7 +155,8 @@ def run(args: argparse.Namespace) -> int:
     data = tuple(args.pairs) if args.pairs else args.data
     quiet = args.quiet or not chief
     if not quiet:
-        print(f"{d}\ntraining on {data} for {_count(args.epochs, 'epoch')} -> {out} (training state: {state_dir})")
+        print(f"{d}\ntraining on {data} for {_count(args.epochs, 'epoch')} -> {out} "
+              f"(training state: {state_dir})")
         if args.resume:
             state = state_dir / "last.keras"
             print(f"resuming from {state}" if state.is_file() else f"no saved state in {state_dir}: starting afresh")
