@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 
 from blurkit import Deblurrer
+from blurkit.cli import _common as common
 from blurkit.cli.main import main
 from blurkit.data.io import read_image, write_image
 from helpers import finish, levels, start
@@ -381,7 +383,6 @@ def test_deblur_refuses_bad_arguments_before_any_work(model, photos, tmp_path, c
     """A --suffix naming a path (a crash, or files written outside --out), a model file after the inputs
     (read as an image, the photos restored with the default preset) and a --tile-size below 16 (0 was
     taken as no tiling) are usage errors naming them, before a model is loaded."""
-    import blurkit.cli._common as common
 
     def no_model(*args):
         raise AssertionError("a model was loaded")
@@ -464,7 +465,6 @@ def test_deblur_failure_lines_name_the_file_once(model, photos, tmp_path, capsys
 
 def test_deblur_interrupted_counts_only_the_images_restored(photos, tmp_path, capsys, monkeypatch):
     """Ctrl-C while the second photo is restored: the presets' summary counts the one photo restored."""
-    import blurkit.cli._common as common
     import blurkit.presets
 
     class StoppedOnTheSecond:
@@ -870,3 +870,62 @@ def test_an_interrupted_train_says_what_is_kept_and_sigterm_interrupts_as_ctrl_c
     assert main(run) == 143 and not slept
     assert "--resume to go on" in capsys.readouterr().err
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+# ------------------------------------------------------------------------------------------ progress bars
+# evaluate, make-pairs and shard draw their bar on a terminal only, as deblur and train do: in a pipe or a
+# log file a tqdm bar is its frames joined by \r.
+BAR_TEXT = ("\r", "%|", "it/s", "img/s", "image/s")
+SUMMARY = {"evaluate": "4 images, blur", "make-pairs": "wrote 4 of 4 pairs", "shard": "wrote 4 of 4 images"}
+
+
+def _run_bar(command, photos, request, capsys, *extra):
+    """Run ``command`` on ``photos`` (its output in a new folder); its stdout and stderr."""
+    out = request.getfixturevalue("tmp_path") / f"out{len(extra)}"
+    argv = {"evaluate": lambda: ["evaluate", str(request.getfixturevalue("model")), str(photos)],
+            "make-pairs": lambda: ["make-pairs", str(photos), str(out), "--sigma", "1"],
+            "shard": lambda: ["shard", str(photos), str(out), "--shard-size", "2"]}[command]()
+    capsys.readouterr()
+    assert main([*argv, *extra]) == 0
+    printed = capsys.readouterr()
+    assert SUMMARY[command] in printed.out  # the summary, bar or no bar
+    return printed.out, printed.err
+
+
+def _has_bar(text: str) -> bool:
+    return any(bit in text for bit in BAR_TEXT)
+
+
+@pytest.mark.parametrize("command", ["evaluate", "make-pairs", "shard"])
+def test_no_bar_outside_a_terminal(command, photos, request, capsys):
+    """stderr a pipe or a file (pytest's capture is no terminal): no tqdm frame in it."""
+    out, err = _run_bar(command, photos, request, capsys)
+    assert not _has_bar(err), repr(err)
+    assert not _has_bar(out), repr(out)
+
+
+@pytest.mark.parametrize("command", ["evaluate", "make-pairs", "shard"])
+def test_bar_on_a_terminal(command, photos, request, capsys, monkeypatch):
+    """On a terminal the bar is drawn (on stderr), and ``--no-progress`` still turns it off."""
+    monkeypatch.setattr(common, "on_terminal", lambda stream=None: True)
+    out, err = _run_bar(command, photos, request, capsys)
+    assert "\r" in err and "%|" in err, repr(err)
+    assert not _has_bar(out), repr(out)
+    if command != "evaluate":  # evaluate has no option to turn its bar off
+        _, err = _run_bar(command, photos, request, capsys, "--no-progress")
+        assert not _has_bar(err), repr(err)
+
+
+def test_on_terminal():
+    """stderr by default; a file, a closed stream or none (pythonw) is no terminal."""
+    tty = io.StringIO()
+    tty.isatty = lambda: True
+    closed = io.StringIO()
+    closed.close()
+    assert common.on_terminal(tty) and not common.on_terminal(io.StringIO())
+    assert not common.on_terminal(closed) and not common.on_terminal(object())
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("sys.stderr", tty)
+        assert common.on_terminal()
+        mp.setattr("sys.stderr", None)
+        assert not common.on_terminal()
