@@ -1616,7 +1616,7 @@ def _read(x: Any, max_pixels: int | None, method: str = "predict") -> np.ndarray
     """Decode what :func:`_is_encoded` accepts, as :func:`blurkit.data.io.read_image` reads a file, for the
     Deblurrer ``method`` named in the messages: an image over ``max_pixels`` is refused with the advice to
     pass a larger ``max_pixels`` to that method (not to ``read_image``, which the user did not call)."""
-    from blurkit.data.io import ImageReadError, decode_image, read_image
+    from blurkit.data.io import _TOO_BIG_ADVICE, ImageReadError, decode_image, read_image
 
     kw = {} if max_pixels is None else {"max_pixels": max_pixels}
     try:
@@ -1631,11 +1631,10 @@ def _read(x: Any, max_pixels: int | None, method: str = "predict") -> np.ndarray
         return decode_image(bytes(data), name=str(getattr(x, "name", "<stream>")), **kw)
     except ImageReadError as exc:
         # io's advice names read_image and max_pixels=None, which here means the default limit
-        advice = "pass a larger max_pixels (or max_pixels=None) to read_image"
-        if advice not in exc.reason:
+        if _TOO_BIG_ADVICE not in exc.reason:
             raise
         ours = f"pass a larger max_pixels to Deblurrer.{method}"
-        raise ImageReadError(exc.path, exc.reason.replace(advice, ours)) from None
+        raise ImageReadError(exc.path, exc.reason.replace(_TOO_BIG_ADVICE, ours)) from None
 
 
 def _preset_hint(path: Path) -> str:

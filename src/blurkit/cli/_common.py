@@ -101,8 +101,10 @@ def flag_reason(why: str) -> str:
         ...             "max_pixels=None) to read_image if you trust this file")
         'image is 9 pixels, more than --max-pixels 4; pass a larger --max-pixels if you trust this file'
     """
+    from blurkit.data.io import _TOO_BIG_ADVICE
+
     why = why.replace("more than max_pixels=", "more than --max-pixels ")
-    return why.replace("pass a larger max_pixels (or max_pixels=None) to read_image", "pass a larger --max-pixels")
+    return why.replace(_TOO_BIG_ADVICE, "pass a larger --max-pixels")
 
 
 def check_output(path: Any, arg: str, *, folder: bool = False) -> Path:

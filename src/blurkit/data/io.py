@@ -558,13 +558,17 @@ def _read_header(data: bytes, name: str, max_pixels: int | None) -> _Header | No
     return header
 
 
+_TOO_BIG_ADVICE = "pass a larger max_pixels (or max_pixels=None) to read_image"
+"""The advice of a too-big image's reason; callers other than ``read_image`` replace it with their own."""
+
+
 def _too_big(size: tuple[int, int] | None, pixels: int | None, limit: int) -> str:
     what = (
         f"{size[0]}x{size[1]} = {pixels:,} pixels" if size else f"{pixels:,} pixels" if pixels else "too big"
     )
     return (
-        f"image is {what}, more than max_pixels={limit:,} (decompression-bomb guard); "
-        "pass a larger max_pixels (or max_pixels=None) to read_image if you trust this file"
+        f"image is {what}, more than max_pixels={limit:,} (decompression-bomb guard); {_TOO_BIG_ADVICE} if you "
+        "trust this file"
     )
 
 
