@@ -10,14 +10,16 @@ import cv2
 import numpy as np
 import pytest
 
+from blurkit.blurs import Blur
 from blurkit.cli.main import main
 from blurkit.data.io import read_image, write_image
 from blurkit.data.pairs import image_seed, make_pairs
 from blurkit.registry import BLURS
 
 
-class FakeBlur:
-    """A tiny Gaussian blur with the generator interface (stands in for the real ones)."""
+class FakeBlur(Blur):
+    """A tiny Gaussian blur with the generator interface (stands in for the real ones): a ``Blur`` subclass, as
+    the registry requires, that makes its pairs itself (``__call__``) without the base class's machinery."""
 
     name = "testblur"
     version = 3
@@ -35,6 +37,12 @@ class FakeBlur:
         kernel = k1 @ k1.T
         blurred = cv2.filter2D(image, -1, kernel, borderType=cv2.BORDER_REFLECT_101)
         return {"image": blurred, "kernel": kernel, "params": {"sigma": np.float64(sigma)}}
+
+    def sample_kernel(self, rng):  # not used: __call__ does it all
+        raise NotImplementedError
+
+    def kernel(self, params):
+        raise NotImplementedError
 
 
 @pytest.fixture
@@ -493,6 +501,8 @@ def test_no_pair_written_leaves_no_manifest(tmp_path, photos, testblur, capsys):
     out = tmp_path / "out"
 
     class Failing(FakeBlur):
+        name = "failingblur"
+
         def __call__(self, image, seed=None):
             raise ValueError("sigma too large")
 

@@ -304,3 +304,67 @@ def test_an_unknown_option_is_named_with_the_options_the_component_takes():
     reg.register("fixed", lambda: 1)
     with pytest.raises(TypeError, match=r"^thing 'fixed' takes no option 'foo'; its options: \(none\)$"):
         reg.create("fixed", foo=1)
+
+
+def test_a_blur_registered_under_another_name_than_its_own_is_refused(tmp_path, monkeypatch):
+    """A saved model records a blur's ``name`` and is rebuilt from the blur registered under it: an entry point
+    ``streak = ...:StreakClone`` whose class said ``name = "gaussian"`` was accepted, and a model trained with
+    it came back with the built-in Gaussian blur, silently. Entry points and registrations alike now refuse it."""
+    from importlib import metadata
+
+    from blurkit.registry import PluginWarning, _check_blur
+
+    (tmp_path / "bk_names.py").write_text(
+        "from blurkit.blurs import GaussianBlur\n\n"
+        "class Clone(GaussianBlur):\n    name = 'gaussian'\n\n"
+        "class Streak(GaussianBlur):\n    name = 'streak'\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    blurs = Registry("blurs", group="blurkit.test-names", check=_check_blur, name_attr="name")
+    points = [metadata.EntryPoint("clone", "bk_names:Clone", blurs.group),
+              metadata.EntryPoint("streak", "bk_names:Streak", blurs.group)]
+    monkeypatch.setattr(metadata, "entry_points", lambda group=None: points if group == blurs.group else [])
+    with pytest.warns(PluginWarning, match=r"plugin blur 'clone' \(bk_names:Clone\) .*: its name is 'gaussian' "
+                                           r"\(class Clone\); it must be the name it is registered under"):
+        assert blurs.list() == ["streak"]
+    from bk_names import Clone
+
+    with pytest.raises(ValueError, match=r"^blur 'copy': its name is 'gaussian'"):
+        blurs.register("copy", Clone)
+    assert blurs.register(None, Clone, override=True) is Clone  # no name given: its own
+    assert blurs.get("gaussian") is Clone
+    assert BLURS.name_attr == "name"
+
+
+def test_registration_checks_the_kind_as_entry_points_do(reg):
+    """``register_blur("fblur")(lambda img: img)`` and ``register_metric("m", 3)`` were accepted, and failed only
+    when used (``<lambda>() missing 1 required positional argument``); an entry point of either is refused with
+    a reason. The decorator now checks the same."""
+    from blurkit.registry import _check_blur, _check_callable
+
+    blurs = Registry("blurs", check=_check_blur, name_attr="name")
+    metrics = Registry("metrics", check=_check_callable)
+    with pytest.raises(TypeError, match=r"^blur 'fblur': not a subclass of blurkit.blurs.Blur \(function "):
+        blurs.register("fblur")(lambda image: image)
+    with pytest.raises(TypeError, match=r"^metric 'three': not callable \(int 3\)$"):
+        metrics.register("three", 3)
+    assert blurs.list() == [] and metrics.list() == []
+
+
+def test_the_decorator_works_without_parentheses(reg):
+    """``@register_metric`` (no call) made the function a lambda of the registry and registered nothing; it
+    now registers it under its own name, as ``@register_metric()`` does."""
+    from blurkit.blurs import GaussianBlur
+
+    @reg.register
+    def sharpness(y_true, y_pred):
+        return 1.0
+
+    assert sharpness(0, 0) == 1.0 and reg.get("sharpness") is sharpness
+    blurs = Registry("blurs", name_attr="name")
+
+    @blurs.register
+    class Wide(GaussianBlur):
+        name = "wide"
+
+    assert blurs.list() == ["wide"] and blurs.get("wide") is Wide

@@ -174,6 +174,9 @@ class Registry:
             would otherwise fail later, far from the plugin that caused it).
         noun: One component, for the messages that name one (``"unknown blur 'gaussain'"``); default
             ``kind`` without its final "s" (give it for a plural such as ``"losses"``).
+        name_attr: The attribute of a component that must hold the name it is registered under (blurs'
+            ``name``: a saved model records that attribute, and is rebuilt from the component registered
+            under it), or None. It is also the default name of a component registered without one.
     """
 
     def __init__(
@@ -183,8 +186,10 @@ class Registry:
         builtins: Iterable[str] = (),
         check: Callable[[Any], str | None] | None = None,
         noun: str | None = None,
+        name_attr: str | None = None,
     ) -> None:
         self.kind = kind
+        self.name_attr = name_attr
         self.noun = noun or (kind[:-1] if kind.endswith("s") else kind)
         self.group = group
         self._builtins = tuple(builtins)
@@ -201,7 +206,8 @@ class Registry:
         """Register ``obj`` under ``name``; without ``obj``, return a decorator.
 
         Args:
-            name: Registry name; defaults to the object's ``__name__``.
+            name: Registry name; defaults to the object's ``__name__`` (a blur's ``name``). ``register`` is a
+                decorator with or without it: ``@register_metric("mae")`` or ``@register_metric``.
             obj: The component. Omit to use ``register`` as a decorator.
             override: Replace an existing entry of the same name instead of raising. Not needed to take the
                 name of a plugin (an entry-point component): that one is replaced silently, as it is skipped
@@ -214,12 +220,24 @@ class Registry:
 
         Raises:
             DuplicateComponentError: ``name`` is taken, not by a plugin, and ``override`` is False.
+            TypeError: ``obj`` is not a component of this registry's kind (a blur that is not a ``Blur``
+                subclass, a metric that is not callable), as for a plugin's entry point.
+            ValueError: No usable name, or a blur whose ``name`` is not the name it is registered under.
         """
+        if obj is None and name is not None and not isinstance(name, str):  # the bare decorator
+            name, obj = None, name
         if obj is None:
             return lambda o: self.register(name, o, override=override, source=source)
-        key = name or getattr(obj, "__name__", None)
+        key = name or (getattr(obj, self.name_attr, None) if self.name_attr else None) \
+            or getattr(obj, "__name__", None)
         if not key or not isinstance(key, str):
             raise ValueError(f"{self.kind}: a component needs a non-empty string name, got {key!r}")
+        wrong = self._check(obj) if self._check is not None else None
+        if wrong is not None:
+            raise TypeError(f"{self.noun} {key!r}: {wrong}")
+        wrong = self._misnamed(key, obj)
+        if wrong is not None:
+            raise ValueError(f"{self.noun} {key!r}: {wrong}")
         module, file, line = _describe(obj)
         if source is None:
             source = BUILTIN if module.split(".")[0] == "blurkit" else "user"
@@ -239,6 +257,16 @@ class Registry:
                 )
             self._entries[key] = Entry(key, obj, source, module, file, line)
         return obj
+
+    def _misnamed(self, key: str, obj: Any) -> str | None:
+        """What is wrong with registering ``obj`` as ``key`` when its :attr:`name_attr` says otherwise, or None."""
+        if self.name_attr is None:
+            return None
+        own = getattr(obj, self.name_attr, None)
+        if own == key:
+            return None
+        return (f"its {self.name_attr} is {own!r} ({_what(obj)}); it must be the name it is registered under, "
+                f"since a saved model records the {self.name_attr} and is rebuilt from the {self.noun} of that name")
 
     def unregister(self, name: str) -> None:
         """Remove ``name`` (mainly for tests)."""
@@ -288,6 +316,7 @@ class Registry:
         try:
             obj = ep.load()
             wrong = self._check(obj) if self._check is not None else None
+            wrong = wrong or self._misnamed(ep.name, obj)
         except (Exception, SystemExit) as exc:  # noqa: BLE001 - a broken plugin must never break blurkit
             # SystemExit too: a plugin module calling sys.exit() at import would end `blurkit list`.
             wrong = f"{type(exc).__name__}: {exc}"
@@ -401,6 +430,7 @@ BLURS = Registry(
     builtins=["blurkit.blurs.gaussian", "blurkit.blurs.motion", "blurkit.blurs.average", "blurkit.blurs.defocus"],
     check=_check_blur,
     noun="blur",
+    name_attr="name",
 )
 MODELS = Registry(
     "models",
