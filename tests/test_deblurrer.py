@@ -882,6 +882,63 @@ def test_a_layer_that_is_not_installed_is_refused_naming_the_plugin_of_the_model
         Deblurrer.load(path)
 
 
+def test_a_file_whose_blur_the_installed_blur_of_its_name_cannot_rebuild_restores_photos(saved, tmp_path, arrays):
+    """Another plugin's blur of the same name (or a damaged config) cannot rebuild the saved blur: loading was
+    refused outright ("cannot rebuild its blur generator"), so a model whose weights are intact could not even
+    restore photos. It now loads as for a blur that is not installed, and what needs the blur says why."""
+
+    def elsewhere(meta: dict) -> None:
+        meta["blur"] = {"name": "gaussian", "version": 1, "config": {"length": 9}}  # another 'gaussian''s options
+        meta["components"] = {"model": "built-in", "blur": "plugin bk-other 1.0"}
+
+    path = _rewrite(saved, tmp_path / "other_gaussian.keras", meta=elsewhere)
+    d = Deblurrer.load(path)
+    blurred, sharp = arrays
+    np.testing.assert_array_equal(d.predict(blurred[:1]), Deblurrer.load(saved).predict(blurred[:1]))
+    assert repr(d.blur) == "<blur 'gaussian', cannot be rebuilt>"
+    with pytest.raises(ModelFileError, match=r"other_gaussian\.keras: its blur generator 'gaussian' \(from plugin "
+                                             r"bk-other 1\.0: pip install bk-other\) cannot be rebuilt by the "
+                                             r"installed blur of that name \(built-in: .*length.*\); the model "
+                                             r"restores photos without it"):
+        d.evaluate(sharp[:1])
+    assert d.evaluate(sharp[:1], blur="gaussian")["images"] == 1
+    assert Deblurrer.read_metadata(d.save(tmp_path / "again.keras"))["blur"]["config"] == {"length": 9}
+
+
+def test_a_builder_that_ignores_channels_is_refused_not_obeyed_silently():
+    """A registered builder without a ``channels`` option builds what it builds: ``channels=1`` gave a colour
+    model (``d.channels`` 3) without a word."""
+    from blurkit.models.unet import unet
+    from blurkit.registry import MODELS
+
+    def colour_only(width=4, depth=1, blocks=1):
+        return unet(channels=3, width=width, depth=depth, blocks=blocks)
+
+    MODELS.register("test-colour-only", colour_only)
+    try:
+        with pytest.raises(ValueError, match=r"model 'test-colour-only' built a model for 3-channel images, not "
+                                             r"channels=1: pass channels=3"):
+            Deblurrer(model="test-colour-only", channels=1, **FAST)
+        assert Deblurrer(model="test-colour-only", **FAST).channels == 3
+    finally:
+        MODELS.unregister("test-colour-only")
+
+
+def test_a_model_that_load_would_refuse_is_not_saved(tmp_path):
+    """``save`` wrote a model with a Lambda layer, which ``load`` (safe mode) then refused: a file nobody could
+    load. It is refused before anything is written."""
+    import keras
+
+    inputs = keras.Input((None, None, 3))
+    model = keras.Model(inputs, keras.layers.Lambda(lambda x: x * 1.0)(inputs))
+    d = Deblurrer(model=model, **FAST)
+    with pytest.raises(ValueError, match=r"cannot save a model with a Lambda layer .*Deblurrer\.load \(Keras "
+                                         r"safe mode\) would refuse the file; write the operation as a registered "
+                                         r"custom layer"):
+        d.save(tmp_path / "lambda.keras")
+    assert os.listdir(tmp_path) == []
+
+
 def test_saved_files_record_where_their_components_come_from(saved, tmp_path):
     from blurkit.blurs import GaussianBlur
     from blurkit.registry import BLURS
@@ -904,13 +961,17 @@ def test_saved_files_record_where_their_components_come_from(saved, tmp_path):
         Deblurrer.load(path).evaluate(np.zeros((1, 32, 32, 3), np.uint8))
 
 
-def test_lambda_layer_is_refused_on_load(tmp_path):
+def test_lambda_layer_is_refused_on_load(tmp_path, monkeypatch):
     import keras
+
+    import blurkit.deblurrer
 
     inputs = keras.Input((None, None, 3))
     model = keras.Model(inputs, keras.layers.Lambda(lambda t: t * 0.5)(inputs))
     d = Deblurrer(model=model)
     assert d.model_spec is None
+    # save refuses it now (test_a_model_that_load_would_refuse_is_not_saved): written as an older blurkit did
+    monkeypatch.setattr(blurkit.deblurrer, "_check_savable", lambda model: None)
     path = d.save(tmp_path / "lambda.keras")
     assert Deblurrer.read_metadata(path)["model"] is None  # the metadata itself is fine
     with pytest.raises(ModelFileError, match="lambda.keras.*(Lambda|safely)") as info:

@@ -96,17 +96,20 @@ def _install_hint(source: Any) -> str:
     return f"from {source}"
 
 
-def _missing_blur(saved: dict, path: Any, source: Any) -> Any:
-    """A stand-in for a saved blur generator that is not installed: the model restores photos without it
-    (a blur is only needed to make training and test pairs), it is saved again as it was, and what needs it
-    (:meth:`Deblurrer.fit`, :meth:`Deblurrer.evaluate` on sharp photos) raises a :class:`ModelFileError`
-    that says what to install."""
+def _missing_blur(saved: dict, path: Any, source: Any, problem: str | None = None) -> Any:
+    """A stand-in for a saved blur generator that is not installed (or, with ``problem``, that the installed
+    blur of its name cannot rebuild: another plugin's blur of that name, say): the model restores photos
+    without it (a blur is only needed to make training and test pairs), it is saved again as it was, and
+    what needs it (:meth:`Deblurrer.fit`, :meth:`Deblurrer.evaluate` on sharp photos) raises a
+    :class:`ModelFileError` that says what to install."""
     from blurkit.blurs import Blur
 
     hint = _install_hint(source)
-    why = (f"{path}: its blur generator {saved.get('name')!r}{f' ({hint})' if hint else ''} is not installed; the "
+    state = "is not installed" if problem is None else \
+        f"cannot be rebuilt by the installed blur of that name ({problem})"
+    why = (f"{path}: its blur generator {saved.get('name')!r}{f' ({hint})' if hint else ''} {state}; the "
            "model restores photos without it, but training and evaluating on sharp photos need it (install "
-           "it, or pass blur= to evaluate)")
+           "it, or give evaluate another blur: blur= in Python, --blur on the command line)")
 
     class MissingBlur(Blur):
         name = str(saved.get("name"))
@@ -129,7 +132,7 @@ def _missing_blur(saved: dict, path: Any, source: Any) -> Any:
             return dict(saved.get("config") or {})
 
         def __repr__(self) -> str:
-            return f"<blur {self.name!r}, not installed>"
+            return f"<blur {self.name!r}, {'not installed' if problem is None else 'cannot be rebuilt'}>"
 
     return MissingBlur()
 
@@ -337,6 +340,10 @@ class Deblurrer:
             except TypeError as exc:
                 raise options_error(MODELS.noun, model, builder, opts, exc) from None
         self.model = model  # sets channels, fixed_size and the sizes a fixed-size model dictates
+        if spec is not None and self.channels != channels:  # a builder without a channels option, say
+            raise ValueError(f"model {spec['name']!r} built a model for {self.channels}-channel images, not "
+                             f"channels={channels}: pass channels={self.channels}, or a builder that takes "
+                             "channels")
         self.model_spec: dict | None = spec
         self._adopt_optimizer()
 
@@ -1402,6 +1409,7 @@ class Deblurrer:
         path = Path(path)
         if path.suffix != ".keras":
             raise ValueError(f"model files end in .keras, got {path.name!r}")
+        _check_savable(self.model)
         make_parent(path, "save")
         meta = self.metadata()
         if weights_dtype != "float32":
@@ -1504,7 +1512,7 @@ class Deblurrer:
 
         import blurkit.models.layers  # noqa: F401  (registers blurkit's custom layers)
         from blurkit.blurs import deserialize_blur
-        from blurkit.registry import UnknownComponentError
+        from blurkit.registry import BLURS, UnknownComponentError
 
         meta = cls.read_metadata(path)
         if Path(path).suffix != ".keras":  # Keras reads .keras files only, and only in lower case
@@ -1514,12 +1522,19 @@ class Deblurrer:
         components = meta.get("components") or {}
         # The model builder need not be installed: the architecture is in the file (its name is only
         # recorded). Custom layers must be, which _check_keras_config says.
+        saved_blur = meta.get("blur")
+        if not isinstance(saved_blur, dict) or not isinstance(saved_blur.get("name"), str):
+            raise ModelFileError(f"{path}: its metadata holds no blur generator (got {saved_blur!r})")
         try:
-            blur = deserialize_blur(meta["blur"])
+            blur = deserialize_blur(saved_blur)
         except UnknownComponentError:
-            blur = _missing_blur(meta["blur"], path, components.get("blur"))
+            blur = _missing_blur(saved_blur, path, components.get("blur"))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ModelFileError(f"{path}: cannot rebuild its blur generator: {exc}") from None
+            # the blur of that name is installed but cannot rebuild this config: another plugin's blur of the
+            # name, a version it cannot upgrade, a damaged config. The model itself is intact.
+            installed = _provenance(BLURS, saved_blur["name"])
+            blur = _missing_blur(saved_blur, path, components.get("blur"),
+                                 f"{installed}: {exc}" if installed else str(exc))
         _check_keras_config(path, components.get("model"))
         try:
             # compiled below, by blurkit: Keras' compile=True warns about the optimizer state files lack
@@ -2119,15 +2134,9 @@ def _check_keras_config(path: Any, model_source: Any = None) -> None:
             continue
         stack.extend(node.values())
         cls_name = node.get("class_name")
-        if cls_name in _REFUSED_CLASSES:
-            raise ModelFileError(f"{path}: refusing to load a {cls_name} layer (it runs code stored in "
-                                 "the file or loads other files); blurkit never loads those")
-        inner = node.get("config")
-        if isinstance(inner, dict) and isinstance(inner.get("vocabulary"), str):
-            # a lookup layer (StringLookup, IntegerLookup, TextVectorization) would read that file, or URL,
-            # as it is built (Keras refuses it in safe mode only from 3.12)
-            raise ModelFileError(f"{path}: refusing to load a {cls_name} layer whose vocabulary is a file "
-                                 "to read outside the model file")
+        refused = _refused(node)
+        if refused:
+            raise ModelFileError(f"{path}: refusing to load {refused}; blurkit never loads those")
         module = node.get("module")
         if not isinstance(module, str) or not isinstance(cls_name, str):
             continue
@@ -2148,6 +2157,38 @@ def _check_keras_config(path: Any, model_source: Any = None) -> None:
         raise ModelFileError(
             f"{path}: refusing to load: its config names {module}.{what}, which is not part of Keras or "
             f"blurkit nor a registered Keras object (blurkit never imports code named by a model file{hint})")
+
+
+def _refused(node: dict) -> str | None:
+    """Why blurkit refuses to load the Keras config entry ``node`` (``"a Lambda layer (...)"``), or None."""
+    cls_name = node.get("class_name")
+    if cls_name in _REFUSED_CLASSES:
+        return f"a {cls_name} layer (it runs code stored in the file or loads other files)"
+    inner = node.get("config")
+    if isinstance(inner, dict) and isinstance(inner.get("vocabulary"), str):
+        # a lookup layer (StringLookup, IntegerLookup, TextVectorization) would read that file, or URL, as it
+        # is built (Keras refuses it in safe mode only from 3.12)
+        return f"a {cls_name} layer whose vocabulary is a file to read outside the model file"
+    return None
+
+
+def _check_savable(model: Any) -> None:
+    """Refuse, before anything is written, a model whose file :meth:`Deblurrer.load` would refuse (a Lambda
+    layer, say): saving it would only produce a file nobody can load safely."""
+    import keras
+
+    stack = [keras.saving.serialize_keras_object(model)]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            stack.extend(node.values())
+            refused = _refused(node)
+            if refused:
+                raise ValueError(f"cannot save a model with {refused}: Deblurrer.load (Keras safe mode) would "
+                                 "refuse the file; write the operation as a registered custom layer "
+                                 "(keras.saving.register_keras_serializable)")
 
 
 def _known_object(node: dict, module: str, cls_name: str, registered: dict) -> bool:
