@@ -207,10 +207,16 @@ class _Broken(GaussianBlur):
         out = super().apply(image, params, kernel, rng)
         return out.astype(np.float32) if self.flaw == "dtype" else out
 
+    def sample_kernel(self, rng):
+        drawn = super().sample_kernel(rng)
+        return None if self.flaw == "no-return" else drawn
+
     def get_config(self):
         config = super().get_config()
         if self.flaw == "config":
             return config
+        if self.flaw == "base-config":  # a get_config written before shot and jpeg were Blur options
+            config = {k: v for k, v in config.items() if k not in ("shot", "jpeg")}
         return {**config, "flaw": self.flaw, **({"extra": 1} if self.flaw == "extra" else {})}
 
 
@@ -223,11 +229,23 @@ class _Broken(GaussianBlur):
         ("dtype", "keep shape and dtype"),
         ("config", r"get_config\(\) must hold every init argument; missing \['flaw'\]"),
         ("extra", r"from_config\(get_config\(\)\) raised TypeError"),
+        # the base class's shot and jpeg were not checked: a config without them passed unless they were set
+        ("base-config", r"get_config\(\) must hold every init argument; missing \['shot', 'jpeg'\]"),
+        # a sample_kernel without its return gave "TypeError: 'NoneType' object is not iterable"
+        ("no-return", r"\(_Broken\): sample_kernel\(\) must return a dict of JSON-able kernel parameters, got "
+                      r"NoneType"),
     ],
 )
 def test_check_blur_reports_broken_blurs(flaw, message):
     with pytest.raises(AssertionError, match=message):
         check_blur(_Broken(flaw))
+
+
+def test_a_sample_kernel_that_returns_no_dict_is_named():
+    """Outside the harness too: ``blur(image)`` said "'NoneType' object is not iterable"."""
+    with pytest.raises(TypeError, match=r"^_Broken.sample_kernel must return a dict of JSON-able kernel "
+                                        r"parameters, got NoneType$"):
+        _Broken("no-return")(np.zeros((8, 8), np.float32), seed=0)
 
 
 def test_check_blur_rejects_non_blurs():

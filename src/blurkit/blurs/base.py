@@ -259,7 +259,11 @@ class Blur(abc.ABC):
             ``shot`` option (drawn after the others, so a generator without them keeps its draws).
         """
         rng = self._generator(rng)
-        params = dict(self.sample_kernel(rng))
+        drawn = self.sample_kernel(rng)
+        if not isinstance(drawn, dict):
+            raise TypeError(f"{type(self).__name__}.sample_kernel must return a dict of JSON-able kernel "
+                            f"parameters, got {type(drawn).__name__}")
+        params = dict(drawn)
         params["noise_sigma"] = draw(rng, self.noise)
         params["quantize"] = self.quantize
         params["border"] = self.border

@@ -19,7 +19,7 @@ __all__ = ["check_blur"]
 
 _SHAPES = ((23, 18), (23, 18, 1), (23, 18, 3), (2, 23, 18, 3))
 _DTYPES = (np.uint8, np.uint16, np.float32, np.float64)
-_BASE_ARGS = ("border", "noise", "quantize", "seed")
+_BASE_ARGS = ("border", "noise", "shot", "quantize", "jpeg", "seed")  # Blur.__init__'s arguments
 
 
 def _image(shape: tuple, dtype: Any, seed: int = 12345) -> np.ndarray:
@@ -92,6 +92,10 @@ def _check_kernel(k: Any, params: dict, label: str) -> None:
 
 def _check_params(blur: Any, seeds: tuple, label: str) -> None:
     for seed in seeds:
+        drawn = blur.sample_kernel(np.random.default_rng(seed))
+        if not isinstance(drawn, dict):
+            raise AssertionError(f"{label}: sample_kernel() must return a dict of JSON-able kernel parameters, "
+                                 f"got {type(drawn).__name__}")
         p = blur.sample(seed)
         if not isinstance(p, dict):
             raise AssertionError(f"{label}: sample() must return a dict, got {type(p).__name__}")
