@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -755,6 +756,27 @@ def test_the_cli_imports_tensorflow_without_its_start_up_lines():
     assert user.stderr.endswith("after\n") and user.stderr != "after\n"  # and TensorFlow's lines are shown
     assert silent.returncode == 0, silent.stderr
     assert silent.stdout == "3\n" and silent.stderr == "after\n"  # asking for silence gets it (TF alone prints them)
+
+
+def test_list_hides_the_start_up_lines_of_a_plugin_that_imports_tensorflow(tmp_path):
+    """A plugin whose module imports Keras starts TensorFlow while `blurkit list` (or make-pairs) scans the
+    plugins: its start-up lines were printed, although the commands hide them. What else the plugin writes to
+    stderr (its own lines, a PluginWarning) is still shown."""
+    info = tmp_path / "bk_tf_plugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: bk-tf-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[blurkit.metrics]\ntf_metric = bk_tf_plugin:tf_metric\n"
+                                           "nothing = bk_tf_plugin:missing\n")
+    (tmp_path / "bk_tf_plugin.py").write_text(
+        "import os\nimport tensorflow\nos.write(2, b'bk_tf_plugin: loaded\\n')\n\n"
+        "def tf_metric(y_true, y_pred):\n    \"A metric.\"\n    return 0.0\n")
+    done = _python("import sys\nfrom blurkit.cli.main import main\nsys.exit(main(['list', 'metrics']))",
+                   path=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"^  tf_metric +plugin bk-tf-plugin 0\.1 +A metric\.$", done.stdout, re.M), done.stdout
+    lines = done.stderr.splitlines()
+    assert lines[0] == "bk_tf_plugin: loaded", done.stderr
+    assert "could not load plugin metric 'nothing'" in lines[1] and len(lines) == 2, done.stderr
 
 
 def test_warnings_are_one_line_naming_the_command():

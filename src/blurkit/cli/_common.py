@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -180,24 +183,74 @@ def quiet_tensorflow() -> None:
     TensorFlow with file descriptor 2 sent to a temporary file. If the import fails, what TensorFlow wrote is
     printed before the error, so nothing that explains it is lost.
     """
-    if "tensorflow" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3").strip() != "3":
+    if not _hiding():
         return
+    try:
+        with _stderr_captured() as captured:
+            import tensorflow  # noqa: F401
+    except BaseException:
+        sys.stderr.write(captured.text)
+        sys.stderr.flush()
+        raise
+
+
+@contextlib.contextmanager
+def plugins_quiet() -> Iterator[None]:
+    """Run the body (a registry lookup that may load plugins) with TensorFlow's start-up lines hidden, should
+    it import TensorFlow: a plugin whose module imports Keras does. Unlike :func:`quiet_tensorflow` it does not
+    import TensorFlow itself, and it passes on everything else the body writes to stderr (a plugin's
+    ``PluginWarning``) once the body is done. Nothing is hidden when ``TF_CPP_MIN_LOG_LEVEL`` asks for
+    messages, as there."""
+    if not _hiding():
+        yield
+        return
+    try:
+        with _stderr_captured() as captured:
+            yield
+    finally:
+        text = captured.text
+        if "tensorflow" in sys.modules:
+            text = "".join(line for line in text.splitlines(keepends=True) if not _TF_LINE.match(line))
+        sys.stderr.write(text)
+        sys.stderr.flush()
+
+
+# TensorFlow's start-up lines: absl's "I0000 00:00:1796609403.929213   18823 port.cc:153] ...", its preamble, and
+# the second line of the CPU-instructions message
+_TF_LINE = re.compile(r"WARNING: All log messages before absl::InitializeLog\(\) is called|[IWEF]\d{4} [\d:.]+ +\d+ "
+                      r"\S+:\d+\] |To enable the following instructions: .* rebuild TensorFlow")
+
+
+def _hiding() -> bool:
+    """Whether TensorFlow's start-up lines are to be hidden (it is not imported yet, and the user has not asked
+    for its messages); sets ``TF_CPP_MIN_LOG_LEVEL`` to 3 if so."""
+    if "tensorflow" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3").strip() != "3":
+        return False
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    return True
+
+
+class _Captured:
+    text = ""  # what was written to file descriptor 2, set when the capture ends
+
+
+@contextlib.contextmanager
+def _stderr_captured() -> Iterator[_Captured]:
+    """File descriptor 2 (C libraries' stderr as well as Python's) sent to a temporary file for the body; the
+    yielded object's ``text`` is what was written there, once the body is done."""
+    captured = _Captured()
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as log:
         os.dup2(log.fileno(), 2)
         try:
-            import tensorflow  # noqa: F401
-        except BaseException:
-            os.dup2(saved, 2)
-            log.seek(0)
-            sys.stderr.write(log.read().decode(errors="replace"))
-            sys.stderr.flush()
-            raise
+            yield captured
         finally:
+            sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
+            log.seek(0)
+            captured.text = log.read().decode(errors="replace")
 
 
 def check_sigma(d: Any, sigma: float, arg: str) -> None:

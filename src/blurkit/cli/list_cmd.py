@@ -25,6 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     import json
 
+    from blurkit.cli._common import plugins_quiet
     from blurkit.registry import BLURS, METRICS, MODELS
 
     registries = {"blurs": BLURS, "models": MODELS, "metrics": METRICS}
@@ -32,7 +33,9 @@ def run(args: argparse.Namespace) -> int:
     registries = {k: v for k, v in registries.items() if k in kinds}
     rows = []
     for kind, reg in registries.items():
-        for e in reg.entries(args.pattern):
+        with plugins_quiet():  # a plugin module that imports Keras starts TensorFlow
+            entries = reg.entries(args.pattern)
+        for e in entries:
             doc = (getattr(e.obj, "__doc__", None) or "").strip().splitlines()
             rows.append(
                 {

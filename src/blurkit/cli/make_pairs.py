@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``make-pairs``; returns 0 if at least one pair was written, 1 if none."""
     from pathlib import Path
 
-    from blurkit.cli._common import on_terminal
+    from blurkit.cli._common import on_terminal, plugins_quiet
     from blurkit.cli.main import CLIError
     from blurkit.data.pairs import (
         MANIFEST_NAME,
@@ -139,7 +139,8 @@ def run(args: argparse.Namespace) -> int:
     if not clean.is_dir():
         raise CLIError(f"input is not a folder: {clean}")
     try:
-        build_blur(args.blur, options)  # fail early with a clear message
+        with plugins_quiet():  # a plugin's blur, from a module that imports Keras, starts TensorFlow
+            build_blur(args.blur, options)  # fail early with a clear message
     except UnknownComponentError as exc:
         raise CLIError(str(exc)) from None
     except (TypeError, ValueError) as exc:
