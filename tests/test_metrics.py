@@ -54,11 +54,14 @@ _mae.best = 0.0
 _mae.higher_is_better = False
 
 
+MAE = "bk_test_mae"  # not "mae": a real plugin of that name may be installed, and must not be replaced
+
+
 @pytest.fixture
 def mae_plugin():
-    METRICS.register("mae", _mae, source="plugin test 0")
+    METRICS.register(MAE, _mae, source="plugin test 0")
     yield _mae
-    METRICS.unregister("mae")
+    METRICS.unregister(MAE)
 
 
 # -- contract, generated from the registry ----------------------------------------------------------
@@ -68,7 +71,7 @@ def test_contract(name):
 
 
 def test_contract_plugin(mae_plugin):
-    check_metric("mae")
+    check_metric(MAE)
 
 
 def test_contract_catches_unscaled_metric():
@@ -328,7 +331,7 @@ def test_keras_metrics_weigh_each_image_by_its_sample_weight(xy, mae_plugin, jit
     arrays as well as tensors."""
     x, y = xy
     model = _tiny_model()
-    names = [n for n in METRICS.list() if hasattr(METRICS.get(n), "keras_fn")] + ([] if jit else ["mae"])
+    names = [n for n in METRICS.list() if hasattr(METRICS.get(n), "keras_fn")] + ([] if jit else [MAE])
     # Keras hands sample weights to weighted_metrics (not to metrics); the loss must take per-image weights too
     model.compile(loss=get_loss("mse"), weighted_metrics=keras_metrics(names), jit_compile=jit)
     pred = model.predict(x, verbose=0).astype(np.float64)
@@ -366,14 +369,14 @@ def test_a_zero_weight_leaves_out_an_image_whose_psnr_is_infinite():
 def test_plugin_numpy_metric_in_keras(xy, mae_plugin):
     x, y = xy
     model = _tiny_model()
-    by_name, by_fn = keras_metric("mae"), keras_metric(_mae, name="mae_fn")
+    by_name, by_fn = keras_metric(MAE), keras_metric(_mae, name="mae_fn")
     assert by_name.supports_jit is False
     model.compile(loss="mse", metrics=[by_name, by_fn], jit_compile=False)
     logs = model.evaluate(x, y, batch_size=2, verbose=0, return_dict=True)
     want = _mae(y, model.predict(x, verbose=0))
-    assert logs["mae"] == pytest.approx(want, rel=1e-5)
+    assert logs[MAE] == pytest.approx(want, rel=1e-5)
     assert logs["mae_fn"] == pytest.approx(want, rel=1e-5)
-    assert by_fn.get_config()["metric"] == "mae"  # the registered name, found from the function
+    assert by_fn.get_config()["metric"] == MAE  # the registered name, found from the function
 
 
 def test_keras_metric_config_and_errors(mae_plugin):
@@ -388,7 +391,7 @@ def test_keras_metric_config_and_errors(mae_plugin):
     assert clone.get_config() == config
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(m))
     assert restored.get_config() == config and restored.supports_jit
-    assert keras_metric("mae").get_config()["metric"] == "mae"
+    assert keras_metric(MAE).get_config()["metric"] == MAE
     assert keras_metric("psnr")._direction == "up" and keras_metric("mse")._direction == "down"
     with pytest.raises(UnknownComponentError, match="did you mean 'psnr'"):
         keras_metric("psnrr")
