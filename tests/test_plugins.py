@@ -322,3 +322,24 @@ def test_plugins_get_the_contract_tests(plugin_path):
     assert "tests/test_blurs.py::test_contract[vertical]" in passed, done.stdout
     assert any(t.startswith("tests/test_blurs.py::test_contract_with_noise_and_quantize[") for t in passed)
     assert all("vertical" in t for t in passed)
+
+
+def test_the_plugin_guide_examples_run_as_written():
+    """docs/plugins.md's metric and blur were skeletons with ``...`` bodies: pasted, the blur failed with
+    "'NoneType' object is not iterable". They are complete now, and pass the contract harness."""
+    from blurkit.registry import METRICS, register_blur
+    from blurkit.testing import check_blur, check_metric
+
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "plugins.md").read_text(), re.S)
+    assert "register_metric" in blocks[0] and "class VerticalBlur" in blocks[1]
+    try:
+        exec(blocks[0], {})  # registers "mae"
+        guide = {}
+        exec(blocks[1], guide)
+        register_blur(guide["VerticalBlur"])  # the bare decorator, as the guide says: under its name
+        check_metric("mae")
+        check_blur("vertical")
+        assert BLURS.create("vertical", half=2).kernel({"half": 2}).shape == (5, 1)
+    finally:
+        METRICS.unregister("mae")
+        BLURS.unregister("vertical")
