@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import sys
 import warnings
 import zipfile
@@ -453,6 +454,31 @@ def test_evaluate_skips_an_image_too_small_to_score(trained, photo_dir, tmp_path
     with pytest.warns(UserWarning, match=r"skipping image: .*zz_tiny\.png: 3x7 px is too small to score"):
         scores = trained.evaluate(src)
     assert scores["images"] == 4 and [Path(r["image"]).name for r in scores["skipped"]] == ["zz_tiny.png"]
+    assert scores["model"] == trained.evaluate(photo_dir)["model"]
+
+
+def test_evaluate_skips_a_float_image_it_cannot_score(trained, photo_dir, tmp_path):
+    """A float TIFF with samples above 1 (HDR) is read with a warning, and scoring it raised "float images are
+    taken as [0, 1]": `blurkit evaluate` stopped (exit 2) without naming the file. One with NaN samples said
+    "images contain NaN or infinite values". Both are skipped now, named, and the other photos scored."""
+    import shutil
+
+    src = tmp_path / "photos"
+    shutil.copytree(photo_dir, src)
+    hdr = np.linspace(0, 3.5, 40 * 48 * 3, dtype=np.float32).reshape(40, 48, 3)
+    write_image(src / "zz_hdr.tif", hdr)
+    nan = np.full((40, 48, 3), 0.5, np.float32)
+    nan[5:9, 5:9] = np.nan
+    (src / "zz_nan.tif").write_bytes(cv2.imencode(".tif", nan)[1].tobytes())  # write_image refuses NaN
+    with pytest.warns(UserWarning) as caught:
+        scores = trained.evaluate(src)
+    messages = [str(w.message) for w in caught]
+    assert any(re.search(r"skipping image: .*zz_hdr\.tif: float samples outside \[0, 1\] \(min 0, max 3\.5\) "
+                         r"cannot be scored", m) for m in messages), messages
+    assert any(re.search(r"skipping unreadable image: .*zz_nan\.tif: 48 float samples NaN or infinite", m)
+               for m in messages), messages
+    assert scores["images"] == 4
+    assert [Path(r["image"]).name for r in scores["skipped"]] == ["zz_hdr.tif", "zz_nan.tif"]
     assert scores["model"] == trained.evaluate(photo_dir)["model"]
 
 

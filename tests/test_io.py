@@ -340,6 +340,25 @@ def test_float_tiff_outside_unit_range_is_kept_with_a_warning(tmp_path, rgb):
     np.testing.assert_array_equal(back, linear)
 
 
+def test_a_float_image_with_nan_or_infinite_samples_is_refused_naming_the_file(tmp_path, rgb):
+    """One NaN in a training TIFF made every loss and weight of a run NaN, with only the "outside [0, 1]"
+    warning to show for it; make-pairs stopped at it ("cannot write an image containing NaN", no file named).
+    Nothing can be blurred, restored or scored with such samples: reading refuses the file, so every caller
+    skips it as an unreadable file, by name."""
+    image = rgb.astype(np.float32) / 255.0
+    image[2, 3, 1] = np.nan
+    image[4, 5, :] = np.inf
+    cv2.imwrite(str(tmp_path / "holes.tif"), image[:, :, ::-1])
+    with pytest.raises(ImageReadError, match=r"holes\.tif: 4 float samples NaN or infinite; blurkit needs finite "
+                                             r"values in \[0, 1\]") as info:
+        read_image(tmp_path / "holes.tif")
+    assert info.value.path == str(tmp_path / "holes.tif")
+    image[4, 5, :] = 0.5
+    cv2.imwrite(str(tmp_path / "one.tif"), image[:, :, ::-1])
+    with pytest.raises(ImageReadError, match=r"1 float sample NaN or infinite"):
+        read_image(tmp_path / "one.tif")
+
+
 def test_float32_written_to_tiff_stays_float32(tmp_path, rgb):
     linear = rgb.astype(np.float32) / 64.0
     write_image(tmp_path / "f.tiff", linear)

@@ -230,6 +230,20 @@ def test_missing_and_empty_folders(tmp_path, testblur, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_float_tiff_with_nan_is_skipped_not_fatal(tmp_path, photos, capsys):
+    """It stopped the run ("error: cannot write an image containing NaN", exit 2, no file named) and left
+    manifest.jsonl.partial behind; it is now one skipped file among the others."""
+    write_image(tmp_path / "in" / "a.png", photos["gray"])
+    holes = np.full((20, 24, 3), 0.5, np.float32)
+    holes[3, 4] = np.nan
+    cv2.imwrite(str(tmp_path / "in" / "b.tif"), holes)
+    out = tmp_path / "out"
+    assert main(["make-pairs", str(tmp_path / "in"), str(out), "--sigma", "1", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "skipped 1 unreadable file" in err and "b.tif: 3 float samples NaN or infinite" in err, err
+    assert [r["file"] for r in _manifest(out)] == ["a.png"] and not (out / "manifest.jsonl.partial").exists()
+
+
 def test_all_files_bad_exit_1(tmp_path, testblur, capsys):
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "x.jpg").write_text("nope")

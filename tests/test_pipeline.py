@@ -322,7 +322,8 @@ def test_blurred_patch_of_a_photo_file(photo_dir):
 
 
 def _bad_photo_folder(root, good: int = 6):
-    """``good`` small photos plus three unreadable files: text, empty, and half a PNG."""
+    """``good`` small photos plus four unreadable files: text, empty, half a PNG, and a float TIFF with a NaN
+    (which made a whole training run NaN before it was refused)."""
     rng = np.random.default_rng(0)
     for i in range(good):
         write_image(root / f"good{i}.png", rng.integers(0, 256, (40, 40, 3), dtype=np.uint8))
@@ -330,7 +331,11 @@ def _bad_photo_folder(root, good: int = 6):
     (root / "zero.png").write_bytes(b"")
     whole = cv2.imencode(".png", rng.integers(0, 256, (40, 40, 3), dtype=np.uint8))[1].tobytes()
     (root / "half.png").write_bytes(whole[: len(whole) // 2])
-    return {"fake.png": "not an image", "zero.png": "empty file", "half.png": "truncated or corrupt PNG"}
+    holes = rng.random((40, 40, 3), dtype=np.float32)
+    holes[7, 9, 2] = np.nan
+    cv2.imwrite(str(root / "nan.tif"), holes)
+    return {"fake.png": "not an image", "zero.png": "empty file", "half.png": "truncated or corrupt PNG",
+            "nan.tif": "1 float sample NaN or infinite"}
 
 
 def test_unreadable_files_are_warned_once_each_from_many_threads(tmp_path):
@@ -377,6 +382,7 @@ def test_fit_warns_once_per_unreadable_file(tmp_path, batch_size):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         d.fit(tmp_path, epochs=2, steps_per_epoch=3, validation_split=0, verbose=0)
+    assert np.isfinite(d.history["loss"]).all(), d.history  # the NaN TIFF did not reach the model
     messages = [str(w.message) for w in caught if "skipping unreadable" in str(w.message)]
     assert len(messages) == len(bad), messages
     for name, why in bad.items():
@@ -385,11 +391,12 @@ def test_fit_warns_once_per_unreadable_file(tmp_path, batch_size):
 
 def test_no_readable_item_is_an_error_before_the_pipeline_runs(tmp_path):
     bad = _bad_photo_folder(tmp_path, good=0)
-    with pytest.raises(ValueError, match="none of the 3 training items can be read") as info, \
+    with pytest.raises(ValueError, match="none of the 4 training items can be read") as info, \
             pytest.warns(UserWarning, match="skipping unreadable training item"):
         make_dataset(resolve_source(tmp_path), GaussianBlur(), patch_size=16, batch_size=2)
-    for name, why in bad.items():
-        assert f"{tmp_path / name}: {why}" in str(info.value)
+    for name in sorted(bad)[:3]:  # the first three, by name, and how many more
+        assert f"{tmp_path / name}: {bad[name]}" in str(info.value)
+    assert str(info.value).endswith("; and 1 more")
 
 
 def test_fit_with_no_readable_item_raises_the_value_error(tmp_path):
@@ -408,7 +415,7 @@ def test_readability_check_reads_only_up_to_the_first_good_item(tmp_path, monkey
     loads = []
     real = _PatchMaker._load
     monkeypatch.setattr(_PatchMaker, "_load", lambda self, i: loads.append(i) or real(self, i))
-    source = resolve_source(tmp_path)  # fake.png, good0..5, half.png, zero.png
+    source = resolve_source(tmp_path)  # fake.png, good0..5, half.png, nan.tif, zero.png
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         make_dataset(source, GaussianBlur(), patch_size=16, batch_size=2)
@@ -452,9 +459,9 @@ def test_fit_gives_the_plain_message_when_no_item_can_be_read(tmp_path):
         warnings.simplefilter("ignore")
         with pytest.raises(ValueError) as info:
             d.fit(val, epochs=1, steps_per_epoch=1, validation_split=0, verbose=0)
-        assert str(info.value).startswith("none of the 3 training items can be read: ")
+        assert str(info.value).startswith("none of the 4 training items can be read: ")
         assert "\n" not in str(info.value)
         with pytest.raises(ValueError) as info:
             d.fit(train, validation=val, epochs=1, steps_per_epoch=1, verbose=0)
-        assert str(info.value).startswith("none of the 3 validation items can be read: ")
+        assert str(info.value).startswith("none of the 4 validation items can be read: ")
         assert "\n" not in str(info.value)

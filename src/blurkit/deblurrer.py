@@ -1277,9 +1277,15 @@ class Deblurrer:
                 warnings.warn(f"skipping unreadable image: {exc}", stacklevel=2)
                 continue
             b, s, params = self._test_pair(blurred, sharp, i, blur, seed)
+            lo, hi = min(float(s.min()), float(b.min())), max(float(s.max()), float(b.max()))
+            why = None
             if min(s.shape[:2]) < WIN_SIZE:  # SSIM cannot score it: skipped like an unreadable file
                 why = (f"{src.name(i)}: {s.shape[0]}x{s.shape[1]} px is too small to score (SSIM needs at least "
                        f"{WIN_SIZE}x{WIN_SIZE})")
+            elif not (0.0 <= lo and hi <= 1.0):  # a float file (HDR, say): the metrics' data range is 1
+                why = (f"{src.name(i)}: float samples outside [0, 1] (min {lo:g}, max {hi:g}) cannot be scored "
+                       "with data range 1: scale or tone-map the file to [0, 1] first")
+            if why is not None:
                 skipped.append({"image": src.name(i), "index": i, "error": why})
                 warnings.warn(f"skipping image: {why}", stacklevel=2)
                 continue

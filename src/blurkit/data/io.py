@@ -34,6 +34,7 @@ import contextlib
 import functools
 import glob
 import io
+import math
 import os
 import re
 import stat
@@ -592,8 +593,8 @@ def _apply_orientation(image: np.ndarray, orientation: int) -> np.ndarray:
 
 
 def _normalise_dtype(image: np.ndarray, name: str) -> np.ndarray:
-    """uint8/uint16 pass; floats become float32 as stored (a warning when they leave [0, 1]); wider integers
-    are clipped to uint16."""
+    """uint8/uint16 pass; floats become float32 as stored (a warning when they leave [0, 1]; refused when any is
+    NaN or infinite); wider integers are clipped to uint16."""
     if image.dtype in (np.uint8, np.uint16):
         return image
     if image.dtype == np.bool_:
@@ -601,7 +602,12 @@ def _normalise_dtype(image: np.ndarray, name: str) -> np.ndarray:
     if np.issubdtype(image.dtype, np.floating):
         image = image.astype(np.float32, copy=False)
         lo, hi = float(image.min()), float(image.max())  # NaN propagates: no boolean copy of the image
-        if not (0.0 <= lo and hi <= 1.0):  # also true for NaN and infinities
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            # nothing can be blurred, restored or scored with them: one NaN made a whole training run NaN
+            bad = int(np.count_nonzero(~np.isfinite(image)))
+            raise ImageReadError(name, f"{bad:,} float sample{'s' * (bad != 1)} NaN or infinite; blurkit needs "
+                                       "finite values in [0, 1] (replace them, e.g. with numpy.nan_to_num)")
+        if not (0.0 <= lo and hi <= 1.0):
             warnings.warn(
                 f"{name}: float samples outside [0, 1] (min {lo:g}, max {hi:g}), kept as stored; blurkit's "
                 "models work on [0, 1] images: scale or tone-map the file to [0, 1] first",
@@ -776,8 +782,8 @@ def read_image(
         FileNotFoundError: ``path`` does not exist.
         IsADirectoryError: ``path`` is a folder.
         ImageReadError: The file is empty, not an image (or in an unsupported format), truncated or
-            corrupt, or larger than ``max_pixels``; the message names the file (``path`` as given) and the
-            reason, and so do its ``path`` and ``reason``.
+            corrupt, larger than ``max_pixels``, or a float image with NaN or infinite samples; the message
+            names the file (``path`` as given) and the reason, and so do its ``path`` and ``reason``.
 
     Examples:
         >>> import tempfile
