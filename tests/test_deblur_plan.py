@@ -97,6 +97,47 @@ def test_an_out_inside_an_input_folder_with_a_suffix_replaces_earlier_outputs(fa
     assert int(read_image(p / "sub" / "a.png")[0, 0, 0]) == 100
 
 
+def test_an_out_reached_through_a_link_in_an_input_folder_is_no_input(fake, tmp_path, capsys):
+    """``photos/link -> ../out`` with ``-o out``: the walk went through the link and restored the outputs
+    again, into out/link/ (with 30 photos, 55 files came out, and the lazy walk picked up the outputs written
+    meanwhile). Files reached through the link are out of the input, as those of an --out inside it are."""
+    p, o = tmp_path / "p", tmp_path / "out"
+    for i in range(3):
+        write_image(p / f"{i}.png", _image(10 * i))
+    write_image(o / "old.png", _image(200))
+    (p / "link").symlink_to(o, target_is_directory=True)
+    rc, out, err = _run(capsys, p, "-o", o, "--io-workers", "0")
+    assert rc == 0, err
+    assert sorted(_files(o)) == ["0.png", "1.png", "2.png", "old.png"] and fake.calls == 3
+    assert "done 3, skipped 0" in out
+    assert f"not read as input: 1 image in --out {o}, reached through a link in an input folder" in out
+
+
+def test_a_sub_folder_that_cannot_be_listed_is_a_failure(fake, tmp_path, capsys, monkeypatch):
+    """``in/locked`` (mode 000) was warned about, twice, and the run ended "failed 0" with exit status 0, which
+    promises every image was written. It is now one failure line and the partial exit status."""
+    import os
+
+    p = tmp_path / "p"
+    write_image(p / "a.png", _image(10))
+    write_image(p / "locked" / "b.png", _image(20))
+    real = os.scandir
+
+    def scandir(path="."):
+        if os.fspath(path) == str(p / "locked"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    rc, out, err = _run(capsys, p, "-o", tmp_path / "out")
+    assert rc == 3, (out, err)
+    assert "done 1, skipped 0 (already there), failed 1" in out
+    assert err.splitlines() == [f"  failed: {p / 'locked'}: cannot list this folder (Permission denied): the "
+                                "images in it are left out"], err
+    rc, out, err = _run(capsys, p / "locked", "-o", tmp_path / "out")  # the input itself: a usage error
+    assert rc == 1 and "Permission denied" in err
+
+
 def test_a_hidden_out_inside_an_input_folder_is_no_input(fake, tmp_path, capsys):
     """A hidden folder is never listed, so nothing in it is an input: its files are written over."""
     p = tmp_path / "p"

@@ -6,6 +6,7 @@ import io
 import os
 import re
 import struct
+import warnings
 import zlib
 from pathlib import Path
 
@@ -914,3 +915,8 @@ def test_a_sub_folder_that_cannot_be_listed_is_left_out_with_a_warning(tmp_path,
         assert [p.name for p in bio.list_images(tmp_path)] == ["x.png", "z.png"]
     with pytest.raises(PermissionError):
         bio.list_images(tmp_path / "b")
+    unlisted: dict[str, str] = {}  # a caller that reports it itself (blurkit deblur: a failure): no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert [p.name for p in bio.iter_files(tmp_path, unlisted=unlisted)] == ["x.png", "z.png"]
+    assert unlisted == {str(tmp_path / "b"): "Permission denied"}

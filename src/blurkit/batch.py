@@ -115,7 +115,7 @@ class Interrupted(KeyboardInterrupt):
 # --------------------------------------------------------------------------------------------------
 # Listing files lazily
 # --------------------------------------------------------------------------------------------------
-def iter_images(folder: PathLike) -> Iterator[Path]:
+def iter_images(folder: PathLike, unlisted: dict[str, str] | None = None) -> Iterator[Path]:
     """The image files under ``folder``, recursively, one at a time: the first comes at once.
 
     The same files in the same order as :func:`blurkit.data.io.list_images` (both walk the folder with
@@ -125,6 +125,8 @@ def iter_images(folder: PathLike) -> Iterator[Path]:
 
     Args:
         folder: The folder to scan.
+        unlisted: Receives ``{sub-folder: reason}`` for each sub-folder that cannot be listed, instead of
+            the warning (see :func:`blurkit.data.io.iter_files`).
 
     Yields:
         Paths of image files (suffix in :data:`blurkit.data.io.IMAGE_EXTENSIONS`).
@@ -142,7 +144,7 @@ def iter_images(folder: PathLike) -> Iterator[Path]:
     """
     from blurkit.data.io import is_image_path, iter_files
 
-    return (p for p in iter_files(folder) if is_image_path(p.name))
+    return (p for p in iter_files(folder, unlisted=unlisted) if is_image_path(p.name))
 
 
 def count_images(folder: PathLike) -> int:
@@ -158,7 +160,8 @@ def count_images(folder: PathLike) -> int:
 
 
 def folder_jobs(
-    source: PathLike, out: PathLike, *, suffix: str = "", ext: str | None = None
+    source: PathLike, out: PathLike, *, suffix: str = "", ext: str | None = None,
+    unlisted: dict[str, str] | None = None,
 ) -> Iterator[tuple[Path, Path]]:
     """``(source file, output file)`` pairs for a folder (recursively) or one file, lazily.
 
@@ -170,6 +173,7 @@ def folder_jobs(
         out: The output folder.
         suffix: Added to each output name, before the extension.
         ext: The outputs' extension (``".png"``), i.e. their format; None keeps each source's.
+        unlisted: As for :func:`iter_images`.
 
     Examples:
         >>> import tempfile
@@ -192,7 +196,7 @@ def folder_jobs(
     if not src.is_dir():
         yield src, dst / (src.stem + suffix + kept(src))
         return
-    for f in iter_images(src):
+    for f in iter_images(src, unlisted):
         rel = f.relative_to(src)
         yield f, dst / rel.with_name(rel.stem + suffix + kept(rel))
 

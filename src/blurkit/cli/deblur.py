@@ -28,6 +28,7 @@ script that accepts a partial one tests for 3.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 
 PARTIAL = 3
@@ -150,17 +151,21 @@ class _Plan:
         jobs: ``(source, destination)`` pairs, lazily.
         count: Counts the jobs (a directory walk).
         earlier: Inputs ending in ``--suffix`` whose outputs go beside them: earlier outputs, not restored.
-        unread: Images in an ``--out`` inside an input folder: not read as input.
+        unread: Images in an ``--out`` inside an input folder (or reached through a link in one): not read as
+            input.
         kept: Those of them that this run would write over: left as they are, since blurkit cannot tell
             its earlier outputs from photos there.
         holder: The input folder that ``--out`` is inside of, or None.
         kept_now: How many jobs were dropped so far because their output is one of ``kept``.
+        unlisted: ``{folder: reason}`` for the sub-folders of the inputs that cannot be listed (no permission,
+            say): failures, since their images are left out.
     """
 
     def __init__(self) -> None:
         self.jobs = iter(())
         self.count = lambda: 0
         self.earlier, self.unread, self.kept = _Left(), _Left(), _Left()
+        self.unlisted: dict[str, str] = {}
         self.holder = None
         self.kept_now = 0
 
@@ -236,6 +241,13 @@ def _plan(inputs: list[str], out: str, suffix: str, ext: str | None = None) -> _
     plan.holder = next((p for p in folders if p.resolve() in real_out.parents  # not a hidden folder: listed
                         and not any(n.startswith(".") for n in real_out.relative_to(p.resolve()).parts)), None)
 
+    @functools.lru_cache(maxsize=4096)
+    def in_out(folder: Path) -> bool:
+        """Whether ``folder`` (a listed file's) is, really, the output folder or inside it: reached as a
+        subfolder of an input folder, or through a link in one (``photos/link -> ../out``)."""
+        real = folder.resolve()
+        return real == real_out or real_out in real.parents
+
     def walk():
         """``(source, destination, why)``: ``why`` is None for a job, else the reason it is left out."""
         for p in paths:
@@ -244,11 +256,12 @@ def _plan(inputs: list[str], out: str, suffix: str, ext: str | None = None) -> _
                 continue
             real = p.resolve()
             beside = real == real_out if p.is_dir() else p.parent.resolve() == real_out
-            inside = p.is_dir() and real in real_out.parents
-            for f, d in folder_jobs(p, outp, suffix=suffix, ext=ext):
+            for f, d in folder_jobs(p, outp, suffix=suffix, ext=ext, unlisted=plan.unlisted):
                 if beside and suffix and f.stem.endswith(suffix):  # beside the photos: an earlier output
                     yield f, d, "earlier"
-                elif inside and real_out in f.resolve().parents:  # the output folder inside it is not input
+                elif p.is_dir() and not beside and in_out(f.parent):
+                    # the output folder is not input: its files would be restored again, and the outputs
+                    # written meanwhile too (the walk is lazy)
                     yield f, d, "unread"
                 else:
                     yield f, d, None
@@ -410,6 +423,9 @@ def run(args: argparse.Namespace) -> int:
     except Interrupted as exc:
         summary, stop = exc.summary, exc
     summary.skipped += plan.kept_now  # left as they are, as with --skip-existing
+    # a sub-folder that cannot be listed: its images are not even known, so it is one failure
+    summary.failed += [(Path(folder), f"cannot list this folder ({why}): the images in it are left out")
+                       for folder, why in sorted(plan.unlisted.items())]
     print(summary)  # one line, kept with --quiet (which silences the progress bars)
     for note in _notes(plan, args.out, args.suffix):
         print(shown(note))  # paths: a name that is not UTF-8 would fail on a strict stdout
@@ -417,7 +433,7 @@ def run(args: argparse.Namespace) -> int:
         print("presets (auto): " + ", ".join(f"{n} for {c} image{'s' * (c != 1)}"
                                              for n, c in sorted(restorer.counts.items())))
     for src, why in summary.failed:
-        print(f"  failed: {src}: {flag_reason(why)}", file=sys.stderr)
+        print(shown(f"  failed: {src}: {flag_reason(why)}"), file=sys.stderr)  # a name that is not UTF-8: \xNN
     if summary.interrupted:
         again = "" if args.skip_existing else " with --skip-existing"
         print(f"interrupted after {summary.total} files ({summary}); run the same command{again} to go on",
@@ -446,8 +462,9 @@ def _notes(plan: _Plan, out: str, suffix: str) -> list[str]:
                      f"output{'s' * (n != 1)}: {plan.earlier.names()}")
     if plan.unread.n:
         n = plan.unread.n
-        notes.append(f"not read as input: {n} image{'s' * (n != 1)} in --out {out}, inside the input folder "
-                     f"{plan.holder}")
+        where = f"inside the input folder {plan.holder}" if plan.holder is not None else \
+            "reached through a link in an input folder"
+        notes.append(f"not read as input: {n} image{'s' * (n != 1)} in --out {out}, {where}")
     return notes
 
 

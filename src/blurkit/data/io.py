@@ -249,7 +249,7 @@ def _is_hidden(name: str) -> bool:
     return name.startswith(".")
 
 
-def iter_files(root: PathLike, recursive: bool = True) -> Iterator[Path]:
+def iter_files(root: PathLike, recursive: bool = True, unlisted: dict[str, str] | None = None) -> Iterator[Path]:
     """Every file under ``root``, lazily, sorted by relative path: the first comes at once.
 
     One folder's entries are held at a time. Hidden files and folders (name starting with ``.``) are
@@ -258,7 +258,9 @@ def iter_files(root: PathLike, recursive: bool = True) -> Iterator[Path]:
     preferred over links to them.
 
     A sub-folder that cannot be listed (no permission, a network file system's I/O error) is left out with a
-    warning naming it and the reason, not silently; ``root`` itself raises the ``OSError``.
+    warning naming it and the reason, not silently; ``root`` itself raises the ``OSError``. With
+    ``unlisted``, such a folder is recorded there instead (``{folder: reason}``), for a caller that reports
+    it (``blurkit deblur`` counts it as a failure).
     """
     root = Path(os.fspath(root))
     visited = {os.path.realpath(root)}
@@ -276,8 +278,11 @@ def iter_files(root: PathLike, recursive: bool = True) -> Iterator[Path]:
         except OSError as exc:
             if path == os.fspath(root):
                 raise
-            warnings.warn(f"cannot list folder {path} ({exc.strerror or exc}): the files in it are left out",
-                          stacklevel=3)
+            if unlisted is not None:
+                unlisted[path] = str(exc.strerror or exc)
+            else:
+                warnings.warn(f"cannot list folder {path} ({exc.strerror or exc}): the files in it are left out",
+                              stacklevel=3)
             return
         dirs = {e.name for e in entries if is_dir(e)}
         keep: set[str] = set()
