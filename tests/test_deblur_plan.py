@@ -138,6 +138,41 @@ def test_a_sub_folder_that_cannot_be_listed_is_a_failure(fake, tmp_path, capsys,
     assert rc == 1 and "Permission denied" in err
 
 
+def test_beside_the_photos_an_image_that_is_no_earlier_output_is_not_written_over(fake, tmp_path, capsys):
+    """``album/beach.png`` beside an unrelated ``album/beach_sharp.png``: with ``-o album --suffix _sharp`` the
+    second was taken as beach.png's earlier output and replaced by its restoration, although blurkit never
+    writes over a photo. An output has its photo's size; an image of another size is left as it is, and the
+    photo it would have been written for counts as failed. A real earlier output is written over as before."""
+    album = tmp_path / "album"
+    write_image(album / "beach.png", _image(10))  # 8x12
+    photo = np.full((30, 20, 3), 77, np.uint8)
+    write_image(album / "beach_sharp.png", photo)
+    write_image(album / "cliff.png", _image(20))
+    write_image(album / "cliff_sharp.png", np.zeros((12, 8, 3), np.uint8))  # an earlier output (written upright)
+    rc, out, err = _run(capsys, album, "-o", album, "--suffix", "_sharp")
+    assert rc == 3, (out, err)
+    np.testing.assert_array_equal(read_image(album / "beach_sharp.png"), photo)
+    assert int(read_image(album / "cliff_sharp.png")[0, 0, 0]) == 255 - 20 and fake.calls == 1
+    assert "done 1, skipped 0 (already there), failed 1" in out
+    assert err.splitlines() == [f"  failed: {album / 'beach.png'}: beach_sharp.png is already there and 20x30, "
+                                "not the size of beach.png (12x8): not an earlier output of it but another image "
+                                "whose name ends in --suffix _sharp; left as it is (choose another --suffix, or "
+                                "move it)"], err
+
+
+def test_an_input_in_a_format_blurkit_cannot_write_becomes_png_keeping_alpha(fake, tmp_path, capsys):
+    """A file without an extension (or a GIF) given by name was written as JPEG, its alpha dropped; JPEG is
+    for HEIC camera photos only, the rest becomes PNG."""
+    rgba = np.dstack([_image(10), np.full((8, 12), 128, np.uint8)])
+    write_image(tmp_path / "scan.png", rgba)
+    (tmp_path / "scan.png").rename(tmp_path / "scan")
+    rc, out, err = _run(capsys, tmp_path / "scan", "-o", tmp_path / "out")
+    assert rc == 0, err
+    assert sorted(_files(tmp_path / "out")) == ["scan.png"]
+    back = read_image(tmp_path / "out" / "scan.png", alpha="keep")
+    assert back.shape == (8, 12, 4)  # the alpha channel kept (the fake model inverts it too)
+
+
 def test_a_hidden_out_inside_an_input_folder_is_no_input(fake, tmp_path, capsys):
     """A hidden folder is never listed, so nothing in it is an input: its files are written over."""
     p = tmp_path / "p"

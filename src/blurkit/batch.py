@@ -166,7 +166,8 @@ def folder_jobs(
     """``(source file, output file)`` pairs for a folder (recursively) or one file, lazily.
 
     Relative names and formats are kept: ``source/sub/a.jpg`` goes to ``out/sub/a<suffix>.jpg``; a single
-    file goes into the folder ``out``. Formats blurkit reads but does not write (HEIC/HEIF) become JPEG.
+    file goes into the folder ``out``. Formats blurkit reads but does not write become JPEG for HEIC/HEIF
+    (camera photos) and PNG otherwise (a GIF, a file without an extension: lossless, and alpha is kept).
 
     Args:
         source: A folder or an image file.
@@ -186,11 +187,15 @@ def folder_jobs(
         [('a.jpg', 'out/sub/a_sharp.jpg')]
         >>> [d.as_posix() for _, d in folder_jobs(root, "out", ext=".png")]
         ['out/sub/a.png']
+        >>> [d.as_posix() for name in ("IMG_1.HEIC", "anim.gif", "scan") for _, d in folder_jobs(name, "out")]
+        ['out/IMG_1.jpg', 'out/anim.png', 'out/scan.png']
     """
     from blurkit.data.io import WRITE_EXTENSIONS
 
     def kept(name: Path) -> str:
-        return ext or (name.suffix if name.suffix.lower() in WRITE_EXTENSIONS else ".jpg")
+        if ext or name.suffix.lower() in WRITE_EXTENSIONS:
+            return ext or name.suffix
+        return ".jpg" if name.suffix.lower() in (".heic", ".heif") else ".png"
 
     src, dst = Path(os.fspath(source)), Path(os.fspath(out))
     if not src.is_dir():

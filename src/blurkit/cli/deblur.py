@@ -159,6 +159,8 @@ class _Plan:
         kept_now: How many jobs were dropped so far because their output is one of ``kept``.
         unlisted: ``{folder: reason}`` for the sub-folders of the inputs that cannot be listed (no permission,
             say): failures, since their images are left out.
+        foreign: ``{output: (source, reason)}`` for the outputs beside their photos that would write over an
+            image that is not an earlier output (:func:`_not_its_output`): failures, left as they are.
     """
 
     def __init__(self) -> None:
@@ -166,6 +168,7 @@ class _Plan:
         self.count = lambda: 0
         self.earlier, self.unread, self.kept = _Left(), _Left(), _Left()
         self.unlisted: dict[str, str] = {}
+        self.foreign: dict[str, tuple] = {}
         self.holder = None
         self.kept_now = 0
 
@@ -185,10 +188,10 @@ def _plan(inputs: list[str], out: str, suffix: str, ext: str | None = None) -> _
       from photos there; with a ``--suffix``, files ending in it are earlier outputs, as beside the photos).
 
     The same file given twice (``photos photos/a.png``) is restored once. With ``ext`` (``--format``) the
-    outputs get that extension (without it, formats blurkit cannot write, HEIC, become JPEG). Inputs that
-    would share an output (``a.jpg`` and ``a.png`` with ``--format png``, ``a.heic`` and ``a.jpg``, or
-    ``a/x.png`` and ``b/x.png`` from two input folders) are refused before any work, after a walk of the
-    inputs.
+    outputs get that extension (without it, formats blurkit cannot write become JPEG for HEIC and PNG
+    otherwise: :func:`blurkit.batch.folder_jobs`). Inputs that would share an output (``a.jpg`` and ``a.png``
+    with ``--format png``, ``a.heic`` and ``a.jpg``, or ``a/x.png`` and ``b/x.png`` from two input folders)
+    are refused before any work, after a walk of the inputs.
     """
     from pathlib import Path
 
@@ -288,20 +291,44 @@ def _plan(inputs: list[str], out: str, suffix: str, ext: str | None = None) -> _
             if plan.holder is not None and not suffix and dst.exists():
                 plan.kept.add(dst)
                 kept.add(str(dst))
+            elif suffix and dst.is_file() and dst.parent.resolve() == src.parent.resolve():
+                # beside the photo, a file of the output's name was taken as an earlier output: unless it is
+                # not even the photo's size, which no output of it has (a photo named beach_sharp.png)
+                why = _not_its_output(src, dst, suffix)
+                if why:
+                    plan.foreign[str(dst)] = (src, why)
 
     def jobs():
         for src, dst, why in walk():
-            if why is None:
+            if why is None and str(dst) not in plan.foreign:
                 if str(dst) in kept:
                     plan.kept_now += 1
                     continue
                 yield src, dst
 
     def count() -> int:
-        return sum(1 for _, dst, why in walk() if why is None and str(dst) not in kept)
+        return sum(1 for _, dst, why in walk() if why is None and str(dst) not in kept | plan.foreign.keys())
 
     plan.jobs, plan.count = jobs(), count
     return plan
+
+
+def _not_its_output(src, dst, suffix: str) -> str | None:
+    """Why ``dst``, an existing file named as ``src``'s output beside it, cannot be an earlier output of
+    ``src``: its pixel size differs (either way round: an output is written upright). None when it may be,
+    or when the headers cannot tell (the file is then written over, as an earlier output is)."""
+    from PIL import Image
+
+    try:
+        with Image.open(src) as a, Image.open(dst) as b:
+            (w, h), (ow, oh) = a.size, b.size
+    except Exception:  # noqa: BLE001 - any file Pillow cannot open: no evidence either way
+        return None
+    if sorted((w, h)) == sorted((ow, oh)):
+        return None
+    return (f"{dst.name} is already there and {ow}x{oh}, not the size of {src.name} ({w}x{h}): not an earlier "
+            f"output of it but another image whose name ends in --suffix {suffix}; left as it is (choose another "
+            "--suffix, or move it)")
 
 
 def _listed(file, folder) -> bool:
@@ -426,6 +453,7 @@ def run(args: argparse.Namespace) -> int:
     # a sub-folder that cannot be listed: its images are not even known, so it is one failure
     summary.failed += [(Path(folder), f"cannot list this folder ({why}): the images in it are left out")
                        for folder, why in sorted(plan.unlisted.items())]
+    summary.failed += sorted(plan.foreign.values())
     print(summary)  # one line, kept with --quiet (which silences the progress bars)
     for note in _notes(plan, args.out, args.suffix):
         print(shown(note))  # paths: a name that is not UTF-8 would fail on a strict stdout
