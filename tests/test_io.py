@@ -403,6 +403,24 @@ _UPRIGHT = {
 }
 
 
+def test_an_xmp_orientation_alone_is_not_applied(tmp_path, rgb):
+    """Pillow's ``getexif()`` takes an XMP ``tiff:Orientation`` when EXIF has none; browsers and OpenCV do not,
+    so such a photo was read turned a quarter from how viewers show it, and its output, written upright
+    without the XMP, showed turned. EXIF alone decides; with both, EXIF's wins as before."""
+    xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+           b'<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="6"/></rdf:RDF>'
+           b'</x:xmpmeta>')
+    path = tmp_path / "xmp.jpg"
+    Image.fromarray(rgb).save(path, "JPEG", xmp=xmp, quality=100, subsampling=0)
+    with Image.open(path) as im:
+        assert im.getexif().get(0x0112) == 6  # what Pillow reports, from the XMP
+    assert read_image(path).shape == rgb.shape  # as stored, as viewers show it
+    exif = Image.Exif()
+    exif[0x0112] = 8
+    Image.fromarray(rgb).save(path, "JPEG", xmp=xmp, exif=exif, quality=100, subsampling=0)
+    assert _mad(read_image(path), _UPRIGHT[8](rgb)) < 2
+
+
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_tiff_orientation_is_applied_once(tmp_path, rgb, orientation):
     # Both decoders turn a TIFF upright themselves; the tag used to be applied a second time.

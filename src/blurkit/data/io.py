@@ -445,10 +445,17 @@ class _Header:
 
 
 def _exif_orientation(image: Any) -> int:
+    """The EXIF orientation (1-8) of an image opened by Pillow; 1 when there is none or it is broken.
+
+    Only EXIF counts: ``getexif()`` falls back on an XMP ``tiff:Orientation``, which browsers and OpenCV
+    ignore, so a photo with only that was read turned a quarter from how every viewer shows it (and its
+    output, written upright without the XMP, showed turned). Read from the raw EXIF block instead; for PNG
+    that also avoids ``getexif()`` decoding the whole image when the eXIf chunk follows the pixel data.
+    """
     try:
-        if image.format == "PNG":
-            # PngImageFile.getexif() decodes the whole image when the eXIf chunk comes after the pixel
-            # data; only use EXIF found in the header.
+        if image.format == "TIFF":  # the orientation is a tag of the image's own IFD
+            exif = {0x0112: image.tag_v2.get(0x0112, 1)}
+        else:
             raw = image.info.get("exif")
             if not raw:
                 return 1
@@ -456,8 +463,6 @@ def _exif_orientation(image: Any) -> int:
 
             exif = Image.Exif()
             exif.load(raw)
-        else:
-            exif = image.getexif()
         value = int(exif.get(0x0112, 1) or 1)
     except Exception:  # noqa: BLE001 - broken EXIF must not make a readable image unreadable
         return 1
