@@ -115,6 +115,34 @@ def test_train_summary_names_the_saved_epoch_and_an_early_stop(tmp_path, monkeyp
     assert len(_summary(d, out, 8, 2, True).splitlines()) == 1  # a time-limit pause is not an early stop
     d.validation = {}  # no validation: early stopping watched the training loss
     assert "no better training loss for 2 epochs" in _summary(d, out, 8, 2, False)
+    # paused by --time-limit: "epoch 2 of 2" read as a finished run
+    d.training = {"epochs": 2}
+    assert _summary(d, out, 8, None, True) == f"saved {out}: epoch 2 of 8, validation PSNR 25.46 dB"
+    # early stopping put epoch 1's weights back into a file whose history has 3 epochs: "epoch 3 of 3" it said
+    saved.update(history={"loss": [0.2, 0.3, 0.4]}, training={"weights_epoch": 1})
+    d.training = {"epochs": 3}
+    assert _summary(d, out, 8, None, False).startswith(f"saved {out}: epoch 1 of 3, the best training loss")
+
+
+def test_train_stops_on_a_diverged_loss_and_says_what_is_kept(photos, tmp_path, monkeypatch, capsys):
+    """A NaN loss was trained on, saved and reported as a success (exit 0); the run now ends with exit status
+    1, the error, what it leaves, and the curves up to that epoch."""
+    from blurkit.deblurrer import Deblurrer, TrainingDivergedError
+
+    out = tmp_path / "m.keras"
+
+    def diverges(self, *args, **kwargs):
+        self.history = {"loss": [0.1, float("nan")]}
+        out.write_bytes(b"epoch 1")  # the checkpoint of the last finite epoch
+        raise TrainingDivergedError("training diverged: the loss of epoch 2 is nan")
+
+    monkeypatch.setattr(Deblurrer, "fit", diverges)
+    capsys.readouterr()
+    assert main(["train", str(photos), *TINY_TRAIN, "-o", str(out)]) == 1
+    printed = capsys.readouterr()
+    assert printed.err.strip().endswith(f"blurkit train: error: training diverged: the loss of epoch 2 is nan; {out} "
+                                        "holds the best epoch before it")
+    assert f"curves: {tmp_path / 'm.png'}" in printed.out and (tmp_path / "m.png").is_file()
 
 
 def test_train_and_pairs_with_camera_file_degradations(photos, tmp_path):
@@ -865,6 +893,12 @@ def test_an_interrupted_train_says_what_is_kept_and_sigterm_interrupts_as_ctrl_c
     for old in (out, tmp_path / "m.resume" / "last.keras"):  # left by an earlier run: not this run's
         old.write_bytes(b"last week's")
         os.utime(old, (time.time() - 3600, time.time() - 3600))
+    assert main(run) == 130
+    # an earlier run's state, which this run was to replace, is intact: it said "nothing to resume" of it
+    assert capsys.readouterr().err.strip() == (
+        f"interrupted: no epoch of this run finished; {tmp_path / 'm.resume'} still holds an earlier run's "
+        "training state (--resume goes on from it)")
+    (tmp_path / "m.resume" / "last.keras").unlink()
     assert main(run) == 130
     assert capsys.readouterr().err.strip() == "interrupted: no epoch finished, so there is nothing to resume"
 

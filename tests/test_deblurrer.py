@@ -110,6 +110,74 @@ def test_fit_accumulates_history_and_checkpoints(photo_dir, tmp_path):
     assert ckpt.is_file() and Deblurrer.read_metadata(ckpt)["history"]["loss"] == d.history["loss"][:1]
 
 
+class _Spoil:
+    """A Keras callback that, from epoch ``start`` (0-based) on, spoils the weights before the epoch trains:
+    NaN ones (a diverged run), or noise added (epochs worse than the one before)."""
+
+    def __new__(cls, start: int, how: str):
+        import keras
+
+        class Spoil(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                if epoch >= start:
+                    rng = np.random.default_rng(epoch)
+                    self.model.set_weights([np.full_like(w, np.nan) if how == "nan" else
+                                            w + rng.normal(0, 0.5, w.shape).astype(w.dtype)
+                                            for w in self.model.get_weights()])
+
+        return Spoil()
+
+
+def test_a_diverged_run_stops_and_nothing_of_it_is_saved_loaded_or_run(photo_dir, tmp_path, monkeypatch):
+    """A loss that went NaN (a learning rate too high) was trained on for every epoch left, the model saved,
+    reported as fine, and restored every photo to black ("done"). fit now stops at that epoch (recorded in
+    the history; the checkpoint and training state are the epochs before), save refuses NaN weights, load
+    refuses such a file, and predict refuses such a model."""
+    import blurkit.deblurrer as module
+    from blurkit.deblurrer import TrainingDivergedError
+
+    d = Deblurrer(model="unet", model_options=TINY, **FAST)
+    ckpt = tmp_path / "best.keras"
+    with pytest.raises(TrainingDivergedError, match=r"^training diverged: the loss of epoch 2 is nan, and the "
+                                                    r"weights are no longer finite; lower the learning rate"):
+        d.fit(photo_dir, epochs=4, steps_per_epoch=1, checkpoint=ckpt, verbose=0, callbacks=[_Spoil(1, "nan")])
+    assert len(d.history["loss"]) == 2 and math.isnan(d.history["loss"][1])
+    assert len(Deblurrer.read_metadata(ckpt)["history"]["loss"]) == 1  # epoch 1, the last finite one
+    assert len(Deblurrer.read_metadata(tmp_path / "best.resume" / "last.keras")["history"]["loss"]) == 1
+    with pytest.raises(ValueError, match=r"not saving nan\.keras: its weights hold [\d,]+ NaN or infinite "
+                                         r"values \(a diverged training run, say"):
+        d.save(tmp_path / "nan.keras")
+    assert not (tmp_path / "nan.keras").exists()
+    with pytest.raises(ValueError, match=r"this model cannot restore images: its weights hold"):
+        d.predict(np.zeros((16, 16, 3), np.uint8))
+    monkeypatch.setattr(module, "_broken_weights", lambda model: None)  # written as an older blurkit did
+    d.save(tmp_path / "nan.keras")
+    monkeypatch.undo()
+    with pytest.raises(ModelFileError, match=r"nan\.keras: its weights hold [\d,]+ NaN or infinite values .*; it "
+                                             r"cannot restore images"):
+        Deblurrer.load(tmp_path / "nan.keras")
+
+
+def test_early_stopping_leaves_the_best_epoch_and_says_which(photo_dir, tmp_path):
+    """Keras' restore_best_weights puts the best epoch's weights back at the end of the run, but the
+    Deblurrer kept the last epoch's validation scores, and a file saved then claimed the last epoch (the CLI
+    printed "saved: epoch 3 of 3" for epoch 2's weights). The validation scores are now the best epoch's and
+    ``training["weights_epoch"]`` says which epoch the weights are."""
+    d = Deblurrer(model="unet", model_options=TINY, **FAST)
+    ckpt = tmp_path / "best.keras"
+    d.fit(photo_dir, epochs=5, steps_per_epoch=2, checkpoint=ckpt, early_stopping=2, verbose=0,
+          callbacks=[_Spoil(1, "noise")])  # every epoch after the first is made worse
+    val_loss = d.history["val_loss"]
+    best = int(np.argmin(val_loss))
+    assert best == 0 and len(val_loss) == 3  # stopped early, two epochs after the best
+    assert d.training["weights_epoch"] == best + 1 and d.training["epochs"] == 3
+    assert d.validation["loss"] == val_loss[best] and d.validation["psnr"] == d.history["val_psnr"][best]
+    x = np.random.default_rng(1).integers(0, 256, (24, 20, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(d.predict(x), Deblurrer.load(ckpt).predict(x))  # the best epoch's weights
+    meta = Deblurrer.read_metadata(d.save(tmp_path / "after.keras"))
+    assert meta["training"]["weights_epoch"] == 1 and meta["validation"]["loss"] == val_loss[best]
+
+
 def test_fit_without_validation(arrays):
     d = Deblurrer(model="unet", model_options=TINY, **FAST)
     hist = d.fit(arrays[1], epochs=1, steps_per_epoch=1, validation_split=0, verbose=0)

@@ -149,6 +149,21 @@ def test_a_time_limit_pauses_the_run_and_resume_goes_on(photos, straight, tmp_pa
         d.fit(photos, time_limit=0, **_fit_kwargs(state_dir))
 
 
+def test_resume_refuses_fewer_epochs_than_the_run_has_trained(photos, tmp_path):
+    """``--resume --epochs 1`` on a run paused after 2 epochs trained nothing, said "saved: epoch 2 of 2", and
+    the CLI then removed the training state: the run could not go on any more. It is refused, and the state
+    kept."""
+    state_dir = tmp_path / "state"
+    for _ in range(2):  # two paused fits: the state is after epoch 2 of EPOCHS
+        _new().fit(photos, resume=True, time_limit=1e-9, **_fit_kwargs(state_dir))
+    assert Deblurrer.read_metadata(state_dir / "last.keras")["resume"]["epoch"] == 2
+    with pytest.raises(ValueError, match=r"cannot resume from .*last\.keras: that run has trained 2 epochs, more "
+                                         r"than the 1 asked for; ask for at least 2 to go on"):
+        _new().fit(photos, resume=True, **{**_fit_kwargs(state_dir), "epochs": 1})
+    assert Deblurrer.read_metadata(state_dir / "last.keras")["resume"]["epoch"] == 2
+    assert _new().fit(photos, resume=True, **{**_fit_kwargs(state_dir), "epochs": 2}).epoch == []  # got there
+
+
 def test_the_model_file_cannot_be_the_training_state_file(photos, tmp_path):
     d = _new()
     with pytest.raises(ValueError, match="is the file the training state is kept in"):

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Deblurrer", "ModelFileError", "METADATA_NAME", "FORMAT"]
+__all__ = ["Deblurrer", "ModelFileError", "TrainingDivergedError", "METADATA_NAME", "FORMAT"]
 
 #: Serialises the building of a Deblurrer's traced inference functions: threads that predict on a fresh (or
 #: just loaded) instance at once build them once, and none sees one function published without the other.
@@ -70,6 +70,25 @@ EVAL_METRICS = ("psnr", "ssim", "mse", "accuracy", "channel_accuracy")
 
 class ModelFileError(ValueError):
     """A model file that is not a blurkit model, is damaged, or needs components that are not installed."""
+
+
+class TrainingDivergedError(ValueError):
+    """:meth:`Deblurrer.fit` stopped because the training loss became NaN or infinite (the weights with it):
+    the epoch is in :attr:`Deblurrer.history`, but no checkpoint or training state of it is written."""
+
+
+def _non_finite(model: Any) -> int:
+    """How many of ``model``'s weight values are NaN or infinite."""
+    return sum(int(np.size(w) - np.count_nonzero(np.isfinite(w))) for w in model.get_weights())
+
+
+def _broken_weights(model: Any) -> str | None:
+    """Why ``model`` can be neither saved nor run (its weights hold NaN or infinite values), or None."""
+    bad = _non_finite(model)
+    if not bad:
+        return None
+    return (f"its weights hold {bad:,} NaN or infinite value{'s' * (bad != 1)} (a diverged training run, say: "
+            "train again with a lower learning rate)")
 
 
 def _provenance(registry: Any, name: Any) -> str | None:
@@ -535,7 +554,9 @@ class Deblurrer:
                 ``data`` that never shares an image (or pair) with the training side.
             validation_split: Fraction of ``data`` held out when ``validation`` is None (0 for none).
             callbacks: Extra Keras callbacks, passed through (their own state is not saved for resume).
-            early_stopping: Stop after this many epochs without improvement (restores the best weights).
+            early_stopping: Stop after this many epochs without improvement. The model ends with the weights
+                of its best epoch (Keras' ``restore_best_weights``, early stop or not): ``training
+                ["weights_epoch"]`` says which, and :attr:`validation` holds that epoch's scores.
             checkpoint: Save the best model so far (a blurkit ``.keras`` file, atomically) at this path
                 (checked before training: ValueError for another suffix). A file there saved by an earlier
                 ``fit`` of this Deblurrer (its history the start of this one's, chosen by the same monitored
@@ -568,6 +589,12 @@ class Deblurrer:
 
         Returns:
             The Keras ``History`` of this call; :attr:`history` accumulates over calls.
+
+        Raises:
+            TrainingDivergedError: The training loss became NaN or infinite: the epoch is recorded in
+                :attr:`history`, and the last checkpoint and training state (the epochs before) are kept.
+            ValueError: Bad arguments or data, or ``resume`` with a saved run that cannot be continued
+                (other settings, or more epochs trained than ``epochs``).
         """
         import shutil
         import warnings
@@ -631,6 +658,9 @@ class Deblurrer:
         first = run_start
         if restored is not None:
             first = end if restored.get("stopped") else max(run_start, int(restored["epoch"]))
+            if first > end:  # the CLI would then remove the state of a run that could go on
+                raise ValueError(f"cannot resume from {state_dir / RESUME_NAME}: that run has trained {first} "
+                                 f"epochs, more than the {end} asked for; ask for at least {first} to go on")
         self.training = {
             "data": _describe_data(data),
             "train_items": len(train_src),
@@ -683,6 +713,14 @@ class Deblurrer:
         es = tracked.get("early_stopping")
         if time_limit is not None and self.training["epochs"] < end and not (es and es.stopped_epoch):
             self.training["time_limit_reached"] = True
+        if es is not None and es.best_weights is not None:
+            # Keras put the best epoch's weights back (at the end of any run, not only an early stop): say
+            # which epoch the model now is, and give it that epoch's validation scores, not the last one's
+            best = int(es.best_epoch)  # counts this Deblurrer's epochs (training started at initial_epoch)
+            self.training["weights_epoch"] = best + 1
+            val = {k[4:]: v[best] for k, v in self.history.items() if k.startswith("val_") and best < len(v)}
+            if val and all(math.isfinite(x) for x in val.values()):
+                self.validation = val
         return hist
 
     def _move_to(self, strategy: Any) -> None:
@@ -743,6 +781,9 @@ class Deblurrer:
             if self._infer_fn is not None:  # another thread built them while this one waited
                 return
             model = self.model
+            broken = _broken_weights(model)
+            if broken:  # every output would be NaN: black images, "done"
+                raise ValueError(f"this model cannot restore images: {broken}")
             spec = tf.TensorSpec([None, None, None, self.channels], tf.float32)
             infer = tf.function(lambda x: tf.clip_by_value(model(x, training=False), 0.0, 1.0),
                                 input_signature=[spec], reduce_retracing=True, autograph=False)
@@ -1416,6 +1457,9 @@ class Deblurrer:
         if path.suffix != ".keras":
             raise ValueError(f"model files end in .keras, got {path.name!r}")
         _check_savable(self.model)
+        broken = _broken_weights(self.model)
+        if broken:
+            raise ValueError(f"not saving {path.name}: {broken}")
         make_parent(path, "save")
         meta = self.metadata()
         if weights_dtype != "float32":
@@ -1547,6 +1591,9 @@ class Deblurrer:
             model = keras.saving.load_model(path, compile=False, safe_mode=True)
         except Exception as exc:  # noqa: BLE001 - Keras raises many types; report them all clearly
             raise ModelFileError(f"{path}: Keras could not load the model safely: {_keras_error(exc)}") from None
+        broken = _broken_weights(model)
+        if broken:
+            raise ModelFileError(f"{path}: {broken}; it cannot restore images")
         facade = dict(meta.get("facade") or {})
         d = cls.__new__(cls)
         d._from_parts(model, blur, spec, facade)
@@ -1975,6 +2022,13 @@ def _callbacks(deblurrer: Deblurrer, checkpoint: str | os.PathLike | None, monit
             for seq in deblurrer.history.values():
                 seq.extend([math.nan] * (done + 1 - len(seq)))  # a key this epoch has not: NaN
             deblurrer.training["epochs"] = done + 1
+            loss = logs.get("loss")
+            if loss is not None and not math.isfinite(float(loss)):
+                # the weights are NaN now too: no checkpoint or training state of this epoch (the ones before
+                # are kept), and no more epochs of NaN
+                raise TrainingDivergedError(
+                    f"training diverged: the loss of epoch {done + 1} is {float(loss)}, and the weights are no "
+                    f"longer finite; lower the learning rate (it is {deblurrer.learning_rate:g})")
             if any(k.startswith("val_") for k in logs):
                 deblurrer.validation = {k[4:]: float(v) for k, v in logs.items() if k.startswith("val_")}
             value = logs.get(monitor)

@@ -16,7 +16,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "train",
         help="train a deblurring model",
         description="Train a model on sharp photos (blurred on the fly) or on blurred/sharp pairs, "
-        "save the best one (a .keras file) and the training curves (a PNG beside it). The training state "
+        "save it (a .keras file: the epoch with the best validation loss; without validation the last epoch, "
+        "or with --early-stopping the one with the best training loss) and the training curves (a PNG "
+        "beside it). The training state "
         "is saved after every epoch (OUT's name with .resume, e.g. model.resume/last.keras) and removed "
         "when the run completes: after a crash, run the same command with --resume to continue.",
     )
@@ -137,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
             raise CLIError(f"--distribute {args.distribute}: {exc}") from None
         chief = is_chief(strategy)
 
-    from blurkit.deblurrer import Deblurrer
+    from blurkit.deblurrer import Deblurrer, TrainingDivergedError
 
     try:
         d = Deblurrer(
@@ -155,7 +157,8 @@ def run(args: argparse.Namespace) -> int:
     data = tuple(args.pairs) if args.pairs else args.data
     quiet = args.quiet or not chief
     if not quiet:
-        print(f"{d}\ntraining on {data} for {_count(args.epochs, 'epoch')} -> {out} "
+        shown_data = f"the pairs in {args.pairs[0]} and {args.pairs[1]}" if args.pairs else data
+        print(f"{d}\ntraining on {shown_data} for {_count(args.epochs, 'epoch')} -> {out} "
               f"(training state: {state_dir})")
         if args.resume:
             state = state_dir / "last.keras"
@@ -170,18 +173,17 @@ def run(args: argparse.Namespace) -> int:
               verbose=0 if quiet else ("auto" if on_terminal(sys.stdout) else 2), resume=args.resume,
               checkpoint_dir=state_dir,
               time_limit=args.time_limit, strategy=strategy, cache=args.cache)
+    except TrainingDivergedError as exc:  # what the run leaves is worth knowing, as after Ctrl-C
+        kept = f"{out} holds the best epoch before it" if _written(out, started) else "no model was saved"
+        print(f"blurkit train: error: {exc}; {kept}", file=sys.stderr)
+        if not quiet:
+            d.plot_history(curves)  # the curves up to the diverged epoch show how it went
+            print(f"curves: {curves}")
+        return 1
     except (FileNotFoundError, ValueError) as exc:
         raise CLIError(str(exc)) from None
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (see main): say what is kept and how to go on
-        def written(path: Path) -> bool:  # by this run (not a file an earlier run left); 2 s: FAT's mtimes
-            return path.is_file() and path.stat().st_mtime >= started - 2
-
-        kept = [f"the training state after the last finished epoch is in {state_dir}: run the same command "
-                "with --resume to go on"] if written(state_dir / "last.keras") else \
-            ["no epoch finished, so there is nothing to resume"]
-        if written(out):
-            kept.append(f"{out} holds the best model so far (the run is not finished)")
-        print(f"interrupted: {'; '.join(kept)}", file=sys.stderr)
+        print(f"interrupted: {'; '.join(_kept(state_dir, out, started))}", file=sys.stderr)
         return interrupt_status(exc)
     if not chief:  # the chief writes the model, the curves, and removes the training state
         return 0
@@ -206,6 +208,28 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _written(path: Path, started: float) -> bool:
+    """Whether the run that started at ``started`` wrote ``path`` (not a file an earlier run left; 2 s: FAT's
+    modification times)."""
+    return path.is_file() and path.stat().st_mtime >= started - 2
+
+
+def _kept(state_dir: Path, out: Path, started: float) -> list[str]:
+    """What a run stopped before its end (Ctrl-C, SIGTERM) leaves to go on from."""
+    state = state_dir / "last.keras"
+    if _written(state, started):
+        kept = [f"the training state after the last finished epoch is in {state_dir}: run the same command with "
+                "--resume to go on"]
+    elif state.is_file():  # this run was to replace it, but finished no epoch: the earlier run's is intact
+        kept = [f"no epoch of this run finished; {state_dir} still holds an earlier run's training state "
+                "(--resume goes on from it)"]
+    else:
+        kept = ["no epoch finished, so there is nothing to resume"]
+    if _written(out, started):
+        kept.append(f"{out} holds the best model so far (the run is not finished)")
+    return kept
+
+
 def _summary(d, out: Path, epochs: int, patience: int | None, paused: bool) -> str:
     """The closing lines: an early stop, and which epoch the saved model is with its validation scores (those
     saved with it: the last epoch's differ when an earlier one was better)."""
@@ -218,9 +242,12 @@ def _summary(d, out: Path, epochs: int, patience: int | None, paused: bool) -> s
         lines.append(f"stopped early after epoch {trained} of {epochs}: no better {monitored} for "
                      f"{_count(patience, 'epoch')}")
     meta = Deblurrer.read_metadata(out)
-    saved = len((meta.get("history") or {}).get("loss") or [])
+    # the epoch of the weights: the last one in the file's history, unless early stopping put an earlier
+    # (the best) epoch's weights back
+    saved = (meta.get("training") or {}).get("weights_epoch") or len((meta.get("history") or {}).get("loss") or [])
     psnr = (meta.get("validation") or {}).get("psnr")
-    which = f"epoch {saved} of {trained}" + (f", the best {monitored}" if saved < trained else "")
+    # paused: of the run's epochs (the line before says it stopped at the time limit)
+    which = f"epoch {saved} of {epochs if paused else trained}" + (f", the best {monitored}" if saved < trained else "")
     lines.append(f"saved {out}: {which}" + (f", validation PSNR {psnr:.2f} dB" if psnr else ""))
     return "\n".join(lines)
 
