@@ -173,6 +173,29 @@ def test_an_input_in_a_format_blurkit_cannot_write_becomes_png_keeping_alpha(fak
     assert back.shape == (8, 12, 4)  # the alpha channel kept (the fake model inverts it too)
 
 
+def test_an_input_folder_inside_out_is_read(fake, tmp_path, capsys):
+    """``blurkit deblur data/blurred -o data`` said "no images found in data/blurred": every file of an input
+    inside --out was taken for one of the output folder's (the check for a link to --out in an input)."""
+    data = tmp_path / "data"
+    write_image(data / "blurred" / "a.png", _image(10))
+    rc, out, err = _run(capsys, data / "blurred", "-o", data)
+    assert rc == 0, err
+    assert int(read_image(data / "a.png")[0, 0, 0]) == 255 - 10 and "not read as input" not in out
+
+
+def test_only_an_image_that_is_no_earlier_output_is_a_failure_not_nothing_to_do(fake, tmp_path, capsys):
+    """With nothing else to restore the run said "nothing to restore: beach_sharp.png ends in --suffix _sharp,
+    so is an earlier output" (exit 2), against the size check; and the note listed it among the earlier
+    outputs. It is one failure (exit 1), named once, and no model is loaded for it."""
+    album = tmp_path / "album"
+    write_image(album / "beach.png", _image(10))
+    write_image(album / "beach_sharp.png", np.full((30, 20, 3), 77, np.uint8))
+    rc, out, err = _run(capsys, album, "-o", album, "--suffix", "_sharp")
+    assert rc == 1, (out, err)
+    assert "done 0, skipped 0 (already there), failed 1" in out and "earlier output" not in out
+    assert "beach_sharp.png is already there and 20x30" in err and fake.loaded == []
+
+
 def test_a_hidden_out_inside_an_input_folder_is_no_input(fake, tmp_path, capsys):
     """A hidden folder is never listed, so nothing in it is an input: its files are written over."""
     p = tmp_path / "p"

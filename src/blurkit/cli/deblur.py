@@ -131,6 +131,12 @@ class _Left:
         if len(self.first) < self.SHOWN:
             self.first.append(path)
 
+    def discard(self, path) -> None:
+        """Take back one :meth:`add` of ``path``."""
+        self.n -= 1
+        if path in self.first:
+            self.first.remove(path)
+
     def names(self) -> str:
         """The first few paths, and ``...`` when there are more.
 
@@ -245,11 +251,13 @@ def _plan(inputs: list[str], out: str, suffix: str, ext: str | None = None) -> _
                         and not any(n.startswith(".") for n in real_out.relative_to(p.resolve()).parts)), None)
 
     @functools.lru_cache(maxsize=4096)
-    def in_out(folder: Path) -> bool:
-        """Whether ``folder`` (a listed file's) is, really, the output folder or inside it: reached as a
-        subfolder of an input folder, or through a link in one (``photos/link -> ../out``)."""
-        real = folder.resolve()
-        return real == real_out or real_out in real.parents
+    def real_of(folder: Path) -> Path:
+        """The real path of a listed file's folder (one lookup per folder, not per file)."""
+        return folder.resolve()
+
+    def within(folder: Path, root: Path) -> bool:
+        real = real_of(folder)
+        return real == root or root in real.parents
 
     def walk():
         """``(source, destination, why)``: ``why`` is None for a job, else the reason it is left out."""
@@ -259,12 +267,15 @@ def _plan(inputs: list[str], out: str, suffix: str, ext: str | None = None) -> _
                 continue
             real = p.resolve()
             beside = real == real_out if p.is_dir() else p.parent.resolve() == real_out
+            inside = p.is_dir() and real in real_out.parents  # --out is inside this input folder
             for f, d in folder_jobs(p, outp, suffix=suffix, ext=ext, unlisted=plan.unlisted):
                 if beside and suffix and f.stem.endswith(suffix):  # beside the photos: an earlier output
                     yield f, d, "earlier"
-                elif p.is_dir() and not beside and in_out(f.parent):
-                    # the output folder is not input: its files would be restored again, and the outputs
-                    # written meanwhile too (the walk is lazy)
+                elif (p.is_dir() and not beside and within(f.parent, real_out)
+                      and (inside or not within(f.parent, real))):
+                    # the output folder is not input, whether inside the input folder or reached through a
+                    # link in it (photos/link -> ../out): its files would be restored again, and the outputs
+                    # written meanwhile too (the walk is lazy). An input folder inside --out is read as usual.
                     yield f, d, "unread"
                 else:
                     yield f, d, None
@@ -277,9 +288,11 @@ def _plan(inputs: list[str], out: str, suffix: str, ext: str | None = None) -> _
     kept: set[str] = set()
     if not to_file:
         seen: set[int] = set()
+        earlier: set[int] = set()
         for src, dst, why in walk():
             if why == "earlier":
                 plan.earlier.add(src)
+                earlier.add(hash(str(src)))
                 continue
             if why == "unread":
                 plan.unread.add(src)
@@ -297,6 +310,9 @@ def _plan(inputs: list[str], out: str, suffix: str, ext: str | None = None) -> _
                 why = _not_its_output(src, dst, suffix)
                 if why:
                     plan.foreign[str(dst)] = (src, why)
+        for dst in plan.foreign:  # another image, not an earlier output: its failure line says so
+            if hash(dst) in earlier:
+                plan.earlier.discard(Path(dst))
 
     def jobs():
         for src, dst, why in walk():
@@ -307,7 +323,8 @@ def _plan(inputs: list[str], out: str, suffix: str, ext: str | None = None) -> _
                 yield src, dst
 
     def count() -> int:
-        return sum(1 for _, dst, why in walk() if why is None and str(dst) not in kept | plan.foreign.keys())
+        excluded = kept | plan.foreign.keys()
+        return sum(1 for _, dst, why in walk() if why is None and str(dst) not in excluded)
 
     plan.jobs, plan.count = jobs(), count
     return plan
@@ -402,7 +419,7 @@ def run(args: argparse.Namespace) -> int:
     ext = None if args.format is None else "." + {"jpeg": "jpg", "tiff": "tif"}.get(args.format, args.format)
     plan = _plan(paths, args.out, args.suffix, ext)
     first = next(plan.jobs, None)
-    if first is None and not plan.kept.n:
+    if first is None and not plan.kept.n and not plan.foreign and not plan.unlisted:
         if plan.earlier.n:
             raise CLIError(f"nothing to restore in {', '.join(paths)}: {plan.earlier.names()} "
                            f"end{'s' * (plan.earlier.n == 1)} in --suffix {args.suffix}, so "
@@ -434,21 +451,26 @@ def run(args: argparse.Namespace) -> int:
     from blurkit.presets import AUTO, DEFAULT_PRESET
 
     auto = model is None and args.preset in (None, AUTO)
-    if auto:
-        restorer = _Auto(lambda name: setup(load_deblurrer(None, name)), first=DEFAULT_PRESET)
-    else:
-        restorer = setup(load_deblurrer(model, args.preset))
     if plan.kept.n and not args.skip_existing:
         print(f"blurkit deblur: {shown(_kept(plan, args.out))}", file=sys.stderr)
     bars = not args.quiet and on_terminal()  # in a log file, a bar is frames joined by \r
     stop = None  # the Interrupted that ended the run early, if one did
-    try:
-        summary = deblur_files(restorer, jobs, workers=args.io_workers, prefetch=args.prefetch,
-                               skip_existing=args.skip_existing, max_pixels=max_pixels,
-                               total=_count_in_background(plan.count) if bars else None,
-                               progress=bars, metadata=not args.no_metadata, quality=args.quality)
-    except Interrupted as exc:
-        summary, stop = exc.summary, exc
+    if first is None:  # nothing to restore, only failures to report: no model to load
+        from blurkit.batch import Summary
+
+        summary, restorer = Summary(), None
+    else:
+        if auto:
+            restorer = _Auto(lambda name: setup(load_deblurrer(None, name)), first=DEFAULT_PRESET)
+        else:
+            restorer = setup(load_deblurrer(model, args.preset))
+        try:
+            summary = deblur_files(restorer, jobs, workers=args.io_workers, prefetch=args.prefetch,
+                                   skip_existing=args.skip_existing, max_pixels=max_pixels,
+                                   total=_count_in_background(plan.count) if bars else None,
+                                   progress=bars, metadata=not args.no_metadata, quality=args.quality)
+        except Interrupted as exc:
+            summary, stop = exc.summary, exc
     summary.skipped += plan.kept_now  # left as they are, as with --skip-existing
     # a sub-folder that cannot be listed: its images are not even known, so it is one failure
     summary.failed += [(Path(folder), f"cannot list this folder ({why}): the images in it are left out")
@@ -457,7 +479,7 @@ def run(args: argparse.Namespace) -> int:
     print(summary)  # one line, kept with --quiet (which silences the progress bars)
     for note in _notes(plan, args.out, args.suffix):
         print(shown(note))  # paths: a name that is not UTF-8 would fail on a strict stdout
-    if auto and restorer.counts and not args.quiet:
+    if auto and restorer is not None and restorer.counts and not args.quiet:
         print("presets (auto): " + ", ".join(f"{n} for {c} image{'s' * (c != 1)}"
                                              for n, c in sorted(restorer.counts.items())))
     for src, why in summary.failed:
