@@ -178,6 +178,52 @@ def test_early_stopping_leaves_the_best_epoch_and_says_which(photo_dir, tmp_path
     assert meta["training"]["weights_epoch"] == 1 and meta["validation"]["loss"] == val_loss[best]
 
 
+def test_a_builder_without_channels_sets_them_unless_they_are_asked_for():
+    """A builder without a ``channels`` option that builds grey models worked with the default channels; it
+    was refused once asking for other channels than the model's was ("built a model for 1-channel images,
+    not channels=3"). Only channels given explicitly are checked."""
+    from blurkit.models.unet import unet
+    from blurkit.registry import MODELS
+
+    MODELS.register("test-grey-only", lambda width=4: unet(channels=1, width=width, depth=1, blocks=1))
+    try:
+        assert Deblurrer(model="test-grey-only", **FAST).channels == 1
+        with pytest.raises(ValueError, match=r"built a model for 1-channel images, not channels=3"):
+            Deblurrer(model="test-grey-only", channels=3, **FAST)
+    finally:
+        MODELS.unregister("test-grey-only")
+
+
+def test_a_divergence_after_the_last_step_of_an_epoch_is_caught_and_early_stopping_weights_come_back(
+        photo_dir, tmp_path):
+    """The last step of an epoch can break the weights while the epoch's loss is finite: the training state's
+    save then failed with a plain "not saving last.keras". And the error skipped Keras' on_train_end, so early
+    stopping's best weights never came back (the fit docstring says they do), and a predict built before the
+    fit ran the NaN model to black images. Now: TrainingDivergedError, the best epoch's weights, and predict
+    on them."""
+    import keras
+
+    from blurkit.deblurrer import TrainingDivergedError
+
+    class BreakLastStep(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if self.epoch == 1 and batch == 1:  # the last of the epoch's two steps
+                self.model.set_weights([np.full_like(w, np.nan) for w in self.model.get_weights()])
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+    d = Deblurrer(model="unet", model_options=TINY, **FAST)
+    x = np.random.default_rng(2).integers(0, 256, (20, 24, 3), dtype=np.uint8)
+    d.predict(x)  # its traced functions exist before the fit
+    with pytest.raises(TrainingDivergedError, match=r"^training diverged: after epoch 2 the weights hold NaN or "
+                                                    r"infinite values; lower the learning rate"):
+        d.fit(photo_dir, epochs=3, steps_per_epoch=2, checkpoint=tmp_path / "m.keras", early_stopping=5,
+              verbose=0, callbacks=[BreakLastStep()])
+    assert d.training["weights_epoch"] == 1 and math.isfinite(d.history["loss"][1])
+    np.testing.assert_array_equal(d.predict(x), Deblurrer.load(tmp_path / "m.keras").predict(x))
+
+
 def test_fit_without_validation(arrays):
     d = Deblurrer(model="unet", model_options=TINY, **FAST)
     hist = d.fit(arrays[1], epochs=1, steps_per_epoch=1, validation_split=0, verbose=0)

@@ -158,10 +158,24 @@ def test_resume_refuses_fewer_epochs_than_the_run_has_trained(photos, tmp_path):
         _new().fit(photos, resume=True, time_limit=1e-9, **_fit_kwargs(state_dir))
     assert Deblurrer.read_metadata(state_dir / "last.keras")["resume"]["epoch"] == 2
     with pytest.raises(ValueError, match=r"cannot resume from .*last\.keras: that run has trained 2 epochs, more "
-                                         r"than the 1 asked for; ask for at least 2 to go on"):
+                                         r"than the 1 asked for; ask for more than 2 to go on"):
         _new().fit(photos, resume=True, **{**_fit_kwargs(state_dir), "epochs": 1})
     assert Deblurrer.read_metadata(state_dir / "last.keras")["resume"]["epoch"] == 2
     assert _new().fit(photos, resume=True, **{**_fit_kwargs(state_dir), "epochs": 2}).epoch == []  # got there
+
+
+def test_a_refused_resume_leaves_the_deblurrer_as_it_was(photos, tmp_path):
+    """The refusal of too few epochs came after the saved weights and history were loaded: the same object
+    then could not follow the message's advice ("this Deblurrer has 2 epochs of history")."""
+    state_dir = tmp_path / "state"
+    for _ in range(2):
+        _new().fit(photos, resume=True, time_limit=1e-9, **_fit_kwargs(state_dir))
+    d = _new()
+    before = [w.copy() for w in d.model.get_weights()]
+    with pytest.raises(ValueError, match=r"has trained 2 epochs, more than the 1 asked for; ask for more than 2"):
+        d.fit(photos, resume=True, **{**_fit_kwargs(state_dir), "epochs": 1})
+    assert d.history == {} and all(np.array_equal(a, b) for a, b in zip(before, d.model.get_weights(), strict=True))
+    assert d.fit(photos, resume=True, time_limit=1e-9, **{**_fit_kwargs(state_dir), "epochs": 3}).epoch == [2]
 
 
 def test_the_model_file_cannot_be_the_training_state_file(photos, tmp_path):

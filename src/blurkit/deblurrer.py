@@ -78,8 +78,13 @@ class TrainingDivergedError(ValueError):
 
 
 def _non_finite(model: Any) -> int:
-    """How many of ``model``'s weight values are NaN or infinite."""
-    return sum(int(np.size(w) - np.count_nonzero(np.isfinite(w))) for w in model.get_weights())
+    """How many of ``model``'s weight values are NaN or infinite (one variable at a time: no copy of them
+    all, which a large model's checkpoints would pay for at every save)."""
+    bad = 0
+    for v in model.weights:
+        w = np.asarray(v)
+        bad += int(w.size - np.count_nonzero(np.isfinite(w)))
+    return bad
 
 
 def _broken_weights(model: Any) -> str | None:
@@ -243,7 +248,8 @@ class Deblurrer:
         blur_options: Keyword arguments of the blur generator given by name (e.g. ``{"sigma": (0.5, 3.0)}``);
             with a blur instance or a serialized blur, ValueError (build the instance with them).
         channels: 3 for colour models, 1 for greyscale models (colour images are then restored channel by
-            channel).
+            channel). Default: 3, or what a model builder without a ``channels`` option builds (given
+            explicitly, a builder's model for other channels is refused).
         loss: ``"mse"`` (default), ``"l1"``, ``"charbonnier"`` or ``"psnr_loss"`` (see
             :mod:`blurkit.metrics.losses`).
         learning_rate: Adam's initial learning rate (default 1e-3). A ``model`` that is already compiled (by
@@ -284,7 +290,7 @@ class Deblurrer:
         *,
         model_options: dict | None = None,
         blur_options: dict | None = None,
-        channels: int = 3,
+        channels: int | None = None,
         loss: str = "mse",
         learning_rate: float | None = None,
         patch_size: int = 96,
@@ -302,6 +308,7 @@ class Deblurrer:
 
         check_loss(loss)  # now, not at the first fit
         _check_seed(seed)  # now, named: NumPy's own message (building the model) does not say which argument
+        asked, channels = channels, 3 if channels is None else channels
         if channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {channels}")
         for arg, v in (("patch_size", patch_size), ("batch_size", batch_size), ("tile_size", tile_size),
@@ -359,9 +366,9 @@ class Deblurrer:
             except TypeError as exc:
                 raise options_error(MODELS.noun, model, builder, opts, exc) from None
         self.model = model  # sets channels, fixed_size and the sizes a fixed-size model dictates
-        if spec is not None and self.channels != channels:  # a builder without a channels option, say
+        if spec is not None and asked is not None and self.channels != asked:  # a builder without the option
             raise ValueError(f"model {spec['name']!r} built a model for {self.channels}-channel images, not "
-                             f"channels={channels}: pass channels={self.channels}, or a builder that takes "
+                             f"channels={asked}: pass channels={self.channels}, or a builder that takes "
                              "channels")
         self.model_spec: dict | None = spec
         self._adopt_optimizer()
@@ -615,6 +622,8 @@ class Deblurrer:
         if checkpoint is not None and Path(checkpoint).suffix != ".keras":  # now, not after the first epoch
             raise ValueError(f"checkpoint: model files end in .keras, got {Path(checkpoint).name!r}")
         state_dir = _state_dir(checkpoint, checkpoint_dir)
+        if checkpoint is not None or state_dir is not None:
+            _check_savable(self.model)  # now: a Lambda layer failed the first save, after a whole epoch
         if checkpoint is not None and state_dir is not None \
                 and Path(checkpoint).resolve() == (state_dir / RESUME_NAME).resolve():
             raise ValueError(f"checkpoint {checkpoint} is the file the training state is kept in "
@@ -649,7 +658,8 @@ class Deblurrer:
         if state_dir is not None and (state_dir / RESUME_NAME).is_file():
             if resume:
                 with strategy.scope():
-                    restored = self._restore_state(state_dir / RESUME_NAME, settings, run_start)
+                    restored = self._restore_state(state_dir / RESUME_NAME, settings, run_start, end=run_start
+                                                   + int(epochs))
             else:
                 warnings.warn(_overwrite_message(state_dir / RESUME_NAME, settings, run_start), stacklevel=2)
         if in_multi_worker_mode(strategy):  # every worker starts from the chief's weights
@@ -658,9 +668,6 @@ class Deblurrer:
         first = run_start
         if restored is not None:
             first = end if restored.get("stopped") else max(run_start, int(restored["epoch"]))
-            if first > end:  # the CLI would then remove the state of a run that could go on
-                raise ValueError(f"cannot resume from {state_dir / RESUME_NAME}: that run has trained {first} "
-                                 f"epochs, more than the {end} asked for; ask for at least {first} to go on")
         self.training = {
             "data": _describe_data(data),
             "train_items": len(train_src),
@@ -706,6 +713,15 @@ class Deblurrer:
             hist = train(self.model, get_loss(self.loss), lambda ctx: train_for(first, end, steps, ctx),
                          strategy=strategy, global_batch=self.batch_size, steps=steps, initial_epoch=first,
                          epochs=end, validation=val, callbacks=cbs, verbose=verbose)
+        except TrainingDivergedError:
+            # Keras' on_train_end did not run: put early stopping's best weights back as it would have; and
+            # let predict check the weights again (its traced functions may have been built before)
+            es = tracked.get("early_stopping")
+            if es is not None and es.best_weights is not None:
+                self.model.set_weights(es.best_weights)
+                self.training["weights_epoch"] = int(es.best_epoch) + 1
+            self._infer_fn = self._split_fns = None
+            raise
         finally:
             if scratch is not None:
                 shutil.rmtree(scratch, ignore_errors=True)
@@ -734,8 +750,12 @@ class Deblurrer:
         self.model = clone
         self._strategy = strategy
 
-    def _restore_state(self, state_file: Path, settings: dict, run_start: int) -> dict:
-        """Load the training state saved by :func:`_callbacks` into this facade; returns its record."""
+    def _restore_state(self, state_file: Path, settings: dict, run_start: int, end: int) -> dict:
+        """Load the training state saved by :func:`_callbacks` into this facade; returns its record.
+
+        Refused (ValueError, before anything is loaded) for another run's state, and for a run that is not
+        finished but has trained more than ``end`` epochs: resuming would train nothing, and ``blurkit train``
+        would then remove the state of a run that could go on."""
         import io
 
         meta = self.read_metadata(state_file)
@@ -744,6 +764,10 @@ class Deblurrer:
             raise ValueError(f"cannot resume from {state_file}: {problem}; delete it (or use another "
                              "checkpoint_dir) to start afresh")
         state = meta["resume"]
+        if not state.get("stopped") and int(state["epoch"]) > end:
+            done = int(state["epoch"]) - run_start
+            raise ValueError(f"cannot resume from {state_file}: that run has trained {done} epochs, more than the "
+                             f"{end - run_start} asked for; ask for more than {done} to go on")
         optimizer = self.model.optimizer
         if optimizer is not None and not optimizer.built:
             optimizer.build(self.model.trainable_variables)
@@ -2023,12 +2047,15 @@ def _callbacks(deblurrer: Deblurrer, checkpoint: str | os.PathLike | None, monit
                 seq.extend([math.nan] * (done + 1 - len(seq)))  # a key this epoch has not: NaN
             deblurrer.training["epochs"] = done + 1
             loss = logs.get("loss")
+            bad = None
             if loss is not None and not math.isfinite(float(loss)):
-                # the weights are NaN now too: no checkpoint or training state of this epoch (the ones before
-                # are kept), and no more epochs of NaN
+                bad = f"the loss of epoch {done + 1} is {float(loss)}, and the weights are no longer finite"
+            elif _non_finite(self.model):  # the last step of an epoch can break them with a finite epoch loss
+                bad = f"after epoch {done + 1} the weights hold NaN or infinite values"
+            if bad is not None:
+                # no checkpoint or training state of this epoch (the ones before are kept), and no more epochs
                 raise TrainingDivergedError(
-                    f"training diverged: the loss of epoch {done + 1} is {float(loss)}, and the weights are no "
-                    f"longer finite; lower the learning rate (it is {deblurrer.learning_rate:g})")
+                    f"training diverged: {bad}; lower the learning rate (it is {deblurrer.learning_rate:g})")
             if any(k.startswith("val_") for k in logs):
                 deblurrer.validation = {k[4:]: float(v) for k, v in logs.items() if k.startswith("val_")}
             value = logs.get(monitor)

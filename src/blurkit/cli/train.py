@@ -52,7 +52,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0,
                    help="seeds the initial weights, the split, the patches and the blur (default 0): the same "
                    "command on the same photos trains the same model")
-    p.add_argument("--channels", type=int, default=3, choices=[1, 3], help="3 (RGB, default) or 1 (grey)")
+    p.add_argument("--channels", type=int, choices=[1, 3],
+                   help="3 (RGB, default; or what a --model without a channels option builds) or 1 (grey)")
     p.add_argument("--out", "-o", default="model.keras", help="model file to write (default model.keras)")
     p.add_argument("--curves", help="training-curves PNG (default: OUT with .png)")
     p.add_argument("--resume", action="store_true",
