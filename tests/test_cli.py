@@ -807,6 +807,23 @@ def test_list_hides_the_start_up_lines_of_a_plugin_that_imports_tensorflow(tmp_p
     assert "could not load plugin metric 'nothing'" in lines[1] and len(lines) == 2, done.stderr
 
 
+def test_without_a_temporary_file_stderr_is_not_captured_and_nothing_breaks(monkeypatch, capfd):
+    """No writable temporary folder: the capture of file descriptor 2 failed, and the caller's own error was
+    replaced by "UnboundLocalError: cannot access local variable 'captured'". The body now runs uncaptured."""
+    import tempfile
+
+    from blurkit.cli._common import _Captured, _stderr_captured
+
+    def no_temp(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", no_temp)
+    captured = _Captured()
+    with _stderr_captured(captured):
+        os.write(2, b"shown as it is\n")
+    assert captured.text == "" and capfd.readouterr().err == "shown as it is\n"
+
+
 def test_warnings_are_one_line_naming_the_command():
     """A warning during a command (an unreadable training photo, say) is one line naming the command, not the
     library's file, line and source; Python's own format is back once the command returns."""

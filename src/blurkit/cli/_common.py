@@ -185,8 +185,9 @@ def quiet_tensorflow() -> None:
     """
     if not _hiding():
         return
+    captured = _Captured()
     try:
-        with _stderr_captured() as captured:
+        with _stderr_captured(captured):
             import tensorflow  # noqa: F401
     except BaseException:
         sys.stderr.write(captured.text)
@@ -204,8 +205,9 @@ def plugins_quiet() -> Iterator[None]:
     if not _hiding():
         yield
         return
+    captured = _Captured()
     try:
-        with _stderr_captured() as captured:
+        with _stderr_captured(captured):
             yield
     finally:
         text = captured.text
@@ -235,16 +237,21 @@ class _Captured:
 
 
 @contextlib.contextmanager
-def _stderr_captured() -> Iterator[_Captured]:
-    """File descriptor 2 (C libraries' stderr as well as Python's) sent to a temporary file for the body; the
-    yielded object's ``text`` is what was written there, once the body is done."""
-    captured = _Captured()
+def _stderr_captured(captured: _Captured) -> Iterator[None]:
+    """File descriptor 2 (C libraries' stderr as well as Python's) sent to a temporary file for the body;
+    ``captured.text`` is what was written there, once the body is done. Without a temporary file (no
+    writable temporary folder) nothing is captured: the body runs as it is."""
+    try:
+        log = tempfile.TemporaryFile()
+    except OSError:
+        yield
+        return
     sys.stderr.flush()
     saved = os.dup(2)
-    with tempfile.TemporaryFile() as log:
+    with log:
         os.dup2(log.fileno(), 2)
         try:
-            yield captured
+            yield
         finally:
             sys.stderr.flush()
             os.dup2(saved, 2)
