@@ -332,6 +332,7 @@ def test_the_plugin_guide_examples_run_as_written():
 
     blocks = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "plugins.md").read_text(), re.S)
     assert "register_metric" in blocks[0] and "class VerticalBlur" in blocks[1]
+    before = {name: reg.entry(name) if name in reg else None for reg, name in ((METRICS, "mae"), (BLURS, "vertical"))}
     try:
         exec(blocks[0], {})  # registers "mae"
         guide = {}
@@ -340,6 +341,8 @@ def test_the_plugin_guide_examples_run_as_written():
         check_metric("mae")
         check_blur("vertical")
         assert BLURS.create("vertical", half=2).kernel({"half": 2}).shape == (5, 1)
-    finally:
-        METRICS.unregister("mae")
-        BLURS.unregister("vertical")
+    finally:  # an installed plugin of either name is put back as it was
+        for reg, name in ((METRICS, "mae"), (BLURS, "vertical")):
+            reg.unregister(name)
+            if before[name] is not None:
+                reg.register(name, before[name].obj, override=True, source=before[name].source)

@@ -32,6 +32,7 @@ from __future__ import annotations
 import abc
 import math
 import numbers
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import cv2
@@ -260,7 +261,7 @@ class Blur(abc.ABC):
         """
         rng = self._generator(rng)
         drawn = self.sample_kernel(rng)
-        if not isinstance(drawn, dict):
+        if not isinstance(drawn, Mapping):
             raise TypeError(f"{type(self).__name__}.sample_kernel must return a dict of JSON-able kernel "
                             f"parameters, got {type(drawn).__name__}")
         params = dict(drawn)
