@@ -26,7 +26,7 @@ import tempfile
 import threading
 import warnings
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -2211,15 +2211,7 @@ def _check_keras_config(path: Any, model_source: Any = None) -> None:
         raise ModelFileError(f"{path}: damaged or truncated model file ({exc})") from None
     registered = keras.saving.get_custom_objects()
     scanned = False
-    stack = [config]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, list):
-            stack.extend(node)
-            continue
-        if not isinstance(node, dict):
-            continue
-        stack.extend(node.values())
+    for node in _config_nodes(config):
         cls_name = node.get("class_name")
         refused = _refused(node)
         if refused:
@@ -2246,6 +2238,18 @@ def _check_keras_config(path: Any, model_source: Any = None) -> None:
             f"blurkit nor a registered Keras object (blurkit never imports code named by a model file{hint})")
 
 
+def _config_nodes(config: Any) -> Iterator[dict]:
+    """Every dict in a Keras config (a layer's, its config's, a nested object's), depth first."""
+    stack = [config]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            stack.extend(node.values())
+            yield node
+
+
 def _refused(node: dict) -> str | None:
     """Why blurkit refuses to load the Keras config entry ``node`` (``"a Lambda layer (...)"``), or None."""
     cls_name = node.get("class_name")
@@ -2264,18 +2268,12 @@ def _check_savable(model: Any) -> None:
     layer, say): saving it would only produce a file nobody can load safely."""
     import keras
 
-    stack = [keras.saving.serialize_keras_object(model)]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, list):
-            stack.extend(node)
-        elif isinstance(node, dict):
-            stack.extend(node.values())
-            refused = _refused(node)
-            if refused:
-                raise ValueError(f"cannot save a model with {refused}: Deblurrer.load (Keras safe mode) would "
-                                 "refuse the file; write the operation as a registered custom layer "
-                                 "(keras.saving.register_keras_serializable)")
+    for node in _config_nodes(keras.saving.serialize_keras_object(model)):
+        refused = _refused(node)
+        if refused:
+            raise ValueError(f"cannot save a model with {refused}: Deblurrer.load (Keras safe mode) would "
+                             "refuse the file; write the operation as a registered custom layer "
+                             "(keras.saving.register_keras_serializable)")
 
 
 def _known_object(node: dict, module: str, cls_name: str, registered: dict) -> bool:
