@@ -623,7 +623,9 @@ class Deblurrer:
             raise ValueError(f"checkpoint: model files end in .keras, got {Path(checkpoint).name!r}")
         state_dir = _state_dir(checkpoint, checkpoint_dir)
         if checkpoint is not None or state_dir is not None:
-            _check_savable(self.model)  # now: a Lambda layer failed the first save, after a whole epoch
+            # now, and once: a Lambda layer failed the first save, after a whole epoch (the checkpoints and
+            # the training state are written without the check)
+            _check_savable(self.model)
         if checkpoint is not None and state_dir is not None \
                 and Path(checkpoint).resolve() == (state_dir / RESUME_NAME).resolve():
             raise ValueError(f"checkpoint {checkpoint} is the file the training state is kept in "
@@ -1470,17 +1472,19 @@ class Deblurrer:
         """
         if weights_dtype not in ("float32", "float16"):
             raise ValueError(f"weights_dtype must be 'float32' or 'float16', got {weights_dtype!r}")
+        _check_savable(self.model)
         return self._write(path, weights_dtype=weights_dtype)
 
     def _write(self, path: str | os.PathLike, *, resume: dict | None = None,
                entries: dict[str, bytes] | None = None, weights_dtype: str = "float32") -> Path:
-        """:meth:`save`, optionally adding a ``resume`` metadata section and extra archive entries."""
+        """:meth:`save`, optionally adding a ``resume`` metadata section and extra archive entries, without
+        :func:`_check_savable` (``fit`` runs it once when it starts, for the checkpoints and training state its
+        callbacks write through here: the model's layers do not change while it trains)."""
         from blurkit.data.io import _FILE_MODE, _fsync_folder, _remove_stale_temps, make_parent
 
         path = Path(path)
         if path.suffix != ".keras":
             raise ValueError(f"model files end in .keras, got {path.name!r}")
-        _check_savable(self.model)
         broken = _broken_weights(self.model)
         if broken:
             raise ValueError(f"not saving {path.name}: {broken}")
@@ -2061,7 +2065,7 @@ def _callbacks(deblurrer: Deblurrer, checkpoint: str | os.PathLike | None, monit
             value = logs.get(monitor)
             if checkpoint is not None and value is not None and value < self.best:
                 self.best = float(value)
-                deblurrer.save(checkpoint)
+                deblurrer._write(checkpoint)  # its config was checked when fit began
 
     recorder = Recorder()
     own: list[Any] = [recorder]
