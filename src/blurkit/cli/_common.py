@@ -148,6 +148,16 @@ def check_output(path: Any, arg: str, *, folder: bool = False) -> Path:
     return path
 
 
+def count(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless ``n`` is 1.
+
+    Examples:
+        >>> count(1, "epoch"), count(8, "image")
+        ('1 epoch', '8 images')
+    """
+    return f"{n} {noun}{'s' * (n != 1)}"
+
+
 def on_terminal(stream: Any = None) -> bool:
     r"""Whether ``stream`` (default: stderr, where the progress bars go) is a terminal.
 

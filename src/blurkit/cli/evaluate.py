@@ -67,7 +67,14 @@ def run(args: argparse.Namespace) -> int:
     import warnings
     from pathlib import Path
 
-    from blurkit.cli._common import check_output, error_text, load_named, on_terminal, parse_blur_options
+    from blurkit.cli._common import (
+        check_output,
+        count,
+        error_text,
+        load_named,
+        on_terminal,
+        parse_blur_options,
+    )
     from blurkit.cli.main import CLIError
 
     if bool(args.data) == bool(args.pairs):
@@ -98,9 +105,9 @@ def run(args: argparse.Namespace) -> int:
     how = "".join([f", ensemble x{args.ensemble}" if args.ensemble > 1 else "",
                    ", the true sigma given" if args.known_sigma else ""])
     if args.pairs:
-        print(f"{scores['images']} pair{'s' * (scores['images'] != 1)} from {args.pairs[0]} and {args.pairs[1]}{how}")
+        print(f"{count(scores['images'], 'pair')} from {args.pairs[0]} and {args.pairs[1]}{how}")
     else:
-        print(f"{scores['images']} image{'s' * (scores['images'] != 1)}, blur {scores['blur']['name']} {scores['blur']['config']} "
+        print(f"{count(scores['images'], 'image')}, blur {scores['blur']['name']} {scores['blur']['config']} "
               f"(seed {scores['seed']}, with each image's index){how}")
     for row in scores["skipped"]:
         print(f"  skipped: {row['error']}", file=sys.stderr)

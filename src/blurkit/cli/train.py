@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+from blurkit.cli._common import count
 from blurkit.metrics.losses import LOSSES
 
 
@@ -159,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
     quiet = args.quiet or not chief
     if not quiet:
         shown_data = f"the pairs in {args.pairs[0]} and {args.pairs[1]}" if args.pairs else data
-        print(f"{d}\ntraining on {shown_data} for {_count(args.epochs, 'epoch')} -> {out} "
+        print(f"{d}\ntraining on {shown_data} for {count(args.epochs, 'epoch')} -> {out} "
               f"(training state: {state_dir})")
         if args.resume:
             state = state_dir / "last.keras"
@@ -241,7 +242,7 @@ def _summary(d, out: Path, epochs: int, patience: int | None, paused: bool) -> s
     monitored = "validation loss" if d.validation else "training loss"  # what early stopping watched
     if trained < epochs and not paused and patience:
         lines.append(f"stopped early after epoch {trained} of {epochs}: no better {monitored} for "
-                     f"{_count(patience, 'epoch')}")
+                     f"{count(patience, 'epoch')}")
     meta = Deblurrer.read_metadata(out)
     # the epoch of the weights: the last one in the file's history, unless early stopping put an earlier
     # (the best) epoch's weights back
@@ -253,23 +254,18 @@ def _summary(d, out: Path, epochs: int, patience: int | None, paused: bool) -> s
     return "\n".join(lines)
 
 
-def _count(n: int, noun: str) -> str:
-    """``"1 epoch"``, ``"8 epochs"``."""
-    return f"{n} {noun}{'s' * (n != 1)}"
-
-
 def _split_line(d, args: argparse.Namespace) -> str:
     """How many photos (or pairs) ``fit`` found and how it split them, from ``d.training`` (set before the
     first epoch): ``8 photos: 7 training, 1 validation``, or why there is no validation."""
     train, val = int(d.training.get("train_items", 0)), int(d.training.get("validation_items", 0))
     noun = "pair" if args.pairs else "photo"
     if args.validation:
-        return f"{_count(train, noun)} for training, {val} for validation ({args.validation})"
+        return f"{count(train, noun)} for training, {val} for validation ({args.validation})"
     if val:
-        return f"{_count(train + val, noun)}: {train} training, {val} validation"
+        return f"{count(train + val, noun)}: {train} training, {val} validation"
     # fit's split (blurkit.data.pipeline.split) holds out at least one item when there are two or more
     why = "--val-split 0" if args.val_split == 0 else "needs at least 2"
-    return f"{_count(train, noun)}: no validation split ({why}); the curves show the training loss only"
+    return f"{count(train, noun)}: no validation split ({why}); the curves show the training loss only"
 
 
 def _announce(line) -> object:
