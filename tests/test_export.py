@@ -27,6 +27,14 @@ TINY = {
 SIZES = [(37, 50), (5, 3), (1, 1), (9, 120)]  # odd sizes; smaller than the stride; one pixel; a thin strip
 
 
+def _batched_as_alone(got: np.ndarray, want: np.ndarray) -> None:
+    """An image served in a batch of two is restored as alone, to the 8-bit rounding of float sums: a batch runs
+    other float kernels than one image (oneDNN on an AMD EPYC: one level in 1 of 66,300 values). An image mixed
+    with the other one, or restored with its sigma, is off by far more."""
+    got, want = got.astype(int), want.astype(int)
+    assert got.shape == want.shape and np.abs(got - want).max() <= 1 and np.mean(got != want) < 1e-3
+
+
 @pytest.fixture(scope="module")
 def astronaut() -> np.ndarray:
     from skimage import data
@@ -77,7 +85,7 @@ def test_export_serves_what_predict_returns(name, astronaut, tmp_path, request):
         np.testing.assert_array_equal(served.serve_float(unit[None]).numpy()[0], d.predict(unit))
     image = _images(astronaut, d.channels)[0]
     pair = np.stack([image, image[::-1, ::-1]])
-    np.testing.assert_array_equal(served.serve(pair).numpy()[1], d.predict(pair[1]))  # a batch: each its own
+    _batched_as_alone(served.serve(pair).numpy()[1], d.predict(pair[1]))  # a batch: each its own
     if name != "wiener_unet":
         assert "serve_sigma" not in served.signatures  # no blur estimator: no known-blur endpoint
         return
@@ -87,8 +95,8 @@ def test_export_serves_what_predict_returns(name, astronaut, tmp_path, request):
             np.testing.assert_array_equal(got, d.predict(image, sigma=max(sigma, 0.3)))
     sigmas = tf.constant([1.0, 3.0], tf.float64)  # one sigma per image of the batch
     both = served.serve_sigma(pair, sigmas).numpy()
-    np.testing.assert_array_equal(both[0], d.predict(pair[0], sigma=1.0))
-    np.testing.assert_array_equal(both[1], d.predict(pair[1], sigma=3.0))
+    _batched_as_alone(both[0], d.predict(pair[0], sigma=1.0))
+    _batched_as_alone(both[1], d.predict(pair[1], sigma=3.0))
     for bad in (float("nan"), float("inf")):  # not a black image: an error, as predict refuses them
         with pytest.raises(tf.errors.InvalidArgumentError, match="sigma must be finite"):
             served.serve_sigma(pair, tf.constant([1.0, bad], tf.float64))
@@ -121,7 +129,7 @@ def test_export_tiles_large_images_as_predict(name, astronaut, tmp_path):
             assert not np.array_equal(want, whole.predict(image))
     image = np.ascontiguousarray(wide[100:230, 200:370])
     pair = np.stack([image, image[::-1]])
-    np.testing.assert_array_equal(served.serve(pair).numpy()[1], d.predict(pair[1]))  # a batch: each its own
+    _batched_as_alone(served.serve(pair).numpy()[1], d.predict(pair[1]))  # a batch: each its own
     if name == "wiener_unet":
         got = served.serve_sigma(image[None], tf.constant([1.5], tf.float64)).numpy()[0]
         np.testing.assert_array_equal(got, d.predict(image, sigma=1.5))
