@@ -199,7 +199,9 @@ def test_train_errors(photos, tmp_path, capsys):
                       (["--patch-size", "8"], "patch_size must be at least 11"),
                       (["--patch-size", "100000"], "more than a TensorFlow tensor holds"),
                       (["--val-split", "1.0"], "--val-split"), (["--val-split", "-0.1"], "--val-split"),
-                      (["--early-stopping", "0"], "--early-stopping")):
+                      (["--early-stopping", "0"], "--early-stopping"),
+                      # a split of DATA with validation photos given: one of them is not what the user thinks
+                      (["--validation", str(photos), "--val-split", "0.2"], "--val-split 0.2 holds out part of DATA")):
         _error(capsys, ["train", str(photos), *TINY_TRAIN, *bad, "-o", m], name)
     err = _error(capsys, ["train", str(photos), *TINY_TRAIN, "--model-option", "foo=1", "-o", m], "'foo'")
     assert "--model unet" in err and "model 'unet' takes no option 'foo'; its options: channels, width" in err

@@ -27,7 +27,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    "shards (a folder written by `blurkit shard`)")
     p.add_argument("--pairs", nargs=2, metavar=("BLURRED_DIR", "SHARP_DIR"), help="train on existing pairs")
     p.add_argument("--validation", help="separate validation photos (default: a seeded split of DATA)")
-    p.add_argument("--val-split", type=float, default=0.1, help="fraction held out for validation (0.1)")
+    p.add_argument("--val-split", type=float,
+                   help="fraction of DATA held out for validation when there is no --validation (0.1)")
     p.add_argument("--model", default="unet", help="model builder (see `blurkit list models`; default unet)")
     p.add_argument("--model-option", action="append", metavar="KEY=VALUE", help="builder option, repeatable")
     p.add_argument("--blur", default="gaussian", help="blur generator (default gaussian)")
@@ -115,6 +116,11 @@ def run(args: argparse.Namespace) -> int:
                                ("--early-stopping", args.early_stopping, 1)):
         if value is not None and value < least:
             raise CLIError(f"{name} must be at least {least}, got {value}")
+    if args.val_split is not None and args.validation:  # one was not what the user thinks it is
+        raise CLIError(f"--val-split {args.val_split} holds out part of DATA when there is no --validation: with "
+                       f"--validation {args.validation} it would be ignored; drop one of them")
+    if args.val_split is None:
+        args.val_split = 0.1
     if not 0 <= args.val_split < 1:
         raise CLIError(f"--val-split must be in [0, 1) (a fraction of DATA held out), got {args.val_split}")
     for name, value in (("--lr", args.lr), ("--time-limit", args.time_limit)):
