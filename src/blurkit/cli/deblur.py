@@ -50,7 +50,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "stderr) and the others written (or already there), 1 every file failed, 2 a usage error, "
         "130 interrupted, 143 terminated",
     )
-    p.add_argument("paths", nargs="+", metavar="[MODEL] INPUT", help="optional model file, then files/folders")
+    p.add_argument("paths", nargs="+", metavar="[MODEL] INPUT",
+                   help="optional model file, then image files or folders (searched recursively, outputs "
+                   "keep their relative names; hidden files and folders, names starting with '.', are "
+                   "skipped)")
     p.add_argument("-o", "--out", required=True, help="output file (one input) or folder")
     p.add_argument("--preset", metavar="NAME",
                    help="use this shipped preset (see `blurkit list presets`), or 'auto' (the default "
