@@ -370,9 +370,19 @@ def test_float32_written_to_tiff_stays_float32(tmp_path, rgb):
     assert cv2.imread(str(tmp_path / "g.tif"), cv2.IMREAD_UNCHANGED).dtype == np.float32
     write_image(tmp_path / "f16.tif", linear / 4, bits=16)  # asked for 16 bits
     assert read_image(tmp_path / "f16.tif").dtype == np.uint16
-    write_image(tmp_path / "f64.tif", linear.astype(np.float64) / 4)  # only float32 stays float
     write_image(tmp_path / "f.png", linear / 4)  # PNG holds no floats
-    assert read_image(tmp_path / "f64.tif").dtype == read_image(tmp_path / "f.png").dtype == np.uint8
+    assert read_image(tmp_path / "f.png").dtype == np.uint8
+    # float64 (scikit-image's results) and float16 are floats too: float32 in TIFF, not 8 bits as before
+    for dtype in (np.float64, np.float16):
+        unit = (linear / 4).astype(dtype)
+        write_image(tmp_path / "f.tif", unit)
+        np.testing.assert_array_equal(read_image(tmp_path / "f.tif"), unit.astype(np.float32))
+    # a float TIFF keeps values as they are: an infinite one is refused, naming the file (read_image refuses it)
+    linear[1, 2, 0] = np.inf
+    with pytest.raises(ValueError, match=r"cannot write inf\.tif: the image contains infinite values"):
+        write_image(tmp_path / "inf.tif", linear)
+    write_image(tmp_path / "inf.png", linear)  # 8 bits: saturates, as any value above 1
+    assert read_image(tmp_path / "inf.png")[1, 2, 0] == 255 and not (tmp_path / "inf.tif").exists()
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
@@ -731,7 +741,7 @@ def test_write_rejects_bad_input(tmp_path, rgb):
         write_image(tmp_path / "a.png", np.zeros((4, 4, 5), np.uint8))
     with pytest.raises(ValueError, match="int64"):
         write_image(tmp_path / "a.png", np.zeros((4, 4), np.int64))
-    with pytest.raises(ValueError, match="NaN"):
+    with pytest.raises(ValueError, match=r"cannot write a\.png: the image contains NaN"):
         write_image(tmp_path / "a.png", np.full((4, 4), np.nan))
     with pytest.raises(ValueError, match="16 bits"):
         write_image(tmp_path / "a.jpg", np.zeros((4, 4)), bits=16)

@@ -1187,9 +1187,9 @@ def atomic_write_text(path: PathLike, text: str, *, encoding: str = "utf-8") -> 
 # --------------------------------------------------------------------------------------------------
 # Writing images
 # --------------------------------------------------------------------------------------------------
-def _to_storable(image: np.ndarray, suffix: str, bits: int | None) -> np.ndarray:
+def _to_storable(image: np.ndarray, suffix: str, bits: int | None, name: str = "the image") -> np.ndarray:
     """Convert to what the format can store: uint8/uint16 (float32 in TIFF) with 1, 3 or 4 channels, or 2
-    (grey + alpha) in PNG."""
+    (grey + alpha) in PNG. ``name`` (the file's) is named in the errors about values."""
     image = np.asarray(image)
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
@@ -1209,8 +1209,13 @@ def _to_storable(image: np.ndarray, suffix: str, bits: int | None) -> np.ndarray
         image = image.astype(np.uint8) * 255
     elif np.issubdtype(image.dtype, np.floating):
         if np.isnan(image).any():
-            raise ValueError("cannot write an image containing NaN")
-        if not (image.dtype == np.float32 and bits is None and suffix in (".tif", ".tiff")):
+            raise ValueError(f"cannot write {name}: the image contains NaN")
+        if bits is None and suffix in (".tif", ".tiff"):  # stored as it is: infinity too, and read back refused
+            if not np.isfinite(image).all():
+                raise ValueError(f"cannot write {name}: the image contains infinite values (a float TIFF keeps "
+                                 "values as they are, and read_image refuses non-finite ones)")
+            image = image.astype(np.float32, copy=False)
+        else:
             image = from_float(image, np.uint16 if bits == 16 else np.uint8)
     elif image.dtype not in (np.uint8, np.uint16):
         raise ValueError(
@@ -1275,9 +1280,10 @@ def write_image(
             TIFF and WebP get RGBA with three equal colour channels (OpenCV's encoders).
         quality: JPEG / WebP quality, 1-100 (ignored by lossless formats and lossless WebP).
         bits: Force 8 or 16 bits per sample. By default ``uint16`` stays 16-bit in PNG/TIFF and becomes
-            8-bit (``round(x / 257)``) in JPEG/BMP/WebP, which cannot store more; ``float32`` stays
+            8-bit (``round(x / 257)``) in JPEG/BMP/WebP, which cannot store more; floats are written as
             ``float32`` in TIFF (values as they are, not clipped: what :func:`read_image` gives for a float
-            TIFF); other floats become 8-bit.
+            TIFF; ``float64``, e.g. scikit-image's results, is rounded to ``float32``, not to 8 bits) and
+            become 8-bit in the other formats.
         metadata: A :class:`blurkit.data.metadata.Metadata` (e.g. :func:`~blurkit.data.metadata.read_metadata`
             of the photo this image was made from): its colour profile and EXIF block are embedded in
             JPEG, PNG and WebP files (the profile only when it fits: RGB for colour, grey for grey
@@ -1289,8 +1295,9 @@ def write_image(
             TIFF and BMP are always lossless; ``True`` is an error for JPEG, which cannot be.
 
     Raises:
-        ValueError: Unknown suffix, bad shape or dtype, NaN values, ``bits=16`` for an 8-bit format, or
-            ``lossless=True`` for JPEG.
+        ValueError: Unknown suffix, bad shape or dtype, NaN values (or infinite ones in a float TIFF, which
+            :func:`read_image` would refuse), ``bits=16`` for an 8-bit format, or ``lossless=True`` for JPEG.
+            The message names the file.
         OSError: The file could not be written (the target is left untouched).
 
     Examples:
@@ -1319,7 +1326,7 @@ def write_image(
         raise ValueError(f"cannot write {path.name} losslessly: JPEG is lossy (use .png or .webp)")
     if lossless is None:
         lossless = bool(getattr(metadata, "lossless", False))
-    array = _to_storable(image, suffix, bits)
+    array = _to_storable(image, suffix, bits, path.name)
     if array.ndim == 3 and array.shape[2] == 2:  # grey + alpha, PNG only (see _to_storable)
         data = _encode_grey_alpha_png(array)
     else:
