@@ -275,6 +275,32 @@ def test_bad_constructor_arguments():
         Deblurrer(model_options=TINY, patch_size=0)
 
 
+def test_constructor_arguments_of_the_wrong_kind_are_refused_naming_them():
+    """A notebook audit found each of these accepted, or failing later without naming the argument: blur=3
+    trained into a TensorFlow 'PyFuncStateless' error; patch_size=40.9 became 40 and "64" was taken;
+    learning_rate=0 trained a whole epoch without moving a weight, -1 diverged; model=3 said "'int' object has
+    no attribute 'input_shape'"."""
+    def refused(error, match, **kw):
+        with pytest.raises(error, match=match):
+            Deblurrer(**{"model": "unet", "model_options": TINY, **kw})
+
+    refused(TypeError, r"^blur must be a registered blur name .*got int 3", blur=3)
+    refused(TypeError, r"^model must be a registered builder name .*got int 3", model=3)
+    refused(TypeError, r"^model_options must be a dict of options, got int 4", model_options=4)
+    refused(TypeError, r"^blur_options must be a dict of options, got list", blur_options=[("sigma", 2)])
+    for arg, bad in (("patch_size", 40.9), ("patch_size", "64"), ("batch_size", None), ("tile_overlap", "8"),
+                     ("tile_size", 100.5), ("patches_per_image", 2.5), ("estimate_tile", True)):
+        refused(TypeError, rf"^{arg} must be a whole number, got \w+ {re.escape(repr(bad))}$", **{arg: bad})
+    for bad in (0, -1, float("nan"), float("inf"), "abc", True):
+        refused(ValueError, rf"^learning_rate must be a positive finite number, got {re.escape(repr(bad))}$",
+                learning_rate=bad)
+    refused(ValueError, r"^tile_overlap must be >= 0, got -1", tile_overlap=-1)
+    d = Deblurrer(model="unet", model_options=TINY, patch_size=64.0, learning_rate=np.float32(1e-3))
+    assert d.patch_size == 64 and type(d.patch_size) is int and d.learning_rate == pytest.approx(1e-3)
+    with pytest.raises(ValueError, match="learning_rate must be a positive finite number, got -1"):
+        d.compile(learning_rate=-1)
+
+
 def test_seed_is_checked_and_named():
     """NumPy's own error for a seed it cannot take ("Seed must be between 0 and 2**32 - 1") did not say which
     argument it was."""
@@ -508,6 +534,25 @@ def test_predict_self_ensemble(trained, astronaut):
 def test_predict_bad_input(trained, bad, match):
     with pytest.raises(ValueError, match=match):
         trained.predict(bad)
+
+
+def test_predict_says_what_it_cannot_take(trained, tmp_path):
+    """A text-mode file said "UnicodeDecodeError: 'utf-8' codec can't decode byte 0x89" (read() failed before
+    the binary-mode check); a generator and img.tolist() said "expected an image ... got shape ()" (the list
+    was recursed into, row by row and pixel by pixel)."""
+    x = np.zeros((12, 16, 3), np.uint8)
+    write_image(tmp_path / "a.png", x)
+    with open(tmp_path / "a.png") as text, pytest.raises(TypeError, match=r"opened in binary mode \('rb'\)"):
+        trained.predict(text)
+    with open(tmp_path / "a.png", "rb") as binary:
+        assert trained.predict(binary).shape == x.shape
+    blind = _wiener_facade()  # estimate_sigma needs a blur estimator
+    for d, method in ((trained, "predict"), (blind, "estimate_sigma")):
+        with pytest.raises(TypeError, match=rf"^{method} takes an image, a path or a list of them, not a generator"):
+            getattr(d, method)(i for i in [x])
+        with pytest.raises(TypeError, match=rf"^{method}: lists of lists are not images"):
+            getattr(d, method)(x.tolist())
+    assert [y.shape for y in trained.predict([x, x[:8]])] == [x.shape, (8, 16, 3)]  # a list of images still
 
 
 def test_predict_missing_or_unreadable_file(trained, tmp_path):

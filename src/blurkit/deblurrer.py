@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import io
 import json
 import math
 import os
@@ -26,7 +27,7 @@ import tempfile
 import threading
 import warnings
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -182,7 +183,6 @@ def _versions() -> dict[str, str]:
 def _store_weights_as(path: str | os.PathLike, dtype: str) -> None:
     """Rewrite the Keras archive ``path`` with the float32 arrays of its ``model.weights.h5`` stored as
     ``dtype`` (see :meth:`Deblurrer.save`); every other entry and array is copied unchanged."""
-    import io
 
     import h5py
 
@@ -301,7 +301,7 @@ class Deblurrer:
         estimate_tile: int = DEFAULT_ESTIMATE_TILE,
         seed: int = 0,
     ) -> None:
-        from blurkit.blurs import deserialize_blur
+        from blurkit.blurs import Blur, deserialize_blur
         from blurkit.metrics.functional import WIN_SIZE
         from blurkit.metrics.losses import check_loss
         from blurkit.registry import BLURS, MODELS, options_error
@@ -312,9 +312,19 @@ class Deblurrer:
         if channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {channels}")
         for arg, v in (("patch_size", patch_size), ("batch_size", batch_size), ("tile_size", tile_size),
-                       ("patches_per_image", patches_per_image), ("estimate_tile", estimate_tile)):
-            if int(v) < 1:
-                raise ValueError(f"{arg} must be >= 1, got {v}")
+                       ("patches_per_image", patches_per_image), ("estimate_tile", estimate_tile),
+                       ("tile_overlap", tile_overlap)):
+            _check_whole(v, arg)  # 40.9 was cut to 40 and "64" taken; None ended in int()'s bare TypeError
+            if int(v) < (0 if arg == "tile_overlap" else 1):
+                raise ValueError(f"{arg} must be >= {0 if arg == 'tile_overlap' else 1}, got {v}")
+        for arg, v in (("model_options", model_options), ("blur_options", blur_options)):
+            if v is not None and not isinstance(v, Mapping):
+                raise TypeError(f"{arg} must be a dict of options, got {type(v).__name__} {v!r}")
+        if not isinstance(model, str) and getattr(model, "input_shape", None) is None:
+            raise TypeError(f"model must be a registered builder name (see blurkit.MODELS.list()) or a Keras "
+                            f"model, got {type(model).__name__} {model!r}")
+        if learning_rate is not None:
+            _check_learning_rate(learning_rate)
         if int(patch_size) < WIN_SIZE:
             raise ValueError(f"patch_size must be at least {WIN_SIZE} (the window of the SSIM metric training "
                              f"reports), got {patch_size}")
@@ -346,8 +356,11 @@ class Deblurrer:
                              "blur: build the instance with them (or put them in its config)")
         elif isinstance(blur, dict):
             self.blur = deserialize_blur(blur)
-        else:
+        elif isinstance(blur, Blur):
             self.blur = blur
+        else:  # it failed only when used: in fit as a TensorFlow 'PyFuncStateless' error
+            raise TypeError(f"blur must be a registered blur name (see blurkit.BLURS.list()), a Blur instance or "
+                            f"a serialized blur (dict), got {type(blur).__name__} {blur!r}")
 
         self.patch_size = int(patch_size)
         self.tile_size = int(tile_size)
@@ -496,6 +509,7 @@ class Deblurrer:
 
         if learning_rate is None:  # the one given to the constructor, not a user-compiled optimizer's
             learning_rate = self._lr_asked if self._lr_asked is not None else self.learning_rate
+        _check_learning_rate(learning_rate)
         lr = self.learning_rate = self._lr_asked = float(learning_rate)  # the record says what is used
         self.model.compile(
             optimizer=keras.optimizers.Adam(learning_rate=lr),
@@ -758,7 +772,6 @@ class Deblurrer:
         Refused (ValueError, before anything is loaded) for another run's state, and for a run that is not
         finished but has trained more than ``end`` epochs: resuming would train nothing, and ``blurkit train``
         would then remove the state of a run that could go on."""
-        import io
 
         meta = self.read_metadata(state_file)
         problem = _resume_problem(state_file, meta, settings, run_start)
@@ -1100,6 +1113,7 @@ class Deblurrer:
         """:meth:`predict` after its arguments are checked; ``sigma`` the raw parameter or None."""
         if _is_encoded(x):
             return self._predict(_read(x, max_pixels, "predict"), None, ensemble, sigma)
+        _check_images(x, "predict")
         if isinstance(x, (list, tuple)):
             return [self._predict(i, max_pixels, ensemble, sigma) for i in x]
         arr = np.asarray(x)
@@ -1143,6 +1157,7 @@ class Deblurrer:
         wiener = self._wiener_layer("estimate_sigma")  # a model without an estimator: refused before reading
         if _is_encoded(x):
             x = _read(x, max_pixels, "estimate_sigma")
+        _check_images(x, "estimate_sigma")
         if isinstance(x, (list, tuple)):
             return [self.estimate_sigma(i, max_pixels=max_pixels) for i in x]
         arr = np.asarray(x)
@@ -1708,6 +1723,18 @@ def _is_encoded(x: Any) -> bool:
     return isinstance(x, (str, os.PathLike, bytes, bytearray, memoryview)) or callable(getattr(x, "read", None))
 
 
+def _check_images(x: Any, method: str) -> None:
+    """Refuse what :meth:`Deblurrer.predict` (``method``) would misread, naming what was given: nested lists
+    (``img.tolist()``: each row, then each pixel, was taken as an image) and iterators such as generators
+    (``np.asarray`` made a 0-d object array of them); both ended in "expected an image ... got shape ()"."""
+    if isinstance(x, (list, tuple)) and x and isinstance(x[0], (list, tuple, int, float, np.number)):
+        raise TypeError(f"{method}: {type(x).__name__}s of {type(x[0]).__name__}s are not images: a list is of "
+                        "images (arrays, paths, ...); pass np.asarray(...) for one image as nested lists")
+    if isinstance(x, Iterator):
+        raise TypeError(f"{method} takes an image, a path or a list of them, not a {type(x).__name__}: pass "
+                        "list(...) of it")
+
+
 def _read(x: Any, max_pixels: int | None, method: str = "predict") -> np.ndarray:
     """Decode what :func:`_is_encoded` accepts, as :func:`blurkit.data.io.read_image` reads a file, for the
     Deblurrer ``method`` named in the messages: an image over ``max_pixels`` is refused with the advice to
@@ -1720,6 +1747,9 @@ def _read(x: Any, max_pixels: int | None, method: str = "predict") -> np.ndarray
             return read_image(x, **kw)
         if isinstance(x, (bytes, bytearray, memoryview)):
             return decode_image(bytes(x), **kw)
+        if isinstance(x, io.TextIOBase) or "b" not in getattr(x, "mode", "b"):  # read() would fail first, on
+            # a PNG's 0x89 byte (UnicodeDecodeError), before the check below could say what is wrong
+            raise TypeError(f"a file object given to {method} must be opened in binary mode ('rb')")
         data = x.read()
         if not isinstance(data, (bytes, bytearray)):
             raise TypeError(f"a file object given to {method} must be opened in binary mode "
@@ -1907,6 +1937,23 @@ def _hash_array(h: Any, a: np.ndarray) -> None:
     h.update(memoryview(np.ascontiguousarray(a)).cast("B"))
 
 
+def _check_whole(value: Any, name: str) -> None:
+    """Refuse a size that is not a whole number (a float with a fraction, a string, a bool, None), naming it:
+    ``int()`` cut 40.9 to 40 silently and took ``"64"``. A float such as ``64.0`` is accepted."""
+    whole = isinstance(value, (int, np.integer)) or (isinstance(value, (float, np.floating)) and
+                                                     math.isfinite(value) and float(value).is_integer())
+    if isinstance(value, (bool, np.bool_)) or not whole:
+        raise TypeError(f"{name} must be a whole number, got {type(value).__name__} {value!r}")
+
+
+def _check_learning_rate(value: Any) -> None:
+    """Refuse a learning rate that cannot train: 0 (nothing moves, silently), negative or infinite (the run
+    diverges), NaN, or not a number, naming the argument."""
+    number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+    if not number or not 0 < value < math.inf:
+        raise ValueError(f"learning_rate must be a positive finite number, got {value!r}")
+
+
 def _check_seed(seed: Any, name: str = "seed") -> None:
     """Refuse a seed NumPy's global random state (``keras.utils.set_random_seed``) cannot take, naming it."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
@@ -2027,7 +2074,6 @@ def _callbacks(deblurrer: Deblurrer, checkpoint: str | os.PathLike | None, monit
     (ReduceLROnPlateau, EarlyStopping with its best weights). With ``restored`` (from
     :meth:`Deblurrer._restore_state`) it puts that callback state back when training begins.
     """
-    import io
 
     import keras
 
