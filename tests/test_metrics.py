@@ -132,6 +132,21 @@ def test_float_images_far_outside_0_1_or_not_finite_are_refused(name):
     assert np.isfinite(fn(u8, over))
 
 
+@pytest.mark.parametrize("name", ["mse", "psnr", "ssim", "accuracy", "channel_accuracy"])
+def test_pil_images_are_scored_as_numpy_arrays(name):
+    """A PIL image went down the tensor path: a tf.Tensor came back instead of the documented float, and the
+    NumPy checks were skipped."""
+    from PIL import Image
+
+    fn = METRICS.get(name)
+    a = np.random.default_rng(4).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    b = a[::-1].copy()
+    got = fn(Image.fromarray(a), Image.fromarray(b))
+    assert type(got) is float and got == fn(a, b)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        fn(Image.fromarray(np.full((16, 16), np.nan, np.float32)), Image.fromarray(a[..., 0].astype(np.float32)))
+
+
 def test_shape_mismatch_names_both_shapes():
     with pytest.raises(ValueError, match=r"\(8, 8, 3\) and \(8, 8\)"):
         psnr(np.zeros((8, 8, 3)), np.zeros((8, 8)))

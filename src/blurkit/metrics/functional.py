@@ -23,11 +23,12 @@ Conventions (every number blurkit reports uses them):
   window fits inside the image (a 5-pixel border is cropped, as scikit-image does). Images must be at
   least 11x11.
 
-The NumPy implementations return a Python ``float`` and use float64. Each built-in also accepts
-TensorFlow tensors (anything that is not a NumPy array, NumPy scalar, list or tuple): it then runs its
+The NumPy implementations return a Python ``float`` and use float64; they take anything NumPy reads as an
+array (arrays, lists, PIL images). Each built-in also accepts TensorFlow and Keras tensors: it then runs its
 tensor implementation, exposed as ``fn.keras_fn``, which returns a scalar float32 tensor and can be used
 inside ``model.compile(metrics=[...])`` and XLA-compiled steps. The tensor implementations expect float
-images in ``[0, 1]`` (integer tensors are scaled like NumPy ones) and treat a rank-3 tensor as one
+images in ``[0, 1]`` and do not check them (a graph cannot raise on values; integer tensors are scaled like
+NumPy ones): score a tensor's ``.numpy()`` for the checks. They treat a rank-3 tensor as one
 ``(H, W, C)`` image. The tensor SSIM uses the same window and the same valid region as scikit-image, so
 it differs from the NumPy value only by float32 rounding (about 1e-6).
 
@@ -88,8 +89,10 @@ ACC_SLACK = 1e-6  # absorbs float rounding in |a - b| <= tol (far below 1/65535)
 
 # -- helpers ----------------------------------------------------------------------------------------
 def is_numpy(x: Any) -> bool:
-    """True for NumPy arrays and scalars, lists, tuples and Python numbers (the NumPy path)."""
-    return isinstance(x, (np.ndarray, np.generic, list, tuple, int, float))
+    """True for anything but a TensorFlow or Keras tensor or variable (the NumPy path): NumPy arrays and
+    scalars, lists, Python numbers, PIL images (a PIL image went down the tensor path: a tensor came back
+    instead of a float, and its values were not checked)."""
+    return not type(x).__module__.startswith(("tensorflow", "keras", "tf_keras"))
 
 
 _INT_MESSAGE = (
