@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -536,6 +537,17 @@ def test_input_errors():
         b(np.zeros((8, 8)), seed="a")
     with pytest.raises(ValueError, match="must not be empty"):
         b(np.zeros((0, 8)))
+    # a NaN came back as a NaN patch, silently; a list of different sizes and a path gave NumPy's own errors
+    holes = np.full((8, 8), 0.5)
+    holes[2, 3] = np.nan
+    with pytest.raises(ValueError, match="^image has 1 NaN or infinite value: nothing can be blurred"):
+        b(holes)
+    with pytest.raises(ValueError, match="^image has 64 NaN or infinite values"):
+        b(np.full((8, 8), np.inf, np.float32))
+    with pytest.raises(ValueError, match=r"^image must be one array \(blur images of different sizes one at a time"):
+        b([np.zeros((8, 8)), np.zeros((9, 8))])
+    with pytest.raises(TypeError, match="^image must be a numeric array, got PosixPath"):
+        b(Path("photo.png"))
     with pytest.raises(ValueError, match="kernel must be 2D with odd height and width"):
         convolve(np.zeros((8, 8)), np.ones((4, 4)) / 16)
     with pytest.raises(ValueError, match="border must be one of"):

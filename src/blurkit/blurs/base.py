@@ -136,8 +136,14 @@ def to_generator(rng: np.random.Generator | int | None) -> np.random.Generator:
 
 
 def check_image(image: np.ndarray) -> np.ndarray:
-    """Check that ``image`` is a supported array (shape and dtype); return it as an ndarray."""
-    image = np.asarray(image)
+    """Check that ``image`` is a supported array (shape, dtype, finite values); return it as an ndarray."""
+    given = image
+    try:
+        image = np.asarray(image)
+    except ValueError as exc:  # NumPy's "inhomogeneous shape": a list of images of different sizes
+        raise ValueError(f"image must be one array (blur images of different sizes one at a time): {exc}") from None
+    if image.dtype.kind in "OUS":  # a path or a string, say: "got shape ()" did not say what was wrong
+        raise TypeError(f"image must be a numeric array, got {type(given).__name__}")
     if image.ndim not in (2, 3, 4):
         raise ValueError(f"image must be (H, W), (H, W, C) or (N, H, W, C), got shape {image.shape}")
     hw = image.shape[1:3] if image.ndim == 4 else image.shape[:2]
@@ -145,6 +151,10 @@ def check_image(image: np.ndarray) -> np.ndarray:
         raise ValueError(f"image must not be empty, got shape {image.shape}")
     if image.dtype not in _SCALE and not np.issubdtype(image.dtype, np.floating):
         raise TypeError(f"image dtype must be uint8, uint16 or float, got {image.dtype}")
+    if image.dtype.kind == "f" and not np.isfinite(image).all():  # came back with a NaN patch, silently
+        bad = int(image.size - np.count_nonzero(np.isfinite(image)))
+        raise ValueError(f"image has {bad} NaN or infinite value{'s' if bad != 1 else ''}: nothing can be "
+                         "blurred (or restored, or scored) with them")
     return image
 
 
