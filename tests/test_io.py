@@ -381,8 +381,9 @@ def test_float32_written_to_tiff_stays_float32(tmp_path, rgb):
     linear[1, 2, 0] = np.inf
     with pytest.raises(ValueError, match=r"cannot write inf\.tif: the image contains infinite values"):
         write_image(tmp_path / "inf.tif", linear)
-    write_image(tmp_path / "inf.png", linear)  # 8 bits: saturates, as any value above 1
-    assert read_image(tmp_path / "inf.png")[1, 2, 0] == 255 and not (tmp_path / "inf.tif").exists()
+    with pytest.raises(ValueError, match=r"cannot write inf\.png: float samples far outside .*max inf"):
+        write_image(tmp_path / "inf.png", linear)  # 8 bits: far outside [0, 1] (see test_write_dtypes)
+    assert not (tmp_path / "inf.tif").exists() and not (tmp_path / "inf.png").exists()
 
 
 @pytest.mark.parametrize("orientation", range(1, 9))
@@ -758,8 +759,17 @@ def test_write_dtypes(tmp_path):
     back16 = read_image(tmp_path / "f16.png")
     assert back16.dtype == np.uint16
     np.testing.assert_array_equal(back16, from_float(ramp, np.uint16))
-    write_image(tmp_path / "clip.png", np.array([[-1.0, 0.5, 2.0]]))
+    write_image(tmp_path / "clip.png", np.array([[-0.4, 0.5, 1.4]]))  # a restoration's overshoot: clipped
     np.testing.assert_array_equal(read_image(tmp_path / "clip.png"), [[0, 128, 255]])
+    # a [0, 255] float image (what predict returns for one) was written white, silently; refused, named
+    with pytest.raises(ValueError, match=r"cannot write white\.png: float samples far outside \[0, 1\] "
+                                         r"\(min 0, max 255\)"):
+        write_image(tmp_path / "white.png", np.array([[0.0, 128.0, 255.0]], np.float32))
+    with pytest.raises(ValueError, match=r"\(min -0\.6, max 0\.5\)"):
+        write_image(tmp_path / "white.jpg", np.array([[-0.6, 0.5]]), bits=8)
+    assert not (tmp_path / "white.png").exists()
+    write_image(tmp_path / "hdr.tif", np.array([[0.0, 128.0, 255.0]], np.float32))  # a float TIFF keeps them
+    assert read_image(tmp_path / "hdr.tif", max_pixels=None).max() == 255.0
     deep = np.array([[0, 257, 65535]], np.uint16)
     write_image(tmp_path / "d.jpg", np.repeat(deep, 8, axis=0), quality=100)  # 8-bit format: scaled down
     assert read_image(tmp_path / "d.jpg").dtype == np.uint8

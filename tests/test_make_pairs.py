@@ -244,6 +244,19 @@ def test_a_float_tiff_with_nan_is_skipped_not_fatal(tmp_path, photos, capsys):
     assert [r["file"] for r in _manifest(out)] == ["a.png"] and not (out / "manifest.jsonl.partial").exists()
 
 
+def test_a_float_tiff_far_outside_the_unit_range_is_skipped_by_name(tmp_path, photos, capsys):
+    """An HDR float TIFF (values up to 4) was blurred and written to 8-bit PNG pairs clipped to white; write_image
+    now refuses such floats, so make-pairs skips the photo, naming it and its range, and writes the others."""
+    write_image(tmp_path / "in" / "a.png", photos["gray"])
+    cv2.imwrite(str(tmp_path / "in" / "hdr.tif"), np.linspace(0, 4, 20 * 24 * 3, dtype=np.float32).reshape(20, 24, 3))
+    out = tmp_path / "out"
+    with pytest.warns(UserWarning, match="outside"):  # read_image's own warning about the range
+        assert main(["make-pairs", str(tmp_path / "in"), str(out), "--sigma", "1", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert "hdr.tif: float samples outside [0, 1] (min 0, max 4) cannot be stored in 8-bit pairs" in err, err
+    assert [r["file"] for r in _manifest(out)] == ["a.png"] and not (out / "manifest.jsonl.partial").exists()
+
+
 def test_all_files_bad_exit_1(tmp_path, testblur, capsys):
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "x.jpg").write_text("nope")

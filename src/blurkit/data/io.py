@@ -1216,6 +1216,11 @@ def _to_storable(image: np.ndarray, suffix: str, bits: int | None, name: str = "
                                  "values as they are, and read_image refuses non-finite ones)")
             image = image.astype(np.float32, copy=False)
         else:
+            lo, hi = float(image.min()), float(image.max())
+            if lo < -0.5 or hi > 1.5:  # a [0, 255] float image came out white, silently (the metrics' bounds)
+                raise ValueError(f"cannot write {name}: float samples far outside [0, 1] (min {lo:g}, max {hi:g}); "
+                                 "scale them to [0, 1] first (a [0, 255] float image: / 255, or .astype(np.uint8))"
+                                 ", or write a .tif, which keeps floats as they are")
             image = from_float(image, np.uint16 if bits == 16 else np.uint8)
     elif image.dtype not in (np.uint8, np.uint16):
         raise ValueError(
@@ -1276,7 +1281,7 @@ def write_image(
         path: Target file.
         image: ``(H, W)``, ``(H, W, 1)``, ``(H, W, 2)`` grey + alpha, ``(H, W, 3)`` RGB or ``(H, W, 4)``
             RGBA; ``uint8``, ``uint16`` or floats in ``[0, 1]`` (clipped, then rounded to 8 bits, or to 16
-            with ``bits=16``). Grey + alpha is written as such in PNG; JPEG drops the alpha (grey), BMP,
+            with ``bits=16``; values below -0.5 or above 1.5, a [0, 255] float image say, are refused). Grey + alpha is written as such in PNG; JPEG drops the alpha (grey), BMP,
             TIFF and WebP get RGBA with three equal colour channels (OpenCV's encoders).
         quality: JPEG / WebP quality, 1-100 (ignored by lossless formats and lossless WebP).
         bits: Force 8 or 16 bits per sample. By default ``uint16`` stays 16-bit in PNG/TIFF and becomes
@@ -1296,7 +1301,8 @@ def write_image(
 
     Raises:
         ValueError: Unknown suffix, bad shape or dtype, NaN values (or infinite ones in a float TIFF, which
-            :func:`read_image` would refuse), ``bits=16`` for an 8-bit format, or ``lossless=True`` for JPEG.
+            :func:`read_image` would refuse), floats far outside [0, 1] for an integer format, ``bits=16``
+            for an 8-bit format, or ``lossless=True`` for JPEG.
             The message names the file.
         OSError: The file could not be written (the target is left untouched).
 

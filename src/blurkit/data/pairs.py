@@ -468,6 +468,12 @@ def make_pairs(
                 skipped.append({"file": rel, "reason": _reason(exc)})
                 bar.set_postfix(skipped=len(skipped))
                 continue
+            if image.dtype.kind == "f" and (image.min() < -0.5 or image.max() > 1.5):  # HDR: write_image refuses
+                # it in the pairs' 8-bit files (it was clipped to white, silently), so it is skipped, by name
+                skipped.append({"file": rel, "reason": f"float samples outside [0, 1] (min {image.min():g}, max "
+                                f"{image.max():g}) cannot be stored in 8-bit pairs: scale or tone-map it first"})
+                bar.set_postfix(skipped=len(skipped))
+                continue
             if target is not None:
                 image = cv2.resize(image, target, interpolation=cv2.INTER_AREA)
             seed_i = image_seed(seed, rel)
