@@ -55,8 +55,10 @@ def make_strategy(name: str | None):
         return tf.distribute.MirroredStrategy()
     if name == "multiworker":
         if not os.environ.get("TF_CONFIG"):
-            raise ValueError("multiworker training needs the cluster in the TF_CONFIG environment variable "
-                             "(see docs/distributed.md)")
+            raise ValueError("multiworker training needs the cluster in the TF_CONFIG environment variable, as "
+                             "TensorFlow reads it: JSON with every worker's address and this process's place, e.g. "
+                             '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", '
+                             '"index": 0}} (docs/distributed.md in blurkit\'s source)')
         return tf.distribute.MultiWorkerMirroredStrategy()
     raise ValueError(f"unknown strategy {name!r}: use 'mirrored' or 'multiworker'")
 

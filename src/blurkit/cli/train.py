@@ -67,7 +67,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--distribute", choices=["mirrored", "multiworker"],
                    help="train with tf.distribute: 'mirrored' uses every local GPU (or CPU), 'multiworker' the "
                    "cluster in TF_CONFIG (run the same command on every worker); --batch-size is the global "
-                   "batch; only the chief writes OUT (see docs/distributed.md)")
+                   "batch; only the chief writes OUT (docs/distributed.md in blurkit's source)")
     p.add_argument("--cache", metavar="DIR", help="cache the decoded training images in DIR (for slow storage)")
     p.add_argument("--quiet", "-q", action="store_true")
     p.set_defaults(func=run)
