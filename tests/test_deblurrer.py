@@ -546,6 +546,16 @@ def test_predict_says_what_it_cannot_take(trained, tmp_path):
         trained.predict(text)
     with open(tmp_path / "a.png", "rb") as binary:
         assert trained.predict(binary).shape == x.shape
+    import gzip
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "a.zip", "w") as archive:  # binary readers whose mode is not 'rb'
+        archive.write(tmp_path / "a.png", "a.png")
+    (tmp_path / "a.png.gz").write_bytes(gzip.compress((tmp_path / "a.png").read_bytes()))
+    with zipfile.ZipFile(tmp_path / "a.zip") as archive, archive.open("a.png") as member:  # mode 'r'
+        assert trained.predict(member).shape == x.shape
+    with gzip.open(tmp_path / "a.png.gz") as packed:  # mode 1 (an int) on Python 3.11
+        assert trained.predict(packed).shape == x.shape
     blind = _wiener_facade()  # estimate_sigma needs a blur estimator
     for d, method in ((trained, "predict"), (blind, "estimate_sigma")):
         with pytest.raises(TypeError, match=rf"^{method} takes an image, a path or a list of them, not a generator"):

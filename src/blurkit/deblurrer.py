@@ -322,7 +322,7 @@ class Deblurrer:
                 raise TypeError(f"{arg} must be a dict of options, got {type(v).__name__} {v!r}")
         if not isinstance(model, str) and getattr(model, "input_shape", None) is None:
             raise TypeError(f"model must be a registered builder name (see blurkit.MODELS.list()) or a Keras "
-                            f"model, got {type(model).__name__} {model!r}")
+                            f"model with a known input shape (built), got {type(model).__name__} {model!r}")
         if learning_rate is not None:
             _check_learning_rate(learning_rate)
         if int(patch_size) < WIN_SIZE:
@@ -1747,8 +1747,8 @@ def _read(x: Any, max_pixels: int | None, method: str = "predict") -> np.ndarray
             return read_image(x, **kw)
         if isinstance(x, (bytes, bytearray, memoryview)):
             return decode_image(bytes(x), **kw)
-        if isinstance(x, io.TextIOBase) or "b" not in getattr(x, "mode", "b"):  # read() would fail first, on
-            # a PNG's 0x89 byte (UnicodeDecodeError), before the check below could say what is wrong
+        if isinstance(x, io.TextIOBase):  # read() would fail first, on a PNG's 0x89 byte (UnicodeDecodeError),
+            # before the check below could say what is wrong (not from `mode`: a zip member's is 'r', gzip's an int)
             raise TypeError(f"a file object given to {method} must be opened in binary mode ('rb')")
         data = x.read()
         if not isinstance(data, (bytes, bytearray)):
