@@ -255,6 +255,13 @@ def test_a_float_tiff_far_outside_the_unit_range_is_skipped_by_name(tmp_path, ph
     err = capsys.readouterr().err
     assert "hdr.tif: float samples outside [0, 1] (min 0, max 4) cannot be stored in 8-bit pairs" in err, err
     assert [r["file"] for r in _manifest(out)] == ["a.png"] and not (out / "manifest.jsonl.partial").exists()
+    # within the bounds, but the blur's noise takes the blurred side past them: skipped too, not a stopped run
+    cv2.imwrite(str(tmp_path / "in" / "hdr.tif"), np.full((20, 24, 3), 1.45, np.float32))
+    with pytest.warns(UserWarning, match="outside"):
+        assert main(["make-pairs", str(tmp_path / "in"), str(tmp_path / "out2"), "--sigma", "1", "--blur-option",
+                     "noise=0.1", "--no-progress"]) == 0
+    assert "hdr.tif: float samples outside [0, 1] (min " in capsys.readouterr().err
+    assert [r["file"] for r in _manifest(tmp_path / "out2")] == ["a.png"]
 
 
 def test_all_files_bad_exit_1(tmp_path, testblur, capsys):

@@ -468,12 +468,6 @@ def make_pairs(
                 skipped.append({"file": rel, "reason": _reason(exc)})
                 bar.set_postfix(skipped=len(skipped))
                 continue
-            if image.dtype.kind == "f" and (image.min() < -0.5 or image.max() > 1.5):  # HDR: write_image refuses
-                # it in the pairs' 8-bit files (it was clipped to white, silently), so it is skipped, by name
-                skipped.append({"file": rel, "reason": f"float samples outside [0, 1] (min {image.min():g}, max "
-                                f"{image.max():g}) cannot be stored in 8-bit pairs: scale or tone-map it first"})
-                bar.set_postfix(skipped=len(skipped))
-                continue
             if target is not None:
                 image = cv2.resize(image, target, interpolation=cv2.INTER_AREA)
             seed_i = image_seed(seed, rel)
@@ -484,6 +478,14 @@ def make_pairs(
                 bar.set_postfix(skipped=len(skipped))
                 continue
             blurred = np.asarray(result["image"])
+            if image.dtype.kind == "f":  # HDR: write_image refuses it in the pairs' 8-bit files (it was clipped
+                # to white, silently); the blurred side too (its noise can cross 1.5): skipped, by name
+                lo, hi = min(image.min(), blurred.min()), max(image.max(), blurred.max())
+                if lo < -0.5 or hi > 1.5:
+                    skipped.append({"file": rel, "reason": f"float samples outside [0, 1] (min {lo:g}, max {hi:g}"
+                                    ") cannot be stored in 8-bit pairs: scale or tone-map it first"})
+                    bar.set_postfix(skipped=len(skipped))
+                    continue
             if blurred.shape != image.shape:
                 raise ValueError(
                     f"blur {description['name']!r} returned shape {blurred.shape} for an image of shape "
