@@ -58,6 +58,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 __all__ = ["Summary", "Interrupted", "deblur_files", "folder_jobs", "iter_images", "count_images"]
 
 PathLike = str | os.PathLike
@@ -343,6 +345,8 @@ def deblur_files(
     def write(dst: Path, out: Any, meta: Any) -> None:
         # a float image (from a float TIFF) stays float32 in TIFF, and keeps 16 bits in PNG rather than 8
         deep = getattr(getattr(out, "dtype", None), "kind", "") == "f" and dst.suffix.lower() == ".png"
+        if deep:  # an HDR file's values above 1 (warned about when it was read) cannot be stored in PNG: clipped
+            out = np.clip(out, 0, 1)  # here, as asked for with --format png (write_image refuses them)
         lossless = meta is not None and meta.lossless and dst.suffix.lower() == ".webp"
         write_image(dst, out, metadata=meta if metadata else None, quality=quality, bits=16 if deep else None,
                     lossless=lossless)
