@@ -1208,16 +1208,19 @@ def _to_storable(image: np.ndarray, suffix: str, bits: int | None, name: str = "
     if image.dtype == np.bool_:
         image = image.astype(np.uint8) * 255
     elif np.issubdtype(image.dtype, np.floating):
-        if np.isnan(image).any():
+        finite = bool(np.isfinite(image).all())  # one pass over a valid image; which kind only on failure
+        if not finite and np.isnan(image).any():
             raise ValueError(f"cannot write {name}: the image contains NaN")
         if bits is None and suffix in (".tif", ".tiff"):  # stored as it is: infinity too, and read back refused
-            if not np.isfinite(image).all():
+            if not finite:
                 raise ValueError(f"cannot write {name}: the image contains infinite values (a float TIFF keeps "
                                  "values as they are, and read_image refuses non-finite ones)")
             image = image.astype(np.float32, copy=False)
         else:
+            from blurkit.metrics.functional import FLOAT_HIGH, FLOAT_LOW
+
             lo, hi = float(image.min()), float(image.max())
-            if lo < -0.5 or hi > 1.5:  # a [0, 255] float image came out white, silently (the metrics' bounds)
+            if lo < FLOAT_LOW or hi > FLOAT_HIGH:  # a [0, 255] float image came out white, silently
                 raise ValueError(f"cannot write {name}: float samples far outside [0, 1] (min {lo:g}, max {hi:g}); "
                                  "scale them to [0, 1] first (a [0, 255] float image: / 255, or .astype(np.uint8))"
                                  ", or write a .tif, which keeps floats as they are")

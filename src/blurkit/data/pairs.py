@@ -480,8 +480,10 @@ def make_pairs(
             blurred = np.asarray(result["image"])
             if image.dtype.kind == "f":  # HDR: write_image refuses it in the pairs' 8-bit files (it was clipped
                 # to white, silently); the blurred side too (its noise can cross 1.5): skipped, by name
+                from blurkit.metrics.functional import FLOAT_HIGH, FLOAT_LOW
+
                 lo, hi = min(image.min(), blurred.min()), max(image.max(), blurred.max())
-                if lo < -0.5 or hi > 1.5:
+                if lo < FLOAT_LOW or hi > FLOAT_HIGH:
                     skipped.append({"file": rel, "reason": f"float samples outside [0, 1] (min {lo:g}, max {hi:g}"
                                     ") cannot be stored in 8-bit pairs: scale or tone-map it first"})
                     bar.set_postfix(skipped=len(skipped))

@@ -85,6 +85,9 @@ WIN_SIZE = 2 * RADIUS + 1
 K1 = 0.01
 K2 = 0.03
 ACC_SLACK = 1e-6  # absorbs float rounding in |a - b| <= tol (far below 1/65535)
+FLOAT_LOW, FLOAT_HIGH = -0.5, 1.5
+"""Float images are taken as [0, 1]: values below ``FLOAT_LOW`` or above ``FLOAT_HIGH`` (a [0, 255] image, say)
+are refused by the metrics, ``fit``, ``evaluate`` and ``write_image`` (overshoot within them is allowed)."""
 
 
 # -- helpers ----------------------------------------------------------------------------------------
@@ -113,7 +116,7 @@ def check_unit_float(a: np.ndarray, what: str = "") -> None:
     prefix = f"{what}: " if what else ""
     if not (np.isfinite(lo) and np.isfinite(hi)):
         raise ValueError(f"{prefix}images contain NaN or infinite values")
-    if lo < -0.5 or hi > 1.5:
+    if lo < FLOAT_LOW or hi > FLOAT_HIGH:
         raise ValueError(f"{prefix}float images are taken as [0, 1] (data range 1), got values {lo:g}..{hi:g}: "
                          "divide a [0, 255] image by 255 (or pass it as uint8)")
 
