@@ -1476,6 +1476,38 @@ def test_estimate_sigma_is_what_blind_predict_deconvolves():
     assert not [w for w in caught if "too small" in str(w.message)]
 
 
+def test_a_too_small_image_is_named_in_its_warning(tmp_path):
+    """The warning about an image too small to read its blur off names its file: given to predict or
+    estimate_sigma as a path or a file object, and in a folder run (blurkit deblur), whose reader threads
+    decode the photos the calling thread restores; an array, which has no name, is not named."""
+    from blurkit.batch import deblur_files
+    from blurkit.data.io import write_image
+
+    d = _wiener_facade()
+    x = np.random.default_rng(0).random((30, 40, 3)).astype(np.float32)
+    write_image(tmp_path / "tiny.png", x)
+    write_image(tmp_path / "fine.png", np.random.default_rng(1).random((64, 64, 3)).astype(np.float32))
+    tiny = str(tmp_path / "tiny.png")
+
+    def said(call) -> list[str]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            call()
+        return [str(w.message) for w in caught if "too small" in str(w.message)]
+
+    for call in (lambda: d.predict(tiny), lambda: d.estimate_sigma(tiny), lambda: d.predict(Path(tiny)),
+                 lambda: d.predict([tmp_path / "fine.png", tiny])):
+        assert [m.split(" the blind")[0] for m in said(call)] == [
+            f"a 30x40 image is too small to read its blur off reliably ({tiny};"]
+    with open(tiny, "rb") as f:
+        assert f"({tiny};" in said(lambda: d.predict(f))[0]
+    assert said(lambda: d.predict(x))[0].startswith("a 30x40 image is too small to read its blur off reliably "
+                                                    "(the blind")
+    jobs = [(tmp_path / n, tmp_path / "out" / n) for n in ("fine.png", "tiny.png")]
+    messages = said(lambda: deblur_files(d, jobs, workers=2))
+    assert len(messages) == 1 and f"({tmp_path / 'tiny.png'};" in messages[0]
+
+
 def test_the_preset_reads_the_blur_it_was_trained_for():
     """The shipped preset's estimate of a Gaussian blur on a photo it was not trained on (scikit-image's
     astronaut, 256x256 crop; sigmas inside the training range) is within 15 % of the truth, and deconvolving

@@ -330,6 +330,8 @@ def deblur_files(
 
     if total is None and isinstance(jobs, Sized):
         total = len(jobs)
+    from blurkit.deblurrer import naming
+
     depth = int(prefetch) if workers else 1
     summary = Summary()
     failures: list[tuple[int, Path, str]] = []
@@ -378,7 +380,8 @@ def deblur_files(
         i, src, dst, fut = reads.popleft()
         try:
             image, meta = fut.result()
-            out = deblurrer.predict(image, **tiles)
+            with naming(src):  # a Deblurrer's warnings about the image name its file
+                out = deblurrer.predict(image, **tiles)
         except Exception as exc:  # noqa: BLE001 - one bad image must not stop the batch
             fail(i, src, exc)
             return

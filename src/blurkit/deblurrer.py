@@ -18,6 +18,7 @@ Examples:
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import datetime as _dt
 import io
 import json
@@ -41,6 +42,10 @@ _BUILD_LOCK = threading.Lock()
 #: The tile progress bar of the ``predict(progress=True)`` running in this thread (another thread's predict
 #: on the same instance must not advance it).
 _TILES = threading.local()
+#: The file (or name) of the image being restored in this thread or task, for the warnings about it: set by
+#: :meth:`Deblurrer.predict` and :meth:`Deblurrer.estimate_sigma` for a path, and by :func:`naming` (a folder
+#: run restores arrays its reader threads decoded). A context variable: other threads do not see it.
+_NAME: contextvars.ContextVar[str | None] = contextvars.ContextVar("blurkit_image_name", default=None)
 
 METADATA_NAME = "blurkit.json"
 FORMAT = "blurkit-model"
@@ -1112,7 +1117,8 @@ class Deblurrer:
     def _predict(self, x: Any, max_pixels: int | None, ensemble: int, sigma: float | None) -> Any:
         """:meth:`predict` after its arguments are checked; ``sigma`` the raw parameter or None."""
         if _is_encoded(x):
-            return self._predict(_read(x, max_pixels, "predict"), None, ensemble, sigma)
+            with naming(_name_of(x)):
+                return self._predict(_read(x, max_pixels, "predict"), None, ensemble, sigma)
         _check_images(x, "predict")
         if isinstance(x, (list, tuple)):
             return [self._predict(i, max_pixels, ensemble, sigma) for i in x]
@@ -1156,7 +1162,8 @@ class Deblurrer:
         """
         wiener = self._wiener_layer("estimate_sigma")  # a model without an estimator: refused before reading
         if _is_encoded(x):
-            x = _read(x, max_pixels, "estimate_sigma")
+            with naming(_name_of(x)):
+                return self.estimate_sigma(_read(x, max_pixels, "estimate_sigma"))
         _check_images(x, "estimate_sigma")
         if isinstance(x, (list, tuple)):
             return [self.estimate_sigma(i, max_pixels=max_pixels) for i in x]
@@ -1810,11 +1817,43 @@ def _tile_align(model: Any) -> int:
     return align
 
 
+@contextlib.contextmanager
+def naming(name: str | os.PathLike | None) -> Iterator[None]:
+    """Name the image that :meth:`Deblurrer.predict` restores inside the block (in this thread), so that its
+    warnings say which file they are about: a batch restores arrays decoded elsewhere. ``None`` names none.
+
+    Examples:
+        >>> import warnings
+        >>> from blurkit.deblurrer import _warn_too_small
+        >>> with naming("shots/tiny.png"), warnings.catch_warnings(record=True) as said:
+        ...     warnings.simplefilter("always")
+        ...     _warn_too_small(30, 40)
+        >>> str(said[0].message).split(" the blind")[0]
+        'a 30x40 image is too small to read its blur off reliably (shots/tiny.png;'
+    """
+    token = _NAME.set(None if name is None else os.fsdecode(name))
+    try:
+        yield
+    finally:
+        _NAME.reset(token)
+
+
+def _name_of(x: Any) -> str | None:
+    """The name of what :func:`_is_encoded` accepts: a path as given, a file object's ``name``, else None."""
+    if isinstance(x, (str, os.PathLike)):
+        return os.fsdecode(x)
+    name = getattr(x, "name", None)
+    return name if isinstance(name, str) else None
+
+
 def _warn_too_small(h: int, w: int) -> None:
     """Warn, at the caller's line outside blurkit, that the blur of an ``h`` x ``w`` image is read off blind
-    below :data:`MIN_ESTIMATE_SIDE` (once per image, whatever the views, channels or tiles it takes)."""
+    below :data:`MIN_ESTIMATE_SIDE` (once per image, whatever the views, channels or tiles it takes), naming
+    its file where :func:`naming` (or a path given to ``predict``) says it."""
     if min(h, w) < MIN_ESTIMATE_SIDE:
-        warnings.warn(f"a {h}x{w} image is too small to read its blur off reliably (the blind estimate needs "
+        name = _NAME.get()
+        warnings.warn(f"a {h}x{w} image is too small to read its blur off reliably ({f'{name}; ' if name else ''}"
+                      f"the blind estimate needs "
                       f"about {MIN_ESTIMATE_SIDE} pixels on each side): give its sigma (predict(..., sigma=S), "
                       "blurkit deblur --sigma S; to score: known_sigma=True, --known-sigma)",
                       stacklevel=_outside_stacklevel())
