@@ -65,6 +65,59 @@ def test_an_image_over_max_pixels_names_the_max_pixels_of_the_method_called(tmp_
         d.predict(b"not an image")
 
 
+def test_fit_and_evaluate_name_their_own_max_pixels(tmp_path, capsys):
+    """fit and evaluate passed read_image's advice on ("pass a larger max_pixels (or max_pixels=None) to
+    read_image"), and evaluate and ``blurkit train``/``evaluate`` had no limit to raise. Each now takes
+    ``max_pixels`` (``--max-pixels``), checked before any file is read, and its messages name it."""
+    import sys
+    import warnings
+
+    photos = _photos(tmp_path / "photos", 2)
+    write_image(photos / "small.png", np.zeros((40, 40, 3), np.uint8))  # 1,600 pixels: under the limit below
+    d = Deblurrer(model="unet", model_options={"width": 4, "depth": 1, "blocks": 1}, patch_size=16, batch_size=2)
+    big = "image is 64x48 = 3,072 pixels, more than max_pixels=2,000 (decompression-bomb guard); "
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        d.fit(photos, epochs=1, steps_per_epoch=1, validation_split=0, max_pixels=2000, verbose=0)
+    said = sorted(str(w.message) for w in caught if "skipping" in str(w.message))
+    assert said == [f"skipping unreadable training item: {photos / f'p{i}.png'}: {big}pass a larger max_pixels "
+                    "to Deblurrer.fit if you trust this file" for i in (0, 1)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        scores = d.evaluate(photos, max_pixels=2000)
+    assert scores["images"] == 1 and [row["error"] for row in scores["skipped"]] == [
+        f"{photos / f'p{i}.png'}: {big}pass a larger max_pixels to Deblurrer.evaluate if you trust this file"
+        for i in (0, 1)]
+    assert d.evaluate(photos)["images"] == 3  # the default limit takes them all
+    for bad in (0, -5, 2.5, True, "100"):
+        for call in (lambda: d.fit(photos, epochs=1, max_pixels=bad), lambda: d.evaluate(photos, max_pixels=bad)):
+            with pytest.raises(ValueError, match=r"max_pixels must be a positive whole number of pixels or None"):
+                call()
+    # the command line names its flag, in the skipped lines and in the warnings
+    model = tmp_path / "m.keras"
+    d.save(model)
+    assert main(["evaluate", str(model), str(photos), "--max-pixels", "2000"]) == 0
+    err = capsys.readouterr().err
+    assert f"  skipped: {photos / 'p0.png'}: image is 64x48 = 3,072 pixels, more than --max-pixels 2,000 " \
+           "(decompression-bomb guard); pass a larger --max-pixels if you trust this file" in err
+
+    def shown(message, category, filename, lineno, file=None, line=None):  # as Python shows them, outside pytest
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = shown
+        assert main(["train", str(photos), *TINY_TRAIN, "--patch-size", "16", "--val-split", "0",
+                     "--max-pixels", "2000", "-o", str(tmp_path / "t.keras")]) == 0
+    err = capsys.readouterr().err
+    assert f"warning: skipping unreadable training item: {photos / 'p1.png'}: image is 64x48 = 3,072 pixels, " \
+           "more than --max-pixels 2,000 (decompression-bomb guard); pass a larger --max-pixels if you trust" in err
+    assert "max_pixels" not in err and "Deblurrer" not in err
+    for command in (["evaluate", str(model), str(photos)], ["train", str(photos), "-o", str(tmp_path / "u.keras")]):
+        assert main([*command, "--max-pixels", "0"]) == 2
+        assert "--max-pixels must be at least 1, got 0" in capsys.readouterr().err
+
+
 # ------------------------------------------------------------------------------------------ train
 def test_train_says_how_the_photos_were_split_once_before_training(tmp_path, capsys):
     """``train`` said "for 1 epochs", and nothing of the split: how many photos it found, and that a single

@@ -638,6 +638,7 @@ class Deblurrer:
                 raise ValueError(f"{arg} must be a whole number of at least 1, got {value!r}")
         if time_limit is not None and (isinstance(time_limit, bool) or not time_limit > 0):
             raise ValueError(f"time_limit must be a positive number of minutes, got {time_limit!r}")
+        _check_max_pixels(max_pixels)
         if checkpoint is not None and Path(checkpoint).suffix != ".keras":  # now, not after the first epoch
             raise ValueError(f"checkpoint: model files end in .keras, got {Path(checkpoint).name!r}")
         state_dir = _state_dir(checkpoint, checkpoint_dir)
@@ -1212,8 +1213,8 @@ class Deblurrer:
         b, s, _ = self._test_pair(blurred, sharp, index, self.blur if blur is None else blur, seed)
         return b, s
 
-    def _load_pair(self, src: Any, index: int) -> tuple[np.ndarray | None, np.ndarray]:
-        """Item ``index`` of ``src`` as read: ``(blurred or None, sharp)``.
+    def _load_pair(self, src: Any, index: int, max_pixels: int | None = None) -> tuple[np.ndarray | None, np.ndarray]:
+        """Item ``index`` of ``src`` as read (files over ``max_pixels`` refused): ``(blurred or None, sharp)``.
 
         Raises:
             ImageReadError, OSError: A file cannot be read.
@@ -1222,7 +1223,7 @@ class Deblurrer:
         """
         from blurkit.data.pipeline import _PatchMaker
 
-        return _PatchMaker(src, None, 1, 1, self.channels, False, None)._load(index)
+        return _PatchMaker(src, None, 1, 1, self.channels, False, max_pixels)._load(index)
 
     def _test_pair(self, blurred: np.ndarray | None, sharp: np.ndarray, index: int, blur: Any, seed: int
                    ) -> tuple[np.ndarray, np.ndarray, dict | None]:
@@ -1279,8 +1280,8 @@ class Deblurrer:
 
     def evaluate(self, data: Any, *, per_image: bool = False, max_images: int | None = None,
                  progress: bool = False, blur: Any = None, blur_options: dict | None = None,
-                 ensemble: int = 1, known_sigma: bool = False, metrics: Sequence[str] = (), seed: int = 0
-                 ) -> dict[str, Any]:
+                 ensemble: int = 1, known_sigma: bool = False, metrics: Sequence[str] = (), seed: int = 0,
+                 max_pixels: int | None = None) -> dict[str, Any]:
         """Score the model against the blurred input, image by image at full resolution.
 
         Args:
@@ -1302,6 +1303,8 @@ class Deblurrer:
             seed: Seeds the blur of sharp photos, with each image's index (0 to 2**32 - 1): the same ``seed``,
                 blur and photos give the same inputs whatever the model (its own ``seed`` plays no part). 0
                 gives the inputs of the model cards' scores. Given pairs ignore it.
+            max_pixels: Skip (with a warning) images with more pixels than this; default
+                :data:`blurkit.data.io.DEFAULT_MAX_PIXELS`.
 
         Returns:
             ``{"model": {metric: mean}, "blurred": {metric: mean}, "gain_db": psnr gain, "gain_images": k,
@@ -1336,7 +1339,7 @@ class Deblurrer:
         from tqdm.auto import tqdm
 
         from blurkit.blurs import serialize_blur
-        from blurkit.data.io import ImageReadError
+        from blurkit.data.io import ImageReadError, _advised
         from blurkit.data.pipeline import resolve_source
         from blurkit.metrics.functional import WIN_SIZE
         from blurkit.registry import METRICS
@@ -1344,6 +1347,7 @@ class Deblurrer:
         if isinstance(ensemble, bool) or ensemble not in (1, 2, 4, 8):
             raise ValueError(f"ensemble must be 1, 2, 4 or 8 (flips/rotations averaged), got {ensemble!r}")
         _check_seed(seed)
+        _check_max_pixels(max_pixels)
         src = resolve_source(data)
         if src.kind == "pairs" and (blur is not None or blur_options or known_sigma):
             raise ValueError("blur, blur_options and known_sigma are for sharp photos blurred here: the blur of "
@@ -1359,11 +1363,12 @@ class Deblurrer:
         rows, skipped = [], []
         for i in tqdm(range(n), disable=not progress, desc="evaluate", unit="img"):
             try:
-                blurred, sharp = self._load_pair(src, i)
+                blurred, sharp = self._load_pair(src, i, max_pixels)
             except (ImageReadError, OSError, ValueError) as exc:  # reported and skipped, as fit and deblur do
                 # (only reading is guarded: the ValueErrors of reading are about this item, see _load_pair)
-                skipped.append({"image": src.name(i), "index": i, "error": str(exc)})
-                warnings.warn(f"skipping unreadable image: {exc}", stacklevel=2)
+                why = _advised(str(exc), "Deblurrer.evaluate")
+                skipped.append({"image": src.name(i), "index": i, "error": why})
+                warnings.warn(f"skipping unreadable image: {why}", stacklevel=2)
                 continue
             b, s, params = self._test_pair(blurred, sharp, i, blur, seed)
             lo, hi = min(float(s.min()), float(b.min())), max(float(s.max()), float(b.max()))
@@ -1746,7 +1751,7 @@ def _read(x: Any, max_pixels: int | None, method: str = "predict") -> np.ndarray
     """Decode what :func:`_is_encoded` accepts, as :func:`blurkit.data.io.read_image` reads a file, for the
     Deblurrer ``method`` named in the messages: an image over ``max_pixels`` is refused with the advice to
     pass a larger ``max_pixels`` to that method (not to ``read_image``, which the user did not call)."""
-    from blurkit.data.io import _TOO_BIG_ADVICE, ImageReadError, decode_image, read_image
+    from blurkit.data.io import ImageReadError, _advised, decode_image, read_image
 
     kw = {} if max_pixels is None else {"max_pixels": max_pixels}
     try:
@@ -1764,10 +1769,10 @@ def _read(x: Any, max_pixels: int | None, method: str = "predict") -> np.ndarray
         return decode_image(bytes(data), name=str(getattr(x, "name", "<stream>")), **kw)
     except ImageReadError as exc:
         # io's advice names read_image and max_pixels=None, which here means the default limit
-        if _TOO_BIG_ADVICE not in exc.reason:
+        reason = _advised(exc.reason, f"Deblurrer.{method}")
+        if reason == exc.reason:
             raise
-        ours = f"pass a larger max_pixels to Deblurrer.{method}"
-        raise ImageReadError(exc.path, exc.reason.replace(_TOO_BIG_ADVICE, ours)) from None
+        raise ImageReadError(exc.path, reason) from None
 
 
 def _preset_hint(path: Path) -> str:
@@ -1991,6 +1996,14 @@ def _check_learning_rate(value: Any) -> None:
     number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
     if not number or not 0 < value < math.inf:
         raise ValueError(f"learning_rate must be a positive finite number, got {value!r}")
+
+
+def _check_max_pixels(max_pixels: Any) -> None:
+    """Refuse a ``max_pixels`` that is not None or a positive whole number, before any file is read (each
+    file's read would otherwise fail with it, and be skipped as unreadable)."""
+    if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, np.integer))
+                                   or max_pixels < 1):
+        raise ValueError(f"max_pixels must be a positive whole number of pixels or None, got {max_pixels!r}")
 
 
 def _check_seed(seed: Any, name: str = "seed") -> None:

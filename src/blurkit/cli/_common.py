@@ -96,17 +96,23 @@ def shown(name: Any) -> str:
 
 
 def flag_reason(why: str) -> str:
-    """A library message as the CLI prints it: naming ``--max-pixels`` where it names ``read_image``'s
-    ``max_pixels`` (the advice to pass a larger one is about the flag on the command line).
+    """A library message as the CLI prints it: naming ``--max-pixels`` where it names the ``max_pixels`` of
+    ``read_image`` or a Deblurrer method (the advice to pass a larger one is about the flag on the command line).
 
     Examples:
         >>> flag_reason("image is 9 pixels, more than max_pixels=4; pass a larger max_pixels (or "
         ...             "max_pixels=None) to read_image if you trust this file")
         'image is 9 pixels, more than --max-pixels 4; pass a larger --max-pixels if you trust this file'
+        >>> flag_reason("a.png: image is 9 pixels, more than max_pixels=4; pass a larger max_pixels to "
+        ...             "Deblurrer.fit if you trust this file")
+        'a.png: image is 9 pixels, more than --max-pixels 4; pass a larger --max-pixels if you trust this file'
     """
+    import re
+
     from blurkit.data.io import _TOO_BIG_ADVICE
 
     why = why.replace("more than max_pixels=", "more than --max-pixels ")
+    why = re.sub(r"pass a larger max_pixels to Deblurrer\.\w+", "pass a larger --max-pixels", why)
     return why.replace(_TOO_BIG_ADVICE, "pass a larger --max-pixels")
 
 

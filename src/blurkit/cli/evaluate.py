@@ -37,6 +37,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--json", dest="json_out",
                    help="write the scores (with per-image rows) to this JSON file (strict JSON: a non-finite "
                         "score, the PSNR of an image restored exactly, is written as null)")
+    p.add_argument("--max-pixels", type=int, metavar="N",
+                   help="skip images of more than N pixels, checked before decoding them (decompression-bomb guard; "
+                   "default 178956970, about 13000x13000)")
     p.add_argument("--figure", help="write a blurred | restored | sharp grid (one row per image) here")
     p.add_argument("--figure-images", type=int, default=4, metavar="N", help="rows of the figure (default 4)")
     p.set_defaults(func=run)
@@ -71,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         check_output,
         count,
         error_text,
+        flag_reason,
         load_named,
         on_terminal,
         parse_blur_options,
@@ -87,8 +91,9 @@ def run(args: argparse.Namespace) -> int:
         suffix = Path(args.figure).suffix.lower()
         if suffix not in FIGURE_SUFFIXES:
             raise CLIError(f"--figure {args.figure}: write a {', '.join(FIGURE_SUFFIXES)} file")
-    if args.max_images is not None and args.max_images < 1:
-        raise CLIError(f"--max-images must be at least 1, got {args.max_images}")
+    for flag, value in (("--max-images", args.max_images), ("--max-pixels", args.max_pixels)):
+        if value is not None and value < 1:
+            raise CLIError(f"{flag} must be at least 1, got {value}")
     if args.figure_images < 1:
         raise CLIError(f"--figure-images must be at least 1, got {args.figure_images}")
     d = load_named(args.model)
@@ -99,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
             # a progress bar on a terminal only: in a log file, a bar is frames joined by \r
             scores = d.evaluate(data, per_image=True, max_images=args.max_images, progress=on_terminal(),
                                 blur=args.blur, blur_options=blur_options or None, ensemble=args.ensemble,
-                                known_sigma=args.known_sigma, metrics=args.metric, seed=args.seed)
+                                known_sigma=args.known_sigma, metrics=args.metric, seed=args.seed,
+                                max_pixels=args.max_pixels)
     except (FileNotFoundError, ValueError, TypeError, KeyError) as exc:
         raise CLIError(error_text(exc)) from None
     how = "".join([f", ensemble x{args.ensemble}" if args.ensemble > 1 else "",
@@ -110,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{count(scores['images'], 'image')}, blur {scores['blur']['name']} {scores['blur']['config']} "
               f"(seed {scores['seed']}, with each image's index){how}")
     for row in scores["skipped"]:
-        print(f"  skipped: {row['error']}", file=sys.stderr)
+        print(f"  skipped: {flag_reason(row['error'])}", file=sys.stderr)
     print(format_table(scores))
     print(_gain_line(scores))
     if args.json_out:

@@ -59,8 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     shown = warnings.formatwarning
 
     def one_line(message, category, filename, lineno, line=None) -> str:  # not the library's file and line
+        from blurkit.cli._common import flag_reason  # a library's max_pixels advice names the flag
+
         kind = "warning" if category is UserWarning else category.__name__  # PluginWarning, DeprecationWarning
-        return f"blurkit {args.command}: {kind}: {message}\n"
+        return f"blurkit {args.command}: {kind}: {flag_reason(str(message))}\n"
 
     warnings.formatwarning = one_line
     terminate = None
@@ -68,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         terminate = _terminate_as_interrupt()
         return int(args.func(args) or 0)
     except CLIError as exc:
-        print(f"blurkit {args.command}: error: {exc}", file=sys.stderr)
+        from blurkit.cli._common import flag_reason
+
+        print(f"blurkit {args.command}: error: {flag_reason(str(exc))}", file=sys.stderr)
         return 2
     except OSError as exc:  # a full disk, a permission, a file where a folder must be: one line, no traceback
         print(f"blurkit {args.command}: error: {exc}", file=sys.stderr)

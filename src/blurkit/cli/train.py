@@ -68,6 +68,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="train with tf.distribute: 'mirrored' uses every local GPU (or CPU), 'multiworker' the "
                    "cluster in TF_CONFIG (run the same command on every worker); --batch-size is the global "
                    "batch; only the chief writes OUT (docs/distributed.md in blurkit's source)")
+    p.add_argument("--max-pixels", type=int, metavar="N",
+                   help="skip images of more than N pixels, checked before decoding them (decompression-bomb guard; "
+                   "default 178956970, about 13000x13000)")
     p.add_argument("--cache", metavar="DIR", help="cache the decoded training images in DIR (for slow storage)")
     p.add_argument("--quiet", "-q", action="store_true")
     p.set_defaults(func=run)
@@ -113,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         check_output(args.cache, "--cache", folder=True)
     for name, value, least in (("--epochs", args.epochs, 1), ("--steps-per-epoch", args.steps_per_epoch, 1),
                                ("--batch-size", args.batch_size, 1), ("--patches-per-image", args.patches_per_image, 1),
-                               ("--early-stopping", args.early_stopping, 1)):
+                               ("--early-stopping", args.early_stopping, 1), ("--max-pixels", args.max_pixels, 1)):
         if value is not None and value < least:
             raise CLIError(f"{name} must be at least {least}, got {value}")
     if args.val_split is not None and args.validation:  # one was not what the user thinks it is
@@ -180,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
               # carriage returns and colour codes: about 5 kB a second of training)
               verbose=0 if quiet else ("auto" if on_terminal(sys.stdout) else 2), resume=args.resume,
               checkpoint_dir=state_dir,
-              time_limit=args.time_limit, strategy=strategy, cache=args.cache)
+              time_limit=args.time_limit, strategy=strategy, cache=args.cache, max_pixels=args.max_pixels)
     except TrainingDivergedError as exc:  # what the run leaves is worth knowing, as after Ctrl-C
         kept = f"{out} holds the best epoch before it" if _written(out, started) else "no model was saved"
         print(f"blurkit train: error: {exc}; {kept}", file=sys.stderr)

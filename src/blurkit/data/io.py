@@ -573,6 +573,12 @@ _TOO_BIG_ADVICE = "pass a larger max_pixels (or max_pixels=None) to read_image"
 """The advice of a too-big image's reason; callers other than ``read_image`` replace it with their own."""
 
 
+def _advised(message: str, where: str) -> str:
+    """``message`` with a too-big image's advice naming ``where`` (say ``Deblurrer.fit``, whose ``max_pixels``
+    the user can raise) instead of ``read_image``, which the user did not call."""
+    return message.replace(_TOO_BIG_ADVICE, f"pass a larger max_pixels to {where}")
+
+
 def _too_big(size: tuple[int, int] | None, pixels: int | None, limit: int) -> str:
     what = (
         f"{size[0]}x{size[1]} = {pixels:,} pixels" if size else f"{pixels:,} pixels" if pixels else "too big"

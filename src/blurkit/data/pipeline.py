@@ -623,15 +623,21 @@ class _PatchMaker:
 
     def _skip_item(self, index: int, exc: Exception) -> None:
         """Report item ``index`` (of the source) as unreadable because of ``exc``."""
+        from blurkit.data.io import _advised
+
         if self.source.kind == "records":
             shard, pos = self.source.locate(index)
             self._skip_record(self._key(index), shard, pos, exc)
         else:
-            self._skip(index, str(exc), f"skipping unreadable {self.role} item: {exc}")
+            why = _advised(str(exc), "Deblurrer.fit")
+            self._skip(index, why, f"skipping unreadable {self.role} item: {why}")
 
     def _skip_record(self, number: int, shard: int, pos: int, exc: Exception) -> None:
         """Report record ``pos`` of shard file ``shard`` (global ``number``) as unreadable because of ``exc``."""
-        why = f"{self.source.items[shard]}#{pos}: {exc}"  # SHARD#POSITION, as Source.name says
+        from blurkit.data.io import _advised
+
+        # SHARD#POSITION, as Source.name says
+        why = f"{self.source.items[shard]}#{pos}: {_advised(str(exc), 'Deblurrer.fit')}"
         self._skip(number, why, f"skipping unreadable {self.role} record: {why}")
 
     def check_readable(self) -> None:
