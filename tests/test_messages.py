@@ -51,7 +51,8 @@ def test_an_image_over_max_pixels_names_the_max_pixels_of_the_method_called(tmp_
     the user did not call, and None, which is predict's default limit, not no limit."""
     d = Deblurrer.from_preset("gaussian-v1")  # estimate_sigma needs its blur estimator
     path = _photos(tmp_path, 1) / "p0.png"
-    tail = "(decompression-bomb guard); pass a larger max_pixels to Deblurrer.{} if you trust this file"
+    tail = ("(decompression-bomb guard); pass a larger max_pixels (or max_pixels=None) to Deblurrer.{} if you trust "
+            "this file")
     for call, method in ((lambda x: d.predict(x, max_pixels=100), "predict"),
                          (lambda x: d.estimate_sigma(x, max_pixels=100), "estimate_sigma")):
         with open(path, "rb") as fh:
@@ -81,18 +82,19 @@ def test_fit_and_evaluate_name_their_own_max_pixels(tmp_path, capsys):
         d.fit(photos, epochs=1, steps_per_epoch=1, validation_split=0, max_pixels=2000, verbose=0)
     said = sorted(str(w.message) for w in caught if "skipping" in str(w.message))
     assert said == [f"skipping unreadable training item: {photos / f'p{i}.png'}: {big}pass a larger max_pixels "
-                    "to Deblurrer.fit if you trust this file" for i in (0, 1)]
+                    "(or max_pixels=None) to Deblurrer.fit if you trust this file" for i in (0, 1)]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         scores = d.evaluate(photos, max_pixels=2000)
     assert scores["images"] == 1 and [row["error"] for row in scores["skipped"]] == [
-        f"{photos / f'p{i}.png'}: {big}pass a larger max_pixels to Deblurrer.evaluate if you trust this file"
+        f"{photos / f'p{i}.png'}: {big}pass a larger max_pixels (or max_pixels=None) to Deblurrer.evaluate if you "
+        "trust this file"
         for i in (0, 1)]
     assert d.evaluate(photos)["images"] == 3  # the default limit takes them all
     for bad in (0, -5, 2.5, True, "100"):
-        for call in (lambda: d.fit(photos, epochs=1, max_pixels=bad), lambda: d.evaluate(photos, max_pixels=bad)):
+        for method in (lambda **kw: d.fit(photos, epochs=1, **kw), lambda **kw: d.evaluate(photos, **kw)):
             with pytest.raises(ValueError, match=r"max_pixels must be a positive whole number of pixels or None"):
-                call()
+                method(max_pixels=bad)
     # the command line names its flag, in the skipped lines and in the warnings
     model = tmp_path / "m.keras"
     d.save(model)
@@ -116,6 +118,38 @@ def test_fit_and_evaluate_name_their_own_max_pixels(tmp_path, capsys):
     for command in (["evaluate", str(model), str(photos)], ["train", str(photos), "-o", str(tmp_path / "u.keras")]):
         assert main([*command, "--max-pixels", "0"]) == 2
         assert "--max-pixels must be at least 1, got 0" in capsys.readouterr().err
+
+
+def test_max_pixels_none_means_no_limit_everywhere(tmp_path, monkeypatch):
+    """``max_pixels=None`` disabled read_image's limit but meant the default limit in Deblurrer.predict,
+    estimate_sigma and fit, so a trusted image over it could not be restored from its file at all. Now every
+    reader defaults to DEFAULT_MAX_PIXELS and None is no limit; what each passes on to the decoders is
+    recorded here (an image over 179 million pixels is too big to make in a test)."""
+    import inspect
+
+    import blurkit.data.io as io
+    from blurkit.batch import deblur_files
+    from blurkit.data.pipeline import check_readable, make_dataset, resolve_source
+
+    for fn in (Deblurrer.predict, Deblurrer.estimate_sigma, Deblurrer.fit, Deblurrer.evaluate, io.read_image,
+               io.decode_image, deblur_files, make_dataset, check_readable):
+        assert inspect.signature(fn).parameters["max_pixels"].default == io.DEFAULT_MAX_PIXELS, fn
+    given = []
+    real_read, real_decode = io.read_image, io.decode_image
+    monkeypatch.setattr(io, "read_image", lambda *a, **kw: given.append(kw.get("max_pixels", "default"))
+                        or real_read(*a, **kw))
+    monkeypatch.setattr(io, "decode_image", lambda *a, **kw: given.append(kw.get("max_pixels", "default"))
+                        or real_decode(*a, **kw))
+    path = _photos(tmp_path / "photos", 1) / "p0.png"
+    d = Deblurrer.from_preset("gaussian-v1")
+    for limit in (None, 5000, io.DEFAULT_MAX_PIXELS):
+        given.clear()
+        d.predict(path, max_pixels=limit)
+        d.predict(path.read_bytes(), max_pixels=limit)
+        d.estimate_sigma(path, max_pixels=limit)
+        d.evaluate(path.parent, max_pixels=limit)
+        check_readable(resolve_source(path.parent), max_pixels=limit)
+        assert len(given) >= 5 and set(given) == {limit}, (limit, given)
 
 
 # ------------------------------------------------------------------------------------------ train

@@ -60,12 +60,12 @@ from typing import Any
 
 import numpy as np
 
+from blurkit._limits import DEFAULT_MAX_PIXELS  # not blurkit.data.io's: that imports OpenCV
+
 __all__ = ["Summary", "Interrupted", "deblur_files", "folder_jobs", "iter_images", "count_images"]
 
 PathLike = str | os.PathLike
 
-#: :data:`blurkit.data.io.DEFAULT_MAX_PIXELS`, repeated so that importing this module does not import OpenCV.
-_DEFAULT_MAX_PIXELS = 178_956_970
 
 
 @dataclass
@@ -257,7 +257,7 @@ def deblur_files(
     workers: int = 2,
     prefetch: int = 4,
     skip_existing: bool = False,
-    max_pixels: int | None = _DEFAULT_MAX_PIXELS,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
     total: int | Callable[[], int | None] | None = None,
     progress: bool = False,
     metadata: bool = True,

@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from blurkit._limits import DEFAULT_MAX_PIXELS
+
 __all__ = ["Deblurrer", "ModelFileError", "TrainingDivergedError", "METADATA_NAME", "FORMAT"]
 
 #: Serialises the building of a Deblurrer's traced inference functions: threads that predict on a fresh (or
@@ -554,7 +556,7 @@ class Deblurrer:
         checkpoint: str | os.PathLike | None = None,
         reduce_lr: bool = True,
         verbose: int | str = "auto",
-        max_pixels: int | None = None,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
         resume: bool = False,
         checkpoint_dir: str | os.PathLike | None = None,
         strategy: Any = None,
@@ -589,8 +591,8 @@ class Deblurrer:
                 loss) is replaced only by a better epoch; any other file by this run's first epoch.
             reduce_lr: The tutorial's ReduceLROnPlateau (factor sqrt(0.1), patience 5, min_lr 0.5e-6).
             verbose: Keras' verbosity (progress bar).
-            max_pixels: Skip (with a warning) images with more pixels than this; default
-                :data:`blurkit.data.io.DEFAULT_MAX_PIXELS`.
+            max_pixels: Skip (with a warning) images with more pixels than this, checked before decoding
+                them; default :data:`blurkit.data.io.DEFAULT_MAX_PIXELS` (about 13000 x 13000), None: no limit.
             resume: Continue the run whose state is in the checkpoint folder up to ``epochs`` epochs of
                 that run (a run that got there, or stopped early, is not trained further; with no saved
                 state, start afresh). The saved run must have used the same model, blur, data (files by
@@ -1059,7 +1061,7 @@ class Deblurrer:
         out[...] = _from_unit_tile(acc, 1.0, out.dtype)  # already in the image's range: rounded for integers
         return out
 
-    def predict(self, x: Any, *, max_pixels: int | None = None, ensemble: int = 1,
+    def predict(self, x: Any, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, ensemble: int = 1,
                 sigma: float | None = None, progress: bool = False) -> Any:
         """Deblur images of any size, dtype and range.
 
@@ -1070,7 +1072,8 @@ class Deblurrer:
                 taken as [0, 1] if they lie within it, else as [0, 255] (or [0, 65535]) images (a batch
                 array as a whole, a list image by image), with half a range to spare for overshoot (a
                 [0, 1] image with values up to 1.5 is still one; values outside the range are clipped).
-            max_pixels: Refuse files (and bytes) with more pixels than this before decoding them; arrays are
+            max_pixels: Refuse files (and bytes) with more pixels than this before decoding them (default
+                :data:`~blurkit.data.io.DEFAULT_MAX_PIXELS`, about 13000 x 13000; None: no limit); arrays are
                 decoded already and not checked.
             ensemble: Self-ensemble (the "x8" test-time augmentation of image restoration papers): restore
                 the image under this many of the 8 flips/rotations (1, 2, 4 or 8; in the order of
@@ -1132,7 +1135,7 @@ class Deblurrer:
             return out
         return self._predict_array(arr, ensemble=ensemble, sigma=sigma)
 
-    def estimate_sigma(self, x: Any, *, max_pixels: int | None = None) -> float | list[float]:
+    def estimate_sigma(self, x: Any, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> float | list[float]:
         """The Gaussian blur sigma, in pixels, that the model reads off an image (what :meth:`predict`
         deconvolves when it is not given a ``sigma``).
 
@@ -1143,7 +1146,7 @@ class Deblurrer:
 
         Args:
             x: A path, an image array (H,W) / (H,W,C), a batch (N,H,W,C), or a list of those.
-            max_pixels: Refuse files with more pixels than this before decoding them.
+            max_pixels: As in :meth:`predict`.
 
         Returns:
             The sigma of an image; a list of them for a batch or a list.
@@ -1213,7 +1216,8 @@ class Deblurrer:
         b, s, _ = self._test_pair(blurred, sharp, index, self.blur if blur is None else blur, seed)
         return b, s
 
-    def _load_pair(self, src: Any, index: int, max_pixels: int | None = None) -> tuple[np.ndarray | None, np.ndarray]:
+    def _load_pair(self, src: Any, index: int, max_pixels: int | None = DEFAULT_MAX_PIXELS
+                   ) -> tuple[np.ndarray | None, np.ndarray]:
         """Item ``index`` of ``src`` as read (files over ``max_pixels`` refused): ``(blurred or None, sharp)``.
 
         Raises:
@@ -1281,7 +1285,7 @@ class Deblurrer:
     def evaluate(self, data: Any, *, per_image: bool = False, max_images: int | None = None,
                  progress: bool = False, blur: Any = None, blur_options: dict | None = None,
                  ensemble: int = 1, known_sigma: bool = False, metrics: Sequence[str] = (), seed: int = 0,
-                 max_pixels: int | None = None) -> dict[str, Any]:
+                 max_pixels: int | None = DEFAULT_MAX_PIXELS) -> dict[str, Any]:
         """Score the model against the blurred input, image by image at full resolution.
 
         Args:
@@ -1303,8 +1307,7 @@ class Deblurrer:
             seed: Seeds the blur of sharp photos, with each image's index (0 to 2**32 - 1): the same ``seed``,
                 blur and photos give the same inputs whatever the model (its own ``seed`` plays no part). 0
                 gives the inputs of the model cards' scores. Given pairs ignore it.
-            max_pixels: Skip (with a warning) images with more pixels than this; default
-                :data:`blurkit.data.io.DEFAULT_MAX_PIXELS`.
+            max_pixels: As in :meth:`fit`.
 
         Returns:
             ``{"model": {metric: mean}, "blurred": {metric: mean}, "gain_db": psnr gain, "gain_images": k,
@@ -1753,7 +1756,7 @@ def _read(x: Any, max_pixels: int | None, method: str = "predict") -> np.ndarray
     pass a larger ``max_pixels`` to that method (not to ``read_image``, which the user did not call)."""
     from blurkit.data.io import ImageReadError, _advised, decode_image, read_image
 
-    kw = {} if max_pixels is None else {"max_pixels": max_pixels}
+    kw = {"max_pixels": max_pixels}
     try:
         if isinstance(x, (str, os.PathLike)):
             return read_image(x, **kw)
@@ -1768,7 +1771,7 @@ def _read(x: Any, max_pixels: int | None, method: str = "predict") -> np.ndarray
                             f"(got {type(data).__name__})")
         return decode_image(bytes(data), name=str(getattr(x, "name", "<stream>")), **kw)
     except ImageReadError as exc:
-        # io's advice names read_image and max_pixels=None, which here means the default limit
+        # io's advice names read_image
         reason = _advised(exc.reason, f"Deblurrer.{method}")
         if reason == exc.reason:
             raise

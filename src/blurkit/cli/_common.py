@@ -103,8 +103,8 @@ def flag_reason(why: str) -> str:
         >>> flag_reason("image is 9 pixels, more than max_pixels=4; pass a larger max_pixels (or "
         ...             "max_pixels=None) to read_image if you trust this file")
         'image is 9 pixels, more than --max-pixels 4; pass a larger --max-pixels if you trust this file'
-        >>> flag_reason("a.png: image is 9 pixels, more than max_pixels=4; pass a larger max_pixels to "
-        ...             "Deblurrer.fit if you trust this file")
+        >>> flag_reason("a.png: image is 9 pixels, more than max_pixels=4; pass a larger max_pixels (or "
+        ...             "max_pixels=None) to Deblurrer.fit if you trust this file")
         'a.png: image is 9 pixels, more than --max-pixels 4; pass a larger --max-pixels if you trust this file'
     """
     import re
@@ -112,8 +112,8 @@ def flag_reason(why: str) -> str:
     from blurkit.data.io import _TOO_BIG_ADVICE
 
     why = why.replace("more than max_pixels=", "more than --max-pixels ")
-    why = re.sub(r"pass a larger max_pixels to Deblurrer\.\w+", "pass a larger --max-pixels", why)
-    return why.replace(_TOO_BIG_ADVICE, "pass a larger --max-pixels")
+    return re.sub(re.escape(_TOO_BIG_ADVICE).replace("read_image", r"(read_image|Deblurrer\.\w+)"),
+                  "pass a larger --max-pixels", why)
 
 
 def check_output(path: Any, arg: str, *, folder: bool = False) -> Path:

@@ -70,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
     import warnings
     from pathlib import Path
 
+    from blurkit._limits import DEFAULT_MAX_PIXELS
     from blurkit.cli._common import (
         check_output,
         count,
@@ -105,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
             scores = d.evaluate(data, per_image=True, max_images=args.max_images, progress=on_terminal(),
                                 blur=args.blur, blur_options=blur_options or None, ensemble=args.ensemble,
                                 known_sigma=args.known_sigma, metrics=args.metric, seed=args.seed,
-                                max_pixels=args.max_pixels)
+                                max_pixels=DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels)
     except (FileNotFoundError, ValueError, TypeError, KeyError) as exc:
         raise CLIError(error_text(exc)) from None
     how = "".join([f", ensemble x{args.ensemble}" if args.ensemble > 1 else "",

@@ -78,6 +78,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from blurkit._limits import DEFAULT_MAX_PIXELS
     from blurkit.cli._common import (
         check_output,
         error_text,
@@ -183,7 +184,8 @@ def run(args: argparse.Namespace) -> int:
               # carriage returns and colour codes: about 5 kB a second of training)
               verbose=0 if quiet else ("auto" if on_terminal(sys.stdout) else 2), resume=args.resume,
               checkpoint_dir=state_dir,
-              time_limit=args.time_limit, strategy=strategy, cache=args.cache, max_pixels=args.max_pixels)
+              time_limit=args.time_limit, strategy=strategy, cache=args.cache,
+              max_pixels=DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels)
     except TrainingDivergedError as exc:  # what the run leaves is worth knowing, as after Ctrl-C
         kept = f"{out} holds the best epoch before it" if _written(out, started) else "no model was saved"
         print(f"blurkit train: error: {exc}; {kept}", file=sys.stderr)

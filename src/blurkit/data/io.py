@@ -50,6 +50,8 @@ from typing import IO, Any, Literal
 import cv2
 import numpy as np
 
+from blurkit import _limits
+
 __all__ = [
     "IMAGE_EXTENSIONS",
     "LIST_EXTENSIONS",
@@ -81,8 +83,9 @@ WRITE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".
 _HEIF_SUFFIXES = (".heic", ".heif")
 
 #: Largest image :func:`read_image` decodes by default, in pixels (width x height). It is Pillow's
-#: decompression-bomb error threshold: about 179 million pixels, e.g. 13 000 x 13 000.
-DEFAULT_MAX_PIXELS: int = 178_956_970
+#: decompression-bomb error threshold: about 179 million pixels, e.g. 13 000 x 13 000. The default of every
+#: reader's ``max_pixels`` (``Deblurrer.predict``, ``fit``, ``evaluate``, ...); ``None`` there means no limit.
+DEFAULT_MAX_PIXELS: int = _limits.DEFAULT_MAX_PIXELS
 
 # Suffixes that can store 16 bits per sample (others are written as 8-bit).
 _SIXTEEN_BIT_SUFFIXES = (".png", ".tif", ".tiff")
@@ -576,7 +579,7 @@ _TOO_BIG_ADVICE = "pass a larger max_pixels (or max_pixels=None) to read_image"
 def _advised(message: str, where: str) -> str:
     """``message`` with a too-big image's advice naming ``where`` (say ``Deblurrer.fit``, whose ``max_pixels``
     the user can raise) instead of ``read_image``, which the user did not call."""
-    return message.replace(_TOO_BIG_ADVICE, f"pass a larger max_pixels to {where}")
+    return message.replace(_TOO_BIG_ADVICE, _TOO_BIG_ADVICE.replace("read_image", where))
 
 
 def _too_big(size: tuple[int, int] | None, pixels: int | None, limit: int) -> str:

@@ -62,6 +62,8 @@ from typing import Any
 
 import numpy as np
 
+from blurkit._limits import DEFAULT_MAX_PIXELS
+
 __all__ = [
     "Source",
     "resolve_source",
@@ -530,7 +532,7 @@ class _PatchMaker:
 
     # ---------------------------------------------------------------------------------- loading
     def _kw(self) -> dict[str, Any]:
-        return {} if self.max_pixels is None else {"max_pixels": self.max_pixels}
+        return {"max_pixels": self.max_pixels}
 
     def _through_cache(self, key: str, decode: Callable[[], np.ndarray], name: str) -> np.ndarray:
         """The cached image for ``key`` (memory-mapped), or ``decode()`` stored under ``key``."""
@@ -544,12 +546,11 @@ class _PatchMaker:
         except (OSError, ValueError, EOFError):  # torn or foreign file: decode again and replace it
             image = None
         if image is not None:
-            from blurkit.data.io import DEFAULT_MAX_PIXELS, ImageReadError, _too_big
+            from blurkit.data.io import ImageReadError, _too_big
 
-            limit = DEFAULT_MAX_PIXELS if self.max_pixels is None else self.max_pixels
             h, w = image.shape[:2]
-            if h * w > limit:
-                raise ImageReadError(name, _too_big((w, h), h * w, limit))
+            if self.max_pixels is not None and h * w > self.max_pixels:
+                raise ImageReadError(name, _too_big((w, h), h * w, self.max_pixels))
             return image
         image = decode()
         try:
@@ -916,7 +917,7 @@ def make_dataset(
     shuffle: bool = True,
     repeat: bool = True,
     seed: int = 0,
-    max_pixels: int | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
     num_shards: int = 1,
     shard_index: int = 0,
     cache: str | os.PathLike | None = None,
@@ -940,7 +941,7 @@ def make_dataset(
             otherwise one pass (validation) over the readable items, each once: an unreadable item is
             skipped, so the pass may hold fewer batches than ``len(source)`` suggests.
         seed: Seeds everything; the same seed gives the same batches. May be a scalar tensor.
-        max_pixels: Refuse images with more pixels than this (decompression-bomb guard).
+        max_pixels: Refuse images with more pixels than this (decompression-bomb guard; None: no limit).
         num_shards: Number of workers reading the data (e.g. ``input_context.num_input_pipelines``).
         shard_index: Which worker this dataset is for (``input_context.input_pipeline_id``). Workers
             get disjoint parts that together cover every image once per epoch: item indices
@@ -1024,7 +1025,8 @@ def make_dataset(
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def check_readable(source: Source, *, max_pixels: int | None = None, role: str = "training") -> dict[int, str]:
+def check_readable(source: Source, *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                   role: str = "training") -> dict[int, str]:
     """Read the items of ``source`` in order until one can be read, as :func:`make_dataset` does first.
 
     Shard records are read by random access. Each unreadable item met is warned about, once. Run it
