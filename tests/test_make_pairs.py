@@ -287,7 +287,15 @@ def test_user_errors(clean, tmp_path, testblur, capsys):
     assert "--sigma: bad range '1:2:3'" in capsys.readouterr().err
     assert main(["make-pairs", str(clean), out, "--blur", "testblur", "--blur-option", "length=5:x"]) == 2
     assert "--blur-option length: bad range '5:x'" in capsys.readouterr().err
-    assert main(["make-pairs", str(clean), out, "--blur", "testblur", "-o", "novalue"]) == 2  # the old name
+    # -o, the old name of --blur-option, is every other command's output flag: without a KEY=VALUE it is taken
+    # for one (it was a blur option, then "the following arguments are required: OUT_DIR")
+    for argv in ([str(clean), out, "--blur", "testblur", "-o", "novalue"], [str(clean), "-o", out]):
+        with pytest.raises(SystemExit) as exit_:
+            main(["make-pairs", *argv])
+        assert exit_.value.code == 2
+        assert "make-pairs writes to OUT_DIR, its second argument (blurkit make-pairs CLEAN_DIR OUT_DIR); blur " \
+               "options are --blur-option KEY=VALUE" in capsys.readouterr().err
+    assert main(["make-pairs", str(clean), out, "--blur", "testblur", "--blur-option", "novalue"]) == 2
     assert "--blur-option: expected KEY=VALUE" in capsys.readouterr().err
     assert main(["make-pairs", str(clean), out, "--blur", "testblur", "-o", "seed=3"]) == 2
     assert "--seed" in capsys.readouterr().err

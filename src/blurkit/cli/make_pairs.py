@@ -56,6 +56,18 @@ def _blur_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
+class _OldOption(argparse._AppendAction):
+    """``--option``/``-o KEY=VALUE``, the old spelling of ``--blur-option``; ``-o pairs/`` (no ``=``), every other
+    command's output flag, is refused with the command's form instead of being taken as a blur option (the
+    error was "the following arguments are required: OUT_DIR")."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if "=" not in str(values):
+            parser.error(f"{option_string} {values}: make-pairs writes to OUT_DIR, its second argument "
+                         f"(blurkit make-pairs CLEAN_DIR OUT_DIR); blur options are --blur-option KEY=VALUE")
+        super().__call__(parser, namespace, values, option_string)
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add the ``make-pairs`` command."""
     parser = subparsers.add_parser(
@@ -98,8 +110,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "--blur-option length=5:15",
     )
     # The names this option had before it took `blurkit train`'s: still accepted, no longer shown (``-o``
-    # is every other command's output).
-    parser.add_argument("--option", "-o", dest="option", action="append", help=argparse.SUPPRESS)
+    # is every other command's output: `-o pairs/` is refused as such, not taken as a blur option).
+    parser.add_argument("--option", "-o", dest="option", action=_OldOption, help=argparse.SUPPRESS)
     parser.add_argument(
         "--replace",
         action="store_true",
