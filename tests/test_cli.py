@@ -1004,3 +1004,11 @@ def test_on_terminal():
         assert common.on_terminal()
         mp.setattr("sys.stderr", None)
         assert not common.on_terminal()
+
+
+def test_list_shows_summaries_without_rest_markup(capsys):
+    """``blurkit list`` printed docstring lines as written: "a ``size`` x ``size`` square"."""
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "mean of a size x size square" in out and "within tol of the truth" in out
+    assert "``" not in out and ":func:" not in out

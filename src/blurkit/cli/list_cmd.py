@@ -5,6 +5,19 @@ from __future__ import annotations
 import argparse
 
 
+def plain(text: str) -> str:
+    """A docstring line as a terminal shows it: reST literals and roles without their markup.
+
+    Examples:
+        >>> plain("mean of a ``size`` x ``size`` square, as :func:`~blurkit.classical.wiener` does")
+        'mean of a size x size square, as wiener does'
+    """
+    import re
+
+    text = re.sub(r":\w+:`~?(?:[\w.]+\.)?([^`]+)`", r"\1", text)  # :func:`~a.b.name` -> name
+    return re.sub(r"``([^`]+)``", r"\1", text)
+
+
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "list",
@@ -43,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
                     "name": e.name,
                     "source": e.source,
                     "object": f"{e.module}:{getattr(e.obj, '__qualname__', e.name)}",
-                    "summary": doc[0] if doc else "",
+                    "summary": plain(doc[0]) if doc else "",
                 }
             )
     if "presets" in kinds:
