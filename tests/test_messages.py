@@ -193,3 +193,63 @@ def test_train_summary_says_one_epoch_in_the_singular(tmp_path, monkeypatch):
     d = SimpleNamespace(training={"epochs": 2}, validation={})
     assert _summary(d, tmp_path / "m.keras", 5, 1, False).splitlines()[0] == (
         "stopped early after epoch 2 of 5: no better training loss for 1 epoch")
+
+
+# ------------------------------------------------------------------------------------------ arguments
+def test_arguments_of_the_wrong_kind_are_refused_by_name():
+    """From an audit of the API reference: arguments that were cut silently (8.9 bins to 8, 2.7 iterations to
+    2, 1.5 images to 1), taken when they cannot mean anything (a tolerance of -1 scored 0, early stopping
+    after -1 epochs trained on, "2" as a sigma), or refused in a message naming a private function or no
+    argument; and NumPy integers refused where Python ones are taken."""
+    from blurkit.blurs import deserialize_blur
+    from blurkit.classical import blur_gaussian, richardson_lucy
+    from blurkit.metrics import accuracy, keras_metric
+    from blurkit.metrics.losses import get_loss
+    from blurkit.models import unet, wiener_unet
+    from blurkit.models.layers import PadToMultiple
+
+    photos = [np.zeros((16, 16, 3), np.float32)] * 3
+    d = Deblurrer(model="unet", model_options={"width": 4, "depth": 1, "blocks": 1}, patch_size=16, batch_size=2)
+    refused = [
+        (lambda: wiener_unet(spectrum_bins=8.9), ValueError, r"^spectrum_bins must be an int >= 2, got 8\.9$"),
+        (lambda: accuracy(np.zeros((2, 2)), np.zeros((2, 2)), tol=-1), ValueError, r"^tol must be a number >= 0 "),
+        (lambda: richardson_lucy(np.zeros((8, 8)), np.ones((3, 3)) / 9, iterations=2.7), ValueError,
+         r"^iterations must be a whole number >= 1, got 2\.7$"),
+        (lambda: blur_gaussian(np.zeros((8, 8)), (1, 2)), TypeError, r"^sigma must be one number \(pixels\), got "
+                                                                      r"tuple \(1, 2\)$"),
+        (lambda: blur_gaussian(np.zeros((8, 8)), "2"), TypeError, r"^sigma must be one number"),
+        (lambda: d.evaluate(photos, max_images=0), ValueError, r"^max_images must be a whole number of at least 1"),
+        (lambda: d.evaluate(photos, max_images=1.5), ValueError, r"^max_images must be a whole number"),
+        (lambda: d.fit(photos, early_stopping=-1), ValueError, r"^early_stopping must be a whole number of epochs"),
+        (lambda: d.fit(photos, early_stopping="3"), ValueError, r"^early_stopping must be a whole number of epochs"),
+        (lambda: d.fit(photos, validation_split=1.5), ValueError, r"^validation_split \(the share held out for "
+                                                                  r"validation\) must be in \[0, 1\), got 1\.5$"),
+        (lambda: deserialize_blur({"name": "gaussian", "config": {"sigmaa": 2}}), TypeError,
+         r"^blur 'gaussian' takes no option 'sigmaa'; its options: sigma, "),
+        (lambda: Deblurrer(blur={"name": "gaussian", "config": {"sigmaa": 2}}), TypeError,
+         r"^blur 'gaussian' takes no option 'sigmaa'"),
+        (lambda: keras_metric("psnr", foo=1), TypeError, r"^metric 'psnr' takes no option 'foo'; its options: \(none\)$"),
+        (lambda: keras_metric("accuracy", tols=1), TypeError, r"^metric 'accuracy' takes no option 'tols'; its "
+                                                              r"options: tol$"),
+        (lambda: get_loss("mse", eps=1), TypeError, r"^loss 'mse' takes no option 'eps'; its options: "),
+    ]
+    for call, kind, message in refused:
+        with pytest.raises(kind, match=message):
+            call()
+    # what they take
+    assert d.evaluate(photos, max_images=2)["images"] == 2
+    assert accuracy(np.zeros((2, 2)), np.zeros((2, 2)), tol=0) == 1.0
+    assert keras_metric("accuracy", tol=np.float32(0.01)).get_config()["kwargs"] == {"tol": np.float32(0.01)}
+    model = unet(width=np.int64(4), depth=np.int32(1), blocks=1)
+    assert model.count_params() == unet(width=4, depth=1, blocks=1).count_params()
+    layer = PadToMultiple(np.int64(8))
+    assert type(layer.get_config()["multiple"]) is int  # a NumPy int would not go into the model's JSON
+    assert type(wiener_unet(width=4, depth=1, estimator_width=4, spectrum_bins=np.int64(8))
+                .get_layer("estimator").get_layer("est_spectrum").bins) is int
+
+
+def test_the_luma_metrics_are_exported_with_the_others():
+    from blurkit.metrics import functional
+
+    registered = set(functional.__all__) & {"mse", "psnr", "psnr_y", "ssim", "ssim_y", "accuracy", "channel_accuracy"}
+    assert registered == {"mse", "psnr", "psnr_y", "ssim", "ssim_y", "accuracy", "channel_accuracy"}

@@ -29,6 +29,7 @@ Examples:
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -111,6 +112,18 @@ def blur_gaussian(image: Any, sigma: float, *, seed: int = 0) -> tuple[np.ndarra
     ``blurkit.BLURS.create("gaussian", sigma=sigma, border="reflect", quantize=True)`` that trains the
     presets. Without noise the result does not depend on ``seed``.
 
+    Args:
+        image: An image of any dtype, ``(H, W)`` or ``(H, W, C)``.
+        sigma: The blur's standard deviation in pixels, one number (a range is for training blurs:
+            ``BLURS.create("gaussian", sigma=(lo, hi))`` draws one per image).
+        seed: Seeds the blur's random parts (none here).
+
+    Returns:
+        ``(blurred, kernel)``: the blurred image in ``image``'s dtype and shape, and the 2-D kernel (PSF).
+
+    Raises:
+        TypeError: ``sigma`` is not one number.
+
     Examples:
         >>> import numpy as np
         >>> b, k = blur_gaussian(np.zeros((16, 16, 3), np.uint8), 2.0)
@@ -119,6 +132,8 @@ def blur_gaussian(image: Any, sigma: float, *, seed: int = 0) -> tuple[np.ndarra
     """
     from blurkit.registry import BLURS
 
+    if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real):  # "2" was taken, (1, 2) failed in float()
+        raise TypeError(f"sigma must be one number (pixels), got {type(sigma).__name__} {sigma!r}")
     out = BLURS.create("gaussian", sigma=float(sigma), border="reflect", quantize=True)(image, seed=seed)
     return out["image"], out["kernel"]
 
@@ -205,8 +220,8 @@ def richardson_lucy(
     from skimage import restoration
 
     k = _check_kernel(kernel)
-    if int(iterations) < 1:
-        raise ValueError(f"iterations must be >= 1, got {iterations}")
+    if isinstance(iterations, bool) or not isinstance(iterations, numbers.Integral) or iterations < 1:
+        raise ValueError(f"iterations must be a whole number >= 1, got {iterations!r}")  # 2.7 ran 2
 
     def one(plane: np.ndarray) -> np.ndarray:
         return restoration.richardson_lucy(plane, k.astype(np.float32), num_iter=int(iterations), clip=False)

@@ -23,6 +23,7 @@ import datetime as _dt
 import io
 import json
 import math
+import numbers
 import os
 import tempfile
 import threading
@@ -247,8 +248,8 @@ class Deblurrer:
     """Train and apply a deblurring model.
 
     Args:
-        model: A registered model builder name (``"unet"``, ``"nafnet"``, ``"autoencoder"``, or a plugin)
-            or an already built ``keras.Model`` (then ``model_options`` is ignored).
+        model: A registered model builder name (``"unet"``, ``"nafnet"``, ``"autoencoder"``,
+            ``"wiener_unet"``, the presets' architecture, or a plugin's) or an already built ``keras.Model`` (then ``model_options`` is ignored).
         blur: A registered blur generator name, or a blur generator instance; makes the training inputs
             from sharp photos and the test inputs in :meth:`evaluate`.
         model_options: Keyword arguments of the model builder.
@@ -582,9 +583,9 @@ class Deblurrer:
                 ``data`` that never shares an image (or pair) with the training side.
             validation_split: Fraction of ``data`` held out when ``validation`` is None (0 for none).
             callbacks: Extra Keras callbacks, passed through (their own state is not saved for resume).
-            early_stopping: Stop after this many epochs without improvement. The model ends with the weights
-                of its best epoch (Keras' ``restore_best_weights``, early stop or not): ``training
-                ["weights_epoch"]`` says which, and :attr:`validation` holds that epoch's scores.
+            early_stopping: Stop after this many epochs without improvement (None or 0: never). The model
+                ends with the weights of its best epoch (Keras' ``restore_best_weights``, early stop or not):
+                ``training["weights_epoch"]`` says which, and :attr:`validation` holds that epoch's scores.
             checkpoint: Save the best model so far (a blurkit ``.keras`` file, atomically) at this path
                 (checked before training: ValueError for another suffix). A file there saved by an earlier
                 ``fit`` of this Deblurrer (its history the start of this one's, chosen by the same monitored
@@ -641,6 +642,10 @@ class Deblurrer:
         if time_limit is not None and (isinstance(time_limit, bool) or not time_limit > 0):
             raise ValueError(f"time_limit must be a positive number of minutes, got {time_limit!r}")
         _check_max_pixels(max_pixels)
+        if early_stopping is not None and (isinstance(early_stopping, bool) or not isinstance(
+                early_stopping, numbers.Integral) or early_stopping < 0):  # -1 trained on, "x" failed in int()
+            raise ValueError(f"early_stopping must be a whole number of epochs (0 or None: off), got "
+                             f"{early_stopping!r}")
         if checkpoint is not None and Path(checkpoint).suffix != ".keras":  # now, not after the first epoch
             raise ValueError(f"checkpoint: model files end in .keras, got {Path(checkpoint).name!r}")
         state_dir = _state_dir(checkpoint, checkpoint_dir)
@@ -1135,7 +1140,7 @@ class Deblurrer:
             return out
         return self._predict_array(arr, ensemble=ensemble, sigma=sigma)
 
-    def estimate_sigma(self, x: Any, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> float | list[float]:
+    def estimate_sigma(self, x: Any, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> float | list[Any]:
         """The Gaussian blur sigma, in pixels, that the model reads off an image (what :meth:`predict`
         deconvolves when it is not given a ``sigma``).
 
@@ -1145,11 +1150,13 @@ class Deblurrer:
         side is estimated with a warning: its blur cannot be read off reliably.
 
         Args:
-            x: A path, an image array (H,W) / (H,W,C), a batch (N,H,W,C), or a list of those.
+            x: A path, an encoded file's bytes or a binary file object, an image array (H,W) / (H,W,C), a
+                batch (N,H,W,C), or a list of those.
             max_pixels: As in :meth:`predict`.
 
         Returns:
-            The sigma of an image; a list of them for a batch or a list.
+            The sigma of an image; a list of them for a batch or a list (a list holding a batch holds its
+            list: one result per item, as :meth:`predict` gives).
 
         Raises:
             ValueError: The model has no blur estimator (only ``wiener_unet`` models have one), or an image
@@ -1351,6 +1358,9 @@ class Deblurrer:
             raise ValueError(f"ensemble must be 1, 2, 4 or 8 (flips/rotations averaged), got {ensemble!r}")
         _check_seed(seed)
         _check_max_pixels(max_pixels)
+        if max_images is not None and (isinstance(max_images, bool) or not isinstance(max_images, numbers.Integral)
+                                       or max_images < 1):  # 0 said "no images to evaluate", 1.5 took 1
+            raise ValueError(f"max_images must be a whole number of at least 1 (or None: all), got {max_images!r}")
         src = resolve_source(data)
         if src.kind == "pairs" and (blur is not None or blur_options or known_sigma):
             raise ValueError("blur, blur_options and known_sigma are for sharp photos blurred here: the blur of "
@@ -1362,7 +1372,7 @@ class Deblurrer:
             self._check_known_sigma(blur)
         names = list(dict.fromkeys([*EVAL_METRICS, *([metrics] if isinstance(metrics, str) else metrics)]))
         fns = {m: METRICS.get(m) for m in names}  # an unknown name: UnknownComponentError, before any image
-        n = len(src) if max_images is None else min(len(src), int(max_images))
+        n = len(src) if max_images is None else min(len(src), max_images)
         rows, skipped = [], []
         for i in tqdm(range(n), disable=not progress, desc="evaluate", unit="img"):
             try:

@@ -13,7 +13,7 @@ Examples:
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +50,7 @@ def _save(fig, path: str | os.PathLike) -> Path:
     return path
 
 
-def plot_history(history: dict[str, Sequence[float]], path: str | os.PathLike) -> Path:
+def plot_history(history: Mapping[str, Sequence[float]], path: str | os.PathLike) -> Path:
     """Training curves: loss and PSNR per epoch, training vs validation.
 
     Args:

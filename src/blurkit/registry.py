@@ -33,6 +33,7 @@ Examples:
 
 from __future__ import annotations
 
+import builtins
 import difflib
 import fnmatch
 import importlib
@@ -380,7 +381,7 @@ class Registry:
         self._load_plugins()
         return sorted(n for n in self._entries if fnmatch.fnmatchcase(n, pattern))
 
-    def entries(self, pattern: str = "*") -> list[Entry]:
+    def entries(self, pattern: str = "*") -> builtins.list[Entry]:
         """Entries matching ``pattern``, sorted by name."""
         return [self._entries[n] for n in self.list(pattern)]
 

@@ -237,7 +237,8 @@ def tiled_apply(
         align: Start every tile on a multiple of this (the downsampling factor of the model); the tile
             sides are multiples of it and the image is reflect-padded (tile by tile) at the bottom and
             right to a multiple of it.
-        progress: Called with the number of tiles finished after each call of ``fn``.
+        progress: Called after each call of ``fn`` with the number of tiles that call finished (an
+            increment, as ``tqdm``'s ``update`` takes).
         fit: Fit the tile sides to the image (see :func:`fit_tile`); ignored with ``pad_to_tile``.
         prepare: Turns one tile cut from ``image`` (H', W', C) into the model's float32 input (default:
             a float32 copy).

@@ -32,7 +32,7 @@ from __future__ import annotations
 import abc
 import math
 import numbers
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import cv2
@@ -42,8 +42,8 @@ from blurkit.blurs.functional import check_border, convolve, jpeg
 
 __all__ = ["Blur", "Range", "check_range", "draw", "serialize_blur", "deserialize_blur"]
 
-#: A fixed number or a ``(low, high)`` range sampled uniformly per image.
-Range = float | tuple[float, float]
+#: A fixed number or a ``(low, high)`` range sampled uniformly per image (a tuple, or a list as JSON gives it).
+Range = float | tuple[float, float] | Sequence[float]
 
 _SCALE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 
@@ -406,6 +406,8 @@ def deserialize_blur(data: dict | str) -> Blur:
     Raises:
         UnknownComponentError: No blur of that name (the message lists the available ones).
         ValueError: The dict is malformed, or was saved by a newer version than the installed one.
+        TypeError: Its config has an option the blur does not take (the message names it and lists those it
+            takes).
 
     Examples:
         >>> deserialize_blur({"name": "defocus", "config": {"radius": 2.0}}).radius
@@ -415,7 +417,7 @@ def deserialize_blur(data: dict | str) -> Blur:
         ...
         ValueError: blur 'gaussian' was saved with version 9, but this blurkit has version 1; upgrade blurkit to load it
     """
-    from blurkit.registry import BLURS
+    from blurkit.registry import BLURS, options_error
 
     if isinstance(data, str):
         data = {"name": data}
@@ -433,4 +435,7 @@ def deserialize_blur(data: dict | str) -> Blur:
     config = dict(data.get("config") or {})
     if version < current:
         config = cls.upgrade_config(config, version)
-    return cls.from_config(config)
+    try:
+        return cls.from_config(config)
+    except TypeError as exc:  # an option it does not take: named, with those it takes
+        raise options_error("blur", name, cls, config, exc) from None

@@ -1,8 +1,8 @@
 """Image-quality metrics for NumPy arrays and TensorFlow tensors.
 
 A metric is a function ``(y_true, y_pred) -> float``. The built-ins (``mse``, ``psnr``, ``ssim``,
-``accuracy``, ``channel_accuracy``) are registered in :data:`blurkit.METRICS`; a plugin metric is any
-function with the same signature and conventions.
+``accuracy``, ``channel_accuracy``, and the luma ``psnr_y`` and ``ssim_y`` of papers' tables) are registered
+in :data:`blurkit.METRICS`; a plugin metric is any function with the same signature and conventions.
 
 Conventions (every number blurkit reports uses them):
 
@@ -53,6 +53,7 @@ Examples:
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from typing import Any
 
@@ -63,7 +64,9 @@ from blurkit.registry import register_metric
 __all__ = [
     "mse",
     "psnr",
+    "psnr_y",
     "ssim",
+    "ssim_y",
     "accuracy",
     "channel_accuracy",
     "prepare",
@@ -556,7 +559,7 @@ def accuracy(y_true: Any, y_pred: Any, tol: float = 2 / 255) -> float:
         The fraction in [0, 1] as a Python float.
 
     Raises:
-        ValueError: The shapes differ.
+        ValueError: The shapes differ, or ``tol`` is negative.
 
     Examples:
         >>> import numpy as np
@@ -567,6 +570,8 @@ def accuracy(y_true: Any, y_pred: Any, tol: float = 2 / 255) -> float:
         >>> accuracy(t, p, tol=3 / 255)
         0.75
     """
+    if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not 0 <= tol < math.inf:
+        raise ValueError(f"tol must be a number >= 0 (an error on the [0, 1] scale), got {tol!r}")  # -1 gave 0.0
     if not (is_numpy(y_true) and is_numpy(y_pred)):
         return _accuracy_tf(y_true, y_pred, tol=tol)
     t, p = prepare(y_true, y_pred)

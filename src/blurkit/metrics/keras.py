@@ -23,8 +23,8 @@ compiled with them needs ``jit_compile=False`` (Keras turns XLA on by default wh
 
 Examples:
     >>> from blurkit.metrics import keras_metric
-    >>> m = keras_metric("psnr")  # doctest: +SKIP
-    >>> m.name, m.get_config()["metric"]  # doctest: +SKIP
+    >>> m = keras_metric("psnr")
+    >>> m.name, m.get_config()["metric"]
     ('psnr', 'psnr')
 """
 
@@ -68,6 +68,24 @@ def _resolve(metric: str | Callable) -> tuple[str, Callable]:
     return metric_name(metric), metric
 
 
+def _check_options(key: str, fn: Callable, kwargs: dict) -> None:
+    """Refuse options the metric function does not take, now (they failed at the first batch, naming a private
+    function), naming them and those it takes."""
+    import inspect
+
+    try:
+        params = list(inspect.signature(fn).parameters.values())[2:]  # after (y_true, y_pred)
+    except (TypeError, ValueError):  # no signature to tell by
+        return
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return
+    takes = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    unknown = sorted(set(kwargs) - set(takes))
+    if unknown:
+        raise TypeError(f"metric {key!r} takes no option{'s' * (len(unknown) > 1)} {', '.join(map(repr, unknown))}; "
+                        f"its options: {', '.join(takes) or '(none)'}")
+
+
 def _numpy_wrapper(fn: Callable, kwargs: dict) -> Callable:
     def call(y_true, y_pred):
         import tensorflow as tf
@@ -107,6 +125,7 @@ def _define() -> dict[str, type]:
             dtype: Any = None,
         ) -> None:
             key, fn = _resolve(metric)
+            _check_options(key, fn, dict(kwargs or {}))
             super().__init__(name=name or key, dtype=dtype)
             self.metric = key
             self.metric_kwargs = dict(kwargs or {})
@@ -184,14 +203,24 @@ def keras_metric(metric: str | Callable, *, name: str | None = None, **kwargs: A
         **kwargs: Passed to the metric on every call (``keras_metric("accuracy", tol=0.01)``).
 
     Returns:
-        A ``MeanMetric`` instance, serializable as the metric name plus ``kwargs``.
+        A ``MeanMetric`` instance, serializable as the metric name plus ``kwargs``. A function that is not
+        registered is named by its ``__name__``: the metric trains and reports, but a saved model compiled
+        with it loads only where that name is registered (:func:`blurkit.registry.register_metric`).
 
     Raises:
         blurkit.registry.UnknownComponentError: ``metric`` is an unknown name.
+        TypeError: ``metric`` is neither a name nor a function, or ``kwargs`` has an option it does not take.
 
     Examples:
-        >>> import keras  # doctest: +SKIP
-        >>> model.compile(optimizer="adam", loss="mse", metrics=[keras_metric("psnr")])  # doctest: +SKIP
+        >>> import keras
+        >>> model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(3, 3, padding="same")])
+        >>> model.compile(optimizer="adam", loss="mse", metrics=[keras_metric("psnr")])
+        >>> keras_metric("accuracy", tol=0.01).get_config()["kwargs"]
+        {'tol': 0.01}
+        >>> keras_metric("psnr", tol=0.01)
+        Traceback (most recent call last):
+        ...
+        TypeError: metric 'psnr' takes no option 'tol'; its options: (none)
     """
     cls = _define()["blurkit>MeanMetric"]
     return cls(metric, kwargs=kwargs, name=name)
@@ -201,7 +230,7 @@ def keras_metrics(names: str | Callable | Iterable[str | Callable]) -> list:
     """:func:`keras_metric` for each of ``names`` (one name or function is accepted too).
 
     Examples:
-        >>> [m.name for m in keras_metrics(["psnr", "ssim"])]  # doctest: +SKIP
+        >>> [m.name for m in keras_metrics(["psnr", "ssim"])]
         ['psnr', 'ssim']
     """
     if isinstance(names, str) or callable(names):

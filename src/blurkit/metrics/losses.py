@@ -144,12 +144,23 @@ def get_loss(name: str, /, **kwargs: Any):
 
     Raises:
         UnknownComponentError: ``name`` is not a known loss; the message lists the available ones.
+        TypeError: An argument the loss does not take (the message names it and lists those it takes).
 
     Examples:
-        >>> get_loss("charbonnier", eps=1e-2).get_config()["eps"]  # doctest: +SKIP
+        >>> get_loss("charbonnier", eps=1e-2).get_config()["eps"]
         0.01
+        >>> get_loss("mse", eps=1e-2)
+        Traceback (most recent call last):
+        ...
+        TypeError: loss 'mse' takes no option 'eps'; its options: name, reduction, dtype
     """
-    return _define()[check_loss(name)](**kwargs)
+    from blurkit.registry import options_error
+
+    cls = _define()[check_loss(name)]
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise options_error("loss", name, cls, kwargs, exc) from None
 
 
 def custom_objects() -> dict[str, type]:

@@ -8,6 +8,8 @@ Built-in models:
       convolutional autoencoder (34,951,683 parameters by default).
     - ``"unet"``: :func:`~blurkit.models.unet.unet`, a residual U-Net with a global residual.
     - ``"nafnet"``: :func:`~blurkit.models.nafnet.nafnet`, NAFNet (Chen et al. 2022), CPU-sized.
+    - ``"wiener_unet"``: :func:`~blurkit.models.wiener.wiener_unet`, a blur estimator, a Wiener
+      deconvolution layer and a U-Net refiner: the architecture of the shipped presets.
 
 Examples:
     >>> from blurkit.models import unet, flops_per_pixel

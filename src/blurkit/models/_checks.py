@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import numbers
+
 
 def int_arg(name: str, value: object, minimum: int = 1) -> int:
-    """``value`` if it is an int (not a bool) of at least ``minimum``, else a ValueError naming ``name``.
+    """``value`` as an int if it is an integer (a Python or NumPy one, not a bool) of at least ``minimum``, else
+    a ValueError naming ``name``.
 
     Examples:
         >>> int_arg("width", 8)
@@ -14,6 +17,6 @@ def int_arg(name: str, value: object, minimum: int = 1) -> int:
         ...
         ValueError: depth must be an int >= 0, got -1
     """
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return value
+    return int(value)

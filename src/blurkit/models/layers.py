@@ -24,6 +24,7 @@ Examples:
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import keras
@@ -55,11 +56,11 @@ class PadToMultiple(keras.layers.Layer):
 
     def __init__(self, multiple: int = 8, mode: str = "reflect", **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if not isinstance(multiple, int) or isinstance(multiple, bool) or multiple < 1:
+        if not isinstance(multiple, numbers.Integral) or isinstance(multiple, bool) or multiple < 1:
             raise ValueError(f"multiple must be a positive int, got {multiple!r}")
         if mode not in _PAD_MODES:
             raise ValueError(f"mode must be one of {_PAD_MODES}, got {mode!r}")
-        self.multiple = multiple
+        self.multiple = int(multiple)
         self.mode = mode
 
     def call(self, inputs):
@@ -245,11 +246,11 @@ class GaussianWiener(keras.layers.Layer):
         blo, bhi = (float(v) for v in log_balance_range)
         if not blo < bhi:
             raise ValueError(f"log_balance_range must satisfy low < high, got {log_balance_range!r}")
-        if not isinstance(pad, int) or pad < 0:
+        if not isinstance(pad, numbers.Integral) or isinstance(pad, bool) or pad < 0:
             raise ValueError(f"pad must be a non-negative int, got {pad!r}")
         self.sigma_range = (lo, hi)
         self.log_balance_range = (blo, bhi)
-        self.pad = pad
+        self.pad = int(pad)
         self.radius = int(np.ceil(3 * hi))
 
     def blur_parameters(self, params):
@@ -346,9 +347,9 @@ class RadialSpectrum(keras.layers.Layer):
     def __init__(self, bins: int = 16, eps: float = 1e-7, **kwargs: Any) -> None:
         kwargs.setdefault("dtype", "float32")  # an FFT of the image: float32 under a mixed-precision policy too
         super().__init__(**kwargs)
-        if not isinstance(bins, int) or bins < 2:
+        if not isinstance(bins, numbers.Integral) or isinstance(bins, bool) or bins < 2:
             raise ValueError(f"bins must be an int >= 2, got {bins!r}")
-        self.bins = bins
+        self.bins = int(bins)
         self.eps = float(eps)
 
     def call(self, inputs):

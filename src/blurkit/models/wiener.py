@@ -88,6 +88,8 @@ def wiener_unet(
     blocks = _int_arg("blocks", blocks, minimum=0)
     kernel_size = _int_arg("kernel_size", kernel_size)
     estimator_width = _int_arg("estimator_width", estimator_width)
+    spectrum_bins = _int_arg("spectrum_bins", spectrum_bins, minimum=2)  # 8.9 was cut to 8 silently
+    pad = _int_arg("pad", pad, minimum=0)
     if kernel_size % 2 == 0:
         raise ValueError(f"kernel_size must be odd, got {kernel_size}")
     if estimator_pool not in ("mean", "attention"):
@@ -114,7 +116,7 @@ def wiener_unet(
         e = SoftmaxPool2D(name="est_pool")([e, logits])
     else:
         e = keras.layers.GlobalAveragePooling2D(name="est_pool")(e)
-    spectrum = RadialSpectrum(bins=int(spectrum_bins), name="est_spectrum")(inputs)
+    spectrum = RadialSpectrum(bins=spectrum_bins, name="est_spectrum")(inputs)
     e = keras.layers.Concatenate(name="est_features")([e, spectrum])
     e = keras.layers.Dense(4 * estimator_width, activation="relu", name="est_dense")(e)
     params = keras.layers.Dense(2, kernel_initializer="zeros", name="est_params")(e)
