@@ -222,7 +222,7 @@ def test_arguments_of_the_wrong_kind_are_refused_by_name():
         (lambda: d.evaluate(photos, max_images=1.5), ValueError, r"^max_images must be a whole number"),
         (lambda: d.fit(photos, early_stopping=-1), ValueError, r"^early_stopping must be a whole number of epochs"),
         (lambda: d.fit(photos, early_stopping="3"), ValueError, r"^early_stopping must be a whole number of epochs"),
-        (lambda: d.fit(photos, validation_split=1.5), ValueError, r"^validation_split \(the share held out for "
+        (lambda: d.fit(photos, validation_split=1.5), ValueError, r"^validation_split \(the fraction held out for "
                                                                   r"validation\) must be in \[0, 1\), got 1\.5$"),
         (lambda: deserialize_blur({"name": "gaussian", "config": {"sigmaa": 2}}), TypeError,
          r"^blur 'gaussian' takes no option 'sigmaa'; its options: sigma, "),
