@@ -346,3 +346,65 @@ def test_the_plugin_guide_examples_run_as_written():
             reg.unregister(name)
             if before[name] is not None:
                 reg.register(name, before[name].obj, override=True, source=before[name].source)
+
+
+def test_a_plugin_that_registers_its_own_name_is_a_warning(tmp_path, monkeypatch):
+    """A plugin module that registered another object under its entry point's name while it was imported
+    (``@register_metric("dupreg")``) raised DuplicateComponentError out of the registry: `blurkit list` ended
+    in a traceback and the registry's other plugins were never loaded. It is a PluginWarning now, and the
+    object its import registered stays."""
+    from blurkit.registry import METRICS, PluginWarning
+
+    (tmp_path / "bk_dupreg.py").write_text(textwrap.dedent("""
+        from blurkit.registry import register_metric
+
+        @register_metric("bk_dupreg")
+        def first(y_true, y_pred):
+            return 0.0
+
+        def second(y_true, y_pred):
+            return 1.0
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    ep = metadata.EntryPoint(name="bk_dupreg", value="bk_dupreg:second", group="blurkit.metrics")
+    try:
+        with pytest.warns(PluginWarning, match=r"could not load plugin metric 'bk_dupreg' \(bk_dupreg:second\).*"
+                                               r"already registered"):
+            METRICS._load_entry_point(ep)
+        assert METRICS.get("bk_dupreg").__name__ == "first"
+    finally:
+        METRICS._entries.pop("bk_dupreg", None)
+        sys.modules.pop("bk_dupreg", None)
+
+
+def test_a_plugin_cannot_replace_blurkits_keras_layers(tmp_path, monkeypatch):
+    """A plugin registering a Keras class under one of blurkit's names (``blurkit>PadToMultiple``) replaced
+    blurkit's layer in every model file loaded after it, silently. blurkit's is put back, with a warning."""
+    import keras
+
+    from blurkit.models.layers import PadToMultiple
+    from blurkit.registry import METRICS, PluginWarning
+
+    (tmp_path / "bk_hijack.py").write_text(textwrap.dedent("""
+        import keras
+
+        @keras.saving.register_keras_serializable(package="blurkit", name="PadToMultiple")
+        class Hijack(keras.layers.Layer):
+            pass
+
+        def metric(y_true, y_pred):
+            return 0.0
+    """))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    ep = metadata.EntryPoint(name="bk_hijack", value="bk_hijack:metric", group="blurkit.metrics")
+    objects = keras.saving.get_custom_objects()
+    try:
+        with pytest.warns(PluginWarning, match=r"registered Keras objects under blurkit's own names "
+                                               r"\(blurkit>PadToMultiple\); blurkit's are kept"):
+            METRICS._load_entry_point(ep)
+        assert objects["blurkit>PadToMultiple"] is PadToMultiple
+        assert METRICS.get("bk_hijack").__name__ == "metric"  # the plugin itself still loads
+    finally:
+        objects["blurkit>PadToMultiple"] = PadToMultiple
+        METRICS._entries.pop("bk_hijack", None)
+        sys.modules.pop("bk_hijack", None)

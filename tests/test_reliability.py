@@ -566,8 +566,11 @@ def test_deblur_killed_and_resumed_with_skip_existing(model_file, tmp_path, caps
 
 
 # ------------------------------------------------------------------------------------- untrusted files
-def _rewrite(src: Path, dst: Path, *, config=None, meta_raw: bytes | None = None, drop=()) -> Path:
-    """Copy a saved model, editing its Keras config (a function of the parsed JSON) or its blurkit.json."""
+def _rewrite(src: Path, dst: Path, *, config=None, meta_raw: bytes | None = None, meta=None, drop=(),
+             extra: dict[str, bytes] | None = None, weights: bytes | None = None, encrypted: str | None = None
+             ) -> Path:
+    """Copy a saved model, editing its Keras config or its blurkit.json (``meta``: functions of the parsed
+    JSON), replacing its weights, adding ``extra`` entries, or flagging entry ``encrypted`` as encrypted."""
     with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
         for info in zin.infolist():
             data = zin.read(info)
@@ -576,10 +579,39 @@ def _rewrite(src: Path, dst: Path, *, config=None, meta_raw: bytes | None = None
             if info.filename == "config.json" and config is not None:
                 cfg = json.loads(data)
                 data = json.dumps(config(cfg) or cfg).encode()
+            if info.filename == METADATA_NAME and meta is not None:
+                m = json.loads(data)
+                data = json.dumps(meta(m) or m).encode()
             if info.filename == METADATA_NAME and meta_raw is not None:
                 data = meta_raw
+            if info.filename == "model.weights.h5" and weights is not None:
+                data = weights
             zout.writestr(info.filename, data)
+        for name, data in (extra or {}).items():
+            zout.writestr(name, data)
+    if encrypted is not None:  # set its "encrypted" flag (zipfile writes none): reading it needs a password
+        raw = bytearray(dst.read_bytes())
+        with zipfile.ZipFile(dst) as zf:
+            local = zf.getinfo(encrypted).header_offset
+        raw[local + 6] |= 0x1
+        at = raw.index(b"PK\x01\x02")  # the central directory: find the entry's record
+        while raw[at + 46: at + 46 + len(encrypted)] != encrypted.encode():
+            at = raw.index(b"PK\x01\x02", at + 4)
+        raw[at + 8] |= 0x1
+        dst.write_bytes(bytes(raw))
     return dst
+
+
+def _h5(build) -> bytes:
+    """An HDF5 file made by ``build(h5py.File)``, as bytes."""
+    import io
+
+    import h5py
+
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        build(f)
+    return buf.getvalue()
 
 
 def _first_conv(cfg: dict) -> dict:
@@ -627,7 +659,7 @@ UNTRUSTED = {
     "no config.json": (dict(drop=("config.json",)), "no config.json"),
     "enormous metadata": (
         dict(meta_raw=b'{"format": "blurkit-model", "pad": "' + b" " * (17 * 2**20) + b'"}'),
-        r"blurkit metadata is too large \(17,825,\d+ bytes; at most 16,777,216\)"),
+        r"entry blurkit\.json is too large \(17,825,\d+ bytes uncompressed; at most 16,777,216\)"),
     "deeply nested metadata": (dict(meta_raw=b"[" * 200_000 + b"]" * 200_000), "nested too deeply"),
     "metadata not UTF-8": (dict(meta_raw=b'{"format": "blurkit-model", "x": "\xff\xfe"}'), "not UTF-8"),
     "duplicate keys in metadata": (
@@ -635,6 +667,44 @@ UNTRUSTED = {
         "duplicate key 'format'"),
     "pickle as metadata": (dict(meta_raw=b"\x80\x04\x95\x05\x00\x00\x00\x00\x00\x00\x00K\x01."),
                            "unreadable blurkit metadata"),
+    # from the audit of hostile model files (2026-12-07): each loaded, used gigabytes, or failed in a traceback
+    "Lambda under a dotted name": (  # Keras resolves module "keras", class "layers.Lambda" to the Lambda layer
+        dict(config=lambda c: _set(c, class_name="layers.Lambda", module="keras", registered_name=None)),
+        r"refusing to load a Lambda layer"),
+    "__lambda__ bytecode as an activation": (
+        dict(config=lambda c: _first_conv(c)["config"].update(activation={
+            "class_name": "__lambda__", "config": {"code": "4wEAAAAAAAAA", "defaults": None, "closure": None}})),
+        r"refusing to load a __lambda__ function \(Python bytecode stored in the file\)"),
+    "a 3000 x 3000 kernel": (
+        dict(config=lambda c: _first_conv(c)["config"].update(kernel_size=[3000, 3000])),
+        r"refusing a Conv2D layer with kernel_size \[3000, 3000\] \(at most 255"),
+    "a number too large for a float in the metadata": (
+        dict(meta_raw=b'{"format": "blurkit-model", "format_version": 1, "facade": {"learning_rate": 1e400}}'),
+        r"unreadable blurkit metadata \(number 1e400 is out of range\)"),
+    "a 4-pixel tile": (dict(meta=lambda m: m["facade"].update(tile_size=4)),
+                       r"damaged blurkit metadata \(facade tile_size 4: a whole number from 16 to 16384"),
+    "a tile of 10**9 pixels": (dict(meta=lambda m: m["facade"].update(tile_size=10**9)), "facade tile_size"),
+    "a tile size in words": (dict(meta=lambda m: m["facade"].update(tile_size="big")), "facade tile_size 'big'"),
+    "an overlap as large as the tile": (dict(meta=lambda m: m["facade"].update(tile_overlap=5000)),
+                                        r"facade tile_overlap 5000 is not under tile_size"),
+    "a loss naming a function": (dict(meta=lambda m: m["facade"].update(loss="os.system")),
+                                 r"facade loss 'os\.system': one of mse"),
+    "a negative learning rate": (dict(meta=lambda m: m["facade"].update(learning_rate=-1)),
+                                 r"facade learning_rate -1: a positive number"),
+    "a blur version in words": (dict(meta=lambda m: m["blur"].update(version="abc")),
+                                r"damaged blurkit metadata \(blur \{'name': 'gaussian', 'version': 'abc'"),
+    "an entry twice": (dict(extra={"config.json": b"{}"}), r"the archive holds 'config\.json' twice"),
+    "an unexpected entry": (dict(extra={"notes\x1b[2K.txt": b"hello"}),
+                            r"unexpected entry 'notes\\x1b\[2K\.txt' in the archive"),
+    "an encrypted entry": (dict(encrypted=METADATA_NAME),
+                           r"damaged or unreadable model file \(RuntimeError: .*encrypted"),
+    "weights declaring a gigabyte they do not store": (
+        dict(weights=_h5(lambda f: f.create_dataset("layers/x/vars/0", shape=(16384, 16384), dtype="f4"))),
+        r"its weights declare 1,073,741,824 bytes but the file stores \d+"),
+    "weights stored in another file": (
+        dict(weights=_h5(lambda f: f.create_dataset("layers/x/vars/0", shape=(4,), dtype="f4",
+                                                    external=[("/etc/hostname", 0, 16)]))),
+        r"refusing weights with a dataset \(layers/x/vars/0\) stored in other files"),
 }
 
 
@@ -648,12 +718,18 @@ def test_untrusted_model_files_are_refused(model_file, tmp_path, name):
     assert not SENTINEL.exists()
 
 
-@pytest.mark.parametrize("name", [n for n, (edit, _) in UNTRUSTED.items() if "config" in edit])
+#: Files only blurkit's own check refuses: Keras (3.15) loads a Lambda named "layers.Lambda" in module "keras",
+#: and builds a 3000 x 3000 kernel (gigabytes) before it finds that the weights do not fit.
+BLURKIT_ONLY = {"Lambda under a dotted name", "a 3000 x 3000 kernel"}
+
+
+@pytest.mark.parametrize("name", [n for n, (edit, _) in UNTRUSTED.items() if "config" in edit
+                                  and n not in BLURKIT_ONLY])
 def test_keras_safe_mode_alone_also_refuses(model_file, tmp_path, name, monkeypatch):
     """Defence in depth: without blurkit's config check, Keras (safe mode) still refuses these files."""
     import blurkit.deblurrer as bd
 
-    monkeypatch.setattr(bd, "_check_keras_config", lambda path, model_source=None: None)
+    monkeypatch.setattr(bd, "_check_keras_config", lambda *args, **kwargs: None)
     path = _rewrite(model_file, tmp_path / "untrusted.keras", **UNTRUSTED[name][0])
     with pytest.raises(ModelFileError, match="untrusted.keras: Keras could not load the model safely"):
         Deblurrer.load(path)
@@ -731,3 +807,110 @@ def test_png_rgba_round_trip(image):
         path = Path(folder) / "x.png"
         write_image(path, image)
         np.testing.assert_array_equal(read_image(path, alpha="keep"), image)
+
+
+def test_model_file_entries_are_bounded_before_anything_is_inflated(model_file, tmp_path, monkeypatch):
+    """A file of a few hundred kilobytes declared gigabytes (zip "bombs" as assets or weights, thousands of
+    entries): testzip inflated them all before any check, and Keras copied every entry to a temporary folder
+    on each load. Sizes and counts are now checked from the archive's directory; the limits are lowered here
+    so that the test files stay small."""
+    import blurkit.deblurrer as bd
+
+    monkeypatch.setattr(bd, "MAX_ASSET_BYTES", 1000)
+    monkeypatch.setattr(bd, "MAX_ASSETS", 2)
+    cases = {
+        "big asset": (dict(extra={"assets/junk": bytes(5000)}), r"entry assets/junk is too large \(5,000 bytes "
+                                                                 r"uncompressed; at most 1,000\)"),
+        "many assets": (dict(extra={f"assets/{i}": b"x" for i in range(3)}), r"too many or too large assets \(3 "
+                                                                             r"files, 3 bytes; at most 2"),
+        "assets too large together": (dict(extra={f"assets/{i}": bytes(600) for i in range(2)}),
+                                      r"too many or too large assets \(2 files, 1,200 bytes"),
+    }
+    for name, (edit, match) in cases.items():
+        with pytest.raises(ModelFileError, match=match):
+            Deblurrer.load(_rewrite(model_file, tmp_path / f"{name}.keras", **edit))
+    ok = Deblurrer.load(_rewrite(model_file, tmp_path / "two assets.keras", extra={"assets/a": b"1", "assets/b": b"2"}))
+    assert ok.model.count_params() == Deblurrer.load(model_file).model.count_params()
+    size = zipfile.ZipFile(model_file).getinfo("model.weights.h5").file_size
+    monkeypatch.setattr(bd, "MAX_WEIGHTS_BYTES", size - 1)
+    with pytest.raises(ModelFileError, match=rf"entry model\.weights\.h5 is too large \({size:,} bytes"):
+        Deblurrer.load(model_file)
+
+
+def test_loading_copies_nothing_to_the_temporary_folder(model_file, tmp_path, monkeypatch):
+    """Keras extracted every entry of a model file (blurkit's metadata makes four, and Keras takes a fourth as
+    assets) to a new temporary folder on each load: 7 MB per load of a preset."""
+    import tempfile
+
+    root = tmp_path / "tmp"
+    root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(root))
+    Deblurrer.load(model_file)
+    Deblurrer.from_preset("gaussian-v1")
+    assert list(root.iterdir()) == []
+
+
+def test_models_that_cannot_restore_images_are_refused_at_load(tmp_path, monkeypatch):
+    """A model that returns another number of channels, or has two outputs, loaded and then failed (or gave
+    another image) at predict; a damaged weights file's reason was cut at a colon. Such a model is refused
+    by the Deblurrer too: the files are made here with that check off."""
+    import keras
+
+    import blurkit.deblurrer as bd
+
+    def saved(model, name):
+        with pytest.raises(ValueError, match=r"^model: "):
+            Deblurrer(model=model)
+        with monkeypatch.context() as m:
+            m.setattr(bd, "_model_problem", lambda model: None)
+            return Deblurrer(model=model).save(tmp_path / f"{name}.keras")
+
+    grey_out = keras.Sequential([keras.Input((None, None, 3)), keras.layers.Conv2D(1, 3, padding="same")])
+    inp = keras.Input((None, None, 3))
+    two = keras.Model(inp, [keras.layers.Conv2D(3, 3, padding="same")(inp), inp])
+    four = keras.Sequential([keras.Input((None, None, 4)), keras.layers.Conv2D(4, 3, padding="same")])
+    for model, name, match in ((grey_out, "grey", r"it takes 3 channels and returns 1"),
+                               (two, "two", r"it has 1 inputs and 2 outputs"),
+                               (four, "four", r"it takes 4 channels and returns 4")):
+        path = saved(model, name)
+        with pytest.raises(ModelFileError, match=rf"{name}\.keras: {match} .*; it cannot restore images$"):
+            Deblurrer.load(path)
+    good = Deblurrer(model=keras.Sequential([keras.Input((None, None, 3)), keras.layers.Conv2D(3, 3, padding="same")])
+                     ).save(tmp_path / "ok.keras")
+    weights = zipfile.ZipFile(good).read("model.weights.h5")
+
+    def grown(f):  # the same weights, the 3x3 kernel stored as 5x5
+        import io
+
+        import h5py
+
+        with h5py.File(io.BytesIO(weights), "r") as src:
+            def copy(name, item):
+                if isinstance(item, h5py.Dataset):
+                    data = item[()]
+                    f.create_dataset(name, data=np.zeros((5, 5, 3, 3), data.dtype) if data.ndim == 4 else data)
+                else:
+                    f.require_group(name)
+            src.visititems(copy)
+    bad = _rewrite(good, tmp_path / "shape.keras", weights=_h5(grown))
+    with pytest.raises(ModelFileError, match=r"could not be loaded\. Example error message for object <Conv2D "
+                                             r"name=\w+, built=True>: \S"):
+        Deblurrer.load(bad)
+
+
+def test_untrusted_install_hints_are_not_repeated(model_file, tmp_path):
+    """A file names where its missing blur came from; blurkit repeated it, so a stranger's file could show
+    terminal escape codes, line breaks or "pip install" of anything. Only the forms blurkit writes are."""
+    def evil(m):
+        m["blur"]["name"] = "motionx"
+        m["components"] = {"blur": "plugin blurkit-official\x1b[2K\rOK: 1.0: pip install evil"}
+
+    d = Deblurrer.load(_rewrite(model_file, tmp_path / "hint.keras", meta=evil))
+    assert "\x1b" not in d.blur.missing and "pip install" not in d.blur.missing and "\n" not in d.blur.missing
+
+    def honest(m):
+        m["blur"]["name"] = "motionx"
+        m["components"] = {"blur": "plugin blurkit-motionx 1.2"}
+
+    d = Deblurrer.load(_rewrite(model_file, tmp_path / "hint.keras", meta=honest))
+    assert "(from plugin blurkit-motionx 1.2: pip install blurkit-motionx)" in d.blur.missing

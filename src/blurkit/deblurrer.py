@@ -25,6 +25,7 @@ import json
 import math
 import numbers
 import os
+import re
 import tempfile
 import threading
 import warnings
@@ -55,6 +56,18 @@ FORMAT = "blurkit-model"
 FORMAT_VERSION = 1
 #: Largest JSON entry (blurkit metadata, Keras config) read from a model file, in bytes (uncompressed).
 MAX_JSON_BYTES = 16 * 2**20
+#: Largest weights entry of a model file (``model.weights.h5``, or a training state's best weights), in bytes
+#: uncompressed: 2**30, a model of 268 million float32 weights (the shipped presets hold 1.7 million). A
+#: larger declared size is refused before anything is inflated.
+MAX_WEIGHTS_BYTES = 2**30
+#: Most asset files (``assets/...``, a custom layer's own files) a model file may hold, and their largest
+#: total size uncompressed, in bytes.
+MAX_ASSETS, MAX_ASSET_BYTES = 64, 64 * 2**20
+#: The entries of a ``.keras`` archive that Keras reads (beside ``assets/``).
+_KERAS_ENTRIES = ("config.json", "metadata.json", "model.weights.h5")
+#: What reading a damaged, encrypted or oddly compressed archive raises (zipfile's RuntimeError for an
+#: encrypted entry, NotImplementedError for a compression method it lacks).
+_ZIP_ERRORS = (zipfile.BadZipFile, EOFError, OSError, RuntimeError, NotImplementedError, zipfile.LargeZipFile)
 RESUME_NAME = "last.keras"
 _TEMP_SUFFIX = ".tmp.keras"
 _BEST_WEIGHTS_ENTRY = "blurkit_resume/best_weights.npz"
@@ -122,11 +135,13 @@ def _install_hint(source: Any) -> str:
     install X"``, ``"registered by user module M: import it first"``; empty when the file does not say."""
     if not isinstance(source, str) or not source or source == "built-in":
         return ""
-    if source.startswith("plugin "):
+    # the file is a stranger's: only the forms blurkit writes, with plain names, are repeated (another text
+    # could carry terminal escape codes, line breaks, or a command to install something else)
+    if re.fullmatch(r"plugin [A-Za-z0-9][A-Za-z0-9._-]{0,99} [A-Za-z0-9][A-Za-z0-9.+!_-]{0,49}", source):
         return f"from {source}: pip install {source.split()[1]}"
-    if source.startswith("user module "):
+    if re.fullmatch(r"user module [A-Za-z_][\w.]{0,199}", source):
         return f"registered by {source}: import it first"
-    return f"from {source}"
+    return ""
 
 
 def _missing_blur(saved: dict, path: Any, source: Any, problem: str | None = None) -> Any:
@@ -405,6 +420,9 @@ class Deblurrer:
 
     @model.setter
     def model(self, model: Any) -> None:
+        problem = _model_problem(model)
+        if problem:  # met at predict otherwise, as a broadcasting error (or another image returned)
+            raise ValueError(f"model: {problem}")
         shape = model.input_shape
         fixed = None
         if shape[1] is not None and shape[2] is not None:
@@ -1588,13 +1606,14 @@ class Deblurrer:
                 for n in names:
                     if n.startswith(("/", "\\")) or ".." in n.replace("\\", "/").split("/") or ":" in n:
                         raise ModelFileError(f"{path}: refusing unsafe entry name {n!r} in the archive")
+                _check_entries(zf, path)  # before anything is inflated (testzip inflates every entry)
                 if zf.testzip() is not None:
                     raise ModelFileError(f"{path}: damaged archive (CRC error)")
                 if METADATA_NAME not in names:
                     raise ModelFileError(f"{path}: a Keras file without blurkit metadata ({METADATA_NAME})")
                 meta = _read_json_entry(zf, METADATA_NAME, path, "blurkit metadata")
-        except (zipfile.BadZipFile, EOFError, OSError) as exc:
-            raise ModelFileError(f"{path}: damaged or truncated model file ({exc})") from None
+        except _ZIP_ERRORS as exc:
+            raise ModelFileError(f"{path}: damaged or unreadable model file ({type(exc).__name__}: {exc})") from None
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise ModelFileError(f"{path}: not a blurkit model file")
         version = meta.get("format_version")
@@ -1626,7 +1645,6 @@ class Deblurrer:
             ModelFileError: The file is not a blurkit model, is damaged, or needs a blur, model or layer
                 that is not installed (the message names it).
         """
-        import keras
 
         import blurkit.models.layers  # noqa: F401  (registers blurkit's custom layers)
         from blurkit.blurs import deserialize_blur
@@ -1642,7 +1660,11 @@ class Deblurrer:
         # recorded). Custom layers must be, which _check_keras_config says.
         saved_blur = meta.get("blur")
         if not isinstance(saved_blur, dict) or not isinstance(saved_blur.get("name"), str):
-            raise ModelFileError(f"{path}: its metadata holds no blur generator (got {saved_blur!r})")
+            raise ModelFileError(f"{path}: its metadata holds no blur generator (got {shown_text(saved_blur)})")
+        version = saved_blur.get("version", 1)
+        if isinstance(version, bool) or not isinstance(version, int) or not isinstance(saved_blur.get("config", {}),
+                                                                                       dict):
+            raise ModelFileError(f"{path}: damaged blurkit metadata (blur {shown_text(saved_blur)})")
         try:
             blur = deserialize_blur(saved_blur)
         except UnknownComponentError:
@@ -1653,16 +1675,21 @@ class Deblurrer:
             installed = _provenance(BLURS, saved_blur["name"])
             blur = _missing_blur(saved_blur, path, components.get("blur"),
                                  f"{installed}: {exc}" if installed else str(exc))
-        _check_keras_config(path, components.get("model"))
+        try:
+            archive = _keras_archive(path)
+        except _ZIP_ERRORS as exc:
+            raise ModelFileError(f"{path}: damaged or unreadable model file ({type(exc).__name__}: {exc})") from None
+        _check_keras_config(path, components.get("model"), archive)
+        _check_weights(archive, path)
+        facade = _checked_facade(meta.get("facade") or {}, path)
         try:
             # compiled below, by blurkit: Keras' compile=True warns about the optimizer state files lack
-            model = keras.saving.load_model(path, compile=False, safe_mode=True)
+            model = _keras_load(archive, path)
         except Exception as exc:  # noqa: BLE001 - Keras raises many types; report them all clearly
             raise ModelFileError(f"{path}: Keras could not load the model safely: {_keras_error(exc)}") from None
-        broken = _broken_weights(model)
+        broken = _broken_weights(model) or _model_problem(model)
         if broken:
             raise ModelFileError(f"{path}: {broken}; it cannot restore images")
-        facade = dict(meta.get("facade") or {})
         d = cls.__new__(cls)
         d._from_parts(model, blur, spec, facade)
         d.history = _history_from_json(meta.get("history"))
@@ -2247,12 +2274,207 @@ def _callbacks(deblurrer: Deblurrer, checkpoint: str | os.PathLike | None, monit
 
 
 # ------------------------------------------------------------------------------- untrusted files
+def _check_entries(zf: zipfile.ZipFile, path: Any) -> None:
+    """Refuse an archive whose entries are not those of a model file, or larger than a model file's, from its
+    directory alone (nothing is inflated): a few hundred kilobytes could otherwise declare gigabytes that
+    ``testzip`` and Keras would inflate, and Keras copies every entry of an archive with more than its own
+    three to a temporary folder.
+
+    Allowed: Keras' ``config.json``, ``metadata.json`` and ``model.weights.h5``, blurkit's metadata, a
+    training state's best weights, and up to :data:`MAX_ASSETS` asset files (``assets/...``), each name
+    once, within :data:`MAX_JSON_BYTES`, :data:`MAX_WEIGHTS_BYTES` and :data:`MAX_ASSET_BYTES`.
+    """
+    seen: set[str] = set()
+    assets = asset_bytes = 0
+    for info in zf.infolist():
+        name = info.filename
+        if name in seen:
+            raise ModelFileError(f"{path}: the archive holds {name!r} twice (a model file holds each entry once)")
+        seen.add(name)
+        if name in ("config.json", "metadata.json", METADATA_NAME):
+            limit = MAX_JSON_BYTES
+        elif name in ("model.weights.h5", _BEST_WEIGHTS_ENTRY):
+            limit = MAX_WEIGHTS_BYTES
+        elif name.startswith("assets/"):
+            assets += not name.endswith("/")
+            asset_bytes += info.file_size
+            limit = MAX_ASSET_BYTES
+        else:
+            raise ModelFileError(f"{path}: unexpected entry {shown_text(name)} in the archive (a model file holds "
+                                 f"{', '.join(_KERAS_ENTRIES)}, {METADATA_NAME} and assets/ only)")
+        if info.file_size > limit:
+            raise ModelFileError(f"{path}: entry {name} is too large ({info.file_size:,} bytes uncompressed; "
+                                 f"at most {limit:,})")
+    if assets > MAX_ASSETS or asset_bytes > MAX_ASSET_BYTES:
+        raise ModelFileError(f"{path}: too many or too large assets ({assets:,} files, {asset_bytes:,} bytes; at "
+                             f"most {MAX_ASSETS} and {MAX_ASSET_BYTES:,})")
+
+
+def shown_text(value: Any, limit: int = 80) -> str:
+    """A value read from a file (JSON: a string, number, list, dict...), safe to print on one line: its
+    ``repr`` (control characters and terminal escape codes escaped), cut to about ``limit`` characters."""
+    shown = repr(value)
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
+
+
+def _keras_archive(path: Any) -> io.BytesIO:
+    """The entries of model file ``path`` that Keras reads, as a new in-memory archive (stored, not
+    compressed): Keras then reads only what :func:`_check_entries` let through, from the bytes blurkit checks
+    (not the file again, which could have changed), and copies no entry to a temporary folder (it does so
+    for an archive of more than three entries, which blurkit's metadata makes every file)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(path) as zf, zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as dst:
+        for info in zf.infolist():
+            if info.filename in _KERAS_ENTRIES or info.filename.startswith("assets/"):
+                dst.writestr(info.filename, zf.read(info))
+    out.seek(0)
+    return out
+
+
+def _check_weights(archive: io.BytesIO, path: Any) -> None:
+    """Refuse a weights file (``model.weights.h5``) whose datasets declare more bytes than it stores (an
+    HDF5 dataset holding only a fill value can declare gigabytes, allocated when Keras reads it), or that
+    reads data from other files (external storage, virtual datasets, external links)."""
+    import h5py
+
+    with zipfile.ZipFile(archive) as zf:
+        if "model.weights.h5" not in zf.namelist():
+            return  # Keras says what is missing
+        data = zf.read("model.weights.h5")
+    declared = 0
+    problem = None
+    try:
+        with h5py.File(io.BytesIO(data), "r") as h5:
+            def visit(name: str) -> Any:
+                nonlocal declared, problem
+                link = h5.get(name, getlink=True)
+                if isinstance(link, (h5py.ExternalLink, h5py.SoftLink)):
+                    problem = f"a link ({name}) to another object or file"
+                    return True
+                item = h5[name]
+                if isinstance(item, h5py.Dataset):
+                    if item.external or item.is_virtual:
+                        problem = f"a dataset ({name}) stored in other files"
+                        return True
+                    declared += int(item.size) * item.dtype.itemsize
+                return None
+
+            h5.visit(visit)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelFileError(f"{path}: unreadable weights (model.weights.h5: {exc})") from None
+    if problem:
+        raise ModelFileError(f"{path}: refusing weights with {problem}")
+    if declared > len(data) + 2**20:
+        raise ModelFileError(f"{path}: its weights declare {declared:,} bytes but the file stores {len(data):,} "
+                             "(a damaged or crafted weights file)")
+
+
+#: Bounds on a model file's layer settings, far beyond any image model's (a kernel of 3000 x 3000 took 4 GB
+#: before Keras could refuse the file; PadToMultiple(4096) padded a 40 x 50 photo to 4096 x 4096).
+_LAYER_BOUNDS = {"kernel_size": 255, "pool_size": 255, "strides": 255, "dilation_rate": 255, "size": 255,
+                 "filters": 16384, "units": 65536, "multiple": 1024, "pad": 1024, "bins": 1024,
+                 "block_size": 64}
+
+
+def _check_layer_sizes(config: Any, path: Any) -> None:
+    """Refuse layer settings of a Keras config past :data:`_LAYER_BOUNDS` before Keras builds (and allocates)
+    the layers. This bounds what one setting can cost, not a whole model's size: load files from strangers
+    in a process whose memory is limited."""
+    for node in _config_nodes(config):
+        inner = node.get("config")
+        if not isinstance(node.get("class_name"), str) or not isinstance(inner, dict):
+            continue
+        for key, bound in _LAYER_BOUNDS.items():
+            value = inner.get(key)
+            values = value if isinstance(value, list) else [value]
+            if any(isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) > bound for v in values):
+                raise ModelFileError(f"{path}: refusing a {node['class_name']} layer with {key} {value!r} (at most "
+                                     f"{bound}: larger is no image model's, and building it could exhaust memory)")
+        scales = inner.get("scales")
+        if isinstance(scales, list) and len(scales) > 16:
+            raise ModelFileError(f"{path}: refusing a {node['class_name']} layer with {len(scales)} scales "
+                                 "(at most 16)")
+
+
+def _keras_load(archive: io.BytesIO, path: Any) -> Any:
+    """Keras' loader (safe mode, uncompiled) on :func:`_keras_archive`'s copy; on a Keras whose loader does not
+    take a file object, on the file ``path``."""
+    import keras
+
+    try:
+        from keras.src.saving import saving_lib
+    except ImportError:  # pragma: no cover - every Keras 3 so far has it
+        saving_lib = None
+    if saving_lib is None or not callable(getattr(saving_lib, "load_model", None)):
+        return keras.saving.load_model(path, compile=False, safe_mode=True)  # pragma: no cover
+    return saving_lib.load_model(archive, compile=False, safe_mode=True)
+
+
+#: The facade settings a model file records, with the range blurkit accepts from a file (a tile of 4 pixels
+#: made restoring 5 times slower; 10**9 turned tiling, and its memory bound, off).
+_FACADE_RANGES = {"batch_size": (1, 2**20), "patches_per_image": (1, 2**20), "seed": (0, 2**32 - 1),
+                  "patch_size": (11, 2**15), "tile_size": (16, 2**14), "tile_overlap": (0, 2**13),
+                  "estimate_tile": (16, 2**14), "channels": (1, 4)}
+
+
+def _checked_facade(facade: dict, path: Any) -> dict:
+    """The facade settings of a model file's metadata, each checked (a whole number in its range of
+    :data:`_FACADE_RANGES`, a known loss, a positive finite learning rate, an overlap under the tile), so
+    that a damaged or crafted value is refused here, naming the file, not met later in a traceback."""
+    from blurkit.metrics.losses import LOSSES
+
+    out = dict(facade)
+    for key, (lo, hi) in _FACADE_RANGES.items():
+        if key not in out:
+            continue
+        v = out[key]
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            raise ModelFileError(f"{path}: damaged blurkit metadata (facade {key} {shown_text(v)}: a whole number "
+                                 f"from {lo} to {hi} expected)")
+    if "loss" in out and out["loss"] not in LOSSES:
+        raise ModelFileError(f"{path}: damaged blurkit metadata (facade loss {shown_text(out['loss'])}: one of "
+                             f"{', '.join(LOSSES)} expected)")
+    lr = out.get("learning_rate", 1e-3)
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < math.inf:
+        raise ModelFileError(f"{path}: damaged blurkit metadata (facade learning_rate {shown_text(lr)}: a "
+                             "positive number expected)")
+    tile, overlap = out.get("tile_size", DEFAULT_TILE_SIZE), out.get("tile_overlap", DEFAULT_TILE_OVERLAP)
+    if not overlap < tile:
+        raise ModelFileError(f"{path}: damaged blurkit metadata (facade tile_overlap {overlap} is not under "
+                             f"tile_size {tile})")
+    return out
+
+
+def _model_problem(model: Any) -> str | None:
+    """Why a loaded Keras model cannot be a Deblurrer's (it restores one image batch into one of the same
+    shape), or None: one input and one output, both (batch, height, width, channels), 1 or 3 channels in
+    and as many out, a fixed input square and as large as the output."""
+    try:
+        ins, outs = list(model.inputs), list(model.outputs)
+    except (AttributeError, ValueError):
+        return "it is not a model with known inputs and outputs"
+    if len(ins) != 1 or len(outs) != 1:
+        return f"it has {len(ins)} inputs and {len(outs)} outputs (a deblurring model has one of each)"
+    i, o = tuple(ins[0].shape), tuple(outs[0].shape)
+    if len(i) != 4 or len(o) != 4:
+        return f"its input {i} and output {o} are not image batches (batch, height, width, channels)"
+    if i[-1] not in (1, 3) or o[-1] != i[-1]:
+        return f"it takes {i[-1]} channels and returns {o[-1]} (a deblurring model takes 1 or 3 and returns as many)"
+    if i[1] is not None and i[2] is not None and (i[1] != i[2] or o[1:3] != i[1:3]):
+        return f"its fixed input {i[1]}x{i[2]} is not square or its output {o[1]}x{o[2]} not of that size"
+    return None
+
+
 def _keras_error(exc: BaseException) -> str:
-    """The telling part of a Keras loading error, on one line (Keras nests the cause in a long message)."""
+    """The telling part of a Keras loading error, on one line (Keras nests the cause in a long message, and
+    may put it on the line after an "Example error message for object ...:")."""
     text = str(exc).strip()
     if "Exception encountered:" in text:
         text = text.rsplit("Exception encountered:", 1)[1].strip()
-    line = text.splitlines()[0].strip() if text else type(exc).__name__
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()] if text else [type(exc).__name__]
+    line = lines[0]
+    if line.endswith(":") and len(lines) > 1:  # the cause is on the next line
+        line = f"{line} {lines[1]}"
     for cut in (" Make sure custom classes", " Full object config", " config="):
         line = line.split(cut, 1)[0]
     return line if len(line) <= 300 else line[:297] + "..."
@@ -2277,6 +2499,12 @@ def _read_json_entry(zf: zipfile.ZipFile, name: str, path: Any, what: str) -> An
     def no_constants(c: str) -> Any:
         raise ValueError(f"non-standard JSON constant {c}")
 
+    def finite(text: str) -> float:  # 1e400 is standard JSON, and infinite as a float
+        value = float(text)
+        if not math.isfinite(value):
+            raise ValueError(f"number {text[:20]} is out of range")
+        return value
+
     def no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
         out: dict = {}
         for k, v in pairs:
@@ -2286,7 +2514,8 @@ def _read_json_entry(zf: zipfile.ZipFile, name: str, path: Any, what: str) -> An
         return out
 
     try:
-        return json.loads(raw.decode("utf-8"), parse_constant=no_constants, object_pairs_hook=no_duplicates)
+        return json.loads(raw.decode("utf-8"), parse_constant=no_constants, object_pairs_hook=no_duplicates,
+                          parse_float=finite)
     except UnicodeDecodeError as exc:
         raise ModelFileError(f"{path}: unreadable {what} (not UTF-8: {exc.reason} at byte {exc.start})") from None
     except RecursionError:
@@ -2300,7 +2529,7 @@ _REFUSED_CLASSES = {"Lambda", "__lambda__", "TFSMLayer"}
 _KERAS_FUNCTION_MODULES = ("activations", "losses", "metrics", "initializers", "regularizers", "constraints")
 
 
-def _check_keras_config(path: Any, model_source: Any = None) -> None:
+def _check_keras_config(path: Any, model_source: Any = None, archive: Any = None) -> None:
     """Refuse a ``.keras`` file whose ``config.json`` names code outside Keras, blurkit and registered objects.
 
     Keras' own safe mode refuses Lambda layers, imports only Keras modules by name and refuses lookup
@@ -2313,17 +2542,21 @@ def _check_keras_config(path: Any, model_source: Any = None) -> None:
     have done yet.
 
     ``model_source`` is where the file says its model builder came from (``"plugin DIST VERSION"``); a refusal
-    names it, since the plugin that built a model is the one that registers its layers.
+    names it, since the plugin that built a model is the one that registers its layers. ``archive`` is the
+    archive to read (:func:`_keras_archive`'s copy of the file's entries; default: the file ``path``), and
+    ``path`` what messages call it. Layer settings are bounded too (:func:`_check_layer_sizes`).
     """
     import keras
 
     try:
-        with zipfile.ZipFile(path) as zf:
+        with zipfile.ZipFile(path if archive is None else archive) as zf:
             if "config.json" not in zf.namelist():
                 raise ModelFileError(f"{path}: not a .keras model file (no config.json)")
             config = _read_json_entry(zf, "config.json", path, "Keras config")
-    except (zipfile.BadZipFile, EOFError, OSError) as exc:
-        raise ModelFileError(f"{path}: damaged or truncated model file ({exc})") from None
+    except _ZIP_ERRORS as exc:
+        raise ModelFileError(f"{path}: damaged or unreadable model file ({type(exc).__name__}: {exc})") from None
+    if archive is not None:
+        archive.seek(0)
     registered = keras.saving.get_custom_objects()
     scanned = False
     for node in _config_nodes(config):
@@ -2351,6 +2584,7 @@ def _check_keras_config(path: Any, model_source: Any = None) -> None:
         raise ModelFileError(
             f"{path}: refusing to load: its config names {module}.{what}, which is not part of Keras or "
             f"blurkit nor a registered Keras object (blurkit never imports code named by a model file{hint})")
+    _check_layer_sizes(config, path)
 
 
 def _config_nodes(config: Any) -> Iterator[dict]:
@@ -2368,8 +2602,12 @@ def _config_nodes(config: Any) -> Iterator[dict]:
 def _refused(node: dict) -> str | None:
     """Why blurkit refuses to load the Keras config entry ``node`` (``"a Lambda layer (...)"``), or None."""
     cls_name = node.get("class_name")
-    if cls_name in _REFUSED_CLASSES:
-        return f"a {cls_name} layer (it runs code stored in the file or loads other files)"
+    # by the last part of the name: Keras resolves "layers.Lambda" in module "keras" to keras.layers.Lambda
+    last = cls_name.rsplit(".", 1)[-1] if isinstance(cls_name, str) else None
+    if last == "__lambda__":
+        return "a __lambda__ function (Python bytecode stored in the file)"
+    if last in _REFUSED_CLASSES:
+        return f"a {last} layer (it runs code stored in the file or loads other files)"
     inner = node.get("config")
     if isinstance(inner, dict) and isinstance(inner.get("vocabulary"), str):
         # a lookup layer (StringLookup, IntegerLookup, TextVectorization) would read that file, or URL, as it

@@ -38,6 +38,7 @@ import difflib
 import fnmatch
 import importlib
 import inspect
+import sys
 import threading
 import warnings
 from collections.abc import Callable, Iterable
@@ -144,6 +145,34 @@ def _options(factory: Any) -> list[str] | None:
         if not any(p.kind is p.VAR_KEYWORD for p in params):
             return names
     return None
+
+
+def _blurkit_keras_objects() -> dict[str, Any] | None:
+    """blurkit's own Keras-registered objects (``"blurkit>PadToMultiple"``: its layers, losses, metric), when
+    Keras is imported already; None otherwise (blurkit registers them when it builds or loads a model, after
+    any plugin imported before, and a later registration of a name replaces the earlier one)."""
+    keras = sys.modules.get("keras")
+    saving = getattr(keras, "saving", None)
+    if saving is None or not hasattr(saving, "get_custom_objects"):
+        return None
+    return {k: v for k, v in saving.get_custom_objects().items() if k.startswith("blurkit>")}
+
+
+def _restore_keras_objects(before: dict[str, Any] | None, label: str) -> None:
+    """Put back blurkit's Keras-registered objects that importing plugin ``label`` replaced, with a warning:
+    the built-ins win there as in blurkit's registries (a model file naming ``blurkit>PadToMultiple`` must
+    get blurkit's layer, whatever plugins were imported)."""
+    if before is None:
+        return
+    import keras
+
+    objects = keras.saving.get_custom_objects()
+    changed = sorted(k for k, v in before.items() if objects.get(k) is not v)
+    for key in changed:
+        objects[key] = before[key]
+    if changed:
+        warnings.warn(f"plugin {label} registered Keras objects under blurkit's own names ({', '.join(changed)}); "
+                      "blurkit's are kept", PluginWarning, stacklevel=4)
 
 
 def _plugin_order(ep: metadata.EntryPoint) -> tuple[str, str, str]:
@@ -314,6 +343,7 @@ class Registry:
             warnings.warn(f"plugin {label} provides {self.noun} {ep.name!r}, {message}", PluginWarning,
                           stacklevel=3)
             return
+        keras_objects = _blurkit_keras_objects()
         try:
             obj = ep.load()
             wrong = self._check(obj) if self._check is not None else None
@@ -321,6 +351,8 @@ class Registry:
         except (Exception, SystemExit) as exc:  # noqa: BLE001 - a broken plugin must never break blurkit
             # SystemExit too: a plugin module calling sys.exit() at import would end `blurkit list`.
             wrong = f"{type(exc).__name__}: {exc}"
+        finally:
+            _restore_keras_objects(keras_objects, label)
         if wrong is not None:
             warnings.warn(
                 f"blurkit could not load plugin {self.noun} {ep.name!r} ({ep.value}) from {label}: {wrong}",
@@ -328,7 +360,12 @@ class Registry:
                 stacklevel=3,
             )
             return
-        self.register(ep.name, obj, source=f"plugin {label}")
+        try:
+            self.register(ep.name, obj, source=f"plugin {label}")
+        except (DuplicateComponentError, TypeError, ValueError) as exc:
+            # its own import registered another object under the name (register_metric in its module, say)
+            warnings.warn(f"blurkit could not load plugin {self.noun} {ep.name!r} ({ep.value}) from {label}: "
+                          f"{exc}", PluginWarning, stacklevel=3)
 
     def reload_plugins(self) -> None:
         """Forget loaded plugins and scan the entry points again (after installing one at run time)."""
