@@ -1012,3 +1012,36 @@ def test_list_shows_summaries_without_rest_markup(capsys):
     out = capsys.readouterr().out
     assert "mean of a size x size square" in out and "within tol of the truth" in out
     assert "``" not in out and ":func:" not in out
+
+
+def test_model_arguments_that_are_not_model_files_are_named_for_what_they_are(tmp_path, capsys):
+    """A legacy Keras .h5 model was taken for a photo by deblur ("several images need an output folder") and
+    for a preset name by evaluate ("unknown preset"); a folder named x.keras was "not found"; a FIFO was "no
+    such model file". Each is now said for what it is, before TensorFlow starts."""
+    import h5py
+
+    from blurkit.data.io import write_image
+
+    with h5py.File(tmp_path / "legacy.h5", "w") as f:
+        f.create_dataset("x", data=[1.0])
+    (tmp_path / "dir.keras").mkdir()
+    photo = tmp_path / "p.png"
+    write_image(photo, np.zeros((16, 16, 3), np.uint8))
+    out = str(tmp_path / "o.png")
+    cases = [
+        (["deblur", str(tmp_path / "legacy.h5"), str(photo), "-o", out], "legacy.h5: a legacy Keras HDF5 model; "
+                                                                          "deblur takes a .keras model file"),
+        (["evaluate", str(tmp_path / "legacy.h5"), str(photo)], "legacy.h5: a legacy Keras HDF5 (.h5) model, not "
+                                                                 "a .keras model file"),
+        (["evaluate", str(tmp_path / "nosuch.h5"), str(photo)], "model file not found: "),
+        (["deblur", str(tmp_path / "dir.keras"), str(photo), "-o", out], "dir.keras: a folder, not a .keras model"),
+        (["evaluate", str(tmp_path / "dir.keras"), str(photo)], "dir.keras: a folder, not a .keras model"),
+    ]
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp_path / "fifo.keras")
+        cases.append((["deblur", str(tmp_path / "fifo.keras"), str(photo), "-o", out], "fifo.keras: not a regular file"))
+    for argv, said in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert said in err and "unknown preset" not in err, (argv, err)
+    assert not Path(out).exists()

@@ -1593,12 +1593,18 @@ class Deblurrer:
             exported = " (a SavedModel from Deblurrer.export: serve it with tf.saved_model.load)" \
                 if (path / "saved_model.pb").is_file() else ""
             raise ModelFileError(f"{path}: a folder, not a .keras model file{exported}")
-        if not path.is_file():
+        if not path.exists():
             raise ModelFileError(f"{path}: no such model file{_preset_hint(path)}")
+        if not path.is_file():  # a FIFO, a device: reading it could wait forever
+            raise ModelFileError(f"{path}: not a regular file")
         if not zipfile.is_zipfile(path):
             with open(path, "rb") as fh:
-                if fh.read(4) == b"PK\x03\x04":  # starts like a zip, but its directory is missing
-                    raise ModelFileError(f"{path}: damaged or truncated model file (no zip directory)")
+                head = fh.read(8)
+            if head.startswith(b"PK\x03\x04"):  # starts like a zip, but its directory is missing
+                raise ModelFileError(f"{path}: damaged or truncated model file (no zip directory)")
+            if head == b"\x89HDF\r\n\x1a\n":
+                raise ModelFileError(f"{path}: a legacy Keras HDF5 (.h5) model, not a .keras model file: blurkit "
+                                     "loads the .keras files it saves (Deblurrer.save, blurkit train)")
             raise ModelFileError(f"{path}: not a .keras model file (not a zip archive)")
         try:
             with zipfile.ZipFile(path) as zf:

@@ -286,9 +286,10 @@ def check_sigma(d: Any, sigma: float, arg: str) -> None:
 
 
 def load_named(name: str | None):
-    """A Deblurrer from ``name``: a model file (a name ending in ``.keras``, or an existing file), else a
-    shipped preset's name; the default preset for None."""
-    is_file = name is not None and (name.endswith(".keras") or Path(name).is_file())
+    """A Deblurrer from ``name``: a model file (a name ending in ``.keras`` or ``.h5``, or an existing path:
+    :meth:`~blurkit.Deblurrer.load` says what a folder or a legacy file is), else a shipped preset's name; the
+    default preset for None."""
+    is_file = name is not None and (name.lower().endswith((".keras", ".h5", ".hdf5")) or Path(name).exists())
     return load_deblurrer(name if is_file else None, None if is_file else name)
 
 
@@ -299,7 +300,7 @@ def load_deblurrer(model: str | None, preset: str | None = None):
     from blurkit.deblurrer import Deblurrer, ModelFileError  # light: TensorFlow comes with the model
     from blurkit.presets import DEFAULT_PRESET, preset_path
 
-    if model and not Path(model).is_file():
+    if model and not Path(model).exists():
         raise CLIError(f"model file not found: {model}")
     try:
         if not model:

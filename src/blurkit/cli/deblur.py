@@ -406,6 +406,9 @@ def run(args: argparse.Namespace) -> int:
     if (Path(paths[0]) / "saved_model.pb").is_file():  # `blurkit export`'s folder, not photos
         raise CLIError(f"{paths[0]} is a SavedModel (blurkit export), not photos: deblur takes a .keras "
                        "model file; serve a SavedModel with tf.saved_model.load")
+    if paths[0].lower().endswith((".h5", ".hdf5")):  # no photo format: a model, but one blurkit cannot load
+        raise CLIError(f"{paths[0]}: a legacy Keras HDF5 model; deblur takes a .keras model file saved by "
+                       "blurkit (Deblurrer.save, blurkit train)")
     model = paths.pop(0) if paths[0].lower().endswith(".keras") else None
     for path in paths:
         if path.lower().endswith(".keras"):
