@@ -1101,7 +1101,7 @@ class Deblurrer:
             ensemble: Self-ensemble (the "x8" test-time augmentation of image restoration papers): restore
                 the image under this many of the 8 flips/rotations (1, 2, 4 or 8; in the order of
                 :data:`DIHEDRAL`: 2 adds the mirror image, 4 the two 180-degree turns), undo each and
-                average. Costs ``ensemble`` times the time, plus one float32 copy of the image; gains a
+                average. Costs ``ensemble`` times the time, plus two float32 arrays of the image's size; gains a
                 little (the default preset on the validation photos, ``ensemble=8``: +0.11 / +0.12 /
                 +0.09 dB PSNR at sigma 1 / 2 / 3; the model card's table).
             sigma: The Gaussian blur's sigma in pixels, when it is known (a measured or calibrated PSF, or a
@@ -1310,7 +1310,8 @@ class Deblurrer:
     def evaluate(self, data: Any, *, per_image: bool = False, max_images: int | None = None,
                  progress: bool = False, blur: Any = None, blur_options: dict | None = None,
                  ensemble: int = 1, known_sigma: bool = False, metrics: Sequence[str] = (), seed: int = 0,
-                 max_pixels: int | None = DEFAULT_MAX_PIXELS) -> dict[str, Any]:
+                 max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                 on_image: Callable[[dict, np.ndarray], Any] | None = None) -> dict[str, Any]:
         """Score the model against the blurred input, image by image at full resolution.
 
         Args:
@@ -1333,6 +1334,9 @@ class Deblurrer:
                 blur and photos give the same inputs whatever the model (its own ``seed`` plays no part). 0
                 gives the inputs of the model cards' scores. Given pairs ignore it.
             max_pixels: As in :meth:`fit`.
+            on_image: Called after each image is scored, with its row (as in ``per_image``) and the restored
+                image that was scored (float32, the blurred input's shape): to keep some for a figure, or to
+                write them, without restoring them again.
 
         Returns:
             ``{"model": {metric: mean}, "blurred": {metric: mean}, "gain_db": psnr gain, "gain_images": k,
@@ -1364,12 +1368,8 @@ class Deblurrer:
             >>> blind["gain_db"] > 0 and known["gain_db"] > 0
             True
         """
-        from tqdm.auto import tqdm
-
         from blurkit.blurs import serialize_blur
-        from blurkit.data.io import ImageReadError, _advised
         from blurkit.data.pipeline import resolve_source
-        from blurkit.metrics.functional import WIN_SIZE
         from blurkit.registry import METRICS
 
         if isinstance(ensemble, bool) or ensemble not in (1, 2, 4, 8):
@@ -1392,34 +1392,12 @@ class Deblurrer:
         fns = {m: METRICS.get(m) for m in names}  # an unknown name: UnknownComponentError, before any image
         n = len(src) if max_images is None else min(len(src), max_images)
         rows, skipped = [], []
-        for i in tqdm(range(n), disable=not progress, desc="evaluate", unit="img"):
-            try:
-                blurred, sharp = self._load_pair(src, i, max_pixels)
-            except (ImageReadError, OSError, ValueError) as exc:  # reported and skipped, as fit and deblur do
-                # (only reading is guarded: the ValueErrors of reading are about this item, see _load_pair)
-                why = _advised(str(exc), "Deblurrer.evaluate")
-                skipped.append({"image": src.name(i), "index": i, "error": why})
-                warnings.warn(f"skipping unreadable image: {why}", stacklevel=2)
-                continue
-            b, s, params = self._test_pair(blurred, sharp, i, blur, seed)
-            lo, hi = min(float(s.min()), float(b.min())), max(float(s.max()), float(b.max()))
-            why = None
-            if min(s.shape[:2]) < WIN_SIZE:  # SSIM cannot score it: skipped like an unreadable file
-                why = (f"{src.name(i)}: {s.shape[0]}x{s.shape[1]} px is too small to score (SSIM needs at least "
-                       f"{WIN_SIZE}x{WIN_SIZE})")
-            elif not (0.0 <= lo and hi <= 1.0):  # a float file (HDR, say): the metrics' data range is 1
-                why = (f"{src.name(i)}: float samples outside [0, 1] (min {lo:g}, max {hi:g}) cannot be scored "
-                       "with data range 1: scale or tone-map the file to [0, 1] first")
-            if why is not None:
-                skipped.append({"image": src.name(i), "index": i, "error": why})
-                warnings.warn(f"skipping image: {why}", stacklevel=2)
-                continue
-            raw = self._sigma_param(params["sigma"]) if known_sigma else None
-            r = self._predict_array(b, ensemble=ensemble, sigma=raw, scale=1.0)  # b is float32 in [0, 1]
-            rows.append({"image": src.name(i), "index": i,
-                         "model": {m: float(fn(s, r)) for m, fn in fns.items()},
-                         "blurred": {m: float(fn(s, b)) for m, fn in fns.items()}}
-                        | ({} if params is None else {"blur": params}))
+        _TILES.show = bool(progress)  # and a bar of a large photo's tiles, as predict(progress=True) shows
+        try:
+            self._score_all(src, n, rows, skipped, progress, max_pixels, blur, seed, known_sigma, ensemble, fns,
+                            on_image)
+        finally:
+            _TILES.show = False
         if not rows:
             if skipped:
                 why = "; ".join(row["error"] for row in skipped[:3])
@@ -1444,6 +1422,47 @@ class Deblurrer:
         if per_image:
             out["per_image"] = rows
         return out
+
+    def _score_all(self, src: Any, n: int, rows: list, skipped: list, progress: bool, max_pixels: int | None,
+                   blur: Any, seed: int, known_sigma: bool, ensemble: int, fns: dict, on_image: Any) -> None:
+        """:meth:`evaluate`'s loop over the first ``n`` items of ``src``: appends each scored image's row to
+        ``rows`` (and calls ``on_image`` with it and the restored image), and what it skips, and why, to
+        ``skipped``."""
+        from tqdm.auto import tqdm
+
+        from blurkit.data.io import ImageReadError, _advised
+        from blurkit.metrics.functional import WIN_SIZE
+
+        for i in tqdm(range(n), disable=not progress, desc="evaluate", unit="img"):
+            try:
+                blurred, sharp = self._load_pair(src, i, max_pixels)
+            except (ImageReadError, OSError, ValueError) as exc:  # reported and skipped, as fit and deblur do
+                # (only reading is guarded: the ValueErrors of reading are about this item, see _load_pair)
+                why = _advised(str(exc), "Deblurrer.evaluate")
+                skipped.append({"image": src.name(i), "index": i, "error": why})
+                warnings.warn(f"skipping unreadable image: {why}", stacklevel=3)
+                continue
+            b, s, params = self._test_pair(blurred, sharp, i, blur, seed)
+            lo, hi = min(float(s.min()), float(b.min())), max(float(s.max()), float(b.max()))
+            why = None
+            if min(s.shape[:2]) < WIN_SIZE:  # SSIM cannot score it: skipped like an unreadable file
+                why = (f"{src.name(i)}: {s.shape[0]}x{s.shape[1]} px is too small to score (SSIM needs at least "
+                       f"{WIN_SIZE}x{WIN_SIZE})")
+            elif not (0.0 <= lo and hi <= 1.0):  # a float file (HDR, say): the metrics' data range is 1
+                why = (f"{src.name(i)}: float samples outside [0, 1] (min {lo:g}, max {hi:g}) cannot be scored "
+                       "with data range 1: scale or tone-map the file to [0, 1] first")
+            if why is not None:
+                skipped.append({"image": src.name(i), "index": i, "error": why})
+                warnings.warn(f"skipping image: {why}", stacklevel=3)
+                continue
+            raw = self._sigma_param(params["sigma"]) if known_sigma else None
+            r = self._predict_array(b, ensemble=ensemble, sigma=raw, scale=1.0)  # b is float32 in [0, 1]
+            rows.append({"image": src.name(i), "index": i,
+                         "model": {m: float(fn(s, r)) for m, fn in fns.items()},
+                         "blurred": {m: float(fn(s, b)) for m, fn in fns.items()}}
+                        | ({} if params is None else {"blur": params}))
+            if on_image is not None:
+                on_image(rows[-1], r)
 
     # ------------------------------------------------------------------------------ persistence
     def metadata(self) -> dict[str, Any]:

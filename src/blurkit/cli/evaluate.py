@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from typing import Any
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -99,6 +100,14 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(f"--figure-images must be at least 1, got {args.figure_images}")
     d = load_named(args.model)
     data = tuple(args.pairs) if args.pairs else args.data
+    kept: dict[int, Any] = {}  # the figure's restorations, kept as they are scored (not restored again)
+
+    def keep(row: dict, restored: Any) -> None:
+        if args.figure and len(kept) < args.figure_images:
+            import numpy as np
+
+            kept[row["index"]] = np.round(np.clip(restored, 0, 1) * 65535).astype(np.uint16)  # half a float32
+
     try:
         with warnings.catch_warnings():  # unreadable files are listed below, once
             warnings.filterwarnings("ignore", message="skipping (unreadable )?image")
@@ -106,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
             scores = d.evaluate(data, per_image=True, max_images=args.max_images, progress=on_terminal(),
                                 blur=args.blur, blur_options=blur_options or None, ensemble=args.ensemble,
                                 known_sigma=args.known_sigma, metrics=args.metric, seed=args.seed,
-                                max_pixels=DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels)
+                                max_pixels=DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels,
+                                on_image=keep)
     except (FileNotFoundError, ValueError, TypeError, KeyError) as exc:
         raise CLIError(error_text(exc)) from None
     how = "".join([f", ensemble x{args.ensemble}" if args.ensemble > 1 else "",
@@ -128,7 +138,6 @@ def run(args: argparse.Namespace) -> int:
         atomic_write_text(args.json_out, json.dumps(_jsonable(scores), indent=1, allow_nan=False))
     if args.figure:
         from blurkit.blurs import deserialize_blur
-        from blurkit.metrics.functional import psnr
         from blurkit.plots import plot_comparison
 
         panels, titles = [], []
@@ -136,10 +145,10 @@ def run(args: argparse.Namespace) -> int:
         blur = None if args.pairs else deserialize_blur(scores["blur"])
         for row in scores["per_image"][:rows]:  # the same blurred inputs as the scores above (seeded per image)
             b, s = d.test_pair(data, row["index"], blur=blur, seed=args.seed)
-            r = d.predict(b, ensemble=args.ensemble, sigma=row["blur"]["sigma"] if args.known_sigma else None)
             name = Path(row["image"]).name
-            panels += [b, r, s]
-            titles += [f"{name}: blurred {psnr(s, b):.2f} dB", f"restored {psnr(s, r):.2f} dB", "sharp"]
+            panels += [b, kept[row["index"]], s]
+            titles += [f"{name}: blurred {row['blurred']['psnr']:.2f} dB", f"restored {row['model']['psnr']:.2f} dB",
+                       "sharp"]
         plot_comparison(panels, titles, Path(args.figure), rows=rows, zoom=128)
         print(f"figure: {args.figure}")
     return 0
