@@ -73,7 +73,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="JPEG and WebP quality of the outputs, 1-100 (default 95; a lossless WebP input gives a "
                         "lossless WebP output)")
     p.add_argument("--tile-size", type=int, help="restore images above TILE_SIZE^2 pixels in tiles of at most "
-                   "that side (default: the model's; 1536 for the presets and new models)")
+                   "that side (default: the model's; 1536 for the presets and new models); smaller tiles take less "
+                   "memory, at little cost in time")
     p.add_argument("--max-pixels", type=int, metavar="N",
                    help="refuse images of more than N pixels before decoding them (decompression-bomb guard; "
                    "default 178956970, about 13000x13000)")

@@ -71,7 +71,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--max-pixels", type=int, metavar="N",
                    help="skip images of more than N pixels, checked before decoding them (decompression-bomb guard; "
                    "default 178956970, about 13000x13000)")
-    p.add_argument("--cache", metavar="DIR", help="cache the decoded training images in DIR (for slow storage)")
+    p.add_argument("--cache", metavar="DIR", help="cache the decoded training images in DIR (for slow storage, and for camera-size photos: "
+                   "each is decoded once, not for every few patches)")
     p.add_argument("--quiet", "-q", action="store_true")
     p.set_defaults(func=run)
     return p
