@@ -222,8 +222,8 @@ def test_arguments_of_the_wrong_kind_are_refused_by_name():
         (lambda: d.evaluate(photos, max_images=1.5), ValueError, r"^max_images must be a whole number"),
         (lambda: d.fit(photos, early_stopping=-1), ValueError, r"^early_stopping must be a whole number of epochs"),
         (lambda: d.fit(photos, early_stopping="3"), ValueError, r"^early_stopping must be a whole number of epochs"),
-        (lambda: d.fit(photos, validation_split=1.5), ValueError, r"^validation_split \(the fraction held out for "
-                                                                  r"validation\) must be in \[0, 1\), got 1\.5$"),
+        (lambda: d.fit(photos, validation_split=1.5), ValueError, r"^the validation fraction \(fit's "
+                                                                  r"validation_split\) must be in \[0, 1\), got 1\.5$"),
         (lambda: deserialize_blur({"name": "gaussian", "config": {"sigmaa": 2}}), TypeError,
          r"^blur 'gaussian' takes no option 'sigmaa'; its options: sigma, "),
         (lambda: Deblurrer(blur={"name": "gaussian", "config": {"sigmaa": 2}}), TypeError,
@@ -253,3 +253,37 @@ def test_the_luma_metrics_are_exported_with_the_others():
 
     registered = set(functional.__all__) & {"mse", "psnr", "psnr_y", "ssim", "ssim_y", "accuracy", "channel_accuracy"}
     assert registered == {"mse", "psnr", "psnr_y", "ssim", "ssim_y", "accuracy", "channel_accuracy"}
+
+
+def test_the_review_of_the_max_pixels_and_metric_checks(tmp_path, capsys, monkeypatch):
+    """From the review of this session's change: predict, estimate_sigma, test_pair and read_image check
+    max_pixels as fit and evaluate do (True was a limit of 1 pixel, "100" a bare TypeError); metrics of empty
+    images are an error (a ZeroDivisionError after the banded rewrite, NaN before); an inner naming(None)
+    keeps the outer name; a folder named like a preset does not hide the preset."""
+    import warnings
+
+    from blurkit.data.io import read_image
+    from blurkit.deblurrer import _warn_too_small, naming
+    from blurkit.metrics import accuracy, mse, psnr
+
+    path = _photos(tmp_path / "photos", 1) / "p0.png"
+    d = Deblurrer.from_preset("gaussian-v1")
+    readers = (lambda **kw: d.predict(path, **kw), lambda **kw: d.estimate_sigma(path, **kw),
+               lambda **kw: d.test_pair(path.parent, 0, **kw), lambda **kw: read_image(path, **kw))
+    for bad in (True, "100", 2.5, 0):
+        for reader in readers:
+            with pytest.raises(ValueError, match=r"max_pixels must be a positive whole number of pixels or None"):
+                reader(max_pixels=bad)
+    with pytest.raises(ImageReadError, match=r"more than max_pixels=100 "):
+        d.test_pair(path.parent, 0, max_pixels=100)
+    for metric in (mse, psnr, accuracy):
+        with pytest.raises(ValueError, match=r"empty images \(shape \(0, 5\)\)"):
+            metric(np.zeros((0, 5)), np.zeros((0, 5)))
+    with naming("outer.png"), naming(None), warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        _warn_too_small(30, 40)
+    assert "(outer.png;" in str(said[0].message)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "gaussian-v1").mkdir()  # an earlier `blurkit deblur ... -o gaussian-v1/`
+    assert main(["evaluate", "gaussian-v1", str(path), "--sigma", "2"]) == 0
+    capsys.readouterr()

@@ -408,3 +408,40 @@ def test_a_plugin_cannot_replace_blurkits_keras_layers(tmp_path, monkeypatch):
         objects["blurkit>PadToMultiple"] = PadToMultiple
         METRICS._entries.pop("bk_hijack", None)
         sys.modules.pop("bk_hijack", None)
+
+
+def test_a_plugin_importing_blurkits_layers_first_cannot_replace_them(tmp_path):
+    """The same, when blurkit's layers were not imported yet: the plugin imported them, then registered its
+    own class under one of their names, and won, silently (the review of the fix above). blurkit's objects
+    are now registered before a plugin is imported, whenever Keras is. A fresh process, so that they are not
+    imported already."""
+    (tmp_path / "bk_hijack2.py").write_text(textwrap.dedent("""
+        import keras
+        import blurkit.models.layers
+
+        @keras.saving.register_keras_serializable(package="blurkit", name="PadToMultiple")
+        class Hijack(keras.layers.Layer):
+            pass
+
+        def metric(y_true, y_pred):
+            return 0.0
+    """))
+    code = textwrap.dedent("""
+        import sys, warnings
+        from importlib import metadata
+        import keras
+        assert "blurkit.models.layers" not in sys.modules
+        from blurkit.registry import METRICS, PluginWarning
+        ep = metadata.EntryPoint(name="bk_hijack2", value="bk_hijack2:metric", group="blurkit.metrics")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            METRICS._load_entry_point(ep)
+        from blurkit.models.layers import PadToMultiple
+        assert keras.saving.get_custom_objects()["blurkit>PadToMultiple"] is PadToMultiple
+        assert any(issubclass(w.category, PluginWarning) and "blurkit>PadToMultiple" in str(w.message)
+                   for w in caught), [str(w.message) for w in caught]
+    """)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT / "src")]),
+           "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]

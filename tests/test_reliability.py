@@ -681,8 +681,8 @@ UNTRUSTED = {
     "a number too large for a float in the metadata": (
         dict(meta_raw=b'{"format": "blurkit-model", "format_version": 1, "facade": {"learning_rate": 1e400}}'),
         r"unreadable blurkit metadata \(number 1e400 is out of range\)"),
-    "a 4-pixel tile": (dict(meta=lambda m: m["facade"].update(tile_size=4)),
-                       r"damaged blurkit metadata \(facade tile_size 4: a whole number from 16 to 16384"),
+    "a tile of 0 pixels": (dict(meta=lambda m: m["facade"].update(tile_size=0)),
+                           r"damaged blurkit metadata \(facade tile_size 0: a whole number from 1 to 16384"),
     "a tile of 10**9 pixels": (dict(meta=lambda m: m["facade"].update(tile_size=10**9)), "facade tile_size"),
     "a tile size in words": (dict(meta=lambda m: m["facade"].update(tile_size="big")), "facade tile_size 'big'"),
     "an overlap as large as the tile": (dict(meta=lambda m: m["facade"].update(tile_overlap=5000)),
@@ -701,10 +701,25 @@ UNTRUSTED = {
     "weights declaring a gigabyte they do not store": (
         dict(weights=_h5(lambda f: f.create_dataset("layers/x/vars/0", shape=(16384, 16384), dtype="f4"))),
         r"its weights declare 1,073,741,824 bytes but the file stores \d+"),
+    "weights with a soft link": (
+        dict(weights=_h5(lambda f: (f.create_dataset("layers/x/vars/0", data=[1.0]),
+                                    f.__setitem__("layers/y", __import__("h5py").SoftLink("/layers/x"))))),
+        r"refusing weights with a link \(/layers/y\) to another object or file"),
+    "weights with an external link": (
+        dict(weights=_h5(lambda f: f.__setitem__("layers", __import__("h5py").ExternalLink("other.h5", "/")))),
+        r"refusing weights with a link \(/layers\) to another object or file"),
+    "a 400-digit integer in the metadata": (
+        dict(meta_raw=b'{"format": "blurkit-model", "format_version": 1, "facade": {"learning_rate": 1'
+             + b"0" * 400 + b"}}"),
+        r"unreadable blurkit metadata \(number 10000000000000000000\.\.\. is out of range\)"),
+    "padding of 100000 rows, nested": (
+        dict(config=lambda c: _first_conv(c)["config"].update(kernel_constraint={
+            "module": "keras.layers", "class_name": "ZeroPadding2D", "config": {"padding": [[100000, 0], [0, 0]]}})),
+        r"refusing a ZeroPadding2D layer with padding \[\[100000, 0\], \[0, 0\]\] \(at most 4096"),
     "weights stored in another file": (
         dict(weights=_h5(lambda f: f.create_dataset("layers/x/vars/0", shape=(4,), dtype="f4",
                                                     external=[("/etc/hostname", 0, 16)]))),
-        r"refusing weights with a dataset \(layers/x/vars/0\) stored in other files"),
+        r"refusing weights with a dataset \(/layers/x/vars/0\) stored in other files"),
 }
 
 
@@ -720,7 +735,7 @@ def test_untrusted_model_files_are_refused(model_file, tmp_path, name):
 
 #: Files only blurkit's own check refuses: Keras (3.15) loads a Lambda named "layers.Lambda" in module "keras",
 #: and builds a 3000 x 3000 kernel (gigabytes) before it finds that the weights do not fit.
-BLURKIT_ONLY = {"Lambda under a dotted name", "a 3000 x 3000 kernel"}
+BLURKIT_ONLY = {"Lambda under a dotted name", "a 3000 x 3000 kernel", "padding of 100000 rows, nested"}
 
 
 @pytest.mark.parametrize("name", [n for n, (edit, _) in UNTRUSTED.items() if "config" in edit
@@ -819,6 +834,8 @@ def test_model_file_entries_are_bounded_before_anything_is_inflated(model_file, 
     monkeypatch.setattr(bd, "MAX_ASSET_BYTES", 1000)
     monkeypatch.setattr(bd, "MAX_ASSETS", 2)
     cases = {
+        "asset folders": (dict(extra={f"assets/d{i}/": b"" for i in range(3)}),  # Keras makes each one
+                          r"too many or too large assets \(3 files, 0 bytes"),
         "big asset": (dict(extra={"assets/junk": bytes(5000)}), r"entry assets/junk is too large \(5,000 bytes "
                                                                  r"uncompressed; at most 1,000\)"),
         "many assets": (dict(extra={f"assets/{i}": b"x" for i in range(3)}), r"too many or too large assets \(3 "
@@ -835,6 +852,12 @@ def test_model_file_entries_are_bounded_before_anything_is_inflated(model_file, 
     monkeypatch.setattr(bd, "MAX_WEIGHTS_BYTES", size - 1)
     with pytest.raises(ModelFileError, match=rf"entry model\.weights\.h5 is too large \({size:,} bytes"):
         Deblurrer.load(model_file)
+    # a training state's weights hold Adam's two moments per weight too: up to 4 times the model's limit
+    state = _rewrite(model_file, tmp_path / "last.keras", meta=lambda m: m.update(resume={"epoch": 1}))
+    assert Deblurrer.read_metadata(state)["resume"] == {"epoch": 1}
+    monkeypatch.setattr(bd, "MAX_WEIGHTS_BYTES", size // 4 - 1)
+    with pytest.raises(ModelFileError, match=r"entry model\.weights\.h5 is too large"):
+        Deblurrer.read_metadata(state)
 
 
 def test_loading_copies_nothing_to_the_temporary_folder(model_file, tmp_path, monkeypatch):
@@ -914,3 +937,28 @@ def test_untrusted_install_hints_are_not_repeated(model_file, tmp_path):
 
     d = Deblurrer.load(_rewrite(model_file, tmp_path / "hint.keras", meta=honest))
     assert "(from plugin blurkit-motionx 1.2: pip install blurkit-motionx)" in d.blur.missing
+
+
+def test_every_file_a_deblurrer_saves_loads_again(tmp_path):
+    """The load-time bounds are those the Deblurrer and the builders keep: an autoencoder whose Dense layer has
+    more than 65,536 units, tiles of 8 pixels and a fixed input of 8 were saved and then refused as
+    "damaged"; what load would refuse is now refused when built or saved instead."""
+    import keras
+
+    from blurkit.models import autoencoder
+
+    big_dense = Deblurrer(model=autoencoder(input_size=192, filters=(2, 2, 128), latent_dim=2))
+    assert max(getattr(layer, "units", 0) for layer in big_dense.model.layers) == 73728
+    cases = {"dense": big_dense,
+             "tiles": Deblurrer(model="unet", model_options=TINY, tile_size=8, tile_overlap=2, estimate_tile=8),
+             "tiny fixed input": Deblurrer(model=autoencoder(input_size=8, filters=(2,), latent_dim=2))}
+    for name, d in cases.items():
+        loaded = Deblurrer.load(d.save(tmp_path / f"{name}.keras"))
+        assert (loaded.tile_size, loaded.patch_size) == (d.tile_size, d.patch_size), name
+    with pytest.raises(ValueError, match=r"^tile_size must be at most 16,384, got 20000$"):
+        Deblurrer(model="unet", model_options=TINY, tile_size=20000)
+    wide = keras.Sequential([keras.Input((None, None, 3)), keras.layers.Conv2D(3, 301, padding="same")])
+    with pytest.raises(ValueError, match=r"cannot save: the model: refusing a Conv2D layer with kernel_size "
+                                         r"[\[(]301, 301[\])] .*Deblurrer\.load would refuse the file"):
+        Deblurrer(model=wide).save(tmp_path / "wide.keras")
+    assert not (tmp_path / "wide.keras").exists()

@@ -60,6 +60,9 @@ MAX_JSON_BYTES = 16 * 2**20
 #: uncompressed: 2**30, a model of 268 million float32 weights (the shipped presets hold 1.7 million). A
 #: larger declared size is refused before anything is inflated.
 MAX_WEIGHTS_BYTES = 2**30
+#: A training state's weights entry holds the optimizer's variables too (Adam: two per weight): up to this many
+#: times :data:`MAX_WEIGHTS_BYTES`.
+_STATE_WEIGHTS_FACTOR = 4
 #: Most asset files (``assets/...``, a custom layer's own files) a model file may hold, and their largest
 #: total size uncompressed, in bytes.
 MAX_ASSETS, MAX_ASSET_BYTES = 64, 64 * 2**20
@@ -338,8 +341,11 @@ class Deblurrer:
                        ("patches_per_image", patches_per_image), ("estimate_tile", estimate_tile),
                        ("tile_overlap", tile_overlap)):
             _check_whole(v, arg)  # 40.9 was cut to 40 and "64" taken; None ended in int()'s bare TypeError
-            if int(v) < (0 if arg == "tile_overlap" else 1):
-                raise ValueError(f"{arg} must be >= {0 if arg == 'tile_overlap' else 1}, got {v}")
+            lo, hi = _FACADE_RANGES.get(arg, (1, 2**31))  # a saved file is refused outside these (load)
+            if int(v) < lo:
+                raise ValueError(f"{arg} must be >= {lo}, got {v}")
+            if int(v) > hi and arg != "patch_size":  # patch_size: the tensor-size check below (< 2**16)
+                raise ValueError(f"{arg} must be at most {hi:,}, got {v}")
         for arg, v in (("model_options", model_options), ("blur_options", blur_options)):
             if v is not None and not isinstance(v, Mapping):
                 raise TypeError(f"{arg} must be a dict of options, got {type(v).__name__} {v!r}")
@@ -1134,6 +1140,7 @@ class Deblurrer:
         """
         if isinstance(ensemble, bool) or ensemble not in (1, 2, 4, 8):
             raise ValueError(f"ensemble must be 1, 2, 4 or 8 (flips/rotations averaged), got {ensemble!r}")
+        _check_max_pixels(max_pixels)
         raw = None if sigma is None else self._sigma_param(sigma)
         _TILES.show = bool(progress)  # this thread's predict only
         try:
@@ -1190,6 +1197,7 @@ class Deblurrer:
             2.0
         """
         wiener = self._wiener_layer("estimate_sigma")  # a model without an estimator: refused before reading
+        _check_max_pixels(max_pixels)
         if _is_encoded(x):
             with naming(_name_of(x)):
                 return self.estimate_sigma(_read(x, max_pixels, "estimate_sigma"))
@@ -1225,19 +1233,21 @@ class Deblurrer:
         return float(np.median(found))
 
     # --------------------------------------------------------------------------------- evaluation
-    def test_pair(self, data: Any, index: int = 0, *, blur: Any = None, seed: int = 0
-                  ) -> tuple[np.ndarray, np.ndarray]:
+    def test_pair(self, data: Any, index: int = 0, *, blur: Any = None, seed: int = 0,
+                  max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, np.ndarray]:
         """The ``(blurred, sharp)`` float32 images that :meth:`evaluate` scores for item ``index``.
 
         Sharp photos are blurred at full resolution with the blur generator (``blur``, or the model's own),
         seeded by the item's index and ``seed`` (as :meth:`evaluate`'s ``seed``), not by the model's own
-        seed, so every model evaluated with the same blur and ``seed`` sees the same inputs.
+        seed, so every model evaluated with the same blur and ``seed`` sees the same inputs. ``max_pixels`` as
+        in :meth:`evaluate`.
         """
         from blurkit.data.pipeline import Source, resolve_source
 
         _check_seed(seed)
+        _check_max_pixels(max_pixels)
         src = data if isinstance(data, Source) else resolve_source(data)
-        blurred, sharp = self._load_pair(src, index)
+        blurred, sharp = self._load_pair(src, index, max_pixels)
         b, s, _ = self._test_pair(blurred, sharp, index, self.blur if blur is None else blur, seed)
         return b, s
 
@@ -1607,53 +1617,7 @@ class Deblurrer:
         Raises:
             ModelFileError: Missing, not a zip, damaged, unsafe entry names, or not a blurkit model.
         """
-        path = Path(path)
-        if path.is_dir():
-            exported = " (a SavedModel from Deblurrer.export: serve it with tf.saved_model.load)" \
-                if (path / "saved_model.pb").is_file() else ""
-            raise ModelFileError(f"{path}: a folder, not a .keras model file{exported}")
-        if not path.exists():
-            raise ModelFileError(f"{path}: no such model file{_preset_hint(path)}")
-        if not path.is_file():  # a FIFO, a device: reading it could wait forever
-            raise ModelFileError(f"{path}: not a regular file")
-        if not zipfile.is_zipfile(path):
-            with open(path, "rb") as fh:
-                head = fh.read(8)
-            if head.startswith(b"PK\x03\x04"):  # starts like a zip, but its directory is missing
-                raise ModelFileError(f"{path}: damaged or truncated model file (no zip directory)")
-            if head == b"\x89HDF\r\n\x1a\n":
-                raise ModelFileError(f"{path}: a legacy Keras HDF5 (.h5) model, not a .keras model file: blurkit "
-                                     "loads the .keras files it saves (Deblurrer.save, blurkit train)")
-            raise ModelFileError(f"{path}: not a .keras model file (not a zip archive)")
-        try:
-            with zipfile.ZipFile(path) as zf:
-                names = zf.namelist()
-                for n in names:
-                    if n.startswith(("/", "\\")) or ".." in n.replace("\\", "/").split("/") or ":" in n:
-                        raise ModelFileError(f"{path}: refusing unsafe entry name {n!r} in the archive")
-                _check_entries(zf, path)  # before anything is inflated (testzip inflates every entry)
-                if zf.testzip() is not None:
-                    raise ModelFileError(f"{path}: damaged archive (CRC error)")
-                if METADATA_NAME not in names:
-                    raise ModelFileError(f"{path}: a Keras file without blurkit metadata ({METADATA_NAME})")
-                meta = _read_json_entry(zf, METADATA_NAME, path, "blurkit metadata")
-        except _ZIP_ERRORS as exc:
-            raise ModelFileError(f"{path}: damaged or unreadable model file ({type(exc).__name__}: {exc})") from None
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            raise ModelFileError(f"{path}: not a blurkit model file")
-        version = meta.get("format_version")
-        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-            raise ModelFileError(f"{path}: damaged blurkit metadata (format_version {version!r})")
-        if version > FORMAT_VERSION:
-            raise ModelFileError(f"{path}: saved by a newer blurkit (format {version}); upgrade blurkit")
-        spec = meta.get("model")
-        if spec is not None and not (isinstance(spec, dict) and isinstance(spec.get("name"), str)
-                                     and isinstance(spec.get("config", {}), dict)):
-            raise ModelFileError(f"{path}: damaged blurkit metadata (model {spec!r})")
-        for key in ("blur", "facade", "training", "history", "validation", "resume", "components"):
-            if not isinstance(meta.get(key) or {}, dict):
-                raise ModelFileError(f"{path}: damaged blurkit metadata ({key} is not an object)")
-        return meta
+        return _open_model_file(path)[0]
 
     @classmethod
     def load(cls, path: str | os.PathLike, *, compile: bool = False) -> Deblurrer:
@@ -1675,7 +1639,7 @@ class Deblurrer:
         from blurkit.blurs import deserialize_blur
         from blurkit.registry import BLURS, UnknownComponentError
 
-        meta = cls.read_metadata(path)
+        meta, archive = _open_model_file(path, keras_copy=True)
         if Path(path).suffix != ".keras":  # Keras reads .keras files only, and only in lower case
             raise ModelFileError(f"{path}: Keras loads model files whose name ends in .keras (lower case): "
                                  "rename it")
@@ -1700,10 +1664,6 @@ class Deblurrer:
             installed = _provenance(BLURS, saved_blur["name"])
             blur = _missing_blur(saved_blur, path, components.get("blur"),
                                  f"{installed}: {exc}" if installed else str(exc))
-        try:
-            archive = _keras_archive(path)
-        except _ZIP_ERRORS as exc:
-            raise ModelFileError(f"{path}: damaged or unreadable model file ({type(exc).__name__}: {exc})") from None
         _check_keras_config(path, components.get("model"), archive)
         _check_weights(archive, path)
         facade = _checked_facade(meta.get("facade") or {}, path)
@@ -1890,7 +1850,7 @@ def _tile_align(model: Any) -> int:
 @contextlib.contextmanager
 def naming(name: str | os.PathLike | None) -> Iterator[None]:
     """Name the image that :meth:`Deblurrer.predict` restores inside the block (in this thread), so that its
-    warnings say which file they are about: a batch restores arrays decoded elsewhere. ``None`` names none.
+    warnings say which file they are about: a batch restores arrays decoded elsewhere. ``None`` changes nothing.
 
     Examples:
         >>> import warnings
@@ -1901,7 +1861,10 @@ def naming(name: str | os.PathLike | None) -> Iterator[None]:
         >>> str(said[0].message).split(" the blind")[0]
         'a 30x40 image is too small to read its blur off reliably (shots/tiny.png;'
     """
-    token = _NAME.set(None if name is None else os.fsdecode(name))
+    if name is None:  # nothing to say: an outer name stays
+        yield
+        return
+    token = _NAME.set(os.fsdecode(name))
     try:
         yield
     finally:
@@ -2066,7 +2029,7 @@ def _check_learning_rate(value: Any) -> None:
 def _check_max_pixels(max_pixels: Any) -> None:
     """Refuse a ``max_pixels`` that is not None or a positive whole number, before any file is read (each
     file's read would otherwise fail with it, and be skipped as unreadable)."""
-    if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, (int, np.integer))
+    if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, numbers.Integral)
                                    or max_pixels < 1):
         raise ValueError(f"max_pixels must be a positive whole number of pixels or None, got {max_pixels!r}")
 
@@ -2299,6 +2262,66 @@ def _callbacks(deblurrer: Deblurrer, checkpoint: str | os.PathLike | None, monit
 
 
 # ------------------------------------------------------------------------------- untrusted files
+def _open_model_file(path: str | os.PathLike, keras_copy: bool = False) -> tuple[dict[str, Any], io.BytesIO | None]:
+    """The checked blurkit metadata of model file ``path`` and, with ``keras_copy``, :func:`_keras_archive`'s
+    copy of its Keras entries, both from one open of the file, after its entries are checked
+    (:func:`_check_entries`): what Keras reads is what was checked, even if the file is replaced meanwhile."""
+    path = Path(path)
+    if path.is_dir():
+        exported = " (a SavedModel from Deblurrer.export: serve it with tf.saved_model.load)" \
+            if (path / "saved_model.pb").is_file() else ""
+        raise ModelFileError(f"{path}: a folder, not a .keras model file{exported}")
+    if not path.exists():
+        raise ModelFileError(f"{path}: no such model file{_preset_hint(path)}")
+    if not path.is_file():  # a FIFO, a device: reading it could wait forever
+        raise ModelFileError(f"{path}: not a regular file")
+    if not zipfile.is_zipfile(path):
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+        if head.startswith(b"PK\x03\x04"):  # starts like a zip, but its directory is missing
+            raise ModelFileError(f"{path}: damaged or truncated model file (no zip directory)")
+        if head == b"\x89HDF\r\n\x1a\n":
+            raise ModelFileError(f"{path}: a legacy Keras HDF5 (.h5) model, not a .keras model file: blurkit "
+                                 "loads the .keras files it saves (Deblurrer.save, blurkit train)")
+        raise ModelFileError(f"{path}: not a .keras model file (not a zip archive)")
+    archive = None
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+            for n in names:
+                if n.startswith(("/", "\\")) or ".." in n.replace("\\", "/").split("/") or ":" in n:
+                    raise ModelFileError(f"{path}: refusing unsafe entry name {n!r} in the archive")
+            _check_entries(zf, path)  # before anything is inflated (testzip inflates every entry)
+            if METADATA_NAME not in names:
+                raise ModelFileError(f"{path}: a Keras file without blurkit metadata ({METADATA_NAME})")
+            meta = _read_json_entry(zf, METADATA_NAME, path, "blurkit metadata")
+            weights = zf.getinfo("model.weights.h5").file_size if "model.weights.h5" in names else 0
+            if weights > MAX_WEIGHTS_BYTES and not (isinstance(meta, dict) and meta.get("resume")):
+                raise ModelFileError(f"{path}: entry model.weights.h5 is too large ({weights:,} bytes "
+                                     f"uncompressed; at most {MAX_WEIGHTS_BYTES:,})")
+            if zf.testzip() is not None:
+                raise ModelFileError(f"{path}: damaged archive (CRC error)")
+            if keras_copy:
+                archive = _keras_archive(zf)
+    except _ZIP_ERRORS as exc:
+        raise _unreadable(path, exc) from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelFileError(f"{path}: not a blurkit model file")
+    version = meta.get("format_version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ModelFileError(f"{path}: damaged blurkit metadata (format_version {version!r})")
+    if version > FORMAT_VERSION:
+        raise ModelFileError(f"{path}: saved by a newer blurkit (format {version}); upgrade blurkit")
+    spec = meta.get("model")
+    if spec is not None and not (isinstance(spec, dict) and isinstance(spec.get("name"), str)
+                                 and isinstance(spec.get("config", {}), dict)):
+        raise ModelFileError(f"{path}: damaged blurkit metadata (model {spec!r})")
+    for key in ("blur", "facade", "training", "history", "validation", "resume", "components"):
+        if not isinstance(meta.get(key) or {}, dict):
+            raise ModelFileError(f"{path}: damaged blurkit metadata ({key} is not an object)")
+    return meta, archive
+
+
 def _check_entries(zf: zipfile.ZipFile, path: Any) -> None:
     """Refuse an archive whose entries are not those of a model file, or larger than a model file's, from its
     directory alone (nothing is inflated): a few hundred kilobytes could otherwise declare gigabytes that
@@ -2306,8 +2329,10 @@ def _check_entries(zf: zipfile.ZipFile, path: Any) -> None:
     three to a temporary folder.
 
     Allowed: Keras' ``config.json``, ``metadata.json`` and ``model.weights.h5``, blurkit's metadata, a
-    training state's best weights, and up to :data:`MAX_ASSETS` asset files (``assets/...``), each name
-    once, within :data:`MAX_JSON_BYTES`, :data:`MAX_WEIGHTS_BYTES` and :data:`MAX_ASSET_BYTES`.
+    training state's best weights, and up to :data:`MAX_ASSETS` asset entries (``assets/...``, folders
+    included), each name once, within :data:`MAX_JSON_BYTES`, :data:`MAX_WEIGHTS_BYTES` (times
+    :data:`_STATE_WEIGHTS_FACTOR` for the weights of a training state, told by its metadata afterwards) and
+    :data:`MAX_ASSET_BYTES`.
     """
     seen: set[str] = set()
     assets = asset_bytes = 0
@@ -2318,15 +2343,18 @@ def _check_entries(zf: zipfile.ZipFile, path: Any) -> None:
         seen.add(name)
         if name in ("config.json", "metadata.json", METADATA_NAME):
             limit = MAX_JSON_BYTES
-        elif name in ("model.weights.h5", _BEST_WEIGHTS_ENTRY):
+        elif name == "model.weights.h5":  # a model's at most MAX_WEIGHTS_BYTES: checked with its metadata
+            limit = MAX_WEIGHTS_BYTES * _STATE_WEIGHTS_FACTOR
+        elif name == _BEST_WEIGHTS_ENTRY:
             limit = MAX_WEIGHTS_BYTES
         elif name.startswith("assets/"):
-            assets += not name.endswith("/")
+            assets += 1  # folders too: Keras makes each one
             asset_bytes += info.file_size
             limit = MAX_ASSET_BYTES
         else:
             raise ModelFileError(f"{path}: unexpected entry {shown_text(name)} in the archive (a model file holds "
-                                 f"{', '.join(_KERAS_ENTRIES)}, {METADATA_NAME} and assets/ only)")
+                                 f"{', '.join(_KERAS_ENTRIES)}, {METADATA_NAME}, assets/ and, for a training "
+                                 f"state, {_BEST_WEIGHTS_ENTRY} only)")
         if info.file_size > limit:
             raise ModelFileError(f"{path}: entry {name} is too large ({info.file_size:,} bytes uncompressed; "
                                  f"at most {limit:,})")
@@ -2342,18 +2370,23 @@ def shown_text(value: Any, limit: int = 80) -> str:
     return shown if len(shown) <= limit else shown[: limit - 3] + "..."
 
 
-def _keras_archive(path: Any) -> io.BytesIO:
-    """The entries of model file ``path`` that Keras reads, as a new in-memory archive (stored, not
-    compressed): Keras then reads only what :func:`_check_entries` let through, from the bytes blurkit checks
-    (not the file again, which could have changed), and copies no entry to a temporary folder (it does so
-    for an archive of more than three entries, which blurkit's metadata makes every file)."""
+def _keras_archive(zf: zipfile.ZipFile) -> io.BytesIO:
+    """The entries of an open model file ``zf`` (checked by :func:`_check_entries`) that Keras reads, as a new
+    in-memory archive (stored, not compressed): Keras then reads what blurkit checked, not the file again
+    (which could have been replaced meanwhile), and copies no entry to a temporary folder (it does so for an
+    archive of more than three entries, which blurkit's metadata makes every file)."""
     out = io.BytesIO()
-    with zipfile.ZipFile(path) as zf, zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as dst:
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as dst:
         for info in zf.infolist():
             if info.filename in _KERAS_ENTRIES or info.filename.startswith("assets/"):
                 dst.writestr(info.filename, zf.read(info))
     out.seek(0)
     return out
+
+
+def _unreadable(path: Any, exc: BaseException) -> ModelFileError:
+    """The error for a model file whose archive cannot be read (damaged, encrypted, oddly compressed)."""
+    return ModelFileError(f"{path}: damaged or unreadable model file ({type(exc).__name__}: {exc})")
 
 
 def _check_weights(archive: io.BytesIO, path: Any) -> None:
@@ -2362,43 +2395,48 @@ def _check_weights(archive: io.BytesIO, path: Any) -> None:
     reads data from other files (external storage, virtual datasets, external links)."""
     import h5py
 
+    def walk(group: Any) -> tuple[int, str | None]:
+        """Bytes its datasets declare, and what is wrong with it, following hard links only."""
+        declared = 0
+        for key in group:
+            link = group.get(key, getlink=True)
+            name = f"{group.name.rstrip('/')}/{key}"
+            if not isinstance(link, h5py.HardLink):  # a soft or external link: h5py's visit skips them
+                return declared, f"a link ({name}) to another object or file"
+            item = group[key]
+            if isinstance(item, h5py.Group):
+                more, problem = walk(item)
+                declared += more
+                if problem:
+                    return declared, problem
+            elif isinstance(item, h5py.Dataset):
+                if item.external or item.is_virtual:
+                    return declared, f"a dataset ({name}) stored in other files"
+                declared += int(item.size) * item.dtype.itemsize
+        return declared, None
+
     with zipfile.ZipFile(archive) as zf:
         if "model.weights.h5" not in zf.namelist():
             return  # Keras says what is missing
-        data = zf.read("model.weights.h5")
-    declared = 0
-    problem = None
-    try:
-        with h5py.File(io.BytesIO(data), "r") as h5:
-            def visit(name: str) -> Any:
-                nonlocal declared, problem
-                link = h5.get(name, getlink=True)
-                if isinstance(link, (h5py.ExternalLink, h5py.SoftLink)):
-                    problem = f"a link ({name}) to another object or file"
-                    return True
-                item = h5[name]
-                if isinstance(item, h5py.Dataset):
-                    if item.external or item.is_virtual:
-                        problem = f"a dataset ({name}) stored in other files"
-                        return True
-                    declared += int(item.size) * item.dtype.itemsize
-                return None
-
-            h5.visit(visit)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ModelFileError(f"{path}: unreadable weights (model.weights.h5: {exc})") from None
+        stored = zf.getinfo("model.weights.h5").file_size
+        try:
+            with zf.open("model.weights.h5") as fh, h5py.File(fh, "r") as h5:  # stored: seeking is cheap
+                declared, problem = walk(h5)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ModelFileError(f"{path}: unreadable weights (model.weights.h5: {exc})") from None
+    archive.seek(0)
     if problem:
         raise ModelFileError(f"{path}: refusing weights with {problem}")
-    if declared > len(data) + 2**20:
-        raise ModelFileError(f"{path}: its weights declare {declared:,} bytes but the file stores {len(data):,} "
+    if declared > stored + 2**20:
+        raise ModelFileError(f"{path}: its weights declare {declared:,} bytes but the file stores {stored:,} "
                              "(a damaged or crafted weights file)")
 
 
 #: Bounds on a model file's layer settings, far beyond any image model's (a kernel of 3000 x 3000 took 4 GB
 #: before Keras could refuse the file; PadToMultiple(4096) padded a 40 x 50 photo to 4096 x 4096).
 _LAYER_BOUNDS = {"kernel_size": 255, "pool_size": 255, "strides": 255, "dilation_rate": 255, "size": 255,
-                 "filters": 16384, "units": 65536, "multiple": 1024, "pad": 1024, "bins": 1024,
-                 "block_size": 64}
+                 "padding": 4096, "cropping": 4096, "filters": 2**16, "units": 2**24, "multiple": 1024,
+                 "pad": 1024, "bins": 1024, "block_size": 64}
 
 
 def _check_layer_sizes(config: Any, path: Any) -> None:
@@ -2411,7 +2449,10 @@ def _check_layer_sizes(config: Any, path: Any) -> None:
             continue
         for key, bound in _LAYER_BOUNDS.items():
             value = inner.get(key)
-            values = value if isinstance(value, list) else [value]
+            values, nested = [], [value]
+            while nested:  # ((top, bottom), (left, right)) as well as 3 and [3, 3]
+                v = nested.pop()
+                nested.extend(v) if isinstance(v, (list, tuple)) else values.append(v)
             if any(isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) > bound for v in values):
                 raise ModelFileError(f"{path}: refusing a {node['class_name']} layer with {key} {value!r} (at most "
                                      f"{bound}: larger is no image model's, and building it could exhaust memory)")
@@ -2435,11 +2476,12 @@ def _keras_load(archive: io.BytesIO, path: Any) -> Any:
     return saving_lib.load_model(archive, compile=False, safe_mode=True)
 
 
-#: The facade settings a model file records, with the range blurkit accepts from a file (a tile of 4 pixels
-#: made restoring 5 times slower; 10**9 turned tiling, and its memory bound, off).
+#: The facade settings a model file records, with the range blurkit accepts from a file (10**9 turned tiling,
+#: and its memory bound, off).
+#: The constructor enforces the same ranges, so that every file a Deblurrer saves loads again.
 _FACADE_RANGES = {"batch_size": (1, 2**20), "patches_per_image": (1, 2**20), "seed": (0, 2**32 - 1),
-                  "patch_size": (11, 2**15), "tile_size": (16, 2**14), "tile_overlap": (0, 2**13),
-                  "estimate_tile": (16, 2**14), "channels": (1, 4)}
+                  "patch_size": (1, 2**16), "tile_size": (1, 2**14), "tile_overlap": (0, 2**14),
+                  "estimate_tile": (1, 2**14), "channels": (1, 4)}
 
 
 def _checked_facade(facade: dict, path: Any) -> dict:
@@ -2530,6 +2572,11 @@ def _read_json_entry(zf: zipfile.ZipFile, name: str, path: Any, what: str) -> An
             raise ValueError(f"number {text[:20]} is out of range")
         return value
 
+    def small(text: str) -> int:  # a 400-digit integer is standard JSON too, and no float can hold it
+        if len(text.lstrip("-")) > 30:
+            raise ValueError(f"number {text[:20]}... is out of range")
+        return int(text)
+
     def no_duplicates(pairs: list[tuple[str, Any]]) -> dict:
         out: dict = {}
         for k, v in pairs:
@@ -2540,7 +2587,7 @@ def _read_json_entry(zf: zipfile.ZipFile, name: str, path: Any, what: str) -> An
 
     try:
         return json.loads(raw.decode("utf-8"), parse_constant=no_constants, object_pairs_hook=no_duplicates,
-                          parse_float=finite)
+                          parse_float=finite, parse_int=small)
     except UnicodeDecodeError as exc:
         raise ModelFileError(f"{path}: unreadable {what} (not UTF-8: {exc.reason} at byte {exc.start})") from None
     except RecursionError:
@@ -2579,7 +2626,7 @@ def _check_keras_config(path: Any, model_source: Any = None, archive: Any = None
                 raise ModelFileError(f"{path}: not a .keras model file (no config.json)")
             config = _read_json_entry(zf, "config.json", path, "Keras config")
     except _ZIP_ERRORS as exc:
-        raise ModelFileError(f"{path}: damaged or unreadable model file ({type(exc).__name__}: {exc})") from None
+        raise _unreadable(path, exc) from None
     if archive is not None:
         archive.seek(0)
     registered = keras.saving.get_custom_objects()
@@ -2643,15 +2690,21 @@ def _refused(node: dict) -> str | None:
 
 def _check_savable(model: Any) -> None:
     """Refuse, before anything is written, a model whose file :meth:`Deblurrer.load` would refuse (a Lambda
-    layer, say): saving it would only produce a file nobody can load safely."""
+    layer, or a layer setting past :data:`_LAYER_BOUNDS`): saving it would only produce a file nobody can
+    load safely."""
     import keras
 
-    for node in _config_nodes(keras.saving.serialize_keras_object(model)):
+    config = keras.saving.serialize_keras_object(model)
+    for node in _config_nodes(config):
         refused = _refused(node)
         if refused:
             raise ValueError(f"cannot save a model with {refused}: Deblurrer.load (Keras safe mode) would "
                              "refuse the file; write the operation as a registered custom layer "
                              "(keras.saving.register_keras_serializable)")
+    try:
+        _check_layer_sizes(config, "the model")
+    except ModelFileError as exc:
+        raise ValueError(f"cannot save: {exc}; Deblurrer.load would refuse the file") from None
 
 
 def _known_object(node: dict, module: str, cls_name: str, registered: dict) -> bool:

@@ -148,13 +148,22 @@ def _options(factory: Any) -> list[str] | None:
 
 
 def _blurkit_keras_objects() -> dict[str, Any] | None:
-    """blurkit's own Keras-registered objects (``"blurkit>PadToMultiple"``: its layers, losses, metric), when
-    Keras is imported already; None otherwise (blurkit registers them when it builds or loads a model, after
-    any plugin imported before, and a later registration of a name replaces the earlier one)."""
+    """blurkit's own Keras-registered objects (``"blurkit>PadToMultiple"``: its layers, losses, metric),
+    registered now if they are not yet, when Keras is imported already; None otherwise (blurkit registers them
+    when it builds or loads a model, after any plugin imported before, and a later registration of a name
+    replaces the earlier one)."""
     keras = sys.modules.get("keras")
     saving = getattr(keras, "saving", None)
     if saving is None or not hasattr(saving, "get_custom_objects"):
         return None
+    # blurkit's own first (a plugin importing blurkit's layers and then registering its own class under one
+    # of their names would otherwise win): Keras is imported already, so this is cheap
+    import blurkit.models.layers  # noqa: F401
+    from blurkit.metrics import keras as metrics_keras
+    from blurkit.metrics import losses
+
+    losses.custom_objects()
+    metrics_keras.MeanMetric  # noqa: B018 - defines and registers the class
     return {k: v for k, v in saving.get_custom_objects().items() if k.startswith("blurkit>")}
 
 

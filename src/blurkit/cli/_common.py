@@ -95,6 +95,20 @@ def shown(name: Any) -> str:
     return str(name).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
+def max_pixels_help(verb: str = "skip") -> str:
+    """The help of a command's ``--max-pixels``: ``verb`` (skip, refuse) the images over it.
+
+    Examples:
+        >>> max_pixels_help("refuse")[:45]
+        'refuse images of more than N pixels, checked '
+    """
+    from blurkit._limits import DEFAULT_MAX_PIXELS
+
+    side = round(DEFAULT_MAX_PIXELS**0.5, -3)
+    return (f"{verb} images of more than N pixels, checked before decoding them (decompression-bomb guard; "
+            f"default {DEFAULT_MAX_PIXELS}, about {side:.0f}x{side:.0f})")
+
+
 def flag_reason(why: str) -> str:
     """A library message as the CLI prints it: naming ``--max-pixels`` where it names the ``max_pixels`` of
     ``read_image`` or a Deblurrer method (the advice to pass a larger one is about the flag on the command line).
@@ -289,7 +303,12 @@ def load_named(name: str | None):
     """A Deblurrer from ``name``: a model file (a name ending in ``.keras`` or ``.h5``, or an existing path:
     :meth:`~blurkit.Deblurrer.load` says what a folder or a legacy file is), else a shipped preset's name; the
     default preset for None."""
-    is_file = name is not None and (name.lower().endswith((".keras", ".h5", ".hdf5")) or Path(name).exists())
+    from blurkit.presets import list_presets
+
+    # a preset's name is the preset, unless a file of that name is there (a folder, say an earlier
+    # `deblur -o gaussian-v1/`, is not); any other existing path is a model argument, said for what it is
+    is_file = name is not None and (name.lower().endswith((".keras", ".h5", ".hdf5")) or Path(name).is_file()
+                                    or (Path(name).exists() and name not in list_presets()))
     return load_deblurrer(name if is_file else None, None if is_file else name)
 
 

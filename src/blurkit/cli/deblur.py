@@ -31,6 +31,8 @@ import argparse
 import functools
 import os
 
+from blurkit.cli._common import max_pixels_help
+
 PARTIAL = 3
 """The exit status when some files failed and the others were restored or already there (the failures are
 listed on stderr)."""
@@ -76,8 +78,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    "that side (default: the model's; 1536 for the presets and new models); smaller tiles take less "
                    "memory, at little cost in time")
     p.add_argument("--max-pixels", type=int, metavar="N",
-                   help="refuse images of more than N pixels before decoding them (decompression-bomb guard; "
-                   "default 178956970, about 13000x13000)")
+                   help=max_pixels_help("refuse"))
     p.add_argument("--io-workers", type=int, default=2, metavar="N",
                    help="threads reading files ahead of the model, and as many writing results, so that "
                    "file I/O overlaps with deblurring (default 2; 0: one file after the other)")

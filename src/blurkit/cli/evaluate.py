@@ -6,6 +6,8 @@ import argparse
 import math
 from typing import Any
 
+from blurkit.cli._common import max_pixels_help
+
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
@@ -39,8 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="write the scores (with per-image rows) to this JSON file (strict JSON: a non-finite "
                         "score, the PSNR of an image restored exactly, is written as null)")
     p.add_argument("--max-pixels", type=int, metavar="N",
-                   help="skip images of more than N pixels, checked before decoding them (decompression-bomb guard; "
-                   "default 178956970, about 13000x13000)")
+                   help=max_pixels_help("skip"))
     p.add_argument("--figure", help="write a blurred | restored | sharp grid (one row per image) here")
     p.add_argument("--figure-images", type=int, default=4, metavar="N", help="rows of the figure (default 4)")
     p.set_defaults(func=run)
@@ -144,7 +145,8 @@ def run(args: argparse.Namespace) -> int:
         rows = min(args.figure_images, scores["images"])
         blur = None if args.pairs else deserialize_blur(scores["blur"])
         for row in scores["per_image"][:rows]:  # the same blurred inputs as the scores above (seeded per image)
-            b, s = d.test_pair(data, row["index"], blur=blur, seed=args.seed)
+            b, s = d.test_pair(data, row["index"], blur=blur, seed=args.seed,
+                               max_pixels=DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels)
             name = Path(row["image"]).name
             panels += [b, kept[row["index"]], s]
             titles += [f"{name}: blurred {row['blurred']['psnr']:.2f} dB", f"restored {row['model']['psnr']:.2f} dB",

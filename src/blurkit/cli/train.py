@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from blurkit.cli._common import count
+from blurkit.cli._common import count, max_pixels_help
 from blurkit.metrics.losses import LOSSES
 
 
@@ -69,8 +69,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    "cluster in TF_CONFIG (run the same command on every worker); --batch-size is the global "
                    "batch; only the chief writes OUT (docs/distributed.md in blurkit's source)")
     p.add_argument("--max-pixels", type=int, metavar="N",
-                   help="skip images of more than N pixels, checked before decoding them (decompression-bomb guard; "
-                   "default 178956970, about 13000x13000)")
+                   help=max_pixels_help("skip"))
     p.add_argument("--cache", metavar="DIR", help="cache the decoded training images in DIR (for slow storage, and for camera-size photos: "
                    "each is decoded once, not for every few patches)")
     p.add_argument("--quiet", "-q", action="store_true")

@@ -35,6 +35,7 @@ import functools
 import glob
 import io
 import math
+import numbers
 import os
 import re
 import stat
@@ -832,8 +833,9 @@ def _check_decode_args(alpha: str, max_pixels: int | None) -> None:
     """The argument checks of :func:`read_image` and :func:`decode_image` (before any file is touched)."""
     if alpha not in ("drop", "keep"):
         raise ValueError(f"alpha must be 'drop' or 'keep', got {alpha!r}")
-    if max_pixels is not None and max_pixels <= 0:
-        raise ValueError(f"max_pixels must be positive or None, got {max_pixels}")
+    if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, numbers.Integral)
+                                   or max_pixels <= 0):
+        raise ValueError(f"max_pixels must be a positive whole number of pixels or None, got {max_pixels!r}")
 
 
 def decode_image(

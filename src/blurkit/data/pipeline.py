@@ -384,7 +384,7 @@ def split(n: int, fraction: float, seed: int) -> tuple[list[int], list[int]]:
         ([0, 1, 2, 3, 5, 7, 8, 9], [4, 6])
     """
     if not 0 <= fraction < 1:
-        raise ValueError(f"validation_split (the fraction held out for validation) must be in [0, 1), got {fraction!r}")
+        raise ValueError(f"the validation fraction (fit's validation_split) must be in [0, 1), got {fraction!r}")
     if fraction == 0 or n < 2:
         return list(range(n)), []
     k = min(n - 1, max(1, round(n * fraction)))
@@ -424,7 +424,7 @@ def split_source(source: Source, fraction: float, seed: int) -> tuple[Source, So
     if source.kind == "records" and source.keep is None:
         files = len(source.items)
         if not 0 <= fraction < 1:
-            raise ValueError(f"validation_split (the fraction held out for validation) must be in [0, 1), got {fraction!r}")
+            raise ValueError(f"the validation fraction (fit's validation_split) must be in [0, 1), got {fraction!r}")
         if fraction == 0:
             return source, None
         if files >= 2 and files * fraction >= 1:

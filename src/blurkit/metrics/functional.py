@@ -188,6 +188,8 @@ def _prepare(y_true: Any, y_pred: Any, copy: bool = True) -> tuple[np.ndarray, n
     if t.ndim == 3 and t.shape[-1] > 4:
         raise ValueError(f"shape {t.shape}: an (H, W, C) image has at most 4 channels; for a stack of grey images "
                          "pass (N, H, W, 1) (x[..., None]), for an image with more channels (1, H, W, C)")
+    if not t.size:
+        raise ValueError(f"empty images (shape {t.shape}): nothing to score")
     return t, p
 
 

@@ -56,8 +56,8 @@ class PadToMultiple(keras.layers.Layer):
 
     def __init__(self, multiple: int = 8, mode: str = "reflect", **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if not isinstance(multiple, numbers.Integral) or isinstance(multiple, bool) or multiple < 1:
-            raise ValueError(f"multiple must be a positive int, got {multiple!r}")
+        if not isinstance(multiple, numbers.Integral) or isinstance(multiple, bool) or not 1 <= multiple <= 1024:
+            raise ValueError(f"multiple must be an int from 1 to 1024, got {multiple!r}")
         if mode not in _PAD_MODES:
             raise ValueError(f"mode must be one of {_PAD_MODES}, got {mode!r}")
         self.multiple = int(multiple)
@@ -246,8 +246,8 @@ class GaussianWiener(keras.layers.Layer):
         blo, bhi = (float(v) for v in log_balance_range)
         if not blo < bhi:
             raise ValueError(f"log_balance_range must satisfy low < high, got {log_balance_range!r}")
-        if not isinstance(pad, numbers.Integral) or isinstance(pad, bool) or pad < 0:
-            raise ValueError(f"pad must be a non-negative int, got {pad!r}")
+        if not isinstance(pad, numbers.Integral) or isinstance(pad, bool) or not 0 <= pad <= 1024:
+            raise ValueError(f"pad must be an int from 0 to 1024, got {pad!r}")
         self.sigma_range = (lo, hi)
         self.log_balance_range = (blo, bhi)
         self.pad = int(pad)
@@ -347,8 +347,8 @@ class RadialSpectrum(keras.layers.Layer):
     def __init__(self, bins: int = 16, eps: float = 1e-7, **kwargs: Any) -> None:
         kwargs.setdefault("dtype", "float32")  # an FFT of the image: float32 under a mixed-precision policy too
         super().__init__(**kwargs)
-        if not isinstance(bins, numbers.Integral) or isinstance(bins, bool) or bins < 2:
-            raise ValueError(f"bins must be an int >= 2, got {bins!r}")
+        if not isinstance(bins, numbers.Integral) or isinstance(bins, bool) or not 2 <= bins <= 1024:
+            raise ValueError(f"bins must be an int from 2 to 1024, got {bins!r}")
         self.bins = int(bins)
         self.eps = float(eps)
 
