@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from blurkit._limits import DEFAULT_MAX_PIXELS
+from blurkit._limits import DEFAULT_MAX_PIXELS, check_max_pixels
 
 __all__ = ["Deblurrer", "ModelFileError", "TrainingDivergedError", "METADATA_NAME", "FORMAT"]
 
@@ -209,7 +209,6 @@ def _versions() -> dict[str, str]:
 def _store_weights_as(path: str | os.PathLike, dtype: str) -> None:
     """Rewrite the Keras archive ``path`` with the float32 arrays of its ``model.weights.h5`` stored as
     ``dtype`` (see :meth:`Deblurrer.save`); every other entry and array is copied unchanged."""
-
     import h5py
 
     limit = float(np.finfo(dtype).max)
@@ -267,7 +266,8 @@ class Deblurrer:
 
     Args:
         model: A registered model builder name (``"unet"``, ``"nafnet"``, ``"autoencoder"``,
-            ``"wiener_unet"``, the presets' architecture, or a plugin's) or an already built ``keras.Model`` (then ``model_options`` is ignored).
+            ``"wiener_unet"``, the presets' architecture, or a plugin's) or an already built ``keras.Model``
+            (then ``model_options`` is ignored).
         blur: A registered blur generator name, or a blur generator instance; makes the training inputs
             from sharp photos and the test inputs in :meth:`evaluate`.
         model_options: Keyword arguments of the model builder.
@@ -341,7 +341,7 @@ class Deblurrer:
                        ("patches_per_image", patches_per_image), ("estimate_tile", estimate_tile),
                        ("tile_overlap", tile_overlap)):
             _check_whole(v, arg)  # 40.9 was cut to 40 and "64" taken; None ended in int()'s bare TypeError
-            lo, hi = _FACADE_RANGES.get(arg, (1, 2**31))  # a saved file is refused outside these (load)
+            lo, hi = _FACADE_RANGES[arg]  # a saved file is refused outside these (load)
             if int(v) < lo:
                 raise ValueError(f"{arg} must be >= {lo}, got {v}")
             if int(v) > hi and arg != "patch_size":  # patch_size: the tensor-size check below (< 2**16)
@@ -665,7 +665,7 @@ class Deblurrer:
                 raise ValueError(f"{arg} must be a whole number of at least 1, got {value!r}")
         if time_limit is not None and (isinstance(time_limit, bool) or not time_limit > 0):
             raise ValueError(f"time_limit must be a positive number of minutes, got {time_limit!r}")
-        _check_max_pixels(max_pixels)
+        check_max_pixels(max_pixels)
         if early_stopping is not None and (isinstance(early_stopping, bool) or not isinstance(
                 early_stopping, numbers.Integral) or early_stopping < 0):  # -1 trained on, "x" failed in int()
             raise ValueError(f"early_stopping must be a whole number of epochs (0 or None: off), got "
@@ -809,7 +809,6 @@ class Deblurrer:
         Refused (ValueError, before anything is loaded) for another run's state, and for a run that is not
         finished but has trained more than ``end`` epochs: resuming would train nothing, and ``blurkit train``
         would then remove the state of a run that could go on."""
-
         meta = self.read_metadata(state_file)
         problem = _resume_problem(state_file, meta, settings, run_start)
         if problem is not None:
@@ -1140,13 +1139,10 @@ class Deblurrer:
         """
         if isinstance(ensemble, bool) or ensemble not in (1, 2, 4, 8):
             raise ValueError(f"ensemble must be 1, 2, 4 or 8 (flips/rotations averaged), got {ensemble!r}")
-        _check_max_pixels(max_pixels)
+        check_max_pixels(max_pixels)
         raw = None if sigma is None else self._sigma_param(sigma)
-        _TILES.show = bool(progress)  # this thread's predict only
-        try:
+        with _tile_bars(progress):
             return self._predict(x, max_pixels, ensemble, raw)
-        finally:
-            _TILES.show = False
 
     def _predict(self, x: Any, max_pixels: int | None, ensemble: int, sigma: float | None) -> Any:
         """:meth:`predict` after its arguments are checked; ``sigma`` the raw parameter or None."""
@@ -1197,7 +1193,7 @@ class Deblurrer:
             2.0
         """
         wiener = self._wiener_layer("estimate_sigma")  # a model without an estimator: refused before reading
-        _check_max_pixels(max_pixels)
+        check_max_pixels(max_pixels)
         if _is_encoded(x):
             with naming(_name_of(x)):
                 return self.estimate_sigma(_read(x, max_pixels, "estimate_sigma"))
@@ -1245,7 +1241,7 @@ class Deblurrer:
         from blurkit.data.pipeline import Source, resolve_source
 
         _check_seed(seed)
-        _check_max_pixels(max_pixels)
+        check_max_pixels(max_pixels)
         src = data if isinstance(data, Source) else resolve_source(data)
         blurred, sharp = self._load_pair(src, index, max_pixels)
         b, s, _ = self._test_pair(blurred, sharp, index, self.blur if blur is None else blur, seed)
@@ -1385,7 +1381,7 @@ class Deblurrer:
         if isinstance(ensemble, bool) or ensemble not in (1, 2, 4, 8):
             raise ValueError(f"ensemble must be 1, 2, 4 or 8 (flips/rotations averaged), got {ensemble!r}")
         _check_seed(seed)
-        _check_max_pixels(max_pixels)
+        check_max_pixels(max_pixels)
         if max_images is not None and (isinstance(max_images, bool) or not isinstance(max_images, numbers.Integral)
                                        or max_images < 1):  # 0 said "no images to evaluate", 1.5 took 1
             raise ValueError(f"max_images must be a whole number of at least 1 (or None: all), got {max_images!r}")
@@ -1402,12 +1398,9 @@ class Deblurrer:
         fns = {m: METRICS.get(m) for m in names}  # an unknown name: UnknownComponentError, before any image
         n = len(src) if max_images is None else min(len(src), max_images)
         rows, skipped = [], []
-        _TILES.show = bool(progress)  # and a bar of a large photo's tiles, as predict(progress=True) shows
-        try:
+        with _tile_bars(progress):  # and a bar of a large photo's tiles, as predict(progress=True) shows
             self._score_all(src, n, rows, skipped, progress, max_pixels, blur, seed, known_sigma, ensemble, fns,
                             on_image)
-        finally:
-            _TILES.show = False
         if not rows:
             if skipped:
                 why = "; ".join(row["error"] for row in skipped[:3])
@@ -1634,7 +1627,6 @@ class Deblurrer:
             ModelFileError: The file is not a blurkit model, is damaged, or needs a blur, model or layer
                 that is not installed (the message names it).
         """
-
         import blurkit.models.layers  # noqa: F401  (registers blurkit's custom layers)
         from blurkit.blurs import deserialize_blur
         from blurkit.registry import BLURS, UnknownComponentError
@@ -1649,11 +1641,11 @@ class Deblurrer:
         # recorded). Custom layers must be, which _check_keras_config says.
         saved_blur = meta.get("blur")
         if not isinstance(saved_blur, dict) or not isinstance(saved_blur.get("name"), str):
-            raise ModelFileError(f"{path}: its metadata holds no blur generator (got {shown_text(saved_blur)})")
+            raise ModelFileError(f"{path}: its metadata holds no blur generator (got {_shown_text(saved_blur)})")
         version = saved_blur.get("version", 1)
         if isinstance(version, bool) or not isinstance(version, int) or not isinstance(saved_blur.get("config", {}),
                                                                                        dict):
-            raise ModelFileError(f"{path}: damaged blurkit metadata (blur {shown_text(saved_blur)})")
+            raise ModelFileError(f"{path}: damaged blurkit metadata (blur {_shown_text(saved_blur)})")
         try:
             blur = deserialize_blur(saved_blur)
         except UnknownComponentError:
@@ -1848,6 +1840,17 @@ def _tile_align(model: Any) -> int:
 
 
 @contextlib.contextmanager
+def _tile_bars(progress: bool) -> Iterator[None]:
+    """Show a bar of a large photo's tiles (see :meth:`Deblurrer._tile_bar`) in the block, in this thread only
+    (another thread's predict on the same Deblurrer must not draw one)."""
+    _TILES.show = bool(progress)
+    try:
+        yield
+    finally:
+        _TILES.show = False
+
+
+@contextlib.contextmanager
 def naming(name: str | os.PathLike | None) -> Iterator[None]:
     """Name the image that :meth:`Deblurrer.predict` restores inside the block (in this thread), so that its
     warnings say which file they are about: a batch restores arrays decoded elsewhere. ``None`` changes nothing.
@@ -2026,14 +2029,6 @@ def _check_learning_rate(value: Any) -> None:
         raise ValueError(f"learning_rate must be a positive finite number, got {value!r}")
 
 
-def _check_max_pixels(max_pixels: Any) -> None:
-    """Refuse a ``max_pixels`` that is not None or a positive whole number, before any file is read (each
-    file's read would otherwise fail with it, and be skipped as unreadable)."""
-    if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, numbers.Integral)
-                                   or max_pixels < 1):
-        raise ValueError(f"max_pixels must be a positive whole number of pixels or None, got {max_pixels!r}")
-
-
 def _check_seed(seed: Any, name: str = "seed") -> None:
     """Refuse a seed NumPy's global random state (``keras.utils.set_random_seed``) cannot take, naming it."""
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**32:
@@ -2154,7 +2149,6 @@ def _callbacks(deblurrer: Deblurrer, checkpoint: str | os.PathLike | None, monit
     (ReduceLROnPlateau, EarlyStopping with its best weights). With ``restored`` (from
     :meth:`Deblurrer._restore_state`) it puts that callback state back when training begins.
     """
-
     import keras
 
     tracked = tracked or {}
@@ -2352,7 +2346,7 @@ def _check_entries(zf: zipfile.ZipFile, path: Any) -> None:
             asset_bytes += info.file_size
             limit = MAX_ASSET_BYTES
         else:
-            raise ModelFileError(f"{path}: unexpected entry {shown_text(name)} in the archive (a model file holds "
+            raise ModelFileError(f"{path}: unexpected entry {_shown_text(name)} in the archive (a model file holds "
                                  f"{', '.join(_KERAS_ENTRIES)}, {METADATA_NAME}, assets/ and, for a training "
                                  f"state, {_BEST_WEIGHTS_ENTRY} only)")
         if info.file_size > limit:
@@ -2363,7 +2357,7 @@ def _check_entries(zf: zipfile.ZipFile, path: Any) -> None:
                              f"most {MAX_ASSETS} and {MAX_ASSET_BYTES:,})")
 
 
-def shown_text(value: Any, limit: int = 80) -> str:
+def _shown_text(value: Any, limit: int = 80) -> str:
     """A value read from a file (JSON: a string, number, list, dict...), safe to print on one line: its
     ``repr`` (control characters and terminal escape codes escaped), cut to about ``limit`` characters."""
     shown = repr(value)
@@ -2477,8 +2471,8 @@ def _keras_load(archive: io.BytesIO, path: Any) -> Any:
 
 
 #: The facade settings a model file records, with the range blurkit accepts from a file (10**9 turned tiling,
-#: and its memory bound, off).
-#: The constructor enforces the same ranges, so that every file a Deblurrer saves loads again.
+#: and its memory bound, off). The constructor enforces the same ranges, so that every file a Deblurrer saves
+#: loads again.
 _FACADE_RANGES = {"batch_size": (1, 2**20), "patches_per_image": (1, 2**20), "seed": (0, 2**32 - 1),
                   "patch_size": (1, 2**16), "tile_size": (1, 2**14), "tile_overlap": (0, 2**14),
                   "estimate_tile": (1, 2**14), "channels": (1, 4)}
@@ -2496,14 +2490,14 @@ def _checked_facade(facade: dict, path: Any) -> dict:
             continue
         v = out[key]
         if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-            raise ModelFileError(f"{path}: damaged blurkit metadata (facade {key} {shown_text(v)}: a whole number "
+            raise ModelFileError(f"{path}: damaged blurkit metadata (facade {key} {_shown_text(v)}: a whole number "
                                  f"from {lo} to {hi} expected)")
     if "loss" in out and out["loss"] not in LOSSES:
-        raise ModelFileError(f"{path}: damaged blurkit metadata (facade loss {shown_text(out['loss'])}: one of "
+        raise ModelFileError(f"{path}: damaged blurkit metadata (facade loss {_shown_text(out['loss'])}: one of "
                              f"{', '.join(LOSSES)} expected)")
     lr = out.get("learning_rate", 1e-3)
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr < math.inf:
-        raise ModelFileError(f"{path}: damaged blurkit metadata (facade learning_rate {shown_text(lr)}: a "
+        raise ModelFileError(f"{path}: damaged blurkit metadata (facade learning_rate {_shown_text(lr)}: a "
                              "positive number expected)")
     tile, overlap = out.get("tile_size", DEFAULT_TILE_SIZE), out.get("tile_overlap", DEFAULT_TILE_OVERLAP)
     if not overlap < tile:
@@ -2601,7 +2595,7 @@ _REFUSED_CLASSES = {"Lambda", "__lambda__", "TFSMLayer"}
 _KERAS_FUNCTION_MODULES = ("activations", "losses", "metrics", "initializers", "regularizers", "constraints")
 
 
-def _check_keras_config(path: Any, model_source: Any = None, archive: Any = None) -> None:
+def _check_keras_config(path: Any, model_source: Any, archive: io.BytesIO) -> None:
     """Refuse a ``.keras`` file whose ``config.json`` names code outside Keras, blurkit and registered objects.
 
     Keras' own safe mode refuses Lambda layers, imports only Keras modules by name and refuses lookup
@@ -2614,21 +2608,20 @@ def _check_keras_config(path: Any, model_source: Any = None, archive: Any = None
     have done yet.
 
     ``model_source`` is where the file says its model builder came from (``"plugin DIST VERSION"``); a refusal
-    names it, since the plugin that built a model is the one that registers its layers. ``archive`` is the
-    archive to read (:func:`_keras_archive`'s copy of the file's entries; default: the file ``path``), and
-    ``path`` what messages call it. Layer settings are bounded too (:func:`_check_layer_sizes`).
+    names it, since the plugin that built a model is the one that registers its layers. ``archive`` is what is
+    read (:func:`_keras_archive`'s copy of the file's entries), ``path`` what messages call it. Layer settings
+    are bounded too (:func:`_check_layer_sizes`).
     """
     import keras
 
     try:
-        with zipfile.ZipFile(path if archive is None else archive) as zf:
+        with zipfile.ZipFile(archive) as zf:
             if "config.json" not in zf.namelist():
                 raise ModelFileError(f"{path}: not a .keras model file (no config.json)")
             config = _read_json_entry(zf, "config.json", path, "Keras config")
     except _ZIP_ERRORS as exc:
         raise _unreadable(path, exc) from None
-    if archive is not None:
-        archive.seek(0)
+    archive.seek(0)
     registered = keras.saving.get_custom_objects()
     scanned = False
     for node in _config_nodes(config):

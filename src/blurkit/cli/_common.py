@@ -95,18 +95,23 @@ def shown(name: Any) -> str:
     return str(name).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-def max_pixels_help(verb: str = "skip") -> str:
-    """The help of a command's ``--max-pixels``: ``verb`` (skip, refuse) the images over it.
+def add_max_pixels(parser: Any, verb: str = "skip") -> None:
+    """Add a command's ``--max-pixels N`` to ``parser``, defaulting to the library's limit: ``verb`` (skip,
+    refuse) the images over it.
 
     Examples:
-        >>> max_pixels_help("refuse")[:45]
-        'refuse images of more than N pixels, checked '
+        >>> import argparse
+        >>> p = argparse.ArgumentParser()
+        >>> add_max_pixels(p, "refuse")
+        >>> p.parse_args([]).max_pixels, p.parse_args(["--max-pixels", "9"]).max_pixels
+        (178956970, 9)
     """
     from blurkit._limits import DEFAULT_MAX_PIXELS
 
     side = round(DEFAULT_MAX_PIXELS**0.5, -3)
-    return (f"{verb} images of more than N pixels, checked before decoding them (decompression-bomb guard; "
-            f"default {DEFAULT_MAX_PIXELS}, about {side:.0f}x{side:.0f})")
+    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
+                        help=f"{verb} images of more than N pixels, checked before decoding them "
+                        f"(decompression-bomb guard; default {DEFAULT_MAX_PIXELS}, about {side:.0f}x{side:.0f})")
 
 
 def flag_reason(why: str) -> str:

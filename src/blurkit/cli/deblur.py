@@ -31,7 +31,7 @@ import argparse
 import functools
 import os
 
-from blurkit.cli._common import max_pixels_help
+from blurkit.cli._common import add_max_pixels
 
 PARTIAL = 3
 """The exit status when some files failed and the others were restored or already there (the failures are
@@ -77,8 +77,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--tile-size", type=int, help="restore images above TILE_SIZE^2 pixels in tiles of at most "
                    "that side (default: the model's; 1536 for the presets and new models); smaller tiles take less "
                    "memory, at little cost in time")
-    p.add_argument("--max-pixels", type=int, metavar="N",
-                   help=max_pixels_help("refuse"))
+    add_max_pixels(p, "refuse")
     p.add_argument("--io-workers", type=int, default=2, metavar="N",
                    help="threads reading files ahead of the model, and as many writing results, so that "
                    "file I/O overlaps with deblurring (default 2; 0: one file after the other)")
@@ -437,10 +436,8 @@ def run(args: argparse.Namespace) -> int:
     jobs = itertools.chain([] if first is None else [first], plan.jobs)
 
     from blurkit.batch import Interrupted, deblur_files
-    from blurkit.data.io import DEFAULT_MAX_PIXELS
 
-    max_pixels = DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels
-    if max_pixels < 1:
+    if args.max_pixels < 1:
         raise CLIError(f"--max-pixels must be a positive number of pixels, got {args.max_pixels}")
     if args.io_workers < 0:
         raise CLIError(f"--io-workers must be 0 (no overlap) or more, got {args.io_workers}")
@@ -475,7 +472,7 @@ def run(args: argparse.Namespace) -> int:
             restorer = setup(load_deblurrer(model, args.preset))
         try:
             summary = deblur_files(restorer, jobs, workers=args.io_workers, prefetch=args.prefetch,
-                                   skip_existing=args.skip_existing, max_pixels=max_pixels,
+                                   skip_existing=args.skip_existing, max_pixels=args.max_pixels,
                                    total=_count_in_background(plan.count) if bars else None,
                                    progress=bars, metadata=not args.no_metadata, quality=args.quality)
         except Interrupted as exc:

@@ -6,7 +6,7 @@ import argparse
 import math
 from typing import Any
 
-from blurkit.cli._common import max_pixels_help
+from blurkit.cli._common import add_max_pixels
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -40,8 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--json", dest="json_out",
                    help="write the scores (with per-image rows) to this JSON file (strict JSON: a non-finite "
                         "score, the PSNR of an image restored exactly, is written as null)")
-    p.add_argument("--max-pixels", type=int, metavar="N",
-                   help=max_pixels_help("skip"))
+    add_max_pixels(p, "skip")
     p.add_argument("--figure", help="write a blurred | restored | sharp grid (one row per image) here")
     p.add_argument("--figure-images", type=int, default=4, metavar="N", help="rows of the figure (default 4)")
     p.set_defaults(func=run)
@@ -72,7 +71,6 @@ def run(args: argparse.Namespace) -> int:
     import warnings
     from pathlib import Path
 
-    from blurkit._limits import DEFAULT_MAX_PIXELS
     from blurkit.cli._common import (
         check_output,
         count,
@@ -116,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
             scores = d.evaluate(data, per_image=True, max_images=args.max_images, progress=on_terminal(),
                                 blur=args.blur, blur_options=blur_options or None, ensemble=args.ensemble,
                                 known_sigma=args.known_sigma, metrics=args.metric, seed=args.seed,
-                                max_pixels=DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels,
+                                max_pixels=args.max_pixels,
                                 on_image=keep)
     except (FileNotFoundError, ValueError, TypeError, KeyError) as exc:
         raise CLIError(error_text(exc)) from None
@@ -146,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
         blur = None if args.pairs else deserialize_blur(scores["blur"])
         for row in scores["per_image"][:rows]:  # the same blurred inputs as the scores above (seeded per image)
             b, s = d.test_pair(data, row["index"], blur=blur, seed=args.seed,
-                               max_pixels=DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels)
+                               max_pixels=args.max_pixels)
             name = Path(row["image"]).name
             panels += [b, kept[row["index"]], s]
             titles += [f"{name}: blurred {row['blurred']['psnr']:.2f} dB", f"restored {row['model']['psnr']:.2f} dB",

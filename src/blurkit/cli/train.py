@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from blurkit.cli._common import count, max_pixels_help
+from blurkit.cli._common import add_max_pixels, count
 from blurkit.metrics.losses import LOSSES
 
 
@@ -68,17 +68,15 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="train with tf.distribute: 'mirrored' uses every local GPU (or CPU), 'multiworker' the "
                    "cluster in TF_CONFIG (run the same command on every worker); --batch-size is the global "
                    "batch; only the chief writes OUT (docs/distributed.md in blurkit's source)")
-    p.add_argument("--max-pixels", type=int, metavar="N",
-                   help=max_pixels_help("skip"))
-    p.add_argument("--cache", metavar="DIR", help="cache the decoded training images in DIR (for slow storage, and for camera-size photos: "
-                   "each is decoded once, not for every few patches)")
+    add_max_pixels(p, "skip")
+    p.add_argument("--cache", metavar="DIR", help="cache the decoded training images in DIR (for slow storage, "
+                   "and for camera-size photos: each is decoded once, not for every few patches)")
     p.add_argument("--quiet", "-q", action="store_true")
     p.set_defaults(func=run)
     return p
 
 
 def run(args: argparse.Namespace) -> int:
-    from blurkit._limits import DEFAULT_MAX_PIXELS
     from blurkit.cli._common import (
         check_output,
         error_text,
@@ -185,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
               verbose=0 if quiet else ("auto" if on_terminal(sys.stdout) else 2), resume=args.resume,
               checkpoint_dir=state_dir,
               time_limit=args.time_limit, strategy=strategy, cache=args.cache,
-              max_pixels=DEFAULT_MAX_PIXELS if args.max_pixels is None else args.max_pixels)
+              max_pixels=args.max_pixels)
     except TrainingDivergedError as exc:  # what the run leaves is worth knowing, as after Ctrl-C
         kept = f"{out} holds the best epoch before it" if _written(out, started) else "no model was saved"
         print(f"blurkit train: error: {exc}; {kept}", file=sys.stderr)

@@ -35,7 +35,6 @@ import functools
 import glob
 import io
 import math
-import numbers
 import os
 import re
 import stat
@@ -833,9 +832,7 @@ def _check_decode_args(alpha: str, max_pixels: int | None) -> None:
     """The argument checks of :func:`read_image` and :func:`decode_image` (before any file is touched)."""
     if alpha not in ("drop", "keep"):
         raise ValueError(f"alpha must be 'drop' or 'keep', got {alpha!r}")
-    if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, numbers.Integral)
-                                   or max_pixels <= 0):
-        raise ValueError(f"max_pixels must be a positive whole number of pixels or None, got {max_pixels!r}")
+    _limits.check_max_pixels(max_pixels)
 
 
 def decode_image(
