@@ -1,8 +1,8 @@
 """Image-quality metrics, their Keras wrappers, and training losses.
 
 * :mod:`blurkit.metrics.functional`: the registered metrics ``mse``, ``psnr``, ``ssim``, ``accuracy``,
-  ``channel_accuracy``, ``psnr_y`` and ``ssim_y`` (on luma, as papers report), for NumPy arrays (Python float) and TensorFlow tensors (scalar tensor). Its module
-  docstring states the conventions: integer images scaled by their dtype's maximum, float images in
+  ``channel_accuracy``, ``psnr_y`` and ``ssim_y`` (on luma, as papers report), for NumPy arrays (Python
+  float) and TensorFlow tensors (scalar tensor). Its module docstring states the conventions: integer images scaled by their dtype's maximum, float images in
   [0, 1], data range 1, PSNR on RGB, SSIM per channel (scikit-image settings), batches averaged per image.
 * :mod:`blurkit.metrics.keras`: :func:`keras_metric` makes a serializable ``keras.metrics.Metric`` from any
   registered metric or plain NumPy function.

@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -390,11 +390,14 @@ def _squared_error(t: np.ndarray, p: np.ndarray) -> np.ndarray | float:
     photo's differences were 1.2 GB). Equal to ``np.mean((t - p) ** 2, image axes)`` to rounding."""
     if t.ndim == 4:
         return np.asarray([_squared_error(a, b) for a, b in zip(t, p, strict=True)])
-    total = 0.0
-    for a in range(0, t.shape[0], _ROW_BAND):
-        d = t[a: a + _ROW_BAND] - p[a: a + _ROW_BAND]
-        total += float(np.vdot(d, d))  # the sum of squares, without a squared copy
-    return total / t.size
+    return sum(float(np.vdot(d, d)) for d in (a - b for a, b in _row_bands(t, p))) / t.size  # no squared copy
+
+
+def _row_bands(t: np.ndarray, p: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The same bands of :data:`_ROW_BAND` rows of ``t`` and ``p``, image by image for a batch."""
+    for a, b in zip(t, p, strict=True) if t.ndim == 4 else [(t, p)]:
+        for r in range(0, a.shape[0], _ROW_BAND):
+            yield a[r: r + _ROW_BAND], b[r: r + _ROW_BAND]
 
 
 def _psnr_of(d: np.ndarray | float) -> float:
@@ -617,9 +620,7 @@ def accuracy(y_true: Any, y_pred: Any, tol: float = 2 / 255) -> float:
     if not (is_numpy(y_true) and is_numpy(y_pred)):
         return _accuracy_tf(y_true, y_pred, tol=tol)
     t, p = _prepare(y_true, y_pred, copy=False)
-    images = t.reshape(-1, *t.shape[-3:]) if t.ndim == 4 else t[None]  # in row bands, as _squared_error
-    within = sum(np.count_nonzero(np.abs(a[r: r + _ROW_BAND] - b[r: r + _ROW_BAND]) <= tol + ACC_SLACK)
-                 for a, b in zip(images, p.reshape(images.shape), strict=True) for r in range(0, a.shape[0], _ROW_BAND))
+    within = sum(np.count_nonzero(np.abs(a - b) <= tol + ACC_SLACK) for a, b in _row_bands(t, p))
     return float(within / t.size)
 
 
