@@ -377,16 +377,12 @@ def test_a_plugin_that_registers_its_own_name_is_a_warning(tmp_path, monkeypatch
         sys.modules.pop("bk_dupreg", None)
 
 
-def test_a_plugin_cannot_replace_blurkits_keras_layers(tmp_path, monkeypatch):
-    """A plugin registering a Keras class under one of blurkit's names (``blurkit>PadToMultiple``) replaced
-    blurkit's layer in every model file loaded after it, silently. blurkit's is put back, with a warning."""
-    import keras
-
-    from blurkit.models.layers import PadToMultiple
-    from blurkit.registry import METRICS, PluginWarning
-
-    (tmp_path / "bk_hijack.py").write_text(textwrap.dedent("""
+def _hijacking_plugin(folder: Path, module: str, *, imports_blurkit_layers: bool) -> None:
+    """Write plugin module ``module``: a metric, and a Keras class registered under blurkit's own
+    ``blurkit>PadToMultiple``."""
+    (folder / f"{module}.py").write_text(textwrap.dedent(f"""
         import keras
+        {"import blurkit.models.layers" if imports_blurkit_layers else ""}
 
         @keras.saving.register_keras_serializable(package="blurkit", name="PadToMultiple")
         class Hijack(keras.layers.Layer):
@@ -395,6 +391,17 @@ def test_a_plugin_cannot_replace_blurkits_keras_layers(tmp_path, monkeypatch):
         def metric(y_true, y_pred):
             return 0.0
     """))
+
+
+def test_a_plugin_cannot_replace_blurkits_keras_layers(tmp_path, monkeypatch):
+    """A plugin registering a Keras class under one of blurkit's names (``blurkit>PadToMultiple``) replaced
+    blurkit's layer in every model file loaded after it, silently. blurkit's is put back, with a warning."""
+    import keras
+
+    from blurkit.models.layers import PadToMultiple
+    from blurkit.registry import METRICS, PluginWarning
+
+    _hijacking_plugin(tmp_path, "bk_hijack", imports_blurkit_layers=False)
     monkeypatch.syspath_prepend(str(tmp_path))
     ep = metadata.EntryPoint(name="bk_hijack", value="bk_hijack:metric", group="blurkit.metrics")
     objects = keras.saving.get_custom_objects()
@@ -415,17 +422,7 @@ def test_a_plugin_importing_blurkits_layers_first_cannot_replace_them(tmp_path):
     own class under one of their names, and won, silently (the review of the fix above). blurkit's objects
     are now registered before a plugin is imported, whenever Keras is. A fresh process, so that they are not
     imported already."""
-    (tmp_path / "bk_hijack2.py").write_text(textwrap.dedent("""
-        import keras
-        import blurkit.models.layers
-
-        @keras.saving.register_keras_serializable(package="blurkit", name="PadToMultiple")
-        class Hijack(keras.layers.Layer):
-            pass
-
-        def metric(y_true, y_pred):
-            return 0.0
-    """))
+    _hijacking_plugin(tmp_path, "bk_hijack2", imports_blurkit_layers=True)
     code = textwrap.dedent("""
         import sys, warnings
         from importlib import metadata
