@@ -648,6 +648,23 @@ class Deblurrer:
                 :attr:`history`, and the last checkpoint and training state (the epochs before) are kept.
             ValueError: Bad arguments or data, or ``resume`` with a saved run that cannot be continued
                 (other settings, or more epochs trained than ``epochs``).
+
+        Example:
+            Sharp photos in, pairs made on the fly (here a tiny model, two steps, an array of photos);
+            a second ``fit`` goes on from the first:
+
+            >>> import numpy as np
+            >>> from skimage import data
+            >>> from blurkit import Deblurrer
+            >>> photos = np.stack([data.astronaut()[:96, :96], data.coffee()[:96, :96], data.chelsea()[:96, :96]])
+            >>> d = Deblurrer(model="unet", model_options={"width": 8, "depth": 2, "blocks": 1},
+            ...               blur_options={"sigma": (0.5, 2.0)}, patch_size=48, batch_size=2)
+            >>> history = d.fit(photos, epochs=2, steps_per_epoch=1, validation_split=0.34, verbose=0)
+            >>> len(history.history["loss"]), sorted(d.history)[:3]
+            (2, ['learning_rate', 'loss', 'psnr'])
+            >>> _ = d.fit(photos, epochs=1, steps_per_epoch=1, validation_split=0.34, verbose=0)
+            >>> len(d.history["loss"])
+            3
         """
         import shutil
         import warnings
@@ -1520,6 +1537,18 @@ class Deblurrer:
 
         Raises:
             ValueError: A fixed-input-size model, or ``path`` is not a new or empty folder.
+
+        Example:
+            >>> import tempfile, os
+            >>> import numpy as np
+            >>> import tensorflow as tf
+            >>> from blurkit import Deblurrer
+            >>> d = Deblurrer(model="unet", model_options={"width": 8, "depth": 2, "blocks": 1})
+            >>> folder = d.export(os.path.join(tempfile.mkdtemp(), "deblur"))
+            >>> served = tf.saved_model.load(str(folder))  # what a service without blurkit does
+            >>> photo = np.random.default_rng(0).integers(0, 256, (1, 40, 50, 3), dtype=np.uint8)
+            >>> np.array_equal(served.serve(photo).numpy()[0], d.predict(photo[0]))
+            True
         """
         from blurkit.export import export_saved_model
 
@@ -1549,6 +1578,17 @@ class Deblurrer:
         are removed by the next save to the same path once they are older than
         :data:`blurkit.data.io.STALE_TEMP_SECONDS` (10 minutes; younger ones may belong to a save still
         running in another process).
+
+        Example:
+            >>> import tempfile, os
+            >>> import numpy as np
+            >>> from blurkit import Deblurrer
+            >>> d = Deblurrer(model="unet", model_options={"width": 8, "depth": 2, "blocks": 1})
+            >>> path = d.save(os.path.join(tempfile.mkdtemp(), "mine.keras"))
+            >>> again = Deblurrer.load(path)
+            >>> photo = np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8)
+            >>> np.array_equal(again.predict(photo), d.predict(photo)), again.blur.name
+            (True, 'gaussian')
         """
         if weights_dtype not in ("float32", "float16"):
             raise ValueError(f"weights_dtype must be 'float32' or 'float16', got {weights_dtype!r}")
@@ -1626,6 +1666,19 @@ class Deblurrer:
         Raises:
             ModelFileError: The file is not a blurkit model, is damaged, or needs a blur, model or layer
                 that is not installed (the message names it).
+
+        Example:
+            A round trip is :meth:`save`'s example; a file that is not a model is refused by name:
+
+            >>> import tempfile, os
+            >>> from blurkit import Deblurrer
+            >>> path = os.path.join(tempfile.mkdtemp(), "notes.keras")
+            >>> _ = open(path, "w").write("not a model")
+            >>> try:
+            ...     Deblurrer.load(path)
+            ... except Exception as exc:
+            ...     print(type(exc).__name__, str(exc).startswith(path))
+            ModelFileError True
         """
         import blurkit.models.layers  # noqa: F401  (registers blurkit's custom layers)
         from blurkit.blurs import deserialize_blur
@@ -1709,6 +1762,17 @@ class Deblurrer:
 
         Raises:
             KeyError: No such preset; the message lists the shipped ones and the closest name.
+
+        Example:
+            >>> from skimage import data
+            >>> from blurkit import Deblurrer
+            >>> from blurkit.classical import blur_gaussian
+            >>> from blurkit.metrics import psnr
+            >>> sharp = data.astronaut()[100:228, 150:278]  # her face
+            >>> blurred = blur_gaussian(sharp, 2.0, seed=0)[0]
+            >>> restored = Deblurrer.from_preset("gaussian-v1").predict(blurred)
+            >>> round(psnr(blurred, sharp), 1), round(psnr(restored, sharp), 1)
+            (24.8, 31.5)
         """
         from blurkit.presets import preset_path
 

@@ -493,15 +493,69 @@ METRICS = Registry(
 
 
 def register_blur(name: str | None = None, obj: Any = None, *, override: bool = False) -> Callable | Any:
-    """Register a blur generator class (decorator). See :meth:`Registry.register`."""
+    """Register a blur generator class (decorator). See :meth:`Registry.register` and docs/plugins.md.
+
+    Example:
+        >>> import numpy as np
+        >>> from blurkit import BLURS, register_blur
+        >>> from blurkit.blurs.base import Blur, check_range, jsonable
+        >>> @register_blur
+        ... class VerticalBlur(Blur):
+        ...     name = "vertical"
+        ...     version = 1
+        ...     def __init__(self, half=(1, 4), **kwargs):
+        ...         super().__init__(**kwargs)
+        ...         self.half = check_range("half", half, minimum=0, integer=True)
+        ...     def sample_kernel(self, rng):
+        ...         low, high = self.half if isinstance(self.half, tuple) else (self.half, self.half)
+        ...         return {"half": int(rng.integers(low, high + 1))}
+        ...     def kernel(self, params):
+        ...         n = 2 * params["half"] + 1
+        ...         return np.full((n, 1), 1.0 / n)
+        ...     def get_config(self):
+        ...         return {"half": jsonable(self.half), **super().get_config()}
+        >>> out = BLURS.create("vertical", half=1)(np.eye(3), seed=0)  # reflect border by default
+        >>> out["kernel"].shape, out["params"]["half"], out["image"].round(3)[1].tolist()
+        ((3, 1), 1, [0.333, 0.333, 0.333])
+        >>> BLURS.unregister("vertical")
+    """
     return BLURS.register(name, obj, override=override)
 
 
 def register_model(name: str | None = None, obj: Any = None, *, override: bool = False) -> Callable | Any:
-    """Register a model builder function (decorator). See :meth:`Registry.register`."""
+    """Register a model builder function (decorator). See :meth:`Registry.register` and docs/plugins.md.
+
+    Example:
+        >>> import numpy as np
+        >>> from blurkit import Deblurrer, MODELS, register_model
+        >>> @register_model("tiny_cnn")
+        ... def tiny_cnn(channels=3, width=8):
+        ...     import keras
+        ...     x = keras.Input((None, None, channels))
+        ...     h = keras.layers.Conv2D(width, 3, padding="same", activation="relu")(x)
+        ...     y = keras.layers.Add()([x, keras.layers.Conv2D(channels, 3, padding="same")(h)])
+        ...     return keras.Model(x, y)
+        >>> d = Deblurrer(model="tiny_cnn", model_options={"width": 4})
+        >>> d.predict(np.zeros((20, 30, 3), np.uint8)).shape
+        (20, 30, 3)
+        >>> MODELS.unregister("tiny_cnn")
+    """
     return MODELS.register(name, obj, override=override)
 
 
 def register_metric(name: str | None = None, obj: Any = None, *, override: bool = False) -> Callable | Any:
-    """Register a metric function ``(y_true, y_pred) -> float`` (decorator). See :meth:`Registry.register`."""
+    """Register a metric function ``(y_true, y_pred) -> float`` (decorator). See :meth:`Registry.register`.
+
+    Example:
+        >>> import numpy as np
+        >>> from blurkit import METRICS, register_metric
+        >>> from blurkit.metrics.functional import prepare
+        >>> @register_metric("mae")
+        ... def mae(y_true, y_pred):
+        ...     t, p = prepare(y_true, y_pred)  # blurkit's shape check and scaling ([0, 255] -> [0, 1])
+        ...     return float(np.mean(np.abs(t - p)))
+        >>> METRICS.get("mae")(np.zeros((2, 2), np.uint8), np.full((2, 2), 51, np.uint8))
+        0.2
+        >>> METRICS.unregister("mae")
+    """
     return METRICS.register(name, obj, override=override)
