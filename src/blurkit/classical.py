@@ -204,8 +204,10 @@ def richardson_lucy(
         iterations: Number of iterations (more is sharper and noisier).
         pad: Border padding (scikit-image's convolutions assume zeros outside the image): a
             :func:`numpy.pad` mode, default "reflect", or None for none.
-        pad_width: Pixels added on each side; default twice the kernel size (the zero border's error
-            travels inwards with the iterations; twice the size is enough for Gaussian kernels).
+        pad_width: Pixels added on each side; default twice the kernel size. The zero border's error
+            travels inwards with the iterations: twice the size is enough at tens of iterations (30: within
+            3.5e-4 of an 8x pad on a 160-px crop at sigma 1), not at thousands (2000: up to 0.03-0.04, 0.03
+            dB of PSNR on that crop at sigma 1 and 3); give a wider pad for long runs.
 
     Returns:
         The restored image, same shape and dtype as ``image``.

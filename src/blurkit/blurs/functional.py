@@ -96,7 +96,9 @@ def gaussian_kernel(
 
     Returns:
         A ``(ksize, ksize)`` float64 kernel summing to 1. Unrotated kernels equal the outer product of
-        ``cv2.getGaussianKernel(ksize, sigma_y)`` and ``cv2.getGaussianKernel(ksize, sigma)``.
+        ``cv2.getGaussianKernel(ksize, sigma_y)`` and ``cv2.getGaussianKernel(ksize, sigma)``: the
+        Gaussian sampled at pixel centres, whose own standard deviation is smaller than ``sigma`` below 0.8
+        (0.09 px at 0.3, 0.46 at 0.5, 0.70 at 0.7).
 
     Examples:
         >>> gaussian_kernel(1.0).shape
@@ -139,9 +141,12 @@ def motion_kernel(length: float, angle: float = 0.0) -> np.ndarray:
     """Linear motion kernel: an anti-aliased line segment of ``length`` pixels, centred.
 
     The line is a ``length`` x 1 pixel rectangle; each kernel pixel gets the fraction of its area that
-    the rectangle covers (16 x 16 supersampling). So a horizontal line of integer length is an exact box
+    the rectangle covers (16 x 16 supersampling). So a horizontal or vertical line of odd integer length is
+    an exact box (an even length covers half a pixel at each end: ``length=4`` is ``[.5, 1, 1, 1, .5] / 4``),
     and the kernel is point-symmetric, with its centroid on the centre pixel (the image is not shifted).
-    Along the motion its variance is ``(length**2 + 1) / 12`` px^2 (the segment's, plus the 1-px width's).
+    Along the motion its variance is about ``(length**2 + 1) / 12`` px^2 for long lines (the segment's plus
+    the 1-px width's); the kernel's own, sampled on the pixel grid, is exactly ``(length**2 - 1) / 12`` for
+    odd lengths on the axes (2.0 for ``length=5``) and 1.5 for ``length=4``.
     At 0 and 90 degrees the width lies on the pixel grid and adds no blur across the motion; at other
     angles it reaches into the neighbouring pixels, about 0.16 px^2 of variance across the motion (a
     Gaussian sigma of 0.4 px), so ``length=1`` is the identity only on the axes.

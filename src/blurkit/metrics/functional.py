@@ -14,8 +14,8 @@ Conventions (every number blurkit reports uses them):
   squared error). Both images must have the same shape, else ``ValueError`` naming both shapes.
 * **Colour.** PSNR is computed over all pixels and channels of the RGB image (no conversion to Y). SSIM is
   computed per channel and averaged (scikit-image convention). ``psnr_y`` is BasicSR's ``test_y_channel``
-  PSNR: on the luma of ITU-R BT.601 (Y of YCbCr, 16-235), which many deblurring and super-resolution papers
-  report; it is higher than RGB PSNR (by 1.7 dB for the default preset on the val photos at sigma 2).
+  PSNR: on the luma of ITU-R BT.601 (Y of YCbCr, 16-235), which super-resolution papers report (deblurring
+  tables such as NAFNet's GoPro numbers are RGB PSNR, ``psnr``); it is higher than RGB PSNR (by 1.7 dB for the default preset on the val photos at sigma 2).
   ``ssim_y`` is the matching SSIM (BasicSR's ``calculate_ssim`` with ``test_y_channel``).
 * **SSIM.** Wang et al. (2004) with the scikit-image settings ``gaussian_weights=True, sigma=1.5,
   use_sample_covariance=False, data_range=1``: an 11x11 Gaussian window (sigma 1.5 truncated at 3.5
@@ -439,10 +439,13 @@ def _psnr_y_tf(y_true: Any, y_pred: Any):
 def psnr_y(y_true: Any, y_pred: Any) -> float:
     """PSNR in dB on the luma (Y of YCbCr, ITU-R BT.601) of RGB images, BasicSR's ``test_y_channel``.
 
-    What most deblurring and super-resolution papers report (BasicSR, KAIR, NAFNet's tables): each RGB image
-    is reduced to ``Y = 16 + 65.481 R + 128.553 G + 24.966 B`` (R, G, B in [0, 1]; Y in [16, 235]) and the PSNR
-    taken with a data range of 255 on it; grey images are used as they are. Unlike BasicSR, the images are not
-    rounded to 8 bits first and no border is cropped (``crop_border=0``, the deblurring benchmarks' setting).
+    What super-resolution papers report (BasicSR's and KAIR's ``test_y_channel``), and some deblurring ones;
+    the deblurring tables of NAFNet and BasicSR (GoPro, HIDE, RealBlur) are RGB PSNR, :func:`psnr` (their
+    test configurations say ``test_y_channel: false``). Each RGB image is reduced to
+    ``Y = 16 + 65.481 R + 128.553 G + 24.966 B`` (R, G, B in [0, 1]; Y in [16, 235]) and the PSNR taken with a
+    data range of 255 on it; grey images are used as they are. Unlike BasicSR, the images are not rounded to
+    8 bits first and no border is cropped (``crop_border=0``; super-resolution papers crop the scale factor's
+    pixels, which adds about 0.05 dB at 4 px here: crop both images before calling to match them).
     Y weighs green most and drops chroma, where restoration errors are largest, so it reads higher than RGB
     :func:`psnr`. A batch gives the mean of the per-image values; identical images give ``inf``.
 
