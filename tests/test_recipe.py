@@ -768,3 +768,71 @@ def test_make_val_writes_the_scikit_image_photos_and_names_the_scikit_learn_ones
         "astronaut.png", "chelsea.png", "coffee.png", "motorcycle_left.png", "rocket.png"]
     np.testing.assert_array_equal(read_image(tmp_path / "val" / "motorcycle_left.png"), data.stereo_motorcycle()[0])
     np.testing.assert_array_equal(read_image(tmp_path / "val" / "chelsea.png"), data.chelsea())
+
+
+def test_quality_paired_statistics_golden():
+    """The paired table's numbers: mean, bootstrap interval (seeded) and the exact Wilcoxon p-value."""
+    quality = bench("quality")
+    st = quality.paired([0.5, 1.0, -0.2, 0.8, 0.3, 0.6, 0.1])
+    assert st["n"] == 7 and st["mean"] == pytest.approx(3.1 / 7)
+    low, high = st["ci95"]
+    assert low < st["mean"] < high and 0.05 < low < 0.25 and 0.6 < high < 0.8
+    assert st["ci95"] == quality.paired([0.5, 1.0, -0.2, 0.8, 0.3, 0.6, 0.1])["ci95"]  # seeded
+    # one negative difference of rank 2 among 7: W = 2, exact two-sided p = 2 * 3 / 2**7
+    assert st["wilcoxon_p"] == pytest.approx(6 / 128)
+    assert quality.paired([0.0, 0.0])["wilcoxon_p"] is None and quality.paired([1.0])["wilcoxon_p"] is None
+    assert quality.paired([1.0, 1.0, 1.0])["ci95"] == [1.0, 1.0]
+
+
+def test_quality_paired_vs_wiener_matches_photos_by_name():
+    quality = bench("quality")
+
+    def row(name, kind, psnrs, ssims):
+        return {"name": name, "kind": kind, "per_image": [
+            {"image": im, "sigma": 1.0, "psnr": p, "ssim": s}
+            for im, p, s in zip(("a", "b", "c"), psnrs, ssims, strict=True)]}
+
+    results = [row("blurred input", "reference", [20, 21, 22], [0.5, 0.5, 0.5]),
+               row(quality.WIENER, "classical", [30, 31, 32], [0.8, 0.8, 0.8]),
+               row("model", "model", [31, 30.5, 33], [0.9, 0.7, 0.81])]
+    results[2]["per_image"].reverse()  # the model's photos in another order: matched by name, not position
+    got = quality.paired_vs(results, quality.WIENER)
+    assert list(got) == ["model"]
+    st = got["model"]["1"]
+    assert st["mean"] == pytest.approx((1 - 0.5 + 1) / 3)
+    assert (st["ahead_psnr"], st["ahead_ssim"], st["n"]) == (2, 2, 3)
+    assert quality.paired_vs(results[:1], quality.WIENER) == {}
+    table = quality.format_paired(got)
+    assert "| model | +0.50 [" in table and "2/3, 2/3; " in table
+
+
+def test_quality_border_crop_cuts_blurred_and_sharp(tmp_path, astronaut):
+    """``--border crop``: every method gets the blurred photo less ceil(3 * max sigma) px on each side,
+    scored against the sharp photo cut the same way; the JSON says so and has the paired table."""
+    import json
+
+    from blurkit.classical import blur_gaussian, wiener
+
+    quality = bench("quality")
+    photos = _folder(tmp_path / "photos", {"a.png": astronaut[:60, :70]})
+    out = tmp_path / "q.json"
+    quality.main(["--data", str(photos), "--no-presets", "--sigmas", "1", "2", "--border", "crop",
+                  "--json", str(out)])
+    res = json.loads(out.read_text())
+    assert res["protocol"]["border"] == {"mode": "crop", "cut_px": 6}
+    wiener_row = next(m for m in res["methods"] if m["name"] == quality.WIENER)
+    case = next(c for c in wiener_row["per_image"] if c["sigma"] == 2.0)
+    sharp = astronaut[:60, :70].astype(np.float32) / 255
+    b, k = blur_gaussian(sharp, 2.0, seed=0)
+    balance = wiener_row["params"]["2"]["balance"]
+    from blurkit.metrics import psnr
+    expected = psnr(sharp[6:-6, 6:-6], wiener(b[6:-6, 6:-6], k, balance=balance))
+    assert case["psnr"] == pytest.approx(expected, abs=1e-9)
+    assert psnr(sharp, wiener(b, k, balance=balance)) != pytest.approx(expected, abs=1e-3)
+    assert set(res["paired_vs_wiener"]) == {"unsharp mask (tuned on these photos)",
+                                            "Richardson-Lucy, true kernel (30 it.)"}
+    assert set(wiener_row["seconds_per_megapixel_by_sigma"]) == {"1", "2"}
+    with pytest.raises(SystemExit, match="too small for --border crop"):
+        tiny = _folder(tmp_path / "tiny", {"t.png": astronaut[:12, :40]})
+        quality.main(["--data", str(tiny), "--no-presets", "--sigmas", "1", "2", "--border", "crop",
+                      "--json", str(out)])
