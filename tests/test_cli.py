@@ -902,7 +902,7 @@ def test_an_interrupted_train_says_what_is_kept_and_sigterm_interrupts_as_ctrl_c
     from blurkit.deblurrer import Deblurrer
 
     out = tmp_path / "m.keras"
-    run = ["train", str(photos), *TINY_TRAIN, "-o", str(out), "--quiet"]
+    run = ["train", str(photos), *TINY_TRAIN, "-o", str(out), "--quiet", "--overwrite"]  # over an earlier run
 
     def interrupted(self, *args, **kwargs):
         raise KeyboardInterrupt
@@ -1065,3 +1065,44 @@ def test_evaluate_restores_each_photo_once_for_its_figure(model, photos, tmp_pat
     assert [row for row, _ in seen] == scores["per_image"]
     b, _ = d.test_pair(str(photos), seen[0][0]["index"])
     np.testing.assert_allclose(seen[0][1], d.predict(b), atol=1e-5)
+
+
+def test_train_does_not_replace_a_model_or_a_resumable_run_without_overwrite(photos, tmp_path, capsys):
+    """A restarted job script that forgot --resume trained afresh over the saved state (days of training), and
+    a second experiment with the default --out replaced the first one's model, both without asking."""
+    out = tmp_path / "m.keras"
+    run = ["train", str(photos), *TINY_TRAIN, "-o", str(out), "--quiet"]
+    out.write_bytes(b"an earlier experiment's model")
+    assert main(run) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"blurkit train: error: --out {out} exists: add --overwrite to replace it, or write another --out")
+    assert out.read_bytes() == b"an earlier experiment's model"
+    out.unlink()
+    (tmp_path / "m.resume").mkdir()
+    (tmp_path / "m.resume" / "last.keras").write_bytes(b"state")
+    assert main(run) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"blurkit train: error: {tmp_path / 'm.resume' / 'last.keras'} holds the training state of an earlier "
+        "run: add --resume to continue it, or --overwrite to start afresh and replace it")
+    assert (tmp_path / "m.resume" / "last.keras").read_bytes() == b"state" and not out.exists()
+
+
+def test_train_saves_the_whole_runs_history_with_the_best_epoch(photos, tmp_path, capsys):
+    """The model file is the best epoch's checkpoint; it held the history up to that epoch only, so the
+    numbers of the later epochs were lost (only the PNG showed them). Now it holds the whole run's, the epochs
+    run and which one its weights are from."""
+    from blurkit.deblurrer import Deblurrer
+
+    out = tmp_path / "m.keras"
+    # a learning rate that makes epoch 1 the best (the later ones overshoot)
+    run = ["train", str(photos), *TINY_TRAIN, "-o", str(out), "--quiet", "--epochs", "3", "--val-split", "0.25",
+           "--lr", "0.1"]
+    assert main(run) == 0
+    meta = Deblurrer.read_metadata(out)
+    val = meta["history"]["val_loss"]
+    assert len(meta["history"]["loss"]) == len(val) == 3 and meta["training"]["epochs"] == 3
+    best = min(range(3), key=val.__getitem__) + 1
+    assert best < 3, "the test needs a run whose best epoch is not the last"
+    assert meta["training"]["weights_epoch"] == best
+    assert meta["validation"]["loss"] == pytest.approx(val[best - 1])
+    assert meta["training"]["validation_split"] == 0.25 and meta["training"]["reduce_lr"] is True

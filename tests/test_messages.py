@@ -164,10 +164,10 @@ def test_train_says_how_the_photos_were_split_once_before_training(tmp_path, cap
     assert lines.count("3 photos: 2 training, 1 validation") == 1
     assert lines.index("3 photos: 2 training, 1 validation") < next(
         i for i, ln in enumerate(lines) if ln.startswith("saved "))
-    assert main(["train", str(_photos(tmp_path / "one", 1)), *TINY_TRAIN, "-o", str(out)]) == 0
+    assert main(["train", str(_photos(tmp_path / "one", 1)), *TINY_TRAIN, "-o", str(out), "--overwrite"]) == 0
     assert ("1 photo: no validation split (needs at least 2); the curves show the training loss only"
             in capsys.readouterr().out.splitlines())
-    assert main(["train", str(tmp_path / "one"), *TINY_TRAIN, "-o", str(out), "--quiet"]) == 0
+    assert main(["train", str(tmp_path / "one"), *TINY_TRAIN, "-o", str(out), "--quiet", "--overwrite"]) == 0
     assert capsys.readouterr().out == ""
 
 

@@ -240,12 +240,15 @@ def test_cli_train_resume(photos, straight, tmp_path, capsys):
     assert f"resuming from {state}" in capsys.readouterr().out
     assert not state.parent.exists()  # removed once the run completed
     assert sorted(os.listdir(out.parent)) == ["m.keras", "m.png"]
-    # m.keras is the best epoch's model, with the history up to that epoch
+    # m.keras is the best epoch's model, with the whole run's history (the resumed part too) and, in its
+    # training record, the epochs run and which of them its weights are
     saved = Deblurrer.read_metadata(out)
     best = int(np.argmin(straight.history["val_loss"])) + 1
-    # its training record says the epochs it holds (not the run's planned EPOCHS)
-    assert saved["training"]["epochs"] == best and len(saved["history"]["val_loss"]) == best
-    np.testing.assert_allclose(saved["history"]["val_loss"], straight.history["val_loss"][:best], rtol=RTOL)
+    run = len(straight.history["val_loss"])
+    assert saved["training"]["weights_epoch"] == best
+    assert saved["training"]["epochs"] == run and len(saved["history"]["val_loss"]) == run
+    np.testing.assert_allclose(saved["history"]["val_loss"], straight.history["val_loss"], rtol=RTOL)
+    assert saved["validation"]["loss"] == pytest.approx(straight.history["val_loss"][best - 1], rel=RTOL)
 
 
 def test_fit_without_resume_says_whether_resume_would_continue(photos, tmp_path):

@@ -750,6 +750,10 @@ class Deblurrer:
             "loss": self.loss,
             "learning_rate": self.learning_rate,
             "seed": self.seed,
+            "validation": None if validation is None else _describe_data(validation),
+            "validation_split": None if validation is not None else validation_split,
+            "early_stopping": int(early_stopping) if early_stopping else None,
+            "reduce_lr": bool(reduce_lr),
         }
         if replicas > 1:
             self.training["replicas"] = replicas

@@ -131,6 +131,7 @@ def flag_reason(why: str) -> str:
     from blurkit.data.io import _TOO_BIG_ADVICE
 
     why = why.replace("more than max_pixels=", "more than --max-pixels ")
+    why = why.replace("(pass resume=True to continue that run)", "(--resume would have continued that run)")
     return re.sub(re.escape(_TOO_BIG_ADVICE).replace("read_image", r"(read_image|Deblurrer\.\w+)"),
                   "pass a larger --max-pixels", why)
 

@@ -61,6 +61,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true",
                    help="continue the run whose per-epoch state is in --checkpoint-dir (e.g. after a crash); "
                    "starts afresh when there is none")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace OUT and the training state of an earlier run (without it, train refuses to: "
+                   "--resume continues that run)")
     p.add_argument("--checkpoint-dir", metavar="DIR",
                    help="where the training state is saved after every epoch (default: OUT's name with "
                    ".resume, e.g. model.resume/)")
@@ -135,8 +138,14 @@ def run(args: argparse.Namespace) -> int:
     state_dir = Path(args.checkpoint_dir) if args.checkpoint_dir else out.with_name(out.stem + ".resume")
     if args.resume and not (state_dir / "last.keras").is_file() and out.is_file():
         raise CLIError(f"--resume: no saved training state in {state_dir}, and {out} exists (a run that "
-                       f"finished?): drop --resume to train afresh and replace it, or continue it in Python "
-                       f"with Deblurrer.load({str(out)!r}).fit(...)")
+                       f"finished?): drop --resume and add --overwrite to train afresh and replace it, or "
+                       f"continue it in Python with Deblurrer.load({str(out)!r}).fit(...)")
+    if not args.resume and not args.overwrite:  # hours of training are not replaced by a forgotten flag
+        if (state_dir / "last.keras").is_file():
+            raise CLIError(f"{state_dir / 'last.keras'} holds the training state of an earlier run: add --resume "
+                           "to continue it, or --overwrite to start afresh and replace it")
+        if out.exists():
+            raise CLIError(f"--out {out} exists: add --overwrite to replace it, or write another --out")
 
     quiet_tensorflow()
     strategy, chief = None, True
@@ -202,6 +211,8 @@ def run(args: argparse.Namespace) -> int:
         # no validation (the checkpoint followed the training loss), or no finite validation loss (no
         # checkpoint was written): save the last state
         d.save(out)
+    else:
+        _whole_history(d, out)
     d.plot_history(curves)
     paused = bool(d.training.get("time_limit_reached"))
     if not paused:  # the run is complete and its model saved: its training state is no longer needed
@@ -217,6 +228,27 @@ def run(args: argparse.Namespace) -> int:
         print(_summary(d, out, args.epochs, args.early_stopping, paused))
         print(f"curves: {curves}")
     return 0
+
+
+def _whole_history(d, out: Path) -> None:
+    """Give the best epoch's checkpoint at ``out`` the history of the whole run, not only of the epochs up
+    to it (the curves' numbers after the best epoch were otherwise only in the PNG), the epochs run and
+    which of them its weights are (``training["weights_epoch"]``). Left as it is when its history is not the
+    start of this run's (a file this run did not write)."""
+    import json
+
+    from blurkit.deblurrer import Deblurrer, _jsonable
+
+    best = Deblurrer.load(out)
+    kept = len(best.history.get("loss", []))
+    start = json.loads(json.dumps(_jsonable({k: v[:kept] for k, v in d.history.items()})))
+    if not kept or json.loads(json.dumps(_jsonable(best.history))) != start:
+        return
+    if kept == len(d.history.get("loss", [])) and best.training.get("weights_epoch") == kept:
+        return  # the last epoch was the best: the file has it all
+    best.history = d.history
+    best.training = {**d.training, "weights_epoch": kept}
+    best.save(out)
 
 
 def _written(path: Path, started: float) -> bool:
