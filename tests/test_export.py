@@ -187,6 +187,9 @@ def test_export_errors_and_leftovers(tmp_path, monkeypatch):
     d = Deblurrer(**TINY["unet"])
     with pytest.raises(ValueError, match="not an empty folder"):
         d.export(busy)
+    for dots in (".", "..", busy / ".."):  # failed after the tracing, on the rename ("Invalid argument: '.'")
+        with pytest.raises(ValueError, match="name the folder to write"):
+            d.export(dots)
     assert [p.name for p in busy.iterdir()] == ["notes.txt"]
     from keras.export import ExportArchive
 
@@ -194,15 +197,19 @@ def test_export_errors_and_leftovers(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(type(ExportArchive()), "write_out", fail)  # ExportArchive() is the backend's class
-    # what exports killed before their rename left (hidden folders named as mkdtemp names them): an old one
-    # is removed, a young one (maybe another export in progress) and other names are kept
-    for name, age in ((".new.k3j_9x0q", 7200), (".new.young_12", 0), (".other.k3j_9x0q", 7200)):
+    # what exports killed before their rename left (hidden folders named as exports name them): an old one
+    # is removed, a young one (maybe another export in progress) and other names are kept; so are the user's
+    # own hidden folders beside the export (a backup `.new.previous`: 8 characters after the name, as a
+    # temporary folder's, which removed them)
+    for name, age in ((".new.k3j_9x0q.blurkit-export", 7200), (".new.young_12.blurkit-export", 0),
+                      (".other.k3j_9x0q.blurkit-export", 7200), (".new.previous", 7200), (".new.20251201", 7200)):
         (tmp_path / name / "model").mkdir(parents=True)
         os.utime(tmp_path / name, (time.time() - age, time.time() - age))
     with pytest.raises(OSError, match="disk full"):
         d.export(tmp_path / "new")
     # no half-written folder, no temporary one of this export
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".new.young_12", ".other.k3j_9x0q", "busy"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".new.20251201", ".new.previous", ".new.young_12.blurkit-export", ".other.k3j_9x0q.blurkit-export", "busy"]
 
 
 @pytest.mark.filterwarnings(SMALL_BLIND)

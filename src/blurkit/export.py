@@ -191,6 +191,9 @@ def export_saved_model(deblurrer: Any, path: str | os.PathLike) -> Path:
         raise ValueError(f"this model only takes {deblurrer.fixed_size}x{deblurrer.fixed_size} images; "
                          "export restores images of any size, so it needs a fully convolutional model")
     path = Path(os.fspath(path))
+    if path.name in ("", ".."):  # ".", "..", "/" (pathlib drops the "." of "a/.")
+        raise ValueError(f"{path}: name the folder to write (export writes a new folder and renames it into "
+                         "place, so it cannot be . or ..)")
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise ValueError(f"{path}: exists and is not an empty folder; export writes a new folder")
     align, c = int(deblurrer.tile_align), int(deblurrer.channels)
@@ -285,7 +288,7 @@ def export_saved_model(deblurrer: Any, path: str | os.PathLike) -> Path:
         archive.add_endpoint("serve_sigma", serve_sigma, input_signature=[uint8, tf.TensorSpec([None], tf.float64)])
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_folders(path)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=_TEMP_SUFFIX, dir=path.parent))
     try:
         archive.write_out(str(tmp / "model"), verbose=False)
         if path.exists():
@@ -296,16 +299,21 @@ def export_saved_model(deblurrer: Any, path: str | os.PathLike) -> Path:
     return path
 
 
+_TEMP_SUFFIX = ".blurkit-export"
+"""The end of an export's temporary folder's name: only folders so named are ever removed (a user's own
+``.NAME.previous`` beside the export is not blurkit's)."""
+
+
 def _remove_stale_folders(path: Path) -> None:
-    """Delete the hidden folders (``.NAME.XXXXXXXX``) that exports to ``path`` killed before their rename
-    left beside it, once older than :data:`blurkit.data.io.STALE_TEMP_SECONDS` (a younger one may be another
-    export's, in progress)."""
+    """Delete the hidden folders (``.NAME.XXXXXXXX.blurkit-export``) that exports to ``path`` killed before
+    their rename left beside it, once older than :data:`blurkit.data.io.STALE_TEMP_SECONDS` (a younger one
+    may be another export's, in progress). Nothing else is removed."""
     import shutil
     import time
 
     from blurkit.data.io import STALE_TEMP_SECONDS, temp_pattern
 
-    pattern, now = temp_pattern(""), time.time()
+    pattern, now = temp_pattern(_TEMP_SUFFIX), time.time()
     try:
         entries = list(os.scandir(path.parent))
     except OSError:
