@@ -540,6 +540,58 @@ def test_deblur_never_replaces_its_inputs(model, photos, tmp_path, capsys):
     assert all(p.read_bytes() == data for p, data in before.items())
 
 
+def test_deblur_knows_an_input_under_another_name(model, photos, tmp_path, capsys, monkeypatch):
+    """The guards compared names: on macOS and Windows `Photos` is the folder `photos` (and `A.PNG` the file
+    `a.png`), and through a hard link, bind mount or FAT drive one file has two names; the restorations
+    replaced the photos. Files and folders are now compared by identity."""
+    import shutil
+
+    from blurkit.cli import deblur
+
+    src = tmp_path / "photos"
+    shutil.copytree(photos, src)
+    twin = tmp_path / "elsewhere" / "cat-link.jpg"
+    twin.parent.mkdir()
+    os.link(src / "cat.jpg", twin)  # one file, two names
+    before = (src / "cat.jpg").read_bytes()
+    _error(capsys, ["deblur", str(model), str(src / "cat.jpg"), "-o", str(twin)], "would replace it")
+    _error(capsys, ["deblur", str(model), str(twin), "-o", str(src / "cat.jpg")], "would replace it")
+    assert (src / "cat.jpg").read_bytes() == before
+    # a folder under another name (what a case-insensitive file system does with `Photos`): identity alone
+    real_ident = deblur._ident
+    alias = tmp_path / "Photos-alias"
+    alias.mkdir()
+
+    def ident(path):
+        return real_ident(src if Path(path).resolve() == alias.resolve() else path)
+
+    monkeypatch.setattr(deblur, "_ident", ident)
+    _error(capsys, ["deblur", str(model), str(src), "-o", str(alias)], "is the input folder")
+    assert deblur._below(alias / "restored", src) == ("restored",)
+
+
+def test_deblur_refuses_outputs_one_file_apart_only_in_letter_case(model, photos, tmp_path, capsys, monkeypatch):
+    """in1/Photo.png and in2/photo.png were both written to OUT (`done 2`, exit 0): on macOS and Windows those
+    names are one file, and one restoration silently replaced the other. Where the output's file system
+    ignores case (a probe says), such names are a clash like equal ones."""
+    import shutil
+
+    from blurkit.cli import deblur
+
+    one, two = tmp_path / "in1", tmp_path / "in2"
+    one.mkdir(), two.mkdir()
+    shutil.copy(photos / "astronaut.png", one / "Photo.png")
+    shutil.copy(photos / "coffee.png", two / "photo.png")
+    assert deblur._case_blind(tmp_path / "out") is (tmp_path / "IN1").exists()  # the probe tells this one
+    monkeypatch.setattr(deblur, "_case_blind", lambda folder: True)
+    _error(capsys, ["deblur", str(model), str(one), str(two), "-o", str(tmp_path / "out")],
+           "one file on this file system (it ignores letter case)")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    monkeypatch.setattr(deblur, "_case_blind", lambda folder: False)  # Linux' file systems: two files
+    assert main(["deblur", str(model), str(one), str(two), "-o", str(tmp_path / "out"), "-q"]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["Photo.png", "photo.png"]
+
+
 # --------------------------------------------------------------------------------------- evaluate
 def test_evaluate_writes_json_and_figure(model, photos, tmp_path, capsys):
     js, fig = tmp_path / "s.json", tmp_path / "f.png"

@@ -241,28 +241,36 @@ def _plan(inputs: list[str], out: str, suffix: str, ext: str | None = None) -> _
                        f"{', '.join(WRITE_EXTENSIONS)}")
     check_output(outp, "--out", folder=not to_file)
     real_out = outp.resolve()
+    # Paths are compared as files, by identity, not by name: on macOS' and Windows' file systems (and FAT
+    # or exFAT drives, SMB shares, bind mounts) `photos` and `Photos` are one folder, and the name test
+    # alone let the restorations replace the photos.
     for p in paths:
-        real = p.resolve()
         if p.is_file():
             dst = outp if to_file else next(folder_jobs(p, outp, suffix=suffix, ext=ext))[1]
-            if dst.resolve() == real:
+            if _same(dst, p):
                 raise CLIError(f"--out {out}: the restoration of {p} would replace it; give another output "
                                "or a --suffix")
-        elif real == real_out and not suffix:
+        elif _same(p, outp) and not suffix:
             raise CLIError(f"--out {out} is the input folder {p}: the restorations would replace the photos; "
                            "give another folder, or a --suffix to write them beside the photos")
     plan = _Plan()
-    plan.holder = next((p for p in folders if p.resolve() in real_out.parents  # not a hidden folder: listed
-                        and not any(n.startswith(".") for n in real_out.relative_to(p.resolve()).parts)), None)
+    plan.holder = next((p for p in folders if _below(real_out, p)  # not a hidden folder: listed
+                        and not any(n.startswith(".") for n in _below(real_out, p))), None)
+    out_id = _ident(real_out)
 
     @functools.lru_cache(maxsize=4096)
-    def real_of(folder: Path) -> Path:
-        """The real path of a listed file's folder (one lookup per folder, not per file)."""
-        return folder.resolve()
+    def ids_up(folder: Path) -> frozenset:
+        """The identities of a listed file's folder and of the folders above it (once per folder)."""
+        real = folder.resolve()
+        return frozenset(i for i in map(_ident, (real, *real.parents)) if i is not None)
+
+    @functools.lru_cache(maxsize=64)
+    def ident_of(root: Path) -> tuple[int, int] | None:
+        return out_id if root == real_out else _ident(root)
 
     def within(folder: Path, root: Path) -> bool:
-        real = real_of(folder)
-        return real == root or root in real.parents
+        root_id = ident_of(root)
+        return root_id is not None and root_id in ids_up(folder)
 
     def walk():
         """``(source, destination, why)``: ``why`` is None for a job, else the reason it is left out."""
@@ -271,8 +279,8 @@ def _plan(inputs: list[str], out: str, suffix: str, ext: str | None = None) -> _
                 yield p, outp, None
                 continue
             real = p.resolve()
-            beside = real == real_out if p.is_dir() else p.parent.resolve() == real_out
-            inside = p.is_dir() and real in real_out.parents  # --out is inside this input folder
+            beside = _same(p, outp) if p.is_dir() else _same(p.parent, outp)
+            inside = p.is_dir() and bool(_below(real_out, p))  # --out is inside this input folder
             for f, d in folder_jobs(p, outp, suffix=suffix, ext=ext, unlisted=plan.unlisted):
                 if beside and suffix and f.stem.endswith(suffix):  # beside the photos: an earlier output
                     yield f, d, "earlier"
@@ -292,6 +300,7 @@ def _plan(inputs: list[str], out: str, suffix: str, ext: str | None = None) -> _
     # an output would replace: without a --suffix, nothing tells an earlier output there from a photo.
     kept: set[str] = set()
     if not to_file:
+        name_of = _folded if _case_blind(outp) else str  # one file for two names there: A.png and a.png
         seen: set[int] = set()
         earlier: set[int] = set()
         for src, dst, why in walk():
@@ -302,14 +311,14 @@ def _plan(inputs: list[str], out: str, suffix: str, ext: str | None = None) -> _
             if why == "unread":
                 plan.unread.add(src)
                 continue
-            key = hash(str(dst))
+            key = hash(name_of(dst))
             if key in seen:
-                _clash(((f, d) for f, d, w in walk() if w is None), dst, ext)
+                _clash(((f, d) for f, d, w in walk() if w is None), dst, ext, name_of)
             seen.add(key)
             if plan.holder is not None and not suffix and dst.exists():
                 plan.kept.add(dst)
                 kept.add(str(dst))
-            elif suffix and dst.is_file() and dst.parent.resolve() == src.parent.resolve():
+            elif suffix and dst.is_file() and _same(dst.parent, src.parent):
                 # beside the photo, a file of the output's name was taken as an earlier output: unless it is
                 # not even the photo's size, which no output of it has (a photo named beach_sharp.png)
                 why = _not_its_output(src, dst, suffix)
@@ -363,20 +372,87 @@ def _listed(file, folder) -> bool:
             and (folder / name).resolve() == file.resolve())
 
 
-def _clash(jobs, dst, ext: str | None) -> None:
-    """Raise the error for two inputs of ``jobs`` that would both be written to ``dst`` (if two are)."""
+def _clash(jobs, dst, ext: str | None, name_of=str) -> None:
+    """Raise the error for two inputs of ``jobs`` that would both be written to ``dst`` (if two are): to the
+    same name, or to names that ``name_of`` makes one (letter case, on a file system that ignores it)."""
     from blurkit.cli.main import CLIError
 
-    first, *others = [src for src, d in jobs if d == dst] or [None]
-    if not others:
+    pairs = [(src, d) for src, d in jobs if name_of(d) == name_of(dst)]
+    if len(pairs) < 2:
         return  # two outputs with the same hash, not the same name
-    src = others[0]
+    (first, one), (src, other) = pairs[:2]
     how = ""
     if first.parent != src.parent:
         how = ", or deblur them to separate folders"
     elif ext and first.suffix.lower() != src.suffix.lower():
         how = ", or leave --format out"
-    raise CLIError(f"{first} and {src} would both be written to {dst}: rename one{how}")
+    if one == other:
+        raise CLIError(f"{first} and {src} would both be written to {dst}: rename one{how}")
+    raise CLIError(f"{first} and {src} would both be written to {one} and {other}, one file on this file system "
+                   f"(it ignores letter case): rename one{how}")
+
+
+def _ident(path) -> tuple[int, int] | None:
+    """A file's or folder's identity (device and inode; Windows: volume and file index), None if none is
+    there."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _same(a, b) -> bool:
+    """Whether ``a`` and ``b`` are one file or folder: one real path, or one identity (a link, a bind mount,
+    another letter case on a file system that ignores it)."""
+    from pathlib import Path
+
+    if Path(a).resolve() == Path(b).resolve():
+        return True
+    one = _ident(a)
+    return one is not None and one == _ident(b)
+
+
+def _below(path, folder) -> tuple[str, ...]:
+    """The parts of the real ``path`` below ``folder`` when ``folder`` is one of its parent folders (by
+    identity, as :func:`_same`), else ``()``."""
+    from pathlib import Path
+
+    real, top = Path(path).resolve(), _ident(folder)
+    if top is None:
+        return ()
+    for up in real.parents:
+        if _ident(up) == top:
+            return real.relative_to(up).parts
+    return ()
+
+
+def _folded(path) -> str:
+    """``path`` as a file system that ignores letter case and Unicode normalization names it."""
+    import unicodedata
+
+    return unicodedata.normalize("NFC", str(path)).casefold()
+
+
+def _case_blind(folder) -> bool:
+    """Whether the file system of ``folder`` (or of its nearest existing parent) ignores letter case, as
+    macOS' and Windows' do by default: a probe file is made and looked for under another case."""
+    import tempfile
+    from pathlib import Path
+
+    here = Path(folder).resolve()
+    while not here.is_dir() and here != here.parent:
+        here = here.parent
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".blurkit-case-", dir=here)
+    except OSError:
+        return False
+    os.close(fd)
+    try:
+        name = Path(probe).name
+        return os.path.exists(os.path.join(here, name.upper()))
+    finally:
+        os.unlink(probe)
 
 
 def _count_in_background(count):
