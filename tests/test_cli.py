@@ -1158,3 +1158,58 @@ def test_train_saves_the_whole_runs_history_with_the_best_epoch(photos, tmp_path
     assert meta["training"]["weights_epoch"] == best
     assert meta["validation"]["loss"] == pytest.approx(val[best - 1])
     assert meta["training"]["validation_split"] == 0.25 and meta["training"]["reduce_lr"] is True
+
+
+def _blurkit(args: list[str], **env: str) -> subprocess.CompletedProcess:
+    """``python -m blurkit ARGS`` in a fresh process with ``env`` added (the source tree's blurkit)."""
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    environ = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]), **env}
+    return subprocess.run([sys.executable, "-m", "blurkit", *args], capture_output=True, timeout=300, env=environ)
+
+
+def test_paths_the_console_cannot_encode_are_escaped_not_a_traceback(tmp_path):
+    """On a Windows console or a redirected file (cp1252), or with LANG=C, printing a path with characters the
+    encoding lacks raised UnicodeEncodeError after the work was done: exit 1, a traceback, for a run that
+    succeeded. They are now written as backslash escapes."""
+    from skimage import data
+
+    src, out = tmp_path / "données", tmp_path / "日本"
+    src.mkdir()
+    write_image(src / "a.png", data.astronaut()[:40, :40])
+    for encoding in ("cp1252", "ascii"):
+        proc = _blurkit(["make-pairs", str(src), str(out / encoding), "--sigma", "1"], PYTHONIOENCODING=encoding)
+        assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+        assert b"Traceback" not in proc.stderr
+        assert "\\u65e5\\u672c".encode() in proc.stdout  # 日本, escaped
+        assert (out / encoding / "manifest.jsonl").is_file()
+
+
+def test_a_closed_pipe_is_not_an_error(tmp_path):
+    """`blurkit list | head -1`: the reader closing the pipe gave "error: [Errno 32] Broken pipe" and exit 1,
+    a failure under `set -o pipefail`."""
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.Popen([sys.executable, "-m", "blurkit", "list"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+    proc.stdout.close()  # the reader is gone before the first line is written
+    err = proc.stderr.read().decode(errors="replace")
+    assert proc.wait(timeout=300) == 0, err
+    assert "Broken pipe" not in err and "Traceback" not in err
+
+
+def test_no_stderr_at_all_is_not_a_crash(monkeypatch):
+    """With no stderr (`2>&-`, pythonw, some services) the TensorFlow-hiding code called sys.stderr.flush()
+    on None and os.dup(2) on a closed descriptor: every model command died silently with exit 1."""
+    from blurkit.cli import _common
+
+    monkeypatch.setattr(sys, "stderr", None)
+    _common._write_stderr("nothing to write to")  # no AttributeError
+    ran = []
+
+    def no_fd(fd):
+        raise OSError(9, "Bad file descriptor")
+
+    monkeypatch.setattr(_common.os, "dup", no_fd)
+    with _common._stderr_captured(_common._Captured()):
+        ran.append(True)
+    assert ran == [True]

@@ -113,11 +113,11 @@ def test_demo_with_default_preset_and_given_sigma(tmp_path, capsys, monkeypatch)
         drawn.append(titles), real(panels, titles, path, **kw))[1])
     assert main(["demo", "--given-sigma", "--max-side", "96", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "figures (blurred | Wiener | blurkit | blurkit given σ | sharp)" in out
+    assert "figures (blurred | Wiener | blurkit | blurkit given sigma | sharp)" in out
     assert len(drawn) == len(SAMPLES)
     assert all(len(t) == 5 and t[3].startswith("blurkit given σ ") for t in drawn)
     assert f"preset {DEFAULT_PRESET}" in out
-    assert "| blurkit PSNR | SSIM | blurkit given σ PSNR | SSIM | Wiener s |" in out
+    assert "| blurkit PSNR | SSIM | blurkit given sigma PSNR | SSIM | Wiener s |" in out
     blurred_psnr, blurred_ssim, _, _, model_psnr, model_ssim, given_psnr, given_ssim, *_ = _mean_row(out)
     assert model_psnr > blurred_psnr + 1.0 and model_ssim > blurred_ssim  # blind
     assert given_psnr > blurred_psnr + 1.0 and given_ssim > blurred_ssim

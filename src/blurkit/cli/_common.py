@@ -226,8 +226,7 @@ def quiet_tensorflow() -> None:
         with _stderr_captured(captured):
             import tensorflow  # noqa: F401
     except BaseException:
-        sys.stderr.write(captured.text)
-        sys.stderr.flush()
+        _write_stderr(captured.text)
         raise
 
 
@@ -249,6 +248,12 @@ def plugins_quiet() -> Iterator[None]:
         text = captured.text
         if "tensorflow" in sys.modules:
             text = "".join(line for line in text.splitlines(keepends=True) if not _TF_LINE.match(line))
+        _write_stderr(text)
+
+
+def _write_stderr(text: str) -> None:
+    """Write to ``sys.stderr`` if there is one (``pythonw``, a service or ``2>&-`` may give none)."""
+    if text and sys.stderr is not None:
         sys.stderr.write(text)
         sys.stderr.flush()
 
@@ -279,17 +284,19 @@ def _stderr_captured(captured: _Captured) -> Iterator[None]:
     writable temporary folder) nothing is captured: the body runs as it is."""
     try:
         log = tempfile.TemporaryFile()
-    except OSError:
+        saved = os.dup(2)
+    except OSError:  # no temporary folder, or no file descriptor 2 (`2>&-`, pythonw)
         yield
         return
-    sys.stderr.flush()
-    saved = os.dup(2)
+    if sys.stderr is not None:
+        sys.stderr.flush()
     with log:
         os.dup2(log.fileno(), 2)
         try:
             yield
         finally:
-            sys.stderr.flush()
+            if sys.stderr is not None:
+                sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
             log.seek(0)

@@ -72,7 +72,7 @@ def format_table(rows: list[dict]) -> str:
             ("blurkit", "psnr"), ("blurkit", "ssim")] + [("given", "psnr"), ("given", "ssim")] * given + [
             ("wiener", "seconds"), ("blurkit", "seconds")]
     head = ["photo", "size", "blurred PSNR", "SSIM", "Wiener PSNR", "SSIM", "blurkit PSNR", "SSIM"] + [
-            "blurkit given σ PSNR", "SSIM"] * given + ["Wiener s", "blurkit s"]
+            "blurkit given sigma PSNR", "SSIM"] * given + ["Wiener s", "blurkit s"]
     lines = ["| " + " | ".join(head) + " |", "|---|---" + "|---:" * (len(head) - 2) + "|"]
 
     def cell(v: float, what: str) -> str:
@@ -135,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
           + f", Gaussian blur sigma {args.sigma:g} (reflect border, 8-bit quantized)")
     print(f"blurkit: {label} ({name}, {d.model.count_params():,} parameters), given the blurred photo only")
     if args.given_sigma:
-        print(f"blurkit given σ: the same model told the true sigma {args.sigma:g} "
+        print(f"blurkit given sigma: the same model told the true sigma {args.sigma:g} "
               "(its sigma estimate replaced, its Wiener balance still estimated)")
     print(f"Wiener: scikit-image restoration.wiener given the TRUE kernel, balance {balance:g}, reflect-padded")
     print("PSNR: RGB, data range 1 (dB); SSIM: scikit-image (gaussian_weights, sigma 1.5, per channel)",
@@ -171,6 +171,6 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(format_table(rows))
     print()
-    given = " | blurkit given σ" * args.given_sigma
+    given = " | blurkit given sigma" * args.given_sigma
     print(f"figures (blurred | Wiener | blurkit{given} | sharp): {out.resolve()}")
     return 0

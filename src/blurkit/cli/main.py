@@ -50,7 +50,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _forgiving_streams() -> None:
+    """Let stdout and stderr print any path: a character the stream's encoding lacks (a Windows console or a
+    redirected file in cp1252, ``LANG=C``) or a file name that is not UTF-8 is written as a backslash escape
+    instead of failing with ``UnicodeEncodeError`` after the work is done."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            try:
+                reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):  # a closed or detached stream
+                pass
+
+
 def main(argv: list[str] | None = None) -> int:
+    _forgiving_streams()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -74,6 +88,14 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"blurkit {args.command}: error: {flag_reason(str(exc))}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `blurkit list | head -1`: the reader has what it wanted; not an error
+        try:
+            import os
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's flush at exit
+        except (OSError, ValueError, AttributeError):
+            pass
+        return 0
     except OSError as exc:  # a full disk, a permission, a file where a folder must be: one line, no traceback
         print(f"blurkit {args.command}: error: {exc}", file=sys.stderr)
         return 1
