@@ -958,3 +958,35 @@ def test_a_sub_folder_that_cannot_be_listed_is_left_out_with_a_warning(tmp_path,
         warnings.simplefilter("error")
         assert [p.name for p in bio.iter_files(tmp_path, unlisted=unlisted)] == ["x.png", "z.png"]
     assert unlisted == {str(tmp_path / "b"): "Permission denied"}
+
+
+def test_file_modes_follow_the_umask_without_proc(tmp_path, monkeypatch):
+    """Without /proc (macOS, BSD, Windows) the umask was guessed as 022: a user's 077 gave world-readable
+    outputs. The umask is read with os.umask there. And a file system that refuses chmod (FAT on Linux) no
+    longer fails the write."""
+    import builtins
+
+    from blurkit.data import io
+
+    real_open = builtins.open
+
+    def no_proc(file, *args, **kwargs):
+        if str(file) == "/proc/self/status":
+            raise FileNotFoundError(file)
+        return real_open(file, *args, **kwargs)
+
+    old = os.umask(0o077)
+    try:
+        monkeypatch.setattr(builtins, "open", no_proc)
+        assert io._umask() == 0o077
+    finally:
+        os.umask(old)
+    assert os.umask(old) == old  # put back as it was
+
+    def refused(path, mode):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(io.os, "chmod", refused)
+    f = tmp_path / "x.bin"
+    f.write_bytes(b"1")
+    io.set_file_mode(f)  # no error

@@ -1604,7 +1604,7 @@ class Deblurrer:
         """:meth:`save`, optionally adding a ``resume`` metadata section and extra archive entries, without
         :func:`_check_savable` (``fit`` runs it once when it starts, for the checkpoints and training state its
         callbacks write through here: the model's layers do not change while it trains)."""
-        from blurkit.data.io import _FILE_MODE, _fsync_folder, _remove_stale_temps, make_parent
+        from blurkit.data.io import _fsync_folder, _remove_stale_temps, make_parent, set_file_mode
 
         path = Path(path)
         if path.suffix != ".keras":
@@ -1639,7 +1639,7 @@ class Deblurrer:
                     zf.writestr(name, data)
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
-            os.chmod(tmp, _FILE_MODE)  # mkstemp creates 0600 files
+            set_file_mode(tmp)  # mkstemp creates 0600 files
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):

@@ -951,6 +951,9 @@ def _warn_if_several_frames(header: _Header | None, name: str) -> None:
 # Atomic writing
 # --------------------------------------------------------------------------------------------------
 def _umask() -> int:
+    """The process's umask: from /proc on Linux (reading it there changes nothing), else set and put back at
+    once (macOS, BSD, Windows; this runs once, at import). A guess of 022 made outputs world-readable for a
+    user whose umask is 077."""
     try:
         with open("/proc/self/status", encoding="ascii") as fh:
             for line in fh:
@@ -958,7 +961,18 @@ def _umask() -> int:
                     return int(line.split()[1], 8)
     except (OSError, ValueError):
         pass
-    return 0o022
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def set_file_mode(path: str | os.PathLike) -> None:
+    """Give a file made by :func:`tempfile.mkstemp` (0600) the usual permissions, 0666 less the umask; where
+    the file system cannot store them (a FAT or exFAT drive on Linux refuses the change) it is left as it is."""
+    try:
+        os.chmod(path, _FILE_MODE)
+    except OSError:
+        pass
 
 
 _FILE_MODE = 0o666 & ~_umask()
@@ -1142,10 +1156,7 @@ def atomic_open(
             in_block = False
             fh.flush()
             os.fsync(fh.fileno())
-        try:
-            os.chmod(tmp, _FILE_MODE)  # mkstemp makes 0600 files; give the usual permissions
-        except OSError:  # pragma: no cover
-            pass
+        set_file_mode(tmp)  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
     except BaseException as exc:
         with contextlib.suppress(OSError):

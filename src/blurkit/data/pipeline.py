@@ -486,6 +486,8 @@ def _file_key(path: Path | str) -> list[Any]:
 
 def _save_array(path: Path, array: np.ndarray) -> None:
     """``np.save`` to ``path`` atomically (a hidden temporary file renamed over it)."""
+    from blurkit.data.io import set_file_mode
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -493,6 +495,7 @@ def _save_array(path: Path, array: np.ndarray) -> None:
             np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
             fh.flush()
             os.fsync(fh.fileno())  # renamed only once on disk: a power cut cannot leave a zero-filled .npy
+        set_file_mode(tmp)  # mkstemp made it 0600: a cache a team shares must be readable by its users
         os.replace(tmp, path)
     except BaseException:
         try:

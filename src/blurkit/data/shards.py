@@ -68,7 +68,6 @@ from typing import Any
 import numpy as np
 
 from blurkit.data.io import (
-    _FILE_MODE,
     DEFAULT_MAX_PIXELS,
     STALE_TEMP_SECONDS,
     ImageReadError,
@@ -77,6 +76,7 @@ from blurkit.data.io import (
     atomic_write_text,
     decode_image,
     list_images,
+    set_file_mode,
 )
 
 __all__ = [
@@ -461,7 +461,7 @@ def write_shards(
                     os.fsync(fh.fileno())
             index_path.unlink(missing_ok=True)  # from here until the new index, the folder is incomplete
             for (tmp, records), fname in zip(temps, final, strict=True):
-                os.chmod(tmp, _FILE_MODE)  # mkstemp made it 0600
+                set_file_mode(tmp)  # mkstemp made it 0600
                 os.replace(tmp, out / fname)
                 shards.append({"file": fname, "records": records, "bytes": (out / fname).stat().st_size})
             keep = set(final)
