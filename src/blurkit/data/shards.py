@@ -300,7 +300,8 @@ def _example(data: bytes, name: str, info: dict[str, Any]) -> bytes:
         "image/height": i(info["height"]),
         "image/width": i(info["width"]),
     }
-    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
+    # deterministic: the features in one order, so that two runs write the same bytes (checksums, DVC)
+    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString(deterministic=True)
 
 
 def _names(paths: list[Path], src: Any) -> list[str]:
