@@ -1213,3 +1213,16 @@ def test_no_stderr_at_all_is_not_a_crash(monkeypatch):
     with _common._stderr_captured(_common._Captured()):
         ran.append(True)
     assert ran == [True]
+
+
+def test_another_keras_backend_is_refused_in_one_line(monkeypatch, capsys):
+    """KERAS_BACKEND=jax (or a keras.json naming it) gave a traceback ("No module named 'jax'"); blurkit's
+    commands run on TensorFlow, so another backend is refused by name, and a keras.json's is overridden."""
+    monkeypatch.setenv("KERAS_BACKEND", "jax")
+    assert main(["list", "blurs"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "blurkit list: error: KERAS_BACKEND=jax: blurkit runs on Keras' TensorFlow backend; unset it or set "
+        "KERAS_BACKEND=tensorflow")
+    monkeypatch.delenv("KERAS_BACKEND")
+    assert main(["list", "blurs"]) == 0
+    assert os.environ["KERAS_BACKEND"] == "tensorflow"

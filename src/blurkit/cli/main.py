@@ -63,6 +63,19 @@ def _forgiving_streams() -> None:
                 pass
 
 
+def _tensorflow_backend() -> None:
+    """blurkit's models run on Keras' TensorFlow backend (``tf.data``, ``tf.function``, the SavedModel
+    export): make it the one Keras loads, whatever ``~/.keras/keras.json`` names, and refuse a
+    ``KERAS_BACKEND`` that names another (it failed with a traceback: "No module named 'jax'", or worse)."""
+    import os
+
+    backend = os.environ.get("KERAS_BACKEND", "").strip()
+    if backend and backend != "tensorflow":
+        raise CLIError(f"KERAS_BACKEND={backend}: blurkit runs on Keras' TensorFlow backend; unset it or set "
+                       "KERAS_BACKEND=tensorflow")
+    os.environ["KERAS_BACKEND"] = "tensorflow"
+
+
 def main(argv: list[str] | None = None) -> int:
     _forgiving_streams()
     parser = build_parser()
@@ -82,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     terminate = None
     try:
         terminate = _terminate_as_interrupt()
+        _tensorflow_backend()
         return int(args.func(args) or 0)
     except CLIError as exc:
         from blurkit.cli._common import flag_reason
