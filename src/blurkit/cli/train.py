@@ -53,7 +53,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    "time): the training state is kept, and the same command with --resume goes on")
     p.add_argument("--seed", type=int, default=0,
                    help="seeds the initial weights, the split, the patches and the blur (default 0): the same "
-                   "command on the same photos trains the same model")
+                   "command on the same photos trains the same model (bit for bit on the same machine, thread "
+                   "count and versions: docs/data.md)")
     p.add_argument("--channels", type=int, choices=[1, 3],
                    help="3 (RGB, default; or what a --model without a channels option builds) or 1 (grey)")
     p.add_argument("--out", "-o", default="model.keras", help="model file to write (default model.keras)")
