@@ -299,3 +299,28 @@ def test_resumed_history_has_nan_where_the_state_has_null(photos, tmp_path):
     assert resumed.fit(photos, resume=True, **kw).epoch == []
     val = resumed.history["val_loss"]
     assert math.isnan(val[0]) and val[1] == d.history["val_loss"][1]
+
+
+def test_resume_takes_the_data_folder_however_it_is_spelled(photos, tmp_path, monkeypatch):
+    """A state saved by `train photos ...` could not be resumed by `train ./photos/ ...` nor by the absolute
+    path (a job restarted from another directory): "different data", and the advice to delete the state. The
+    data is now its files' names below their common folder; a real difference shows the values."""
+    import shutil
+
+    here = tmp_path / "work"
+    shutil.copytree(photos, here / "photos")
+    monkeypatch.chdir(here)
+    ckpt = tmp_path / "m.keras"
+    kw = dict(epochs=1, steps_per_epoch=1, checkpoint=ckpt, verbose=0, validation_split=0)
+    _new().fit("photos", **kw)
+    state = tmp_path / "m.resume" / "last.keras"
+    shutil.copy(state, tmp_path / "saved-state.keras")
+    for spelling in ("./photos/", str(here / "photos"), "photos"):
+        shutil.copy(tmp_path / "saved-state.keras", state)
+        d = _new()
+        assert d.fit(spelling, resume=True, **{**kw, "epochs": 2}).epoch == [1]
+    shutil.copy(tmp_path / "saved-state.keras", state)
+    other = Deblurrer(model="unet", model_options=TINY, **{**FAST, "learning_rate": 0.02})
+    with pytest.raises(ValueError, match=r"different learning_rate \(saved 0\.01, now 0\.02\); give the saved "
+                                         r"run's settings and data to continue it"):
+        other.fit("photos", resume=True, **{**kw, "epochs": 2})

@@ -833,8 +833,8 @@ class Deblurrer:
         meta = self.read_metadata(state_file)
         problem = _resume_problem(state_file, meta, settings, run_start)
         if problem is not None:
-            raise ValueError(f"cannot resume from {state_file}: {problem}; delete it (or use another "
-                             "checkpoint_dir) to start afresh")
+            raise ValueError(f"cannot resume from {state_file}: {problem}; give the saved run's settings and "
+                             "data to continue it, or delete it (or use another checkpoint_dir) to start afresh")
         state = meta["resume"]
         if not state.get("stopped") and int(state["epoch"]) > end:
             done = int(state["epoch"]) - run_start
@@ -2115,7 +2115,7 @@ def _settings(d: Deblurrer, data: Any, train_src: Any, val_src: Any, steps: int,
             return None
         if src.kind == "records":  # an image-by-image split of shards keeps the shard list on both sides
             return src.digest()
-        h = hashlib.sha256(json.dumps([str(i) for i in src.items]).encode())
+        h = hashlib.sha256(json.dumps(_relative_names(src.items)).encode())
         if src.sharp is not None:  # in-memory images: their indices say nothing of what they hold
             for i in src.items:
                 for side in (src.blurred, src.sharp):
@@ -2124,14 +2124,38 @@ def _settings(d: Deblurrer, data: Any, train_src: Any, val_src: Any, steps: int,
         return h.hexdigest()[:16]
 
     out = {
+        # the data by its files' names below their common folder (not the path as typed: `./photos/` and
+        # `/abs/photos` are one folder, and a job may restart from another directory or mount point)
         "model": d.model_spec, "weights": [list(w.shape) for w in d.model.weights], "blur": serialize_blur(d.blur),
-        "data": _describe_data(data), "train_items": digest(train_src), "validation_items": digest(val_src),
+        "train_items": digest(train_src), "validation_items": digest(val_src),
         "steps_per_epoch": steps, "batch_size": d.batch_size, "patch_size": d.patch_size,
         "patches_per_image": d.patches_per_image, "channels": d.channels, "loss": d.loss,
         "learning_rate": d.learning_rate, "seed": d.seed, "monitor": monitor, "reduce_lr": bool(reduce_lr),
         "early_stopping": int(early_stopping or 0),
     }
     return json.loads(json.dumps(_jsonable(out)))
+
+
+def _relative_names(items: list) -> list:
+    """File items (paths, or ``(blurred, sharp)`` path pairs) as their names below the folder all of them are
+    in (``a.png``, ``sub/b.png``); in-memory items (indices) as strings."""
+    paths = [Path(p) for i in items for p in (i if isinstance(i, tuple) else (i,)) if isinstance(p, (str, os.PathLike))]
+    if not paths or len(paths) != sum(len(i) if isinstance(i, tuple) else 1 for i in items):
+        return [str(i) for i in items]
+    real = {p: Path(os.path.abspath(p)) for p in paths}  # no file system calls: millions of files
+    root = Path(os.path.commonpath([r.parent for r in real.values()]))
+
+    def name(p: Any) -> str:
+        return real[Path(p)].relative_to(root).as_posix()
+
+    return [[name(p) for p in i] if isinstance(i, tuple) else name(i) for i in items]
+
+
+def _shown_setting(value: Any) -> str | None:
+    """A setting's value short enough to show in a message, else None."""
+    if value is None or isinstance(value, (bool, int, float)) or (isinstance(value, str) and len(value) <= 40):
+        return repr(value) if isinstance(value, str) else str(value)
+    return None
 
 
 def _resume_problem(state_file: Path, meta: dict, settings: dict | None, run_start: int) -> str | None:
@@ -2147,7 +2171,11 @@ def _resume_problem(state_file: Path, meta: dict, settings: dict | None, run_sta
     if state["settings"] != settings:
         changed = sorted(k for k in set(settings or {}) | set(state["settings"])
                          if (settings or {}).get(k) != state["settings"].get(k))
-        return f"it was saved by a run with different {', '.join(changed)}"
+        shown = []
+        for k in changed:
+            was, now = _shown_setting(state["settings"].get(k)), _shown_setting((settings or {}).get(k))
+            shown.append(f"{k} (saved {was}, now {now})" if was is not None and now is not None else k)
+        return f"it was saved by a run with different {', '.join(shown)}"
     if state.get("run_start") != run_start:
         return (f"that run started after epoch {state.get('run_start')}, but this Deblurrer has {run_start} "
                 "epochs of history")
