@@ -1226,3 +1226,12 @@ def test_another_keras_backend_is_refused_in_one_line(monkeypatch, capsys):
     monkeypatch.delenv("KERAS_BACKEND")
     assert main(["list", "blurs"]) == 0
     assert os.environ["KERAS_BACKEND"] == "tensorflow"
+
+
+def test_deblur_expands_a_wildcard_the_shell_left_as_it_is(model, photos, tmp_path, capsys):
+    """Windows' shells do not expand `*.png`: `blurkit deblur photos/*.png -o out` said "no such file or
+    folder: photos/*.png" there, while train, shard and evaluate took patterns."""
+    out = tmp_path / "out"
+    assert main(["deblur", str(model), str(photos / "*.png"), "-o", str(out), "-q"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["astronaut.png", "coffee.png"]
+    _error(capsys, ["deblur", str(model), str(photos / "*.tiff"), "-o", str(out)], "no such file or folder")

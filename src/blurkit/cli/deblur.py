@@ -213,7 +213,7 @@ def _plan(inputs: list[str], out: str, suffix: str, ext: str | None = None) -> _
 
     paths: list[Path] = []
     given: set[Path] = set()
-    for item in inputs:
+    for item in _expanded(inputs):
         p = Path(item)
         if not p.is_dir() and not p.is_file():
             from blurkit.presets import AUTO, list_presets
@@ -390,6 +390,24 @@ def _clash(jobs, dst, ext: str | None, name_of=str) -> None:
         raise CLIError(f"{first} and {src} would both be written to {dst}: rename one{how}")
     raise CLIError(f"{first} and {src} would both be written to {one} and {other}, one file on this file system "
                    f"(it ignores letter case): rename one{how}")
+
+
+def _expanded(inputs) -> list[str]:
+    """The inputs with wildcard patterns that name no file expanded, as a Unix shell does and Windows' shells
+    do not (``blurkit deblur *.jpg -o out`` in cmd.exe or PowerShell): ``*``, ``?``, ``[...]``, and ``**``
+    for sub-folders, in sorted order. A pattern that matches nothing stays as it is (and is reported missing).
+    """
+    import glob
+
+    out: list[str] = []
+    for item in inputs:
+        if any(c in item for c in "*?[") and not os.path.exists(item):
+            found = sorted(glob.glob(item, recursive=True))
+            if found:
+                out.extend(found)
+                continue
+        out.append(item)
+    return out
 
 
 def _ident(path) -> tuple[int, int] | None:
