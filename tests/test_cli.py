@@ -424,6 +424,9 @@ def test_deblur_refuses_bad_arguments_before_any_work(model, photos, tmp_path, c
         for src in (photos, photos / "cat.jpg"):
             _error(capsys, ["deblur", str(model), str(src), "-o", str(out), "--suffix", suffix],
                    "--suffix", suffix)
+    for suffix in (":x", "_*", "a|b", "_\t"):  # names Windows refuses (":x" an NTFS stream), refused everywhere
+        _error(capsys, ["deblur", str(model), str(photos), "-o", str(out), "--suffix", suffix],
+               f"--suffix {suffix!r}", "cannot be in a file name on Windows")
     for argv in ([photos / "cat.jpg", model], [model, photos, model]):
         _error(capsys, ["deblur", *map(str, argv), "-o", str(out)], model, "MODEL comes first")
     for size in ("0", "-32", "8"):

@@ -88,11 +88,17 @@ def shown(name: Any) -> str:
     r"""A path or file name printable whatever the terminal's encoding: the bytes of a name that is not UTF-8
     (which Python decodes with ``surrogateescape``) as ``\xNN``; printing it raw fails on a strict stream.
 
+    A lone surrogate that is not such a byte (an invalid UTF-16 name from Windows) is written as ``\udNNN``.
+
     Examples:
-        >>> shown("caf\udce9.png"), shown("été.png")
-        ('caf\\xe9.png', 'été.png')
+        >>> shown("caf\udce9.png"), shown("été.png"), shown("a\ud800.png")
+        ('caf\\xe9.png', 'été.png', 'a\\ud800.png')
     """
-    return str(name).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    text = str(name)
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate surrogateescape cannot turn back into a byte
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def add_max_pixels(parser: Any, verb: str = "skip") -> None:

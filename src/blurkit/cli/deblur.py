@@ -114,12 +114,18 @@ def _format_name(text: str) -> str:
 
 def _check_suffix(suffix: str) -> None:
     """Refuse a ``--suffix`` that is not part of a file name: one with a path separator (``_s/x`` names a
-    subfolder, ``/../x`` one outside ``--out``), a NUL, or a ``.`` / ``..`` of its own."""
+    subfolder, ``/../x`` one outside ``--out``), a NUL, or a ``.`` / ``..`` of its own; and one with a
+    character Windows refuses in names (``<>:"|?*`` and control characters: ``a:x.png`` is a hidden stream of
+    a file ``a`` on NTFS), on every system, so that a command works the same everywhere."""
     from blurkit.cli.main import CLIError
 
     if any(c and c in suffix for c in ("/", os.sep, os.altsep, "\0")) or suffix in (".", ".."):
         raise CLIError(f"--suffix {suffix!r}: must be the end of a file name (e.g. _sharp), without a path "
                        "separator, and not . or ..")
+    bad = sorted({c for c in suffix if c in '<>:"|?*\\' or ord(c) < 32})
+    if bad:
+        raise CLIError(f"--suffix {suffix!r}: {' '.join(map(repr, bad))} cannot be in a file name on Windows; "
+                       "use letters, digits, - or _")
 
 
 class _Left:
