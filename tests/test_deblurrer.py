@@ -1652,3 +1652,12 @@ def test_predict_takes_an_encoded_file_as_bytes_or_a_binary_file_object(tmp_path
         d.predict(data, max_pixels=100)
     with open(tmp_path / "a.png", encoding="latin-1") as fh, pytest.raises(TypeError, match="binary mode"):
         d.predict(fh)
+
+
+def test_a_model_with_a_long_valid_name_saves(tmp_path):
+    """`train --out <236 characters>.keras` trained an epoch, then failed: its temporary file's name was 20
+    bytes longer than the file system takes."""
+    path = tmp_path / ("m" * 236 + ".keras")
+    d = Deblurrer(model="unet", model_options={"width": 4, "depth": 1, "blocks": 1})
+    assert d.save(path) == path and Deblurrer.load(path).channels == 3
+    assert os.listdir(tmp_path) == [path.name]

@@ -990,3 +990,22 @@ def test_file_modes_follow_the_umask_without_proc(tmp_path, monkeypatch):
     f = tmp_path / "x.bin"
     f.write_bytes(b"1")
     io.set_file_mode(f)  # no error
+
+
+def test_a_long_valid_name_is_written_and_its_stale_temp_is_found(tmp_path):
+    """A 250-byte file name is valid (the limit is 255), but its temporary file `.NAME.XXXXXXXX.tmp` was not:
+    "File name too long" after the work (for `blurkit train`, after an epoch). The temporary name now stands
+    for a long name by its start and a hash, and the stale-temp sweep looks for that."""
+    import time
+
+    from blurkit.data import io
+
+    path = tmp_path / ("n" * 246 + ".png")  # 250 bytes: valid; its temporary name was 264
+    io.write_image(path, np.zeros((4, 4), np.uint8))
+    assert io.read_image(path).shape == (4, 4) and sorted(os.listdir(tmp_path)) == [path.name]
+    stale = tmp_path / f".{io.temp_stem(path.name)}.abcd_123.tmp"  # what a killed write of it left
+    stale.write_bytes(b"half")
+    os.utime(stale, (time.time() - 3600, time.time() - 3600))
+    io._TEMP_SCANS.clear()
+    io.write_image(path, np.ones((4, 4), np.uint8))
+    assert sorted(os.listdir(tmp_path)) == [path.name]

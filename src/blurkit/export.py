@@ -288,7 +288,9 @@ def export_saved_model(deblurrer: Any, path: str | os.PathLike) -> Path:
         archive.add_endpoint("serve_sigma", serve_sigma, input_signature=[uint8, tf.TensorSpec([None], tf.float64)])
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_folders(path)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=_TEMP_SUFFIX, dir=path.parent))
+    from blurkit.data.io import temp_stem
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{temp_stem(path.name)}.", suffix=_TEMP_SUFFIX, dir=path.parent))
     try:
         archive.write_out(str(tmp / "model"), verbose=False)
         if path.exists():
@@ -311,7 +313,7 @@ def _remove_stale_folders(path: Path) -> None:
     import shutil
     import time
 
-    from blurkit.data.io import STALE_TEMP_SECONDS, temp_pattern
+    from blurkit.data.io import STALE_TEMP_SECONDS, temp_pattern, temp_stem
 
     pattern, now = temp_pattern(_TEMP_SUFFIX), time.time()
     try:
@@ -320,7 +322,7 @@ def _remove_stale_folders(path: Path) -> None:
         return
     for entry in entries:
         match = pattern.fullmatch(entry.name)
-        if not match or match.group(1) != path.name:
+        if not match or match.group(1) != temp_stem(path.name):
             continue
         try:
             if entry.is_dir(follow_symlinks=False) and \

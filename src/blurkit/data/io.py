@@ -987,6 +987,28 @@ _TEMP_SCANS: dict[tuple[str, str], tuple[float, dict[str, list[str]]]] = {}
 _TEMP_SCANS_LOCK = threading.Lock()
 
 
+def temp_stem(name: str) -> str:
+    """The part of a temporary file's name (``.STEM.XXXXXXXX.tmp``) that stands for the file ``name`` it will
+    become: ``name`` itself, or for a name of more than 100 bytes its first 60 bytes and a hash of the whole,
+    so that the temporary name fits where ``name`` fits (file names stop at 255 bytes, Windows paths at 260
+    characters; a long valid name failed with "File name too long" after the work).
+
+    Examples:
+        >>> temp_stem("a.png")
+        'a.png'
+        >>> long = "x" * 240 + ".png"
+        >>> len(temp_stem(long)), temp_stem(long) == temp_stem(long), temp_stem(long)[:3]
+        (73, True, 'xxx')
+    """
+    raw = name.encode("utf-8", "surrogateescape")
+    if len(raw) <= 100:
+        return name
+    import hashlib
+
+    head = raw[:60].decode("utf-8", "ignore")  # whole characters only
+    return f"{head}~{hashlib.sha256(raw).hexdigest()[:12]}"
+
+
 def temp_pattern(suffix: str) -> re.Pattern:
     """The names of the temporary files an atomic write of ``NAME`` makes first, ``.NAME.XXXXXXXX`` +
     ``suffix`` (``tempfile.mkstemp``'s eight characters); group 1 is ``NAME``.
@@ -1028,7 +1050,7 @@ def _remove_stale_temps(path: Path, suffix: str, max_age: float = STALE_TEMP_SEC
                     found.setdefault(m.group(1), []).append(name)
             scan = (now, found)
             _TEMP_SCANS[key] = scan
-        candidates = scan[1].pop(path.name, [])
+        candidates = scan[1].pop(temp_stem(path.name), [])
     removed = 0
     for name in candidates:
         tmp = path.parent / name
@@ -1140,7 +1162,7 @@ def atomic_open(
     make_parent(path)
     _remove_stale_temps(path, ".tmp")
     try:
-        fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{temp_stem(path.name)}.", suffix=".tmp")
     except OSError as exc:  # it names the temporary file it tried to create
         raise _about_target(exc, path) from exc
     tmp = Path(tmp_name)

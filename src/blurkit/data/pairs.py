@@ -68,6 +68,7 @@ from blurkit.data.io import (
     _scan_folder,
     read_image,
     temp_pattern,
+    temp_stem,
     write_image,
 )
 
@@ -303,7 +304,7 @@ def _killed_writes(targets: list[Path]) -> list[Path]:
     """The temporary files (``.NAME.XXXXXXXX.tmp``) that killed atomic writes of ``targets`` left."""
     wanted: dict[Path, set[str]] = {}
     for target in targets:
-        wanted.setdefault(target.parent, set()).add(target.name)
+        wanted.setdefault(target.parent, set()).add(temp_stem(target.name))  # as its temporary file names it
     found: list[Path] = []
     for folder, names in wanted.items():
         try:
