@@ -1661,3 +1661,29 @@ def test_a_model_with_a_long_valid_name_saves(tmp_path):
     d = Deblurrer(model="unet", model_options={"width": 4, "depth": 1, "blocks": 1})
     assert d.save(path) == path and Deblurrer.load(path).channels == 3
     assert os.listdir(tmp_path) == [path.name]
+
+
+def test_a_deblurrer_goes_to_a_spawned_worker(tmp_path):
+    """multiprocessing's spawn (the default on Windows and macOS) pickles what it sends: a preset failed in
+    the worker with "Could not locate class 'RadialSpectrum'", and with the layers imported by hand with "made
+    before the process forked" (it was not). A Deblurrer now travels as its saved file's bytes."""
+    import pickle
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    d = Deblurrer.from_preset("gaussian-v1")
+    photo = (np.random.default_rng(0).random((24, 32, 3)) * 255).astype(np.uint8)
+    sent = tmp_path / "sent.pickle"
+    sent.write_bytes(pickle.dumps((d, photo)))
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    code = ("import pickle, sys; import numpy as np\n"  # a fresh interpreter: nothing of blurkit imported yet
+            f"d, photo = pickle.loads(open({str(sent)!r}, 'rb').read())\n"
+            "np.save(sys.stdout.buffer, d.predict(photo))\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]),
+           "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-2000:]
+    import io
+
+    np.testing.assert_array_equal(np.load(io.BytesIO(proc.stdout)), d.predict(photo))
