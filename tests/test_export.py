@@ -100,6 +100,25 @@ def test_export_serves_what_predict_returns(name, astronaut, tmp_path, request):
     for bad in (float("nan"), float("inf")):  # not a black image: an error, as predict refuses them
         with pytest.raises(tf.errors.InvalidArgumentError, match="sigma must be finite"):
             served.serve_sigma(pair, tf.constant([1.0, bad], tf.float64))
+    # what a service's client gets wrong: errors that say so (they came from inside the graph: "paddings must
+    # be less than the dimension size", "ConcatOp : Dimension 0 ..."), not a result (sigma 0 or -1 was taken
+    # as 0.3, one NaN made the whole image NaN, a [0, 255] float image came back clipped)
+    for sigmas, message in (([0.0, 1.0], "sigma must be positive"), ([-1.0, 1.0], "sigma must be positive"),
+                            ([1.0], "one sigma per image")):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+            served.serve_sigma(pair, tf.constant(sigmas, tf.float64))
+    unit = pair.astype(np.float32) / np.float32(255)
+    for bad, message in ((np.float32("nan"), "images must be finite"), (np.float32(255), r"in \[0, 1\]")):
+        spoiled = unit.copy()
+        spoiled[0, 3, 4, 1] = bad
+        with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+            served.serve_float(spoiled)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="at least 1 x 1 pixels"):
+        served.serve(np.zeros((1, 0, 5, 3), np.uint8))
+    for endpoint, empty in ((served.serve, np.zeros((0, 9, 7, 3), np.uint8)),
+                            (served.serve_float, np.zeros((0, 9, 7, 3), np.float32))):
+        assert endpoint(empty).numpy().shape == (0, 9, 7, 3)
+    assert served.serve_sigma(np.zeros((0, 9, 7, 3), np.uint8), tf.constant([], tf.float64)).shape[0] == 0
 
 
 @pytest.mark.parametrize("name", ["unet", "wiener_unet"])

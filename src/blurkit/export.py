@@ -15,12 +15,17 @@ Endpoints (also the SavedModel's signatures, ``serve`` the default one):
 * ``serve(images)``: ``uint8`` ``(N, H, W, C)`` in, ``uint8`` out, any H and W from 1. A tensor of another
   dtype is refused, but a NumPy array of another dtype is cast to ``uint8`` by TensorFlow without a check
   (a [0, 1] float photo becomes black, 300 becomes 44): convert first, or use ``serve_float``.
-* ``serve_float(images)``: ``float32`` ``(N, H, W, C)`` in [0, 1], ``float32`` out (NaN in, NaN out: it
-  does not check values as ``Deblurrer.predict`` does).
+* ``serve_float(images)``: ``float32`` ``(N, H, W, C)`` in [0, 1], ``float32`` out. NaN or infinite values
+  and values below -0.5 or above 1.5 (a [0, 255] image) are an error (``InvalidArgumentError``), as
+  ``Deblurrer.predict`` refuses non-finite values (one NaN would make every output value NaN).
 * ``serve_sigma(images, sigma)``, models with a Gaussian blur estimator (the presets): as ``serve``, with
   each image's known blur (``float64`` ``(N,)``, in pixels) deconvolved instead of the estimated one, as
-  ``Deblurrer.predict(image, sigma=...)`` does; sigmas outside the model's range (0.3 to 3.5 for the
-  presets) are taken as its nearest end, and a NaN or infinite one is an error (``InvalidArgumentError``).
+  ``Deblurrer.predict(image, sigma=...)`` does; positive sigmas outside the model's range (0.3 to 3.5 for
+  the presets) are taken as its nearest end, and a sigma of 0 or less, NaN or infinite, or a count of sigmas
+  other than N, is an error (``InvalidArgumentError``).
+
+Every endpoint returns an empty batch for an empty one (N = 0) and refuses images of 0 pixels in height
+or width.
 
 C is the model's channels (3 for the presets). The graph restores an image as ``Deblurrer.predict``
 does, to the last bit, one image per call (in a batch of several, a few values may differ by one level:
@@ -270,14 +275,34 @@ def export_saved_model(deblurrer: Any, path: str | os.PathLike) -> Path:
     def to_uint8(y: Any) -> Any:
         return tf.cast(tf.clip_by_value(tf.round(y * 255.0), 0.0, 255.0), tf.uint8)
 
+    def checked(images: Any, restore_them: Any) -> Any:
+        """``restore_them()`` of a batch of at least 1 x 1 pixels (an error that says so, not one from inside
+        the graph); an empty batch gives an empty batch."""
+        shape = tf.shape(images)
+        sized = tf.debugging.assert_greater(tf.minimum(shape[1], shape[2]), 0,
+                                            message="images must be at least 1 x 1 pixels")
+        with tf.control_dependencies([sized]):
+            return tf.cond(shape[0] > 0, restore_them, lambda: tf.zeros_like(images))
+
     def serve(images: Any) -> Any:
-        return to_uint8(restore(tf.gather(levels, tf.cast(images, tf.int32))))
+        return checked(images, lambda: to_uint8(restore(tf.gather(levels, tf.cast(images, tf.int32)))))
 
     def serve_float(images: Any) -> Any:
-        return restore(images)
+        finite = tf.debugging.assert_all_finite(images, "images must be finite (a NaN or infinite value)")
+        low = tf.debugging.assert_greater_equal(tf.reduce_min(images), -0.5,
+                                                message="serve_float takes images in [0, 1]")
+        high = tf.debugging.assert_less_equal(tf.reduce_max(images), 1.5,
+                                              message="serve_float takes images in [0, 1] (not [0, 255])")
+        with tf.control_dependencies([low, high]):
+            return checked(finite, lambda: restore(finite))
 
     def serve_sigma(images: Any, sigma: Any) -> Any:
-        return to_uint8(restore(tf.gather(levels, tf.cast(images, tf.int32)), sigma))
+        count = tf.debugging.assert_equal(tf.size(sigma), tf.shape(images)[0],
+                                          message="serve_sigma takes one sigma per image")
+        sigma = tf.debugging.assert_all_finite(sigma, "sigma must be finite")
+        positive = tf.debugging.assert_positive(sigma, message="sigma must be positive")
+        with tf.control_dependencies([count, positive]):
+            return checked(images, lambda: to_uint8(restore(tf.gather(levels, tf.cast(images, tf.int32)), sigma)))
 
     uint8 = tf.TensorSpec([None, None, None, c], tf.uint8)
     archive = ExportArchive()
