@@ -1009,3 +1009,24 @@ def test_a_long_valid_name_is_written_and_its_stale_temp_is_found(tmp_path):
     io._TEMP_SCANS.clear()
     io.write_image(path, np.ones((4, 4), np.uint8))
     assert sorted(os.listdir(tmp_path)) == [path.name]
+
+
+def test_a_list_file_from_windows_tools_reads_or_says_why(tmp_path):
+    """PowerShell 5's `>` writes UTF-16: such a list failed with "'utf-8' codec can't decode byte 0xff in
+    position 0", naming no file. UTF-16 (with its byte-order mark) is read; other non-UTF-8 text is refused
+    naming the list, the line and what to do."""
+    from blurkit.data.io import read_list
+
+    for name in ("a.png", "b.png"):
+        io_write(tmp_path / name)
+    (tmp_path / "utf16.txt").write_bytes("a.png\r\n# comment\r\nb.png\r\n".encode("utf-16"))
+    assert [p.name for p in read_list(tmp_path / "utf16.txt")] == ["a.png", "b.png"]
+    (tmp_path / "latin1.txt").write_bytes("a.png\nphoto-été.png\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin1\.txt line 2: not UTF-8 text .*save the list as UTF-8"):
+        read_list(tmp_path / "latin1.txt")
+
+
+def io_write(path):
+    from blurkit.data.io import write_image
+
+    write_image(path, np.zeros((4, 4), np.uint8))

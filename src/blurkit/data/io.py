@@ -210,39 +210,45 @@ def read_list(path: PathLike, recursive: bool = True) -> list[Path]:
     base = path.parent
     seen: set[str] = set()
     out: list[Path] = []
-    with open(path, encoding="utf-8-sig") as fh:  # FileNotFoundError names the list
-        for number, line in enumerate(fh, 1):
-            entry = line.strip()
-            if not entry or entry.startswith("#"):
-                continue
-            where = f"{path} line {number}"
-            target = Path(entry).expanduser()
-            if not target.is_absolute():
-                target = base / target
-            if is_list_path(target):
-                raise ValueError(f"{where}: a list file cannot name another list ({entry})")
+    raw = path.read_bytes()  # FileNotFoundError names the list
+    encoding = "utf-16" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"  # PowerShell 5's `>` writes UTF-16
+    try:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ValueError(f"{path} line {line}: not UTF-8 text ({exc.reason}); save the list as UTF-8") from None
+    for number, line in enumerate(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"), 1):
+        entry = line.strip()
+        if not entry or entry.startswith("#"):
+            continue
+        where = f"{path} line {number}"
+        target = Path(entry).expanduser()
+        if not target.is_absolute():
+            target = base / target
+        if is_list_path(target):
+            raise ValueError(f"{where}: a list file cannot name another list ({entry})")
+        try:
+            mode = os.stat(target).st_mode
+        except FileNotFoundError:
+            mode = None
+        if mode is not None and stat.S_ISREG(mode):
+            if not is_image_path(target):
+                raise ValueError(
+                    f"{where}: not an image file name: {entry} (expected one of {', '.join(IMAGE_EXTENSIONS)})"
+                )
+            found = [target]
+        elif mode is None and not _has_magic(entry):
+            raise FileNotFoundError(f"{where}: no such file: {entry} (looked for {target})")
+        else:  # a folder or a glob pattern
             try:
-                mode = os.stat(target).st_mode
-            except FileNotFoundError:
-                mode = None
-            if mode is not None and stat.S_ISREG(mode):
-                if not is_image_path(target):
-                    raise ValueError(
-                        f"{where}: not an image file name: {entry} (expected one of {', '.join(IMAGE_EXTENSIONS)})"
-                    )
-                found = [target]
-            elif mode is None and not _has_magic(entry):
-                raise FileNotFoundError(f"{where}: no such file: {entry} (looked for {target})")
-            else:  # a folder or a glob pattern
-                try:
-                    found = list_images(target if mode is not None else str(target), recursive=recursive)
-                except (FileNotFoundError, ValueError) as exc:
-                    raise type(exc)(f"{where}: {exc}") from None
-            for p in found:
-                key = os.path.abspath(p)
-                if key not in seen:
-                    seen.add(key)
-                    out.append(p)
+                found = list_images(target if mode is not None else str(target), recursive=recursive)
+            except (FileNotFoundError, ValueError) as exc:
+                raise type(exc)(f"{where}: {exc}") from None
+        for p in found:
+            key = os.path.abspath(p)
+            if key not in seen:
+                seen.add(key)
+                out.append(p)
     if not out:
         raise ValueError(f"list file {path} names no images (one path per line; # starts a comment)")
     return out
