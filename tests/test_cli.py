@@ -1238,3 +1238,14 @@ def test_deblur_expands_a_wildcard_the_shell_left_as_it_is(model, photos, tmp_pa
     assert main(["deblur", str(model), str(photos / "*.png"), "-o", str(out), "-q"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["astronaut.png", "coffee.png"]
     _error(capsys, ["deblur", str(model), str(photos / "*.tiff"), "-o", str(out)], "no such file or folder")
+
+
+def test_a_completed_train_removes_what_a_killed_state_write_left(photos, tmp_path):
+    """After a kill -9 during a training-state write and a resumed run to the end, the state folder stayed,
+    holding the dead write's temporary file (removed only by a later save, 10 minutes on)."""
+    state = tmp_path / "m.resume"
+    state.mkdir()
+    (state / ".last.k3j_9x0q.tmp.keras").write_bytes(b"half a state")
+    assert main(["train", str(photos), *TINY_TRAIN, "-o", str(tmp_path / "m.keras"), "--quiet"]) == 0
+    assert not state.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.keras", "m.png"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -218,6 +219,7 @@ def run(args: argparse.Namespace) -> int:
     paused = bool(d.training.get("time_limit_reached"))
     if not paused:  # the run is complete and its model saved: its training state is no longer needed
         (state_dir / "last.keras").unlink(missing_ok=True)
+        _remove_state_temps(state_dir)  # what a state write killed mid-way left (kill -9, a power cut)
         try:
             state_dir.rmdir()
         except OSError:  # not empty (other files there) or already gone
@@ -250,6 +252,23 @@ def _whole_history(d, out: Path) -> None:
     best.history = d.history
     best.training = {**d.training, "weights_epoch": kept}
     best.save(out)
+
+
+def _remove_state_temps(state_dir: Path) -> None:
+    """Delete the temporary files of training-state writes (``.last.XXXXXXXX.tmp.keras``) in ``state_dir``:
+    the run they belonged to is complete, so none is a write in progress."""
+    from blurkit.data.io import temp_pattern
+
+    pattern = temp_pattern(".tmp.keras")
+    try:
+        names = [n for n in os.listdir(state_dir) if (m := pattern.fullmatch(n)) and m.group(1) == "last"]
+    except OSError:
+        return
+    for name in names:
+        try:
+            (state_dir / name).unlink()
+        except OSError:
+            pass
 
 
 def _written(path: Path, started: float) -> bool:
