@@ -579,18 +579,19 @@ def test_deblur_refuses_outputs_one_file_apart_only_in_letter_case(model, photos
     ignores case (a probe says), such names are a clash like equal ones."""
     import shutil
 
-    from blurkit.cli import deblur
 
     one, two = tmp_path / "in1", tmp_path / "in2"
     one.mkdir(), two.mkdir()
     shutil.copy(photos / "astronaut.png", one / "Photo.png")
     shutil.copy(photos / "coffee.png", two / "photo.png")
-    assert deblur._case_blind(tmp_path / "out") is (tmp_path / "IN1").exists()  # the probe tells this one
-    monkeypatch.setattr(deblur, "_case_blind", lambda folder: True)
+    from blurkit.data import io as bio
+
+    assert bio.case_blind(tmp_path / "out") is (tmp_path / "IN1").exists()  # the probe tells this one
+    monkeypatch.setattr(bio, "case_blind", lambda folder: True)
     _error(capsys, ["deblur", str(model), str(one), str(two), "-o", str(tmp_path / "out")],
            "one file on this file system (it ignores letter case)")
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
-    monkeypatch.setattr(deblur, "_case_blind", lambda folder: False)  # Linux' file systems: two files
+    monkeypatch.setattr(bio, "case_blind", lambda folder: False)  # Linux' file systems: two files
     assert main(["deblur", str(model), str(one), str(two), "-o", str(tmp_path / "out"), "-q"]) == 0
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["Photo.png", "photo.png"]
 

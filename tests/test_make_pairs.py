@@ -618,3 +618,24 @@ def test_out_dir_is_or_holds_the_input_folder(tmp_path, photos, testblur, monkey
     assert "is inside sharp" in capsys.readouterr().err
     with pytest.raises(ValueError, match="is the input folder"):
         make_pairs(photos_dir, photos_dir / ".", blur=FakeBlur(), progress=False)
+
+
+def test_outputs_apart_only_in_letter_case_are_kept_apart_where_case_is_ignored(tmp_path, monkeypatch):
+    """A.jpg and a.png became A.png and a.png: one file on macOS and Windows, so one pair replaced the other
+    and the manifest held two records of it. Where the output's file system ignores case (probed), such
+    outputs keep their suffixes, as equal names do; names equal but for case are refused."""
+    from blurkit.data import pairs
+    from blurkit.data.io import folded
+
+    assert pairs._output_names(["A.jpg", "a.png", "b.png"]) == {"A.jpg": "A.png", "a.png": "a.png", "b.png": "b.png"}
+    assert pairs._output_names(["A.jpg", "a.png", "b.png"], folded) == {
+        "A.jpg": "A.jpg.png", "a.png": "a.png.png", "b.png": "b.png"}
+    with pytest.raises(ValueError, match=r"same output name \(on this file system, which ignores letter case\)"):
+        pairs._output_names(["A.png", "a.png"], folded)
+    src = tmp_path / "src"
+    src.mkdir()
+    write_image(src / "A.jpg", np.full((16, 16, 3), 90, np.uint8))
+    write_image(src / "a.png", np.full((16, 16, 3), 200, np.uint8))
+    monkeypatch.setattr(pairs, "case_blind", lambda folder: True)
+    make_pairs(src, tmp_path / "out", seed=0)
+    assert sorted(p.name for p in (tmp_path / "out" / "sharp").iterdir()) == ["A.jpg.png", "a.png.png"]

@@ -215,7 +215,7 @@ def _plan(inputs: list[str], out: str, suffix: str, ext: str | None = None) -> _
     from blurkit.batch import folder_jobs
     from blurkit.cli._common import check_output
     from blurkit.cli.main import CLIError
-    from blurkit.data.io import WRITE_EXTENSIONS, is_image_path
+    from blurkit.data.io import WRITE_EXTENSIONS, case_blind, folded, is_image_path
 
     paths: list[Path] = []
     given: set[Path] = set()
@@ -306,7 +306,7 @@ def _plan(inputs: list[str], out: str, suffix: str, ext: str | None = None) -> _
     # an output would replace: without a --suffix, nothing tells an earlier output there from a photo.
     kept: set[str] = set()
     if not to_file:
-        name_of = _folded if _case_blind(outp) else str  # one file for two names there: A.png and a.png
+        name_of = folded if case_blind(outp) else str  # one file for two names there: A.png and a.png
         seen: set[int] = set()
         earlier: set[int] = set()
         for src, dst, why in walk():
@@ -451,32 +451,6 @@ def _below(path, folder) -> tuple[str, ...]:
     return ()
 
 
-def _folded(path) -> str:
-    """``path`` as a file system that ignores letter case and Unicode normalization names it."""
-    import unicodedata
-
-    return unicodedata.normalize("NFC", str(path)).casefold()
-
-
-def _case_blind(folder) -> bool:
-    """Whether the file system of ``folder`` (or of its nearest existing parent) ignores letter case, as
-    macOS' and Windows' do by default: a probe file is made and looked for under another case."""
-    import tempfile
-    from pathlib import Path
-
-    here = Path(folder).resolve()
-    while not here.is_dir() and here != here.parent:
-        here = here.parent
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".blurkit-case-", dir=here)
-    except OSError:
-        return False
-    os.close(fd)
-    try:
-        name = Path(probe).name
-        return os.path.exists(os.path.join(here, name.upper()))
-    finally:
-        os.unlink(probe)
 
 
 def _count_in_background(count):

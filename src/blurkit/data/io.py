@@ -993,6 +993,31 @@ _TEMP_SCANS: dict[tuple[str, str], tuple[float, dict[str, list[str]]]] = {}
 _TEMP_SCANS_LOCK = threading.Lock()
 
 
+def folded(path: Any) -> str:
+    """``path`` as a file system that ignores letter case and Unicode normalization names it."""
+    import unicodedata
+
+    return unicodedata.normalize("NFC", str(path)).casefold()
+
+
+def case_blind(folder: PathLike) -> bool:
+    """Whether the file system of ``folder`` (or of its nearest existing parent) ignores letter case, as
+    macOS' and Windows' do by default: a probe file is made and looked for under another case."""
+    here = Path(folder).resolve()
+    while not here.is_dir() and here != here.parent:
+        here = here.parent
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".blurkit-case-", dir=here)
+    except OSError:
+        return False
+    os.close(fd)
+    try:
+        name = Path(probe).name
+        return os.path.exists(os.path.join(here, name.upper()))
+    finally:
+        os.unlink(probe)
+
+
 def temp_stem(name: str) -> str:
     """The part of a temporary file's name (``.STEM.XXXXXXXX.tmp``) that stands for the file ``name`` it will
     become: ``name`` itself, or for a name of more than 100 bytes its first 60 bytes and a hash of the whole,

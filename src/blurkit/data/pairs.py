@@ -56,6 +56,7 @@ import json
 import os
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -66,6 +67,8 @@ from blurkit.data.io import (
     ImageReadError,
     PathLike,
     _scan_folder,
+    case_blind,
+    folded,
     read_image,
     temp_pattern,
     temp_stem,
@@ -185,14 +188,17 @@ def describe_blur(
     )
 
 
-def _output_names(rels: list[str]) -> dict[str, str]:
-    """Relative output name (``.png``) of each relative source name, keeping suffixes on clashes."""
+def _output_names(rels: list[str], fold: Callable[[str], str] = str) -> dict[str, str]:
+    """Relative output name (``.png``) of each relative source name, keeping suffixes on clashes; ``fold``
+    gives the name the output's file system sees (:func:`blurkit.data.io.folded` where it ignores case:
+    ``A.jpg`` and ``a.png`` would both be ``a.png`` there)."""
     plain = {rel: str(Path(rel).with_suffix(".png").as_posix()) for rel in rels}
-    counts = Counter(plain.values())
-    names = {rel: (out if counts[out] == 1 else f"{rel}.png") for rel, out in plain.items()}
-    if len(set(names.values())) != len(names):  # pragma: no cover - needs a name like 'a.jpg.png' too
-        clashes = sorted(n for n, c in Counter(names.values()).items() if c > 1)
-        raise ValueError(f"several input files map to the same output name: {', '.join(clashes)}")
+    counts = Counter(fold(out) for out in plain.values())
+    names = {rel: (out if counts[fold(out)] == 1 else f"{rel}.png") for rel, out in plain.items()}
+    if len({fold(n) for n in names.values()}) != len(names):  # A.png and a.png where case is ignored
+        clashes = sorted(n for n, c in Counter(fold(n) for n in names.values()).items() if c > 1)
+        where = "" if fold is str else " (on this file system, which ignores letter case)"
+        raise ValueError(f"several input files map to the same output name{where}: {', '.join(clashes)}")
     return names
 
 
@@ -446,7 +452,7 @@ def make_pairs(
             f"no images found in {clean} (looked for {', '.join(IMAGE_EXTENSIONS)}, recursively)"
         )
     rels = [p.relative_to(clean).as_posix() for p in images]
-    names = _output_names(rels)
+    names = _output_names(rels, folded if case_blind(out) else str)
     partial = out / PARTIAL_NAME
     if replace:
         remove_previous(out)
