@@ -6,9 +6,11 @@ images smaller than the network's stride, the blur estimate made once per image 
 estimator, such as the presets), the crop and the clipping. The result is a standard SavedModel (signatures
 ``serve``, ``serve_float``, ``serve_sigma`` where the model has an estimator, and ``serving_default``) that loads with ``tf.saved_model.load`` alone: neither
 blurkit nor its Python layer classes are needed, and no Python code is stored in it. TFLite converts it
-only with TensorFlow ops allowed (the FFTs of the presets' Wiener step are not TFLite built-ins), so an app
-needs the Flex delegate (``benchmarks/export_check.py --tflite``); TensorFlow Serving, TF.js and ONNX were
-not tried.
+only with TensorFlow ops allowed (``SELECT_TF_OPS``), for every model, not only the presets: the tiling's
+window arithmetic (float64), the blur estimate's loop and the presets' FFTs are not TFLite built-ins, so an
+app needs the Flex delegate (``benchmarks/export_check.py --tflite``; pip's ``tf.lite.Interpreter`` cannot
+run it). Loaded the way TensorFlow Serving loads a model (``saved_model_cli run`` on each signature) it
+gives predict's pixels; TensorFlow Serving itself, TF.js and ONNX were not tried.
 
 Endpoints (also the SavedModel's signatures, ``serve`` the default one):
 
