@@ -452,10 +452,12 @@ def paired(diffs: list[float], seed: int = 0) -> dict[str, Any]:
     from scipy.stats import wilcoxon
 
     d = np.asarray(diffs, np.float64)
+    if len(d) < 2:  # one photo (or none) tells nothing of the spread
+        return {"mean": float(d.mean()) if len(d) else None, "ci95": None, "n": int(len(d)), "wilcoxon_p": None}
     rng = np.random.default_rng(seed)
     means = d[rng.integers(0, len(d), (PAIRED_RESAMPLES, len(d)))].mean(axis=1)
     low, high = np.percentile(means, [2.5, 97.5])
-    p = float(wilcoxon(d).pvalue) if len(d) > 1 and np.any(d != 0) else None
+    p = float(wilcoxon(d).pvalue) if np.any(d != 0) else None
     return {"mean": float(d.mean()), "ci95": [float(low), float(high)], "n": int(len(d)), "wilcoxon_p": p}
 
 
@@ -485,16 +487,19 @@ def paired_vs(results: list[dict], reference: str) -> dict[str, dict]:
 def format_paired(against: dict[str, dict], reference: str = "Wiener") -> str:
     """Markdown: per row and sigma, the mean PSNR gain over ``reference`` with its 95 % interval, the
     photos ahead (PSNR, SSIM) and the Wilcoxon p-value."""
-    sigmas = list(next(iter(against.values())))
+    sigmas = sorted({s for by_sigma in against.values() for s in by_sigma}, key=float)
     head = ["method"] + [f"σ={s}: dB over {reference} [95 % CI]; ahead PSNR, SSIM; p" for s in sigmas]
     lines = ["| " + " | ".join(head) + " |", "|---" + "|---" * len(sigmas) + "|"]
     for name, by_sigma in against.items():
         cells = [name]
         for s in sigmas:
-            st = by_sigma[s]
+            st = by_sigma.get(s)
+            if st is None or st["mean"] is None:
+                cells.append("–")
+                continue
             p = "–" if st["wilcoxon_p"] is None else f"{st['wilcoxon_p']:.3f}"
-            cells.append(f"{st['mean']:+.2f} [{st['ci95'][0]:+.2f}, {st['ci95'][1]:+.2f}]; "
-                         f"{st['ahead_psnr']}/{st['n']}, {st['ahead_ssim']}/{st['n']}; {p}")
+            ci = "–" if st["ci95"] is None else f"{st['ci95'][0]:+.2f}, {st['ci95'][1]:+.2f}"
+            cells.append(f"{st['mean']:+.2f} [{ci}]; {st['ahead_psnr']}/{st['n']}, {st['ahead_ssim']}/{st['n']}; {p}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

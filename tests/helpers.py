@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -60,3 +62,10 @@ def finish(*procs: subprocess.Popen[str], timeout: float = 300) -> list[subproce
                 proc.kill()
                 proc.communicate()
     return done
+
+
+def source_env(**extra: str) -> dict[str, str]:
+    """The environment for a fresh Python process that imports this checkout's blurkit (``src`` first on
+    ``PYTHONPATH``), with ``extra`` variables added."""
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]), **extra}

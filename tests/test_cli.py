@@ -1145,8 +1145,8 @@ def test_train_does_not_replace_a_model_or_a_resumable_run_without_overwrite(pho
 
 def test_train_saves_the_whole_runs_history_with_the_best_epoch(photos, tmp_path, capsys):
     """The model file is the best epoch's checkpoint; it held the history up to that epoch only, so the
-    numbers of the later epochs were lost (only the PNG showed them). Now it holds the whole run's, the epochs
-    run and which one its weights are from."""
+    numbers of the later epochs were lost (only the PNG showed them). Its training record now holds the whole
+    run's, the epochs run and which one its weights are from (its own history still ends there)."""
     from blurkit.deblurrer import Deblurrer
 
     out = tmp_path / "m.keras"
@@ -1155,20 +1155,21 @@ def test_train_saves_the_whole_runs_history_with_the_best_epoch(photos, tmp_path
            "--lr", "0.1"]
     assert main(run) == 0
     meta = Deblurrer.read_metadata(out)
-    val = meta["history"]["val_loss"]
-    assert len(meta["history"]["loss"]) == len(val) == 3 and meta["training"]["epochs"] == 3
+    val = meta["training"]["run_history"]["val_loss"]
+    assert len(meta["training"]["run_history"]["loss"]) == len(val) == 3 and meta["training"]["epochs"] == 3
     best = min(range(3), key=val.__getitem__) + 1
     assert best < 3, "the test needs a run whose best epoch is not the last"
-    assert meta["training"]["weights_epoch"] == best
+    assert meta["training"]["weights_epoch"] == best and meta["history"]["val_loss"] == val[:best]
     assert meta["validation"]["loss"] == pytest.approx(val[best - 1])
     assert meta["training"]["validation_split"] == 0.25 and meta["training"]["reduce_lr"] is True
 
 
 def _blurkit(args: list[str], **env: str) -> subprocess.CompletedProcess:
     """``python -m blurkit ARGS`` in a fresh process with ``env`` added (the source tree's blurkit)."""
-    src = str(Path(__file__).resolve().parents[1] / "src")
-    environ = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]), **env}
-    return subprocess.run([sys.executable, "-m", "blurkit", *args], capture_output=True, timeout=300, env=environ)
+    from helpers import source_env
+
+    return subprocess.run([sys.executable, "-m", "blurkit", *args], capture_output=True, timeout=300,
+                          env=source_env(**env))
 
 
 def test_paths_the_console_cannot_encode_are_escaped_not_a_traceback(tmp_path):
@@ -1191,10 +1192,10 @@ def test_paths_the_console_cannot_encode_are_escaped_not_a_traceback(tmp_path):
 def test_a_closed_pipe_is_not_an_error(tmp_path):
     """`blurkit list | head -1`: the reader closing the pipe gave "error: [Errno 32] Broken pipe" and exit 1,
     a failure under `set -o pipefail`."""
-    src = str(Path(__file__).resolve().parents[1] / "src")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    from helpers import source_env
+
     proc = subprocess.Popen([sys.executable, "-m", "blurkit", "list"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=env)
+                            stderr=subprocess.PIPE, env=source_env())
     proc.stdout.close()  # the reader is gone before the first line is written
     err = proc.stderr.read().decode(errors="replace")
     assert proc.wait(timeout=300) == 0, err
@@ -1250,3 +1251,50 @@ def test_a_completed_train_removes_what_a_killed_state_write_left(photos, tmp_pa
     assert main(["train", str(photos), *TINY_TRAIN, "-o", str(tmp_path / "m.keras"), "--quiet"]) == 0
     assert not state.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.keras", "m.png"]
+
+
+def test_whole_history_after_a_pause_keeps_the_best_epochs_file(tmp_path):
+    """A --time-limit pause, then --resume, with no better epoch after it: the second session stamped the
+    pause's epoch as the weights' (the first had replaced the file's history with the run's). The file's own
+    history keeps ending at its epoch, which is also what a later fit(checkpoint=out) reads as the loss to
+    beat."""
+    from blurkit.cli.train import _whole_history
+    from blurkit.deblurrer import Deblurrer, _checkpoint_best
+
+    out = tmp_path / "m.keras"
+    best = Deblurrer(model="unet", model_options={"width": 4, "depth": 1, "blocks": 1})
+    best.history = {"loss": [0.6, 0.4], "val_loss": [0.5, 0.3]}  # the checkpoint of epoch 2
+    best.save(out)
+    run = Deblurrer(model="unet", model_options={"width": 4, "depth": 1, "blocks": 1})
+    for epochs in (5, 8):  # the pause after epoch 5, then the resumed run to 8, none better than epoch 2
+        run.history = {"loss": [0.6, 0.4] + [0.35] * (epochs - 2), "val_loss": [0.5, 0.3] + [0.9] * (epochs - 2)}
+        run.training = {"epochs": epochs}
+        _whole_history(run, out)
+        meta = Deblurrer.read_metadata(out)
+        assert meta["training"]["weights_epoch"] == 2 and meta["training"]["epochs"] == epochs
+        assert meta["history"]["val_loss"] == [0.5, 0.3]
+        assert meta["training"]["run_history"]["val_loss"] == run.history["val_loss"]
+    assert _checkpoint_best(out, {"loss": [0.6, 0.4, 0.35], "val_loss": [0.5, 0.3, 0.9]}, "val_loss", 3) == 0.3
+
+
+def test_a_broken_pipe_that_is_not_stdout_is_an_error(monkeypatch, capfd):
+    """Exit 0 is for a reader that closed standard output (`| head -1`); a broken pipe elsewhere (a FIFO given
+    as an output file, a socket) stops the work and is an error, not a success."""
+    from blurkit.cli import list_cmd
+
+    def broken(args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(list_cmd, "run", broken)
+    monkeypatch.setattr(list_cmd, "add_parser", _with_run(list_cmd.add_parser, broken))
+    assert main(["list"]) == 1
+    assert "blurkit list: error: [Errno 32] Broken pipe" in capfd.readouterr().err
+
+
+def _with_run(add_parser, run):
+    """``add_parser`` with the command's ``func`` replaced by ``run``."""
+    def add(sub):
+        p = add_parser(sub)
+        p.set_defaults(func=run)
+        return p
+    return add

@@ -1627,7 +1627,7 @@ def test_a_deblurrer_made_before_a_fork_refuses_to_run_in_the_child(monkeypatch)
     assert d.predict(x).shape == x.shape
     real = os.getpid()
     monkeypatch.setattr(os, "getpid", lambda: real + 1)  # as a forked child sees it
-    with pytest.raises(RuntimeError, match=r"made before the process forked.*'spawn' or 'forkserver'"):
+    with pytest.raises(RuntimeError, match=r"made in another process, before this one forked from it.*'spawn' or 'forkserver'"):
         d.predict(x)
     monkeypatch.undo()
     assert d.predict(x).shape == x.shape
@@ -1670,20 +1670,39 @@ def test_a_deblurrer_goes_to_a_spawned_worker(tmp_path):
     import pickle
     import subprocess
     import sys
-    from pathlib import Path
 
     d = Deblurrer.from_preset("gaussian-v1")
     photo = (np.random.default_rng(0).random((24, 32, 3)) * 255).astype(np.uint8)
     sent = tmp_path / "sent.pickle"
     sent.write_bytes(pickle.dumps((d, photo)))
-    src = str(Path(__file__).resolve().parents[1] / "src")
+    from helpers import source_env
+
     code = ("import pickle, sys; import numpy as np\n"  # a fresh interpreter: nothing of blurkit imported yet
             f"d, photo = pickle.loads(open({str(sent)!r}, 'rb').read())\n"
             "np.save(sys.stdout.buffer, d.predict(photo))\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]),
-           "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=300, env=env)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=300,
+                          env=source_env(TF_CPP_MIN_LOG_LEVEL="3"))
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")[-2000:]
     import io
 
     np.testing.assert_array_equal(np.load(io.BytesIO(proc.stdout)), d.predict(photo))
+    import copy  # pickling goes through a saved file; copy.copy stays the usual shallow copy
+
+    d.note = "mine"
+    shallow = copy.copy(d)
+    assert shallow.model is d.model and shallow.note == "mine"
+
+
+def test_resume_names_of_files_on_two_drives(monkeypatch):
+    """On Windows a list naming files on C: and D: has no common folder (os.path.commonpath raises
+    ValueError): every fit with a state folder would have failed at its start. They keep absolute names."""
+    import os
+
+    from blurkit import deblurrer
+
+    def no_common(paths):
+        raise ValueError("Paths don't have the same drive")
+
+    monkeypatch.setattr(deblurrer.os.path, "commonpath", no_common)
+    names = deblurrer._relative_names(["c/a.png", "d/b.png"])
+    assert names == [os.path.abspath("c/a.png").replace(os.sep, "/"), os.path.abspath("d/b.png").replace(os.sep, "/")]

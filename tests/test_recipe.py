@@ -780,7 +780,8 @@ def test_quality_paired_statistics_golden():
     assert st["ci95"] == quality.paired([0.5, 1.0, -0.2, 0.8, 0.3, 0.6, 0.1])["ci95"]  # seeded
     # one negative difference of rank 2 among 7: W = 2, exact two-sided p = 2 * 3 / 2**7
     assert st["wilcoxon_p"] == pytest.approx(6 / 128)
-    assert quality.paired([0.0, 0.0])["wilcoxon_p"] is None and quality.paired([1.0])["wilcoxon_p"] is None
+    assert quality.paired([0.0, 0.0])["wilcoxon_p"] is None
+    assert quality.paired([1.0]) == {"mean": 1.0, "ci95": None, "n": 1, "wilcoxon_p": None}  # no spread from one photo
     assert quality.paired([1.0, 1.0, 1.0])["ci95"] == [1.0, 1.0]
 
 

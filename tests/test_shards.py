@@ -688,17 +688,15 @@ def test_shard_max_pixels_reason_names_the_flag(photos, tmp_path, capsys):
 def test_two_shard_runs_write_the_same_bytes(photos, tmp_path):
     """The records were equal but not their bytes (protobuf wrote the features in another order each run):
     checksums and data-versioning tools saw a change where there was none."""
-    import os
     import subprocess
     import sys
-    from pathlib import Path
 
     runs = [tmp_path / "one", tmp_path / "two"]
     args = ["shard", str(photos), "--shard-size", "2", "--workers", "1", "--no-progress"]
     assert main([*args[:2], str(runs[0]), *args[2:]]) == 0
-    src = str(Path(__file__).resolve().parents[1] / "src")  # the second run in another process: its own order
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, "-m", "blurkit", *args[:2], str(runs[1]), *args[2:]], env=env,
+    from helpers import source_env  # the second run in another process: its own order
+
+    proc = subprocess.run([sys.executable, "-m", "blurkit", *args[:2], str(runs[1]), *args[2:]], env=source_env(),
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     files = sorted(p.name for p in runs[0].glob("*.tfrecord"))

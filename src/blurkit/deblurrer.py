@@ -1817,6 +1817,23 @@ class Deblurrer:
             data = path.read_bytes()
         return _unpickle, (data,)
 
+    def __copy__(self) -> Deblurrer:
+        """A shallow copy, as for any object (the same model); pickling alone goes through a saved file."""
+        new = type(self).__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        return new
+
+    def __deepcopy__(self, memo: dict) -> Deblurrer:
+        """A deep copy of every attribute, as for any object (the model, its optimizer and compile state
+        included); pickling alone goes through a saved file."""
+        import copy
+
+        new = type(self).__new__(type(self))
+        memo[id(self)] = new
+        for key, value in self.__dict__.items():
+            setattr(new, key, copy.deepcopy(value, memo))
+        return new
+
     def __repr__(self) -> str:
         name = self.model_spec["name"] if self.model_spec else type(self.model).__name__
         return (f"Deblurrer(model={name!r}, blur={getattr(self.blur, 'name', type(self.blur).__name__)!r}, "
@@ -2170,19 +2187,26 @@ def _settings(d: Deblurrer, data: Any, train_src: Any, val_src: Any, steps: int,
     return json.loads(json.dumps(_jsonable(out)))
 
 
-def _relative_names(items: list) -> list:
-    """File items (paths, or ``(blurred, sharp)`` path pairs) as their names below the folder all of them are
-    in (``a.png``, ``sub/b.png``); in-memory items (indices) as strings."""
+def _relative_names(items: list[Any]) -> list[Any]:
+    """File items (paths, or ``(blurred, sharp)`` path pairs) as the name of the folder all of them are in
+    followed by their names below it (``["photos", "a.png", "sub/b.png"]``: ``photos``, ``./photos/`` and
+    ``/abs/photos`` alike, wherever the job starts; another folder of the same file names, a second card's
+    ``IMG_0001.JPG``..., differs by its folder's name); in-memory items (indices) as strings. Files on
+    several drives (Windows) keep their absolute names."""
     paths = [Path(p) for i in items for p in (i if isinstance(i, tuple) else (i,)) if isinstance(p, (str, os.PathLike))]
     if not paths or len(paths) != sum(len(i) if isinstance(i, tuple) else 1 for i in items):
         return [str(i) for i in items]
     real = {p: Path(os.path.abspath(p)) for p in paths}  # no file system calls: millions of files
-    root = Path(os.path.commonpath([r.parent for r in real.values()]))
+    try:
+        root = Path(os.path.commonpath([r.parent for r in real.values()]))
+    except ValueError:  # C:\ and D:\
+        return [[real[Path(p)].as_posix() for p in i] if isinstance(i, tuple) else real[Path(i)].as_posix()
+                for i in items]
 
     def name(p: Any) -> str:
         return real[Path(p)].relative_to(root).as_posix()
 
-    return [[name(p) for p in i] if isinstance(i, tuple) else name(i) for i in items]
+    return [root.name, *([name(p) for p in i] if isinstance(i, tuple) else name(i) for i in items)]
 
 
 def _shown_setting(value: Any) -> str | None:

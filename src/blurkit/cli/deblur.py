@@ -30,6 +30,9 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
 
 from blurkit.cli._common import add_max_pixels
 
@@ -378,7 +381,8 @@ def _listed(file, folder) -> bool:
             and (folder / name).resolve() == file.resolve())
 
 
-def _clash(jobs, dst, ext: str | None, name_of=str) -> None:
+def _clash(jobs: Iterable[tuple[Path, Path]], dst: Path, ext: str | None,
+           name_of: Callable[[Any], str] = str) -> None:
     """Raise the error for two inputs of ``jobs`` that would both be written to ``dst`` (if two are): to the
     same name, or to names that ``name_of`` makes one (letter case, on a file system that ignores it)."""
     from blurkit.cli.main import CLIError
@@ -398,7 +402,7 @@ def _clash(jobs, dst, ext: str | None, name_of=str) -> None:
                    f"(it ignores letter case): rename one{how}")
 
 
-def _expanded(inputs) -> list[str]:
+def _expanded(inputs: Iterable[str]) -> list[str]:
     """The inputs with wildcard patterns that name no file expanded, as a Unix shell does and Windows' shells
     do not (``blurkit deblur *.jpg -o out`` in cmd.exe or PowerShell): ``*``, ``?``, ``[...]``, and ``**``
     for sub-folders, in sorted order. A pattern that matches nothing stays as it is (and is reported missing).
@@ -416,7 +420,7 @@ def _expanded(inputs) -> list[str]:
     return out
 
 
-def _ident(path) -> tuple[int, int] | None:
+def _ident(path: str | os.PathLike) -> tuple[int, int] | None:
     """A file's or folder's identity (device and inode; Windows: volume and file index), None if none is
     there."""
     try:
@@ -426,7 +430,7 @@ def _ident(path) -> tuple[int, int] | None:
     return st.st_dev, st.st_ino
 
 
-def _same(a, b) -> bool:
+def _same(a: str | os.PathLike, b: str | os.PathLike) -> bool:
     """Whether ``a`` and ``b`` are one file or folder: one real path, or one identity (a link, a bind mount,
     another letter case on a file system that ignores it)."""
     from pathlib import Path
@@ -437,7 +441,7 @@ def _same(a, b) -> bool:
     return one is not None and one == _ident(b)
 
 
-def _below(path, folder) -> tuple[str, ...]:
+def _below(path: str | os.PathLike, folder: str | os.PathLike) -> tuple[str, ...]:
     """The parts of the real ``path`` below ``folder`` when ``folder`` is one of its parent folders (by
     identity, as :func:`_same`), else ``()``."""
     from pathlib import Path
@@ -449,8 +453,6 @@ def _below(path, folder) -> tuple[str, ...]:
         if _ident(up) == top:
             return real.relative_to(up).parts
     return ()
-
-
 
 
 def _count_in_background(count):

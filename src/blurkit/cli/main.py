@@ -63,6 +63,20 @@ def _forgiving_streams() -> None:
                 pass
 
 
+def _stdout_gone() -> bool:
+    """Whether standard output is a pipe whose reader has closed it (then a broken pipe is the reader's
+    choice, not a failure); True where that cannot be told (no ``poll``: Windows)."""
+    import select
+
+    try:
+        fd = sys.stdout.fileno()
+        poller = select.poll()
+    except (AttributeError, OSError, ValueError):
+        return True
+    poller.register(fd, select.POLLOUT)
+    return any(event & (select.POLLERR | select.POLLHUP) for _, event in poller.poll(0))
+
+
 def _tensorflow_backend() -> None:
     """blurkit's models run on Keras' TensorFlow backend (``tf.data``, ``tf.function``, the SavedModel
     export): make it the one Keras loads, whatever ``~/.keras/keras.json`` names, and refuse a
@@ -102,8 +116,11 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"blurkit {args.command}: error: {flag_reason(str(exc))}", file=sys.stderr)
         return 2
-    except BrokenPipeError:  # `blurkit list | head -1`: the reader has what it wanted; not an error
-        try:
+    except BrokenPipeError as exc:
+        if not _stdout_gone():  # another pipe (a FIFO given as a file, a socket): an error like any other
+            print(f"blurkit {args.command}: error: {exc}", file=sys.stderr)
+            return 1
+        try:  # `blurkit list | head -1`: the reader has what it wanted; not an error
             import os
 
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's flush at exit

@@ -8,6 +8,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from blurkit.cli._common import add_max_pixels, count
 from blurkit.metrics.losses import LOSSES
@@ -209,9 +210,10 @@ def run(args: argparse.Namespace) -> int:
         return interrupt_status(exc)
     if not chief:  # the chief writes the model, the curves, and removes the training state
         return 0
-    if not d.validation or not out.is_file():
+    resumed = d.training.get("resumed_at_epoch") is not None  # OUT may be the best epoch of the run before
+    if not d.validation or not (out.is_file() if resumed else _written(out, started)):
         # no validation (the checkpoint followed the training loss), or no finite validation loss (no
-        # checkpoint was written): save the last state
+        # checkpoint was written; an OUT there is an earlier run's, which --overwrite replaces): the last state
         d.save(out)
     else:
         _whole_history(d, out)
@@ -233,11 +235,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _whole_history(d, out: Path) -> None:
-    """Give the best epoch's checkpoint at ``out`` the history of the whole run, not only of the epochs up
-    to it (the curves' numbers after the best epoch were otherwise only in the PNG), the epochs run and
-    which of them its weights are (``training["weights_epoch"]``). Left as it is when its history is not the
-    start of this run's (a file this run did not write)."""
+def _whole_history(d: Any, out: Path) -> None:
+    """Give the best epoch's checkpoint at ``out`` the numbers of the whole run (``training["run_history"]``,
+    every epoch's; they were otherwise only in the PNG) and the epochs run, beside its own history, which
+    ends at its epoch (``training["weights_epoch"]``), as a later ``fit(checkpoint=out)`` reads it to know
+    the loss to beat. Left as it is when its history is not the start of this run's (a file this run did not
+    write)."""
     import json
 
     from blurkit.deblurrer import Deblurrer, _jsonable
@@ -247,10 +250,10 @@ def _whole_history(d, out: Path) -> None:
     start = json.loads(json.dumps(_jsonable({k: v[:kept] for k, v in d.history.items()})))
     if not kept or json.loads(json.dumps(_jsonable(best.history))) != start:
         return
-    if kept == len(d.history.get("loss", [])) and best.training.get("weights_epoch") == kept:
-        return  # the last epoch was the best: the file has it all
-    best.history = d.history
-    best.training = {**d.training, "weights_epoch": kept}
+    run = len(d.history.get("loss", []))
+    if run == kept and best.training.get("weights_epoch") == kept:
+        return  # the last epoch was the best: the file's history is the run's
+    best.training = {**d.training, "weights_epoch": kept, "run_history": d.history}
     best.save(out)
 
 

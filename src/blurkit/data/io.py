@@ -215,8 +215,9 @@ def read_list(path: PathLike, recursive: bool = True) -> list[Path]:
     try:
         text = raw.decode(encoding)
     except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise ValueError(f"{path} line {line}: not UTF-8 text ({exc.reason}); save the list as UTF-8") from None
+        line = raw[: exc.start].decode(encoding, "replace").count("\n") + 1
+        shown = "UTF-16" if encoding == "utf-16" else "UTF-8"
+        raise ValueError(f"{path} line {line}: not {shown} text ({exc.reason}); save the list as UTF-8") from None
     for number, line in enumerate(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"), 1):
         entry = line.strip()
         if not entry or entry.startswith("#"):
@@ -994,10 +995,13 @@ _TEMP_SCANS_LOCK = threading.Lock()
 
 
 def folded(path: Any) -> str:
-    """``path`` as a file system that ignores letter case and Unicode normalization names it."""
+    """``path`` as a file system that ignores letter case names it (APFS and NTFS by default): lower case,
+    in Unicode's composed form (APFS also ignores the form; NTFS does not, so two names apart only in form
+    are taken as one there, a clash refused rather than a file lost). Not ``casefold``: those file systems
+    keep ``Straße`` and ``strasse`` apart."""
     import unicodedata
 
-    return unicodedata.normalize("NFC", str(path)).casefold()
+    return unicodedata.normalize("NFC", str(path)).lower()
 
 
 def case_blind(folder: PathLike) -> bool:
@@ -1031,12 +1035,15 @@ def temp_stem(name: str) -> str:
         >>> len(temp_stem(long)), temp_stem(long) == temp_stem(long), temp_stem(long)[:3]
         (73, True, 'xxx')
     """
-    raw = name.encode("utf-8", "surrogateescape")
+    try:
+        raw = name.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate, as in an invalid UTF-16 name from Windows
+        raw = name.encode("utf-8", "surrogatepass")
     if len(raw) <= 100:
         return name
     import hashlib
 
-    head = raw[:60].decode("utf-8", "ignore")  # whole characters only
+    head = raw[:60].decode("utf-8", "ignore")  # whole, valid characters only (the hash tells names apart)
     return f"{head}~{hashlib.sha256(raw).hexdigest()[:12]}"
 
 

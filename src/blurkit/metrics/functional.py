@@ -445,7 +445,7 @@ def psnr_y(y_true: Any, y_pred: Any) -> float:
     ``Y = 16 + 65.481 R + 128.553 G + 24.966 B`` (R, G, B in [0, 1]; Y in [16, 235]) and the PSNR taken with a
     data range of 255 on it; grey images are used as they are. Unlike BasicSR, the images are not rounded to
     8 bits first and no border is cropped (``crop_border=0``; super-resolution papers crop the scale factor's
-    pixels, which adds about 0.05 dB at 4 px here: crop both images before calling to match them).
+    pixels: crop both images before calling to match them).
     Y weighs green most and drops chroma, where restoration errors are largest, so it reads higher than RGB
     :func:`psnr`. A batch gives the mean of the per-image values; identical images give ``inf``.
 
