@@ -67,5 +67,5 @@ def finish(*procs: subprocess.Popen[str], timeout: float = 300) -> list[subproce
 def source_env(**extra: str) -> dict[str, str]:
     """The environment for a fresh Python process that imports this checkout's blurkit (``src`` first on
     ``PYTHONPATH``), with ``extra`` variables added."""
-    src = str(Path(__file__).resolve().parents[1] / "src")
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]), **extra}
+    paths = [str(Path(__file__).resolve().parents[1] / "src"), os.environ.get("PYTHONPATH", "")]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p), **extra}

@@ -1143,17 +1143,25 @@ def test_train_does_not_replace_a_model_or_a_resumable_run_without_overwrite(pho
     assert (tmp_path / "m.resume" / "last.keras").read_bytes() == b"state" and not out.exists()
 
 
-def test_train_saves_the_whole_runs_history_with_the_best_epoch(photos, tmp_path, capsys):
+@pytest.mark.parametrize("skew", [0, 3600], ids=["same-clock", "clock-ahead-of-the-file-server"])
+def test_train_saves_the_whole_runs_history_with_the_best_epoch(photos, tmp_path, capsys, monkeypatch, skew):
     """The model file is the best epoch's checkpoint; it held the history up to that epoch only, so the
     numbers of the later epochs were lost (only the PNG showed them). Its training record now holds the whole
     run's, the epochs run and which one its weights are from (its own history still ends there)."""
+    import time
+
+    from blurkit.cli import train
     from blurkit.deblurrer import Deblurrer
 
     out = tmp_path / "m.keras"
     # a learning rate that makes epoch 1 the best (the later ones overshoot)
     run = ["train", str(photos), *TINY_TRAIN, "-o", str(out), "--quiet", "--epochs", "3", "--val-split", "0.25",
            "--lr", "0.1"]
+    # this machine's clock an hour ahead of the file server's: the run judged "did I write OUT?" by times, and
+    # replaced its best epoch's checkpoint with the last epoch's weights
+    monkeypatch.setattr(train.time, "time", lambda real=time.time: real() + skew)
     assert main(run) == 0
+    monkeypatch.undo()
     meta = Deblurrer.read_metadata(out)
     val = meta["training"]["run_history"]["val_loss"]
     assert len(meta["training"]["run_history"]["loss"]) == len(val) == 3 and meta["training"]["epochs"] == 3
@@ -1287,6 +1295,8 @@ def test_a_broken_pipe_that_is_not_stdout_is_an_error(monkeypatch, capfd):
 
     monkeypatch.setattr(list_cmd, "run", broken)
     monkeypatch.setattr(list_cmd, "add_parser", _with_run(list_cmd.add_parser, broken))
+    # capfd, not capsys: stdout must be a real file descriptor (a file, whose reader is not gone) for the
+    # command to tell that the broken pipe is another one
     assert main(["list"]) == 1
     assert "blurkit list: error: [Errno 32] Broken pipe" in capfd.readouterr().err
 

@@ -1691,6 +1691,9 @@ def test_a_deblurrer_goes_to_a_spawned_worker(tmp_path):
     d.note = "mine"
     shallow = copy.copy(d)
     assert shallow.model is d.model and shallow.note == "mine"
+    deep = copy.deepcopy(d)  # after a predict: its traced functions could not be copied (FuncGraph)
+    assert deep.model is not d.model and deep.note == "mine"
+    np.testing.assert_array_equal(deep.predict(photo), d.predict(photo))
 
 
 def test_resume_names_of_files_on_two_drives(monkeypatch):

@@ -1024,9 +1024,28 @@ def test_a_list_file_from_windows_tools_reads_or_says_why(tmp_path):
     (tmp_path / "latin1.txt").write_bytes("a.png\nphoto-été.png\n".encode("latin-1"))
     with pytest.raises(ValueError, match=r"latin1\.txt line 2: not UTF-8 text .*save the list as UTF-8"):
         read_list(tmp_path / "latin1.txt")
+    (tmp_path / "cr.txt").write_bytes(b"a.png\rb.png\rphoto-\xe9t\xe9.png\r")  # old Mac line ends: line 3
+    with pytest.raises(ValueError, match=r"cr\.txt line 3: not UTF-8 text"):
+        read_list(tmp_path / "cr.txt")
+    broken = "a.png\r\nb.png\r\n".encode("utf-16") + b"\x00\xd8"  # a UTF-16 list cut in a character
+    (tmp_path / "cut16.txt").write_bytes(broken)
+    with pytest.raises(ValueError, match=r"cut16\.txt line 3: not UTF-16 text"):
+        read_list(tmp_path / "cut16.txt")
 
 
 def io_write(path):
     from blurkit.data.io import write_image
 
     write_image(path, np.zeros((4, 4), np.uint8))
+
+
+def test_case_folding_as_case_insensitive_file_systems_fold():
+    """`folded` names files as APFS and NTFS do by default: letter case ignored (σ and ς, ſ and s alike, so a
+    clash between them is refused), but ß kept apart from ss (two files there)."""
+    from blurkit.data.io import folded
+
+    assert folded("Photo.PNG") == folded("photo.png")
+    assert folded("ΣΟΦΟΣ.png") == folded("σοφος.png") == folded("σοφoσ.png".replace("o", "ο"))
+    assert folded("ſun.png") == folded("sun.png")
+    assert folded("Straße.png") != folded("strasse.png")
+    assert folded("e\u0301.png") == folded("\u00e9.png")  # decomposed and composed é

@@ -465,3 +465,32 @@ def test_fit_gives_the_plain_message_when_no_item_can_be_read(tmp_path):
             d.fit(train, validation=val, epochs=1, steps_per_epoch=1, verbose=0)
         assert str(info.value).startswith("none of the 4 validation items can be read: ")
         assert "\n" not in str(info.value)
+
+
+def test_a_cached_image_is_opened_again_after_pythons_spurious_ast_error(tmp_path, monkeypatch):
+    """CPython 3.11's syntax-tree builder shares state between threads: tf.data's reader threads opening
+    cache files at once (NumPy parses a .npy header with ast.literal_eval) failed a CI run with
+    "SystemError: AST constructor recursion depth mismatch" (gh-106905). Headers are parsed one thread at a
+    time, and that error is retried once; any other SystemError is not."""
+    from blurkit.data import pipeline
+
+    path = tmp_path / "x.npy"
+    np.save(path, np.arange(6, dtype=np.uint8).reshape(2, 3))
+    real, calls = np.load, []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise SystemError("AST constructor recursion depth mismatch (before=42, after=39)")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline.np, "load", flaky)
+    assert pipeline._open_cached(path).tolist() == [[0, 1, 2], [3, 4, 5]] and len(calls) == 2
+
+    def broken(*args, **kwargs):
+        raise SystemError("something else")
+
+    monkeypatch.setattr(pipeline.np, "load", broken)
+    with pytest.raises(SystemError, match="something else"):
+        pipeline._open_cached(path)
+    assert not pipeline._NPY_HEADER_LOCK.locked()

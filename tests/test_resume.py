@@ -247,7 +247,8 @@ def test_cli_train_resume(photos, straight, tmp_path, capsys):
     run = len(straight.history["val_loss"])
     assert len(saved["history"]["val_loss"]) == best
     np.testing.assert_allclose(saved["history"]["val_loss"], straight.history["val_loss"][:best], rtol=RTOL)
-    if best < run:
+    assert saved["validation"]["loss"] == pytest.approx(straight.history["val_loss"][best - 1], rel=RTOL)
+    if best < run:  # (the last epoch the best: the file's own history is the run's)
         assert saved["training"]["weights_epoch"] == best and saved["training"]["epochs"] == run
         np.testing.assert_allclose(saved["training"]["run_history"]["val_loss"], straight.history["val_loss"],
                                    rtol=RTOL)

@@ -621,7 +621,8 @@ class Deblurrer:
             resume: Continue the run whose state is in the checkpoint folder up to ``epochs`` epochs of
                 that run (a run that got there, or stopped early, is not trained further; with no saved
                 state, start afresh). The saved run must have used the same model, blur, data (files by
-                name; in-memory arrays by shape, dtype and content) and training settings, and have started
+                their folder's name and their names in it, however the folder's path is written; in-memory
+                arrays by shape, dtype and content) and training settings, and have started
                 at this Deblurrer's epoch count, else ValueError. Without ``resume``, existing state is
                 overwritten, with a warning (which says whether ``resume=True`` would have continued it).
             checkpoint_dir: Folder for the per-epoch training state; default ``NAME.resume/`` beside
@@ -1831,7 +1832,8 @@ class Deblurrer:
         new = type(self).__new__(type(self))
         memo[id(self)] = new
         for key, value in self.__dict__.items():
-            setattr(new, key, copy.deepcopy(value, memo))
+            # the traced functions run this instance's model (and cannot be copied): the copy traces its own
+            setattr(new, key, None if key in ("_infer_fn", "_split_fns") else copy.deepcopy(value, memo))
         return new
 
     def __repr__(self) -> str:
@@ -2188,10 +2190,11 @@ def _settings(d: Deblurrer, data: Any, train_src: Any, val_src: Any, steps: int,
 
 
 def _relative_names(items: list[Any]) -> list[Any]:
-    """File items (paths, or ``(blurred, sharp)`` path pairs) as the name of the folder all of them are in
-    followed by their names below it (``["photos", "a.png", "sub/b.png"]``: ``photos``, ``./photos/`` and
-    ``/abs/photos`` alike, wherever the job starts; another folder of the same file names, a second card's
-    ``IMG_0001.JPG``..., differs by its folder's name); in-memory items (indices) as strings. Files on
+    """File items as the name of the folder all of them are in (its real name, through links, in lower
+    case) followed by their names below it (``["photos", "a.png", "sub/b.png"]``: ``photos``, ``./photos/``
+    and ``/abs/photos`` alike, wherever the job starts; another folder of the same file names, a second
+    card's ``IMG_0001.JPG``..., differs if its folder's name does); ``(blurred, sharp)`` pairs as their names
+    below the folder both sides are in (``blurred/a.png``); in-memory items (indices) as strings. Files on
     several drives (Windows) keep their absolute names."""
     paths = [Path(p) for i in items for p in (i if isinstance(i, tuple) else (i,)) if isinstance(p, (str, os.PathLike))]
     if not paths or len(paths) != sum(len(i) if isinstance(i, tuple) else 1 for i in items):
@@ -2206,7 +2209,12 @@ def _relative_names(items: list[Any]) -> list[Any]:
     def name(p: Any) -> str:
         return real[Path(p)].relative_to(root).as_posix()
 
-    return [root.name, *([name(p) for p in i] if isinstance(i, tuple) else name(i) for i in items)]
+    if any(isinstance(i, tuple) for i in items):  # pairs: their names start with their two folders' names
+        return [[name(p) for p in i] for i in items]
+    from blurkit.data.io import folded
+
+    # the folder's own name, through links and in one letter case (a case-insensitive disk: one call)
+    return [folded(Path(os.path.realpath(root)).name), *(name(i) for i in items)]
 
 
 def _shown_setting(value: Any) -> str | None:

@@ -186,6 +186,7 @@ def run(args: argparse.Namespace) -> int:
             state = state_dir / "last.keras"
             print(f"resuming from {state}" if state.is_file() else f"no saved state in {state_dir}: starting afresh")
     started = time.time()
+    before = _identity(out)  # an OUT that fit replaces (atomically: a new file) is this run's checkpoint
     try:
         d.fit(data, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, validation=args.validation,
               validation_split=args.val_split, early_stopping=args.early_stopping, checkpoint=out,
@@ -211,12 +212,12 @@ def run(args: argparse.Namespace) -> int:
     if not chief:  # the chief writes the model, the curves, and removes the training state
         return 0
     resumed = d.training.get("resumed_at_epoch") is not None  # OUT may be the best epoch of the run before
-    if not d.validation or not (out.is_file() if resumed else _written(out, started)):
-        # no validation (the checkpoint followed the training loss), or no finite validation loss (no
-        # checkpoint was written; an OUT there is an earlier run's, which --overwrite replaces): the last state
+    written = out.is_file() and _identity(out) != before
+    if not d.validation or not (out.is_file() if resumed else written) or not _whole_history(d, out):
+        # no validation (the checkpoint followed the training loss), no finite validation loss (no checkpoint
+        # was written), or an OUT there that is not this run's (an earlier run's, which --overwrite
+        # replaces): the last state
         d.save(out)
-    else:
-        _whole_history(d, out)
     d.plot_history(curves)
     paused = bool(d.training.get("time_limit_reached"))
     if not paused:  # the run is complete and its model saved: its training state is no longer needed
@@ -235,12 +236,23 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _whole_history(d: Any, out: Path) -> None:
+def _identity(path: Path) -> tuple[int, int, int, int] | None:
+    """A file's device, inode, modification time and size (None if there is none): changed by any write of
+    it, which blurkit makes by renaming a new file over it. Not the time alone: a file server's clock may
+    be behind this machine's."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def _whole_history(d: Any, out: Path) -> bool:
     """Give the best epoch's checkpoint at ``out`` the numbers of the whole run (``training["run_history"]``,
     every epoch's; they were otherwise only in the PNG) and the epochs run, beside its own history, which
     ends at its epoch (``training["weights_epoch"]``), as a later ``fit(checkpoint=out)`` reads it to know
-    the loss to beat. Left as it is when its history is not the start of this run's (a file this run did not
-    write)."""
+    the loss to beat. False, and the file left as it is, when its history is not the start of this run's
+    (a file this run did not write)."""
     import json
 
     from blurkit.deblurrer import Deblurrer, _jsonable
@@ -249,12 +261,13 @@ def _whole_history(d: Any, out: Path) -> None:
     kept = len(best.history.get("loss", []))
     start = json.loads(json.dumps(_jsonable({k: v[:kept] for k, v in d.history.items()})))
     if not kept or json.loads(json.dumps(_jsonable(best.history))) != start:
-        return
+        return False
     run = len(d.history.get("loss", []))
     if run == kept and best.training.get("weights_epoch") == kept:
-        return  # the last epoch was the best: the file's history is the run's
+        return True  # the last epoch was the best: the file's history is the run's
     best.training = {**d.training, "weights_epoch": kept, "run_history": d.history}
     best.save(out)
+    return True
 
 
 def _remove_state_temps(state_dir: Path) -> None:

@@ -215,9 +215,10 @@ def read_list(path: PathLike, recursive: bool = True) -> list[Path]:
     try:
         text = raw.decode(encoding)
     except UnicodeDecodeError as exc:
-        line = raw[: exc.start].decode(encoding, "replace").count("\n") + 1
+        before = raw[: exc.start].decode(encoding, "replace")
+        bad_line = before.replace("\r\n", "\n").replace("\r", "\n").count("\n") + 1
         shown = "UTF-16" if encoding == "utf-16" else "UTF-8"
-        raise ValueError(f"{path} line {line}: not {shown} text ({exc.reason}); save the list as UTF-8") from None
+        raise ValueError(f"{path} line {bad_line}: not {shown} text ({exc.reason}); save the list as UTF-8") from None
     for number, line in enumerate(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"), 1):
         entry = line.strip()
         if not entry or entry.startswith("#"):
@@ -995,13 +996,15 @@ _TEMP_SCANS_LOCK = threading.Lock()
 
 
 def folded(path: Any) -> str:
-    """``path`` as a file system that ignores letter case names it (APFS and NTFS by default): lower case,
-    in Unicode's composed form (APFS also ignores the form; NTFS does not, so two names apart only in form
-    are taken as one there, a clash refused rather than a file lost). Not ``casefold``: those file systems
-    keep ``Straße`` and ``strasse`` apart."""
+    """``path`` as a file system that ignores letter case names it (APFS and NTFS by default): each
+    character case-folded where that gives one character (σ and ς, ſ and s alike), else lowered (so ``ß``
+    stays apart from ``ss``, as those file systems keep it), in Unicode's composed form (APFS also ignores
+    the form; NTFS does not, so two names apart only in form are taken as one there: a clash refused rather
+    than a file lost)."""
     import unicodedata
 
-    return unicodedata.normalize("NFC", str(path)).lower()
+    text = unicodedata.normalize("NFC", str(path))
+    return "".join(f if len(f := c.casefold()) == 1 else c.lower() for c in text)
 
 
 def case_blind(folder: PathLike) -> bool:

@@ -478,6 +478,27 @@ def _cache_key(*parts: Any) -> str:
     return hashlib.sha256(json.dumps([_CACHE_VERSION, *parts]).encode()).hexdigest()
 
 
+_NPY_HEADER_LOCK = threading.Lock()
+"""Held while a cached ``.npy`` is opened: NumPy parses its header with ``ast.literal_eval``, and Python 3.11
+builds syntax trees with state shared between threads, so the reader threads of ``tf.data`` opening cache
+files at once failed now and then with "SystemError: AST constructor recursion depth mismatch" (CPython
+gh-106905). Opening is a header read and a memory map: the lock costs nothing measurable."""
+
+
+def _open_cached(path: Path) -> np.ndarray:
+    """A cached ``.npy`` memory-mapped, its header parsed under :data:`_NPY_HEADER_LOCK` (and once more on
+    the spurious ``SystemError`` of CPython gh-106905, should a thread outside the lock, TensorFlow's
+    autograph say, have been building a syntax tree at the same time)."""
+    for attempt in (1, 2):
+        try:
+            with _NPY_HEADER_LOCK:
+                return np.load(path, mmap_mode="r", allow_pickle=False)
+        except SystemError as exc:
+            if attempt == 2 or "recursion depth mismatch" not in str(exc):
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
 def _file_key(path: Path | str) -> list[Any]:
     """What identifies a file's content for the cache: real path, size and modification time."""
     info = os.stat(path)
@@ -543,7 +564,7 @@ class _PatchMaker:
             return decode()
         path = self.cache / key[:2] / f"{key}.npy"
         try:
-            image = np.load(path, mmap_mode="r", allow_pickle=False)
+            image = _open_cached(path)
         except FileNotFoundError:
             image = None
         except (OSError, ValueError, EOFError):  # torn or foreign file: decode again and replace it
