@@ -1606,7 +1606,13 @@ class Deblurrer:
         """:meth:`save`, optionally adding a ``resume`` metadata section and extra archive entries, without
         :func:`_check_savable` (``fit`` runs it once when it starts, for the checkpoints and training state its
         callbacks write through here: the model's layers do not change while it trains)."""
-        from blurkit.data.io import _fsync_folder, _remove_stale_temps, make_parent, set_file_mode, temp_stem
+        from blurkit.data.io import (
+            _fsync_folder,
+            _remove_stale_temps,
+            make_parent,
+            set_file_mode,
+            temp_prefix,
+        )
 
         path = Path(path)
         if path.suffix != ".keras":
@@ -1622,7 +1628,7 @@ class Deblurrer:
             meta["resume"] = _jsonable(resume)
         text = json.dumps(meta, indent=1, allow_nan=False)
         _remove_stale_temps(path.with_name(path.stem), _TEMP_SUFFIX)
-        fd, tmp = tempfile.mkstemp(prefix=f".{temp_stem(path.stem)}.", suffix=_TEMP_SUFFIX, dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.stem), suffix=_TEMP_SUFFIX, dir=path.parent)
         os.close(fd)
         optimizer = getattr(self.model, "optimizer", None)
         try:

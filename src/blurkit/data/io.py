@@ -1050,6 +1050,17 @@ def temp_stem(name: str) -> str:
     return f"{head}~{hashlib.sha256(raw).hexdigest()[:12]}"
 
 
+def temp_prefix(name: str) -> str:
+    """The start of the temporary file's (or folder's) name that an atomic write of ``name`` makes first,
+    ``.STEM.`` (:func:`temp_stem`), for :func:`tempfile.mkstemp`; :func:`temp_pattern` finds them.
+
+    Examples:
+        >>> temp_prefix("a.png")
+        '.a.png.'
+    """
+    return f".{temp_stem(name)}."
+
+
 def temp_pattern(suffix: str) -> re.Pattern:
     """The names of the temporary files an atomic write of ``NAME`` makes first, ``.NAME.XXXXXXXX`` +
     ``suffix`` (``tempfile.mkstemp``'s eight characters); group 1 is ``NAME``.
@@ -1203,7 +1214,7 @@ def atomic_open(
     make_parent(path)
     _remove_stale_temps(path, ".tmp")
     try:
-        fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{temp_stem(path.name)}.", suffix=".tmp")
+        fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=temp_prefix(path.name), suffix=".tmp")
     except OSError as exc:  # it names the temporary file it tried to create
         raise _about_target(exc, path) from exc
     tmp = Path(tmp_name)

@@ -507,10 +507,10 @@ def _file_key(path: Path | str) -> list[Any]:
 
 def _save_array(path: Path, array: np.ndarray) -> None:
     """``np.save`` to ``path`` atomically (a hidden temporary file renamed over it)."""
-    from blurkit.data.io import set_file_mode, temp_stem
+    from blurkit.data.io import set_file_mode, temp_prefix
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{temp_stem(path.name)}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path.name), suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
