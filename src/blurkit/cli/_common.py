@@ -101,6 +101,17 @@ def shown(name: Any) -> str:
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+def file_id(path: str | os.PathLike) -> tuple[int, int] | None:
+    """A file's or folder's identity (device and inode; Windows: volume and file index), None if none is
+    there. One file under two names (a link, a bind mount, another letter case on a file system that ignores
+    it) has one identity, and a file that blurkit writes again (a new file renamed over it) a new one."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return st.st_dev, st.st_ino
+
+
 def add_max_pixels(parser: Any, verb: str = "skip") -> None:
     """Add a command's ``--max-pixels N`` to ``parser``, defaulting to the library's limit: ``verb`` (skip,
     refuse) the images over it.

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from blurkit.cli._common import add_max_pixels
+from blurkit.cli._common import file_id as _ident
 
 PARTIAL = 3
 """The exit status when some files failed and the others were restored or already there (the failures are
@@ -263,8 +264,8 @@ def _plan(inputs: list[str], out: str, suffix: str, ext: str | None = None) -> _
             raise CLIError(f"--out {out} is the input folder {p}: the restorations would replace the photos; "
                            "give another folder, or a --suffix to write them beside the photos")
     plan = _Plan()
-    plan.holder = next((p for p in folders if _below(real_out, p)  # not a hidden folder: listed
-                        and not any(n.startswith(".") for n in _below(real_out, p))), None)
+    plan.holder = next((p for p in folders if (parts := _below(real_out, p))  # not a hidden folder: listed
+                        and not any(n.startswith(".") for n in parts)), None)
     out_id = _ident(real_out)
 
     @functools.lru_cache(maxsize=4096)
@@ -420,21 +421,9 @@ def _expanded(inputs: Iterable[str]) -> list[str]:
     return out
 
 
-def _ident(path: str | os.PathLike) -> tuple[int, int] | None:
-    """A file's or folder's identity (device and inode; Windows: volume and file index), None if none is
-    there."""
-    try:
-        st = os.stat(path)
-    except (OSError, ValueError):
-        return None
-    return st.st_dev, st.st_ino
-
-
 def _same(a: str | os.PathLike, b: str | os.PathLike) -> bool:
     """Whether ``a`` and ``b`` are one file or folder: one real path, or one identity (a link, a bind mount,
     another letter case on a file system that ignores it)."""
-    from pathlib import Path
-
     if Path(a).resolve() == Path(b).resolve():
         return True
     one = _ident(a)
@@ -444,8 +433,6 @@ def _same(a: str | os.PathLike, b: str | os.PathLike) -> bool:
 def _below(path: str | os.PathLike, folder: str | os.PathLike) -> tuple[str, ...]:
     """The parts of the real ``path`` below ``folder`` when ``folder`` is one of its parent folders (by
     identity, as :func:`_same`), else ``()``."""
-    from pathlib import Path
-
     real, top = Path(path).resolve(), _ident(folder)
     if top is None:
         return ()

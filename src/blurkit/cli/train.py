@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from blurkit.cli._common import add_max_pixels, count
+from blurkit.cli._common import add_max_pixels, count, file_id
 from blurkit.metrics.losses import LOSSES
 
 
@@ -186,7 +186,9 @@ def run(args: argparse.Namespace) -> int:
             state = state_dir / "last.keras"
             print(f"resuming from {state}" if state.is_file() else f"no saved state in {state_dir}: starting afresh")
     started = time.time()
-    before = _identity(out)  # an OUT that fit replaces (atomically: a new file) is this run's checkpoint
+    # an OUT that fit replaces (atomically: a new file) is this run's checkpoint; not told by its time, as a
+    # file server's clock may be behind this machine's
+    before = file_id(out)
     try:
         d.fit(data, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, validation=args.validation,
               validation_split=args.val_split, early_stopping=args.early_stopping, checkpoint=out,
@@ -212,7 +214,7 @@ def run(args: argparse.Namespace) -> int:
     if not chief:  # the chief writes the model, the curves, and removes the training state
         return 0
     resumed = d.training.get("resumed_at_epoch") is not None  # OUT may be the best epoch of the run before
-    written = out.is_file() and _identity(out) != before
+    written = out.is_file() and file_id(out) != before
     if not d.validation or not (out.is_file() if resumed else written) or not _whole_history(d, out):
         # no validation (the checkpoint followed the training loss), no finite validation loss (no checkpoint
         # was written), or an OUT there that is not this run's (an earlier run's, which --overwrite
@@ -234,17 +236,6 @@ def run(args: argparse.Namespace) -> int:
         print(_summary(d, out, args.epochs, args.early_stopping, paused))
         print(f"curves: {curves}")
     return 0
-
-
-def _identity(path: Path) -> tuple[int, int, int, int] | None:
-    """A file's device, inode, modification time and size (None if there is none): changed by any write of
-    it, which blurkit makes by renaming a new file over it. Not the time alone: a file server's clock may
-    be behind this machine's."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size
 
 
 def _whole_history(d: Any, out: Path) -> bool:
