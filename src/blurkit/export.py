@@ -263,9 +263,9 @@ def export_saved_model(deblurrer: Any, path: str | os.PathLike) -> Path:
         params = None
         if split is not None:
             params = tf.cond(small, lambda: split[0](_pad_bottom_right(x, align)), lambda: estimate_photo(x))
-            if sigma is not None:  # GaussianWiener.raw_sigma, in float64 as predict computes it
-                sigma = tf.debugging.assert_all_finite(tf.cast(sigma, tf.float64), "sigma must be finite")
-                t = tf.clip_by_value((sigma - lo) / (hi - lo), 1e-6, 1 - 1e-6)
+            if sigma is not None:  # GaussianWiener.raw_sigma, in float64 as predict computes it (serve_sigma
+                # checked the values)
+                t = tf.clip_by_value((tf.cast(sigma, tf.float64) - lo) / (hi - lo), 1e-6, 1 - 1e-6)
                 raw = tf.cast(tf.math.log(t / (1 - t)), tf.float32)
                 params = tf.concat([raw[:, None], params[:, 1:]], axis=1)
         return tf.cond(whole, lambda: run(padded, params)[:, :h, :w, :], lambda: tiled(x, params))
@@ -315,9 +315,9 @@ def export_saved_model(deblurrer: Any, path: str | os.PathLike) -> Path:
         archive.add_endpoint("serve_sigma", serve_sigma, input_signature=[uint8, tf.TensorSpec([None], tf.float64)])
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_folders(path)
-    from blurkit.data.io import temp_stem
+    from blurkit.data.io import temp_prefix
 
-    tmp = Path(tempfile.mkdtemp(prefix=f".{temp_stem(path.name)}.", suffix=_TEMP_SUFFIX, dir=path.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(path.name), suffix=_TEMP_SUFFIX, dir=path.parent))
     try:
         archive.write_out(str(tmp / "model"), verbose=False)
         if path.exists():
