@@ -29,6 +29,8 @@ __version__ = "0.1.0"
 # name -> module holding it; imported on first attribute access (PEP 562).
 _LAZY = {
     "Deblurrer": "blurkit.deblurrer",
+    "ModelFileError": "blurkit.deblurrer",
+    "TrainingDivergedError": "blurkit.deblurrer",
     "read_image": "blurkit.data.io",
     "write_image": "blurkit.data.io",
     "list_images": "blurkit.data.io",
@@ -48,6 +50,8 @@ __all__ = [
     "register_metric",
     "__version__",
     "Deblurrer",
+    "ModelFileError",
+    "TrainingDivergedError",
     "read_image",
     "write_image",
     "list_images",
@@ -61,7 +65,7 @@ assert set(_LAZY) <= set(__all__)
 if TYPE_CHECKING:  # pragma: no cover
     from blurkit.blurs.base import Blur
     from blurkit.data.io import list_images, read_image, write_image
-    from blurkit.deblurrer import Deblurrer
+    from blurkit.deblurrer import Deblurrer, ModelFileError, TrainingDivergedError
     from blurkit.metrics.functional import mse, psnr, ssim
 
 
@@ -70,4 +74,21 @@ if TYPE_CHECKING:  # pragma: no cover
 _SUBMODULES = ("batch", "blurs", "classical", "data", "export", "metrics", "models", "plots", "presets", "testing",
                "tiling", "training")
 
-__getattr__, __dir__ = attach(__name__, _LAZY, __all__, globals(), submodules=_SUBMODULES)
+# not for type checkers: they would take any name as an attribute (Any) instead of these lazy ones
+if not TYPE_CHECKING:
+    __getattr__, __dir__ = attach(__name__, _LAZY, __all__, globals(), submodules=_SUBMODULES)
+else:  # pragma: no cover
+    from blurkit import (  # noqa: F401
+        batch,
+        blurs,
+        classical,
+        data,
+        export,
+        metrics,
+        models,
+        plots,
+        presets,
+        testing,
+        tiling,
+        training,
+    )

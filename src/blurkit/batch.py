@@ -368,8 +368,8 @@ def deblur_files(
         for i, src, fut in writes:
             if not fut.done():
                 pending.append((i, src, fut))
-            elif fut.exception() is not None:
-                fail(i, src, fut.exception())
+            elif (exc := fut.exception()) is not None:
+                fail(i, src, exc)
             else:
                 summary.done += 1
                 bar.step(summary, len(failures))

@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -99,7 +99,7 @@ def _per_channel(
     h, w = x.shape[:2]
     out = np.empty(x.shape, np.float32)
     for c in range(x.shape[-1]):
-        plane = np.pad(x[..., c], p, mode=pad) if p else x[..., c]
+        plane = np.pad(x[..., c], p, mode=cast(Any, pad)) if p else x[..., c]  # p > 0: a mode
         out[..., c] = fn(np.ascontiguousarray(plane, dtype=np.float32))[p : p + h, p : p + w]
     return back(out)
 
@@ -328,7 +328,7 @@ def tune_wiener_balance(
         >>> best, scores[1e-3] > scores[1.0]
         (0.001, True)
     """
-    sigmas = [float(sigma_values)] if np.isscalar(sigma_values) else [float(s) for s in sigma_values]
+    sigmas = [float(s) for s in np.atleast_1d(sigma_values)]
     if not sigmas or any(not (s > 0 and math.isfinite(s)) for s in sigmas):
         raise ValueError(f"sigma_values must be positive numbers, got {sigma_values!r}")
     examples = []

@@ -32,11 +32,21 @@ import warnings
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import IO, TYPE_CHECKING, Any, cast, overload
 
 import numpy as np
 
 from blurkit._limits import DEFAULT_MAX_PIXELS, check_max_pixels
+from blurkit.presets import DEFAULT_PRESET
+
+if TYPE_CHECKING:
+    import keras
+
+    from blurkit.data.pipeline import Source
+
+#: One image to decode: a path, an encoded file's bytes, or a binary file object.
+_Encoded = str | os.PathLike | bytes | bytearray | memoryview | IO[bytes]
 
 __all__ = ["Deblurrer", "ModelFileError", "TrainingDivergedError", "METADATA_NAME", "FORMAT"]
 
@@ -309,6 +319,10 @@ class Deblurrer:
             way to read the previous one back); seed it again after making a Deblurrer if you rely on it.
     """
 
+    #: The file a Deblurrer was loaded from (:meth:`load`), else None.
+    source: str | None = None
+    _saved_components: dict[str, Any] | None = None  # the loaded file's component provenance
+
     def __init__(
         self,
         model: str | Any = "unet",
@@ -346,9 +360,9 @@ class Deblurrer:
                 raise ValueError(f"{arg} must be >= {lo}, got {v}")
             if int(v) > hi and arg != "patch_size":  # patch_size: the tensor-size check below (< 2**16)
                 raise ValueError(f"{arg} must be at most {hi:,}, got {v}")
-        for arg, v in (("model_options", model_options), ("blur_options", blur_options)):
-            if v is not None and not isinstance(v, Mapping):
-                raise TypeError(f"{arg} must be a dict of options, got {type(v).__name__} {v!r}")
+        for arg, opts in (("model_options", model_options), ("blur_options", blur_options)):
+            if opts is not None and not isinstance(opts, Mapping):
+                raise TypeError(f"{arg} must be a dict of options, got {type(opts).__name__} {opts!r}")
         if not isinstance(model, str) and getattr(model, "input_shape", None) is None:
             raise TypeError(f"model must be a registered builder name (see blurkit.MODELS.list()) or a Keras "
                             f"model with a known input shape (built), got {type(model).__name__} {model!r}")
@@ -448,8 +462,8 @@ class Deblurrer:
             self.patch_size, self.tile_size, self.tile_overlap = self._sizes
         self.tile_align = _tile_align(model)
         # the traced inference functions call the old model: rebuilt on the next use (see _build_functions)
-        self._split_fns = None
-        self._infer_fn = None
+        self._split_fns: tuple[Callable, Callable] | None = None
+        self._infer_fn: Callable | None = None
         self._pid = os.getpid()  # TensorFlow's state does not survive a fork (see _check_process)
         self._strategy = None  # the tf.distribute strategy the model was moved to by fit, if any
 
@@ -467,11 +481,12 @@ class Deblurrer:
         from blurkit.data.pipeline import check_readable, make_dataset, resolve_source, split_source
 
         src = resolve_source(data)
+        val_src: Source | None
         if validation is not None:
             train_src, val_src = src, resolve_source(validation, "validation")
         else:
             train_src, val_src = split_source(src, validation_split, self.seed)
-        common = dict(patch_size=self.patch_size, channels=self.channels, max_pixels=max_pixels)
+        common: dict[str, Any] = dict(patch_size=self.patch_size, channels=self.channels, max_pixels=max_pixels)
         if len(train_src) == 0:
             raise ValueError("no training images")
         # read each side up to its first readable item here, untraced: make_dataset runs inside a traced
@@ -508,7 +523,7 @@ class Deblurrer:
             """
             pipelines = context.num_input_pipelines if context is not None else 1
             index = context.input_pipeline_id if context is not None else 0
-            shards = {"num_shards": pipelines, "shard_index": index}
+            shards: dict[str, Any] = {"num_shards": pipelines, "shard_index": index}
             batch = self.batch_size // pipelines
             epoch_seeds = [_epoch_seed(self.seed, e) for e in range(first, end)]
             # each worker its own random stream (patch positions, blur parameters); worker 0 keeps the
@@ -522,7 +537,7 @@ class Deblurrer:
             return ds.prefetch(tf.data.AUTOTUNE)
 
         val = None
-        if val_bad is not None:
+        if val_src is not None and val_bad is not None:  # (val_bad is checked for a val_src)
             # no declared length: a validation pass skips the items (files or shard records) that cannot be
             # decoded, so that each readable one is scored once; its scores are the mean over those, the
             # same set every epoch
@@ -587,7 +602,7 @@ class Deblurrer:
         strategy: Any = None,
         cache: str | os.PathLike | None = None,
         time_limit: float | None = None,
-    ):
+    ) -> keras.callbacks.History:
         """Train on sharp photos, on existing pairs, or on arrays; on one device or with ``tf.distribute``.
 
         Training state is saved after every epoch when ``checkpoint`` or ``checkpoint_dir`` is given:
@@ -726,7 +741,7 @@ class Deblurrer:
         settings = None if state_dir is None else _settings(self, data, train_src, val_src, steps, monitor,
                                                             reduce_lr, early_stopping)
         restored = None
-        if state_dir is not None and (state_dir / RESUME_NAME).is_file():
+        if state_dir is not None and settings is not None and (state_dir / RESUME_NAME).is_file():
             if resume:
                 with strategy.scope():
                     restored = self._restore_state(state_dir / RESUME_NAME, settings, run_start, end=run_start
@@ -909,9 +924,11 @@ class Deblurrer:
     def _infer(self, batch: np.ndarray) -> np.ndarray:
         """The model on a float32 batch, clipped to [0, 1] inside the traced function."""
         self._check_process()
-        if self._infer_fn is None:
+        infer = self._infer_fn
+        if infer is None:
             self._build_functions()
-        return self._infer_fn(np.ascontiguousarray(batch, dtype=np.float32)).numpy()
+            infer = cast(Callable, self._infer_fn)
+        return infer(np.ascontiguousarray(batch, dtype=np.float32)).numpy()
 
     def _split(self) -> tuple[Any, Any] | None:
         """``(estimate, restore)`` for an estimator + restorer model (see ``_build_functions``), else None."""
@@ -1005,7 +1022,7 @@ class Deblurrer:
             if sigma is None:
                 y = self._infer(padded)
             else:
-                estimate, restore = self._split()
+                estimate, restore = cast(tuple, self._split())  # sigma=: checked to be a split model
                 params = self._estimate_photo(x, prepare, estimate)
                 params[:, 0] = sigma
                 y = restore(padded, params).numpy()
@@ -1112,6 +1129,18 @@ class Deblurrer:
         out[...] = _from_unit_tile(acc, 1.0, out.dtype)  # already in the image's range: rounded for integers
         return out
 
+    @overload
+    def predict(self, x: list[Any] | tuple[Any, ...], *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                ensemble: int = 1, sigma: float | None = None, progress: bool = False) -> list[Any]: ...
+
+    @overload
+    def predict(self, x: np.ndarray | _Encoded, *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                ensemble: int = 1, sigma: float | None = None, progress: bool = False) -> np.ndarray: ...
+
+    @overload
+    def predict(self, x: Any, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, ensemble: int = 1,
+                sigma: float | None = None, progress: bool = False) -> Any: ...
+
     def predict(self, x: Any, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, ensemble: int = 1,
                 sigma: float | None = None, progress: bool = False) -> Any:
         """Deblur images of any size, dtype and range.
@@ -1184,7 +1213,17 @@ class Deblurrer:
             return out
         return self._predict_array(arr, ensemble=ensemble, sigma=sigma)
 
-    def estimate_sigma(self, x: Any, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> float | list[Any]:
+    @overload
+    def estimate_sigma(self, x: list[Any] | tuple[Any, ...], *, max_pixels: int | None = DEFAULT_MAX_PIXELS
+                       ) -> list[Any]: ...
+
+    @overload
+    def estimate_sigma(self, x: _Encoded, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> float: ...
+
+    @overload  # an array: a float for an image, a list for a batch
+    def estimate_sigma(self, x: Any, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Any: ...
+
+    def estimate_sigma(self, x: Any, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Any:
         """The Gaussian blur sigma, in pixels, that the model reads off an image (what :meth:`predict`
         deconvolves when it is not given a ``sigma``).
 
@@ -1242,7 +1281,7 @@ class Deblurrer:
             views, repeat = [img[..., i : i + 1] for i in range(c)], 1
         else:  # grey on a colour model
             views, repeat = [img], 3
-        estimate, _ = self._split()
+        estimate, _ = cast(tuple, self._split())  # called for split models only
 
         def prepare(crop: np.ndarray) -> np.ndarray:
             return _unit_tile(crop, scale, repeat)
@@ -1420,7 +1459,8 @@ class Deblurrer:
         names = list(dict.fromkeys([*EVAL_METRICS, *([metrics] if isinstance(metrics, str) else metrics)]))
         fns = {m: METRICS.get(m) for m in names}  # an unknown name: UnknownComponentError, before any image
         n = len(src) if max_images is None else min(len(src), max_images)
-        rows, skipped = [], []
+        rows: list[dict[str, Any]] = []
+        skipped: list[dict[str, Any]] = []
         with _tile_bars(progress):  # and a bar of a large photo's tiles, as predict(progress=True) shows
             self._score_all(src, n, rows, skipped, progress, max_pixels, blur, seed, known_sigma, ensemble, fns,
                             on_image)
@@ -1464,7 +1504,7 @@ class Deblurrer:
                 blurred, sharp = self._load_pair(src, i, max_pixels)
             except (ImageReadError, OSError, ValueError) as exc:  # reported and skipped, as fit and deblur do
                 # (only reading is guarded: the ValueErrors of reading are about this item, see _load_pair)
-                why = _advised(str(exc), "Deblurrer.evaluate")
+                why: str | None = _advised(str(exc), "Deblurrer.evaluate")
                 skipped.append({"image": src.name(i), "index": i, "error": why})
                 warnings.warn(f"skipping unreadable image: {why}", stacklevel=3)
                 continue
@@ -1481,7 +1521,7 @@ class Deblurrer:
                 skipped.append({"image": src.name(i), "index": i, "error": why})
                 warnings.warn(f"skipping image: {why}", stacklevel=3)
                 continue
-            raw = self._sigma_param(params["sigma"]) if known_sigma else None
+            raw = self._sigma_param(cast(dict, params)["sigma"]) if known_sigma else None  # blurred here
             r = self._predict_array(b, ensemble=ensemble, sigma=raw, scale=1.0)  # b is float32 in [0, 1]
             rows.append({"image": src.name(i), "index": i,
                          "model": {m: float(fn(s, r)) for m, fn in fns.items()},
@@ -1697,6 +1737,7 @@ class Deblurrer:
         from blurkit.registry import BLURS, UnknownComponentError
 
         meta, archive = _open_model_file(path, keras_copy=True)
+        assert archive is not None  # keras_copy=True
         if Path(path).suffix != ".keras":  # Keras reads .keras files only, and only in lower case
             raise ModelFileError(f"{path}: Keras loads model files whose name ends in .keras (lower case): "
                                  "rename it")
@@ -1759,7 +1800,7 @@ class Deblurrer:
         self.model_spec = spec
 
     @classmethod
-    def from_preset(cls, name: str = "gaussian-v1") -> Deblurrer:
+    def from_preset(cls, name: str = DEFAULT_PRESET) -> Deblurrer:
         """Load a pretrained model shipped inside the package (nothing is downloaded).
 
         The preset runs with this library's inference settings (``DEFAULT_TILE_SIZE``,
@@ -1887,7 +1928,7 @@ def _read(x: Any, max_pixels: int | None, method: str = "predict") -> np.ndarray
     pass a larger ``max_pixels`` to that method (not to ``read_image``, which the user did not call)."""
     from blurkit.data.io import ImageReadError, _advised, decode_image, read_image
 
-    kw = {"max_pixels": max_pixels}
+    kw: dict[str, Any] = {"max_pixels": max_pixels}
     try:
         if isinstance(x, (str, os.PathLike)):
             return read_image(x, **kw)
@@ -2017,7 +2058,8 @@ def _outside_stacklevel() -> int:
     import sys
 
     package = os.path.dirname(os.path.abspath(__file__)) + os.sep
-    frame, level = sys._getframe(1), 1
+    frame: FrameType | None = sys._getframe(1)
+    level = 1
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
         frame, level = frame.f_back, level + 1
     return level
@@ -2041,14 +2083,15 @@ def _unit_scale(arr: np.ndarray) -> float:
         raise ValueError(f"unsupported image dtype {dtype}; use uint8, uint16 or float")
     if dtype.kind in "ui":
         if dtype not in (np.uint8, np.uint16):
-            lo, hi = int(arr.min()), int(arr.max())
-            if lo < 0 or hi > 65535:
-                raise ValueError(f"integer image of dtype {dtype} has values outside [0, 65535] ({lo}..{hi})")
+            least, most = int(arr.min()), int(arr.max())
+            if least < 0 or most > 65535:
+                raise ValueError(f"integer image of dtype {dtype} has values outside [0, 65535] "
+                                 f"({least}..{most})")
         return 255.0 if dtype == np.uint8 or (dtype != np.uint16 and int(arr.max()) <= 255) else 65535.0
-    lo, hi = arr.min(), arr.max()  # NaN propagates through min/max: no boolean copy of the image needed
-    if not (np.isfinite(lo) and np.isfinite(hi)):
+    low, high = arr.min(), arr.max()  # NaN propagates through min/max: no boolean copy of the image needed
+    if not (np.isfinite(low) and np.isfinite(high)):
         raise ValueError("image contains NaN or infinite values")
-    lo, hi = float(lo), float(hi)
+    lo, hi = float(low), float(high)
     scale = next((r for r in (1.0, 255.0, 65535.0) if hi <= 1.5 * r), None)
     if scale is None or lo < -0.5 * scale:
         raise ValueError(f"float images must lie in [0, 1], [0, 255] or [0, 65535] (give or take half the range, "
@@ -2136,7 +2179,7 @@ def _hash_array(h: Any, a: np.ndarray) -> None:
     resumable fit on in-memory arrays costs about a second per GB of them, once per ``fit``.
     """
     h.update(json.dumps([list(a.shape), a.dtype.str]).encode())
-    h.update(memoryview(np.ascontiguousarray(a)).cast("B"))
+    h.update(np.ascontiguousarray(a).data.cast("B"))
 
 
 def _check_whole(value: Any, name: str) -> None:
@@ -2319,7 +2362,7 @@ def _callbacks(deblurrer: Deblurrer, checkpoint: str | os.PathLike | None, monit
     """
     import keras
 
-    tracked = tracked or {}
+    tracked_cbs: dict[str, Any] = tracked or {}
 
     class Recorder(keras.callbacks.Callback):
         """Appends every epoch's logs to the facade's history, so checkpoints carry the curves."""
@@ -2360,22 +2403,25 @@ def _callbacks(deblurrer: Deblurrer, checkpoint: str | os.PathLike | None, monit
     if time_limit is not None:
         import time
 
+        limit = time_limit  # a float, in the class below as well
+
         class TimeLimit(keras.callbacks.Callback):
             def on_train_begin(self, logs: dict | None = None) -> None:
                 self.start = time.monotonic()
 
             def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-                if epoch + 1 < end and time.monotonic() - self.start >= time_limit * 60:
+                if epoch + 1 < end and time.monotonic() - self.start >= limit * 60:
                     self.model.stop_training = True
 
         own.append(TimeLimit())
     if state_dir is None:
         return own
+    state_file = state_dir / RESUME_NAME
 
     def paused(model: Any) -> bool:
         """Training was stopped by the time limit (this worker's clock, or another's agreed by all-reduce): a
         pause that resume goes on from, unlike an early stop, the end of the run."""
-        es = tracked.get("early_stopping")
+        es = tracked_cbs.get("early_stopping")
         return time_limit is not None and bool(model.stop_training) and not (es and es.stopped_epoch)
 
     class TrainingState(keras.callbacks.Callback):
@@ -2386,7 +2432,7 @@ def _callbacks(deblurrer: Deblurrer, checkpoint: str | os.PathLike | None, monit
                 return
             best = restored.get("recorder_best")
             recorder.best = math.inf if best is None else float(best)
-            for name, cb in tracked.items():
+            for name, cb in tracked_cbs.items():
                 saved = (restored.get("callbacks") or {}).get(name) or {}
                 for attr in _TRACKED_STATE[name]:
                     if attr in saved:
@@ -2401,20 +2447,21 @@ def _callbacks(deblurrer: Deblurrer, checkpoint: str | os.PathLike | None, monit
             state = {"epoch": epoch, "run_start": run_start, "end": end, "stopped": stopped,
                      "settings": settings, "recorder_best": recorder.best,
                      "callbacks": {name: {a: getattr(cb, a, None) for a in _TRACKED_STATE[name]}
-                                   for name, cb in tracked.items()}}
+                                   for name, cb in tracked_cbs.items()}}
             entries = {}
-            es = tracked.get("early_stopping")
+            es = tracked_cbs.get("early_stopping")
             if es is not None and es.best_weights is not None:
                 buf = io.BytesIO()
-                np.savez(buf, **{f"w{i}": np.asarray(w) for i, w in enumerate(es.best_weights)})
+                arrays: dict[str, Any] = {f"w{i}": np.asarray(w) for i, w in enumerate(es.best_weights)}
+                np.savez(buf, **arrays)
                 entries[_BEST_WEIGHTS_ENTRY] = buf.getvalue()
-            deblurrer._write(state_dir / RESUME_NAME, resume=state, entries=entries)
+            deblurrer._write(state_file, resume=state, entries=entries)
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             self._save(epoch + 1, bool(self.model.stop_training) and not paused(self.model))
 
         def on_train_end(self, logs: dict | None = None) -> None:
-            es = tracked.get("early_stopping")
+            es = tracked_cbs.get("early_stopping")
             # a pause keeps the epoch's state to go on from, though Keras' EarlyStopping has just put the best
             # weights back in the model, as it does at the end of any run
             if es is not None and es.best_weights is not None and not paused(self.model):  # the run's end

@@ -44,7 +44,10 @@ import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any
+from typing import Any, TypeVar, overload
+
+# a component: a blur class, a model builder or a metric function (registration returns it unchanged)
+_C = TypeVar("_C", bound=Callable[..., Any])
 
 __all__ = [
     "Registry",
@@ -133,7 +136,7 @@ def _options(factory: Any) -> list[str] | None:
     each passes ``**kwargs`` on (a blur's own options, then the base class's); None when they cannot be told
     (a ``**kwargs`` that goes nowhere known, or no signature)."""
     names: list[str] = []
-    targets = [c.__init__ for c in factory.__mro__ if "__init__" in vars(c)] if isinstance(factory, type) \
+    targets = [vars(c)["__init__"] for c in factory.__mro__ if "__init__" in vars(c)] if isinstance(factory, type) \
         else [factory]
     for fn in targets:
         try:
@@ -239,8 +242,18 @@ class Registry:
         self._lock = threading.RLock()
 
     # -- registration -------------------------------------------------------------------------
+    @overload
+    def register(self, name: _C, obj: None = None, *, override: bool = False, source: str | None = None) -> _C: ...
+
+    @overload
+    def register(self, name: str | None = None, obj: None = None, *, override: bool = False,
+                 source: str | None = None) -> Callable[[_C], _C]: ...
+
+    @overload
+    def register(self, name: str | None, obj: _C, *, override: bool = False, source: str | None = None) -> _C: ...
+
     def register(
-        self, name: str | None = None, obj: Any = None, *, override: bool = False, source: str | None = None
+        self, name: Any = None, obj: Any = None, *, override: bool = False, source: str | None = None
     ) -> Any:
         """Register ``obj`` under ``name``; without ``obj``, return a decorator.
 
@@ -331,6 +344,8 @@ class Registry:
             if self._plugins_loaded:
                 return
             self._plugins_loaded = True
+            if self.group is None:
+                return
             # In the order of their distributions' names, so that which of two plugins of one name wins (the
             # first) is the same on every machine, not the order the installed packages happen to be found in.
             for ep in sorted(metadata.entry_points(group=self.group), key=_plugin_order):
@@ -492,7 +507,19 @@ METRICS = Registry(
 )
 
 
-def register_blur(name: str | None = None, obj: Any = None, *, override: bool = False) -> Callable | Any:
+@overload
+def register_blur(name: _C, obj: None = None, *, override: bool = False) -> _C: ...
+
+
+@overload
+def register_blur(name: str | None = None, obj: None = None, *, override: bool = False) -> Callable[[_C], _C]: ...
+
+
+@overload
+def register_blur(name: str | None, obj: _C, *, override: bool = False) -> _C: ...
+
+
+def register_blur(name: Any = None, obj: Any = None, *, override: bool = False) -> Any:
     """Register a blur generator class (decorator). See :meth:`Registry.register` and docs/plugins.md.
 
     Example:
@@ -522,7 +549,19 @@ def register_blur(name: str | None = None, obj: Any = None, *, override: bool = 
     return BLURS.register(name, obj, override=override)
 
 
-def register_model(name: str | None = None, obj: Any = None, *, override: bool = False) -> Callable | Any:
+@overload
+def register_model(name: _C, obj: None = None, *, override: bool = False) -> _C: ...
+
+
+@overload
+def register_model(name: str | None = None, obj: None = None, *, override: bool = False) -> Callable[[_C], _C]: ...
+
+
+@overload
+def register_model(name: str | None, obj: _C, *, override: bool = False) -> _C: ...
+
+
+def register_model(name: Any = None, obj: Any = None, *, override: bool = False) -> Any:
     """Register a model builder function (decorator). See :meth:`Registry.register` and docs/plugins.md.
 
     Example:
@@ -543,7 +582,19 @@ def register_model(name: str | None = None, obj: Any = None, *, override: bool =
     return MODELS.register(name, obj, override=override)
 
 
-def register_metric(name: str | None = None, obj: Any = None, *, override: bool = False) -> Callable | Any:
+@overload
+def register_metric(name: _C, obj: None = None, *, override: bool = False) -> _C: ...
+
+
+@overload
+def register_metric(name: str | None = None, obj: None = None, *, override: bool = False) -> Callable[[_C], _C]: ...
+
+
+@overload
+def register_metric(name: str | None, obj: _C, *, override: bool = False) -> _C: ...
+
+
+def register_metric(name: Any = None, obj: Any = None, *, override: bool = False) -> Any:
     """Register a metric function ``(y_true, y_pred) -> float`` (decorator). See :meth:`Registry.register`.
 
     Example:

@@ -36,7 +36,7 @@ Examples:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import numpy as np
 
@@ -52,7 +52,7 @@ def pad_bottom_right(image: np.ndarray, h: int, w: int) -> np.ndarray:
     ph, pw = max(0, h - h0), max(0, w - w0)
     if not (ph or pw):
         return image
-    mode = "reflect" if h0 > ph and w0 > pw else "symmetric"
+    mode: Literal["reflect", "symmetric"] = "reflect" if h0 > ph and w0 > pw else "symmetric"
     return np.pad(image, ((0, ph), (0, pw), (0, 0)), mode=mode)
 
 
@@ -69,7 +69,7 @@ def _pad_maps(rows: np.ndarray, cols: np.ndarray, h: int, w: int) -> tuple[np.nd
     ph, pw = max(0, h - h0), max(0, w - w0)
     if not (ph or pw):
         return rows, cols
-    mode = "reflect" if h0 > ph and w0 > pw else "symmetric"
+    mode: Literal["reflect", "symmetric"] = "reflect" if h0 > ph and w0 > pw else "symmetric"
     return np.pad(rows, (0, ph), mode=mode), np.pad(cols, (0, pw), mode=mode)
 
 

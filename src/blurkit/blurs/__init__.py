@@ -55,7 +55,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from blurkit.blurs.motion import MotionBlur
 
 
-__getattr__, __dir__ = attach(__name__, _LAZY, __all__, globals())
+# not for type checkers: they would take any name as an attribute (Any) instead of these lazy ones
+if not TYPE_CHECKING:
+    __getattr__, __dir__ = attach(__name__, _LAZY, __all__, globals())
 
 
 def blur(image: np.ndarray, name: str = "gaussian", seed: int | None = None, **options) -> np.ndarray:

@@ -40,15 +40,15 @@ class AverageBlur(Blur):
 
     def __init__(self, size: int | tuple[int, int] = (3, 9), **kwargs) -> None:
         super().__init__(**kwargs)
-        size = check_range("size", size, minimum=1, integer=True)
-        if isinstance(size, tuple):
-            low, high = size
+        checked = check_range("size", size, minimum=1, integer=True)  # an int or a pair of ints
+        if isinstance(checked, tuple):
+            low, high = checked
             first = low if low % 2 else low + 1
             if first > high:
                 raise ValueError(f"size range ({low}, {high}) holds no odd size")
-        elif size % 2 == 0:
-            raise ValueError(f"size must be odd, got {size}")
-        self.size = size
+        elif checked % 2 == 0:
+            raise ValueError(f"size must be odd, got {checked}")
+        self.size: int | tuple[int, int] = checked
 
     def sample_kernel(self, rng: np.random.Generator) -> dict:
         if isinstance(self.size, int):

@@ -33,14 +33,14 @@ import abc
 import math
 import numbers
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, cast, overload
 
 import cv2
 import numpy as np
 
 from blurkit.blurs.functional import check_border, convolve, jpeg
 
-__all__ = ["Blur", "Range", "check_range", "draw", "serialize_blur", "deserialize_blur"]
+__all__ = ["Blur", "Range", "check_range", "draw", "jsonable", "serialize_blur", "deserialize_blur"]
 
 #: A fixed number or a ``(low, high)`` range sampled uniformly per image (a tuple, or a list as JSON gives it).
 Range = float | tuple[float, float] | Sequence[float]
@@ -54,15 +54,31 @@ def _number(name: str, value: Any, integer: bool = False) -> float | int:
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
     if integer:
-        if float(value) != int(value):
+        whole = int(cast(float, value))  # a numbers.Real: int() takes it
+        if float(value) != whole:
             raise ValueError(f"{name} must be an integer, got {value}")
-        return int(value)
+        return whole
     return float(value)
+
+
+@overload
+def check_range(name: str, value: Any, *, minimum: float | None = None, integer: Literal[True]
+                ) -> int | tuple[int, int]: ...
+
+
+@overload
+def check_range(name: str, value: Any, *, minimum: float | None = None, integer: Literal[False] = False
+                ) -> float | tuple[float, float]: ...
+
+
+@overload
+def check_range(name: str, value: Any, *, minimum: float | None = None, integer: bool = False
+                ) -> float | tuple[float, float]: ...
 
 
 def check_range(
     name: str, value: Any, *, minimum: float | None = None, integer: bool = False
-) -> float | int | tuple:
+) -> Any:
     """Validate a parameter given as a number or a ``(low, high)`` pair.
 
     Args:
@@ -167,7 +183,8 @@ def _finish(out: np.ndarray, image: np.ndarray, quantize: bool) -> np.ndarray:
         if fast and not (quantize and dtype == np.uint16):
             # one pass: OpenCV's conversion rounds half to even (as np.rint) and saturates to the range (not
             # for the tiniest arrays: OpenCV's bindings take a one-element array for a scalar)
-            res = cv2.add(out, 0.0, dtype=cv2.CV_8U if dtype == np.uint8 else cv2.CV_16U)
+            zero: Any = 0.0  # a scalar: OpenCV's stubs (as NumPy 2.0 reads them) name arrays only
+            res = cv2.add(out, zero, dtype=cv2.CV_8U if dtype == np.uint8 else cv2.CV_16U)
             return res.reshape(out.shape)
         out = np.clip(np.rint(out, out=out), 0, _SCALE[dtype], out=out)
         if quantize and dtype == np.uint16:

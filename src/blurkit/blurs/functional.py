@@ -28,6 +28,7 @@ Examples:
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import cv2
 import numpy as np
@@ -268,7 +269,7 @@ def _convolve2d(image: np.ndarray, kernel: np.ndarray, border: str) -> np.ndarra
         src = np.pad(image, pad, mode="wrap")
         flag = cv2.BORDER_CONSTANT
     else:
-        flag = BORDERS[border]
+        flag = cast(int, BORDERS[border])  # only "wrap" has none, handled above
     src = np.ascontiguousarray(src)
     factors = _separate(flipped)
     if factors is not None:
@@ -373,6 +374,8 @@ def jpeg(image: np.ndarray, quality: int) -> np.ndarray:
     if not ok:
         raise RuntimeError(f"OpenCV could not encode a {planes.shape} image as JPEG")
     decoded = cv2.imdecode(data, cv2.IMREAD_COLOR if colour == 3 else cv2.IMREAD_GRAYSCALE)
+    if decoded is None:
+        raise RuntimeError(f"OpenCV could not decode the JPEG it encoded from a {planes.shape} image")
     decoded = decoded[..., ::-1] if colour == 3 else decoded[..., None]
     if dtype == np.uint8:
         values = decoded

@@ -65,9 +65,10 @@ class GaussianBlur(Blur):
         self.sigma_y = None if sigma_y is None else check_range("sigma_y", sigma_y, minimum=0)
         self.angle = check_range("angle", angle)
         if ksize is not None:
-            ksize = check_range("ksize", ksize, minimum=1, integer=True)
-            if not isinstance(ksize, int):
-                raise ValueError(f"ksize must be one odd integer, got {list(ksize)}")
+            checked = check_range("ksize", ksize, minimum=1, integer=True)
+            if not isinstance(checked, int):
+                raise ValueError(f"ksize must be one odd integer, got {list(checked)}")
+            ksize = checked
             if ksize % 2 == 0:
                 raise ValueError(f"ksize must be odd, got {ksize}")
         self.ksize = ksize

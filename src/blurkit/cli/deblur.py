@@ -190,7 +190,7 @@ class _Plan:
         self.earlier, self.unread, self.kept = _Left(), _Left(), _Left()
         self.unlisted: dict[str, str] = {}
         self.foreign: dict[str, tuple] = {}
-        self.holder = None
+        self.holder: Path | None = None
         self.kept_now = 0
 
 
@@ -321,10 +321,10 @@ def _plan(inputs: list[str], out: str, suffix: str, ext: str | None = None) -> _
             if why == "unread":
                 plan.unread.add(src)
                 continue
-            key = hash(name_of(dst))
-            if key in seen:
+            h = hash(name_of(dst))
+            if h in seen:
                 _clash(((f, d) for f, d, w in walk() if w is None), dst, ext, name_of)
-            seen.add(key)
+            seen.add(h)
             if plan.holder is not None and not suffix and dst.exists():
                 plan.kept.add(dst)
                 kept.add(str(dst))
@@ -334,9 +334,9 @@ def _plan(inputs: list[str], out: str, suffix: str, ext: str | None = None) -> _
                 why = _not_its_output(src, dst, suffix)
                 if why:
                     plan.foreign[str(dst)] = (src, why)
-        for dst in plan.foreign:  # another image, not an earlier output: its failure line says so
-            if hash(dst) in earlier:
-                plan.earlier.discard(Path(dst))
+        for name in plan.foreign:  # another image, not an earlier output: its failure line says so
+            if hash(name) in earlier:
+                plan.earlier.discard(Path(name))
 
     def jobs():
         for src, dst, why in walk():
@@ -608,7 +608,8 @@ class _Auto:
     def __init__(self, load, first: str) -> None:
         import collections
 
-        self.load, self.models, self.counts = load, {first: load(first)}, collections.Counter()
+        self.load, self.models = load, {first: load(first)}
+        self.counts: collections.Counter[str] = collections.Counter()
 
     def predict(self, image, progress: bool = False):
         from blurkit.batch import tile_bar

@@ -16,6 +16,10 @@ the presets), the information Wiener is given.
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
 
 SAMPLES = ("astronaut", "coffee", "chelsea", "rocket")
 
@@ -43,7 +47,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
-def _photos(max_side: int) -> list[tuple[str, object]]:
+def _photos(max_side: int) -> list[tuple[str, np.ndarray]]:
     import sys
 
     import cv2
@@ -154,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
         t = time.perf_counter()
         r = d.predict(blurred)
         tr = time.perf_counter() - t
-        row = {"photo": photo, "size": f"{sharp.shape[1]}x{sharp.shape[0]}"}
+        row: dict[str, Any] = {"photo": photo, "size": f"{sharp.shape[1]}x{sharp.shape[0]}"}
         results = [("blurred", blurred, 0.0), ("wiener", w, tw), ("blurkit", r, tr)]
         if args.given_sigma:
             results.append(("given", d.predict(blurred, sigma=args.sigma), 0.0))

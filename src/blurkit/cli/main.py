@@ -146,7 +146,7 @@ class Terminated(KeyboardInterrupt):
     signum = signal.SIGTERM
 
 
-def interrupt_status(exc: BaseException) -> int:
+def interrupt_status(exc: BaseException | None) -> int:
     """The exit status of a command stopped by ``exc``: 128 + the signal, 130 for Ctrl-C (SIGINT) and 143 for
     SIGTERM (:class:`Terminated`, or a :class:`blurkit.batch.Interrupted` that carries its signal)."""
     return 128 + int(getattr(exc, "signum", signal.SIGINT))

@@ -464,6 +464,7 @@ def _exif_orientation(image: Any) -> int:
     that also avoids ``getexif()`` decoding the whole image when the eXIf chunk follows the pixel data.
     """
     try:
+        exif: Any
         if image.format == "TIFF":  # the orientation is a tag of the image's own IFD
             exif = {0x0112: image.tag_v2.get(0x0112, 1)}
         else:

@@ -166,7 +166,7 @@ def describe_blur(
     try:
         from blurkit.blurs import serialize_blur
     except ImportError:
-        serialize_blur = None
+        serialize_blur = None  # type: ignore[assignment]
     if serialize_blur is not None:
         try:
             described = dict(serialize_blur(blur))

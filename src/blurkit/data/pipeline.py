@@ -58,7 +58,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -152,7 +152,7 @@ class Source:
 
 
 def _is_array(x: Any) -> bool:
-    return isinstance(x, np.ndarray) or (isinstance(x, list) and x and isinstance(x[0], np.ndarray))
+    return isinstance(x, np.ndarray) or (isinstance(x, list) and bool(x) and isinstance(x[0], np.ndarray))
 
 
 _CHANNELS = (1, 2, 3, 4)  # grey, grey + alpha, RGB, RGBA: what to_channels converts
@@ -714,7 +714,7 @@ class _PatchMaker:
         h, w = img.shape[:2]
         ph, pw = max(0, self.patch - h), max(0, self.patch - w)
         if ph or pw:
-            mode = "reflect" if h > ph and w > pw else "symmetric"
+            mode: Literal["reflect", "symmetric"] = "reflect" if h > ph and w > pw else "symmetric"
             img = np.pad(img, ((0, ph), (0, pw), (0, 0)), mode=mode)
         return img
 

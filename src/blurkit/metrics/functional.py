@@ -55,11 +55,13 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from blurkit.registry import register_metric
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 __all__ = [
     "mse",
@@ -198,12 +200,14 @@ def _image_axes(a: np.ndarray) -> tuple[int, ...]:
     return tuple(range(1, a.ndim)) if a.ndim == 4 else tuple(range(a.ndim))
 
 
-def _meta(keras_fn: Callable, best: float, higher_is_better: bool, symmetric: bool = True) -> Callable:
-    def deco(fn: Callable) -> Callable:
-        fn.keras_fn = keras_fn
-        fn.best = best
-        fn.higher_is_better = higher_is_better
-        fn.symmetric = symmetric
+def _meta(keras_fn: Callable, best: float, higher_is_better: bool, symmetric: bool = True
+          ) -> Callable[[_F], _F]:
+    def deco(fn: _F) -> _F:
+        marked: Any = fn  # a function with attributes
+        marked.keras_fn = keras_fn
+        marked.best = best
+        marked.higher_is_better = higher_is_better
+        marked.symmetric = symmetric
         return fn
 
     return deco

@@ -31,7 +31,7 @@ Examples:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -238,7 +238,10 @@ def keras_metrics(names: str | Callable | Iterable[str | Callable]) -> list:
     return [keras_metric(n) for n in names]
 
 
-def __getattr__(name: str):
-    if name == "MeanMetric":
-        return _define()["blurkit>MeanMetric"]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+if TYPE_CHECKING:  # pragma: no cover
+    MeanMetric: Any  # a keras.metrics.Metric subclass, defined when first used (Keras is imported then)
+else:
+    def __getattr__(name: str):
+        if name == "MeanMetric":
+            return _define()["blurkit>MeanMetric"]
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from blurkit.registry import UnknownComponentError
 
@@ -168,7 +168,14 @@ def custom_objects() -> dict[str, type]:
     return {f"blurkit>{cls.__name__}": cls for cls in _define().values()}
 
 
-def __getattr__(name: str):
-    if name in ("MSE", "L1", "Charbonnier", "PSNRLoss"):
-        return {cls.__name__: cls for cls in _define().values()}[name]
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+if TYPE_CHECKING:  # pragma: no cover
+    # keras.losses.Loss subclasses, defined when first used (Keras is imported then)
+    MSE: Any
+    L1: Any
+    Charbonnier: Any
+    PSNRLoss: Any
+else:
+    def __getattr__(name: str):
+        if name in ("MSE", "L1", "Charbonnier", "PSNRLoss"):
+            return {cls.__name__: cls for cls in _define().values()}[name]
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

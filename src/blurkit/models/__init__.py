@@ -67,7 +67,9 @@ if TYPE_CHECKING:  # pragma: no cover
     )
 
 
-__getattr__, __dir__ = attach(__name__, dict.fromkeys(_LAYERS, "blurkit.models.layers"), __all__, globals())
+# not for type checkers: they would take any name as an attribute (Any) instead of these lazy ones
+if not TYPE_CHECKING:
+    __getattr__, __dir__ = attach(__name__, dict.fromkeys(_LAYERS, "blurkit.models.layers"), __all__, globals())
 
 
 def custom_objects() -> dict[str, type]:

@@ -25,6 +25,7 @@ Examples:
 from __future__ import annotations
 
 import numbers
+from collections.abc import Sequence
 from typing import Any
 
 import keras
@@ -60,8 +61,8 @@ class PadToMultiple(keras.layers.Layer):
             raise ValueError(f"multiple must be an int from 1 to 1024, got {multiple!r}")
         if mode not in _PAD_MODES:
             raise ValueError(f"mode must be one of {_PAD_MODES}, got {mode!r}")
-        self.multiple = int(multiple)
-        self.mode = mode
+        self.multiple: int = int(multiple)
+        self.mode: str = mode
 
     def call(self, inputs):
         if self.multiple == 1:
@@ -226,10 +227,10 @@ class GaussianWiener(keras.layers.Layer):
 
     def __init__(
         self,
-        sigma_range: tuple[float, float] = (0.3, 3.5),
-        log_balance_range: tuple[float, float] = (-6.0, -1.0),
+        sigma_range: Sequence[float] = (0.3, 3.5),
+        log_balance_range: Sequence[float] = (-6.0, -1.0),
         pad: int = 64,
-        scales: tuple[float, ...] = (1.0,),
+        scales: Sequence[float] = (1.0,),
         **kwargs: Any,
     ) -> None:
         # float32 whatever the global policy: FFTs and the Wiener filter's division near the transfer function's
@@ -248,10 +249,10 @@ class GaussianWiener(keras.layers.Layer):
             raise ValueError(f"log_balance_range must satisfy low < high, got {log_balance_range!r}")
         if not isinstance(pad, numbers.Integral) or isinstance(pad, bool) or not 0 <= pad <= 1024:
             raise ValueError(f"pad must be an int from 0 to 1024, got {pad!r}")
-        self.sigma_range = (lo, hi)
-        self.log_balance_range = (blo, bhi)
-        self.pad = int(pad)
-        self.radius = int(np.ceil(3 * hi))
+        self.sigma_range: tuple[float, float] = (lo, hi)
+        self.log_balance_range: tuple[float, float] = (blo, bhi)
+        self.pad: int = int(pad)
+        self.radius: int = int(np.ceil(3 * hi))
 
     def blur_parameters(self, params):
         """The ``(sigma, balance)`` (each of shape (B,)) that raw ``params`` (B, 2) stand for (see above)."""
@@ -349,8 +350,8 @@ class RadialSpectrum(keras.layers.Layer):
         super().__init__(**kwargs)
         if not isinstance(bins, numbers.Integral) or isinstance(bins, bool) or not 2 <= bins <= 1024:
             raise ValueError(f"bins must be an int from 2 to 1024, got {bins!r}")
-        self.bins = int(bins)
-        self.eps = float(eps)
+        self.bins: int = int(bins)
+        self.eps: float = float(eps)
 
     def call(self, inputs):
         shape = ops.shape(inputs)

@@ -164,8 +164,8 @@ def _check_call(blur: Any, label: str) -> None:
                 )
             out = r["image"]
             if not isinstance(out, np.ndarray) or out.shape != x.shape or out.dtype != x.dtype:
-                got = (getattr(out, "shape", None), getattr(out, "dtype", type(out).__name__))
-                raise AssertionError(f"{label}: a {what} must keep shape and dtype, got {got}")
+                seen = (getattr(out, "shape", None), getattr(out, "dtype", type(out).__name__))
+                raise AssertionError(f"{label}: a {what} must keep shape and dtype, got {seen}")
             if not np.isfinite(out).all():
                 raise AssertionError(f"{label}: output for a {what} must be finite")
             again = blur(x, seed=0)

@@ -247,6 +247,7 @@ def check_model(name: str, **config: Any) -> dict[str, Any]:
         height = width = CHECK_SIZE
         x = _images(rng, 2, *ODD_SIZE, channels)
         _forward(name, model, x)
+    assert height is not None and width is not None  # a fixed-size model fixes both
     x = _images(rng, 2, height, width, channels)
     y = _forward(name, model, x)
 
