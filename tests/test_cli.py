@@ -86,12 +86,20 @@ def test_train_shows_a_progress_bar_only_in_a_terminal(photos, tmp_path, monkeyp
         raise ValueError("stop here")
 
     monkeypatch.setattr(Deblurrer, "fit", fit)
-    for tty, verbose in ((False, 2), (True, "auto")):
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    # a terminal that asks for plain text (https://no-color.org; Emacs' shell is TERM=dumb) gets the lines too:
+    # the bar ignored both (colour codes, backspaces and carriage returns a screen reader reads out)
+    for tty, env, verbose in ((False, {}, 2), (True, {}, "auto"), (True, {"NO_COLOR": "1"}, 2),
+                              (True, {"TERM": "dumb"}, 2)):
+        monkeypatch.setenv("TERM", "xterm-256color")
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
         out = io.StringIO()
         out.isatty = lambda tty=tty: tty
         monkeypatch.setattr(sys, "stdout", out)
         assert main(["train", str(photos), *TINY_TRAIN, "-o", str(tmp_path / "m.keras")]) == 2
-        assert seen[-1] == verbose
+        assert seen[-1] == verbose, env
+        monkeypatch.delenv("NO_COLOR", raising=False)
     assert main(["train", str(photos), *TINY_TRAIN, "-o", str(tmp_path / "m.keras"), "--quiet"]) == 2
     assert seen[-1] == 0
 
@@ -622,13 +630,64 @@ def test_evaluate_skips_unreadable_files(model, photos, tmp_path, capsys):
     (src / "aaa-fake.png").write_text("not an image")  # sorted first: the figure must not use its index
     js, fig = tmp_path / "s.json", tmp_path / "f.png"
     capsys.readouterr()
-    assert main(["evaluate", str(model), str(src), "--json", str(js), "--figure", str(fig)]) == 0
+    # exit status 3, as deblur's when some files fail: the scores leave an image out (0 promises every one)
+    assert main(["evaluate", str(model), str(src), "--json", str(js), "--figure", str(fig)]) == 3
     err = capsys.readouterr().err
     assert err.count("aaa-fake.png") == 1 and "skipped" in err
     scores = json.loads(js.read_text())
     assert scores["images"] == 4 and [r["index"] for r in scores["per_image"]] == [1, 2, 3, 4]
     assert [Path(r["image"]).name for r in scores["skipped"]] == ["aaa-fake.png"]
     assert fig.stat().st_size > 1000
+
+
+def test_evaluate_json_to_stdout_a_pipe_or_a_link(model, photos, tmp_path, capsys):
+    """``--json -`` puts the JSON alone on stdout (the table goes to stderr): it wrote a file named '-'. A pipe
+    (a FIFO, a shell's ``>(jq .)``) or a link to one (``/dev/stdout``) is written into, not replaced: the
+    atomic write renamed a file over it (as root, ``--json /dev/stdout`` replaced the machine's /dev/stdout)."""
+    import stat
+    import threading
+
+    capsys.readouterr()
+    assert main(["evaluate", str(model), str(photos), "--max-images", "1", "--json", "-"]) == 0
+    printed = capsys.readouterr()
+    scores = json.loads(printed.out)  # nothing else on stdout
+    assert scores["images"] == 1 and "| model |" in printed.err and "gain:" in printed.err
+    assert not (Path.cwd() / "-").exists()
+
+    fifo = tmp_path / "scores.fifo"
+    os.mkfifo(fifo)
+    link = tmp_path / "link.json"
+    link.symlink_to(fifo)
+    for target in (fifo, link):
+        got = []
+        reader = threading.Thread(target=lambda got=got: got.append(fifo.read_text()), daemon=True)
+        reader.start()
+        assert main(["evaluate", str(model), str(photos), "--max-images", "1", "--json", str(target)]) == 0
+        reader.join(60)
+        assert json.loads(got[0])["images"] == 1, target
+        assert stat.S_ISFIFO(os.stat(fifo).st_mode) and link.is_symlink()  # both still what they were
+    assert sorted(os.listdir(tmp_path)) == ["link.json", "scores.fifo"]  # no temporary file left
+
+
+def test_evaluate_fails_with_status_1_when_no_image_can_be_read(model, tmp_path, capsys):
+    """Not a usage error (2): the work failed, as deblur, make-pairs and shard say it (1)."""
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "a.png").write_text("not an image")
+    capsys.readouterr()
+    assert main(["evaluate", str(model), str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("blurkit evaluate: error: none of the 1 images can be read") and "a.png" in err
+
+
+def test_a_preset_given_where_a_model_builder_or_file_goes_is_named(photos, tmp_path, capsys):
+    """``train --model gaussian-v1`` said "unknown model" with the builders' list; ``demo --model gaussian-v1``
+    said the file was not found. Both now say it is a preset, and what to do."""
+    err = _error(capsys, ["train", str(photos), "--model", "gaussian-v1", "-o", str(tmp_path / "m.keras")],
+                 "--model gaussian-v1 is a shipped preset", "wiener_unet", "Deblurrer.from_preset('gaussian-v1')")
+    assert not (tmp_path / "m.keras").exists() and "unknown model" not in err
+    _error(capsys, ["demo", "--model", "gaussian-v1", "--out", str(tmp_path / "d")],
+           "model file not found: gaussian-v1 (a preset's name: --preset gaussian-v1)")
 
 
 def test_evaluate_json_is_strict_when_a_score_is_infinite(model, photos, tmp_path, capsys):
@@ -829,19 +888,23 @@ def _python(code: str, *, path: Path | None = None) -> subprocess.CompletedProce
 
 def test_the_cli_imports_tensorflow_without_its_start_up_lines():
     """TensorFlow's start-up lines (written to file descriptor 2, many before its logging exists) are hidden,
-    the first operation's device lines too, and stderr works after; a user's own TF_CPP_MIN_LOG_LEVEL wins."""
+    the first operation's device lines too, and stderr works after; a user's own TF_CPP_MIN_LOG_LEVEL wins:
+    0 or 1 show them, 2 (the usual recipe for a quiet TensorFlow, which showed them) hides them as 3 does."""
     code = ("import os, sys\nfrom blurkit.cli._common import quiet_tensorflow\nquiet_tensorflow()\n"
             "import tensorflow as tf\ntf.zeros(1).numpy()\n"
             "print(os.environ['TF_CPP_MIN_LOG_LEVEL'])\nprint('after', file=sys.stderr)")
-    unset, user, silent = finish(  # three independent processes, started together
+    unset, user, silent, quiet = finish(  # independent processes, started together
         _start_python(code), _start_python("import os\nos.environ['TF_CPP_MIN_LOG_LEVEL'] = '1'\n" + code),
-        _start_python("import os\nos.environ['TF_CPP_MIN_LOG_LEVEL'] = '3'\n" + code))
+        _start_python("import os\nos.environ['TF_CPP_MIN_LOG_LEVEL'] = '3'\n" + code),
+        _start_python("import os\nos.environ['TF_CPP_MIN_LOG_LEVEL'] = '2'\n" + code))
     assert unset.returncode == 0, unset.stderr
     assert unset.stdout == "3\n" and unset.stderr == "after\n"
     assert user.returncode == 0 and user.stdout == "1\n"  # the user's setting is kept
     assert user.stderr.endswith("after\n") and user.stderr != "after\n"  # and TensorFlow's lines are shown
     assert silent.returncode == 0, silent.stderr
     assert silent.stdout == "3\n" and silent.stderr == "after\n"  # asking for silence gets it (TF alone prints them)
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stdout == "2\n" and quiet.stderr == "after\n"  # kept at 2, and the start-up lines hidden
 
 
 def test_list_hides_the_start_up_lines_of_a_plugin_that_imports_tensorflow(tmp_path):

@@ -53,6 +53,9 @@ def test_unknown_name_lists_available_and_closest(reg):
     msg = str(err.value)
     assert msg == "unknown thing 'gausian'; did you mean 'gaussian'? Available: gaussian, motion"
     assert isinstance(err.value, KeyError)
+    with pytest.raises(UnknownComponentError) as err:
+        reg.get("zzz")  # nothing close: the sentence still ends before the list
+    assert str(err.value) == "unknown thing 'zzz'. Available: gaussian, motion"
 
 
 def test_messages_name_one_component_in_the_singular():

@@ -499,6 +499,31 @@ def test_figures_are_written_atomically(tmp_path):
     assert out.read_bytes() != first and sorted(os.listdir(tmp_path)) == ["curves.png"]
 
 
+def test_training_curves_are_told_apart_without_colour_and_mark_the_best_epoch(tmp_path, monkeypatch):
+    """Training and validation were two solid lines of two colours (one grey in print, and alike to some colour
+    blind readers); the epoch a checkpoint keeps was not shown, nor which loss it is."""
+    import math
+
+    from blurkit import plots
+
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig) or Path(path))
+    history = {"loss": [0.3, 0.2, 0.15, 0.1], "val_loss": [0.35, 0.22, 0.25, math.nan],
+               "psnr": [20.0, 22.0, 24.0, 25.0], "val_psnr": [19.0, 21.0, 22.0, math.nan]}
+    plots.plot_history(history, tmp_path / "c.png", loss="charbonnier")
+    loss_ax, psnr_ax = figures[0].axes
+    for ax in (loss_ax, psnr_ax):
+        train, val, best = ax.get_lines()
+        assert (train.get_linestyle(), train.get_marker()) == ("-", "o")
+        assert (val.get_linestyle(), val.get_marker()) == ("--", "s")
+        assert best.get_linestyle() == ":" and list(best.get_xdata()) == [2, 2]  # the lowest validation loss
+        assert "best epoch (2, validation loss)" in [t.get_text() for t in ax.get_legend().get_texts()]
+    assert loss_ax.get_ylabel() == "loss (charbonnier)" and psnr_ax.get_ylabel() == "PSNR (dB)"
+    plots.plot_history({"loss": [0.3, 0.1, 0.2]}, tmp_path / "c.png")  # no validation: the training loss's best
+    assert list(figures[1].axes[0].get_lines()[-1].get_xdata()) == [2, 2]
+    assert figures[1].axes[0].get_ylabel() == "loss"
+
+
 DEBLUR_KILLER = textwrap.dedent("""
     import json, os, random, signal, sys, time
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -1840,7 +1840,7 @@ class Deblurrer:
         """Write the training curves (loss and PSNR per epoch, training vs validation) to a PNG."""
         from blurkit.plots import plot_history
 
-        return plot_history(self.history, path)
+        return plot_history(self.history, path, loss=self.loss if isinstance(self.loss, str) else None)
 
     def __reduce__(self) -> tuple:
         """Pickling, as multiprocessing's ``spawn`` and ``forkserver`` (the default on Windows and macOS) send

@@ -50,30 +50,42 @@ def _save(fig, path: str | os.PathLike) -> Path:
     return path
 
 
-def plot_history(history: Mapping[str, Sequence[float]], path: str | os.PathLike) -> Path:
+def plot_history(history: Mapping[str, Sequence[float]], path: str | os.PathLike, *, loss: str | None = None
+                 ) -> Path:
     """Training curves: loss and PSNR per epoch, training vs validation.
+
+    Told apart without colour too (greyscale print, colour blindness): training is a solid line with round
+    markers, validation a dashed one with square markers. A dotted vertical line marks the best epoch, the one
+    a checkpoint keeps (the lowest validation loss, or training loss without validation).
 
     Args:
         history: Keras-style history (``loss``, ``val_loss``, ``psnr``, ``val_psnr``, ...).
         path: PNG file to write.
+        loss: The loss's name, for the axis label (``"charbonnier"``).
     """
     plt = _pyplot()
     keys = [k for k in ("loss", "psnr", "ssim") if k in history]
     if not keys:
         raise ValueError(f"history has no loss/psnr/ssim curves (keys: {sorted(history)})")
+    monitor = "val_loss" if np.isfinite(np.array(history.get("val_loss", []), dtype=float)).any() else "loss"
+    chosen = np.array(history.get(monitor, []), dtype=float)
+    best = int(np.nanargmin(chosen)) + 1 if np.isfinite(chosen).any() else None
     # constrained: each axis label clears its neighbour's tick labels
     fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.4), squeeze=False,
                              layout="constrained")
     for ax, k in zip(axes[0], keys, strict=True):
         # one value per epoch, NaN (None once saved) where an epoch had none: a gap in the curve
         train = np.array(history[k], dtype=float)
-        ax.plot(np.arange(1, len(train) + 1), train, label="training")
+        ax.plot(np.arange(1, len(train) + 1), train, "o-", markersize=3, label="training")
         if f"val_{k}" in history:
             val = np.array(history[f"val_{k}"], dtype=float)
-            ax.plot(np.arange(1, len(val) + 1), val, ".-" if np.isnan(val).any() else "-", label="validation")
+            ax.plot(np.arange(1, len(val) + 1), val, "s--", markersize=3, label="validation")
+        if best is not None:
+            ax.axvline(best, color="0.35", linestyle=":", linewidth=1.2,
+                       label=f"best epoch ({best}, {'validation' if monitor == 'val_loss' else 'training'} loss)")
         ax.set_xlabel("epoch")
         ax.xaxis.get_major_locator().set_params(integer=True)  # epochs 1, 2, 3: no 1.5
-        ax.set_ylabel({"psnr": "PSNR (dB)", "ssim": "SSIM"}.get(k, k))
+        ax.set_ylabel({"psnr": "PSNR (dB)", "ssim": "SSIM", "loss": f"loss ({loss})" if loss else "loss"}.get(k, k))
         values = [v for key in (k, f"val_{k}") for v in np.array(history.get(key, []), dtype=float)
                   if np.isfinite(v)]
         if k == "loss" and values and min(values) > 0:  # psnr_loss is negative (dB): a linear axis

@@ -420,7 +420,7 @@ class Registry:
             close = difflib.get_close_matches(str(name), names, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise UnknownComponentError(
-                f"unknown {self.noun} {name!r}{hint} Available: {', '.join(names) or '(none)'}"
+                f"unknown {self.noun} {name!r}{hint or '.'} Available: {', '.join(names) or '(none)'}"
             ) from None
 
     def create(self, name: str, **kwargs: Any) -> Any:

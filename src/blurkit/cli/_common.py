@@ -170,9 +170,13 @@ def check_output(path: Any, arg: str, *, folder: bool = False) -> Path:
         ...
         blurkit.cli.main.CLIError: --out .../notes/m.keras: .../notes is a file, not a folder
     """
-    from blurkit.data.io import blocking_file
+    from blurkit.data.io import blocking_file, is_special_file
 
     path = Path(path)
+    if not folder and is_special_file(path):  # /dev/stdout, /dev/null, a FIFO: written as it is
+        if not os.access(path, os.W_OK):
+            raise CLIError(f"{arg} {path}: cannot write to it (no permission)")
+        return path
     if folder and path.exists() and not path.is_dir():
         raise CLIError(f"{arg} {path}: is a file, not a folder")
     if not folder and path.is_dir():
@@ -199,6 +203,12 @@ def count(n: int, noun: str) -> str:
         ('1 epoch', '8 images')
     """
     return f"{n} {noun}{'s' * (n != 1)}"
+
+
+def plain_text() -> bool:
+    """Whether the terminal asks for plain text: ``NO_COLOR`` set (https://no-color.org) or ``TERM=dumb``
+    (Emacs' shell): no colour codes, no bar redrawn with backspaces and carriage returns."""
+    return bool(os.environ.get("NO_COLOR")) or os.environ.get("TERM") == "dumb"
 
 
 def on_terminal(stream: Any = None) -> bool:
@@ -231,9 +241,9 @@ def quiet_tensorflow() -> None:
     As it starts, TensorFlow writes about ten lines to the process's stderr (oneDNN, CPU instructions, "Could
     not find cuda drivers", and on a machine without a GPU "failed call to cuInit: ... CUDA error"), most of
     them before its logging is set up, so ``TF_CPP_MIN_LOG_LEVEL`` alone cannot hide them (TensorFlow 2.21
-    writes them even with it set to 3). Unless that variable asks for messages (a value other than 3: then
-    nothing changes, ``TF_CPP_MIN_LOG_LEVEL=0 blurkit ...`` shows every line), the CLI sets it to 3 and imports
-    TensorFlow with file descriptor 2 sent to a temporary file. If the import fails, what TensorFlow wrote is
+    writes them even with it set to 3). Unless that variable asks for messages (0 or 1: then nothing changes,
+    ``TF_CPP_MIN_LOG_LEVEL=0 blurkit ...`` shows every line), the CLI sets it to 3 if it is unset, and imports
+    TensorFlow, and lists its devices, with file descriptor 2 sent to a temporary file. If the import fails, what TensorFlow wrote is
     printed before the error, so nothing that explains it is lost.
     """
     if not _hiding():
@@ -241,7 +251,11 @@ def quiet_tensorflow() -> None:
     captured = _Captured()
     try:
         with _stderr_captured(captured):
-            import tensorflow  # noqa: F401
+            import tensorflow
+
+            # the devices too: finding none, CUDA writes its "failed call to cuInit" error then (at the first
+            # operation, after this capture, were TF_CPP_MIN_LOG_LEVEL 2: errors are shown at 2)
+            tensorflow.config.list_physical_devices()
     except BaseException:
         _write_stderr(captured.text)
         raise
@@ -282,11 +296,14 @@ _TF_LINE = re.compile(r"WARNING: All log messages before absl::InitializeLog\(\)
 
 
 def _hiding() -> bool:
-    """Whether TensorFlow's start-up lines are to be hidden (it is not imported yet, and the user has not asked
-    for its messages); sets ``TF_CPP_MIN_LOG_LEVEL`` to 3 if so."""
-    if "tensorflow" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3").strip() != "3":
+    """Whether TensorFlow's start-up lines are to be hidden: it is not imported yet, and the user has not asked
+    for its messages (``TF_CPP_MIN_LOG_LEVEL`` unset, 2 or 3: 2, the usual way to quiet TensorFlow, showed its
+    start-up lines, a CUDA "error" on every CPU machine among them). Sets the level to 3 when it is unset."""
+    level = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "").strip()
+    if "tensorflow" in sys.modules or level not in ("", "2", "3"):
         return False
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    if not level:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     return True
 
 
@@ -347,10 +364,11 @@ def load_deblurrer(model: str | None, preset: str | None = None):
 
     A missing file or an unknown preset name is refused before TensorFlow is imported (seconds)."""
     from blurkit.deblurrer import Deblurrer, ModelFileError  # light: TensorFlow comes with the model
-    from blurkit.presets import DEFAULT_PRESET, preset_path
+    from blurkit.presets import DEFAULT_PRESET, list_presets, preset_path
 
     if model and not Path(model).exists():
-        raise CLIError(f"model file not found: {model}")
+        shipped = model in list_presets()
+        raise CLIError(f"model file not found: {model}" + (f" (a preset's name: --preset {model})" if shipped else ""))
     try:
         if not model:
             preset_path(preset or DEFAULT_PRESET)

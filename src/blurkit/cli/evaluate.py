@@ -8,6 +8,10 @@ from typing import Any
 
 from blurkit.cli._common import add_max_pixels
 
+#: The exit status when some images could not be read (or scored) and the others were: the scores leave them
+#: out (they are listed on stderr). As ``blurkit deblur``'s 3; 1 when none could be read.
+SOME_SKIPPED = 3
+
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
@@ -15,6 +19,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="score a model on photos (model vs blurred input)",
         description="Blur each sharp photo with the model's blur generator (seeded, full resolution), "
         "restore it, and print PSNR / SSIM / MSE / accuracy for the model and for the blurred input.",
+        epilog="exit status: 0 every image scored, 3 some could not be read or scored (listed on stderr; the "
+        "scores leave them out), 1 none could be read, 2 a usage error",
     )
     p.add_argument("model", help="model file (.keras) or preset name")
     p.add_argument("data", nargs="?", help="folder (or file / glob) of sharp photos")
@@ -37,9 +43,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0,
                    help="seeds the blur of the sharp photos, with each photo's index (default 0: the inputs of "
                         "the model cards' scores; the model's own seed plays no part)")
-    p.add_argument("--json", dest="json_out",
-                   help="write the scores (with per-image rows) to this JSON file (strict JSON: a non-finite "
-                        "score, the PSNR of an image restored exactly, is written as null)")
+    p.add_argument("--json", dest="json_out", metavar="FILE",
+                   help="write the scores (with per-image rows) to this JSON file, or to stdout with '-' (the "
+                        "table then goes to stderr); strict JSON: a non-finite score, the PSNR of an image "
+                        "restored exactly, is written as null")
     add_max_pixels(p, "skip")
     p.add_argument("--figure", help="write a blurred | restored | sharp grid (one row per image) here")
     p.add_argument("--figure-images", type=int, default=4, metavar="N", help="rows of the figure (default 4)")
@@ -85,7 +92,9 @@ def run(args: argparse.Namespace) -> int:
     if bool(args.data) == bool(args.pairs):
         raise CLIError("give either DATA (sharp photos) or --pairs BLURRED_DIR SHARP_DIR")
     blur_options = parse_blur_options(args)
-    if args.json_out:
+    to_stdout = args.json_out == "-"
+    out = sys.stderr if to_stdout else sys.stdout  # the table and the summary: not in the JSON on stdout
+    if args.json_out and not to_stdout:
         check_output(args.json_out, "--json")
     if args.figure:  # checked now, not after the evaluation
         check_output(args.figure, "--figure")
@@ -117,24 +126,29 @@ def run(args: argparse.Namespace) -> int:
                                 max_pixels=args.max_pixels,
                                 on_image=keep)
     except (FileNotFoundError, ValueError, TypeError, KeyError) as exc:
-        raise CLIError(error_text(exc)) from None
+        none_read = isinstance(exc, ValueError) and str(exc).startswith("none of the")
+        raise CLIError(error_text(exc), status=1 if none_read else 2) from None
     how = "".join([f", ensemble x{args.ensemble}" if args.ensemble > 1 else "",
                    ", the true sigma given" if args.known_sigma else ""])
     if args.pairs:
-        print(f"{count(scores['images'], 'pair')} from {args.pairs[0]} and {args.pairs[1]}{how}")
+        print(f"{count(scores['images'], 'pair')} from {args.pairs[0]} and {args.pairs[1]}{how}", file=out)
     else:
         print(f"{count(scores['images'], 'image')}, blur {scores['blur']['name']} {scores['blur']['config']} "
-              f"(seed {scores['seed']}, with each image's index){how}")
+              f"(seed {scores['seed']}, with each image's index){how}", file=out)
     for row in scores["skipped"]:
         print(f"  skipped: {flag_reason(row['error'])}", file=sys.stderr)
-    print(format_table(scores))
-    print(_gain_line(scores))
+    print(format_table(scores), file=out)
+    print(_gain_line(scores), file=out)
     if args.json_out:
         from blurkit.data.io import atomic_write_text
         from blurkit.deblurrer import _jsonable
 
         scores = {"run": _provenance(args, d), **scores}
-        atomic_write_text(args.json_out, json.dumps(_jsonable(scores), indent=1, allow_nan=False))
+        text = json.dumps(_jsonable(scores), indent=1, allow_nan=False)
+        if to_stdout:
+            print(text, flush=True)
+        else:
+            atomic_write_text(args.json_out, text)
     if args.figure:
         from blurkit.blurs import deserialize_blur
         from blurkit.plots import plot_comparison
@@ -150,7 +164,9 @@ def run(args: argparse.Namespace) -> int:
             titles += [f"{name}: blurred {row['blurred']['psnr']:.2f} dB", f"restored {row['model']['psnr']:.2f} dB",
                        "sharp"]
         plot_comparison(panels, titles, Path(args.figure), rows=rows, zoom=128)
-        print(f"figure: {args.figure}")
+        print(f"figure: {args.figure}", file=out)
+    if scores["skipped"]:  # scored without them: not the promise of exit status 0, that every image was
+        return SOME_SKIPPED
     return 0
 
 

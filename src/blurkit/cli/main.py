@@ -28,7 +28,12 @@ COMMANDS = {
 
 
 class CLIError(Exception):
-    """An error to report to the user in one line, without a traceback (exit status 2)."""
+    """An error to report to the user in one line, without a traceback: exit status ``status``, 2 (a usage
+    error) unless told otherwise (1: the work failed, e.g. none of the inputs could be read)."""
+
+    def __init__(self, message: str, status: int = 2) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         from blurkit.cli._common import flag_reason
 
         print(f"blurkit {args.command}: error: {flag_reason(str(exc))}", file=sys.stderr)
-        return 2
+        return exc.status
     except BrokenPipeError as exc:
         if not _stdout_gone():  # another pipe (a FIFO given as a file, a socket): an error like any other
             print(f"blurkit {args.command}: error: {exc}", file=sys.stderr)

@@ -82,6 +82,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "would otherwise mix in; --replace deletes the files the old manifests list, and those "
             "manifests, first (no other file)."
         ),
+        epilog="exit status: 0 every image made a pair, 3 some files could not be read (listed on stderr) "
+        "and the others did, 1 none could be, 2 a usage error",
     )
     parser.add_argument("clean_dir", metavar="CLEAN_DIR", help="folder of sharp images")
     parser.add_argument(
@@ -216,4 +218,4 @@ def run(args: argparse.Namespace) -> int:
     if summary["written"] == 0:
         print("blurkit make-pairs: error: no pairs were written", file=sys.stderr)
         return 1
-    return 0
+    return 3 if skipped else 0  # as blurkit deblur: some failed, the others were done

@@ -27,6 +27,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "holding the encoded files unchanged, plus the index OUT/shards.json. Unreadable files are "
             "skipped and listed. Files are shuffled (seeded) before they are cut into shards."
         ),
+        epilog="exit status: 0 every image stored, 3 some files could not be read (listed on stderr and in "
+        "the index) and the others stored, 1 none could be, 2 a usage error",
     )
     parser.add_argument("src", metavar="SRC", help="folder, glob pattern or text list of images")
     parser.add_argument("out_dir", metavar="OUT", help="output folder (created; earlier shards there are replaced)")
@@ -128,4 +130,4 @@ def run(args: argparse.Namespace) -> int:
     if summary["written"] == 0:
         print("blurkit shard: error: no image could be stored; nothing was written", file=sys.stderr)
         return 1
-    return 0
+    return 3 if skipped else 0  # as blurkit deblur: some failed, the others were done

@@ -77,7 +77,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     add_max_pixels(p, "skip")
     p.add_argument("--cache", metavar="DIR", help="cache the decoded training images in DIR (for slow storage, "
                    "and for camera-size photos: each is decoded once, not for every few patches)")
-    p.add_argument("--quiet", "-q", action="store_true")
+    p.add_argument("--quiet", "-q", action="store_true",
+                   help="print nothing but errors and warnings: no progress, no summary")
     p.set_defaults(func=run)
     return p
 
@@ -89,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         on_terminal,
         parse_blur_options,
         parse_options,
+        plain_text,
         quiet_tensorflow,
     )
     from blurkit.cli.main import CLIError, interrupt_status
@@ -98,6 +100,13 @@ def run(args: argparse.Namespace) -> int:
     for path in [args.data] if args.data else args.pairs:
         if not any(c in path for c in "*?[") and not Path(path).exists():
             raise CLIError(f"no such file or folder: {path}")
+    from blurkit.presets import list_presets
+    from blurkit.registry import MODELS
+
+    if args.model in list_presets() and args.model not in MODELS.list():
+        raise CLIError(f"--model {args.model} is a shipped preset, not a model builder: train builds a new model "
+                       "(`blurkit list models`; the presets' architecture is wiener_unet). To train the preset "
+                       f"further, load it in Python: Deblurrer.from_preset({args.model!r}).fit(...)")
     out = Path(args.out)
     if out.suffix != ".keras":
         raise CLIError(f"--out must end in .keras, got {out}")
@@ -194,8 +203,10 @@ def run(args: argparse.Namespace) -> int:
               validation_split=args.val_split, early_stopping=args.early_stopping, checkpoint=out,
               callbacks=[] if quiet else [_announce(lambda: _split_line(d, args))],
               # a progress bar in a terminal; in a log file one line per epoch (a bar redraws itself with
-              # carriage returns and colour codes: about 5 kB a second of training)
-              verbose=0 if quiet else ("auto" if on_terminal(sys.stdout) else 2), resume=args.resume,
+              # carriage returns and colour codes: about 5 kB a second of training), and in a terminal that
+              # asks for plain text (NO_COLOR, TERM=dumb: Emacs' shell, a screen reader reading each redraw)
+              verbose=0 if quiet else ("auto" if on_terminal(sys.stdout) and not plain_text() else 2),
+              resume=args.resume,
               checkpoint_dir=state_dir,
               time_limit=args.time_limit, strategy=strategy, cache=args.cache,
               max_pixels=args.max_pixels)

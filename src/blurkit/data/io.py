@@ -1185,6 +1185,10 @@ def atomic_open(
     file, which the next write of ``path`` deletes once it is older than :data:`STALE_TEMP_SECONDS`.
     Parent folders are created; the file gets the usual permissions (``0666`` minus the umask).
 
+    A ``path`` that is there and is not a file (a device, a pipe or a socket, or a link to one:
+    ``/dev/stdout``, ``/dev/null``, a FIFO, the ``/dev/fd/N`` of a shell's ``>(...)``) is written directly:
+    renaming a file over it would replace the device or pipe with an ordinary file.
+
     An :class:`OSError` that names the temporary file, or one raised after the ``with`` block (flushing,
     renaming) that names no file, is raised again naming ``path`` instead, with the same error number and
     text (the original error is its ``__cause__``): ``[Errno 13] Permission denied: 'out/a.png'``.
@@ -1211,6 +1215,11 @@ def atomic_open(
     if mode not in ("w", "wb"):
         raise ValueError(f"mode must be 'w' or 'wb', got {mode!r}")
     path = Path(os.fspath(path))
+    if is_special_file(path):
+        special: IO[Any] = open(path, "wb") if mode == "wb" else open(path, "w", encoding=encoding, newline="")
+        with special:
+            yield special
+        return
     folder = path.parent
     make_parent(path)
     _remove_stale_temps(path, ".tmp")
@@ -1242,6 +1251,22 @@ def atomic_open(
             raise _about_target(exc, path) from exc
         raise
     _fsync_folder(folder)
+
+
+def is_special_file(path: PathLike) -> bool:
+    """Whether ``path`` is there and is neither a regular file nor a folder (a device, a pipe, a socket), or is
+    a link to one: what :func:`atomic_open` writes directly instead of replacing.
+
+    Examples:
+        >>> import os, tempfile
+        >>> is_special_file(os.devnull), is_special_file(tempfile.mkdtemp()), is_special_file("no/such/file")
+        (True, False, False)
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 def atomic_write_bytes(path: PathLike, data: bytes) -> None:

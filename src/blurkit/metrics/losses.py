@@ -128,7 +128,7 @@ def check_loss(name: Any) -> str:
     if name not in LOSSES:
         close = difflib.get_close_matches(str(name), LOSSES, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise UnknownComponentError(f"unknown loss {name!r}{hint} Available: {', '.join(LOSSES)}")
+        raise UnknownComponentError(f"unknown loss {name!r}{hint or '.'} Available: {', '.join(LOSSES)}")
     return name
 
 
