@@ -171,7 +171,7 @@ def test_shard_command_end_to_end(photos, tmp_path, capsys):
         assert data == expected[rel].read_bytes()  # the original bytes, not re-encoded
 
     # a second run replaces the shards of the first one, and may use the header check
-    assert main(["shard", str(src), str(out), "--shard-size", "10", "--check", "header", "--no-progress"]) == 0
+    assert main(["shard", str(src), str(out), "--shard-size", "10", "--check", "header", "--no-progress"]) == 3
     assert sorted(os.listdir(out)) == sorted([INDEX_NAME, "shard-00000-of-00001.tfrecord"])
     assert read_index(out)["total"] == 5
 
@@ -192,6 +192,23 @@ def test_shard_command_errors(tmp_path, capsys):
     assert main(["shard", str(tmp_path), str(tmp_path / "out"), "--no-progress"]) == 1  # nothing readable
     assert "a.png" in capsys.readouterr().err
     assert not (tmp_path / "out").exists() or os.listdir(tmp_path / "out") == []
+
+
+def test_an_index_of_another_format_version_is_refused_by_what_it_is(flat, tmp_path):
+    """A newer version asks for an upgrade; a version that no blurkit writes (true, 0, -1, a string) is damage:
+    true and 0 were read as version 1 or 0 and the shards used."""
+    from blurkit.data.shards import INDEX_NAME, read_index
+
+    out = tmp_path / "out"
+    write_shards(flat, out, shard_size=4, progress=False)
+    index = json.loads((out / INDEX_NAME).read_text())
+    for version, message in ((2, "newer than this blurkit reads"), (True, "damaged shard index"),
+                             (0, "damaged shard index"), (-1, "damaged shard index"), ("1", "damaged shard index")):
+        (out / INDEX_NAME).write_text(json.dumps({**index, "format_version": version}))
+        with pytest.raises(ValueError, match=message):
+            read_index(out)
+    (out / INDEX_NAME).write_text(json.dumps(index))
+    assert read_index(out)["total"] == index["total"]
 
 
 def test_interrupted_shard_run_leaves_the_old_shards(flat, tmp_path, monkeypatch):

@@ -235,7 +235,9 @@ def read_index(folder: PathLike, *, check_records: bool = True) -> dict[str, Any
     if not isinstance(index, dict) or index.get("format") != FORMAT or not isinstance(index.get("shards"), list):
         raise ValueError(f"{index_path}: not a blurkit shard index (expected format {FORMAT!r})")
     version = index.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:  # true, 0, -1, "1", none
+        raise ValueError(f"{index_path}: damaged shard index (format_version {version!r})")
+    if version > FORMAT_VERSION:
         raise ValueError(
             f"{index_path}: shard format version {version!r} is newer than this blurkit reads "
             f"({FORMAT_VERSION}); upgrade blurkit"

@@ -20,12 +20,20 @@ from typing import Any
 
 from blurkit.presets.auto import choose_preset
 
-__all__ = ["DEFAULT_PRESET", "AUTO", "list_presets", "preset_path", "describe_preset", "choose_preset"]
+__all__ = ["DEFAULT_PRESET", "AUTO", "SHA256", "list_presets", "preset_path", "describe_preset", "choose_preset"]
 
 DEFAULT_PRESET = "gaussian-v1"
 #: Not a file: ``blurkit deblur --preset auto`` (its default) runs :func:`choose_preset` on each photo.
 AUTO = "auto"
 _HERE = Path(__file__).resolve().parent
+#: The SHA-256 of each shipped preset's file. A preset's weights never change under its name: a retrained model
+#: ships under a new one (``gaussian-v2``), so results published with a preset's name stay reproducible
+#: (docs/compatibility.md). ``tests/test_presets.py`` holds the files to these, and the restorations to values
+#: recorded when they were published.
+SHA256 = {
+    "gaussian-v1": "e74064765d5947eb6b5b72f0d49b5801156a397fe57ba97859cb41936606c113",
+    "gaussian-v1-noisy": "d0e40994008213317a3736da173a8e7e837a521079af29afb6856ed3a1cf8a89",
+}
 
 
 def list_presets() -> list[str]:
