@@ -224,6 +224,98 @@ def test_a_divergence_after_the_last_step_of_an_epoch_is_caught_and_early_stoppi
     np.testing.assert_array_equal(d.predict(x), Deblurrer.load(tmp_path / "m.keras").predict(x))
 
 
+def test_finite_weights_that_give_nan_outputs_are_a_divergence_and_predict_refuses_them(photo_dir, tmp_path):
+    """Weights finite but too large (a learning rate of 1e4) make NaN of any photo: the run was saved as a
+    success ("saved: epoch 1 of 1") and deblur wrote black images, "done". fit now stops at that epoch, predict
+    refuses the NaN output, and a fit of the NaN weights a divergence leaves is refused with what to do (the
+    lower learning rate it advised was blamed)."""
+    import keras
+
+    from blurkit.deblurrer import TrainingDivergedError
+
+    class Inflate(keras.callbacks.Callback):  # at the end of epoch 2: every weight 1e12 times larger, finite
+        def on_train_batch_end(self, batch, logs=None):
+            if self.epoch == 1 and batch == 1:
+                self.model.set_weights([w * np.float32(1e12) for w in self.model.get_weights()])
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+    d = Deblurrer(model="unet", model_options=TINY, **FAST)
+    with pytest.raises(TrainingDivergedError, match=r"^training diverged: after epoch 2 the model's output on a "
+                                                    r"test image is NaN or infinite"):
+        d.fit(photo_dir, epochs=3, steps_per_epoch=2, checkpoint=tmp_path / "m.keras", validation_split=0,
+              verbose=0, callbacks=[Inflate()])
+    assert len(Deblurrer.read_metadata(tmp_path / "m.keras")["history"]["loss"]) == 1  # epoch 1's
+    with pytest.raises(ValueError, match=r"the model's output holds NaN or infinite values: its weights are "
+                                         r"finite"):
+        d.predict(np.full((24, 20, 3), 128, np.uint8))
+    d.model.set_weights([np.full_like(w, np.nan) for w in d.model.get_weights()])
+    with pytest.raises(ValueError, match=r"weights hold [\d,]+ NaN or infinite values \(the diverged epoch's, after "
+                                         r"a TrainingDivergedError\): load the last checkpoint"):
+        d.fit(photo_dir, epochs=1, steps_per_epoch=1, verbose=0)
+
+
+def test_a_non_finite_validation_loss_is_a_divergence(photo_dir, tmp_path):
+    """With validation, epoch 1's val_loss was nan and training went on (its state saved to go on from)."""
+    import keras
+
+    from blurkit.deblurrer import TrainingDivergedError
+
+    class Inflate(keras.callbacks.Callback):  # the last step of epoch 2: weights finite, outputs not
+        def on_train_batch_end(self, batch, logs=None):
+            if self.epoch == 1 and batch == 1:
+                self.model.set_weights([w * np.float32(1e12) for w in self.model.get_weights()])
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+    d = Deblurrer(model="unet", model_options=TINY, **FAST)
+    with pytest.raises(TrainingDivergedError, match=r"^training diverged: the validation loss of epoch 2 is "
+                                                    r"(nan|inf): the model's outputs are no longer finite"):
+        d.fit(photo_dir, epochs=3, steps_per_epoch=2, checkpoint_dir=tmp_path / "state", verbose=0,
+              callbacks=[Inflate()])
+    assert len(Deblurrer.read_metadata(tmp_path / "state" / "last.keras")["history"]["loss"]) == 1
+
+
+@pytest.fixture
+def mixed_precision():
+    """Keras' global mixed_float16 policy for one test (the float32 default again after it)."""
+    import keras
+
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def test_mixed_precision_training_trains_every_layer(photo_dir, mixed_precision):
+    """Keras wraps the optimizer in a LossScaleOptimizer, which divides the gradients by its scale: blurkit's
+    training step took them of the unscaled loss, they underflowed in float16, and every layer but the last
+    stayed exactly as it was, with a normal-looking loss curve."""
+    d = Deblurrer(model="unet", model_options=TINY, **FAST)
+    before = [v.numpy() for v in d.model.trainable_variables]
+    d.fit(photo_dir, epochs=1, steps_per_epoch=2, validation_split=0, verbose=0)
+    kernels = [(v, b) for v, b in zip(d.model.trainable_variables, before, strict=True) if b.ndim > 1]
+    still = [v.path for v, b in kernels if np.array_equal(v.numpy(), b)]
+    assert len(kernels) > 3 and not still, still
+
+
+def test_a_mixed_precision_model_restores_16_bit_photos_and_exports(mixed_precision, tmp_path):
+    """Its float16 output times 65535 overflowed to inf and was written as 0: a bright sky came out black,
+    "done" (images of at most one tile). And export failed (float16 output times float32 tile weights)."""
+    from blurkit.export import export_saved_model
+
+    d = Deblurrer(model="unet", model_options=TINY, **FAST)  # a fresh residual U-Net: close to the identity
+    img = np.full((48, 40, 3), 20000, np.uint16)
+    img[:16] = 65535
+    out = d.predict(img)
+    assert out.dtype == np.uint16 and out[:12].min() > 60000, out[:12].min()
+    export_saved_model(d, tmp_path / "exported")
+    assert (tmp_path / "exported" / "saved_model.pb").is_file()
+
+
 def test_fit_without_validation(arrays):
     d = Deblurrer(model="unet", model_options=TINY, **FAST)
     hist = d.fit(arrays[1], epochs=1, steps_per_epoch=1, validation_split=0, verbose=0)

@@ -108,8 +108,10 @@ class ModelFileError(ValueError):
 
 
 class TrainingDivergedError(ValueError):
-    """:meth:`Deblurrer.fit` stopped because the training loss became NaN or infinite (the weights with it):
-    the epoch is in :attr:`Deblurrer.history`, but no checkpoint or training state of it is written."""
+    """:meth:`Deblurrer.fit` stopped because the training diverged: the loss or the validation loss became NaN
+    or infinite, or the weights, or the model's output on a test image. The epoch is in
+    :attr:`Deblurrer.history`, but no checkpoint or training state of it is written; the Deblurrer keeps the
+    diverged weights (early stopping's best ones, if it ran), so go on from the last checkpoint."""
 
 
 def _non_finite(model: Any) -> int:
@@ -120,6 +122,22 @@ def _non_finite(model: Any) -> int:
         w = np.asarray(v)
         bad += int(w.size - np.count_nonzero(np.isfinite(w)))
     return bad
+
+
+def _finite(output: np.ndarray) -> np.ndarray:
+    """``output`` of the model, refused if it holds NaN or infinity: a model whose weights are finite but too
+    large (a diverged training run) restored every photo to black, "done"."""
+    if not np.isfinite(output).all():
+        raise ValueError("the model's output holds NaN or infinite values: its weights are finite but it cannot "
+                         "restore images (a diverged training run, say: train again with a lower learning rate)")
+    return output
+
+
+def _finite_output(model: Any) -> bool:
+    """Whether ``model``'s output on a fixed test image (64 x 64, or its input size) is finite."""
+    shape = model.inputs[0].shape
+    probe = np.random.default_rng(0).random((1, shape[1] or 64, shape[2] or 64, shape[-1]), dtype=np.float32)
+    return bool(np.isfinite(np.asarray(model(probe, training=False), dtype=np.float32)).all())
 
 
 def _broken_weights(model: Any) -> str | None:
@@ -717,6 +735,11 @@ class Deblurrer:
         if resume and state_dir is None:
             raise ValueError("resume=True needs checkpoint_dir= (or checkpoint=, beside which the training "
                              "state is kept)")
+        bad = _non_finite(self.model)
+        if bad:  # a fit after a TrainingDivergedError: the lower learning rate it advises was blamed for these
+            raise ValueError(f"this model's weights hold {bad:,} NaN or infinite value{'s' * (bad != 1)} (the "
+                             "diverged epoch's, after a TrainingDivergedError): load the last checkpoint "
+                             "(Deblurrer.load) and fit that with a lower learning rate")
         strategy = strategy or self._strategy or tf.distribute.get_strategy()
         replicas = int(strategy.num_replicas_in_sync)
         if self.batch_size % replicas:
@@ -897,16 +920,19 @@ class Deblurrer:
             if broken:  # every output would be NaN: black images, "done"
                 raise ValueError(f"this model cannot restore images: {broken}")
             spec = tf.TensorSpec([None, None, None, self.channels], tf.float32)
-            infer = tf.function(lambda x: tf.clip_by_value(model(x, training=False), 0.0, 1.0),
+            # float32 out whatever the model computes in: a model trained under a mixed-precision policy keeps
+            # float16 layers when loaded, and a float16 output times 65535 (a 16-bit photo) overflowed to inf
+            infer = tf.function(lambda x: tf.clip_by_value(tf.cast(model(x, training=False), tf.float32), 0.0, 1.0),
                                 input_signature=[spec], reduce_retracing=True, autograph=False)
             split = None
             if {"estimator", "restorer"} <= {layer.name for layer in getattr(model, "layers", [])}:
                 estimator, restorer = model.get_layer("estimator"), model.get_layer("restorer")
                 pspec = tf.TensorSpec([None, int(estimator.outputs[0].shape[-1])], tf.float32)
-                estimate = tf.function(lambda x: estimator(x, training=False), input_signature=[spec],
-                                       reduce_retracing=True, autograph=False)
-                restore = tf.function(lambda x, p: tf.clip_by_value(restorer([x, p], training=False), 0.0, 1.0),
-                                      input_signature=[spec, pspec], reduce_retracing=True, autograph=False)
+                estimate = tf.function(lambda x: tf.cast(estimator(x, training=False), tf.float32),
+                                       input_signature=[spec], reduce_retracing=True, autograph=False)
+                restore = tf.function(
+                    lambda x, p: tf.clip_by_value(tf.cast(restorer([x, p], training=False), tf.float32), 0.0, 1.0),
+                    input_signature=[spec, pspec], reduce_retracing=True, autograph=False)
                 split = (estimate, restore)
             self._split_fns = split
             self._infer_fn = infer
@@ -928,7 +954,7 @@ class Deblurrer:
         if infer is None:
             self._build_functions()
             infer = cast(Callable, self._infer_fn)
-        return infer(np.ascontiguousarray(batch, dtype=np.float32)).numpy()
+        return _finite(infer(np.ascontiguousarray(batch, dtype=np.float32)).numpy())
 
     def _split(self) -> tuple[Any, Any] | None:
         """``(estimate, restore)`` for an estimator + restorer model (see ``_build_functions``), else None."""
@@ -1025,7 +1051,7 @@ class Deblurrer:
                 estimate, restore = cast(tuple, self._split())  # sigma=: checked to be a split model
                 params = self._estimate_photo(x, prepare, estimate)
                 params[:, 0] = sigma
-                y = restore(padded, params).numpy()
+                y = _finite(restore(padded, params).numpy())
             out[...] = finish(y[0, :h, :w])
             return
         split = None if self.fixed_size else self._split()
@@ -1041,7 +1067,7 @@ class Deblurrer:
             params[:, 0] = sigma
 
         def run(b: np.ndarray) -> np.ndarray:
-            return restore(np.ascontiguousarray(b, np.float32), np.repeat(params, len(b), axis=0)).numpy()
+            return _finite(restore(np.ascontiguousarray(b, np.float32), np.repeat(params, len(b), axis=0)).numpy())
 
         if whole:
             out[...] = finish(run(prepare(x)[None])[0])
@@ -2234,6 +2260,9 @@ def _settings(d: Deblurrer, data: Any, train_src: Any, val_src: Any, steps: int,
         "patches_per_image": d.patches_per_image, "channels": d.channels, "loss": d.loss,
         "learning_rate": d.learning_rate, "seed": d.seed, "monitor": monitor, "reduce_lr": bool(reduce_lr),
         "early_stopping": int(early_stopping or 0),
+        # its state is restored variable by variable: another optimizer, or the LossScaleOptimizer a mixed-precision
+        # policy wraps it in (more variables), had Keras skip the saved state with a warning, the run going on
+        "optimizer": type(d.model.optimizer).__name__,
     }
     return json.loads(json.dumps(_jsonable(out)))
 
@@ -2387,6 +2416,11 @@ def _callbacks(deblurrer: Deblurrer, checkpoint: str | os.PathLike | None, monit
                 bad = f"the loss of epoch {done + 1} is {float(loss)}, and the weights are no longer finite"
             elif _non_finite(self.model):  # the last step of an epoch can break them with a finite epoch loss
                 bad = f"after epoch {done + 1} the weights hold NaN or infinite values"
+            elif logs.get("val_loss") is not None and not math.isfinite(float(logs["val_loss"])):
+                bad = f"the validation loss of epoch {done + 1} is {float(logs['val_loss'])}: the model's outputs are"
+                bad += " no longer finite"
+            elif not _finite_output(self.model):  # finite weights too large for float32: NaN out of any photo
+                bad = f"after epoch {done + 1} the model's output on a test image is NaN or infinite"
             if bad is not None:
                 # no checkpoint or training state of this epoch (the ones before are kept), and no more epochs
                 raise TrainingDivergedError(

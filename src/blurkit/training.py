@@ -147,7 +147,11 @@ def step_functions(model: Any, loss: Any, strategy: Any, global_batch: int):
             value = tf.nn.compute_average_loss(per_image, global_batch_size=global_batch)
             if model.losses:
                 value += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
-        grads = tape.gradient(value, model.trainable_variables)
+            # under a mixed-precision policy Keras' LossScaleOptimizer divides the gradients by its scale: they
+            # must be of the scaled loss (those of the loss itself underflow in float16, and every layer but
+            # the last stayed as it was); other optimizers return the loss as it is
+            scaled = optimizer.scale_loss(value)
+        grads = tape.gradient(scaled, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
         return sums(x, y, pred, per_image)
 
