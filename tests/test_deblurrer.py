@@ -386,6 +386,9 @@ def test_constructor_arguments_of_the_wrong_kind_are_refused_naming_them():
     for bad in (0, -1, float("nan"), float("inf"), "abc", True):
         refused(ValueError, rf"^learning_rate must be a positive finite number, got {re.escape(repr(bad))}$",
                 learning_rate=bad)
+    for bad, kept in ((1e-50, "0"), (1e39, "inf")):  # float32, the optimizer's variable: nothing moved, or NaN
+        refused(ValueError, rf"^learning_rate {re.escape(repr(bad))} is {kept} as the float32 the optimizer keeps it in",
+                learning_rate=bad)
     refused(ValueError, r"^tile_overlap must be >= 0, got -1", tile_overlap=-1)
     d = Deblurrer(model="unet", model_options=TINY, patch_size=64.0, learning_rate=np.float32(1e-3))
     assert d.patch_size == 64 and type(d.patch_size) is int and d.learning_rate == pytest.approx(1e-3)

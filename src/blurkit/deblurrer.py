@@ -2223,6 +2223,11 @@ def _check_learning_rate(value: Any) -> None:
     number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
     if not number or not 0 < value < math.inf:
         raise ValueError(f"learning_rate must be a positive finite number, got {value!r}")
+    with np.errstate(over="ignore"):
+        kept = np.float32(value)  # the optimizer keeps it in a float32 variable: 1e-50 became 0, 1e39 inf
+    if not 0 < kept < np.inf:
+        raise ValueError(f"learning_rate {value!r} is {float(kept):g} as the float32 the optimizer keeps it in: "
+                         "give one from about 1e-38 to 3e38")
 
 
 def _check_seed(seed: Any, name: str = "seed") -> None:
