@@ -345,6 +345,28 @@ def test_deblur_heic_photos_become_jpegs(model, photos, tmp_path, capsys):
     assert not (tmp_path / "both").exists()
 
 
+def test_progress_in_a_log_is_a_plain_line_now_and_then(model, photos, tmp_path, capsys, monkeypatch):
+    """Off a terminal the commands drew no bar (its frames joined by carriage returns), so a long run printed
+    nothing until its summary, and CI services stop a job silent for ten minutes. Now a plain line on stderr
+    every 30 s at most (here every update), none for a run shorter than that."""
+    from blurkit import _progress
+
+    capsys.readouterr()
+    assert main(["deblur", str(model), str(photos), "-o", str(tmp_path / "quick")]) == 0
+    assert capsys.readouterr().err == ""  # a run shorter than the interval: no line
+    monkeypatch.setattr(_progress, "LOG_INTERVAL", 0.0)
+    assert main(["deblur", str(model), str(photos), "-o", str(tmp_path / "slow")]) == 0
+    err = capsys.readouterr().err
+    assert "\r" not in err and "\x1b" not in err
+    lines = err.splitlines()
+    assert len(lines) >= 2 and all(line.startswith("deblur: ") for line in lines), lines
+    assert "4/4" in lines[-1] and "100%" in lines[-1]
+    capsys.readouterr()
+    assert main(["evaluate", str(model), str(photos), "--max-images", "2"]) == 0
+    err = capsys.readouterr().err
+    assert "\r" not in err and [ln for ln in err.splitlines() if ln.startswith("evaluate: ")][-1].count("2/2") == 1
+
+
 def test_deblur_one_file(model, photos, tmp_path):
     out = tmp_path / "x.png"
     assert main(["deblur", str(model), str(photos / "cat.jpg"), "-o", str(out), "-q"]) == 0

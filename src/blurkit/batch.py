@@ -229,8 +229,11 @@ class _Inline:
 def tile_bar(deblurrer: Any, progress: bool) -> dict:
     """The keyword arguments that ask ``deblurrer.predict`` for its bar of a large photo's tiles (half a
     minute for 12 MP on a laptop CPU): ``{"progress": True}`` where ``progress`` and its ``predict`` takes
-    it (a :class:`~blurkit.Deblurrer`'s does), else none, so anything with a ``predict(image)`` serves."""
-    if not progress:
+    it (a :class:`~blurkit.Deblurrer`'s does), else none, so anything with a ``predict(image)`` serves. None
+    either when the bars are log lines (:func:`blurkit._progress.log_lines`): a bar below another one."""
+    from blurkit import _progress
+
+    if not progress or _progress.logging():
         return {}
     try:
         takes = "progress" in inspect.signature(deblurrer.predict).parameters
@@ -436,10 +439,10 @@ class _Bar:
         self.total = total
         self.bar = None
         if enabled:
-            from tqdm.auto import tqdm
+            from blurkit._progress import bar
 
             known = total if isinstance(total, int) else None
-            self.bar = tqdm(total=known, unit="img", desc="deblur", dynamic_ncols=True)
+            self.bar = bar(total=known, unit="img", desc="deblur", dynamic_ncols=True)
 
     def step(self, summary: Summary, failed: int) -> None:
         if self.bar is None:

@@ -1118,8 +1118,11 @@ class Deblurrer:
     def _tile_bar(self, arr: np.ndarray, ensemble: int) -> Any:
         """While ``predict(progress=True)`` restores an image in tiles: a progress bar of its tiles (on stderr,
         removed when done), which the tiled passes advance."""
+        from blurkit import _progress
+
         h, w = arr.shape[:2]
-        if not getattr(_TILES, "show", False) or (self.fixed_size is None and h * w <= self.tile_size**2):
+        if (not getattr(_TILES, "show", False) or (self.fixed_size is None and h * w <= self.tile_size**2)
+                or _progress.logging()):  # a bar below another one: not in a log's lines
             yield
             return
         from tqdm.auto import tqdm
@@ -1520,12 +1523,11 @@ class Deblurrer:
         """:meth:`evaluate`'s loop over the first ``n`` items of ``src``: appends each scored image's row to
         ``rows`` (and calls ``on_image`` with it and the restored image), and what it skips, and why, to
         ``skipped``."""
-        from tqdm.auto import tqdm
-
+        from blurkit._progress import bar
         from blurkit.data.io import ImageReadError, _advised
         from blurkit.metrics.functional import WIN_SIZE
 
-        for i in tqdm(range(n), disable=not progress, desc="evaluate", unit="img"):
+        for i in bar(range(n), disable=not progress, desc="evaluate", unit="img"):
             try:
                 blurred, sharp = self._load_pair(src, i, max_pixels)
             except (ImageReadError, OSError, ValueError) as exc:  # reported and skipped, as fit and deblur do

@@ -205,6 +205,16 @@ def count(n: int, noun: str) -> str:
     return f"{n} {noun}{'s' * (n != 1)}"
 
 
+def progress_shown() -> bool:
+    """Progress for a command's long work: True, after turning the bars into plain lines (one every 30 s at
+    most, on stderr) when stderr is no terminal (a pipe, a log file, a CI job: off a terminal a bar is its
+    frames joined by carriage returns, and nothing at all left a long run silent until its summary)."""
+    from blurkit import _progress
+
+    _progress.log_lines(not on_terminal())
+    return True
+
+
 def plain_text() -> bool:
     """Whether the terminal asks for plain text: ``NO_COLOR`` set (https://no-color.org) or ``TERM=dumb``
     (Emacs' shell): no colour codes, no bar redrawn with backspaces and carriage returns."""

@@ -463,7 +463,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    from blurkit.cli._common import check_sigma, flag_reason, load_deblurrer, on_terminal, shown
+    from blurkit.cli._common import check_sigma, flag_reason, load_deblurrer, progress_shown, shown
     from blurkit.cli.main import CLIError, interrupt_status
 
     paths = list(args.paths)
@@ -522,7 +522,7 @@ def run(args: argparse.Namespace) -> int:
     auto = model is None and args.preset in (None, AUTO)
     if plan.kept.n and not args.skip_existing:
         print(f"blurkit deblur: {shown(_kept(plan, args.out))}", file=sys.stderr)
-    bars = not args.quiet and on_terminal()  # in a log file, a bar is frames joined by \r
+    bars = not args.quiet and progress_shown()  # on a terminal, or a line now and then in a log
     stop = None  # the Interrupted that ended the run early, if one did
     if first is None:  # nothing to restore, only failures to report: no model to load
         from blurkit.batch import Summary

@@ -84,8 +84,8 @@ def run(args: argparse.Namespace) -> int:
         error_text,
         flag_reason,
         load_named,
-        on_terminal,
         parse_blur_options,
+        progress_shown,
     )
     from blurkit.cli.main import CLIError
 
@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         with warnings.catch_warnings():  # unreadable files are listed below, once
             warnings.filterwarnings("ignore", message="skipping (unreadable )?image")
             # a progress bar on a terminal only: in a log file, a bar is frames joined by \r
-            scores = d.evaluate(data, per_image=True, max_images=args.max_images, progress=on_terminal(),
+            scores = d.evaluate(data, per_image=True, max_images=args.max_images, progress=progress_shown(),
                                 blur=args.blur, blur_options=blur_options or None, ensemble=args.ensemble,
                                 known_sigma=args.known_sigma, metrics=args.metric, seed=args.seed,
                                 max_pixels=args.max_pixels,

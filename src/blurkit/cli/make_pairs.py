@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``make-pairs``; returns 0 if at least one pair was written, 1 if none."""
     from pathlib import Path
 
-    from blurkit.cli._common import on_terminal, plugins_quiet
+    from blurkit.cli._common import plugins_quiet, progress_shown
     from blurkit.cli.main import CLIError
     from blurkit.data.pairs import (
         MANIFEST_NAME,
@@ -191,7 +191,7 @@ def run(args: argparse.Namespace) -> int:
             blur_options=options,
             seed=args.seed,
             size=size,
-            progress=not args.no_progress and on_terminal(),  # in a log file: frames joined by \r
+            progress=not args.no_progress and progress_shown(),  # on a terminal, or a line now and then
             replace=args.replace,
         )
     except (FileNotFoundError, NotADirectoryError, ValueError) as exc:

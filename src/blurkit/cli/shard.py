@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``shard``; returns 0 when at least one image was stored, 1 when none."""
     from pathlib import Path
 
-    from blurkit.cli._common import on_terminal, quiet_tensorflow
+    from blurkit.cli._common import progress_shown, quiet_tensorflow
     from blurkit.cli.main import CLIError
     from blurkit.data.io import DEFAULT_MAX_PIXELS
     from blurkit.data.shards import write_shards
@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
             workers=args.workers,
-            progress=not args.no_progress and on_terminal(),  # in a log file: frames joined by \r
+            progress=not args.no_progress and progress_shown(),  # on a terminal, or a line now and then
         )
     except (FileNotFoundError, NotADirectoryError, ValueError) as exc:
         raise CLIError(str(exc)) from None

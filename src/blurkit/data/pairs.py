@@ -422,7 +422,8 @@ def make_pairs(
         blurkit.registry.UnknownComponentError: Unknown blur name.
     """
     import cv2
-    from tqdm.auto import tqdm
+
+    from blurkit._progress import bar as progress_bar
 
     start = time.perf_counter()
     clean = Path(os.fspath(clean_dir))
@@ -465,7 +466,7 @@ def make_pairs(
     written = 0
     skipped: list[dict[str, str]] = []
     log: IO[str] | None = None
-    bar = tqdm(total=len(images), desc="make-pairs", unit="image", disable=not progress)
+    bar = progress_bar(total=len(images), desc="make-pairs", unit="image", disable=not progress)
     try:
         for path, rel in zip(images, rels, strict=True):
             bar.update(1)

@@ -383,7 +383,8 @@ def write_shards(
             temporary files are removed and the folder is left as it was, or without an index.
     """
     import tensorflow as tf
-    from tqdm.auto import tqdm
+
+    from blurkit._progress import bar as progress_bar
 
     start = time.perf_counter()
     if int(shard_size) < 1:
@@ -431,7 +432,7 @@ def write_shards(
             return name, None, exc.reason if isinstance(exc, ImageReadError) else str(exc)
         return name, data, info
 
-    bar = tqdm(total=len(jobs), desc="shard", unit="img", disable=not progress)
+    bar = progress_bar(total=len(jobs), desc="shard", unit="img", disable=not progress)
     try:
         with ThreadPoolExecutor(workers) as pool:
             for chunk in _chunks(jobs, workers * 4):  # bounded memory: a few files per thread at a time
