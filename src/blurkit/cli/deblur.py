@@ -48,6 +48,8 @@ FORMATS = ("png", "jpg", "jpeg", "tif", "tiff", "webp", "bmp")
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "deblur",
+        # argparse made "[MODEL] INPUT [[MODEL] INPUT ...]" of it: one model, first, if any
+        usage="%(prog)s [-h] [MODEL] INPUT [INPUT ...] -o OUT [options]",
         help="deblur photos (files or folders)",
         description="Deblur photos with MODEL (a .keras file from `blurkit train`) or, when no model file "
         "is given, with the shipped presets: per photo, gaussian-v1-noisy for noisy or JPEG-compressed "

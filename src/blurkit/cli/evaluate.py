@@ -133,7 +133,8 @@ def run(args: argparse.Namespace) -> int:
     if args.pairs:
         print(f"{count(scores['images'], 'pair')} from {args.pairs[0]} and {args.pairs[1]}{how}", file=out)
     else:
-        print(f"{count(scores['images'], 'image')}, blur {scores['blur']['name']} {scores['blur']['config']} "
+        options = ", ".join(f"{k}={v}" for k, v in scores["blur"]["config"].items() if v is not None)
+        print(f"{count(scores['images'], 'image')}, blur {scores['blur']['name']} ({options or 'no options'}) "
               f"(seed {scores['seed']}, with each image's index){how}", file=out)
     for row in scores["skipped"]:
         print(f"  skipped: {flag_reason(row['error'])}", file=sys.stderr)
