@@ -691,6 +691,32 @@ def test_evaluate_json_to_stdout_a_pipe_or_a_link(model, photos, tmp_path, capsy
     assert sorted(os.listdir(tmp_path)) == ["link.json", "scores.fifo"]  # no temporary file left
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd (Linux)")
+def test_evaluate_json_to_a_name_of_stdout_is_json_alone_on_stdout(model, photos, tmp_path, capfd):
+    """``--json /dev/stdout`` is ``--json -``: the table goes to stderr (it was mixed into the JSON)."""
+    link = tmp_path / "stdout.json"
+    link.symlink_to("/proc/self/fd/1")
+    assert main(["evaluate", str(model), str(photos), "--max-images", "1", "--json", str(link)]) == 0
+    printed = capfd.readouterr()
+    assert json.loads(printed.out)["images"] == 1 and "| model |" in printed.err
+    assert link.is_symlink()
+
+
+def test_the_cli_leaves_no_progress_mode_behind_and_runs_without_stderr(model, photos, tmp_path, monkeypatch):
+    """Off a terminal a command turns the bars into log lines: that stayed on for the process (a later
+    ``predict(progress=True)`` in a notebook drew no tile bar). And with no stderr at all (``2>&-``, pythonw)
+    the log lines' writer failed on None."""
+    from blurkit import _progress
+
+    assert main(["deblur", str(model), str(photos), "-o", str(tmp_path / "a"), "--quiet"]) == 0
+    assert main(["deblur", str(model), str(photos), "-o", str(tmp_path / "b")]) == 0
+    assert not _progress.logging()
+    monkeypatch.setattr(_progress, "LOG_INTERVAL", 0.0)
+    monkeypatch.setattr(sys, "stderr", None)
+    assert main(["deblur", str(model), str(photos), "-o", str(tmp_path / "c")]) == 0
+    assert len(list((tmp_path / "c").rglob("*.*"))) == 4
+
+
 def test_evaluate_fails_with_status_1_when_no_image_can_be_read(model, tmp_path, capsys):
     """Not a usage error (2): the work failed, as deblur, make-pairs and shard say it (1)."""
     bad = tmp_path / "bad"

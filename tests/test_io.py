@@ -1049,3 +1049,24 @@ def test_case_folding_as_case_insensitive_file_systems_fold():
     assert folded("ſun.png") == folded("sun.png")
     assert folded("Straße.png") != folded("strasse.png")
     assert folded("e\u0301.png") == folded("\u00e9.png")  # decomposed and composed é
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd (Linux)")
+def test_a_name_of_an_open_descriptor_is_written_through_it(tmp_path):
+    """``/dev/stdout`` is a link to ``/proc/self/fd/1``, which names the file stdout goes to: with stdout
+    redirected to a file, the link resolved to a regular file, and the atomic write renamed its temporary file
+    over the link (as root, over the real /dev/stdout), while stdout got nothing."""
+    from blurkit.data.io import atomic_write_text, open_descriptor
+
+    log = tmp_path / "stdout.txt"
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        os.write(fd, b"before\n")
+        link = tmp_path / "out.json"
+        link.symlink_to(f"/proc/self/fd/{fd}")
+        assert open_descriptor(link) == fd
+        atomic_write_text(link, '{"a": 1}\n')
+        assert link.is_symlink() and log.read_text() == 'before\n{"a": 1}\n'  # appended, as >> does
+        assert sorted(os.listdir(tmp_path)) == ["out.json", "stdout.txt"]
+    finally:
+        os.close(fd)

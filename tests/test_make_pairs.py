@@ -164,9 +164,9 @@ def test_cli_writes_pairs_and_reports_bad_files(clean, tmp_path, testblur, capsy
 
 def test_same_seed_same_files(clean, tmp_path, testblur):
     args = ["--blur", "testblur", "--sigma", "0.5:3", "--no-progress"]
-    assert main(["make-pairs", str(clean), str(tmp_path / "one"), *args, "--seed", "7"]) == 0
-    assert main(["make-pairs", str(clean), str(tmp_path / "two"), *args, "--seed", "7"]) == 0
-    assert main(["make-pairs", str(clean), str(tmp_path / "three"), *args, "--seed", "8"]) == 0
+    assert main(["make-pairs", str(clean), str(tmp_path / "one"), *args, "--seed", "7"]) == 3
+    assert main(["make-pairs", str(clean), str(tmp_path / "two"), *args, "--seed", "7"]) == 3
+    assert main(["make-pairs", str(clean), str(tmp_path / "three"), *args, "--seed", "8"]) == 3
     one, two, three = (_files(tmp_path / n) for n in ("one", "two", "three"))
     assert one == two
     assert one["manifest.jsonl"] != three["manifest.jsonl"]
@@ -178,7 +178,7 @@ def test_blur_option_old_names_still_work(clean, tmp_path, testblur, capsys):
     """``--blur-option`` as in ``blurkit train``; ``--option`` and ``-o``, its names before, still accepted."""
     args = ["--blur", "testblur", "--sigma", "1", "--no-progress"]
     for name, flag in [("new", "--blur-option"), ("long", "--option"), ("short", "-o")]:
-        assert main(["make-pairs", str(clean), str(tmp_path / name), *args, flag, "mode=reflect"]) == 0
+        assert main(["make-pairs", str(clean), str(tmp_path / name), *args, flag, "mode=reflect"]) == 3
     new = _files(tmp_path / "new")
     assert b'"mode": "reflect"' in new["manifest.jsonl"]
     assert new == _files(tmp_path / "long") == _files(tmp_path / "short")
@@ -191,7 +191,7 @@ def test_blur_option_old_names_still_work(clean, tmp_path, testblur, capsys):
 def test_size_option(clean, tmp_path, testblur, capsys):
     out = tmp_path / "small"
     assert (
-        main(["make-pairs", str(clean), str(out), "--blur", "testblur", "--size", "64", "--no-progress"]) == 0
+        main(["make-pairs", str(clean), str(out), "--blur", "testblur", "--size", "64", "--no-progress"]) == 3
     )
     for path in list((out / "sharp").rglob("*.png")) + list((out / "blurred").rglob("*.png")):
         assert read_image(path).shape[:2] == (64, 64)
@@ -199,7 +199,7 @@ def test_size_option(clean, tmp_path, testblur, capsys):
     out2 = tmp_path / "wide"
     assert (
         main(["make-pairs", str(clean), str(out2), "--blur", "testblur", "--size", "48x32", "--no-progress"])
-        == 0
+        == 3
     )
     assert read_image(out2 / "sharp" / "a.png").shape == (32, 48, 3)
     assert main(["make-pairs", str(clean), str(out2), "--blur", "testblur", "--size", "0"]) == 2
@@ -238,7 +238,7 @@ def test_a_float_tiff_with_nan_is_skipped_not_fatal(tmp_path, photos, capsys):
     holes[3, 4] = np.nan
     cv2.imwrite(str(tmp_path / "in" / "b.tif"), holes)
     out = tmp_path / "out"
-    assert main(["make-pairs", str(tmp_path / "in"), str(out), "--sigma", "1", "--no-progress"]) == 0
+    assert main(["make-pairs", str(tmp_path / "in"), str(out), "--sigma", "1", "--no-progress"]) == 3
     err = capsys.readouterr().err
     assert "skipped 1 unreadable file" in err and "b.tif: 3 float samples NaN or infinite" in err, err
     assert [r["file"] for r in _manifest(out)] == ["a.png"] and not (out / "manifest.jsonl.partial").exists()
@@ -251,7 +251,7 @@ def test_a_float_tiff_far_outside_the_unit_range_is_skipped_by_name(tmp_path, ph
     cv2.imwrite(str(tmp_path / "in" / "hdr.tif"), np.linspace(0, 4, 20 * 24 * 3, dtype=np.float32).reshape(20, 24, 3))
     out = tmp_path / "out"
     with pytest.warns(UserWarning, match="outside"):  # read_image's own warning about the range
-        assert main(["make-pairs", str(tmp_path / "in"), str(out), "--sigma", "1", "--no-progress"]) == 0
+        assert main(["make-pairs", str(tmp_path / "in"), str(out), "--sigma", "1", "--no-progress"]) == 3
     err = capsys.readouterr().err
     assert "hdr.tif: float samples outside [0, 1] (min 0, max 4) cannot be stored in 8-bit pairs" in err, err
     assert [r["file"] for r in _manifest(out)] == ["a.png"] and not (out / "manifest.jsonl.partial").exists()
@@ -259,7 +259,7 @@ def test_a_float_tiff_far_outside_the_unit_range_is_skipped_by_name(tmp_path, ph
     cv2.imwrite(str(tmp_path / "in" / "hdr.tif"), np.full((20, 24, 3), 1.45, np.float32))
     with pytest.warns(UserWarning, match="outside"):
         assert main(["make-pairs", str(tmp_path / "in"), str(tmp_path / "out2"), "--sigma", "1", "--blur-option",
-                     "noise=0.1", "--no-progress"]) == 0
+                     "noise=0.1", "--no-progress"]) == 3
     assert "hdr.tif: float samples outside [0, 1] (min " in capsys.readouterr().err
     assert [r["file"] for r in _manifest(tmp_path / "out2")] == ["a.png"]
 
@@ -386,7 +386,7 @@ def test_image_seed_is_stable():
 def test_cli_refuses_an_out_dir_with_an_earlier_run(clean, tmp_path, testblur, capsys):
     out = tmp_path / "pairs"
     args = ["--blur", "testblur", "--no-progress"]
-    assert main(["make-pairs", str(clean), str(out), *args]) == 0
+    assert main(["make-pairs", str(clean), str(out), *args]) == 3
     before = _files(out)
     capsys.readouterr()
     assert main(["make-pairs", str(clean), str(out), *args, "--seed", "3"]) == 2
@@ -401,7 +401,7 @@ def test_cli_refuses_an_out_dir_with_an_earlier_run(clean, tmp_path, testblur, c
     empty = tmp_path / "empty"
     (empty / "sharp").mkdir(parents=True)
     (empty / "blurred").mkdir()
-    assert main(["make-pairs", str(clean), str(empty), *args]) == 0
+    assert main(["make-pairs", str(clean), str(empty), *args]) == 3
 
 
 def test_cli_replace_deletes_only_the_files_of_the_old_manifest(tmp_path, photos, testblur, capsys):
@@ -584,7 +584,7 @@ def test_a_file_name_that_is_not_utf8(tmp_path, photos, testblur, capsys):
     write_image(clean / "été.png", photos["rgb"])
     (_non_utf8_name(clean, b"bad\xff.jpg")).write_text("not a picture")
     out = tmp_path / "out"
-    assert main(["make-pairs", str(clean), str(out), "--blur", "testblur", "--no-progress"]) == 0
+    assert main(["make-pairs", str(clean), str(out), "--blur", "testblur", "--no-progress"]) == 3
     printed = capsys.readouterr()
     assert "wrote 2 of 3 pairs" in printed.out and "  bad\\xff.jpg: not an image" in printed.err
     assert sorted(os.listdir(os.fsencode(out / "sharp"))) == [b"caf\xe9.png", "été.png".encode()]
@@ -597,7 +597,7 @@ def test_a_file_name_that_is_not_utf8(tmp_path, photos, testblur, capsys):
         assert image_seed(0, name) == int.from_bytes(digest[:4], "big")
     assert records["été.png"]["seed"] == 3007342415  # as before: pairs stay reproducible
     # and --replace finds it again through the manifest
-    assert main(["make-pairs", str(clean), str(out), "--blur", "testblur", "--no-progress", "--replace"]) == 0
+    assert main(["make-pairs", str(clean), str(out), "--blur", "testblur", "--no-progress", "--replace"]) == 3
     assert sorted(os.listdir(os.fsencode(out / "blurred"))) == [b"caf\xe9.png", "été.png".encode()]
 
 

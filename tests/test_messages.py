@@ -98,7 +98,7 @@ def test_fit_and_evaluate_name_their_own_max_pixels(tmp_path, capsys):
     # the command line names its flag, in the skipped lines and in the warnings
     model = tmp_path / "m.keras"
     d.save(model)
-    assert main(["evaluate", str(model), str(photos), "--max-pixels", "2000"]) == 0
+    assert main(["evaluate", str(model), str(photos), "--max-pixels", "2000"]) == 3  # one skipped
     err = capsys.readouterr().err
     assert f"  skipped: {photos / 'p0.png'}: image is 64x48 = 3,072 pixels, more than --max-pixels 2,000 " \
            "(decompression-bomb guard); pass a larger --max-pixels if you trust this file" in err

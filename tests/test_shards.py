@@ -658,7 +658,7 @@ def test_shard_a_file_name_that_is_not_utf8(photos, tmp_path, capsys):
     with open(os.fsdecode(os.path.join(os.fsencode(src), b"bad\xff.png")), "wb") as fh:
         fh.write(b"not an image")
     out = tmp_path / "shards"
-    assert main(["shard", str(src), str(out), "--no-progress"]) == 0
+    assert main(["shard", str(src), str(out), "--no-progress"]) == 3
     printed = capsys.readouterr()
     assert "wrote 2 of 3 images" in printed.out and "  bad\\xff.png: " in printed.err
     shard = out / "shard-00000-of-00001.tfrecord"

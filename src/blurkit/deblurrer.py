@@ -125,19 +125,24 @@ def _non_finite(model: Any) -> int:
 
 
 def _finite(output: np.ndarray) -> np.ndarray:
-    """``output`` of the model, refused if it holds NaN or infinity: a model whose weights are finite but too
-    large (a diverged training run) restored every photo to black, "done"."""
+    """``output`` of the model (clipped to [0, 1]: an infinity is 0 or 1 there), refused if it holds NaN: a
+    model whose weights are finite but too large (a diverged training run) restored every photo to black."""
     if not np.isfinite(output).all():
-        raise ValueError("the model's output holds NaN or infinite values: its weights are finite but it cannot "
-                         "restore images (a diverged training run, say: train again with a lower learning rate)")
+        raise ValueError("the model's output holds NaN values: its weights are finite but it cannot restore "
+                         "images (a diverged training run, say: train again with a lower learning rate)")
     return output
 
 
-def _finite_output(model: Any) -> bool:
-    """Whether ``model``'s output on a fixed test image (64 x 64, or its input size) is finite."""
-    shape = model.inputs[0].shape
-    probe = np.random.default_rng(0).random((1, shape[1] or 64, shape[2] or 64, shape[-1]), dtype=np.float32)
-    return bool(np.isfinite(np.asarray(model(probe, training=False), dtype=np.float32)).all())
+def _finite_output(model: Any, size: int) -> bool:
+    """Whether ``model``'s output on a fixed test image (``size`` pixels square, the size it trains at, unless
+    its input has a fixed size) is finite; True when the model cannot be run so (it is not for this check to
+    stop a run whose training steps work)."""
+    try:
+        shape = model.inputs[0].shape
+        probe = np.random.default_rng(0).random((1, shape[1] or size, shape[2] or size, shape[-1]), dtype=np.float32)
+        return bool(np.isfinite(np.asarray(model(probe, training=False), dtype=np.float32)).all())
+    except Exception:  # noqa: BLE001 - a model that takes no such input: not probed
+        return True
 
 
 def _broken_weights(model: Any) -> str | None:
@@ -735,11 +740,11 @@ class Deblurrer:
         if resume and state_dir is None:
             raise ValueError("resume=True needs checkpoint_dir= (or checkpoint=, beside which the training "
                              "state is kept)")
-        bad = _non_finite(self.model)
+        bad = 0 if resume else _non_finite(self.model)  # a resumed run loads the saved state's weights
         if bad:  # a fit after a TrainingDivergedError: the lower learning rate it advises was blamed for these
-            raise ValueError(f"this model's weights hold {bad:,} NaN or infinite value{'s' * (bad != 1)} (the "
-                             "diverged epoch's, after a TrainingDivergedError): load the last checkpoint "
-                             "(Deblurrer.load) and fit that with a lower learning rate")
+            raise ValueError(f"this model's weights hold {bad:,} NaN or infinite value{'s' * (bad != 1)} (a "
+                             "diverged run's, say): load the last checkpoint (Deblurrer.load) and fit that with "
+                             "a lower learning rate")
         strategy = strategy or self._strategy or tf.distribute.get_strategy()
         replicas = int(strategy.num_replicas_in_sync)
         if self.batch_size % replicas:
@@ -2225,11 +2230,14 @@ def _check_learning_rate(value: Any) -> None:
     number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
     if not number or not 0 < value < math.inf:
         raise ValueError(f"learning_rate must be a positive finite number, got {value!r}")
-    with np.errstate(over="ignore"):
-        kept = np.float32(value)  # the optimizer keeps it in a float32 variable: 1e-50 became 0, 1e39 inf
-    if not 0 < kept < np.inf:
-        raise ValueError(f"learning_rate {value!r} is {float(kept):g} as the float32 the optimizer keeps it in: "
-                         "give one from about 1e-38 to 3e38")
+    try:
+        with np.errstate(over="ignore"):
+            kept = float(np.float32(value))  # the optimizer keeps it in a float32 variable: 1e-50 became 0
+    except OverflowError:  # an int beyond any float
+        kept = math.inf
+    if not 0 < kept < math.inf:
+        raise ValueError(f"learning_rate {value!r} is {kept:g} as the float32 the optimizer keeps it in: "
+                         "give one from about 1e-45 to 3e38")
 
 
 def _check_seed(seed: Any, name: str = "seed") -> None:
@@ -2319,12 +2327,15 @@ def _resume_problem(state_file: Path, meta: dict, settings: dict | None, run_sta
     state = meta.get("resume")
     if not state or not isinstance(state.get("epoch"), int) or not isinstance(state.get("settings"), dict):
         raise ModelFileError(f"{state_file}: not a blurkit training state (no resume record)")
-    if state["settings"] != settings:
-        changed = sorted(k for k in set(settings or {}) | set(state["settings"])
-                         if (settings or {}).get(k) != state["settings"].get(k))
+    saved = state["settings"]
+    if "optimizer" not in saved and settings and settings.get("optimizer") != "LossScaleOptimizer":
+        # written before the optimizer was recorded: by Adam or the user's own, outside a mixed-precision policy
+        saved = {**saved, "optimizer": settings.get("optimizer")}
+    if saved != settings:
+        changed = sorted(k for k in set(settings or {}) | set(saved) if (settings or {}).get(k) != saved.get(k))
         shown = []
         for k in changed:
-            was, now = _shown_setting(state["settings"].get(k)), _shown_setting((settings or {}).get(k))
+            was, now = _shown_setting(saved.get(k)), _shown_setting((settings or {}).get(k))
             shown.append(f"{k} (saved {was}, now {now})" if was is not None and now is not None else k)
         return f"it was saved by a run with different {', '.join(shown)}"
     if state.get("run_start") != run_start:
@@ -2423,10 +2434,11 @@ def _callbacks(deblurrer: Deblurrer, checkpoint: str | os.PathLike | None, monit
                 bad = f"the loss of epoch {done + 1} is {float(loss)}, and the weights are no longer finite"
             elif _non_finite(self.model):  # the last step of an epoch can break them with a finite epoch loss
                 bad = f"after epoch {done + 1} the weights hold NaN or infinite values"
-            elif logs.get("val_loss") is not None and not math.isfinite(float(logs["val_loss"])):
-                bad = f"the validation loss of epoch {done + 1} is {float(logs['val_loss'])}: the model's outputs are"
-                bad += " no longer finite"
-            elif not _finite_output(self.model):  # finite weights too large for float32: NaN out of any photo
+            elif logs.get("val_loss") is not None:  # scored on real images: the outputs are finite or not
+                if not math.isfinite(float(logs["val_loss"])):
+                    bad = (f"the validation loss of epoch {done + 1} is {float(logs['val_loss'])}: the model's "
+                           "outputs are no longer finite")
+            elif not _finite_output(self.model, deblurrer.patch_size):  # finite weights too large: NaN outputs
                 bad = f"after epoch {done + 1} the model's output on a test image is NaN or infinite"
             if bad is not None:
                 # no checkpoint or training state of this epoch (the ones before are kept), and no more epochs

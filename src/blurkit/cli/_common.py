@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import re
+import stat
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -170,10 +171,17 @@ def check_output(path: Any, arg: str, *, folder: bool = False) -> Path:
         ...
         blurkit.cli.main.CLIError: --out .../notes/m.keras: .../notes is a file, not a folder
     """
-    from blurkit.data.io import blocking_file, is_special_file
+    from blurkit.data.io import blocking_file, is_special_file, open_descriptor
 
     path = Path(path)
-    if not folder and is_special_file(path):  # /dev/stdout, /dev/null, a FIFO: written as it is
+    if not folder and (open_descriptor(path) is not None or is_special_file(path)):
+        # /dev/stdout, /dev/null, a FIFO, a shell's >(...): written into as they are (see atomic_open)
+        try:
+            mode = os.stat(path).st_mode
+        except OSError as exc:  # a closed descriptor's /dev/fd/N
+            raise CLIError(f"{arg} {path}: cannot write to it ({exc.strerror or exc})") from None
+        if stat.S_ISSOCK(mode):
+            raise CLIError(f"{arg} {path}: is a socket, not a file to write")
         if not os.access(path, os.W_OK):
             raise CLIError(f"{arg} {path}: cannot write to it (no permission)")
         return path
@@ -206,12 +214,15 @@ def count(n: int, noun: str) -> str:
 
 
 def progress_shown() -> bool:
-    """Progress for a command's long work: True, after turning the bars into plain lines (one every 30 s at
-    most, on stderr) when stderr is no terminal (a pipe, a log file, a CI job: off a terminal a bar is its
-    frames joined by carriage returns, and nothing at all left a long run silent until its summary)."""
+    """Whether to show progress of a command's long work: yes, unless there is no stderr (``2>&-``, pythonw).
+    The bars become plain lines (one every 30 s at most, on stderr) when stderr is no terminal (a pipe, a log
+    file, a CI job: there a bar is its frames joined by carriage returns, and nothing at all left a long run
+    silent until its summary) or the terminal asks for plain text (:func:`plain_text`)."""
     from blurkit import _progress
 
-    _progress.log_lines(not on_terminal())
+    if sys.stderr is None:
+        return False
+    _progress.log_lines(not on_terminal() or plain_text())
     return True
 
 

@@ -11,8 +11,8 @@ once, the total for the progress bar is counted in the background), ``--io-worke
 write files while the model runs, and at most about ``2 * --prefetch + 1`` decoded images are in memory
 whatever the number of files. Outputs are written atomically, so an interrupted run (Ctrl-C, or killed)
 never leaves a half-written image, and ``--skip-existing`` resumes it. Nothing is written over an input
-(see :func:`_plan`). Progress bars are shown on a terminal only (not with ``--quiet``, nor in a log file);
-the summary line is printed in any case. Unreadable files (empty, truncated,
+(see :func:`_plan`). Progress is a bar on a terminal, and in a log file a plain line every 30 s of a longer
+run (none with ``--quiet``); the summary line is printed in any case. Unreadable files (empty, truncated,
 not images, decompression bombs above ``--max-pixels``) and images that cannot be restored are reported and
 skipped, the rest of the batch goes on; the summary lists each failure with its reason. Transparency is
 kept (the alpha channel is passed through unchanged, except in JPEG outputs); EXIF orientation is applied,
@@ -30,7 +30,7 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -102,8 +102,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    "its output; by default they are copied into JPEG, PNG and WebP outputs, the EXIF "
                    "orientation set to upright like the pixels")
     p.add_argument("--quiet", "-q", action="store_true",
-                   help="no progress bars (they are drawn on a terminal only anyway); the one-line summary and "
-                        "failures are still printed")
+                   help="no progress (a bar on a terminal; in a log, a line every 30 s of a longer run); the "
+                        "one-line summary and failures are still printed")
     p.set_defaults(func=run)
     return p
 
@@ -498,7 +498,7 @@ def run(args: argparse.Namespace) -> int:
                            f"end{'s' * (plan.earlier.n == 1)} in --suffix {args.suffix}, so "
                            f"{'is an earlier output' if plan.earlier.n == 1 else 'are earlier outputs'}")
         raise CLIError(f"no images found in {', '.join(paths)}")
-    jobs = itertools.chain([] if first is None else [first], plan.jobs)
+    jobs: Iterator[Any] = itertools.chain([] if first is None else [first], plan.jobs)
 
     from blurkit.batch import Interrupted, deblur_files
 

@@ -92,7 +92,10 @@ def run(args: argparse.Namespace) -> int:
     if bool(args.data) == bool(args.pairs):
         raise CLIError("give either DATA (sharp photos) or --pairs BLURRED_DIR SHARP_DIR")
     blur_options = parse_blur_options(args)
-    to_stdout = args.json_out == "-"
+    from blurkit.data.io import open_descriptor
+
+    # '-', or a name of this process's stdout (/dev/stdout): the JSON alone there
+    to_stdout = args.json_out == "-" or (bool(args.json_out) and open_descriptor(args.json_out) == 1)
     out = sys.stderr if to_stdout else sys.stdout  # the table and the summary: not in the JSON on stdout
     if args.json_out and not to_stdout:
         check_output(args.json_out, "--json")
@@ -119,15 +122,16 @@ def run(args: argparse.Namespace) -> int:
     try:
         with warnings.catch_warnings():  # unreadable files are listed below, once
             warnings.filterwarnings("ignore", message="skipping (unreadable )?image")
-            # a progress bar on a terminal only: in a log file, a bar is frames joined by \r
+            # a bar on a terminal; in a log file (where a bar is frames joined by \r) a line every 30 s
             scores = d.evaluate(data, per_image=True, max_images=args.max_images, progress=progress_shown(),
                                 blur=args.blur, blur_options=blur_options or None, ensemble=args.ensemble,
                                 known_sigma=args.known_sigma, metrics=args.metric, seed=args.seed,
                                 max_pixels=args.max_pixels,
                                 on_image=keep)
     except (FileNotFoundError, ValueError, TypeError, KeyError) as exc:
-        none_read = isinstance(exc, ValueError) and str(exc).startswith("none of the")
-        raise CLIError(error_text(exc), status=1 if none_read else 2) from None
+        # not a usage error (2): no image could be read, or the model cannot restore any
+        failed = isinstance(exc, ValueError) and str(exc).startswith(("none of the", "the model's output"))
+        raise CLIError(error_text(exc), status=1 if failed else 2) from None
     how = "".join([f", ensemble x{args.ensemble}" if args.ensemble > 1 else "",
                    ", the true sigma given" if args.known_sigma else ""])
     if args.pairs:

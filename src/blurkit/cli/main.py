@@ -142,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
         warnings.formatwarning = shown
         if terminate is not None:
             signal.signal(signal.SIGTERM, terminate)
+        from blurkit import _progress
+
+        _progress.log_lines(False)  # a command's choice, not the process's: a later predict(progress=True) draws
 
 
 class Terminated(KeyboardInterrupt):

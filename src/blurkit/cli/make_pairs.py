@@ -123,14 +123,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     )
     parser.add_argument(
         "--no-progress", action="store_true",
-        help="no progress bar (it is drawn on a terminal only anyway); the summary is still printed",
+        help="no progress (a bar on a terminal; in a log, a line every 30 s of a longer run); the summary "
+        "is still printed",
     )
     parser.set_defaults(func=run)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``make-pairs``; returns 0 if at least one pair was written, 1 if none."""
+    """Run ``make-pairs``; returns 0 if every image made a pair, 3 if some could not be read, 1 if none."""
     from pathlib import Path
 
     from blurkit.cli._common import plugins_quiet, progress_shown

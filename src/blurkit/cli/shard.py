@@ -51,7 +51,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         help="threads reading and checking files (default: CPUs, at most 8)")
     parser.add_argument(
         "--no-progress", action="store_true",
-        help="no progress bar (it is drawn on a terminal only anyway); the summary is still printed",
+        help="no progress (a bar on a terminal; in a log, a line every 30 s of a longer run); the summary "
+        "is still printed",
     )
     parser.set_defaults(func=run)
     return parser
@@ -78,7 +79,7 @@ def _reason(why: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``shard``; returns 0 when at least one image was stored, 1 when none."""
+    """Run ``shard``; returns 0 when every image was stored, 3 when some could not be read, 1 when none."""
     from pathlib import Path
 
     from blurkit.cli._common import progress_shown, quiet_tensorflow

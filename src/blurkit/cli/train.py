@@ -100,17 +100,25 @@ def run(args: argparse.Namespace) -> int:
     for path in [args.data] if args.data else args.pairs:
         if not any(c in path for c in "*?[") and not Path(path).exists():
             raise CLIError(f"no such file or folder: {path}")
-    from blurkit.presets import list_presets
+    from blurkit.presets import list_presets, preset_path
     from blurkit.registry import MODELS
 
     if args.model in list_presets() and args.model not in MODELS.list():
+        from blurkit.deblurrer import Deblurrer
+
+        builder = (Deblurrer.read_metadata(preset_path(args.model)).get("model") or {}).get("name")
         raise CLIError(f"--model {args.model} is a shipped preset, not a model builder: train builds a new model "
-                       "(`blurkit list models`; the presets' architecture is wiener_unet). To train the preset "
+                       f"(`blurkit list models`; {args.model}'s architecture is {builder}). To train the preset "
                        f"further, load it in Python: Deblurrer.from_preset({args.model!r}).fit(...)")
     out = Path(args.out)
     if out.suffix != ".keras":
         raise CLIError(f"--out must end in .keras, got {out}")
     check_output(out, "--out")
+    from blurkit.data.io import is_special_file, open_descriptor
+
+    if open_descriptor(out) is not None or is_special_file(out):
+        raise CLIError(f"--out {out}: not a regular file (a pipe, a device or a descriptor): a model file is a zip "
+                       "archive written whole; give a file name")
     if args.curves:
         check_output(args.curves, "--curves")
         from blurkit.cli.evaluate import FIGURE_SUFFIXES

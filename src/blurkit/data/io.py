@@ -39,6 +39,7 @@ import os
 import re
 import stat
 import struct
+import sys
 import tempfile
 import threading
 import warnings
@@ -1185,9 +1186,11 @@ def atomic_open(
     file, which the next write of ``path`` deletes once it is older than :data:`STALE_TEMP_SECONDS`.
     Parent folders are created; the file gets the usual permissions (``0666`` minus the umask).
 
-    A ``path`` that is there and is not a file (a device, a pipe or a socket, or a link to one:
-    ``/dev/stdout``, ``/dev/null``, a FIFO, the ``/dev/fd/N`` of a shell's ``>(...)``) is written directly:
-    renaming a file over it would replace the device or pipe with an ordinary file.
+    A ``path`` that is there and is not a file (a device, a pipe or a socket, or a link to one: ``/dev/null``,
+    a FIFO) is written directly, and one that names an open file descriptor of this process (``/dev/stdout``,
+    ``/proc/self/fd/1``, the ``/dev/fd/N`` of a shell's ``>(...)``, through links) is written through that
+    descriptor, where it is (a redirection with ``>>`` appends): renaming a file over either would replace
+    the device, the pipe or the link with an ordinary file.
 
     An :class:`OSError` that names the temporary file, or one raised after the ``with`` block (flushing,
     renaming) that names no file, is raised again naming ``path`` instead, with the same error number and
@@ -1215,10 +1218,26 @@ def atomic_open(
     if mode not in ("w", "wb"):
         raise ValueError(f"mode must be 'w' or 'wb', got {mode!r}")
     path = Path(os.fspath(path))
-    if is_special_file(path):
-        special: IO[Any] = open(path, "wb") if mode == "wb" else open(path, "w", encoding=encoding, newline="")
-        with special:
-            yield special
+    fd = open_descriptor(path)
+    if fd is not None or is_special_file(path):
+        in_block = False
+        try:
+            if fd is not None:
+                for stream in (sys.stdout, sys.stderr):  # what was printed before comes first
+                    with contextlib.suppress(AttributeError, OSError, ValueError):
+                        if stream.fileno() == fd:
+                            stream.flush()
+            raw = os.dup(fd) if fd is not None else os.open(path, os.O_WRONLY)
+            direct: IO[Any] = (os.fdopen(raw, "wb") if mode == "wb"
+                               else os.fdopen(raw, "w", encoding=encoding, newline=""))
+            with direct:
+                in_block = True
+                yield direct
+                in_block = False
+        except OSError as exc:  # opening it, or the write at closing (a full device): named as asked for
+            if in_block or exc.filename is not None:
+                raise
+            raise _about_target(exc, path) from exc
         return
     folder = path.parent
     make_parent(path)
@@ -1251,6 +1270,32 @@ def atomic_open(
             raise _about_target(exc, path) from exc
         raise
     _fsync_folder(folder)
+
+
+#: ``/proc/self/fd/N``, ``/proc/PID/fd/N``, ``/dev/fd/N``: a file descriptor's name.
+_FD_NAME = re.compile(r"^/(?:proc/(self|\d+)/fd|dev/fd)/(\d+)$")
+
+
+def open_descriptor(path: PathLike) -> int | None:
+    """The file descriptor of this process that ``path`` names, directly or through links (``/dev/stdout``
+    is a link to ``/proc/self/fd/1``; a shell's ``>(...)`` gives ``/dev/fd/63``), or None.
+
+    Examples:
+        >>> open_descriptor("/proc/self/fd/1"), open_descriptor("/dev/fd/2"), open_descriptor("out.json")
+        (1, 2, None)
+    """
+    name = os.fspath(path)
+    for _ in range(40):  # the kernel's limit on links in a row
+        match = _FD_NAME.match(os.path.normpath(name))
+        if match:
+            pid = match.group(1)
+            return int(match.group(2)) if pid in (None, "self") or int(pid) == os.getpid() else None
+        try:
+            target = os.readlink(name)
+        except (OSError, ValueError):  # not a link (or not there)
+            return None
+        name = os.path.join(os.path.dirname(name), target)
+    return None
 
 
 def is_special_file(path: PathLike) -> bool:
