@@ -826,7 +826,9 @@ def test_evaluate_errors(model, photos, tmp_path, capsys):
     _error(capsys, ["evaluate", str(model)])
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "x.png").write_text("not an image")
-    _error(capsys, ["evaluate", str(model), str(tmp_path / "bad")], "x.png")
+    capsys.readouterr()
+    assert main(["evaluate", str(model), str(tmp_path / "bad")]) == 1  # the work failed: not a usage error (2)
+    assert "x.png" in capsys.readouterr().err
     # outputs are checked before the evaluation, not after it
     _error(capsys, ["evaluate", str(model), str(photos), "--figure", str(tmp_path / "f.xyz")], "f.xyz", ".png")
     (tmp_path / "afile").write_text("x")

@@ -70,6 +70,9 @@ def run(path: str, images: list[np.ndarray]) -> None:
     sigma: float = d.estimate_sigma(path)
     score: float = psnr(one, many[0])
     print(round(d.estimate_sigma(images[0]), 1), sigma, score, blurkit.__version__, blurkit.BLURS.list())
+    reveal_type(d.predict(images))
+    reveal_type(d.predict(images[0]))
+    reveal_type(d.estimate_sigma(images))
 
 
 reveal_type(mae)
@@ -104,9 +107,13 @@ def test_the_package_and_a_users_code_type_check(tmp_path):
     assert 'Module has no attribute "Deblurer"' in out
     assert 'Module "blurkit.models" has no attribute "NoSuchLayer"' in out
     revealed = [re.sub(r".*Revealed type is ", "", line) for line in lines if "Revealed type is" in line]
-    assert len(revealed) == 6, out
-    assert not any(r.strip('"') == "Any" for r in revealed), revealed  # the decorators keep what they decorate
-    assert revealed[0].endswith('-> float"') and revealed[1].endswith('-> float"'), revealed
-    assert revealed[2] == '"def (channels: int =) -> object"', revealed
-    assert "-> user.Vertical" in revealed[3] and revealed[4].endswith('-> float"'), revealed
-    assert revealed[5] == '"types.ModuleType"', revealed  # a module, not Any: blurkit.metrics.nothing fails
+    assert len(revealed) == 9, out
+    assert not any(r.strip('"') == "Any" for r in revealed), revealed  # exact types, not Any
+    predicted_list, predicted_one, sigmas = revealed[:3]  # in run(): a list in, a list out; an array, an array
+    assert predicted_list == '"list[Any]"' and sigmas == '"list[Any]"', revealed
+    assert predicted_one.startswith('"numpy.ndarray['), revealed
+    mae, mae2, tiny, vertical, psnr, metrics = revealed[3:]  # the decorators keep what they decorate
+    assert mae.endswith('-> float"') and mae2.endswith('-> float"'), revealed
+    assert tiny == '"def (channels: int =) -> object"', revealed
+    assert "-> user.Vertical" in vertical and psnr.endswith('-> float"'), revealed
+    assert metrics == '"types.ModuleType"', revealed  # a module, not Any: blurkit.metrics.nothing fails

@@ -299,7 +299,7 @@ def tune(
 
 def tune_wiener_balance(
     sharp_images: Iterable[Any],
-    sigma_values: float | Sequence[float],
+    sigma_values: float | Iterable[float] | np.ndarray,
     candidates: Sequence[float] = DEFAULT_BALANCES,
     *,
     pad: str | None = "reflect",
@@ -328,7 +328,10 @@ def tune_wiener_balance(
         >>> best, scores[1e-3] > scores[1.0]
         (0.001, True)
     """
-    sigmas = [float(s) for s in np.atleast_1d(sigma_values)]
+    values: Iterable[Any] = (np.atleast_1d(sigma_values)
+                             if np.isscalar(sigma_values) or isinstance(sigma_values, np.ndarray)
+                             else cast(Iterable[Any], sigma_values))  # a list, a tuple, a generator, a set
+    sigmas = [float(s) for s in values]
     if not sigmas or any(not (s > 0 and math.isfinite(s)) for s in sigmas):
         raise ValueError(f"sigma_values must be positive numbers, got {sigma_values!r}")
     examples = []

@@ -41,8 +41,6 @@ from blurkit._limits import DEFAULT_MAX_PIXELS, check_max_pixels
 from blurkit.presets import DEFAULT_PRESET
 
 if TYPE_CHECKING:
-    import keras
-
     from blurkit.data.pipeline import Source
 
 #: One image to decode: a path, an encoded file's bytes, or a binary file object.
@@ -625,7 +623,7 @@ class Deblurrer:
         strategy: Any = None,
         cache: str | os.PathLike | None = None,
         time_limit: float | None = None,
-    ) -> keras.callbacks.History:
+    ) -> Any:  # keras.callbacks.History (Keras has no type information to name it by)
         """Train on sharp photos, on existing pairs, or on arrays; on one device or with ``tf.distribute``.
 
         Training state is saved after every epoch when ``checkpoint`` or ``checkpoint_dir`` is given:
@@ -1171,10 +1169,6 @@ class Deblurrer:
     def predict(self, x: np.ndarray | _Encoded, *, max_pixels: int | None = DEFAULT_MAX_PIXELS,
                 ensemble: int = 1, sigma: float | None = None, progress: bool = False) -> np.ndarray: ...
 
-    @overload
-    def predict(self, x: Any, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, ensemble: int = 1,
-                sigma: float | None = None, progress: bool = False) -> Any: ...
-
     def predict(self, x: Any, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, ensemble: int = 1,
                 sigma: float | None = None, progress: bool = False) -> Any:
         """Deblur images of any size, dtype and range.
@@ -1255,7 +1249,7 @@ class Deblurrer:
     def estimate_sigma(self, x: _Encoded, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> float: ...
 
     @overload  # an array: a float for an image, a list for a batch
-    def estimate_sigma(self, x: Any, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Any: ...
+    def estimate_sigma(self, x: np.ndarray, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Any: ...
 
     def estimate_sigma(self, x: Any, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Any:
         """The Gaussian blur sigma, in pixels, that the model reads off an image (what :meth:`predict`

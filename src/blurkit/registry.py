@@ -48,6 +48,7 @@ from typing import Any, TypeVar, overload
 
 # a component: a blur class, a model builder or a metric function (registration returns it unchanged)
 _C = TypeVar("_C", bound=Callable[..., Any])
+_T = TypeVar("_T")
 
 __all__ = [
     "Registry",
@@ -249,8 +250,8 @@ class Registry:
     def register(self, name: str | None = None, obj: None = None, *, override: bool = False,
                  source: str | None = None) -> Callable[[_C], _C]: ...
 
-    @overload
-    def register(self, name: str | None, obj: _C, *, override: bool = False, source: str | None = None) -> _C: ...
+    @overload  # a registry of anything (a user's own Registry): any object, returned as it is
+    def register(self, name: str | None, obj: _T, *, override: bool = False, source: str | None = None) -> _T: ...
 
     def register(
         self, name: Any = None, obj: Any = None, *, override: bool = False, source: str | None = None

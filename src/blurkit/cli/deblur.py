@@ -187,8 +187,9 @@ class _Plan:
     """
 
     def __init__(self) -> None:
-        self.jobs = iter(())
-        self.count = lambda: 0
+        # typed: iter(()) alone is an Iterator[Never], and mypy's verdict on its use varied from run to run
+        self.jobs: Iterator[tuple[Path, Path]] = iter(())
+        self.count: Callable[[], int] = lambda: 0
         self.earlier, self.unread, self.kept = _Left(), _Left(), _Left()
         self.unlisted: dict[str, str] = {}
         self.foreign: dict[str, tuple] = {}
