@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from blurkit.cli._common import add_max_pixels
+from blurkit.cli._common import add_max_pixels, add_threads
 from blurkit.cli._common import file_id as _ident
 
 PARTIAL = 3
@@ -43,6 +43,48 @@ listed on stderr)."""
 
 FORMATS = ("png", "jpg", "jpeg", "tif", "tiff", "webp", "bmp")
 """What ``--format`` takes (in any case, with or without the dot: ``PNG``, ``.png``)."""
+
+
+#: Memory of a deblur (resident): TensorFlow and a preset, and per pixel of a tile. Measured on 12- and 24-MP
+#: photos with the presets (benchmarks/README.md, "Memory"): 1.9 GB at tile size 1536, 1.3 GB at 768, 1.1 at 512.
+BASE_BYTES, TILE_PIXEL_BYTES = 1.0e9, 390
+
+
+def _available_memory() -> int | None:
+    """The memory this process can still take, in bytes: Linux's MemAvailable (None elsewhere, or unknown)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def memory_note(tile: int, fixed: int | None = None, available: int | None = None) -> str | None:
+    """A warning when a deblur at tile size ``tile`` needs more memory than is available (``available``, else
+    :func:`_available_memory`): the run would be killed by the system, or abort, without a word from blurkit.
+    Names the tile size that fits. None when it fits, or where the free memory is not known.
+
+    Examples:
+        >>> memory_note(1536, available=8 * 10**9) is None
+        True
+        >>> memory_note(1536, available=int(1.5e9))
+        'deblurring at --tile-size 1536 takes about 1.9 GB of memory, and 1.5 GB is available: --tile-size 896 takes about 1.3 GB'
+    """
+    available = _available_memory() if available is None else available
+    if available is None or fixed:  # a fixed-size model's tiles are small
+        return None
+    need = BASE_BYTES + TILE_PIXEL_BYTES * tile * tile
+    if need <= available:
+        return None
+    fits = int(((0.9 * available - BASE_BYTES) / TILE_PIXEL_BYTES) ** 0.5 // 128 * 128) if available > BASE_BYTES \
+        else 0
+    advice = (f"--tile-size {fits} takes about {(BASE_BYTES + TILE_PIXEL_BYTES * fits * fits) / 1e9:.1f} GB"
+              if fits >= 256 else "close other programs, or use a machine with more memory")
+    return (f"deblurring at --tile-size {tile} takes about {need / 1e9:.1f} GB of memory, and "
+            f"{available / 1e9:.1f} GB is available: {advice}")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -82,8 +124,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         "lossless WebP output)")
     p.add_argument("--tile-size", type=int, help="restore images above TILE_SIZE^2 pixels in tiles of at most "
                    "that side (default: the model's; 1536 for the presets and new models); smaller tiles take less "
-                   "memory, at little cost in time")
+                   "memory, at little cost in time: with the presets about 1.9 GB at 1536, 1.3 GB at 768, 1.1 GB "
+                   "at 512 (warned when more than the free memory)")
     add_max_pixels(p, "refuse")
+    add_threads(p)
     p.add_argument("--io-workers", type=int, default=2, metavar="N",
                    help="threads reading files ahead of the model, and as many writing results, so that "
                    "file I/O overlaps with deblurring (default 2; 0: one file after the other)")
@@ -518,7 +562,14 @@ def run(args: argparse.Namespace) -> int:
             d.tile_overlap = min(d.tile_overlap, d.tile_size // 4)
         if args.sigma is not None:
             check_sigma(d, args.sigma, "--sigma")
+        if not warned:
+            warned.append(True)
+            note = memory_note(d.tile_size, d.fixed_size)
+            if note:
+                print(f"blurkit deblur: warning: {note}", file=sys.stderr)
         return d if args.ensemble == 1 and args.sigma is None else _Options(d, args.ensemble, args.sigma)
+
+    warned: list[bool] = []
 
     from blurkit.presets import AUTO, DEFAULT_PRESET
 

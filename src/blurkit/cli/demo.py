@@ -43,6 +43,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         "Wiener (models with a Gaussian blur estimator, such as the presets): a column of the "
                         "table and a panel of each figure")
     p.add_argument("--out", default="blurkit-demo", help="folder for the figures (default ./blurkit-demo)")
+    from blurkit.cli._common import add_threads
+
+    add_threads(p)
     p.set_defaults(func=run)
     return p
 

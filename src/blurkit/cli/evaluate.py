@@ -6,7 +6,7 @@ import argparse
 import math
 from typing import Any
 
-from blurkit.cli._common import add_max_pixels
+from blurkit.cli._common import add_max_pixels, add_threads
 
 #: The exit status when some images could not be read (or scored) and the others were: the scores leave them
 #: out (they are listed on stderr). As ``blurkit deblur``'s 3; 1 when none could be read.
@@ -48,6 +48,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         "table then goes to stderr); strict JSON: a non-finite score, the PSNR of an image "
                         "restored exactly, is written as null")
     add_max_pixels(p, "skip")
+    add_threads(p)
     p.add_argument("--figure", help="write a blurred | restored | sharp grid (one row per image) here")
     p.add_argument("--figure-images", type=int, default=4, metavar="N", help="rows of the figure (default 4)")
     p.set_defaults(func=run)

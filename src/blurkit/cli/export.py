@@ -19,6 +19,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     p.add_argument("model", nargs="?", help="model file (.keras) or preset name (default: the default preset)")
     p.add_argument("-o", "--out", required=True, help="the SavedModel folder to write (new or empty)")
+    from blurkit.cli._common import add_threads
+
+    add_threads(p)
     p.set_defaults(func=run)
     return p
 

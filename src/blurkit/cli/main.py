@@ -115,6 +115,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         terminate = _terminate_as_interrupt()
         _tensorflow_backend()
+        if getattr(args, "threads", None) is not None:  # the commands that run a model (add_threads)
+            from blurkit.cli._common import apply_threads
+
+            apply_threads(args.threads)
         return int(args.func(args) or 0)
     except CLIError as exc:
         from blurkit.cli._common import flag_reason

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from blurkit.cli._common import add_max_pixels, count, file_id
+from blurkit.cli._common import add_max_pixels, add_threads, count, file_id
 from blurkit.metrics.losses import LOSSES
 
 
@@ -75,6 +75,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    "cluster in TF_CONFIG (run the same command on every worker); --batch-size is the global "
                    "batch; only the chief writes OUT (docs/distributed.md in blurkit's source)")
     add_max_pixels(p, "skip")
+    add_threads(p)
     p.add_argument("--cache", metavar="DIR", help="cache the decoded training images in DIR (for slow storage, "
                    "and for camera-size photos: each is decoded once, not for every few patches)")
     p.add_argument("--quiet", "-q", action="store_true",
