@@ -62,10 +62,11 @@ def _available_memory() -> int | None:
     return None
 
 
-def memory_note(tile: int, fixed: int | None = None, available: int | None = None) -> str | None:
+def memory_note(tile: int | None, fixed: int | None = None, available: int | None = None) -> str | None:
     """A warning when a deblur at tile size ``tile`` needs more memory than is available (``available``, else
     :func:`_available_memory`): the run would be killed by the system, or abort, without a word from blurkit.
-    Names the tile size that fits. None when it fits, or where the free memory is not known.
+    Names the tile size that fits. None when it fits, where the free memory is not known, or for a restorer
+    that does not tile (no ``tile``).
 
     Examples:
         >>> memory_note(1536, available=8 * 10**9) is None
@@ -73,8 +74,10 @@ def memory_note(tile: int, fixed: int | None = None, available: int | None = Non
         >>> memory_note(1536, available=int(1.5e9))
         'deblurring at --tile-size 1536 takes about 1.9 GB of memory, and 1.5 GB is available: --tile-size 896 takes about 1.3 GB'
     """
+    if tile is None or fixed:  # a fixed-size model's tiles are small
+        return None
     available = _available_memory() if available is None else available
-    if available is None or fixed:  # a fixed-size model's tiles are small
+    if available is None:
         return None
     need = BASE_BYTES + TILE_PIXEL_BYTES * tile * tile
     if need <= available:
@@ -564,7 +567,7 @@ def run(args: argparse.Namespace) -> int:
             check_sigma(d, args.sigma, "--sigma")
         if not warned:
             warned.append(True)
-            note = memory_note(d.tile_size, d.fixed_size)
+            note = memory_note(getattr(d, "tile_size", None), getattr(d, "fixed_size", None))  # any restorer
             if note:
                 print(f"blurkit deblur: warning: {note}", file=sys.stderr)
         return d if args.ensemble == 1 and args.sigma is None else _Options(d, args.ensemble, args.sigma)
