@@ -398,6 +398,32 @@ def test_deblur_warns_when_the_free_memory_is_short_and_threads_can_be_limited(m
     _error(capsys, ["deblur", str(model), str(photos), "-o", str(tmp_path / "q"), "--threads", "0"], "--threads")
 
 
+def test_the_free_memory_counts_a_containers_limit(tmp_path):
+    """A container sees its host's MemAvailable and is killed at its own memory limit: the check read only
+    the first, so a 2-GB container on a large host was never warned."""
+    from blurkit.cli.deblur import _available_memory
+
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc" / "meminfo").write_text("MemTotal: 65000000 kB\nMemAvailable: 8000000 kB\n")
+    assert _available_memory(str(tmp_path)) == 8000000 * 1024  # no cgroup files: the host's
+    v2 = tmp_path / "sys" / "fs" / "cgroup"
+    v2.mkdir(parents=True)
+    (v2 / "memory.max").write_text("max\n")
+    (v2 / "memory.current").write_text("500000000\n")
+    assert _available_memory(str(tmp_path)) == 8000000 * 1024  # no limit
+    (v2 / "memory.max").write_text("2000000000\n")
+    assert _available_memory(str(tmp_path)) == 1500000000  # the container's limit, less what it uses
+    (v2 / "memory.max").unlink()
+    v1 = v2 / "memory"
+    v1.mkdir()
+    (v1 / "memory.limit_in_bytes").write_text("1000000000\n")
+    (v1 / "memory.usage_in_bytes").write_text("300000000\n")
+    assert _available_memory(str(tmp_path)) == 700000000
+    (v1 / "memory.limit_in_bytes").write_text(f"{2**63 - 4096}\n")  # v1's "no limit"
+    assert _available_memory(str(tmp_path)) == 8000000 * 1024
+    assert _available_memory(str(tmp_path / "nothing")) is None
+
+
 def test_deblur_one_file(model, photos, tmp_path):
     out = tmp_path / "x.png"
     assert main(["deblur", str(model), str(photos / "cat.jpg"), "-o", str(out), "-q"]) == 0

@@ -50,16 +50,32 @@ FORMATS = ("png", "jpg", "jpeg", "tif", "tiff", "webp", "bmp")
 BASE_BYTES, TILE_PIXEL_BYTES = 1.0e9, 390
 
 
-def _available_memory() -> int | None:
-    """The memory this process can still take, in bytes: Linux's MemAvailable (None elsewhere, or unknown)."""
+def _available_memory(root: str = "/") -> int | None:
+    """The memory this process can still take, in bytes, on Linux: MemAvailable, or less where a container's
+    memory limit (cgroup v2 ``memory.max``, v1 ``memory.limit_in_bytes``) leaves less than that (a container
+    sees its host's MemAvailable, and is killed at its own limit). None elsewhere, or unknown. ``root``: where
+    ``/proc`` and ``/sys`` are (tests)."""
+    found = []
     try:
-        with open("/proc/meminfo", encoding="ascii") as fh:
+        with open(os.path.join(root, "proc/meminfo"), encoding="ascii") as fh:
             for line in fh:
                 if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
+                    found.append(int(line.split()[1]) * 1024)
     except (OSError, ValueError, IndexError):
         pass
-    return None
+    for limit, usage in (("sys/fs/cgroup/memory.max", "sys/fs/cgroup/memory.current"),
+                         ("sys/fs/cgroup/memory/memory.limit_in_bytes", "sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        try:
+            with open(os.path.join(root, limit), encoding="ascii") as fh:
+                text = fh.read().strip()
+            if text == "max" or int(text) >= 2**60:  # no limit (v1 writes a huge number)
+                continue
+            with open(os.path.join(root, usage), encoding="ascii") as fh:
+                found.append(max(0, int(text) - int(fh.read().strip())))
+            break
+        except (OSError, ValueError):
+            continue
+    return min(found) if found else None
 
 
 def memory_note(tile: int | None, fixed: int | None = None, available: int | None = None) -> str | None:
