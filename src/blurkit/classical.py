@@ -328,7 +328,7 @@ def tune_wiener_balance(
         >>> best, scores[1e-3] > scores[1.0]
         (0.001, True)
     """
-    values: Iterable[Any] = (np.atleast_1d(sigma_values)
+    values: Iterable[Any] = (np.atleast_1d(cast(Any, sigma_values))  # (NumPy 2.0's stubs refuse the union)
                              if np.isscalar(sigma_values) or isinstance(sigma_values, np.ndarray)
                              else cast(Iterable[Any], sigma_values))  # a list, a tuple, a generator, a set
     sigmas = [float(s) for s in values]
