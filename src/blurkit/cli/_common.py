@@ -155,11 +155,13 @@ def flag_reason(why: str) -> str:
                   "pass a larger --max-pixels", why)
 
 
-def check_output(path: Any, arg: str, *, folder: bool = False) -> Path:
+def check_output(path: Any, arg: str, *, folder: bool = False, stream: bool = True) -> Path:
     """Check, before any work, that ``path`` can be written as a file (or a ``folder``): neither it nor a
     parent is in the way (a file where a folder must be, or a folder where the file must be), and the
     nearest existing folder it goes in takes a new file (a temporary one is made and removed: a read-only
-    folder or file system, or no permission, fails here, not after hours of work).
+    folder or file system, or no permission, fails here, not after hours of work). A pipe, a device or an
+    open descriptor's name (``/dev/stdout``) is written into as it is (see ``atomic_open``) where ``stream``,
+    and refused otherwise (a model file, a zip archive written whole).
 
     Examples:
         >>> import tempfile
@@ -177,6 +179,9 @@ def check_output(path: Any, arg: str, *, folder: bool = False) -> Path:
     path = Path(path)
     if not folder and (open_descriptor(path) is not None or is_special_file(path)):
         # /dev/stdout, /dev/null, a FIFO, a shell's >(...): written into as they are (see atomic_open)
+        if not stream:
+            raise CLIError(f"{arg} {path}: not a regular file (a pipe, a device or a descriptor): a model file "
+                           "is a zip archive written whole; give a file name")
         try:
             mode = os.stat(path).st_mode
         except OSError as exc:  # a closed descriptor's /dev/fd/N

@@ -114,12 +114,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix != ".keras":
         raise CLIError(f"--out must end in .keras, got {out}")
-    check_output(out, "--out")
-    from blurkit.data.io import is_special_file, open_descriptor
-
-    if open_descriptor(out) is not None or is_special_file(out):
-        raise CLIError(f"--out {out}: not a regular file (a pipe, a device or a descriptor): a model file is a zip "
-                       "archive written whole; give a file name")
+    check_output(out, "--out", stream=False)
     if args.curves:
         check_output(args.curves, "--curves")
         from blurkit.cli.evaluate import FIGURE_SUFFIXES
