@@ -236,6 +236,16 @@ def test_train_errors(photos, tmp_path, capsys):
     assert not list(tmp_path.rglob("*.keras")) and not list(tmp_path.glob("*.resume"))
 
 
+def test_train_out_must_be_a_regular_file(photos, tmp_path, capsys):
+    """A pipe is written into where a figure or scores go, not where a model goes (a zip archive, written
+    whole): the save had renamed a file over the link, before any work was refused."""
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "m.keras").symlink_to(tmp_path / "fifo")
+    _error(capsys, ["train", str(photos), *TINY_TRAIN, "-o", str(tmp_path / "m.keras")],
+           "m.keras: not a regular file (a pipe, a device or a descriptor)")
+    assert (tmp_path / "m.keras").is_symlink()
+
+
 def test_train_time_limit_pauses_and_resume_goes_on(photos, tmp_path, capsys):
     """--time-limit stops as a pause: the training state is kept and the same command with --resume goes on
     (it used to be marked finished, and --resume started afresh over OUT); --resume after a finished run is
