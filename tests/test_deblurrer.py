@@ -128,6 +128,29 @@ class _Spoil:
         return Spoil()
 
 
+class _AtTheLastStepOfEpoch2:
+    """A Keras callback that changes the weights (``change`` of each array) after the last of epoch 2's two
+    steps: a divergence the epoch's loss does not show."""
+
+    def __new__(cls, change):
+        import keras
+
+        class Change(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                if self.epoch == 1 and batch == 1:
+                    self.model.set_weights([change(w) for w in self.model.get_weights()])
+
+            def on_epoch_begin(self, epoch, logs=None):
+                self.epoch = epoch
+
+        return Change()
+
+
+def _inflated(w: np.ndarray) -> np.ndarray:
+    """Every weight 1e12 times larger: still finite, the outputs not."""
+    return w * np.float32(1e12)
+
+
 def test_a_diverged_run_stops_and_nothing_of_it_is_saved_loaded_or_run(photo_dir, tmp_path, monkeypatch):
     """A loss that went NaN (a learning rate too high) was trained on for every epoch left, the model saved,
     reported as fine, and restored every photo to black ("done"). fit now stops at that epoch (recorded in
@@ -201,17 +224,7 @@ def test_a_divergence_after_the_last_step_of_an_epoch_is_caught_and_early_stoppi
     stopping's best weights never came back (the fit docstring says they do), and a predict built before the
     fit ran the NaN model to black images. Now: TrainingDivergedError, the best epoch's weights, and predict
     on them."""
-    import keras
-
     from blurkit.deblurrer import TrainingDivergedError
-
-    class BreakLastStep(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            if self.epoch == 1 and batch == 1:  # the last of the epoch's two steps
-                self.model.set_weights([np.full_like(w, np.nan) for w in self.model.get_weights()])
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.epoch = epoch
 
     d = Deblurrer(model="unet", model_options=TINY, **FAST)
     x = np.random.default_rng(2).integers(0, 256, (20, 24, 3), dtype=np.uint8)
@@ -219,7 +232,7 @@ def test_a_divergence_after_the_last_step_of_an_epoch_is_caught_and_early_stoppi
     with pytest.raises(TrainingDivergedError, match=r"^training diverged: after epoch 2 the weights hold NaN or "
                                                     r"infinite values; lower the learning rate"):
         d.fit(photo_dir, epochs=3, steps_per_epoch=2, checkpoint=tmp_path / "m.keras", early_stopping=5,
-              verbose=0, callbacks=[BreakLastStep()])
+              verbose=0, callbacks=[_AtTheLastStepOfEpoch2(lambda w: np.full_like(w, np.nan))])
     assert d.training["weights_epoch"] == 1 and math.isfinite(d.history["loss"][1])
     np.testing.assert_array_equal(d.predict(x), Deblurrer.load(tmp_path / "m.keras").predict(x))
 
@@ -229,23 +242,13 @@ def test_finite_weights_that_give_nan_outputs_are_a_divergence_and_predict_refus
     success ("saved: epoch 1 of 1") and deblur wrote black images, "done". fit now stops at that epoch, predict
     refuses the NaN output, and a fit of the NaN weights a divergence leaves is refused with what to do (the
     lower learning rate it advised was blamed)."""
-    import keras
-
     from blurkit.deblurrer import TrainingDivergedError
-
-    class Inflate(keras.callbacks.Callback):  # at the end of epoch 2: every weight 1e12 times larger, finite
-        def on_train_batch_end(self, batch, logs=None):
-            if self.epoch == 1 and batch == 1:
-                self.model.set_weights([w * np.float32(1e12) for w in self.model.get_weights()])
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.epoch = epoch
 
     d = Deblurrer(model="unet", model_options=TINY, **FAST)
     with pytest.raises(TrainingDivergedError, match=r"^training diverged: after epoch 2 the model's output on a "
                                                     r"test image is NaN or infinite"):
         d.fit(photo_dir, epochs=3, steps_per_epoch=2, checkpoint=tmp_path / "m.keras", validation_split=0,
-              verbose=0, callbacks=[Inflate()])
+              verbose=0, callbacks=[_AtTheLastStepOfEpoch2(_inflated)])
     assert len(Deblurrer.read_metadata(tmp_path / "m.keras")["history"]["loss"]) == 1  # epoch 1's
     with pytest.raises(ValueError, match=r"the model's output holds NaN values: its weights are finite"):
         d.predict(np.full((24, 20, 3), 128, np.uint8))
@@ -257,23 +260,13 @@ def test_finite_weights_that_give_nan_outputs_are_a_divergence_and_predict_refus
 
 def test_a_non_finite_validation_loss_is_a_divergence(photo_dir, tmp_path):
     """With validation, epoch 1's val_loss was nan and training went on (its state saved to go on from)."""
-    import keras
-
     from blurkit.deblurrer import TrainingDivergedError
-
-    class Inflate(keras.callbacks.Callback):  # the last step of epoch 2: weights finite, outputs not
-        def on_train_batch_end(self, batch, logs=None):
-            if self.epoch == 1 and batch == 1:
-                self.model.set_weights([w * np.float32(1e12) for w in self.model.get_weights()])
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.epoch = epoch
 
     d = Deblurrer(model="unet", model_options=TINY, **FAST)
     with pytest.raises(TrainingDivergedError, match=r"^training diverged: the validation loss of epoch 2 is "
                                                     r"(nan|inf): the model's outputs are no longer finite"):
         d.fit(photo_dir, epochs=3, steps_per_epoch=2, checkpoint_dir=tmp_path / "state", verbose=0,
-              callbacks=[Inflate()])
+              callbacks=[_AtTheLastStepOfEpoch2(_inflated)])
     assert len(Deblurrer.read_metadata(tmp_path / "state" / "last.keras")["history"]["loss"]) == 1
 
 
