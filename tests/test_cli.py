@@ -710,6 +710,25 @@ def test_evaluate_writes_json_and_figure(model, photos, tmp_path, capsys):
     assert again["per_image"] == scores["per_image"][:2]  # deterministic
 
 
+def test_evaluate_crop_border(model, photos, tmp_path, capsys):
+    """--crop-border N: the scores leave N px out on every side (said on the first line and in the JSON), the
+    per-image scores those of Deblurrer.evaluate(crop_border=N); below 0 a usage error before any work."""
+    from blurkit import Deblurrer
+
+    js = tmp_path / "s.json"
+    capsys.readouterr()
+    assert main(["evaluate", str(model), str(photos), "--json", str(js), "--crop-border", "6"]) == 0
+    assert ", 6 px border left out of the scores" in capsys.readouterr().out
+    scores = json.loads(js.read_text())
+    assert scores["crop_border"] == 6
+    direct = Deblurrer.load(model).evaluate(photos, per_image=True, crop_border=6)
+    assert [r["model"]["psnr"] for r in scores["per_image"]] == pytest.approx(
+        [r["model"]["psnr"] for r in direct["per_image"]], abs=1e-6)
+    assert main(["evaluate", str(model), str(photos), "--json", str(js)]) == 0
+    assert json.loads(js.read_text())["per_image"][0]["model"] != scores["per_image"][0]["model"]
+    _error(capsys, ["evaluate", str(model), str(photos), "--crop-border", "-1"], "--crop-border must be 0 or more")
+
+
 def test_evaluate_skips_unreadable_files(model, photos, tmp_path, capsys):
     """Like deblur and fit, evaluate reports an unreadable file and scores the others."""
     import shutil

@@ -753,6 +753,44 @@ def test_evaluate_skips_an_image_too_small_to_score(trained, photo_dir, tmp_path
     assert scores["model"] == trained.evaluate(photo_dir)["model"]
 
 
+def test_evaluate_crop_border_scores_the_images_without_their_border(trained):
+    """crop_border (BasicSR's): each photo is restored whole, then the sharp, restored and blurred images are
+    cut by as much on every side before every metric; the restored image given to on_image is whole."""
+    from skimage import data
+
+    from blurkit.metrics import psnr, ssim
+
+    photos = [data.astronaut()[:64, :80], data.chelsea()[:50, :70]]
+    whole: list = []
+    scores = trained.evaluate(photos, per_image=True, crop_border=7, on_image=lambda row, r: whole.append(r))
+    assert scores["crop_border"] == 7 and trained.evaluate(photos)["crop_border"] == 0
+    assert scores["per_image"][0]["blur"] == trained.evaluate(photos, per_image=True)["per_image"][0]["blur"]
+    for i, (row, restored) in enumerate(zip(scores["per_image"], whole, strict=True)):
+        b, s = trained.test_pair(photos, i)
+        assert restored.shape == s.shape  # whole
+        cut = (slice(7, -7), slice(7, -7))
+        assert row["model"]["psnr"] == pytest.approx(float(psnr(s[cut], restored[cut])), abs=1e-9)
+        assert row["model"]["ssim"] == pytest.approx(float(ssim(s[cut], restored[cut])), abs=1e-9)
+        assert row["blurred"]["psnr"] == pytest.approx(float(psnr(s[cut], b[cut])), abs=1e-9)
+        assert row["blurred"]["psnr"] != pytest.approx(float(psnr(s, b)), abs=1e-3)  # the border did count
+    assert scores["model"]["psnr"] == pytest.approx(np.mean([r["model"]["psnr"] for r in scores["per_image"]]))
+    for bad in (-1, 1.5, True, "3"):
+        with pytest.raises(ValueError, match=r"crop_border must be a whole number of pixels, 0 or more"):
+            trained.evaluate(photos, crop_border=bad)
+
+
+def test_evaluate_skips_an_image_too_small_once_its_border_is_cut(trained):
+    """An image of 30 px with 10 px cut from each side leaves 10: below SSIM's window, skipped and named."""
+    from skimage import data
+
+    photos = [data.astronaut()[:64, :64], data.camera()[:30, :60]]
+    with pytest.warns(UserWarning, match=r"30x60 px is too small to score \(SSIM needs at least 11x11 left "
+                                         r"after the 10 px border is cut\)"):
+        scores = trained.evaluate(photos, crop_border=10)
+    assert scores["images"] == 1 and [r["index"] for r in scores["skipped"]] == [1]
+    assert trained.evaluate(photos, crop_border=9)["images"] == 2  # 12 px left
+
+
 def test_evaluate_skips_a_float_image_it_cannot_score(trained, photo_dir, tmp_path):
     """A float TIFF with samples above 1 (HDR) is read with a warning, and scoring it raised "float images are
     taken as [0, 1]": `blurkit evaluate` stopped (exit 2) without naming the file. One with NaN samples said

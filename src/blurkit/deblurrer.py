@@ -1406,7 +1406,7 @@ class Deblurrer:
     def evaluate(self, data: Any, *, per_image: bool = False, max_images: int | None = None,
                  progress: bool = False, blur: Any = None, blur_options: dict | None = None,
                  ensemble: int = 1, known_sigma: bool = False, metrics: Sequence[str] = (), seed: int = 0,
-                 max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                 max_pixels: int | None = DEFAULT_MAX_PIXELS, crop_border: int = 0,
                  on_image: Callable[[dict, np.ndarray], Any] | None = None) -> dict[str, Any]:
         """Score the model against the blurred input, image by image at full resolution.
 
@@ -1430,14 +1430,19 @@ class Deblurrer:
                 blur and photos give the same inputs whatever the model (its own ``seed`` plays no part). 0
                 gives the inputs of the model cards' scores. Given pairs ignore it.
             max_pixels: As in :meth:`fit`.
+            crop_border: Pixels left out of the scores on every side of the image (BasicSR's
+                ``crop_border``; default 0, none): each image is restored whole, then the sharp, restored and
+                blurred images are cut by as much before every metric, so the scores leave out the border,
+                where a restoration pays for the frame's edge (what the border mode invented beyond it).
+                An image left smaller than SSIM's 11x11 window is skipped, as one too small to score.
             on_image: Called after each image is scored, with its row (as in ``per_image``) and the restored
-                image that was scored (float32, the blurred input's shape): to keep some for a figure, or to
-                write them, without restoring them again.
+                image that was scored (float32, the blurred input's shape, whole: not cut by
+                ``crop_border``): to keep some for a figure, or to write them, without restoring them again.
 
         Returns:
             ``{"model": {metric: mean}, "blurred": {metric: mean}, "gain_db": psnr gain, "gain_images": k,
             "images": n, "skipped": [...], "blur": the blur generator (``serialize_blur``; None for pairs),
-            "seed" (None for pairs), "ensemble", "known_sigma"}`` (plus ``"per_image"``: each image's name,
+            "seed" (None for pairs), "ensemble", "known_sigma", "crop_border"}`` (plus ``"per_image"``: each image's name,
             ``index`` in ``data``, scores and, for sharp photos, ``"blur"``: the parameters drawn for it, e.g.
             its ``sigma``).
             Metrics: PSNR (dB, RGB, data range 1), SSIM (scikit-image convention), MSE, accuracy (within
@@ -1451,8 +1456,8 @@ class Deblurrer:
 
         Raises:
             ValueError: No image to evaluate, or none can be read (the message names them and says why); a
-                bad ``ensemble``, ``blur_options``, ``known_sigma`` or ``seed`` setting (checked before any
-                image is read).
+                bad ``ensemble``, ``blur_options``, ``known_sigma``, ``seed`` or ``crop_border`` setting
+                (checked before any image is read).
 
         Examples:
             >>> from skimage import data
@@ -1475,6 +1480,9 @@ class Deblurrer:
         if max_images is not None and (isinstance(max_images, bool) or not isinstance(max_images, numbers.Integral)
                                        or max_images < 1):  # 0 said "no images to evaluate", 1.5 took 1
             raise ValueError(f"max_images must be a whole number of at least 1 (or None: all), got {max_images!r}")
+        if isinstance(crop_border, bool) or not isinstance(crop_border, numbers.Integral) or crop_border < 0:
+            raise ValueError(f"crop_border must be a whole number of pixels, 0 or more, got {crop_border!r}")
+        crop_border = int(crop_border)
         src = resolve_source(data)
         if src.kind == "pairs" and (blur is not None or blur_options or known_sigma):
             raise ValueError("blur, blur_options and known_sigma are for sharp photos blurred here: the blur of "
@@ -1491,7 +1499,7 @@ class Deblurrer:
         skipped: list[dict[str, Any]] = []
         with _tile_bars(progress):  # and a bar of a large photo's tiles, as predict(progress=True) shows
             self._score_all(src, n, rows, skipped, progress, max_pixels, blur, seed, known_sigma, ensemble, fns,
-                            on_image)
+                            on_image, crop_border)
         if not rows:
             if skipped:
                 why = "; ".join(row["error"] for row in skipped[:3])
@@ -1512,16 +1520,17 @@ class Deblurrer:
         out["skipped"] = skipped
         out["blur"] = None if src.kind == "pairs" else serialize_blur(blur)
         out["seed"] = None if src.kind == "pairs" else int(seed)
-        out["ensemble"], out["known_sigma"] = ensemble, bool(known_sigma)
+        out["ensemble"], out["known_sigma"], out["crop_border"] = ensemble, bool(known_sigma), crop_border
         if per_image:
             out["per_image"] = rows
         return out
 
     def _score_all(self, src: Any, n: int, rows: list, skipped: list, progress: bool, max_pixels: int | None,
-                   blur: Any, seed: int, known_sigma: bool, ensemble: int, fns: dict, on_image: Any) -> None:
+                   blur: Any, seed: int, known_sigma: bool, ensemble: int, fns: dict, on_image: Any,
+                   crop: int = 0) -> None:
         """:meth:`evaluate`'s loop over the first ``n`` items of ``src``: appends each scored image's row to
         ``rows`` (and calls ``on_image`` with it and the restored image), and what it skips, and why, to
-        ``skipped``."""
+        ``skipped``; the scores leave out ``crop`` pixels on every side."""
         from blurkit._progress import bar
         from blurkit.data.io import ImageReadError, _advised
         from blurkit.metrics.functional import WIN_SIZE
@@ -1538,9 +1547,9 @@ class Deblurrer:
             b, s, params = self._test_pair(blurred, sharp, i, blur, seed)
             lo, hi = min(float(s.min()), float(b.min())), max(float(s.max()), float(b.max()))
             why = None
-            if min(s.shape[:2]) < WIN_SIZE:  # SSIM cannot score it: skipped like an unreadable file
+            if min(s.shape[:2]) - 2 * crop < WIN_SIZE:  # SSIM cannot score it: skipped like an unreadable file
                 why = (f"{src.name(i)}: {s.shape[0]}x{s.shape[1]} px is too small to score (SSIM needs at least "
-                       f"{WIN_SIZE}x{WIN_SIZE})")
+                       f"{WIN_SIZE}x{WIN_SIZE}" + (f" left after the {crop} px border is cut" if crop else "") + ")")
             elif not (0.0 <= lo and hi <= 1.0):  # a float file (HDR, say): the metrics' data range is 1
                 why = (f"{src.name(i)}: float samples outside [0, 1] (min {lo:g}, max {hi:g}) cannot be scored "
                        "with data range 1: scale or tone-map the file to [0, 1] first")
@@ -1550,9 +1559,11 @@ class Deblurrer:
                 continue
             raw = self._sigma_param(cast(dict, params)["sigma"]) if known_sigma else None  # blurred here
             r = self._predict_array(b, ensemble=ensemble, sigma=raw, scale=1.0)  # b is float32 in [0, 1]
+            cut = (slice(crop, s.shape[0] - crop), slice(crop, s.shape[1] - crop))  # the whole image at 0
+            sc, rc, bc = s[cut], r[cut], b[cut]
             rows.append({"image": src.name(i), "index": i,
-                         "model": {m: float(fn(s, r)) for m, fn in fns.items()},
-                         "blurred": {m: float(fn(s, b)) for m, fn in fns.items()}}
+                         "model": {m: float(fn(sc, rc)) for m, fn in fns.items()},
+                         "blurred": {m: float(fn(sc, bc)) for m, fn in fns.items()}}
                         | ({} if params is None else {"blur": params}))
             if on_image is not None:
                 on_image(rows[-1], r)

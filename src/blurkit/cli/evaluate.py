@@ -47,6 +47,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="write the scores (with per-image rows) to this JSON file, or to stdout with '-' (the "
                         "table then goes to stderr); strict JSON: a non-finite score, the PSNR of an image "
                         "restored exactly, is written as null")
+    p.add_argument("--crop-border", type=int, default=0, metavar="N",
+                   help="leave N pixels on every side out of the scores (BasicSR's crop_border; default 0): "
+                        "each photo is restored whole, then cut before scoring")
     add_max_pixels(p, "skip")
     add_threads(p)
     p.add_argument("--figure", help="write a blurred | restored | sharp grid (one row per image) here")
@@ -108,6 +111,8 @@ def run(args: argparse.Namespace) -> int:
     for flag, value in (("--max-images", args.max_images), ("--max-pixels", args.max_pixels)):
         if value is not None and value < 1:
             raise CLIError(f"{flag} must be at least 1, got {value}")
+    if args.crop_border < 0:
+        raise CLIError(f"--crop-border must be 0 or more, got {args.crop_border}")
     if args.figure_images < 1:
         raise CLIError(f"--figure-images must be at least 1, got {args.figure_images}")
     d = load_named(args.model)
@@ -127,14 +132,15 @@ def run(args: argparse.Namespace) -> int:
             scores = d.evaluate(data, per_image=True, max_images=args.max_images, progress=progress_shown(),
                                 blur=args.blur, blur_options=blur_options or None, ensemble=args.ensemble,
                                 known_sigma=args.known_sigma, metrics=args.metric, seed=args.seed,
-                                max_pixels=args.max_pixels,
+                                max_pixels=args.max_pixels, crop_border=args.crop_border,
                                 on_image=keep)
     except (FileNotFoundError, ValueError, TypeError, KeyError) as exc:
         # not a usage error (2): no image could be read, or the model cannot restore any
         failed = isinstance(exc, ValueError) and str(exc).startswith(("none of the", "the model's output"))
         raise CLIError(error_text(exc), status=1 if failed else 2) from None
     how = "".join([f", ensemble x{args.ensemble}" if args.ensemble > 1 else "",
-                   ", the true sigma given" if args.known_sigma else ""])
+                   ", the true sigma given" if args.known_sigma else "",
+                   f", {args.crop_border} px border left out of the scores" if args.crop_border else ""])
     if args.pairs:
         print(f"{count(scores['images'], 'pair')} from {args.pairs[0]} and {args.pairs[1]}{how}", file=out)
     else:
