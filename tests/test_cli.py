@@ -814,11 +814,76 @@ def test_evaluate_fails_with_status_1_when_no_image_can_be_read(model, tmp_path,
     assert err.startswith("blurkit evaluate: error: none of the 1 images can be read") and "a.png" in err
 
 
+def test_train_init_fine_tunes_a_model_from_its_own_weights(model, photos, tmp_path, capsys):
+    """--init FILE trains that model further: its architecture and weights (at a learning rate of 1e-12 they
+    stay where they were, not a new model's random ones), its blur with --sigma set, its settings where no
+    flag gives one; a history of this run alone, and a training record naming the file by its SHA-256."""
+    import hashlib
+
+    base = Deblurrer.load(model)
+    out = tmp_path / "ft.keras"
+    argv = ["train", str(photos), "--init", str(model), "--sigma", "1.5", "--epochs", "1", "--steps-per-epoch",
+            "1", "--lr", "1e-12", "-o", str(out), "--quiet"]
+    assert main(argv) == 0
+    ft = Deblurrer.load(out)
+    assert [w.shape for w in ft.model.weights] == [w.shape for w in base.model.weights]
+    for a, b in zip(ft.model.get_weights(), base.model.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    assert ft.model_spec == base.model_spec
+    assert ft.blur.get_config() == {**base.blur.get_config(), "sigma": 1.5}
+    assert (ft.patch_size, ft.batch_size, ft.loss) == (base.patch_size, base.batch_size, base.loss) == (32, 2, "mse")
+    assert ft.learning_rate == pytest.approx(1e-12) and len(ft.history["loss"]) == 1
+    assert ft.training["init"] == {"file": str(model), "sha256": hashlib.sha256(model.read_bytes()).hexdigest()}
+    assert "init" not in base.training  # a model built by `train` started from nothing
+    assert main([*argv[:-5], "--lr", "1e-3", "-o", str(tmp_path / "moved.keras"), "--quiet"]) == 0
+    moved = Deblurrer.load(tmp_path / "moved.keras")  # trained: the weights moved from the file's
+    assert not all(np.allclose(a, b, atol=1e-6)
+                   for a, b in zip(moved.model.get_weights(), base.model.get_weights(), strict=True))
+
+
+def test_train_init_a_preset_takes_its_settings(photos, tmp_path, monkeypatch):
+    """--init gaussian-v1: the preset's architecture, blur, loss, learning rate and patch and batch sizes
+    where no flag gives one; flags win; its record names the preset (no training here: the wiener_unet takes
+    tens of seconds to trace)."""
+    from blurkit.cli import train as train_cmd
+    from blurkit.cli.main import build_parser
+    from blurkit.presets import SHA256
+
+    def made(*flags: str) -> Deblurrer:
+        args = build_parser().parse_args(["train", str(photos), "--init", "gaussian-v1", *flags])
+        return train_cmd._fine_tuned(args, {"sigma": 2.0} if "--sigma" in flags else {})
+
+    preset = Deblurrer.from_preset("gaussian-v1")
+    d = made()
+    assert d.model_spec == preset.model_spec and repr(d).startswith("Deblurrer(model='wiener_unet'")
+    assert d.blur.get_config() == preset.blur.get_config() and d.blur.get_config()["quantize"] is True
+    assert (d.loss, d.learning_rate, d.patch_size, d.batch_size, d.patches_per_image) == (
+        "psnr_loss", pytest.approx(2e-4), 160, 4, 4)
+    assert d.history == {} and d._loaded["preset"] == "gaussian-v1" and d._loaded["sha256"] == SHA256["gaussian-v1"]
+    d = made("--lr", "1e-5", "--patch-size", "64", "--batch-size", "2", "--loss", "l1", "--sigma", "2")
+    assert (d.loss, d.learning_rate, d.patch_size, d.batch_size) == ("l1", pytest.approx(1e-5), 64, 2)
+    assert d.blur.get_config() == {**preset.blur.get_config(), "sigma": 2.0}
+
+
+def test_train_init_errors(model, photos, tmp_path, capsys):
+    """--init names the architecture: --model, --model-option and --channels are refused with it, before any
+    work; a missing file is named."""
+    out = str(tmp_path / "m.keras")
+    _error(capsys, ["train", str(photos), "--init", str(model), "--model", "unet", "-o", out],
+           "--model build a new model; --init", "drop one or the other")
+    _error(capsys, ["train", str(photos), "--init", "gaussian-v1", "--model-option", "width=8", "--channels", "1",
+                    "-o", out], "--model-option and --channels build a new model")
+    _error(capsys, ["train", str(photos), "--init", str(tmp_path / "none.keras"), "-o", out],
+           "model file not found", "none.keras")
+    assert not Path(out).exists()
+
+
 def test_a_preset_given_where_a_model_builder_or_file_goes_is_named(photos, tmp_path, capsys):
     """``train --model gaussian-v1`` said "unknown model" with the builders' list; ``demo --model gaussian-v1``
     said the file was not found. Both now say it is a preset, and what to do."""
     err = _error(capsys, ["train", str(photos), "--model", "gaussian-v1", "-o", str(tmp_path / "m.keras")],
-                 "--model gaussian-v1 is a shipped preset", "wiener_unet", "Deblurrer.from_preset('gaussian-v1')")
+                 "--model gaussian-v1 is a shipped preset", "wiener_unet", "To train the preset further: --init "
+                 "gaussian-v1")
     assert not (tmp_path / "m.keras").exists() and "unknown model" not in err
     _error(capsys, ["demo", "--model", "gaussian-v1", "--out", str(tmp_path / "d")],
            "model file not found: gaussian-v1 (a preset's name: --preset gaussian-v1)")

@@ -342,6 +342,9 @@ class Deblurrer:
 
     #: The file a Deblurrer was loaded from (:meth:`load`), else None.
     source: str | None = None
+    #: What :meth:`fit` records as the weights it started from (``training["init"]``): the file's name and
+    #: SHA-256, and the preset's name for a shipped one; None for a model built here.
+    _loaded: dict[str, Any] | None = None
     _saved_components: dict[str, Any] | None = None  # the loaded file's component provenance
 
     def __init__(
@@ -678,7 +681,10 @@ class Deblurrer:
                 there; ``training["time_limit_reached"]`` says it happened.
 
         Returns:
-            The Keras ``History`` of this call; :attr:`history` accumulates over calls.
+            The Keras ``History`` of this call; :attr:`history` accumulates over calls. :attr:`training`
+            records the run's data and settings, and, for a model loaded from a file (:meth:`load`,
+            :meth:`from_preset`: fine-tuning), ``training["init"]``: that file's name and SHA-256 (and the
+            preset's name), the weights this training started from.
 
         Raises:
             TrainingDivergedError: The training loss became NaN or infinite: the epoch is recorded in
@@ -799,6 +805,8 @@ class Deblurrer:
         }
         if replicas > 1:
             self.training["replicas"] = replicas
+        if self._loaded is not None:  # the weights it started from: a fine-tuned preset's file says which
+            self.training["init"] = dict(self._loaded)
         if restored is not None:
             self.training["resumed_at_epoch"] = first
         if first >= end:  # nothing left to do: the saved run finished (or stopped early)
@@ -1817,6 +1825,7 @@ class Deblurrer:
         d.validation = meta.get("validation") or {}
         d.training = meta.get("training") or {}
         d.source = str(path)
+        d._loaded = {"file": str(path), "sha256": _sha256(path)}
         d._saved_components = components
         if compile:
             d.compile()
@@ -1868,6 +1877,8 @@ class Deblurrer:
         from blurkit.presets import preset_path
 
         d = cls.load(preset_path(name))
+        if d._loaded is not None:
+            d._loaded = {"preset": name, **d._loaded}
         if d.fixed_size is None:
             d.tile_size, d.tile_overlap = DEFAULT_TILE_SIZE, DEFAULT_TILE_OVERLAP
         d.estimate_tile = DEFAULT_ESTIMATE_TILE
@@ -2285,6 +2296,14 @@ def _settings(d: Deblurrer, data: Any, train_src: Any, val_src: Any, steps: int,
         "optimizer": type(d.model.optimizer).__name__,
     }
     return json.loads(json.dumps(_jsonable(out)))
+
+
+def _sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 (hex) of a file's bytes."""
+    import hashlib
+
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def _relative_names(items: list[Any]) -> list[Any]:

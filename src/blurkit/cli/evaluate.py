@@ -187,16 +187,11 @@ def _provenance(args: argparse.Namespace, d) -> dict:
     data, the date and the package versions (the blur, its seed and each image's drawn parameters are in the
     scores)."""
     import datetime as dt
-    import hashlib
-    from pathlib import Path
 
     from blurkit.deblurrer import _versions
     from blurkit.presets import DEFAULT_PRESET
 
-    source = getattr(d, "source", None)
-    digest = None
-    if source and Path(source).is_file():
-        digest = hashlib.sha256(Path(source).read_bytes()).hexdigest()
+    digest = (d._loaded or {}).get("sha256")  # of the file as it was loaded
     return {"model": args.model or DEFAULT_PRESET, "model_sha256": digest,
             "data": list(args.pairs) if args.pairs else args.data, "max_images": args.max_images,
             "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "versions": _versions()}

@@ -31,23 +31,28 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--validation", help="separate validation photos (default: a seeded split of DATA)")
     p.add_argument("--val-split", type=float,
                    help="fraction of DATA held out for validation when there is no --validation (0.1)")
-    p.add_argument("--model", default="unet", help="model builder (see `blurkit list models`; default unet)")
+    p.add_argument("--model", help="model builder (see `blurkit list models`; default unet)")
+    p.add_argument("--init", metavar="MODEL",
+                   help="fine-tune this model instead of building a new one: a .keras file or a preset's name "
+                        "(gaussian-v1); its architecture, blur, loss, learning rate and patch, batch and tile "
+                        "sizes are the defaults, --sigma and --blur-option change its own blur")
     p.add_argument("--model-option", action="append", metavar="KEY=VALUE", help="builder option, repeatable")
-    p.add_argument("--blur", default="gaussian", help="blur generator (default gaussian)")
-    p.add_argument("--sigma", help="gaussian sigma: a number (2) or a range (0.5:3); default 0.3:3.5")
+    p.add_argument("--blur", help="blur generator (default gaussian; with --init the model's own)")
+    p.add_argument("--sigma", help="gaussian sigma: a number (2) or a range (0.5:3); default 0.3:3.5 (with "
+                   "--init the model's own)")
     p.add_argument("--blur-option", action="append", metavar="KEY=VALUE",
                    help="blur option, repeatable: quantize=true rounds the inputs to 8 bits as photo files are "
                         "(the presets' recipe; off by default), noise=0:0.02, jpeg=50:95")
     p.add_argument("--epochs", type=int, default=10, help="default 10")
     p.add_argument("--steps-per-epoch", type=int, help="batches per epoch (default: each image once)")
-    p.add_argument("--batch-size", type=int, default=16, help="patches per step (default 16)")
-    p.add_argument("--patch-size", type=int, default=96,
+    p.add_argument("--batch-size", type=int, help="patches per step (default 16)")
+    p.add_argument("--patch-size", type=int,
                    help="side of the square training patches in px (default 96); a fixed-size model (the "
                         "autoencoder) trains at its own input size")
-    p.add_argument("--patches-per-image", type=int, default=4, help="random patches cut from each photo per "
+    p.add_argument("--patches-per-image", type=int, help="random patches cut from each photo per "
                    "epoch (default 4)")
-    p.add_argument("--lr", type=float, default=1e-3, help="initial learning rate (Adam; default 0.001)")
-    p.add_argument("--loss", default="mse", choices=LOSSES,
+    p.add_argument("--lr", type=float, help="initial learning rate (Adam; default 0.001)")
+    p.add_argument("--loss", choices=LOSSES,
                    help="training loss (default mse; psnr_loss: -PSNR per image, weighs mild and strong blur alike)")
     p.add_argument("--early-stopping", type=int, metavar="PATIENCE", help="stop after PATIENCE flat epochs")
     p.add_argument("--time-limit", type=float, metavar="MINUTES",
@@ -110,7 +115,13 @@ def run(args: argparse.Namespace) -> int:
         builder = (Deblurrer.read_metadata(preset_path(args.model)).get("model") or {}).get("name")
         raise CLIError(f"--model {args.model} is a shipped preset, not a model builder: train builds a new model "
                        f"(`blurkit list models`; {args.model}'s architecture is {builder}). To train the preset "
-                       f"further, load it in Python: Deblurrer.from_preset({args.model!r}).fit(...)")
+                       f"further: --init {args.model}")
+    if args.init:  # the architecture is the model's
+        given = [flag for flag, value in (("--model", args.model), ("--model-option", args.model_option),
+                                          ("--channels", args.channels)) if value is not None]
+        if given:
+            raise CLIError(f"{' and '.join(given)} build a new model; --init {args.init} trains that model's "
+                           "architecture further: drop one or the other")
     out = Path(args.out)
     if out.suffix != ".keras":
         raise CLIError(f"--out must end in .keras, got {out}")
@@ -148,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
         if value is not None and not 0 < value < math.inf:
             raise CLIError(f"{name} must be a positive number, got {value}")
     blur_options = parse_blur_options(args)
-    if args.pairs and (blur_options or args.blur != "gaussian"):
+    if args.pairs and (blur_options or args.blur is not None):
         raise CLIError("--blur, --blur-option and --sigma make the blurred side of sharp photos; with --pairs the "
                        "blurred photos are given (made by `blurkit make-pairs` with its own blur options)")
     state_dir = Path(args.checkpoint_dir) if args.checkpoint_dir else out.with_name(out.stem + ".resume")
@@ -177,15 +188,17 @@ def run(args: argparse.Namespace) -> int:
     from blurkit.deblurrer import Deblurrer, TrainingDivergedError
 
     try:
-        d = Deblurrer(
-            model=args.model, blur=_pairs_blur(args.pairs[0]) or args.blur if args.pairs else args.blur,
+        d = _fine_tuned(args, blur_options) if args.init else Deblurrer(
+            model=args.model or "unet",
+            blur=_pairs_blur(args.pairs[0]) or "gaussian" if args.pairs else args.blur or "gaussian",
             model_options=parse_options(args.model_option, "--model-option"),
-            blur_options=blur_options, channels=args.channels, loss=args.loss, learning_rate=args.lr,
-            patch_size=args.patch_size, batch_size=args.batch_size, patches_per_image=args.patches_per_image,
-            seed=args.seed,
+            blur_options=blur_options, channels=args.channels, loss=_or(args.loss, "mse"),
+            learning_rate=_or(args.lr, 1e-3), patch_size=_or(args.patch_size, 96),
+            batch_size=_or(args.batch_size, 16), patches_per_image=_or(args.patches_per_image, 4), seed=args.seed,
         )
     except (KeyError, TypeError, ValueError) as exc:
-        what = f"--model {args.model}, --blur {args.blur}"
+        what = f"--init {args.init}" if args.init else f"--model {args.model or 'unet'}"
+        what += f", --blur {args.blur or ('its own' if args.init else 'gaussian')}"
         if blur_options:
             what += f" with options {blur_options}"
         raise CLIError(f"{error_text(exc)} ({what})") from None
@@ -251,6 +264,34 @@ def run(args: argparse.Namespace) -> int:
         print(_summary(d, out, args.epochs, args.early_stopping, paused))
         print(f"curves: {curves}")
     return 0
+
+
+def _fine_tuned(args: argparse.Namespace, blur_options: dict) -> Any:
+    """The Deblurrer ``--init`` asks for: the model (a file or a preset) with its weights, and its settings
+    where no flag gives one; its blur with ``--blur-option`` / ``--sigma`` set, another with ``--blur``, the
+    pairs' own with ``--pairs``. Its history is not carried on: this run's curves and epochs are its own (the
+    training record names the file it started from)."""
+    from blurkit.cli._common import load_named
+    from blurkit.deblurrer import Deblurrer
+
+    base = load_named(args.init)
+    if args.pairs:
+        blur = _pairs_blur(args.pairs[0]) or base.blur
+    else:
+        blur = base._eval_blur(args.blur, blur_options or None)
+    d = Deblurrer(model=base.model, blur=blur, loss=_or(args.loss, base.loss),
+                  learning_rate=_or(args.lr, base.learning_rate), patch_size=_or(args.patch_size, base.patch_size),
+                  batch_size=_or(args.batch_size, base.batch_size),
+                  patches_per_image=_or(args.patches_per_image, base.patches_per_image), tile_size=base.tile_size,
+                  tile_overlap=base.tile_overlap, estimate_tile=base.estimate_tile, seed=args.seed)
+    d.model_spec, d._saved_components, d.source = base.model_spec, base._saved_components, base.source
+    d._loaded = base._loaded
+    return d
+
+
+def _or(value: Any, default: Any) -> Any:
+    """``value`` where a flag gave one (0 included: the checks refuse it by name), else ``default``."""
+    return default if value is None else value
 
 
 def _whole_history(d: Any, out: Path) -> bool:
