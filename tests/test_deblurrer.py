@@ -1861,6 +1861,23 @@ def test_a_deblurrer_goes_to_a_spawned_worker(tmp_path):
     np.testing.assert_array_equal(deep.predict(photo), d.predict(photo))
 
 
+def test_a_pickled_deblurrer_keeps_the_file_it_was_loaded_from(tmp_path):
+    """A Deblurrer travels pickled as a temporary file's bytes: the copy names the file the original came from
+    (source, and the training record's init of a fit in a worker), not that temporary file; one built in
+    memory none."""
+    import pickle
+
+    from blurkit.presets import SHA256
+
+    preset = pickle.loads(pickle.dumps(Deblurrer.from_preset("gaussian-v1")))
+    assert preset.source.endswith("gaussian-v1.keras") and Path(preset.source).is_file()
+    assert preset._loaded["preset"] == "gaussian-v1" and preset._loaded["sha256"] == SHA256["gaussian-v1"]
+    built = pickle.loads(pickle.dumps(Deblurrer(model="unet", model_options=TINY, **FAST)))
+    assert built.source is None and built._loaded is None
+    built.fit(np.zeros((2, 32, 32, 3), np.uint8), epochs=1, steps_per_epoch=1, validation_split=0, verbose=0)
+    assert "init" not in built.training
+
+
 def test_resume_names_of_files_on_two_drives(monkeypatch):
     """On Windows a list naming files on C: and D: has no common folder (os.path.commonpath raises
     ValueError): every fit with a state folder would have failed at its start. They keep absolute names."""

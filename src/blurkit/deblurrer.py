@@ -1912,7 +1912,7 @@ class Deblurrer:
         with tempfile.TemporaryDirectory() as tmp:
             path = self.save(Path(tmp) / "deblurrer.keras")
             data = path.read_bytes()
-        return _unpickle, (data,)
+        return _unpickle, (data, self.source, self._loaded)
 
     def __copy__(self) -> Deblurrer:
         """A shallow copy, as for any object (the same model); pickling alone goes through a saved file."""
@@ -2185,14 +2185,17 @@ def _from_unit_tile(y: np.ndarray, scale: float, dtype: np.dtype, mean: bool = F
     return y
 
 
-def _unpickle(data: bytes) -> Deblurrer:
-    """A Deblurrer from the bytes :meth:`Deblurrer.__reduce__` sent (a saved file's)."""
+def _unpickle(data: bytes, source: str | None = None, loaded: dict | None = None) -> Deblurrer:
+    """A Deblurrer from the bytes :meth:`Deblurrer.__reduce__` sent (a saved file's), with the file the
+    original was loaded from (None for one built in memory), not the temporary file it travelled in."""
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "deblurrer.keras"
         path.write_bytes(data)
-        return Deblurrer.load(path)
+        d = Deblurrer.load(path)
+    d.source, d._loaded = source, loaded
+    return d
 
 
 def _describe_data(data: Any) -> Any:
