@@ -41,6 +41,23 @@ def test_model_contract(name):
     assert report["final_loss"] < 0.5 * report["initial_loss"]
 
 
+@pytest.mark.parametrize("name", MODELS.list())
+def test_models_are_channels_last_whatever_keras_config_says(name):
+    """A user's keras.json with "image_data_format": "channels_first" made the U-Nets fail to build with a bare
+    TypeError and the autoencoder build a model of 2048 output channels: every builder builds channels-last
+    models (images in and out of the same shape), and puts the user's setting back."""
+    keras.config.set_image_data_format("channels_first")
+    try:
+        model = MODELS.create(name, **TINY.get(name, {}))
+        assert keras.config.image_data_format() == "channels_first"  # the user's, put back
+    finally:
+        keras.config.set_image_data_format("channels_last")
+    side = model.input_shape[1] or 24
+    x = np.random.default_rng(0).random((1, side, side, 3), np.float32)
+    assert model.input_shape[-1] == 3 and model.output_shape[-1] == 3
+    assert model(x).shape == (1, side, side, 3)
+
+
 def test_listing_models_does_not_import_tensorflow():
     code = (
         "import sys; from blurkit.registry import MODELS; import blurkit.models; "

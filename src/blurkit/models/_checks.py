@@ -1,8 +1,14 @@
-"""Argument checks shared by the model builders (standard library only)."""
+"""Argument checks and a building rule shared by the model builders (standard library only)."""
 
 from __future__ import annotations
 
+import functools
 import numbers
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
 def int_arg(name: str, value: object, minimum: int = 1) -> int:
@@ -20,3 +26,26 @@ def int_arg(name: str, value: object, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
     return int(value)
+
+
+def channels_last(builder: Callable[_P, _R]) -> Callable[_P, _R]:
+    """``builder`` building with Keras' ``image_data_format`` at ``"channels_last"``, whatever a user's
+    ``~/.keras/keras.json`` (or ``keras.config.set_image_data_format``) says, and put back afterwards: blurkit's
+    models take ``(batch, height, width, channels)`` images, and their layers record the format they were built
+    with (a keras.json of ``channels_first`` made the convolutions read an image's width as its channels: the
+    U-Nets failed to build with a bare ``TypeError``, the autoencoder built a model of 2048 output channels)."""
+
+    @functools.wraps(builder)
+    def build(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        import keras
+
+        before = keras.config.image_data_format()
+        if before == "channels_last":
+            return builder(*args, **kwargs)
+        keras.config.set_image_data_format("channels_last")
+        try:
+            return builder(*args, **kwargs)
+        finally:
+            keras.config.set_image_data_format(before)
+
+    return build

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from blurkit.models._checks import channels_last
 from blurkit.models._checks import int_arg as _positive_int
 from blurkit.registry import register_model
 
@@ -18,6 +19,7 @@ __all__ = ["autoencoder"]
 
 
 @register_model("autoencoder")
+@channels_last
 def autoencoder(
     input_size: int = 128,
     channels: int = 3,

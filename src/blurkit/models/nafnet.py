@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from blurkit.models._checks import channels_last
 from blurkit.models._checks import int_arg as _int_arg
 from blurkit.registry import register_model
 
@@ -58,6 +59,7 @@ def _naf_block(x, channels: int, name: str):
 
 
 @register_model("nafnet")
+@channels_last
 def nafnet(
     channels: int = 3,
     width: int = 16,

@@ -14,6 +14,7 @@ Keras is imported inside the builder, so importing this module (and listing the 
 
 from __future__ import annotations
 
+from blurkit.models._checks import channels_last
 from blurkit.models._checks import int_arg as _int_arg
 from blurkit.registry import register_model
 
@@ -57,6 +58,7 @@ def unet_body(x, width: int, depth: int, blocks: int, kernel_size: int):
 
 
 @register_model("unet")
+@channels_last
 def unet(channels: int = 3, width: int = 32, depth: int = 3, blocks: int = 2, kernel_size: int = 3):
     """Build a residual U-Net with a global residual connection.
 

@@ -21,6 +21,7 @@ Keras is imported inside the builder, so importing this module (and listing the 
 
 from __future__ import annotations
 
+from blurkit.models._checks import channels_last
 from blurkit.models._checks import int_arg as _int_arg
 from blurkit.models.unet import unet_body
 from blurkit.registry import register_model
@@ -29,6 +30,7 @@ __all__ = ["wiener_unet"]
 
 
 @register_model("wiener_unet")
+@channels_last
 def wiener_unet(
     channels: int = 3,
     width: int = 24,
