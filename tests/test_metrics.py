@@ -82,6 +82,23 @@ def test_contract_catches_unscaled_metric():
         check_metric(bad, keras=False)
 
 
+def test_the_contract_checks_hold_under_python_optimize():
+    """``python -O`` strips ``assert`` statements: check_metric passed a metric returning a NumPy float (and
+    any other breach) there. Its checks raise AssertionError themselves."""
+    code = ("import numpy as np\n"
+            "from blurkit.testing import check_metric\n"
+            "def bad(t, p):\n"
+            "    if np.shape(t) != np.shape(p): raise ValueError(f'{np.shape(t)} vs {np.shape(p)}')\n"
+            "    return np.float32('nan')\n"
+            "try:\n"
+            "    check_metric(bad, keras=False)\n"
+            "except AssertionError as exc:\n"
+            "    print('refused:', exc)\n")
+    proc = subprocess.run([sys.executable, "-O", "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "refused:" in proc.stdout and "must return a Python float" in proc.stdout
+
+
 def test_import_is_light():
     code = (
         "import sys, blurkit, blurkit.metrics, blurkit.metrics.functional; "

@@ -48,14 +48,21 @@ def _close(a: float, b: float, rtol: float, atol: float = 0.0) -> bool:
     return abs(a - b) <= atol + rtol * abs(b)
 
 
+def _expect(condition: object, message: str) -> None:
+    """Raise ``AssertionError(message)`` unless ``condition``: an ``assert`` statement that ``python -O`` keeps
+    (it strips ``assert``, and a broken metric passed the checks)."""
+    if not condition:
+        raise AssertionError(message)
+
+
 def _call(fn: Callable, label: str, t: Any, p: Any) -> float:
     try:
         value = fn(t, p)
     except Exception as exc:
         raise AssertionError(f"{label}: raised {type(exc).__name__}: {exc}") from exc
-    assert isinstance(value, float), (
+    _expect(isinstance(value, float), (
         f"{label}: must return a Python float, got {type(value).__name__} {value!r}"
-    )
+    ))
     return value
 
 
@@ -97,7 +104,7 @@ def check_metric(
 
     fn = METRICS.get(metric) if isinstance(metric, str) else metric
     name = metric_name(metric)
-    assert callable(fn), f"metric {name!r} is not callable: {fn!r}"
+    _expect(callable(fn), f"metric {name!r} is not callable: {fn!r}")
     if best is None:
         best = getattr(fn, "best", None)
     if symmetric is None:
@@ -112,47 +119,47 @@ def check_metric(
         vf = _call(fn, f"{where} float64", tf_, pf)
         v32 = _call(fn, f"{where} float32", tf_.astype(np.float32), pf.astype(np.float32))
         v16 = _call(fn, f"{where} uint16", t8.astype(np.uint16) * 257, p8.astype(np.uint16) * 257)
-        assert math.isfinite(v8), f"{where}: value must be finite for different images, got {v8}"
-        assert _close(v8, vf, 1e-9, 1e-12), (
+        _expect(math.isfinite(v8), f"{where}: value must be finite for different images, got {v8}")
+        _expect(_close(v8, vf, 1e-9, 1e-12), (
             f"{where}: uint8 input must equal the same image as float / 255, got {v8} (uint8) vs {vf} (float)"
-        )
-        assert _close(v16, vf, 1e-9, 1e-12), (
+        ))
+        _expect(_close(v16, vf, 1e-9, 1e-12), (
             f"{where}: uint16 input must equal the same image as float / 65535, got {v16} vs {vf}"
-        )
-        assert _close(v32, vf, 1e-4, 1e-5), f"{where}: float32 and float64 inputs differ: {v32} vs {vf}"
+        ))
+        _expect(_close(v32, vf, 1e-4, 1e-5), f"{where}: float32 and float64 inputs differ: {v32} vs {vf}")
 
         same = _call(fn, f"{where} identical images", t8, t8)
         if best is not None:
-            assert _close(same, best, 1e-9, 1e-9), (
+            _expect(_close(same, best, 1e-9, 1e-9), (
                 f"{where}: identical images must give the best value {best}, got {same}"
-            )
+            ))
         else:
             worse = [_call(fn, f"{where} float", tf_, np.clip(tf_ + d, 0, 1)) for d in (0.05, -0.2)]
-            assert all(same <= w for w in worse) or all(same >= w for w in worse), (
+            _expect(all(same <= w for w in worse) or all(same >= w for w in worse), (
                 f"{where}: identical images must give the best value, got {same} vs {worse} for different "
                 "images (declare metric.best to check it exactly)"
-            )
+            ))
         if symmetric:
             swapped = _call(fn, f"{where} swapped", p8, t8)
-            assert _close(swapped, v8, 1e-9, 1e-12), (
+            _expect(_close(swapped, v8, 1e-9, 1e-12), (
                 f"{where}: metric must be symmetric, got {v8} vs {swapped} with y_true and y_pred swapped "
                 "(set metric.symmetric = False if that is intended)"
-            )
+            ))
         if len(shape) == 4:
             each = [_call(fn, f"{where} image {i}", t8[i], p8[i]) for i in range(shape[0])]
             mean = float(np.mean(each))
-            assert _close(v8, mean, 1e-9, 1e-12), (
+            _expect(_close(v8, mean, 1e-9, 1e-12), (
                 f"{where}: a batch must give the mean of the per-image values, got {v8} vs mean {mean} of {each}"
-            )
+            ))
 
     t8, _ = _images(rng, (SIZE, SIZE, 3))
     try:
         fn(t8, t8[..., :1])
     except ValueError as exc:
         msg = str(exc)
-        assert "(32, 32, 3)" in msg and "(32, 32, 1)" in msg, (
+        _expect("(32, 32, 3)" in msg and "(32, 32, 1)" in msg, (
             f"metric {name!r}: the ValueError for different shapes must name both shapes, got {msg!r}"
-        )
+        ))
     else:
         raise AssertionError(f"metric {name!r}: shapes (32, 32, 3) and (32, 32, 1) must raise ValueError")
 
@@ -175,7 +182,7 @@ def _check_keras(metric: str | Callable, fn: Callable, name: str, rng: np.random
     conv.set_weights([0.9 * np.eye(3, dtype=np.float32)[None, None], np.full((3,), 0.05, np.float32)])
     model = keras.Model(inputs, outputs)
     km = keras_metric(metric)
-    assert km.name == name, f"keras_metric({name!r}).name must be {name!r}, got {km.name!r}"
+    _expect(km.name == name, f"keras_metric({name!r}).name must be {name!r}, got {km.name!r}")
     jit = "auto" if getattr(km, "supports_jit", True) else False
     model.compile(loss="mse", metrics=[km], jit_compile=jit)
     try:
@@ -184,10 +191,10 @@ def _check_keras(metric: str | Callable, fn: Callable, name: str, rng: np.random
         raise AssertionError(
             f"metric {name!r}: model.evaluate with keras_metric failed: {type(exc).__name__}: {exc}"
         ) from exc
-    assert name in logs, f"metric {name!r}: model.evaluate logs have no {name!r}: {sorted(logs)}"
+    _expect(name in logs, f"metric {name!r}: model.evaluate logs have no {name!r}: {sorted(logs)}")
     got = float(logs[name])
     pred = np.asarray(model.predict(x, batch_size=5, verbose=0), np.float64)
     want = fn(t.astype(np.float64), pred)
-    assert _close(got, want, 1e-4, 1e-3), (
+    _expect(_close(got, want, 1e-4, 1e-3), (
         f"metric {name!r}: Keras evaluate gives {got}, the NumPy metric on the predictions gives {want}"
-    )
+    ))
