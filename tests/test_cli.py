@@ -1326,6 +1326,82 @@ def test_on_terminal():
         assert not common.on_terminal()
 
 
+def test_figures_ignore_the_users_matplotlib_settings(model, photos, tmp_path, capsys, monkeypatch):
+    """A matplotlibrc with text.usetex: True on a machine without LaTeX failed every figure with a traceback:
+    evaluate --figure after the scores, train after its model was saved (its training state left behind).
+    Figures are drawn with matplotlib's defaults, and the user's settings are left as they were."""
+    import matplotlib
+
+    monkeypatch.setitem(matplotlib.rcParams, "text.usetex", True)
+    monkeypatch.setenv("PATH", str(tmp_path / "no-latex-here"))  # no latex to find, whatever this machine has
+    fig = tmp_path / "f.png"
+    assert main(["evaluate", str(model), str(photos), "--max-images", "1", "--figure", str(fig)]) == 0
+    assert fig.read_bytes()[:4] == b"\x89PNG"
+    out = tmp_path / "m.keras"
+    assert main(["train", str(photos), *TINY_TRAIN, "-o", str(out)]) == 0
+    assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG" and not (tmp_path / "m.resume").exists()
+    assert matplotlib.rcParams["text.usetex"] is True
+
+
+def test_train_without_its_curves_still_ends_cleanly(photos, tmp_path, capsys, monkeypatch):
+    """The curves are drawn after the model is saved: a figure that fails (a full disk, say) costs the figure
+    (a warning), not the run (a traceback, the training state left behind)."""
+    from blurkit import plots
+
+    def fail(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(plots, "plot_history", fail)
+    out = tmp_path / "m.keras"
+    capsys.readouterr()
+    assert main(["train", str(photos), *TINY_TRAIN, "-o", str(out)]) == 0
+    printed = capsys.readouterr()
+    assert out.is_file() and not (tmp_path / "m.resume").exists()
+    assert "blurkit train: warning: the training curves were not written to " in printed.err
+    assert "No space left on device" in printed.err and "curves:" not in printed.out
+
+
+def test_a_figure_title_names_a_file_whose_name_is_not_utf8(model, tmp_path, capsys):
+    """evaluate --figure titles each row with the photo's name: a name that is not UTF-8 (its bytes held as
+    lone surrogates) failed in matplotlib's text engine with a TypeError, after the scores."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    name = os.fsdecode(b"caf\xe9 $5$.png")
+    try:
+        write_image(folder / name, (np.random.default_rng(0).random((40, 48, 3)) * 255).astype(np.uint8))
+    except (OSError, UnicodeError):
+        pytest.skip("this file system takes no such name")
+    fig = tmp_path / "f.png"
+    assert main(["evaluate", str(model), str(folder), "--figure", str(fig)]) == 0
+    assert fig.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_train_under_warnings_as_errors(photos, tmp_path):
+    """PYTHONWARNINGS=error (or -W error) turned Keras' own DeprecationWarning (NumPy 2's __array__ copy
+    keyword, at every model save) into a traceback after the first epoch, the epoch lost. The command ignores
+    Keras' and TensorFlow's DeprecationWarnings; the user's filters are put back after it."""
+    import warnings
+
+    out = tmp_path / "m.keras"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        before = list(warnings.filters)
+        assert main(["train", str(photos), *TINY_TRAIN, "-o", str(out), "--quiet"]) == 0
+        assert warnings.filters == before
+    assert Deblurrer.load(out).history["loss"]
+
+
+def test_list_under_python_oo_says_why_there_are_no_summaries():
+    """python -OO drops docstrings: blurkit list showed empty summaries."""
+    from helpers import source_env
+
+    proc = subprocess.run([sys.executable, "-OO", "-m", "blurkit", "list", "blurs"], capture_output=True,
+                          text=True, timeout=120, env=source_env(TF_CPP_MIN_LOG_LEVEL="3"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("  ")]
+    assert lines and all(ln.rstrip().endswith("(no description: python -OO drops docstrings)") for ln in lines)
+
+
 def test_list_shows_summaries_without_rest_markup(capsys):
     """``blurkit list`` printed docstring lines as written: "a ``size`` x ``size`` square"."""
     assert main(["list"]) == 0

@@ -708,6 +708,80 @@ def test_one_channel_model_restores_colour_channel_by_channel():
     assert d.predict(x[..., 0]).shape == (20, 30)
 
 
+# ------------------------------------------------------------------------------- the user's Keras set-up
+def test_fit_refuses_half_precision_weights():
+    """A keras.json with "floatx": "float16" (or keras.config.set_dtype_policy("float16")) builds float16
+    weights: training diverged, and the error advised a lower learning rate. fit refuses them, naming the
+    dtype policy and mixed_float16; a model built under float32 trains as before."""
+    import keras
+
+    keras.config.set_dtype_policy("float16")
+    try:
+        d = Deblurrer(model="unet", model_options=TINY, **FAST)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert {str(w.dtype) for w in d.model.trainable_weights} == {"float16"}
+    photos = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    with pytest.raises(ValueError, match=r"this model's weights are float16 \(it was built under a "
+                                         r"half-precision dtype policy.*mixed_float16"):
+        d.fit(photos, epochs=1, steps_per_epoch=1, validation_split=0, verbose=0)
+    assert d.history == {}
+
+
+def test_the_deblurrer_says_it_needs_keras_tensorflow_backend(monkeypatch, tmp_path):
+    """Under KERAS_BACKEND=jax predict, estimate_sigma, fit, evaluate and export failed deep in Keras ("Cannot
+    convert a symbolic tf.Tensor to a numpy array"); each now names the backend and what to set. (Building,
+    loading and saving work on any backend: the presets' GPU recipe trains with JAX.)"""
+    import keras
+
+    d = Deblurrer(model="wiener_unet", model_options={"width": 4, "depth": 1, "blocks": 1, "estimator_width": 4},
+                  **FAST)
+    photo = np.zeros((32, 32, 3), np.uint8)
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    calls = {"predict": lambda: d.predict(photo), "estimate_sigma": lambda: d.estimate_sigma(photo),
+             "fit": lambda: d.fit(photo[None], epochs=1, verbose=0), "evaluate": lambda: d.evaluate([photo]),
+             "export": lambda: d.export(tmp_path / "served")}
+    for method, call in calls.items():
+        with pytest.raises(RuntimeError, match=rf"^Deblurrer\.{method} runs on Keras' TensorFlow backend; this "
+                                               r"process's Keras runs on 'jax' .*KERAS_BACKEND=tensorflow"):
+            call()
+    assert not (tmp_path / "served").exists()
+
+
+def test_a_keras_backend_that_is_not_installed_is_named(tmp_path):
+    """A keras.json naming "backend": "jax" on a machine without JAX failed with Keras' own "No module named
+    'jax'" from inside its backend; loading or building a Deblurrer now says what to set."""
+    import subprocess
+
+    from helpers import source_env
+
+    home = tmp_path / "keras-home"
+    home.mkdir()
+    (home / "keras.json").write_text(json.dumps({"backend": "jax", "floatx": "float32", "epsilon": 1e-7,
+                                                 "image_data_format": "channels_last"}))
+    code = ("from blurkit import Deblurrer\n"
+            "for make in (Deblurrer.from_preset, Deblurrer):\n"
+            "    try:\n"
+            "        make()\n"
+            "    except ImportError as exc:\n"
+            "        print(exc)\n")
+    env = source_env(KERAS_HOME=str(home), TF_CPP_MIN_LOG_LEVEL="3")
+    env.pop("KERAS_BACKEND", None)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    try:
+        import jax  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("JAX is installed here: Keras runs on it")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 2 and all(line.startswith("Keras is set to run on 'jax' (KERAS_BACKEND, or \"backend\" in "
+                                                   "~/.keras/keras.json), which is not installed") and
+                                   line.endswith("set KERAS_BACKEND=tensorflow before Keras is imported")
+                                   for line in lines), lines
+
+
 # ------------------------------------------------------------------------------------ evaluate
 def test_evaluate_scores_model_and_blurred(trained, photo_dir):
     scores = trained.evaluate(photo_dir)

@@ -370,6 +370,7 @@ class Deblurrer:
         from blurkit.metrics.losses import check_loss
         from blurkit.registry import BLURS, MODELS, options_error
 
+        _import_keras()
         check_loss(loss)  # now, not at the first fit
         _check_seed(seed)  # now, named: NumPy's own message (building the model) does not say which argument
         asked, channels = channels, 3 if channels is None else channels
@@ -719,6 +720,7 @@ class Deblurrer:
         from blurkit.metrics.losses import get_loss
         from blurkit.training import broadcast_weights, in_multi_worker_mode, is_chief, train, worker_temp_dir
 
+        _need_tensorflow("fit")
         for arg, value in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))
                                       or value < 1):
@@ -744,6 +746,13 @@ class Deblurrer:
         if resume and state_dir is None:
             raise ValueError("resume=True needs checkpoint_dir= (or checkpoint=, beside which the training "
                              "state is kept)")
+        half = sorted({str(v.dtype) for v in self.model.trainable_weights} & {"float16", "bfloat16"})
+        if half:  # every step's update is below their precision: the loss went NaN, "lower the learning rate"
+            raise ValueError(f"this model's weights are {' and '.join(half)} (it was built under a half-precision "
+                             "dtype policy: keras.config.set_dtype_policy, or floatx in ~/.keras/keras.json): "
+                             "training in half precision diverges. Build it under float32, or under "
+                             "keras.config.set_dtype_policy('mixed_float16') for half-precision compute with "
+                             "float32 weights")
         bad = 0 if resume else _non_finite(self.model)  # a resumed run loads the saved state's weights
         if bad:  # a fit after a TrainingDivergedError: the lower learning rate it advises was blamed for these
             raise ValueError(f"this model's weights hold {bad:,} NaN or infinite value{'s' * (bad != 1)} (a "
@@ -1225,6 +1234,7 @@ class Deblurrer:
             >>> d.predict(blurred, sigma=1.5).shape  # the blur is known: deconvolve sigma 1.5
             (64, 64, 3)
         """
+        _need_tensorflow("predict")
         if isinstance(ensemble, bool) or ensemble not in (1, 2, 4, 8):
             raise ValueError(f"ensemble must be 1, 2, 4 or 8 (flips/rotations averaged), got {ensemble!r}")
         check_max_pixels(max_pixels)
@@ -1290,6 +1300,7 @@ class Deblurrer:
             >>> round(Deblurrer.from_preset("gaussian-v1").estimate_sigma(blurred), 1)
             2.0
         """
+        _need_tensorflow("estimate_sigma")
         wiener = self._wiener_layer("estimate_sigma")  # a model without an estimator: refused before reading
         check_max_pixels(max_pixels)
         if _is_encoded(x):
@@ -1481,6 +1492,7 @@ class Deblurrer:
         from blurkit.data.pipeline import resolve_source
         from blurkit.registry import METRICS
 
+        _need_tensorflow("evaluate")
         if isinstance(ensemble, bool) or ensemble not in (1, 2, 4, 8):
             raise ValueError(f"ensemble must be 1, 2, 4 or 8 (flips/rotations averaged), got {ensemble!r}")
         _check_seed(seed)
@@ -1644,6 +1656,7 @@ class Deblurrer:
         """
         from blurkit.export import export_saved_model
 
+        _need_tensorflow("export")
         return export_saved_model(self, path)
 
     def save(self, path: str | os.PathLike, *, weights_dtype: str = "float32") -> Path:
@@ -1778,6 +1791,7 @@ class Deblurrer:
             ...     print(type(exc).__name__, str(exc).startswith(path))
             ModelFileError True
         """
+        _import_keras()
         import blurkit.models.layers  # noqa: F401  (registers blurkit's custom layers)
         from blurkit.blurs import deserialize_blur
         from blurkit.registry import BLURS, UnknownComponentError
@@ -1936,6 +1950,33 @@ class Deblurrer:
         name = self.model_spec["name"] if self.model_spec else type(self.model).__name__
         return (f"Deblurrer(model={name!r}, blur={getattr(self.blur, 'name', type(self.blur).__name__)!r}, "
                 f"channels={self.channels}, params={self.model.count_params():,})")
+
+
+def _import_keras() -> None:
+    """Import Keras, saying what to do when its configured backend is not installed (a keras.json naming
+    ``jax`` on a machine without JAX failed with Keras' own "No module named 'jax'")."""
+    try:
+        import keras  # noqa: F401
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("jax", "jaxlib", "torch"):
+            raise
+        raise ImportError(f"Keras is set to run on {exc.name!r} (KERAS_BACKEND, or \"backend\" in "
+                          "~/.keras/keras.json), which is not installed; blurkit runs on Keras' TensorFlow "
+                          "backend: set KERAS_BACKEND=tensorflow before Keras is imported") from None
+
+
+def _need_tensorflow(method: str) -> None:
+    """Refuse, by name, to run ``Deblurrer.<method>`` on a Keras backend other than TensorFlow: restoring and
+    training are ``tf.function`` and ``tf.data`` code, which failed deep in Keras under JAX ("Cannot convert a
+    symbolic tf.Tensor to a numpy array"). Building, loading and saving a model work on any backend (the
+    presets' GPU recipe trains with JAX, outside the Deblurrer)."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        raise RuntimeError(f"Deblurrer.{method} runs on Keras' TensorFlow backend; this process's Keras runs on "
+                           f"{backend!r} (KERAS_BACKEND, or \"backend\" in ~/.keras/keras.json): set "
+                           "KERAS_BACKEND=tensorflow before Keras is imported")
 
 
 def _seeded_build(builder: Callable[..., Any], options: dict, seed: int) -> Any:

@@ -12,9 +12,13 @@ Examples:
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 import numpy as np
 
@@ -28,6 +32,49 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+@contextlib.contextmanager
+def _defaults() -> Iterator[None]:
+    """Matplotlib's default settings for the figure drawn inside, whatever the user's matplotlibrc or style
+    says (``text.usetex: True`` on a machine without LaTeX failed every figure, after a training run's model
+    was saved), put back afterwards; its warnings about glyphs a font lacks (a title naming ``猫.png``) are
+    not raised as errors under ``-W error``."""
+    import matplotlib
+
+    with matplotlib.rc_context(), warnings.catch_warnings():
+        matplotlib.rcdefaults()  # the backend is not reset (matplotlib leaves it out)
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from", category=UserWarning)
+        yield
+
+
+def _with_defaults(draw: Callable[_P, _R]) -> Callable[_P, _R]:
+    """``draw`` under :func:`_defaults`."""
+
+    @functools.wraps(draw)
+    def wrapped(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with _defaults():
+            return draw(*args, **kwargs)
+
+    return wrapped
+
+
+def _title(text: str) -> str:
+    """``text`` as matplotlib can draw it: a file name that is not UTF-8 (its undecodable bytes held as lone
+    surrogates, as Python lists it) with U+FFFD in their place (its text engine refused the name with a
+    TypeError), and ``$`` escaped (``price$5$.png`` is not mathtext).
+
+    Examples:
+        >>> _title("caf\\udce9.png: blurred 24.42 dB")
+        'caf\ufffd.png: blurred 24.42 dB'
+        >>> print(_title("price$5$.png"))
+        price\\$5\\$.png
+    """
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace").replace("$", r"\$")
 
 
 def _save(fig, path: str | os.PathLike) -> Path:
@@ -50,6 +97,7 @@ def _save(fig, path: str | os.PathLike) -> Path:
     return path
 
 
+@_with_defaults
 def plot_history(history: Mapping[str, Sequence[float]], path: str | os.PathLike, *, loss: str | None = None
                  ) -> Path:
     """Training curves: loss and PSNR per epoch, training vs validation.
@@ -118,6 +166,7 @@ def detail_crop(image: np.ndarray, size: int) -> tuple[int, int]:
     return int(y), int(x)
 
 
+@_with_defaults
 def plot_comparison(
     panels: Sequence[np.ndarray], titles: Sequence[str], path: str | os.PathLike, *, rows: int = 1,
     zoom: int | None = None,
@@ -162,7 +211,7 @@ def plot_comparison(
             img = _unit(img)
             ax.imshow(img.squeeze(), cmap="gray" if img.ndim == 2 or img.shape[-1] == 1 else None, vmin=0, vmax=1,
                       interpolation="nearest" if crop else "antialiased")
-            ax.set_title(title, fontsize=9)
+            ax.set_title(_title(title), fontsize=9)
     fig.tight_layout()
     return _save(fig, path)
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+#: The summary of a component whose docstring ``python -OO`` dropped.
+OPTIMIZED = "(no description: python -OO drops docstrings)"
+
 
 def plain(text: str) -> str:
     """A docstring line as a terminal shows it: reST literals and roles without their markup.
@@ -37,6 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     import json
+    import sys
 
     from blurkit.cli._common import plugins_quiet
     from blurkit.registry import BLURS, METRICS, MODELS
@@ -56,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
                     "name": e.name,
                     "source": e.source,
                     "object": f"{e.module}:{getattr(e.obj, '__qualname__', e.name)}",
-                    "summary": plain(doc[0]) if doc else "",
+                    "summary": plain(doc[0]) if doc else OPTIMIZED if sys.flags.optimize >= 2 else "",
                 }
             )
     if "presets" in kinds:

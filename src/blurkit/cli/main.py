@@ -111,6 +111,12 @@ def main(argv: list[str] | None = None) -> int:
         return f"blurkit {args.command}: {kind}: {flag_reason(str(message))}\n"
 
     warnings.formatwarning = one_line
+    kept = warnings.catch_warnings()  # the filters as they were, put back when the command ends
+    kept.__enter__()
+    # TensorFlow's and Keras' own DeprecationWarnings (NumPy 2's __array__ copy keyword, from Keras'
+    # convert_to_numpy in every model save) are theirs to mend, not the user's: under PYTHONWARNINGS=error or
+    # -W error a training run ended after its first epoch with a traceback, the epoch lost
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"(keras|tensorflow)(\.|$)")
     terminate = None
     try:
         terminate = _terminate_as_interrupt()
@@ -143,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return interrupt_status(exc)
     finally:
+        kept.__exit__(None, None, None)
         warnings.formatwarning = shown
         if terminate is not None:
             signal.signal(signal.SIGTERM, terminate)

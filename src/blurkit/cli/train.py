@@ -230,8 +230,7 @@ def run(args: argparse.Namespace) -> int:
     except TrainingDivergedError as exc:  # what the run leaves is worth knowing, as after Ctrl-C
         kept = f"{out} holds the best epoch before it" if _written(out, started) else "no model was saved"
         print(f"blurkit train: error: {exc}; {kept}", file=sys.stderr)
-        if not quiet:
-            d.plot_history(curves)  # the curves up to the diverged epoch show how it went
+        if not quiet and _plot(d, curves):  # the curves up to the diverged epoch show how it went
             print(f"curves: {curves}")
         return 1
     except (FileNotFoundError, ValueError) as exc:
@@ -248,7 +247,7 @@ def run(args: argparse.Namespace) -> int:
         # was written), or an OUT there that is not this run's (an earlier run's, which --overwrite
         # replaces): the last state
         d.save(out)
-    d.plot_history(curves)
+    plotted = _plot(d, curves)  # the model is saved: a figure that fails costs the figure, not the run
     paused = bool(d.training.get("time_limit_reached"))
     if not paused:  # the run is complete and its model saved: its training state is no longer needed
         (state_dir / "last.keras").unlink(missing_ok=True)
@@ -262,8 +261,19 @@ def run(args: argparse.Namespace) -> int:
               f"with --resume to go on (training state kept in {state_dir})")
     if not quiet:
         print(_summary(d, out, args.epochs, args.early_stopping, paused))
-        print(f"curves: {curves}")
+        if plotted:
+            print(f"curves: {curves}")
     return 0
+
+
+def _plot(d: Any, curves: Path) -> bool:
+    """Write the training curves; on failure (a full disk, say) a warning on stderr and False."""
+    try:
+        d.plot_history(curves)
+    except (OSError, RuntimeError, ValueError) as exc:
+        print(f"blurkit train: warning: the training curves were not written to {curves}: {exc}", file=sys.stderr)
+        return False
+    return True
 
 
 def _fine_tuned(args: argparse.Namespace, blur_options: dict) -> Any:
