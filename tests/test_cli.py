@@ -1361,14 +1361,15 @@ def test_train_without_its_curves_still_ends_cleanly(photos, tmp_path, capsys, m
     assert "No space left on device" in printed.err and "curves:" not in printed.out
 
 
-def test_a_figure_title_names_a_file_whose_name_is_not_utf8(model, tmp_path, capsys):
+@pytest.mark.parametrize("name", [b"caf\xe9.png", b"a$^$.png"])
+def test_a_figure_title_names_any_file(model, tmp_path, capsys, name):
     """evaluate --figure titles each row with the photo's name: a name that is not UTF-8 (its bytes held as
-    lone surrogates) failed in matplotlib's text engine with a TypeError, after the scores."""
+    lone surrogates) failed in matplotlib's text engine with a TypeError, and one with two dollar signs was
+    parsed as mathtext (a ParseSyntaxException), after the scores."""
     folder = tmp_path / "photos"
     folder.mkdir()
-    name = os.fsdecode(b"caf\xe9 $5$.png")
     try:
-        write_image(folder / name, (np.random.default_rng(0).random((40, 48, 3)) * 255).astype(np.uint8))
+        write_image(folder / os.fsdecode(name), (np.random.default_rng(0).random((40, 48, 3)) * 255).astype(np.uint8))
     except (OSError, UnicodeError):
         pytest.skip("this file system takes no such name")
     fig = tmp_path / "f.png"
