@@ -1070,3 +1070,143 @@ def test_a_name_of_an_open_descriptor_is_written_through_it(tmp_path):
         assert sorted(os.listdir(tmp_path)) == ["out.json", "stdout.txt"]
     finally:
         os.close(fd)
+
+
+# --- permissions of atomic writes: those a plain open(path, "w") would leave ------------------------------
+def _umask_now() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _other_gid(path: Path) -> int:
+    """A group other than ``path``'s that this process may give the file (root: any), else skip."""
+    if not hasattr(os, "chown") or not hasattr(os, "geteuid") or os.geteuid() != 0:
+        pytest.skip("giving a file another group needs root")
+    import grp
+
+    mine = path.stat().st_gid
+    others = sorted(g.gr_gid for g in grp.getgrall() if g.gr_gid != mine)
+    if not others:
+        pytest.skip("no other group on this machine")
+    return others[0]
+
+
+_WRITERS = {
+    "write_image": lambda p, n: write_image(p, np.full((4, 5, 3), n, np.uint8)),
+    "atomic_write_text": lambda p, n: bio.atomic_write_text(p, f"version {n}\n"),
+    "atomic_write_bytes": lambda p, n: bio.atomic_write_bytes(p, bytes([n])),
+}
+
+
+@pytest.mark.parametrize("writer", list(_WRITERS))
+def test_replacing_a_file_keeps_its_mode(tmp_path, writer):
+    """A replaced file came back 0644 (0666 less the umask): `chmod 600 a.png` and the next `blurkit deblur
+    -o a.png` made a private photo world-readable. It keeps its mode, as `open(path, "w")` does."""
+    write = _WRITERS[writer]
+    target = tmp_path / "a.png"
+    write(target, 1)
+    for mode in (0o600, 0o640, 0o604, 0o755):
+        os.chmod(target, mode)
+        write(target, 2)
+        assert oct(target.stat().st_mode & 0o7777) == oct(mode)
+    os.chmod(target, 0o4755)  # set-user-ID is not carried over to a file the writer now owns
+    write(target, 3)
+    assert oct(target.stat().st_mode & 0o7777) == oct(0o755)
+    assert _no_temp_files(tmp_path)
+
+
+@pytest.mark.parametrize("writer", list(_WRITERS))
+def test_replacing_a_file_keeps_its_group(tmp_path, writer):
+    """`chgrp team a.png; chmod 640 a.png` and a rewrite gave 0644 root:root; the group stays (best effort)."""
+    write = _WRITERS[writer]
+    target = tmp_path / "a.png"
+    write(target, 1)
+    gid = _other_gid(target)
+    os.chown(target, -1, gid)
+    os.chmod(target, 0o640)
+    write(target, 2)
+    assert (oct(target.stat().st_mode & 0o777), target.stat().st_gid) == (oct(0o640), gid)
+
+
+def test_a_group_that_cannot_be_given_is_left_out(tmp_path, monkeypatch):
+    """A user not in the old file's group cannot give it to the new one: the write still succeeds, with the
+    old file's mode."""
+    target = tmp_path / "a.txt"
+    bio.atomic_write_text(target, "1")
+    os.chown(target, -1, _other_gid(target))
+    os.chmod(target, 0o640)
+    tried = []
+
+    def refused(*args):
+        tried.append(args)
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "chown", refused)
+    bio.atomic_write_text(target, "2")
+    assert tried and target.read_text() == "2" and oct(target.stat().st_mode & 0o777) == oct(0o640)
+    assert _no_temp_files(tmp_path)
+
+
+@pytest.mark.parametrize("writer", list(_WRITERS))
+def test_new_files_follow_the_umask_at_the_time_of_the_write(tmp_path, writer):
+    """The umask was read once, at import: a process that tightened it afterwards (a service, a script's
+    os.umask(0o077)) still wrote 0644 files, where open() gives 0600."""
+    write = _WRITERS[writer]
+    old = os.umask(0o077)
+    try:
+        write(tmp_path / "private.png", 1)
+        os.umask(0o027)
+        write(tmp_path / "team.png", 1)
+        os.umask(0)
+        write(tmp_path / "open.png", 1)
+    finally:
+        os.umask(old)
+    assert oct((tmp_path / "private.png").stat().st_mode & 0o777) == oct(0o600)
+    assert oct((tmp_path / "team.png").stat().st_mode & 0o777) == oct(0o640)
+    assert oct((tmp_path / "open.png").stat().st_mode & 0o777) == oct(0o666)
+    assert _umask_now() == old
+
+
+@pytest.mark.parametrize("writer", list(_WRITERS))
+def test_a_symbolic_link_is_written_through(tmp_path, writer):
+    """An output that is a link was replaced by a file, its target left as it was; open() writes through the
+    link. The temporary file goes beside the target (another folder here), the link stays, and a dangling
+    link gets the file it names."""
+    write = _WRITERS[writer]
+    (tmp_path / "store").mkdir()
+    (tmp_path / "out").mkdir()
+    real = tmp_path / "store" / "real.png"
+    write(real, 1)
+    os.chmod(real, 0o600)
+    before = real.read_bytes()
+    link = tmp_path / "out" / "a.png"
+    link.symlink_to(os.path.join("..", "store", "real.png"))
+    write(link, 2)
+    assert link.is_symlink() and os.readlink(link) == os.path.join("..", "store", "real.png")
+    assert real.read_bytes() != before and link.read_bytes() == real.read_bytes()
+    assert oct(real.stat().st_mode & 0o777) == oct(0o600)
+    assert sorted(os.listdir(tmp_path / "out")) == ["a.png"] and sorted(os.listdir(tmp_path / "store")) == ["real.png"]
+
+    chain = tmp_path / "out" / "b.png"  # a link to a link
+    chain.symlink_to(link)
+    write(chain, 3)
+    assert chain.is_symlink() and link.is_symlink() and real.read_bytes() == chain.read_bytes()
+
+    dangling = tmp_path / "out" / "c.png"
+    dangling.symlink_to(tmp_path / "store" / "new" / "c.png")  # its folder made, as for any output
+    write(dangling, 4)
+    assert dangling.is_symlink() and (tmp_path / "store" / "new" / "c.png").is_file()
+    assert sorted(os.listdir(tmp_path / "store")) == ["new", "real.png"]
+
+
+def test_a_link_that_leads_to_itself_is_refused(tmp_path):
+    """As open() refuses it (ELOOP), rather than replacing the link with a file."""
+    import errno
+
+    loop = tmp_path / "loop.txt"
+    loop.symlink_to("loop.txt")
+    with pytest.raises(OSError) as info:
+        bio.atomic_write_text(loop, "x")
+    assert info.value.errno == errno.ELOOP and info.value.filename == str(loop)
+    assert loop.is_symlink() and os.listdir(tmp_path) == ["loop.txt"]

@@ -157,7 +157,7 @@ def test_shard_command_end_to_end(photos, tmp_path, capsys):
     assert [s["file"] for s in index["shards"]] == names and [s["records"] for s in index["shards"]] == [2, 2, 1]
     assert all(s["bytes"] == (out / s["file"]).stat().st_size for s in index["shards"])
     assert [s["file"] for s in index["skipped"]] == ["broken.png"] and index["skipped"][0]["reason"]
-    assert oct((out / names[0]).stat().st_mode & 0o777) == oct(bio._FILE_MODE)
+    assert oct((out / names[0]).stat().st_mode & 0o777) == oct(0o666 & ~bio._umask())
 
     stored = {}
     for name in names:

@@ -960,10 +960,15 @@ def _warn_if_several_frames(header: _Header | None, name: str) -> None:
 # --------------------------------------------------------------------------------------------------
 # Atomic writing
 # --------------------------------------------------------------------------------------------------
+_UMASK_LOCK = threading.Lock()
+
+
 def _umask() -> int:
-    """The process's umask: from /proc on Linux (reading it there changes nothing), else set and put back at
-    once (macOS, BSD, Windows; this runs once, at import). A guess of 022 made outputs world-readable for a
-    user whose umask is 077."""
+    """The process's umask now (a process may tighten it after importing blurkit: a service, a script's
+    ``os.umask(0o077)``), read at each write. On Linux from the ``Umask:`` line of ``/proc/self/status``
+    (reading it changes nothing, so other threads are unaffected); elsewhere (macOS, BSD, Windows, a Linux
+    before 4.7) set and put back at once, under a lock (a thread outside blurkit creating a file in between
+    would get 022). A guess of 022 made outputs world-readable for a user whose umask is 077."""
     try:
         with open("/proc/self/status", encoding="ascii") as fh:
             for line in fh:
@@ -971,21 +976,73 @@ def _umask() -> int:
                     return int(line.split()[1], 8)
     except (OSError, ValueError):
         pass
-    mask = os.umask(0o022)
-    os.umask(mask)
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
     return mask
 
 
-def set_file_mode(path: str | os.PathLike) -> None:
-    """Give a file made by :func:`tempfile.mkstemp` (0600) the usual permissions, 0666 less the umask; where
-    the file system cannot store them (a FAT or exFAT drive on Linux refuses the change) it is left as it is."""
+def write_target(path: PathLike) -> Path:
+    """The file an atomic write of ``path`` replaces: ``path`` itself, or where ``path`` is a symbolic link,
+    the file it leads to (:func:`os.path.realpath`; for a dangling link, the file it names, which the write
+    creates), so the link stays a link and its target gets the new content, as a plain ``open(path, "w")``
+    does. The temporary file goes in the target's folder (a rename cannot cross file systems).
+
+    Raises:
+        OSError: ``ELOOP`` for a link that leads back to itself (as ``open`` raises).
+
+    Examples:
+        >>> import os, tempfile
+        >>> from pathlib import Path
+        >>> root = Path(os.path.realpath(tempfile.mkdtemp())); os.symlink("real.json", root / "link.json")
+        >>> write_target(root / "link.json") == root / "real.json", write_target(root / "a.png") == root / "a.png"
+        (True, True)
+    """
+    path = Path(os.fspath(path))
+    if not os.path.islink(path):
+        return path
+    target = Path(os.path.realpath(path))
+    if os.path.islink(target):  # realpath gives up on a loop
+        import errno
+
+        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), os.fspath(path))
+    return target
+
+
+def set_file_mode(path: PathLike, like: PathLike | None = None) -> None:
+    """Give ``path``, a temporary file made by :func:`tempfile.mkstemp` (0600) that is about to replace
+    ``like``, the permissions a plain ``open(like, "w")`` would leave: where ``like`` is a file already,
+    its mode bits (less set-user-ID and set-group-ID: the new file is the writer's) and, where allowed, its
+    group; else ``0666`` less the umask at this moment. Where the file system cannot store them (a FAT or
+    exFAT drive on Linux refuses the change) the file is left as it is; a group the writer is not in is
+    left out (only root may give a file away)."""
+    info = None
+    if like is not None:
+        try:
+            info = os.lstat(like)  # a link here (a loop, a shard) is replaced, not followed
+        except (OSError, ValueError):
+            info = None
+    if info is not None and stat.S_ISREG(info.st_mode):
+        mode = stat.S_IMODE(info.st_mode) & ~(stat.S_ISUID | stat.S_ISGID)
+        if hasattr(os, "chown"):  # not on Windows
+            with contextlib.suppress(OSError):
+                if os.stat(path).st_gid != info.st_gid:
+                    os.chown(path, -1, info.st_gid)
+    else:
+        mode = 0o666 & ~_umask()
     try:
-        os.chmod(path, _FILE_MODE)
+        os.chmod(path, mode)
     except OSError:
         pass
 
 
-_FILE_MODE = 0o666 & ~_umask()
+def replace_file(tmp: PathLike, target: PathLike) -> None:
+    """Rename ``tmp`` (a finished temporary file in ``target``'s folder) over ``target`` with the permissions
+    a plain ``open(target, "w")`` would have left (:func:`set_file_mode`): every atomic write of blurkit
+    ends here. ``target`` is what :func:`write_target` gave, where the write follows links."""
+    set_file_mode(tmp, target)
+    os.replace(tmp, target)
+
 
 #: A hidden temporary file of a killed atomic write (``.NAME.XXXXXXXX.tmp``) older than this many seconds
 #: is deleted by the next atomic write of the same ``NAME``; a younger one may belong to a write still
@@ -1184,7 +1241,11 @@ def atomic_open(
     (atomic on POSIX and Windows). On any error it is deleted and ``path`` is left as it was. A process
     killed mid-write (``kill -9``, power cut) leaves ``path`` intact and at most that hidden temporary
     file, which the next write of ``path`` deletes once it is older than :data:`STALE_TEMP_SECONDS`.
-    Parent folders are created; the file gets the usual permissions (``0666`` minus the umask).
+    Parent folders are created. The result has the permissions a plain ``open(path, "w")`` would leave
+    (:func:`set_file_mode`): a file it replaces keeps its mode and group, a new one gets ``0666`` less the
+    umask at the time of the write. A ``path`` that is a symbolic link is written through
+    (:func:`write_target`): the temporary file goes beside the file it leads to, which gets the new content,
+    and the link stays.
 
     A ``path`` that is there and is not a file (a device, a pipe or a socket, or a link to one: ``/dev/null``,
     a FIFO) is written directly, and one that names an open file descriptor of this process (``/dev/stdout``,
@@ -1239,11 +1300,14 @@ def atomic_open(
                 raise
             raise _about_target(exc, path) from exc
         return
-    folder = path.parent
     make_parent(path)
-    _remove_stale_temps(path, ".tmp")
+    target = write_target(path)  # a link is written through: it stays a link
+    if target != path:
+        make_parent(target)  # a dangling link's folder, as for any output
+    folder = target.parent
+    _remove_stale_temps(target, ".tmp")
     try:
-        fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=temp_prefix(path.name), suffix=".tmp")
+        fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=temp_prefix(target.name), suffix=".tmp")
     except OSError as exc:  # it names the temporary file it tried to create
         raise _about_target(exc, path) from exc
     tmp = Path(tmp_name)
@@ -1259,8 +1323,7 @@ def atomic_open(
             in_block = False
             fh.flush()
             os.fsync(fh.fileno())
-        set_file_mode(tmp)  # mkstemp makes 0600 files; give the usual permissions
-        os.replace(tmp, path)
+        replace_file(tmp, target)  # with the permissions open(path, "w") would have left
     except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
