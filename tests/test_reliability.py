@@ -988,3 +988,78 @@ def test_every_file_a_deblurrer_saves_loads_again(tmp_path):
                                          r"[\[(]301, 301[\])] .*Deblurrer\.load would refuse the file"):
         Deblurrer(model=wide).save(tmp_path / "wide.keras")
     assert not (tmp_path / "wide.keras").exists()
+
+
+# --- permissions of saved models and cached arrays: those a plain open(path, "w") would leave ---------------
+def test_saving_over_a_model_keeps_its_mode_and_group(tmp_path):
+    """`chmod 600 model.keras` and the next save (a checkpoint, `blurkit train -o`) gave 0644; a group set
+    with chgrp was lost. Both stay (the group where the writer may give it: root here)."""
+    d = Deblurrer(model="unet", model_options=TINY)
+    path = d.save(tmp_path / "model.keras")
+    os.chmod(path, 0o600)
+    d.save(path)
+    assert oct(path.stat().st_mode & 0o777) == oct(0o600)
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        import grp
+
+        gid = next((g.gr_gid for g in grp.getgrall() if g.gr_gid != path.stat().st_gid), None)
+        if gid is not None:
+            os.chown(path, -1, gid)
+            os.chmod(path, 0o640)
+            d.save(path)
+            assert (oct(path.stat().st_mode & 0o777), path.stat().st_gid) == (oct(0o640), gid)
+    assert sorted(os.listdir(tmp_path)) == ["model.keras"]
+
+
+def test_a_new_model_follows_the_umask_at_the_time_of_the_save(tmp_path):
+    """The umask was read once, at import: a process that tightened it afterwards still saved 0644 models."""
+    d = Deblurrer(model="unet", model_options=TINY)
+    old = os.umask(0o077)
+    try:
+        d.save(tmp_path / "private.keras")
+        os.umask(0o002)
+        d.save(tmp_path / "shared.keras")
+    finally:
+        os.umask(old)
+    assert oct((tmp_path / "private.keras").stat().st_mode & 0o777) == oct(0o600)
+    assert oct((tmp_path / "shared.keras").stat().st_mode & 0o777) == oct(0o664)
+
+
+def test_saving_to_a_link_writes_the_model_it_leads_to(tmp_path):
+    """`model.keras -> runs/v3.keras` became a file, runs/v3.keras left as it was; the link now stays and
+    the file it leads to (another folder, a name without .keras) gets the model, its temporary file beside it."""
+    (tmp_path / "runs").mkdir()
+    real = tmp_path / "runs" / "v3"
+    first = Deblurrer(model="unet", model_options=TINY)
+    first.save(tmp_path / "runs" / "v3.keras")
+    os.replace(tmp_path / "runs" / "v3.keras", real)
+    os.chmod(real, 0o640)
+    link = tmp_path / "model.keras"
+    link.symlink_to(os.path.join("runs", "v3"))
+    second = Deblurrer(model="unet", model_options={**TINY, "width": 8})
+    assert second.save(link) == link
+    assert link.is_symlink() and os.readlink(link) == os.path.join("runs", "v3")
+    assert Deblurrer.read_metadata(real)["model"]["config"]["width"] == 8
+    assert oct(real.stat().st_mode & 0o777) == oct(0o640)
+    assert sorted(os.listdir(tmp_path)) == ["model.keras", "runs"] and os.listdir(tmp_path / "runs") == ["v3"]
+
+
+def test_a_cached_array_keeps_the_mode_of_the_one_it_replaces_and_follows_the_umask(tmp_path):
+    """The pipeline's .npy cache is written like every other output."""
+    from blurkit.data.pipeline import _save_array
+
+    path = tmp_path / "cache" / "a.npy"
+    old = os.umask(0o027)
+    try:
+        _save_array(path, np.zeros((2, 3), np.uint8))
+    finally:
+        os.umask(old)
+    assert oct(path.stat().st_mode & 0o777) == oct(0o640)
+    os.chmod(path, 0o444)
+    _save_array(path, np.ones((2, 3), np.uint8))
+    assert oct(path.stat().st_mode & 0o777) == oct(0o444) and np.load(path).sum() == 6
+    link = tmp_path / "cache" / "b.npy"
+    link.symlink_to("a.npy")
+    _save_array(link, np.full((2, 3), 2, np.uint8))
+    assert link.is_symlink() and np.load(path).sum() == 12
+    assert sorted(os.listdir(path.parent)) == ["a.npy", "b.npy"]

@@ -507,17 +507,19 @@ def _file_key(path: Path | str) -> list[Any]:
 
 def _save_array(path: Path, array: np.ndarray) -> None:
     """``np.save`` to ``path`` atomically (a hidden temporary file renamed over it)."""
-    from blurkit.data.io import set_file_mode, temp_prefix
+    from blurkit.data.io import replace_file, temp_prefix, write_target
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path.name), suffix=".tmp")
+    target = write_target(path)
+    if target != path:
+        target.parent.mkdir(parents=True, exist_ok=True)  # a dangling link's folder
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=temp_prefix(target.name), suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
             fh.flush()
             os.fsync(fh.fileno())  # renamed only once on disk: a power cut cannot leave a zero-filled .npy
-        set_file_mode(tmp)  # mkstemp made it 0600: a cache a team shares must be readable by its users
-        os.replace(tmp, path)
+        replace_file(tmp, target)  # not mkstemp's 0600: a cache a team shares must be readable by its users
     except BaseException:
         try:
             os.unlink(tmp)

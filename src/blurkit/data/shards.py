@@ -76,7 +76,7 @@ from blurkit.data.io import (
     atomic_write_text,
     decode_image,
     list_images,
-    set_file_mode,
+    replace_file,
 )
 
 __all__ = [
@@ -465,8 +465,7 @@ def write_shards(
                     os.fsync(fh.fileno())
             index_path.unlink(missing_ok=True)  # from here until the new index, the folder is incomplete
             for (tmp, records), fname in zip(temps, final, strict=True):
-                set_file_mode(tmp)  # mkstemp made it 0600
-                os.replace(tmp, out / fname)
+                replace_file(tmp, out / fname)  # mkstemp made it 0600; an earlier run's shard keeps its mode
                 shards.append({"file": fname, "records": records, "bytes": (out / fname).stat().st_size})
             keep = set(final)
             for entry in os.scandir(out):  # shards of an earlier run that the new index does not list
