@@ -1212,6 +1212,34 @@ def test_outputs_are_checked_writable_before_any_work(tmp_path, monkeypatch, cap
                                                f"{ro} (Permission denied)")
 
 
+def test_an_output_that_is_a_link_is_checked_where_it_leads(tmp_path, monkeypatch):
+    """A link is written through (its file gets the output, the temporary file goes beside that file), so
+    the folder checked before any work is the one the link leads to; a link to itself is refused there."""
+    import tempfile
+
+    from blurkit.cli import _common
+    from blurkit.cli.main import CLIError
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    mkstemp = tempfile.mkstemp
+
+    def refuse_ro(*args, dir=None, **kwargs):
+        if Path(dir) == ro:
+            raise PermissionError(13, "Permission denied", str(dir))
+        return mkstemp(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse_ro)
+    link = tmp_path / "m.keras"
+    link.symlink_to(ro / "m.keras")
+    with pytest.raises(CLIError, match=rf"^--out {link}: cannot write in {ro} \(Permission denied\)$"):
+        _common.check_output(link, "--out")
+    loop = tmp_path / "loop.keras"
+    loop.symlink_to("loop.keras")
+    with pytest.raises(CLIError, match=rf"^--out {loop}: cannot write to it \(Too many levels of symbolic links\)$"):
+        _common.check_output(loop, "--out")
+
+
 def test_an_interrupted_train_says_what_is_kept_and_sigterm_interrupts_as_ctrl_c(photos, tmp_path, capsys,
                                                                                   monkeypatch):
     """After Ctrl-C `train` printed only "interrupted" (the best model so far sat at OUT like a finished one, and
