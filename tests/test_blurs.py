@@ -633,3 +633,77 @@ def test_property_convolve_matches_numpy(image, b, seed):
     np.testing.assert_allclose(
         got, _reference(one, k, b.border), rtol=1e-9, atol=1e-9 * max(1, np.abs(one).max())
     )
+
+
+# -- mutation-audit pins: exact values where a plausible slip survived the tests above -----------------
+
+
+def test_quantized_uint16_white_stays_white():
+    """Pins the uint16 full scale (65535) that a quantized blur clips to before rounding to 257ths.
+
+    A flat white uint16 image must come back exactly 65535: a scale slip (65280, 255 * 256) would clip
+    it to 65280 and quantize it to 65278, darkening every highlight of a 16-bit training pair.
+    """
+    white = np.full((16, 16, 3), 65535, np.uint16)
+    out = GaussianBlur(sigma=1.0, quantize=True)(white, seed=0)["image"]
+    assert out.dtype == np.uint16
+    assert np.all(out == 65535)
+
+
+def test_quantized_uint16_rounds_to_the_nearest_multiple_of_257():
+    """Pins that uint16 quantization rounds to the *nearest* 8-bit level (a multiple of 257).
+
+    25900 (= 257 * 100 + 200) lies nearer 257 * 101 = 25957 than 257 * 100 = 25700; flooring instead of
+    rounding would shift every quantized 16-bit value down by up to one 8-bit level.
+    """
+    x = np.full((8, 8), 257 * 100 + 200, np.uint16)
+    out = GaussianBlur(sigma=0.0, quantize=True)(x, seed=0)["image"]
+    assert np.all(out == 25957)
+
+
+def test_jpeg_quality_range_includes_both_ends():
+    """Pins that a ``jpeg=(low, high)`` range draws integer qualities from low to high *inclusive*.
+
+    A degenerate range (80, 80) must give 80 (an exclusive upper bound would leave nothing to draw), and
+    (90, 91) must give both 90 and 91 over 50 draws, not 90 only.
+    """
+    assert GaussianBlur(sigma=1, jpeg=(80, 80)).sample(0)["jpeg_quality"] == 80
+    blur = GaussianBlur(sigma=1, jpeg=(90, 91), seed=0)
+    assert {blur.sample()["jpeg_quality"] for _ in range(50)} == {90, 91}
+
+
+@pytest.mark.parametrize(("value", "expected"), [(200, 257), (65435, 65535), (128, 0)])
+def test_jpeg_rounds_uint16_to_the_nearest_8bit_level(value, expected):
+    """Pins that :func:`jpeg` maps uint16 to 8 bits by rounding ``x / 257``, not by truncation.
+
+    A flat image survives JPEG at quality 100 exactly, so the output shows the 8-bit level chosen: 200
+    rounds up to level 1 (257) and 65435 to level 255 (65535); 128 rounds down to 0. Truncation
+    (``x // 257``) would give 0 and 65278 for the first two.
+    """
+    out = jpeg(np.full((16, 16), value, np.uint16), 100)
+    assert out.dtype == np.uint16
+    assert np.unique(out).tolist() == [expected]
+
+
+def test_gaussian_kernel_of_sigma_zero_is_a_3x3_delta():
+    """Pins the documented minimum kernel size of 3 for the automatic ``ksize`` (sigma 0 gives 1 otherwise).
+
+    ``gaussian_kernel(0)`` must be the 3 x 3 identity kernel: the shape is part of the contract (the
+    ``ksize`` recorded in params and the minimum size of the kernel callers pad for).
+    """
+    k = gaussian_kernel(0)
+    assert k.shape == (3, 3)
+    expected = np.zeros((3, 3))
+    expected[1, 1] = 1.0
+    np.testing.assert_array_equal(k, expected)
+
+
+@pytest.mark.parametrize(("size", "expected"), [((3, 9), [3, 5, 7, 9]), ((4, 8), [5, 7]), ((3, 3), [3])])
+def test_average_blur_size_range_draws_every_odd_size_including_the_largest(size, expected):
+    """Pins that :class:`AverageBlur` draws every odd size in ``size`` inclusive of both ends.
+
+    Over 200 draws all odd sizes appear, the largest included: an off-by-one in the count of odd sizes
+    would never draw the top of the range (and a one-size range would draw nothing).
+    """
+    blur = AverageBlur(size=size, seed=0)
+    assert sorted({blur.sample()["size"] for _ in range(200)}) == expected
