@@ -553,3 +553,25 @@ def test_metrics_on_a_large_photo_need_few_copies_of_it():
         finally:
             tracemalloc.stop()
         assert peak < most * t.nbytes, (metric.__name__, peak / t.nbytes)
+
+
+def test_uint16_tensors_are_scaled_by_65535_like_uint16_arrays(pairs):
+    """Pins that the tensor path of the metrics scales uint16 inputs by 65535, as the NumPy path does.
+
+    16-bit photos (and the Keras metric fed uint16 batches) must score the same in TensorFlow as in NumPy:
+    a scale taken from uint8 (255) would put values up to 257 into the "[0, 1]" formulas and give a PSNR
+    off by tens of dB. Checked for psnr, ssim and mse on tensors, and for ``keras_metric("psnr")``.
+    """
+    import tensorflow as tf
+
+    sharp, blurred = pairs["astronaut"]
+    rng = np.random.default_rng(0)
+    a = sharp[:64, :64].astype(np.uint16) * 257 + rng.integers(0, 257, (64, 64, 3), dtype=np.uint16)
+    b = blurred[:64, :64].astype(np.uint16) * 257 + rng.integers(0, 257, (64, 64, 3), dtype=np.uint16)
+    ta, tb = tf.constant(a), tf.constant(b)
+    assert float(psnr(ta, tb)) == pytest.approx(psnr(a, b), rel=1e-5)
+    assert float(ssim(ta, tb)) == pytest.approx(ssim(a, b), rel=1e-4)
+    assert float(mse(ta, tb)) == pytest.approx(mse(a, b), rel=1e-4)
+    m = keras_metric("psnr")
+    m.update_state(tf.constant(a[None]), tf.constant(b[None]))
+    assert float(m.result()) == pytest.approx(psnr(a, b), rel=1e-5)
