@@ -338,3 +338,73 @@ def test_estimate_tile_is_checked_saved_and_loaded(tmp_path):
     d = _split_model(200)
     assert d.metadata()["facade"]["estimate_tile"] == 200
     assert Deblurrer.load(d.save(tmp_path / "m.keras")).estimate_tile == 200
+
+
+# ------------------------------------------------------------------- mutation-audit pins (exact values)
+def test_progress_reports_the_tiles_each_call_finished():
+    """Pins that ``progress`` receives the number of tiles each call of ``fn`` finished (an increment).
+
+    16 tiles in batches of 3 give five calls of 3 and one of 1: a progress bar fed these reaches the tile
+    count exactly; reporting 1 per call would leave it at 6 of 16.
+    """
+    from blurkit.tiling import plan_tiles
+
+    image = np.random.default_rng(0).random((100, 90, 3), dtype=np.float32)
+    plan = plan_tiles(100, 90, tile=32, overlap=8)
+    calls: list[int] = []
+    tiled_apply(lambda b: b, image, tile=32, overlap=8, batch=3, progress=calls.append)
+    assert len(plan.ys) * len(plan.xs) == 16
+    assert calls == [3, 3, 3, 3, 3, 1]
+
+
+def test_identity_model_returns_the_input_when_three_tiles_overlap():
+    """Pins the normalisation of the blending windows where more than two tiles overlap a pixel.
+
+    With an overlap above half the tile (24 px tiles, 20 px overlap) up to six tiles cover a pixel and the
+    raw windows no longer add up to 1: only dividing by their sum keeps an identity model an identity (the
+    raw windows leave errors of about 0.4).
+    """
+    image = np.random.default_rng(0).random((100, 90, 3), dtype=np.float32)
+    out = tiled_apply(lambda b: b, image, tile=24, overlap=20)
+    assert np.abs(out - image).max() < 1e-6
+
+
+def test_window_of_a_middle_tile_fades_out_towards_its_next_neighbour():
+    """Pins the trailing fade of a tile that has neighbours on both sides, where the two fades overlap.
+
+    Tile 1 of starts [0, 4, 8] (tile 24, length 32) overlaps tile 0 by 20 px and tile 2 by 20 px, so its
+    rising and falling ramps overlap; the window is their minimum: 0 over the first 5 pixels (the outer
+    quarter of the leading overlap). Replacing the minimum by the falling ramp alone would give it weight
+    there.
+    """
+    w = window_1d([0, 4, 8], 1, 24, 32)
+    np.testing.assert_array_equal(w[:5], 0.0)
+    assert w[5] > 0 and w[-5:].max() == 0.0
+
+
+def test_pixel_inflation_is_per_pixel_of_the_image_before_padding():
+    """Pins that ``pixel_inflation`` counts the pixels computed per pixel of the *original* image.
+
+    A 100 x 90 image padded to one 128 x 128 tile computes 128 * 128 pixels for 9000: 1.82. Dividing by the
+    padded size would report 1.0 and hide the padding's cost.
+    """
+    from blurkit.tiling import plan_tiles
+
+    plan = plan_tiles(100, 90, tile=128, overlap=16, pad_to_tile=True)
+    assert plan.pixel_inflation == pytest.approx(128 * 128 / (100 * 90), rel=1e-12)
+
+
+def test_tile_starts_and_fitted_tiles_round_to_the_nearest_pixel():
+    """Pins the rounding of evenly spread tile starts (to the nearest) and fitted tile sides (upwards).
+
+    ``tile_starts(1000, 300, 50)`` spreads 4 tiles over 700 px: 233.3 and 466.7 round to 233 and 467
+    (flooring gives 466). ``fit_tile`` must round its side up (2304 / 5 = 460.8 -> 461), or the fitted
+    tiles no longer cover the image; aligned, 49.5 units round to 50 (start 400, not 392).
+    """
+    from blurkit.tiling import fit_tile
+
+    assert tile_starts(1000, 300, 50) == [0, 233, 467, 700]
+    assert tile_starts(2048, 464, 64, align=8) == [0, 400, 792, 1184, 1584]
+    assert fit_tile(2048, 512, 64) == 461
+    assert fit_tile(2048, 512, 64, align=8) == 464
+    assert fit_tile(1000, 300, 50) == 288
