@@ -494,3 +494,52 @@ def test_a_cached_image_is_opened_again_after_pythons_spurious_ast_error(tmp_pat
     with pytest.raises(SystemError, match="something else"):
         pipeline._open_cached(path)
     assert not pipeline._NPY_HEADER_LOCK.locked()
+
+
+# ---------------------------------------------------------------- mutation-audit pins (exact values)
+def test_split_rounds_the_validation_share_to_the_nearest_item():
+    """Pins that the validation share is ``round(n * fraction)`` items, not truncated.
+
+    8 items at 20 % hold out 2 (1.6 rounds up), 9 at 30 % hold out 3 (2.7): truncating would hold out one
+    item fewer, and a 20 % split of 8 would validate on a single photo.
+    """
+    assert len(split(8, 0.2, 0)[1]) == 2
+    assert len(split(9, 0.3, 0)[1]) == 3
+    assert len(split(10, 0.25, 0)[1]) == 2  # 2.5: round half to even, as Python's round
+
+
+def test_augmentation_draws_all_eight_symmetries_of_the_square():
+    """Pins that augmentation draws from all 8 symmetries of the square (rotations and flipped rotations).
+
+    A 16 x 16 ramp (every pixel distinct) cut as 64 full-size patches with no blur shows each symmetry as a
+    distinct patch: all 8 must appear, each a rotation of the image or of its mirror; drawing from the 4
+    rotations only would never flip.
+    """
+    image = np.arange(256, dtype=np.uint8).reshape(1, 16, 16)
+    maker = _PatchMaker(resolve_source(image), GaussianBlur(sigma=0.0), 16, 64, 1, augment=True, max_pixels=None)
+    blurred, sharp = maker(np.int64(0), np.int64(0))
+    np.testing.assert_array_equal(blurred, sharp)  # sigma 0: the same symmetry on both
+    x = image[0].astype(np.float32) / 255
+    symmetries = {np.rot90(m, r).tobytes() for m in (x, x[:, ::-1]) for r in range(4)}
+    seen = {patch[..., 0].tobytes() for patch in sharp}
+    assert len(symmetries) == 8 and seen == symmetries
+
+
+@pytest.mark.parametrize(("h", "w", "mode"), [(10, 12, "reflect"), (6, 7, "symmetric")])
+def test_small_images_are_padded_at_the_bottom_and_right_by_mirroring(h, w, mode):
+    """Pins how an image smaller than the patch is padded: at the bottom and right, by mirroring.
+
+    A 10 x 12 image with patch 16 is padded by ``numpy.pad`` mode "reflect" (``dcb|abcd|cba``); one less
+    than half the patch on a side (6 x 7) by "symmetric", which can pad beyond the image's own size.
+    Repeating the edge pixels instead would train on flat smears.
+    """
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (1, h, w), dtype=np.uint8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the 6 x 7 image is much smaller than the patch: said, not tested here
+        maker = _PatchMaker(resolve_source(image), GaussianBlur(sigma=0.0), 16, 2, 1, augment=False,
+                            max_pixels=None)
+        _, sharp = maker(np.int64(0), np.int64(0))
+    want = np.pad(image[0].astype(np.float32) / 255, ((0, 16 - h), (0, 16 - w)), mode=mode)
+    for patch in sharp:
+        np.testing.assert_array_equal(patch[..., 0], want)
