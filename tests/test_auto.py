@@ -129,3 +129,35 @@ def test_large_photos_are_measured_in_aligned_tiles(astronaut, monkeypatch):
         assert sampled[0] == pytest.approx(whole[0], rel=0.2, abs=5e-4)
         assert sampled[1] == pytest.approx(whole[1], rel=0.2, abs=0.03)
         assert choose_preset(image) == (DEFAULT_PRESET if image is clean else NOISY_PRESET)
+
+
+# -- mutation-audit pins: the thresholds, through golden measures and the routing on either side --------
+@pytest.mark.parametrize(("std", "want"), [(0.0035, DEFAULT_PRESET), (0.005, NOISY_PRESET)])
+def test_noise_threshold_routes_white_noise_either_side_of_it(std, want):
+    """Pins :data:`NOISE_THRESHOLD` (0.0043) by routing: white noise of 0.0035 (reads 0.00349) on a flat grey
+    image keeps the default preset, 0.005 (reads 0.00498) goes to the noisy one. Noise of 1.3 levels of 255
+    is what the threshold was tuned to catch; a threshold of 0.006 would let it through.
+    """
+    flat = np.full((128, 128, 3), 0.5, np.float32)
+    image = (flat + np.random.default_rng(0).normal(0, std, flat.shape)).astype(np.float32)
+    assert noise_level(image) == pytest.approx(std, rel=0.01)
+    assert blockiness(image) < 0  # no grid: the noise alone decides
+    assert choose_preset(image) == want
+
+
+@pytest.mark.parametrize(
+    ("quality", "score", "want"),
+    [(100, 0.0330, DEFAULT_PRESET), (97, 0.1554, DEFAULT_PRESET), (96, 0.2029, NOISY_PRESET),
+     (95, 0.2524, NOISY_PRESET), (90, 0.4193, NOISY_PRESET)],
+)
+def test_blockiness_golden_values_and_routing_around_the_threshold(astronaut, quality, score, want):
+    """Pins :func:`blockiness` of JPEGs of a blurred astronaut crop (golden, to 1e-3 levels of 255) and
+    :data:`BLOCK_THRESHOLD` (0.16) through the routing: quality 96 scores 0.203, between 0.16 and 0.25, and
+    must go to the noisy preset (a threshold of 0.25 would keep it on the default); 97 (0.155) stays.
+    The JPEGs have no noise to read (noise_level 0), so blockiness alone decides.
+    """
+    clean = blur_gaussian(astronaut[:256, :320], 2.0, seed=0)[0]
+    compressed = jpeg(clean, quality)
+    assert blockiness(compressed) == pytest.approx(score, abs=1e-3)
+    assert noise_level(compressed) < NOISE_THRESHOLD
+    assert choose_preset(compressed) == want
