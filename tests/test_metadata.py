@@ -54,11 +54,11 @@ def test_read_metadata_of_a_camera_jpeg(tmp_path, rgb):
     assert read_metadata(path.read_bytes()) == meta  # bytes give the same as the file
 
 
-@pytest.mark.parametrize("orientation", [3, 6, 8])
+@pytest.mark.parametrize("orientation", [3, 5, 6, 7, 8])
 def test_the_pixel_size_tags_follow_a_quarter_turn(tmp_path, rgb, orientation):
     """The Exif IFD's PixelXDimension and PixelYDimension describe the stored pixels: after a quarter turn
-    upright (orientations 5-8) they are swapped with the pixels, after a half turn they stay; only they and
-    the orientation change, in place."""
+    upright (orientations 5-8, the mirrored 5 and 7 included) they are swapped with the pixels, after a half
+    turn they stay; only they and the orientation change, in place."""
     exif = Image.Exif()
     exif[0x010F], exif[0x0112] = "ACME", orientation
     sub = exif.get_ifd(0x8769)
@@ -71,7 +71,7 @@ def test_the_pixel_size_tags_follow_a_quarter_turn(tmp_path, rgb, orientation):
     back.load(meta.exif)
     height, width = read_image(path).shape[:2]
     assert back[0x0112] == 1 and dict(back.get_ifd(0x8769)) == {0xA002: width, 0xA003: height}
-    assert (width, height) == ((64, 80) if orientation in (6, 8) else (80, 64))
+    assert (width, height) == ((64, 80) if orientation in (5, 6, 7, 8) else (80, 64))
     changed = sum(a != b for a, b in zip(meta.exif, stored[6:], strict=True))
     assert changed == (1 if orientation == 3 else 3)  # the orientation's byte; 80 <-> 64 in two more
 
