@@ -1965,3 +1965,81 @@ def test_resume_names_of_files_on_two_drives(monkeypatch):
     monkeypatch.setattr(deblurrer.os.path, "commonpath", no_common)
     names = deblurrer._relative_names(["c/a.png", "d/b.png"])
     assert names == [os.path.abspath("c/a.png").replace(os.sep, "/"), os.path.abspath("d/b.png").replace(os.sep, "/")]
+
+
+# -- mutation-audit pins: value scales, the self-ensemble's order, batch scales, the saved tile overlap ------
+def test_an_int64_image_of_8_bit_values_is_restored_as_its_uint8_twin(trained, astronaut):
+    """Pins the scale of integer images other than uint8/uint16: 255 when their maximum is at most 255.
+
+    An 8-bit photo held as int64 (what ``np.asarray`` of Python ints gives) must restore to the same values
+    as the uint8 photo, in int64: taking every non-uint8 integer image as 16-bit would read it 257 times too
+    dark.
+    """
+    x = _small(astronaut, (45, 33))
+    got = trained.predict(x.astype(np.int64))
+    assert got.dtype == np.int64
+    np.testing.assert_array_equal(got, trained.predict(x).astype(np.int64))
+
+
+def test_a_two_view_self_ensemble_averages_the_image_and_its_mirror(trained, astronaut):
+    """Pins the order of :data:`~blurkit.deblurrer.DIHEDRAL` as :meth:`Deblurrer.predict` documents it: 2 adds
+    the mirror image, 4 the two 180-degree turns.
+
+    ``ensemble=2`` must equal the mean of the restorations of the image and of its left-right mirror
+    (mirrored back), built here from literal flips rather than from DIHEDRAL, so that a reordered table (a
+    quarter turn second, say) fails.
+    """
+    from blurkit.deblurrer import DIHEDRAL
+
+    f = _small(astronaut, (45, 33)).astype(np.float32) / 255
+    mirror = trained.predict(np.ascontiguousarray(f[:, ::-1]))[:, ::-1]
+    expected = (trained.predict(f) + mirror) / 2
+    np.testing.assert_allclose(trained.predict(f, ensemble=2), expected, atol=1e-6)
+    assert DIHEDRAL[:2] == ((0, False), (0, True))
+    assert {rot for rot, _ in DIHEDRAL[:4]} == {0, 2}
+
+
+def _dark_first_batch(astronaut) -> tuple[np.ndarray, np.ndarray]:
+    """A float batch in [0, 255] whose first photo is dark (values 0 and 1 only), and its uint8 photos."""
+    a = _small(astronaut, (64, 48))
+    photos = np.stack([a // 200, a])
+    return photos.astype(np.float32), photos
+
+
+def test_a_batch_is_scaled_by_all_its_images_not_by_its_first(trained, astronaut):
+    """Pins that a float batch gets one value range from *all* its images (as predict documents).
+
+    The first photo of this [0, 255] batch is dark (its maximum 1 would make it a [0, 1] image alone): it
+    must be restored as the [0, 255] image it is (as its uint8 twin is, to within uint8 rounding), and the
+    second as it is alone. Taking the range from the first image would clip the second to white.
+    """
+    batch, photos = _dark_first_batch(astronaut)
+    out = trained.predict(batch)
+    assert out.shape == batch.shape and out.dtype == np.float32
+    np.testing.assert_allclose(out[1], trained.predict(batch[1]), atol=1e-4)
+    assert np.abs(out[0] - trained.predict(photos[0]).astype(np.float32)).max() <= 0.5 + 1e-3
+
+
+def test_estimate_sigma_of_a_batch_scales_it_by_all_its_images(astronaut):
+    """Pins the same batch-wide range for :meth:`Deblurrer.estimate_sigma`: each photo of a dark-first
+    [0, 255] float batch is estimated as its uint8 twin alone (the second photo would otherwise be white)."""
+    from blurkit.classical import blur_gaussian
+
+    d = Deblurrer.from_preset("gaussian-v1")
+    a = blur_gaussian(astronaut[:128, :128], 2.0, seed=0)[0]
+    photos = np.stack([a // 200, a])
+    got = d.estimate_sigma(photos.astype(np.float32))
+    assert len(got) == 2
+    assert got[0] == pytest.approx(d.estimate_sigma(photos[0]), abs=1e-4)
+    assert got[1] == pytest.approx(d.estimate_sigma(photos[1]), abs=1e-4)
+
+
+def test_a_non_default_tile_overlap_survives_save_and_load(tmp_path):
+    """Pins that the saved facade's ``tile_overlap`` is read back on load (not replaced by the default), so a
+    model saved for a tiling restores photos with the same tiles."""
+    from blurkit.deblurrer import DEFAULT_TILE_OVERLAP
+
+    d = Deblurrer(model="unet", model_options=TINY, tile_size=48, tile_overlap=8)
+    assert DEFAULT_TILE_OVERLAP != 8
+    loaded = Deblurrer.load(d.save(tmp_path / "m.keras"))
+    assert (loaded.tile_size, loaded.tile_overlap) == (48, 8)
