@@ -318,6 +318,26 @@ TARGETS = [
 CARD, NOISY_CARD = "docs/model-card-gaussian-v1.md", "docs/model-card-gaussian-v1-noisy.md"
 part = functools.partial
 
+
+def finetuned(row: str) -> dict:
+    """gaussian-v1's card, "Fine-tuning it for a known blur": `blurkit evaluate` JSONs of the preset and of
+    the preset fine-tuned at sigma 2 (benchmarks/results/finetune-s2.json), and quality.json's Wiener."""
+    runs = load("finetune-s2")["evaluate"]
+    wiener = method("Wiener, true kernel (balance tuned on these photos)", "quality")
+    out = {}
+    for s in ("1", "2"):
+        if row == "Wiener, true kernel":
+            psnr, ssim = wiener["scores"][s]["psnr"], wiener["scores"][s]["ssim"]
+        else:
+            run = runs["ft-s2" if row.startswith("fine-tuned") else "gaussian-v1"][s]
+            side = run["blurred"] if row == "blurred input" else run["model"]
+            psnr, ssim = side["psnr"], side["ssim"]
+        out[f"sigma {s}"] = f"{psnr:.2f} / {ssim:.4f}"
+    return out
+
+
+FINETUNED = ("blurred input", "Wiener, true kernel", "gaussian-v1 (blind)", "fine-tuned at sigma 2 (blind)")
+
 # (name, doc, header, which of the doc's tables with that header (0: the first), label columns, rows);
 # rows: (key, expected), the key a label (or a function giving it), expected a function giving
 # {column: the cell as the doc should print it}.
@@ -330,6 +350,8 @@ TABLES = [
     ("card-given-sigma", CARD, QUALITY, 1, 1, GIVEN),
     ("card-skimage", CARD, QUALITY, 2, 1, SKIMAGE),
     ("card-oracle", CARD, ORACLE, 0, 1, [(s, part(oracle, s)) for s in SIGMAS]),
+    ("card-finetuned", CARD, ("val photos, mean PSNR / SSIM", "sigma 1", "sigma 2"), 0, 1,
+     [(r, part(finetuned, r)) for r in FINETUNED]),
     ("noisy-preset", NOISY_CARD, ("the photo", "use", WHY), 0, 1, PRESET),
     ("noisy-auto", NOISY_CARD,
      ("cases", "photos", "gaussian-v1", "gaussian-v1-noisy", "choice", "better", "to noisy"), 0, 2,
