@@ -1212,32 +1212,25 @@ def test_outputs_are_checked_writable_before_any_work(tmp_path, monkeypatch, cap
                                                f"{ro} (Permission denied)")
 
 
-def test_an_output_that_is_a_link_is_checked_where_it_leads(tmp_path, monkeypatch):
-    """A link is written through (its file gets the output, the temporary file goes beside that file), so
-    the folder checked before any work is the one the link leads to; a link to itself is refused there."""
-    import tempfile
+def test_deblur_never_writes_an_input_through_a_link_among_its_outputs(model, photos, tmp_path, capsys):
+    """A link in the output folder to an input photo (out/a.png -> ../photos/a.png), or beside the photos
+    under an output's name (coffee_s.png -> coffee.png with --suffix _s): writes that followed links would
+    rewrite the input photo through it. The link is replaced by the output; the photos are left as they
+    were."""
+    import hashlib
+    import shutil
 
-    from blurkit.cli import _common
-    from blurkit.cli.main import CLIError
-
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    mkstemp = tempfile.mkstemp
-
-    def refuse_ro(*args, dir=None, **kwargs):
-        if Path(dir) == ro:
-            raise PermissionError(13, "Permission denied", str(dir))
-        return mkstemp(*args, dir=dir, **kwargs)
-
-    monkeypatch.setattr(tempfile, "mkstemp", refuse_ro)
-    link = tmp_path / "m.keras"
-    link.symlink_to(ro / "m.keras")
-    with pytest.raises(CLIError, match=rf"^--out {link}: cannot write in {ro} \(Permission denied\)$"):
-        _common.check_output(link, "--out")
-    loop = tmp_path / "loop.keras"
-    loop.symlink_to("loop.keras")
-    with pytest.raises(CLIError, match=rf"^--out {loop}: cannot write to it \(Too many levels of symbolic links\)$"):
-        _common.check_output(loop, "--out")
+    src = tmp_path / "photos"
+    shutil.copytree(photos, src)
+    digest = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in src.rglob("*.*")}
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "astronaut.png").symlink_to(src / "astronaut.png")
+    assert main(["deblur", str(model), str(src), "-o", str(out), "-q"]) == 0
+    assert not (out / "astronaut.png").is_symlink() and (out / "astronaut.png").is_file()
+    (src / "coffee_s.png").symlink_to("coffee.png")
+    main(["deblur", str(model), str(src), "-o", str(src), "--suffix", "_s", "-q"])
+    assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in digest} == digest
 
 
 def test_an_interrupted_train_says_what_is_kept_and_sigterm_interrupts_as_ctrl_c(photos, tmp_path, capsys,

@@ -1711,7 +1711,6 @@ class Deblurrer:
             make_parent,
             replace_file,
             temp_prefix,
-            write_target,
         )
 
         path = Path(path)
@@ -1727,12 +1726,8 @@ class Deblurrer:
         if resume is not None:
             meta["resume"] = _jsonable(resume)
         text = json.dumps(meta, indent=1, allow_nan=False)
-        target = write_target(path)  # a link is written through: it stays a link, its file gets the model
-        if target != path:
-            make_parent(target, "save")
-        stem = target.stem if target.suffix == ".keras" else target.name
-        _remove_stale_temps(target.with_name(stem), _TEMP_SUFFIX)
-        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(stem), suffix=_TEMP_SUFFIX, dir=target.parent)
+        _remove_stale_temps(path.with_name(path.stem), _TEMP_SUFFIX)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.stem), suffix=_TEMP_SUFFIX, dir=path.parent)
         os.close(fd)
         optimizer = getattr(self.model, "optimizer", None)
         try:
@@ -1751,11 +1746,11 @@ class Deblurrer:
                     zf.writestr(name, data)
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
-            replace_file(tmp, target)  # the permissions open(path, "w") would have left, not mkstemp's 0600
+            replace_file(tmp, path)  # the permissions open(path, "w") would have left, not mkstemp's 0600
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-        _fsync_folder(target.parent)
+        _fsync_folder(path.parent)
         return path
 
     @staticmethod

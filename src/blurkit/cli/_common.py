@@ -174,7 +174,7 @@ def check_output(path: Any, arg: str, *, folder: bool = False, stream: bool = Tr
         ...
         blurkit.cli.main.CLIError: --out .../notes/m.keras: .../notes is a file, not a folder
     """
-    from blurkit.data.io import blocking_file, is_special_file, open_descriptor, write_target
+    from blurkit.data.io import blocking_file, is_special_file, open_descriptor
 
     path = Path(path)
     if not folder and (open_descriptor(path) is not None or is_special_file(path)):
@@ -198,14 +198,7 @@ def check_output(path: Any, arg: str, *, folder: bool = False, stream: bool = Tr
     blocker = blocking_file(path)
     if blocker is not None:
         raise CLIError(f"{arg} {path}: {blocker} is a file, not a folder")
-    if folder:
-        target = path
-    else:
-        try:
-            target = write_target(path)  # a link is written through: its file's folder takes the new file
-        except OSError as exc:  # a link that leads back to itself
-            raise CLIError(f"{arg} {path}: cannot write to it ({exc.strerror or exc})") from None
-    where = next((p for p in ([path] if folder else []) + list(target.absolute().parents) if p.is_dir()), None)
+    where = next((p for p in ([path] if folder else []) + list(path.absolute().parents) if p.is_dir()), None)
     if where is not None:
         try:
             fd, probe = tempfile.mkstemp(prefix=".blurkit-write-check-", dir=where)

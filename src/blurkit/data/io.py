@@ -982,51 +982,31 @@ def _umask() -> int:
     return mask
 
 
-def write_target(path: PathLike) -> Path:
-    """The file an atomic write of ``path`` replaces: ``path`` itself, or where ``path`` is a symbolic link,
-    the file it leads to (:func:`os.path.realpath`; for a dangling link, the file it names, which the write
-    creates), so the link stays a link and its target gets the new content, as a plain ``open(path, "w")``
-    does. The temporary file goes in the target's folder (a rename cannot cross file systems).
-
-    Raises:
-        OSError: ``ELOOP`` for a link that leads back to itself (as ``open`` raises).
-
-    Examples:
-        >>> import os, tempfile
-        >>> from pathlib import Path
-        >>> root = Path(os.path.realpath(tempfile.mkdtemp())); os.symlink("real.json", root / "link.json")
-        >>> write_target(root / "link.json") == root / "real.json", write_target(root / "a.png") == root / "a.png"
-        (True, True)
-    """
-    path = Path(os.fspath(path))
-    if not os.path.islink(path):
-        return path
-    target = Path(os.path.realpath(path))
-    if os.path.islink(target):  # realpath gives up on a loop
-        import errno
-
-        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), os.fspath(path))
-    return target
-
-
 def set_file_mode(path: PathLike, like: PathLike | None = None) -> None:
     """Give ``path``, a temporary file made by :func:`tempfile.mkstemp` (0600) that is about to replace
-    ``like``, the permissions a plain ``open(like, "w")`` would leave: where ``like`` is a file already,
-    its mode bits (less set-user-ID and set-group-ID: the new file is the writer's) and, where allowed, its
-    group; else ``0666`` less the umask at this moment. Where the file system cannot store them (a FAT or
-    exFAT drive on Linux refuses the change) the file is left as it is; a group the writer is not in is
-    left out (only root may give a file away)."""
+    ``like``, the permissions a plain ``open(like, "w")`` would leave: where ``like`` is a regular file
+    already (not a link: links are replaced, see :func:`atomic_open`), its mode bits (less set-user-ID and
+    set-group-ID) and, where allowed, its group, and when the writer is root its owner too; else ``0666``
+    less the umask at this moment. A file of another user that a non-root writer replaces (its folder is
+    writable) becomes the writer's, and gets the umask's mode, not its old one: a private 0600 would lock its
+    owner out. Where the file system cannot store them (a FAT or exFAT drive on Linux refuses the change) the
+    file is left as it is; a group the writer is not in is left out (only root may give a file away)."""
     info = None
     if like is not None:
         try:
-            info = os.lstat(like)  # a link here (a loop, a shard) is replaced, not followed
+            info = os.lstat(like)  # a link is replaced, not followed
         except (OSError, ValueError):
             info = None
-    if info is not None and stat.S_ISREG(info.st_mode):
+    root = hasattr(os, "geteuid") and os.geteuid() == 0
+    mine = info is not None and (not hasattr(os, "geteuid") or root or info.st_uid == os.geteuid())
+    if info is not None and stat.S_ISREG(info.st_mode) and mine:
         mode = stat.S_IMODE(info.st_mode) & ~(stat.S_ISUID | stat.S_ISGID)
         if hasattr(os, "chown"):  # not on Windows
             with contextlib.suppress(OSError):
-                if os.stat(path).st_gid != info.st_gid:
+                now = os.stat(path)
+                if root and (now.st_uid, now.st_gid) != (info.st_uid, info.st_gid):
+                    os.chown(path, info.st_uid, info.st_gid)  # as open() as root leaves a user's file: theirs
+                elif now.st_gid != info.st_gid:
                     os.chown(path, -1, info.st_gid)
     else:
         mode = 0o666 & ~_umask()
@@ -1039,9 +1019,16 @@ def set_file_mode(path: PathLike, like: PathLike | None = None) -> None:
 def replace_file(tmp: PathLike, target: PathLike) -> None:
     """Rename ``tmp`` (a finished temporary file in ``target``'s folder) over ``target`` with the permissions
     a plain ``open(target, "w")`` would have left (:func:`set_file_mode`): every atomic write of blurkit
-    ends here. ``target`` is what :func:`write_target` gave, where the write follows links."""
+    ends here. A ``target`` that is a symbolic link is replaced by the file, never written through. If the
+    rename fails, ``tmp`` is made writable again, so that the caller can delete it (Windows refuses to delete
+    a read-only file: a read-only target's mode made it one)."""
     set_file_mode(tmp, target)
-    os.replace(tmp, target)
+    try:
+        os.replace(tmp, target)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.chmod(tmp, stat.S_IREAD | stat.S_IWRITE)
+        raise
 
 
 #: A hidden temporary file of a killed atomic write (``.NAME.XXXXXXXX.tmp``) older than this many seconds
@@ -1242,10 +1229,11 @@ def atomic_open(
     killed mid-write (``kill -9``, power cut) leaves ``path`` intact and at most that hidden temporary
     file, which the next write of ``path`` deletes once it is older than :data:`STALE_TEMP_SECONDS`.
     Parent folders are created. The result has the permissions a plain ``open(path, "w")`` would leave
-    (:func:`set_file_mode`): a file it replaces keeps its mode and group, a new one gets ``0666`` less the
-    umask at the time of the write. A ``path`` that is a symbolic link is written through
-    (:func:`write_target`): the temporary file goes beside the file it leads to, which gets the new content,
-    and the link stays.
+    (:func:`set_file_mode`): a file of the writer's that it replaces keeps its mode and group, a new one gets
+    ``0666`` less the umask at the time of the write. A ``path`` that is a symbolic link to a file is
+    replaced by the new file, and the file it led to is left as it was (unlike ``open``): an output folder
+    holding a link to an input photo, or a link another user planted in a shared folder, cannot make blurkit
+    write over the file it leads to.
 
     A ``path`` that is there and is not a file (a device, a pipe or a socket, or a link to one: ``/dev/null``,
     a FIFO) is written directly, and one that names an open file descriptor of this process (``/dev/stdout``,
@@ -1300,14 +1288,11 @@ def atomic_open(
                 raise
             raise _about_target(exc, path) from exc
         return
+    folder = path.parent
     make_parent(path)
-    target = write_target(path)  # a link is written through: it stays a link
-    if target != path:
-        make_parent(target)  # a dangling link's folder, as for any output
-    folder = target.parent
-    _remove_stale_temps(target, ".tmp")
+    _remove_stale_temps(path, ".tmp")
     try:
-        fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=temp_prefix(target.name), suffix=".tmp")
+        fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=temp_prefix(path.name), suffix=".tmp")
     except OSError as exc:  # it names the temporary file it tried to create
         raise _about_target(exc, path) from exc
     tmp = Path(tmp_name)
@@ -1323,7 +1308,7 @@ def atomic_open(
             in_block = False
             fh.flush()
             os.fsync(fh.fileno())
-        replace_file(tmp, target)  # with the permissions open(path, "w") would have left
+        replace_file(tmp, path)  # with the permissions open(path, "w") would have left
     except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()

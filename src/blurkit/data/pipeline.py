@@ -507,19 +507,16 @@ def _file_key(path: Path | str) -> list[Any]:
 
 def _save_array(path: Path, array: np.ndarray) -> None:
     """``np.save`` to ``path`` atomically (a hidden temporary file renamed over it)."""
-    from blurkit.data.io import replace_file, temp_prefix, write_target
+    from blurkit.data.io import replace_file, temp_prefix
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    target = write_target(path)
-    if target != path:
-        target.parent.mkdir(parents=True, exist_ok=True)  # a dangling link's folder
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=temp_prefix(target.name), suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path.name), suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             np.save(fh, np.ascontiguousarray(array), allow_pickle=False)
             fh.flush()
             os.fsync(fh.fileno())  # renamed only once on disk: a power cut cannot leave a zero-filled .npy
-        replace_file(tmp, target)  # not mkstemp's 0600: a cache a team shares must be readable by its users
+        replace_file(tmp, path)  # not mkstemp's 0600: a cache a team shares must be readable by its users
     except BaseException:
         try:
             os.unlink(tmp)
