@@ -726,6 +726,14 @@ def test_fit_refuses_half_precision_weights():
                                          r"half-precision dtype policy.*mixed_float16"):
         d.fit(photos, epochs=1, steps_per_epoch=1, validation_split=0, verbose=0)
     assert d.history == {}
+    keras.config.set_dtype_policy("mixed_float16")  # float16 compute, float32 weights: trains
+    try:
+        mixed = Deblurrer(model="unet", model_options=TINY, **FAST)
+        assert {str(w.dtype) for w in mixed.model.trainable_weights} == {"float32"}
+        mixed.fit(photos, epochs=1, steps_per_epoch=1, validation_split=0, verbose=0)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    assert len(mixed.history["loss"]) == 1 and math.isfinite(mixed.history["loss"][0])
 
 
 def test_the_deblurrer_says_it_needs_keras_tensorflow_backend(monkeypatch, tmp_path):
@@ -741,11 +749,19 @@ def test_the_deblurrer_says_it_needs_keras_tensorflow_backend(monkeypatch, tmp_p
     calls = {"predict": lambda: d.predict(photo), "estimate_sigma": lambda: d.estimate_sigma(photo),
              "fit": lambda: d.fit(photo[None], epochs=1, verbose=0), "evaluate": lambda: d.evaluate([photo]),
              "export": lambda: d.export(tmp_path / "served")}
+    from blurkit.batch import deblur_files
+    from blurkit.export import export_saved_model
+
+    calls["export_saved_model"] = lambda: export_saved_model(d, tmp_path / "served")
+    calls["deblur_files"] = lambda: deblur_files(d, [(tmp_path / "in.png", tmp_path / "out" / "in.png")])
     for method, call in calls.items():
-        with pytest.raises(RuntimeError, match=rf"^Deblurrer\.{method} runs on Keras' TensorFlow backend; this "
+        name = {"export_saved_model": "export", "deblur_files": "predict"}.get(method, method)
+        with pytest.raises(RuntimeError, match=rf"^Deblurrer\.{name} runs on Keras' TensorFlow backend; this "
                                                r"process's Keras runs on 'jax' .*KERAS_BACKEND=tensorflow"):
             call()
-    assert not (tmp_path / "served").exists()
+    assert not (tmp_path / "served").exists() and not (tmp_path / "out").exists()
+    again = Deblurrer.load(d.save(tmp_path / "m.keras"))  # loading and saving need no TensorFlow backend
+    assert [w.shape for w in again.model.weights] == [w.shape for w in d.model.weights]
 
 
 def test_a_keras_backend_that_is_not_installed_is_named(tmp_path):
@@ -765,15 +781,15 @@ def test_a_keras_backend_that_is_not_installed_is_named(tmp_path):
             "        make()\n"
             "    except ImportError as exc:\n"
             "        print(exc)\n")
-    env = source_env(KERAS_HOME=str(home), TF_CPP_MIN_LOG_LEVEL="3")
-    env.pop("KERAS_BACKEND", None)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
     try:
         import jax  # noqa: F401
     except ImportError:
         pass
     else:
         pytest.skip("JAX is installed here: Keras runs on it")
+    env = source_env(KERAS_HOME=str(home), TF_CPP_MIN_LOG_LEVEL="3")
+    env.pop("KERAS_BACKEND", None)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stdout.splitlines()
     assert len(lines) == 2 and all(line.startswith("Keras is set to run on 'jax' (KERAS_BACKEND, or \"backend\" in "

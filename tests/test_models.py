@@ -58,6 +58,43 @@ def test_models_are_channels_last_whatever_keras_config_says(name):
     assert model(x).shape == (1, side, side, 3)
 
 
+def test_channels_last_builds_hold_in_threads_and_for_any_builder():
+    """The setting is process-wide: threads building at once switched it under each other (one build in 15
+    failed with the bare TypeError); and a plugin's builder, not decorated, failed the same way under
+    channels_first. Builds hold one lock, and Deblurrer builds every builder channels-last."""
+    import threading
+
+    from blurkit.deblurrer import _seeded_build
+
+    def plugin(channels: int = 3):
+        x = keras.Input((None, None, channels))
+        return keras.Model(x, keras.layers.Conv2D(channels, 3, padding="same")(x))
+
+    keras.config.set_image_data_format("channels_first")
+    errors: list[BaseException] = []
+
+    def build() -> None:
+        try:
+            for _ in range(3):
+                m = MODELS.create("unet", **TINY["unet"])
+                assert m.output_shape[-1] == 3
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    try:
+        threads = [threading.Thread(target=build) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        model = _seeded_build(plugin, {}, 0)
+        assert keras.config.image_data_format() == "channels_first"
+    finally:
+        keras.config.set_image_data_format("channels_last")
+    assert not errors, errors
+    assert model(np.zeros((1, 8, 10, 3), np.float32)).shape == (1, 8, 10, 3)
+
+
 def test_listing_models_does_not_import_tensorflow():
     code = (
         "import sys; from blurkit.registry import MODELS; import blurkit.models; "

@@ -322,6 +322,9 @@ def deblur_files(
         >>> s.done, [(p.name, why[:9]) for p, why in s.failed]
         (1, [('missing.png', '[Errno 2]')])
     """
+    from blurkit.deblurrer import _need_tensorflow
+
+    _need_tensorflow("predict")  # once, before any file is read (each one failed alike)
     if int(workers) < 0:
         raise ValueError(f"workers must be 0 (no threads) or more, got {workers}")
     if int(prefetch) < 1:

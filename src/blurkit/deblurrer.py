@@ -1656,8 +1656,7 @@ class Deblurrer:
         """
         from blurkit.export import export_saved_model
 
-        _need_tensorflow("export")
-        return export_saved_model(self, path)
+        return export_saved_model(self, path)  # which checks Keras' backend first
 
     def save(self, path: str | os.PathLike, *, weights_dtype: str = "float32") -> Path:
         """Write one ``.keras`` file (weights, architecture and blurkit metadata).
@@ -1985,10 +1984,12 @@ def _seeded_build(builder: Callable[..., Any], options: dict, seed: int) -> Any:
 
     import keras
 
+    from blurkit.models._checks import channels_last
+
     saved = random.getstate(), np.random.get_state()
     try:
         keras.utils.set_random_seed(int(seed))
-        return builder(**options)
+        return channels_last(builder)(**options)  # a plugin's builder too (the built-in ones are already)
     finally:
         random.setstate(saved[0])
         np.random.set_state(saved[1])

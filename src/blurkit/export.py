@@ -194,6 +194,9 @@ def export_saved_model(deblurrer: Any, path: str | os.PathLike) -> Path:
     import tensorflow as tf
     from keras.export import ExportArchive
 
+    from blurkit.deblurrer import _need_tensorflow
+
+    _need_tensorflow("export")  # export_saved_model(d, ...) as d.export(...)
     if deblurrer.fixed_size:
         raise ValueError(f"this model only takes {deblurrer.fixed_size}x{deblurrer.fixed_size} images; "
                          "export restores images of any size, so it needs a fully convolutional model")
