@@ -841,6 +841,24 @@ def test_train_init_fine_tunes_a_model_from_its_own_weights(model, photos, tmp_p
                    for a, b in zip(moved.model.get_weights(), base.model.get_weights(), strict=True))
 
 
+def test_train_init_resumes_with_its_init_and_says_so_without(model, photos, tmp_path, capsys):
+    """A paused --init run resumes with the same command, its record still naming the file it started from
+    (the state's); resumed without --init it is refused by name (it said "different batch_size, model,
+    patch_size" and nothing of --init, or, given those flags, resumed and dropped the record)."""
+    out = tmp_path / "ft.keras"
+    again = ["train", str(photos), "--init", str(model), "--epochs", "2", "--steps-per-epoch", "1", "-o", str(out),
+             "--quiet"]
+    assert main([*again, "--time-limit", "1e-6"]) == 0  # paused after its first epoch
+    state = tmp_path / "ft.resume" / "last.keras"
+    assert state.is_file() and Deblurrer.read_metadata(state)["training"]["init"]["file"] == str(model)
+    _error(capsys, ["train", str(photos), *TINY_TRAIN, "-o", str(out), "--resume"],
+           f"the run in {tmp_path / 'ft.resume'} was started with --init {model}: give it again to resume that run")
+    assert main([*again, "--resume"]) == 0
+    ft = Deblurrer.load(out)
+    assert ft.training["resumed_at_epoch"] == 1 and len(ft.history["loss"]) == 2
+    assert ft.training["init"]["file"] == str(model) and not state.exists()
+
+
 def test_train_init_a_preset_takes_its_settings(photos, tmp_path, monkeypatch):
     """--init gaussian-v1: the preset's architecture, blur, loss, learning rate and patch and batch sizes
     where no flag gives one; flags win; its record names the preset (no training here: the wiener_unet takes
@@ -870,7 +888,7 @@ def test_train_init_errors(model, photos, tmp_path, capsys):
     work; a missing file is named."""
     out = str(tmp_path / "m.keras")
     _error(capsys, ["train", str(photos), "--init", str(model), "--model", "unet", "-o", out],
-           "--model build a new model; --init", "drop one or the other")
+           "--model builds a new model; --init", "drop one or the other")
     _error(capsys, ["train", str(photos), "--init", "gaussian-v1", "--model-option", "width=8", "--channels", "1",
                     "-o", out], "--model-option and --channels build a new model")
     _error(capsys, ["train", str(photos), "--init", str(tmp_path / "none.keras"), "-o", out],

@@ -1280,6 +1280,23 @@ def test_read_metadata_errors(saved, tmp_path, name, match):
         assert "\n" not in str(info.value)
 
 
+def test_fine_tuning_a_file_whose_blur_is_not_installed_names_it(saved, tmp_path):
+    """train --init FILE --sigma 2, FILE's blur a plugin's not installed here: it said "blur 'no-such-blur'
+    takes no option 'sigma'; its options: (none)"; it now says the blur is not installed. Another blur
+    (--blur gaussian) fine-tunes it."""
+    from blurkit.cli import train as train_cmd
+    from blurkit.cli.main import build_parser
+
+    path = _rewrite(saved, tmp_path / "needs_plugin.keras", meta=_from_a_plugin)
+    args = build_parser().parse_args(["train", str(tmp_path), "--init", str(path), "--sigma", "2"])
+    with pytest.raises(ModelFileError, match=r"its blur generator 'no-such-blur' \(from plugin bk-extra 0\.2: "
+                                             r"pip install bk-extra\) is not installed"):
+        train_cmd._fine_tuned(args, {"sigma": 2.0})
+    args = build_parser().parse_args(["train", str(tmp_path), "--init", str(path), "--blur", "gaussian"])
+    d = train_cmd._fine_tuned(args, {"sigma": 2.0})
+    assert d.blur.name == "gaussian" and d.blur.get_config()["sigma"] == 2.0
+
+
 def _from_a_plugin(meta: dict) -> None:
     meta["model"]["name"] = "no-such-builder"
     meta["blur"] = {"name": "no-such-blur", "version": 2, "config": {"width": 3}}
@@ -1966,6 +1983,16 @@ def test_a_pickled_deblurrer_keeps_the_file_it_was_loaded_from(tmp_path):
     assert built.source is None and built._loaded is None
     built.fit(np.zeros((2, 32, 32, 3), np.uint8), epochs=1, steps_per_epoch=1, validation_split=0, verbose=0)
     assert "init" not in built.training
+
+
+def test_assigning_another_model_drops_the_file_it_was_loaded_from(tmp_path):
+    """training["init"] names the file the weights started from: a model assigned after loading is not it."""
+    d = Deblurrer.load(Deblurrer(model="unet", model_options=TINY, **FAST).save(tmp_path / "m.keras"))
+    assert d._loaded["file"] == str(tmp_path / "m.keras")
+    d.model = Deblurrer(model="unet", model_options={**TINY, "width": 8}).model
+    assert d._loaded is None
+    d.fit(np.zeros((2, 32, 32, 3), np.uint8), epochs=1, steps_per_epoch=1, validation_split=0, verbose=0)
+    assert "init" not in d.training
 
 
 def test_resume_names_of_files_on_two_drives(monkeypatch):

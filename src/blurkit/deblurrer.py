@@ -491,6 +491,7 @@ class Deblurrer:
         self._infer_fn: Callable | None = None
         self._pid = os.getpid()  # TensorFlow's state does not survive a fork (see _check_process)
         self._strategy = None  # the tf.distribute strategy the model was moved to by fit, if any
+        self._loaded = None  # another model's weights: not those of the file this one was loaded from
 
     # ------------------------------------------------------------------------------------ training
     def _datasets(self, data: Any, validation: Any, validation_split: float, max_pixels: int | None,
@@ -684,8 +685,9 @@ class Deblurrer:
         Returns:
             The Keras ``History`` of this call; :attr:`history` accumulates over calls. :attr:`training`
             records the run's data and settings, and, for a model loaded from a file (:meth:`load`,
-            :meth:`from_preset`: fine-tuning), ``training["init"]``: that file's name and SHA-256 (and the
-            preset's name), the weights this training started from.
+            :meth:`from_preset`: fine-tuning), ``training["init"]``: that file's name (or the preset's) and
+            SHA-256, the weights this training started from (a resumed run's: those its state records;
+            assigning another :attr:`model` drops it).
 
         Raises:
             TrainingDivergedError: The training loss became NaN or infinite: the epoch is recorded in
@@ -814,8 +816,10 @@ class Deblurrer:
         }
         if replicas > 1:
             self.training["replicas"] = replicas
-        if self._loaded is not None:  # the weights it started from: a fine-tuned preset's file says which
-            self.training["init"] = dict(self._loaded)
+        # the file the weights started from (a fine-tuned preset's says which); a resumed run's is its state's
+        init = restored.get("init") if restored is not None else self._loaded
+        if init is not None:
+            self.training["init"] = dict(init)
         if restored is not None:
             self.training["resumed_at_epoch"] = first
         if first >= end:  # nothing left to do: the saved run finished (or stopped early)
@@ -880,8 +884,9 @@ class Deblurrer:
         with strategy.scope():
             clone = keras.models.clone_model(self.model)
             clone.set_weights(weights)
+        loaded = self._loaded
         self.model = clone
-        self._strategy = strategy
+        self._strategy, self._loaded = strategy, loaded  # the same weights
 
     def _restore_state(self, state_file: Path, settings: dict, run_start: int, end: int) -> dict:
         """Load the training state saved by :func:`_callbacks` into this facade; returns its record.
@@ -910,6 +915,7 @@ class Deblurrer:
         self.history = _history_from_json(meta.get("history"))
         self.validation = dict(meta.get("validation") or {})
         state = dict(state)
+        state["init"] = (meta.get("training") or {}).get("init")  # the weights that run started from
         state["best_weights"] = None
         with zipfile.ZipFile(state_file) as zf:
             if _BEST_WEIGHTS_ENTRY in zf.namelist():
@@ -1523,7 +1529,7 @@ class Deblurrer:
         if not rows:
             if skipped:
                 why = "; ".join(row["error"] for row in skipped[:3])
-                raise ValueError(f"none of the {n} images can be read: {why}"
+                raise ValueError(f"none of the {n} images can be read or scored: {why}"
                                  + (f"; and {len(skipped) - 3} more" if len(skipped) > 3 else ""))
             raise ValueError("no images to evaluate")
         out: dict[str, Any] = {
@@ -1889,8 +1895,8 @@ class Deblurrer:
         from blurkit.presets import preset_path
 
         d = cls.load(preset_path(name))
-        if d._loaded is not None:
-            d._loaded = {"preset": name, **d._loaded}
+        if d._loaded is not None:  # the preset by name (its install path is this machine's)
+            d._loaded = {"preset": name, "sha256": d._loaded["sha256"]}
         if d.fixed_size is None:
             d.tile_size, d.tile_overlap = DEFAULT_TILE_SIZE, DEFAULT_TILE_OVERLAP
         d.estimate_tile = DEFAULT_ESTIMATE_TILE

@@ -176,7 +176,8 @@ def run(args: argparse.Namespace) -> int:
             titles += [f"{name}: blurred {row['blurred']['psnr']:.2f} dB", f"restored {row['model']['psnr']:.2f} dB",
                        "sharp"]
         plot_comparison(panels, titles, Path(args.figure), rows=rows, zoom=128)
-        print(f"figure: {args.figure}", file=out)
+        cut = f" (PSNR in its titles without the {args.crop_border} px border)" if args.crop_border else ""
+        print(f"figure: {args.figure}{cut}", file=out)
     if scores["skipped"]:  # scored without them: not the promise of exit status 0, that every image was
         return SOME_SKIPPED
     return 0

@@ -34,8 +34,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--model", help="model builder (see `blurkit list models`; default unet)")
     p.add_argument("--init", metavar="MODEL",
                    help="fine-tune this model instead of building a new one: a .keras file or a preset's name "
-                        "(gaussian-v1); its architecture, blur, loss, learning rate and patch, batch and tile "
-                        "sizes are the defaults, --sigma and --blur-option change its own blur")
+                        "(gaussian-v1); its architecture, blur, loss, learning rate, patch, batch and tile sizes "
+                        "and patches per image are the defaults; --sigma and --blur-option change its own blur, "
+                        "--blur NAME starts from that blur's defaults")
     p.add_argument("--model-option", action="append", metavar="KEY=VALUE", help="builder option, repeatable")
     p.add_argument("--blur", help="blur generator (default gaussian; with --init the model's own)")
     p.add_argument("--sigma", help="gaussian sigma: a number (2) or a range (0.5:3); default 0.3:3.5 (with "
@@ -45,15 +46,17 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         "(the presets' recipe; off by default), noise=0:0.02, jpeg=50:95")
     p.add_argument("--epochs", type=int, default=10, help="default 10")
     p.add_argument("--steps-per-epoch", type=int, help="batches per epoch (default: each image once)")
-    p.add_argument("--batch-size", type=int, help="patches per step (default 16)")
+    p.add_argument("--batch-size", type=int, help="patches per step (default 16; with --init the model's own)")
     p.add_argument("--patch-size", type=int,
-                   help="side of the square training patches in px (default 96); a fixed-size model (the "
+                   help="side of the square training patches in px (default 96; with --init the model's own); a "
+                        "fixed-size model (the "
                         "autoencoder) trains at its own input size")
     p.add_argument("--patches-per-image", type=int, help="random patches cut from each photo per "
-                   "epoch (default 4)")
-    p.add_argument("--lr", type=float, help="initial learning rate (Adam; default 0.001)")
+                   "epoch (default 4; with --init the model's own)")
+    p.add_argument("--lr", type=float, help="initial learning rate (Adam; default 0.001; with --init the model's own)")
     p.add_argument("--loss", choices=LOSSES,
-                   help="training loss (default mse; psnr_loss: -PSNR per image, weighs mild and strong blur alike)")
+                   help="training loss (default mse; with --init the model's own; psnr_loss: -PSNR per image, "
+                        "weighs mild and strong blur alike)")
     p.add_argument("--early-stopping", type=int, metavar="PATIENCE", help="stop after PATIENCE flat epochs")
     p.add_argument("--time-limit", type=float, metavar="MINUTES",
                    help="stop at the end of the first epoch that ends after MINUTES of training (a job's wall "
@@ -120,8 +123,8 @@ def run(args: argparse.Namespace) -> int:
         given = [flag for flag, value in (("--model", args.model), ("--model-option", args.model_option),
                                           ("--channels", args.channels)) if value is not None]
         if given:
-            raise CLIError(f"{' and '.join(given)} build a new model; --init {args.init} trains that model's "
-                           "architecture further: drop one or the other")
+            raise CLIError(f"{' and '.join(given)} build{'s' * (len(given) == 1)} a new model; --init {args.init} "
+                       "trains that model's architecture further: drop one or the other")
     out = Path(args.out)
     if out.suffix != ".keras":
         raise CLIError(f"--out must end in .keras, got {out}")
@@ -166,7 +169,17 @@ def run(args: argparse.Namespace) -> int:
     if args.resume and not (state_dir / "last.keras").is_file() and out.is_file():
         raise CLIError(f"--resume: no saved training state in {state_dir}, and {out} exists (a run that "
                        f"finished?): drop --resume and add --overwrite to train afresh and replace it, or "
-                       f"continue it in Python with Deblurrer.load({str(out)!r}).fit(...)")
+                       f"train it further with --init {out} -o NEW.keras")
+    if args.resume and not args.init and (state_dir / "last.keras").is_file():
+        from blurkit.deblurrer import Deblurrer, ModelFileError
+
+        try:
+            init = (Deblurrer.read_metadata(state_dir / "last.keras").get("training") or {}).get("init")
+        except ModelFileError:  # fit says what is wrong with it
+            init = None
+        if isinstance(init, dict) and (init.get("preset") or init.get("file")):
+            raise CLIError(f"the run in {state_dir} was started with --init {init.get('preset') or init['file']}: "
+                           "give it again to resume that run")
     if not args.resume and not args.overwrite:  # hours of training are not replaced by a forgotten flag
         if (state_dir / "last.keras").is_file():
             raise CLIError(f"{state_dir / 'last.keras'} holds the training state of an earlier run: add --resume "
@@ -285,6 +298,10 @@ def _fine_tuned(args: argparse.Namespace, blur_options: dict) -> Any:
     from blurkit.deblurrer import Deblurrer
 
     base = load_named(args.init)
+    if not args.pairs and args.blur is None and getattr(base.blur, "missing", None):
+        from blurkit.deblurrer import _check_blur_installed
+
+        _check_blur_installed(base.blur)  # its options cannot be set: say it is not installed, and what to do
     if args.pairs:
         blur = _pairs_blur(args.pairs[0]) or base.blur
     else:
