@@ -49,8 +49,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, help="patches per step (default 16; with --init the model's own)")
     p.add_argument("--patch-size", type=int,
                    help="side of the square training patches in px (default 96; with --init the model's own); a "
-                        "fixed-size model (the "
-                        "autoencoder) trains at its own input size")
+                        "fixed-size model (the autoencoder) trains at its own input size")
     p.add_argument("--patches-per-image", type=int, help="random patches cut from each photo per "
                    "epoch (default 4; with --init the model's own)")
     p.add_argument("--lr", type=float, help="initial learning rate (Adam; default 0.001; with --init the model's own)")
@@ -123,8 +122,9 @@ def run(args: argparse.Namespace) -> int:
         given = [flag for flag, value in (("--model", args.model), ("--model-option", args.model_option),
                                           ("--channels", args.channels)) if value is not None]
         if given:
-            raise CLIError(f"{' and '.join(given)} build{'s' * (len(given) == 1)} a new model; --init {args.init} "
-                       "trains that model's architecture further: drop one or the other")
+            verb = "builds" if len(given) == 1 else "build"
+            raise CLIError(f"{' and '.join(given)} {verb} a new model; --init {args.init} trains that model's "
+                           "architecture further: drop one or the other")
     out = Path(args.out)
     if out.suffix != ".keras":
         raise CLIError(f"--out must end in .keras, got {out}")
