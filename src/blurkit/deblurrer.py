@@ -1995,7 +1995,8 @@ def _seeded_build(builder: Callable[..., Any], options: dict, seed: int) -> Any:
     saved = random.getstate(), np.random.get_state()
     try:
         keras.utils.set_random_seed(int(seed))
-        return channels_last(builder)(**options)  # a plugin's builder too (the built-in ones are already)
+        with channels_last():  # a plugin's builder too (the built-in ones are already)
+            return builder(**options)
     finally:
         random.setstate(saved[0])
         np.random.set_state(saved[1])

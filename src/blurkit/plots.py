@@ -13,12 +13,10 @@ Examples:
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import ParamSpec, TypeVar
 
 import numpy as np
 
@@ -34,33 +32,18 @@ def _pyplot():
     return plt
 
 
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
-
-
 @contextlib.contextmanager
 def _defaults() -> Iterator[None]:
     """Matplotlib's default settings for the figure drawn inside, whatever the user's matplotlibrc or style
     says (``text.usetex: True`` on a machine without LaTeX failed every figure, after a training run's model
     was saved), put back afterwards; its warnings about glyphs a font lacks (a title naming ``猫.png``) are
-    not raised as errors under ``-W error``."""
+    not raised as errors under ``-W error``. The figure functions are decorated with it (``@_defaults()``)."""
     import matplotlib
 
     with matplotlib.rc_context(), warnings.catch_warnings():
         matplotlib.rcdefaults()  # the backend is not reset (matplotlib leaves it out)
         warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from", category=UserWarning)
         yield
-
-
-def _with_defaults(draw: Callable[_P, _R]) -> Callable[_P, _R]:
-    """``draw`` under :func:`_defaults`."""
-
-    @functools.wraps(draw)
-    def wrapped(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        with _defaults():
-            return draw(*args, **kwargs)
-
-    return wrapped
 
 
 def _title(text: str) -> str:
@@ -97,7 +80,7 @@ def _save(fig, path: str | os.PathLike) -> Path:
     return path
 
 
-@_with_defaults
+@_defaults()
 def plot_history(history: Mapping[str, Sequence[float]], path: str | os.PathLike, *, loss: str | None = None
                  ) -> Path:
     """Training curves: loss and PSNR per epoch, training vs validation.
@@ -166,7 +149,7 @@ def detail_crop(image: np.ndarray, size: int) -> tuple[int, int]:
     return int(y), int(x)
 
 
-@_with_defaults
+@_defaults()
 def plot_comparison(
     panels: Sequence[np.ndarray], titles: Sequence[str], path: str | os.PathLike, *, rows: int = 1,
     zoom: int | None = None,

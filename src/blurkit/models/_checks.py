@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import numbers
 import threading
-from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from collections.abc import Iterator
 
-_P = ParamSpec("_P")
 _FORMAT_LOCK = threading.RLock()
-_R = TypeVar("_R")
 
 
 def int_arg(name: str, value: object, minimum: int = 1) -> int:
@@ -30,27 +27,24 @@ def int_arg(name: str, value: object, minimum: int = 1) -> int:
     return int(value)
 
 
-def channels_last(builder: Callable[_P, _R]) -> Callable[_P, _R]:
-    """``builder`` building with Keras' ``image_data_format`` at ``"channels_last"``, whatever a user's
-    ``~/.keras/keras.json`` (or ``keras.config.set_image_data_format``) says, and put back afterwards: blurkit's
-    models take ``(batch, height, width, channels)`` images, and their layers record the format they were built
-    with (a keras.json of ``channels_first`` made the convolutions read an image's width as its channels: the
-    U-Nets failed to build with a bare ``TypeError``, the autoencoder built a model of 2048 output channels).
-    Builds under it hold one lock (an ``RLock``: a builder may call another), so threads building at once
-    cannot switch the setting under each other; Keras code of the user's that builds channels-first layers
-    in another thread meanwhile would get channels-last ones (Keras keeps one setting per process).
-    :class:`~blurkit.Deblurrer` builds any registered builder (a plugin's too) under it."""
+@contextlib.contextmanager
+def channels_last() -> Iterator[None]:
+    """Build with Keras' ``image_data_format`` at ``"channels_last"``, whatever a user's ``~/.keras/keras.json``
+    (or ``keras.config.set_image_data_format``) says, and put it back afterwards: blurkit's models take
+    ``(batch, height, width, channels)`` images, and their layers record the format they were built with (a
+    keras.json of ``channels_first`` made the convolutions read an image's width as its channels: the U-Nets
+    failed to build with a bare ``TypeError``, the autoencoder built a model of 2048 output channels).
+    A context manager, and a decorator as ``@channels_last()`` (the built-in builders). Builds under it hold
+    one lock (an ``RLock``: a builder may call another), so threads building at once cannot switch the
+    setting under each other; Keras code of the user's that builds channels-first layers in another thread
+    meanwhile would get channels-last ones (Keras keeps one setting per process). :class:`~blurkit.Deblurrer`
+    builds any registered builder (a plugin's too) under it."""
+    import keras
 
-    @functools.wraps(builder)
-    def build(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        import keras
-
-        with _FORMAT_LOCK:  # the whole build, whatever the setting: another thread's build may switch it
-            before = keras.config.image_data_format()
-            keras.config.set_image_data_format("channels_last")
-            try:
-                return builder(*args, **kwargs)
-            finally:
-                keras.config.set_image_data_format(before)
-
-    return build
+    with _FORMAT_LOCK:  # the whole build, whatever the setting: another thread's build may switch it
+        before = keras.config.image_data_format()
+        keras.config.set_image_data_format("channels_last")
+        try:
+            yield
+        finally:
+            keras.config.set_image_data_format(before)

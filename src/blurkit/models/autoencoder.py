@@ -19,7 +19,7 @@ __all__ = ["autoencoder"]
 
 
 @register_model("autoencoder")
-@channels_last
+@channels_last()
 def autoencoder(
     input_size: int = 128,
     channels: int = 3,

@@ -59,7 +59,7 @@ def _naf_block(x, channels: int, name: str):
 
 
 @register_model("nafnet")
-@channels_last
+@channels_last()
 def nafnet(
     channels: int = 3,
     width: int = 16,

@@ -58,7 +58,7 @@ def unet_body(x, width: int, depth: int, blocks: int, kernel_size: int):
 
 
 @register_model("unet")
-@channels_last
+@channels_last()
 def unet(channels: int = 3, width: int = 32, depth: int = 3, blocks: int = 2, kernel_size: int = 3):
     """Build a residual U-Net with a global residual connection.
 

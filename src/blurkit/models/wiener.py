@@ -30,7 +30,7 @@ __all__ = ["wiener_unet"]
 
 
 @register_model("wiener_unet")
-@channels_last
+@channels_last()
 def wiener_unet(
     channels: int = 3,
     width: int = 24,
