@@ -205,9 +205,7 @@ def run(args: argparse.Namespace) -> int:
             model=args.model or "unet",
             blur=_pairs_blur(args.pairs[0]) or "gaussian" if args.pairs else args.blur or "gaussian",
             model_options=parse_options(args.model_option, "--model-option"),
-            blur_options=blur_options, channels=args.channels, loss=_or(args.loss, "mse"),
-            learning_rate=_or(args.lr, 1e-3), patch_size=_or(args.patch_size, 96),
-            batch_size=_or(args.batch_size, 16), patches_per_image=_or(args.patches_per_image, 4), seed=args.seed,
+            blur_options=blur_options, channels=args.channels, seed=args.seed, **_given(args),
         )
     except (KeyError, TypeError, ValueError) as exc:
         what = f"--init {args.init}" if args.init else f"--model {args.model or 'unet'}"
@@ -298,27 +296,29 @@ def _fine_tuned(args: argparse.Namespace, blur_options: dict) -> Any:
     from blurkit.deblurrer import Deblurrer
 
     base = load_named(args.init)
-    if not args.pairs and args.blur is None and getattr(base.blur, "missing", None):
+    if not args.pairs and args.blur is None:
         from blurkit.deblurrer import _check_blur_installed
 
-        _check_blur_installed(base.blur)  # its options cannot be set: say it is not installed, and what to do
+        _check_blur_installed(base.blur)  # a plugin's not installed here: its options cannot be set; say so
     if args.pairs:
         blur = _pairs_blur(args.pairs[0]) or base.blur
     else:
         blur = base._eval_blur(args.blur, blur_options or None)
-    d = Deblurrer(model=base.model, blur=blur, loss=_or(args.loss, base.loss),
-                  learning_rate=_or(args.lr, base.learning_rate), patch_size=_or(args.patch_size, base.patch_size),
-                  batch_size=_or(args.batch_size, base.batch_size),
-                  patches_per_image=_or(args.patches_per_image, base.patches_per_image), tile_size=base.tile_size,
-                  tile_overlap=base.tile_overlap, estimate_tile=base.estimate_tile, seed=args.seed)
+    own = {"loss": base.loss, "learning_rate": base.learning_rate, "patch_size": base.patch_size,
+           "batch_size": base.batch_size, "patches_per_image": base.patches_per_image}
+    d = Deblurrer(model=base.model, blur=blur, tile_size=base.tile_size, tile_overlap=base.tile_overlap,
+                  estimate_tile=base.estimate_tile, seed=args.seed, **{**own, **_given(args)})
     d.model_spec, d._saved_components, d.source = base.model_spec, base._saved_components, base.source
     d._loaded = base._loaded
     return d
 
 
-def _or(value: Any, default: Any) -> Any:
-    """``value`` where a flag gave one (0 included: the checks refuse it by name), else ``default``."""
-    return default if value is None else value
+def _given(args: argparse.Namespace) -> dict[str, Any]:
+    """The training settings a flag gave (0 included: the checks refuse it by name), as Deblurrer's arguments:
+    the others are the Deblurrer's defaults for a new model, the model's own with ``--init``."""
+    flags = {"loss": args.loss, "learning_rate": args.lr, "patch_size": args.patch_size,
+             "batch_size": args.batch_size, "patches_per_image": args.patches_per_image}
+    return {name: value for name, value in flags.items() if value is not None}
 
 
 def _whole_history(d: Any, out: Path) -> bool:
