@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from blurkit.blurs import GaussianBlur
 from blurkit.registry import (
     BLURS,
     METRICS,
@@ -371,3 +374,101 @@ def test_the_decorator_works_without_parentheses(reg):
         name = "wide"
 
     assert blurs.list() == ["wide"] and blurs.get("wide") is Wide
+
+
+def _fake_dist(site: Path, name: str, entry_points: dict[str, dict[str, str]]):
+    """A distribution ``name`` 0.1 with ``entry_points``, written into ``site`` (its ``*.dist-info`` only)."""
+    from importlib import metadata
+
+    info = site / f"{name.replace('-', '_')}-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("".join(
+        f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in eps.items()) for group, eps in entry_points.items()))
+    (dist,) = metadata.distributions(path=[str(site)])
+    return dist
+
+
+def test_a_plugin_that_failed_to_load_is_named_when_asked_for(tmp_path, monkeypatch):
+    """An installed plugin whose module fails to import gave a PluginWarning once and was then "unknown metric
+    'bk_mymetric'. Available: ..." (the reason lost where warnings are filtered, or shown already). The
+    registry remembers why, and says so."""
+    from importlib import metadata
+
+    from blurkit.registry import PluginWarning
+
+    (tmp_path / "bk_needs_more.py").write_text("import bk_not_installed_xyz\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    dist = _fake_dist(tmp_path / "site", "bk-fail", {"blurkit.test-fail": {"bk_mymetric": "bk_needs_more:m"}})
+    metrics = Registry("metrics", group="blurkit.test-fail", noun="metric")
+    monkeypatch.setattr(metadata, "entry_points",
+                        lambda group=None: [ep for ep in dist.entry_points if ep.group == group])
+    with warnings_ignored(PluginWarning):
+        assert metrics.list() == []
+    failed = (r"^metric 'bk_mymetric' is provided by plugin bk-fail 0\.1 \(bk_needs_more:m\) but could not be "
+              r"loaded: ModuleNotFoundError: No module named 'bk_not_installed_xyz'$")
+    for _ in range(2):  # every time, not only the first
+        with pytest.raises(UnknownComponentError, match=failed):
+            metrics.get("bk_mymetric")
+    assert "bk_mymetric" not in metrics
+    (failure,) = metrics.failures()
+    assert (failure.name, failure.source, failure.value) == ("bk_mymetric", "plugin bk-fail 0.1", "bk_needs_more:m")
+    assert failure.reason == "ModuleNotFoundError: No module named 'bk_not_installed_xyz'"
+    assert metrics.failures("other*") == []
+    with pytest.raises(UnknownComponentError, match=r"^unknown metric 'nothing'\. Available: \(none\)$"):
+        metrics.get("nothing")  # other names: as before
+    (tmp_path / "bk_not_installed_xyz.py").write_text("")  # the dependency installed, and the plugins rescanned
+    metrics.reload_plugins()
+    with pytest.warns(PluginWarning), pytest.raises(UnknownComponentError, match="AttributeError"):
+        metrics.get("bk_mymetric")  # its module imports now; it lacks the attribute
+    assert len(metrics.failures()) == 1
+
+
+@contextlib.contextmanager
+def warnings_ignored(category):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category)
+        yield
+
+
+def test_list_json_reports_plugins_that_failed_to_load(tmp_path, monkeypatch, capsys):
+    """`blurkit list --json` left broken plugins out (they were only warnings on stderr). They are rows of kind
+    "failed", so a reader taking every "blurs" row as a usable blur is not misled."""
+    from importlib import metadata
+
+    from blurkit.cli.main import main
+
+    (tmp_path / "bk_broken_blur.py").write_text("raise ImportError('bk_broken_blur needs bk_nothing')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    dist = _fake_dist(tmp_path / "site", "bk-broken", {"blurkit.blurs": {"bk_streak": "bk_broken_blur:Streak"}})
+    real = metadata.entry_points
+    monkeypatch.setattr(metadata, "entry_points", lambda group=None: [
+        *real(group=group), *(ep for ep in dist.entry_points if ep.group == group)])
+    BLURS.reload_plugins()
+    try:
+        with warnings_ignored(UserWarning):
+            assert main(["list", "blurs", "--json"]) == 0
+        rows = json.loads(capsys.readouterr().out)
+        assert {r["kind"] for r in rows} == {"blurs", "failed"}
+        assert "bk_streak" not in [r["name"] for r in rows if r["kind"] == "blurs"]
+        assert [r for r in rows if r["kind"] == "failed"] == [{
+            "kind": "failed", "of": "blurs", "name": "bk_streak", "source": "plugin bk-broken 0.1",
+            "object": "bk_broken_blur:Streak", "summary": "could not be loaded: ImportError: bk_broken_blur needs "
+            "bk_nothing", "error": "ImportError: bk_broken_blur needs bk_nothing"}]
+    finally:
+        monkeypatch.undo()
+        BLURS.reload_plugins()
+        sys.modules.pop("bk_broken_blur", None)
+
+
+def test_an_empty_name_is_refused_not_replaced_by_the_class_name():
+    """``register_blur("", Cls)`` registered ``Cls.name`` silently; an empty name is refused as for any object."""
+    blurs = Registry("blurs", name_attr="name")
+
+    class Named(GaussianBlur):
+        name = "named"
+
+    with pytest.raises(ValueError, match="non-empty string name"):
+        blurs.register("", Named)
+    assert blurs.list() == []
+    assert blurs.register(None, Named) is Named and blurs.list() == ["named"]  # no name given: its own

@@ -53,6 +53,7 @@ _T = TypeVar("_T")
 __all__ = [
     "Registry",
     "Entry",
+    "Failure",
     "UnknownComponentError",
     "DuplicateComponentError",
     "PluginWarning",
@@ -101,6 +102,23 @@ class Entry:
     module: str
     file: str | None
     line: int | None
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A plugin entry point that could not be loaded (:meth:`Registry.failures`).
+
+    Attributes:
+        name: The entry point's name (the component's name in blurkit).
+        source: ``"plugin <distribution> <version>"``, as an :class:`Entry`'s would have been.
+        value: The entry point's object reference (``"my_plugin:mae"``).
+        reason: Why it was left out (``"ModuleNotFoundError: No module named 'x'"``).
+    """
+
+    name: str
+    source: str
+    value: str
+    reason: str
 
 
 def _is_plugin(source: str) -> bool:
@@ -238,6 +256,7 @@ class Registry:
         self._builtins = tuple(builtins)
         self._check = check
         self._entries: dict[str, Entry] = {}
+        self._failed: list[Failure] = []  # entry points that could not be loaded, in the order tried
         self._builtins_loaded = not self._builtins
         self._plugins_loaded = group is None
         self._lock = threading.RLock()
@@ -281,7 +300,8 @@ class Registry:
             name, obj = None, name
         if obj is None:
             return lambda o: self.register(name, o, override=override, source=source)
-        key = name or (getattr(obj, self.name_attr, None) if self.name_attr else None) \
+        # an empty name is refused, not replaced by the object's own: register_blur("", Cls) took Cls.name
+        key = name if name is not None else (getattr(obj, self.name_attr, None) if self.name_attr else None) \
             or getattr(obj, "__name__", None)
         if not key or not isinstance(key, str):
             raise ValueError(f"{self.kind}: a component needs a non-empty string name, got {key!r}")
@@ -378,25 +398,25 @@ class Registry:
             wrong = f"{type(exc).__name__}: {exc}"
         finally:
             _restore_keras_objects(keras_objects, label)
-        if wrong is not None:
-            warnings.warn(
-                f"blurkit could not load plugin {self.noun} {ep.name!r} ({ep.value}) from {label}: {wrong}",
-                PluginWarning,
-                stacklevel=3,
-            )
-            return
-        try:
-            self.register(ep.name, obj, source=f"plugin {label}")
-        except (DuplicateComponentError, TypeError, ValueError) as exc:
-            # its own import registered another object under the name (register_metric in its module, say)
-            warnings.warn(f"blurkit could not load plugin {self.noun} {ep.name!r} ({ep.value}) from {label}: "
-                          f"{exc}", PluginWarning, stacklevel=3)
+        if wrong is None:
+            try:
+                self.register(ep.name, obj, source=f"plugin {label}")
+                return
+            except (DuplicateComponentError, TypeError, ValueError) as exc:
+                # its own import registered another object under the name (register_metric in its module, say)
+                wrong = str(exc)
+        # remembered, so that asking for the name later says why it is missing (the warning is shown once,
+        # and not at all where warnings are filtered)
+        self._failed.append(Failure(ep.name, f"plugin {label}", ep.value, wrong))
+        warnings.warn(f"blurkit could not load plugin {self.noun} {ep.name!r} ({ep.value}) from {label}: {wrong}",
+                      PluginWarning, stacklevel=3)
 
     def reload_plugins(self) -> None:
         """Forget loaded plugins and scan the entry points again (after installing one at run time)."""
         with self._lock:
             for key in [k for k, e in self._entries.items() if _is_plugin(e.source)]:
                 del self._entries[key]
+            self._failed = []
             self._plugins_loaded = self.group is None
 
     # -- lookup -------------------------------------------------------------------------------
@@ -410,13 +430,22 @@ class Registry:
         return self.entry(name).obj
 
     def entry(self, name: str) -> Entry:
-        """Return the :class:`Entry` (object and provenance) of ``name``."""
+        """Return the :class:`Entry` (object and provenance) of ``name``.
+
+        Raises:
+            UnknownComponentError: No built-in or plugin has that name; for an installed plugin that could not
+                be loaded, the message names it and says why.
+        """
         self._load_builtins()
         if name not in self._entries:
             self._load_plugins()
         try:
             return self._entries[name]
         except KeyError:
+            failed = [f for f in self._failed if f.name == name]
+            if failed:
+                why = " and by ".join(f"{f.source} ({f.value}) but could not be loaded: {f.reason}" for f in failed)
+                raise UnknownComponentError(f"{self.noun} {name!r} is provided by {why}") from None
             names = sorted(self._entries)
             close = difflib.get_close_matches(str(name), names, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
@@ -446,6 +475,13 @@ class Registry:
     def entries(self, pattern: str = "*") -> builtins.list[Entry]:
         """Entries matching ``pattern``, sorted by name."""
         return [self._entries[n] for n in self.list(pattern)]
+
+    def failures(self, pattern: str = "*") -> builtins.list[Failure]:
+        """The installed plugin entry points matching ``pattern`` that could not be loaded (their module failed
+        to import, their object is not a component of this kind, ...), sorted by name; each gave a
+        :class:`PluginWarning` when the plugins were loaded."""
+        self._load_plugins()
+        return sorted((f for f in self._failed if fnmatch.fnmatchcase(f.name, pattern)), key=lambda f: f.name)
 
     def find(self, name: str) -> dict[str, Any]:
         """Where ``name`` is defined: ``{"name", "source", "module", "file", "line"}``."""

@@ -33,7 +33,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "kind", nargs="?", choices=["blurs", "models", "metrics", "presets"], help="only this kind"
     )
     p.add_argument("--pattern", default="*", help="fnmatch pattern on names (default: *)")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--json", action="store_true",
+                   help="print JSON instead of a table: one row per component (kind, name, source, object, "
+                   "summary), and one of kind \"failed\" per installed plugin that could not be loaded (with "
+                   "\"of\": its registry, and \"error\")")
     p.set_defaults(func=run)
     return p
 
@@ -49,9 +52,15 @@ def run(args: argparse.Namespace) -> int:
     kinds = [args.kind] if args.kind else [*registries, "presets"]
     registries = {k: v for k, v in registries.items() if k in kinds}
     rows = []
+    failed = []
     for kind, reg in registries.items():
         with plugins_quiet():  # a plugin module that imports Keras starts TensorFlow
             entries = reg.entries(args.pattern)
+        # installed plugins that could not be loaded (a PluginWarning on stderr says so too): rows of their own
+        # kind, so that a reader of the JSON that takes every row of "blurs" as a usable blur is not misled
+        failed += [{"kind": "failed", "of": kind, "name": f.name, "source": f.source, "object": f.value,
+                    "summary": f"could not be loaded: {f.reason}", "error": f.reason}
+                   for f in reg.failures(args.pattern)]
         for e in entries:
             doc = (getattr(e.obj, "__doc__", None) or "").strip().splitlines()
             rows.append(
@@ -66,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     if "presets" in kinds:
         rows.extend(_preset_rows(args.pattern))
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps(rows + failed, indent=2))
         return 0
     for kind in kinds:
         print(f"{kind}:")
