@@ -1423,8 +1423,9 @@ def test_saved_files_record_where_their_components_come_from(saved, tmp_path):
                                                                "blur": f"user module {__name__}"}
     finally:
         BLURS.unregister("test-mine")
-    with pytest.raises(ModelFileError, match=rf"'test-mine' \(registered by user module {__name__}: import it "
-                                             r"first\) is not installed"):
+    with pytest.raises(ModelFileError, match=rf"'test-mine' \(registered by user module {__name__}: import "
+                                             rf"{__name__} before loading the file, in Python; the command line "
+                                             r"cannot import it\) is not installed"):
         Deblurrer.load(path).evaluate(np.zeros((1, 32, 32, 3), np.uint8))
 
 

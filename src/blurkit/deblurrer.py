@@ -152,77 +152,160 @@ def _broken_weights(model: Any) -> str | None:
             "train again with a lower learning rate)")
 
 
-def _provenance(registry: Any, name: Any) -> str | None:
+def _provenance(registry: Any, name: Any, obj: Any = None) -> str | None:
     """Where the component ``name`` of ``registry`` comes from (``"built-in"``, ``"plugin DIST VERSION"``,
-    ``"user module MOD"``), as saved files record it; None when it is not registered."""
-    from blurkit.registry import UnknownComponentError
+    ``"user module MOD"``), as saved files record it; None when it is not registered.
+
+    With ``obj`` (the class of the blur a Deblurrer holds), where that object comes from: the registry's word
+    when it is the object registered under ``name``; otherwise its own module's, ``"built-in"`` for blurkit's
+    and ``"user module MOD"`` for any other (a class never registered under its name, or one that another
+    registration replaced). A blur is never recorded as the one registered under its name when it is not
+    that one: :meth:`Deblurrer.load` rebuilds a saved blur from the blur of its name only where the sources
+    agree.
+    """
+    from blurkit.registry import BUILTIN, UnknownComponentError
 
     try:
         entry = registry.entry(name)
     except (UnknownComponentError, TypeError):
+        entry = None
+    if obj is not None and (entry is None or entry.obj is not obj):
+        module = getattr(obj, "__module__", None) or "?"
+        return BUILTIN if module.split(".")[0] == "blurkit" else f"user module {module}"
+    if entry is None:
         return None
     return f"user module {entry.module}" if entry.source == "user" else entry.source
 
 
+_PLUGIN_SOURCE = r"plugin ([A-Za-z0-9][A-Za-z0-9._-]{0,99}) ([A-Za-z0-9][A-Za-z0-9.+!_-]{0,49})"
+_USER_SOURCE = r"user module ([A-Za-z_][\w.]{0,199})"
+
+
+def _source_key(source: Any) -> tuple[str, str] | None:
+    """What a recorded provenance names, for comparing two (a plugin's version aside: an upgrade of the same
+    package rebuilds its blur, through the blur's own ``version``): ``("plugin", "my-plugin")``,
+    ``("user", "mod")``, ``("built-in", "")``; None for no provenance, or a text blurkit does not write."""
+    if source == "built-in":
+        return ("built-in", "")
+    if not isinstance(source, str):
+        return None
+    if m := re.fullmatch(_PLUGIN_SOURCE, source):
+        return ("plugin", re.sub(r"[-_.]+", "-", m.group(1)).lower())
+    if m := re.fullmatch(r"plugin (\S+)", source):  # an entry point without a distribution: its object
+        return ("plugin", m.group(1))
+    if m := re.fullmatch(_USER_SOURCE, source):
+        return ("user", m.group(1))
+    return None
+
+
 def _install_hint(source: Any) -> str:
     """What to do about a missing component that a file says came from ``source``: ``"from plugin X 1.0: pip
-    install X"``, ``"registered by user module M: import it first"``; empty when the file does not say."""
+    install X"`` (``"from plugin X 1.0, installed here"`` when it is: installing it again would not help),
+    ``"registered by user module M: import M before loading the file, in Python; ..."``; empty when the file
+    does not say."""
+    from importlib import metadata
+
     if not isinstance(source, str) or not source or source == "built-in":
         return ""
     # the file is a stranger's: only the forms blurkit writes, with plain names, are repeated (another text
     # could carry terminal escape codes, line breaks, or a command to install something else)
-    if re.fullmatch(r"plugin [A-Za-z0-9][A-Za-z0-9._-]{0,99} [A-Za-z0-9][A-Za-z0-9.+!_-]{0,49}", source):
-        return f"from {source}: pip install {source.split()[1]}"
-    if re.fullmatch(r"user module [A-Za-z_][\w.]{0,199}", source):
-        return f"registered by {source}: import it first"
+    if m := re.fullmatch(_PLUGIN_SOURCE, source):
+        dist, version = m.groups()
+        try:
+            installed = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return f"from {source}: pip install {dist}"
+        except Exception:  # noqa: BLE001 - a damaged installation: say nothing of it
+            return f"from {source}"
+        return f"from {source}, installed here" if installed == version else \
+            f"from {source}; {dist} {installed} is installed here"
+    if m := re.fullmatch(_USER_SOURCE, source):
+        if m.group(1) == "__main__":
+            return (f"registered by {source}, the script that saved it: register it again before loading the "
+                    "file, in Python; the command line cannot")
+        return (f"registered by {source}: import {m.group(1)} before loading the file, in Python; the command "
+                "line cannot import it")
     return ""
 
 
-def _missing_blur(saved: dict, path: Any, source: Any, problem: str | None = None) -> Any:
+#: What else a caller can do about a saved blur it cannot use (:func:`_check_blur_installed`): train or
+#: evaluate with another blur, said the way that caller takes one.
+_OTHER_BLUR = {
+    "fit": "or train with another blur: assign it to the Deblurrer's blur before fit "
+           "(d.blur = blurkit.BLURS.create(NAME, ...))",
+    "train": "or train with another blur: --blur NAME",
+    "evaluate": "or give evaluate another blur: blur= in Python, --blur on the command line",
+    "": "or use another blur: assign it to the Deblurrer's blur to train, or give evaluate blur= (--blur on the "
+        "command line)",
+}
+
+
+def _missing_blur(saved: dict, path: Any, source: Any, problem: str | None = None, *, failed: str | None = None,
+                  installed: str | None = None) -> Any:
     """A stand-in for a saved blur generator that is not installed (or, with ``problem``, that the installed
-    blur of its name cannot rebuild: another plugin's blur of that name, say): the model restores photos
-    without it (a blur is only needed to make training and test pairs), it is saved again as it was, and
-    what needs it (:meth:`Deblurrer.fit`, :meth:`Deblurrer.evaluate` on sharp photos) raises a
-    :class:`ModelFileError` that says what to install."""
+    blur of its name cannot rebuild: another plugin's blur of that name, say; with ``failed``, whose plugin is
+    installed but could not be loaded, and why; with ``installed``, where the blur installed under its name
+    comes from when that is not where the saved one came from): the model restores photos without it (a blur is
+    only needed to make training and test pairs), it is saved again as it was, and what needs it
+    (:meth:`Deblurrer.fit`, :meth:`Deblurrer.evaluate` on sharp photos) raises a :class:`ModelFileError` that
+    says what to install."""
     from blurkit.blurs import Blur
 
     hint = _install_hint(source)
-    state = "is not installed" if problem is None else \
-        f"cannot be rebuilt by the installed blur of that name ({problem})"
+    if failed is not None:
+        state, fix, short = f"is installed but could not be loaded ({failed})", "make it load", "cannot be loaded"
+    elif installed is not None:
+        state = f"differs from the blur installed under that name here ({installed}), which is not used in its place"
+        fix, short = "install or register the blur it was saved with", "cannot be rebuilt"
+    elif problem is not None:
+        state = f"cannot be rebuilt by the installed blur of that name ({problem})"
+        fix, short = "install the blur it was saved with", "cannot be rebuilt"
+    else:
+        state, fix, short = "is not installed", "install it", "not installed"
     why = (f"{path}: its blur generator {saved.get('name')!r}{f' ({hint})' if hint else ''} {state}; the "
-           "model restores photos without it, but training and evaluating on sharp photos need it (install "
-           "it, or give evaluate another blur: blur= in Python, --blur on the command line)")
+           "model restores photos without it, but training and evaluating on sharp photos need it")
+
+    def message(use: str = "") -> str:
+        return f"{why} ({fix}, {_OTHER_BLUR[use]})"
 
     class MissingBlur(Blur):
         name = str(saved.get("name"))
         version = int(saved.get("version", 1))
-        missing = why
+        missing = message()
 
         def __init__(self) -> None:  # no base __init__: nothing of the saved config is checked or used
             pass
 
+        @staticmethod
+        def needed_by(use: str) -> str:
+            """The message for ``use`` (``"fit"``, ``"train"``, ``"evaluate"``): its own way to another blur."""
+            return message(use)
+
         def sample(self, rng: Any = None) -> dict:
-            raise ModelFileError(why)
+            raise ModelFileError(self.missing)
 
         def sample_kernel(self, rng: Any) -> dict:
-            raise ModelFileError(why)
+            raise ModelFileError(self.missing)
 
         def kernel(self, params: dict) -> np.ndarray:
-            raise ModelFileError(why)
+            raise ModelFileError(self.missing)
 
         def get_config(self) -> dict:
             return dict(saved.get("config") or {})
 
         def __repr__(self) -> str:
-            return f"<blur {self.name!r}, {'not installed' if problem is None else 'cannot be rebuilt'}>"
+            return f"<blur {self.name!r}, {short}>"
 
     return MissingBlur()
 
 
-def _check_blur_installed(blur: Any) -> None:
+def _check_blur_installed(blur: Any, use: str = "") -> None:
+    """Raise the :class:`ModelFileError` of a saved blur that cannot be used (:func:`_missing_blur`), said for
+    ``use``: ``"fit"``, ``"train"`` (the command line's) or ``"evaluate"``."""
     why = getattr(blur, "missing", None)
     if why:
-        raise ModelFileError(why)
+        needed_by = getattr(blur, "needed_by", None)
+        raise ModelFileError(needed_by(use) if callable(needed_by) else why)
 
 
 def _versions() -> dict[str, str]:
@@ -768,7 +851,7 @@ class Deblurrer:
         train_src, val_src, train_for, val = self._datasets(data, validation, validation_split, max_pixels,
                                                             cache)
         if any(src is not None and src.kind != "pairs" for src in (train_src, val_src)):
-            _check_blur_installed(self.blur)  # sharp photos are blurred with it (pairs need none)
+            _check_blur_installed(self.blur, "fit")  # sharp photos are blurred with it (pairs need none)
         if strategy is not self._strategy and strategy is not tf.distribute.get_strategy():
             self._move_to(strategy)
         with strategy.scope():
@@ -1514,7 +1597,7 @@ class Deblurrer:
             raise ValueError("blur, blur_options and known_sigma are for sharp photos blurred here: the blur of "
                              "given pairs is fixed and unknown")
         if blur is None and src.kind != "pairs":  # the model's own blurs the photos (given pairs need none)
-            _check_blur_installed(self.blur)
+            _check_blur_installed(self.blur, "evaluate")
         blur = self._eval_blur(blur, blur_options)
         if known_sigma:
             self._check_known_sigma(blur)
@@ -1621,14 +1704,16 @@ class Deblurrer:
     def _components(self) -> dict[str, str | None]:
         """Where this model's builder and blur generator come from (a plugin names its package), so that a
         file loaded where one is missing can say what to install; a loaded file's entries are kept when the
-        component is not installed here."""
+        component is not installed here. The blur's is its class's (:func:`_provenance`): a blur that is not
+        the one registered under its name is recorded as what it is, not as that one."""
         from blurkit.registry import BLURS, MODELS
 
         saved = getattr(self, "_saved_components", None) or {}
         name = (self.model_spec or {}).get("name")
         return {
             "model": _provenance(MODELS, name) or saved.get("model") if name else None,
-            "blur": saved.get("blur") if getattr(self.blur, "missing", None) else _provenance(BLURS, self.blur.name),
+            "blur": saved.get("blur") if getattr(self.blur, "missing", None)
+            else _provenance(BLURS, self.blur.name, type(self.blur)),
         }
 
     def export(self, path: str | os.PathLike) -> Path:
@@ -1689,6 +1774,11 @@ class Deblurrer:
         :data:`blurkit.data.io.STALE_TEMP_SECONDS` (10 minutes; younger ones may belong to a save still
         running in another process).
 
+        The file records the blur by its ``name`` and where its class comes from. A blur that is not the one
+        registered under its name (a subclass never registered, or the built-in while your own is registered
+        in its place) is recorded as what it is, with a ``UserWarning``: :meth:`load` rebuilds it only where
+        the blur registered under that name comes from the same place.
+
         Example:
             >>> import tempfile, os
             >>> import numpy as np
@@ -1703,6 +1793,7 @@ class Deblurrer:
         if weights_dtype not in ("float32", "float16"):
             raise ValueError(f"weights_dtype must be 'float32' or 'float16', got {weights_dtype!r}")
         _check_savable(self.model)
+        _warn_unregistered_blur(self.blur, path)
         return self._write(path, weights_dtype=weights_dtype)
 
     def _write(self, path: str | os.PathLike, *, resume: dict | None = None,
@@ -1816,16 +1907,27 @@ class Deblurrer:
         if isinstance(version, bool) or not isinstance(version, int) or not isinstance(saved_blur.get("config", {}),
                                                                                        dict):
             raise ModelFileError(f"{path}: damaged blurkit metadata (blur {_shown_text(saved_blur)})")
+        recorded = components.get("blur")
         try:
             blur = deserialize_blur(saved_blur)
         except UnknownComponentError:
-            blur = _missing_blur(saved_blur, path, components.get("blur"))
+            # a plugin that is installed but could not be loaded: installing it would not help; say why
+            failed = "; ".join(f"{f.source}: {f.reason}" for f in BLURS.failures() if f.name == saved_blur["name"])
+            blur = _missing_blur(saved_blur, path, recorded, failed=failed or None)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             # the blur of that name is installed but cannot rebuild this config: another plugin's blur of the
             # name, a version it cannot upgrade, a damaged config. The model itself is intact.
             installed = _provenance(BLURS, saved_blur["name"])
-            blur = _missing_blur(saved_blur, path, components.get("blur"),
-                                 f"{installed}: {exc}" if installed else str(exc))
+            blur = _missing_blur(saved_blur, path, recorded, f"{installed}: {exc}" if installed else str(exc))
+        else:
+            # The blur installed under the name rebuilt the config, but it is another one than the file's when
+            # it comes from elsewhere (another plugin's, the built-in where the user's own was saved): training
+            # with it would use another degradation than the file names, silently. Files that record no
+            # provenance (older blurkit versions) are rebuilt as they were.
+            installed = _provenance(BLURS, saved_blur["name"])
+            key = _source_key(recorded)
+            if key is not None and key != _source_key(installed):
+                blur = _missing_blur(saved_blur, path, recorded, installed=installed)
         _check_keras_config(path, components.get("model"), archive)
         _check_weights(archive, path)
         facade = _checked_facade(meta.get("facade") or {}, path)
@@ -3022,6 +3124,24 @@ def _refused(node: dict) -> str | None:
         # is built (Keras refuses it in safe mode only from 3.12)
         return f"a {cls_name} layer whose vocabulary is a file to read outside the model file"
     return None
+
+
+def _warn_unregistered_blur(blur: Any, path: Any) -> None:
+    """Warn that ``blur`` is not the blur registered under its name, so that :meth:`Deblurrer.load` will not
+    rebuild it from that name (:func:`_provenance` records where its class comes from)."""
+    from blurkit.registry import BLURS
+
+    if getattr(blur, "missing", None):  # a loaded file's blur that is not installed: saved again as it was
+        return
+    own, registered = _provenance(BLURS, blur.name, type(blur)), _provenance(BLURS, blur.name)
+    if own == registered:
+        return
+    cls = type(blur)
+    there = f"the blur registered under that name ({registered})" if registered else "no blur registered under it"
+    warnings.warn(f"{path}: its blur {blur.name!r} is {cls.__module__}.{cls.__qualname__} ({own}), not {there}; "
+                  f"loading the file rebuilds it only where that class is registered as {blur.name!r} "
+                  "(elsewhere the model restores photos, but cannot train or evaluate with its own blur)",
+                  UserWarning, stacklevel=_outside_stacklevel())
 
 
 def _check_savable(model: Any) -> None:

@@ -441,14 +441,12 @@ def deserialize_blur(data: dict | str) -> Blur:
     if not isinstance(data, dict) or not isinstance(data.get("name"), str):
         raise ValueError(f'a serialized blur is a dict {{"name", "version", "config"}}, got {data!r}')
     name = data["name"]
-    cls = BLURS.get(name)
+    entry = BLURS.entry(name)
+    cls = entry.obj
     version = int(data.get("version", 1))
     current = int(getattr(cls, "version", 1))
     if version > current:
-        raise ValueError(
-            f"blur {name!r} was saved with version {version}, but this blurkit has version {current}; "
-            "upgrade blurkit to load it"
-        )
+        raise ValueError(f"blur {name!r} was saved with version {version}, but {_newer(entry, current)}")
     config = dict(data.get("config") or {})
     if version < current:
         config = cls.upgrade_config(config, version)
@@ -456,3 +454,18 @@ def deserialize_blur(data: dict | str) -> Blur:
         return cls.from_config(config)
     except TypeError as exc:  # an option it does not take: named, with those it takes
         raise options_error("blur", name, cls, config, exc) from None
+
+
+def _newer(entry: Any, current: int) -> str:
+    """What provides version ``current`` of the blur ``entry`` (a :class:`~blurkit.registry.Entry`) and what to
+    upgrade, for a file saved with a newer version: blurkit for a built-in, the package for a plugin's."""
+    source = entry.source.split()
+    if source[0] == "plugin" and len(source) == 3:  # "plugin DIST VERSION"
+        return (f"{source[1]} {source[2]} provides version {current}; upgrade {source[1]} to load it "
+                f"(pip install -U {source[1]})")
+    if source[0] == "plugin":  # an entry point without a distribution (its object reference)
+        return f"plugin {source[1]} provides version {current}; upgrade it to load it"
+    if entry.source != "built-in":
+        return (f"the blur registered under that name here ({entry.module}) has version {current}; register the "
+                "version it was saved with to load it")
+    return f"this blurkit has version {current}; upgrade blurkit to load it"

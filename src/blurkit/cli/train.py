@@ -299,7 +299,7 @@ def _fine_tuned(args: argparse.Namespace, blur_options: dict) -> Any:
     if not args.pairs and args.blur is None:
         from blurkit.deblurrer import _check_blur_installed
 
-        _check_blur_installed(base.blur)  # a plugin's not installed here: its options cannot be set; say so
+        _check_blur_installed(base.blur, "train")  # a plugin's not installed here: its options cannot be set
     if args.pairs:
         blur = _pairs_blur(args.pairs[0]) or base.blur
     else:

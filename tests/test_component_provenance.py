@@ -1,0 +1,248 @@
+"""Where a saved model's blur came from, and what blurkit says when a component cannot be used.
+
+A saved file records its blur by name and where the blur came from (``components.blur``); loading it where
+another blur holds that name must not rebuild that one silently. Plugins here are fake distributions written
+into a temporary folder (a ``*.dist-info`` with ``METADATA`` and ``entry_points.txt``) and put on
+``sys.path``, so ``importlib.metadata`` finds them as it finds installed ones; nothing is pip-installed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+import warnings
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from blurkit import Deblurrer
+from blurkit.blurs import Blur, GaussianBlur
+from blurkit.deblurrer import METADATA_NAME, ModelFileError
+from blurkit.registry import BLURS, METRICS, MODELS, PluginWarning
+
+TINY = {"width": 4, "depth": 1, "blocks": 1}
+FAST = {"patch_size": 32, "batch_size": 2, "patches_per_image": 2}
+PHOTOS = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+
+
+def _rewrite(src: Path, dst: Path, change) -> Path:
+    """Copy a saved model with its blurkit metadata changed by ``change(meta)``."""
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            if info.filename == METADATA_NAME:
+                meta = json.loads(data)
+                change(meta)
+                data = json.dumps(meta).encode()
+            zout.writestr(info, data)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory) -> Path:
+    """A tiny U-Net with the built-in Gaussian blur, saved."""
+    d = Deblurrer(model="unet", model_options=TINY, blur="gaussian", **FAST)
+    return d.save(tmp_path_factory.mktemp("saved") / "builtin.keras")
+
+
+@pytest.fixture
+def fake_plugin(tmp_path):
+    """Install (on ``sys.path``) a fake distribution ``bk-fake 0.1``: ``install(modules, entry_points)`` writes
+    the modules and the dist-info, and rescans the registries; everything is undone afterwards."""
+    site = tmp_path / "site"
+    site.mkdir()
+    modules: list[str] = []
+
+    def install(sources: dict[str, str], entry_points: dict[str, dict[str, str]]) -> None:
+        for name, code in sources.items():
+            (site / f"{name}.py").write_text(textwrap.dedent(code))
+            modules.append(name)
+        info = site / "bk_fake-0.1.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text("Metadata-Version: 2.1\nName: bk-fake\nVersion: 0.1\n")
+        (info / "entry_points.txt").write_text("".join(
+            f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in eps.items()) for group, eps in entry_points.items()))
+        sys.path.insert(0, str(site))
+        for registry in (BLURS, MODELS, METRICS):
+            registry.reload_plugins()
+
+    try:
+        yield install
+    finally:
+        if str(site) in sys.path:
+            sys.path.remove(str(site))
+        for name in modules:
+            sys.modules.pop(name, None)
+        for registry in (BLURS, MODELS, METRICS):
+            registry.reload_plugins()
+
+
+HORIZONTAL = """
+    import numpy as np
+    from blurkit.blurs.base import Blur
+
+    class Horizontal(Blur):
+        name = "horizontal"
+        version = 1
+
+        def sample_kernel(self, rng):
+            return {}
+
+        def kernel(self, params):
+            return np.full((1, 3), 1 / 3)
+"""
+
+
+# -- finding 1: a blur is never rebuilt from another blur of its name --------------------------------------
+class MyMotion(Blur):
+    """Not registered; its name is a built-in's, and the built-in can build its config (the base options)."""
+
+    name = "motion"
+
+    def sample_kernel(self, rng):
+        return {}
+
+    def kernel(self, params):
+        return np.full((1, 5), 0.2)
+
+
+def test_an_unregistered_blur_with_a_builtins_name_is_recorded_as_what_it_is(saved, tmp_path):
+    """An unregistered blur named like a built-in was recorded as "built-in" and came back as the built-in
+    MotionBlur, silently. It is recorded as its module's (with a warning at save), and loads as a blur that
+    cannot be rebuilt, naming both sources; the model still restores photos."""
+    d = Deblurrer.load(saved)
+    d.blur = MyMotion(noise=0.01)
+    with pytest.warns(UserWarning, match=rf"its blur 'motion' is {__name__}\.MyMotion \(user module {__name__}\), "
+                                         r"not the blur registered under that name \(built-in\)"):
+        path = d.save(tmp_path / "mymotion.keras")
+    assert Deblurrer.read_metadata(path)["components"]["blur"] == f"user module {__name__}"
+    loaded = Deblurrer.load(path)
+    assert repr(loaded.blur) == "<blur 'motion', cannot be rebuilt>"
+    assert loaded.predict(PHOTOS[0]).shape == PHOTOS[0].shape
+    with pytest.raises(ModelFileError, match=rf"mymotion\.keras: its blur generator 'motion' \(registered by user "
+                                             rf"module {__name__}: .*\) differs from the blur installed under that "
+                                             r"name here \(built-in\)"):
+        loaded.evaluate(PHOTOS)
+    # saved again, it keeps what it was
+    assert Deblurrer.read_metadata(loaded.save(tmp_path / "again.keras"))["components"]["blur"] == \
+        f"user module {__name__}"
+
+
+def test_your_own_blur_over_a_builtin_is_not_rebuilt_as_the_builtin(saved, tmp_path):
+    """``register_blur(Mine, override=True)`` under ``gaussian``, saved, then loaded where the built-in is back
+    (a fresh process): it loaded as the built-in Gaussian. Where the user's class is registered again before
+    loading, it is rebuilt with it."""
+    original = BLURS.entry("gaussian")
+
+    class Boxy(GaussianBlur):
+        name = "gaussian"
+
+    try:
+        BLURS.register("gaussian", Boxy, override=True)
+        d = Deblurrer(model="unet", model_options=TINY, blur="gaussian", **FAST)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", UserWarning)  # the registered blur: no warning
+            path = d.save(tmp_path / "boxy.keras")
+        assert Deblurrer.read_metadata(path)["components"]["blur"] == f"user module {__name__}"
+        assert type(Deblurrer.load(path).blur) is Boxy
+    finally:
+        BLURS.register("gaussian", original.obj, override=True, source=original.source)
+    loaded = Deblurrer.load(path)
+    assert repr(loaded.blur) == "<blur 'gaussian', cannot be rebuilt>"
+    with pytest.raises(ModelFileError, match=r"differs from the blur installed under that name here \(built-in\)"):
+        loaded.fit(PHOTOS, epochs=1, steps_per_epoch=1, verbose=0)
+
+
+def test_builtin_files_and_files_without_provenance_load_silently(saved, tmp_path):
+    """What must not change: a built-in recorded as "built-in", and a file of an older blurkit that records no
+    provenance, rebuild the installed blur without a word."""
+    old = _rewrite(saved, tmp_path / "old.keras", lambda m: m.pop("components"))
+    odd = _rewrite(saved, tmp_path / "odd.keras", lambda m: m.update(components={"blur": "something else"}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        for path in (saved, old, odd):
+            assert type(Deblurrer.load(path).blur) is GaussianBlur, path
+
+
+def test_a_file_from_another_plugin_is_not_rebuilt_with_the_installed_one(saved, tmp_path, fake_plugin):
+    """A file whose ``horizontal`` came from plugin bk-other loaded with bk-fake's ``horizontal`` (which could
+    build its config). It now cannot be rebuilt, naming both; a newer or older version of the same plugin
+    still rebuilds it."""
+    fake_plugin({"bk_fake_h": HORIZONTAL}, {"blurkit.blurs": {"horizontal": "bk_fake_h:Horizontal"}})
+
+    def horizontal(source):
+        return lambda m: m.update(blur={"name": "horizontal", "version": 1, "config": {}},
+                                  components={"model": "built-in", "blur": source})
+
+    other = Deblurrer.load(_rewrite(saved, tmp_path / "other.keras", horizontal("plugin bk-other 1.0")))
+    assert repr(other.blur) == "<blur 'horizontal', cannot be rebuilt>"
+    assert "(from plugin bk-other 1.0: pip install bk-other) differs from the blur installed under that name " \
+           "here (plugin bk-fake 0.1)" in other.blur.missing
+    upgraded = Deblurrer.load(_rewrite(saved, tmp_path / "older.keras", horizontal("plugin bk_fake 0.0.9")))
+    assert type(upgraded.blur).__module__ == "bk_fake_h"
+
+
+# -- finding 2: a plugin that is installed but fails to load -------------------------------------------------
+def test_a_file_whose_plugin_is_installed_but_broken_says_so(saved, tmp_path, fake_plugin):
+    """It said "(from plugin bk-fake 0.1: pip install bk-fake) is not installed", of an installed package, and
+    not why it failed."""
+    fake_plugin({"bk_fake_broken": "raise ImportError('bk_fake_broken needs not_here')\n"},
+                {"blurkit.blurs": {"horizontal": "bk_fake_broken:Horizontal"}})
+    path = _rewrite(saved, tmp_path / "broken.keras",
+                    lambda m: m.update(blur={"name": "horizontal", "version": 1, "config": {}},
+                                       components={"model": "built-in", "blur": "plugin bk-fake 0.1"}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PluginWarning)
+        d = Deblurrer.load(path)
+    assert "pip install" not in d.blur.missing
+    assert ("'horizontal' (from plugin bk-fake 0.1, installed here) is installed but could not be loaded (plugin "
+            "bk-fake 0.1: ImportError: bk_fake_broken needs not_here)") in d.blur.missing
+
+
+# -- finding 3: a plugin's blur saved with a newer version -----------------------------------------------------
+def test_a_newer_plugin_blur_names_the_plugin_to_upgrade(saved, tmp_path, fake_plugin):
+    """It said "this blurkit has version 1; upgrade blurkit", and "pip install bk-fake" of an installed one."""
+    from blurkit.blurs import deserialize_blur
+
+    fake_plugin({"bk_fake_h": HORIZONTAL}, {"blurkit.blurs": {"horizontal": "bk_fake_h:Horizontal"}})
+    with pytest.raises(ValueError, match=r"^blur 'horizontal' was saved with version 2, but bk-fake 0\.1 provides "
+                                         r"version 1; upgrade bk-fake to load it \(pip install -U bk-fake\)$"):
+        deserialize_blur({"name": "horizontal", "version": 2, "config": {}})
+    with pytest.raises(ValueError, match=r"but this blurkit has version 1; upgrade blurkit to load it$"):
+        deserialize_blur({"name": "gaussian", "version": 2, "config": {}})
+    path = _rewrite(saved, tmp_path / "v2.keras",
+                    lambda m: m.update(blur={"name": "horizontal", "version": 2, "config": {}},
+                                       components={"model": "built-in", "blur": "plugin bk-fake 0.1"}))
+    missing = Deblurrer.load(path).blur.missing
+    assert "pip install bk-fake" not in missing and "upgrade blurkit" not in missing
+    assert "(from plugin bk-fake 0.1, installed here) cannot be rebuilt" in missing
+    assert "upgrade bk-fake to load it (pip install -U bk-fake)" in missing
+
+
+# -- finding 5: the remedy fits the caller ------------------------------------------------------------------
+def test_the_remedy_for_a_missing_blur_fits_the_caller(saved, tmp_path):
+    """fit and ``train --init`` said "give evaluate another blur"; "import it first" did not say that it must
+    come before loading the file, nor that the command line cannot."""
+    from blurkit.cli import train as train_cmd
+    from blurkit.cli.main import build_parser
+
+    path = _rewrite(saved, tmp_path / "user.keras",
+                    lambda m: m.update(blur={"name": "test-gone", "version": 1, "config": {}},
+                                       components={"model": "built-in", "blur": "user module my_blurs"}))
+    d = Deblurrer.load(path)
+    hint = ("(registered by user module my_blurs: import my_blurs before loading the file, in Python; the command "
+            "line cannot import it) is not installed")
+    with pytest.raises(ModelFileError) as info:
+        d.fit(PHOTOS, epochs=1, steps_per_epoch=1, verbose=0)
+    assert hint in str(info.value)
+    assert str(info.value).endswith("(install it, or train with another blur: assign it to the Deblurrer's blur "
+                                    "before fit (d.blur = blurkit.BLURS.create(NAME, ...)))")
+    with pytest.raises(ModelFileError, match=r"\(install it, or give evaluate another blur: blur= in Python, "
+                                             r"--blur on the command line\)$"):
+        d.evaluate(PHOTOS)
+    args = build_parser().parse_args(["train", str(tmp_path), "--init", str(path)])
+    with pytest.raises(ModelFileError, match=r"\(install it, or train with another blur: --blur NAME\)$"):
+        train_cmd._fine_tuned(args, {})
