@@ -222,6 +222,63 @@ def test_a_newer_plugin_blur_names_the_plugin_to_upgrade(saved, tmp_path, fake_p
     assert "upgrade bk-fake to load it (pip install -U bk-fake)" in missing
 
 
+# -- finding 4: a builder's own error names the model and the options -----------------------------------------
+def _fragile(channels=3, width=4):
+    if not isinstance(width, int):
+        return width <= 3  # the builder's own TypeError: '<=' not supported between 'str' and 'int'
+    if width > 8:
+        raise RuntimeError(f"fragile: width {width} is too wide")
+    from blurkit.models.unet import unet
+
+    return unet(channels=channels, width=width, depth=1, blocks=1)
+
+
+@pytest.fixture
+def fragile():
+    MODELS.register("test-fragile", _fragile)
+    try:
+        yield "test-fragile"
+    finally:
+        MODELS.unregister("test-fragile")
+
+
+def test_a_builder_error_names_the_model_and_its_options(fragile):
+    """``'<=' not supported between instances of 'str' and 'int'`` named neither the model nor the option;
+    the error keeps its type and is chained to the builder's own."""
+    with pytest.raises(TypeError, match=r"^model 'test-fragile' with options \{'width': 'abc', 'channels': 3\} "
+                                        r"failed to build: TypeError: '<=' not supported") as info:
+        Deblurrer(model=fragile, model_options={"width": "abc"})
+    assert isinstance(info.value.__cause__, TypeError)
+    with pytest.raises(RuntimeError, match=r"^model 'test-fragile' with options \{'width': 16, 'channels': 3\} "
+                                           r"failed to build: RuntimeError: fragile: width 16 is too wide$"):
+        Deblurrer(model=fragile, model_options={"width": 16})
+    with pytest.raises(TypeError, match=r"^model 'test-fragile' takes no option 'wdth'; its options: channels, "
+                                        r"width$"):  # an unknown option: as before
+        Deblurrer(model=fragile, model_options={"wdth": 16})
+
+
+def test_cli_train_gives_one_line_for_any_builder_error(fragile, tmp_path, capsys):
+    """A builder's RuntimeError for an option value ended ``blurkit train`` in a traceback; the context named
+    the blur's options but not the model's."""
+    from blurkit.cli.main import main
+    from blurkit.data.io import write_image
+
+    (tmp_path / "photos").mkdir()
+    for i, photo in enumerate(PHOTOS):
+        write_image(tmp_path / "photos" / f"{i}.png", photo)
+    for value, kind in (("16", "RuntimeError"), ("abc", "TypeError")):
+        capsys.readouterr()
+        argv = ["train", str(tmp_path / "photos"), "--model", fragile, "--model-option", f"width={value}",
+                "-o", str(tmp_path / "m.keras")]
+        assert main(argv) == 2
+        err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+        assert len(err) == 1, err
+        assert err[0].startswith("blurkit train: error: model 'test-fragile' with options ")
+        assert f"failed to build: {kind}: " in err[0]
+        shown = repr(16 if value == "16" else value)
+        assert err[0].endswith(f"(--model test-fragile with options {{'width': {shown}}}, --blur gaussian)"), err[0]
+
+
 # -- finding 5: the remedy fits the caller ------------------------------------------------------------------
 def test_the_remedy_for_a_missing_blur_fits_the_caller(saved, tmp_path):
     """fit and ``train --init`` said "give evaluate another blur"; "import it first" did not say that it must

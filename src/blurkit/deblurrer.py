@@ -527,8 +527,14 @@ class Deblurrer:
             spec = {"name": model, "config": opts}
             try:
                 model = _seeded_build(builder, opts, self.seed)
-            except TypeError as exc:
-                raise options_error(MODELS.noun, model, builder, opts, exc) from None
+            except Exception as exc:  # a builder may refuse an option value with any exception
+                unknown = options_error(MODELS.noun, model, builder, opts, exc) if isinstance(exc, TypeError) else exc
+                if unknown is not exc:  # an option it does not take: named, with those it takes
+                    raise unknown from None
+                better = _build_error(model, opts, exc)
+                if better is exc:
+                    raise
+                raise better from exc
         self.model = model  # sets channels, fixed_size and the sizes a fixed-size model dictates
         if spec is not None and asked is not None and self.channels != asked:  # a builder without the option
             raise ValueError(f"model {spec['name']!r} built a model for {self.channels}-channel images, not "
@@ -2102,6 +2108,22 @@ def _seeded_build(builder: Callable[..., Any], options: dict, seed: int) -> Any:
     finally:
         random.setstate(saved[0])
         np.random.set_state(saved[1])
+
+
+def _build_error(name: str, options: dict, exc: Exception) -> Exception:
+    """The exception to raise when model builder ``name`` called with ``options`` raised ``exc``: one of the same
+    type whose message names the model and its options (a builder's own, ``'<=' not supported between
+    instances of 'str' and 'int'``, says neither); ``exc`` itself, with that as a note, when its type cannot be
+    made so."""
+    text = f"model {name!r} with options {options!r} failed to build: {type(exc).__name__}: {exc}"
+    try:
+        better = type(exc)(text)
+    except Exception:  # noqa: BLE001 - a type with another constructor
+        better = None
+    if better is None or text not in str(better):  # str(KeyError(text)) quotes it
+        exc.add_note(text)
+        return exc
+    return better
 
 
 def _is_encoded(x: Any) -> bool:

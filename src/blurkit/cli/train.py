@@ -200,19 +200,24 @@ def run(args: argparse.Namespace) -> int:
 
     from blurkit.deblurrer import Deblurrer, TrainingDivergedError
 
+    model_options = parse_options(args.model_option, "--model-option")
     try:
         d = _fine_tuned(args, blur_options) if args.init else Deblurrer(
             model=args.model or "unet",
             blur=_pairs_blur(args.pairs[0]) or "gaussian" if args.pairs else args.blur or "gaussian",
-            model_options=parse_options(args.model_option, "--model-option"),
+            model_options=model_options,
             blur_options=blur_options, channels=args.channels, seed=args.seed, **_given(args),
         )
-    except (KeyError, TypeError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - a plugin's builder may refuse an option value with any exception
+        if isinstance(exc, CLIError) or (args.init and not isinstance(exc, (KeyError, TypeError, ValueError))):
+            raise
         what = f"--init {args.init}" if args.init else f"--model {args.model or 'unet'}"
+        if model_options:
+            what += f" with options {model_options}"
         what += f", --blur {args.blur or ('its own' if args.init else 'gaussian')}"
         if blur_options:
             what += f" with options {blur_options}"
-        raise CLIError(f"{error_text(exc)} ({what})") from None
+        raise CLIError(f"{' '.join(error_text(exc).splitlines())} ({what})") from None
     data = tuple(args.pairs) if args.pairs else args.data
     quiet = args.quiet or not chief
     if not quiet:
