@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
 
@@ -37,8 +38,14 @@ TINY_FCN = {
 
 @pytest.mark.parametrize("name", MODELS.list())
 def test_model_contract(name):
+    np.random.seed(123)
+    random.seed(123)
+    before = np.random.get_state()[1].copy(), random.getstate()
     report = check_model(name, **TINY.get(name, {}))
     assert report["final_loss"] < 0.5 * report["initial_loss"]
+    # the check seeds the process to be reproducible, and puts the global states back: a plugin author's
+    # tests after it stay independent of it
+    assert np.array_equal(np.random.get_state()[1], before[0]) and random.getstate() == before[1]
 
 
 @pytest.mark.parametrize("name", MODELS.list())
@@ -338,9 +345,12 @@ def _not_a_model():
 )
 def test_check_model_rejects_broken_models(builder, message):
     MODELS.register("_broken_test_model", builder, override=True)
+    np.random.seed(7)
+    before = np.random.get_state()[1].copy()
     try:
         with pytest.raises(AssertionError, match=message):
             check_model("_broken_test_model")
+        assert np.array_equal(np.random.get_state()[1], before)  # put back on failure too
     finally:
         MODELS.unregister("_broken_test_model")
 

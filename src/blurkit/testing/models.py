@@ -17,7 +17,8 @@ first broken rule. The rules are what :class:`blurkit.Deblurrer` relies on:
    Adam lowers the MSE loss by more than half within :data:`FIT_STEPS` steps.
 
 Use a tiny config: the check trains the model. It seeds Python, NumPy and the backend
-(``keras.utils.set_random_seed``) so that it is reproducible.
+(``keras.utils.set_random_seed``) so that it is reproducible, and puts Python's and NumPy's global random
+states back when it returns (the tests that follow it in a process stay independent of it).
 
 Examples:
     >>> from blurkit.testing import check_model
@@ -32,6 +33,7 @@ import inspect
 import json
 import math
 import os
+import random
 import tempfile
 from typing import Any
 
@@ -237,9 +239,18 @@ def check_model(name: str, **config: Any) -> dict[str, Any]:
         stored = json.loads(json.dumps(config))  # what the facade gets back from a saved file
     except TypeError as exc:
         raise _fail(name, f"config values must be JSON-able: {exc}") from exc
-    keras.utils.set_random_seed(0)
-    rng = np.random.default_rng(0)
+    saved = random.getstate(), np.random.get_state()
+    try:
+        keras.utils.set_random_seed(0)
+        return _check(name, builder, stored)
+    finally:
+        random.setstate(saved[0])
+        np.random.set_state(saved[1])
 
+
+def _check(name: str, builder: Any, stored: dict) -> dict[str, Any]:
+    """:func:`check_model`'s checks, with the random states seeded."""
+    rng = np.random.default_rng(0)
     model = _build(name, builder, stored)
     height, width, channels = _input_spec(name, model)
     fully_conv = height is None
