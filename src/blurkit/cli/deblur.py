@@ -291,6 +291,8 @@ def _plan(inputs: list[str], out: str, suffix: str, ext: str | None = None) -> _
     given: set[Path] = set()
     for item in _expanded(inputs):
         p = Path(item)
+        if p.exists() and not p.is_dir() and not p.is_file():  # a FIFO or a device: never waited on or read
+            raise CLIError(f"not a regular file: {p}")
         if not p.is_dir() and not p.is_file():
             from blurkit.presets import AUTO, list_presets
 

@@ -348,7 +348,8 @@ def list_images(source: PathLike | Iterable[PathLike], recursive: bool = True) -
 
     Raises:
         FileNotFoundError: A path does not exist, or a pattern matches nothing.
-        ValueError: A folder or pattern holds no image files, or a single file has no image suffix.
+        ValueError: A folder or pattern holds no image files, a single file has no image suffix, or ``source``
+            is not a regular file (a FIFO, a device).
 
     Examples:
         >>> import tempfile
@@ -405,6 +406,8 @@ def list_images(source: PathLike | Iterable[PathLike], recursive: bool = True) -
         if not images:
             raise ValueError(f"no image files match pattern {text}")
         return images
+    if path.exists():  # a FIFO, a device or a socket (or a link to one): never read as an image
+        raise ValueError(f"not a regular file: {path}")
     raise FileNotFoundError(f"no such file or folder: {path}")
 
 
@@ -555,10 +558,15 @@ def _read_header(data: bytes, name: str, max_pixels: int | None) -> _Header | No
     own warnings about a damaged file (say ``Corrupt EXIF data`` for a truncated TIFF) go through the
     filters like any other warning.
     """
+    return _checked_header(data, name, max_pixels)[0]
+
+
+def _checked_header(data: bytes, name: str, max_pixels: int | None) -> tuple[_Header | None, bool]:
+    """:func:`_read_header`, and whether Pillow found the image's size (so ``max_pixels`` was applied)."""
     try:
         from PIL import Image, UnidentifiedImageError
     except ImportError:  # pragma: no cover - Pillow comes with matplotlib
-        return None
+        return None, False
     try:
         header = _Header(_open_pil(data))
     except Image.DecompressionBombError as exc:  # some plugins check sizes while opening
@@ -566,20 +574,109 @@ def _read_header(data: bytes, name: str, max_pixels: int | None) -> _Header | No
         pixels = int(found.group(1)) if found else None
         if max_pixels is not None and (pixels is None or pixels > max_pixels):
             raise ImageReadError(name, _too_big(None, pixels, max_pixels)) from None
-        return None  # the caller allowed it: let OpenCV decode it
+        return None, pixels is not None  # the caller allowed it: let OpenCV decode it
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, Warning):
         # (a Warning: Pillow's complaint about the file, made an error by the warnings filters)
-        return None
+        return None, False
     width, height = header.size
     pixels = max(1, width) * max(1, height)
     limit = Image.MAX_IMAGE_PIXELS
     if limit is not None and pixels > 2 * limit:  # Pillow would refuse it: never decode it with Pillow
         if max_pixels is not None and pixels > max_pixels:
             raise ImageReadError(name, _too_big(None, pixels, max_pixels))
-        return None  # the caller allowed it: let OpenCV decode it
+        return None, True  # the caller allowed it: let OpenCV decode it
     if max_pixels is not None and width * height > max_pixels:
         raise ImageReadError(name, _too_big(header.size, width * height, max_pixels))
-    return header
+    return header, True
+
+
+def _container_size(data: bytes) -> tuple[int, int] | None:
+    """``(width, height)`` read from the file's own header, for the formats OpenCV decodes that Pillow may not
+    open (a PNG with a text chunk Pillow refuses, a float or 32-bit RGB TIFF): PNG, TIFF and BigTIFF (the
+    first page, the one OpenCV decodes), JPEG, BMP, WebP, PAM and Radiance HDR. None when the format is none of
+    those, or its header is cut short or damaged."""
+    try:
+        if data[:8] == _PNG_SIGNATURE and data[12:16] == b"IHDR":
+            width, height = struct.unpack_from(">II", data, 16)
+            return width, height
+        if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+            return _tiff_size(data)
+        if data[:2] == b"\xff\xd8":
+            return _jpeg_size(data)
+        if data[:2] == b"BM":
+            if struct.unpack_from("<I", data, 14)[0] == 12:  # OS/2's header: unsigned 16-bit sizes
+                return struct.unpack_from("<HH", data, 18)
+            width, height = struct.unpack_from("<ii", data, 18)
+            return abs(width), abs(height)  # a negative height: stored top row first
+        if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+            return _webp_size(data)
+        if data.startswith(b"P7\n"):  # PAM
+            head = data[: data.find(b"ENDHDR")]
+            width, height = re.search(rb"\nWIDTH\s+(\d+)", head), re.search(rb"\nHEIGHT\s+(\d+)", head)
+            return (int(width.group(1)), int(height.group(1))) if width and height else None
+        if data.startswith((b"#?RADIANCE", b"#?RGBE")):
+            found = re.search(rb"\n\n[-+][XY] (\d+) [-+][XY] (\d+)\n", data[:65536])
+            return (int(found.group(2)), int(found.group(1))) if found else None
+    except struct.error:  # cut short
+        return None
+    return None
+
+
+def _tiff_size(data: bytes) -> tuple[int, int] | None:
+    """The ``ImageWidth`` and ``ImageLength`` tags of a TIFF's first page (the largest, if repeated)."""
+    order = "<" if data[:2] == b"II" else ">"
+    big = struct.unpack_from(order + "H", data, 2)[0] == 43
+    if big:
+        offset = struct.unpack_from(order + "Q", data, 8)[0]
+        count = struct.unpack_from(order + "Q", data, offset)[0]
+        first, step, value_at = offset + 8, 20, 12
+    else:
+        offset = struct.unpack_from(order + "I", data, 4)[0]
+        count = struct.unpack_from(order + "H", data, offset)[0]
+        first, step, value_at = offset + 2, 12, 8
+    kinds = {3: "H", 4: "I", 8: "h", 9: "i", 16: "Q", 17: "q"}  # SHORT, LONG, their signed kinds, 64-bit
+    sizes: dict[int, int] = {}
+    for at in range(first, min(first + count * step, len(data) - step + 1), step):
+        tag, kind = struct.unpack_from(order + "HH", data, at)
+        if tag in (256, 257) and kind in kinds:
+            value = abs(struct.unpack_from(order + kinds[kind], data, at + value_at)[0])
+            sizes[tag] = max(sizes.get(tag, 0), value)
+    return (sizes[256], sizes[257]) if len(sizes) == 2 else None
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """The size in a JPEG's start-of-frame segment (walked to as :func:`_is_truncated_jpeg` walks)."""
+    at, size = 2, len(data)
+    while True:
+        at = data.find(b"\xff", at)
+        while 0 <= at < size - 1 and data[at + 1] == 0xFF:  # fill bytes
+            at += 1
+        if at < 0 or at + 4 > size:
+            return None
+        marker = data[at + 1]
+        if marker in (0x00, 0x01, 0xD8) or 0xD0 <= marker <= 0xD7:
+            at += 2
+            continue
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # a start of frame
+            height, width = struct.unpack_from(">HH", data, at + 5)
+            return (width, height) if width and height else None  # 0: a height only a later DNL gives
+        if marker in (0xD9, 0xDA):  # the end, or a scan, before any frame
+            return None
+        at += 2 + struct.unpack_from(">H", data, at + 2)[0]
+
+
+def _webp_size(data: bytes) -> tuple[int, int] | None:
+    """The canvas size of a WebP file (its first chunk: ``VP8X``, ``VP8 `` or ``VP8L``)."""
+    kind = data[12:16]
+    if kind == b"VP8X":
+        return 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(data[27:30], "little")
+    if kind == b"VP8 ":
+        width, height = struct.unpack_from("<HH", data, 26)
+        return width & 0x3FFF, height & 0x3FFF
+    if kind == b"VP8L":
+        (bits,) = struct.unpack_from("<I", data, 21)
+        return 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
+    return None
 
 
 _TOO_BIG_ADVICE = "pass a larger max_pixels (or max_pixels=None) to read_image"
@@ -792,8 +889,12 @@ def read_image(
     Args:
         path: The image file (any format OpenCV or Pillow reads; the suffix is not checked).
         max_pixels: Refuse images with more than this many pixels (width x height), checked from the
-            header before decoding. ``None`` disables the check (OpenCV keeps its own limit, the
-            ``OPENCV_IO_MAX_IMAGE_PIXELS`` environment variable, 2**30 by default).
+            header before decoding (Pillow's reading of it, or blurkit's own of a PNG, TIFF, JPEG, BMP,
+            WebP, PAM or Radiance HDR header Pillow cannot read; a file whose size no header gives is refused),
+            and files larger than ``16 * max_pixels`` bytes plus 64 MiB (an uncompressed float32 RGBA
+            image of that size, and metadata), checked before the file is read. ``None`` disables both
+            checks (OpenCV keeps its own limit, the ``OPENCV_IO_MAX_IMAGE_PIXELS`` environment variable,
+            2**30 by default, read once when OpenCV is loaded).
         alpha: What to do with a transparency channel: ``"drop"`` (default) returns RGB (or grayscale
             for grey + alpha), ``"keep"`` returns ``(H, W, 4)`` RGBA, or ``(H, W, 2)`` grey + alpha for a
             grey + alpha file (PNG colour type 4, Pillow mode ``LA``: told from the header; also a grey
@@ -810,9 +911,12 @@ def read_image(
     Raises:
         FileNotFoundError: ``path`` does not exist.
         IsADirectoryError: ``path`` is a folder.
-        ImageReadError: The file is empty, not an image (or in an unsupported format), truncated or
-            corrupt, larger than ``max_pixels``, or a float image with NaN or infinite samples; the message
-            names the file (``path`` as given) and the reason, and so do its ``path`` and ``reason``.
+        ImageReadError: The file is not a regular file (a FIFO or a device: refused, not waited on; one
+            this process has open, such as ``/dev/stdin``, is read), is empty, too large for ``max_pixels``,
+            not an image (or in an unsupported format), truncated or corrupt, larger than ``max_pixels``,
+            or a float image with NaN or infinite samples; the message names the file (``path`` as given)
+            and the reason, and so do its ``path`` and ``reason``.
+        MemoryError: Out of memory reading or decoding it (the message names the file).
 
     Examples:
         >>> import tempfile
@@ -831,11 +935,66 @@ def read_image(
     """
     _check_decode_args(alpha, max_pixels)
     name = os.fspath(path)  # errors and warnings name the file as given, as FileNotFoundError does
-    path = Path(name)
-    info = path.stat()
+    try:
+        return decode_image(_read_file(name, max_pixels), name=name, max_pixels=max_pixels, alpha=alpha)
+    except MemoryError:
+        raise MemoryError(f"out of memory reading {name}") from None
+
+
+def _max_file_bytes(max_pixels: int) -> int:
+    """The largest image file :func:`read_image` reads with ``max_pixels``: 16 bytes a pixel (an uncompressed
+    float32 RGBA image of ``max_pixels`` pixels) and 64 MiB for metadata (a Motion Photo's video, say).
+
+    Examples:
+        >>> from blurkit.data.io import DEFAULT_MAX_PIXELS
+        >>> round(_max_file_bytes(DEFAULT_MAX_PIXELS) / 2**30, 2)  # GiB
+        2.73
+    """
+    return 16 * max_pixels + 64 * 2**20
+
+
+def _read_file(name: str, max_pixels: int | None) -> bytes:
+    """The bytes of the file ``name``, checked before they are read: a regular file (a FIFO or a device is
+    refused, not waited on or read without end; one this process has open, ``/dev/stdin`` say, is read) of
+    at most :func:`_max_file_bytes` (with ``max_pixels``)."""
+    info = os.stat(name)  # FileNotFoundError names the file
     if stat.S_ISDIR(info.st_mode):
-        raise IsADirectoryError(f"{path} is a folder, not an image file")
-    return decode_image(path.read_bytes(), name=name, max_pixels=max_pixels, alpha=alpha)
+        raise IsADirectoryError(f"{name} is a folder, not an image file")
+    limit = None if max_pixels is None else _max_file_bytes(max_pixels)
+    fd = None if stat.S_ISREG(info.st_mode) else open_descriptor(name)
+    if not stat.S_ISREG(info.st_mode) and fd is None:
+        raise ImageReadError(name, "not a regular file (a FIFO, a device or a socket): not read")
+    if limit is not None and stat.S_ISREG(info.st_mode) and info.st_size > limit:
+        raise ImageReadError(name, f"file is {info.st_size:,} bytes, more than an image of max_pixels={max_pixels:,} "
+                                   f"can take ({limit:,}); {_TOO_BIG_ADVICE} if you trust this file")
+    # O_NONBLOCK: a FIFO put in its place since the stat is not waited on (reading it fails or gives nothing)
+    flags = os.O_RDONLY | getattr(os, "O_BINARY", 0) | (getattr(os, "O_NONBLOCK", 0) if fd is None else 0)
+    with open(os.dup(fd) if fd is not None else os.open(name, flags), "rb") as fh:
+        info = os.fstat(fh.fileno())
+        if fd is None and not stat.S_ISREG(info.st_mode):
+            raise ImageReadError(name, "not a regular file (a FIFO, a device or a socket): not read")
+        data = _read_upto(fh, None if limit is None else limit + 1, info.st_size)
+    if limit is not None and len(data) > limit:
+        raise ImageReadError(name, f"file is more than {limit:,} bytes, more than an image of "
+                                   f"max_pixels={max_pixels:,} can take; {_TOO_BIG_ADVICE} if you trust this file")
+    return data
+
+
+def _read_upto(fh: IO[bytes], cap: int | None, size: int) -> bytes:
+    """The bytes of ``fh`` up to ``cap`` (all of them with None): one read of ``size`` (what the file holds)
+    and one more byte, then 1 MiB at a time if there is more (a file that grew, a pipe). A read of ``cap``
+    bytes at once would take that much memory first, whatever the file holds."""
+    data = fh.read(size + 1 if cap is None else min(size + 1, cap))
+    if len(data) <= size or (cap is not None and len(data) >= cap):  # the end, or the cap
+        return data
+    parts, total = [data], len(data)
+    while cap is None or total < cap:
+        chunk = fh.read(2**20 if cap is None else min(2**20, cap - total))
+        if not chunk:
+            break
+        parts.append(chunk)
+        total += len(chunk)
+    return b"".join(parts)
 
 
 def _check_decode_args(alpha: str, max_pixels: int | None) -> None:
@@ -887,7 +1046,13 @@ def decode_image(
     if not data:
         raise ImageReadError(name, "empty file (0 bytes)")
 
-    header = _read_header(data, name, max_pixels)
+    header, sized = _checked_header(data, name, max_pixels)
+    if not sized and max_pixels is not None:  # Pillow could not say: the size from the container, else refused
+        size = _container_size(data)
+        if size is None:
+            raise _unreadable(name)
+        if size[0] * size[1] > max_pixels:
+            raise ImageReadError(name, _too_big(size, size[0] * size[1], max_pixels))
     image: np.ndarray | None = None
     if header is not None and (header.mode in _PIL_DECODED_MODES or header.needs_pil):
         try:
@@ -907,14 +1072,7 @@ def decode_image(
                     name, f"truncated or corrupt {header.format or 'image'} ({exc})"
                 ) from None
     if image is None:
-        if Path(name).suffix.lower() in _HEIF_SUFFIXES and not _register_heif():
-            raise ImageReadError(
-                name, 'reading HEIC/HEIF photos needs pillow-heif: pip install "blurkit[heif]"'
-            )
-        raise ImageReadError(
-            name, "not an image, or a format blurkit cannot read (supported: "
-            f"{', '.join(IMAGE_EXTENSIONS)}), or corrupt"
-        )
+        raise _unreadable(name)
     if max_pixels is not None and image.shape[0] * image.shape[1] > max_pixels:  # header-less fallback
         raise ImageReadError(
             name, _too_big((image.shape[1], image.shape[0]), image.shape[0] * image.shape[1], max_pixels)
@@ -936,6 +1094,16 @@ def decode_image(
         image = _apply_orientation(image, header.orientation)
     _warn_if_several_frames(header, name)
     return np.ascontiguousarray(image)
+
+
+def _unreadable(name: str) -> ImageReadError:
+    """The error for data no decoder reads (or, with ``max_pixels``, whose size no header gives)."""
+    if Path(name).suffix.lower() in _HEIF_SUFFIXES and not _register_heif():
+        return ImageReadError(name, 'reading HEIC/HEIF photos needs pillow-heif: pip install "blurkit[heif]"')
+    return ImageReadError(
+        name, "not an image, or a format blurkit cannot read (supported: "
+        f"{', '.join(IMAGE_EXTENSIONS)}), or corrupt"
+    )
 
 
 # Formats whose extra frames are pages or an animation. (A camera JPEG often carries a preview as a second
