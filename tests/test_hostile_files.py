@@ -4,6 +4,7 @@ on ``cv2.imdecode`` fails a test that would decode a refused file."""
 
 from __future__ import annotations
 
+import json
 import os
 import struct
 import sys
@@ -18,6 +19,7 @@ import pytest
 from blurkit.cli.main import main
 from blurkit.data import io as bio
 from blurkit.data.io import ImageReadError, list_images, read_image, write_image
+from blurkit.data.shards import read_index
 
 needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs (POSIX)")
 needs_links = pytest.mark.skipif(os.name == "nt", reason="needs symbolic links without privileges")
@@ -153,6 +155,56 @@ def test_a_format_pillow_cannot_size_is_read_only_without_max_pixels(tmp_path, m
         read_image(path)
     assert not calls
     assert read_image(path, max_pixels=None).shape == (6, 5, 3)
+
+
+# --------------------------------------------------------------------------------------------------
+# F8: shards.json entries
+# --------------------------------------------------------------------------------------------------
+_SHARD = "shard-00000-of-00001.tfrecord"
+
+
+def _shard_folder(tmp_path: Path, shards: list) -> Path:
+    folder = tmp_path / "shards"
+    folder.mkdir(parents=True)
+    (folder / _SHARD).write_bytes(b"")  # an empty TFRecord file: 0 records
+    index = {"format": "blurkit-shards", "format_version": 1, "total": 0, "shards": shards}
+    (folder / "shards.json").write_text(json.dumps(index))
+    return folder
+
+
+def test_a_plain_shard_index_reads(tmp_path):
+    assert read_index(_shard_folder(tmp_path, [{"file": _SHARD, "records": 0, "bytes": 0}]))["total"] == 0
+    assert read_index(_shard_folder(tmp_path / "old", [{"file": _SHARD, "records": 0}]))["total"] == 0
+
+
+@pytest.mark.parametrize("entry", [
+    _SHARD,  # a string, not an object
+    {"records": 0, "bytes": 0},  # no file
+    {"file": 5, "records": 0, "bytes": 0},
+    {"file": "/dev/null", "records": 0, "bytes": 0},
+    {"file": os.path.abspath(os.sep + _SHARD), "records": 0, "bytes": 0},
+    {"file": f"../shards/{_SHARD}", "records": 0, "bytes": 0},
+    {"file": ".", "records": 0, "bytes": 0},
+    {"file": _SHARD, "records": "0", "bytes": 0},
+    {"file": _SHARD, "records": -1, "bytes": 0},
+    {"file": _SHARD, "records": True, "bytes": 0},
+    {"file": _SHARD, "bytes": 0},  # no records
+    {"file": _SHARD, "records": 0, "bytes": 0.0},
+], ids=["str", "nofile", "fileint", "devnull", "abs", "dotdot", "dot", "records-str", "records-neg",
+        "records-bool", "norecords", "bytes-float"])
+def test_a_damaged_shard_entry_is_refused_naming_the_index(tmp_path, entry):
+    folder = _shard_folder(tmp_path, [entry])
+    with pytest.raises(ValueError, match=r"shards\.json: damaged shard index"):
+        read_index(folder)
+
+
+@needs_fifo
+def test_a_fifo_listed_in_the_index_is_refused_not_opened(tmp_path):
+    folder = _shard_folder(tmp_path, [{"file": _SHARD, "records": 0, "bytes": 0},
+                                      {"file": "pipe.tfrecord", "records": 0, "bytes": 0}])
+    os.mkfifo(folder / "pipe.tfrecord")
+    with pytest.raises(ValueError, match=r"shards\.json: damaged shard index \('pipe\.tfrecord' is not a regular"):
+        _unblocking(folder / "pipe.tfrecord", lambda: read_index(folder))
 
 
 # --------------------------------------------------------------------------------------------------

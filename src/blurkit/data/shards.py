@@ -57,6 +57,7 @@ import datetime as _dt
 import json
 import os
 import re
+import stat
 import struct
 import tempfile
 import time
@@ -203,6 +204,24 @@ def read_example(path: PathLike, offset: int) -> tuple[bytes, str]:
     return feature["image/encoded"].bytes_list.value[0], name
 
 
+def _check_entry(shard: Any, index_path: Path) -> None:
+    """Refuse a ``shards`` entry of the index that is not ``{"file", "records", "bytes"}`` as
+    :func:`write_shards` writes them: ``file`` a plain file name in the folder (no folder part, no ``..``),
+    ``records`` and ``bytes`` (which older indexes may lack) whole numbers of at least 0."""
+    if not isinstance(shard, dict):
+        raise ValueError(f"{index_path}: damaged shard index (a shard entry is {shard!r:.80}, not an object)")
+    name = shard.get("file")
+    if (not isinstance(name, str) or name in ("", ".", "..") or any(c in name for c in "/\\\0:")
+            or not is_shard_path(name)):
+        raise ValueError(f"{index_path}: damaged shard index (shard file {name!r:.80} is not a .tfrecord file "
+                         "name in its folder)")
+    for key in ("records", "bytes"):
+        value = shard.get(key, 0 if key == "bytes" else None)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{index_path}: damaged shard index ({key} of {name!r} is {value!r:.80}, not a "
+                             "whole number)")
+
+
 def read_index(folder: PathLike, *, check_records: bool = True) -> dict[str, Any]:
     """Read and check the index of a shard folder.
 
@@ -221,8 +240,10 @@ def read_index(folder: PathLike, *, check_records: bool = True) -> dict[str, Any
 
     Raises:
         FileNotFoundError: No index, or a listed shard is missing.
-        ValueError: Not a blurkit shard index, a newer format version, a shard changed since, or one whose
-            record count differs from the index's (the message names the shard and both counts).
+        ValueError: Not a blurkit shard index, a newer format version, a damaged shard entry (not an object;
+            a ``file`` that is not a ``.tfrecord`` name in the folder, or not a regular file; ``records`` or
+            ``bytes`` not a whole number), a shard changed since, or one whose record count differs from the
+            index's (the message names the shard and both counts).
     """
     folder = Path(os.fspath(folder))
     index_path = folder / INDEX_NAME
@@ -243,11 +264,15 @@ def read_index(folder: PathLike, *, check_records: bool = True) -> dict[str, Any
             f"({FORMAT_VERSION}); upgrade blurkit"
         )
     for shard in index["shards"]:
+        _check_entry(shard, index_path)
         path = folder / shard["file"]
         try:
-            size = path.stat().st_size
+            info = path.stat()  # before anything opens it: a FIFO would block the open
         except FileNotFoundError:
             raise FileNotFoundError(f"{index_path} lists {shard['file']}, which is missing") from None
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError(f"{index_path}: damaged shard index ({shard['file']!r} is not a regular file)")
+        size = info.st_size
         if "bytes" in shard and size != shard["bytes"]:
             raise ValueError(
                 f"{path} has {size} bytes but the index says {shard['bytes']}: it changed after "
