@@ -19,6 +19,7 @@ import pytest
 from blurkit.cli.main import main
 from blurkit.data import io as bio
 from blurkit.data.io import ImageReadError, list_images, read_image, write_image
+from blurkit.data.pairs import folder_conflict, make_pairs, remove_previous
 from blurkit.data.shards import read_index
 
 needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs (POSIX)")
@@ -28,6 +29,13 @@ needs_links = pytest.mark.skipif(os.name == "nt", reason="needs symbolic links w
 # --------------------------------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------------------------------
+class Plain:
+    """A blur that leaves the image as it is (the pairs' content does not matter here)."""
+
+    def __call__(self, image, seed=None):
+        return {"image": image, "kernel": np.ones((1, 1)), "params": {}}
+
+
 @pytest.fixture
 def no_decode(monkeypatch):
     """Fail the test if OpenCV decodes anything (a refused bomb must never reach the decoder)."""
@@ -94,6 +102,48 @@ def _unblocking(fifo: Path, call, timeout: float = 10.0):
     if "error" in outcome:
         raise outcome["error"]
     return outcome.get("value")
+
+
+# --------------------------------------------------------------------------------------------------
+# F1: make-pairs through a linked sharp/ or blurred/
+# --------------------------------------------------------------------------------------------------
+@needs_links
+@pytest.mark.parametrize("side", ["sharp", "blurred"])
+def test_replace_refuses_a_linked_pair_folder_and_deletes_nothing(tmp_path, side):
+    clean, out, victim = tmp_path / "photos", tmp_path / "recv", tmp_path / "victim"
+    write_image(clean / "t0.png", np.full((8, 8, 3), 90, np.uint8))
+    write_image(victim / "precious.png", np.full((4, 4, 3), 7, np.uint8))
+    write_image(victim / "t0.png", np.full((4, 4, 3), 8, np.uint8))  # a file a new pair would write over
+    before = {p.name: p.read_bytes() for p in victim.iterdir()}
+    out.mkdir()
+    (out / ("blurred" if side == "sharp" else "sharp")).mkdir()
+    (out / side).symlink_to(victim, target_is_directory=True)
+    (out / "manifest.jsonl").write_text('{"file": "precious.png"}\n')
+
+    with pytest.raises(ValueError, match=rf"{side} is a link to .*victim"):
+        make_pairs(clean, out, blur=Plain(), progress=False, replace=True)
+    assert {p.name: p.read_bytes() for p in victim.iterdir()} == before
+    assert (out / "manifest.jsonl").is_file()
+    with pytest.raises(ValueError, match=rf"{side} is a link to"):
+        remove_previous(out)
+    assert {p.name: p.read_bytes() for p in victim.iterdir()} == before
+
+
+@needs_links
+def test_make_pairs_refuses_a_linked_pair_folder_without_replace(tmp_path, capsys):
+    clean, out, victim = tmp_path / "photos", tmp_path / "recv", tmp_path / "victim"
+    write_image(clean / "t0.png", np.full((8, 8, 3), 90, np.uint8))
+    victim.mkdir()
+    out.mkdir()
+    (out / "sharp").mkdir()
+    (out / "blurred").symlink_to(victim, target_is_directory=True)
+
+    assert "blurred is a link to" in (folder_conflict(clean, out) or "")
+    with pytest.raises(ValueError, match="blurred is a link to"):
+        make_pairs(clean, out, blur=Plain(), progress=False)
+    assert main(["make-pairs", str(clean), str(out), "--replace", "--no-progress"]) == 2
+    assert f"{out / 'blurred'} is a link to {os.path.realpath(victim)}" in capsys.readouterr().err
+    assert not list(victim.iterdir()) and not list((out / "sharp").iterdir())
 
 
 # --------------------------------------------------------------------------------------------------

@@ -219,13 +219,27 @@ def _is_inside(path: PathLike, folder: PathLike) -> bool:
     return _inside(Path(os.fspath(path)), os.path.realpath(folder))
 
 
+def _linked_pair_folder(out: Path) -> str | None:
+    """Why ``out``'s ``sharp/`` or ``blurred/`` cannot hold pairs: it is a symbolic link (or a junction), or
+    otherwise not the folder of that name inside ``out`` once links are resolved; None when both are fine
+    (or missing). Writing or deleting pairs there would write or delete files outside ``out``."""
+    for side in _PAIR_FOLDERS:
+        folder = out / side
+        real = os.path.realpath(folder)
+        if folder.is_symlink() or real != os.path.join(os.path.realpath(out), side):
+            return (f"{folder} is a link to {real}: pairs are written and deleted only inside {out}; remove "
+                    "the link, or choose another OUT_DIR")
+    return None
+
+
 def folder_conflict(clean_dir: PathLike, out_dir: PathLike) -> str | None:
     """Why ``out_dir`` cannot be the output folder of the input folder ``clean_dir``, or None if it can.
 
     The pairs are images written to ``OUT_DIR/sharp/`` and ``OUT_DIR/blurred/``: an input folder that is
     ``out_dir`` itself, or lies inside one of those pair folders, would read them back (or, skipping
     them, find no input). An ``out_dir`` inside ``clean_dir`` is fine (it is not scanned), and so is a
-    ``clean_dir`` elsewhere inside ``out_dir``.
+    ``clean_dir`` elsewhere inside ``out_dir``. A ``sharp/`` or ``blurred/`` that is a symbolic link (to
+    anywhere) is refused: the pairs would be written, and ``replace`` would delete, outside ``out_dir``.
 
     Examples:
         >>> from blurkit.data.pairs import folder_conflict
@@ -235,6 +249,9 @@ def folder_conflict(clean_dir: PathLike, out_dir: PathLike) -> str | None:
         'the output folder photos is the input folder photos: choose another OUT_DIR'
     """
     clean, out = Path(os.fspath(clean_dir)), Path(os.fspath(out_dir))
+    linked = _linked_pair_folder(out)
+    if linked:
+        return linked
     if os.path.realpath(clean) == os.path.realpath(out):
         return f"the output folder {out} is the input folder {clean}: choose another OUT_DIR"
     for side in _PAIR_FOLDERS:
@@ -298,8 +315,8 @@ def _record_targets(manifest: Path, number: int, line: str, out: Path) -> list[P
     for side in _PAIR_FOLDERS:
         folder = out / side
         target = folder / name
-        if Path(name).is_absolute() or not _inside(target, os.path.realpath(folder)) \
-                or os.path.realpath(target) == os.path.realpath(folder):
+        real = os.path.join(os.path.realpath(out), side)  # not the link's target, if the folder is a link
+        if Path(name).is_absolute() or not _inside(target, real) or os.path.realpath(target) == real:
             raise ValueError(f"{manifest} line {number}: {name!r} is not a file under {side}/; "
                              "delete the old pairs yourself")
         targets.append(target)
@@ -343,9 +360,12 @@ def remove_previous(out_dir: PathLike) -> int:
 
     Raises:
         ValueError: A manifest line is not a record of :func:`make_pairs`, or names a file outside
-            ``sharp/`` or ``blurred/`` (nothing is deleted then).
+            ``sharp/`` or ``blurred/``, or one of those is a symbolic link (nothing is deleted then).
     """
     out = Path(os.fspath(out_dir))
+    linked = _linked_pair_folder(out)
+    if linked:
+        raise ValueError(linked)
     manifests = [out / name for name in (MANIFEST_NAME, PARTIAL_NAME) if (out / name).is_file()]
     targets = [target for manifest in manifests for target in _listed(manifest, out)]
     targets += _killed_writes(targets)
