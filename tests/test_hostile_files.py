@@ -332,3 +332,28 @@ def test_a_fifo_named_on_the_command_line_is_not_a_regular_file(tmp_path, capsys
         list_images(fifo)
     assert main(["deblur", str(tmp_path / "model.keras"), str(fifo), "-o", str(tmp_path / "out")]) == 2
     assert f"not a regular file: {fifo}" in capsys.readouterr().err  # it was "no such file or folder"
+
+
+def test_shard_checks_a_file_before_reading_it(tmp_path, monkeypatch):
+    """`blurkit shard` read each file whole before any check (Path.read_bytes): a sparse 20 GB "photo" filled
+    memory, a FIFO named like an image was waited on. It checks them as read_image does."""
+    from blurkit.data.shards import _check
+
+    big = tmp_path / "sparse.png"
+    big.write_bytes(_encoded(".png", np.zeros((4, 4, 3), np.uint8)))
+    os.truncate(big, 16 * 1000 + 64 * 2**20 + 1)
+
+    def no_read(*args, **kwargs):
+        raise AssertionError("the file was read")
+
+    monkeypatch.setattr(Path, "read_bytes", no_read)
+    with pytest.raises(ImageReadError, match="more than an image of max_pixels=1,000 can take"):
+        _check(big, "sparse.png", "decode", 1000)
+    if hasattr(os, "mkfifo"):
+        fifo = tmp_path / "pipe.png"
+        os.mkfifo(fifo)
+        with pytest.raises(ImageReadError, match="not a regular file"):
+            _check(fifo, "pipe.png", "header", None)
+    good = tmp_path / "good.png"
+    good.write_bytes(_encoded(".png", np.zeros((5, 7, 3), np.uint8)))
+    assert _check(good, "good.png", "header", 1000)[1] == {"format": "png", "height": 5, "width": 7}

@@ -73,6 +73,7 @@ from blurkit.data.io import (
     STALE_TEMP_SECONDS,
     ImageReadError,
     PathLike,
+    _read_file,
     _read_header,
     atomic_write_text,
     decode_image,
@@ -293,8 +294,10 @@ def read_index(folder: PathLike, *, check_records: bool = True) -> dict[str, Any
 # Writing
 # --------------------------------------------------------------------------------------------------
 def _check(path: Path, name: str, check: str, max_pixels: int | None) -> tuple[bytes, dict[str, Any]]:
-    """Read a file and check it is an image: ``(bytes, {"format", "height", "width"})``."""
-    data = path.read_bytes()
+    """Read a file and check it is an image: ``(bytes, {"format", "height", "width"})``. The file is checked
+    before it is read, as :func:`~blurkit.data.io.read_image` does: a regular file of at most what an image of
+    ``max_pixels`` can take."""
+    data = _read_file(str(path), max_pixels)
     header = _read_header(data, name, max_pixels) if data else None
     fmt = (header.format if header is not None and header.format else path.suffix.lstrip(".")).lower()
     if check == "decode":
