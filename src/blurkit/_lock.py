@@ -1,0 +1,184 @@
+"""Exclusive locks held by a run on what it writes, so that a second process writing the same output is refused
+instead of both writing it.
+
+A lock is an advisory lock on a small hidden file (``flock`` on POSIX, ``msvcrt.locking`` on Windows), taken
+without waiting: the operating system releases it when the process ends, however it ends (a ``kill -9`` or a
+power cut leaves no stale lock: the file left behind is free, and the next run takes it). The file holds the
+holder's process id and what it is (``4242 blurkit train``), for the refusal to name. A run removes its lock
+file when it lets go; one that is killed leaves it (hidden, a few bytes).
+
+Examples:
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from blurkit._lock import Busy, Lock, beside
+    >>> out = Path(tempfile.mkdtemp()) / "model.keras"
+    >>> with Lock(beside(out), out, "blurkit train"):
+    ...     try:
+    ...         Lock(beside(out), out, "blurkit train").acquire()
+    ...     except Busy as exc:
+    ...         print(str(exc).split(" (pid")[0])
+    another blurkit train
+    >>> beside(out).exists()  # removed when released
+    False
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Busy", "Lock", "beside", "holder"]
+
+# the byte locked (Windows' locks are mandatory: the holder's id is written after it, where others may read)
+_LOCKED = 1
+_HELD = {errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES, getattr(errno, "EDEADLOCK", errno.EDEADLK)}
+
+
+class Busy(OSError):
+    """Another process holds the lock: ``lock_file`` is its file, ``pid`` the holder's process id (None when
+    it could not be read), ``owner`` what the holder said it is."""
+
+    def __init__(self, message: str, lock_file: Path, pid: int | None, owner: str) -> None:
+        super().__init__(message)
+        self.lock_file, self.pid, self.owner = lock_file, pid, owner
+
+
+def beside(target: str | os.PathLike) -> Path:
+    """The lock file of ``target``: hidden, in the same folder (``out/.model.keras.lock``)."""
+    target = Path(os.fspath(target))
+    return target.with_name(f".{target.name}.lock")
+
+
+class Lock:
+    """An exclusive lock on the file ``path``, that a run writing ``target`` holds (``owner`` says what the run
+    is, e.g. ``"blurkit train"``). Use it as a context manager, or call :meth:`acquire` and :meth:`release`.
+    """
+
+    def __init__(self, path: str | os.PathLike, target: str | os.PathLike, owner: str) -> None:
+        self.path = Path(os.fspath(path))
+        self.target = Path(os.fspath(target))
+        self.owner = owner
+        self._fd: int | None = None
+
+    def acquire(self) -> Lock:
+        """Take the lock, without waiting; the lock file (and its folder) are made if missing.
+
+        Raises:
+            Busy: Another process holds it (the message names the target, the holder and its pid).
+            OSError: The lock file cannot be made or opened (a read-only folder), naming it.
+        """
+        if self._fd is not None:
+            raise RuntimeError(f"{self.path} is already locked by this Lock")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                _lock(fd)
+            except OSError as exc:
+                if exc.errno not in _HELD:
+                    os.close(fd)
+                    raise
+                pid, owner = _read(fd)
+                os.close(fd)
+                raise self._busy(pid, owner) from None
+            # the holder before may have removed the file as it let go, after this process opened it: the lock
+            # is on the file at the path, so lock that one (another process may have made it anew meanwhile)
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(self.path))
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            _unlock(fd)
+            os.close(fd)
+        try:
+            os.ftruncate(fd, _LOCKED)
+            os.lseek(fd, _LOCKED, os.SEEK_SET)
+            os.write(fd, f"{os.getpid()} {self.owner}\n".encode())
+        except OSError:  # a full disk: the lock holds all the same, only the refusal cannot name the holder
+            pass
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        """Let go of the lock and remove its file (nothing when not held)."""
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        if os.name == "posix":  # removed while held: a process that opened it meanwhile finds it gone, and retries
+            with contextlib.suppress(OSError):
+                if os.path.samestat(os.fstat(fd), os.stat(self.path)):
+                    os.unlink(self.path)
+            os.close(fd)
+            return
+        with contextlib.suppress(OSError):
+            _unlock(fd)
+        os.close(fd)
+        with contextlib.suppress(OSError):  # Windows refuses while another process has it open: then it is theirs
+            os.unlink(self.path)
+
+    def _busy(self, pid: int | None, owner: str) -> Busy:
+        who = f"another {owner or self.owner}" + (f" (pid {pid})" if pid else "")
+        return Busy(f"{who} is writing {self.target} (it holds the lock {self.path})", self.path, pid,
+                    owner or self.owner)
+
+    def __enter__(self) -> Lock:
+        return self.acquire()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
+def holder(path: str | os.PathLike) -> tuple[int | None, str] | None:
+    """``(pid, owner)`` of the process holding the lock file ``path`` (pid None when unreadable), or None when
+    it is free or missing. Only looks: a free lock file is left as it is."""
+    try:
+        fd = os.open(os.fspath(path), os.O_RDWR)
+    except OSError:  # missing (no run), or not a file this process may open: no lock it can take either
+        return None
+    try:
+        try:
+            _lock(fd)
+        except OSError as exc:
+            if exc.errno in _HELD:
+                return _read(fd)
+            return None
+        _unlock(fd)
+        return None
+    finally:
+        os.close(fd)
+
+
+def _read(fd: int) -> tuple[int | None, str]:
+    """The holder's pid and owner, as written in the lock file."""
+    try:
+        os.lseek(fd, _LOCKED, os.SEEK_SET)
+        text = os.read(fd, 4096).decode(errors="replace").strip()
+    except OSError:
+        return None, ""
+    pid, _, owner = text.partition(" ")
+    return (int(pid) if pid.isdigit() else None), owner.strip()
+
+
+if os.name == "nt":  # pragma: no cover - tested on POSIX only
+    import msvcrt
+
+    def _lock(fd: int) -> None:
+        os.lseek(fd, 0, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, _LOCKED)
+
+    def _unlock(fd: int) -> None:
+        os.lseek(fd, 0, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, _LOCKED)
+
+else:
+    import fcntl
+
+    def _lock(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    def _unlock(fd: int) -> None:
+        fcntl.flock(fd, fcntl.LOCK_UN)
