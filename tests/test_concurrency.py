@@ -114,3 +114,150 @@ def test_a_lock_file_removed_as_its_holder_lets_go_is_not_locked_twice(tmp_path,
         locks.Lock(path, target, "shard run").acquire()
     monkeypatch.undo()
     third.release()
+
+
+# --------------------------------------------------------------------------------------------------
+# blurkit train (a stand-in Deblurrer: the CLI's locks and messages, no TensorFlow)
+# --------------------------------------------------------------------------------------------------
+class _Stand:
+    """In place of the Deblurrer: ``fit`` and ``save`` do what the test gives them."""
+
+    fit_hook = None
+    save_hook = None
+
+    def __init__(self, **kwargs):
+        self.training: dict = {}
+        self.history: dict = {}
+        self.validation = None
+
+    def fit(self, data, **kwargs):
+        return type(self).fit_hook(self, kwargs)
+
+    def save(self, path):
+        return type(self).save_hook(self, path)
+
+    def plot_history(self, path):
+        Path(path).write_bytes(b"png")
+
+    @staticmethod
+    def read_metadata(path):
+        return {}
+
+
+@pytest.fixture
+def stand_in(monkeypatch):
+    import blurkit.cli._common as common
+    import blurkit.deblurrer as deblurrer
+
+    class Stand(_Stand):
+        pass
+
+    monkeypatch.setattr(deblurrer, "Deblurrer", Stand)
+    monkeypatch.setattr(common, "quiet_tensorflow", lambda: None)
+    return Stand
+
+
+def test_a_second_train_run_is_refused_while_the_first_runs(tmp_path, stand_in, capsys):
+    """The same --out (a second experiment), --resume or --overwrite of it, or the same --checkpoint-dir under
+    another --out, while the first run is in its first epoch (nothing on disk yet): each refused before any
+    work, naming the file, the lock and the first run's pid; the first run goes on."""
+    photos = _photos(tmp_path / "photos")
+    out = tmp_path / "T" / "d.keras"
+    first = ["train", str(photos), "-o", str(out), "-q"]
+    seconds = {"same out": first, "--resume": [*first, "--resume"], "--overwrite": [*first, "--overwrite"],
+               "state": ["train", str(photos), "-o", str(tmp_path / "T" / "e.keras"), "--checkpoint-dir",
+                         str(tmp_path / "T" / "d.resume"), "-q"]}
+    seen: dict[str, tuple[int, str]] = {}
+    runs: list[str] = []
+
+    def fit(d, kwargs):
+        runs.append("run")
+        if len(runs) > 1:  # a second run that was not refused trains
+            raise KeyboardInterrupt
+        capsys.readouterr()
+        for name, argv in seconds.items():
+            seen[name] = (main(argv), capsys.readouterr().err)
+        raise KeyboardInterrupt  # the first run's end: Ctrl-C in its first epoch
+
+    stand_in.fit_hook = fit
+    assert main(first) == 130
+    assert "no epoch finished, so there is nothing to resume" in capsys.readouterr().err
+    assert runs == ["run"]
+    pid = os.getpid()
+    for name, (status, err) in seen.items():
+        target, flag = (out, "--out") if name != "state" else (tmp_path / "T" / "d.resume", "--checkpoint-dir")
+        lock = target.with_name(f".{target.name}.lock")
+        assert status == 1, name
+        assert err == f"blurkit train: error: another blurkit train (pid {pid}) is writing {target} (it holds the " \
+                      f"lock {lock}): wait for it to end, or give another {flag}\n", name
+    assert sorted(os.listdir(tmp_path / "T")) == []  # the locks are removed when the run ends
+
+
+def test_only_the_chief_of_a_multiworker_run_locks(monkeypatch):
+    """Every worker runs the same command, OUT often on storage they share: the others must not be refused."""
+    from blurkit.cli.train import _writes_out
+
+    def config(task, cluster):
+        monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": task}))
+        return _writes_out(argparse.Namespace(distribute="multiworker"))
+
+    workers = {"worker": ["a:1", "b:1"]}
+    assert config({"type": "worker", "index": 0}, workers)
+    assert not config({"type": "worker", "index": 1}, workers)
+    assert config({"type": "chief", "index": 0}, {**workers, "chief": ["c:1"]})
+    assert not config({"type": "worker", "index": 0}, {**workers, "chief": ["c:1"]})
+    assert _writes_out(argparse.Namespace(distribute="mirrored")) and _writes_out(argparse.Namespace(distribute=None))
+
+
+def test_a_write_error_in_training_names_the_file_and_what_is_kept(tmp_path, stand_in, capsys):
+    """A full disk writing epoch 2's training state: the error names the file, and the line says what is kept
+    (as after Ctrl-C); exit status 1. After the epochs (writing OUT): --resume finishes."""
+    photos = _photos(tmp_path / "photos")
+    out = tmp_path / "m.keras"
+    state = tmp_path / "m.resume" / "last.keras"
+
+    def fit(d, kwargs):
+        state.parent.mkdir(exist_ok=True)
+        state.write_bytes(b"epoch 1")
+        out.write_bytes(b"epoch 1")
+        raise OSError(errno.ENOSPC, "No space left on device", str(state))
+
+    stand_in.fit_hook = fit
+    assert main(["train", str(photos), "-o", str(out), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert err == (f"blurkit train: error: [Errno 28] No space left on device: '{state}'; the training state after "
+                   f"the last finished epoch is in {state.parent}: run the same command with --resume to go on; "
+                   f"{out} holds the best model so far (the run is not finished)\n")
+
+    def trained(d, kwargs):
+        state.write_bytes(b"last epoch")
+
+    def full(d, path):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    stand_in.fit_hook, stand_in.save_hook = trained, full
+    assert main(["train", str(photos), "-o", str(out), "-q", "--resume"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"blurkit train: error: [Errno 28] No space left on device: '{out}'; the epochs were "
+                          f"trained, but {out} and the curves may not be written yet; the training state is in "
+                          f"{state.parent}: run the same command with --resume")
+
+
+def test_ctrl_c_after_the_epochs_says_that_resume_finishes(tmp_path, stand_in, capsys):
+    photos = _photos(tmp_path / "photos")
+    out = tmp_path / "m.keras"
+    state = tmp_path / "m.resume" / "last.keras"
+
+    def fit(d, kwargs):
+        state.parent.mkdir(exist_ok=True)
+        state.write_bytes(b"last epoch")
+
+    def interrupted(d, path):
+        raise KeyboardInterrupt
+
+    stand_in.fit_hook, stand_in.save_hook = fit, interrupted
+    assert main(["train", str(photos), "-o", str(out), "-q"]) == 130
+    assert capsys.readouterr().err == (
+        f"interrupted: the epochs were trained, but {out} and the curves may not be written yet; the training "
+        f"state is in {state.parent}: run the same command with --resume to write them (no epoch is trained "
+        "again)\n")

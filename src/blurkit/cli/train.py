@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import sys
@@ -10,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from blurkit._lock import Busy, Lock, beside
 from blurkit.cli._common import add_max_pixels, add_threads, count, file_id
 from blurkit.metrics.losses import LOSSES
 
@@ -92,16 +94,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from blurkit.cli._common import (
-        check_output,
-        error_text,
-        on_terminal,
-        parse_blur_options,
-        parse_options,
-        plain_text,
-        quiet_tensorflow,
-    )
-    from blurkit.cli.main import CLIError, interrupt_status
+    from blurkit.cli._common import check_output, parse_blur_options
+    from blurkit.cli.main import CLIError
 
     if bool(args.data) == bool(args.pairs):
         raise CLIError("give either DATA (sharp photos) or --pairs BLURRED_DIR SHARP_DIR")
@@ -166,6 +160,39 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError("--blur, --blur-option and --sigma make the blurred side of sharp photos; with --pairs the "
                        "blurred photos are given (made by `blurkit make-pairs` with its own blur options)")
     state_dir = Path(args.checkpoint_dir) if args.checkpoint_dir else out.with_name(out.stem + ".resume")
+    with contextlib.ExitStack() as held:
+        if _writes_out(args):  # before the files on disk are looked at: another run's are not an earlier run's
+            for target, flag in ((out, "--out"), (state_dir, "--checkpoint-dir")):
+                try:
+                    held.enter_context(Lock(beside(target), target, "blurkit train"))
+                except Busy as exc:
+                    raise CLIError(f"{exc}: wait for it to end, or give another {flag}", status=1) from None
+        return _train(args, out, state_dir, curves, blur_options)
+
+
+def _writes_out(args: argparse.Namespace) -> bool:
+    """Whether this process writes OUT and the training state, and so locks them: every run but a non-chief
+    worker of ``--distribute multiworker`` (the same command runs on every worker, often with OUT on storage
+    they share: only the chief writes it). The chief is told from ``TF_CONFIG``, as :func:`blurkit.training.
+    is_chief` tells it once TensorFlow has read it: the task ``chief``, or worker 0 when the cluster has none."""
+    import json
+
+    if args.distribute != "multiworker":
+        return True
+    try:
+        config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+        task, cluster = config.get("task") or {}, config.get("cluster") or {}
+        kind, index = task.get("type"), int(task.get("index") or 0)
+    except (AttributeError, TypeError, ValueError):  # make_strategy says what is wrong with it
+        return True
+    return kind in (None, "chief") or (kind == "worker" and index == 0 and "chief" not in cluster)
+
+
+def _train(args: argparse.Namespace, out: Path, state_dir: Path, curves: Path, blur_options: dict) -> int:
+    """:func:`run` once the arguments are checked and OUT and the training state are locked."""
+    from blurkit.cli._common import error_text, on_terminal, parse_options, plain_text, quiet_tensorflow
+    from blurkit.cli.main import CLIError, interrupt_status
+
     if args.resume and not (state_dir / "last.keras").is_file() and out.is_file():
         raise CLIError(f"--resume: no saved training state in {state_dir}, and {out} exists (a run that "
                        f"finished?): drop --resume and add --overwrite to train afresh and replace it, or "
@@ -251,11 +278,28 @@ def run(args: argparse.Namespace) -> int:
         return 1
     except (FileNotFoundError, ValueError) as exc:
         raise CLIError(str(exc)) from None
+    except OSError as exc:  # a full disk writing the model or the training state (the error names the file)
+        print(f"blurkit train: error: {exc}; {'; '.join(_kept(state_dir, out, started))}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (see main): say what is kept and how to go on
         print(f"interrupted: {'; '.join(_kept(state_dir, out, started))}", file=sys.stderr)
         return interrupt_status(exc)
     if not chief:  # the chief writes the model, the curves, and removes the training state
         return 0
+    try:
+        return _finish(d, args, out, state_dir, curves, before, quiet)
+    except OSError as exc:  # the epochs are trained: only writing OUT and the curves is left
+        print(f"blurkit train: error: {exc}; {_kept_after_fit(state_dir, out)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as exc:
+        print(f"interrupted: {_kept_after_fit(state_dir, out)}", file=sys.stderr)
+        return interrupt_status(exc)
+
+
+def _finish(d: Any, args: argparse.Namespace, out: Path, state_dir: Path, curves: Path, before: Any,
+            quiet: bool) -> int:
+    """After ``fit``: write OUT (the best epoch, with the whole run's numbers) and the curves, and remove the
+    training state of a complete run."""
     resumed = d.training.get("resumed_at_epoch") is not None  # OUT may be the best epoch of the run before
     written = out.is_file() and file_id(out) != before
     if not d.validation or not (out.is_file() if resumed else written) or not _whole_history(d, out):
@@ -386,6 +430,14 @@ def _kept(state_dir: Path, out: Path, started: float) -> list[str]:
     if _written(out, started):
         kept.append(f"{out} holds the best model so far (the run is not finished)")
     return kept
+
+
+def _kept_after_fit(state_dir: Path, out: Path) -> str:
+    """What a run stopped after its last epoch, while it wrote OUT and the curves, leaves."""
+    if (state_dir / "last.keras").is_file():
+        return (f"the epochs were trained, but {out} and the curves may not be written yet; the training state "
+                f"is in {state_dir}: run the same command with --resume to write them (no epoch is trained again)")
+    return f"the epochs were trained and {out} is saved"
 
 
 def _summary(d, out: Path, epochs: int, patience: int | None, paused: bool) -> str:
