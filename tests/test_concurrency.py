@@ -261,3 +261,22 @@ def test_ctrl_c_after_the_epochs_says_that_resume_finishes(tmp_path, stand_in, c
         f"interrupted: the epochs were trained, but {out} and the curves may not be written yet; the training "
         f"state is in {state.parent}: run the same command with --resume to write them (no epoch is trained "
         "again)\n")
+
+
+def test_a_model_file_write_error_names_the_file(tmp_path, monkeypatch):
+    """Keras' own error (a full disk while it writes the temporary file) names no file: save names the target,
+    as atomic_open does; no temporary file is left."""
+    from blurkit import Deblurrer
+
+    d = Deblurrer(model="unet", model_options={"width": 4, "depth": 1})
+
+    def full(path, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(d.model, "save", full)
+    target = tmp_path / "m.resume" / "last.keras"
+    with pytest.raises(OSError) as caught:
+        d.save(target)
+    assert str(caught.value) == f"[Errno 28] No space left on device: '{target}'"
+    assert caught.value.errno == errno.ENOSPC and isinstance(caught.value.__cause__, OSError)
+    assert os.listdir(target.parent) == []

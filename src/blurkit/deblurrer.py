@@ -1808,6 +1808,7 @@ class Deblurrer:
         :func:`_check_savable` (``fit`` runs it once when it starts, for the checkpoints and training state its
         callbacks write through here: the model's layers do not change while it trains)."""
         from blurkit.data.io import (
+            _about_target,
             _fsync_folder,
             _remove_stale_temps,
             make_parent,
@@ -1829,7 +1830,10 @@ class Deblurrer:
             meta["resume"] = _jsonable(resume)
         text = json.dumps(meta, indent=1, allow_nan=False)
         _remove_stale_temps(path.with_name(path.stem), _TEMP_SUFFIX)
-        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.stem), suffix=_TEMP_SUFFIX, dir=path.parent)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.stem), suffix=_TEMP_SUFFIX, dir=path.parent)
+        except OSError as exc:  # it names the temporary file it tried to make
+            raise _about_target(exc, path) from exc
         os.close(fd)
         optimizer = getattr(self.model, "optimizer", None)
         try:
@@ -1849,6 +1853,10 @@ class Deblurrer:
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
             replace_file(tmp, path)  # the permissions open(path, "w") would have left, not mkstemp's 0600
+        except OSError as exc:  # a full disk: Keras' error names no file, or the temporary one
+            if exc.filename in (None, tmp) or exc.filename2 == tmp:
+                raise _about_target(exc, path) from exc
+            raise
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
