@@ -280,3 +280,51 @@ def test_a_model_file_write_error_names_the_file(tmp_path, monkeypatch):
     assert str(caught.value) == f"[Errno 28] No space left on device: '{target}'"
     assert caught.value.errno == errno.ENOSPC and isinstance(caught.value.__cause__, OSError)
     assert os.listdir(target.parent) == []
+
+
+# --------------------------------------------------------------------------------------------------
+# blurkit shard
+# --------------------------------------------------------------------------------------------------
+def test_a_second_shard_run_is_refused_and_never_removes_the_first_runs_shards(tmp_path, monkeypatch, capsys):
+    """A long first run's finished temporary shard (aged as after 10+ minutes) is not the second run's to remove
+    as stale: the second run is refused, and the first ends complete."""
+    import blurkit.data.shards as shards
+
+    photos = _photos(tmp_path / "photos", 4)
+    out = tmp_path / "S"
+    gate, waiting = threading.Event(), threading.Event()
+    real = shards._check
+
+    def held(path, name, check, max_pixels):
+        if name == "1.png":  # shard 0 (0.png) is finished: hold the run here
+            waiting.set()
+            gate.wait(60)
+        return real(path, name, check, max_pixels)
+
+    monkeypatch.setattr(shards, "_check", held)
+    results: list = []
+    first = threading.Thread(target=lambda: results.append(shards.write_shards(
+        photos, out, shard_size=1, shuffle=False, workers=1, progress=False)))
+    first.start()
+    try:
+        assert waiting.wait(60)
+        deadline = time.time() + 30
+        while not [n for n in os.listdir(out) if n.startswith(".shard-00000.") and (out / n).stat().st_size]:
+            assert time.time() < deadline
+            time.sleep(0.05)
+        temp = next(out / n for n in os.listdir(out) if n.startswith(".shard-00000."))
+        os.utime(temp, (time.time() - 3600, time.time() - 3600))
+        with pytest.raises(OSError, match=f"another shard run \\(pid {os.getpid()}\\) is writing {out}"):
+            shards.write_shards(photos, out, progress=False, workers=1)
+        assert temp.exists()
+        assert main(["shard", str(photos), str(out), "--no-progress", "--workers", "1"]) == 1
+        assert capsys.readouterr().err == (
+            f"blurkit shard: error: another shard run (pid {os.getpid()}) is writing {out} (it holds the lock "
+            f"{out / '.shards.lock'}): wait for it to end, or write to another OUT\n")
+        assert temp.exists()
+    finally:
+        gate.set()
+        first.join(60)
+    assert results and results[0]["written"] == 4
+    assert shards.read_index(out)["total"] == 4
+    assert sorted(os.listdir(out)) == sorted([shards.INDEX_NAME, *(shards.shard_name(i, 4) for i in range(4))])

@@ -82,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``shard``; returns 0 when every image was stored, 3 when some could not be read, 1 when none."""
     from pathlib import Path
 
+    from blurkit._lock import Busy
     from blurkit.cli._common import progress_shown, quiet_tensorflow
     from blurkit.cli.main import CLIError
     from blurkit.data.io import DEFAULT_MAX_PIXELS
@@ -110,6 +111,8 @@ def run(args: argparse.Namespace) -> int:
             workers=args.workers,
             progress=not args.no_progress and progress_shown(),  # on a terminal, or a line now and then
         )
+    except Busy as exc:  # another run writes OUT: this one wrote nothing
+        raise CLIError(f"{exc}: wait for it to end, or write to another OUT", status=1) from None
     except (FileNotFoundError, NotADirectoryError, ValueError) as exc:
         raise CLIError(str(exc)) from None
     # a failed write (a full disk) is an OSError naming OUT and the reason: main prints it in one line, status 1

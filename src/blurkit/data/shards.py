@@ -32,7 +32,9 @@ files that are not images at all). Files that fail are skipped and listed in the
 The files are shuffled (seeded) before they are cut into shards, so each shard is a random sample and a
 validation split can hold out whole shards. Shards are written to hidden temporary files and renamed
 into place at the end, then the index is written atomically; an interrupted run leaves the folder as it
-was, or without an index (never an index pointing at half-written shards).
+was, or without an index (never an index pointing at half-written shards). A run holds a lock on
+``OUT/.shards.lock`` (removed when it ends; a killed run's is free): a second run into the same folder is
+refused rather than removing the first's temporary shards or mixing its own in.
 
 Examples:
     >>> import tempfile
@@ -68,6 +70,7 @@ from typing import Any
 
 import numpy as np
 
+from blurkit._lock import Lock
 from blurkit.data.io import (
     DEFAULT_MAX_PIXELS,
     STALE_TEMP_SECONDS,
@@ -104,6 +107,8 @@ FORMAT = "blurkit-shards"
 FORMAT_VERSION = 1
 #: Suffix of shard files (resolve_source takes files, lists and globs with it as TFRecord shards).
 SHARD_SUFFIX = ".tfrecord"
+#: The lock file a run holds in OUT (:mod:`blurkit._lock`): a second run into the same folder is refused.
+LOCK_NAME = ".shards.lock"
 
 _SHARD_FILE = re.compile(r"shard-\d{5,}-of-\d{5,}\.tfrecord")
 _TEMP_FILE = re.compile(r"\.shard-\d{5,}\.[a-z0-9_]{8}\.tmp")
@@ -409,6 +414,8 @@ def write_shards(
         FileNotFoundError, ValueError: From listing ``src`` (missing, no images), or a bad argument.
         OSError: Writing failed (``cannot write shards to OUT: No space left on device``, say); the
             temporary files are removed and the folder is left as it was, or without an index.
+        blurkit._lock.Busy: (an ``OSError``) another run is writing shards to ``out_dir``: it holds the lock
+            file ``OUT/.shards.lock`` (removed when a run ends) for the whole run; nothing is written.
     """
     import tensorflow as tf
 
@@ -439,7 +446,9 @@ def write_shards(
     jobs = [(paths[i], names[i]) for i in order]
     workers = max(1, int(workers or min(8, os.cpu_count() or 1)))
     out.mkdir(parents=True, exist_ok=True)
-    _remove_stale(out)
+    # held for the run: another run into OUT is refused, and so never removes this one's temporary shards,
+    # finished early in a long run, as stale
+    lock = Lock(out / LOCK_NAME, out, "shard run").acquire()
 
     temps: list[tuple[Path, int]] = []  # (temporary file, records), in shard order
     skipped: list[dict[str, str]] = []
@@ -462,6 +471,7 @@ def write_shards(
 
     bar = progress_bar(total=len(jobs), desc="shard", unit="img", disable=not progress)
     try:
+        _remove_stale(out)
         with ThreadPoolExecutor(workers) as pool:
             for chunk in _chunks(jobs, workers * 4):  # bounded memory: a few files per thread at a time
                 for name, data, info in pool.map(load, chunk):
@@ -527,6 +537,7 @@ def write_shards(
         for tmp, _ in temps:
             if tmp.exists():
                 tmp.unlink()
+        lock.release()
     return {
         "written": count,
         "total": len(jobs),
