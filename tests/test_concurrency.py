@@ -328,3 +328,86 @@ def test_a_second_shard_run_is_refused_and_never_removes_the_first_runs_shards(t
     assert results and results[0]["written"] == 4
     assert shards.read_index(out)["total"] == 4
     assert sorted(os.listdir(out)) == sorted([shards.INDEX_NAME, *(shards.shard_name(i, 4) for i in range(4))])
+
+
+# --------------------------------------------------------------------------------------------------
+# blurkit make-pairs
+# --------------------------------------------------------------------------------------------------
+def test_a_second_make_pairs_run_is_refused_not_called_interrupted(tmp_path, monkeypatch, capsys):
+    """While a run writes OUT_DIR, a second (with --replace too) is refused naming the run, status 1: it is not
+    told the partial manifest is an interrupted run's and to --replace it (which deleted the first's pairs). The
+    first ends with its own pairs; a partial manifest nobody holds is still an interrupted run's."""
+    import blurkit.data.pairs as pairs
+
+    clean = _photos(tmp_path / "clean")
+    out = tmp_path / "P"
+    gate, waiting = threading.Event(), threading.Event()
+    real = pairs.write_image
+
+    def held(path, image, **kwargs):
+        real(path, image, **kwargs)
+        if Path(path).parent.name == "sharp" and not waiting.is_set():  # the first pair is written
+            waiting.set()
+            gate.wait(60)
+
+    monkeypatch.setattr(pairs, "write_image", held)
+    results: list = []
+    first = threading.Thread(target=lambda: results.append(pairs.make_pairs(
+        clean, out, blur="gaussian", blur_options={"sigma": 1.0}, progress=False)))
+    first.start()
+    try:
+        assert waiting.wait(60)
+        for extra in ([], ["--replace"]):
+            assert main(["make-pairs", str(clean), str(out), "--sigma", "3", "--no-progress", *extra]) == 1
+            assert capsys.readouterr().err == (f"blurkit make-pairs: error: another make-pairs run (pid "
+                                               f"{os.getpid()}) is writing {out}: wait for it to end, or choose "
+                                               "another OUT_DIR\n")
+        assert (out / pairs.PARTIAL_NAME).exists() and os.listdir(out / "sharp") == ["0.png"]
+        with pytest.raises(OSError, match="another make-pairs run"):
+            pairs.make_pairs(clean, out, progress=False, replace=True)
+    finally:
+        gate.set()
+        first.join(60)
+    assert results and results[0]["written"] == 3
+    records = [json.loads(line) for line in (out / pairs.MANIFEST_NAME).read_text().splitlines()]
+    assert [r["blur"]["config"]["sigma"] for r in records] == [1.0, 1.0, 1.0]
+    assert sorted(os.listdir(out)) == ["blurred", "manifest.jsonl", "sharp"]  # the lock file is removed
+
+    def interrupted(path, image, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pairs, "write_image", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        pairs.make_pairs(clean, tmp_path / "Q", progress=False)
+    monkeypatch.undo()
+    assert main(["make-pairs", str(clean), str(tmp_path / "Q"), "--no-progress"]) == 2
+    assert "holds the output of an interrupted run" in capsys.readouterr().err
+
+
+def test_make_pairs_fails_with_status_1_once_the_work_started(tmp_path, monkeypatch, capsys):
+    """A write that fails (a folder removed meanwhile) and the partial manifest removed during the run are the
+    work failing (status 1), not usage errors (status 2)."""
+    import blurkit.data.pairs as pairs
+
+    clean = _photos(tmp_path / "clean")
+    out = tmp_path / "P"
+    real = pairs.write_image
+
+    def gone(path, image, **kwargs):
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory", str(path))
+
+    monkeypatch.setattr(pairs, "write_image", gone)
+    assert main(["make-pairs", str(clean), str(out), "--no-progress"]) == 1
+    assert capsys.readouterr().err == (f"blurkit make-pairs: error: [Errno 2] No such file or directory: "
+                                       f"'{out / 'blurred' / '0.png'}'\n")
+
+    def partial_removed(path, image, **kwargs):
+        real(path, image, **kwargs)
+        if Path(path).name == "2.png" and Path(path).parent.name == "sharp":
+            (tmp_path / "Q" / pairs.PARTIAL_NAME).unlink()
+
+    monkeypatch.setattr(pairs, "write_image", partial_removed)
+    assert main(["make-pairs", str(clean), str(tmp_path / "Q"), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"blurkit make-pairs: error: [Errno 2] {tmp_path / 'Q' / pairs.PARTIAL_NAME} was removed "
+                          "during the run")

@@ -83,7 +83,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
             "manifests, first (no other file)."
         ),
         epilog="exit status: 0 every image made a pair, 3 some files could not be read (listed on stderr) "
-        "and the others did, 1 none could be, 2 a usage error",
+        "and the others did, 1 none could be (or writing failed, or another make-pairs is writing OUT_DIR), 2 a "
+        "usage error",
     )
     parser.add_argument("clean_dir", metavar="CLEAN_DIR", help="folder of sharp images")
     parser.add_argument(
@@ -134,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``make-pairs``; returns 0 if every image made a pair, 3 if some could not be read, 1 if none."""
     from pathlib import Path
 
+    from blurkit._lock import Busy
     from blurkit.cli._common import plugins_quiet, progress_shown
     from blurkit.cli.main import CLIError
     from blurkit.data.pairs import (
@@ -141,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
         PARTIAL_NAME,
         build_blur,
         folder_conflict,
+        in_progress,
         make_pairs,
         previous_outputs,
     )
@@ -167,6 +170,10 @@ def run(args: argparse.Namespace) -> int:
     conflict = folder_conflict(clean, args.out_dir)
     if conflict:
         raise CLIError(conflict)
+    running = in_progress(args.out_dir)
+    if running:  # its partial manifest is no interrupted run's, and --replace would delete its pairs
+        raise CLIError(f"another {running} is writing {args.out_dir}: wait for it to end, or choose another "
+                       "OUT_DIR", status=1)
     previous = previous_outputs(args.out_dir)
     manifests = [name for name in (MANIFEST_NAME, PARTIAL_NAME) if name in previous]
     if previous and not manifests:
@@ -195,8 +202,11 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.no_progress and progress_shown(),  # on a terminal, or a line now and then
             replace=args.replace,
         )
-    except (FileNotFoundError, NotADirectoryError, ValueError) as exc:
+    except Busy as exc:  # started since the look above: this run did nothing
+        raise CLIError(f"{exc}: wait for it to end, or choose another OUT_DIR", status=1) from None
+    except ValueError as exc:  # what the checks before any pair refuse (no images, a bad old manifest)
         raise CLIError(str(exc)) from None
+    # an OSError (a write failed, a folder removed meanwhile: the work had started) is main's: one line, status 1
 
     out = summary["out_dir"]
     where = " (sharp/, blurred/, manifest.jsonl)" if summary["written"] else ""  # no pair, no manifest

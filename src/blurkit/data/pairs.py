@@ -27,6 +27,12 @@ replaces an earlier one). An interrupted run leaves the previous ``manifest.json
 and its own ``manifest.jsonl.partial``; a run that writes no pair writes no manifest. As the outputs are
 deterministic, simply run it again with ``replace=True`` (``blurkit make-pairs --replace``).
 
+A run holds a lock on ``OUT_DIR/.make-pairs.lock`` (:mod:`blurkit._lock`) from before it looks at what the
+folder holds until it ends; the file is removed then, and a killed run's is free. A second run into the same
+folder is refused (:class:`blurkit._lock.Busy`, an ``OSError``): it neither takes the first's partial
+manifest for an interrupted run's nor, with ``replace=True``, deletes its pairs. :func:`in_progress` names
+the run holding it.
+
 Writing into a folder that holds the pairs of an earlier run would mix the two: files of the earlier run
 that this one does not write stay in ``sharp/`` and ``blurred/`` and training would use them.
 :func:`previous_outputs` says what an output folder already holds (``blurkit make-pairs`` refuses such a
@@ -51,6 +57,7 @@ Examples:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -62,6 +69,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from blurkit._lock import Lock, holder
 from blurkit.data.io import (
     IMAGE_EXTENSIONS,
     ImageReadError,
@@ -76,11 +84,13 @@ from blurkit.data.io import (
 )
 
 __all__ = ["make_pairs", "image_seed", "build_blur", "describe_blur", "parse_size", "previous_outputs",
-           "remove_previous", "folder_conflict"]
+           "remove_previous", "folder_conflict", "in_progress"]
 
 MANIFEST_NAME = "manifest.jsonl"
 #: The manifest of a run in progress, or of an interrupted run: a line per pair, written before its files.
 PARTIAL_NAME = MANIFEST_NAME + ".partial"
+#: The lock file a run holds in OUT_DIR (:mod:`blurkit._lock`; removed when the run ends, free when it is killed).
+LOCK_NAME = ".make-pairs.lock"
 _PAIR_FOLDERS = ("sharp", "blurred")
 _TEMP_FILE = temp_pattern(".tmp")  # what atomic_open writes NAME to first
 
@@ -269,7 +279,7 @@ def previous_outputs(out_dir: PathLike) -> list[str]:
 
     Returns:
         Descriptions such as ``["manifest.jsonl", "sharp/ (3 entries)"]`` (``"manifest.jsonl.partial"``
-        names the manifest of an interrupted run); empty when ``out_dir`` is missing or holds none of
+        names the manifest of an interrupted run, or of a run in progress: :func:`in_progress`); empty when ``out_dir`` is missing or holds none of
         ``manifest.jsonl``, ``manifest.jsonl.partial``, a non-empty ``sharp/`` or a non-empty
         ``blurred/``.
     """
@@ -284,6 +294,20 @@ def previous_outputs(out_dir: PathLike) -> list[str]:
         if entries:
             found.append(f"{side}/ ({entries} entr{'y' if entries == 1 else 'ies'})")
     return found
+
+
+def in_progress(out_dir: PathLike) -> str | None:
+    """The run writing pairs to ``out_dir`` now, as ``"make-pairs run (pid 4242)"``, or None when there is none.
+
+    A run holds a lock on ``OUT_DIR/.make-pairs.lock`` while it writes (:func:`make_pairs`), so a
+    ``manifest.jsonl.partial`` there is a run in progress when this names one, and an interrupted run's
+    otherwise. Only looks: nothing is made or deleted.
+    """
+    held = holder(Path(os.fspath(out_dir)) / LOCK_NAME)
+    if held is None:
+        return None
+    pid, owner = held
+    return (owner or "make-pairs run") + (f" (pid {pid})" if pid else "")
 
 
 def _listed(manifest: Path, out: Path) -> list[Path]:
@@ -439,6 +463,8 @@ def make_pairs(
         ValueError: No image files in ``clean_dir``, ``out_dir`` is ``clean_dir`` (or holds it in a pair
             folder), a bad ``size``/blur option, without ``replace`` a ``manifest.jsonl.partial`` in
             ``out_dir``, or (with ``replace``) an old manifest that does not list make-pairs records.
+        blurkit._lock.Busy: (an ``OSError``) another run is writing to ``out_dir``; nothing was done.
+        OSError: Writing failed (a full disk), or the partial manifest was removed during the run.
         blurkit.registry.UnknownComponentError: Unknown blur name.
     """
     import cv2
@@ -475,19 +501,23 @@ def make_pairs(
     rels = [p.relative_to(clean).as_posix() for p in images]
     names = _output_names(rels, folded if case_blind(out) else str)
     partial = out / PARTIAL_NAME
-    if replace:
-        remove_previous(out)
-    elif partial.exists():
-        raise ValueError(
-            f"{out} holds {PARTIAL_NAME}, the manifest of an interrupted run whose pairs are still there; "
-            "pass replace=True to delete them first (blurkit make-pairs --replace)"
-        )
-
+    made = not out.exists()
+    # held for the whole run, before anything there is looked at or deleted: another run into OUT_DIR is
+    # refused (it took this run's partial manifest for an interrupted run's; with replace it deleted the pairs)
+    lock = Lock(out / LOCK_NAME, out, "make-pairs run").acquire()
     written = 0
     skipped: list[dict[str, str]] = []
     log: IO[str] | None = None
-    bar = progress_bar(total=len(images), desc="make-pairs", unit="image", disable=not progress)
+    bar: Any = None
     try:
+        if replace:
+            remove_previous(out)
+        elif partial.exists():
+            raise ValueError(
+                f"{out} holds {PARTIAL_NAME}, the manifest of an interrupted run whose pairs are still there; "
+                "pass replace=True to delete them first (blurkit make-pairs --replace)"
+            )
+        bar = progress_bar(total=len(images), desc="make-pairs", unit="image", disable=not progress)
         for path, rel in zip(images, rels, strict=True):
             bar.update(1)
             try:
@@ -547,11 +577,21 @@ def make_pairs(
             written += 1
         if log is not None:
             log.close()
-            os.replace(partial, out / MANIFEST_NAME)  # atomic: the run is complete
+            try:
+                os.replace(partial, out / MANIFEST_NAME)  # atomic: the run is complete
+            except FileNotFoundError as exc:
+                raise FileNotFoundError(exc.errno, f"{partial} was removed during the run (not by another "
+                                        "make-pairs: it is refused while this one runs), so the pairs written "
+                                        "are listed nowhere; run again") from exc
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
         if log is not None:
             log.close()
+        lock.release()
+        if made and not written:  # the folder was made for the lock: a run that writes no pair leaves none
+            with contextlib.suppress(OSError):
+                out.rmdir()
 
     return {
         "written": written,
