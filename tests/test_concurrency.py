@@ -411,3 +411,22 @@ def test_make_pairs_fails_with_status_1_once_the_work_started(tmp_path, monkeypa
     err = capsys.readouterr().err
     assert err.startswith(f"blurkit make-pairs: error: [Errno 2] {tmp_path / 'Q' / pairs.PARTIAL_NAME} was removed "
                           "during the run")
+
+
+# --------------------------------------------------------------------------------------------------
+# Ctrl-C while TensorFlow starts
+# --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("raised", ["KeyboardInterrupt", "ImportError('no such library')"])
+def test_ctrl_c_while_tensorflow_starts_shows_none_of_its_start_up_lines(tmp_path, raised):
+    """Its captured lines are shown when the import fails (they may say why), not when it is interrupted."""
+    fake = tmp_path / "fake" / "tensorflow"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text(f"import os\nos.write(2, b'I0000 cudart_stub.cc:31] no cuda drivers\\n')\n"
+                                      f"raise {raised}\n")
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path / "fake"), SRC])
+    done = subprocess.run([sys.executable, "-c", "from blurkit.cli._common import quiet_tensorflow; "
+                           "quiet_tensorflow()"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    shown = "no cuda drivers" in done.stderr
+    assert shown == (raised != "KeyboardInterrupt"), done.stderr

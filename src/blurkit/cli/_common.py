@@ -299,7 +299,7 @@ def quiet_tensorflow() -> None:
     writes them even with it set to 3). Unless that variable asks for messages (0 or 1: then nothing changes,
     ``TF_CPP_MIN_LOG_LEVEL=0 blurkit ...`` shows every line), the CLI sets it to 3 if it is unset, and imports
     TensorFlow, and lists its devices, with file descriptor 2 sent to a temporary file. If the import fails, what TensorFlow wrote is
-    printed before the error, so nothing that explains it is lost.
+    printed before the error, so nothing that explains it is lost (not when it is interrupted: Ctrl-C or SIGTERM).
     """
     # TensorFlow's default CPU allocator gives memory back to the system after each operation, and takes it
     # again: a quarter of a deblur's CPU time went to page faults. The BFC allocator (GPUs') keeps it; the same
@@ -315,6 +315,8 @@ def quiet_tensorflow() -> None:
             # the devices too: finding none, CUDA writes its "failed call to cuInit" error then (at the first
             # operation, after this capture, were TF_CPP_MIN_LOG_LEVEL 2: errors are shown at 2)
             tensorflow.config.list_physical_devices()
+    except KeyboardInterrupt:  # Ctrl-C (or SIGTERM) while it starts: what it wrote explains nothing
+        raise
     except BaseException:
         _write_stderr(captured.text)
         raise
