@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -163,7 +164,7 @@ def _read(fd: int) -> tuple[int | None, str]:
     return (int(pid) if pid.isdigit() else None), owner.strip()
 
 
-if os.name == "nt":  # pragma: no cover - tested on POSIX only
+if sys.platform == "win32":  # pragma: no cover - tested on POSIX only
     import msvcrt
 
     def _lock(fd: int) -> None:
