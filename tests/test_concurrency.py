@@ -430,3 +430,25 @@ def test_ctrl_c_while_tensorflow_starts_shows_none_of_its_start_up_lines(tmp_pat
     assert done.returncode != 0
     shown = "no cuda drivers" in done.stderr
     assert shown == (raised != "KeyboardInterrupt"), done.stderr
+
+
+def test_a_link_or_fifo_in_the_lock_files_place_is_refused_and_its_target_left_alone(tmp_path):
+    """The lock file is written (the holder's id, after ftruncate): opened through a link planted in its place,
+    in a shared or received output folder (``.model.keras.lock -> ~/thesis.tex``), it cut that file to one
+    byte. A link or a FIFO there is refused, naming it; the file it points to is untouched."""
+    from blurkit._lock import Lock, beside, holder
+
+    victim = tmp_path / "thesis.tex"
+    victim.write_text("years of work\n")
+    out = tmp_path / "out" / "model.keras"
+    out.parent.mkdir()
+    beside(out).symlink_to(victim)
+    with pytest.raises(OSError, match=r"\.model\.keras\.lock is a symbolic link"):
+        Lock(beside(out), out, "blurkit train").acquire()
+    assert victim.read_text() == "years of work\n"
+    assert holder(beside(out)) is None
+    if hasattr(os, "mkfifo"):
+        fifo = tmp_path / "out" / ".other.lock"
+        os.mkfifo(fifo)
+        with pytest.raises(OSError, match=r"\.other\.lock is not a regular file"):
+            Lock(fifo, out, "blurkit train").acquire()

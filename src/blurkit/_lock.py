@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 import sys
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,7 @@ class Lock:
             raise RuntimeError(f"{self.path} is already locked by this Lock")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            fd = _open(self.path, os.O_CREAT)
             try:
                 _lock(fd)
             except OSError as exc:
@@ -137,8 +138,8 @@ def holder(path: str | os.PathLike) -> tuple[int | None, str] | None:
     """``(pid, owner)`` of the process holding the lock file ``path`` (pid None when unreadable), or None when
     it is free or missing. Only looks: a free lock file is left as it is."""
     try:
-        fd = os.open(os.fspath(path), os.O_RDWR)
-    except OSError:  # missing (no run), or not a file this process may open: no lock it can take either
+        fd = _open(Path(os.fspath(path)))
+    except OSError:  # missing (no run), a link, or not a file this process may open: no lock it can take either
         return None
     try:
         try:
@@ -151,6 +152,30 @@ def holder(path: str | os.PathLike) -> tuple[int | None, str] | None:
         return None
     finally:
         os.close(fd)
+
+
+def _open(path: Path, create: int = 0) -> int:
+    """A descriptor of the lock file ``path`` (made with ``create=os.O_CREAT``), which must be a regular file
+    and not a symbolic link: the lock file is written (the holder's id), and it sits in output folders that may
+    be shared or received from others, where a link planted in its place (``.model.keras.lock -> ~/thesis.tex``)
+    would have that file overwritten; a FIFO in its place is not waited on.
+
+    Raises:
+        OSError: ``path`` is a link or not a regular file (naming it), or cannot be opened.
+    """
+    flags = os.O_RDWR | create | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags, 0o666)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP or path.is_symlink():  # O_NOFOLLOW's refusal (Windows: no such flag)
+            raise OSError(exc.errno or errno.ELOOP, f"{path} is a symbolic link, not a lock file of blurkit's: "
+                                                    "remove it", str(path)) from None
+        raise
+    if path.is_symlink() or not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, f"{path} is not a regular file, not a lock file of blurkit's: remove it",
+                      str(path))
+    return fd
 
 
 def _read(fd: int) -> tuple[int | None, str]:
