@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from blurkit.blurs.base import Blur, check_range, jsonable
-from blurkit.blurs.functional import box_kernel
+from blurkit.blurs.functional import _check_size, box_kernel
 from blurkit.registry import register_blur
 
 __all__ = ["AverageBlur"]
@@ -48,6 +48,8 @@ class AverageBlur(Blur):
                 raise ValueError(f"size range ({low}, {high}) holds no odd size")
         elif checked % 2 == 0:
             raise ValueError(f"size must be odd, got {checked}")
+        largest = checked[1] if isinstance(checked, tuple) else checked
+        _check_size(largest, f"size {largest}")  # now, not on every image (a file's size of 999999 loaded)
         self.size: int | tuple[int, int] = checked
 
     def sample_kernel(self, rng: np.random.Generator) -> dict:

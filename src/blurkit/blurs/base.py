@@ -45,6 +45,8 @@ __all__ = ["Blur", "Range", "check_range", "draw", "jsonable", "serialize_blur",
 #: A fixed number or a ``(low, high)`` range sampled uniformly per image (a tuple, or a list as JSON gives it).
 Range = float | tuple[float, float] | Sequence[float]
 
+#: The largest ``noise`` standard deviation a blur takes: the whole [0, 1] data range (more is no photo's).
+MAX_NOISE = 1.0
 _SCALE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 
 
@@ -209,7 +211,7 @@ class Blur(abc.ABC):
         border: Border mode: "reflect" (default, ``cv2.BORDER_REFLECT_101``), "symmetric", "edge",
             "constant" (zeros) or "wrap" (circular).
         noise: Standard deviation of additive Gaussian noise, in units of the [0, 1] data range (255 for
-            uint8, 65535 for uint16, 1 for float), fixed or ``(low, high)``. Added after blurring.
+            uint8, 65535 for uint16, 1 for float), fixed or ``(low, high)``, at most 1. Added after blurring.
         shot: Signal-dependent (Poisson, "shot") noise, as its Gaussian approximation: variance
             ``shot * x`` for a blurred value ``x`` in [0, 1], added to ``noise**2`` (the Poisson-Gaussian
             model of raw camera noise, Foi et al. 2008; at an exposure that fills a pixel with N
@@ -249,6 +251,9 @@ class Blur(abc.ABC):
     ) -> None:
         self.border = check_border(border)
         self.noise = check_range("noise", noise, minimum=0)
+        if max(np.atleast_1d(self.noise)) > MAX_NOISE:  # noise 1e300 scored pure noise, without a warning
+            raise ValueError(f"noise must be at most {MAX_NOISE:g} (a standard deviation in units of the data "
+                             f"range), got {noise!r}")
         self.shot = None if shot is None else check_range("shot", shot, minimum=0)
         if not isinstance(quantize, (bool, np.bool_)):
             raise TypeError(f"quantize must be True or False, got {quantize!r}")

@@ -12,10 +12,12 @@ Examples:
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from blurkit.blurs.base import Blur, Range, check_range, draw, jsonable
-from blurkit.blurs.functional import disk_kernel
+from blurkit.blurs.functional import _check_size, disk_kernel
 from blurkit.registry import register_blur
 
 __all__ = ["DefocusBlur"]
@@ -42,6 +44,8 @@ class DefocusBlur(Blur):
     def __init__(self, radius: Range = (1.0, 5.0), **kwargs) -> None:
         super().__init__(**kwargs)
         self.radius = check_range("radius", radius, minimum=0)
+        widest = max(np.atleast_1d(self.radius))  # the largest kernel it can draw, checked now
+        _check_size(2 * max(math.ceil(widest + 0.5) - 1, 0) + 1, f"radius {widest:g}")
 
     def sample_kernel(self, rng: np.random.Generator) -> dict:
         return {"radius": draw(rng, self.radius)}

@@ -13,10 +13,12 @@ Examples:
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from blurkit.blurs.base import Blur, Range, check_range, draw, jsonable
-from blurkit.blurs.functional import motion_kernel
+from blurkit.blurs.functional import _check_size, motion_kernel
 from blurkit.registry import register_blur
 
 __all__ = ["MotionBlur"]
@@ -49,6 +51,10 @@ class MotionBlur(Blur):
         super().__init__(**kwargs)
         self.length = check_range("length", length, minimum=1)
         self.angle = check_range("angle", angle)
+        # the longest kernel it can draw, checked now (its side on an axis, the largest for that length): a
+        # file's length of 1e7 loaded, then failed on every image without naming the file
+        longest = max(np.atleast_1d(self.length))
+        _check_size(2 * math.ceil(round(longest / 2 + 0.5, 9)) - 1, f"length {longest:g}")
 
     def sample_kernel(self, rng: np.random.Generator) -> dict:
         return {"length": draw(rng, self.length), "angle": draw(rng, self.angle)}
