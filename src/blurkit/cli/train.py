@@ -281,6 +281,12 @@ def _train(args: argparse.Namespace, out: Path, state_dir: Path, curves: Path, b
     except OSError as exc:  # a full disk writing the model or the training state (the error names the file)
         print(f"blurkit train: error: {exc}; {'; '.join(_kept(state_dir, out, started))}", file=sys.stderr)
         return 1
+    except Exception as exc:  # out of memory: NumPy's MemoryError, TensorFlow's ResourceExhaustedError
+        if not isinstance(exc, MemoryError) and type(exc).__name__ != "ResourceExhaustedError":
+            raise
+        cause = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise CLIError(f"out of memory while training ({cause}): lower --batch-size, --patch-size or "
+                       "--patches-per-image") from None
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (see main): say what is kept and how to go on
         print(f"interrupted: {'; '.join(_kept(state_dir, out, started))}", file=sys.stderr)
         return interrupt_status(exc)
