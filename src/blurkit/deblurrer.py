@@ -78,6 +78,7 @@ MAX_ASSETS, MAX_ASSET_BYTES = 64, 64 * 2**20
 _KERAS_ENTRIES = ("config.json", "metadata.json", "model.weights.h5")
 #: What reading a damaged, encrypted or oddly compressed archive raises (zipfile's RuntimeError for an
 #: encrypted entry, NotImplementedError for a compression method it lacks).
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"  # the first 8 bytes of the HDF5 files Keras writes
 _ZIP_ERRORS = (zipfile.BadZipFile, EOFError, OSError, RuntimeError, NotImplementedError, zipfile.LargeZipFile)
 RESUME_NAME = "last.keras"
 _TEMP_SUFFIX = ".tmp.keras"
@@ -486,6 +487,9 @@ class Deblurrer:
                              "or batch_size")
         if not 0 <= tile_overlap < tile_size:
             raise ValueError(f"tile_overlap must be in [0, tile_size), got {tile_overlap}")
+        problem = _patches_problem(int(patches_per_image), int(patch_size), channels)
+        if problem:
+            raise ValueError(f"{problem}: lower patches_per_image or patch_size")
         self.channels = channels
         self.loss = loss
         self.learning_rate = 1e-3 if learning_rate is None else float(learning_rate)
@@ -982,8 +986,13 @@ class Deblurrer:
 
         Refused (ValueError, before anything is loaded) for another run's state, and for a run that is not
         finished but has trained more than ``end`` epochs: resuming would train nothing, and ``blurkit train``
-        would then remove the state of a run that could go on."""
-        meta = self.read_metadata(state_file)
+        would then remove the state of a run that could go on. A damaged or crafted state is refused as a
+        :class:`ModelFileError` naming the file, before any epoch runs: it gets :meth:`load`'s checks (its
+        entries; its weights' declared sizes and links, read from the checked in-memory copy), and its
+        callback record and best weights are checked against this model (:func:`_check_state_record`,
+        :func:`_best_weights`)."""
+        meta, archive = _open_model_file(state_file, keras_copy=True, state=True)
+        assert archive is not None  # keras_copy=True
         problem = _resume_problem(state_file, meta, settings, run_start)
         if problem is not None:
             raise ValueError(f"cannot resume from {state_file}: {problem}; give the saved run's settings and "
@@ -993,23 +1002,21 @@ class Deblurrer:
             done = int(state["epoch"]) - run_start
             raise ValueError(f"cannot resume from {state_file}: that run has trained {done} epochs, more than the "
                              f"{end - run_start} asked for; ask for more than {done} to go on")
+        _check_weights(archive, state_file)
+        best_weights = _best_weights(state_file, self.model)
         optimizer = self.model.optimizer
         if optimizer is not None and not optimizer.built:
             optimizer.build(self.model.trainable_variables)
         try:
-            self.model.load_weights(state_file)
+            self.model.load_weights(archive)  # the copy checked above (its name ends in .keras: _ArchiveCopy)
         except Exception as exc:  # noqa: BLE001 - Keras raises many types; report them clearly
-            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ValueError(f"cannot resume from {state_file}: its weights do not fit this model ({msg})") from None
+            raise ValueError(f"cannot resume from {state_file}: its weights do not fit this model "
+                             f"({_keras_error(exc)})") from None
         self.history = _history_from_json(meta.get("history"))
         self.validation = dict(meta.get("validation") or {})
         state = dict(state)
         state["init"] = (meta.get("training") or {}).get("init")  # the weights that run started from
-        state["best_weights"] = None
-        with zipfile.ZipFile(state_file) as zf:
-            if _BEST_WEIGHTS_ENTRY in zf.namelist():
-                with np.load(io.BytesIO(zf.read(_BEST_WEIGHTS_ENTRY)), allow_pickle=False) as npz:
-                    state["best_weights"] = [npz[f"w{i}"] for i in range(len(npz.files))]
+        state["best_weights"] = best_weights
         return state
 
     # ---------------------------------------------------------------------------------- inference
@@ -1942,8 +1949,8 @@ class Deblurrer:
             key = _source_key(recorded)
             if key is not None and key != _source_key(installed):
                 blur = _missing_blur(saved_blur, path, recorded, installed=installed)
-        _check_keras_config(path, components.get("model"), archive)
-        _check_weights(archive, path)
+        config = _check_keras_config(path, components.get("model"), archive)
+        _check_variable_sizes(config, _check_weights(archive, path), path)
         facade = _checked_facade(meta.get("facade") or {}, path)
         try:
             # compiled below, by blurkit: Keras' compile=True warns about the optimizer state files lack
@@ -1955,6 +1962,7 @@ class Deblurrer:
             raise ModelFileError(f"{path}: {broken}; it cannot restore images")
         d = cls.__new__(cls)
         d._from_parts(model, blur, spec, facade)
+        _bound_tiles(d, path)
         d.history = _history_from_json(meta.get("history"))
         d.validation = meta.get("validation") or {}
         d.training = meta.get("training") or {}
@@ -2534,6 +2542,7 @@ def _resume_problem(state_file: Path, meta: dict, settings: dict | None, run_sta
     state = meta.get("resume")
     if not state or not isinstance(state.get("epoch"), int) or not isinstance(state.get("settings"), dict):
         raise ModelFileError(f"{state_file}: not a blurkit training state (no resume record)")
+    _check_state_record(state_file, state)
     saved = state["settings"]
     if "optimizer" not in saved and settings and settings.get("optimizer") != "LossScaleOptimizer":
         # written before the optimizer was recorded: by Adam or the user's own, outside a mixed-precision policy
@@ -2549,6 +2558,72 @@ def _resume_problem(state_file: Path, meta: dict, settings: dict | None, run_sta
         return (f"that run started after epoch {state.get('run_start')}, but this Deblurrer has {run_start} "
                 "epochs of history")
     return None
+
+
+def _check_state_record(state_file: Path, state: dict) -> None:
+    """Refuse a training-state record whose fields are not what :func:`_callbacks` writes (whole epochs, a
+    number or null for a best value, whole counters for the callbacks' waits), naming the file: they are put
+    into Keras' callbacks as they are, and a string there failed in a traceback after an epoch's work."""
+
+    def whole(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+    def number(v: Any) -> bool:
+        return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+    bad = next((f"{k} {_shown_text(state.get(k))}" for k in ("epoch", "run_start", "end")
+                if k in state and not whole(state[k])), None)
+    if bad is None and not isinstance(state.get("stopped", False), bool):
+        bad = f"stopped {_shown_text(state['stopped'])}"
+    if bad is None and not number(state.get("recorder_best")):
+        bad = f"recorder_best {_shown_text(state['recorder_best'])}"
+    callbacks = state.get("callbacks") or {}
+    if bad is None and not isinstance(callbacks, dict):
+        bad = f"callbacks {_shown_text(callbacks)}"
+    for name, saved in callbacks.items() if bad is None else ():
+        if name not in _TRACKED_STATE or not isinstance(saved or {}, dict):
+            bad = f"callbacks {_shown_text(name)}: {_shown_text(saved)}"
+            break
+        for attr, v in (saved or {}).items():
+            if attr not in _TRACKED_STATE[name] or not (number(v) if attr == "best" else whole(v)):
+                bad = f"{name} {attr} {_shown_text(v)}"
+                break
+        if bad is not None:
+            break
+    if bad is not None:
+        raise ModelFileError(f"{state_file}: damaged training state ({bad})")
+
+
+def _best_weights(state_file: Path, model: Any) -> list[np.ndarray] | None:
+    """The early-stopping best weights a training state holds (None if it holds none), each checked against
+    ``model``'s weights (their number, shapes, a numeric dtype, and the stored size of each array, before it is
+    inflated: ``.npz`` members may be compressed), so that a damaged one is refused, naming the file."""
+    try:
+        with zipfile.ZipFile(state_file) as zf:
+            if _BEST_WEIGHTS_ENTRY not in zf.namelist():
+                return None
+            data = io.BytesIO(zf.read(_BEST_WEIGHTS_ENTRY))  # at most MAX_WEIGHTS_BYTES (_check_entries)
+        expected = [tuple(w.shape) for w in model.weights]
+        with zipfile.ZipFile(data) as npz:
+            names = npz.namelist()
+            if sorted(names) != sorted(f"w{i}.npy" for i in range(len(expected))):
+                raise ValueError(f"{len(names)} arrays for a model of {len(expected)} weights")
+            for i, shape in enumerate(expected):
+                info = npz.getinfo(f"w{i}.npy")
+                if info.file_size > 8 * math.prod(shape) + 4096:  # float64 at most, and a header
+                    raise ValueError(f"array w{i} declares {info.file_size:,} bytes")
+                with npz.open(info) as fh:
+                    version = np.lib.format.read_magic(fh)
+                    read = np.lib.format.read_array_header_1_0 if version == (1, 0) \
+                        else np.lib.format.read_array_header_2_0
+                    got, _, dtype = read(fh)
+                if tuple(got) != shape or dtype.kind not in "fiub":
+                    raise ValueError(f"array w{i} is {dtype} {tuple(got)}, the model's weight {shape}")
+        data.seek(0)
+        with np.load(data, allow_pickle=False) as arrays:
+            return [arrays[f"w{i}"] for i in range(len(expected))]
+    except (*_ZIP_ERRORS, ValueError, KeyError) as exc:
+        raise ModelFileError(f"{state_file}: damaged training state (best weights: {exc})") from None
 
 
 def _overwrite_message(state_file: Path, settings: dict, run_start: int) -> str:
@@ -2731,10 +2806,17 @@ def _callbacks(deblurrer: Deblurrer, checkpoint: str | os.PathLike | None, monit
 
 
 # ------------------------------------------------------------------------------- untrusted files
-def _open_model_file(path: str | os.PathLike, keras_copy: bool = False) -> tuple[dict[str, Any], io.BytesIO | None]:
+def _open_model_file(path: str | os.PathLike, keras_copy: bool = False, state: bool = False
+                     ) -> tuple[dict[str, Any], io.BytesIO | None]:
     """The checked blurkit metadata of model file ``path`` and, with ``keras_copy``, :func:`_keras_archive`'s
     copy of its Keras entries, both from one open of the file, after its entries are checked
-    (:func:`_check_entries`): what Keras reads is what was checked, even if the file is replaced meanwhile."""
+    (:func:`_check_entries`): what Keras reads is what was checked, even if the file is replaced meanwhile.
+
+    The weights are at most :data:`MAX_WEIGHTS_BYTES`; only a training state being resumed (``state``, from
+    :meth:`Deblurrer._restore_state`) may hold :data:`_STATE_WEIGHTS_FACTOR` times as much (the optimizer's
+    moments), and so may a file whose metadata says it is one when nothing is inflated into memory (no
+    ``keras_copy``: :meth:`Deblurrer.read_metadata`). What a file says of itself never raises the limit of a
+    model it is loaded as. The weights entry must start as an HDF5 file does, checked before it is inflated."""
     path = Path(path)
     if path.is_dir():
         exported = " (a SavedModel from Deblurrer.export: serve it with tf.saved_model.load)" \
@@ -2749,7 +2831,7 @@ def _open_model_file(path: str | os.PathLike, keras_copy: bool = False) -> tuple
             head = fh.read(8)
         if head.startswith(b"PK\x03\x04"):  # starts like a zip, but its directory is missing
             raise ModelFileError(f"{path}: damaged or truncated model file (no zip directory)")
-        if head == b"\x89HDF\r\n\x1a\n":
+        if head == _HDF5_SIGNATURE:
             raise ModelFileError(f"{path}: a legacy Keras HDF5 (.h5) model, not a .keras model file: blurkit "
                                  "loads the .keras files it saves (Deblurrer.save, blurkit train)")
         raise ModelFileError(f"{path}: not a .keras model file (not a zip archive)")
@@ -2765,13 +2847,19 @@ def _open_model_file(path: str | os.PathLike, keras_copy: bool = False) -> tuple
                 raise ModelFileError(f"{path}: a Keras file without blurkit metadata ({METADATA_NAME})")
             meta = _read_json_entry(zf, METADATA_NAME, path, "blurkit metadata")
             weights = zf.getinfo("model.weights.h5").file_size if "model.weights.h5" in names else 0
-            if weights > MAX_WEIGHTS_BYTES and not (isinstance(meta, dict) and meta.get("resume")):
+            said_state = not keras_copy and isinstance(meta, dict) and bool(meta.get("resume"))
+            limit = MAX_WEIGHTS_BYTES * (_STATE_WEIGHTS_FACTOR if state or said_state else 1)
+            if weights > limit:
                 raise ModelFileError(f"{path}: entry model.weights.h5 is too large ({weights:,} bytes "
-                                     f"uncompressed; at most {MAX_WEIGHTS_BYTES:,})")
-            if zf.testzip() is not None:
-                raise ModelFileError(f"{path}: damaged archive (CRC error)")
-            if keras_copy:
+                                     f"uncompressed; at most {limit:,})")
+            if weights:
+                with zf.open("model.weights.h5") as fh:  # 8 bytes inflated, not the whole entry
+                    if fh.read(8) != _HDF5_SIGNATURE:
+                        raise ModelFileError(f"{path}: damaged weights (model.weights.h5 is not an HDF5 file)")
+            if keras_copy:  # copying reads every entry and checks its CRC as testzip would
                 archive = _keras_archive(zf)
+            elif zf.testzip() is not None:
+                raise ModelFileError(f"{path}: damaged archive (CRC error)")
     except _ZIP_ERRORS as exc:
         raise _unreadable(path, exc) from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
@@ -2788,7 +2876,26 @@ def _open_model_file(path: str | os.PathLike, keras_copy: bool = False) -> tuple
     for key in ("blur", "facade", "training", "history", "validation", "resume", "components"):
         if not isinstance(meta.get(key) or {}, dict):
             raise ModelFileError(f"{path}: damaged blurkit metadata ({key} is not an object)")
+    _check_scores(meta, path)
     return meta, archive
+
+
+def _check_scores(meta: dict, path: Any) -> None:
+    """Refuse a ``history`` that is not a dict of lists of numbers (null: an epoch without the value) or a
+    ``validation`` that is not a dict of numbers, naming the file: :meth:`Deblurrer.fit` and
+    :meth:`Deblurrer.plot_history` failed on them later, in tracebacks that named nothing."""
+
+    def number(v: Any) -> bool:
+        return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+    for key, values in (meta.get("history") or {}).items():
+        if not isinstance(values, list) or not all(number(v) for v in values):
+            raise ModelFileError(f"{path}: damaged blurkit metadata (history {_shown_text(key)}: a list of "
+                                 f"numbers expected, got {_shown_text(values)})")
+    for key, value in (meta.get("validation") or {}).items():
+        if not number(value):
+            raise ModelFileError(f"{path}: damaged blurkit metadata (validation {_shown_text(key)}: a number "
+                                 f"expected, got {_shown_text(value)})")
 
 
 def _check_entries(zf: zipfile.ZipFile, path: Any) -> None:
@@ -2844,13 +2951,30 @@ def _keras_archive(zf: zipfile.ZipFile) -> io.BytesIO:
     in-memory archive (stored, not compressed): Keras then reads what blurkit checked, not the file again
     (which could have been replaced meanwhile), and copies no entry to a temporary folder (it does so for an
     archive of more than three entries, which blurkit's metadata makes every file)."""
-    out = io.BytesIO()
+    import shutil
+
+    out = _ArchiveCopy()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as dst:
         for info in zf.infolist():
             if info.filename in _KERAS_ENTRIES or info.filename.startswith("assets/"):
-                dst.writestr(info.filename, zf.read(info))
+                if info.is_dir():
+                    dst.writestr(info.filename, b"")
+                    continue
+                # streamed: one copy in memory, not a bytes object and then the copy of it
+                with zf.open(info) as src, dst.open(info.filename, "w",
+                                                    force_zip64=info.file_size >= zipfile.ZIP64_LIMIT) as to:
+                    shutil.copyfileobj(src, to, 2**20)  # the CRC is checked as the entry ends
     out.seek(0)
     return out
+
+
+class _ArchiveCopy(io.BytesIO):
+    """:func:`_keras_archive`'s in-memory archive. Keras' ``load_weights`` picks its reader by the name's suffix
+    and opens a ``.keras`` one with :class:`zipfile.ZipFile`, which takes a file object: the name it sees ends
+    in ``.keras``, so a training state's checked weights are read from this copy, not from its file again."""
+
+    def __str__(self) -> str:
+        return "checked-copy.keras"
 
 
 def _unreadable(path: Any, exc: BaseException) -> ModelFileError:
@@ -2858,14 +2982,21 @@ def _unreadable(path: Any, exc: BaseException) -> ModelFileError:
     return ModelFileError(f"{path}: damaged or unreadable model file ({type(exc).__name__}: {exc})")
 
 
-def _check_weights(archive: io.BytesIO, path: Any) -> None:
+def _check_weights(archive: io.BytesIO, path: Any) -> int:
     """Refuse a weights file (``model.weights.h5``) whose datasets declare more bytes than it stores (an
     HDF5 dataset holding only a fill value can declare gigabytes, allocated when Keras reads it), or that
-    reads data from other files (external storage, virtual datasets, external links)."""
+    reads data from other files (external storage, virtual datasets, external links).
+
+    Returns:
+        The number of values its datasets hold (0 without a weights entry), which bounds the model's
+        variables (:func:`_check_variable_sizes`)."""
     import h5py
+
+    values = 0
 
     def walk(group: Any) -> tuple[int, str | None]:
         """Bytes its datasets declare, and what is wrong with it, following hard links only."""
+        nonlocal values
         declared = 0
         for key in group:
             link = group.get(key, getlink=True)
@@ -2882,11 +3013,12 @@ def _check_weights(archive: io.BytesIO, path: Any) -> None:
                 if item.external or item.is_virtual:
                     return declared, f"a dataset ({name}) stored in other files"
                 declared += int(item.size) * item.dtype.itemsize
+                values += int(item.size)
         return declared, None
 
     with zipfile.ZipFile(archive) as zf:
         if "model.weights.h5" not in zf.namelist():
-            return  # Keras says what is missing
+            return 0  # Keras says what is missing
         stored = zf.getinfo("model.weights.h5").file_size
         try:
             with zf.open("model.weights.h5") as fh, h5py.File(fh, "r") as h5:  # stored: seeking is cheap
@@ -2899,13 +3031,20 @@ def _check_weights(archive: io.BytesIO, path: Any) -> None:
     if declared > stored + 2**20:
         raise ModelFileError(f"{path}: its weights declare {declared:,} bytes but the file stores {stored:,} "
                              "(a damaged or crafted weights file)")
+    return values
 
 
 #: Bounds on a model file's layer settings, far beyond any image model's (a kernel of 3000 x 3000 took 4 GB
 #: before Keras could refuse the file; PadToMultiple(4096) padded a 40 x 50 photo to 4096 x 4096).
+#: Every setting that sizes a variable or an output is bounded: an Embedding's ``input_dim`` and
+#: ``output_dim``, a Resizing's ``height``/``width``, a RepeatVector's ``n``, attention heads, ... (the sizes
+#: of a whole model, which these do not bound, are :func:`_check_variable_sizes`').
 _LAYER_BOUNDS = {"kernel_size": 255, "pool_size": 255, "strides": 255, "dilation_rate": 255, "size": 255,
                  "padding": 4096, "cropping": 4096, "filters": 2**16, "units": 2**24, "multiple": 1024,
-                 "pad": 1024, "bins": 1024, "block_size": 64}
+                 "pad": 1024, "bins": 1024, "block_size": 64, "output_padding": 255, "depth_multiplier": 256,
+                 "input_dim": 2**16, "output_dim": 2**16, "num_tokens": 2**16, "max_tokens": 2**16,
+                 "num_bins": 1024, "height": 4096, "width": 4096, "n": 4096, "target_shape": 2**16,
+                 "num_heads": 256, "key_dim": 4096, "value_dim": 4096, "output_sequence_length": 4096}
 
 
 def _check_layer_sizes(config: Any, path: Any) -> None:
@@ -2931,6 +3070,40 @@ def _check_layer_sizes(config: Any, path: Any) -> None:
                                  "(at most 16)")
 
 
+#: Model variables a weights file may lack (a seed generator's state, say) before the file is refused.
+_UNSTORED_VALUES = 2**16
+
+
+def _check_variable_sizes(config: Any, stored: int, path: Any) -> None:
+    """Refuse a model whose variables need more values than its weights file holds (``stored``, from
+    :func:`_check_weights`), before Keras allocates them: Keras creates and initialises every variable when it
+    rebuilds a model, before it reads a weight, so a config of a few kB (an ``Embedding(2**19, 1536)``, two
+    Conv2D layers of 65,536 filters) asked for gigabytes and crashed the process. The model is rebuilt here
+    under ``keras.StatelessScope(initialize_variables=False)``, where variables are shapes only, and then
+    dropped. Counting values, not bytes, keeps files saved with float16 weights loadable. A layer that makes a
+    variable from a value rather than an initializer (``add_weight(initializer=...)``, as Keras asks layers
+    to) cannot be rebuilt there, and its model is refused with Keras' reason."""
+    import keras
+    from keras.src.backend.common import global_state
+    from keras.src.saving import serialization_lib
+
+    pending = list(global_state.get_global_attribute("uninitialized_variables", None) or [])
+    try:
+        with keras.StatelessScope(initialize_variables=False), serialization_lib.ObjectSharingScope():
+            # uncompiled, as _keras_load's is (compiling makes a loss and metrics from values)
+            serialization_lib.deserialize_keras_object({**config, "compile_config": None}, safe_mode=True)
+        # every variable made meanwhile, a layer's outside the model's graph too (Keras builds those as well)
+        created = (global_state.get_global_attribute("uninitialized_variables", None) or [])[len(pending):]
+        needed = sum(math.prod(v.shape) for v in created)
+    except Exception as exc:  # noqa: BLE001 - Keras raises many types; report them all clearly
+        raise ModelFileError(f"{path}: Keras could not load the model safely: {_keras_error(exc)}") from None
+    finally:  # never initialised: not by the next stateless scope to close either
+        global_state.set_global_attribute("uninitialized_variables", pending)
+    if needed > stored + _UNSTORED_VALUES:
+        raise ModelFileError(f"{path}: its model's variables need {needed:,} values but its weights hold "
+                             f"{stored:,} (a damaged or crafted model file)")
+
+
 def _keras_load(archive: io.BytesIO, path: Any) -> Any:
     """Keras' loader (safe mode, uncompiled) on :func:`_keras_archive`'s copy; on a Keras whose loader does not
     take a file object, on the file ``path``."""
@@ -2951,6 +3124,57 @@ def _keras_load(archive: io.BytesIO, path: Any) -> Any:
 _FACADE_RANGES = {"batch_size": (1, 2**20), "patches_per_image": (1, 2**20), "seed": (0, 2**32 - 1),
                   "patch_size": (1, 2**16), "tile_size": (1, 2**14), "tile_overlap": (0, 2**14),
                   "estimate_tile": (1, 2**14), "channels": (1, 4)}
+
+
+#: The most bytes the float32 patches cut from one training photo may take (blurred and sharp):
+#: ``patches_per_image * patch_size**2 * channels * 8``. The defaults take 0.9 MB.
+MAX_PATCH_BYTES = 2**30
+
+
+def _patches_problem(patches: int, patch: int, channels: int) -> str | None:
+    """Why ``patches`` patches of ``patch`` pixels a side per photo are too many for memory, or None: training
+    cuts them all from each photo at once (two float32 arrays), and 2**20 patches of 32 pixels tried to
+    allocate 12 GiB, then failed in a traceback."""
+    size = patches * patch**2 * channels * 8
+    if size <= MAX_PATCH_BYTES:
+        return None
+    return (f"{patches:,} patches of {patch}x{patch}x{channels} per photo take {size / 2**30:,.1f} GiB as float32 "
+            f"pairs, more than {MAX_PATCH_BYTES / 2**30:g} GiB")
+
+
+#: The least tile side blurkit takes from a model file, restoring and estimating (a file's tile of 1 made
+#: a 600 x 800 photo 480,000 tiles, more than two minutes against 20 s; tiles of 32 with the largest overlap
+#: a file may give, half the tile, make a 24-megapixel photo about 94,000): smaller ones are raised to it, with
+#: a warning (tiles change time and memory, not what a model does). Deblurrer(tile_size=...) itself takes
+#: smaller ones, for callers who ask for them.
+_FILE_MIN_TILE = 32
+
+
+def _bound_tiles(d: Deblurrer, path: Any) -> None:
+    """Refuse a patch size the constructor would refuse, and raise the tile sizes a model file gave ``d``
+    (loaded from ``path``) to :data:`_FILE_MIN_TILE` (and the model's alignment) and lower its overlap to half
+    the tile, warning about it: a crafted or careless file could otherwise make deblurring take days. A
+    fixed-size model's tile and patch are its input size (not the file's)."""
+    import warnings
+
+    from blurkit.metrics.functional import WIN_SIZE
+
+    if d.fixed_size:
+        return
+    if d.patch_size < WIN_SIZE:  # Deblurrer(patch_size=...)'s minimum: train refused it, not load
+        raise ModelFileError(f"{path}: damaged blurkit metadata (facade patch_size {d.patch_size}: at least "
+                             f"{WIN_SIZE}, the window of the SSIM metric training reports)")
+    tile = max(d.tile_size, _FILE_MIN_TILE, d.tile_align)
+    overlap = min(d.tile_overlap, tile // 2)
+    estimate = max(d.estimate_tile, _FILE_MIN_TILE)
+    if (tile, overlap, estimate) == (d.tile_size, d.tile_overlap, d.estimate_tile):
+        return
+    warnings.warn(f"{path}: its tile settings (tile_size {d.tile_size}, tile_overlap {d.tile_overlap}, "
+                  f"estimate_tile {d.estimate_tile}) would make deblurring slow; using tile_size {tile}, "
+                  f"tile_overlap {overlap}, estimate_tile {estimate} (set them on the Deblurrer to choose)",
+                  UserWarning, stacklevel=3)
+    d.tile_size, d.tile_overlap, d.estimate_tile = tile, overlap, estimate
+    d._sizes = (d.patch_size, tile, overlap)
 
 
 def _checked_facade(facade: dict, path: Any) -> dict:
@@ -2978,13 +3202,20 @@ def _checked_facade(facade: dict, path: Any) -> dict:
     if not overlap < tile:
         raise ModelFileError(f"{path}: damaged blurkit metadata (facade tile_overlap {overlap} is not under "
                              f"tile_size {tile})")
+    patch, channels = out.get("patch_size", 96), out.get("channels", 3)
+    problem = _patches_problem(out.get("patches_per_image", 4), patch, channels)
+    if problem is None and patch**2 * out.get("batch_size", 16) * channels >= 2**31:
+        problem = f"a batch of {out.get('batch_size', 16)} patches of {patch} pixels is more than a tensor holds"
+    if problem:
+        raise ModelFileError(f"{path}: damaged blurkit metadata (facade: {problem})")
     return out
 
 
 def _model_problem(model: Any) -> str | None:
     """Why a loaded Keras model cannot be a Deblurrer's (it restores one image batch into one of the same
     shape), or None: one input and one output, both (batch, height, width, channels), 1 or 3 channels in
-    and as many out, a fixed input square and as large as the output."""
+    and as many out, a fixed input square and as large as the output, and the output as large as the input
+    (a model that resizes every tile to a fixed size is refused: its memory does not follow the tile's)."""
     try:
         ins, outs = list(model.inputs), list(model.outputs)
     except (AttributeError, ValueError):
@@ -2998,6 +3229,8 @@ def _model_problem(model: Any) -> str | None:
         return f"it takes {i[-1]} channels and returns {o[-1]} (a deblurring model takes 1 or 3 and returns as many)"
     if i[1] is not None and i[2] is not None and (i[1] != i[2] or o[1:3] != i[1:3]):
         return f"its fixed input {i[1]}x{i[2]} is not square or its output {o[1]}x{o[2]} not of that size"
+    if (i[1] is None or i[2] is None) and o[1:3] != i[1:3]:  # a Resizing to 20000 x 20000 for any input
+        return f"its output size {o[1]}x{o[2]} does not follow its input's {i[1]}x{i[2]}"
     return None
 
 
@@ -3065,12 +3298,14 @@ def _read_json_entry(zf: zipfile.ZipFile, name: str, path: Any, what: str) -> An
         raise ModelFileError(f"{path}: unreadable {what} ({exc})") from None
 
 
-#: Keras classes that run code or read other files when a model is rebuilt: never loaded.
-_REFUSED_CLASSES = {"Lambda", "__lambda__", "TFSMLayer"}
+#: Keras classes that run code or read other files when a model is rebuilt: never loaded (TorchModuleWrapper
+#: unpickles a torch module from its config, JaxLayer and FlaxLayer wrap Python functions; Keras' safe mode
+#: refuses them too, but blurkit's check does not rely on it).
+_REFUSED_CLASSES = {"Lambda", "__lambda__", "TFSMLayer", "TorchModuleWrapper", "JaxLayer", "FlaxLayer"}
 _KERAS_FUNCTION_MODULES = ("activations", "losses", "metrics", "initializers", "regularizers", "constraints")
 
 
-def _check_keras_config(path: Any, model_source: Any, archive: io.BytesIO) -> None:
+def _check_keras_config(path: Any, model_source: Any, archive: io.BytesIO) -> Any:
     """Refuse a ``.keras`` file whose ``config.json`` names code outside Keras, blurkit and registered objects.
 
     Keras' own safe mode refuses Lambda layers, imports only Keras modules by name and refuses lookup
@@ -3085,7 +3320,7 @@ def _check_keras_config(path: Any, model_source: Any, archive: io.BytesIO) -> No
     ``model_source`` is where the file says its model builder came from (``"plugin DIST VERSION"``); a refusal
     names it, since the plugin that built a model is the one that registers its layers. ``archive`` is what is
     read (:func:`_keras_archive`'s copy of the file's entries), ``path`` what messages call it. Layer settings
-    are bounded too (:func:`_check_layer_sizes`).
+    are bounded too (:func:`_check_layer_sizes`). Returns the config.
     """
     import keras
 
@@ -3125,6 +3360,7 @@ def _check_keras_config(path: Any, model_source: Any, archive: io.BytesIO) -> No
             f"{path}: refusing to load: its config names {module}.{what}, which is not part of Keras or "
             f"blurkit nor a registered Keras object (blurkit never imports code named by a model file{hint})")
     _check_layer_sizes(config, path)
+    return config
 
 
 def _config_nodes(config: Any) -> Iterator[dict]:
