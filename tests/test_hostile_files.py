@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import struct
 import sys
 import threading
@@ -75,6 +76,29 @@ def _encoded(suffix: str, image: np.ndarray) -> bytes:
     ok, buffer = cv2.imencode(suffix, image)
     assert ok
     return buffer.tobytes()
+
+
+def _refuse_reading(monkeypatch) -> None:
+    """Fail if a file is opened or read: ``_read_file`` opens with ``os.open`` and reads with ``_read_upto``."""
+
+    def no_read(*args, **kwargs):
+        raise AssertionError("the file was opened or read")
+
+    monkeypatch.setattr(bio, "_read_upto", no_read)
+    monkeypatch.setattr(bio.os, "open", no_read)
+
+
+def _decode_spy(monkeypatch) -> list:
+    """Record each ``cv2.imdecode`` call (and decode as usual): a refused file must leave it empty."""
+    calls: list = []
+    real = cv2.imdecode
+
+    def spy(*args):
+        calls.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(cv2, "imdecode", spy)
+    return calls
 
 
 def _unblocking(fifo: Path, call, timeout: float = 10.0):
@@ -188,6 +212,162 @@ def test_container_sizes():
     big = bytearray(_encoded(".tif", rgb))
     assert bio._container_size(bytes(big[:10])) is None  # cut short
     assert bio._container_size(b"hello") is None
+
+
+_W, _H = 40, 25  # 1,000 pixels: every bomb below is refused at max_pixels=999 (or read as a 1x1 decoy)
+
+
+def _hdr() -> bytes:
+    data = _encoded(".hdr", np.full((_H, _W, 3), 0.5, np.float32))
+    assert b"\n\n-Y 25 +X 40\n" in data
+    return data
+
+
+def _hdr_two_spaces_and_decoy() -> bytes:
+    """OpenCV reads ``-Y  25 +X 40`` (sscanf takes any white space); a decoy size line comes later."""
+    return _hdr().replace(b"\n-Y 25 +X", b"\n-Y  25 +X", 1) + b"\n\n-Y 1 +X 1\n"
+
+
+def _hdr_long_line_and_decoy() -> bytes:
+    """A 127-byte header line: OpenCV's fgets(buf, 128) reads its newline as a blank line, so the next line is
+    the size it decodes; the first blank line in the file is a decoy's."""
+    data = _hdr()
+    at = data.index(b"\n\n")
+    return data[: at + 1] + b"#" + b"c" * 126 + b"\n" + data[at + 2:] + b"\n\n-Y 1 +X 1\n"
+
+
+def _float_tiff(length_entries: list, extra: bytes = b"") -> bytes:
+    """A little-endian float32 RGB TIFF of _W x _H (Pillow cannot open it) with ``length_entries`` as its
+    ImageLength entries (tag 257), last before the next-IFD offset; ``extra`` is stored at offset 20."""
+    pixels = np.full((_H, _W, 3), 0.25, np.float32).tobytes()
+    head = struct.pack("<HHH", 32, 32, 32) + struct.pack("<HHH", 3, 3, 3) + extra  # at 8 and 14, then 20
+    data_at = 8 + len(head)
+    entries = [(256, 3, 1, struct.pack("<HH", _W, 0)), (258, 3, 3, struct.pack("<I", 8)),
+               (259, 3, 1, struct.pack("<HH", 1, 0)), (262, 3, 1, struct.pack("<HH", 2, 0)),
+               (273, 4, 1, struct.pack("<I", data_at)), (277, 3, 1, struct.pack("<HH", 3, 0)),
+               (278, 4, 1, struct.pack("<I", _H)), (279, 4, 1, struct.pack("<I", len(pixels))),
+               (284, 3, 1, struct.pack("<HH", 1, 0)), (339, 3, 3, struct.pack("<I", 14))] + length_entries
+    ifd = (struct.pack("<H", len(entries)) + b"".join(struct.pack("<HHI", *e[:3]) + e[3] for e in entries)
+           + struct.pack("<I", 0))
+    return b"II*\x00" + struct.pack("<I", data_at + len(pixels)) + head + pixels + ifd
+
+
+def _tiff_long8_length() -> bytes:
+    """ImageLength as LONG8 (type 16) in a classic TIFF: 8 bytes do not fit the entry, so libtiff reads them
+    at the offset the entry holds (20: the real height); read inline, they are that offset."""
+    return _float_tiff([(257, 16, 1, struct.pack("<I", 20))], extra=struct.pack("<Q", _H))
+
+
+def _tiff_ifd_typed_then_small_length() -> bytes:
+    """ImageLength twice: first as type IFD (13), which libtiff takes as an integer, then a small LONG."""
+    return _float_tiff([(257, 13, 1, struct.pack("<I", _H)), (257, 4, 1, struct.pack("<I", 1))])
+
+
+_HOSTILE = {
+    "hdr-two-spaces-then-decoy": (_hdr_two_spaces_and_decoy, r"40x25 = 1,000 pixels, more than max_pixels=999"),
+    "hdr-127-byte-line-then-decoy": (_hdr_long_line_and_decoy, "not an image, or a format blurkit cannot read"),
+    "tiff-long8-length": (_tiff_long8_length, r"40x25 = 1,000 pixels, more than max_pixels=999"),
+    "tiff-ifd-typed-then-long-length": (_tiff_ifd_typed_then_small_length, "not an image, or a format blurkit"),
+    "bigtiff-offset-over-2-63": (lambda: b"MM\x00+\x00\x08\x00\x00" + struct.pack(">Q", 2**63 + 5) + b"\0" * 64,
+                                  "not an image, or a format blurkit cannot read"),
+    "pam-5000-digits": (lambda: b"P7\nWIDTH " + b"9" * 5000 + b"\nHEIGHT 1\nDEPTH 3\nMAXVAL 255\nTUPLTYPE RGB\n"
+                        b"ENDHDR\n" + b"\0" * 64, "not an image, or a format blurkit cannot read"),
+    "hdr-5000-digits": (lambda: b"#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y " + b"9" * 5000 + b" +X 1\n" + b"\0" * 64,
+                        "not an image, or a format blurkit cannot read"),
+    "pam-width-twice": (lambda: b"P7\nWIDTH 1\nHEIGHT 1\nDEPTH 3\nMAXVAL 255\nTUPLTYPE RGB\nWIDTH %d\nHEIGHT %d\n"
+                        b"ENDHDR\n" % (_W, _H) + b"\7" * (_W * _H * 3), "not an image, or a format blurkit"),
+}
+
+
+@pytest.mark.parametrize("kind", list(_HOSTILE))
+def test_a_hostile_header_is_refused_before_decoding(tmp_path, monkeypatch, kind):
+    """Each header here made blurkit check a size other than the one OpenCV decodes (a decoy HDR size line,
+    a TIFF tag read from the wrong place or given twice, a PAM field given twice) or raise something other
+    than ImageReadError (a BigTIFF offset of 2**63 or more: OverflowError; thousands of digits: ValueError),
+    which aborted make-pairs and shard. Each is now refused, naming the file, before anything is decoded."""
+    make, reason = _HOSTILE[kind]
+    data = make()
+    assert not _pillow_opens(data)  # the case: only blurkit's own header reader sizes it
+    path = tmp_path / f"{kind}.img"
+    path.write_bytes(data)
+    calls = _decode_spy(monkeypatch)
+    with pytest.raises(ImageReadError, match=rf"{re.escape(kind)}\.img: .*{reason}"):
+        read_image(path, max_pixels=999)
+    with pytest.raises(ImageReadError, match=reason):
+        bio.decode_image(data, name="x", max_pixels=999)
+    assert not calls
+
+
+def test_a_hostile_file_is_skipped_by_make_pairs_not_fatal(tmp_path, capsys):
+    folder = tmp_path / "in"
+    write_image(folder / "good.png", np.full((8, 8, 3), 90, np.uint8))
+    (folder / "big.tif").write_bytes(_HOSTILE["bigtiff-offset-over-2-63"][0]())
+    (folder / "pam.png").write_bytes(_HOSTILE["pam-5000-digits"][0]())
+    assert main(["make-pairs", str(folder), str(tmp_path / "out"), "--no-progress"]) == 3
+    err = capsys.readouterr().err
+    assert "big.tif" in err and "pam.png" in err and "Traceback" not in err
+
+
+def test_header_readers_never_raise_on_mutated_or_cut_headers():
+    """Every format's header, cut at each length and with bytes of it changed at random (seeded), gives a
+    size or None: never an exception (which would escape decode_image as something other than
+    ImageReadError)."""
+    rng = np.random.default_rng(0)
+    rgb = np.zeros((6, 5, 3), np.uint8)
+    samples = [_encoded(s, rgb) for s in (".png", ".tif", ".jpg", ".bmp", ".webp", ".pam")]
+    samples += [_encoded(".hdr", rgb.astype(np.float32)), _encoded(".pfm", rgb.astype(np.float32))]
+    samples += [_float_tiff([(257, 4, 1, struct.pack("<I", _H))]), _tiff_long8_length()]
+    samples += [make() for make, _ in _HOSTILE.values()]
+    for data in samples:
+        for cut in range(min(len(data), 200)):
+            _check_size(bio._container_size(data[:cut]))
+        head = min(len(data), 96)
+        for _ in range(300):
+            mutated = bytearray(data[:4096])
+            for at in rng.integers(0, head, size=rng.integers(1, 4)):
+                mutated[at] = int(rng.choice([0, 0x2B, 0xFF, 0x80, 0x0A, 0x20, 0x39, int(rng.integers(256))]))
+            _check_size(bio._container_size(bytes(mutated)))
+
+
+def _check_size(size) -> None:
+    assert size is None or (len(size) == 2 and all(isinstance(v, int) and v >= 0 for v in size)), size
+
+
+def test_container_sizes_agree_with_what_opencv_decodes():
+    """The size blurkit checks is the size OpenCV then decodes, for every format it reads a header of
+    (big-endian and top-down variants included)."""
+    rgb = np.zeros((6, 5, 3), np.uint8)
+    files = {s: _encoded(s, rgb) for s in (".png", ".tif", ".jpg", ".bmp", ".webp", ".pam")}
+    files[".hdr"] = _encoded(".hdr", rgb.astype(np.float32))
+    files[".pfm"] = _encoded(".pfm", rgb.astype(np.float32))
+    files["grey.pfm"] = _encoded(".pfm", rgb[:, :, 0].astype(np.float32))
+    files["float.tif"] = _float_tiff([(257, 4, 1, struct.pack("<I", _H))])
+    files["long8.tif"] = _tiff_long8_length()
+    files["ifd-typed.tif"] = _float_tiff([(257, 13, 1, struct.pack("<I", _H))])
+    bmp = bytearray(files[".bmp"])
+    bmp[22:26] = struct.pack("<i", -6)  # top-down
+    files["topdown.bmp"] = bytes(bmp)
+    for name, data in files.items():
+        size = bio._container_size(data)
+        decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        assert decoded is not None and size == (decoded.shape[1], decoded.shape[0]), name
+
+
+def test_a_colour_pfm_reads_with_max_pixels(tmp_path, monkeypatch):
+    """Pillow reads only grey PFM (``Pf``): a colour one (``PF``) is sized from its own header, read within
+    max_pixels, and refused over it before decoding (it was refused as not an image)."""
+    image = np.linspace(0, 1, _H * _W * 3, dtype=np.float32).reshape(_H, _W, 3)
+    data = _encoded(".pfm", image)
+    assert data.startswith(b"PF\n") and not _pillow_opens(data)
+    path = tmp_path / "colour.pfm"
+    path.write_bytes(data)
+    calls = _decode_spy(monkeypatch)
+    with pytest.raises(ImageReadError, match=r"40x25 = 1,000 pixels, more than max_pixels=999"):
+        read_image(path, max_pixels=999)
+    assert not calls
+    read = read_image(path, max_pixels=1000)
+    assert read.dtype == np.float32
+    np.testing.assert_array_equal(read, image[:, :, ::-1])  # written as BGR
 
 
 def test_a_format_pillow_cannot_size_is_read_only_without_max_pixels(tmp_path, monkeypatch):

@@ -593,8 +593,10 @@ def _checked_header(data: bytes, name: str, max_pixels: int | None) -> tuple[_He
 def _container_size(data: bytes) -> tuple[int, int] | None:
     """``(width, height)`` read from the file's own header, for the formats OpenCV decodes that Pillow may not
     open (a PNG with a text chunk Pillow refuses, a float or 32-bit RGB TIFF): PNG, TIFF and BigTIFF (the
-    first page, the one OpenCV decodes), JPEG, BMP, WebP, PAM and Radiance HDR. None when the format is none of
-    those, or its header is cut short or damaged."""
+    first page, the one OpenCV decodes), JPEG, BMP, WebP, PAM, PFM and Radiance HDR. None when the format is
+    none of those, or its header is cut short, damaged, or open to two readings (a size tag given twice, a
+    header line OpenCV would read differently): with ``max_pixels`` such a file is refused, never decoded.
+    It never raises on hostile data."""
     try:
         if data[:8] == _PNG_SIGNATURE and data[12:16] == b"IHDR":
             width, height = struct.unpack_from(">II", data, 16)
@@ -610,37 +612,125 @@ def _container_size(data: bytes) -> tuple[int, int] | None:
             return abs(width), abs(height)  # a negative height: stored top row first
         if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
             return _webp_size(data)
-        if data.startswith(b"P7\n"):  # PAM
-            head = data[: data.find(b"ENDHDR")]
-            width, height = re.search(rb"\nWIDTH\s+(\d+)", head), re.search(rb"\nHEIGHT\s+(\d+)", head)
-            return (int(width.group(1)), int(height.group(1))) if width and height else None
+        if data.startswith(b"P7\n"):
+            return _pam_size(data)
+        if data.startswith((b"PF\n", b"Pf\n")):
+            return _pfm_size(data)
         if data.startswith((b"#?RADIANCE", b"#?RGBE")):
-            found = re.search(rb"\n\n[-+][XY] (\d+) [-+][XY] (\d+)\n", data[:65536])
-            return (int(found.group(2)), int(found.group(1))) if found else None
-    except struct.error:  # cut short
+            return _hdr_size(data)
+    except (struct.error, OverflowError, ValueError, IndexError):  # cut short, or numbers no file holds
         return None
     return None
 
 
+_HEADER_SPAN = 65536
+"""How far into a PAM or Radiance HDR file its header is looked for (a longer header: size unknown)."""
+
+_PAM_FIELD = re.compile(rb"(WIDTH|HEIGHT)[ \t]+(\d{1,10})[ \t\r]*")
+
+
+def _pam_size(data: bytes) -> tuple[int, int] | None:
+    """The ``WIDTH`` and ``HEIGHT`` of a PAM header (``P7``, lines up to ``ENDHDR``). Each must be given once,
+    as ``NAME digits`` on its own line; a field given twice, a line OpenCV may split or read otherwise (over
+    200 bytes, a NUL), or a number over 10 digits: None."""
+    sizes: dict[bytes, int] = {}
+    for line in data[3:_HEADER_SPAN].split(b"\n"):
+        if line == b"ENDHDR" or line == b"ENDHDR\r":
+            return (sizes[b"WIDTH"], sizes[b"HEIGHT"]) if len(sizes) == 2 else None
+        if len(line) > 200 or b"\0" in line:
+            return None
+        words = line.split()
+        if not words or words[0].startswith(b"#"):
+            continue
+        if words[0].upper() == b"ENDHDR":  # an end marker OpenCV might read, written otherwise
+            return None
+        if words[0].upper().startswith((b"WIDTH", b"HEIGHT")):
+            found = _PAM_FIELD.fullmatch(line)
+            if found is None or found.group(1) in sizes:
+                return None
+            sizes[found.group(1)] = int(found.group(2))
+    return None  # no ENDHDR
+
+
+_PFM_SIZE = re.compile(rb"P[Ff]\n(\d{1,10})\s(\d{1,10})\s")
+
+
+def _pfm_size(data: bytes) -> tuple[int, int] | None:
+    """The size of a PFM file (``PF`` colour, ``Pf`` grey): ``width height`` after the first line, each
+    number ended by one white-space character, as OpenCV reads them; anything else (two spaces, a sign,
+    over 10 digits): None."""
+    found = _PFM_SIZE.match(data)
+    return (int(found.group(1)), int(found.group(2))) if found else None
+
+
+_HDR_SIZE = re.compile(rb"-Y\s*\+?(\d{1,10})(?!\d)\s*\+X\s*\+?(\d{1,10})(?!\d)")
+
+
+def _hdr_size(data: bytes) -> tuple[int, int] | None:
+    """The size of a Radiance HDR file, read as OpenCV's ``RGBE_ReadHeader`` reads it: header lines (read with
+    a 128-byte ``fgets``) up to the first blank one, then ``-Y height +X width`` on the next line (the only
+    orientation OpenCV reads; ``sscanf`` takes any white space). Nothing further into the file is looked at.
+    A header line of 127 bytes or more (which that ``fgets`` splits, making a blank line of its end), a NUL in
+    a line, or no size on that very line: None."""
+    at = 0
+    while True:
+        end = data.find(b"\n", at, at + 127)  # a line of at most 126 bytes and its newline
+        if end < 0 or at > _HEADER_SPAN or b"\0" in data[at:end]:
+            return None
+        line, at = data[at:end], end + 1
+        if not line:  # the blank line: the size is on the next one
+            break
+    end = data.find(b"\n", at, at + 127)
+    found = _HDR_SIZE.match(data, at, end) if end >= 0 and b"\0" not in data[at:end] else None
+    return (int(found.group(2)), int(found.group(1))) if found else None
+
+
+_TIFF_INTEGERS = {1: "B", 3: "H", 4: "I", 6: "b", 8: "h", 9: "i", 13: "I", 16: "Q", 17: "q", 18: "Q"}
+"""The TIFF field types libtiff reads an ``ImageWidth`` or ``ImageLength`` from (BYTE, SHORT, LONG, their
+signed kinds, IFD, LONG8, SLONG8, IFD8), as ``struct`` formats."""
+
+
 def _tiff_size(data: bytes) -> tuple[int, int] | None:
-    """The ``ImageWidth`` and ``ImageLength`` tags of a TIFF's first page (the largest, if repeated)."""
+    """The ``ImageWidth`` and ``ImageLength`` tags of a TIFF's first page, read as libtiff reads them: a value
+    held in the entry when it fits (4 bytes, 8 in a BigTIFF), else at the offset the entry holds. None when
+    the directory is cut short, either tag is missing or given twice, or an entry is not one integer of a
+    type libtiff takes (so libtiff could read a size other than this one)."""
     order = "<" if data[:2] == b"II" else ">"
     big = struct.unpack_from(order + "H", data, 2)[0] == 43
     if big:
         offset = struct.unpack_from(order + "Q", data, 8)[0]
+        if offset >= len(data):
+            return None
         count = struct.unpack_from(order + "Q", data, offset)[0]
-        first, step, value_at = offset + 8, 20, 12
+        first, step, value_at, room, pointer = offset + 8, 20, 12, 8, "Q"
     else:
         offset = struct.unpack_from(order + "I", data, 4)[0]
+        if offset >= len(data):
+            return None
         count = struct.unpack_from(order + "H", data, offset)[0]
-        first, step, value_at = offset + 2, 12, 8
-    kinds = {3: "H", 4: "I", 8: "h", 9: "i", 16: "Q", 17: "q"}  # SHORT, LONG, their signed kinds, 64-bit
+        first, step, value_at, room, pointer = offset + 2, 12, 8, 4, "I"
+    if first + count * step > len(data):  # a directory cut short: libtiff refuses it, or reads what is there
+        return None
     sizes: dict[int, int] = {}
-    for at in range(first, min(first + count * step, len(data) - step + 1), step):
+    for at in range(first, first + count * step, step):
         tag, kind = struct.unpack_from(order + "HH", data, at)
-        if tag in (256, 257) and kind in kinds:
-            value = abs(struct.unpack_from(order + kinds[kind], data, at + value_at)[0])
-            sizes[tag] = max(sizes.get(tag, 0), value)
+        if tag not in (256, 257):
+            continue
+        if tag in sizes or kind not in _TIFF_INTEGERS:  # twice, or a type blurkit does not read
+            return None
+        values = struct.unpack_from(order + pointer, data, at + 4)[0]
+        if values != 1:
+            return None
+        fmt = order + _TIFF_INTEGERS[kind]
+        where = at + value_at
+        if struct.calcsize(fmt) > room:  # not in the entry: at the offset it holds
+            where = struct.unpack_from(order + pointer, data, where)[0]
+            if where >= len(data):
+                return None
+        value = struct.unpack_from(fmt, data, where)[0]
+        if value <= 0:
+            return None
+        sizes[tag] = value
     return (sizes[256], sizes[257]) if len(sizes) == 2 else None
 
 
