@@ -977,12 +977,14 @@ def read_image(
     TIFF's own tag) is applied once, so the array is upright as a photo viewer shows it.
 
     Args:
-        path: The image file (any format OpenCV or Pillow reads; the suffix is not checked).
+        path: The image file (any format OpenCV or Pillow reads whose size blurkit can read from its header
+            when ``max_pixels`` is set; the suffix is not checked).
         max_pixels: Refuse images with more than this many pixels (width x height), checked from the
             header before decoding (Pillow's reading of it, or blurkit's own of a PNG, TIFF, JPEG, BMP,
-            WebP, PAM or Radiance HDR header Pillow cannot read; a file whose size no header gives is refused),
-            and files larger than ``16 * max_pixels`` bytes plus 64 MiB (an uncompressed float32 RGBA
-            image of that size, and metadata), checked before the file is read. ``None`` disables both
+            WebP, PAM, PFM or Radiance HDR header Pillow cannot read; a file whose size no header gives, or
+            gives ambiguously, is refused), and files larger than ``32 * max_pixels`` bytes plus 64 MiB (an
+            uncompressed float64 RGBA image of that size, and metadata; a multi-page TIFF counts all its
+            pages, though only the first is read), checked before the file is read. ``None`` disables both
             checks (OpenCV keeps its own limit, the ``OPENCV_IO_MAX_IMAGE_PIXELS`` environment variable,
             2**30 by default, read once when OpenCV is loaded).
         alpha: What to do with a transparency channel: ``"drop"`` (default) returns RGB (or grayscale
@@ -1032,15 +1034,23 @@ def read_image(
 
 
 def _max_file_bytes(max_pixels: int) -> int:
-    """The largest image file :func:`read_image` reads with ``max_pixels``: 16 bytes a pixel (an uncompressed
-    float32 RGBA image of ``max_pixels`` pixels) and 64 MiB for metadata (a Motion Photo's video, say).
+    """The largest image file :func:`read_image` reads with ``max_pixels``: 32 bytes a pixel (an uncompressed
+    float64 RGBA image of ``max_pixels`` pixels, the widest samples OpenCV reads) and 64 MiB for metadata (a
+    Motion Photo's video, say). A multi-page TIFF counts whole, though only its first page is read.
 
     Examples:
         >>> from blurkit.data.io import DEFAULT_MAX_PIXELS
         >>> round(_max_file_bytes(DEFAULT_MAX_PIXELS) / 2**30, 2)  # GiB
-        2.73
+        5.4
     """
-    return 16 * max_pixels + 64 * 2**20
+    return 32 * max_pixels + 64 * 2**20
+
+
+def _too_large_file(size: str, limit: int, max_pixels: int) -> str:
+    """The reason for a file over :func:`_max_file_bytes`: a file-size limit, what it allows, and what to do."""
+    return (f"file is {size} bytes, larger than blurkit reads with max_pixels={max_pixels:,} ({limit:,} bytes: "
+            "32 bytes a pixel, an uncompressed float64 RGBA image, and 64 MiB of metadata; a multi-page TIFF "
+            f"counts all its pages); {_TOO_BIG_ADVICE} if you trust this file")
 
 
 def _read_file(name: str, max_pixels: int | None) -> bytes:
@@ -1054,9 +1064,8 @@ def _read_file(name: str, max_pixels: int | None) -> bytes:
     fd = None if stat.S_ISREG(info.st_mode) else open_descriptor(name)
     if not stat.S_ISREG(info.st_mode) and fd is None:
         raise ImageReadError(name, "not a regular file (a FIFO, a device or a socket): not read")
-    if limit is not None and stat.S_ISREG(info.st_mode) and info.st_size > limit:
-        raise ImageReadError(name, f"file is {info.st_size:,} bytes, more than an image of max_pixels={max_pixels:,} "
-                                   f"can take ({limit:,}); {_TOO_BIG_ADVICE} if you trust this file")
+    if limit is not None and max_pixels is not None and stat.S_ISREG(info.st_mode) and info.st_size > limit:
+        raise ImageReadError(name, _too_large_file(f"{info.st_size:,}", limit, max_pixels))
     # O_NONBLOCK: a FIFO put in its place since the stat is not waited on (reading it fails or gives nothing)
     flags = os.O_RDONLY | getattr(os, "O_BINARY", 0) | (getattr(os, "O_NONBLOCK", 0) if fd is None else 0)
     with open(os.dup(fd) if fd is not None else os.open(name, flags), "rb") as fh:
@@ -1064,9 +1073,8 @@ def _read_file(name: str, max_pixels: int | None) -> bytes:
         if fd is None and not stat.S_ISREG(info.st_mode):
             raise ImageReadError(name, "not a regular file (a FIFO, a device or a socket): not read")
         data = _read_upto(fh, None if limit is None else limit + 1, info.st_size)
-    if limit is not None and len(data) > limit:
-        raise ImageReadError(name, f"file is more than {limit:,} bytes, more than an image of "
-                                   f"max_pixels={max_pixels:,} can take; {_TOO_BIG_ADVICE} if you trust this file")
+    if limit is not None and max_pixels is not None and len(data) > limit:
+        raise ImageReadError(name, _too_large_file(f"more than {limit:,}", limit, max_pixels))
     return data
 
 
