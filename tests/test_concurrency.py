@@ -116,6 +116,115 @@ def test_a_lock_file_removed_as_its_holder_lets_go_is_not_locked_twice(tmp_path,
     third.release()
 
 
+def test_a_folder_spelt_without_its_name_is_locked_beside_its_real_name(tmp_path, monkeypatch):
+    """``.``, ``a/..`` and ``/`` have no name of their own: ``.`` crashed (an empty name), and ``..`` was
+    locked as ``....lock`` in the current folder. Every spelling of a folder gives one lock file."""
+    from blurkit._lock import Lock, beside
+
+    (tmp_path / "w" / "a").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "w")
+    here = tmp_path / ".w.lock"
+    assert beside(".") == beside("./") == beside(tmp_path / "w") == beside("a/..") == beside(str(tmp_path / "w") + "/")
+    assert beside(".") == here
+    assert beside("..") == tmp_path.parent / f".{tmp_path.name}.lock"
+    assert beside("m.keras") == tmp_path / "w" / ".m.keras.lock"
+    assert beside("/") == Path("/") / ".blurkit.lock"
+    with Lock(beside("."), ".", "blurkit train"):
+        assert here.is_file()
+    assert not here.exists()
+
+
+def test_a_long_valid_name_gets_a_lock_file_that_fits(tmp_path):
+    """A 250-byte name is valid (255 is the limit): its lock file ``.NAME.lock`` (256 bytes) was "File name too
+    long". Long names are shortened with a hash, so two long names differing at the end do not share one."""
+    from blurkit._lock import Lock, beside
+
+    names = ["m" * 244 + ".keras", "m" * 243 + "n.keras"]
+    locks = [beside(tmp_path / name) for name in names]
+    assert locks[0] != locks[1] and all(len(lock.name.encode()) <= 255 for lock in locks)
+    assert all(lock.parent == tmp_path and lock.name.startswith(".mmm") for lock in locks)
+    assert beside(tmp_path / ("m" * 100)).name == "." + "m" * 100 + ".lock"  # short enough: as it is
+    with Lock(locks[0], tmp_path / names[0], "blurkit train"):
+        assert locks[0].is_file()
+
+
+def test_holder_looking_never_makes_a_starting_run_refused(tmp_path):
+    """holder() takes a free lock for an instant to look: a run starting at that instant was refused, naming
+    the pid left in the file by a killed run. One process looks in a loop while this one takes the lock and
+    lets go of it: never refused."""
+    from blurkit._lock import Busy, Lock
+
+    path, target = tmp_path / ".race.lock", tmp_path / "race"
+    stale = b"\x0099999 make-pairs run\n"  # the file a killed run leaves
+    path.write_bytes(stale)
+    code = textwrap.dedent(f"""
+        import sys
+        from blurkit._lock import holder
+        holder({str(path)!r})
+        print("looking", flush=True)
+        while True:
+            holder({str(path)!r})
+    """)
+    looker = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": SRC})
+    refused: list[str] = []
+    try:
+        assert looker.stdout is not None and looker.stdout.readline() == "looking\n"
+        deadline = time.time() + 1.5
+        for _ in range(1500):
+            if time.time() > deadline:
+                break
+            if not path.exists():
+                path.write_bytes(stale)
+            try:
+                Lock(path, target, "make-pairs run").acquire().release()
+            except Busy as exc:
+                refused.append(str(exc))
+    finally:
+        looker.kill()
+        looker.wait()
+    assert refused == []
+
+
+def test_the_folders_a_lock_made_are_removed_when_it_lets_go_if_empty(tmp_path):
+    """Taking a lock makes its folder: a run that then fails or writes nothing left them (``nope/deep/``)."""
+    from blurkit._lock import Busy, Lock, beside
+
+    out = tmp_path / "nope" / "deep" / "m.keras"
+    with Lock(beside(out), out, "blurkit train"):
+        assert (tmp_path / "nope" / "deep").is_dir()
+    assert not (tmp_path / "nope").exists()
+    with Lock(beside(out), out, "blurkit train"):
+        out.write_bytes(b"model")  # written: the folders stay
+    assert os.listdir(out.parent) == ["m.keras"]
+    out.unlink()
+    with Lock(beside(out), out, "blurkit train"):
+        pass
+    assert out.parent.is_dir()  # there before the lock: not its to remove
+    other = tmp_path / "x" / "y" / "m.keras"
+    first = Lock(beside(other), other, "blurkit train").acquire()
+    with pytest.raises(Busy):
+        Lock(beside(other), other, "blurkit train").acquire()  # refused: removes nothing it did not make
+    assert beside(other).is_file()
+    first.release()
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_hard_link_in_the_lock_files_place_is_refused_and_its_target_left_alone(tmp_path):
+    """A hard link passes as a regular file: ftruncate and the pid write destroyed the file it shares."""
+    from blurkit._lock import Lock, beside, holder
+
+    victim = tmp_path / "thesis.tex"
+    victim.write_text("years of work\n")
+    out = tmp_path / "out" / "model.keras"
+    out.parent.mkdir()
+    os.link(victim, beside(out))
+    with pytest.raises(OSError, match=r"\.model\.keras\.lock is a hard link"):
+        Lock(beside(out), out, "blurkit train").acquire()
+    assert victim.read_text() == "years of work\n"
+    assert holder(beside(out)) is None and victim.read_text() == "years of work\n"
+
+
 # --------------------------------------------------------------------------------------------------
 # blurkit train (a stand-in Deblurrer: the CLI's locks and messages, no TensorFlow)
 # --------------------------------------------------------------------------------------------------
@@ -190,7 +299,8 @@ def test_a_second_train_run_is_refused_while_the_first_runs(tmp_path, stand_in, 
         assert status == 1, name
         assert err == f"blurkit train: error: another blurkit train (pid {pid}) is writing {target} (it holds the " \
                       f"lock {lock}): wait for it to end, or give another {flag}\n", name
-    assert sorted(os.listdir(tmp_path / "T")) == []  # the locks are removed when the run ends
+    # the locks are removed when the run ends, and so is T, which only the lock made (the run wrote nothing)
+    assert not (tmp_path / "T").exists()
 
 
 def test_only_the_chief_of_a_multiworker_run_locks(monkeypatch):
@@ -261,6 +371,50 @@ def test_ctrl_c_after_the_epochs_says_that_resume_finishes(tmp_path, stand_in, c
         f"interrupted: the epochs were trained, but {out} and the curves may not be written yet; the training "
         f"state is in {state.parent}: run the same command with --resume to write them (no epoch is trained "
         "again)\n")
+
+
+def test_train_with_checkpoint_dir_dot_or_a_long_out_name_runs(tmp_path, stand_in, monkeypatch):
+    """``--checkpoint-dir .`` crashed with a traceback (the lock file of ``.``); a 250-byte --out name (valid)
+    failed with "File name too long" (its lock file's name)."""
+    photos = _photos(tmp_path / "photos")
+    (tmp_path / "w").mkdir()
+    monkeypatch.chdir(tmp_path / "w")
+    seen: list[list[str]] = []
+
+    def fit(d, kwargs):
+        seen.append(sorted(os.listdir(tmp_path)))
+        raise KeyboardInterrupt
+
+    stand_in.fit_hook = fit
+    assert main(["train", str(photos), "-o", "m.keras", "--checkpoint-dir", ".", "-q"]) == 130
+    assert ".w.lock" in seen[0] and not (tmp_path / ".w.lock").exists()
+
+    long = tmp_path / "long" / ("m" * 244 + ".keras")
+
+    def saved(d, path):
+        Path(path).write_bytes(b"model")
+
+    stand_in.fit_hook, stand_in.save_hook = (lambda d, kwargs: None), saved
+    assert main(["train", str(photos), "-o", str(long), "-q"]) == 0
+    assert long.read_bytes() == b"model"
+    assert not [n for n in os.listdir(long.parent) if n.endswith(".lock")]
+
+
+def test_a_failed_train_or_make_pairs_leaves_no_folder_the_lock_made(tmp_path, stand_in, capsys):
+    """The locks made OUT's folders, left behind when the run failed (``nope/deep/``) or wrote nothing."""
+    photos = _photos(tmp_path / "photos")
+
+    def bad(d, kwargs):
+        raise ValueError("no pairs in DATA")
+
+    stand_in.fit_hook = bad
+    assert main(["train", str(photos), "-o", str(tmp_path / "nope" / "deep" / "m.keras"), "-q"]) == 2
+    assert not (tmp_path / "nope").exists()
+    (tmp_path / "mp").mkdir()
+    (tmp_path / "mp" / "a.png").write_bytes(b"not a png")
+    assert main(["make-pairs", str(tmp_path / "mp"), str(tmp_path / "x" / "y" / "z"), "--no-progress"]) == 1
+    assert not (tmp_path / "x").exists()
+    capsys.readouterr()
 
 
 def test_a_model_file_write_error_names_the_file(tmp_path, monkeypatch):

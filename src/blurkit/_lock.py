@@ -29,6 +29,7 @@ import errno
 import os
 import stat
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,12 @@ __all__ = ["Busy", "Lock", "beside", "holder"]
 
 # the byte locked (Windows' locks are mandatory: the holder's id is written after it, where others may read)
 _LOCKED = 1
+# the lock file of a folder with no name (the root of a file system), inside it
+_NAMELESS = ".blurkit.lock"
+# the longest file name (bytes) most file systems take: a longer lock name is shortened
+_NAME_MAX = 255
+# how long acquire tries again before it gives up (seconds): holder() takes a free lock for an instant to look
+_RETRIES = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
 _HELD = {errno.EAGAIN, errno.EWOULDBLOCK, errno.EACCES, getattr(errno, "EDEADLOCK", errno.EDEADLK)}
 
 
@@ -49,9 +56,32 @@ class Busy(OSError):
 
 
 def beside(target: str | os.PathLike) -> Path:
-    """The lock file of ``target``: hidden, in the same folder (``out/.model.keras.lock``)."""
-    target = Path(os.fspath(target))
-    return target.with_name(f".{target.name}.lock")
+    """The lock file of ``target``: hidden, in the same folder (``out/.model.keras.lock``), as an absolute path.
+
+    The folder is resolved (``.``, ``..`` and links), so that every spelling of one target has one lock file: a
+    folder named ``.`` or ``a/..`` is locked as ``PARENT/.NAME.lock`` of its real name, and a folder with no
+    name (``/``) inside itself (``/.blurkit.lock``). A name too long for a lock file beside it (file names stop
+    at 255 bytes) is shortened, with a hash of the whole, as the atomic writes' temporary names are
+    (:func:`blurkit.data.io.temp_stem`).
+    """
+    raw = os.fspath(target)
+    if isinstance(raw, bytes):
+        raw = os.fsdecode(raw)
+    stripped = raw.rstrip("/" + os.sep) or raw  # "out/" is the folder out; "/" stays "/"
+    name = os.path.basename(stripped)
+    if name in ("", ".", ".."):  # a folder spelt without its name: the name of the folder it is
+        real = Path(os.path.realpath(stripped))
+        if not real.name:  # the root of a file system: no folder to put the lock beside it in
+            return real / _NAMELESS
+        folder, name = real.parent, real.name
+    else:
+        folder = Path(os.path.realpath(os.path.dirname(stripped) or "."))
+    lock_name = f".{name}.lock"
+    if len(os.fsencode(lock_name)) > _NAME_MAX:
+        from blurkit.data.io import temp_stem
+
+        lock_name = f".{temp_stem(name)}.lock"
+    return folder / lock_name
 
 
 class Lock:
@@ -64,38 +94,57 @@ class Lock:
         self.target = Path(os.fspath(target))
         self.owner = owner
         self._fd: int | None = None
+        self._made: list[Path] = []  # the folders acquire made, outermost first (release removes them, if empty)
 
     def acquire(self) -> Lock:
-        """Take the lock, without waiting; the lock file (and its folder) are made if missing.
+        """Take the lock; the lock file (and its folder) are made if missing. A lock another process holds is
+        tried again for a moment (about 0.2 s: :func:`holder` takes a free lock for an instant to look) and
+        then refused, without waiting for it.
 
         Raises:
             Busy: Another process holds it (the message names the target, the holder and its pid).
-            OSError: The lock file cannot be made or opened (a read-only folder), naming it.
+            OSError: The lock file cannot be made or opened (a read-only folder), or something else is in its
+                place (a link, a hard link, a FIFO), naming it.
         """
         if self._fd is not None:
             raise RuntimeError(f"{self.path} is already locked by this Lock")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        while True:
-            fd = _open(self.path, os.O_CREAT)
-            try:
-                _lock(fd)
-            except OSError as exc:
-                if exc.errno not in _HELD:
+        retries = iter(_RETRIES)
+        try:
+            while True:
+                self._made += _makedirs(self.path.parent)
+                try:
+                    fd = _open(self.path, os.O_CREAT)
+                except FileNotFoundError:  # the folder, made by another run's lock, removed as it let go
+                    if next(retries, None) is None:
+                        raise
+                    continue
+                try:
+                    _lock(fd)
+                except OSError as exc:
+                    if exc.errno not in _HELD:
+                        os.close(fd)
+                        raise
+                    pause = next(retries, None)
+                    if pause is not None:  # held for an instant by holder(), or by a run ending now
+                        os.close(fd)
+                        time.sleep(pause)
+                        continue
+                    pid, owner = _read(fd)
                     os.close(fd)
-                    raise
-                pid, owner = _read(fd)
+                    raise self._busy(pid, owner) from None
+                # the holder before may have removed the file as it let go, after this process opened it: the
+                # lock is on the file at the path, so lock that one (another process may have made it anew)
+                try:
+                    same = os.path.samestat(os.fstat(fd), os.stat(self.path))
+                except FileNotFoundError:
+                    same = False
+                if same:
+                    break
+                _unlock(fd)
                 os.close(fd)
-                raise self._busy(pid, owner) from None
-            # the holder before may have removed the file as it let go, after this process opened it: the lock
-            # is on the file at the path, so lock that one (another process may have made it anew meanwhile)
-            try:
-                same = os.path.samestat(os.fstat(fd), os.stat(self.path))
-            except FileNotFoundError:
-                same = False
-            if same:
-                break
-            _unlock(fd)
-            os.close(fd)
+        except BaseException:
+            self._remove_made()
+            raise
         try:
             os.ftruncate(fd, _LOCKED)
             os.lseek(fd, _LOCKED, os.SEEK_SET)
@@ -106,7 +155,9 @@ class Lock:
         return self
 
     def release(self) -> None:
-        """Let go of the lock and remove its file (nothing when not held)."""
+        """Let go of the lock and remove its file, and the folders :meth:`acquire` made for it when they are
+        empty (a run that fails or writes nothing leaves no folder it was not asked for); nothing when not
+        held."""
         fd, self._fd = self._fd, None
         if fd is None:
             return
@@ -115,12 +166,22 @@ class Lock:
                 if os.path.samestat(os.fstat(fd), os.stat(self.path)):
                     os.unlink(self.path)
             os.close(fd)
-            return
-        with contextlib.suppress(OSError):
-            _unlock(fd)
-        os.close(fd)
-        with contextlib.suppress(OSError):  # Windows refuses while another process has it open: then it is theirs
-            os.unlink(self.path)
+        else:
+            with contextlib.suppress(OSError):
+                _unlock(fd)
+            os.close(fd)
+            with contextlib.suppress(OSError):  # Windows refuses while another process has it open: theirs
+                os.unlink(self.path)
+        self._remove_made()
+
+    def _remove_made(self) -> None:
+        """Remove the folders this lock made, deepest first, as long as they are empty."""
+        made, self._made = self._made, []
+        for folder in reversed(made):
+            try:
+                folder.rmdir()
+            except OSError:  # not empty: the run wrote there (or another run's lock is in it)
+                return
 
     def _busy(self, pid: int | None, owner: str) -> Busy:
         who = f"another {owner or self.owner}" + (f" (pid {pid})" if pid else "")
@@ -136,7 +197,8 @@ class Lock:
 
 def holder(path: str | os.PathLike) -> tuple[int | None, str] | None:
     """``(pid, owner)`` of the process holding the lock file ``path`` (pid None when unreadable), or None when
-    it is free or missing. Only looks: a free lock file is left as it is."""
+    it is free or missing. Makes and removes nothing: to look, it takes a free lock for an instant (the only way
+    ``flock`` tells), which :meth:`Lock.acquire` in another process, starting at that instant, waits out."""
     try:
         fd = _open(Path(os.fspath(path)))
     except OSError:  # missing (no run), a link, or not a file this process may open: no lock it can take either
@@ -158,10 +220,11 @@ def _open(path: Path, create: int = 0) -> int:
     """A descriptor of the lock file ``path`` (made with ``create=os.O_CREAT``), which must be a regular file
     and not a symbolic link: the lock file is written (the holder's id), and it sits in output folders that may
     be shared or received from others, where a link planted in its place (``.model.keras.lock -> ~/thesis.tex``)
-    would have that file overwritten; a FIFO in its place is not waited on.
+    would have that file overwritten; so would a hard link (a file with another name); a FIFO in its place is
+    not waited on.
 
     Raises:
-        OSError: ``path`` is a link or not a regular file (naming it), or cannot be opened.
+        OSError: ``path`` is a link, a hard link or not a regular file (naming it), or cannot be opened.
     """
     flags = os.O_RDWR | create | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
@@ -171,11 +234,34 @@ def _open(path: Path, create: int = 0) -> int:
             raise OSError(exc.errno or errno.ELOOP, f"{path} is a symbolic link, not a lock file of blurkit's: "
                                                     "remove it", str(path)) from None
         raise
-    if path.is_symlink() or not stat.S_ISREG(os.fstat(fd).st_mode):
+    info = os.fstat(fd)
+    if path.is_symlink() or not stat.S_ISREG(info.st_mode):
         os.close(fd)
         raise OSError(errno.EINVAL, f"{path} is not a regular file, not a lock file of blurkit's: remove it",
                       str(path))
+    if info.st_nlink > 1:  # another name of the same file (0: removed since, as its holder let go: retried)
+        os.close(fd)
+        raise OSError(errno.EMLINK, f"{path} is a hard link (one file with {info.st_nlink} names), not a lock "
+                                    "file of blurkit's: remove it", str(path))
     return fd
+
+
+def _makedirs(folder: Path) -> list[Path]:
+    """Make ``folder`` and its missing parents; the ones made, outermost first."""
+    missing = []
+    while not folder.exists():
+        missing.append(folder)
+        if folder.parent == folder:
+            break
+        folder = folder.parent
+    made = []
+    for each in reversed(missing):
+        try:
+            each.mkdir()
+        except FileExistsError:  # made by another process meanwhile: theirs
+            continue
+        made.append(each)
+    return made
 
 
 def _read(fd: int) -> tuple[int | None, str]:
