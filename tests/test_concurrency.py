@@ -417,6 +417,34 @@ def test_a_failed_train_or_make_pairs_leaves_no_folder_the_lock_made(tmp_path, s
     capsys.readouterr()
 
 
+@pytest.mark.parametrize("stop", ["ENOSPC", "Ctrl-C"])
+def test_a_write_error_after_a_time_limit_pause_says_resume_trains_the_epochs_left(tmp_path, stand_in, capsys,
+                                                                                   stop):
+    """Paused by --time-limit after epoch 3 of 10, a failed write of OUT said "no epoch is trained again"."""
+    photos = _photos(tmp_path / "photos")
+    out = tmp_path / "m.keras"
+    state = tmp_path / "m.resume" / "last.keras"
+
+    def paused(d, kwargs):
+        state.parent.mkdir(exist_ok=True)
+        state.write_bytes(b"epoch 3")
+        d.training.update(time_limit_reached=True, epochs=3)
+
+    def fails(d, path):
+        if stop == "Ctrl-C":
+            raise KeyboardInterrupt
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    stand_in.fit_hook, stand_in.save_hook = paused, fails
+    status = main(["train", str(photos), "-o", str(out), "-q", "--epochs", "10", "--time-limit", "60"])
+    err = capsys.readouterr().err
+    assert status == (1 if stop == "ENOSPC" else 130)
+    assert "no epoch is trained again" not in err
+    assert err.endswith(f"training paused after epoch 3 of 10 (--time-limit), and {out} and the curves may not be "
+                        f"written yet; the training state is in {state.parent}: run the same command with --resume "
+                        "to write them and train the epochs left\n")
+
+
 def test_a_model_file_write_error_names_the_file(tmp_path, monkeypatch):
     """Keras' own error (a full disk while it writes the temporary file) names no file: save names the target,
     as atomic_open does; no temporary file is left."""

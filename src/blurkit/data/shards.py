@@ -446,9 +446,6 @@ def write_shards(
     jobs = [(paths[i], names[i]) for i in order]
     workers = max(1, int(workers or min(8, os.cpu_count() or 1)))
     out.mkdir(parents=True, exist_ok=True)
-    # held for the run: another run into OUT is refused, and so never removes this one's temporary shards,
-    # finished early in a long run, as stale
-    lock = Lock(out / LOCK_NAME, out, "shard run").acquire()
 
     temps: list[tuple[Path, int]] = []  # (temporary file, records), in shard order
     skipped: list[dict[str, str]] = []
@@ -469,8 +466,12 @@ def write_shards(
             return name, None, exc.reason if isinstance(exc, ImageReadError) else str(exc)
         return name, data, info
 
-    bar = progress_bar(total=len(jobs), desc="shard", unit="img", disable=not progress)
+    bar: Any = None
+    # held for the run: another run into OUT is refused, and so never removes this one's temporary shards,
+    # finished early in a long run, as stale; taken right before the try whose finally lets go of it
+    lock = Lock(out / LOCK_NAME, out, "shard run").acquire()
     try:
+        bar = progress_bar(total=len(jobs), desc="shard", unit="img", disable=not progress)
         _remove_stale(out)
         with ThreadPoolExecutor(workers) as pool:
             for chunk in _chunks(jobs, workers * 4):  # bounded memory: a few files per thread at a time
@@ -528,7 +529,8 @@ def write_shards(
     except OSError as exc:  # the sources' read errors are handled in load(): this is writing (fsync, rename)
         raise _write_error(out, exc.strerror or str(exc), exc.errno) from None
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
         if writer is not None:
             try:
                 writer.close()
