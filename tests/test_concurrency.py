@@ -512,6 +512,25 @@ def test_a_second_shard_run_is_refused_and_never_removes_the_first_runs_shards(t
     assert sorted(os.listdir(out)) == sorted([shards.INDEX_NAME, *(shards.shard_name(i, 4) for i in range(4))])
 
 
+def test_write_shards_lets_go_of_its_lock_whatever_fails_after_it_took_it(tmp_path, monkeypatch):
+    """The lock was taken outside the try that lets go of it: an error in between (the progress bar) held it
+    for the life of the process, and every later run into OUT was refused."""
+    import blurkit.data.shards as shards
+
+    photos = _photos(tmp_path / "photos", 2)
+    out = tmp_path / "S"
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no terminal")
+
+    monkeypatch.setattr("blurkit._progress.bar", broken)
+    with pytest.raises(RuntimeError, match="no terminal"):
+        shards.write_shards(photos, out, progress=False, workers=1)
+    monkeypatch.undo()
+    assert not (out / shards.LOCK_NAME).exists()
+    assert shards.write_shards(photos, out, progress=False, workers=1)["written"] == 2
+
+
 # --------------------------------------------------------------------------------------------------
 # blurkit make-pairs
 # --------------------------------------------------------------------------------------------------

@@ -295,10 +295,10 @@ def _train(args: argparse.Namespace, out: Path, state_dir: Path, curves: Path, b
     try:
         return _finish(d, args, out, state_dir, curves, before, quiet)
     except OSError as exc:  # the epochs are trained: only writing OUT and the curves is left
-        print(f"blurkit train: error: {exc}; {_kept_after_fit(state_dir, out)}", file=sys.stderr)
+        print(f"blurkit train: error: {exc}; {_kept_after_fit(d, args, state_dir, out)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as exc:
-        print(f"interrupted: {_kept_after_fit(state_dir, out)}", file=sys.stderr)
+        print(f"interrupted: {_kept_after_fit(d, args, state_dir, out)}", file=sys.stderr)
         return interrupt_status(exc)
 
 
@@ -438,8 +438,15 @@ def _kept(state_dir: Path, out: Path, started: float) -> list[str]:
     return kept
 
 
-def _kept_after_fit(state_dir: Path, out: Path) -> str:
-    """What a run stopped after its last epoch, while it wrote OUT and the curves, leaves."""
+def _kept_after_fit(d: Any, args: argparse.Namespace, state_dir: Path, out: Path) -> str:
+    """What a run stopped after its last epoch, while it wrote OUT and the curves, leaves: after a pause at
+    ``--time-limit``, --resume also trains the epochs left."""
+    if d.training.get("time_limit_reached"):
+        done = f"training paused after epoch {d.training.get('epochs', '?')} of {args.epochs} (--time-limit)"
+        if (state_dir / "last.keras").is_file():
+            return (f"{done}, and {out} and the curves may not be written yet; the training state is in "
+                    f"{state_dir}: run the same command with --resume to write them and train the epochs left")
+        return f"{done} and {out} is saved"
     if (state_dir / "last.keras").is_file():
         return (f"the epochs were trained, but {out} and the curves may not be written yet; the training state "
                 f"is in {state_dir}: run the same command with --resume to write them (no epoch is trained again)")
