@@ -162,7 +162,11 @@ def _provenance(registry: Any, name: Any, obj: Any = None) -> str | None:
     and ``"user module MOD"`` for any other (a class never registered under its name, or one that another
     registration replaced). A blur is never recorded as the one registered under its name when it is not
     that one: :meth:`Deblurrer.load` rebuilds a saved blur from the blur of its name only where the sources
-    agree.
+    agree (:func:`_source_key`).
+
+    A component registered with a ``source`` of its own that is neither ``"built-in"`` nor a plugin's is
+    recorded as what it is, the user's (``"user module MOD"``), and a script that multiprocessing's spawn or
+    forkserver runs again as ``__mp_main__`` in a worker as the ``__main__`` it is in the parent.
     """
     from blurkit.registry import BUILTIN, UnknownComponentError
 
@@ -172,10 +176,18 @@ def _provenance(registry: Any, name: Any, obj: Any = None) -> str | None:
         entry = None
     if obj is not None and (entry is None or entry.obj is not obj):
         module = getattr(obj, "__module__", None) or "?"
-        return BUILTIN if module.split(".")[0] == "blurkit" else f"user module {module}"
+        return BUILTIN if module.split(".")[0] == "blurkit" else f"user module {_main(module)}"
     if entry is None:
         return None
-    return f"user module {entry.module}" if entry.source == "user" else entry.source
+    if entry.source == BUILTIN or entry.source.startswith("plugin "):
+        return entry.source
+    return f"user module {_main(entry.module)}"
+
+
+def _main(module: str) -> str:
+    """``module``, with ``__mp_main__`` (the parent's ``__main__`` as multiprocessing's spawn and forkserver run
+    it again in a worker) as ``__main__``."""
+    return "__main__" if module == "__mp_main__" else module
 
 
 _PLUGIN_SOURCE = r"plugin ([A-Za-z0-9][A-Za-z0-9._-]{0,99}) ([A-Za-z0-9][A-Za-z0-9.+!_-]{0,49})"
@@ -184,18 +196,24 @@ _USER_SOURCE = r"user module ([A-Za-z_][\w.]{0,199})"
 
 def _source_key(source: Any) -> tuple[str, str] | None:
     """What a recorded provenance names, for comparing two (a plugin's version aside: an upgrade of the same
-    package rebuilds its blur, through the blur's own ``version``): ``("plugin", "my-plugin")``,
-    ``("user", "mod")``, ``("built-in", "")``; None for no provenance, or a text blurkit does not write."""
-    if source == "built-in":
-        return ("built-in", "")
+    package rebuilds its blur, through the blur's own ``version``): ``("plugin", "my-plugin")``, ``("user",
+    "")``, ``("built-in", "")``; None for no provenance, or a text blurkit does not write.
+
+    Every ``"user module ..."`` text is the same key, whatever the module (``__main__``, ``__mp_main__``, a
+    package path or the script's, ``<run_path>``): a blur the user registers is their own choice, and the same
+    class is often imported under other module names (a notebook's class moved into a module, ``myblurs`` vs
+    ``proj.myblurs``). What is told apart is where a blur comes from: built in, a plugin (by distribution), or
+    the user."""
     if not isinstance(source, str):
         return None
+    if source == "built-in":
+        return ("built-in", "")
+    if source.startswith("user module "):
+        return ("user", "")
     if m := re.fullmatch(_PLUGIN_SOURCE, source):
         return ("plugin", re.sub(r"[-_.]+", "-", m.group(1)).lower())
     if m := re.fullmatch(r"plugin (\S+)", source):  # an entry point without a distribution: its object
         return ("plugin", m.group(1))
-    if m := re.fullmatch(_USER_SOURCE, source):
-        return ("user", m.group(1))
     return None
 
 
@@ -2051,8 +2069,9 @@ class Deblurrer:
         """
         import tempfile
 
-        with tempfile.TemporaryDirectory() as tmp:
-            path = self.save(Path(tmp) / "deblurrer.keras")
+        _check_savable(self.model)
+        with tempfile.TemporaryDirectory() as tmp:  # no warning of an unregistered blur: a path nobody chose
+            path = self._write(Path(tmp) / "deblurrer.keras")
             data = path.read_bytes()
         return _unpickle, (data, self.source, self._loaded)
 
@@ -2126,17 +2145,26 @@ def _seeded_build(builder: Callable[..., Any], options: dict, seed: int) -> Any:
         np.random.set_state(saved[1])
 
 
+#: The exception types :func:`_build_error` makes again with the model's name and options in their message:
+#: built-in ones whose only state is that message (not KeyError, which quotes it; not OSError, AttributeError
+#: or ImportError, whose errno, filename, name ... would be lost).
+_REBUILT_ERRORS = (ValueError, TypeError, RuntimeError, NotImplementedError, RecursionError, IndexError,
+                   ArithmeticError, ZeroDivisionError, OverflowError, FloatingPointError, AssertionError)
+
+
 def _build_error(name: str, options: dict, exc: Exception) -> Exception:
-    """The exception to raise when model builder ``name`` called with ``options`` raised ``exc``: one of the same
-    type whose message names the model and its options (a builder's own, ``'<=' not supported between
-    instances of 'str' and 'int'``, says neither); ``exc`` itself, with that as a note, when its type cannot be
-    made so."""
+    """The exception to raise when model builder ``name`` called with ``options`` raised ``exc``: for a built-in
+    type of :data:`_REBUILT_ERRORS` holding its message alone, one of the same type whose message names the
+    model and its options (a builder's own, ``'<=' not supported between instances of 'str' and 'int'``, says
+    neither); otherwise ``exc`` itself, unchanged but for that text as a note (its type, attributes and
+    traceback kept)."""
     text = f"model {name!r} with options {options!r} failed to build: {type(exc).__name__}: {exc}"
-    try:
+    better = None
+    if type(exc) in _REBUILT_ERRORS and len(exc.args) <= 1 and not vars(exc):  # vars: attributes, notes
         better = type(exc)(text)
-    except Exception:  # noqa: BLE001 - a type with another constructor
-        better = None
-    if better is None or text not in str(better):  # str(KeyError(text)) quotes it
+        if str(better) != text:
+            better = None
+    if better is None:
         exc.add_note(text)
         return exc
     return better
@@ -3403,10 +3431,12 @@ def _warn_unregistered_blur(blur: Any, path: Any) -> None:
     if own == registered:
         return
     cls = type(blur)
-    there = f"the blur registered under that name ({registered})" if registered else "no blur registered under it"
-    warnings.warn(f"{path}: its blur {blur.name!r} is {cls.__module__}.{cls.__qualname__} ({own}), not {there}; "
-                  f"loading the file rebuilds it only where that class is registered as {blur.name!r} "
-                  "(elsewhere the model restores photos, but cannot train or evaluate with its own blur)",
+    there = f"not the blur registered under that name ({registered})" if registered else \
+        "and no blur is registered under that name"
+    warnings.warn(f"{path}: its blur {blur.name!r} is {cls.__module__}.{cls.__qualname__} ({own}), {there}; "
+                  f"loading the file rebuilds it only where the blur registered as {blur.name!r} comes from the "
+                  "same place (built in, the same plugin, or your own registration; elsewhere the model restores "
+                  "photos, but cannot train or evaluate with its own blur)",
                   UserWarning, stacklevel=_outside_stacklevel())
 
 

@@ -464,13 +464,13 @@ def deserialize_blur(data: dict | str) -> Blur:
 def _newer(entry: Any, current: int) -> str:
     """What provides version ``current`` of the blur ``entry`` (a :class:`~blurkit.registry.Entry`) and what to
     upgrade, for a file saved with a newer version: blurkit for a built-in, the package for a plugin's."""
-    source = entry.source.split()
-    if source[0] == "plugin" and len(source) == 3:  # "plugin DIST VERSION"
+    source = str(entry.source).split()
+    if len(source) == 3 and source[0] == "plugin":  # "plugin DIST VERSION"
         return (f"{source[1]} {source[2]} provides version {current}; upgrade {source[1]} to load it "
                 f"(pip install -U {source[1]})")
-    if source[0] == "plugin":  # an entry point without a distribution (its object reference)
+    if len(source) == 2 and source[0] == "plugin":  # an entry point without a distribution (its object reference)
         return f"plugin {source[1]} provides version {current}; upgrade it to load it"
-    if entry.source != "built-in":
+    if entry.source != "built-in":  # the user's (any other source= given to register, even an empty one)
         return (f"the blur registered under that name here ({entry.module}) has version {current}; register the "
                 "version it was saved with to load it")
     return f"this blurkit has version {current}; upgrade blurkit to load it"
