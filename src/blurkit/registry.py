@@ -257,6 +257,7 @@ class Registry:
         self._check = check
         self._entries: dict[str, Entry] = {}
         self._failed: list[Failure] = []  # entry points that could not be loaded, in the order tried
+        self._overridden: set[str] = set()  # names registered with override=True in another component's place
         self._builtins_loaded = not self._builtins
         self._plugins_loaded = group is None
         self._lock = threading.RLock()
@@ -329,6 +330,10 @@ class Registry:
                     "pass override=True to replace it"
                 )
             self._entries[key] = Entry(key, obj, source, module, file, line)
+            if override and old is not None and old.obj is not obj:
+                self._overridden.add(key)  # an explicit choice over another component: the user's, kept as such
+            else:
+                self._overridden.discard(key)
         return obj
 
     def _misnamed(self, key: str, obj: Any) -> str | None:
@@ -345,6 +350,7 @@ class Registry:
         """Remove ``name`` (mainly for tests)."""
         with self._lock:
             self._entries.pop(name, None)
+            self._overridden.discard(name)
 
     # -- lazy loading ---------------------------------------------------------------------------
     def _load_builtins(self) -> None:
@@ -384,6 +390,18 @@ class Registry:
             elif _is_plugin(old.source):
                 message = f"which {old.source} ({old.module}) provides already; that one is kept"
             else:
+                # registered by the user: kept silently, unless it is this entry point's very object (a plugin
+                # whose module registers it with the decorator too, imported before the scan): then it is the
+                # plugin's, as when the scan imports the module first (saved files record where it came from).
+                # Not where the user put it in another component's place with override=True: their choice.
+                if ep.module in sys.modules and ep.name not in self._overridden:  # loading it runs no plugin code
+                    try:
+                        mine = ep.load() is old.obj
+                    except Exception:  # noqa: BLE001 - an attribute it lacks: not this object
+                        mine = False
+                    if mine:
+                        self._entries[ep.name] = Entry(ep.name, old.obj, f"plugin {label}", old.module, old.file,
+                                                       old.line)
                 return
             warnings.warn(f"plugin {label} provides {self.noun} {ep.name!r}, {message}", PluginWarning,
                           stacklevel=3)
@@ -481,7 +499,9 @@ class Registry:
         to import, their object is not a component of this kind, ...), sorted by name; each gave a
         :class:`PluginWarning` when the plugins were loaded."""
         self._load_plugins()
-        return sorted((f for f in self._failed if fnmatch.fnmatchcase(f.name, pattern)), key=lambda f: f.name)
+        # a name registered since (by the user, say) is no longer missing
+        return sorted((f for f in self._failed if fnmatch.fnmatchcase(f.name, pattern) and f.name not in self._entries),
+                      key=lambda f: f.name)
 
     def find(self, name: str) -> dict[str, Any]:
         """Where ``name`` is defined: ``{"name", "source", "module", "file", "line"}``."""
