@@ -244,7 +244,9 @@ def _train(args: argparse.Namespace, out: Path, state_dir: Path, curves: Path, b
         what += f", --blur {args.blur or ('its own' if args.init else 'gaussian')}"
         if blur_options:
             what += f" with options {blur_options}"
-        raise CLIError(f"{' '.join(error_text(exc).splitlines())} ({what})") from None
+        # a file the builder could not read (its weights, say) is the run's failure (1), not a usage error (2)
+        raise CLIError(f"{' '.join(error_text(exc).splitlines())} ({what})",
+                       status=1 if isinstance(exc, OSError) else 2) from None
     data = tuple(args.pairs) if args.pairs else args.data
     quiet = args.quiet or not chief
     if not quiet:
