@@ -34,9 +34,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     p.add_argument("--pattern", default="*", help="fnmatch pattern on names (default: *)")
     p.add_argument("--json", action="store_true",
-                   help="print JSON instead of a table: one row per component (kind, name, source, object, "
-                   "summary), and one of kind \"failed\" per installed plugin that could not be loaded (with "
-                   "\"of\": its registry, and \"error\")")
+                   help="print JSON instead of a table: a list of one row per component (kind, name, source, "
+                   "object, summary)")
+    p.add_argument("--failed", action="store_true",
+                   help="also list the installed plugins that could not be loaded (each gives a warning on stderr "
+                   "anyway): with --json, as rows of kind \"failed\" (with \"of\": the kind they would be, and "
+                   "\"error\"); without --failed, the JSON holds components of the kinds asked for only")
     p.set_defaults(func=run)
     return p
 
@@ -56,11 +59,12 @@ def run(args: argparse.Namespace) -> int:
     for kind, reg in registries.items():
         with plugins_quiet():  # a plugin module that imports Keras starts TensorFlow
             entries = reg.entries(args.pattern)
-        # installed plugins that could not be loaded (a PluginWarning on stderr says so too): rows of their own
-        # kind, so that a reader of the JSON that takes every row of "blurs" as a usable blur is not misled
+        # installed plugins that could not be loaded (a PluginWarning on stderr says so too), when asked for: rows
+        # of their own kind, so that a reader of the JSON that takes every row of "blurs" as a usable blur (as
+        # `list blurs --json` always gave) is not misled
         failed += [{"kind": "failed", "of": kind, "name": f.name, "source": f.source, "object": f.value,
                     "summary": f"could not be loaded: {f.reason}", "error": f.reason}
-                   for f in reg.failures(args.pattern)]
+                   for f in (reg.failures(args.pattern) if args.failed else [])]
         for e in entries:
             doc = (getattr(e.obj, "__doc__", None) or "").strip().splitlines()
             rows.append(
@@ -87,6 +91,13 @@ def run(args: argparse.Namespace) -> int:
         swidth = max((len(s) for s in sources), default=0)
         for r, source in zip(mine, sources, strict=True):
             print(f"  {r['name']:<{width}}  {source:<{swidth}}  {r['summary']}")
+    if args.failed:
+        print("failed:")
+        if not failed:
+            print("  (none)")
+        width = max((len(r["name"]) for r in failed), default=0)
+        for r in failed:
+            print(f"  {r['name']:<{width}}  {r['of']}, {r['source']} ({r['object']}): {r['summary']}")
     return 0
 
 
