@@ -303,3 +303,215 @@ def test_the_remedy_for_a_missing_blur_fits_the_caller(saved, tmp_path):
     args = build_parser().parse_args(["train", str(tmp_path), "--init", str(path)])
     with pytest.raises(ModelFileError, match=r"\(install it, or train with another blur: --blur NAME\)$"):
         train_cmd._fine_tuned(args, {})
+
+
+# -- review of the provenance change ------------------------------------------------------------------------
+STREAK = """
+import numpy as np
+from blurkit.blurs.base import Blur
+
+class Streak(Blur):
+    name = "test-streak"
+
+    def sample_kernel(self, rng):
+        return {}
+
+    def kernel(self, params):
+        return np.full((1, 3), 1 / 3)
+"""
+
+
+def _user_blur(module: str, *, register: bool = True, name: str = "test-streak") -> type:
+    """The class ``Streak`` (blur ``name``) defined in a fresh module named ``module``, as a script run as
+    ``__main__`` (or again as ``__mp_main__`` in a spawn worker) or an imported module defines it."""
+    import types
+
+    mod = types.ModuleType(module)
+    exec(STREAK.replace("test-streak", name), mod.__dict__)  # noqa: S102 - the test's own code
+    cls = mod.Streak
+    if register:
+        BLURS.register(name, cls, override=True)
+    return cls
+
+
+def _streak_file(saved: Path, tmp_path: Path, source: str, name: str = "test-streak") -> Path:
+    return _rewrite(saved, tmp_path / f"{name}.keras",
+                    lambda m: m.update(blur={"name": name, "version": 1, "config": {}},
+                                       components={"model": "built-in", "blur": source}))
+
+
+def test_a_spawn_worker_rebuilds_a_blur_registered_in_main(saved, tmp_path):
+    """Under spawn and forkserver (macOS', Windows' default) the parent's script runs again as ``__mp_main__`` in
+    the worker: a Deblurrer whose blur was registered in ``__main__`` arrived there with a MissingBlur. The
+    worker's class is recorded as ``__main__``'s too."""
+    try:
+        worker = _user_blur("__mp_main__")
+        loaded = Deblurrer.load(_streak_file(saved, tmp_path, "user module __main__"))
+        assert type(loaded.blur) is worker
+        loaded.blur = worker()
+        assert Deblurrer.read_metadata(loaded.save(tmp_path / "again.keras"))["components"]["blur"] == \
+            "user module __main__"
+    finally:
+        BLURS.unregister("test-streak")
+
+
+def test_the_same_user_blur_under_another_module_name_is_rebuilt(saved, tmp_path, fake_plugin):
+    """A blur saved from ``myblurs`` (a script's import) loaded as "cannot be rebuilt" where it is registered from
+    ``proj.myblurs``, or saved from a notebook (``__main__``) and later moved into a module. A blur the user
+    registers is theirs whatever the module; swaps between the user's, a plugin's and the built-in are still
+    refused."""
+    try:
+        mine = _user_blur("proj.myblurs")
+        for source in ("user module myblurs", "user module __main__", "user module proj.myblurs"):
+            assert type(Deblurrer.load(_streak_file(saved, tmp_path, source)).blur) is mine, source
+        assert repr(Deblurrer.load(_streak_file(saved, tmp_path, "plugin bk-streak 1.0")).blur) == \
+            "<blur 'test-streak', cannot be rebuilt>"  # a plugin's, where the user's is registered
+    finally:
+        BLURS.unregister("test-streak")
+    fake_plugin({"bk_fake_h": HORIZONTAL}, {"blurkit.blurs": {"horizontal": "bk_fake_h:Horizontal"}})
+    users = Deblurrer.load(_streak_file(saved, tmp_path, "user module myblurs", name="horizontal"))
+    assert repr(users.blur) == "<blur 'horizontal', cannot be rebuilt>"  # the user's, where a plugin's is installed
+
+
+DECORATED = HORIZONTAL.replace("from blurkit.blurs.base import Blur", "from blurkit import register_blur\n"
+                               "    from blurkit.blurs.base import Blur").replace("class Horizontal",
+                                                                                  "@register_blur\n    class Horizontal")
+
+
+@pytest.mark.parametrize("import_first", [True, False])
+def test_a_plugin_that_also_registers_its_blur_is_the_plugins_whatever_is_imported_first(
+        saved, tmp_path, fake_plugin, import_first):
+    """A plugin whose module registers its blur with the decorator too was ``user module bk_fake_dec`` where the
+    module was imported before the plugins were scanned, and ``plugin bk-fake 0.1`` otherwise: a file saved in one
+    process was refused in the other."""
+    import importlib
+
+    try:
+        fake_plugin({"bk_fake_dec": DECORATED}, {"blurkit.blurs": {"horizontal": "bk_fake_dec:Horizontal"}})
+        if import_first:
+            importlib.import_module("bk_fake_dec")
+        cls = BLURS.get("horizontal") if not import_first else (BLURS.list(), BLURS.get("horizontal"))[1]
+        assert BLURS.entry("horizontal").source == "plugin bk-fake 0.1"
+        assert type(Deblurrer.load(_streak_file(saved, tmp_path, "plugin bk-fake 0.1", name="horizontal")).blur) \
+            is cls
+    finally:
+        BLURS.unregister("horizontal")
+
+
+class RunPathMotion(MyMotion):
+    """An unregistered blur named like the built-in, from a module name blurkit's texts never held."""
+
+
+RunPathMotion.__module__ = "<run_path>"
+
+
+def test_any_user_module_or_custom_source_is_told_from_the_builtin(saved, tmp_path):
+    """A class from ``runpy.run_path`` (module ``<run_path>``), and a blur registered with a ``source=`` of its own,
+    were recorded so that loading rebuilt the built-in in their place, silently."""
+    d = Deblurrer.load(saved)
+    d.blur = RunPathMotion()
+    with pytest.warns(UserWarning, match=r"\(user module <run_path>\)"):
+        path = d.save(tmp_path / "rp.keras")
+    assert repr(Deblurrer.load(path).blur) == "<blur 'motion', cannot be rebuilt>"
+    original = BLURS.entry("gaussian")
+
+    class Acme(GaussianBlur):
+        name = "gaussian"
+
+    try:
+        BLURS.register("gaussian", Acme, override=True, source="acme corp")
+        path = Deblurrer(model="unet", model_options=TINY, blur="gaussian", **FAST).save(tmp_path / "acme.keras")
+        assert Deblurrer.read_metadata(path)["components"]["blur"] == f"user module {__name__}"
+    finally:
+        BLURS.register("gaussian", original.obj, override=True, source=original.source)
+    assert repr(Deblurrer.load(path).blur) == "<blur 'gaussian', cannot be rebuilt>"
+
+
+@pytest.mark.parametrize("source", ["", "plugin", "plugin a b c d"])
+def test_a_newer_version_names_what_to_do_whatever_the_source(source):
+    """``register(..., source="")`` or ``source="plugin"`` made deserializing a newer saved version raise
+    IndexError, which ``Deblurrer.load`` does not catch."""
+    from blurkit.blurs import deserialize_blur
+
+    try:
+        BLURS.register("test-streak", _user_blur("odd_source", register=False), source=source)
+        with pytest.raises(ValueError, match=r"was saved with version 2, but .* has version 1"):
+            deserialize_blur({"name": "test-streak", "version": 2, "config": {}})
+    finally:
+        BLURS.unregister("test-streak")
+
+
+class Fmt(ValueError):
+    def __init__(self, option):
+        super().__init__(f"bad option {option!r}")
+        self.option = option
+
+
+class Coded(RuntimeError):
+    def __init__(self, message, code=7):
+        super().__init__(message)
+        self.code = code
+
+
+@pytest.mark.parametrize("exc", [Fmt("width"), KeyError("width"), OSError(2, "No such file", "w.h5"),
+                                 FileNotFoundError(2, "No such file", "w.h5"), Coded("no", code=42),
+                                 json.JSONDecodeError("bad", "doc", 0)], ids=type)
+def test_a_builder_error_that_cannot_be_remade_is_raised_as_it_was_with_a_note(exc):
+    """``type(exc)(text)`` was trusted when the text was in its ``str``: a formatting constructor garbled it
+    (``bad option "model ... bad option 'width'"``), KeyError quoted it, OSError lost errno and filename, a
+    custom one its attributes. Those are raised unchanged, the model and options in a note."""
+    from blurkit.deblurrer import _build_error
+
+    before = (type(exc), str(exc), dict(vars(exc)), exc.args)
+    out = _build_error("m", {"width": 3}, exc)
+    assert out is exc and (type(out), str(out), exc.args) == (before[0], before[1], before[3])
+    assert {k: v for k, v in vars(out).items() if k != "__notes__"} == before[2]
+    assert out.__notes__ == [f"model 'm' with options {{'width': 3}} failed to build: {type(exc).__name__}: "
+                             f"{before[1]}"]
+    plain = _build_error("m", {}, ValueError("too wide"))  # the plain built-in ones: remade, as before
+    assert type(plain) is ValueError and str(plain) == "model 'm' with options {} failed to build: ValueError: " \
+                                                        "too wide"
+
+
+def test_cli_train_exits_1_when_a_builder_cannot_read_a_file(tmp_path, capsys):
+    """A builder's FileNotFoundError (its weights file) ended ``blurkit train`` with exit status 2, a usage
+    error; it was 1 before builder errors were reworded."""
+    from blurkit.cli.main import main
+    from blurkit.data.io import write_image
+
+    def needs_weights(channels=3, weights="w.h5"):
+        open(weights, "rb")  # noqa: SIM115 - raises
+
+    MODELS.register("test-needs-weights", needs_weights)
+    try:
+        (tmp_path / "photos").mkdir()
+        for i, photo in enumerate(PHOTOS):
+            write_image(tmp_path / "photos" / f"{i}.png", photo)
+        assert main(["train", str(tmp_path / "photos"), "--model", "test-needs-weights", "--model-option",
+                     f"weights={tmp_path / 'nope.h5'}", "-o", str(tmp_path / "m.keras")]) == 1
+        assert "nope.h5" in capsys.readouterr().err
+    finally:
+        MODELS.unregister("test-needs-weights")
+
+
+def test_the_save_warning_of_a_blur_nobody_registered_reads_right(saved, tmp_path):
+    """It said "..., not no blur registered under it"."""
+    d = Deblurrer.load(saved)
+    d.blur = _user_blur("my_unregistered", register=False, name="test-nobody")()
+    with pytest.warns(UserWarning, match=r"\(user module my_unregistered\), and no blur is registered under that "
+                                         r"name; ") as record:
+        d.save(tmp_path / "nobody.keras")
+    assert "not no" not in str(record[0].message)
+
+
+def test_pickling_does_not_warn_about_a_temporary_file(saved):
+    """Pickling (spawn) saves to a temporary file: a blur that is not the registered one warned about
+    ``/tmp/tmpXXXX/deblurrer.keras``, a path the user never chose."""
+    import pickle
+
+    d = Deblurrer.load(saved)
+    d.blur = MyMotion()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        again = pickle.loads(pickle.dumps(d))
+    assert again.blur.name == "motion"

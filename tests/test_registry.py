@@ -422,6 +422,8 @@ def test_a_plugin_that_failed_to_load_is_named_when_asked_for(tmp_path, monkeypa
     with pytest.warns(PluginWarning), pytest.raises(UnknownComponentError, match="AttributeError"):
         metrics.get("bk_mymetric")  # its module imports now; it lacks the attribute
     assert len(metrics.failures()) == 1
+    metrics.register("bk_mymetric", len)  # the user's own, under the name: no longer missing
+    assert metrics.get("bk_mymetric") is len and metrics.failures() == []
 
 
 @contextlib.contextmanager
@@ -431,9 +433,10 @@ def warnings_ignored(category):
         yield
 
 
-def test_list_json_reports_plugins_that_failed_to_load(tmp_path, monkeypatch, capsys):
-    """`blurkit list --json` left broken plugins out (they were only warnings on stderr). They are rows of kind
-    "failed", so a reader taking every "blurs" row as a usable blur is not misled."""
+def test_list_json_reports_plugins_that_failed_to_load_when_asked(tmp_path, monkeypatch, capsys):
+    """`blurkit list --json` left broken plugins out (they were only warnings on stderr). With --failed they are
+    rows of kind "failed", so a reader taking every "blurs" row as a usable blur is not misled; without it, `list
+    blurs --json` holds blurs only, as it always did (it had gained the "failed" rows)."""
     from importlib import metadata
 
     from blurkit.cli.main import main
@@ -448,13 +451,20 @@ def test_list_json_reports_plugins_that_failed_to_load(tmp_path, monkeypatch, ca
     try:
         with warnings_ignored(UserWarning):
             assert main(["list", "blurs", "--json"]) == 0
-        rows = json.loads(capsys.readouterr().out)
+            rows = json.loads(capsys.readouterr().out)
+            assert {r["kind"] for r in rows} == {"blurs"} and "bk_streak" not in [r["name"] for r in rows]
+            assert main(["list", "blurs", "--json", "--failed"]) == 0
+            rows = json.loads(capsys.readouterr().out)
+            assert main(["list", "blurs", "--failed"]) == 0
+            table = capsys.readouterr().out
         assert {r["kind"] for r in rows} == {"blurs", "failed"}
         assert "bk_streak" not in [r["name"] for r in rows if r["kind"] == "blurs"]
         assert [r for r in rows if r["kind"] == "failed"] == [{
             "kind": "failed", "of": "blurs", "name": "bk_streak", "source": "plugin bk-broken 0.1",
             "object": "bk_broken_blur:Streak", "summary": "could not be loaded: ImportError: bk_broken_blur needs "
             "bk_nothing", "error": "ImportError: bk_broken_blur needs bk_nothing"}]
+        assert table.split("failed:\n")[1] == ("  bk_streak  blurs, plugin bk-broken 0.1 (bk_broken_blur:Streak): "
+                                               "could not be loaded: ImportError: bk_broken_blur needs bk_nothing\n")
     finally:
         monkeypatch.undo()
         BLURS.reload_plugins()
