@@ -3016,15 +3016,17 @@ def _check_weights(archive: io.BytesIO, path: Any) -> int:
     reads data from other files (external storage, virtual datasets, external links).
 
     Returns:
-        The number of values its datasets hold (0 without a weights entry), which bounds the model's
-        variables (:func:`_check_variable_sizes`)."""
+        The bytes of variables its datasets can fill (0 without a weights entry), which bounds the model's
+        variables (:func:`_check_variable_sizes`): a float dataset's declared values at 4 bytes each, or its
+        own size where that is more (a float16 file's weights fill float32 variables; a float64 one's,
+        float64), any other dataset's (a seed generator's state) its own bytes."""
     import h5py
 
-    values = 0
+    fill = 0
 
     def walk(group: Any) -> tuple[int, str | None]:
         """Bytes its datasets declare, and what is wrong with it, following hard links only."""
-        nonlocal values
+        nonlocal fill
         declared = 0
         for key in group:
             link = group.get(key, getlink=True)
@@ -3041,7 +3043,10 @@ def _check_weights(archive: io.BytesIO, path: Any) -> int:
                 if item.external or item.is_virtual:
                     return declared, f"a dataset ({name}) stored in other files"
                 declared += int(item.size) * item.dtype.itemsize
-                values += int(item.size)
+                # bytes, not values: bool padding (1 byte a value, compressed 1000:1) filled float64
+                # variables 8 times its size (review-hm 1)
+                per = max(item.dtype.itemsize, 4) if item.dtype.kind == "f" else item.dtype.itemsize
+                fill += int(item.size) * per
         return declared, None
 
     with zipfile.ZipFile(archive) as zf:
@@ -3059,7 +3064,7 @@ def _check_weights(archive: io.BytesIO, path: Any) -> int:
     if declared > stored + 2**20:
         raise ModelFileError(f"{path}: its weights declare {declared:,} bytes but the file stores {stored:,} "
                              "(a damaged or crafted weights file)")
-    return values
+    return fill
 
 
 #: Bounds on a model file's layer settings, far beyond any image model's (a kernel of 3000 x 3000 took 4 GB
@@ -3098,37 +3103,78 @@ def _check_layer_sizes(config: Any, path: Any) -> None:
                                  "(at most 16)")
 
 
-#: Model variables a weights file may lack (a seed generator's state, say) before the file is refused.
-_UNSTORED_VALUES = 2**16
+#: Bytes of model variables a weights file may lack (a seed generator's state, say) before the file is
+#: refused. With :data:`MAX_WEIGHTS_BYTES` this bounds what a model file's variables take: at most 2 GiB
+#: (1 GiB of float16 weights filling float32 variables).
+_UNSTORED_BYTES = 2**18
+#: The message of the error Keras raises when a layer makes a variable from a value (``self.w =
+#: keras.Variable(array)`` in ``build``) inside a stateless scope.
+_STATELESS_VALUE = "create a variable while in a stateless scope"
+
+
+def _variable_bytes(variable: Any) -> int:
+    """Bytes a Keras variable takes when allocated: its shape's product times its dtype's size (8 for a
+    dtype numpy does not know, the most any takes)."""
+    name = str(getattr(variable, "dtype", "float32"))
+    try:
+        size = np.dtype(name).itemsize
+    except TypeError:
+        bits = re.search(r"(\d+)$", name)
+        size = int(bits.group(1)) // 8 if bits else 8
+    return math.prod(variable.shape) * max(size, 1)
 
 
 def _check_variable_sizes(config: Any, stored: int, path: Any) -> None:
-    """Refuse a model whose variables need more values than its weights file holds (``stored``, from
+    """Refuse a model whose variables need more bytes than its weights file can fill (``stored``, from
     :func:`_check_weights`), before Keras allocates them: Keras creates and initialises every variable when it
     rebuilds a model, before it reads a weight, so a config of a few kB (an ``Embedding(2**19, 1536)``, two
     Conv2D layers of 65,536 filters) asked for gigabytes and crashed the process. The model is rebuilt here
     under ``keras.StatelessScope(initialize_variables=False)``, where variables are shapes only, and then
-    dropped. Counting values, not bytes, keeps files saved with float16 weights loadable. A layer that makes a
-    variable from a value rather than an initializer (``add_weight(initializer=...)``, as Keras asks layers
-    to) cannot be rebuilt there, and its model is refused with Keras' reason."""
-    import keras
-    from keras.src.backend.common import global_state
-    from keras.src.saving import serialization_lib
+    dropped; each variable counts its shape times its dtype's size (a float64 variable 8 bytes a value), the
+    weights their float values at 4 bytes each (so files saved with float16 weights load).
 
-    pending = list(global_state.get_global_attribute("uninitialized_variables", None) or [])
+    Two cases are let through to Keras uncounted, the per-setting :data:`_LAYER_BOUNDS` still applying: a
+    Keras without the private modules this uses (``keras.src.backend.common.global_state``,
+    ``keras.src.saving.serialization_lib``), with a warning; and a model with a layer that makes a variable
+    from a value (``self.w = keras.Variable(array)`` in ``build``: it cannot be made without its value, so
+    not in a stateless scope; ``add_weight(shape, initializer=...)`` is counted), once the variables made
+    before it are within the bound."""
+    import importlib
+
+    import keras
+
+    try:  # private modules: a Keras that moves them loads files without this count, not with an ImportError
+        global_state = importlib.import_module("keras.src.backend.common.global_state")
+        serialization_lib = importlib.import_module("keras.src.saving.serialization_lib")
+        get, put = global_state.get_global_attribute, global_state.set_global_attribute
+        sharing, deserialize = serialization_lib.ObjectSharingScope, serialization_lib.deserialize_keras_object
+        stateless = keras.StatelessScope
+    except (ImportError, AttributeError) as exc:
+        warnings.warn(f"{path}: not counting the model's variables before loading it (this Keras "
+                      f"{getattr(keras, '__version__', '?')} lacks what blurkit counts them with: {exc}); "
+                      "its layer settings are still bounded", UserWarning, stacklevel=3)
+        return
+
+    pending = list(get("uninitialized_variables", None) or [])
+    value_made = False
     try:
-        with keras.StatelessScope(initialize_variables=False), serialization_lib.ObjectSharingScope():
+        with stateless(initialize_variables=False), sharing():
             # uncompiled, as _keras_load's is (compiling makes a loss and metrics from values)
-            serialization_lib.deserialize_keras_object({**config, "compile_config": None}, safe_mode=True)
-        # every variable made meanwhile, a layer's outside the model's graph too (Keras builds those as well)
-        created = (global_state.get_global_attribute("uninitialized_variables", None) or [])[len(pending):]
-        needed = sum(math.prod(v.shape) for v in created)
+            deserialize({**config, "compile_config": None}, safe_mode=True)
     except Exception as exc:  # noqa: BLE001 - Keras raises many types; report them all clearly
-        raise ModelFileError(f"{path}: Keras could not load the model safely: {_keras_error(exc)}") from None
+        if _STATELESS_VALUE not in str(exc):
+            put("uninitialized_variables", pending)
+            raise ModelFileError(f"{path}: Keras could not load the model safely: {_keras_error(exc)}") from None
+        value_made = True  # a layer made a variable from a value: Keras loads it; what came before is counted
+    try:
+        # every variable made meanwhile, a layer's outside the model's graph too (Keras builds those as well)
+        created = (get("uninitialized_variables", None) or [])[len(pending):]
+        needed = sum(_variable_bytes(v) for v in created)
     finally:  # never initialised: not by the next stateless scope to close either
-        global_state.set_global_attribute("uninitialized_variables", pending)
-    if needed > stored + _UNSTORED_VALUES:
-        raise ModelFileError(f"{path}: its model's variables need {needed:,} values but its weights hold "
+        put("uninitialized_variables", pending)
+    if needed > stored + _UNSTORED_BYTES:
+        more = " before a layer that makes one from a value" if value_made else ""
+        raise ModelFileError(f"{path}: its model's variables need {needed:,} bytes{more} but its weights fill "
                              f"{stored:,} (a damaged or crafted model file)")
 
 
