@@ -441,3 +441,27 @@ def test_a_layer_making_its_variable_from_a_value_loads(tmp_path):
     loaded = Deblurrer.load(d.save(tmp_path / "value.keras"))
     x = np.random.default_rng(0).random((1, 16, 16, 3)).astype(np.float32)
     np.testing.assert_allclose(loaded.model.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+
+
+@pytest.mark.parametrize("size", [1, 7])
+def test_a_fixed_size_model_with_a_tiny_input_is_refused(tmp_path, size):
+    """review-hm 2: a fixed-size model tiles at its input size, which bypassed the file's tile bound: a file's
+    Input((1, 1, 3)) restored 120 x 160 pixels in 4 s (24 megapixels: 1.5 h). Fixed inputs under 8 are
+    refused, from a file and by the constructor (so no Deblurrer saves a file load refuses); 8, the tests'
+    smallest fixed-size autoencoder, loads."""
+    import keras
+
+    from blurkit.models import autoencoder
+
+    def fixed(n):
+        return keras.Sequential([keras.Input((n, n, 3)), keras.layers.Conv2D(3, 1)])
+
+    with pytest.raises(ValueError, match=rf"^model: its fixed input {size}x{size} is under 8 pixels"):
+        Deblurrer(model=fixed(size))
+    path = _rewrite(Deblurrer(model=fixed(8)).save(tmp_path / "eight.keras"), tmp_path / "tiny.keras",
+                    config=lambda cfg: json.loads(json.dumps(cfg).replace("[null, 8, 8, 3]",
+                                                                          f"[null, {size}, {size}, 3]")))
+    with pytest.raises(ModelFileError, match=rf"tiny\.keras: its fixed input {size}x{size} is under 8 pixels"):
+        Deblurrer.load(path)
+    small = Deblurrer(model=autoencoder(input_size=8, filters=(2,), latent_dim=2))
+    assert Deblurrer.load(small.save(tmp_path / "ae8.keras")).fixed_size == 8

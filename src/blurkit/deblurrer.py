@@ -3228,7 +3228,8 @@ def _bound_tiles(d: Deblurrer, path: Any) -> None:
     """Refuse a patch size the constructor would refuse, and raise the tile sizes a model file gave ``d``
     (loaded from ``path``) to :data:`_FILE_MIN_TILE` (and the model's alignment) and lower its overlap to half
     the tile, warning about it: a crafted or careless file could otherwise make deblurring take days. A
-    fixed-size model's tile and patch are its input size (not the file's)."""
+    fixed-size model's tile and patch are its input size (not the file's), at least :data:`_MIN_FIXED_INPUT`
+    (:func:`_model_problem` refuses smaller)."""
     import warnings
 
     from blurkit.metrics.functional import WIN_SIZE
@@ -3285,11 +3286,20 @@ def _checked_facade(facade: dict, path: Any) -> dict:
     return out
 
 
+#: The least fixed input side of a Deblurrer's model (a fixed-size model restores photos in tiles of its input
+#: size): a file's ``Input((1, 1, 3))`` made a 600 x 800 photo 480,000 tiles, as a file's tile of 1 did
+#: (:data:`_FILE_MIN_TILE`). 8 is the smallest the project's tests build a fixed-size autoencoder with (a
+#: 24-megapixel photo is about 670,000 tiles of 8, run 4 at a time); the constructor holds to it too, so that
+#: every file a Deblurrer saves loads again.
+_MIN_FIXED_INPUT = 8
+
+
 def _model_problem(model: Any) -> str | None:
     """Why a loaded Keras model cannot be a Deblurrer's (it restores one image batch into one of the same
     shape), or None: one input and one output, both (batch, height, width, channels), 1 or 3 channels in
-    and as many out, a fixed input square and as large as the output, and the output as large as the input
-    (a model that resizes every tile to a fixed size is refused: its memory does not follow the tile's)."""
+    and as many out, a fixed input square, at least :data:`_MIN_FIXED_INPUT` pixels and as large as the
+    output, and the output as large as the input (a model that resizes every tile to a fixed size is
+    refused: its memory does not follow the tile's)."""
     try:
         ins, outs = list(model.inputs), list(model.outputs)
     except (AttributeError, ValueError):
@@ -3303,6 +3313,9 @@ def _model_problem(model: Any) -> str | None:
         return f"it takes {i[-1]} channels and returns {o[-1]} (a deblurring model takes 1 or 3 and returns as many)"
     if i[1] is not None and i[2] is not None and (i[1] != i[2] or o[1:3] != i[1:3]):
         return f"its fixed input {i[1]}x{i[2]} is not square or its output {o[1]}x{o[2]} not of that size"
+    if i[1] is not None and isinstance(i[1], int) and i[1] < _MIN_FIXED_INPUT:
+        return (f"its fixed input {i[1]}x{i[2]} is under {_MIN_FIXED_INPUT} pixels (it would restore photos in "
+                f"tiles of {i[1]} pixels: hours for one photo)")
     if (i[1] is None or i[2] is None) and o[1:3] != i[1:3]:  # a Resizing to 20000 x 20000 for any input
         return f"its output size {o[1]}x{o[2]} does not follow its input's {i[1]}x{i[2]}"
     return None
