@@ -527,6 +527,24 @@ def test_kernels_beyond_the_size_limit_are_refused_by_name():
         motion_kernel(513.5)
 
 
+@pytest.mark.parametrize("length, angle, at, ok", [
+    (718, 45, 45, True), (718, (44.8, 45.2), 45.2, True), (513, (0, 180), 0.05, True), (511.0, 90, 90, True),
+    (718, 0, 0, False), (514, 0, 0, False), (718, (40, 50), 40, False), (718, (40, 95), 90, False),
+    (600, (-100, -80), -90, False), (513.5, (170, 190), 180, False)])
+def test_motion_blur_checks_the_largest_kernel_of_its_angles(length, angle, at, ok):
+    """review-hm 5: MotionBlur refused a length by its kernel on an axis whatever its angles: length 718 at 45
+    degrees (a 509-px kernel, which motion_kernel draws) was refused. It refuses what motion_kernel would
+    refuse at one of its angles (``at``, the largest kernel's), and takes what it draws at all of them."""
+    if ok:
+        blur = MotionBlur(length=length, angle=angle)
+        assert max(blur.kernel({"length": length, "angle": at}).shape) <= MAX_KERNEL_SIZE
+        return
+    with pytest.raises(ValueError, match=rf"^length {length:g} makes a \d+-px kernel, more than the 513 px"):
+        MotionBlur(length=length, angle=angle)
+    with pytest.raises(ValueError, match="more than the 513 px"):
+        motion_kernel(length, at)
+
+
 def test_input_errors():
     b = GaussianBlur()
     with pytest.raises(TypeError, match="image dtype must be uint8, uint16 or float, got int32"):
