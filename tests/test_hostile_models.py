@@ -164,7 +164,7 @@ def test_a_file_saved_with_float16_weights_loads(tmp_path):
     """Float16 weights (2 bytes each) fill float32 variables (4): counted at 4 bytes a value, they load."""
     d = _facade()
     loaded = Deblurrer.load(d.save(tmp_path / "half.keras", weights_dtype="float16"))
-    for a, b in zip(d.model.get_weights(), loaded.model.get_weights()):
+    for a, b in zip(d.model.get_weights(), loaded.model.get_weights(), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3)
 
 
@@ -465,3 +465,12 @@ def test_a_fixed_size_model_with_a_tiny_input_is_refused(tmp_path, size):
         Deblurrer.load(path)
     small = Deblurrer(model=autoencoder(input_size=8, filters=(2,), latent_dim=2))
     assert Deblurrer.load(small.save(tmp_path / "ae8.keras")).fixed_size == 8
+
+
+def test_the_patch_bound_is_told_alike_in_code_and_docs():
+    """review-hm 7: the docstring said 12 GiB, docs/reliability.md 24 GiB per photo (each array 12 GiB)."""
+    from blurkit.deblurrer import _patches_problem
+
+    docs = (Path(__file__).parents[1] / "docs" / "reliability.md").read_text()
+    said = "2**20 patches of 32 pixels tried to allocate 24 GiB per photo"
+    assert said in " ".join(_patches_problem.__doc__.split()) and said in " ".join(docs.split())

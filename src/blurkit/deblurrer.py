@@ -3208,7 +3208,7 @@ MAX_PATCH_BYTES = 2**30
 def _patches_problem(patches: int, patch: int, channels: int) -> str | None:
     """Why ``patches`` patches of ``patch`` pixels a side per photo are too many for memory, or None: training
     cuts them all from each photo at once (two float32 arrays), and 2**20 patches of 32 pixels tried to
-    allocate 12 GiB, then failed in a traceback."""
+    allocate 24 GiB per photo (12 GiB each), then failed in a traceback."""
     size = patches * patch**2 * channels * 8
     if size <= MAX_PATCH_BYTES:
         return None
