@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 from blurkit.blurs.base import Blur, Range, check_range, draw, jsonable
-from blurkit.blurs.functional import _check_size, _offsets, motion_kernel
+from blurkit.blurs.functional import MAX_KERNEL_SIZE, _check_size, _offsets, motion_kernel
 from blurkit.registry import register_blur
 
 __all__ = ["MotionBlur"]
@@ -76,6 +76,8 @@ def _kernel_side(length: float, angle: float) -> int:
     half = length / 2
     rx = max(math.ceil(round(half * abs(c) + 0.5 * abs(s) + 0.5, 9)) - 1, 0)
     ry = max(math.ceil(round(half * abs(s) + 0.5 * abs(c) + 0.5, 9)) - 1, 0)
+    if 2 * max(rx, ry) - 1 > MAX_KERNEL_SIZE:  # too large whatever border it drops: not sampled (1e7 px)
+        return 2 * max(rx, ry) + 1
     o = _offsets()
 
     def touched(xs: np.ndarray, ys: np.ndarray) -> bool:
