@@ -653,3 +653,37 @@ def test_a_link_or_fifo_in_the_lock_files_place_is_refused_and_its_target_left_a
         os.mkfifo(fifo)
         with pytest.raises(OSError, match=r"\.other\.lock is not a regular file"):
             Lock(fifo, out, "blurkit train").acquire()
+
+
+def test_a_checkpoint_dir_whose_folder_cannot_hold_a_lock_file_still_trains(tmp_path, stand_in, monkeypatch):
+    """The training state's lock file goes beside --checkpoint-dir: a writable checkpoint folder inside one
+    this user cannot write (a shared scratch layout) was refused with "Permission denied", where training
+    worked before the locks. It trains without that lock (OUT's is still held); OUT's folder is another matter:
+    a lock refused there is the run's error."""
+    import blurkit._lock as lock_module
+    from blurkit._lock import beside
+
+    photos = _photos(tmp_path / "photos")
+    state = tmp_path / "ro" / "state"
+    out = tmp_path / "m.keras"
+    acquire = lock_module.Lock.acquire
+    denied = {beside(state)}
+
+    def guarded(self):
+        if self.path in denied:
+            raise PermissionError(13, "Permission denied", str(self.path))
+        return acquire(self)
+
+    monkeypatch.setattr(lock_module.Lock, "acquire", guarded)
+    held: list[bool] = []
+
+    def fit(d, kwargs):
+        held.append(beside(out).exists())
+        raise KeyboardInterrupt
+
+    stand_in.fit_hook = fit
+    assert main(["train", str(photos), "-o", str(out), "--checkpoint-dir", str(state), "-q"]) == 130
+    assert held == [True]  # OUT's lock held while it trained
+    denied.add(beside(out))
+    assert main(["train", str(photos), "-o", str(out), "--checkpoint-dir", str(state), "-q"]) == 1
+    assert held == [True]  # refused before training: OUT's folder must take its lock

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import math
 import os
 import sys
@@ -167,6 +168,12 @@ def run(args: argparse.Namespace) -> int:
                     held.enter_context(Lock(beside(target), target, "blurkit train"))
                 except Busy as exc:
                     raise CLIError(f"{exc}: wait for it to end, or give another {flag}", status=1) from None
+                except OSError as exc:
+                    # a writable --checkpoint-dir in a folder this user cannot write (its lock file goes beside
+                    # it): trained without that lock, as before locks (OUT's, in the folder OUT is written to,
+                    # still keeps a second run of this command out); OUT's own folder must be writable anyway
+                    if target is out or exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                        raise
         return _train(args, out, state_dir, curves, blur_options)
 
 
