@@ -115,8 +115,10 @@ class Lock:
                 try:
                     fd = _open(self.path, os.O_CREAT)
                 except FileNotFoundError:  # the folder, made by another run's lock, removed as it let go
-                    if next(retries, None) is None:
+                    pause = next(retries, None)
+                    if pause is None:
                         raise
+                    time.sleep(pause)  # that run's next folder removal is over by then
                     continue
                 try:
                     _lock(fd)
