@@ -69,3 +69,57 @@ def source_env(**extra: str) -> dict[str, str]:
     ``PYTHONPATH``), with ``extra`` variables added."""
     paths = [str(Path(__file__).resolve().parents[1] / "src"), os.environ.get("PYTHONPATH", "")]
     return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p), **extra}
+
+
+def rewrite_model(src: Path, dst: Path, *, config=None, meta_raw: bytes | None = None, meta=None, drop=(),
+             extra: dict[str, bytes] | None = None, weights: bytes | None = None, encrypted: str | None = None
+             ) -> Path:
+    """Copy a saved model, editing its Keras config or its blurkit.json (``meta``: functions of the parsed
+    JSON), replacing its weights, dropping the entries ``drop`` names, adding ``extra`` entries (beside any of
+    that name: drop it to replace it), or flagging entry ``encrypted`` as encrypted."""
+    import json
+    import zipfile
+
+    from blurkit.deblurrer import METADATA_NAME
+
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            if info.filename in drop:
+                continue
+            if info.filename == "config.json" and config is not None:
+                cfg = json.loads(data)
+                data = json.dumps(config(cfg) or cfg).encode()
+            if info.filename == METADATA_NAME and meta is not None:
+                m = json.loads(data)
+                data = json.dumps(meta(m) or m).encode()
+            if info.filename == METADATA_NAME and meta_raw is not None:
+                data = meta_raw
+            if info.filename == "model.weights.h5" and weights is not None:
+                data = weights
+            zout.writestr(info.filename, data)
+        for name, data in (extra or {}).items():
+            zout.writestr(name, data)
+    if encrypted is not None:  # set its "encrypted" flag (zipfile writes none): reading it needs a password
+        raw = bytearray(dst.read_bytes())
+        with zipfile.ZipFile(dst) as zf:
+            local = zf.getinfo(encrypted).header_offset
+        raw[local + 6] |= 0x1
+        at = raw.index(b"PK\x01\x02")  # the central directory: find the entry's record
+        while raw[at + 46: at + 46 + len(encrypted)] != encrypted.encode():
+            at = raw.index(b"PK\x01\x02", at + 4)
+        raw[at + 8] |= 0x1
+        dst.write_bytes(bytes(raw))
+    return dst
+
+
+def h5_bytes(build: Any) -> bytes:
+    """An HDF5 file made by ``build(h5py.File)``, as bytes."""
+    import io
+
+    import h5py
+
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        build(f)
+    return buf.getvalue()

@@ -12,7 +12,6 @@ import json
 import sys
 import textwrap
 import warnings
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -20,25 +19,13 @@ import pytest
 
 from blurkit import Deblurrer
 from blurkit.blurs import Blur, GaussianBlur
-from blurkit.deblurrer import METADATA_NAME, ModelFileError
+from blurkit.deblurrer import ModelFileError
 from blurkit.registry import BLURS, METRICS, MODELS, PluginWarning
+from helpers import rewrite_model
 
 TINY = {"width": 4, "depth": 1, "blocks": 1}
 FAST = {"patch_size": 32, "batch_size": 2, "patches_per_image": 2}
 PHOTOS = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
-
-
-def _rewrite(src: Path, dst: Path, change) -> Path:
-    """Copy a saved model with its blurkit metadata changed by ``change(meta)``."""
-    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
-        for info in zin.infolist():
-            data = zin.read(info)
-            if info.filename == METADATA_NAME:
-                meta = json.loads(data)
-                change(meta)
-                data = json.dumps(meta).encode()
-            zout.writestr(info, data)
-    return dst
 
 
 @pytest.fixture(scope="module")
@@ -159,8 +146,10 @@ def test_your_own_blur_over_a_builtin_is_not_rebuilt_as_the_builtin(saved, tmp_p
 def test_builtin_files_and_files_without_provenance_load_silently(saved, tmp_path):
     """What must not change: a built-in recorded as "built-in", and a file of an older blurkit that records no
     provenance, rebuild the installed blur without a word."""
-    old = _rewrite(saved, tmp_path / "old.keras", lambda m: m.pop("components"))
-    odd = _rewrite(saved, tmp_path / "odd.keras", lambda m: m.update(components={"blur": "something else"}))
+    old = rewrite_model(saved, tmp_path / "old.keras",
+                        meta=lambda m: {k: v for k, v in m.items() if k != "components"})
+    odd = rewrite_model(saved, tmp_path / "odd.keras",
+                        meta=lambda m: m.update(components={"blur": "something else"}))
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         for path in (saved, old, odd):
@@ -175,13 +164,14 @@ def test_a_file_from_another_plugin_is_not_rebuilt_with_the_installed_one(saved,
 
     def horizontal(source):
         return lambda m: m.update(blur={"name": "horizontal", "version": 1, "config": {}},
-                                  components={"model": "built-in", "blur": source})
+                            components={"model": "built-in", "blur": source})
 
-    other = Deblurrer.load(_rewrite(saved, tmp_path / "other.keras", horizontal("plugin bk-other 1.0")))
+    other = Deblurrer.load(rewrite_model(saved, tmp_path / "other.keras", meta=horizontal("plugin bk-other 1.0")))
     assert repr(other.blur) == "<blur 'horizontal', cannot be rebuilt>"
     assert "(from plugin bk-other 1.0: pip install bk-other) differs from the blur installed under that name " \
            "here (plugin bk-fake 0.1)" in other.blur.missing
-    upgraded = Deblurrer.load(_rewrite(saved, tmp_path / "older.keras", horizontal("plugin bk_fake 0.0.9")))
+    upgraded = Deblurrer.load(rewrite_model(saved, tmp_path / "older.keras",
+                                            meta=horizontal("plugin bk_fake 0.0.9")))
     assert type(upgraded.blur).__module__ == "bk_fake_h"
 
 
@@ -191,9 +181,9 @@ def test_a_file_whose_plugin_is_installed_but_broken_says_so(saved, tmp_path, fa
     not why it failed."""
     fake_plugin({"bk_fake_broken": "raise ImportError('bk_fake_broken needs not_here')\n"},
                 {"blurkit.blurs": {"horizontal": "bk_fake_broken:Horizontal"}})
-    path = _rewrite(saved, tmp_path / "broken.keras",
-                    lambda m: m.update(blur={"name": "horizontal", "version": 1, "config": {}},
-                                       components={"model": "built-in", "blur": "plugin bk-fake 0.1"}))
+    path = rewrite_model(saved, tmp_path / "broken.keras", meta=lambda m: m.update(
+        blur={"name": "horizontal", "version": 1, "config": {}},
+        components={"model": "built-in", "blur": "plugin bk-fake 0.1"}))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PluginWarning)
         d = Deblurrer.load(path)
@@ -213,9 +203,9 @@ def test_a_newer_plugin_blur_names_the_plugin_to_upgrade(saved, tmp_path, fake_p
         deserialize_blur({"name": "horizontal", "version": 2, "config": {}})
     with pytest.raises(ValueError, match=r"but this blurkit has version 1; upgrade blurkit to load it$"):
         deserialize_blur({"name": "gaussian", "version": 2, "config": {}})
-    path = _rewrite(saved, tmp_path / "v2.keras",
-                    lambda m: m.update(blur={"name": "horizontal", "version": 2, "config": {}},
-                                       components={"model": "built-in", "blur": "plugin bk-fake 0.1"}))
+    path = rewrite_model(saved, tmp_path / "v2.keras", meta=lambda m: m.update(
+        blur={"name": "horizontal", "version": 2, "config": {}},
+        components={"model": "built-in", "blur": "plugin bk-fake 0.1"}))
     missing = Deblurrer.load(path).blur.missing
     assert "pip install bk-fake" not in missing and "upgrade blurkit" not in missing
     assert "(from plugin bk-fake 0.1, installed here) cannot be rebuilt" in missing
@@ -286,9 +276,9 @@ def test_the_remedy_for_a_missing_blur_fits_the_caller(saved, tmp_path):
     from blurkit.cli import train as train_cmd
     from blurkit.cli.main import build_parser
 
-    path = _rewrite(saved, tmp_path / "user.keras",
-                    lambda m: m.update(blur={"name": "test-gone", "version": 1, "config": {}},
-                                       components={"model": "built-in", "blur": "user module my_blurs"}))
+    path = rewrite_model(saved, tmp_path / "user.keras", meta=lambda m: m.update(
+        blur={"name": "test-gone", "version": 1, "config": {}},
+        components={"model": "built-in", "blur": "user module my_blurs"}))
     d = Deblurrer.load(path)
     hint = ("(registered by user module my_blurs: import my_blurs before loading the file, in Python; the command "
             "line cannot import it) is not installed")
@@ -335,9 +325,9 @@ def _user_blur(module: str, *, register: bool = True, name: str = "test-streak")
 
 
 def _streak_file(saved: Path, tmp_path: Path, source: str, name: str = "test-streak") -> Path:
-    return _rewrite(saved, tmp_path / f"{name}.keras",
-                    lambda m: m.update(blur={"name": name, "version": 1, "config": {}},
-                                       components={"model": "built-in", "blur": source}))
+    return rewrite_model(saved, tmp_path / f"{name}.keras", meta=lambda m: m.update(
+        blur={"name": name, "version": 1, "config": {}},
+        components={"model": "built-in", "blur": source}))
 
 
 def test_a_spawn_worker_rebuilds_a_blur_registered_in_main(saved, tmp_path):

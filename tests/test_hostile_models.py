@@ -19,7 +19,8 @@ import pytest
 
 from blurkit import Deblurrer
 from blurkit.cli.main import main
-from blurkit.deblurrer import METADATA_NAME, RESUME_NAME, ModelFileError
+from blurkit.deblurrer import RESUME_NAME, ModelFileError
+from helpers import rewrite_model
 
 TINY = {"width": 4, "depth": 1, "blocks": 1}
 FIT = {"epochs": 1, "steps_per_epoch": 1, "validation_split": 0.0, "early_stopping": 5, "verbose": 0}
@@ -44,29 +45,6 @@ def state_dir(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("state") / "run.resume"
     _facade().fit(_photos(), checkpoint_dir=folder, **FIT)
     return folder
-
-
-def _rewrite(src: Path, dst: Path, *, config=None, meta=None, weights: bytes | None = None,
-             extra: dict[str, bytes] | None = None) -> Path:
-    """Copy a saved file, editing its Keras config or blurkit metadata (functions of the parsed JSON), or
-    replacing its weights or other entries."""
-    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
-        for info in zin.infolist():
-            data = zin.read(info)
-            if info.filename in (extra or {}):
-                continue
-            if info.filename == "config.json" and config is not None:
-                cfg = json.loads(data)
-                data = json.dumps(config(cfg) or cfg).encode()
-            if info.filename == METADATA_NAME and meta is not None:
-                m = json.loads(data)
-                data = json.dumps(meta(m) or m).encode()
-            if info.filename == "model.weights.h5" and weights is not None:
-                data = weights
-            zout.writestr(info.filename, data)
-        for name, data in (extra or {}).items():
-            zout.writestr(name, data)
-    return dst
 
 
 def _layers(cfg: dict) -> list:
@@ -103,13 +81,6 @@ def _nested(class_name: str, **config):
     return edit
 
 
-def _h5(build) -> bytes:
-    buf = io.BytesIO()
-    with h5py.File(buf, "w") as f:
-        build(f)
-    return buf.getvalue()
-
-
 # ------------------------------------------------------------------ F3: memory a model's config asks for
 BIG_MODELS = {
     "an Embedding of 2**32 values": _add_layers(
@@ -126,7 +97,7 @@ BIG_MODELS = {
 def test_variables_beyond_the_stored_weights_are_refused_before_they_are_allocated(model_file, tmp_path, name):
     """Each setting was within its bound, and Keras allocated gigabytes (then crashed) before reading a weight:
     the variables a config implies are counted without allocating them, against the values stored."""
-    path = _rewrite(model_file, tmp_path / "big.keras", config=BIG_MODELS[name])
+    path = rewrite_model(model_file, tmp_path / "big.keras", config=BIG_MODELS[name])
     with pytest.raises(ModelFileError, match=r"big\.keras: its model's variables need [\d,]+ bytes but its "
                                              r"weights fill [\d,]+ \(a damaged or crafted model file\)"):
         Deblurrer.load(path)
@@ -149,13 +120,13 @@ def test_variables_are_counted_in_bytes_against_the_float_weights(model_file, tm
     wide = _add_layers(_layer("Embedding", "e", "IN", input_dim=1024, output_dim=512, dtype="float64",
                               embeddings_initializer={"module": "keras.initializers", "class_name": "Zeros",
                                                       "config": {}}))
-    path = _rewrite(model_file, tmp_path / "amp.keras", config=wide,
+    path = rewrite_model(model_file, tmp_path / "amp.keras", config=wide,
                     weights=_with_dataset(model_file, pad=np.zeros(1024 * 512, np.bool_)))
     with pytest.raises(ModelFileError, match=r"amp\.keras: its model's variables need [\d,]+ bytes but its "
                                              r"weights fill [\d,]+ \(a damaged or crafted model file\)"):
         Deblurrer.load(path)
     # the same variables with float64 weights to fill them load (Keras reads the unused dataset past them)
-    honest = _rewrite(model_file, tmp_path / "f64.keras", config=wide,
+    honest = rewrite_model(model_file, tmp_path / "f64.keras", config=wide,
                       weights=_with_dataset(model_file, pad=np.zeros(1024 * 512, np.float64)))
     Deblurrer.load(honest)
 
@@ -201,7 +172,7 @@ def test_a_keras_without_the_private_modules_loads_files_uncounted_with_a_warnin
                                          r"settings are still bounded"):
         d = Deblurrer.load(model_file)
     assert d.model is not None
-    path = _rewrite(model_file, tmp_path / "emb.keras",
+    path = rewrite_model(model_file, tmp_path / "emb.keras",
                     config=_add_layers(_layer("Embedding", "e", "IN", input_dim=2**19, output_dim=1536)))
     with pytest.raises(ModelFileError, match=r"refusing a Embedding layer with input_dim 524288"):
         Deblurrer.load(path)
@@ -215,7 +186,7 @@ def test_a_keras_without_the_private_modules_loads_files_uncounted_with_a_warnin
     ("MultiHeadAttention", {"num_heads": 4, "key_dim": 10**6}, "key_dim 1000000"),
 ])
 def test_size_settings_are_bounded(model_file, tmp_path, class_name, config, setting):
-    path = _rewrite(model_file, tmp_path / "setting.keras", config=_nested(class_name, **config))
+    path = rewrite_model(model_file, tmp_path / "setting.keras", config=_nested(class_name, **config))
     with pytest.raises(ModelFileError, match=rf"setting\.keras: refusing a {class_name} layer with {setting} "):
         Deblurrer.load(path)
 
@@ -228,7 +199,7 @@ def test_a_model_whose_output_size_does_not_follow_its_input_is_refused(model_fi
         _layers(cfg).append(_layer("Resizing", "resize", outputs[0] if single else outputs[0][0], height=64, width=64))
         cfg["config"]["output_layers"] = ["resize", 0, 0] if single else [["resize", 0, 0]]
 
-    path = _rewrite(model_file, tmp_path / "resize.keras", config=resize_output)
+    path = rewrite_model(model_file, tmp_path / "resize.keras", config=resize_output)
     with pytest.raises(ModelFileError, match=r"resize\.keras: its output size 64x64 does not follow its input's "
                                              r"NonexNone; it cannot restore images"):
         Deblurrer.load(path)
@@ -236,7 +207,7 @@ def test_a_model_whose_output_size_does_not_follow_its_input_is_refused(model_fi
 
 @pytest.mark.parametrize("class_name", ["TorchModuleWrapper", "JaxLayer", "FlaxLayer"])
 def test_layers_wrapping_foreign_code_are_refused_by_blurkit(model_file, tmp_path, class_name):
-    path = _rewrite(model_file, tmp_path / "wrapper.keras", config=_nested(class_name))
+    path = rewrite_model(model_file, tmp_path / "wrapper.keras", config=_nested(class_name))
     with pytest.raises(ModelFileError, match=rf"refusing to load a {class_name} layer \(it runs code"):
         Deblurrer.load(path)
 
@@ -246,7 +217,7 @@ def test_a_model_file_saying_it_is_a_training_state_gets_the_model_limit(model_f
     """A "resume" record raised a model's weights limit from 1 GiB to 4 GiB (inflated at twice the RAM)."""
     import blurkit.deblurrer as deblurrer
 
-    path = _rewrite(model_file, tmp_path / "claims.keras", meta=lambda m: m.update(resume={"x": 1}))
+    path = rewrite_model(model_file, tmp_path / "claims.keras", meta=lambda m: m.update(resume={"x": 1}))
     with zipfile.ZipFile(path) as zf:
         stored = zf.getinfo("model.weights.h5").file_size
     monkeypatch.setattr(deblurrer, "MAX_WEIGHTS_BYTES", stored - 1)  # a file just over the limit
@@ -257,7 +228,7 @@ def test_a_model_file_saying_it_is_a_training_state_gets_the_model_limit(model_f
 
 
 def test_weights_that_are_not_hdf5_are_refused_before_they_are_inflated(model_file, tmp_path):
-    path = _rewrite(model_file, tmp_path / "zeros.keras", weights=bytes(2**20))
+    path = rewrite_model(model_file, tmp_path / "zeros.keras", weights=bytes(2**20))
     with pytest.raises(ModelFileError, match=r"zeros\.keras: damaged weights \(model\.weights\.h5 is not an HDF5 "
                                              r"file\)"):
         Deblurrer.load(path)
@@ -282,10 +253,10 @@ def test_the_weights_are_streamed_into_the_checked_copy(model_file, monkeypatch)
 
 # ------------------------------------------------------------------------- F5, F11: training states
 def _resume(state_dir: Path, tmp_path: Path, **edit) -> Deblurrer:
-    """Resume the fixture's run from a copy of its state, edited by ``_rewrite(**edit)``; returns the facade."""
+    """Resume the fixture's run from a copy of its state, edited by ``rewrite_model(**edit)``; returns the facade."""
     folder = tmp_path / "run.resume"
     shutil.copytree(state_dir, folder)
-    _rewrite(state_dir / RESUME_NAME, folder / RESUME_NAME, **edit)
+    rewrite_model(state_dir / RESUME_NAME, folder / RESUME_NAME, **edit)
     d = _facade()
     d.fit(_photos(), checkpoint_dir=folder, resume=True, **{**FIT, "epochs": 2})
     return d
@@ -327,7 +298,8 @@ def test_compressed_best_weights_are_checked_before_they_are_inflated(state_dir,
     buf = io.BytesIO()
     np.savez_compressed(buf, w0=np.zeros(2**22, np.float32))  # 16 MB in a few kB
     with pytest.raises(ModelFileError, match=r"last\.keras: damaged training state \(best weights: "):
-        _resume(state_dir, tmp_path, extra={"blurkit_resume/best_weights.npz": buf.getvalue()})
+        _resume(state_dir, tmp_path, drop=("blurkit_resume/best_weights.npz",),
+                extra={"blurkit_resume/best_weights.npz": buf.getvalue()})
 
 
 @pytest.mark.parametrize("where, value, shown", [
@@ -356,7 +328,7 @@ def test_a_damaged_callback_record_is_refused_before_any_epoch(state_dir, tmp_pa
 ])
 def test_tile_settings_from_a_file_are_bounded_with_a_warning(model_file, tmp_path, facade, sizes):
     """A file's tile of 1 made a 600 x 800 photo 480,000 tiles: more than two minutes, against 20 s."""
-    path = _rewrite(model_file, tmp_path / "tiles.keras", meta=lambda m: m["facade"].update(facade))
+    path = rewrite_model(model_file, tmp_path / "tiles.keras", meta=lambda m: m["facade"].update(facade))
     with pytest.warns(UserWarning, match=r"tiles\.keras: its tile settings .* would make deblurring slow; using "
                                          rf"tile_size {sizes[0]}, tile_overlap {sizes[1]}, estimate_tile {sizes[2]}"):
         d = Deblurrer.load(path)
@@ -368,7 +340,7 @@ def test_patches_per_photo_are_bounded(model_file, tmp_path):
     with pytest.raises(ValueError, match=r"^1,048,576 patches of 32x32x3 per photo take 24\.0 GiB as float32 pairs, "
                                          r"more than 1 GiB: lower patches_per_image or patch_size$"):
         Deblurrer(model="unet", model_options=TINY, patch_size=32, patches_per_image=2**20)
-    path = _rewrite(model_file, tmp_path / "patches.keras",
+    path = rewrite_model(model_file, tmp_path / "patches.keras",
                     meta=lambda m: m["facade"].update(patches_per_image=2**20, patch_size=32))
     with pytest.raises(ModelFileError, match=r"patches\.keras: damaged blurkit metadata \(facade: 1,048,576 patches"):
         Deblurrer.load(path)
@@ -393,7 +365,7 @@ def test_train_reports_running_out_of_memory_in_one_line(model_file, tmp_path, m
 
 
 def test_a_file_patch_size_is_held_to_the_constructor_minimum(model_file, tmp_path):
-    path = _rewrite(model_file, tmp_path / "patch.keras", meta=lambda m: m["facade"].update(patch_size=1))
+    path = rewrite_model(model_file, tmp_path / "patch.keras", meta=lambda m: m["facade"].update(patch_size=1))
     with pytest.raises(ModelFileError, match=r"patch\.keras: damaged blurkit metadata \(facade patch_size 1: at "
                                              r"least 11"):
         Deblurrer.load(path)
@@ -406,7 +378,7 @@ def test_a_file_patch_size_is_held_to_the_constructor_minimum(model_file, tmp_pa
 ])
 def test_absurd_blur_settings_are_named_with_the_file_at_load(model_file, tmp_path, blur, reason):
     """They loaded, and evaluate then failed on every image without naming the file (or scored pure noise)."""
-    path = _rewrite(model_file, tmp_path / "blur.keras", meta=lambda m: m.update(blur=blur))
+    path = rewrite_model(model_file, tmp_path / "blur.keras", meta=lambda m: m.update(blur=blur))
     d = Deblurrer.load(path)  # the model itself is intact
     missing = getattr(d.blur, "missing", None)
     assert missing is not None and "blur.keras" in missing, missing
@@ -421,7 +393,7 @@ def test_absurd_blur_settings_are_named_with_the_file_at_load(model_file, tmp_pa
 ])
 def test_a_damaged_history_or_validation_is_refused_naming_the_file(model_file, tmp_path, key, value, shown):
     """They loaded, and fit or plot_history then failed in tracebacks that named nothing."""
-    path = _rewrite(model_file, tmp_path / "record.keras", meta=lambda m: m.update({key: value}))
+    path = rewrite_model(model_file, tmp_path / "record.keras", meta=lambda m: m.update({key: value}))
     with pytest.raises(ModelFileError, match=rf"record\.keras: damaged blurkit metadata \({shown}"):
         Deblurrer.load(path)
 
@@ -471,7 +443,7 @@ def test_a_fixed_size_model_with_a_tiny_input_is_refused(tmp_path, size):
 
     with pytest.raises(ValueError, match=rf"^model: its fixed input {size}x{size} is under 8 pixels"):
         Deblurrer(model=fixed(size))
-    path = _rewrite(Deblurrer(model=fixed(8)).save(tmp_path / "eight.keras"), tmp_path / "tiny.keras",
+    path = rewrite_model(Deblurrer(model=fixed(8)).save(tmp_path / "eight.keras"), tmp_path / "tiny.keras",
                     config=lambda cfg: json.loads(json.dumps(cfg).replace("[null, 8, 8, 3]",
                                                                           f"[null, {size}, {size}, 3]")))
     with pytest.raises(ModelFileError, match=rf"tiny\.keras: its fixed input {size}x{size} is under 8 pixels"):

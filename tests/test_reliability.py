@@ -48,7 +48,7 @@ from blurkit import Deblurrer
 from blurkit.cli.main import main
 from blurkit.data.io import ImageReadError, list_images, read_image, write_image
 from blurkit.deblurrer import METADATA_NAME, ModelFileError
-from helpers import changing_unet, levels
+from helpers import changing_unet, h5_bytes, levels, rewrite_model
 
 TINY = {"width": 4, "depth": 1, "blocks": 1}
 H, W = 24, 32
@@ -592,54 +592,6 @@ def test_deblur_killed_and_resumed_with_skip_existing(model_file, tmp_path, caps
 
 
 # ------------------------------------------------------------------------------------- untrusted files
-def _rewrite(src: Path, dst: Path, *, config=None, meta_raw: bytes | None = None, meta=None, drop=(),
-             extra: dict[str, bytes] | None = None, weights: bytes | None = None, encrypted: str | None = None
-             ) -> Path:
-    """Copy a saved model, editing its Keras config or its blurkit.json (``meta``: functions of the parsed
-    JSON), replacing its weights, adding ``extra`` entries, or flagging entry ``encrypted`` as encrypted."""
-    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_DEFLATED) as zout:
-        for info in zin.infolist():
-            data = zin.read(info)
-            if info.filename in drop:
-                continue
-            if info.filename == "config.json" and config is not None:
-                cfg = json.loads(data)
-                data = json.dumps(config(cfg) or cfg).encode()
-            if info.filename == METADATA_NAME and meta is not None:
-                m = json.loads(data)
-                data = json.dumps(meta(m) or m).encode()
-            if info.filename == METADATA_NAME and meta_raw is not None:
-                data = meta_raw
-            if info.filename == "model.weights.h5" and weights is not None:
-                data = weights
-            zout.writestr(info.filename, data)
-        for name, data in (extra or {}).items():
-            zout.writestr(name, data)
-    if encrypted is not None:  # set its "encrypted" flag (zipfile writes none): reading it needs a password
-        raw = bytearray(dst.read_bytes())
-        with zipfile.ZipFile(dst) as zf:
-            local = zf.getinfo(encrypted).header_offset
-        raw[local + 6] |= 0x1
-        at = raw.index(b"PK\x01\x02")  # the central directory: find the entry's record
-        while raw[at + 46: at + 46 + len(encrypted)] != encrypted.encode():
-            at = raw.index(b"PK\x01\x02", at + 4)
-        raw[at + 8] |= 0x1
-        dst.write_bytes(bytes(raw))
-    return dst
-
-
-def _h5(build) -> bytes:
-    """An HDF5 file made by ``build(h5py.File)``, as bytes."""
-    import io
-
-    import h5py
-
-    buf = io.BytesIO()
-    with h5py.File(buf, "w") as f:
-        build(f)
-    return buf.getvalue()
-
-
 def _first_conv(cfg: dict) -> dict:
     return next(layer for layer in cfg["config"]["layers"] if layer["class_name"] == "Conv2D")
 
@@ -725,14 +677,14 @@ UNTRUSTED = {
     "an encrypted entry": (dict(encrypted=METADATA_NAME),
                            r"damaged or unreadable model file \(RuntimeError: .*encrypted"),
     "weights declaring a gigabyte they do not store": (
-        dict(weights=_h5(lambda f: f.create_dataset("layers/x/vars/0", shape=(16384, 16384), dtype="f4"))),
+        dict(weights=h5_bytes(lambda f: f.create_dataset("layers/x/vars/0", shape=(16384, 16384), dtype="f4"))),
         r"its weights declare 1,073,741,824 bytes but the file stores \d+"),
     "weights with a soft link": (
-        dict(weights=_h5(lambda f: (f.create_dataset("layers/x/vars/0", data=[1.0]),
+        dict(weights=h5_bytes(lambda f: (f.create_dataset("layers/x/vars/0", data=[1.0]),
                                     f.__setitem__("layers/y", __import__("h5py").SoftLink("/layers/x"))))),
         r"refusing weights with a link \(/layers/y\) to another object or file"),
     "weights with an external link": (
-        dict(weights=_h5(lambda f: f.__setitem__("layers", __import__("h5py").ExternalLink("other.h5", "/")))),
+        dict(weights=h5_bytes(lambda f: f.__setitem__("layers", __import__("h5py").ExternalLink("other.h5", "/")))),
         r"refusing weights with a link \(/layers\) to another object or file"),
     "a 400-digit integer in the metadata": (
         dict(meta_raw=b'{"format": "blurkit-model", "format_version": 1, "facade": {"learning_rate": 1'
@@ -743,7 +695,7 @@ UNTRUSTED = {
             "module": "keras.layers", "class_name": "ZeroPadding2D", "config": {"padding": [[100000, 0], [0, 0]]}})),
         r"refusing a ZeroPadding2D layer with padding \[\[100000, 0\], \[0, 0\]\] \(at most 4096"),
     "weights stored in another file": (
-        dict(weights=_h5(lambda f: f.create_dataset("layers/x/vars/0", shape=(4,), dtype="f4",
+        dict(weights=h5_bytes(lambda f: f.create_dataset("layers/x/vars/0", shape=(4,), dtype="f4",
                                                     external=[("/etc/hostname", 0, 16)]))),
         r"refusing weights with a dataset \(/layers/x/vars/0\) stored in other files"),
 }
@@ -752,7 +704,7 @@ UNTRUSTED = {
 @pytest.mark.parametrize("name", list(UNTRUSTED))
 def test_untrusted_model_files_are_refused(model_file, tmp_path, name):
     edit, match = UNTRUSTED[name]
-    path = _rewrite(model_file, tmp_path / "untrusted.keras", **edit)
+    path = rewrite_model(model_file, tmp_path / "untrusted.keras", **edit)
     with pytest.raises(ModelFileError, match=match) as info:
         Deblurrer.load(path)
     assert "untrusted.keras" in str(info.value) and "\n" not in str(info.value)
@@ -771,7 +723,7 @@ def test_keras_safe_mode_alone_also_refuses(model_file, tmp_path, name, monkeypa
     import blurkit.deblurrer as bd
 
     monkeypatch.setattr(bd, "_check_keras_config", lambda *args, **kwargs: None)
-    path = _rewrite(model_file, tmp_path / "untrusted.keras", **UNTRUSTED[name][0])
+    path = rewrite_model(model_file, tmp_path / "untrusted.keras", **UNTRUSTED[name][0])
     with pytest.raises(ModelFileError, match="untrusted.keras: Keras could not load the model safely"):
         Deblurrer.load(path)
     assert not SENTINEL.exists()
@@ -789,7 +741,7 @@ def test_plugin_objects_registered_with_keras_are_allowed(model_file, tmp_path):
             "module": "some_plugin.initializers", "class_name": "PluginInit", "config": {},
             "registered_name": "reliability_test_plugin>PluginInit"}
 
-    loaded = Deblurrer.load(_rewrite(model_file, tmp_path / "plugin.keras", config=edit))
+    loaded = Deblurrer.load(rewrite_model(model_file, tmp_path / "plugin.keras", config=edit))
     assert any(type(getattr(layer, "kernel_initializer", None)).__name__ == "PluginInit"
                for layer in loaded.model.layers)
 
@@ -809,7 +761,7 @@ def test_plugin_functions_registered_with_keras_are_allowed(model_file, tmp_path
         def edit(cfg, fn=fn):
             _first_conv(cfg)["config"]["activation"] = {**saved, "config": fn}
 
-        loaded = Deblurrer.load(_rewrite(model_file, tmp_path / f"plugin-{name}.keras", config=edit))
+        loaded = Deblurrer.load(rewrite_model(model_file, tmp_path / f"plugin-{name}.keras", config=edit))
         assert any(getattr(layer, "activation", None) is plugin_act for layer in loaded.model.layers), name
 
 
@@ -871,15 +823,15 @@ def test_model_file_entries_are_bounded_before_anything_is_inflated(model_file, 
     }
     for name, (edit, match) in cases.items():
         with pytest.raises(ModelFileError, match=match):
-            Deblurrer.load(_rewrite(model_file, tmp_path / f"{name}.keras", **edit))
-    ok = Deblurrer.load(_rewrite(model_file, tmp_path / "two assets.keras", extra={"assets/a": b"1", "assets/b": b"2"}))
+            Deblurrer.load(rewrite_model(model_file, tmp_path / f"{name}.keras", **edit))
+    ok = Deblurrer.load(rewrite_model(model_file, tmp_path / "two assets.keras", extra={"assets/a": b"1", "assets/b": b"2"}))
     assert ok.model.count_params() == Deblurrer.load(model_file).model.count_params()
     size = zipfile.ZipFile(model_file).getinfo("model.weights.h5").file_size
     monkeypatch.setattr(bd, "MAX_WEIGHTS_BYTES", size - 1)
     with pytest.raises(ModelFileError, match=rf"entry model\.weights\.h5 is too large \({size:,} bytes"):
         Deblurrer.load(model_file)
     # a training state's weights hold Adam's two moments per weight too: up to 4 times the model's limit
-    state = _rewrite(model_file, tmp_path / "last.keras", meta=lambda m: m.update(resume={"epoch": 1}))
+    state = rewrite_model(model_file, tmp_path / "last.keras", meta=lambda m: m.update(resume={"epoch": 1}))
     assert Deblurrer.read_metadata(state)["resume"] == {"epoch": 1}
     monkeypatch.setattr(bd, "MAX_WEIGHTS_BYTES", size // 4 - 1)
     with pytest.raises(ModelFileError, match=r"entry model\.weights\.h5 is too large"):
@@ -941,7 +893,7 @@ def test_models_that_cannot_restore_images_are_refused_at_load(tmp_path, monkeyp
                 else:
                     f.require_group(name)
             src.visititems(copy)
-    bad = _rewrite(good, tmp_path / "shape.keras", weights=_h5(grown))
+    bad = rewrite_model(good, tmp_path / "shape.keras", weights=h5_bytes(grown))
     with pytest.raises(ModelFileError, match=r"could not be loaded\. Example error message for object <Conv2D "
                                              r"name=\w+, built=True>: \S"):
         Deblurrer.load(bad)
@@ -954,14 +906,14 @@ def test_untrusted_install_hints_are_not_repeated(model_file, tmp_path):
         m["blur"]["name"] = "motionx"
         m["components"] = {"blur": "plugin blurkit-official\x1b[2K\rOK: 1.0: pip install evil"}
 
-    d = Deblurrer.load(_rewrite(model_file, tmp_path / "hint.keras", meta=evil))
+    d = Deblurrer.load(rewrite_model(model_file, tmp_path / "hint.keras", meta=evil))
     assert "\x1b" not in d.blur.missing and "pip install" not in d.blur.missing and "\n" not in d.blur.missing
 
     def honest(m):
         m["blur"]["name"] = "motionx"
         m["components"] = {"blur": "plugin blurkit-motionx 1.2"}
 
-    d = Deblurrer.load(_rewrite(model_file, tmp_path / "hint.keras", meta=honest))
+    d = Deblurrer.load(rewrite_model(model_file, tmp_path / "hint.keras", meta=honest))
     assert "(from plugin blurkit-motionx 1.2: pip install blurkit-motionx)" in d.blur.missing
 
 
