@@ -2588,6 +2588,11 @@ def _resume_problem(state_file: Path, meta: dict, settings: dict | None, run_sta
     return None
 
 
+def _number_or_null(v: Any) -> bool:
+    """Whether ``v``, read from a file's JSON, is a number (not a bool) or null: a score or a best value."""
+    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+
 def _check_state_record(state_file: Path, state: dict) -> None:
     """Refuse a training-state record whose fields are not what :func:`_callbacks` writes (whole epochs, a
     number or null for a best value, whole counters for the callbacks' waits), naming the file: they are put
@@ -2596,14 +2601,11 @@ def _check_state_record(state_file: Path, state: dict) -> None:
     def whole(v: Any) -> bool:
         return isinstance(v, int) and not isinstance(v, bool) and v >= 0
 
-    def number(v: Any) -> bool:
-        return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
-
     bad = next((f"{k} {_shown_text(state.get(k))}" for k in ("epoch", "run_start", "end")
                 if k in state and not whole(state[k])), None)
     if bad is None and not isinstance(state.get("stopped", False), bool):
         bad = f"stopped {_shown_text(state['stopped'])}"
-    if bad is None and not number(state.get("recorder_best")):
+    if bad is None and not _number_or_null(state.get("recorder_best")):
         bad = f"recorder_best {_shown_text(state['recorder_best'])}"
     callbacks = state.get("callbacks") or {}
     if bad is None and not isinstance(callbacks, dict):
@@ -2613,7 +2615,7 @@ def _check_state_record(state_file: Path, state: dict) -> None:
             bad = f"callbacks {_shown_text(name)}: {_shown_text(saved)}"
             break
         for attr, v in (saved or {}).items():
-            if attr not in _TRACKED_STATE[name] or not (number(v) if attr == "best" else whole(v)):
+            if attr not in _TRACKED_STATE[name] or not (_number_or_null(v) if attr == "best" else whole(v)):
                 bad = f"{name} {attr} {_shown_text(v)}"
                 break
         if bad is not None:
@@ -2913,15 +2915,12 @@ def _check_scores(meta: dict, path: Any) -> None:
     ``validation`` that is not a dict of numbers, naming the file: :meth:`Deblurrer.fit` and
     :meth:`Deblurrer.plot_history` failed on them later, in tracebacks that named nothing."""
 
-    def number(v: Any) -> bool:
-        return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
-
     for key, values in (meta.get("history") or {}).items():
-        if not isinstance(values, list) or not all(number(v) for v in values):
+        if not isinstance(values, list) or not all(_number_or_null(v) for v in values):
             raise ModelFileError(f"{path}: damaged blurkit metadata (history {_shown_text(key)}: a list of "
                                  f"numbers expected, got {_shown_text(values)})")
     for key, value in (meta.get("validation") or {}).items():
-        if not number(value):
+        if not _number_or_null(value):
             raise ModelFileError(f"{path}: damaged blurkit metadata (validation {_shown_text(key)}: a number "
                                  f"expected, got {_shown_text(value)})")
 
