@@ -48,6 +48,7 @@ Examples:
 from __future__ import annotations
 
 import collections
+import errno
 import inspect
 import os
 import signal
@@ -78,6 +79,10 @@ class Summary:
         failed: ``(source, reason)`` for each file that could not be read, restored or written, in input
             order.
         interrupted: The batch was stopped by Ctrl-C before the end.
+        stopped: Why the batch stopped before the end without being interrupted, empty when it did not: a
+            write failed because the output's disk is full (``ENOSPC``), over quota (``EDQUOT``) or read-only
+            (``EROFS``), so every later write would fail too, after restoring its photo for nothing. That
+            file and those being written are in ``failed``; the files after them were not read.
         seconds: Wall time of the batch.
 
     Examples:
@@ -90,6 +95,7 @@ class Summary:
     skipped: int = 0
     failed: list[tuple[Path, str]] = field(default_factory=list)
     interrupted: bool = False
+    stopped: str = ""
     seconds: float = 0.0
 
     @property
@@ -242,6 +248,10 @@ def tile_bar(deblurrer: Any, progress: bool) -> dict:
     return {"progress": True} if takes else {}
 
 
+#: Write errors after which no other output can be written (the same disk): the batch stops at the first.
+_FATAL_WRITE = frozenset(getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EROFS") if hasattr(errno, name))
+
+
 def _reason(exc: BaseException) -> str:
     """Why a file failed, listed beside it: an unreadable file's reason without its name."""
     from blurkit.data.io import ImageReadError
@@ -274,7 +284,9 @@ def deblur_files(
     created), with the source's colour profile and EXIF data when the destination is a JPEG, PNG or WebP
     file (:mod:`blurkit.data.metadata`). Outputs keep the source's sample type where the format can hold
     it: 8 or 16 bits, float32 in TIFF (16 bits in PNG), grey + alpha in PNG. A failure is recorded in the
-    summary (a write error names the destination) and the batch goes on.
+    summary (a write error names the destination) and the batch goes on, except after a write that failed
+    because the disk is full, over quota or read-only: every later write would fail too, each after its
+    photo was restored for nothing, so the files not yet read are left and :attr:`Summary.stopped` says why.
 
     Args:
         deblurrer: A :class:`~blurkit.Deblurrer`, or any object whose ``predict(image)`` returns the
@@ -362,7 +374,6 @@ def deblur_files(
     def fail(i: int, src: Path, exc: BaseException) -> None:
         failures.append((i, src, _reason(exc)))
         bar.step(summary, len(failures))
-
     reads: collections.deque[tuple[int, Path, Path, Future]] = collections.deque()
     writes: list[tuple[int, Path, Future]] = []
 
@@ -376,6 +387,8 @@ def deblur_files(
                 pending.append((i, src, fut))
             elif (exc := fut.exception()) is not None:
                 fail(i, src, exc)
+                if isinstance(exc, OSError) and exc.errno in _FATAL_WRITE and not summary.stopped:
+                    summary.stopped = _reason(exc)
             else:
                 summary.done += 1
                 bar.step(summary, len(failures))
@@ -384,6 +397,9 @@ def deblur_files(
     def restore_next() -> None:
         """Restore the oldest file read and queue its result for writing."""
         i, src, dst, fut = reads.popleft()
+        if summary.stopped:  # read ahead before the disk filled: left, as the files not yet read
+            fut.cancel()
+            return
         try:
             image, meta = fut.result()
             with naming(src):  # a Deblurrer's warnings about the image name its file
@@ -399,6 +415,8 @@ def deblur_files(
     writers = ThreadPoolExecutor(workers, thread_name_prefix="blurkit-write") if workers else _Inline()
     try:
         for i, (src, dst) in enumerate(jobs):
+            if summary.stopped:
+                break
             src, dst = Path(os.fspath(src)), Path(os.fspath(dst))
             if skip_existing and dst.exists():
                 summary.skipped += 1

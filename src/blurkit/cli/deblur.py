@@ -20,8 +20,9 @@ so outputs are upright.
 
 Exit status: 0 when every image was written (or was already there), 3 when some files failed and the others
 were written (or were already there: a ``--skip-existing`` rerun of a batch with one bad file), 1 when every
-file failed, 2 for a usage error, 130 when interrupted (Ctrl-C), 143 when
-terminated (SIGTERM). So ``blurkit deblur in -o out && upload out`` uploads only a complete batch, and a
+file failed or a write found the output's disk full, over quota or read-only (the batch stops there:
+the rest would fail alike; ``--skip-existing`` goes on once there is room), 2 for a usage error, 130 when
+interrupted (Ctrl-C), 143 when terminated (SIGTERM). So ``blurkit deblur in -o out && upload out`` uploads only a complete batch, and a
 script that accepts a partial one tests for 3.
 """
 
@@ -116,7 +117,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "is given, with the shipped presets: per photo, gaussian-v1-noisy for noisy or JPEG-compressed "
         "photos and gaussian-v1 for the others (--preset auto).",
         epilog="exit status: 0 every image written (or already there), 3 some files failed (listed on "
-        "stderr) and the others written (or already there), 1 every file failed, 2 a usage error, "
+        "stderr) and the others written (or already there), 1 every file failed or the output disk is full or "
+        "read-only (the batch stops there), 2 a usage error, "
         "130 interrupted, 143 terminated",
     )
     p.add_argument("paths", nargs="+", metavar="[MODEL] INPUT",
@@ -633,6 +635,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"interrupted after {summary.total} files ({summary}); run the same command{again} to go on",
               file=sys.stderr)
         return interrupt_status(stop)
+    if summary.stopped:  # a full or read-only disk: the rest would have failed alike, each after its restoration
+        print(shown(f"stopped after {summary.total} files: {summary.stopped}; the files after them were not "
+                    f"restored: make room (or give another --out) and run the same command"
+                    f"{'' if args.skip_existing else ' with --skip-existing'} to go on"), file=sys.stderr)
+        return 1
     if not summary.failed:
         return 0
     return PARTIAL if summary.done or summary.skipped else 1
