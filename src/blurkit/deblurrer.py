@@ -3040,7 +3040,7 @@ class _View(io.RawIOBase):
 
 
 @contextlib.contextmanager
-def _entry_view(archive: io.BytesIO, info: zipfile.ZipInfo) -> Iterator[io.RawIOBase]:
+def _entry_view(archive: io.BytesIO, info: zipfile.ZipInfo) -> Iterator[IO[bytes]]:
     """A stored entry of the in-memory archive :func:`_keras_archive` makes, as a file over the archive's own
     bytes (no copy); its reader's seeks cost nothing (on Python 3.11 a zip entry's backward seek reads it again
     from the start). Another entry (compressed) is opened from the archive as usual."""
@@ -3060,7 +3060,7 @@ def _entry_view(archive: io.BytesIO, info: zipfile.ZipInfo) -> Iterator[io.RawIO
         view = buffer[start:start + info.file_size]
         try:
             with _View(view) as fh:
-                yield fh
+                yield cast(IO[bytes], fh)
         finally:
             view.release()
     finally:
