@@ -105,6 +105,74 @@ def test_the_count_is_bounded_and_a_failed_one_not_kept(model_file, monkeypatch)
     monkeypatch.setattr(deblurrer, "_COUNTED", {str(i): i for i in range(deblurrer._COUNTED_MAX)})
     with pytest.raises(ModelFileError):
         deblurrer._check_variable_sizes({"class_name": "NoSuchLayer", "config": {}}, 0, "x.keras")
-    assert list(deblurrer._COUNTED) == [str(i) for i in range(deblurrer._COUNTED_MAX)]
+    assert list(deblurrer._COUNTED) == [str(i) for i in range(deblurrer._COUNTED_MAX)]  # nothing kept
     Deblurrer.load(model_file)
     assert len(deblurrer._COUNTED) == deblurrer._COUNTED_MAX and "0" not in deblurrer._COUNTED  # the oldest
+
+
+def _dense(name: str, units: int, fan_in: int, sid) -> dict:
+    import keras
+
+    cfg = keras.saving.serialize_keras_object(keras.layers.Dense(units, name=name))
+    cfg["build_config"] = {"input_shape": [None, fan_in]}
+    cfg["shared_object_id"] = sid
+    return cfg
+
+
+# review-s16a 1: a key shared by configs Keras builds differently let a harmless-looking file's count stand
+# for a crafted one's (256 MiB allocated where the count refuses the file)
+COLLISIONS = {
+    # Keras' map of shared objects compares ids as Python does: 1.0 is 1, so "b" is "a" in the first config
+    "a float id": ({"a": _dense("a", 8, 8, 1.0), "b": _dense("b", 64, 64, 1)},
+                   {"a": _dense("a", 8, 8, 1.0), "b": _dense("b", 64, 64, 2)}),
+    # Keras builds a shared object where it first meets it: order matters, sorting the keys lost it
+    "the order": ({"a": _dense("a", 8, 8, 7), "b": _dense("b", 64, 64, 7)},
+                  {"b": _dense("b", 64, 64, 7), "a": _dense("a", 8, 8, 7)}),
+}
+
+
+@pytest.mark.parametrize("name", list(COLLISIONS))
+def test_configs_keras_builds_differently_have_different_keys(name):
+    first, second = COLLISIONS[name]
+    assert deblurrer._config_key(first) != deblurrer._config_key(second)
+
+
+def test_a_file_keras_refuses_leaves_no_count_and_a_crafted_one_is_counted(model_file, tmp_path, monkeypatch):
+    """A primer whose count passes but which Keras cannot load is not kept: the crafted file is counted."""
+    monkeypatch.setattr(deblurrer, "_COUNTED", {})
+    big = 2048  # 16 MiB of kernel against a few kB of weights
+    primer = rewrite_model(model_file, tmp_path / "primer.keras",
+                           config=lambda cfg: {"a": _dense("a", 8, 8, 7), "b": _dense("b", big, big, 7)})
+    crafted = rewrite_model(model_file, tmp_path / "crafted.keras",
+                            config=lambda cfg: {"b": _dense("b", big, big, 7), "a": _dense("a", 8, 8, 7)})
+    with pytest.raises(ModelFileError, match="primer.keras: Keras could not load"):
+        Deblurrer.load(primer)
+    assert deblurrer._COUNTED == {}
+    with pytest.raises(ModelFileError, match=r"crafted\.keras: its model's variables need"):
+        Deblurrer.load(crafted)
+
+
+def test_a_config_naming_classes_from_elsewhere_is_not_kept():
+    """A plugin's class may be registered anew in the process (a notebook): its count is made at each load."""
+    plugin = {"module": "myplugin.layers", "class_name": "Wide", "config": {}, "registered_name": "myplugin>Wide"}
+    renamed = {"module": "keras.layers", "class_name": "Dense", "config": {}, "registered_name": "myplugin>Wide"}
+    ours = {"module": "blurkit.models.layers", "class_name": "PadToMultiple", "config": {},
+            "registered_name": "blurkit>PadToMultiple"}
+    assert deblurrer._config_key(plugin) is None and deblurrer._config_key(renamed) is None
+    assert deblurrer._config_key(ours) is not None and len(deblurrer._config_key(ours)) == 64  # a hash
+
+
+def test_the_count_is_kept_safely_from_many_threads(monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setattr(deblurrer, "_COUNTED", {})
+
+    def churn(k: int) -> None:
+        for i in range(2000):
+            deblurrer._remember_count((f"{k}-{i % 40}", i))
+            with deblurrer._COUNTED_LOCK:
+                deblurrer._COUNTED.get(f"{k}-{i % 7}")
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(churn, range(4)))
+    assert len(deblurrer._COUNTED) == deblurrer._COUNTED_MAX

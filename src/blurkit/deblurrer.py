@@ -1968,7 +1968,7 @@ class Deblurrer:
             if key is not None and key != _source_key(installed):
                 blur = _missing_blur(saved_blur, path, recorded, installed=installed)
         config = _check_keras_config(path, components.get("model"), archive)
-        _check_variable_sizes(config, _check_weights(archive, path), path)
+        counted = _check_variable_sizes(config, _check_weights(archive, path), path)
         facade = _checked_facade(meta.get("facade") or {}, path)
         try:
             # compiled below, by blurkit: Keras' compile=True warns about the optimizer state files lack
@@ -1978,6 +1978,7 @@ class Deblurrer:
         broken = _broken_weights(model) or _model_problem(model)
         if broken:
             raise ModelFileError(f"{path}: {broken}; it cannot restore images")
+        _remember_count(counted)
         d = cls.__new__(cls)
         d._from_parts(model, blur, spec, facade)
         _bound_tiles(d, path)
@@ -3186,29 +3187,68 @@ def _variable_bytes(variable: Any) -> int:
 
 #: The bytes of variables counted per model config in this process (:func:`_check_variable_sizes`), so that
 #: loading the same architecture again (the second preset of ``--preset auto``, checkpoints of one run) skips
-#: the rebuild (0.15 s for a preset). A few configs at most; the oldest is forgotten first.
+#: the rebuild (0.15 s for a preset). Kept only once the file has loaded; a few keys (hashes) at most, the
+#: oldest forgotten first; shared by threads under :data:`_COUNTED_LOCK`.
 _COUNTED: dict[str, int] = {}
 _COUNTED_MAX = 16
+_COUNTED_LOCK = threading.Lock()
 
 
-def _config_key(config: Any) -> str:
-    """``config`` as one text, with Keras' ``shared_object_id`` values (memory addresses of the process that
-    saved it) numbered in order of appearance, so that one architecture saved twice has one key, and two
-    configs share a key only if they deserialize alike."""
+def _config_key(config: Any) -> str | None:
+    """A key for the variables ``config`` makes, or ``None`` when it cannot be trusted to say (a layer of a
+    module other than Keras' and blurkit's: a plugin's class may be registered anew in the process).
+
+    Two configs share a key only if Keras deserializes them alike: Keras' ``shared_object_id`` values (memory
+    addresses of the process that saved the file) are numbered in order of appearance, compared as Keras' map
+    of them compares them (``1 == 1.0``), the order of the config kept (Keras builds a shared object where it
+    first meets it), and Keras' version, float type and dtype policy included (a layer without its own dtype
+    follows them). So one architecture saved twice (the two presets) has one key."""
+    import hashlib
+
+    import keras
+
     ids: dict[Any, int] = {}
+    foreign = []
 
     def canon(x: Any) -> Any:
         if isinstance(x, dict):
-            return {k: ids.setdefault(v, len(ids)) if k == "shared_object_id" and isinstance(v, (int, str))
-                    else canon(v) for k, v in x.items()}
+            module, registered = x.get("module"), x.get("registered_name")
+            if isinstance(module, str) and module.split(".")[0] not in ("keras", "blurkit"):
+                foreign.append(module)
+            if isinstance(registered, str) and not registered.startswith("blurkit>") \
+                    and registered != x.get("class_name"):  # Keras resolves a registered name first
+                foreign.append(registered)
+            return {k: ids.setdefault(v, len(ids)) if k == "shared_object_id" and _hashable(v) else canon(v)
+                    for k, v in x.items()}
         if isinstance(x, list):
             return [canon(v) for v in x]
         return x
 
-    return json.dumps(canon(config), sort_keys=True)
+    text = json.dumps([getattr(keras, "__version__", ""), keras.config.floatx(),
+                       getattr(keras.config.dtype_policy(), "name", ""), canon(config)])
+    return None if foreign else hashlib.sha256(text.encode()).hexdigest()
 
 
-def _check_variable_sizes(config: Any, stored: int, path: Any) -> None:
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+def _remember_count(counted: tuple[str, int] | None) -> None:
+    """Keep :func:`_check_variable_sizes`' count once its file has loaded."""
+    if counted is None:
+        return
+    with _COUNTED_LOCK:
+        _COUNTED.pop(counted[0], None)
+        while len(_COUNTED) >= _COUNTED_MAX:
+            del _COUNTED[next(iter(_COUNTED))]
+        _COUNTED[counted[0]] = counted[1]
+
+
+def _check_variable_sizes(config: Any, stored: int, path: Any) -> tuple[str, int] | None:
     """Refuse a model whose variables need more bytes than its weights file can fill (``stored``, from
     :func:`_check_weights`), before Keras allocates them: Keras creates and initialises every variable when it
     rebuilds a model, before it reads a weight, so a config of a few kB (an ``Embedding(2**19, 1536)``, two
@@ -3228,9 +3268,11 @@ def _check_variable_sizes(config: Any, stored: int, path: Any) -> None:
     import keras
 
     key = _config_key(config)
-    if key in _COUNTED:
-        _refuse_variables(_COUNTED[key], stored, path, False)
-        return
+    with _COUNTED_LOCK:
+        known = _COUNTED.get(key) if key is not None else None
+    if known is not None:
+        _refuse_variables(known, stored, path, False)
+        return None
     try:  # private modules: a Keras that moves them loads files without this count, not with an ImportError
         global_state = importlib.import_module("keras.src.backend.common.global_state")
         serialization_lib = importlib.import_module("keras.src.saving.serialization_lib")
@@ -3241,7 +3283,7 @@ def _check_variable_sizes(config: Any, stored: int, path: Any) -> None:
         warnings.warn(f"{path}: not counting the model's variables before loading it (this Keras "
                       f"{getattr(keras, '__version__', '?')} lacks what blurkit counts them with: {exc}); "
                       "its layer settings are still bounded", UserWarning, stacklevel=3)
-        return
+        return None
 
     pending = list(get("uninitialized_variables", None) or [])
     value_made = False
@@ -3260,11 +3302,9 @@ def _check_variable_sizes(config: Any, stored: int, path: Any) -> None:
         needed = sum(_variable_bytes(v) for v in created)
     finally:  # never initialised: not by the next stateless scope to close either
         put("uninitialized_variables", pending)
-    if not value_made:  # a complete count (one cut short by a value-made variable is counted again)
-        while len(_COUNTED) >= _COUNTED_MAX:
-            del _COUNTED[next(iter(_COUNTED))]
-        _COUNTED[key] = needed
     _refuse_variables(needed, stored, path, value_made)
+    # a complete count (one cut short by a value-made variable is made again), kept once the file has loaded
+    return (key, needed) if key is not None and not value_made else None
 
 
 def _refuse_variables(needed: int, stored: int, path: Any, value_made: bool) -> None:
