@@ -1,8 +1,10 @@
-"""A batch whose output disk fills up (or is read-only, or over quota) stops at the first such write.
+"""A batch whose output file system fills up (or is read-only, or over quota) leaves the photos whose outputs
+are on it unread after the first such write.
 
-Every later write would fail the same way, each after restoring its photo for nothing (minutes a photo on a
-laptop CPU, hours for a large folder). The files already written stay, the failure is listed with its reason,
-and a rerun with ``--skip-existing`` once there is room goes on where the batch stopped.
+Every later write there would fail the same way, each after restoring its photo for nothing (minutes a photo
+on a laptop CPU, hours for a large folder). The files already written stay, the failure is listed with its
+reason, outputs on other file systems are still written, and a rerun with ``--skip-existing`` once there is
+room goes on where the batch left off.
 """
 
 from __future__ import annotations
@@ -59,28 +61,87 @@ def _disk_fills(monkeypatch: pytest.MonkeyPatch, after: int, code: int = errno.E
     return written
 
 
+def _counting_reads(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    read, real = [], bio.read_image
+
+    def counted(path, *args, **kwargs):
+        read.append(Path(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(bio, "read_image", counted)
+    return read
+
+
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS] + ([errno.EDQUOT] if hasattr(errno, "EDQUOT") else []))
 @pytest.mark.parametrize("workers", [0, 2])
-def test_a_full_disk_stops_the_batch_at_the_first_failed_write(photos, tmp_path, monkeypatch, code, workers):
+def test_a_full_disk_leaves_the_files_after_the_failed_write_unread(photos, tmp_path, monkeypatch, code, workers):
     written = _disk_fills(monkeypatch, after=3, code=code)
+    read = _counting_reads(monkeypatch)
     model = Counting()
     s = deblur_files(model, folder_jobs(photos, tmp_path / "out"), workers=workers, prefetch=2)
     assert s.done == 3 and len(written) == 3 and not s.interrupted
-    assert s.stopped and os.strerror(code) in s.stopped and str(tmp_path / "out") in s.stopped
-    # without threads, nothing is restored after the failed write; with them, at most what was already queued
+    assert os.strerror(code) in s.left_why and str(tmp_path / "out") in s.left_why
+    # without threads, nothing is read or restored after the failed write; with them, at most what was queued
     assert model.calls == 4 if workers == 0 else 4 <= model.calls <= 4 + 2 * 2
+    assert len(read) == model.calls if workers == 0 else len(read) <= model.calls + 2
     assert len(s.failed) == model.calls - 3  # the failed write, and any restored before it was known
     assert all(os.strerror(code) in why for _, why in s.failed)
-    assert s.total < N  # the files after them were not read
+    assert s.left == N - model.calls and s.total + s.left == N
 
 
 @pytest.mark.parametrize("workers", [0, 2])
-def test_other_write_errors_do_not_stop_the_batch(photos, tmp_path, monkeypatch, workers):
+def test_other_write_errors_leave_nothing(photos, tmp_path, monkeypatch, workers):
     """A permission refused on one output says nothing of the others: the batch goes on, as before."""
     _disk_fills(monkeypatch, after=3, code=errno.EACCES)
     model = Counting()
     s = deblur_files(model, folder_jobs(photos, tmp_path / "out"), workers=workers, prefetch=2)
-    assert model.calls == N and s.total == N and s.done == 3 and len(s.failed) == N - 3 and not s.stopped
+    assert model.calls == N and s.total == N and s.done == 3 and len(s.failed) == N - 3
+    assert s.left == 0 and s.left_why == ""
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_outputs_on_other_file_systems_are_still_written(photos, tmp_path, monkeypatch, workers):
+    """review-s16a 2: a read-only mount inside the photo tree stopped the whole batch, and the rerun stopped at
+    it again. Only the outputs on the file system found read-only are left."""
+    import blurkit.batch as batch
+
+    out = tmp_path / "out"
+    jobs = [(p, out / ("ro" if i % 3 == 1 else "rw") / p.name) for i, p in enumerate(sorted(photos.iterdir()))]
+    real_write, real_device = bio.write_image, batch._device
+
+    def write(path, image, **kwargs):
+        if Path(path).parent.name == "ro":
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        real_write(path, image, **kwargs)
+
+    monkeypatch.setattr(bio, "write_image", write)
+    monkeypatch.setattr(batch, "_device", lambda folder: -1 if folder.name == "ro" else real_device(folder))
+    model = Counting()
+    s = deblur_files(model, jobs, workers=workers, prefetch=2)
+    rw = [dst for _, dst in jobs if dst.parent.name == "rw"]
+    assert s.done == len(rw) and sorted(out.joinpath("rw").iterdir()) == sorted(rw)
+    assert 1 <= len(s.failed) <= 3 and s.left == N - len(rw) - len(s.failed) > 0
+    assert "Read-only file system" in s.left_why
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_a_real_full_device_keeps_its_error_number(photos, tmp_path):
+    """Through the real write path (atomic_open writes through a link to a device): ENOSPC keeps its errno."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "p00.png").symlink_to("/dev/full")
+    s = deblur_files(Counting(), folder_jobs(photos, out), workers=0)
+    assert [p.name for p, _ in s.failed] == ["p00.png"] and "No space left on device" in s.left_why
+    assert s.done == 0 and s.left == N - 1  # its folder's file system is taken for full: the others are left
+
+
+def test_a_full_disk_at_the_last_file_leaves_nothing(photos, tmp_path, monkeypatch, capsys):
+    _disk_fills(monkeypatch, after=N - 1)
+    monkeypatch.setattr(common, "load_deblurrer", lambda model, preset=None: Counting())
+    assert main(["deblur", str(photos), "-o", str(tmp_path / "out"), "--io-workers", "0", "-q"]) == 3
+    captured = capsys.readouterr()
+    assert f"done {N - 1}, skipped 0 (already there), failed 1" in captured.out
+    assert "No space left on device" in captured.err and "left unread" not in captured.err
 
 
 def test_deblur_exits_1_naming_the_full_disk_and_goes_on_once_there_is_room(photos, tmp_path, monkeypatch,
@@ -91,7 +152,8 @@ def test_deblur_exits_1_naming_the_full_disk_and_goes_on_once_there_is_room(phot
     assert main(["deblur", str(photos), "-o", str(out), "--io-workers", "0", "-q"]) == 1
     captured = capsys.readouterr()
     assert "done 5, skipped 0 (already there), failed 1" in captured.out
-    assert "No space left on device" in captured.err and "stopped after 6 files" in captured.err
+    assert f"{N - 6} files left unread: a write found their output's file system full or read-only" in captured.err
+    assert "No space left on device" in captured.err
     assert "run the same command with --skip-existing to go on" in captured.err
     assert sorted(p.name for p in out.iterdir()) == [f"p{i:02d}.png" for i in range(5)]  # no temporary files
 

@@ -79,10 +79,10 @@ class Summary:
         failed: ``(source, reason)`` for each file that could not be read, restored or written, in input
             order.
         interrupted: The batch was stopped by Ctrl-C before the end.
-        stopped: Why the batch stopped before the end without being interrupted, empty when it did not: a
-            write failed because the output's disk is full (``ENOSPC``), over quota (``EDQUOT``) or read-only
-            (``EROFS``), so every later write would fail too, after restoring its photo for nothing. That
-            file and those being written are in ``failed``; the files after them were not read.
+        left: Files neither read nor restored because a write had found their output's file system full
+            (``ENOSPC``), over quota (``EDQUOT``) or read-only (``EROFS``): their writes would fail too, each
+            after its photo was restored for nothing. Outputs on other file systems are still written.
+        left_why: The write error that left them (empty when none did).
         seconds: Wall time of the batch.
 
     Examples:
@@ -95,7 +95,8 @@ class Summary:
     skipped: int = 0
     failed: list[tuple[Path, str]] = field(default_factory=list)
     interrupted: bool = False
-    stopped: str = ""
+    left: int = 0
+    left_why: str = ""
     seconds: float = 0.0
 
     @property
@@ -248,8 +249,18 @@ def tile_bar(deblurrer: Any, progress: bool) -> dict:
     return {"progress": True} if takes else {}
 
 
-#: Write errors after which no other output can be written (the same disk): the batch stops at the first.
+#: Write errors after which no other output on the same file system can be written: those are left unread.
 _FATAL_WRITE = frozenset(getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EROFS") if hasattr(errno, name))
+
+
+def _device(folder: Path) -> int | None:
+    """The file system (``st_dev``) ``folder`` is on, or will be once made: its nearest existing folder's."""
+    for probe in (folder, *folder.parents):
+        try:
+            return os.stat(probe).st_dev
+        except OSError:
+            continue
+    return None
 
 
 def _reason(exc: BaseException) -> str:
@@ -284,9 +295,9 @@ def deblur_files(
     created), with the source's colour profile and EXIF data when the destination is a JPEG, PNG or WebP
     file (:mod:`blurkit.data.metadata`). Outputs keep the source's sample type where the format can hold
     it: 8 or 16 bits, float32 in TIFF (16 bits in PNG), grey + alpha in PNG. A failure is recorded in the
-    summary (a write error names the destination) and the batch goes on, except after a write that failed
-    because the disk is full, over quota or read-only: every later write would fail too, each after its
-    photo was restored for nothing, so the files not yet read are left and :attr:`Summary.stopped` says why.
+    summary (a write error names the destination) and the batch goes on. After a write that failed because
+    its file system is full, over quota or read-only, the files whose outputs are on that file system are left
+    unread (each would be restored for nothing, and its write fail): :attr:`Summary.left` counts them.
 
     Args:
         deblurrer: A :class:`~blurkit.Deblurrer`, or any object whose ``predict(image)`` returns the
@@ -375,20 +386,36 @@ def deblur_files(
         failures.append((i, src, _reason(exc)))
         bar.step(summary, len(failures))
     reads: collections.deque[tuple[int, Path, Path, Future]] = collections.deque()
-    writes: list[tuple[int, Path, Future]] = []
+    writes: list[tuple[int, Path, Path, Future]] = []
+    full: set[int | None] = set()  # file systems (st_dev) a write found full or read-only
+    devices: dict[Path, int | None] = {}  # output folder -> its file system, looked up once there is one
+
+    def dead(dst: Path) -> bool:
+        """Whether ``dst`` is on a file system a write found full or read-only."""
+        if not full:
+            return False
+        if dst.parent not in devices:
+            devices[dst.parent] = _device(dst.parent)
+        return devices[dst.parent] in full
+
+    def leave() -> None:
+        summary.left += 1
+        bar.step(summary, len(failures))
 
     def reap(block: bool = False) -> None:
         """Account for finished writes; with ``block``, wait for at least one first."""
         if block and writes:
-            wait([f for _, _, f in writes], return_when=FIRST_COMPLETED)
+            wait([f for *_, f in writes], return_when=FIRST_COMPLETED)
         pending = []
-        for i, src, fut in writes:
+        for i, src, dst, fut in writes:
             if not fut.done():
-                pending.append((i, src, fut))
+                pending.append((i, src, dst, fut))
             elif (exc := fut.exception()) is not None:
                 fail(i, src, exc)
-                if isinstance(exc, OSError) and exc.errno in _FATAL_WRITE and not summary.stopped:
-                    summary.stopped = _reason(exc)
+                if isinstance(exc, OSError) and exc.errno in _FATAL_WRITE:
+                    full.add(_device(dst.parent))
+                    devices.clear()  # looked up again: a folder made meanwhile may be another mount
+                    summary.left_why = summary.left_why or _reason(exc)
             else:
                 summary.done += 1
                 bar.step(summary, len(failures))
@@ -397,8 +424,9 @@ def deblur_files(
     def restore_next() -> None:
         """Restore the oldest file read and queue its result for writing."""
         i, src, dst, fut = reads.popleft()
-        if summary.stopped:  # read ahead before the disk filled: left, as the files not yet read
+        if dead(dst):  # read ahead before its file system was found full: left, as the files not yet read
             fut.cancel()
+            leave()
             return
         try:
             image, meta = fut.result()
@@ -409,14 +437,12 @@ def deblur_files(
             return
         while len(writes) >= depth:
             reap(block=True)
-        writes.append((i, src, writers.submit(write, dst, out, meta)))
+        writes.append((i, src, dst, writers.submit(write, dst, out, meta)))
 
     readers = ThreadPoolExecutor(workers, thread_name_prefix="blurkit-read") if workers else _Inline()
     writers = ThreadPoolExecutor(workers, thread_name_prefix="blurkit-write") if workers else _Inline()
     try:
         for i, (src, dst) in enumerate(jobs):
-            if summary.stopped:
-                break
             src, dst = Path(os.fspath(src)), Path(os.fspath(dst))
             if skip_existing and dst.exists():
                 summary.skipped += 1
@@ -425,6 +451,9 @@ def deblur_files(
             while len(reads) >= depth:
                 restore_next()
                 reap()
+            if dead(dst):  # checked after the wait above, which may have found its file system full
+                leave()
+                continue
             reads.append((i, src, dst, readers.submit(read, src, dst)))
         while reads:
             restore_next()

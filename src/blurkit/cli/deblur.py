@@ -20,9 +20,9 @@ so outputs are upright.
 
 Exit status: 0 when every image was written (or was already there), 3 when some files failed and the others
 were written (or were already there: a ``--skip-existing`` rerun of a batch with one bad file), 1 when every
-file failed or a write found the output's disk full, over quota or read-only (the batch stops there:
-the rest would fail alike; ``--skip-existing`` goes on once there is room), 2 for a usage error, 130 when
-interrupted (Ctrl-C), 143 when terminated (SIGTERM). So ``blurkit deblur in -o out && upload out`` uploads only a complete batch, and a
+file failed or files were left unread because a write found their output's file system full, over quota or
+read-only (outputs elsewhere are still written; ``--skip-existing`` goes on once there is room), 2 for a usage
+error, 130 when interrupted (Ctrl-C), 143 when terminated (SIGTERM). So ``blurkit deblur in -o out && upload out`` uploads only a complete batch, and a
 script that accepts a partial one tests for 3.
 """
 
@@ -117,8 +117,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "is given, with the shipped presets: per photo, gaussian-v1-noisy for noisy or JPEG-compressed "
         "photos and gaussian-v1 for the others (--preset auto).",
         epilog="exit status: 0 every image written (or already there), 3 some files failed (listed on "
-        "stderr) and the others written (or already there), 1 every file failed or the output disk is full or "
-        "read-only (the batch stops there), 2 a usage error, "
+        "stderr) and the others written (or already there), 1 every file failed, or files left unread on a full "
+        "or read-only output file system, 2 a usage error, "
         "130 interrupted, 143 terminated",
     )
     p.add_argument("paths", nargs="+", metavar="[MODEL] INPUT",
@@ -635,10 +635,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"interrupted after {summary.total} files ({summary}); run the same command{again} to go on",
               file=sys.stderr)
         return interrupt_status(stop)
-    if summary.stopped:  # a full or read-only disk: the rest would have failed alike, each after its restoration
-        print(shown(f"stopped after {summary.total} files: {summary.stopped}; the files after them were not "
-                    f"restored: make room (or give another --out) and run the same command"
-                    f"{'' if args.skip_existing else ' with --skip-existing'} to go on"), file=sys.stderr)
+    if summary.left:  # a full or read-only file system: its other outputs would have failed alike, each restored
+        n = summary.left
+        print(shown(f"{n} file{'s' * (n != 1)} left unread: a write found {'their' if n != 1 else 'its'} output's "
+                    f"file system full or read-only ({summary.left_why}); make room there, or give an --out that can "
+                    f"be written, then run the same command{'' if args.skip_existing else ' with --skip-existing'} "
+                    "to go on"), file=sys.stderr)
         return 1
     if not summary.failed:
         return 0
