@@ -1,19 +1,21 @@
 """Rebuild the validation photos (``../shared/data/val``) that the README's and the model cards' tables use.
 
 The seven photos ship with Python packages: five with scikit-image (a blurkit dependency) and two with
-scikit-learn (not one: ``pip install scikit-learn`` to get them). They are written as lossless PNG, pixel
+scikit-learn (not one: the ``bench`` extra brings it, ``pip install -e ".[bench]"`` in a clone). They are written as lossless PNG, pixel
 for pixel the arrays ``skimage.data`` and ``sklearn.datasets.load_sample_image`` return, which is what the
 folder the tables were measured on holds (checked against it photo by photo, 2026-12-06)::
 
     python benchmarks/make_val.py val          # then: python benchmarks/quality.py --data val
 
 Without scikit-learn the five scikit-image photos are written and the command fails, naming the two
-missing ones (a table over five photos is not the published one).
+missing ones and the extra (a table over five photos is not the published one). scikit-learn 1.4.2 (the
+``bench`` extra's floor, the first release for NumPy 2) and later give the same pixels.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -28,20 +30,33 @@ SKIMAGE = {
     "motorcycle_left": lambda data: data.stereo_motorcycle()[0],
 }
 SKLEARN = ("china", "flower")
+#: How to get scikit-learn, in the error: the extra of pyproject.toml that brings it.
+INSTALL = 'pip install -e ".[bench]"'
 
 
-def photos() -> dict[str, Callable[[], np.ndarray] | None]:
-    """Name -> a function returning the photo (uint8 RGB), or None where scikit-learn is not installed."""
+def photos() -> tuple[dict[str, Callable[[], np.ndarray] | None], str | None]:
+    """Name -> a function returning the photo (uint8 RGB), or None where scikit-learn cannot be imported;
+    and why not (None when it can)."""
     from skimage import data
 
     out: dict[str, Callable[[], np.ndarray] | None] = {n: (lambda f=f: f(data)) for n, f in SKIMAGE.items()}
+    why = None
     try:
         from sklearn.datasets import load_sample_image
-    except ImportError:
+    except ImportError as exc:  # not installed, or installed without one of its own dependencies
         load_sample_image = None
+        why = "which is not installed" if _absent("sklearn") else f"which cannot be imported ({exc})"
     for name in SKLEARN:
         out[name] = None if load_sample_image is None else (lambda n=name: load_sample_image(f"{n}.jpg"))
-    return out
+    return out, why
+
+
+def _absent(name: str) -> bool:
+    """Whether no module ``name`` can be found (not installed, or blocked with None in ``sys.modules``)."""
+    try:
+        return importlib.util.find_spec(name) is None
+    except (ImportError, ValueError):  # a module of that name without a spec: there, if odd
+        return False
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args.out.mkdir(parents=True, exist_ok=True)
     missing = []
-    for name, load in photos().items():
+    found, why = photos()
+    for name, load in found.items():
         if load is None:
             missing.append(name)
             continue
@@ -60,8 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         write_image(path, np.asarray(load(), np.uint8))
         print(f"wrote {path}")
     if missing:
-        print(f"make_val: {', '.join(missing)} come with scikit-learn, which is not installed "
-              "(pip install scikit-learn, then run this again)", file=sys.stderr)
+        print(f"make_val: {', '.join(missing)} come with scikit-learn, {why}: the bench extra brings it "
+              f"({INSTALL} in a clone of blurkit), then run this again", file=sys.stderr)
         return 1
     return 0
 
