@@ -38,10 +38,14 @@ Protocol (printed beside the table and stored in the JSON):
 * ``--tune-rl`` adds a Richardson-Lucy row whose iteration count is tuned per sigma on these same photos,
   as Wiener's balance is (among ``RL_TUNED_ITERATIONS``, each photo deconvolved once up to the largest, the
   iterates kept on the way): the issue's protocol fixes 30 iterations, which is far from converged.
-* ``--ensemble N`` adds a row per preset restored with ``predict(ensemble=N)``: the average of N
-  flipped/rotated restorations (test-time augmentation, N times the time).
-* ``--given-sigma`` adds a row per preset given the true sigma (``predict(sigma=...)``: non-blind, the
-  information the Wiener and Richardson-Lucy rows get; with ``--ensemble``, also both together).
+* ``--ensemble N`` adds a row per preset and per ``--model`` file restored with ``predict(ensemble=N)``: the
+  average of N flipped/rotated restorations (test-time augmentation, N times the time).
+* ``--given-sigma`` adds a row per preset and per ``--model`` file given the true sigma
+  (``predict(sigma=...)``: non-blind, the information the Wiener and Richardson-Lucy rows get; with
+  ``--ensemble``, also both together). Only a model with a blur estimator feeding a Gaussian Wiener layer
+  (``wiener_unet``, as the presets) can be given the sigma, within the sigmas it was built for: for any other
+  the script prints a note and leaves its given-sigma rows out. Neither option applies to the tutorial
+  autoencoder (``--tutorial``), whose one row is the tutorial's recipe as it stands (a note says so).
 * Seconds per megapixel: wall-clock time of each restoration on this machine's CPU, median over all
   (photo, sigma) runs of the method (models after one untimed warm-up call); the JSON also has the
   median per sigma (``seconds_per_megapixel_by_sigma``).
@@ -149,12 +153,22 @@ class Method:
 
 
 def model_methods(name: str, path: str | Path | None, preset: str | None, kind: str,
-                  ensemble: int | None = None, given_sigma: bool = False) -> list[Method]:
+                  ensemble: int | None = None, given_sigma: bool = False,
+                  sigmas: list[float] | None = None) -> list[Method]:
     """The model's row, with ``ensemble`` a row for ``predict(ensemble=...)``, and with ``given_sigma`` a row
-    for ``predict(sigma=the true sigma)`` (and one for both); one model loaded."""
+    for ``predict(sigma=the true sigma)`` (and one for both); one model loaded. The given-sigma rows are left
+    out, with a note on stdout, when the model cannot be given one of ``sigmas`` (no blur estimator feeding a
+    Gaussian Wiener layer, or a sigma outside those it was built for: the library's reason is printed)."""
     from blurkit import Deblurrer
 
     d = Deblurrer.from_preset(preset) if preset else Deblurrer.load(path)
+    if given_sigma:
+        try:
+            for s in sigmas or []:
+                d._sigma_param(s, "--given-sigma")  # what predict(sigma=s) checks, before any photo
+        except ValueError as exc:
+            print(f"note: {name}: no given-sigma row ({exc})", flush=True)
+            given_sigma = False
     spec = d.model_spec or {}
     info = {"file": str(path or getattr(d, "source", "")), "model": spec.get("name"),
             "params": int(d.model.count_params()), "fixed_size": d.fixed_size, "tile_size": d.tile_size,
@@ -255,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="results file (default: %(default)s, the committed numbers of the README's table: "
                         "give another for any other run)")
     p.add_argument("--ensemble", type=int, choices=(2, 4, 8),
-                   help="also rate each preset with predict(ensemble=N) (flips/rotations averaged)")
+                   help="also rate each preset and --model file with predict(ensemble=N) (flips/rotations "
+                        "averaged; not the --tutorial autoencoder)")
     p.add_argument("--tune-rl", action="store_true",
                    help="also a Richardson-Lucy row with its iterations tuned per sigma on these photos "
                         f"(among {', '.join(map(str, RL_TUNED_ITERATIONS))}; slow: up to 1000 iterations)")
@@ -263,7 +278,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="the iteration counts --tune-rl tries (default "
                         f"{' '.join(map(str, RL_TUNED_ITERATIONS))})")
     p.add_argument("--given-sigma", action="store_true",
-                   help="also rate each preset given the true sigma (predict(sigma=...), non-blind)")
+                   help="also rate each preset and --model file given the true sigma (predict(sigma=...), "
+                        "non-blind); a model that cannot be given it (no blur estimator) gets a note instead "
+                        "of the row; not the --tutorial autoencoder")
     p.add_argument("--border", choices=("reflect", "crop"), default="reflect",
                    help="reflect: blur with a reflect border (the issue's protocol, default); crop: blur the "
                         "whole photo, then cut ceil(3 * max sigma) px from every side of the blurred and the "
@@ -353,12 +370,18 @@ def main(argv: list[str] | None = None) -> int:
                               params={fmt_sigma(s): {"iterations": n, "pad": "reflect"} for s, n in rl_best.items()}))
     if args.tutorial:
         methods += model_methods("tutorial autoencoder", args.tutorial, None, "model, blind")
+        if args.ensemble or args.given_sigma:
+            flags = " and ".join(f for f, on in (("--ensemble", args.ensemble), ("--given-sigma", args.given_sigma))
+                                 if on)
+            print(f"note: {flags} rate the presets and --model files, not the tutorial autoencoder (one row, "
+                  "its recipe as it stands)", flush=True)
     if not args.no_presets:
         for name in list_presets():
             methods += model_methods(f"preset {name}", None, name, "model, blind", args.ensemble,
-                                     args.given_sigma)
+                                     args.given_sigma, sigmas)
     for f in args.model:
-        methods += model_methods(f"model {Path(f).name}", f, None, "model, blind")
+        methods += model_methods(f"model {Path(f).name}", f, None, "model, blind", args.ensemble,
+                                 args.given_sigma, sigmas)
 
     results = []
     for m in methods:

@@ -9,7 +9,10 @@ import tomllib
 import types
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from helpers import changing_unet
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ROOT / "benchmarks"
@@ -45,6 +48,39 @@ def test_make_val_names_the_extra_that_brings_scikit_learn(tmp_path, monkeypatch
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert [r for r in extras["bench"] if r.startswith("scikit-learn")]
     assert not [r for r in extras["dev"] if r.startswith("scikit-learn")]
+
+
+def test_quality_ensemble_and_given_sigma_rate_model_files_too(tmp_path, astronaut, capsys):
+    """``--ensemble`` and ``--given-sigma`` add their rows for every ``--model`` file as for the presets; a model
+    that cannot be given the sigma (no blur estimator) gets a note instead of those rows, and the tutorial
+    autoencoder's row stays one row, with a note saying so."""
+    import json
+
+    from blurkit.data.io import write_image
+    from blurkit.presets import preset_path
+
+    quality = bench("quality")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    write_image(photos / "a.png", astronaut[200:264, 200:264])
+    unet = changing_unet({"width": 4, "depth": 1, "blocks": 1}, astronaut[::8, ::8]).save(tmp_path / "unet.keras")
+    preset = str(preset_path("gaussian-v1"))  # a model file with a blur estimator
+    out = tmp_path / "q.json"
+    assert quality.main(["--data", str(photos), "--no-presets", "--sigmas", "2", "--ensemble", "2", "--given-sigma",
+                         "--tutorial", str(unet), "--model", str(unet), "--model", preset, "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "note: --ensemble and --given-sigma rate the presets and --model files, not the tutorial" in printed
+    assert "note: model unet.keras: no given-sigma row (--given-sigma: this model (unet) has no Gaussian" in printed
+    res = json.loads(out.read_text())
+    names = [m["name"] for m in res["methods"]][4:]  # after the blurred input and the classical rows
+    assert names == ["tutorial autoencoder", "model unet.keras", "model unet.keras, x2 self-ensemble",
+                     "model gaussian-v1.keras", "model gaussian-v1.keras, x2 self-ensemble",
+                     "model gaussian-v1.keras, given the true sigma",
+                     "model gaussian-v1.keras, x2 self-ensemble, given the true sigma"]
+    given = next(m for m in res["methods"] if m["name"] == "model gaussian-v1.keras, given the true sigma")
+    assert given["kind"] == "model, non-blind" and given["params"] == {"sigma": "true"}
+    assert {"paired_vs_wiener", "methods", "protocol"} <= set(res)
+    assert np.isfinite(given["per_image"][0]["psnr"])
 
 
 if __name__ == "__main__":  # pragma: no cover
