@@ -24,6 +24,10 @@ Usage::
     python benchmarks/robustness.py                           # ../shared/data/val, the shipped presets
     python benchmarks/robustness.py --data skimage --model robust.keras --json /tmp/r.json
     python benchmarks/robustness.py --max-images 2 --sigmas 2 --noise 0.01 --jpeg   # a quick trial
+
+``--noise`` and ``--jpeg`` with no value mean none: the quick trial above rates 8-bit and noise 0.01, no JPEG
+(``--noise 0.01`` alone does the same). Without either option, every default level of both; with one of them
+only, none of the other. The ``8-bit`` row is always there.
 """
 
 from __future__ import annotations
@@ -70,9 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-presets", action="store_true", help="leave out the shipped presets")
     p.add_argument("--max-images", type=int, help="only the first N photos")
     p.add_argument("--noise", type=float, nargs="*",
-                   help="noise levels (default 0.005 0.01 0.02; with --jpeg alone, none)")
+                   help="noise levels (default 0.005 0.01 0.02; with --jpeg alone, none; a bare --noise, "
+                        "with no value, means none too)")
     p.add_argument("--jpeg", type=int, nargs="*",
-                   help="JPEG qualities (default 90 75 50; with --noise alone, none)")
+                   help="JPEG qualities (default 90 75 50; with --noise alone, none; a bare --jpeg, "
+                        "with no value, means none too: no JPEG rows)")
     p.add_argument("--json", default=str(DEFAULT_JSON),
                    help="results file (default: %(default)s, the committed numbers of the README's table: "
                         "give another for any other run)")
