@@ -10,7 +10,8 @@ estimate" columns show what the seams alone cost.
 
 Images: the validation photos (0.15-0.37 MP: tiles of 256 and 384 px cut them into 2-6 tiles) and a
 2048x1536 mosaic of 512x512 crops of them (reflect-padded where a photo is smaller: 12 cells with hard
-edges between them), which the default 1536-px tiles cut in two. Blur and metrics as in
+edges between them), which the default 1536-px tiles cut in two (``--data DIR``: that folder's photos, the first rows labelled
+with its name). Blur and metrics as in
 ``benchmarks/quality.py`` (Gaussian sigma 1, 2, 3, reflect border, 8-bit quantization, seed 0; PSNR on RGB,
 data range 1); means over the photos.
 
@@ -42,6 +43,12 @@ def mosaic(photos: list[np.ndarray], rows: int = 3, cols: int = 4, cell: int = 5
     return out
 
 
+def photos_label(data: str) -> str:
+    """The first rows' label: the ``--data`` folder's name ("val photos" for the default ``../shared/data/val``,
+    as in the model card's table), or "skimage samples"."""
+    return "skimage samples" if data == "skimage" else f"{Path(data).resolve().name} photos"
+
+
 def main(argv: list[str] | None = None) -> int:
     here = Path(__file__).resolve().parent
     sys.path.insert(0, str(here))
@@ -57,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
 
     d = load_or_preset(args.model)
     photos = [img for _, img in load_photos(Path(args.data), None, None)]
-    sets = {"val photos": (photos, (384, 256)), "2048x1536 mosaic": ([mosaic(photos)], (1536, 1024))}
+    sets = {photos_label(args.data): (photos, (384, 256)), "2048x1536 mosaic": ([mosaic(photos)], (1536, 1024))}
     split = d._split() is not None
     print(f"model: {args.model or 'gaussian-v1 preset'}; overlap {args.overlap}; mean PSNR in dB; "
           f"'photo' = one blur estimate per photo, 'tile' = each tile's own")

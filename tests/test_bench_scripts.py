@@ -83,5 +83,15 @@ def test_quality_ensemble_and_given_sigma_rate_model_files_too(tmp_path, astrona
     assert np.isfinite(given["per_image"][0]["psnr"])
 
 
+def test_tiling_quality_labels_its_photo_rows_after_data(tmp_path):
+    """The first rows are labelled with the ``--data`` folder's name: "val photos" for the default folder (the
+    model card's table), not for any other."""
+    tiling = bench("tiling_quality")
+    quality = bench("quality")
+    assert tiling.photos_label(str(quality.DEFAULT_DATA)) == "val photos"
+    assert tiling.photos_label(str(tmp_path / "tiny")) == "tiny photos"
+    assert tiling.photos_label("skimage") == "skimage samples"
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
