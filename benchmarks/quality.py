@@ -54,6 +54,10 @@ Protocol (printed beside the table and stored in the JSON):
   and in SSIM, and the two-sided Wilcoxon signed-rank p-value of the PSNR differences
   (``paired_vs_wiener`` in the JSON; ``python benchmarks/paired.py FILE`` prints it for any results
   file). With 7 photos an interval that includes 0 means "not shown".
+* ``paired_vs_wiener`` and ``seconds_per_megapixel_by_sigma`` came on 2026-12-07: of the committed files in
+  ``benchmarks/results/``, ``quality-crop.json`` and ``quality-skimage-crop.json`` have them, the eight older
+  ``quality*.json`` do not (they were not rewritten). Every file has ``per_image`` (each photo and sigma's
+  PSNR, SSIM and seconds), from which ``python benchmarks/paired.py FILE`` computes the paired table.
 """
 
 from __future__ import annotations

@@ -93,5 +93,24 @@ def test_tiling_quality_labels_its_photo_rows_after_data(tmp_path):
     assert tiling.photos_label("skimage") == "skimage samples"
 
 
+def test_which_committed_quality_files_have_the_newer_keys():
+    """quality.py's help and benchmarks/README.md name the committed files that have ``paired_vs_wiener`` and
+    ``seconds_per_megapixel_by_sigma`` (added 2026-12-07): exactly those two; every file has ``per_image``."""
+    import json
+
+    newer = set()
+    for path in sorted((BENCHMARKS / "results").glob("quality*.json")):
+        res = json.loads(path.read_text())
+        assert all(m["per_image"] for m in res["methods"]), path.name
+        has = ["paired_vs_wiener" in res,
+               all("seconds_per_megapixel_by_sigma" in m for m in res["methods"])]
+        assert has[0] == has[1], path.name  # both or neither
+        if has[0]:
+            newer.add(path.name)
+    assert newer == {"quality-crop.json", "quality-skimage-crop.json"}
+    for doc in (bench("quality").__doc__, (BENCHMARKS / "README.md").read_text()):
+        assert "`quality-crop.json` and `quality-skimage-crop.json`" in " ".join(doc.replace("``", "`").split())
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
