@@ -28,6 +28,23 @@ def _flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
 
 
+def quiet_tensorflow(argv: list[str] | None = None) -> None:
+    """For a script's ``__main__``, before ``main()``: import TensorFlow with its start-up lines hidden, as the
+    ``blurkit`` commands do (:func:`blurkit.cli._common.quiet_tensorflow`: stderr captured while it starts;
+    ``TF_CPP_MIN_LOG_LEVEL`` 0 or 1 still shows every line, and an unset one becomes 3). Nothing the scripts
+    compute changes, nor what they time: TensorFlow's CPU allocator stays its default here (the commands
+    switch to BFC, the same bytes a little faster), so the scripts keep timing the library as a Python program
+    calls it, as their published timings did. Nothing is done for ``--help`` (no TensorFlow to start), nor
+    under another Keras backend (``KERAS_BACKEND=jax``), which does not start TensorFlow for it."""
+    args = sys.argv[1:] if argv is None else argv
+    if "-h" in args or "--help" in args or os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
+        return
+    os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "false")  # TensorFlow's default, kept
+    from blurkit.cli._common import quiet_tensorflow as quiet
+
+    quiet()
+
+
 #: Tiny sizes and few rounds: checks that the benchmarks run, numbers are meaningless.
 QUICK = _flag("BLURKIT_BENCH_QUICK")
 #: Skip the 8000x6000 photo (also: ``-m "not huge"``).

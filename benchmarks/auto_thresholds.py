@@ -169,4 +169,7 @@ def format_table(table: dict) -> str:
 
 
 if __name__ == "__main__":
+    from _util import quiet_tensorflow
+
+    quiet_tensorflow()  # TensorFlow's start-up lines hidden, as in the blurkit commands
     sys.exit(main())

@@ -180,4 +180,7 @@ def tflite(path: Path) -> None:
 
 
 if __name__ == "__main__":
+    from _util import quiet_tensorflow
+
+    quiet_tensorflow()  # TensorFlow's start-up lines hidden, as in the blurkit commands
     sys.exit(main())

@@ -443,4 +443,7 @@ def tile_estimates(photos, blurred, estimate, restore, sides, psnr) -> list[list
 
 
 if __name__ == "__main__":
+    from _util import quiet_tensorflow
+
+    quiet_tensorflow()  # TensorFlow's start-up lines hidden, as in the blurkit commands
     sys.exit(main())

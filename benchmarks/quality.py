@@ -550,4 +550,7 @@ def format_table(results: list[dict], sigmas: list[float]) -> str:
 
 
 if __name__ == "__main__":
+    from _util import quiet_tensorflow
+
+    quiet_tensorflow()  # TensorFlow's start-up lines hidden, as in the blurkit commands
     sys.exit(main())

@@ -197,4 +197,7 @@ def _markdown(rows: list[dict], key: str, cell) -> str:
 
 
 if __name__ == "__main__":
+    from _util import quiet_tensorflow
+
+    quiet_tensorflow()  # TensorFlow's start-up lines hidden, as in the blurkit commands
     sys.exit(main())

@@ -574,4 +574,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from _util import quiet_tensorflow
+
+    quiet_tensorflow()  # TensorFlow's start-up lines hidden, as in the blurkit commands
     sys.exit(main())

@@ -112,5 +112,28 @@ def test_which_committed_quality_files_have_the_newer_keys():
         assert "`quality-crop.json` and `quality-skimage-crop.json`" in " ".join(doc.replace("``", "`").split())
 
 
+def test_scripts_hide_tensorflows_start_up_lines_as_the_commands_do():
+    """Every script that runs TensorFlow calls ``_util.quiet_tensorflow`` before ``main()`` (the commands'
+    :func:`blurkit.cli._common.quiet_tensorflow`); in a process of its own it leaves stderr clean with
+    ``TF_CPP_MIN_LOG_LEVEL=3`` and keeps TensorFlow's default CPU allocator (the scripts' timings)."""
+    import os
+    import subprocess
+
+    no_tensorflow = {"make_val.py", "paired.py"}  # scikit-image / JSON only
+    for path in sorted(BENCHMARKS.glob("*.py")):
+        if path.name.startswith(("test_", "_")) or path.name in {"conftest.py", *no_tensorflow}:
+            continue
+        main_block = path.read_text().split('if __name__ == "__main__":')[-1]
+        assert "quiet_tensorflow()" in main_block.split("sys.exit(main())")[0], path.name
+    code = ("import os, sys; sys.path.insert(0, sys.argv[1]); import _util; _util.quiet_tensorflow([]); "
+            "import tensorflow as tf; tf.constant(1.0) + 1; print(os.environ['TF_CPU_ALLOCATOR_USE_BFC'])")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env.pop("TF_CPU_ALLOCATOR_USE_BFC", None)
+    done = subprocess.run([sys.executable, "-c", code, str(BENCHMARKS)], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "false" and done.stderr == ""
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
