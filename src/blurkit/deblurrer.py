@@ -83,6 +83,12 @@ _ZIP_ERRORS = (zipfile.BadZipFile, EOFError, OSError, RuntimeError, NotImplement
 RESUME_NAME = "last.keras"
 _TEMP_SUFFIX = ".tmp.keras"
 _BEST_WEIGHTS_ENTRY = "blurkit_resume/best_weights.npz"
+#: The form of a training state's ``settings`` record, kept beside it (``resume.settings_version``). A state
+#: without one was written before it was recorded (2026-12-07): its record may hold ``data`` (the path as
+#: typed), a blur without the options added since, and item digests of an earlier form, which
+#: :func:`_saved_settings` reads as this release writes them. A state of a later form is refused as written by a
+#: newer blurkit, not as another run's. Raise it when a setting's form changes, and convert the older form there.
+RESUME_SETTINGS_VERSION = 2
 #: Inference tiling defaults (an inference setting of this library version, not part of a trained model:
 #: :meth:`Deblurrer.from_preset` applies them to the shipped presets whatever their files say).
 DEFAULT_TILE_SIZE = 1536
@@ -899,9 +905,10 @@ class Deblurrer:
             if resume:
                 with strategy.scope():
                     restored = self._restore_state(state_dir / RESUME_NAME, settings, run_start, end=run_start
-                                                   + int(epochs))
+                                                   + int(epochs), sources=(train_src, val_src))
             else:
-                warnings.warn(_overwrite_message(state_dir / RESUME_NAME, settings, run_start), stacklevel=2)
+                warnings.warn(_overwrite_message(state_dir / RESUME_NAME, settings, run_start, (train_src, val_src)),
+                              stacklevel=2)
         if in_multi_worker_mode(strategy):  # every worker starts from the chief's weights
             broadcast_weights(self.model, strategy)
         end = run_start + int(epochs)
@@ -999,7 +1006,8 @@ class Deblurrer:
         self.model = clone
         self._strategy, self._loaded = strategy, loaded  # the same weights
 
-    def _restore_state(self, state_file: Path, settings: dict, run_start: int, end: int) -> dict:
+    def _restore_state(self, state_file: Path, settings: dict, run_start: int, end: int,
+                       sources: tuple[Any, Any] = (None, None)) -> dict:
         """Load the training state saved by :func:`_callbacks` into this facade; returns its record.
 
         Refused (ValueError, before anything is loaded) for another run's state, and for a run that is not
@@ -1008,10 +1016,11 @@ class Deblurrer:
         :class:`ModelFileError` naming the file, before any epoch runs: it gets :meth:`load`'s checks (its
         entries; its weights' declared sizes and links, read from the checked in-memory copy), and its
         callback record and best weights are checked against this model (:func:`_check_state_record`,
-        :func:`_best_weights`)."""
+        :func:`_best_weights`). ``sources`` (the run's training and validation :class:`Source`) let a state
+        written by an earlier release be compared by its own form of their digests (:func:`_saved_settings`)."""
         meta, archive = _open_model_file(state_file, keras_copy=True, state=True)
         assert archive is not None  # keras_copy=True
-        problem = _resume_problem(state_file, meta, settings, run_start)
+        problem = _resume_problem(state_file, meta, settings, run_start, sources)
         if problem is not None:
             raise ValueError(f"cannot resume from {state_file}: {problem}; give the saved run's settings and "
                              "data to continue it, or delete it (or use another checkpoint_dir) to start afresh")
@@ -2485,8 +2494,6 @@ def _check_seed(seed: Any, name: str = "seed") -> None:
 def _settings(d: Deblurrer, data: Any, train_src: Any, val_src: Any, steps: int, monitor: str,
               reduce_lr: bool, early_stopping: int | None) -> dict:
     """What a resumed run must share with the saved one (as JSON would give it back)."""
-    import hashlib
-
     from blurkit.blurs import serialize_blur
 
     def digest(src: Any) -> str | None:
@@ -2494,7 +2501,7 @@ def _settings(d: Deblurrer, data: Any, train_src: Any, val_src: Any, steps: int,
             return None
         if src.kind == "records":  # an image-by-image split of shards keeps the shard list on both sides
             return src.digest()
-        h = hashlib.sha256(json.dumps(_relative_names(src.items)).encode())
+        h = _names_digest(_relative_names(src.items))
         if src.sharp is not None:  # in-memory images: their indices say nothing of what they hold
             for i in src.items:
                 for side in (src.blurred, src.sharp):
@@ -2526,13 +2533,21 @@ def _sha256(path: str | os.PathLike) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
-def _relative_names(items: list[Any]) -> list[Any]:
+def _relative_names(items: list[Any], form: int = 3) -> list[Any]:
     """File items as the name of the folder all of them are in (its real name, through links, in lower
     case) followed by their names below it (``["photos", "a.png", "sub/b.png"]``: ``photos``, ``./photos/``
     and ``/abs/photos`` alike, wherever the job starts; another folder of the same file names, a second
     card's ``IMG_0001.JPG``..., differs if its folder's name does); ``(blurred, sharp)`` pairs as their names
     below the folder both sides are in (``blurred/a.png``); in-memory items (indices) as strings. Files on
-    several drives (Windows) keep their absolute names."""
+    several drives (Windows) keep their absolute names.
+
+    ``form`` gives the names as earlier releases gave them, for the training states they wrote
+    (:func:`_earlier_digests`): 0, each item's ``str()`` (the paths as the data was typed; before 2026-12-07
+    11:36, 72cb4e9); 1, the names below the common folder, without its name (to 12:05, ce3e4c1); 2, the folder's
+    name as its path gives it (not through links, in its own letter case) first, pairs included (to 12:23,
+    0d12e7f); 3, this release's."""
+    if form == 0:
+        return [str(i) for i in items]
     paths = [Path(p) for i in items for p in (i if isinstance(i, tuple) else (i,)) if isinstance(p, (str, os.PathLike))]
     if not paths or len(paths) != sum(len(i) if isinstance(i, tuple) else 1 for i in items):
         return [str(i) for i in items]
@@ -2546,6 +2561,9 @@ def _relative_names(items: list[Any]) -> list[Any]:
     def name(p: Any) -> str:
         return real[Path(p)].relative_to(root).as_posix()
 
+    if form in (1, 2):
+        names = [[name(p) for p in i] if isinstance(i, tuple) else name(i) for i in items]
+        return names if form == 1 else [root.name, *names]
     if any(isinstance(i, tuple) for i in items):  # pairs: their names start with their two folders' names
         return [[name(p) for p in i] for i in items]
     from blurkit.data.io import folded
@@ -2554,6 +2572,22 @@ def _relative_names(items: list[Any]) -> list[Any]:
     return [folded(Path(os.path.realpath(root)).name), *(name(i) for i in items)]
 
 
+def _names_digest(names: list[Any]) -> Any:
+    """The SHA-256 object a data digest starts from: its items' names (:func:`_relative_names`) as JSON."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(names).encode())
+
+
+def _earlier_digests(src: Any) -> set[str]:
+    """The digests earlier releases recorded for the data ``src`` in a training state (``train_items``,
+    ``validation_items``): its file names in each earlier form (:func:`_relative_names`), and, for in-memory
+    images, the digest of their indices alone (before 2026-12-06 16:03, a80e7f6, the images' content was not
+    part of it: such a state can only be checked by the number and split of the images). Shards' digests
+    have not changed."""
+    if src is None or src.kind == "records":
+        return set()
+    return {_names_digest(_relative_names(src.items, form)).hexdigest()[:16] for form in (0, 1, 2)}
 def _shown_setting(value: Any) -> str | None:
     """A setting's value short enough to show in a message, else None."""
     if value is None or isinstance(value, (bool, int, float)) or (isinstance(value, str) and len(value) <= 40):
@@ -2561,21 +2595,57 @@ def _shown_setting(value: Any) -> str | None:
     return None
 
 
-def _resume_problem(state_file: Path, meta: dict, settings: dict | None, run_start: int) -> str | None:
+def _saved_settings(state: dict, settings: dict | None, sources: tuple[Any, Any]) -> dict:
+    """The settings record of the training state ``state`` in this release's form, to compare with the run's
+    ``settings`` (whose data are ``sources``, its training and validation :class:`Source`).
+
+    The saved blur is rebuilt and serialized again, so that options added since it was saved (``shot``,
+    ``jpeg``) appear with their defaults, as they do in the run's blur (one that cannot be rebuilt here is
+    compared as saved). A record without a ``settings_version`` (:data:`RESUME_SETTINGS_VERSION`) was written
+    before 2026-12-07: its ``data`` (the path as typed, dropped in 72cb4e9) is left out, a missing
+    ``optimizer`` is the run's (not recorded before 1e35a49: Adam or the user's own, outside a mixed-precision
+    policy), and an item digest of an earlier form (:func:`_earlier_digests`) that matches the run's data is
+    taken as the run's."""
+    from blurkit.blurs import deserialize_blur, serialize_blur
+
+    saved = dict(state["settings"])
+    settings = settings or {}
+    if isinstance(saved.get("blur"), dict):
+        try:
+            saved["blur"] = json.loads(json.dumps(_jsonable(serialize_blur(deserialize_blur(saved["blur"])))))
+        except Exception:  # noqa: BLE001 - a plugin's blur may raise anything; compared as saved, it differs
+            pass
+    if state.get("settings_version", 1) >= 2:
+        return saved
+    saved.pop("data", None)
+    if "optimizer" not in saved and settings.get("optimizer") != "LossScaleOptimizer":
+        saved["optimizer"] = settings.get("optimizer")
+    for key, src in zip(("train_items", "validation_items"), sources, strict=True):
+        if saved.get(key) != settings.get(key) and saved.get(key) in _earlier_digests(src):
+            saved[key] = settings.get(key)
+    return saved
+
+
+def _resume_problem(state_file: Path, meta: dict, settings: dict | None, run_start: int,
+                    sources: tuple[Any, Any] = (None, None)) -> str | None:
     """Why the training state ``meta`` (read from ``state_file``) cannot be resumed by a run with ``settings``
-    that starts after ``run_start`` epochs; None if it can.
+    (on the data ``sources``: its training and validation :class:`Source`) that starts after ``run_start``
+    epochs; None if it can. A state written by an earlier release is compared in this release's form
+    (:func:`_saved_settings`).
 
     Raises:
-        ModelFileError: The file holds no training state.
+        ModelFileError: The file holds no training state, or one whose settings record is of a later form than
+            this release reads (:data:`RESUME_SETTINGS_VERSION`).
     """
     state = meta.get("resume")
     if not state or not isinstance(state.get("epoch"), int) or not isinstance(state.get("settings"), dict):
         raise ModelFileError(f"{state_file}: not a blurkit training state (no resume record)")
     _check_state_record(state_file, state)
-    saved = state["settings"]
-    if "optimizer" not in saved and settings and settings.get("optimizer") != "LossScaleOptimizer":
-        # written before the optimizer was recorded: by Adam or the user's own, outside a mixed-precision policy
-        saved = {**saved, "optimizer": settings.get("optimizer")}
+    version = state.get("settings_version", 1)
+    if version > RESUME_SETTINGS_VERSION:
+        raise ModelFileError(f"{state_file}: training state saved by a newer blurkit (settings version {version}; "
+                             f"this one reads up to {RESUME_SETTINGS_VERSION}): upgrade blurkit to resume it")
+    saved = _saved_settings(state, settings, sources)
     if saved != settings:
         changed = sorted(k for k in set(settings or {}) | set(saved) if (settings or {}).get(k) != saved.get(k))
         shown = []
@@ -2604,6 +2674,9 @@ def _check_state_record(state_file: Path, state: dict) -> None:
 
     bad = next((f"{k} {_shown_text(state.get(k))}" for k in ("epoch", "run_start", "end")
                 if k in state and not whole(state[k])), None)
+    if bad is None and "settings_version" in state and not (whole(state["settings_version"])
+                                                          and state["settings_version"] >= 1):
+        bad = f"settings_version {_shown_text(state['settings_version'])}"
     if bad is None and not isinstance(state.get("stopped", False), bool):
         bad = f"stopped {_shown_text(state['stopped'])}"
     if bad is None and not _number_or_null(state.get("recorder_best")):
@@ -2657,11 +2730,12 @@ def _best_weights(state_file: Path, model: Any) -> list[np.ndarray] | None:
         raise ModelFileError(f"{state_file}: damaged training state (best weights: {exc})") from None
 
 
-def _overwrite_message(state_file: Path, settings: dict, run_start: int) -> str:
+def _overwrite_message(state_file: Path, settings: dict, run_start: int,
+                       sources: tuple[Any, Any] = (None, None)) -> str:
     """The warning of a ``fit`` without ``resume`` that finds a training state in its folder."""
     what = "this run trains on from the model's current weights and overwrites it"
     try:
-        problem = _resume_problem(state_file, Deblurrer.read_metadata(state_file), settings, run_start)
+        problem = _resume_problem(state_file, Deblurrer.read_metadata(state_file), settings, run_start, sources)
     except ModelFileError as exc:
         return f"{state_file} holds no training state this run can resume ({exc}); {what}"
     if problem is None:
@@ -2811,7 +2885,8 @@ def _callbacks(deblurrer: Deblurrer, checkpoint: str | os.PathLike | None, monit
 
         def _save(self, epoch: int, stopped: bool) -> None:
             state = {"epoch": epoch, "run_start": run_start, "end": end, "stopped": stopped,
-                     "settings": settings, "recorder_best": recorder.best,
+                     "settings": settings, "settings_version": RESUME_SETTINGS_VERSION,
+                     "recorder_best": recorder.best,
                      "callbacks": {name: {a: getattr(cb, a, None) for a in _TRACKED_STATE[name]}
                                    for name, cb in tracked_cbs.items()}}
             entries = {}
