@@ -345,7 +345,8 @@ def test_patches_per_photo_are_bounded(model_file, tmp_path):
         Deblurrer(model="unet", model_options=TINY, patch_size=32, patches_per_image=2**20)
     path = rewrite_model(model_file, tmp_path / "patches.keras",
                     meta=lambda m: m["facade"].update(patches_per_image=2**20, patch_size=32))
-    with pytest.raises(ModelFileError, match=r"patches\.keras: damaged blurkit metadata \(facade: 1,048,576 patches"):
+    with pytest.raises(ModelFileError, match=r"patches\.keras: blurkit metadata outside what this "
+                                             r"blurkit accepts \(facade: 1,048,576 patches"):
         Deblurrer.load(path)
 
 
@@ -369,8 +370,8 @@ def test_train_reports_running_out_of_memory_in_one_line(model_file, tmp_path, m
 
 def test_a_file_patch_size_is_held_to_the_constructor_minimum(model_file, tmp_path):
     path = rewrite_model(model_file, tmp_path / "patch.keras", meta=lambda m: m["facade"].update(patch_size=1))
-    with pytest.raises(ModelFileError, match=r"patch\.keras: damaged blurkit metadata \(facade patch_size 1: at "
-                                             r"least 11"):
+    with pytest.raises(ModelFileError, match=r"patch\.keras: blurkit metadata outside what this blurkit "
+                                             r"accepts \(facade patch_size 1: at least 11"):
         Deblurrer.load(path)
 
 

@@ -109,3 +109,54 @@ def test_a_training_state_of_a_newer_settings_form_is_refused_as_newer(tmp_path)
     with pytest.raises(ModelFileError, match=r"last\.keras: training state saved by a newer blurkit \(settings "
                                              r"version 3; this one reads up to 2\): upgrade blurkit to resume it"):
         Deblurrer(**init).fit(np.stack(make_files.photos()), checkpoint_dir=state.parent, resume=True, **fit)
+
+
+@pytest.fixture(scope="module")
+def edge_file(tmp_path_factory) -> Path:
+    """c5294e5's model file of tile_size 10**6, seed 2**40 and a motion blur of length 3 to 600."""
+    return _unpack("c5294e5-edge.keras", tmp_path_factory.mktemp("old") / "edge.keras")
+
+
+def test_an_old_files_tile_size_and_seed_are_taken_with_a_warning(edge_file, tmp_path):
+    """F2: they were refused as "damaged blurkit metadata (facade tile_size 1000000: a whole number from 1 to
+    16384 expected)" (and the seed likewise), though c5294e5 wrote them and trained with them."""
+    with pytest.warns(UserWarning) as caught:
+        d = Deblurrer.load(edge_file)
+    said = [str(w.message) for w in caught]
+    assert any(re.search(r"edge\.keras: its tile_size 1000000 is more than the 16384 this blurkit takes \(an older "
+                         r"blurkit took it\); using tile_size 16384: .* can change the restoration slightly where "
+                         r"tiles meet", s) for s in said), said
+    assert any(re.search(r"edge\.keras: its seed 1099511627776 is more than the 4294967295 this blurkit takes .*; "
+                         r"using seed 0 \(the seed modulo 2\*\*32\)", s) for s in said), said
+    assert (d.tile_size, d.tile_overlap, d.seed) == (16384, 64, 0)
+    photo = make_files.photos()[0]
+    assert d.predict(photo).shape == photo.shape
+    big = rewrite_model(edge_file, tmp_path / "big.keras", meta=lambda m: m["facade"].update(
+        tile_size=10**6, tile_overlap=20000, estimate_tile=10**6, seed=5))
+    with pytest.warns(UserWarning, match=r"big\.keras: its tile_size 1000000, tile_overlap 20000, estimate_tile "
+                                         r"1000000 are more than the 16384 this blurkit takes .* using tile_size "
+                                         r"16384, tile_overlap 8192, estimate_tile 16384"):
+        d = Deblurrer.load(big)
+    assert (d.tile_size, d.tile_overlap, d.estimate_tile, d.seed) == (16384, 8192, 16384, 5)
+
+
+@pytest.mark.parametrize("facade, said", [
+    ({"patch_size": 4}, r"facade patch_size 4: at least 11, the window of the SSIM metric training reports"),
+    ({"batch_size": 0}, r"facade batch_size 0: a whole number from 1 to 1048576"),
+    ({"patches_per_image": 2**20, "patch_size": 32}, r"facade: 1,048,576 patches of 32x32x3 per photo"),
+])
+def test_a_well_formed_setting_this_release_does_not_take_is_not_called_damaged(edge_file, tmp_path, facade, said):
+    """F2, F6: a patch size of 4 (c5294e5 saved one) was refused as "damaged blurkit metadata"."""
+    path = rewrite_model(edge_file, tmp_path / "outside.keras",
+                         meta=lambda m: m["facade"].update(tile_size=256, seed=5, **facade))
+    with pytest.raises(ModelFileError, match=rf"outside\.keras: blurkit metadata outside what this blurkit accepts "
+                                             rf"\({said}.*; written by an older blurkit\?\)$"):
+        Deblurrer.load(path)
+
+
+def test_a_setting_that_is_no_number_is_still_damaged(edge_file, tmp_path):
+    """Guard (passes before the fix too): only well-formed values are told "outside what this blurkit accepts"."""
+    path = rewrite_model(edge_file, tmp_path / "words.keras",
+                         meta=lambda m: m["facade"].update(tile_size="big", seed=5))
+    with pytest.raises(ModelFileError, match=r"words\.keras: damaged blurkit metadata \(facade tile_size 'big'"):
+        Deblurrer.load(path)

@@ -3407,10 +3407,22 @@ def _keras_load(archive: io.BytesIO, path: Any) -> Any:
 
 #: The facade settings a model file records, with the range blurkit accepts from a file (10**9 turned tiling,
 #: and its memory bound, off). The constructor enforces the same ranges, so that every file a Deblurrer saves
-#: loads again.
+#: loads again. Older constructors took more (to 2026-12-07): a file's tile sizes above the range are lowered to
+#: its top and a seed of 2**32 or more is taken modulo 2**32, with a warning (:func:`_checked_facade`); another
+#: whole number outside it is refused as outside what this blurkit accepts, not as damaged.
 _FACADE_RANGES = {"batch_size": (1, 2**20), "patches_per_image": (1, 2**20), "seed": (0, 2**32 - 1),
                   "patch_size": (1, 2**16), "tile_size": (1, 2**14), "tile_overlap": (0, 2**14),
                   "estimate_tile": (1, 2**14), "channels": (1, 4)}
+#: The tile settings of :data:`_FACADE_RANGES` a file may hold above the range (``tile_size=10**6`` meant
+#: "never tile" to 2026-12-06): they bound time and memory, and are lowered to the range's top.
+_FILE_LOWERED_TILES = ("tile_size", "tile_overlap", "estimate_tile")
+
+
+def _outside(path: Any, what: str) -> ModelFileError:
+    """The error of a model file whose metadata holds a well-formed value this release does not accept (an
+    older blurkit may have written it), naming the file: not "damaged"."""
+    return ModelFileError(f"{path}: blurkit metadata outside what this blurkit accepts ({what}; written by an "
+                          "older blurkit?)")
 
 
 #: The most bytes the float32 patches cut from one training photo may take (blurred and sharp):
@@ -3450,8 +3462,8 @@ def _bound_tiles(d: Deblurrer, path: Any) -> None:
     if d.fixed_size:
         return
     if d.patch_size < WIN_SIZE:  # Deblurrer(patch_size=...)'s minimum: train refused it, not load
-        raise ModelFileError(f"{path}: damaged blurkit metadata (facade patch_size {d.patch_size}: at least "
-                             f"{WIN_SIZE}, the window of the SSIM metric training reports)")
+        raise _outside(path, f"facade patch_size {d.patch_size}: at least {WIN_SIZE}, the window of the SSIM "
+                             "metric training reports")
     tile = max(d.tile_size, _FILE_MIN_TILE, d.tile_align)
     overlap = min(d.tile_overlap, tile // 2)
     estimate = max(d.estimate_tile, _FILE_MIN_TILE)
@@ -3468,17 +3480,35 @@ def _bound_tiles(d: Deblurrer, path: Any) -> None:
 def _checked_facade(facade: dict, path: Any) -> dict:
     """The facade settings of a model file's metadata, each checked (a whole number in its range of
     :data:`_FACADE_RANGES`, a known loss, a positive finite learning rate, an overlap under the tile), so
-    that a damaged or crafted value is refused here, naming the file, not met later in a traceback."""
+    that a damaged or crafted value is refused here, naming the file, not met later in a traceback.
+
+    Settings older constructors took are read as this release can use them, with a warning: tile sizes above
+    the range (:data:`_FILE_LOWERED_TILES`) are lowered to its top, and a seed of 2**32 or more (taken to
+    2026-11-26) is taken modulo 2**32. Another whole number outside its range is refused as outside what this
+    blurkit accepts (:func:`_outside`); a value of another type as damaged."""
+    import warnings
+
     from blurkit.metrics.losses import LOSSES
 
     out = dict(facade)
+    lowered = {}
     for key, (lo, hi) in _FACADE_RANGES.items():
         if key not in out:
             continue
         v = out[key]
-        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+        if isinstance(v, bool) or not isinstance(v, int):
             raise ModelFileError(f"{path}: damaged blurkit metadata (facade {key} {_shown_text(v)}: a whole number "
                                  f"from {lo} to {hi} expected)")
+        if v > hi and key in _FILE_LOWERED_TILES:
+            lowered[key] = v
+        elif v > hi and key == "seed":
+            out[key] = v % 2**32
+            warnings.warn(f"{path}: its seed {v} is more than the {hi} this blurkit takes (an older blurkit took "
+                          f"it); using seed {out[key]} (the seed modulo 2**32), which draws other training "
+                          "patches and blurs than the seed did there (set seed on the Deblurrer to choose)",
+                          UserWarning, stacklevel=3)
+        elif not lo <= v <= hi:
+            raise _outside(path, f"facade {key} {v}: a whole number from {lo} to {hi}")
     if "loss" in out and out["loss"] not in LOSSES:
         raise ModelFileError(f"{path}: damaged blurkit metadata (facade loss {_shown_text(out['loss'])}: one of "
                              f"{', '.join(LOSSES)} expected)")
@@ -3490,12 +3520,23 @@ def _checked_facade(facade: dict, path: Any) -> dict:
     if not overlap < tile:
         raise ModelFileError(f"{path}: damaged blurkit metadata (facade tile_overlap {overlap} is not under "
                              f"tile_size {tile})")
+    if lowered:
+        top = _FACADE_RANGES["tile_size"][1]
+        out.update(dict.fromkeys(lowered, top))
+        if "tile_overlap" in lowered:  # under the tile, as above; load lowers it to half the tile (_bound_tiles)
+            out["tile_overlap"] = out.get("tile_size", DEFAULT_TILE_SIZE) // 2
+        warnings.warn(f"{path}: its {', '.join(f'{k} {v}' for k, v in lowered.items())} "
+                      f"{'is' if len(lowered) == 1 else 'are'} more than the {top} this blurkit takes (an older "
+                      f"blurkit took {'it' if len(lowered) == 1 else 'them'}); using "
+                      f"{', '.join(f'{k} {out[k]}' for k in lowered)}: a photo larger than that is restored in "
+                      "tiles, which bounds memory and can change the restoration slightly where tiles meet (set "
+                      "them on the Deblurrer to choose)", UserWarning, stacklevel=3)
     patch, channels = out.get("patch_size", 96), out.get("channels", 3)
     problem = _patches_problem(out.get("patches_per_image", 4), patch, channels)
     if problem is None and patch**2 * out.get("batch_size", 16) * channels >= 2**31:
         problem = f"a batch of {out.get('batch_size', 16)} patches of {patch} pixels is more than a tensor holds"
     if problem:
-        raise ModelFileError(f"{path}: damaged blurkit metadata (facade: {problem})")
+        raise _outside(path, f"facade: {problem}")
     return out
 
 
