@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from blurkit import Deblurrer
+from blurkit import BLURS, Deblurrer
 from blurkit.cli.main import main
 from blurkit.deblurrer import ModelFileError
 from helpers import rewrite_model
@@ -160,3 +160,23 @@ def test_a_setting_that_is_no_number_is_still_damaged(edge_file, tmp_path):
                          meta=lambda m: m["facade"].update(tile_size="big", seed=5))
     with pytest.raises(ModelFileError, match=r"words\.keras: damaged blurkit metadata \(facade tile_size 'big'"):
         Deblurrer.load(path)
+
+
+def test_an_old_files_builtin_blur_with_refused_options_says_to_give_another_blur(edge_file, tmp_path):
+    """F3: a motion length of 600 (601-px kernels; capped at 513 px since 2026-12-06) loads with a stand-in, and
+    fit and evaluate said "install the blur it was saved with": it is the built-in, which no install changes.
+    (The file's tile size and seed set to ones every release takes: they are F2's.)"""
+    path = rewrite_model(edge_file, tmp_path / "edge.keras", meta=lambda m: m["facade"].update(tile_size=256, seed=5))
+    d = Deblurrer.load(path)
+    assert repr(d.blur) == "<blur 'motion', options refused>"
+    images = np.stack(make_files.photos())
+    refused = (r"edge\.keras: its blur generator 'motion' has options this blurkit refuses \(length 600 makes a "
+               r"601-px kernel, more than the 513 px blurkit's kernels go to; an older blurkit took them, and this "
+               r"one's built-in 'motion' cannot draw from them\); the model restores photos without it, but ")
+    with pytest.raises(ModelFileError, match=refused + r".*\(give evaluate another blur: blur= in Python, --blur") as e:
+        d.evaluate(images)
+    assert "install" not in str(e.value)
+    with pytest.raises(ModelFileError, match=refused + r".*\(train with another blur: .*d\.blur = "):
+        d.fit(images, epochs=1)
+    d.blur = BLURS.create("motion", length=(3, 9))  # what the message says works
+    assert d.evaluate(images[:2])["images"] == 2

@@ -266,14 +266,16 @@ _OTHER_BLUR = {
 
 
 def _missing_blur(saved: dict, path: Any, source: Any, problem: str | None = None, *, failed: str | None = None,
-                  installed: str | None = None) -> Any:
+                  installed: str | None = None, refused: str | None = None) -> Any:
     """A stand-in for a saved blur generator that is not installed (or, with ``problem``, that the installed
     blur of its name cannot rebuild: another plugin's blur of that name, say; with ``failed``, whose plugin is
     installed but could not be loaded, and why; with ``installed``, where the blur installed under its name
-    comes from when that is not where the saved one came from): the model restores photos without it (a blur is
-    only needed to make training and test pairs), it is saved again as it was, and what needs it
+    comes from when that is not where the saved one came from; with ``refused``, why this release's built-in
+    blur of its name refuses the saved options, which an older blurkit took): the model restores photos without
+    it (a blur is only needed to make training and test pairs), it is saved again as it was, and what needs it
     (:meth:`Deblurrer.fit`, :meth:`Deblurrer.evaluate` on sharp photos) raises a :class:`ModelFileError` that
-    says what to install."""
+    says what to install, or, for refused options, to give another blur (nothing to install makes them
+    drawable)."""
     from blurkit.blurs import Blur
 
     hint = _install_hint(source)
@@ -282,6 +284,10 @@ def _missing_blur(saved: dict, path: Any, source: Any, problem: str | None = Non
     elif installed is not None:
         state = f"differs from the blur installed under that name here ({installed}), which is not used in its place"
         fix, short = "install or register the blur it was saved with", "cannot be rebuilt"
+    elif refused is not None:
+        state = (f"has options this blurkit refuses ({refused}; an older blurkit took them, and this one's built-in "
+                 f"{saved.get('name')!r} cannot draw from them)")
+        fix, short = "", "options refused"
     elif problem is not None:
         state = f"cannot be rebuilt by the installed blur of that name ({problem})"
         fix, short = "install the blur it was saved with", "cannot be rebuilt"
@@ -291,7 +297,8 @@ def _missing_blur(saved: dict, path: Any, source: Any, problem: str | None = Non
            "model restores photos without it, but training and evaluating on sharp photos need it")
 
     def message(use: str = "") -> str:
-        return f"{why} ({fix}, {_OTHER_BLUR[use]})"
+        other = _OTHER_BLUR[use]
+        return f"{why} ({fix}, {other})" if fix else f"{why} ({other.removeprefix('or ')})"
 
     class MissingBlur(Blur):
         name = str(saved.get("name"))
@@ -1937,7 +1944,7 @@ class Deblurrer:
         _import_keras()
         import blurkit.models.layers  # noqa: F401  (registers blurkit's custom layers)
         from blurkit.blurs import deserialize_blur
-        from blurkit.registry import BLURS, UnknownComponentError
+        from blurkit.registry import BLURS, BUILTIN, UnknownComponentError
 
         meta, archive = _open_model_file(path, keras_copy=True)
         assert archive is not None  # keras_copy=True
@@ -1964,9 +1971,15 @@ class Deblurrer:
             blur = _missing_blur(saved_blur, path, recorded, failed=failed or None)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             # the blur of that name is installed but cannot rebuild this config: another plugin's blur of the
-            # name, a version it cannot upgrade, a damaged config. The model itself is intact.
+            # name, a version it cannot upgrade, a damaged config, or, for a built-in, a value its checks refuse
+            # that an older blurkit took (a motion length of 600: kernels are capped at 513 px since 2026-12-06).
+            # The model itself is intact.
             installed = _provenance(BLURS, saved_blur["name"])
-            blur = _missing_blur(saved_blur, path, recorded, f"{installed}: {exc}" if installed else str(exc))
+            if (installed == BUILTIN and type(exc) is ValueError and _source_key(recorded) in (None, _source_key(BUILTIN))
+                    and version <= int(getattr(BLURS.entry(saved_blur["name"]).obj, "version", 1))):
+                blur = _missing_blur(saved_blur, path, recorded, refused=str(exc))
+            else:
+                blur = _missing_blur(saved_blur, path, recorded, f"{installed}: {exc}" if installed else str(exc))
         else:
             # The blur installed under the name rebuilt the config, but it is another one than the file's when
             # it comes from elsewhere (another plugin's, the built-in where the user's own was saved): training
