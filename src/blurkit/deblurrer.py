@@ -2614,11 +2614,11 @@ def _saved_settings(state: dict, settings: dict | None, sources: tuple[Any, Any]
 
     The saved blur is rebuilt and serialized again, so that options added since it was saved (``shot``,
     ``jpeg``) appear with their defaults, as they do in the run's blur (one that cannot be rebuilt here is
-    compared as saved). A record without a ``settings_version`` (:data:`RESUME_SETTINGS_VERSION`) was written
-    before 2026-12-07: its ``data`` (the path as typed, dropped in 72cb4e9) is left out, a missing
-    ``optimizer`` is the run's (not recorded before 1e35a49: Adam or the user's own, outside a mixed-precision
-    policy), and an item digest of an earlier form (:func:`_earlier_digests`) that matches the run's data is
-    taken as the run's."""
+    compared as saved). A missing ``optimizer`` is the run's (not recorded before 1e35a49: Adam or the user's
+    own, outside a mixed-precision policy). A record without a ``settings_version``
+    (:data:`RESUME_SETTINGS_VERSION`) was written before 2026-12-07: its ``data`` (the path as typed, dropped in
+    72cb4e9) is left out, and an item digest of an earlier form (:func:`_earlier_digests`) that matches the
+    run's data is taken as the run's."""
     from blurkit.blurs import deserialize_blur, serialize_blur
 
     saved = dict(state["settings"])
@@ -2628,11 +2628,11 @@ def _saved_settings(state: dict, settings: dict | None, sources: tuple[Any, Any]
             saved["blur"] = json.loads(json.dumps(_jsonable(serialize_blur(deserialize_blur(saved["blur"])))))
         except Exception:  # noqa: BLE001 - a plugin's blur may raise anything; compared as saved, it differs
             pass
+    if "optimizer" not in saved and settings.get("optimizer") != "LossScaleOptimizer":
+        saved["optimizer"] = settings.get("optimizer")
     if state.get("settings_version", 1) >= 2:
         return saved
     saved.pop("data", None)
-    if "optimizer" not in saved and settings.get("optimizer") != "LossScaleOptimizer":
-        saved["optimizer"] = settings.get("optimizer")
     for key, src in zip(("train_items", "validation_items"), sources, strict=True):
         if saved.get(key) != settings.get(key) and saved.get(key) in _earlier_digests(src):
             saved[key] = settings.get(key)
