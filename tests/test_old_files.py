@@ -111,6 +111,17 @@ def test_a_training_state_of_a_newer_settings_form_is_refused_as_newer(tmp_path)
         Deblurrer(**init).fit(np.stack(make_files.photos()), checkpoint_dir=state.parent, resume=True, **fit)
 
 
+@pytest.mark.parametrize("value", ["2", 0, True, 2.0])
+def test_a_damaged_settings_version_is_refused_naming_the_file(tmp_path, value):
+    old = _unpack("c5294e5-arrays-last.keras", tmp_path / "old.keras")
+    (tmp_path / "state").mkdir()
+    state = rewrite_model(old, tmp_path / "state" / "last.keras",
+                          meta=lambda m: m["resume"].update(settings_version=value))
+    init, fit = make_files.ARRAYS_RUN
+    with pytest.raises(ModelFileError, match=r"last\.keras: damaged training state \(settings_version "):
+        Deblurrer(**init).fit(np.stack(make_files.photos()), checkpoint_dir=state.parent, resume=True, **fit)
+
+
 @pytest.fixture(scope="module")
 def edge_file(tmp_path_factory) -> Path:
     """c5294e5's model file of tile_size 10**6, seed 2**40 and a motion blur of length 3 to 600."""

@@ -2601,6 +2601,8 @@ def _earlier_digests(src: Any) -> set[str]:
     if src is None or src.kind == "records":
         return set()
     return {_names_digest(_relative_names(src.items, form)).hexdigest()[:16] for form in (0, 1, 2)}
+
+
 def _shown_setting(value: Any) -> str | None:
     """A setting's value short enough to show in a message, else None."""
     if value is None or isinstance(value, (bool, int, float)) or (isinstance(value, str) and len(value) <= 40):
@@ -2655,6 +2657,8 @@ def _resume_problem(state_file: Path, meta: dict, settings: dict | None, run_sta
         raise ModelFileError(f"{state_file}: not a blurkit training state (no resume record)")
     _check_state_record(state_file, state)
     version = state.get("settings_version", 1)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ModelFileError(f"{state_file}: damaged training state (settings_version {_shown_text(version)})")
     if version > RESUME_SETTINGS_VERSION:
         raise ModelFileError(f"{state_file}: training state saved by a newer blurkit (settings version {version}; "
                              f"this one reads up to {RESUME_SETTINGS_VERSION}): upgrade blurkit to resume it")
