@@ -84,6 +84,15 @@ def test_an_earlier_releases_state_is_still_refused_for_another_run(tmp_path, mo
     assert re.search(r"different train_items \(saved '\w+', now '\w+'\), validation_items \(saved", err), err
 
 
+def test_a_state_that_did_not_record_its_folder_resumes_from_another_with_a_warning(tmp_path, monkeypatch, capsys):
+    """review-s16c 1: 9dfc73a recorded the names below the folder only, so photos of those names in another
+    folder resume as that release did; it is said now, naming what could not be checked."""
+    _run_folder(tmp_path, "9dfc73a", monkeypatch, folder="Other")
+    with pytest.warns(UserWarning, match=r"written by an earlier blurkit, which recorded too little of the data to "
+                                         r"check the folder's name \(train_items\)"):
+        assert main([*["Other" if a == "Photos" else a for a in TRAIN], "--resume"]) == 0
+
+
 def test_an_in_memory_training_state_of_an_earlier_release_resumes(tmp_path):
     """F1, Deblurrer.fit(checkpoint_dir=..., resume=True) on arrays: the state of c5294e5 (2026-11-26) recorded
     the images' indices only, not their content (a80e7f6 added it): it is checked by what it recorded.
@@ -94,7 +103,9 @@ def test_an_in_memory_training_state_of_an_earlier_release_resumes(tmp_path):
     d = Deblurrer(**init)
     with pytest.raises(ValueError, match=r"different train_items \(saved '\w+', now '\w+'\)"):
         d.fit(images[:2], checkpoint_dir=state.parent, resume=True, **fit)
-    d.fit(images, checkpoint_dir=state.parent, resume=True, **fit)
+    with pytest.warns(UserWarning, match=r"last\.keras: written by an earlier blurkit, which recorded too little of "
+                                         r"the data to check the images themselves \(train_items\)"):
+        d.fit(images, checkpoint_dir=state.parent, resume=True, **fit)
     assert d.training["resumed_at_epoch"] == 1 and len(d.history["loss"]) == 2
     assert Deblurrer.read_metadata(state)["resume"]["settings_version"] == 2
 
@@ -182,8 +193,8 @@ def test_an_old_files_builtin_blur_with_refused_options_says_to_give_another_blu
     assert repr(d.blur) == "<blur 'motion', options refused>"
     images = np.stack(make_files.photos())
     refused = (r"edge\.keras: its blur generator 'motion' has options this blurkit refuses \(length 600 makes a "
-               r"601-px kernel, more than the 513 px blurkit's kernels go to; an older blurkit took them, and this "
-               r"one's built-in 'motion' cannot draw from them\); the model restores photos without it, but ")
+               r"601-px kernel, more than the 513 px blurkit's kernels go to; an older blurkit may have taken them; "
+               r"this one's built-in 'motion' cannot draw from them\); the model restores photos without it, but ")
     with pytest.raises(ModelFileError, match=refused + r".*\(give evaluate another blur: blur= in Python, --blur") as e:
         d.evaluate(images)
     assert "install" not in str(e.value)

@@ -285,8 +285,8 @@ def _missing_blur(saved: dict, path: Any, source: Any, problem: str | None = Non
         state = f"differs from the blur installed under that name here ({installed}), which is not used in its place"
         fix, short = "install or register the blur it was saved with", "cannot be rebuilt"
     elif refused is not None:
-        state = (f"has options this blurkit refuses ({refused}; an older blurkit took them, and this one's built-in "
-                 f"{saved.get('name')!r} cannot draw from them)")
+        state = (f"has options this blurkit refuses ({refused}; an older blurkit may have taken them; this one's "
+                 f"built-in {saved.get('name')!r} cannot draw from them)")
         fix, short = "", "options refused"
     elif problem is not None:
         state = f"cannot be rebuilt by the installed blur of that name ({problem})"
@@ -2598,9 +2598,19 @@ def _earlier_digests(src: Any) -> set[str]:
     images, the digest of their indices alone (before 2026-12-06 16:03, a80e7f6, the images' content was not
     part of it: such a state can only be checked by the number and split of the images). Shards' digests
     have not changed."""
+    return set(_earlier_forms(src))
+
+
+def _earlier_forms(src: Any) -> dict[str, str]:
+    """:func:`_earlier_digests` with what each of them could not check ("" where it checked all of it): an
+    in-memory digest of indices alone, the images; one of names below the folder (form 1), the folder's name."""
     if src is None or src.kind == "records":
-        return set()
-    return {_names_digest(_relative_names(src.items, form)).hexdigest()[:16] for form in (0, 1, 2)}
+        return {}
+    forms: dict[str, str] = {}
+    for form in (2, 1, 0):  # the stricter form wins where two give one digest
+        loose = "the images themselves" if src.sharp is not None else "the folder's name" if form == 1 else ""
+        forms[_names_digest(_relative_names(src.items, form)).hexdigest()[:16]] = loose
+    return forms
 
 
 def _shown_setting(value: Any) -> str | None:
@@ -2610,7 +2620,7 @@ def _shown_setting(value: Any) -> str | None:
     return None
 
 
-def _saved_settings(state: dict, settings: dict | None, sources: tuple[Any, Any]) -> dict:
+def _saved_settings(state: dict, settings: dict | None, sources: tuple[Any, Any], state_file: Any = None) -> dict:
     """The settings record of the training state ``state`` in this release's form, to compare with the run's
     ``settings`` (whose data are ``sources``, its training and validation :class:`Source`).
 
@@ -2636,8 +2646,13 @@ def _saved_settings(state: dict, settings: dict | None, sources: tuple[Any, Any]
         return saved
     saved.pop("data", None)
     for key, src in zip(("train_items", "validation_items"), sources, strict=True):
-        if saved.get(key) != settings.get(key) and saved.get(key) in _earlier_digests(src):
+        forms = _earlier_forms(src)
+        if saved.get(key) != settings.get(key) and saved.get(key) in forms:
             saved[key] = settings.get(key)
+            if forms[saved_digest := state["settings"][key]]:
+                warnings.warn(f"{state_file or 'the training state'}: written by an earlier blurkit, which recorded "
+                              f"too little of the data to check {forms[saved_digest]} ({key}): resuming it on this "
+                              "data, as that blurkit did; make sure it is the saved run's", UserWarning, stacklevel=5)
     return saved
 
 
@@ -2662,7 +2677,7 @@ def _resume_problem(state_file: Path, meta: dict, settings: dict | None, run_sta
     if version > RESUME_SETTINGS_VERSION:
         raise ModelFileError(f"{state_file}: training state saved by a newer blurkit (settings version {version}; "
                              f"this one reads up to {RESUME_SETTINGS_VERSION}): upgrade blurkit to resume it")
-    saved = _saved_settings(state, settings, sources)
+    saved = _saved_settings(state, settings, sources, state_file)
     if saved != settings:
         changed = sorted(k for k in set(settings or {}) | set(saved) if (settings or {}).get(k) != saved.get(k))
         shown = []
@@ -3523,7 +3538,8 @@ def _checked_facade(facade: dict, path: Any) -> dict:
             out[key] = v % 2**32
             warnings.warn(f"{path}: its seed {v} is more than the {hi} this blurkit takes (an older blurkit took "
                           f"it); using seed {out[key]} (the seed modulo 2**32), which draws other training "
-                          "patches and blurs than the seed did there (set seed on the Deblurrer to choose)",
+                          "patches and blurs, and splits off other validation images, than the seed did there "
+                          "(set seed on the Deblurrer to choose)",
                           UserWarning, stacklevel=3)
         elif not lo <= v <= hi:
             raise _outside(path, f"facade {key} {v}: a whole number from {lo} to {hi}")
