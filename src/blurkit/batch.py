@@ -105,7 +105,8 @@ class Summary:
         return self.done + self.skipped + len(self.failed)
 
     def __str__(self) -> str:
-        return f"done {self.done}, skipped {self.skipped} (already there), failed {len(self.failed)}"
+        left = f", left {self.left} (output file system full or read-only)" if self.left else ""
+        return f"done {self.done}, skipped {self.skipped} (already there), failed {len(self.failed)}{left}"
 
 
 class Interrupted(KeyboardInterrupt):
@@ -263,6 +264,19 @@ def _device(folder: Path) -> int | None:
     return None
 
 
+def _read_only(folder: Path) -> bool:
+    """Whether ``folder`` (or, not made yet, its nearest existing folder) is on a read-only mount. Without
+    ``statvfs`` (Windows), every folder is taken for one once a write found a read-only file system."""
+    if not hasattr(os, "statvfs"):
+        return True
+    for probe in (folder, *folder.parents):
+        try:
+            return bool(os.statvfs(probe).f_flag & os.ST_RDONLY)
+        except OSError:
+            continue
+    return True
+
+
 def _reason(exc: BaseException) -> str:
     """Why a file failed, listed beside it: an unreadable file's reason without its name."""
     from blurkit.data.io import ImageReadError
@@ -322,7 +336,8 @@ def deblur_files(
             WebP output whatever ``metadata`` says.
 
     Returns:
-        The :class:`Summary`: done, skipped, failed (with reasons, in input order), seconds.
+        The :class:`Summary`: done, skipped, failed (with reasons, in input order), left (on a file system a
+        write found full or read-only, with the error), seconds.
 
     Raises:
         Interrupted: Ctrl-C; its ``summary`` holds what was done. Outputs being written are finished,
@@ -387,16 +402,19 @@ def deblur_files(
         bar.step(summary, len(failures))
     reads: collections.deque[tuple[int, Path, Path, Future]] = collections.deque()
     writes: list[tuple[int, Path, Path, Future]] = []
-    full: set[int | None] = set()  # file systems (st_dev) a write found full or read-only
-    devices: dict[Path, int | None] = {}  # output folder -> its file system, looked up once there is one
+    full: set[int | None] = set()  # file systems (st_dev) a write found full or over quota
+    read_only = False  # a write found its file system read-only: each output's own is asked (a bind mount
+    known: dict[Path, bool] = {}  # shares its st_dev with the writable one around it); folder -> left
 
     def dead(dst: Path) -> bool:
-        """Whether ``dst`` is on a file system a write found full or read-only."""
-        if not full:
+        """Whether ``dst`` is on a file system a write found full, over quota or read-only."""
+        if not full and not read_only:
             return False
-        if dst.parent not in devices:
-            devices[dst.parent] = _device(dst.parent)
-        return devices[dst.parent] in full
+        if os.path.islink(dst):  # an output that is a link: its target's file system (a link to /dev/full)
+            return _device(dst) in full or (read_only and _read_only(dst))
+        if dst.parent not in known:
+            known[dst.parent] = _device(dst.parent) in full or (read_only and _read_only(dst.parent))
+        return known[dst.parent]
 
     def leave() -> None:
         summary.left += 1
@@ -404,6 +422,7 @@ def deblur_files(
 
     def reap(block: bool = False) -> None:
         """Account for finished writes; with ``block``, wait for at least one first."""
+        nonlocal read_only
         if block and writes:
             wait([f for *_, f in writes], return_when=FIRST_COMPLETED)
         pending = []
@@ -413,8 +432,11 @@ def deblur_files(
             elif (exc := fut.exception()) is not None:
                 fail(i, src, exc)
                 if isinstance(exc, OSError) and exc.errno in _FATAL_WRITE:
-                    full.add(_device(dst.parent))
-                    devices.clear()  # looked up again: a folder made meanwhile may be another mount
+                    if exc.errno == errno.EROFS:
+                        read_only = True
+                    else:
+                        full.add(_device(dst if os.path.islink(dst) else dst.parent))
+                    known.clear()  # looked up again: a folder made meanwhile may be another mount
                     summary.left_why = summary.left_why or _reason(exc)
             else:
                 summary.done += 1

@@ -20,9 +20,9 @@ so outputs are upright.
 
 Exit status: 0 when every image was written (or was already there), 3 when some files failed and the others
 were written (or were already there: a ``--skip-existing`` rerun of a batch with one bad file), 1 when every
-file failed or files were left unread because a write found their output's file system full, over quota or
-read-only (outputs elsewhere are still written; ``--skip-existing`` goes on once there is room), 2 for a usage
-error, 130 when interrupted (Ctrl-C), 143 when terminated (SIGTERM). So ``blurkit deblur in -o out && upload out`` uploads only a complete batch, and a
+file failed, 2 for a usage error, 130 when interrupted (Ctrl-C), 143 when terminated (SIGTERM). Photos
+left unread because a write found their output's file system full, over quota or read-only count as failed
+(outputs elsewhere are still written; ``--skip-existing`` goes on once there is room). So ``blurkit deblur in -o out && upload out`` uploads only a complete batch, and a
 script that accepts a partial one tests for 3.
 """
 
@@ -117,8 +117,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "is given, with the shipped presets: per photo, gaussian-v1-noisy for noisy or JPEG-compressed "
         "photos and gaussian-v1 for the others (--preset auto).",
         epilog="exit status: 0 every image written (or already there), 3 some files failed (listed on "
-        "stderr) and the others written (or already there), 1 every file failed, or files left unread on a full "
-        "or read-only output file system, 2 a usage error, "
+        "stderr) and the others written (or already there), 1 every file failed (files left unread on a full or "
+        "read-only output file system count as failed), 2 a usage error, "
         "130 interrupted, 143 terminated",
     )
     p.add_argument("paths", nargs="+", metavar="[MODEL] INPUT",
@@ -641,8 +641,7 @@ def run(args: argparse.Namespace) -> int:
                     f"file system full or read-only ({summary.left_why}); make room there, or give an --out that can "
                     f"be written, then run the same command{'' if args.skip_existing else ' with --skip-existing'} "
                     "to go on"), file=sys.stderr)
-        return 1
-    if not summary.failed:
+    if not summary.failed and not summary.left:
         return 0
     return PARTIAL if summary.done or summary.skipped else 1
 
