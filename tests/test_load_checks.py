@@ -21,6 +21,17 @@ from blurkit.presets import list_presets, preset_path
 from helpers import h5_bytes, rewrite_model
 
 
+@pytest.fixture(autouse=True)
+def _only_blurkit_classes(monkeypatch):
+    """As in a new process: classes that other tests in this worker registered with Keras are set aside (while
+    there are any, no count is kept)."""
+    import keras
+
+    registered = keras.saving.get_custom_objects()
+    for name in [k for k in registered if not str(k).startswith("blurkit>")]:
+        monkeypatch.delitem(registered, name)
+
+
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory) -> Path:
     d = Deblurrer(model="unet", model_options={"width": 4, "depth": 1, "blocks": 1}, patch_size=16)
@@ -158,7 +169,9 @@ def test_a_config_naming_classes_from_elsewhere_is_not_kept():
     renamed = {"module": "keras.layers", "class_name": "Dense", "config": {}, "registered_name": "myplugin>Wide"}
     ours = {"module": "blurkit.models.layers", "class_name": "PadToMultiple", "config": {},
             "registered_name": "blurkit>PadToMultiple"}
+    named = {"module": "keras.layers", "class_name": "myplugin>Wide", "config": {}, "registered_name": None}
     assert deblurrer._config_key(plugin) is None and deblurrer._config_key(renamed) is None
+    assert deblurrer._config_key(named) is None
     assert deblurrer._config_key(ours) is not None and len(deblurrer._config_key(ours)) == 64  # a hash
 
 
@@ -176,3 +189,22 @@ def test_the_count_is_kept_safely_from_many_threads(monkeypatch):
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(churn, range(4)))
     assert len(deblurrer._COUNTED) == deblurrer._COUNTED_MAX
+
+
+def test_no_count_is_kept_while_other_classes_are_registered_with_keras(monkeypatch):
+    """review-s16b 4: a class the user registers may stand for a name the config uses (a plain "Dense")."""
+    import keras
+
+    ours = {"module": "keras.layers", "class_name": "Dense", "config": {"units": 4}, "registered_name": None}
+    assert deblurrer._config_key(ours) is not None
+    monkeypatch.setitem(keras.saving.get_custom_objects(), "Dense", object)
+    assert deblurrer._config_key(ours) is None
+
+
+def test_the_key_follows_the_image_data_format(monkeypatch):
+    import keras
+
+    cfg = {"module": "keras.layers", "class_name": "Conv2D", "config": {"data_format": None}, "registered_name": None}
+    before = deblurrer._config_key(cfg)
+    monkeypatch.setattr(keras.config, "image_data_format", lambda: "channels_first")
+    assert deblurrer._config_key(cfg) != before

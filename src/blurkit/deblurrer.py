@@ -3309,7 +3309,10 @@ def _config_key(config: Any) -> str | None:
     addresses of the process that saved the file) are numbered in order of appearance, compared as Keras' map
     of them compares them (``1 == 1.0``), the order of the config kept (Keras builds a shared object where it
     first meets it), and Keras' version, float type and dtype policy included (a layer without its own dtype
-    follows them). So one architecture saved twice (the two presets) has one key."""
+    follows them; the image data format too). So one architecture saved twice (the two presets) has one key.
+    None too while classes other than blurkit's are registered with Keras (``register_keras_serializable``):
+    one of them may stand for a name the config uses. (A ``keras.saving.CustomObjectScope`` is not seen:
+    loading under one that changes a class between two loads of one config reuses the first count.)"""
     import hashlib
 
     import keras
@@ -3325,15 +3328,20 @@ def _config_key(config: Any) -> str | None:
             if isinstance(registered, str) and not registered.startswith("blurkit>") \
                     and registered != x.get("class_name"):  # Keras resolves a registered name first
                 foreign.append(registered)
+            name = x.get("class_name")
+            if isinstance(name, str) and ">" in name and not name.startswith("blurkit>"):  # a registered name too
+                foreign.append(name)
             return {k: ids.setdefault(v, len(ids)) if k == "shared_object_id" and _hashable(v) else canon(v)
                     for k, v in x.items()}
         if isinstance(x, list):
             return [canon(v) for v in x]
         return x
 
-    text = json.dumps([getattr(keras, "__version__", ""), keras.config.floatx(),
+    text = json.dumps([getattr(keras, "__version__", ""), keras.config.floatx(), keras.config.image_data_format(),
                        getattr(keras.config.dtype_policy(), "name", ""), canon(config)])
-    return None if foreign else hashlib.sha256(text.encode()).hexdigest()
+    # a class registered by the user under any name can stand for a Keras one of that name: not kept then
+    custom = any(not str(k).startswith("blurkit>") for k in keras.saving.get_custom_objects())
+    return None if foreign or custom else hashlib.sha256(text.encode()).hexdigest()
 
 
 def _hashable(value: Any) -> bool:
