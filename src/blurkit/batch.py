@@ -400,11 +400,14 @@ def deblur_files(
     def fail(i: int, src: Path, exc: BaseException) -> None:
         failures.append((i, src, _reason(exc)))
         bar.step(summary, len(failures))
+
     reads: collections.deque[tuple[int, Path, Path, Future]] = collections.deque()
     writes: list[tuple[int, Path, Path, Future]] = []
     full: set[int | None] = set()  # file systems (st_dev) a write found full or over quota
-    read_only = False  # a write found its file system read-only: each output's own is asked (a bind mount
-    known: dict[Path, bool] = {}  # shares its st_dev with the writable one around it); folder -> left
+    # a write found its file system read-only: each output folder's own mount is asked (a read-only bind mount
+    # shares its st_dev with the writable file system around it)
+    read_only = False
+    known: dict[Path, bool] = {}  # output folder -> whether its outputs are left
 
     def dead(dst: Path) -> bool:
         """Whether ``dst`` is on a file system a write found full, over quota or read-only."""

@@ -22,7 +22,8 @@ Exit status: 0 when every image was written (or was already there), 3 when some 
 were written (or were already there: a ``--skip-existing`` rerun of a batch with one bad file), 1 when every
 file failed, 2 for a usage error, 130 when interrupted (Ctrl-C), 143 when terminated (SIGTERM). Photos
 left unread because a write found their output's file system full, over quota or read-only count as failed
-(outputs elsewhere are still written; ``--skip-existing`` goes on once there is room). So ``blurkit deblur in -o out && upload out`` uploads only a complete batch, and a
+(outputs elsewhere are still written; ``--skip-existing`` goes on once there is room). So
+``blurkit deblur in -o out && upload out`` uploads only a complete batch, and a
 script that accepts a partial one tests for 3.
 """
 
