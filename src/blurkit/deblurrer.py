@@ -2592,18 +2592,13 @@ def _names_digest(names: list[Any]) -> Any:
     return hashlib.sha256(json.dumps(names).encode())
 
 
-def _earlier_digests(src: Any) -> set[str]:
+def _earlier_digests(src: Any) -> dict[str, str]:
     """The digests earlier releases recorded for the data ``src`` in a training state (``train_items``,
-    ``validation_items``): its file names in each earlier form (:func:`_relative_names`), and, for in-memory
-    images, the digest of their indices alone (before 2026-12-06 16:03, a80e7f6, the images' content was not
-    part of it: such a state can only be checked by the number and split of the images). Shards' digests
-    have not changed."""
-    return set(_earlier_forms(src))
-
-
-def _earlier_forms(src: Any) -> dict[str, str]:
-    """:func:`_earlier_digests` with what each of them could not check ("" where it checked all of it): an
-    in-memory digest of indices alone, the images; one of names below the folder (form 1), the folder's name."""
+    ``validation_items``), each with what it could not check ("" where it checked all of it): its file names in
+    each earlier form (:func:`_relative_names`; form 1, names below the folder, could not check the folder's
+    name), and, for in-memory images, the digest of their indices alone (before 2026-12-06 16:03, a80e7f6, the
+    images' content was not part of it: such a state can only be checked by the number and split of the
+    images). Shards' digests have not changed."""
     if src is None or src.kind == "records":
         return {}
     forms: dict[str, str] = {}
@@ -2646,7 +2641,7 @@ def _saved_settings(state: dict, settings: dict | None, sources: tuple[Any, Any]
         return saved
     saved.pop("data", None)
     for key, src in zip(("train_items", "validation_items"), sources, strict=True):
-        forms = _earlier_forms(src)
+        forms = _earlier_digests(src)
         if saved.get(key) != settings.get(key) and saved.get(key) in forms:
             saved[key] = settings.get(key)
             if forms[saved_digest := state["settings"][key]]:
@@ -2671,9 +2666,7 @@ def _resume_problem(state_file: Path, meta: dict, settings: dict | None, run_sta
     if not state or not isinstance(state.get("epoch"), int) or not isinstance(state.get("settings"), dict):
         raise ModelFileError(f"{state_file}: not a blurkit training state (no resume record)")
     _check_state_record(state_file, state)
-    version = state.get("settings_version", 1)
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise ModelFileError(f"{state_file}: damaged training state (settings_version {_shown_text(version)})")
+    version = state.get("settings_version", 1)  # a whole number from 1: _check_state_record
     if version > RESUME_SETTINGS_VERSION:
         raise ModelFileError(f"{state_file}: training state saved by a newer blurkit (settings version {version}; "
                              f"this one reads up to {RESUME_SETTINGS_VERSION}): upgrade blurkit to resume it")
