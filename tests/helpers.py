@@ -123,3 +123,18 @@ def h5_bytes(build: Any) -> bytes:
     with h5py.File(buf, "w") as f:
         build(f)
     return buf.getvalue()
+
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def bench(name: str) -> Any:
+    """The script ``benchmarks/NAME.py`` as a module (the folder is on ``sys.path`` only while it imports)."""
+    import importlib
+    import sys
+
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(BENCHMARKS))

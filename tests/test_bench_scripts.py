@@ -3,7 +3,6 @@ in benchmarks/results/ and the docs (tests/test_docs_numbers.py)."""
 
 from __future__ import annotations
 
-import importlib
 import sys
 import tomllib
 import types
@@ -12,19 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import changing_unet
+from helpers import BENCHMARKS, bench, changing_unet
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCHMARKS = ROOT / "benchmarks"
-
-
-def bench(name: str):
-    """The script ``benchmarks/NAME.py`` as a module (the folder is on ``sys.path`` only while it imports)."""
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        return importlib.import_module(name)
-    finally:
-        sys.path.remove(str(BENCHMARKS))
 
 
 def test_make_val_names_the_extra_that_brings_scikit_learn(tmp_path, monkeypatch, capsys):

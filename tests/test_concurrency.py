@@ -36,6 +36,11 @@ def _photos(folder: Path, n: int = 3) -> Path:
     return folder
 
 
+def _run_files(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A train run's photos, its OUT (``m.keras``) and where its training state goes."""
+    return _photos(tmp_path / "photos"), tmp_path / "m.keras", tmp_path / "m.resume" / "last.keras"
+
+
 def _holding(lock_file: Path, target: Path, owner: str) -> subprocess.Popen:
     """A process that holds the lock until it is killed (it has taken it once this returns)."""
     code = textwrap.dedent(f"""
@@ -322,9 +327,7 @@ def test_only_the_chief_of_a_multiworker_run_locks(monkeypatch):
 def test_a_write_error_in_training_names_the_file_and_what_is_kept(tmp_path, stand_in, capsys):
     """A full disk writing epoch 2's training state: the error names the file, and the line says what is kept
     (as after Ctrl-C); exit status 1. After the epochs (writing OUT): --resume finishes."""
-    photos = _photos(tmp_path / "photos")
-    out = tmp_path / "m.keras"
-    state = tmp_path / "m.resume" / "last.keras"
+    photos, out, state = _run_files(tmp_path)
 
     def fit(d, kwargs):
         state.parent.mkdir(exist_ok=True)
@@ -354,9 +357,7 @@ def test_a_write_error_in_training_names_the_file_and_what_is_kept(tmp_path, sta
 
 
 def test_ctrl_c_after_the_epochs_says_that_resume_finishes(tmp_path, stand_in, capsys):
-    photos = _photos(tmp_path / "photos")
-    out = tmp_path / "m.keras"
-    state = tmp_path / "m.resume" / "last.keras"
+    photos, out, state = _run_files(tmp_path)
 
     def fit(d, kwargs):
         state.parent.mkdir(exist_ok=True)
@@ -421,9 +422,7 @@ def test_a_failed_train_or_make_pairs_leaves_no_folder_the_lock_made(tmp_path, s
 def test_a_write_error_after_a_time_limit_pause_says_resume_trains_the_epochs_left(tmp_path, stand_in, capsys,
                                                                                    stop):
     """Paused by --time-limit after epoch 3 of 10, a failed write of OUT said "no epoch is trained again"."""
-    photos = _photos(tmp_path / "photos")
-    out = tmp_path / "m.keras"
-    state = tmp_path / "m.resume" / "last.keras"
+    photos, out, state = _run_files(tmp_path)
 
     def paused(d, kwargs):
         state.parent.mkdir(exist_ok=True)

@@ -3,25 +3,13 @@ two."""
 
 from __future__ import annotations
 
-import importlib
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from helpers import SMALL_BLIND
-
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def bench(name: str):
-    """The script ``benchmarks/NAME.py`` as a module (the folder is on ``sys.path`` only while it imports)."""
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        return importlib.import_module(name)
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+from helpers import SMALL_BLIND, bench
 
 
 def _folder(path: Path, images: dict) -> Path:
