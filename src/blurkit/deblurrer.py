@@ -30,7 +30,7 @@ import tempfile
 import threading
 import warnings
 import zipfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import IO, TYPE_CHECKING, Any, cast, overload
@@ -110,6 +110,18 @@ EVAL_METRICS = ("psnr", "ssim", "mse", "accuracy", "channel_accuracy")
 
 class ModelFileError(ValueError):
     """A model file that is not a blurkit model, is damaged, or needs components that are not installed."""
+
+
+class FileSettingWarning(UserWarning):
+    """A model file's setting that :meth:`Deblurrer.load` changes, as this release cannot take it (an older
+    blurkit's file, or a careless or crafted one): its tile sizes or its seed. ``settings`` names the facade
+    settings changed (``tile_size``, ``tile_overlap``, ``estimate_tile``, ``seed``), so that a caller that sets
+    them itself (``blurkit deblur --tile-size``) can leave the warning out; ``text`` is the message without its
+    last words, ``advice`` (how to choose them in Python)."""
+
+    def __init__(self, text: str, settings: Iterable[str], advice: str) -> None:
+        super().__init__(f"{text} ({advice})")
+        self.text, self.settings, self.advice = text, frozenset(settings), advice
 
 
 class TrainingDivergedError(ValueError):
@@ -3447,7 +3459,7 @@ _FACADE_RANGES = {"batch_size": (1, 2**20), "patches_per_image": (1, 2**20), "se
                   "patch_size": (1, 2**16), "tile_size": (1, 2**14), "tile_overlap": (0, 2**14),
                   "estimate_tile": (1, 2**14), "channels": (1, 4)}
 #: The tile settings of :data:`_FACADE_RANGES` a file may hold above the range (``tile_size=10**6`` meant
-#: "never tile" to 2026-12-06): they bound time and memory, and are lowered to the range's top.
+#: "never tile" until 2026-12-07): they bound time and memory, and are lowered to the range's top.
 _FILE_LOWERED_TILES = ("tile_size", "tile_overlap", "estimate_tile")
 
 
@@ -3503,10 +3515,13 @@ def _bound_tiles(d: Deblurrer, path: Any) -> None:
     estimate = max(d.estimate_tile, _FILE_MIN_TILE)
     if (tile, overlap, estimate) == (d.tile_size, d.tile_overlap, d.estimate_tile):
         return
-    warnings.warn(f"{path}: its tile settings (tile_size {d.tile_size}, tile_overlap {d.tile_overlap}, "
-                  f"estimate_tile {d.estimate_tile}) would make deblurring slow; using tile_size {tile}, "
-                  f"tile_overlap {overlap}, estimate_tile {estimate} (set them on the Deblurrer to choose); tiles also "
-                  "change the restoration slightly where they meet", UserWarning, stacklevel=3)
+    changed = [k for k, old, new in (("tile_size", d.tile_size, tile), ("tile_overlap", d.tile_overlap, overlap),
+                                     ("estimate_tile", d.estimate_tile, estimate)) if old != new]
+    warnings.warn(FileSettingWarning(
+        f"{path}: its tile settings (tile_size {d.tile_size}, tile_overlap {d.tile_overlap}, estimate_tile "
+        f"{d.estimate_tile}) would make deblurring slow; using tile_size {tile}, tile_overlap {overlap}, "
+        f"estimate_tile {estimate}; tiles also change the restoration slightly where they meet", changed,
+        "set them on the Deblurrer to choose"), stacklevel=3)
     d.tile_size, d.tile_overlap, d.estimate_tile = tile, overlap, estimate
     d._sizes = (d.patch_size, tile, overlap)
 
@@ -3517,8 +3532,8 @@ def _checked_facade(facade: dict, path: Any) -> dict:
     that a damaged or crafted value is refused here, naming the file, not met later in a traceback.
 
     Settings older constructors took are read as this release can use them, with a warning: tile sizes above
-    the range (:data:`_FILE_LOWERED_TILES`) are lowered to its top, and a seed of 2**32 or more (taken to
-    2026-11-26) is taken modulo 2**32. Another whole number outside its range is refused as outside what this
+    the range (:data:`_FILE_LOWERED_TILES`) are lowered to its top, and a seed of 2**32 or more (which
+    constructors took until 2026-12-06) is taken modulo 2**32. Another whole number outside its range is refused as outside what this
     blurkit accepts (:func:`_outside`); a value of another type as damaged."""
     import warnings
 
@@ -3537,11 +3552,11 @@ def _checked_facade(facade: dict, path: Any) -> dict:
             lowered[key] = v
         elif v > hi and key == "seed":
             out[key] = v % 2**32
-            warnings.warn(f"{path}: its seed {v} is more than the {hi} this blurkit takes (an older blurkit took "
-                          f"it); using seed {out[key]} (the seed modulo 2**32), which draws other training "
-                          "patches and blurs, and splits off other validation images, than the seed did there "
-                          "(set seed on the Deblurrer to choose)",
-                          UserWarning, stacklevel=3)
+            warnings.warn(FileSettingWarning(
+                f"{path}: its seed {v} is more than the {hi} this blurkit takes (an older blurkit took it); using "
+                f"seed {out[key]} (the seed modulo 2**32), which draws other training patches and blurs, and "
+                "splits off other validation images, than the seed did there", ["seed"],
+                "set seed on the Deblurrer to choose"), stacklevel=3)
         elif not lo <= v <= hi:
             raise _outside(path, f"facade {key} {v}: a whole number from {lo} to {hi}")
     if "loss" in out and out["loss"] not in LOSSES:
@@ -3558,14 +3573,18 @@ def _checked_facade(facade: dict, path: Any) -> dict:
     if lowered:
         top = _FACADE_RANGES["tile_size"][1]
         out.update(dict.fromkeys(lowered, top))
-        if "tile_overlap" in lowered:  # under the tile, as above; load lowers it to half the tile (_bound_tiles)
-            out["tile_overlap"] = out.get("tile_size", DEFAULT_TILE_SIZE) // 2
-        warnings.warn(f"{path}: its {', '.join(f'{k} {v}' for k, v in lowered.items())} "
-                      f"{'is' if len(lowered) == 1 else 'are'} more than the {top} this blurkit takes (an older "
-                      f"blurkit took {'it' if len(lowered) == 1 else 'them'}); using "
-                      f"{', '.join(f'{k} {out[k]}' for k in lowered)}: a photo larger than that is restored in "
-                      "tiles, which bounds memory and can change the restoration slightly where tiles meet (set "
-                      "them on the Deblurrer to choose)", UserWarning, stacklevel=3)
+        # the overlap at most half the tile, as load makes it (_bound_tiles): lowered here, in this one warning
+        half = out.get("tile_size", DEFAULT_TILE_SIZE) // 2
+        used = list(lowered)
+        if out.get("tile_overlap", DEFAULT_TILE_OVERLAP) > half:
+            out["tile_overlap"] = half
+            used += [] if "tile_overlap" in used else ["tile_overlap"]
+        warnings.warn(FileSettingWarning(
+            f"{path}: its {', '.join(f'{k} {v}' for k, v in lowered.items())} "
+            f"{'is' if len(lowered) == 1 else 'are'} more than the {top} this blurkit takes (an older blurkit took "
+            f"{'it' if len(lowered) == 1 else 'them'}); using {', '.join(f'{k} {out[k]}' for k in used)}: a photo "
+            "larger than that is restored in tiles, which bounds memory and can change the restoration slightly "
+            "where tiles meet", used, "set them on the Deblurrer to choose"), stacklevel=3)
     patch, channels = out.get("patch_size", 96), out.get("channels", 3)
     problem = _patches_problem(out.get("patches_per_image", 4), patch, channels)
     if problem is None and patch**2 * out.get("batch_size", 16) * channels >= 2**31:

@@ -420,10 +420,15 @@ def load_named(name: str | None):
     return load_deblurrer(name if is_file else None, None if is_file else name)
 
 
-def load_deblurrer(model: str | None, preset: str | None = None):
+def load_deblurrer(model: str | None, preset: str | None = None, options: dict[str, str] | None = None,
+                   given: frozenset[str] = frozenset()):
     """A Deblurrer from a model file, or from a shipped preset (the default one when both are None).
 
-    A missing file or an unknown preset name is refused before TensorFlow is imported (seconds)."""
+    A missing file or an unknown preset name is refused before TensorFlow is imported (seconds). The settings
+    of a file that loading changes (:class:`~blurkit.deblurrer.FileSettingWarning`) are said in the command's
+    terms: never its seed (no command draws with a file's seed: train gives its ``--seed``, the others draw
+    with none or their own), not when the command's options set them all (``given``, the settings they set),
+    and with the option that sets them (``options``: setting -> option) rather than the Deblurrer."""
     from blurkit.deblurrer import Deblurrer, ModelFileError  # light: TensorFlow comes with the model
     from blurkit.presets import DEFAULT_PRESET, list_presets, preset_path
 
@@ -431,9 +436,34 @@ def load_deblurrer(model: str | None, preset: str | None = None):
         shipped = model in list_presets()
         raise CLIError(f"model file not found: {model}" + (f" (a preset's name: --preset {model})" if shipped else ""))
     try:
-        if not model:
+        if not model:  # a preset: its settings are in range (and no warnings swapped while threads may warn)
             preset_path(preset or DEFAULT_PRESET)
+            quiet_tensorflow()
+            return Deblurrer.from_preset(preset or DEFAULT_PRESET)
         quiet_tensorflow()
-        return Deblurrer.load(model) if model else Deblurrer.from_preset(preset or DEFAULT_PRESET)
+        with _file_settings_said(options or {}, given):
+            return Deblurrer.load(model)
     except (ModelFileError, KeyError) as exc:
         raise CLIError(error_text(exc)) from None
+
+
+@contextlib.contextmanager
+def _file_settings_said(options: dict[str, str], given: frozenset[str]) -> Iterator[None]:
+    """Say the :class:`~blurkit.deblurrer.FileSettingWarning` of the load in it as :func:`load_deblurrer`
+    tells; other warnings pass as they were (shown when it ends)."""
+    import warnings
+
+    from blurkit.deblurrer import FileSettingWarning
+
+    with warnings.catch_warnings(record=True) as said:
+        yield
+    for w in said:
+        m = w.message
+        if not isinstance(m, FileSettingWarning):
+            warnings.warn_explicit(m, w.category, w.filename, w.lineno, source=w.source)
+        elif "seed" not in m.settings and not m.settings <= given:
+            sets: dict[str, list[str]] = {}
+            for setting in sorted(m.settings & set(options)):
+                sets.setdefault(options[setting], []).append(setting)
+            advice = "; ".join(f"{option} sets {' and '.join(names)}" for option, names in sets.items())
+            warnings.warn_explicit(f"{m.text} ({advice})" if advice else m.text, UserWarning, w.filename, w.lineno)

@@ -107,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     def one_line(message, category, filename, lineno, line=None) -> str:  # not the library's file and line
         from blurkit.cli._common import flag_reason  # a library's max_pixels advice names the flag
 
-        kind = "warning" if category is UserWarning else category.__name__  # PluginWarning, DeprecationWarning
+        # PluginWarning, DeprecationWarning by name; a model file's setting changed on load is a plain warning
+        kind = "warning" if category is UserWarning or category.__name__ == "FileSettingWarning" else category.__name__
         return f"blurkit {args.command}: {kind}: {flag_reason(str(message))}\n"
 
     warnings.formatwarning = one_line
