@@ -145,7 +145,7 @@ def test_float_tiff_in_unit_range_is_restored_as_float(tiny, tmp_path):
 def test_cli_io_workers_zero_gives_the_same_files(tiny, photos, tmp_path, monkeypatch, capsys):
     import blurkit.cli._common as common
 
-    monkeypatch.setattr(common, "load_deblurrer", lambda model, preset=None: tiny)
+    monkeypatch.setattr(common, "load_deblurrer", lambda model, preset=None, **_: tiny)
     assert main(["deblur", str(photos), "-o", str(tmp_path / "a"), "-q"]) == 0
     assert main(["deblur", str(photos), "-o", str(tmp_path / "b"), "--io-workers", "0", "-q"]) == 0
     assert main(["deblur", str(photos), "-o", str(tmp_path / "c"), "--io-workers", "3", "--prefetch", "1",
@@ -254,11 +254,11 @@ def test_cli_interrupt_reports_and_exits_130(photos, tmp_path, monkeypatch, caps
     import blurkit.cli._common as common
 
     fake = Invert(raise_at=3, exc=KeyboardInterrupt())
-    monkeypatch.setattr(common, "load_deblurrer", lambda model, preset=None: fake)
+    monkeypatch.setattr(common, "load_deblurrer", lambda model, preset=None, **_: fake)
     assert main(["deblur", str(photos), "-o", str(tmp_path / "o"), "-q"]) == 130
     err = capsys.readouterr().err
     assert "interrupted after 2 files (done 2, skipped 0" in err and "--skip-existing" in err
-    monkeypatch.setattr(common, "load_deblurrer", lambda model, preset=None: Invert())
+    monkeypatch.setattr(common, "load_deblurrer", lambda model, preset=None, **_: Invert())
     assert main(["deblur", str(photos), "-o", str(tmp_path / "o"), "--skip-existing"]) == 0
     assert "done 10, skipped 2 (already there), failed 0" in capsys.readouterr().out
 

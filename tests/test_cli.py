@@ -512,7 +512,7 @@ def test_deblur_refuses_bad_arguments_before_any_work(model, photos, tmp_path, c
     (read as an image, the photos restored with the default preset) and a --tile-size below 16 (0 was
     taken as no tiling) are usage errors naming them, before a model is loaded."""
 
-    def no_model(*args):
+    def no_model(*args, **kwargs):
         raise AssertionError("a model was loaded")
 
     monkeypatch.setattr(common, "load_deblurrer", no_model)
@@ -607,7 +607,7 @@ def test_deblur_interrupted_counts_only_the_images_restored(photos, tmp_path, ca
                 raise KeyboardInterrupt
             return image
 
-    monkeypatch.setattr(common, "load_deblurrer", lambda model, preset=None: StoppedOnTheSecond())
+    monkeypatch.setattr(common, "load_deblurrer", lambda model, preset=None, **_: StoppedOnTheSecond())
     monkeypatch.setattr(blurkit.presets, "choose_preset", lambda image: "gaussian-v1-noisy")
     capsys.readouterr()
     assert main(["deblur", str(photos), "-o", str(tmp_path / "out"), "--io-workers", "0"]) == 130

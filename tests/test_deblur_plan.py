@@ -36,7 +36,7 @@ def fake(monkeypatch):
     model = Invert()
     model.loaded = []
 
-    def load(name, preset=None):
+    def load(name, preset=None, **_):
         model.loaded.append((name, preset))
         return model
 
@@ -264,7 +264,7 @@ def test_the_interrupt_hint_says_with_skip_existing(monkeypatch, tmp_path, capsy
     for name, value in (("a.png", 10), ("b.png", 20)):
         write_image(tmp_path / "in" / name, _image(value))
     monkeypatch.setattr(common, "load_deblurrer",
-                        lambda model, preset=None: Invert(raise_at=2, exc=KeyboardInterrupt()))
+                        lambda model, preset=None, **_: Invert(raise_at=2, exc=KeyboardInterrupt()))
     rc, _, err = _run(capsys, tmp_path / "in", "-o", tmp_path / "out", "--io-workers", "0", "-q")
     assert rc == 130
     assert "; run the same command with --skip-existing to go on" in err
@@ -279,7 +279,7 @@ def test_a_sigterm_interrupts_deblur_with_exit_status_143(monkeypatch, tmp_path,
 
     for name, value in (("a.png", 10), ("b.png", 20)):
         write_image(tmp_path / "in" / name, _image(value))
-    monkeypatch.setattr(common, "load_deblurrer", lambda model, preset=None: Invert(raise_at=2, exc=Terminated()))
+    monkeypatch.setattr(common, "load_deblurrer", lambda model, preset=None, **_: Invert(raise_at=2, exc=Terminated()))
     rc, out, err = _run(capsys, tmp_path / "in", "-o", tmp_path / "out", "--io-workers", "0", "-q")
     assert rc == 128 + signal.SIGTERM == 143
     assert "done 1" in out and "interrupted after" in err

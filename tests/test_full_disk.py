@@ -144,7 +144,7 @@ def test_a_real_full_device_keeps_its_error_number(photos, tmp_path):
 
 def test_a_full_disk_at_the_last_file_leaves_nothing(photos, tmp_path, monkeypatch, capsys):
     _disk_fills(monkeypatch, after=N - 1)
-    monkeypatch.setattr(common, "load_deblurrer", lambda model, preset=None: Counting())
+    monkeypatch.setattr(common, "load_deblurrer", lambda model, preset=None, **_: Counting())
     assert main(["deblur", str(photos), "-o", str(tmp_path / "out"), "--io-workers", "0", "-q"]) == 3
     captured = capsys.readouterr()
     assert f"done {N - 1}, skipped 0 (already there), failed 1" in captured.out
@@ -154,7 +154,7 @@ def test_a_full_disk_at_the_last_file_leaves_nothing(photos, tmp_path, monkeypat
 def test_deblur_names_the_full_disk_and_goes_on_once_there_is_room(photos, tmp_path, monkeypatch,
                                                                             capsys):
     _disk_fills(monkeypatch, after=5)
-    monkeypatch.setattr(common, "load_deblurrer", lambda model, preset=None: Counting())
+    monkeypatch.setattr(common, "load_deblurrer", lambda model, preset=None, **_: Counting())
     out = tmp_path / "out"
     assert main(["deblur", str(photos), "-o", str(out), "--io-workers", "0", "-q"]) == 3  # a partial batch
     captured = capsys.readouterr()
@@ -165,7 +165,7 @@ def test_deblur_names_the_full_disk_and_goes_on_once_there_is_room(photos, tmp_p
     assert sorted(p.name for p in out.iterdir()) == [f"p{i:02d}.png" for i in range(5)]  # no temporary files
 
     monkeypatch.undo()  # room again
-    monkeypatch.setattr(common, "load_deblurrer", lambda model, preset=None: Counting())
+    monkeypatch.setattr(common, "load_deblurrer", lambda model, preset=None, **_: Counting())
     assert main(["deblur", str(photos), "-o", str(out), "--skip-existing", "-q"]) == 0
     assert f"done {N - 5}, skipped 5 (already there), failed 0" in capsys.readouterr().out
     assert len(list(out.iterdir())) == N

@@ -611,7 +611,8 @@ def run(args: argparse.Namespace) -> int:
             restorer = _Auto(lambda name: setup(load_deblurrer(None, name)), first=DEFAULT_PRESET)
         else:
             tiles = {"tile_size": "--tile-size", "tile_overlap": "--tile-size"}  # setup() sets both
-            restorer = setup(load_deblurrer(model, args.preset, tiles, frozenset(tiles) if args.tile_size else frozenset()))
+            restorer = setup(load_deblurrer(model, args.preset, options=tiles,
+                                            given=frozenset(tiles) if args.tile_size else frozenset()))
         try:
             summary = deblur_files(restorer, jobs, workers=args.io_workers, prefetch=args.prefetch,
                                    skip_existing=args.skip_existing, max_pixels=args.max_pixels,
