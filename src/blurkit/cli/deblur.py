@@ -131,7 +131,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="use this shipped preset (see `blurkit list presets`), or 'auto' (the default "
                    "without a model file): per photo, gaussian-v1-noisy when it shows sensor noise or JPEG "
                    "blocks, else gaussian-v1")
-    p.add_argument("--skip-existing", action="store_true", help="leave outputs that already exist")
+    p.add_argument("--skip-existing", action="store_true", help="leave outputs that already exist (when all do, no model is loaded)")
     p.add_argument("--suffix", default="",
                    help="add this to output file names (before the extension; not to an output given as a file "
                    "name). With --out the input folder, it is required, and input files already ending in it "
@@ -567,7 +567,14 @@ def run(args: argparse.Namespace) -> int:
                            f"end{'s' * (plan.earlier.n == 1)} in --suffix {args.suffix}, so "
                            f"{'is an earlier output' if plan.earlier.n == 1 else 'are earlier outputs'}")
         raise CLIError(f"no images found in {', '.join(paths)}")
-    jobs: Iterator[Any] = itertools.chain([] if first is None else [first], plan.jobs)
+    # with --skip-existing, the jobs whose output is already there, up to the first with work: when every output
+    # is there (a finished run started again, a cron job) nothing needs the model, and TensorFlow and a preset
+    # took 20 s to load (options checked on the model, such as --sigma, are then not checked)
+    there: list[tuple[Path, Path]] = []
+    while args.skip_existing and first is not None and Path(first[1]).exists():
+        there.append(first)
+        first = next(plan.jobs, None)
+    jobs: Iterator[Any] = itertools.chain(there, [] if first is None else [first], plan.jobs)  # counted there
 
     from blurkit.batch import Interrupted, deblur_files
 
@@ -602,10 +609,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"blurkit deblur: {shown(_kept(plan, args.out))}", file=sys.stderr)
     bars = not args.quiet and progress_shown()  # on a terminal, or a line now and then in a log
     stop = None  # the Interrupted that ended the run early, if one did
-    if first is None:  # nothing to restore, only failures to report: no model to load
+    if first is None:  # nothing to restore, only outputs already there or failures to report: no model to load
         from blurkit.batch import Summary
 
-        summary, restorer = Summary(), None
+        summary, restorer = Summary(skipped=len(there)), None
     else:
         if auto:
             restorer = _Auto(lambda name: setup(load_deblurrer(None, name)), first=DEFAULT_PRESET)

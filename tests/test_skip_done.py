@@ -1,0 +1,59 @@
+"""``blurkit deblur --skip-existing`` when every output is already there (a finished run started again, a cron
+job over a folder) finds nothing to do without loading a model: it imported TensorFlow and loaded a preset
+first, about 20 s, whatever the folder (scale audit of 2026-12-08, F5)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from blurkit.data.io import write_image
+
+CODE = """
+import sys
+from blurkit.cli.main import main
+status = main(sys.argv[1:])
+print("tensorflow imported" if "tensorflow" in sys.modules else "tensorflow not imported")
+sys.exit(status)
+"""
+
+
+def _deblur(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", CODE, "deblur", *argv], capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_nothing_left_to_restore_loads_no_model(tmp_path: Path):
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    for name in ("a.png", "b.png", "sub/c.png"):
+        image = np.random.default_rng(len(name)).random((12, 10, 3)).astype(np.float32)
+        write_image(photos / name, image)
+        write_image(out / name, image)  # an earlier run's output
+    done = _deblur(str(photos), "-o", str(out), "--skip-existing")
+    assert done.returncode == 0, done.stderr
+    assert "done 0, skipped 3 (already there), failed 0" in done.stdout
+    assert "tensorflow not imported" in done.stdout
+
+
+def test_outputs_there_before_one_missing_are_counted_once(tmp_path: Path, monkeypatch, capsys):
+    """The jobs looked at before the model is loaded are handed on, not lost or counted twice (a stand-in
+    model: the counts are the CLI's)."""
+    import blurkit.cli._common as common
+    from blurkit.cli.main import main
+
+    class Same:
+        def predict(self, image):
+            return image
+
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    for name in ("a.png", "b.png", "c.png", "d.png"):
+        write_image(photos / name, np.full((6, 5, 3), 0.5, np.float32))
+    for name in ("a.png", "b.png", "d.png"):
+        write_image(out / name, np.zeros((6, 5, 3), np.float32))
+    monkeypatch.setattr(common, "load_deblurrer", lambda *a, **k: Same())
+    assert main(["deblur", str(photos), "-o", str(out), "--skip-existing", "-q"]) == 0
+    assert "done 1, skipped 3 (already there), failed 0" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png", "c.png", "d.png"]
