@@ -625,6 +625,7 @@ class Deblurrer:
         # the traced inference functions call the old model: rebuilt on the next use (see _build_functions)
         self._split_fns: tuple[Callable, Callable] | None = None
         self._infer_fn: Callable | None = None
+        self._train_cache: dict = {}  # fit's traced step functions (blurkit.training.train's cache)
         self._pid = os.getpid()  # TensorFlow's state does not survive a fork (see _check_process)
         self._strategy = None  # the tf.distribute strategy the model was moved to by fit, if any
         self._loaded = None  # another model's weights: not those of the file this one was loaded from
@@ -986,7 +987,7 @@ class Deblurrer:
         try:
             hist = train(self.model, get_loss(self.loss), lambda ctx: train_for(first, end, steps, ctx),
                          strategy=strategy, global_batch=self.batch_size, steps=steps, initial_epoch=first,
-                         epochs=end, validation=val, callbacks=cbs, verbose=verbose)
+                         epochs=end, validation=val, callbacks=cbs, verbose=verbose, cache=self._train_cache)
         except TrainingDivergedError:
             # Keras' on_train_end did not run: put early stopping's best weights back as it would have; and
             # let predict check the weights again (its traced functions may have been built before)
@@ -2125,7 +2126,8 @@ class Deblurrer:
         memo[id(self)] = new
         for key, value in self.__dict__.items():
             # the traced functions run this instance's model (and cannot be copied): the copy traces its own
-            setattr(new, key, None if key in ("_infer_fn", "_split_fns") else copy.deepcopy(value, memo))
+            setattr(new, key, None if key in ("_infer_fn", "_split_fns") else {} if key == "_train_cache"
+                    else copy.deepcopy(value, memo))
         return new
 
     def __repr__(self) -> str:

@@ -183,6 +183,7 @@ def train(
     validation: Any = None,
     callbacks: Sequence[Any] = (),
     verbose: int | str = "auto",
+    cache: dict | None = None,
 ):
     """Train ``model`` (built and compiled inside ``strategy.scope()``) for epochs ``[initial_epoch, epochs)``.
 
@@ -202,6 +203,10 @@ def train(
         callbacks: Keras callbacks.
         verbose: 0 (silent), 1 (progress bar), 2 (one line per epoch) or ``"auto"`` (1); non-chief
             workers are always silent.
+        cache: A dict the caller keeps between calls (a Deblurrer's), in which the compiled step functions
+            are kept for the same model, loss, optimizer, strategy and batch: a second ``train`` then traces
+            nothing again (each trace took seconds, and the graphs of every earlier one stayed in memory,
+            about 12 MiB a ``fit``).
 
     Returns:
         A ``keras.callbacks.History`` of the epochs run.
@@ -210,12 +215,22 @@ def train(
     import numpy as np
     import tensorflow as tf
 
-    train_step, eval_step = step_functions(model, loss, strategy, global_batch)
+    # the functions hold these objects, so their ids stay theirs while the cache holds the functions
+    key = (id(model), type(loss), loss.get_config(), id(model.optimizer), id(strategy), global_batch,
+           bool(getattr(model, "jit_compile", False)))
+    if cache is not None and cache.get("key") == key:
+        train_step, eval_step, anyone = cache["functions"]
+    else:
+        train_step, eval_step = step_functions(model, loss, strategy, global_batch)
 
-    @tf.function
-    def anyone(flag):  # True on every worker if it is True on one (a SUM all-reduce)
-        value = strategy.run(lambda f: tf.identity(f), args=(flag,))
-        return strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None) > 0
+        @tf.function
+        def anyone(flag):  # True on every worker if it is True on one (a SUM all-reduce)
+            value = strategy.run(lambda f: tf.identity(f), args=(flag,))
+            return strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None) > 0
+
+        if cache is not None:
+            cache.clear()  # the functions of another model, loss or optimizer, and their graphs, go
+            cache.update(key=key, functions=(train_step, eval_step, anyone))
 
     def logs_of(total: np.ndarray, prefix: str = "") -> dict[str, float]:
         n = max(float(total[3]), 1.0)
