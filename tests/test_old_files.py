@@ -96,7 +96,8 @@ def test_a_state_that_did_not_record_its_folder_resumes_from_another_with_a_warn
 def test_an_in_memory_training_state_of_an_earlier_release_resumes(tmp_path):
     """F1, Deblurrer.fit(checkpoint_dir=..., resume=True) on arrays: the state of c5294e5 (2026-11-26) recorded
     the images' indices only, not their content (a80e7f6 added it): it is checked by what it recorded.
-    A state this release writes records the form of its settings (settings_version 2)."""
+    The states the resumed run writes record the form of their settings: 2, as it goes on validating as that run
+    did (tests/test_validation_seed.py)."""
     state = _unpack("c5294e5-arrays-last.keras", tmp_path / "state" / "last.keras")
     init, fit = make_files.ARRAYS_RUN
     images = np.stack(make_files.photos())
@@ -115,10 +116,10 @@ def test_a_training_state_of_a_newer_settings_form_is_refused_as_newer(tmp_path)
     refused as saved by a newer blurkit, not as "saved by a run with different ..." (delete it, that said)."""
     old = _unpack("c5294e5-arrays-last.keras", tmp_path / "old.keras")
     (tmp_path / "state").mkdir()
-    state = rewrite_model(old, tmp_path / "state" / "last.keras", meta=lambda m: m["resume"].update(settings_version=3))
+    state = rewrite_model(old, tmp_path / "state" / "last.keras", meta=lambda m: m["resume"].update(settings_version=4))
     init, fit = make_files.ARRAYS_RUN
     with pytest.raises(ModelFileError, match=r"last\.keras: training state saved by a newer blurkit \(settings "
-                                             r"version 3; this one reads up to 2\): upgrade blurkit to resume it"):
+                                             r"version 4; this one reads up to 3\): upgrade blurkit to resume it"):
         Deblurrer(**init).fit(np.stack(make_files.photos()), checkpoint_dir=state.parent, resume=True, **fit)
 
 

@@ -507,8 +507,8 @@ def test_a_validation_pass_scores_each_readable_item_once(kind, flat, bad_record
     val = bad_records / "mixed" if kind == "files" else bad_records / "mixed_shards"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        _, val_src, _, ds = _tiny()._datasets(flat, val, 0, None)
-        levels = _levels(ds)
+        _, val_src, _, val_for = _tiny()._datasets(flat, val, 0, None)
+        levels = _levels(val_for(7919))
     assert len(val_src) == 5
     assert sorted(levels) == sorted(LEVELS[:3] * 4)  # 4 patches of each readable image, none of a bad one
     messages = [str(w.message) for w in caught if "skipping unreadable" in str(w.message)]

@@ -88,7 +88,13 @@ _BEST_WEIGHTS_ENTRY = "blurkit_resume/best_weights.npz"
 #: typed), a blur without the options added since, and item digests of an earlier form, which
 #: :func:`_saved_settings` reads as this release writes them. A state of a later form is refused as written by a
 #: newer blurkit, not as another run's. Raise it when a setting's form changes, and convert the older form there.
-RESUME_SETTINGS_VERSION = 2
+#: 3 since 2026-12-08: the validation pipeline is seeded with :data:`VALIDATION_SEED`; a run resumed from a state
+#: of form 1 or 2 goes on validating as it did (``seed + 7919``) and writes form 2 (:func:`_state_form`).
+RESUME_SETTINGS_VERSION = 3
+#: The seed of ``fit``'s validation pipeline (the patches of the validation images, and the blur drawn for each):
+#: fixed, not the training ``seed``, so that runs that differ only in ``seed`` are validated on the same inputs.
+#: Until 2026-12-08 it was ``seed + 7919``: seed-0 runs keep their validation inputs.
+VALIDATION_SEED = 7919
 #: Inference tiling defaults (an inference setting of this library version, not part of a trained model:
 #: :meth:`Deblurrer.from_preset` applies them to the shipped presets whatever their files say).
 DEFAULT_TILE_SIZE = 1536
@@ -458,10 +464,12 @@ class Deblurrer:
             restore the whole photo, or every one of its tiles, with it, so the result does not depend on
             ``tile_size``. It bounds the estimator's memory as ``tile_size`` bounds the restorer's (the
             estimator needs less per pixel). Other models ignore it.
-        seed: Seeds the model's initial weights (when ``model`` is a builder name), the split and the
-            pipeline: the same seed, data and settings train the same model in a new process. A whole number
-            from 0 to 2**32 - 1. It does not seed :meth:`evaluate`'s blur (its own ``seed``), so models
-            trained with different seeds are scored on the same inputs. Building the model calls
+        seed: Seeds the model's initial weights (when ``model`` is a builder name), the validation split and
+            the training pipeline: the same seed, data and settings train the same model in a new process. A
+            whole number from 0 to 2**32 - 1. It does not seed the validation inputs (their patches and blurs:
+            :data:`VALIDATION_SEED`) nor :meth:`evaluate`'s blur (its own ``seed``), so runs with different
+            seeds are validated, and their models scored, on the same inputs (with ``validation_split``, which
+            items are held out still depends on it). Building the model calls
             ``keras.utils.set_random_seed(seed)``: Python's and NumPy's random states are put back after it,
             TensorFlow's global seed (``tf.random.set_seed``) is left at ``seed`` (TensorFlow has no public
             way to read the previous one back); seed it again after making a Deblurrer if you rely on it.
@@ -633,11 +641,13 @@ class Deblurrer:
     # ------------------------------------------------------------------------------------ training
     def _datasets(self, data: Any, validation: Any, validation_split: float, max_pixels: int | None,
                   cache: str | os.PathLike | None = None):
-        """``(train_src, val_src, train_for, val)``: ``train_for(first, end, steps)`` is the training dataset.
+        """``(train_src, val_src, train_for, val_for)``: ``train_for(first, end, steps)`` is the training dataset.
 
         It yields exactly ``steps`` batches for each epoch in ``[first, end)``, and an epoch's batches
         depend only on ``(seed, epoch)`` (:func:`_epoch_seed`): a run resumed at epoch ``first`` sees the
-        same data as the uninterrupted run did.
+        same data as the uninterrupted run did. ``val_for(seed)`` is the validation dataset drawn with
+        ``seed`` (:data:`VALIDATION_SEED`, or a resumed old state's :func:`_validation_seed`); None without
+        validation items.
         """
         import tensorflow as tf
 
@@ -699,15 +709,17 @@ class Deblurrer:
                 ds = ds.rebatch(context.get_per_replica_batch_size(self.batch_size), drop_remainder=True)
             return ds.prefetch(tf.data.AUTOTUNE)
 
-        val = None
-        if val_src is not None and val_bad is not None:  # (val_bad is checked for a val_src)
+        def val_for(seed: int):
+            assert val_src is not None  # returned only with one
             # no declared length: a validation pass skips the items (files or shard records) that cannot be
             # decoded, so that each readable one is scored once; its scores are the mean over those, the
             # same set every epoch
-            val = seeded([self.seed + 7919], lambda s: make_dataset(
+            return seeded([seed], lambda s: make_dataset(
                 val_src, self.blur, batch_size=self.batch_size, patches_per_image=4, augment=False,
                 shuffle=False, repeat=False, seed=s, role="validation", unreadable=val_bad, **common), None)
-        return train_src, val_src, train_for, val
+
+        has_val = val_src is not None and val_bad is not None  # (val_bad is checked for a val_src)
+        return train_src, val_src, train_for, val_for if has_val else None
 
     def compile(self, learning_rate: float | None = None) -> None:
         """Compile the model with Adam, the configured loss, and PSNR/SSIM metrics (replacing the optimizer
@@ -781,8 +793,11 @@ class Deblurrer:
                 ``(blurred_dir, sharp_dir)`` or ``(blurred_array, sharp_array)``.
             epochs: Passes over the training images.
             steps_per_epoch: Batches per epoch; default visits each training image once.
-            validation: Separate validation data (same forms as ``data``); default: a seeded split of
-                ``data`` that never shares an image (or pair) with the training side.
+            validation: Separate validation data (same forms as ``data``); default: a split of ``data`` by
+                ``seed`` that never shares an image (or pair) with the training side. Its patches and blurs
+                are drawn with :data:`VALIDATION_SEED`, whatever ``seed``: runs that differ only in ``seed``
+                are validated on the same inputs (a run resumed from a state written before 2026-12-08 keeps
+                that run's, ``seed + 7919``).
             validation_split: Fraction of ``data`` held out when ``validation`` is None (0 for none).
             callbacks: Extra Keras callbacks, passed through (their own state is not saved for resume).
             early_stopping: Stop after this many epochs without improvement (None or 0: never). The model
@@ -902,8 +917,8 @@ class Deblurrer:
         if self.batch_size % replicas:
             raise ValueError(f"batch_size {self.batch_size} is the global batch and must be a multiple of the "
                              f"{replicas} replicas of the strategy")
-        train_src, val_src, train_for, val = self._datasets(data, validation, validation_split, max_pixels,
-                                                            cache)
+        train_src, val_src, train_for, val_for = self._datasets(data, validation, validation_split, max_pixels,
+                                                                cache)
         if any(src is not None and src.kind != "pairs" for src in (train_src, val_src)):
             _check_blur_installed(self.blur, "fit")  # sharp photos are blurred with it (pairs need none)
         if strategy is not self._strategy and strategy is not tf.distribute.get_strategy():
@@ -914,7 +929,7 @@ class Deblurrer:
             self._adopt_optimizer()  # a model compiled by the user: its learning rate is the one recorded
             if not self.model.optimizer.built:
                 self.model.optimizer.build(self.model.trainable_variables)
-        monitor = "val_loss" if val is not None else "loss"
+        monitor = "val_loss" if val_for is not None else "loss"
         steps = steps_per_epoch or steps_for(len(train_src), self.patches_per_image, self.batch_size)
         run_start = len(self.history.get("loss", []))
         # only with a state folder: the digest of in-memory data reads all of it
@@ -984,6 +999,7 @@ class Deblurrer:
         cbs.extend(own[:1])
         cbs.extend(callbacks)
         cbs.extend(own[1:])  # the time limit, then the training state, after every other callback
+        val = None if val_for is None else val_for(_validation_seed(self.seed, restored))
         try:
             hist = train(self.model, get_loss(self.loss), lambda ctx: train_for(first, end, steps, ctx),
                          strategy=strategy, global_batch=self.batch_size, steps=steps, initial_epoch=first,
@@ -2698,6 +2714,22 @@ def _resume_problem(state_file: Path, meta: dict, settings: dict | None, run_sta
     return None
 
 
+def _state_form(restored: dict | None) -> int:
+    """The settings version of the training states a run writes: :data:`RESUME_SETTINGS_VERSION`, or 2 for a
+    run resumed from a state of form 1 or 2 (``restored``, from :meth:`Deblurrer._restore_state`), which goes
+    on validating as that run did (:func:`_validation_seed`), and so stays of a form that says so."""
+    if restored is not None and restored.get("settings_version", 1) < 3:
+        return 2
+    return RESUME_SETTINGS_VERSION
+
+
+def _validation_seed(seed: int, restored: dict | None) -> int:
+    """The seed of a run's validation pipeline: :data:`VALIDATION_SEED`, or, for a run resumed from a state of
+    form 1 or 2 (written before 2026-12-08), the formula of that run, ``seed + 7919``: its early-stopping and
+    learning-rate counters and best checkpoint compare values measured on those inputs."""
+    return VALIDATION_SEED if _state_form(restored) >= 3 else seed + 7919
+
+
 def _number_or_null(v: Any) -> bool:
     """Whether ``v``, read from a file's JSON, is a number (not a bool) or null: a score or a best value."""
     return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
@@ -2924,7 +2956,7 @@ def _callbacks(deblurrer: Deblurrer, checkpoint: str | os.PathLike | None, monit
 
         def _save(self, epoch: int, stopped: bool) -> None:
             state = {"epoch": epoch, "run_start": run_start, "end": end, "stopped": stopped,
-                     "settings": settings, "settings_version": RESUME_SETTINGS_VERSION,
+                     "settings": settings, "settings_version": _state_form(restored),
                      "recorder_best": recorder.best,
                      "callbacks": {name: {a: getattr(cb, a, None) for a in _TRACKED_STATE[name]}
                                    for name, cb in tracked_cbs.items()}}

@@ -64,9 +64,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="stop at the end of the first epoch that ends after MINUTES of training (a job's wall "
                    "time): the training state is kept, and the same command with --resume goes on")
     p.add_argument("--seed", type=int, default=0,
-                   help="seeds the initial weights, the split, the patches and the blur (default 0): the same "
-                   "command on the same photos trains the same model (bit for bit on the same machine, thread "
-                   "count and versions: docs/data.md)")
+                   help="seeds the initial weights, the validation split and the training patches and blurs "
+                   "(default 0): the same command on the same photos trains the same model (bit for bit on the "
+                   "same machine, thread count and versions: docs/data.md). The validation patches and blurs "
+                   "have a fixed seed: runs with different seeds are validated on the same inputs")
     p.add_argument("--channels", type=int, choices=[1, 3],
                    help="3 (RGB, default; or what a --model without a channels option builds) or 1 (grey)")
     p.add_argument("--out", "-o", default="model.keras", help="model file to write (default model.keras)")
