@@ -4,7 +4,8 @@ Off a terminal a bar is its frames joined by carriage returns, so the commands d
 run printed nothing until its summary: CI services stop a job that is silent for ten minutes. With
 :func:`log_lines` on (the CLI turns it on when stderr is not a terminal), the bars made by :func:`bar` print
 one plain line every :data:`LOG_INTERVAL` seconds at most, and one when they close; a run shorter than that
-prints none.
+prints none. ``blurkit train`` in a log (Keras' one line per epoch) prints a line during an epoch at the same
+pace (:func:`blurkit.training._log_steps`, on stdout with the epoch lines).
 
 Examples:
     >>> import io

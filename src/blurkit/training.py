@@ -23,6 +23,12 @@ distributed or not, through this one loop (TensorFlow's documented custom-traini
   worker's clock, say) is agreed by all with an all-reduce at the end of the epoch, so workers
   never wait for each other in a collective that one of them left.
 
+With ``verbose=2`` (one line per epoch: what ``blurkit train`` prints in a log file, a pipe or a CI job) an
+epoch of thousands of steps was hours without a line, and CI services stop a job that is silent for ten
+minutes: a plain line (the epoch, the step, the time and the running loss) is printed during an epoch at most
+every :data:`blurkit._progress.LOG_INTERVAL` seconds, as the other commands' progress in a log; a run whose
+epochs are shorter prints the epoch lines only, as Keras does.
+
 With the default strategy (no distribution) the same code runs on one device: ``strategy.run`` calls
 the step directly and the all-reduce is the identity.
 """
@@ -31,6 +37,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -118,6 +125,66 @@ def broadcast_weights(model: Any, strategy: Any) -> None:
         v.assign(tf.cast(strategy.experimental_local_results(value)[0], v.dtype))
 
 
+def _clock(seconds: float) -> str:
+    """A duration as ``M:SS``, or ``H:MM:SS`` from an hour.
+
+    Examples:
+        >>> _clock(5.4), _clock(754), _clock(3 * 3600 + 61)
+        ('0:05', '12:34', '3:01:01')
+    """
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def _step_line(epoch: int, epochs: int, step: int, steps: int, elapsed: float, loss: float | None) -> str:
+    """The line :func:`_log_steps` prints after ``step`` steps (counted from 1) of epoch ``epoch`` (from 1),
+    ``elapsed`` seconds into the epoch: the time left in the epoch at the pace so far, the running loss as
+    Keras' epoch line writes it.
+
+    Examples:
+        >>> _step_line(1, 3, 120, 2500, 31.2, 0.0123456)
+        'epoch 1/3, step 120/2500: 0:31, about 10:18 left in the epoch, loss: 0.0123'
+        >>> _step_line(2, 2, 3, 3, 4, 2e-4)
+        'epoch 2/2, step 3/3: 0:04, loss: 2.0000e-04'
+    """
+    line = f"epoch {epoch}/{epochs}, step {step}/{steps}: {_clock(elapsed)}"
+    if step < steps:
+        line += f", about {_clock(elapsed / step * (steps - step))} left in the epoch"
+    if loss is not None:
+        line += f", loss: {loss:.4f}" if abs(loss) > 1e-3 else f", loss: {loss:.4e}"  # Keras' Progbar's format
+    return line
+
+
+def _log_steps() -> Any:
+    """A Keras callback for logs (``verbose=2``): during an epoch, a :func:`_step_line` on stdout (where Keras
+    prints the epoch lines), flushed, at most every :data:`blurkit._progress.LOG_INTERVAL` seconds (a
+    monotonic clock, from the start of the epoch), so a long epoch is not silent; none in an epoch shorter
+    than that."""
+    import keras
+
+    from blurkit import _progress
+
+    class LogSteps(keras.callbacks.Callback):
+        epoch, start, last = 0, 0.0, 0.0
+
+        def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+            self.epoch = epoch
+            self.start = self.last = time.monotonic()
+
+        def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+            now = time.monotonic()
+            if now - self.last < _progress.LOG_INTERVAL:
+                return
+            self.last = now
+            loss = (logs or {}).get("loss")
+            print(_step_line(self.epoch + 1, int(self.params.get("epochs") or 0), batch + 1,
+                            int(self.params.get("steps") or 0), now - self.start,
+                            None if loss is None else float(loss)), flush=True)
+
+    return LogSteps()
+
+
 def step_functions(model: Any, loss: Any, strategy: Any, global_batch: int):
     """``(train_step, eval_step)``: the compiled functions :func:`train` runs.
 
@@ -201,8 +268,9 @@ def train(
         validation: A ``tf.data.Dataset`` of ``(blurred, sharp)`` batches, evaluated after every epoch
             on this worker, or None.
         callbacks: Keras callbacks.
-        verbose: 0 (silent), 1 (progress bar), 2 (one line per epoch) or ``"auto"`` (1); non-chief
-            workers are always silent.
+        verbose: 0 (silent), 1 (progress bar), 2 (one line per epoch, and during a long epoch a
+            :func:`_step_line` every :data:`blurkit._progress.LOG_INTERVAL` seconds at most: for logs) or
+            ``"auto"`` (1); non-chief workers are always silent.
         cache: A dict the caller keeps between calls (a Deblurrer's), in which the compiled step functions
             are kept for the same model, loss, optimizer, strategy and batch: a second ``train`` then traces
             nothing again (each trace took seconds, and the graphs of every earlier one stayed in memory,
@@ -242,7 +310,8 @@ def train(
     if not chief:
         verbose = 0
     history = keras.callbacks.History()
-    cbs = keras.callbacks.CallbackList([*callbacks, history], add_history=False, add_progbar=verbose != 0,
+    logged = [_log_steps()] if verbose == 2 else []
+    cbs = keras.callbacks.CallbackList([*callbacks, history, *logged], add_history=False, add_progbar=verbose != 0,
                                        model=model, verbose=verbose, epochs=epochs, steps=steps)
     data = strategy.distribute_datasets_from_function(dataset_fn)
     iterator = iter(data)

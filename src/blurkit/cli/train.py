@@ -275,6 +275,7 @@ def _train(args: argparse.Namespace, out: Path, state_dir: Path, curves: Path, b
               # a progress bar in a terminal; in a log file one line per epoch (a bar redraws itself with
               # carriage returns and colour codes: about 5 kB a second of training), and in a terminal that
               # asks for plain text (NO_COLOR, TERM=dumb: Emacs' shell, a screen reader reading each redraw)
+              # (2 also prints a line every 30 s of a long epoch: blurkit.training._log_steps)
               verbose=0 if quiet else ("auto" if on_terminal(sys.stdout) and not plain_text() else 2),
               resume=args.resume,
               checkpoint_dir=state_dir,
