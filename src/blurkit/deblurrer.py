@@ -812,12 +812,16 @@ class Deblurrer:
             max_pixels: Skip (with a warning) images with more pixels than this, checked before decoding
                 them; default :data:`blurkit.data.io.DEFAULT_MAX_PIXELS` (about 13000 x 13000), None: no limit.
             resume: Continue the run whose state is in the checkpoint folder up to ``epochs`` epochs of
-                that run (a run that got there, or stopped early, is not trained further; with no saved
-                state, start afresh). The saved run must have used the same model, blur, data (files by
-                their folder's name and their names in it, however the folder's path is written; in-memory
-                arrays by shape, dtype and content) and training settings, and have started
-                at this Deblurrer's epoch count, else ValueError. Without ``resume``, existing state is
-                overwritten, with a warning (which says whether ``resume=True`` would have continued it).
+                that run, as if it had been asked for them: a run that got to its end goes on to a larger
+                ``epochs`` as the longer run would have (early stopping's counters and best weights too); one
+                that stopped early is not trained further (a warning says so when ``epochs`` asks for more).
+                With nothing left to train the model ends as the saved run ended (the best epoch's weights
+                with ``early_stopping``). With no saved state, start afresh. The saved run must have used the
+                same model, blur, data (files by their folder's name and their names in it, however the
+                folder's path is written; in-memory arrays by shape, dtype and content) and training
+                settings, and have started at this Deblurrer's epoch count, else ValueError. Without
+                ``resume``, existing state is overwritten, with a warning (which says whether ``resume=True``
+                would have continued it).
             checkpoint_dir: Folder for the per-epoch training state; default ``NAME.resume/`` beside
                 ``checkpoint`` (``model.keras`` -> ``model.resume/last.keras``); none without either.
             strategy: A ``tf.distribute.Strategy`` (``MirroredStrategy``, ``MultiWorkerMirroredStrategy``;
@@ -974,8 +978,10 @@ class Deblurrer:
         if init is not None:
             self.training["init"] = dict(init)
         if restored is not None:
-            self.training["resumed_at_epoch"] = first
-        if first >= end:  # nothing left to do: the saved run finished (or stopped early)
+            self.training["resumed_at_epoch"] = int(restored["epoch"])
+        if first >= end:  # nothing left to do: the saved run got to `end` epochs, or stopped early
+            assert restored is not None  # end > run_start
+            self._end_resumed(restored, state_dir / RESUME_NAME if state_dir is not None else None, end)
             hist = keras.callbacks.History()
             hist.history, hist.epoch = {}, []
             self.training["epochs"] = len(self.history.get("loss", []))
@@ -1021,14 +1027,37 @@ class Deblurrer:
         if time_limit is not None and self.training["epochs"] < end and not (es and es.stopped_epoch):
             self.training["time_limit_reached"] = True
         if es is not None and es.best_weights is not None:
-            # Keras put the best epoch's weights back (at the end of any run, not only an early stop): say
-            # which epoch the model now is, and give it that epoch's validation scores, not the last one's
-            best = int(es.best_epoch)  # counts this Deblurrer's epochs (training started at initial_epoch)
-            self.training["weights_epoch"] = best + 1
-            val = {k[4:]: v[best] for k, v in self.history.items() if k.startswith("val_") and best < len(v)}
-            if val and all(math.isfinite(x) for x in val.values()):
-                self.validation = val
+            self._at_best_epoch(int(es.best_epoch))  # Keras has put its weights back
         return hist
+
+    def _at_best_epoch(self, best: int, weights: list[np.ndarray] | None = None) -> None:
+        """The end of a run with early stopping: the model is its best epoch ``best`` (counted from 0 over this
+        Deblurrer's epochs), as Keras' ``restore_best_weights`` leaves it at the end of any run, early stop or
+        not. Puts ``weights`` (that epoch's) back when given (a resume that had nothing left to train: Keras did
+        not run), records the epoch (``training["weights_epoch"]``) and gives the model that epoch's validation
+        scores, not the last one's."""
+        if weights is not None:
+            self.model.set_weights(weights)
+        self.training["weights_epoch"] = best + 1
+        val = {k[4:]: v[best] for k, v in self.history.items() if k.startswith("val_") and best < len(v)}
+        if val and all(math.isfinite(x) for x in val.values()):
+            self.validation = val
+
+    def _end_resumed(self, restored: dict, state_file: Path | None, end: int) -> None:
+        """A resumed run with no epoch left to train ends as the saved run ended: with early stopping's best
+        weights when its state holds them (the state keeps the last epoch's weights, to go on from). A run that
+        stopped before ``end`` (an early stop) is not trained further: a warning says so."""
+        import warnings
+
+        saved = int(restored["epoch"])
+        es = (restored.get("callbacks") or {}).get("early_stopping") or {}
+        if restored.get("stopped") and saved < end:
+            how = " early (early stopping)" if es.get("stopped_epoch") else ""
+            warnings.warn(f"{state_file}: that run stopped{how} after epoch {saved}, and resume=True does not "
+                          f"train a stopped run further: no epoch trained, though epochs asks for {end - saved} "
+                          "more", stacklevel=_outside_stacklevel())
+        if restored.get("best_weights") is not None:  # saved with early stopping's record, its best epoch
+            self._at_best_epoch(int(es.get("best_epoch") or 0), restored["best_weights"])
 
     def _move_to(self, strategy: Any) -> None:
         """Rebuild the model inside ``strategy.scope()`` (mirrored variables), keeping its weights."""
@@ -1046,8 +1075,8 @@ class Deblurrer:
                        sources: tuple[Any, Any] = (None, None)) -> dict:
         """Load the training state saved by :func:`_callbacks` into this facade; returns its record.
 
-        Refused (ValueError, before anything is loaded) for another run's state, and for a run that is not
-        finished but has trained more than ``end`` epochs: resuming would train nothing, and ``blurkit train``
+        Refused (ValueError, before anything is loaded) for another run's state, and for a run that did not
+        stop early but has trained more than ``end`` epochs: resuming would train nothing, and ``blurkit train``
         would then remove the state of a run that could go on. A damaged or crafted state is refused as a
         :class:`ModelFileError` naming the file, before any epoch runs: it gets :meth:`load`'s checks (its
         entries; its weights' declared sizes and links, read from the checked in-memory copy), and its
@@ -2970,14 +2999,11 @@ def _callbacks(deblurrer: Deblurrer, checkpoint: str | os.PathLike | None, monit
             deblurrer._write(state_file, resume=state, entries=entries)
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            # `stopped`: an early stop (or another callback's), not the time limit's pause nor the run's end.
+            # Not saved again at the end of the run, when Keras' EarlyStopping has put the best weights back:
+            # the state keeps the last epoch's weights to go on from (a longer run), and the best ones in their
+            # own entry, which a resume with nothing left to train puts back (Deblurrer._end_resumed)
             self._save(epoch + 1, bool(self.model.stop_training) and not paused(self.model))
-
-        def on_train_end(self, logs: dict | None = None) -> None:
-            es = tracked_cbs.get("early_stopping")
-            # a pause keeps the epoch's state to go on from, though Keras' EarlyStopping has just put the best
-            # weights back in the model, as it does at the end of any run
-            if es is not None and es.best_weights is not None and not paused(self.model):  # the run's end
-                self._save(len(deblurrer.history.get("loss", [])), True)
 
     return [*own, TrainingState()]
 
