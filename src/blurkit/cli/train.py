@@ -9,6 +9,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -201,10 +202,17 @@ def _train(args: argparse.Namespace, out: Path, state_dir: Path, curves: Path, b
     from blurkit.cli._common import error_text, on_terminal, parse_options, plain_text, quiet_tensorflow
     from blurkit.cli.main import CLIError, interrupt_status
 
+    first_epoch = False  # OUT is the epoch 1 of this command's run, stopped while saving its first state
     if args.resume and not (state_dir / "last.keras").is_file() and out.is_file():
-        raise CLIError(f"--resume: no saved training state in {state_dir}, and {out} exists (a run that "
-                       f"finished?): drop --resume and add --overwrite to train afresh and replace it, or "
-                       f"train it further with --init {out} -o NEW.keras")
+        first_epoch, differences = _first_epoch_checkpoint(args, out, state_dir, blur_options)
+        if differences:
+            raise CLIError(f"--resume: no saved training state in {state_dir}, and {out} exists, saved by a run "
+                           f"with other settings ({', '.join(differences)}): drop --resume and add --overwrite "
+                           "to train afresh and replace it, or write another --out")
+        if not first_epoch:
+            raise CLIError(f"--resume: no saved training state in {state_dir}, and {out} exists (a run that "
+                           f"finished?): drop --resume and add --overwrite to train afresh and replace it, or "
+                           f"train it further with --init {out} -o NEW.keras")
     if args.resume and not args.init and (state_dir / "last.keras").is_file():
         from blurkit.deblurrer import Deblurrer, ModelFileError
 
@@ -263,11 +271,21 @@ def _train(args: argparse.Namespace, out: Path, state_dir: Path, curves: Path, b
               f"(training state: {state_dir})")
         if args.resume:
             state = state_dir / "last.keras"
-            print(f"resuming from {state}" if state.is_file() else f"no saved state in {state_dir}: starting afresh")
+            if state.is_file():
+                print(f"resuming from {state}")
+            elif first_epoch:
+                print(f"no saved state in {state_dir}: the run stopped while saving its first one, and {out} is "
+                      "its epoch 1: starting afresh (replacing it)")
+            else:
+                print(f"no saved state in {state_dir}: starting afresh")
     started = time.time()
     # an OUT that fit replaces (atomically: a new file) is this run's checkpoint; not told by its time, as a
     # file server's clock may be behind this machine's
     before = file_id(out)
+
+    def first() -> bool:  # after a stop: whether the same command with --resume starts afresh over OUT
+        return _first_epoch_checkpoint(args, out, state_dir, blur_options)[0]
+
     try:
         d.fit(data, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch, validation=args.validation,
               validation_split=args.val_split, early_stopping=args.early_stopping, checkpoint=out,
@@ -290,7 +308,7 @@ def _train(args: argparse.Namespace, out: Path, state_dir: Path, curves: Path, b
     except (FileNotFoundError, ValueError) as exc:
         raise CLIError(str(exc)) from None
     except OSError as exc:  # a full disk writing the model or the training state (the error names the file)
-        print(f"blurkit train: error: {exc}; {'; '.join(_kept(state_dir, out, started))}", file=sys.stderr)
+        print(f"blurkit train: error: {exc}; {'; '.join(_kept(state_dir, out, started, first))}", file=sys.stderr)
         return 1
     except Exception as exc:  # out of memory: NumPy's MemoryError, TensorFlow's ResourceExhaustedError
         if not isinstance(exc, MemoryError) and type(exc).__name__ != "ResourceExhaustedError":
@@ -299,7 +317,7 @@ def _train(args: argparse.Namespace, out: Path, state_dir: Path, curves: Path, b
         raise CLIError(f"out of memory while training ({cause}): lower --batch-size, --patch-size or "
                        "--patches-per-image") from None
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (see main): say what is kept and how to go on
-        print(f"interrupted: {'; '.join(_kept(state_dir, out, started))}", file=sys.stderr)
+        print(f"interrupted: {'; '.join(_kept(state_dir, out, started, first))}", file=sys.stderr)
         return interrupt_status(exc)
     if not chief:  # the chief writes the model, the curves, and removes the training state
         return 0
@@ -413,11 +431,8 @@ def _whole_history(d: Any, out: Path) -> bool:
 def _remove_state_temps(state_dir: Path) -> None:
     """Delete the temporary files of training-state writes (``.last.XXXXXXXX.tmp.keras``) in ``state_dir``:
     the run they belonged to is complete, so none is a write in progress."""
-    from blurkit.data.io import temp_pattern
-
-    pattern = temp_pattern(".tmp.keras")
     try:
-        names = [n for n in os.listdir(state_dir) if (m := pattern.fullmatch(n)) and m.group(1) == "last"]
+        names = [n for n in os.listdir(state_dir) if _state_temp(n)]
     except OSError:
         return
     for name in names:
@@ -433,8 +448,11 @@ def _written(path: Path, started: float) -> bool:
     return path.is_file() and path.stat().st_mtime >= started - 2
 
 
-def _kept(state_dir: Path, out: Path, started: float) -> list[str]:
-    """What a run stopped before its end (Ctrl-C, SIGTERM) leaves to go on from."""
+def _kept(state_dir: Path, out: Path, started: float, first_epoch: Callable[[], bool] = lambda: False
+          ) -> list[str]:
+    """What a run stopped before its end (Ctrl-C, SIGTERM, a full disk) leaves to go on from; ``first_epoch``
+    tells whether the same command with --resume takes OUT for this run's epoch 1 and starts afresh
+    (:func:`_first_epoch_checkpoint`)."""
     state = state_dir / "last.keras"
     if _written(state, started):
         kept = [f"the training state after the last finished epoch is in {state_dir}: run the same command with "
@@ -442,11 +460,129 @@ def _kept(state_dir: Path, out: Path, started: float) -> list[str]:
     elif state.is_file():  # this run was to replace it, but finished no epoch: the earlier run's is intact
         kept = [f"no epoch of this run finished; {state_dir} still holds an earlier run's training state "
                 "(--resume goes on from it)"]
+    elif _written(out, started):  # OUT is written before the state at the end of an epoch: epoch 1's
+        again = "the same command with --resume starts the run afresh" if first_epoch() else \
+            "add --overwrite to start the run afresh"
+        return [f"the run stopped while saving its first training state: {out} holds epoch 1 (the run is not "
+                f"finished), and {again}"]
     else:
         kept = ["no epoch finished, so there is nothing to resume"]
     if _written(out, started):
         kept.append(f"{out} holds the best model so far (the run is not finished)")
     return kept
+
+
+def _first_epoch_checkpoint(args: argparse.Namespace, out: Path, state_dir: Path, blur_options: dict
+                            ) -> tuple[bool, list[str]]:
+    """Whether OUT, with no training state in ``state_dir``, is the checkpoint of epoch 1 of a run of this
+    command that stopped (a kill, Ctrl-C, a full disk) while it saved its first training state: the best-model
+    checkpoint is written before the state at the end of every epoch. Then --resume starts afresh, replacing
+    it, as that run would have. Also the settings OUT records that differ from this command's (``--seed (saved
+    3, now 0)``), for a file that is not a finished run's model (those record the whole run, below).
+
+    Read from OUT's metadata (no TensorFlow): its training record says one epoch was trained, and not that it is
+    a finished run's model (``weights_epoch`` and ``run_history``: :func:`_whole_history`; ``weights_epoch``
+    with early stopping), a resumed run's or a paused one's; this command asks for more epochs; and the
+    settings compared (the seed, the data's and validation's names, the split, early stopping, the model and
+    blur, the settings a flag gives) are this command's. Without validation or early stopping a finished
+    1-epoch run's model records the same: then the state folder must be there (a finished run removes it) and
+    hold nothing but what a state write killed mid-way left."""
+    from blurkit.deblurrer import Deblurrer, ModelFileError
+
+    try:
+        meta = Deblurrer.read_metadata(out)
+    except (ModelFileError, OSError):  # the refusal names OUT
+        return False, []
+    training, history = _dict(meta.get("training")), _dict(meta.get("history"))
+    if not isinstance(training.get("epochs"), int) or "weights_epoch" in training or "run_history" in training:
+        return False, []  # not a checkpoint saved while a run trained (a finished run's model, or no run's)
+    differences = [f"{flag} (saved {_shown(saved)}, now {_shown(now)})"
+                   for flag, saved, now in _compared(meta, args, blur_options) if _jsonable(saved) != _jsonable(now)]
+    losses = history.get("loss")
+    first = (not differences and training.get("epochs") == 1 and isinstance(losses, list) and len(losses) == 1
+             and args.epochs > 1 and training.get("resumed_at_epoch") is None
+             and not training.get("time_limit_reached"))
+    if first and not training.get("validation_items") and not training.get("early_stopping"):
+        try:
+            names = os.listdir(state_dir)
+        except OSError:
+            names = None
+        first = names is not None and all(_state_temp(name) for name in names)
+    return first, differences
+
+
+_MISSING = "(not recorded)"
+
+
+def _compared(meta: dict, args: argparse.Namespace, blur_options: dict) -> list[tuple[str, Any, Any]]:
+    """``(flag, saved, now)`` for the settings of a model file's run that this command's flags tell without
+    building anything: those a flag gives, and the seed, data, validation and early stopping, which always
+    change the run."""
+    training, model, blur = _dict(meta.get("training")), _dict(meta.get("model")), _dict(meta.get("blur"))
+    data = list(args.pairs) if args.pairs else args.data
+    compared: list[tuple[str, Any, Any]] = [
+        ("--seed", training.get("seed", _MISSING), args.seed),
+        ("--pairs" if args.pairs else "DATA", _name(training.get("data")), _name(data)),
+        ("--validation", _name(training.get("validation")), _name(args.validation)),
+        ("--val-split", training.get("validation_split", _MISSING), None if args.validation else args.val_split),
+        ("--early-stopping", training.get("early_stopping", _MISSING), args.early_stopping or None),
+    ]
+    for flag, key, now in (("--steps-per-epoch", "steps_per_epoch", args.steps_per_epoch),
+                           ("--batch-size", "batch_size", args.batch_size),
+                           ("--patch-size", "patch_size", args.patch_size),
+                           ("--patches-per-image", "patches_per_image", args.patches_per_image),
+                           ("--lr", "learning_rate", args.lr), ("--loss", "loss", args.loss)):
+        if now is not None:
+            compared.append((flag, training.get(key, _MISSING), now))
+    init = _dict(training.get("init"))
+    compared.append(("--init", init.get("preset") or _name(init.get("file")), _name(args.init)))
+    if not args.init:
+        compared.append(("--model", model.get("name", _MISSING), args.model or "unet"))
+        from blurkit.cli._common import parse_options
+
+        for key, value in parse_options(args.model_option, "--model-option").items():
+            compared.append((f"--model-option {key}", _dict(model.get("config")).get(key, _MISSING), value))
+        if args.channels is not None:
+            compared.append(("--channels", _dict(meta.get("facade")).get("channels", _MISSING), args.channels))
+    if not args.pairs and (args.blur is not None or not args.init):
+        compared.append(("--blur", blur.get("name", _MISSING), args.blur or "gaussian"))
+    if not args.pairs:
+        for key, value in blur_options.items():
+            compared.append((f"--blur-option {key}", _dict(blur.get("config")).get(key, _MISSING), value))
+    return compared
+
+
+def _dict(value: Any) -> dict:
+    """A record of a model file's metadata, or an empty one where the file holds something else."""
+    return value if isinstance(value, dict) else {}
+
+
+def _name(path: Any) -> Any:
+    """A path's last part, as the run's records are compared (the data of a resumed run is too: however its
+    folder's path is written); a list of paths (pairs) as a list of them."""
+    if isinstance(path, list):
+        return [_name(p) for p in path]
+    return Path(os.path.abspath(path)).name if isinstance(path, str) else path
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` as a model file's JSON holds it (a tuple as a list), to compare a flag with what a file records."""
+    import json
+
+    return json.loads(json.dumps(value, default=str))
+
+
+def _shown(value: Any) -> str:
+    return "none" if value is None else value if isinstance(value, str) else str(_jsonable(value))
+
+
+def _state_temp(name: str) -> bool:
+    """Whether ``name`` is a temporary file of a training-state write (``.last.XXXXXXXX.tmp.keras``): what a
+    write killed mid-way (kill -9, a power cut) leaves."""
+    from blurkit.data.io import temp_pattern
+
+    match = temp_pattern(".tmp.keras").fullmatch(name)
+    return match is not None and match.group(1) == "last"
 
 
 def _kept_after_fit(d: Any, args: argparse.Namespace, state_dir: Path, out: Path) -> str:
