@@ -358,6 +358,27 @@ def _check_blur_installed(blur: Any, use: str = "") -> None:
         raise ModelFileError(needed_by(use) if callable(needed_by) else why)
 
 
+def _cpu_threads() -> int | None:
+    """The threads TensorFlow's operations run on, on a CPU (None with a GPU, whose kernels do not depend on
+    them): a training state records them, as another count sums in another order (docs/data.md). TensorFlow's
+    setting, else ``TF_NUM_INTRAOP_THREADS``, else the CPUs this process may run on (``taskset``, a batch
+    scheduler's allocation), as TensorFlow chooses."""
+    import tensorflow as tf
+
+    if tf.config.list_logical_devices("GPU"):
+        return None
+    n = tf.config.threading.get_intra_op_parallelism_threads()
+    if n > 0:
+        return int(n)
+    env = os.environ.get("TF_NUM_INTRAOP_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 def _versions() -> dict[str, str]:
     from importlib import metadata
 
@@ -808,7 +829,8 @@ class Deblurrer:
                 ``fit`` of this Deblurrer (its history the start of this one's, chosen by the same monitored
                 loss) is replaced only by a better epoch; any other file by this run's first epoch.
             reduce_lr: The tutorial's ReduceLROnPlateau (factor sqrt(0.1), patience 5, min_lr 0.5e-6).
-            verbose: Keras' verbosity (progress bar).
+            verbose: Keras' verbosity: 0 silent, 1 or ``"auto"`` a progress bar, 2 one line per epoch (for
+                logs), and during an epoch a line at most every 30 s (:data:`blurkit._progress.LOG_INTERVAL`).
             max_pixels: Skip (with a warning) images with more pixels than this, checked before decoding
                 them; default :data:`blurkit.data.io.DEFAULT_MAX_PIXELS` (about 13000 x 13000), None: no limit.
             resume: Continue the run whose state is in the checkpoint folder up to ``epochs`` epochs of
@@ -973,6 +995,16 @@ class Deblurrer:
         }
         if replicas > 1:
             self.training["replicas"] = replicas
+        threads = _cpu_threads()
+        if threads is not None:
+            self.training["threads"] = threads
+            saved = None if restored is None else restored.get("threads")
+            if isinstance(saved, int) and not isinstance(saved, bool) and saved > 0 and saved != threads:
+                warnings.warn(f"resuming the training state in {state_dir} with {threads} CPU "
+                              f"thread{'s' * (threads != 1)}, and its run used {saved}: it goes on, but TensorFlow "
+                              "sums in another order, so the "
+                              f"weights will not be bit for bit an uninterrupted run's (give it {saved} threads: "
+                              f"blurkit train --threads {saved}, or TF_NUM_INTRAOP_THREADS={saved})", stacklevel=2)
         # the file the weights started from (a fine-tuned preset's says which); a resumed run's is its state's
         init = restored.get("init") if restored is not None else self._loaded
         if init is not None:
@@ -1108,6 +1140,7 @@ class Deblurrer:
         self.validation = dict(meta.get("validation") or {})
         state = dict(state)
         state["init"] = (meta.get("training") or {}).get("init")  # the weights that run started from
+        state["threads"] = (meta.get("training") or {}).get("threads")  # its CPU threads (_cpu_threads)
         state["best_weights"] = best_weights
         return state
 

@@ -69,6 +69,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    "(default 0): the same command on the same photos trains the same model (bit for bit on the "
                    "same machine, thread count and versions: docs/data.md). The validation patches and blurs "
                    "have a fixed seed: runs with different seeds are validated on the same inputs")
+    p.add_argument("--deterministic", action="store_true",
+                   help="make TensorFlow's operations deterministic (tf.config.experimental."
+                   "enable_op_determinism): on a GPU the same command then trains the same weights, more slowly; "
+                   "on a CPU runs are repeatable without it, with the same thread count")
     p.add_argument("--channels", type=int, choices=[1, 3],
                    help="3 (RGB, default; or what a --model without a channels option builds) or 1 (grey)")
     p.add_argument("--out", "-o", default="model.keras", help="model file to write (default model.keras)")
@@ -231,6 +235,10 @@ def _train(args: argparse.Namespace, out: Path, state_dir: Path, curves: Path, b
             raise CLIError(f"--out {out} exists: add --overwrite to replace it, or write another --out")
 
     quiet_tensorflow()
+    if args.deterministic:  # before any TensorFlow work, as the other settings of its runtime
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
     strategy, chief = None, True
     if args.distribute:  # first, before any other TensorFlow work (a rule of collective ops)
         from blurkit.training import is_chief, make_strategy
