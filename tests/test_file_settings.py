@@ -100,3 +100,28 @@ def test_evaluate_says_the_tile_size_without_advice_and_not_the_seed(edge, photo
     tiles = [t for t in texts if "its tile_size 1000000" in t]
     assert len(tiles) == 1 and tiles[0].endswith("where tiles meet"), texts
     assert not [t for t in texts if "Deblurrer" in t or "its seed" in t], texts
+
+
+def test_under_warnings_as_errors_the_warnings_left_out_do_not_stop_deblur(edge, photo, tmp_path):
+    """Review of 2026-12-08, F1.1: under -W error the seed warning the command leaves out was raised inside
+    load, a traceback (exit 1)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        status = main(["deblur", str(edge), str(photo), "-o", str(tmp_path / "o"), "--tile-size", "512", "--quiet"])
+    assert status == 0 and (tmp_path / "o" / "p.png").is_file()
+
+
+def test_warnings_of_a_load_that_fails_are_still_said(monkeypatch, tmp_path):
+    """Review of 2026-12-08, F1.2: the warnings recorded before a load failed were dropped."""
+    from blurkit.cli._common import load_deblurrer
+    from blurkit.cli.main import CLIError
+    from blurkit.deblurrer import ModelFileError
+
+    def failing(path):
+        warnings.warn("the plugin 'x' could not be imported", UserWarning, stacklevel=1)
+        raise ModelFileError(f"{path}: damaged")
+
+    monkeypatch.setattr(Deblurrer, "load", staticmethod(failing))
+    (tmp_path / "m.keras").write_bytes(b"")
+    with pytest.warns(UserWarning, match="the plugin 'x' could not be imported"), pytest.raises(CLIError, match="damaged"):
+        load_deblurrer(str(tmp_path / "m.keras"))

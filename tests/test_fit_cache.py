@@ -55,3 +55,24 @@ def test_another_loss_optimizer_or_model_gets_new_functions(images, built):
     assert len(built) == 3
     d.model = Deblurrer(**TINY).model
     assert d._train_cache == {}  # the old model's functions and graphs let go
+
+
+def test_a_layer_frozen_between_fits_is_not_trained(images, built):
+    """Review of 2026-12-08, F3.1: the functions read the trainable variables when traced, and the cache kept
+    the first fit's, so a layer frozen since was still trained."""
+    d = Deblurrer(**TINY)
+    d.fit(images, epochs=1, steps_per_epoch=1, verbose=0)
+    layer = next(layer for layer in d.model.layers if layer.weights)
+    layer.trainable = False
+    before = [w.copy() for w in layer.get_weights()]
+    d.fit(images, epochs=1, steps_per_epoch=1, verbose=0)
+    assert len(built) == 2
+    assert all(np.array_equal(a, b) for a, b in zip(before, layer.get_weights(), strict=True))
+
+
+def test_compile_lets_the_old_optimizers_functions_go(images):
+    d = Deblurrer(**TINY)
+    d.fit(images, epochs=1, steps_per_epoch=1, verbose=0)
+    assert d._train_cache
+    d.compile()
+    assert d._train_cache == {}

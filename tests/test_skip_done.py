@@ -57,3 +57,19 @@ def test_outputs_there_before_one_missing_are_counted_once(tmp_path: Path, monke
     assert main(["deblur", str(photos), "-o", str(out), "--skip-existing", "-q"]) == 0
     assert "done 1, skipped 3 (already there), failed 0" in capsys.readouterr().out
     assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png", "c.png", "d.png"]
+
+
+def test_with_nothing_to_restore_a_bad_model_is_still_an_error(tmp_path: Path):
+    """Review of 2026-12-08, F2.1: a missing model file, an unknown preset or a file that is no model were
+    taken (exit 0, "skipped 3") once every output was there, though they need no TensorFlow to refuse."""
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    image = np.zeros((8, 8, 3), np.float32)
+    write_image(photos / "a.png", image)
+    write_image(out / "a.png", image)
+    (tmp_path / "junk.keras").write_text("junk")
+    for argv, said in (([str(tmp_path / "missing.keras")], "model file not found"),
+                       (["--preset", "gaussian-v9"], "gaussian-v9"),
+                       ([str(tmp_path / "junk.keras")], "not a .keras model file")):
+        done = _deblur(*argv, str(photos), "-o", str(out), "--skip-existing")
+        assert done.returncode == 2 and said in done.stderr, (argv, done.stderr)
+        assert "tensorflow not imported" in done.stdout

@@ -760,6 +760,7 @@ class Deblurrer:
             metrics=[keras_metric("psnr"), keras_metric("ssim")],
         )
         self._optimizer = self.model.optimizer
+        self._train_cache = {}  # fit's functions of the old optimizer, and its moments, let go
 
     def _adopt_optimizer(self, stacklevel: int = 3) -> None:
         """Take the learning rate of an optimizer the model was compiled with outside blurkit (fit trains with

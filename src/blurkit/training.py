@@ -272,7 +272,8 @@ def train(
             :func:`_step_line` every :data:`blurkit._progress.LOG_INTERVAL` seconds at most: for logs) or
             ``"auto"`` (1); non-chief workers are always silent.
         cache: A dict the caller keeps between calls (a Deblurrer's), in which the compiled step functions
-            are kept for the same model, loss, optimizer, strategy and batch: a second ``train`` then traces
+            are kept for the same model (and trainable variables), loss, optimizer, strategy and batch: a
+            second ``train`` then traces
             nothing again (each trace took seconds, and the graphs of every earlier one stayed in memory,
             about 12 MiB a ``fit``).
 
@@ -283,9 +284,12 @@ def train(
     import numpy as np
     import tensorflow as tf
 
-    # the functions hold these objects, so their ids stay theirs while the cache holds the functions
+    # the functions hold these objects, so their ids stay theirs while the cache holds the functions; the
+    # variables trained are read when a function is traced (a layer frozen since was still trained), and so are
+    # the layers' added losses
     key = (id(model), type(loss), loss.get_config(), id(model.optimizer), id(strategy), global_batch,
-           bool(getattr(model, "jit_compile", False)))
+           bool(getattr(model, "jit_compile", False)), tuple(id(v) for v in model.trainable_variables),
+           len(model.losses))
     if cache is not None and cache.get("key") == key:
         train_step, eval_step, anyone = cache["functions"]
     else:

@@ -430,19 +430,36 @@ def load_deblurrer(model: str | None, preset: str | None = None, options: dict[s
     with none or their own), not when the command's options set them all (``given``, the settings they set),
     and with the option that sets them (``options``: setting -> option) rather than the Deblurrer."""
     from blurkit.deblurrer import Deblurrer, ModelFileError  # light: TensorFlow comes with the model
+    from blurkit.presets import DEFAULT_PRESET
+
+    check_model(model, preset)
+    try:
+        if not model:  # a preset: its settings are in range (and no warnings swapped while threads may warn)
+            quiet_tensorflow()
+            return Deblurrer.from_preset(preset or DEFAULT_PRESET)
+        quiet_tensorflow()
+        with _file_settings_said(options or {}, given):
+            return Deblurrer.load(model)
+    except (ModelFileError, KeyError) as exc:
+        raise CLIError(error_text(exc)) from None
+
+
+def check_model(model: str | None, preset: str | None = None, metadata: bool = False) -> None:
+    """Refuse, before TensorFlow is imported (seconds), a model file that is not there or an unknown preset's
+    name (the default preset for both None); with ``metadata``, also a file whose blurkit metadata cannot be
+    read (not a model file, a damaged one): for a command that finds it has no image to restore, and so does
+    not load the model, which would have said so."""
+    from blurkit.deblurrer import Deblurrer, ModelFileError
     from blurkit.presets import DEFAULT_PRESET, list_presets, preset_path
 
     if model and not Path(model).exists():
         shipped = model in list_presets()
         raise CLIError(f"model file not found: {model}" + (f" (a preset's name: --preset {model})" if shipped else ""))
     try:
-        if not model:  # a preset: its settings are in range (and no warnings swapped while threads may warn)
+        if not model:
             preset_path(preset or DEFAULT_PRESET)
-            quiet_tensorflow()
-            return Deblurrer.from_preset(preset or DEFAULT_PRESET)
-        quiet_tensorflow()
-        with _file_settings_said(options or {}, given):
-            return Deblurrer.load(model)
+        elif model and metadata:
+            Deblurrer.read_metadata(model)
     except (ModelFileError, KeyError) as exc:
         raise CLIError(error_text(exc)) from None
 
@@ -455,15 +472,22 @@ def _file_settings_said(options: dict[str, str], given: frozenset[str]) -> Itera
 
     from blurkit.deblurrer import FileSettingWarning
 
-    with warnings.catch_warnings(record=True) as said:
-        yield
-    for w in said:
-        m = w.message
-        if not isinstance(m, FileSettingWarning):
-            warnings.warn_explicit(m, w.category, w.filename, w.lineno, source=w.source)
-        elif "seed" not in m.settings and not m.settings <= given:
-            sets: dict[str, list[str]] = {}
-            for setting in sorted(m.settings & set(options)):
-                sets.setdefault(options[setting], []).append(setting)
-            advice = "; ".join(f"{option} sets {' and '.join(names)}" for option, names in sets.items())
-            warnings.warn_explicit(f"{m.text} ({advice})" if advice else m.text, UserWarning, w.filename, w.lineno)
+    said: list[warnings.WarningMessage] = []
+    try:
+        with warnings.catch_warnings(record=True) as said:
+            # recorded, not raised (under -W error), so that those the command leaves out are left out: those
+            # said pass the user's filters below; and said when the load then fails too
+            warnings.simplefilter("always", FileSettingWarning)
+            yield
+    finally:
+        for w in said:
+            m = w.message
+            if not isinstance(m, FileSettingWarning):
+                warnings.warn_explicit(m, w.category, w.filename, w.lineno, source=w.source)
+            elif "seed" not in m.settings and not m.settings <= given:
+                sets: dict[str, list[str]] = {}
+                for setting in sorted(m.settings & set(options)):
+                    sets.setdefault(options[setting], []).append(setting)
+                advice = "; ".join(f"{option} sets {' and '.join(names)}" for option, names in sets.items())
+                warnings.warn_explicit(f"{m.text} ({advice})" if advice else m.text, UserWarning, w.filename,
+                                       w.lineno)

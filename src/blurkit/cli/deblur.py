@@ -611,7 +611,10 @@ def run(args: argparse.Namespace) -> int:
     stop = None  # the Interrupted that ended the run early, if one did
     if first is None:  # nothing to restore, only outputs already there or failures to report: no model to load
         from blurkit.batch import Summary
+        from blurkit.cli._common import check_model
 
+        # a mistyped model is an error, though it is not loaded (auto: the shipped presets)
+        check_model(model, None if args.preset == AUTO else args.preset, metadata=True)
         summary, restorer = Summary(skipped=len(there)), None
     else:
         if auto:
