@@ -96,8 +96,8 @@ def test_a_state_that_did_not_record_its_folder_resumes_from_another_with_a_warn
 def test_an_in_memory_training_state_of_an_earlier_release_resumes(tmp_path):
     """F1, Deblurrer.fit(checkpoint_dir=..., resume=True) on arrays: the state of c5294e5 (2026-11-26) recorded
     the images' indices only, not their content (a80e7f6 added it): it is checked by what it recorded.
-    The states the resumed run writes record the form of their settings: 2, as it goes on validating as that run
-    did (tests/test_validation_seed.py)."""
+    The states the resumed run writes are of this release's form (3) and record the validation seed it goes on
+    with, that run's: 5 + 7919 (tests/test_validation_seed.py)."""
     state = _unpack("c5294e5-arrays-last.keras", tmp_path / "state" / "last.keras")
     init, fit = make_files.ARRAYS_RUN
     images = np.stack(make_files.photos())
@@ -108,7 +108,8 @@ def test_an_in_memory_training_state_of_an_earlier_release_resumes(tmp_path):
                                          r"the data to check the images themselves \(train_items\)"):
         d.fit(images, checkpoint_dir=state.parent, resume=True, **fit)
     assert d.training["resumed_at_epoch"] == 1 and len(d.history["loss"]) == 2
-    assert Deblurrer.read_metadata(state)["resume"]["settings_version"] == 2
+    meta = Deblurrer.read_metadata(state)
+    assert meta["resume"]["settings_version"] == 3 and meta["training"]["validation_seed"] == 5 + 7919
 
 
 def test_a_training_state_of_a_newer_settings_form_is_refused_as_newer(tmp_path):

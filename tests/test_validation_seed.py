@@ -1,7 +1,8 @@
 """The validation inputs of ``fit`` (the patches of the validation images, the blur drawn for each) do not depend
 on the training ``seed`` (the determinism audit, F3: an identity model scored 31.27 dB with seed 5 and 28.63 dB
 with seed 6 on the same validation array), and a run resumed from a training state written before that keeps
-validating as its run did (docs/compatibility.md)."""
+validating as its run did (docs/compatibility.md); it records the seed it goes on with
+(tests/test_validation_seed_record.py)."""
 
 from __future__ import annotations
 
@@ -63,8 +64,8 @@ def test_runs_that_differ_only_in_seed_are_validated_on_the_same_inputs():
 
 def test_a_training_state_of_form_2_goes_on_validating_as_its_run_did(tmp_path):
     """A state written before the validation seed was fixed (settings_version 2, here a new state's record
-    rewritten) resumes with that run's validation inputs, seed + 7919, and the states it writes stay of form 2
-    (a new run's are of form 3)."""
+    rewritten) resumes with that run's validation inputs, seed + 7919; the states it writes are of form 3, as a
+    new run's, and record that seed (``training["validation_seed"]``), which says how to go on validating."""
     from blurkit.deblurrer import VALIDATION_SEED
 
     assert VALIDATION_SEED == 0 + 7919  # the old formula at seed 0: seed-0 runs keep their validation inputs
@@ -74,14 +75,20 @@ def test_a_training_state_of_form_2_goes_on_validating_as_its_run_did(tmp_path):
     assert Deblurrer.read_metadata(tmp_path / "new" / "last.keras")["resume"]["settings_version"] == 3
     state = tmp_path / "old" / "last.keras"
     state.parent.mkdir()
-    rewrite_model(tmp_path / "new" / "last.keras", state, meta=lambda m: m["resume"].update(settings_version=2))
+
+    def form_2(m: dict) -> None:  # as written before 2026-12-08: no recorded validation seed
+        m["resume"]["settings_version"] = 2
+        del m["training"]["validation_seed"]
+
+    rewrite_model(tmp_path / "new" / "last.keras", state, meta=form_2)
     r = Deblurrer(**TINY, seed=6)
     r.fit(PHOTOS, validation=VAL, epochs=2, checkpoint_dir=state.parent, resume=True, **FIT)
     assert r.training["resumed_at_epoch"] == 1 and r.history["val_loss"][0] == first
     old, fixed = _scored(r, PHOTOS, VAL, 0, (6 + 7919, VALIDATION_SEED))
     assert r.history["val_loss"][1] == pytest.approx(old, rel=1e-6)
     assert fixed == pytest.approx(first, rel=1e-6) and old != pytest.approx(first, rel=1e-3)  # other inputs
-    assert Deblurrer.read_metadata(state)["resume"]["settings_version"] == 2
+    meta = Deblurrer.read_metadata(state)
+    assert meta["resume"]["settings_version"] == 3 and meta["training"]["validation_seed"] == 6 + 7919
 
 
 def test_a_real_state_of_an_earlier_release_validates_with_its_runs_seed(tmp_path):
@@ -104,4 +111,5 @@ def test_a_real_state_of_an_earlier_release_validates_with_its_runs_seed(tmp_pat
 
     old, fixed = _scored(d, images, None, fit["validation_split"], (5 + 7919, VALIDATION_SEED))
     assert d.history["val_loss"][1] == pytest.approx(old, rel=1e-6) and old != pytest.approx(fixed, rel=1e-3)
-    assert Deblurrer.read_metadata(state)["resume"]["settings_version"] == 2
+    meta = Deblurrer.read_metadata(state)
+    assert meta["resume"]["settings_version"] == 3 and meta["training"]["validation_seed"] == 5 + 7919

@@ -88,13 +88,17 @@ _BEST_WEIGHTS_ENTRY = "blurkit_resume/best_weights.npz"
 #: typed), a blur without the options added since, and item digests of an earlier form, which
 #: :func:`_saved_settings` reads as this release writes them. A state of a later form is refused as written by a
 #: newer blurkit, not as another run's. Raise it when a setting's form changes, and convert the older form there.
-#: 3 since 2026-12-08: the validation pipeline is seeded with :data:`VALIDATION_SEED`; a run resumed from a state
-#: of form 1 or 2 goes on validating as it did (``seed + 7919``) and writes form 2 (:func:`_state_form`).
+#: 3 since 2026-12-08, when the validation seed became fixed (:data:`VALIDATION_SEED`): a state of form 1 or 2
+#: validated with ``seed + 7919``. Since then the validation seed a run uses is recorded on its own
+#: (``training["validation_seed"]``, :func:`_validation_seed`), and says nothing of the settings' form.
 RESUME_SETTINGS_VERSION = 3
 #: The seed of ``fit``'s validation pipeline (the patches of the validation images, and the blur drawn for each):
 #: fixed, not the training ``seed``, so that runs that differ only in ``seed`` are validated on the same inputs.
-#: Until 2026-12-08 it was ``seed + 7919``: seed-0 runs keep their validation inputs.
+#: Until 2026-12-08 it was ``seed + 7919``: seed-0 runs keep their validation inputs. A run records the one it
+#: used (``training["validation_seed"]``), and a run that continues one keeps it (:func:`_validation_seed`).
 VALIDATION_SEED = 7919
+#: The largest validation seed a run can have used: ``seed + 7919`` at the largest ``seed``.
+_MAX_VALIDATION_SEED = 2**32 - 1 + 7919
 #: Inference tiling defaults (an inference setting of this library version, not part of a trained model:
 #: :meth:`Deblurrer.from_preset` applies them to the shipped presets whatever their files say).
 DEFAULT_TILE_SIZE = 1536
@@ -667,7 +671,7 @@ class Deblurrer:
         It yields exactly ``steps`` batches for each epoch in ``[first, end)``, and an epoch's batches
         depend only on ``(seed, epoch)`` (:func:`_epoch_seed`): a run resumed at epoch ``first`` sees the
         same data as the uninterrupted run did. ``val_for(seed)`` is the validation dataset drawn with
-        ``seed`` (:data:`VALIDATION_SEED`, or a resumed old state's :func:`_validation_seed`); None without
+        ``seed`` (:data:`VALIDATION_SEED`, or the seed of the run being continued: :func:`_validation_seed`); None without
         validation items.
         """
         import tensorflow as tf
@@ -818,8 +822,11 @@ class Deblurrer:
             validation: Separate validation data (same forms as ``data``); default: a split of ``data`` by
                 ``seed`` that never shares an image (or pair) with the training side. Its patches and blurs
                 are drawn with :data:`VALIDATION_SEED`, whatever ``seed``: runs that differ only in ``seed``
-                are validated on the same inputs (a run resumed from a state written before 2026-12-08 keeps
-                that run's, ``seed + 7919``).
+                are validated on the same inputs. A run records the seed it used (``training["validation_seed"]``),
+                and one that continues another keeps that one's: a resumed state's, or, when this Deblurrer
+                already has a history (an earlier ``fit``, a loaded file), that of the run that wrote it
+                (``seed + 7919`` for a run of before 2026-12-08), so that the history and the best checkpoint
+                keep comparing values measured on the same inputs.
             validation_split: Fraction of ``data`` held out when ``validation`` is None (0 for none).
             callbacks: Extra Keras callbacks, passed through (their own state is not saved for resume).
             early_stopping: Stop after this many epochs without improvement (None or 0: never). The model
@@ -975,6 +982,7 @@ class Deblurrer:
             broadcast_weights(self.model, strategy)
         end = run_start + int(epochs)
         first = run_start
+        validation_seed = _validation_seed(self.seed, restored, self.training if run_start else None, self.history)
         if restored is not None:
             first = end if restored.get("stopped") else max(run_start, int(restored["epoch"]))
         self.training = {
@@ -989,6 +997,7 @@ class Deblurrer:
             "loss": self.loss,
             "learning_rate": self.learning_rate,
             "seed": self.seed,
+            "validation_seed": validation_seed,
             "validation": None if validation is None else _describe_data(validation),
             "validation_split": None if validation is not None else validation_split,
             "early_stopping": int(early_stopping) if early_stopping else None,
@@ -1038,7 +1047,7 @@ class Deblurrer:
         cbs.extend(own[:1])
         cbs.extend(callbacks)
         cbs.extend(own[1:])  # the time limit, then the training state, after every other callback
-        val = None if val_for is None else val_for(_validation_seed(self.seed, restored))
+        val = None if val_for is None else val_for(validation_seed)
         try:
             hist = train(self.model, get_loss(self.loss), lambda ctx: train_for(first, end, steps, ctx),
                          strategy=strategy, global_batch=self.batch_size, steps=steps, initial_epoch=first,
@@ -1142,6 +1151,7 @@ class Deblurrer:
         state = dict(state)
         state["init"] = (meta.get("training") or {}).get("init")  # the weights that run started from
         state["threads"] = (meta.get("training") or {}).get("threads")  # its CPU threads (_cpu_threads)
+        state["validation_seed"] = (meta.get("training") or {}).get("validation_seed")  # checked on opening
         state["best_weights"] = best_weights
         return state
 
@@ -2777,20 +2787,43 @@ def _resume_problem(state_file: Path, meta: dict, settings: dict | None, run_sta
     return None
 
 
-def _state_form(restored: dict | None) -> int:
-    """The settings version of the training states a run writes: :data:`RESUME_SETTINGS_VERSION`, or 2 for a
-    run resumed from a state of form 1 or 2 (``restored``, from :meth:`Deblurrer._restore_state`), which goes
-    on validating as that run did (:func:`_validation_seed`), and so stays of a form that says so."""
-    if restored is not None and restored.get("settings_version", 1) < 3:
-        return 2
-    return RESUME_SETTINGS_VERSION
+def _validation_seed(seed: int, restored: dict | None, earlier: dict | None, history: dict) -> int:
+    """The seed of a run's validation pipeline (``fit``'s ``training["validation_seed"]``): that of the run it
+    continues, whose early-stopping and learning-rate counters, history and best checkpoint hold values
+    measured on its inputs; :data:`VALIDATION_SEED` for a new run.
+
+    A run resumed from a training state (``restored``, from :meth:`Deblurrer._restore_state`) takes the seed its
+    state records, or, in a state that records none (written before 2026-12-08, when ``settings_version``
+    said it), ``seed + 7919`` for one of form 1 or 2 and :data:`VALIDATION_SEED` for one of form 3. A run that
+    goes on from the history of an earlier one (``earlier``, that run's training record: an earlier ``fit`` of
+    this Deblurrer, or the file it was loaded from) takes the seed it records, or, in a record of before
+    2026-12-08, ``seed + 7919`` with that run's ``seed``, unless its ``history`` holds no validation score to
+    compare with. The recorded seeds were checked when their file was opened (:func:`_open_model_file`)."""
+    if restored is not None:
+        saved = restored.get("validation_seed")
+        if saved is not None:
+            return int(saved)
+        return VALIDATION_SEED if restored.get("settings_version", 1) >= 3 else seed + 7919
+    if earlier is not None:
+        saved = earlier.get("validation_seed")
+        if saved is not None:
+            return int(saved)
+        if any(k.startswith("val_") for k in history):
+            run_seed = earlier.get("seed")
+            if isinstance(run_seed, bool) or not isinstance(run_seed, int) or not 0 <= run_seed < 2**32:
+                run_seed = seed  # a record without one (or not one a Deblurrer takes): this Deblurrer's
+            return run_seed + 7919
+    return VALIDATION_SEED
 
 
-def _validation_seed(seed: int, restored: dict | None) -> int:
-    """The seed of a run's validation pipeline: :data:`VALIDATION_SEED`, or, for a run resumed from a state of
-    form 1 or 2 (written before 2026-12-08), the formula of that run, ``seed + 7919``: its early-stopping and
-    learning-rate counters and best checkpoint compare values measured on those inputs."""
-    return VALIDATION_SEED if _state_form(restored) >= 3 else seed + 7919
+def _check_validation_seed(training: dict, path: Any) -> None:
+    """Refuse a training record whose ``validation_seed`` is not a whole number a run can have used (from 0 to
+    :data:`_MAX_VALIDATION_SEED`), naming the file: a run that continues this one validates with it."""
+    if "validation_seed" not in training:
+        return
+    value = training["validation_seed"]
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_VALIDATION_SEED:
+        raise ModelFileError(f"{path}: damaged blurkit metadata (training validation_seed {_shown_text(value)})")
 
 
 def _number_or_null(v: Any) -> bool:
@@ -3019,7 +3052,7 @@ def _callbacks(deblurrer: Deblurrer, checkpoint: str | os.PathLike | None, monit
 
         def _save(self, epoch: int, stopped: bool) -> None:
             state = {"epoch": epoch, "run_start": run_start, "end": end, "stopped": stopped,
-                     "settings": settings, "settings_version": _state_form(restored),
+                     "settings": settings, "settings_version": RESUME_SETTINGS_VERSION,
                      "recorder_best": recorder.best,
                      "callbacks": {name: {a: getattr(cb, a, None) for a in _TRACKED_STATE[name]}
                                    for name, cb in tracked_cbs.items()}}
@@ -3114,6 +3147,7 @@ def _open_model_file(path: str | os.PathLike, keras_copy: bool = False, state: b
         if not isinstance(meta.get(key) or {}, dict):
             raise ModelFileError(f"{path}: damaged blurkit metadata ({key} is not an object)")
     _check_scores(meta, path)
+    _check_validation_seed(meta.get("training") or {}, path)
     return meta, archive
 
 
