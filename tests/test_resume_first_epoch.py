@@ -145,3 +145,47 @@ def test_without_validation_the_emptied_state_folder_tells_a_stopped_run_from_a_
         f"blurkit train: error: [Errno 28] No space left on device: '{state_dir / 'last.keras'}'; the run stopped "
         f"while saving its first training state: {out} holds epoch 1 (the run is not finished), and the same "
         "command with --resume starts the run afresh\n")
+
+
+def test_a_finished_one_epoch_run_without_validation_is_not_taken_for_a_stopped_one(photos, tmp_path, capsys):
+    """Review of 2026-12-08, A: a finished 1-epoch run's model, without validation, recorded what a stopped run's
+    epoch 1 did, and an empty state folder (a job script's ``mkdir -p``) made --resume replace it, saying the
+    run "stopped while saving its first one". A finished run's model now records its weights_epoch."""
+    out = tmp_path / "m.keras"
+    argv = ["train", str(photos), *TRAIN, "--val-split", "0", "-o", str(out), "-q"]
+    assert main([*argv[:-1], "--epochs", "1", "-q"]) == 0
+    assert Deblurrer.read_metadata(out)["training"]["weights_epoch"] == 1
+    saved = out.read_bytes()
+    (tmp_path / "m.resume").mkdir()
+    capsys.readouterr()
+    assert main([*argv, "--epochs", "3", "--resume"]) == 2
+    assert "(a run that finished?)" in capsys.readouterr().err
+    assert out.read_bytes() == saved
+
+
+def test_a_checkpoint_of_a_running_run_needs_no_state_folder(photos, tmp_path, monkeypatch, capsys):
+    """Review of 2026-12-08, B: a stop before the state folder was made (a full disk refuses the mkdir) left a
+    run refused on every restart; a checkpoint written while its run trains now says so ("running")."""
+    out = tmp_path / "m.keras"
+    d = Deblurrer(model="unet", model_options=TINY, patch_size=16, batch_size=2)
+    d.training = {"data": str(photos), "train_items": 4, "validation_items": 0, "epochs": 1, "steps_per_epoch": 1,
+                  "batch_size": 2, "patch_size": 16, "patches_per_image": 4, "loss": "mse",
+                  "learning_rate": 0.001, "seed": 0, "validation": None, "validation_split": 0.0,
+                  "early_stopping": None, "reduce_lr": True, "running": True}  # the Recorder's checkpoint
+    d.history = {"loss": [0.03], "psnr": [15.0], "ssim": [0.5], "learning_rate": [0.001]}
+    d.save(out)
+
+    def stopped(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Deblurrer, "fit", stopped)  # what is decided before training is what is tested
+    assert not (tmp_path / "m.resume").exists()
+    assert main(["train", str(photos), *TRAIN, "--val-split", "0", "-o", str(out), "--resume"]) == 130
+    assert "the run stopped while saving its first one" in capsys.readouterr().out
+
+
+def test_the_recorders_checkpoints_say_the_run_is_running(photos, tmp_path):
+    d = Deblurrer(model="unet", model_options=TINY, patch_size=16, batch_size=2)
+    d.fit(str(photos), epochs=1, steps_per_epoch=1, validation_split=0, verbose=0, checkpoint=tmp_path / "c.keras")
+    assert Deblurrer.read_metadata(tmp_path / "c.keras")["training"]["running"] is True
+    assert "running" not in d.training

@@ -68,3 +68,12 @@ def test_train_deterministic_turns_on_op_determinism(tmp_path, monkeypatch):
     assert called == [True]
     assert main([*argv, "--overwrite"]) == 130
     assert called == [True]  # not without the flag
+
+
+def test_a_resume_that_trains_nothing_says_nothing_of_threads(tmp_path, monkeypatch, recwarn):
+    """Review of 2026-12-08, C: it said the weights would differ, when no weight changes."""
+    done = _fit(tmp_path, 1)
+    monkeypatch.setattr(deblurrer, "_cpu_threads", lambda: done.training["threads"] + 1)
+    again = _fit(tmp_path, 1, resume=True)
+    assert len(again.history["loss"]) == 1
+    assert not [w for w in recwarn if "CPU thread" in str(w.message)]

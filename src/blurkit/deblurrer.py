@@ -1009,7 +1009,7 @@ class Deblurrer:
         if threads is not None:
             self.training["threads"] = threads
             saved = None if restored is None else restored.get("threads")
-            if isinstance(saved, int) and not isinstance(saved, bool) and saved > 0 and saved != threads:
+            if isinstance(saved, int) and not isinstance(saved, bool) and 0 < saved != threads and first < end:
                 warnings.warn(f"resuming the training state in {state_dir} with {threads} CPU "
                               f"thread{'s' * (threads != 1)}, and its run used {saved}: it goes on, but TensorFlow "
                               "sums in another order, so the "
@@ -3003,7 +3003,13 @@ def _callbacks(deblurrer: Deblurrer, checkpoint: str | os.PathLike | None, monit
             value = logs.get(monitor)
             if checkpoint is not None and value is not None and value < self.best:
                 self.best = float(value)
-                deblurrer._write(checkpoint)  # its config was checked when fit began
+                # its config was checked when fit began; "running": a checkpoint written while the run trains,
+                # which `blurkit train --resume` tells from a finished run's model (not in the training state)
+                deblurrer.training["running"] = True
+                try:
+                    deblurrer._write(checkpoint)
+                finally:
+                    deblurrer.training.pop("running", None)
 
     recorder = Recorder()
     own: list[Any] = [recorder]

@@ -348,7 +348,10 @@ def _finish(d: Any, args: argparse.Namespace, out: Path, state_dir: Path, curves
     if not d.validation or not (out.is_file() if resumed else written) or not _whole_history(d, out):
         # no validation (the checkpoint followed the training loss), no finite validation loss (no checkpoint
         # was written), or an OUT there that is not this run's (an earlier run's, which --overwrite
-        # replaces): the last state
+        # replaces): the last state; a finished run's model says which epoch it is, as the others do (a
+        # checkpoint of a run still training does not: _first_epoch_checkpoint)
+        if not d.training.get("time_limit_reached"):
+            d.training.setdefault("weights_epoch", len(d.history.get("loss", [])))
         d.save(out)
     plotted = _plot(d, curves)  # the model is saved: a figure that fails costs the figure, not the run
     paused = bool(d.training.get("time_limit_reached"))
@@ -492,9 +495,10 @@ def _first_epoch_checkpoint(args: argparse.Namespace, out: Path, state_dir: Path
     a finished run's model (``weights_epoch`` and ``run_history``: :func:`_whole_history`; ``weights_epoch``
     with early stopping), a resumed run's or a paused one's; this command asks for more epochs; and the
     settings compared (the seed, the data's and validation's names, the split, early stopping, the model and
-    blur, the settings a flag gives) are this command's. Without validation or early stopping a finished
-    1-epoch run's model records the same: then the state folder must be there (a finished run removes it) and
-    hold nothing but what a state write killed mid-way left."""
+    blur, the settings a flag gives) are this command's. A checkpoint written while its run trained says so
+    (``running``); a file of an earlier release does not, and without validation or early stopping a finished
+    1-epoch run's model of one recorded the same as a checkpoint: for those the state folder must be there (a
+    finished run removes it) and hold nothing but what a state write killed mid-way left."""
     from blurkit.deblurrer import Deblurrer, ModelFileError
 
     try:
@@ -510,7 +514,10 @@ def _first_epoch_checkpoint(args: argparse.Namespace, out: Path, state_dir: Path
     first = (not differences and training.get("epochs") == 1 and isinstance(losses, list) and len(losses) == 1
              and args.epochs > 1 and training.get("resumed_at_epoch") is None
              and not training.get("time_limit_reached"))
-    if first and not training.get("validation_items") and not training.get("early_stopping"):
+    if first and training.get("running") is not True and not training.get("validation_items") \
+            and not training.get("early_stopping"):
+        # a checkpoint of a run still training says so ("running", since 2026-12-08), and a finished run's model
+        # records its weights_epoch; an earlier release's 1-epoch model without validation recorded neither
         try:
             names = os.listdir(state_dir)
         except OSError:
