@@ -273,9 +273,8 @@ def train(
             ``"auto"`` (1); non-chief workers are always silent.
         cache: A dict the caller keeps between calls (a Deblurrer's), in which the compiled step functions
             are kept for the same model (and trainable variables), loss, optimizer, strategy and batch: a
-            second ``train`` then traces
-            nothing again (each trace took seconds, and the graphs of every earlier one stayed in memory,
-            about 12 MiB a ``fit``).
+            second ``train`` then traces nothing again (each trace took seconds, and the graphs of every
+            earlier one stayed in memory, about 12 MiB a ``fit``).
 
     Returns:
         A ``keras.callbacks.History`` of the epochs run.

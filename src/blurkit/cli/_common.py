@@ -458,7 +458,7 @@ def check_model(model: str | None, preset: str | None = None, metadata: bool = F
     try:
         if not model:
             preset_path(preset or DEFAULT_PRESET)
-        elif model and metadata:
+        elif metadata:
             Deblurrer.read_metadata(model)
     except (ModelFileError, KeyError) as exc:
         raise CLIError(error_text(exc)) from None

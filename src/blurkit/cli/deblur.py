@@ -131,7 +131,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="use this shipped preset (see `blurkit list presets`), or 'auto' (the default "
                    "without a model file): per photo, gaussian-v1-noisy when it shows sensor noise or JPEG "
                    "blocks, else gaussian-v1")
-    p.add_argument("--skip-existing", action="store_true", help="leave outputs that already exist (when all do, no model is loaded)")
+    p.add_argument("--skip-existing", action="store_true",
+                   help="leave outputs that already exist (when all do, no model is loaded)")
     p.add_argument("--suffix", default="",
                    help="add this to output file names (before the extension; not to an output given as a file "
                    "name). With --out the input folder, it is required, and input files already ending in it "
