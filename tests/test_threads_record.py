@@ -77,3 +77,30 @@ def test_a_resume_that_trains_nothing_says_nothing_of_threads(tmp_path, monkeypa
     again = _fit(tmp_path, 1, resume=True)
     assert len(again.history["loss"]) == 1
     assert not [w for w in recwarn if "CPU thread" in str(w.message)]
+
+
+def test_a_resume_on_another_device_kind_says_so(tmp_path, monkeypatch):
+    """Review of 2026-12-08, D: a run's state resumed on a GPU (or a GPU run's on a CPU) was silent, though the
+    weights then differ more than with another thread count."""
+    first = _fit(tmp_path, 1)
+    assert first.training["device"] == deblurrer._device_kind()
+    monkeypatch.setattr(deblurrer, "_device_kind", lambda: "GPU" if first.training["device"] == "CPU" else "CPU")
+    monkeypatch.setattr(deblurrer, "_cpu_threads", lambda: None)  # as on a GPU
+    with pytest.warns(UserWarning, match=r"training state in .*state on a (GPU|CPU), and its run trained on a "
+                                         r"(CPU|GPU): it goes on, but the operations compute in another order"):
+        again = _fit(tmp_path, 2, resume=True)
+    assert again.training["device"] != first.training["device"] and "threads" not in again.training
+
+
+def test_a_gpu_resume_without_the_runs_op_determinism_says_so(tmp_path, monkeypatch):
+    """Review of 2026-12-08, F: --deterministic was recorded nowhere, so a resumed GPU job that dropped it lost
+    its repeatability silently (on a CPU it changes nothing, and nothing is said)."""
+    monkeypatch.setattr(deblurrer, "_device_kind", lambda: "GPU")
+    monkeypatch.setattr(deblurrer, "_cpu_threads", lambda: None)
+    monkeypatch.setattr(deblurrer, "_op_determinism", lambda: True)
+    first = _fit(tmp_path, 1)
+    assert first.training["deterministic"] is True
+    monkeypatch.setattr(deblurrer, "_op_determinism", lambda: False)
+    with pytest.warns(UserWarning, match=r"state without TensorFlow's op determinism, and its run trained with it "
+                                         r"\(blurkit train --deterministic\)"):
+        _fit(tmp_path, 2, resume=True)

@@ -362,6 +362,26 @@ def _check_blur_installed(blur: Any, use: str = "") -> None:
         raise ModelFileError(needed_by(use) if callable(needed_by) else why)
 
 
+def _device_kind() -> str:
+    """``"GPU"`` when TensorFlow sees one (the model's operations run there), else ``"CPU"``: a training state
+    records it, as a resume on the other computes in another order."""
+    import tensorflow as tf
+
+    return "GPU" if tf.config.list_logical_devices("GPU") else "CPU"
+
+
+def _op_determinism() -> bool | None:
+    """Whether TensorFlow's op determinism is on (``tf.config.experimental.enable_op_determinism``, ``blurkit
+    train --deterministic``): a training state records it. None where this TensorFlow does not say (the reader
+    is not public)."""
+    try:
+        from tensorflow.python.framework import config
+    except ImportError:  # pragma: no cover - another TensorFlow layout
+        return None
+    enabled = getattr(config, "is_op_determinism_enabled", None)
+    return bool(enabled()) if callable(enabled) else None
+
+
 def _cpu_threads() -> int | None:
     """The threads TensorFlow's operations run on, on a CPU (None with a GPU, whose kernels do not depend on
     them): a training state records them, as another count sums in another order (docs/data.md). TensorFlow's
@@ -369,7 +389,7 @@ def _cpu_threads() -> int | None:
     scheduler's allocation), as TensorFlow chooses."""
     import tensorflow as tf
 
-    if tf.config.list_logical_devices("GPU"):
+    if _device_kind() == "GPU":
         return None
     n = tf.config.threading.get_intra_op_parallelism_threads()
     if n > 0:
@@ -1005,16 +1025,34 @@ class Deblurrer:
         }
         if replicas > 1:
             self.training["replicas"] = replicas
-        threads = _cpu_threads()
+        # what the run trains on: another device kind or CPU thread count computes in another order
+        device, threads, deterministic = _device_kind(), _cpu_threads(), _op_determinism()
+        self.training["device"] = device
+        if deterministic is not None:
+            self.training["deterministic"] = deterministic
         if threads is not None:
             self.training["threads"] = threads
-            saved = None if restored is None else restored.get("threads")
-            if isinstance(saved, int) and not isinstance(saved, bool) and 0 < saved != threads and first < end:
+        if restored is not None and first < end:
+            saved = restored.get("threads")
+            saved = saved if isinstance(saved, int) and not isinstance(saved, bool) and saved > 0 else None
+            # a state of 2026-12-08 before the device was recorded: a thread count was recorded on a CPU only
+            was = restored.get("device") if restored.get("device") in ("CPU", "GPU") else "CPU" if saved else None
+            if was is not None and was != device:
+                warnings.warn(f"resuming the training state in {state_dir} on a {device}, and its run trained on a "
+                              f"{was}: it goes on, but the operations compute in another order, so the weights "
+                              "will not be bit for bit an uninterrupted run's", stacklevel=2)
+            elif device == "GPU" and isinstance(restored.get("deterministic"), bool) \
+                    and deterministic is not None and restored["deterministic"] != deterministic:
+                how = ("with", "without") if restored["deterministic"] else ("without", "with")
+                warnings.warn(f"resuming the training state in {state_dir} {how[1]} TensorFlow's op determinism, "
+                              f"and its run trained {how[0]} it (blurkit train --deterministic): it goes on, but "
+                              "the weights will not be those of a repeatable run", stacklevel=2)
+            elif threads is not None and saved is not None and saved != threads:
                 warnings.warn(f"resuming the training state in {state_dir} with {threads} CPU "
                               f"thread{'s' * (threads != 1)}, and its run used {saved}: it goes on, but TensorFlow "
-                              "sums in another order, so the "
-                              f"weights will not be bit for bit an uninterrupted run's (give it {saved} threads: "
-                              f"blurkit train --threads {saved}, or TF_NUM_INTRAOP_THREADS={saved})", stacklevel=2)
+                              "sums in another order, so the weights will not be bit for bit an uninterrupted "
+                              f"run's (give it {saved} threads: blurkit train --threads {saved}, or "
+                              f"TF_NUM_INTRAOP_THREADS={saved})", stacklevel=2)
         # the file the weights started from (a fine-tuned preset's says which); a resumed run's is its state's
         init = restored.get("init") if restored is not None else self._loaded
         if init is not None:
@@ -1151,6 +1189,8 @@ class Deblurrer:
         state = dict(state)
         state["init"] = (meta.get("training") or {}).get("init")  # the weights that run started from
         state["threads"] = (meta.get("training") or {}).get("threads")  # its CPU threads (_cpu_threads)
+        state["device"] = (meta.get("training") or {}).get("device")  # CPU or GPU (_device_kind)
+        state["deterministic"] = (meta.get("training") or {}).get("deterministic")  # _op_determinism
         state["validation_seed"] = (meta.get("training") or {}).get("validation_seed")  # checked on opening
         state["best_weights"] = best_weights
         return state
