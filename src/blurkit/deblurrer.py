@@ -382,15 +382,13 @@ def _op_determinism() -> bool | None:
     return bool(enabled()) if callable(enabled) else None
 
 
-def _cpu_threads() -> int | None:
-    """The threads TensorFlow's operations run on, on a CPU (None with a GPU, whose kernels do not depend on
-    them): a training state records them, as another count sums in another order (docs/data.md). TensorFlow's
+def _cpu_threads() -> int:
+    """The threads TensorFlow's operations run on a CPU (``fit`` asks on a CPU only: a GPU's kernels do not
+    depend on them): a training state records them, as another count sums in another order (docs/data.md). TensorFlow's
     setting, else ``TF_NUM_INTRAOP_THREADS``, else the CPUs this process may run on (``taskset``, a batch
     scheduler's allocation), as TensorFlow chooses."""
     import tensorflow as tf
 
-    if _device_kind() == "GPU":
-        return None
     n = tf.config.threading.get_intra_op_parallelism_threads()
     if n > 0:
         return int(n)
@@ -401,6 +399,30 @@ def _cpu_threads() -> int | None:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
         return os.cpu_count() or 1
+
+
+def _machine_change(restored: dict, device: str, threads: int | None, deterministic: bool | None) -> str | None:
+    """How a resumed run trains on another machine than the run of the training state ``restored`` (from
+    :meth:`Deblurrer._restore_state`): another device kind, on a GPU without (or with) its op determinism, or
+    another count of CPU threads; each computes in another order, so the weights are no longer the
+    uninterrupted run's. The end of a warning's text, or None when nothing changed (or nothing was recorded)."""
+    saved = restored.get("threads")
+    saved = saved if isinstance(saved, int) and not isinstance(saved, bool) and saved > 0 else None
+    # a state of 2026-12-08 before the device was recorded: a thread count was recorded on a CPU only
+    was = restored.get("device") if restored.get("device") in ("CPU", "GPU") else "CPU" if saved else None
+    if was is not None and was != device:
+        return (f"on a {device}, and its run trained on a {was}: it goes on, but the operations compute in another "
+                "order, so the weights will not be bit for bit an uninterrupted run's")
+    if device == "GPU" and isinstance(restored.get("deterministic"), bool) and deterministic is not None \
+            and restored["deterministic"] != deterministic:
+        how = ("with", "without") if restored["deterministic"] else ("without", "with")
+        return (f"{how[1]} TensorFlow's op determinism, and its run trained {how[0]} it (blurkit train "
+                "--deterministic): it goes on, but the weights will not be those of a repeatable run")
+    if threads is not None and saved is not None and saved != threads:
+        return (f"with {threads} CPU thread{'s' * (threads != 1)}, and its run used {saved}: it goes on, but "
+                "TensorFlow sums in another order, so the weights will not be bit for bit an uninterrupted run's "
+                f"(give it {saved} threads: blurkit train --threads {saved}, or TF_NUM_INTRAOP_THREADS={saved})")
+    return None
 
 
 def _versions() -> dict[str, str]:
@@ -1026,33 +1048,17 @@ class Deblurrer:
         if replicas > 1:
             self.training["replicas"] = replicas
         # what the run trains on: another device kind or CPU thread count computes in another order
-        device, threads, deterministic = _device_kind(), _cpu_threads(), _op_determinism()
+        device = _device_kind()
+        threads, deterministic = None if device == "GPU" else _cpu_threads(), _op_determinism()
         self.training["device"] = device
         if deterministic is not None:
             self.training["deterministic"] = deterministic
         if threads is not None:
             self.training["threads"] = threads
-        if restored is not None and first < end:
-            saved = restored.get("threads")
-            saved = saved if isinstance(saved, int) and not isinstance(saved, bool) and saved > 0 else None
-            # a state of 2026-12-08 before the device was recorded: a thread count was recorded on a CPU only
-            was = restored.get("device") if restored.get("device") in ("CPU", "GPU") else "CPU" if saved else None
-            if was is not None and was != device:
-                warnings.warn(f"resuming the training state in {state_dir} on a {device}, and its run trained on a "
-                              f"{was}: it goes on, but the operations compute in another order, so the weights "
-                              "will not be bit for bit an uninterrupted run's", stacklevel=2)
-            elif device == "GPU" and isinstance(restored.get("deterministic"), bool) \
-                    and deterministic is not None and restored["deterministic"] != deterministic:
-                how = ("with", "without") if restored["deterministic"] else ("without", "with")
-                warnings.warn(f"resuming the training state in {state_dir} {how[1]} TensorFlow's op determinism, "
-                              f"and its run trained {how[0]} it (blurkit train --deterministic): it goes on, but "
-                              "the weights will not be those of a repeatable run", stacklevel=2)
-            elif threads is not None and saved is not None and saved != threads:
-                warnings.warn(f"resuming the training state in {state_dir} with {threads} CPU "
-                              f"thread{'s' * (threads != 1)}, and its run used {saved}: it goes on, but TensorFlow "
-                              "sums in another order, so the weights will not be bit for bit an uninterrupted "
-                              f"run's (give it {saved} threads: blurkit train --threads {saved}, or "
-                              f"TF_NUM_INTRAOP_THREADS={saved})", stacklevel=2)
+        changed = None if restored is None or first >= end else _machine_change(restored, device, threads,
+                                                                                 deterministic)
+        if changed:
+            warnings.warn(f"resuming the training state in {state_dir} {changed}", stacklevel=2)
         # the file the weights started from (a fine-tuned preset's says which); a resumed run's is its state's
         init = restored.get("init") if restored is not None else self._loaded
         if init is not None:
@@ -1127,8 +1133,6 @@ class Deblurrer:
         """A resumed run with no epoch left to train ends as the saved run ended: with early stopping's best
         weights when its state holds them (the state keeps the last epoch's weights, to go on from). A run that
         stopped before ``end`` (an early stop) is not trained further: a warning says so."""
-        import warnings
-
         saved = int(restored["epoch"])
         es = (restored.get("callbacks") or {}).get("early_stopping") or {}
         if restored.get("stopped") and saved < end:
@@ -1187,11 +1191,11 @@ class Deblurrer:
         self.history = _history_from_json(meta.get("history"))
         self.validation = dict(meta.get("validation") or {})
         state = dict(state)
-        state["init"] = (meta.get("training") or {}).get("init")  # the weights that run started from
-        state["threads"] = (meta.get("training") or {}).get("threads")  # its CPU threads (_cpu_threads)
-        state["device"] = (meta.get("training") or {}).get("device")  # CPU or GPU (_device_kind)
-        state["deterministic"] = (meta.get("training") or {}).get("deterministic")  # _op_determinism
-        state["validation_seed"] = (meta.get("training") or {}).get("validation_seed")  # checked on opening
+        # from that run's training record: the weights it started from, what it trained on (_device_kind,
+        # _cpu_threads, _op_determinism), and its validation seed (checked when the file was opened)
+        training = meta.get("training") or {}
+        for key in ("init", "threads", "device", "deterministic", "validation_seed"):
+            state[key] = training.get(key)
         state["best_weights"] = best_weights
         return state
 

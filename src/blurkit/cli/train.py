@@ -422,14 +422,13 @@ def _whole_history(d: Any, out: Path) -> bool:
     ends at its epoch (``training["weights_epoch"]``), as a later ``fit(checkpoint=out)`` reads it to know
     the loss to beat. False, and the file left as it is, when its history is not the start of this run's
     (a file this run did not write)."""
-    import json
 
-    from blurkit.deblurrer import Deblurrer, _jsonable
+    from blurkit.deblurrer import Deblurrer
 
     best = Deblurrer.load(out)
     kept = len(best.history.get("loss", []))
-    start = json.loads(json.dumps(_jsonable({k: v[:kept] for k, v in d.history.items()})))
-    if not kept or json.loads(json.dumps(_jsonable(best.history))) != start:
+    start = _as_saved({k: v[:kept] for k, v in d.history.items()})
+    if not kept or _as_saved(best.history) != start:
         return False
     run = len(d.history.get("loss", []))
     if run == kept and best.training.get("weights_epoch") == kept:
@@ -509,7 +508,7 @@ def _first_epoch_checkpoint(args: argparse.Namespace, out: Path, state_dir: Path
     if not isinstance(training.get("epochs"), int) or "weights_epoch" in training or "run_history" in training:
         return False, []  # not a checkpoint saved while a run trained (a finished run's model, or no run's)
     differences = [f"{flag} (saved {_shown(saved)}, now {_shown(now)})"
-                   for flag, saved, now in _compared(meta, args, blur_options) if _jsonable(saved) != _jsonable(now)]
+                   for flag, saved, now in _compared(meta, args, blur_options) if _as_saved(saved) != _as_saved(now)]
     losses = history.get("loss")
     first = (not differences and training.get("epochs") == 1 and isinstance(losses, list) and len(losses) == 1
              and args.epochs > 1 and training.get("resumed_at_epoch") is None
@@ -580,15 +579,18 @@ def _name(path: Any) -> Any:
     return Path(os.path.abspath(path)).name if isinstance(path, str) else path
 
 
-def _jsonable(value: Any) -> Any:
-    """``value`` as a model file's JSON holds it (a tuple as a list), to compare a flag with what a file records."""
+def _as_saved(value: Any) -> Any:
+    """``value`` as a model file's JSON holds it (:func:`blurkit.deblurrer._jsonable`, then through JSON: a tuple
+    as a list), to compare a flag with what a file records."""
     import json
 
-    return json.loads(json.dumps(value, default=str))
+    from blurkit.deblurrer import _jsonable
+
+    return json.loads(json.dumps(_jsonable(value), default=str))
 
 
 def _shown(value: Any) -> str:
-    return "none" if value is None else value if isinstance(value, str) else str(_jsonable(value))
+    return "none" if value is None else value if isinstance(value, str) else str(_as_saved(value))
 
 
 def _state_temp(name: str) -> bool:
