@@ -254,14 +254,20 @@ def tile_bar(deblurrer: Any, progress: bool) -> dict:
 _FATAL_WRITE = frozenset(getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EROFS") if hasattr(errno, name))
 
 
-def _device(folder: Path) -> int | None:
-    """The file system (``st_dev``) ``folder`` is on, or will be once made: its nearest existing folder's."""
+def _nearest(folder: Path, ask: Callable[[Path], Any], otherwise: Any) -> Any:
+    """``ask(folder)``, or, for a folder not made yet, ``ask`` of its nearest existing parent (``otherwise``
+    when none answers)."""
     for probe in (folder, *folder.parents):
         try:
-            return os.stat(probe).st_dev
+            return ask(probe)
         except OSError:
             continue
-    return None
+    return otherwise
+
+
+def _device(folder: Path) -> int | None:
+    """The file system (``st_dev``) ``folder`` is on, or will be once made: its nearest existing folder's."""
+    return _nearest(folder, lambda p: os.stat(p).st_dev, None)
 
 
 def _read_only(folder: Path) -> bool:
@@ -269,12 +275,7 @@ def _read_only(folder: Path) -> bool:
     ``statvfs`` (Windows), every folder is taken for one once a write found a read-only file system."""
     if not hasattr(os, "statvfs"):
         return True
-    for probe in (folder, *folder.parents):
-        try:
-            return bool(os.statvfs(probe).f_flag & os.ST_RDONLY)
-        except OSError:
-            continue
-    return True
+    return _nearest(folder, lambda p: bool(os.statvfs(p).f_flag & os.ST_RDONLY), True)
 
 
 def _reason(exc: BaseException) -> str:

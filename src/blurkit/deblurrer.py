@@ -941,7 +941,6 @@ class Deblurrer:
             3
         """
         import shutil
-        import warnings
 
         import keras
         import tensorflow as tf
@@ -3679,8 +3678,6 @@ def _bound_tiles(d: Deblurrer, path: Any) -> None:
     the tile, warning about it: a crafted or careless file could otherwise make deblurring take days. A
     fixed-size model's tile and patch are its input size (not the file's), at least :data:`_MIN_FIXED_INPUT`
     (:func:`_model_problem` refuses smaller)."""
-    import warnings
-
     from blurkit.metrics.functional import WIN_SIZE
 
     if d.fixed_size:
@@ -3711,10 +3708,8 @@ def _checked_facade(facade: dict, path: Any) -> dict:
 
     Settings older constructors took are read as this release can use them, with a warning: tile sizes above
     the range (:data:`_FILE_LOWERED_TILES`) are lowered to its top, and a seed of 2**32 or more (which
-    constructors took until 2026-12-06) is taken modulo 2**32. Another whole number outside its range is refused as outside what this
-    blurkit accepts (:func:`_outside`); a value of another type as damaged."""
-    import warnings
-
+    constructors took until 2026-12-06) is taken modulo 2**32. Another whole number outside its range is
+    refused as outside what this blurkit accepts (:func:`_outside`); a value of another type as damaged."""
     from blurkit.metrics.losses import LOSSES
 
     out = dict(facade)
@@ -3756,7 +3751,8 @@ def _checked_facade(facade: dict, path: Any) -> dict:
         used = list(lowered)
         if out.get("tile_overlap", DEFAULT_TILE_OVERLAP) > half:
             out["tile_overlap"] = half
-            used += [] if "tile_overlap" in used else ["tile_overlap"]
+            if "tile_overlap" not in used:
+                used.append("tile_overlap")
         warnings.warn(FileSettingWarning(
             f"{path}: its {', '.join(f'{k} {v}' for k, v in lowered.items())} "
             f"{'is' if len(lowered) == 1 else 'are'} more than the {top} this blurkit takes (an older blurkit took "
